@@ -1,0 +1,121 @@
+{#-
+    Engine-specific SQL lives here and only here, the dbt-utils way: a one-line
+    `adapter.dispatch` wrapper and one body per engine. `default__` is DuckDB's dialect;
+    porting to another engine means adding `<engine>__` bodies to this file.
+-#}
+
+{#- Lowercase hex SHA-256 of a text (UTF-8). -#}
+{% macro sha256_hex(expr) %}{{ return(adapter.dispatch('sha256_hex', 'line_capi')(expr)) }}{% endmacro %}
+{% macro default__sha256_hex(expr) %}sha256({{ expr }}){% endmacro %}
+
+{#- True when the whole text matches `pattern` (an anchored RE2/Java regex); null for null. -#}
+{% macro regex_full_match(expr, pattern) %}{{ return(adapter.dispatch('regex_full_match', 'line_capi')(expr, pattern)) }}{% endmacro %}
+{% macro default__regex_full_match(expr, pattern) %}regexp_matches({{ expr }}, '{{ pattern }}'){% endmacro %}
+
+{#- The first capture group of `pattern` in the text, or null when it does not match. -#}
+{% macro regex_extract(expr, pattern) %}{{ return(adapter.dispatch('regex_extract', 'line_capi')(expr, pattern)) }}{% endmacro %}
+{% macro default__regex_extract(expr, pattern) %}nullif(regexp_extract({{ expr }}, '{{ pattern }}', 1), ''){% endmacro %}
+
+{#- Text with every match of `pattern` removed. -#}
+{% macro regex_remove(expr, pattern) %}{{ return(adapter.dispatch('regex_remove', 'line_capi')(expr, pattern)) }}{% endmacro %}
+{% macro default__regex_remove(expr, pattern) %}regexp_replace({{ expr }}, '{{ pattern }}', '', 'g'){% endmacro %}
+
+{#- Percent-decoding of a URL component (`%2D` to `-`). -#}
+{% macro url_decode(expr) %}{{ return(adapter.dispatch('url_decode', 'line_capi')(expr)) }}{% endmacro %}
+{% macro default__url_decode(expr) %}try(url_decode({{ expr }})){% endmacro %}
+
+{#-
+    The raw value of the first `name=` parameter of a URL's query string (before any `#`),
+    not yet percent-decoded; null when absent.
+-#}
+{% macro url_query_parameter(url, name) %}{{ return(adapter.dispatch('url_query_parameter', 'line_capi')(url, name)) }}{% endmacro %}
+{% macro default__url_query_parameter(url, name) -%}
+    {{ regex_extract(url, '^[^?#]*\\?(?:[^#]*?&)??' ~ name ~ '=([^&#]*)') }}
+{%- endmacro %}
+
+{#- Whitespace trim of the ASCII whitespace characters (space, tab, LF, VT, FF, CR). -#}
+{% macro trim_ascii(expr) %}{{ return(adapter.dispatch('trim_ascii', 'line_capi')(expr)) }}{% endmacro %}
+{% macro default__trim_ascii(expr) %}trim({{ expr }}, chr(32) || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)){% endmacro %}
+
+{#- Full-width ASCII (U+FF01..U+FF5E) and the ideographic space (U+3000) to their ASCII forms. -#}
+{% macro halfwidth_ascii(expr) %}{{ return(adapter.dispatch('halfwidth_ascii', 'line_capi')(expr)) }}{% endmacro %}
+{% macro default__halfwidth_ascii(expr) -%}
+    translate({{ expr }}, '{{ fullwidth_ascii_chars() }}', '{{ halfwidth_ascii_chars() | replace("'", "''") }}')
+{%- endmacro %}
+
+{#- U+3000 then U+FF01..U+FF5E, and the ASCII characters they stand for, position by position. -#}
+{% macro fullwidth_ascii_chars() %}{{ return('　！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～') }}{% endmacro %}
+{% macro halfwidth_ascii_chars() %}{{ return(' !"#$%&\'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~') }}{% endmacro %}
+
+{#-
+    An ISO 8601 text as integer Unix seconds (fraction truncated), or null when it is not one.
+    A text with an offset (`Z`, `+09:00`, `+0900`) honours it; one without is UTC. Plain digits are
+    epoch seconds (9-10 digits) or epoch milliseconds (12-13 digits), as some exports write them.
+-#}
+{% macro iso8601_to_unix_seconds(expr) %}{{ return(adapter.dispatch('iso8601_to_unix_seconds', 'line_capi')(expr)) }}{% endmacro %}
+{% macro default__iso8601_to_unix_seconds(expr) -%}
+    (case
+        when regexp_full_match({{ expr }}, '[0-9]{9,10}') then try_cast({{ expr }} as bigint)
+        when regexp_full_match({{ expr }}, '[0-9]{12,13}') then try_cast({{ expr }} as bigint) // 1000
+        when regexp_matches({{ expr }}, '(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)$')
+            then epoch_us(try_cast({{ expr }} as timestamptz)) // 1000000
+        else epoch_us(try_cast({{ expr }} as timestamp)) // 1000000
+    end)
+{%- endmacro %}
+
+{#- Integer Unix seconds to a UTC timestamp (without time zone). -#}
+{% macro unix_seconds_to_timestamp(expr) %}{{ return(adapter.dispatch('unix_seconds_to_timestamp', 'line_capi')(expr)) }}{% endmacro %}
+{% macro default__unix_seconds_to_timestamp(expr) %}make_timestamp(({{ expr }}) * 1000000){% endmacro %}
+
+{#- A text or number as a JSON value (a quoted, escaped string or a number); null stays null. -#}
+{% macro json_string(expr) %}{{ return(adapter.dispatch('json_string', 'line_capi')(expr)) }}{% endmacro %}
+{% macro default__json_string(expr) %}cast(to_json(cast({{ expr }} as varchar)) as varchar){% endmacro %}
+
+{% macro json_number(expr) %}{{ return(adapter.dispatch('json_number', 'line_capi')(expr)) }}{% endmacro %}
+{% macro default__json_number(expr) %}cast({{ expr }} as varchar){% endmacro %}
+
+{#-
+    A JSON object from (key, JSON value text) pairs. Pairs whose value is null are left out,
+    and an object left with no pair is null: LINE takes no nulls and no empty objects.
+-#}
+{% macro json_object(pairs) %}{{ return(adapter.dispatch('json_object', 'line_capi')(pairs)) }}{% endmacro %}
+{% macro default__json_object(pairs) -%}
+    nullif('{' || concat_ws(','
+        {%- for key, value in pairs %},
+            '"{{ key }}":' || ({{ value }})
+        {%- endfor %}
+    ) || '}', '{}')
+{%- endmacro %}
+
+{#-
+    KARTE's `items` JSON text (an array of objects with `item_id` and optional `quantity`) as an
+    engine array of structs (item_id text, quantity text); null when the text is not such JSON.
+-#}
+{% macro parse_items(expr) %}{{ return(adapter.dispatch('parse_items', 'line_capi')(expr)) }}{% endmacro %}
+{% macro default__parse_items(expr) -%}
+    try(from_json(
+        case when json_valid({{ expr }}) and json_type({{ expr }}) = 'ARRAY' then {{ expr }} end,
+        '[{"item_id": "VARCHAR", "quantity": "VARCHAR"}]'
+    ))
+{%- endmacro %}
+
+{#- The distinct, non-empty item ids of parsed items, in first-seen order, at most `limit`. -#}
+{% macro items_distinct_ids(items, limit) %}{{ return(adapter.dispatch('items_distinct_ids', 'line_capi')(items, limit)) }}{% endmacro %}
+{% macro default__items_distinct_ids(items, limit) -%}
+    {%- set ids = "list_filter(list_transform(" ~ items ~ ", lambda i: trim(i.item_id)), lambda id: id <> '')" -%}
+    list_slice(list_filter({{ ids }}, lambda id, n: list_position({{ ids }}, id) = n), 1, {{ limit }})
+{%- endmacro %}
+
+{#- The number of elements of an array, 0 for null. -#}
+{% macro array_length(expr) %}{{ return(adapter.dispatch('array_length', 'line_capi')(expr)) }}{% endmacro %}
+{% macro default__array_length(expr) %}coalesce(len({{ expr }}), 0){% endmacro %}
+
+{#- A text array as a JSON array of strings. -#}
+{% macro json_string_array(expr) %}{{ return(adapter.dispatch('json_string_array', 'line_capi')(expr)) }}{% endmacro %}
+{% macro default__json_string_array(expr) %}cast(to_json({{ expr }}) as varchar){% endmacro %}
+
+{#- Sum of the items' quantities, an absent or non-numeric quantity counting as 1. -#}
+{% macro items_total_quantity(items) %}{{ return(adapter.dispatch('items_total_quantity', 'line_capi')(items)) }}{% endmacro %}
+{% macro default__items_total_quantity(items) -%}
+    list_sum(list_transform({{ items }}, lambda i: coalesce(try_cast(i.quantity as double), 1)))
+{%- endmacro %}

@@ -1,0 +1,103 @@
+{#-
+    The input contract: which KARTE export tables and columns the project reads, and how the
+    export files become relations. Column names are the defaults; var karte_column_map renames
+    them per table, e.g. {conversions: {transaction_id: order_id}}.
+-#}
+
+{#- table -> [(column, is_required)]. Columns not listed (names, addresses...) are never read. -#}
+{% macro karte_export_contract() %}
+    {{ return({
+        'conversions': [
+            ('event_name', true), ('user_id', true), ('transaction_id', true), ('sync_date', true),
+            ('revenue', false), ('items', false), ('session_id', false), ('pv_id', true),
+        ],
+        'page_views': [
+            ('user_id', true), ('sync_date', true), ('session_id', false), ('pv_id', true),
+            ('url', true), ('referrer', false), ('title', false), ('ip_address', false),
+            ('user_agent', false), ('lt_cid', false),
+        ],
+        'line_users': [('user_id', true), ('line_user_id', true), ('sync_date', false)],
+        'user_master': [('user_id', true), ('email', false), ('phone', false)],
+    }) }}
+{% endmacro %}
+
+{#-
+    The select list of a staging model: each contract column of `table_name`, renamed from the
+    export's own name, as text. A missing required column fails the run, naming table and column;
+    a missing optional column is null.
+-#}
+{% macro karte_export_columns(table_name) %}
+    {%- set mapping = (var('karte_column_map') or {}).get(table_name, {}) or {} -%}
+    {%- set relation = source('karte', table_name) -%}
+    {%- set present = {} -%}
+    {%- if execute -%}
+        {%- for column in adapter.get_columns_in_relation(relation) -%}
+            {%- do present.update({column.name | lower: column.name}) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- set selects = [] -%}
+    {%- for name, is_required in karte_export_contract()[table_name] -%}
+        {%- set export_name = (mapping.get(name) or name) | string -%}
+        {%- if not execute or (export_name | lower) in present -%}
+            {%- set quoted = adapter.quote(present.get(export_name | lower, export_name)) -%}
+            {%- do selects.append('cast(' ~ quoted ~ ' as ' ~ dbt.type_string() ~ ') as ' ~ name) -%}
+        {%- elif is_required -%}
+            {{ exceptions.raise_compiler_error(
+                "KARTE export table " ~ table_name ~ " has no column " ~ export_name
+                ~ (" (mapped to " ~ name ~ ")" if export_name != name else "")
+                ~ "; it has: " ~ (present.values() | list | join(', '))
+                ~ ". Rename it in the export or map it with var karte_column_map"
+            ) }}
+        {%- else -%}
+            {%- do selects.append('cast(null as ' ~ dbt.type_string() ~ ') as ' ~ name) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(selects | join(',\n        ')) }}
+{% endmacro %}
+
+
+{#-
+    on-run-start: expose each export file as a view in schema var karte_source_schema, which the
+    sources point at. DuckDB reads `<karte_export_dir>/<table>.parquet`, `.csv` or `.csv.gz`.
+    On a warehouse engine the sources are its own tables and this does nothing.
+-#}
+{% macro create_karte_export_views() %}{{ return(adapter.dispatch('create_karte_export_views', 'line_capi')()) }}{% endmacro %}
+
+{% macro default__create_karte_export_views() %}{{ return('') }}{% endmacro %}
+
+{% macro duckdb__create_karte_export_views() %}
+    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {%- set directory = (var('karte_export_dir') | string).rstrip('/') -%}
+    {%- set schema = var('karte_source_schema') -%}
+    {%- set encoding = (var('karte_export_encoding') | string | lower).replace('_', '-') -%}
+    {%- if encoding not in ('utf-8', 'utf8', 'utf-16', 'latin-1') -%}
+        {{ exceptions.raise_compiler_error(
+            "invalid dbt var karte_export_encoding=" ~ encoding ~ ": DuckDB reads utf-8, utf-16 and latin-1 offline;"
+            ~ " convert a Shift_JIS/CP932 CSV first, e.g. iconv -f CP932 -t UTF-8 in.csv > out.csv") }}
+    {%- endif -%}
+    {%- do run_query('create schema if not exists ' ~ schema) -%}
+    {%- for table_name in karte_export_contract() -%}
+        {%- set found = run_query(
+            "select file from glob('" ~ directory ~ "/" ~ table_name ~ ".*') "
+            ~ "where file like '%.parquet' or file like '%.csv' or file like '%.csv.gz' order by file"
+        ).columns[0].values() -%}
+        {%- if found | length == 0 -%}
+            {{ exceptions.raise_compiler_error(
+                "KARTE export file missing: " ~ directory ~ "/" ~ table_name ~ ".csv (or .parquet, .csv.gz);"
+                ~ " set var karte_export_dir to the folder holding conversions, page_views, line_users and user_master") }}
+        {%- elif found | length > 1 -%}
+            {{ exceptions.raise_compiler_error(
+                "KARTE export table " ~ table_name ~ " has several files in " ~ directory ~ ": "
+                ~ (found | join(', ')) ~ "; keep one") }}
+        {%- endif -%}
+        {%- set path = found[0] | replace("'", "''") -%}
+        {%- if path.endswith('.parquet') -%}
+            {%- set reader = "read_parquet('" ~ path ~ "')" -%}
+        {%- else -%}
+            {%- set reader = "read_csv('" ~ path ~ "', header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', "
+                ~ "encoding = '" ~ encoding ~ "', strict_mode = false, null_padding = true)" -%}
+        {%- endif -%}
+        {%- do run_query('create or replace view ' ~ schema ~ '.' ~ table_name ~ ' as select * from ' ~ reader) -%}
+    {%- endfor -%}
+    {{ return('') }}
+{% endmacro %}

@@ -1,0 +1,56 @@
+{#-
+    The LINE Conversion API's field rules as SQL expressions, one macro per rule.
+    Every pattern here comes from ../shared/docs/line-capi-spec.md; the models call these
+    macros so that a rule is written once, and `tests/generic/` checks payloads against them.
+-#}
+
+{% macro line_deduplication_key_pattern() %}^[0-9a-zA-Z_-]{1,256}$ {%- endmacro %}
+{% macro line_event_name_pattern() %}^[A-Za-z0-9_-]{1,20}$ {%- endmacro %}
+{% macro line_click_id_pattern() %}^[a-zA-Z0-9_-]+$ {%- endmacro %}
+{% macro line_uid_pattern() %}^U[0-9a-f]{32}$ {%- endmacro %}
+{% macro uuid_pattern() %}^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$ {%- endmacro %}
+{% macro sha256_hex_pattern() %}^[0-9a-f]{64}$ {%- endmacro %}
+{% macro email_pattern() %}^[^@\s]+@[^@\s]+\.[^@\s]+$ {%- endmacro %}
+{% macro e164_pattern() %}^\+[0-9]{10,15}$ {%- endmacro %}
+{% macro web_url_pattern() %}^https?://.+ {%- endmacro %}
+
+{#- LINE accepts events from 90 days before to 24 hours after their arrival. -#}
+{% macro line_max_event_age_seconds() %}{{ return(90 * 86400) }}{% endmacro %}
+{% macro line_max_event_lead_seconds() %}{{ return(24 * 3600) }}{% endmacro %}
+{% macro line_max_value() %}{{ return(2147483647) }}{% endmacro %}
+{% macro line_max_item_ids() %}{{ return(100) }}{% endmacro %}
+{% macro line_max_url_length() %}{{ return(2048) }}{% endmacro %}
+{% macro line_max_title_length() %}{{ return(1024) }}{% endmacro %}
+
+
+{#- IPv4 in dotted decimal, no leading zeros. -#}
+{% macro ipv4_pattern() -%}
+    {%- set octet = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])' -%}
+    {{ octet }}(\.{{ octet }}){3}
+{%- endmacro %}
+
+{#-
+    IPv6 in every RFC 4291 text form: full, `::`-compressed, and with an IPv4 tail
+    (`::ffff:192.0.2.128`). Zone ids (`fe80::1%eth0`) are not addresses LINE takes.
+    Built as one alternative per position of `::`, which RE2 (DuckDB) and Java (Spark) both run.
+-#}
+{% macro ipv6_pattern() -%}
+    {%- set h = '[0-9a-fA-F]{1,4}' -%}
+    {%- set v4 = ipv4_pattern() -%}
+    {%- set alts = [ '(' ~ h ~ ':){7}' ~ h, '(' ~ h ~ ':){6}' ~ v4 ] -%}
+    {#- groups = 8 for a pure address, 6 before an IPv4 tail; `::` stands for at least one group -#}
+    {%- for groups, tail in [(8, ''), (6, v4)] -%}
+        {%- for left in range(0, groups) -%}
+            {%- for right in range(0, groups - left) -%}
+                {%- set l = ('(' ~ h ~ ':){' ~ (left - 1) ~ '}' ~ h) if left > 0 else '' -%}
+                {%- if tail == '' -%}
+                    {%- set r = (h ~ '(:' ~ h ~ '){' ~ (right - 1) ~ '}') if right > 0 else '' -%}
+                {%- else -%}
+                    {%- set r = ('(' ~ h ~ ':){' ~ right ~ '}') if right > 0 else '' -%}
+                {%- endif -%}
+                {%- do alts.append(l ~ '::' ~ r ~ tail) -%}
+            {%- endfor -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    ({{ alts | join('|') }})
+{%- endmacro %}

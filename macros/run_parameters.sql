@@ -1,0 +1,100 @@
+{#-
+    Every dbt var of the project is read through one macro here, which checks it and fails the
+    run with a one-line message naming the var. Defaults live in dbt_project.yml.
+-#}
+
+{% macro _var_error(name, value, expected) %}
+    {{ exceptions.raise_compiler_error("invalid dbt var " ~ name ~ "=" ~ (value | string)[:80] ~ ": " ~ expected) }}
+{% endmacro %}
+
+{% macro _int_var(name, low, high) %}
+    {%- set value = var(name) -%}
+    {%- if value is boolean or not modules.re.fullmatch('-?[0-9]+', value | string | trim) -%}
+        {{ _var_error(name, value, "expected a whole number from " ~ low ~ " to " ~ high) }}
+    {%- endif -%}
+    {%- set number = value | string | trim | int -%}
+    {%- if number < low or number > high -%}
+        {{ _var_error(name, value, "expected a whole number from " ~ low ~ " to " ~ high) }}
+    {%- endif -%}
+    {{ return(number) }}
+{% endmacro %}
+
+{% macro _bool_var(name) %}
+    {%- set value = var(name) -%}
+    {%- if value is boolean -%}{{ return(value) }}{%- endif -%}
+    {%- set text = value | string | trim | lower -%}
+    {%- if text in ('true', 'yes', '1') -%}{{ return(true) }}{%- endif -%}
+    {%- if text in ('false', 'no', '0') -%}{{ return(false) }}{%- endif -%}
+    {{ _var_error(name, value, "expected true or false") }}
+{% endmacro %}
+
+{#- An ISO 8601 text (or a YAML timestamp) as integer Unix seconds; no offset means UTC. -#}
+{% macro _iso_to_unix(name, value) %}
+    {%- set text = value | string | trim | replace(' ', 'T', 1) -%}
+    {%- set iso = '[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?([Zz]|[+-][0-9]{2}:?[0-9]{2})?' -%}
+    {%- if not modules.re.fullmatch(iso, text) -%}
+        {{ _var_error(name, value, "expected an ISO 8601 timestamp such as 2026-11-30T10:00:00+09:00") }}
+    {%- endif -%}
+    {%- set text = text[:-1] ~ '+00:00' if text[-1] in 'Zz' else text -%}
+    {%- set parsed = modules.datetime.datetime.fromisoformat(text) if modules.re.fullmatch('[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]).*', text) else none -%}
+    {%- if parsed is none -%}
+        {{ _var_error(name, value, "expected an ISO 8601 timestamp such as 2026-11-30T10:00:00+09:00") }}
+    {%- endif -%}
+    {%- if parsed.tzinfo is none -%}
+        {%- set parsed = parsed.replace(tzinfo=modules.pytz.utc) -%}
+    {%- endif -%}
+    {{ return(parsed.timestamp() | int) }}
+{% endmacro %}
+
+{#- The "now" of the run as Unix seconds: var as_of, or the time the run started. -#}
+{% macro as_of_unix() %}
+    {%- set value = var('as_of', none) -%}
+    {%- if value is none or (value | string | trim) == '' -%}
+        {{ return(run_started_at.timestamp() | int) }}
+    {%- endif -%}
+    {{ return(_iso_to_unix('as_of', value)) }}
+{% endmacro %}
+
+{% macro lookback_hours() %}{{ return(_int_var('lookback_hours', 1, 8760)) }}{% endmacro %}
+
+{% macro ad_contact_days() %}{{ return(_int_var('ad_contact_days', 0, 90)) }}{% endmacro %}
+
+{% macro karte_conversion_event() %}
+    {%- set value = var('karte_conversion_event') | string -%}
+    {%- if value | trim == '' -%}{{ _var_error('karte_conversion_event', value, "expected a KARTE event name such as buy") }}{%- endif -%}
+    {{ return(value) }}
+{% endmacro %}
+
+{% macro line_event_name() %}
+    {%- set value = var('line_event_name') | string -%}
+    {%- if not modules.re.fullmatch('[A-Za-z0-9_-]{1,20}', value) -%}
+        {{ _var_error('line_event_name', value, "LINE event names are 1 to 20 of A-Z a-z 0-9 _ - (e.g. Conversion, Purchase)") }}
+    {%- endif -%}
+    {{ return(value) }}
+{% endmacro %}
+
+{% macro currency() %}
+    {%- set value = var('currency') | string -%}
+    {%- if not modules.re.fullmatch('[A-Z]{3}', value) -%}
+        {{ _var_error('currency', value, "expected an ISO 4217 code of three capital letters such as JPY") }}
+    {%- endif -%}
+    {{ return(value) }}
+{% endmacro %}
+
+{% macro pii_prehashed() %}{{ return(_bool_var('pii_prehashed')) }}{% endmacro %}
+
+{% macro send_line_user_id() %}{{ return(_bool_var('send_line_user_id')) }}{% endmacro %}
+
+{#-
+    Seconds to add to every export timestamp. The bundled sample was recorded as though "now"
+    were its anchor; shifting it by (as_of - anchor) makes the demo work on any date. Set var
+    karte_export_time_anchor to replay any other export the same way.
+-#}
+{% macro export_time_shift_seconds() %}
+    {%- set anchor = var('karte_export_time_anchor', none) -%}
+    {%- if (anchor is none or (anchor | string | trim) == '') and var('karte_export_dir') == var('karte_sample_dir') -%}
+        {%- set anchor = var('karte_sample_anchor') -%}
+    {%- endif -%}
+    {%- if anchor is none or (anchor | string | trim) == '' -%}{{ return(0) }}{%- endif -%}
+    {{ return(as_of_unix() - _iso_to_unix('karte_export_time_anchor', anchor)) }}
+{% endmacro %}

@@ -1,0 +1,65 @@
+-- Rule 6: the web object, from the page view with the conversion's pv_id.
+-- url: only http(s):// (case-sensitive, as LINE checks) and at most 2048 characters;
+-- referrer: at most 2048 characters; title: cut to 1024 characters;
+-- ip_address: only valid IPv4 or IPv6 (IPv4-mapped IPv6 included); user_agent as is.
+with
+
+conversions as (
+
+    select deduplication_key, pv_id
+    from {{ ref('int_conversions_windowed') }}
+    where deduplication_key is not null
+        and pv_id is not null
+
+),
+
+page_views as (
+
+    select * from {{ ref('stg_karte__page_views') }}
+
+),
+
+conversion_page_views as (
+
+    select
+        conversions.deduplication_key,
+        page_views.url,
+        page_views.referrer,
+        page_views.title,
+        page_views.ip_address,
+        page_views.user_agent,
+        row_number() over (
+            partition by conversions.deduplication_key
+            order by page_views.synced_at_unix desc nulls last
+        ) as duplicate_rank
+    from conversions
+    inner join page_views
+        on page_views.pv_id = conversions.pv_id
+
+),
+
+final as (
+
+    select
+        deduplication_key,
+        case
+            when {{ regex_full_match('url', web_url_pattern()) }}
+                and length(url) <= {{ line_max_url_length() }}
+                then url
+        end as web_url,
+        case
+            when length(referrer) <= {{ line_max_url_length() }} then nullif(referrer, '')
+        end as web_referrer,
+        nullif(left(title, {{ line_max_title_length() }}), '') as web_title,
+        case
+            when {{ regex_full_match('ip_address', '^' ~ ipv4_pattern() ~ '$') }}
+                or {{ regex_full_match('ip_address', '^' ~ ipv6_pattern() ~ '$') }}
+                then ip_address
+        end as web_ip_address,
+        nullif(user_agent, '') as web_user_agent
+    from conversion_page_views
+    where duplicate_rank = 1
+
+)
+
+select * from final

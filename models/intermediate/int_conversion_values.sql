@@ -1,0 +1,56 @@
+-- Rule 11: the custom object.
+--   value: revenue when it is a number from 0 to 2147483647, sent with currency (var currency);
+--          out of range or not a number, both are left out. A revenue of 0 is sent.
+--   item_ids: the distinct item_id of items, in order, at most 100.
+--   quantity: the sum of all items' quantities (an absent one counts 1); absent without items,
+--             and left out unless a whole number from 0 to 2147483647.
+with
+
+conversions as (
+
+    select deduplication_key, revenue, items
+    from {{ ref('int_conversions_windowed') }}
+    where deduplication_key is not null
+
+),
+
+parsed as (
+
+    select
+        deduplication_key,
+        {{ dbt.safe_cast('revenue', dbt.type_float()) }} as revenue_amount,
+        {{ parse_items('items') }} as item_list
+    from conversions
+
+),
+
+measured as (
+
+    select
+        deduplication_key,
+        revenue_amount,
+        {{ items_distinct_ids('item_list', line_max_item_ids()) }} as item_ids,
+        case when {{ array_length('item_list') }} > 0
+            then {{ items_total_quantity('item_list') }} end as total_quantity
+    from parsed
+
+),
+
+final as (
+
+    select
+        deduplication_key,
+        case when {{ array_length('item_ids') }} > 0
+            then {{ json_string_array('item_ids') }} end as custom_item_ids_json,
+        case when revenue_amount between 0 and {{ line_max_value() }}
+            then revenue_amount end as custom_value,
+        case when revenue_amount between 0 and {{ line_max_value() }}
+            then '{{ currency() }}' end as custom_currency,
+        case when total_quantity between 0 and {{ line_max_value() }}
+            and total_quantity = floor(total_quantity)
+            then cast(total_quantity as {{ dbt.type_bigint() }}) end as custom_quantity
+    from measured
+
+)
+
+select * from final

@@ -1,0 +1,113 @@
+{{ config(materialized='table') }}
+-- Every conversion of the run with all it will carry, and why it cannot be sent if it cannot.
+-- The two marts read this one table, so the joins run once.
+--   Rule 10 (second half): line_uid only with var send_line_user_id, and only without email and phone.
+--   Reasons, first that applies: missing_deduplication_key, invalid_deduplication_key,
+--   invalid_sync_date, timestamp_out_of_range, no_user_identifier.
+with
+
+conversions as (
+
+    select * from {{ ref('int_conversions_windowed') }}
+
+),
+
+click_ids as (
+
+    select * from {{ ref('int_click_ids_attributed') }}
+
+),
+
+browser_ids as (
+
+    select * from {{ ref('int_browser_ids_attributed') }}
+
+),
+
+web as (
+
+    select * from {{ ref('int_conversion_page_views') }}
+
+),
+
+users as (
+
+    select * from {{ ref('int_users_hashed') }}
+
+),
+
+line_uids as (
+
+    select * from {{ ref('int_line_uids_latest') }}
+
+),
+
+custom as (
+
+    select * from {{ ref('int_conversion_values') }}
+
+),
+
+joined as (
+
+    select
+        conversions.deduplication_key,
+        conversions.transaction_id,
+        conversions.user_id,
+        conversions.pv_id,
+        click_ids.click_id,
+        browser_ids.browser_id,
+        users.email_sha256,
+        users.phone_sha256,
+        {% if send_line_user_id() %}
+        case when users.email_sha256 is null and users.phone_sha256 is null
+            then line_uids.line_uid end as line_uid,
+        {% else %}
+        cast(null as {{ dbt.type_string() }}) as line_uid,
+        {% endif %}
+        web.web_url,
+        web.web_referrer,
+        web.web_title,
+        web.web_ip_address,
+        web.web_user_agent,
+        custom.custom_currency,
+        custom.custom_item_ids_json,
+        custom.custom_value,
+        custom.custom_quantity,
+        conversions.reason as key_or_time_problem,
+        conversions.is_timestamp_accepted_by_line,
+        conversions.sync_date,
+        conversions.event_timestamp
+    from conversions
+    left join click_ids
+        on click_ids.deduplication_key = conversions.deduplication_key
+    left join browser_ids
+        on browser_ids.deduplication_key = conversions.deduplication_key
+    left join web
+        on web.deduplication_key = conversions.deduplication_key
+    left join users
+        on users.user_id = conversions.user_id
+        and conversions.deduplication_key is not null
+    left join line_uids
+        on line_uids.user_id = conversions.user_id
+        and conversions.deduplication_key is not null
+    left join custom
+        on custom.deduplication_key = conversions.deduplication_key
+
+),
+
+final as (
+
+    select
+        *,
+        case
+            when key_or_time_problem is not null then key_or_time_problem
+            when not is_timestamp_accepted_by_line then 'timestamp_out_of_range'
+            when click_id is null and browser_id is null and email_sha256 is null
+                and phone_sha256 is null and line_uid is null then 'no_user_identifier'
+        end as reason
+    from joined
+
+)
+
+select * from final

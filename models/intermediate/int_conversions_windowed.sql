@@ -1,0 +1,137 @@
+-- Rules 1-3: the conversions of this run, one row per conversion.
+--   1. Rows of var karte_conversion_event with as_of - lookback_hours < sync_date <= as_of;
+--      the rows of one valid deduplication key are one conversion: the earliest (ties: smallest pv_id).
+--   2. The key is the trimmed transaction_id; a missing or invalid key is never grouped: each such
+--      row is a conversion of its own, rejected downstream.
+--   3. The event time in integer Unix seconds, and whether LINE still accepts it (-90 days..+24 h).
+-- Rows of the conversion event whose sync_date cannot be read are kept as conversions of their
+-- own (reason invalid_sync_date) unless their key is already a conversion of this window.
+{%- set as_of = as_of_unix() %}
+{%- set window_start = as_of - lookback_hours() * 3600 %}
+
+with
+
+conversions as (
+
+    select * from {{ ref('stg_karte__conversions') }}
+
+),
+
+keyed as (
+
+    select
+        *,
+        {{ trim_ascii('transaction_id') }} as trimmed_key
+    from conversions
+    where event_name = '{{ karte_conversion_event() | replace("'", "''") }}'
+
+),
+
+classified as (
+
+    select
+        *,
+        case
+            when trimmed_key is null or trimmed_key = '' then 'missing_deduplication_key'
+            when lower(trimmed_key) in ('undefined', 'null') then 'invalid_deduplication_key'
+            when not {{ regex_full_match('trimmed_key', line_deduplication_key_pattern()) }}
+                then 'invalid_deduplication_key'
+        end as key_problem
+    from keyed
+
+),
+
+in_window as (
+
+    select *
+    from classified
+    where synced_at_unix > {{ window_start }}
+        and synced_at_unix <= {{ as_of }}
+
+),
+
+valid_keys_ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by trimmed_key
+            order by synced_at_unix asc, pv_id asc nulls last
+        ) as row_rank
+    from in_window
+    where key_problem is null
+
+),
+
+earliest_per_key as (
+
+    select
+        *,
+        trimmed_key as deduplication_key,
+        cast(null as {{ dbt.type_string() }}) as reason
+    from valid_keys_ranked
+    where row_rank = 1
+
+),
+
+invalid_key_rows as (
+
+    select
+        *,
+        cast(null as {{ dbt.type_string() }}) as deduplication_key,
+        key_problem as reason
+    from in_window
+    where key_problem is not null
+
+),
+
+unreadable_time_rows as (
+
+    select
+        *,
+        case when key_problem is null then trimmed_key end as deduplication_key,
+        coalesce(key_problem, 'invalid_sync_date') as reason
+    from classified
+    where synced_at_unix is null
+        and (
+            key_problem is not null
+            or trimmed_key not in (select trimmed_key from earliest_per_key)
+        )
+
+),
+
+unioned as (
+
+    select deduplication_key, transaction_id, user_id, pv_id, session_id, sync_date, synced_at_unix, revenue, items, reason
+    from earliest_per_key
+    union all
+    select deduplication_key, transaction_id, user_id, pv_id, session_id, sync_date, synced_at_unix, revenue, items, reason
+    from invalid_key_rows
+    union all
+    select deduplication_key, transaction_id, user_id, pv_id, session_id, sync_date, synced_at_unix, revenue, items, reason
+    from unreadable_time_rows
+
+),
+
+final as (
+
+    select
+        deduplication_key,
+        transaction_id,
+        user_id,
+        pv_id,
+        session_id,
+        sync_date,
+        items,
+        revenue,
+        reason,
+        synced_at_unix is not null
+            and synced_at_unix >= {{ as_of - line_max_event_age_seconds() }}
+            and synced_at_unix <= {{ as_of + line_max_event_lead_seconds() }}
+            as is_timestamp_accepted_by_line,
+        synced_at_unix as event_timestamp
+    from unioned
+
+)
+
+select * from final

@@ -1,0 +1,102 @@
+-- Rules 7-9: each user's email and phone as LINE's SHA-256 hashes. Plaintext never leaves this
+-- view (it is read from the export file, hashed here, and only the hashes reach a table).
+--   7. email: trim, full-width ASCII to half-width (trimmed again: a full-width space becomes
+--      a space), lowercase; must look like an address; then SHA-256 lowercase hex.
+--   8. phone: full-width to half-width, digits and a leading +; 0... and 81... become +81...,
+--      a 0 right after +81 is dropped (+81 (0)90...); must be + and 10-15 digits; SHA-256 of it.
+--   9. A value that already is 64 hex characters is a hash: lowercased, never hashed again.
+--      With var pii_prehashed, only such values are kept.
+-- A user with several master rows gets the largest hash of each field (deterministic).
+with
+
+users as (
+
+    select * from {{ ref('stg_karte__user_master') }}
+    where user_id is not null
+
+),
+
+trimmed as (
+
+    select
+        user_id,
+        {{ trim_ascii('email') }} as email_trimmed,
+        {{ trim_ascii('phone') }} as phone_trimmed
+    from users
+
+),
+
+normalized as (
+
+    select
+        user_id,
+        case when {{ regex_full_match('lower(email_trimmed)', sha256_hex_pattern()) }}
+            then lower(email_trimmed) end as email_prehashed,
+        case when {{ regex_full_match('lower(phone_trimmed)', sha256_hex_pattern()) }}
+            then lower(phone_trimmed) end as phone_prehashed,
+        lower({{ trim_ascii(halfwidth_ascii('email_trimmed')) }}) as email_normalized,
+        {{ trim_ascii(halfwidth_ascii('phone_trimmed')) }} as phone_halfwidth
+    from trimmed
+
+),
+
+phone_parts as (
+
+    select
+        *,
+        phone_halfwidth like '+%' as has_plus,
+        {{ regex_remove('phone_halfwidth', '[^0-9]') }} as phone_digits
+    from normalized
+
+),
+
+phone_e164 as (
+
+    select
+        *,
+        case
+            when has_plus and phone_digits like '810%' then '+81' || substr(phone_digits, 4)
+            when has_plus then '+' || phone_digits
+            when phone_digits like '810%' then '+81' || substr(phone_digits, 4)
+            when phone_digits like '81%' then '+' || phone_digits
+            when phone_digits like '0%' then '+81' || substr(phone_digits, 2)
+        end as phone_candidate
+    from phone_parts
+
+),
+
+hashed as (
+
+    select
+        user_id,
+        {% if pii_prehashed() %}
+        email_prehashed as email_sha256,
+        phone_prehashed as phone_sha256
+        {% else %}
+        coalesce(
+            email_prehashed,
+            case when {{ regex_full_match('email_normalized', email_pattern()) }}
+                then {{ sha256_hex('email_normalized') }} end
+        ) as email_sha256,
+        coalesce(
+            phone_prehashed,
+            case when {{ regex_full_match('phone_candidate', e164_pattern()) }}
+                then {{ sha256_hex('phone_candidate') }} end
+        ) as phone_sha256
+        {% endif %}
+    from phone_e164
+
+),
+
+final as (
+
+    select
+        user_id,
+        max(email_sha256) as email_sha256,
+        max(phone_sha256) as phone_sha256
+    from hashed
+    group by user_id
+
+)
+
+select * from final

@@ -1,0 +1,29 @@
+-- Conversions as exported: contract columns renamed (var karte_column_map), text trimmed,
+-- sync_date parsed to Unix seconds (shifted by export_time_shift_seconds() for replayed exports).
+with
+
+source as (
+
+    select
+        {{ karte_export_columns('conversions') }}
+    from {{ source('karte', 'conversions') }}
+
+),
+
+final as (
+
+    select
+        nullif({{ trim_ascii('user_id') }}, '') as user_id,
+        transaction_id,
+        nullif({{ trim_ascii('pv_id') }}, '') as pv_id,
+        nullif({{ trim_ascii('session_id') }}, '') as session_id,
+        {{ trim_ascii('event_name') }} as event_name,
+        items,
+        revenue,
+        sync_date,
+        {{ iso8601_to_unix_seconds(trim_ascii('sync_date')) }} + {{ export_time_shift_seconds() }} as synced_at_unix
+    from source
+
+)
+
+select * from final

@@ -1,0 +1,22 @@
+-- LINE logins: which LINE user id a KARTE user logged in with, and when.
+with
+
+source as (
+
+    select
+        {{ karte_export_columns('line_users') }}
+    from {{ source('karte', 'line_users') }}
+
+),
+
+final as (
+
+    select
+        nullif({{ trim_ascii('user_id') }}, '') as user_id,
+        {{ trim_ascii('line_user_id') }} as line_user_id,
+        {{ iso8601_to_unix_seconds(trim_ascii('sync_date')) }} + {{ export_time_shift_seconds() }} as synced_at_unix
+    from source
+
+)
+
+select * from final

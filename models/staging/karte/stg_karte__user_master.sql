@@ -1,0 +1,23 @@
+-- The user master, reduced to the two personal fields LINE uses. This is a view: the
+-- plaintext is read from the export file and hashed in int_users_hashed, never stored.
+with
+
+source as (
+
+    select
+        {{ karte_export_columns('user_master') }}
+    from {{ source('karte', 'user_master') }}
+
+),
+
+final as (
+
+    select
+        nullif({{ trim_ascii('user_id') }}, '') as user_id,
+        email,
+        phone
+    from source
+
+)
+
+select * from final
