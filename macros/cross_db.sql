@@ -63,16 +63,25 @@
     end)
 {%- endmacro %}
 
+{#- A text as a double, or null when it is not a number. -#}
+{% macro to_number_or_null(expr) %}{{ return(adapter.dispatch('to_number_or_null', 'line_capi')(expr)) }}{% endmacro %}
+{% macro default__to_number_or_null(expr) %}try_cast({{ expr }} as double){% endmacro %}
+
 {#- Integer Unix seconds to a UTC timestamp (without time zone). -#}
 {% macro unix_seconds_to_timestamp(expr) %}{{ return(adapter.dispatch('unix_seconds_to_timestamp', 'line_capi')(expr)) }}{% endmacro %}
 {% macro default__unix_seconds_to_timestamp(expr) %}make_timestamp(({{ expr }}) * 1000000){% endmacro %}
 
-{#- A text or number as a JSON value (a quoted, escaped string or a number); null stays null. -#}
+{#- A text as a JSON string (quoted, escaped); null stays null. -#}
 {% macro json_string(expr) %}{{ return(adapter.dispatch('json_string', 'line_capi')(expr)) }}{% endmacro %}
 {% macro default__json_string(expr) %}cast(to_json(cast({{ expr }} as varchar)) as varchar){% endmacro %}
 
+{#- A number as a JSON number, whole numbers without a fraction (1200, not 1200.0); null stays null. -#}
 {% macro json_number(expr) %}{{ return(adapter.dispatch('json_number', 'line_capi')(expr)) }}{% endmacro %}
-{% macro default__json_number(expr) %}cast({{ expr }} as varchar){% endmacro %}
+{% macro default__json_number(expr) -%}
+    case when ({{ expr }}) = floor({{ expr }}) and abs({{ expr }}) < 1e15
+        then cast(cast({{ expr }} as bigint) as varchar)
+        else cast(cast({{ expr }} as double) as varchar) end
+{%- endmacro %}
 
 {#-
     A JSON object from (key, JSON value text) pairs. Pairs whose value is null are left out,

@@ -18,7 +18,7 @@ parsed as (
 
     select
         deduplication_key,
-        {{ dbt.safe_cast('revenue', dbt.type_float()) }} as revenue_amount,
+        {{ to_number_or_null('revenue') }} as revenue_amount,
         {{ parse_items('items') }} as item_list
     from conversions
 
