@@ -1,0 +1,15 @@
+"""Send the rows of the dbt model ``line_capi_payload`` to the LINE Conversion API.
+
+The CLI (:mod:`sender.cli`) only parses options and prints. The work lives in small modules:
+
+- :mod:`sender.settings`     configuration from environment variables / options, validated
+- :mod:`sender.database`     opening the DuckDB file with one-line errors, the ledger DDL
+- :mod:`sender.pending_rows` streaming the rows not yet acknowledged, oldest first
+- :mod:`sender.request_body` turning Arrow columns into request bodies without re-serializing
+- :mod:`sender.line_client`  one HTTP request to LINE, classified; backoff
+- :mod:`sender.ledger`       recording outcomes, runs, status counts
+- :mod:`sender.push`         the push loop: batching, concurrency, retries, 400 bisection
+- :mod:`sender.mock_server`  a LINE-compatible server for tests and rehearsals
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,168 @@
+"""Opening the DuckDB file that dbt writes, with one-line errors, and the ledger's DDL.
+
+The sender owns two tables and one view in that file; dbt never touches them, and they never
+block ``dbt build`` (which replaces ``line_capi_payload`` by drop + rename: DuckDB views bind by
+name when queried, so ``line_capi_pending`` simply follows the new table).
+"""
+
+# ruff: noqa: S608 - SQL is built from this package's constant table names; values are bound.
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+
+PAYLOAD_TABLE = "line_capi_payload"
+LEDGER_TABLE = "line_capi_send_log"
+RUNS_TABLE = "line_capi_send_runs"
+PENDING_VIEW = "line_capi_pending"
+
+PAYLOAD_COLUMNS = ("event_name", "deduplication_key", "event_timestamp", "has_line_uid", "payload")
+
+LEDGER_DDL = f"""
+create table if not exists {LEDGER_TABLE} (
+    event_name varchar not null,
+    deduplication_key varchar not null,
+    status varchar not null check (status in ('accepted', 'rejected_by_api', 'expired')),
+    http_status integer,
+    attempts integer not null,
+    batch_id varchar not null,
+    run_id varchar not null,
+    event_timestamp bigint not null,
+    is_test boolean not null,
+    sent_at timestamp not null,
+    error varchar
+)
+"""
+
+RUNS_DDL = f"""
+create table if not exists {RUNS_TABLE} (
+    run_id varchar not null,
+    tag_id varchar not null,
+    endpoint varchar not null,
+    is_test boolean not null,
+    is_resend boolean not null,
+    pending bigint,
+    sent bigint,
+    accepted bigint,
+    rejected bigint,
+    expired bigint,
+    left_pending bigint,
+    retried bigint,
+    requests bigint,
+    exit_code integer,
+    outcome varchar,
+    started_at timestamp not null,
+    finished_at timestamp
+)
+"""
+
+# Every ledger status is final; rows sent with --test (event.test_flag) do not count as sent.
+PENDING_VIEW_DDL = f"""
+create or replace view {PENDING_VIEW} as
+select payload.*
+from {PAYLOAD_TABLE} as payload
+where not exists (
+    select 1
+    from {LEDGER_TABLE} as sent
+    where sent.event_name = payload.event_name
+        and sent.deduplication_key = payload.deduplication_key
+        and sent.status in ('accepted', 'rejected_by_api', 'expired')
+        and not sent.is_test
+)
+"""
+
+
+class DatabaseError(Exception):
+    """A database problem the user can fix; the message is one line."""
+
+
+class DatabaseLocked(DatabaseError):
+    pass
+
+
+class NoPayload(DatabaseError):
+    pass
+
+
+_LOCK = re.compile(r"Could not set lock on file", re.IGNORECASE)
+
+
+def connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open ``path``; never creates a database: a missing file means dbt has not run yet."""
+    if not path.exists():
+        raise NoPayload(f"database {path} does not exist: run `dbt build` first")
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if _LOCK.search(str(exc)):
+            raise DatabaseLocked(
+                f"database {path} is locked by another process (is dbt build still running?)"
+            ) from None
+        raise DatabaseError(f"cannot open database {path}: {first_line(exc)}") from None
+    except duckdb.Error as exc:
+        raise DatabaseError(f"cannot open database {path}: {first_line(exc)}") from None
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def fetch_one(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> tuple | None:
+    """First row of a query, with the result fully consumed (DuckDB 2.x refuses the next query
+    on a connection whose previous result was not read to the end)."""
+    rows = (
+        con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
+    )
+    return rows[0] if rows else None
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    row = fetch_one(
+        con,
+        "select count(*) from duckdb_tables() where schema_name = 'main' and table_name = ?"
+        " and database_name = current_database()",
+        [name],
+    )
+    if row and row[0]:
+        return True
+    row = fetch_one(
+        con,
+        "select count(*) from duckdb_views() where schema_name = 'main' and view_name = ?"
+        " and database_name = current_database()",
+        [name],
+    )
+    return bool(row and row[0])
+
+
+def require_payload(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    if not table_exists(con, PAYLOAD_TABLE):
+        raise NoPayload(f"database {path} has no table {PAYLOAD_TABLE}: run `dbt build` first")
+    columns = {
+        row[0]
+        for row in con.execute(
+            "select column_name from duckdb_columns() where schema_name = 'main'"
+            " and table_name = ? and database_name = current_database()",
+            [PAYLOAD_TABLE],
+        ).fetchall()
+    }
+    missing = [c for c in PAYLOAD_COLUMNS if c not in columns]
+    if missing:
+        raise NoPayload(
+            f"table {PAYLOAD_TABLE} in {path} lacks column(s) {', '.join(missing)}: "
+            "rebuild it with `dbt build`"
+        )
+
+
+def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the ledger, the runs table and the pending view (idempotent)."""
+    con.execute(LEDGER_DDL)
+    con.execute(RUNS_DDL)
+    con.execute(PENDING_VIEW_DDL)
+
+
+def has_ledger(con: duckdb.DuckDBPyConnection) -> bool:
+    return table_exists(con, LEDGER_TABLE)

@@ -1,0 +1,155 @@
+"""One POST to the LINE Conversion API, classified; and the retry backoff.
+
+One kept-alive ``requests.Session`` per thread. Nothing here logs or raises the token: errors
+carry the status, the tag id (in the URL) and the exception class, scrubbed of the token.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+from dataclasses import dataclass
+from enum import Enum
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from sender import __version__
+from sender.settings import LineTarget
+
+USER_AGENT = f"line-capi-sender/{__version__}"
+
+
+class Outcome(Enum):
+    ACCEPTED = "accepted"  # 2xx
+    BAD_REQUEST = "bad_request"  # 400: an event is invalid, the request was discarded
+    TOO_LARGE = "too_large"  # 413: split and try again
+    AUTH = "auth"  # 401/403: stop everything
+    RETRYABLE = "retryable"  # 408, 429, 5xx, timeouts, connection errors
+    FATAL = "fatal"  # any other status (404: wrong endpoint or tag id, ...)
+
+
+@dataclass(frozen=True)
+class Response:
+    outcome: Outcome
+    http_status: int | None
+    retry_after: float | None = None
+    error: str | None = None
+
+
+def classify(status: int) -> Outcome:
+    if 200 <= status < 300:
+        return Outcome.ACCEPTED
+    if status == 400:
+        return Outcome.BAD_REQUEST
+    if status == 413:
+        return Outcome.TOO_LARGE
+    if status in (401, 403):
+        return Outcome.AUTH
+    if status in (408, 425, 429) or status >= 500:
+        return Outcome.RETRYABLE
+    return Outcome.FATAL
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds (delta-seconds or an HTTP date); None when absent/garbled."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+def backoff_delay(
+    retry: int, *, base: float, cap: float, retry_after: float | None, rng: random.Random
+) -> float:
+    """Exponential backoff with full jitter; ``Retry-After`` is honoured, both capped at ``cap``."""
+    exponential = min(cap, base * (2 ** max(0, retry - 1)))
+    delay = rng.uniform(exponential / 2, exponential)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, cap))
+    return delay
+
+
+class LineClient:
+    """Posts request bodies to ``{endpoint}/v1/{tag_id}/events``."""
+
+    def __init__(self, target: LineTarget, *, timeout: float, connect_timeout: float = 10.0):
+        self._target = target
+        self._timeout = (min(connect_timeout, timeout), timeout)
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LineClient(url={self._target.events_url!r})"
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # no proxies or .netrc credentials picked up silently
+            session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=1))
+            session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=1))
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def post(self, body: bytes, *, has_line_uid: bool) -> Response:
+        headers = {
+            "Content-Type": "application/json",
+            "X-Line-TagAccessToken": self._target.token.reveal(),
+            "User-Agent": USER_AGENT,
+        }
+        if has_line_uid:
+            if not self._target.channel_id:
+                raise ValueError("channel id required for events with user.line_uid")
+            headers["X-Line-ChannelID"] = self._target.channel_id
+        try:
+            resp = self._session().post(
+                self._target.events_url,
+                data=body,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+            )
+        except requests.Timeout as exc:
+            return Response(Outcome.RETRYABLE, None, error=f"timeout ({type(exc).__name__})")
+        except requests.ConnectionError as exc:
+            return Response(
+                Outcome.RETRYABLE, None, error=f"connection error ({type(exc).__name__})"
+            )
+        except requests.RequestException as exc:
+            return Response(Outcome.RETRYABLE, None, error=f"request failed ({type(exc).__name__})")
+        try:
+            resp.content  # drain, so the connection goes back to the pool  # noqa: B018
+        except requests.RequestException:
+            pass
+        status = resp.status_code
+        outcome = classify(status)
+        error = None if outcome is Outcome.ACCEPTED else f"HTTP {status}"
+        return Response(
+            outcome,
+            status,
+            retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+            error=error,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            for session in self._sessions:
+                session.close()
+            self._sessions.clear()

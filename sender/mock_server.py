@@ -1,0 +1,444 @@
+"""A LINE-compatible Conversion API server, for tests and for rehearsing a scheduled run.
+
+It checks what LINE checks (see docs/line-capi-spec.md): the path ``/v1/{tag_id}/events`` with a
+UUID tag id, the ``X-Line-TagAccessToken`` header (401 otherwise), ``X-Line-ChannelID`` (digits)
+when an event has ``user.line_uid``, a ``Content-Length`` and no chunked encoding, a bare JSON
+array of at most 100,000 events, and each event's fields and patterns. The first bad event makes
+the whole request a 400 (nothing of it is kept); otherwise 202 with an empty body.
+
+Accepted events are counted per ``(event_name, deduplication_key)`` so tests can assert
+exactly-once or at-least-once delivery. Faults can be injected (one-shot, in order) or set for
+every request: 429 with ``Retry-After``, 500 after accepting part of the batch, 503, slow
+answers, dropped connections, 401, and poisoned keys that always get a 400.
+
+``GET /_mock/stats`` returns the counters as JSON (for rehearsals and subprocess tests).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MAX_EVENTS = 100_000
+MAX_BODY_BYTES = 300_000_000
+MAX_AGE_SECONDS = 90 * 86_400
+MAX_AHEAD_SECONDS = 86_400
+
+_EVENT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
+_DEDUP_KEY = re.compile(r"^[0-9a-zA-Z_-]{1,256}$")
+_LINE_UID = re.compile(r"^U[0-9a-f]{32}$")
+_CLICK_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_EXTERNAL_ID = re.compile(r"^[0-9a-zA-Z_-]{1,512}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_URL = re.compile(r"^https?://.+", re.DOTALL)
+_DIGITS = re.compile(r"^[0-9]+$")
+_PATH = re.compile(r"^/v1/(?P<tag>[^/]+)/events/?$")
+
+FAULT_KINDS = ("429", "500", "503", "slow", "drop", "401")
+
+
+class Invalid(ValueError):
+    """Why a request is answered 400 (reported in the X-Mock-Reason header and the log)."""
+
+
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _no_nulls(obj: dict, where: str) -> None:
+    for name, value in obj.items():
+        if value is None:
+            raise Invalid(f"{where}.{name} is null")
+
+
+_USER_IDS = {
+    "line_uid": lambda v: isinstance(v, str) and bool(_LINE_UID.match(v)),
+    "click_id": lambda v: isinstance(v, str) and bool(_CLICK_ID.match(v)),
+    "browser_id": _is_uuid,
+    "email": lambda v: isinstance(v, str) and bool(_SHA256.match(v)),
+    "phone": lambda v: isinstance(v, str) and bool(_SHA256.match(v)),
+    "ifa": _is_uuid,
+    "external_id": lambda v: isinstance(v, str) and bool(_EXTERNAL_ID.match(v)),
+}
+_EVENT_FIELDS = {
+    "source_type",
+    "event_type",
+    "event_name",
+    "deduplication_key",
+    "event_timestamp",
+    "test_flag",
+}
+_CUSTOM_FIELDS = {"value", "currency", "quantity", "item_ids", "keywords", "category"}
+_WEB_FIELDS = {"url", "referrer", "title", "user_agent", "ip_address"}
+
+
+def validate_event(ev: object, now: float) -> None:
+    """Raise :class:`Invalid` when LINE would refuse this event."""
+    if not isinstance(ev, dict):
+        raise Invalid("an element of the array is not an object")
+    unknown = set(ev) - {"event", "user", "web", "custom"}
+    if unknown:
+        raise Invalid(f"unknown top-level field(s) {sorted(unknown)}")
+    event, user = ev.get("event"), ev.get("user")
+    if not isinstance(event, dict):
+        raise Invalid("event is missing or not an object")
+    if not isinstance(user, dict):
+        raise Invalid("user is missing or not an object")
+    _no_nulls(event, "event")
+    _no_nulls(user, "user")
+    if set(event) - _EVENT_FIELDS:
+        raise Invalid(f"unknown event field(s) {sorted(set(event) - _EVENT_FIELDS)}")
+    if event.get("source_type") != "web":
+        raise Invalid("event.source_type must be 'web'")
+    if event.get("event_type") not in ("conversion", "page_view"):
+        raise Invalid("event.event_type must be 'conversion' or 'page_view'")
+    name = event.get("event_name")
+    if not isinstance(name, str) or not _EVENT_NAME.match(name):
+        raise Invalid(f"event.event_name {name!r} does not match ^[A-Za-z0-9_-]{{1,20}}$")
+    key = event.get("deduplication_key")
+    if not isinstance(key, str) or not _DEDUP_KEY.match(key) or key == "undefined":
+        raise Invalid(f"event.deduplication_key {key!r} is invalid")
+    ts = event.get("event_timestamp")
+    if not _is_int(ts):
+        raise Invalid("event.event_timestamp is not an integer")
+    if ts < now - MAX_AGE_SECONDS or ts > now + MAX_AHEAD_SECONDS:
+        raise Invalid(f"event.event_timestamp {ts} is outside -90 days .. +24 hours")
+    if "test_flag" in event and not isinstance(event["test_flag"], bool):
+        raise Invalid("event.test_flag is not a boolean")
+    if set(user) - set(_USER_IDS):
+        raise Invalid(f"unknown user field(s) {sorted(set(user) - set(_USER_IDS))}")
+    if not user:
+        raise Invalid("user has no identifier")
+    for field_name, check in _USER_IDS.items():
+        if field_name in user and not check(user[field_name]):
+            raise Invalid(f"user.{field_name} does not match its pattern")
+    custom = ev.get("custom")
+    if custom is not None:
+        _validate_custom(custom)
+    web = ev.get("web")
+    if web is not None:
+        _validate_web(web)
+    if "custom" in ev and custom is None or "web" in ev and web is None:
+        raise Invalid("custom/web is null")
+
+
+def _validate_custom(custom: object) -> None:
+    if not isinstance(custom, dict):
+        raise Invalid("custom is not an object")
+    _no_nulls(custom, "custom")
+    if set(custom) - _CUSTOM_FIELDS:
+        raise Invalid(f"unknown custom field(s) {sorted(set(custom) - _CUSTOM_FIELDS)}")
+    if "value" in custom and (
+        not _is_number(custom["value"]) or not 0 <= custom["value"] <= 2_147_483_647
+    ):
+        raise Invalid("custom.value is not a number in 0..2147483647")
+    if "currency" in custom:
+        if not isinstance(custom["currency"], str) or not _CURRENCY.match(custom["currency"]):
+            raise Invalid("custom.currency is not an ISO 4217 code")
+        if "value" not in custom:
+            raise Invalid("custom.currency without custom.value")
+    if "quantity" in custom and (not _is_int(custom["quantity"]) or custom["quantity"] < 0):
+        raise Invalid("custom.quantity is not an integer >= 0")
+    for name, limit in (("item_ids", 100), ("keywords", 10)):
+        if name in custom:
+            value = custom[name]
+            if (
+                not isinstance(value, list)
+                or len(value) > limit
+                or not all(isinstance(x, str) for x in value)
+            ):
+                raise Invalid(f"custom.{name} is not an array of at most {limit} strings")
+    if "category" in custom and (
+        not isinstance(custom["category"], str) or len(custom["category"]) > 300
+    ):
+        raise Invalid("custom.category is not a string of at most 300 characters")
+
+
+def _validate_web(web: object) -> None:
+    if not isinstance(web, dict):
+        raise Invalid("web is not an object")
+    _no_nulls(web, "web")
+    if set(web) - _WEB_FIELDS:
+        raise Invalid(f"unknown web field(s) {sorted(set(web) - _WEB_FIELDS)}")
+    for name in web:
+        if not isinstance(web[name], str):
+            raise Invalid(f"web.{name} is not a string")
+    if "url" in web and (not _URL.match(web["url"]) or len(web["url"]) > 2048):
+        raise Invalid("web.url is not an http(s) URL of at most 2048 characters")
+    if len(web.get("referrer", "")) > 2048:
+        raise Invalid("web.referrer is longer than 2048 characters")
+    if len(web.get("title", "")) > 1024:
+        raise Invalid("web.title is longer than 1024 characters")
+    if "ip_address" in web:
+        try:
+            ipaddress.ip_address(web["ip_address"])
+        except ValueError:
+            raise Invalid("web.ip_address is not an IPv4 or IPv6 address") from None
+
+
+@dataclass
+class Fault:
+    """One injected misbehaviour. ``kind`` is one of FAULT_KINDS."""
+
+    kind: str
+    retry_after: float | None = 1  # for 429/503
+    delay: float = 2.0  # for slow: seconds before answering (the request is then processed)
+    accept_fraction: float = 0.5  # for 500: share of the (valid) events kept before the 500
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {self.kind!r}; one of {', '.join(FAULT_KINDS)}")
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    status: int  # 0 = connection dropped
+    events: int
+    channel_id: str | None
+    test_flags: int
+    reason: str | None
+
+
+class MockLineServer:
+    """Run with :meth:`start` (a background thread) or :meth:`serve_forever`."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str = "mock-token",  # noqa: S107 - the local mock's default
+        tag_id: str | None = None,
+        delay: float = 0.0,
+        chaos: float = 0.0,
+        log=None,
+        clock=time.time,
+    ) -> None:
+        self.token = token
+        self.tag_id = tag_id  # None: any UUID
+        self.delay = delay  # seconds added to every request
+        self.chaos = chaos  # probability of a random retryable fault per request
+        self.clock = clock
+        self.log = log
+        self._lock = threading.Lock()
+        self._faults: deque[Fault] = deque()
+        self.poisoned: set[str] = set()
+        self.accepted: Counter[tuple[str, str]] = Counter()
+        self.requests: list[RequestRecord] = []
+        self._rand = __import__("random").Random(7)
+        handler = type("Handler", (_Handler,), {"mock": self})
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # -- control -------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}"
+
+    def start(self) -> str:
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self.url
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever(poll_interval=0.2)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def inject(self, kind: str, times: int = 1, **kwargs) -> None:
+        """Queue ``times`` faults of ``kind``; each request consumes the next queued one."""
+        with self._lock:
+            for _ in range(times):
+                self._faults.append(Fault(kind, **kwargs))
+
+    def poison(self, *keys: str) -> None:
+        """Requests containing any of these deduplication keys always get a 400."""
+        with self._lock:
+            self.poisoned.update(keys)
+
+    def _next_fault(self) -> Fault | None:
+        with self._lock:
+            if self._faults:
+                return self._faults.popleft()
+            if self.chaos and self._rand.random() < self.chaos:
+                return Fault(self._rand.choice(["429", "500", "503", "drop"]), retry_after=0.2)
+        return None
+
+    def _record(self, rec: RequestRecord, events: list[dict] | None = None) -> None:
+        with self._lock:
+            self.requests.append(rec)
+            for ev in events or ():
+                self.accepted[(ev["event"]["event_name"], ev["event"]["deduplication_key"])] += 1
+        if self.log is not None:
+            reason = f" ({rec.reason})" if rec.reason else ""
+            self.log(f"POST {rec.status or 'dropped'} {rec.events} events{reason}")
+
+    # -- views for tests -------------------------------------------------------------------
+    def stats(self) -> dict:
+        with self._lock:
+            statuses = Counter(r.status for r in self.requests)
+            return {
+                "requests": len(self.requests),
+                "by_status": {str(k): v for k, v in sorted(statuses.items())},
+                "accepted_events": sum(self.accepted.values()),
+                "accepted_unique": len(self.accepted),
+                "duplicates": sum(v - 1 for v in self.accepted.values() if v > 1),
+            }
+
+    def accepted_keys(self) -> set[str]:
+        with self._lock:
+            return {key for _, key in self.accepted}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "MockLineCAPI/1.0"
+    mock: MockLineServer
+
+    def log_message(self, format, *args):  # noqa: A002 - silence the default stderr log
+        return
+
+    def _answer(self, status: int, *, reason: str | None = None, headers=None, body=b"") -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        if reason:
+            self.send_header("X-Mock-Reason", reason.encode("ascii", "replace").decode()[:300])
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+
+    def do_GET(self):  # noqa: N802
+        if self.path == "/_mock/stats":
+            body = json.dumps(self.mock.stats()).encode()
+            self._answer(200, headers={"Content-Type": "application/json"}, body=body)
+        else:
+            self._answer(404, reason="not found")
+
+    def do_POST(self):  # noqa: N802
+        mock = self.mock
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True  # the body is not read: the connection is unusable
+            mock._record(RequestRecord(400, 0, None, 0, "chunked transfer encoding"))
+            return self._answer(400, reason="chunked transfer encoding")
+        length_header = self.headers.get("Content-Length")
+        if length_header is None or not length_header.isdigit():
+            self.close_connection = True
+            mock._record(RequestRecord(400, 0, None, 0, "no Content-Length"))
+            return self._answer(400, reason="no Content-Length")
+        length = int(length_header)
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            mock._record(RequestRecord(413, 0, None, 0, "body over 300 MB"))
+            return self._answer(413, reason="body over 300 MB")
+        body = self.rfile.read(length)
+        channel = self.headers.get("X-Line-ChannelID")
+
+        fault = mock._next_fault()
+        delay = mock.delay + (fault.delay if fault and fault.kind == "slow" else 0.0)
+        if delay:
+            time.sleep(delay)
+        if fault is not None and fault.kind == "drop":
+            mock._record(RequestRecord(0, 0, channel, 0, "dropped (injected)"))
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return None
+        if fault is not None and fault.kind in ("429", "503"):
+            headers = {}
+            if fault.retry_after is not None:
+                headers["Retry-After"] = f"{fault.retry_after:g}"
+            mock._record(RequestRecord(int(fault.kind), 0, channel, 0, "injected"))
+            return self._answer(int(fault.kind), reason="injected", headers=headers)
+
+        match = _PATH.match(self.path.split("?", 1)[0])
+        if not match:
+            mock._record(RequestRecord(404, 0, channel, 0, f"no such path {self.path}"))
+            return self._answer(404, reason="no such path")
+        tag = match.group("tag")
+        if not _is_uuid(tag) or (mock.tag_id is not None and tag.lower() != mock.tag_id.lower()):
+            mock._record(RequestRecord(404, 0, channel, 0, "unknown tag id"))
+            return self._answer(404, reason="unknown tag id")
+        if (fault is not None and fault.kind == "401") or self.headers.get(
+            "X-Line-TagAccessToken"
+        ) != mock.token:
+            mock._record(RequestRecord(401, 0, channel, 0, "bad token"))
+            return self._answer(401, reason="bad X-Line-TagAccessToken")
+        if not self.headers.get("Content-Type", "").lower().startswith("application/json"):
+            mock._record(RequestRecord(400, 0, channel, 0, "Content-Type"))
+            return self._answer(400, reason="Content-Type is not application/json")
+
+        try:
+            events = self._validate(body, channel)
+        except Invalid as exc:
+            mock._record(RequestRecord(400, 0, channel, 0, str(exc)))
+            return self._answer(400, reason=str(exc))
+        test_flags = sum(1 for ev in events if ev["event"].get("test_flag") is True)
+        if fault is not None and fault.kind == "500":
+            kept = events[: int(len(events) * fault.accept_fraction)]
+            mock._record(RequestRecord(500, len(events), channel, test_flags, "injected"), kept)
+            return self._answer(500, reason="injected")
+        mock._record(RequestRecord(202, len(events), channel, test_flags, None), events)
+        return self._answer(202)
+
+    def _validate(self, body: bytes, channel: str | None) -> list[dict]:
+        mock = self.mock
+        try:
+            events = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise Invalid("body is not JSON") from None
+        if not isinstance(events, list):
+            raise Invalid("body is not a bare JSON array")
+        if not events or len(events) > MAX_EVENTS:
+            raise Invalid(f"{len(events)} events: need 1..{MAX_EVENTS}")
+        now = mock.clock()
+        with mock._lock:
+            poisoned = set(mock.poisoned)
+        needs_channel = False
+        for i, ev in enumerate(events):
+            try:
+                validate_event(ev, now)
+            except Invalid as exc:
+                raise Invalid(f"event #{i}: {exc}") from None
+            if ev["event"]["deduplication_key"] in poisoned:
+                raise Invalid(f"event #{i}: poisoned key {ev['event']['deduplication_key']}")
+            needs_channel = needs_channel or "line_uid" in ev["user"]
+        if needs_channel and (channel is None or not _DIGITS.match(channel)):
+            raise Invalid("user.line_uid without a valid X-Line-ChannelID header")
+        return events

@@ -1,0 +1,398 @@
+"""The push loop: stream pending rows, batch them, post them concurrently, record outcomes.
+
+- 2xx: the batch's rows go to the ledger as ``accepted``, in one insert (one transaction).
+- 400: the request was discarded whole; split it in halves, recursively, until the invalid
+  events are alone: those are ``rejected_by_api``, all the others are delivered.
+- 401/403: stop at once, no retry. Another unexpected status (404, ...): stop too.
+- 408/429/5xx, timeouts, connection errors: retry with backoff (same keys: LINE de-duplicates on
+  event name + key), within ``max_retries``; what is left stays pending for the next run.
+- Events older than 90 days or more than 24 h ahead: not sent, recorded as ``expired``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+import time
+import uuid
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sender.database import ensure_ledger, fetch_one, has_ledger
+from sender.exit_codes import ExitCode
+from sender.ledger import Ledger
+from sender.line_client import LineClient, Outcome, Response, backoff_delay
+from sender.pending_rows import count_pending, iter_pending, pending_sql
+from sender.progress import Progress
+from sender.request_body import build_body, splice_test_flag, split_by_size, split_expired
+from sender.settings import ConfigError, LineTarget
+
+# 5,000 events of ~0.5-1 KB make 2.5-5 MB per request: large enough that the per-request costs
+# (HTTP round trip, one ledger insert) vanish, small enough that a retry, a 400 bisection or the
+# requests held in memory (about 2 x concurrency of them) stay cheap.
+DEFAULT_BATCH_SIZE = 5_000
+DEFAULT_CONCURRENCY = 4
+DEFAULT_MAX_RETRIES = 5
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_BACKOFF_BASE = 1.0
+DEFAULT_MAX_BACKOFF = 60.0
+
+
+@dataclass(frozen=True)
+class PushOptions:
+    batch_size: int = DEFAULT_BATCH_SIZE
+    concurrency: int = DEFAULT_CONCURRENCY
+    max_retries: int = DEFAULT_MAX_RETRIES
+    timeout: float = DEFAULT_TIMEOUT
+    backoff_base: float = DEFAULT_BACKOFF_BASE
+    max_backoff: float = DEFAULT_MAX_BACKOFF
+    limit: int | None = None
+    test: bool = False
+    resend: bool = False
+
+
+@dataclass
+class Summary:
+    run_id: str
+    dry_run: bool = False
+    test: bool = False
+    pending: int = 0
+    sent: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    expired: int = 0
+    left_pending: int = 0
+    retried: int = 0
+    requests: int = 0
+    batches: int = 0
+    elapsed_s: float = 0.0
+    events_per_s: float = 0.0
+    exit_code: int = 0
+    outcome: str = "ok"
+    message: str | None = None
+    shown: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        if not self.shown:
+            data.pop("shown")
+        return data
+
+
+class _Stop:
+    """Why the run stops early (first reason wins)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason: str | None = None
+        self.message: str | None = None
+        self._lock = threading.Lock()
+
+    def set(self, reason: str, message: str) -> None:
+        with self._lock:
+            if self.reason is None:
+                self.reason, self.message = reason, message
+        self.event.set()
+
+
+def new_run_id() -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def check_channel_id(con: duckdb.DuckDBPyConnection, target: LineTarget | None, sql: str) -> None:
+    if target is None or target.channel_id:
+        return
+    row = fetch_one(con, f"select count(*) from ({sql}) where has_line_uid")  # noqa: S608
+    if row and row[0]:
+        raise ConfigError(
+            f"{row[0]:,} pending rows carry user.line_uid: set LINE_CHANNEL_ID (the LINE Login "
+            f"channel that issued them) for LINE Tag {target.tag_id}, or pass --channel-id"
+        )
+
+
+class Pusher:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        target: LineTarget,
+        options: PushOptions,
+        progress: Progress,
+    ) -> None:
+        self.con = con
+        self.target = target
+        self.options = options
+        self.progress = progress
+        self.summary = Summary(run_id=new_run_id(), test=options.test)
+        self.client = LineClient(target, timeout=options.timeout)
+        self.stop = _Stop()
+        self._lock = threading.Lock()
+        self._rng = random.Random()  # noqa: S311 - jitter, not security
+        self.ledger: Ledger | None = None
+        self._warned_retry = 0
+
+    # -- counters -------------------------------------------------------------------------
+    def _add(self, **counts: int) -> None:
+        with self._lock:
+            for name, n in counts.items():
+                setattr(self.summary, name, getattr(self.summary, name) + n)
+
+    # -- the run --------------------------------------------------------------------------
+    def run(self) -> Summary:
+        opts = self.options
+        started = time.monotonic()
+        ensure_ledger(self.con)
+        use_ledger = not opts.resend
+        check_channel_id(self.con, self.target, pending_sql(use_ledger=use_ledger))
+        pending = count_pending(self.con, use_ledger=use_ledger)
+        if opts.limit is not None:
+            pending = min(pending, opts.limit)
+        self.summary.pending = pending
+        self.ledger = Ledger(self.con, run_id=self.summary.run_id, is_test=opts.test)
+        self.ledger.start_run(
+            tag_id=self.target.tag_id, endpoint=self.target.endpoint, is_resend=opts.resend
+        )
+        self.progress.log(
+            f"run {self.summary.run_id}: {pending:,} pending events for LINE Tag "
+            f"{self.target.tag_id} at {self.target.endpoint}"
+            + (" (test events)" if opts.test else "")
+        )
+        self.progress.start(pending)
+        error: BaseException | None = None
+        try:
+            self._send_all(use_ledger)
+        except KeyboardInterrupt:
+            self.stop.set("interrupted", "interrupted: what was not acknowledged stays pending")
+        except BaseException as exc:  # recorded in the runs table, then re-raised
+            self.stop.set("error", f"stopped by an error: {type(exc).__name__}")
+            error = exc
+        finally:
+            self.progress.finish()
+            self.client.close()
+            self._finish(started)
+        if error is not None:
+            raise error
+        return self.summary
+
+    def _send_all(self, use_ledger: bool) -> None:
+        opts = self.options
+        in_flight: set[Future] = set()
+        max_in_flight = opts.concurrency * 2
+        with ThreadPoolExecutor(opts.concurrency, thread_name_prefix="sender") as pool:
+            try:
+                for chunk in iter_pending(self.con, use_ledger=use_ledger, limit=opts.limit):
+                    if self.stop.event.is_set():
+                        break
+                    sendable = self._expire(chunk)
+                    if sendable.num_rows and opts.test:
+                        sendable = sendable.set_column(
+                            sendable.schema.get_field_index("payload"),
+                            "payload",
+                            splice_test_flag(sendable.column("payload")),
+                        )
+                    for batch in split_by_size(sendable, opts.batch_size):
+                        while len(in_flight) >= max_in_flight:
+                            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                            self._reap(done)
+                        if self.stop.event.is_set():
+                            break
+                        self.summary.batches += 1
+                        batch_id = f"{self.summary.run_id}-{self.summary.batches:06d}"
+                        in_flight.add(pool.submit(self._deliver_batch, batch, batch_id))
+                    if self.stop.event.is_set():
+                        break
+                while in_flight:
+                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    self._reap(done)
+            except BaseException:
+                self.stop.event.set()  # the caller records why
+                for fut in in_flight:
+                    fut.cancel()
+                raise
+
+    def _reap(self, done: set[Future]) -> None:
+        for fut in done:
+            exc = fut.exception()
+            if exc is not None:
+                raise exc
+
+    def _expire(self, chunk: pa.Table) -> pa.Table:
+        split = split_expired(chunk)
+        for rows, why in (
+            (split.too_old, "event_timestamp older than 90 days"),
+            (split.too_far_ahead, "event_timestamp more than 24 h ahead (milliseconds?)"),
+        ):
+            if rows.num_rows:
+                self.ledger.record(
+                    rows,
+                    status="expired",
+                    batch_id=f"{self.summary.run_id}-expired",
+                    http_status=None,
+                    attempts=0,
+                    error=why,
+                )
+                self._add(expired=rows.num_rows)
+                self.progress.advance(rows.num_rows)
+                self.progress.log(f"warning: {rows.num_rows:,} events not sent: {why}")
+        return split.sendable
+
+    # -- one batch, in a worker thread ------------------------------------------------------
+    def _deliver_batch(self, batch: pa.Table, batch_id: str) -> None:
+        if self.stop.event.is_set():
+            return
+        self._add(sent=batch.num_rows)
+        self._deliver(batch, batch_id)
+
+    def _deliver(self, rows: pa.Table, batch_id: str) -> None:
+        n = rows.num_rows
+        body = build_body(rows.column("payload"))
+        has_line_uid = bool(pc.any(rows.column("has_line_uid")).as_py())
+        resp, attempts = self._post_with_retries(body, has_line_uid, batch_id)
+        del body
+        if resp is None:  # stopped (401 elsewhere, Ctrl-C): stays pending
+            return
+        if resp.outcome is Outcome.ACCEPTED:
+            self.ledger.record(
+                rows,
+                status="accepted",
+                batch_id=batch_id,
+                http_status=resp.http_status,
+                attempts=attempts,
+            )
+            self._add(accepted=n)
+            self.progress.advance(n)
+        elif resp.outcome in (Outcome.BAD_REQUEST, Outcome.TOO_LARGE):
+            if n == 1:
+                key = rows.column("deduplication_key")[0].as_py()
+                name = rows.column("event_name")[0].as_py()
+                why = "invalid event" if resp.outcome is Outcome.BAD_REQUEST else "event too large"
+                self.ledger.record(
+                    rows,
+                    status="rejected_by_api",
+                    batch_id=batch_id,
+                    http_status=resp.http_status,
+                    attempts=attempts,
+                    error=f"HTTP {resp.http_status}: {why}",
+                )
+                self._add(rejected=1)
+                self.progress.advance(1)
+                self.progress.log(
+                    f"warning: LINE rejected event {name}/{key} (HTTP {resp.http_status})"
+                )
+                return
+            half = n // 2
+            self._deliver(rows.slice(0, half), f"{batch_id}.0")
+            self._deliver(rows.slice(half), f"{batch_id}.1")
+        elif resp.outcome is Outcome.AUTH:
+            self.stop.set(
+                "auth",
+                f"LINE answered HTTP {resp.http_status} for LINE Tag {self.target.tag_id}: "
+                "the access token is wrong, belongs to another tag, or is not a LINE Tag "
+                "access token; nothing more was sent",
+            )
+        elif resp.outcome is Outcome.FATAL:
+            self.stop.set(
+                "fatal",
+                f"LINE answered HTTP {resp.http_status} for {self.target.events_url}: "
+                "check LINE_CAPI_ENDPOINT and LINE_TAG_ID; nothing more was sent",
+            )
+        else:  # retries exhausted: stays pending
+            self.progress.log(
+                f"warning: {n:,} events left pending after {attempts} attempts ({resp.error})"
+            )
+
+    def _post_with_retries(
+        self, body: bytes, has_line_uid: bool, batch_id: str
+    ) -> tuple[Response | None, int]:
+        opts = self.options
+        attempts = 0
+        while True:
+            if self.stop.event.is_set():
+                return None, attempts
+            attempts += 1
+            self._add(requests=1)
+            resp = self.client.post(body, has_line_uid=has_line_uid)
+            if resp.outcome is not Outcome.RETRYABLE or attempts > opts.max_retries:
+                return resp, attempts
+            self._add(retried=1)
+            delay = backoff_delay(
+                attempts,
+                base=opts.backoff_base,
+                cap=opts.max_backoff,
+                retry_after=resp.retry_after,
+                rng=self._rng,
+            )
+            self.progress.log(
+                f"retrying batch {batch_id} in {delay:.1f}s after {resp.error}"
+                f" (attempt {attempts} of {opts.max_retries + 1})"
+            )
+            if self.stop.event.wait(delay):
+                return resp, attempts
+
+    def _finish(self, started: float) -> None:
+        s = self.summary
+        s.elapsed_s = round(time.monotonic() - started, 3)
+        s.events_per_s = round(s.accepted / s.elapsed_s, 1) if s.elapsed_s > 0 else 0.0
+        s.left_pending = max(0, s.pending - s.accepted - s.rejected - s.expired)
+        s.exit_code, s.outcome = decide_exit(s, self.stop.reason)
+        s.message = self.stop.message
+        if self.ledger is not None:
+            try:
+                self.ledger.finish_run(s.as_dict(), exit_code=int(s.exit_code), outcome=s.outcome)
+            finally:
+                self.ledger.close()
+
+
+def decide_exit(s: Summary, stop_reason: str | None) -> tuple[ExitCode, str]:
+    if stop_reason == "interrupted":
+        return ExitCode.INTERRUPTED, "interrupted"
+    if stop_reason == "auth":
+        return ExitCode.AUTHENTICATION, "authentication_failed"
+    if stop_reason == "fatal":
+        return ExitCode.UNEXPECTED_RESPONSE, "unexpected_response"
+    if stop_reason == "error":
+        return ExitCode.PENDING_LEFT, "error"
+    if s.left_pending:
+        return ExitCode.PENDING_LEFT, "pending_left"
+    if s.rejected:
+        return ExitCode.REJECTED_BY_API, "rejected_by_api"
+    return ExitCode.OK, "ok"
+
+
+def push(
+    con: duckdb.DuckDBPyConnection, target: LineTarget, options: PushOptions, progress: Progress
+) -> Summary:
+    return Pusher(con, target, options, progress).run()
+
+
+def dry_run(con: duckdb.DuckDBPyConnection, options: PushOptions, *, show: int = 0) -> Summary:
+    """What ``push`` would do, without network or ledger writes (``con`` may be read-only)."""
+    started = time.monotonic()
+    summary = Summary(run_id="dry-run", dry_run=True, test=options.test)
+    use_ledger = has_ledger(con) and not options.resend
+    for chunk in iter_pending(con, use_ledger=use_ledger, limit=options.limit):
+        summary.pending += chunk.num_rows
+        split = split_expired(chunk)
+        summary.expired += split.too_old.num_rows + split.too_far_ahead.num_rows
+        sendable = split.sendable
+        if options.test and sendable.num_rows:
+            sendable = sendable.set_column(
+                sendable.schema.get_field_index("payload"),
+                "payload",
+                splice_test_flag(sendable.column("payload")),
+            )
+        for batch in split_by_size(sendable, options.batch_size):
+            summary.batches += 1
+            summary.sent += batch.num_rows
+            if len(summary.shown) < show:
+                take = batch.column("payload").slice(0, show - len(summary.shown))
+                summary.shown.extend(take.to_pylist())
+    summary.left_pending = summary.pending - summary.expired
+    summary.elapsed_s = round(time.monotonic() - started, 3)
+    summary.outcome = "dry_run"
+    return summary

@@ -1,0 +1,140 @@
+"""Configuration: validated values from environment variables or options.
+
+The access token is wrapped in :class:`Secret` so that it never shows up in a ``repr``, a log
+line, an exception message or a traceback's locals; error messages name the tag id instead.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_ENDPOINT = "https://conversion-api.tr.line.me"
+DEFAULT_DATABASE = "data/line_capi.duckdb"
+
+_CHANNEL_ID = re.compile(r"^[0-9]{1,32}$")
+# A header value: visible ASCII only, so the token cannot smuggle in a header (CR/LF) or spaces.
+_TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, reported as one line and exit code 2 (never contains the token)."""
+
+
+class Secret:
+    """A string that refuses to be printed. Use :meth:`reveal` only where it goes on the wire."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __reduce__(self):  # no pickling the raw value by accident
+        raise TypeError("Secret cannot be pickled")
+
+
+def validate_tag_id(tag_id: str | None) -> str:
+    value = (tag_id or "").strip()
+    if not value:
+        raise ConfigError("LINE_TAG_ID is not set (the LINE Tag id, a UUID; or pass --tag-id)")
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        raise ConfigError(f"LINE_TAG_ID {value!r} is not a UUID") from None
+    if str(parsed) != value.lower():
+        raise ConfigError(f"LINE_TAG_ID {value!r} is not a UUID in 8-4-4-4-12 form")
+    return value
+
+
+def validate_token(token: str | None, tag_id: str) -> Secret:
+    value = (token or "").strip()
+    if not value:
+        raise ConfigError(
+            f"LINE_ACCESS_TOKEN is empty: set the access token of LINE Tag {tag_id} "
+            "(or pass --access-token)"
+        )
+    if not _TOKEN_CHARS.match(value):
+        raise ConfigError(
+            f"LINE_ACCESS_TOKEN for LINE Tag {tag_id} contains spaces or control characters"
+        )
+    return Secret(value)
+
+
+def validate_channel_id(channel_id: str | None) -> str | None:
+    value = (channel_id or "").strip()
+    if not value:
+        return None
+    if not _CHANNEL_ID.match(value):
+        raise ConfigError(f"LINE_CHANNEL_ID {value!r} must be digits only (the LINE Login channel)")
+    return value
+
+
+def is_loopback_host(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_endpoint(endpoint: str | None) -> str:
+    """``https://`` anywhere; ``http://`` only to a loopback host (personal data in clear text
+    never leaves the machine)."""
+    value = (endpoint or DEFAULT_ENDPOINT).strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"LINE_CAPI_ENDPOINT {value!r} is not an http(s) URL")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigError(f"LINE_CAPI_ENDPOINT {value!r} must be a base URL (scheme://host[:port])")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ConfigError(
+            f"LINE_CAPI_ENDPOINT {value!r} is plain http: only https is allowed, "
+            "except to a loopback host (127.0.0.1, ::1, localhost) such as `sender mock-server`"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class LineTarget:
+    """Where and how to send. ``repr`` shows the tag id and the endpoint, never the token."""
+
+    endpoint: str
+    tag_id: str
+    token: Secret
+    channel_id: str | None
+
+    @property
+    def events_url(self) -> str:
+        return f"{self.endpoint}/v1/{self.tag_id}/events"
+
+    @classmethod
+    def from_values(
+        cls, *, endpoint: str | None, tag_id: str | None, token: str | None, channel_id: str | None
+    ) -> LineTarget:
+        tag = validate_tag_id(tag_id)
+        return cls(
+            endpoint=validate_endpoint(endpoint),
+            tag_id=tag,
+            token=validate_token(token, tag),
+            channel_id=validate_channel_id(channel_id),
+        )
+
+
+def database_path(value: str | None) -> Path:
+    return Path(value or DEFAULT_DATABASE)
