@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import signal
@@ -99,14 +100,22 @@ def _open(
         raise _die(str(exc), ExitCode.DATABASE_LOCKED) from None
 
 
-def _sigterm_as_interrupt() -> None:
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (cron/CI timeouts) stops like Ctrl-C: the summary and the runs row are written."""
+
     def handler(signum, frame):  # noqa: ARG001
         raise KeyboardInterrupt
 
     try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not in the main thread (e.g. some test runners)
-        pass
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not in the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # -- push ----------------------------------------------------------------------------------------
@@ -234,10 +243,10 @@ def push_command(
         raise _die(str(exc), ExitCode.USAGE) from None
     del access_token
     con = _open(database, read_only=False)
-    _sigterm_as_interrupt()
     progress = Progress(quiet=quiet)
     try:
-        summary = push(con, target, options, progress)
+        with _sigterm_as_interrupt():
+            summary = push(con, target, options, progress)
     except ConfigError as exc:
         raise _die(str(exc), ExitCode.USAGE) from None
     except PayloadFormatError as exc:
@@ -478,9 +487,9 @@ def mock_server_command(
         server.poison(*poison)
     tag_note = tag_id or "any UUID"
     log(f"listening on {server.url} (tag id: {tag_note}); stats at {server.url}/_mock/stats")
-    _sigterm_as_interrupt()
     try:
-        server.serve_forever()
+        with _sigterm_as_interrupt():
+            server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:

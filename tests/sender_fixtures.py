@@ -215,3 +215,31 @@ def run_cli(
         timeout=timeout,
         cwd=str(REPO),
     )
+
+
+def push_now(db: Path, url: str, *, channel_id: str | None = None, **options):
+    """Run the push loop in-process (fast) with test-friendly retry settings."""
+    from sender.database import connect
+    from sender.progress import Progress
+    from sender.push import PushOptions, push
+    from sender.settings import LineTarget
+
+    defaults = {"backoff_base": 0.01, "max_backoff": 0.05, "timeout": 5.0, "batch_size": 100}
+    defaults.update(options)
+    target = LineTarget.from_values(endpoint=url, tag_id=TAG_ID, token=TOKEN, channel_id=channel_id)
+    con = connect(db, read_only=False)
+    try:
+        return push(con, target, PushOptions(**defaults), Progress(quiet=True))
+    finally:
+        con.close()
+
+
+def invoke(args: list[str], env: dict[str, str]):
+    """The CLI in-process through Typer's CliRunner (stdout and stderr kept apart)."""
+    from typer.testing import CliRunner
+
+    from sender.cli import app
+
+    clean = {k: None for k in os.environ if k.startswith("LINE_")}
+    clean.update(env)
+    return CliRunner().invoke(app, args, env=clean, catch_exceptions=False)

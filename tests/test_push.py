@@ -1,0 +1,334 @@
+"""`sender push` against a real loopback server: every response path, batching and the ledger."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from sender_fixtures import (
+    CHANNEL_ID,
+    FAST,
+    invoke,
+    ledger_counts,
+    ledger_rows,
+    make_event,
+    mock_server,
+    push_now,
+    sender_env,
+    write_bulk_payload,
+    write_payload,
+)
+
+from sender.exit_codes import ExitCode
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "line_capi.duckdb"
+    write_payload(path, [make_event(i) for i in range(250)])
+    return path
+
+
+def test_all_delivered_once_then_nothing_pending(db):
+    with mock_server() as srv:
+        s = push_now(db, srv.url, batch_size=100, concurrency=3)
+        assert (s.pending, s.accepted, s.exit_code) == (250, 250, ExitCode.OK)
+        assert s.requests == 3 and s.batches == 3
+        assert len(srv.accepted) == 250 and max(srv.accepted.values()) == 1
+        again = push_now(db, srv.url)
+        assert (again.pending, again.requests, again.exit_code) == (0, 0, ExitCode.OK)
+    rows = ledger_rows(db)
+    assert len(rows) == 250 and {r[2] for r in rows} == {"accepted"}
+    assert {r[3] for r in rows} == {202} and {r[4] for r in rows} == {1}
+
+
+def test_oldest_first_with_one_worker(tmp_path):
+    db = tmp_path / "order.duckdb"
+    now = int(time.time())
+    events = [make_event(i, ts=now - 1000 + (i * 37) % 900, key=f"o-{i:03d}") for i in range(120)]
+    write_payload(db, events)
+    seen: list[tuple[int, str]] = []
+    with mock_server() as srv:
+        original = srv._record
+
+        def spy(rec, evs=None):
+            for ev in evs or ():
+                seen.append((ev["event"]["event_timestamp"], ev["event"]["deduplication_key"]))
+            original(rec, evs)
+
+        srv._record = spy
+        push_now(db, srv.url, batch_size=7, concurrency=1)
+    assert seen == sorted(seen) and len(seen) == 120
+
+
+def test_body_is_the_payload_text_unchanged(db):
+    import duckdb
+
+    with mock_server() as srv:
+        bodies = []
+        handler = srv.httpd.RequestHandlerClass
+        original = handler._validate
+
+        def capture(self, body, channel):
+            bodies.append(body)
+            return original(self, body, channel)
+
+        handler._validate = capture
+        push_now(db, srv.url, batch_size=1000)
+    con = duckdb.connect(str(db), read_only=True)
+    payloads = [
+        r[0]
+        for r in con.execute(
+            "select payload from line_capi_payload order by event_timestamp, deduplication_key"
+        ).fetchall()
+    ]
+    con.close()
+    assert bodies == [("[" + ",".join(payloads) + "]").encode()]
+
+
+def test_poisoned_row_among_thousands_only_it_rejected(tmp_path):
+    db = tmp_path / "poison.duckdb"
+    write_bulk_payload(db, 5000)
+    with mock_server() as srv:
+        srv.poison("bulk-00003217")
+        s = push_now(db, srv.url, batch_size=1000, concurrency=4)
+        assert s.rejected == 1 and s.accepted == 4999 and s.left_pending == 0
+        assert s.exit_code == ExitCode.REJECTED_BY_API
+        assert len(srv.accepted) == 4999 and set(srv.accepted.values()) == {1}
+        assert ("Purchase", "bulk-00003217") not in srv.accepted
+        # bisection: one 1000-batch -> about 2*log2(1000) extra requests, not 1000
+        assert s.requests < 5 + 2 * 11
+        again = push_now(db, srv.url)
+        assert again.pending == 0 and again.requests == 0
+    counts = ledger_counts(db)
+    assert counts == {"accepted": 4999, "rejected_by_api": 1}
+    rejected = [r for r in ledger_rows(db) if r[2] == "rejected_by_api"]
+    assert rejected[0][1] == "bulk-00003217" and rejected[0][3] == 400
+
+
+def test_401_stops_at_once_without_retry(db):
+    with mock_server(token="another-token") as srv:  # noqa: S106
+        s = push_now(db, srv.url, batch_size=10, concurrency=2, max_retries=5)
+        assert s.exit_code == ExitCode.AUTHENTICATION
+        assert srv.stats()["by_status"] == {"401": srv.stats()["requests"]}
+        assert srv.stats()["requests"] <= 2  # the requests already in flight, nothing more
+        assert "0f8fad5b-d9cb-469f-a165-70867728950e" in s.message
+    assert ledger_counts(db) == {}
+
+
+def test_403_is_authentication_too(db):
+    with mock_server() as srv:
+        handler = srv.httpd.RequestHandlerClass
+        handler.do_POST = lambda self: self._answer(403)
+        s = push_now(db, srv.url)
+        assert s.exit_code == ExitCode.AUTHENTICATION and srv.stats()["requests"] == 0
+
+
+def test_404_wrong_tag_or_endpoint_stops(db):
+    with mock_server(tag_id="11111111-2222-4333-8444-555555555555") as srv:
+        s = push_now(db, srv.url, concurrency=1)
+        assert s.exit_code == ExitCode.UNEXPECTED_RESPONSE and s.requests == 1
+
+
+def test_429_retry_after_is_honoured(db):
+    with mock_server() as srv:
+        srv.inject("429", retry_after=0.4)
+        started = time.monotonic()
+        s = push_now(db, srv.url, batch_size=1000, concurrency=1, max_backoff=2.0)
+        assert time.monotonic() - started >= 0.4
+        assert (s.accepted, s.retried, s.exit_code) == (250, 1, ExitCode.OK)
+
+
+def test_retry_after_is_capped_by_max_backoff(db):
+    with mock_server() as srv:
+        srv.inject("429", retry_after=3600)
+        started = time.monotonic()
+        s = push_now(db, srv.url, batch_size=1000, concurrency=1, max_backoff=0.2)
+        assert time.monotonic() - started < 5
+        assert s.accepted == 250
+
+
+def test_500_after_partial_accept_is_retried_with_the_same_keys(db):
+    with mock_server() as srv:
+        srv.inject("500", accept_fraction=0.5)
+        s = push_now(db, srv.url, batch_size=1000, concurrency=1)
+        assert (s.accepted, s.retried, s.exit_code) == (250, 1, ExitCode.OK)
+        # the first 125 arrived twice (LINE de-duplicates on event name + key), none lost
+        assert len(srv.accepted) == 250
+        assert sum(1 for n in srv.accepted.values() if n == 2) == 125
+
+
+@pytest.mark.parametrize("kind", ["503", "drop"])
+def test_transient_faults_are_retried(db, kind):
+    with mock_server() as srv:
+        srv.inject(kind, times=2)
+        s = push_now(db, srv.url, batch_size=100, concurrency=1)
+        assert (s.accepted, s.retried, s.exit_code) == (250, 2, ExitCode.OK)
+        assert set(srv.accepted.values()) == {1}
+
+
+def test_slow_answer_times_out_and_is_retried_at_least_once(db):
+    with mock_server() as srv:
+        srv.inject("slow", delay=1.0)
+        s = push_now(db, srv.url, batch_size=1000, concurrency=1, timeout=0.3)
+        assert s.accepted == 250 and s.retried == 1
+        time.sleep(0.9)  # the slow request finishes on the server side too
+        assert len(srv.accepted) == 250 and max(srv.accepted.values()) <= 2
+
+
+def test_exhausted_retries_leave_rows_pending_then_next_run_sends_them(db):
+    with mock_server() as srv:
+        srv.inject("503", times=3)
+        s = push_now(db, srv.url, batch_size=1000, concurrency=1, max_retries=2)
+        assert (s.accepted, s.left_pending, s.exit_code) == (0, 250, ExitCode.PENDING_LEFT)
+        assert ledger_counts(db) == {}
+        again = push_now(db, srv.url, batch_size=1000)
+        assert again.accepted == 250 and again.exit_code == ExitCode.OK
+        assert set(srv.accepted.values()) == {1}
+
+
+def test_connection_refused_leaves_everything_pending(db):
+    s = push_now(db, "http://127.0.0.1:9", max_retries=1, batch_size=1000)
+    assert s.exit_code == ExitCode.PENDING_LEFT and s.left_pending == 250
+
+
+def test_expired_events_are_recorded_not_sent(tmp_path):
+    db = tmp_path / "expired.duckdb"
+    now = int(time.time())
+    events = [
+        make_event(1, ts=now - 91 * 86400, key="too-old"),
+        make_event(2, ts=now * 1000, key="milliseconds"),
+        make_event(3, ts=now - 60, key="fresh"),
+    ]
+    write_payload(db, events)
+    with mock_server() as srv:
+        s = push_now(db, srv.url)
+        assert (s.expired, s.accepted, s.exit_code) == (2, 1, ExitCode.OK)
+        assert srv.accepted_keys() == {"fresh"}
+    status = {r[1]: (r[2], r[8]) for r in ledger_rows(db)}
+    assert status["too-old"][0] == "expired" and "90 days" in status["too-old"][1]
+    assert status["milliseconds"][0] == "expired"
+    assert status["fresh"] == ("accepted", None)
+
+
+def test_channel_id_header_only_when_needed(tmp_path):
+    db = tmp_path / "uid.duckdb"
+    events = [make_event(i, line_uid=(i >= 10), key=f"u-{i:02d}") for i in range(20)]
+    events.sort(key=lambda e: e["event"]["deduplication_key"])
+    now = int(time.time())
+    for i, ev in enumerate(events):
+        ev["event"]["event_timestamp"] = now - 100 + i
+    write_payload(db, events)
+    with mock_server() as srv:
+        s = push_now(db, srv.url, channel_id=CHANNEL_ID, batch_size=10, concurrency=1)
+        assert s.accepted == 20
+        channels = [r.channel_id for r in srv.requests]
+        assert channels == [None, CHANNEL_ID]
+
+
+def test_missing_channel_id_with_line_uid_rows_is_a_usage_error(tmp_path):
+    db = tmp_path / "uid.duckdb"
+    write_payload(db, [make_event(1, line_uid=True)])
+    with mock_server() as srv:
+        r = invoke(["push", *FAST], sender_env(db, srv.url))
+        assert r.exit_code == ExitCode.USAGE
+        assert "LINE_CHANNEL_ID" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        assert srv.stats()["requests"] == 0
+
+
+def test_test_flag_is_spliced_and_does_not_count_as_sent(db):
+    with mock_server() as srv:
+        s = push_now(db, srv.url, test=True, limit=5)
+        assert s.accepted == 5
+        assert srv.requests[0].test_flags == 5
+        rows = ledger_rows(db)
+        assert len(rows) == 5 and all(r[7] for r in rows)  # is_test
+        real = push_now(db, srv.url, batch_size=1000)
+        assert real.pending == 250 and real.accepted == 250
+        assert srv.requests[-1].test_flags == 0
+
+
+def test_limit_sends_the_oldest_first(db):
+    with mock_server() as srv:
+        s = push_now(db, srv.url, limit=30, batch_size=1000)
+        assert (s.pending, s.accepted) == (30, 30)
+        rest = push_now(db, srv.url, batch_size=1000)
+        assert rest.pending == 220
+
+
+def test_resend_ignores_the_ledger(db):
+    with mock_server() as srv:
+        push_now(db, srv.url, batch_size=1000)
+        s = push_now(db, srv.url, batch_size=1000, resend=True)
+        assert s.pending == 250 and s.accepted == 250
+        assert set(srv.accepted.values()) == {2}
+
+
+def test_dry_run_touches_neither_network_nor_ledger(db):
+    import duckdb
+
+    with mock_server() as srv:
+        r = invoke(
+            ["push", "--dry-run", "--show", "2", "--batch-size", "100"], sender_env(db, srv.url)
+        )
+        assert r.exit_code == 0, r.stderr
+        assert srv.stats()["requests"] == 0
+    assert "250 pending events" in r.stdout and "3 requests" in r.stdout
+    shown = [line for line in r.stdout.splitlines() if line.startswith('{"event":{')]
+    assert len(shown) == 2 and json.loads(shown[0])["event"]["event_name"] == "Purchase"
+    con = duckdb.connect(str(db), read_only=True)
+    tables = {t[0] for t in con.execute("show tables").fetchall()}
+    con.close()
+    assert "line_capi_send_log" not in tables  # not even created
+
+
+def test_dry_run_test_shows_the_spliced_flag(db):
+    r = invoke(["push", "--dry-run", "--test", "--show", "1", "--json"], sender_env(db))
+    summary = json.loads(r.stdout)
+    assert summary["shown"][0].startswith('{"event":{"test_flag":true,"source_type":"web"')
+    assert json.loads(summary["shown"][0])["event"]["test_flag"] is True
+
+
+def test_cli_json_summary_and_exit_code(db):
+    with mock_server() as srv:
+        srv.poison("order-0000007")
+        r = invoke(["push", *FAST, "--json", "--batch-size", "50"], sender_env(db, srv.url))
+    assert r.exit_code == ExitCode.REJECTED_BY_API
+    summary = json.loads(r.stdout)
+    for key in (
+        "pending",
+        "sent",
+        "accepted",
+        "rejected",
+        "expired",
+        "retried",
+        "elapsed_s",
+        "events_per_s",
+        "left_pending",
+        "requests",
+    ):
+        assert key in summary
+    assert (summary["pending"], summary["accepted"], summary["rejected"]) == (250, 249, 1)
+
+
+def test_cli_plain_log_lines_off_a_terminal(db):
+    with mock_server() as srv:
+        r = invoke(["push", *FAST], sender_env(db, srv.url))
+    assert r.exit_code == 0
+    assert "accepted 250" in r.stdout
+    assert " sender: run " in r.stderr  # timestamped log line, no progress bar escape codes
+    assert "\r" not in r.stderr
+
+
+def test_body_size_cap_splits_batches():
+    import pyarrow as pa
+
+    from sender.request_body import build_body, split_by_size
+
+    payloads = ['{"event":{"k":"' + "x" * 90 + '"}}'] * 10  # ~100 bytes each
+    table = pa.table({"payload": pa.array(payloads)})
+    parts = list(split_by_size(table, batch_size=10, max_bytes=450))
+    assert sum(p.num_rows for p in parts) == 10
+    assert all(len(build_body(p.column("payload"))) <= 450 for p in parts)
+    assert json.loads(build_body(parts[0].column("payload")))[0]["event"]["k"].startswith("x")
