@@ -41,7 +41,7 @@ def test_valid_batch_is_202_with_empty_body_and_recorded(server):
 
 
 def test_wrong_token_is_401(server):
-    assert post(server, [make_event(1)], token="nope")  # noqa: S106.status_code == 401
+    assert post(server, [make_event(1)], token="nope").status_code == 401  # noqa: S106
 
 
 @pytest.mark.parametrize("tag", ["not-a-uuid", "11111111-2222-4333-8444-555555555555"])
