@@ -4,9 +4,9 @@ dbt writes ``line_capi_payload`` physically ordered by ``event_timestamp, dedupl
 DuckDB keeps insertion order for a plain scan, so the payload is read with a plain scan (no
 ``order by``: nothing is materialized, memory stays flat whatever the table size). An anti-join
 with the ledger in the same query would lose that order (the hash join runs in parallel), so each
-chunk of the scan is filtered on its own, on a second cursor: a small query per chunk that only
-looks at ledger rows in the chunk's time range (zone maps skip the rest, as the ledger is appended
-roughly in event time order).
+chunk of the scan is filtered on its own, on a second cursor: one semi join per chunk finds the
+chunk's keys in the ledger, and Arrow drops them, keeping the order. Not pruned by event time: a
+key whose event_timestamp changed between two dbt builds must still count as sent.
 """
 
 # ruff: noqa: S608 - SQL is built from this package's constant table names; values are bound.
@@ -26,19 +26,16 @@ SCAN_CHUNK_ROWS = 50_000
 
 _SCAN_SQL = f"select {', '.join(PAYLOAD_COLUMNS)} from {PAYLOAD_TABLE}"
 
-_FILTER_SQL = f"""
-select chunk.* exclude (_row)
-from _sender_chunk as chunk
-where not exists (
-    select 1
-    from {LEDGER_TABLE} as sent
-    where sent.event_timestamp between $lo and $hi
-        and sent.event_name = chunk.event_name
-        and sent.deduplication_key = chunk.deduplication_key
-        and sent.status in ('accepted', 'rejected_by_api', 'expired')
-        and not sent.is_test
-)
-order by chunk._row
+# The ledger rows of the chunk's keys. A semi join builds its hash table on the (small) chunk
+# and streams the ledger past it: ~20x faster than an anti join that hashes the whole ledger.
+_ACKNOWLEDGED_SQL = f"""
+select sent.event_name, sent.deduplication_key
+from {LEDGER_TABLE} as sent
+semi join _sender_chunk as chunk
+    on sent.event_name = chunk.event_name
+    and sent.deduplication_key = chunk.deduplication_key
+where sent.status in ('accepted', 'rejected_by_api', 'expired')
+    and not sent.is_test
 """
 
 _SCHEMA = pa.schema(
@@ -116,16 +113,21 @@ def iter_pending(
         reader.close()
 
 
+def _pair(table: pa.Table) -> pa.ChunkedArray | pa.Array:
+    # event names match ^[A-Za-z0-9_-]{1,20}$, so a NUL separator cannot be ambiguous
+    return pc.binary_join_element_wise(
+        table.column("event_name"), table.column("deduplication_key"), "\x00"
+    )
+
+
 def _drop_acknowledged(cursor: duckdb.DuckDBPyConnection, table: pa.Table) -> pa.Table:
-    timestamps = table.column("event_timestamp")
-    bounds = pc.min_max(timestamps)
-    numbered = table.append_column("_row", pa.array(range(table.num_rows), pa.int32()))
-    cursor.register("_sender_chunk", numbered)
+    """The rows of ``table`` that the ledger does not hold, in the same order."""
+    cursor.register("_sender_chunk", table.select(["event_name", "deduplication_key"]))
     try:
-        result = cursor.sql(
-            _FILTER_SQL,
-            params={"lo": bounds["min"].as_py(), "hi": bounds["max"].as_py()},
-        ).to_arrow_table()
+        sent = cursor.sql(_ACKNOWLEDGED_SQL).to_arrow_table()
     finally:
         cursor.unregister("_sender_chunk")
-    return _normalize(result)
+    if sent.num_rows == 0:
+        return table
+    keep = pc.invert(pc.is_in(_pair(table), value_set=_pair(sent).combine_chunks()))
+    return table.filter(keep)
