@@ -1,0 +1,110 @@
+"""Helpers for tests that run the real dbt project on export files they write.
+
+`run_dbt` runs `dbt` as a subprocess against a fresh DuckDB file and target folder in a tmp
+directory, so tests never share state; `write_export` writes the four KARTE tables as CSV or
+Parquet from lists of dicts, filling the columns a test leaves out.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parent.parent
+DBT = str(Path(sys.executable).parent / "dbt")
+SAMPLE_DIR = ROOT / "sample" / "karte_export"
+
+COLUMNS = {
+    "conversions": ["event_name", "user_id", "transaction_id", "sync_date", "revenue", "items",
+                    "session_id", "pv_id"],
+    "page_views": ["user_id", "sync_date", "session_id", "pv_id", "url", "referrer", "title",
+                   "ip_address", "user_agent", "lt_cid"],
+    "line_users": ["user_id", "line_user_id", "sync_date"],
+    "user_master": ["user_id", "email", "phone", "first_name", "last_name", "gender", "birthday",
+                    "pref", "city", "zip_code", "country", "street_address"],
+}
+
+
+@dataclass
+class DbtResult:
+    returncode: int
+    output: str
+    database: Path
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        return duckdb.connect(str(self.database), read_only=True)
+
+    def rows(self, sql: str) -> list[tuple]:
+        with self.connect() as con:
+            return con.sql(sql).fetchall()
+
+    def payloads(self) -> dict[str, dict]:
+        """deduplication_key -> parsed payload JSON."""
+        return {key: json.loads(p) for key, p in
+                self.rows("select deduplication_key, payload from line_capi_payload")}
+
+    def rejected(self) -> dict[str, str]:
+        """transaction_id (or pv_id when it has none) -> reason."""
+        return {tid if tid is not None else f"pv:{pv}": reason for tid, pv, reason in
+                self.rows("select transaction_id, pv_id, reason from line_capi_rejected")}
+
+
+def write_export(directory: Path, tables: dict[str, list[dict]], fmt: str = "csv",
+                 columns: dict[str, list[str]] | None = None) -> Path:
+    """Write each table as <table>.<fmt>; missing tables are written empty (header only).
+
+    An empty value is null in both formats, as DuckDB reads an empty CSV cell.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for table, default_columns in COLUMNS.items():
+        names = (columns or {}).get(table, default_columns)
+        rows = tables.get(table, [])
+        if fmt == "csv":
+            with open(directory / f"{table}.csv", "w", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, fieldnames=names, extrasaction="ignore")
+                writer.writeheader()
+                for row in rows:
+                    writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        else:
+            con = duckdb.connect()
+            cols = ", ".join(f'"{n}" varchar' for n in names)
+            con.sql(f"create table t ({cols})")
+            if rows:
+                con.executemany(
+                    f"insert into t values ({', '.join('?' for _ in names)})",
+                    [[None if r.get(n) in (None, "") else str(r.get(n)) for n in names] for r in rows],
+                )
+            con.sql(f"copy t to '{directory / (table + '.parquet')}' (format parquet)")
+            con.close()
+    return directory
+
+
+def run_dbt(tmp_path: Path, *args: str, export_dir: Path | None = None,
+            vars: dict | None = None, env: dict | None = None,
+            database: Path | None = None) -> DbtResult:
+    """Run `dbt <args>` on the project with its own database and target folder under tmp_path."""
+    database = database or tmp_path / "line_capi.duckdb"
+    profiles = tmp_path / "profiles"
+    profiles.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "profiles.example.yml", profiles / "profiles.yml")
+    all_vars = dict(vars or {})
+    if export_dir is not None:
+        all_vars["karte_export_dir"] = str(export_dir)
+    command = [DBT, *args, "--project-dir", str(ROOT), "--profiles-dir", str(profiles),
+               "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")]
+    if all_vars:
+        command += ["--vars", json.dumps(all_vars)]
+    full_env = {**os.environ, "LINE_CAPI_DUCKDB": str(database), "DO_NOT_TRACK": "1",
+                "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_USE_COLORS": "false",
+                **(env or {})}
+    proc = subprocess.run(command, cwd=ROOT, env=full_env, capture_output=True, text=True,
+                          timeout=600)
+    return DbtResult(proc.returncode, proc.stdout + proc.stderr, database)

@@ -1,0 +1,235 @@
+"""The dbt project end to end: real `dbt build` runs on export files written by the tests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from pipeline_fixtures import COLUMNS, SAMPLE_DIR, run_dbt, write_export
+
+AS_OF = "2026-03-01T12:00:00+09:00"
+T = 1772334000  # AS_OF in Unix seconds
+HOUR, DAY = 3600, 86400
+UUID1 = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+LINE_UID = "U" + "0123456789abcdef" * 2
+
+
+def iso(unix: int) -> str:
+    """Unix seconds as ISO 8601 in Japan time, the way KARTE exports write it."""
+    import datetime as dt
+
+    jst = dt.timezone(dt.timedelta(hours=9))
+    return dt.datetime.fromtimestamp(unix, jst).isoformat()
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def export_tables() -> dict[str, list[dict]]:
+    conv = lambda key, user, at, pv, **kw: {  # noqa: E731
+        "event_name": "buy", "user_id": user, "transaction_id": key, "sync_date": iso(at),
+        "pv_id": pv, "session_id": "s-" + user, **kw}
+    return {
+        "conversions": [
+            conv("ORD-1", "u1", T - 2 * HOUR, "pv-1", revenue="4980",
+                 items=json.dumps([{"item_id": "SKU-1", "quantity": 2}, {"item_id": "SKU-2"}])),
+            conv("ORD-2", "u2", T - 3 * HOUR, "pv-2"),
+            conv("ORD-3", "u3", T - 4 * HOUR, "pv-3"),
+            conv("ORD-4", "u1", T - 5 * HOUR, "pv-4b", revenue="100"),
+            conv("ORD-4", "u1", T - 5 * HOUR + 60, "pv-4a", revenue="999"),
+            conv("", "u1", T - HOUR, "pv-5"),
+            conv("undefined", "u1", T - HOUR, "pv-6"),
+            conv("ORD-OLD", "u1", T - 30 * HOUR, "pv-7"),
+            {**conv("CART-1", "u1", T - HOUR, "pv-8"), "event_name": "view_cart"},
+        ],
+        "page_views": [
+            {"user_id": "u1", "sync_date": iso(T - 3 * DAY), "pv_id": "pv-land",
+             "url": "https://shop.example.jp/lp?ldtag_cl=Click_1-abc&x=1", "lt_cid": UUID1.upper()},
+            {"user_id": "u1", "sync_date": iso(T - 2 * HOUR), "pv_id": "pv-1",
+             "url": "https://shop.example.jp/thanks", "referrer": "https://shop.example.jp/cart",
+             "title": 'Thanks "Taro" 😀', "ip_address": "2001:db8::1",
+             "user_agent": "Mozilla/5.0 (X11)\tTest"},
+            {"user_id": "u2", "sync_date": iso(T - 3 * HOUR), "pv_id": "pv-2",
+             "url": "HTTPS://shop.example.jp/thanks", "ip_address": "300.1.1.1"},
+        ],
+        "line_users": [
+            {"user_id": "u2", "line_user_id": LINE_UID, "sync_date": iso(T - 90 * DAY)},
+            {"user_id": "u1", "line_user_id": "U" + "f" * 32, "sync_date": iso(T - DAY)},
+        ],
+        "user_master": [
+            {"user_id": "u1", "email": " Taro@Example.COM ", "phone": "090-1234-5678",
+             "first_name": "太郎", "last_name": "山田"},
+            {"user_id": "u2", "email": "", "phone": "not a phone"},
+        ],
+    }
+
+
+def expected_payloads() -> dict[str, dict]:
+    def event(key, at):
+        return {"source_type": "web", "event_type": "conversion", "event_name": "Conversion",
+                "deduplication_key": key, "event_timestamp": at}
+
+    return {
+        "ORD-1": {
+            "event": event("ORD-1", T - 2 * HOUR),
+            "user": {"click_id": "Click_1-abc", "browser_id": UUID1,
+                     "email": sha("taro@example.com"), "phone": sha("+819012345678")},
+            "web": {"url": "https://shop.example.jp/thanks",
+                    "referrer": "https://shop.example.jp/cart", "title": 'Thanks "Taro" 😀',
+                    "ip_address": "2001:db8::1", "user_agent": "Mozilla/5.0 (X11)\tTest"},
+            "custom": {"value": 4980, "currency": "JPY", "quantity": 3,
+                       "item_ids": ["SKU-1", "SKU-2"]},
+        },
+        "ORD-2": {"event": event("ORD-2", T - 3 * HOUR), "user": {"line_uid": LINE_UID}},
+        "ORD-4": {
+            "event": event("ORD-4", T - 5 * HOUR),
+            "user": {"click_id": "Click_1-abc", "browser_id": UUID1,
+                     "email": sha("taro@example.com"), "phone": sha("+819012345678")},
+            "custom": {"value": 100, "currency": "JPY"},
+        },
+    }
+
+
+EXPECTED_REJECTED = {
+    "ORD-3": "no_user_identifier",
+    "pv:pv-5": "missing_deduplication_key",  # an empty CSV cell is null
+    "undefined": "invalid_deduplication_key",
+}
+
+
+@pytest.fixture(scope="module")
+def csv_build(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("csv")
+    export = write_export(tmp / "export", export_tables(), "csv")
+    result = run_dbt(tmp, "build", export_dir=export, vars={"as_of": AS_OF})
+    assert result.returncode == 0, result.output
+    return result
+
+
+def test_payload_rows_match_the_rules_exactly(csv_build):
+    assert csv_build.payloads() == expected_payloads()
+
+
+def test_rejected_rows_have_their_reasons(csv_build):
+    assert csv_build.rejected() == EXPECTED_REJECTED
+
+
+def test_payload_is_ordered_oldest_first_and_flat_columns_agree(csv_build):
+    rows = csv_build.rows(
+        "select deduplication_key, event_timestamp, email_sha256, has_line_uid, payload "
+        "from line_capi_payload")
+    assert [r[1] for r in rows] == sorted(r[1] for r in rows)
+    for key, timestamp, email, has_line_uid, payload in rows:
+        parsed = json.loads(payload)
+        assert payload.startswith('{"event":{')
+        assert parsed["event"]["event_timestamp"] == timestamp
+        assert parsed["user"].get("email") == email
+        assert has_line_uid == ("line_uid" in parsed["user"])
+
+
+def test_parquet_export_builds_the_same_payloads(tmp_path, csv_build):
+    export = write_export(tmp_path / "export", export_tables(), "parquet")
+    result = run_dbt(tmp_path, "run", export_dir=export, vars={"as_of": AS_OF})
+    assert result.returncode == 0, result.output
+    assert result.payloads() == csv_build.payloads()
+    assert result.rejected() == csv_build.rejected()
+
+
+def test_column_mapping_reads_an_export_with_other_names(tmp_path, csv_build):
+    tables = export_tables()
+    for row in tables["conversions"]:
+        row["order_id"] = row.pop("transaction_id")
+    columns = {**COLUMNS, "conversions": [
+        "order_id" if c == "transaction_id" else c for c in COLUMNS["conversions"]]}
+    export = write_export(tmp_path / "export", tables, "csv", columns=columns)
+    result = run_dbt(tmp_path, "run", export_dir=export, vars={
+        "as_of": AS_OF, "karte_column_map": {"conversions": {"transaction_id": "order_id"}}})
+    assert result.returncode == 0, result.output
+    assert result.payloads() == csv_build.payloads()
+
+
+def test_missing_required_column_names_table_and_column(tmp_path):
+    columns = {**COLUMNS, "page_views": [c for c in COLUMNS["page_views"] if c != "pv_id"]}
+    export = write_export(tmp_path / "export", export_tables(), "csv", columns=columns)
+    result = run_dbt(tmp_path, "run", export_dir=export, vars={"as_of": AS_OF})
+    assert result.returncode != 0
+    assert "KARTE export table page_views has no column pv_id" in result.output
+
+
+def test_missing_export_file_is_a_clear_error(tmp_path):
+    export = write_export(tmp_path / "export", export_tables(), "csv")
+    (export / "line_users.csv").unlink()
+    result = run_dbt(tmp_path, "run", export_dir=export, vars={"as_of": AS_OF})
+    assert result.returncode != 0
+    assert "KARTE export file missing: " in result.output
+    assert "line_users.csv" in result.output
+
+
+@pytest.mark.parametrize(("var", "value", "message"), [
+    ("line_event_name", "Conversion!", "invalid dbt var line_event_name=Conversion!"),
+    ("line_event_name", "A" * 21, "invalid dbt var line_event_name="),
+    ("as_of", "yesterday", "invalid dbt var as_of=yesterday"),
+    ("lookback_hours", -1, "invalid dbt var lookback_hours=-1"),
+    ("ad_contact_days", "thirty", "invalid dbt var ad_contact_days=thirty"),
+    ("currency", "yen", "invalid dbt var currency=yen"),
+    ("pii_prehashed", "maybe", "invalid dbt var pii_prehashed=maybe"),
+])
+def test_bad_vars_fail_with_a_message_naming_the_var(tmp_path, var, value, message):
+    result = run_dbt(tmp_path, "run", "--select", "line_capi_payload+",
+                     vars={"as_of": AS_OF, var: value})
+    assert result.returncode != 0
+    assert message in result.output
+
+
+def test_time_zone_of_the_machine_does_not_matter(tmp_path, csv_build):
+    tables = export_tables()
+    # a sync_date without an offset is UTC
+    tables["conversions"][0]["sync_date"] = "2026-03-01T01:00:00"
+    export = write_export(tmp_path / "export", tables, "csv")
+    result = run_dbt(tmp_path, "run", export_dir=export, vars={"as_of": AS_OF},
+                     env={"TZ": "Asia/Tokyo"})
+    assert result.returncode == 0, result.output
+    assert result.payloads()["ORD-1"]["event"]["event_timestamp"] == T - 2 * HOUR
+
+
+def test_sample_builds_with_payload_and_rejected_rows_on_any_date(tmp_path):
+    # The sample's times follow as_of, so a run "a year from now" still has events to send.
+    result = run_dbt(tmp_path, "build", vars={"as_of": "2027-07-07T07:07:07+09:00"})
+    assert result.returncode == 0, result.output
+    (sent,) = result.rows("select count(*) from line_capi_payload")[0]
+    reasons = {r for (r,) in result.rows("select distinct reason from line_capi_rejected")}
+    assert sent >= 30
+    assert reasons >= {"missing_deduplication_key", "invalid_deduplication_key",
+                       "no_user_identifier"}
+    (oldest, newest) = result.rows(
+        "select min(event_timestamp), max(event_timestamp) from line_capi_payload")[0]
+    as_of = 1814911627
+    assert as_of - 24 * HOUR < oldest <= newest <= as_of
+
+
+def test_no_plaintext_personal_data_in_the_database(tmp_path):
+    result = run_dbt(tmp_path, "build")
+    assert result.returncode == 0, result.output
+    import csv
+
+    with open(SAMPLE_DIR / "user_master.csv", encoding="utf-8") as f:
+        secrets = [v.strip() for row in csv.DictReader(f) for v in (row["email"], row["phone"])
+                   if v.strip()]
+    assert secrets
+    with result.connect() as con:
+        tables = con.sql("select schema_name, table_name from duckdb_tables()").fetchall()
+        assert {"line_capi_payload", "line_capi_rejected"} <= {t for _, t in tables}
+        for schema, table in tables:
+            columns = [c for (c,) in con.sql(
+                "select column_name from duckdb_columns() where schema_name = ? and "
+                "table_name = ?", params=[schema, table]).fetchall()]
+            for column in columns:
+                found = con.sql(
+                    f'select count(*) from "{schema}"."{table}" where cast("{column}" as varchar) '
+                    "in (select unnest(?::varchar[]))", params=[secrets]).fetchall()[0][0]
+                assert found == 0, f"plaintext personal data in {schema}.{table}.{column}"
+    raw = result.database.read_bytes()
+    for secret in secrets:
+        assert secret.encode() not in raw
