@@ -89,8 +89,12 @@ def _open(
     path = database_path(database)
     try:
         con = connect(path, read_only=read_only)
-        if need_payload:
-            require_payload(con, path)
+        try:
+            if need_payload:
+                require_payload(con, path)
+        except BaseException:
+            con.close()  # an open handle would block the next open of this file
+            raise
         return con
     except DatabaseLocked as exc:
         raise _die(str(exc), ExitCode.DATABASE_LOCKED) from None

@@ -5,10 +5,6 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 import pytest
-
-from sender.database import connect, ensure_ledger
-from sender.ledger import Ledger, read_status
-from sender.pending_rows import count_pending, iter_pending
 from sender_fixtures import (
     ledger_rows,
     make_event,
@@ -17,6 +13,10 @@ from sender_fixtures import (
     write_bulk_payload,
     write_payload,
 )
+
+from sender.database import connect, ensure_ledger
+from sender.ledger import Ledger, read_status
+from sender.pending_rows import count_pending, iter_pending
 
 
 @pytest.fixture

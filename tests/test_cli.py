@@ -1,0 +1,220 @@
+"""The CLI surface: help everywhere, one-line errors and their exit codes, status and preview."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+from sender_fixtures import (
+    FAST,
+    REPO,
+    TAG_ID,
+    TOKEN,
+    invoke,
+    make_event,
+    mock_server,
+    run_cli,
+    sender_env,
+    write_payload,
+)
+
+from sender.cli import app
+from sender.exit_codes import ExitCode
+
+COMMANDS = ["push", "status", "preview", "mock-server"]
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "line_capi.duckdb"
+    write_payload(path, [make_event(i) for i in range(30)])
+    return path
+
+
+def test_every_command_has_help_with_an_example():
+    import typer.main
+
+    assert set(typer.main.get_command(app).commands) == set(COMMANDS)
+    for name in COMMANDS:
+        r = invoke([name, "--help"], sender_env_for_help())
+        assert r.exit_code == 0
+        assert "Example" in r.stdout, name
+        assert "sender " in r.stdout
+
+
+def sender_env_for_help():
+    return {"LINE_ACCESS_TOKEN": TOKEN, "LINE_TAG_ID": TAG_ID, "COLUMNS": "200"}
+
+
+def test_no_args_shows_help():
+    r = invoke([], {})
+    assert "push" in r.stdout and "mock-server" in r.stdout
+
+
+def test_help_never_shows_the_token():
+    for args in ([], ["--help"], *([c, "--help"] for c in COMMANDS)):
+        r = invoke(list(args), sender_env_for_help())
+        assert TOKEN not in r.stdout + r.stderr
+    assert app.pretty_exceptions_show_locals is False
+
+
+def test_python_dash_m_sender_works():
+    r = subprocess.run(
+        [sys.executable, "-m", "sender", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+    )
+    assert r.returncode == 0 and "push" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LINE_ACCESS_TOKEN": ""}, "LINE_ACCESS_TOKEN is empty"),
+        ({"LINE_ACCESS_TOKEN": "  "}, "LINE_ACCESS_TOKEN is empty"),
+        ({"LINE_ACCESS_TOKEN": "two words"}, "spaces or control characters"),
+        ({"LINE_TAG_ID": "not-a-uuid"}, "is not a UUID"),
+        ({"LINE_TAG_ID": ""}, "LINE_TAG_ID is not set"),
+        ({"LINE_CHANNEL_ID": "12ab"}, "digits only"),
+        ({"LINE_CAPI_ENDPOINT": "http://conversion-api.example.com"}, "only https"),
+        ({"LINE_CAPI_ENDPOINT": "ftp://127.0.0.1"}, "not an http(s) URL"),
+    ],
+)
+def test_config_errors_are_one_line_exit_2(db, env, message):
+    r = invoke(["push"], sender_env(db, **env))
+    assert r.exit_code == ExitCode.USAGE
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9", "http://127.8.9.10:9"],
+)
+def test_loopback_http_is_allowed(db, endpoint):
+    r = invoke(["push", *FAST, "--max-retries", "0"], sender_env(db, endpoint))
+    assert r.exit_code == ExitCode.PENDING_LEFT  # nothing listens there, but it was allowed
+
+
+def test_missing_database_file_says_run_dbt_build(tmp_path):
+    for args in (["push"], ["status"], ["preview"], ["push", "--dry-run"]):
+        r = invoke(args, sender_env(tmp_path / "nope.duckdb"))
+        assert r.exit_code == ExitCode.NO_PAYLOAD
+        assert "run `dbt build` first" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "nope.duckdb").exists()  # never created by the sender
+
+
+def test_missing_payload_table_says_run_dbt_build(tmp_path):
+    import duckdb
+
+    db = tmp_path / "empty.duckdb"
+    duckdb.connect(str(db)).close()
+    r = invoke(["push"], sender_env(db))
+    assert r.exit_code == ExitCode.NO_PAYLOAD and "no table line_capi_payload" in r.stderr
+    r = invoke(["status"], sender_env(db))
+    assert r.exit_code == 0 and "run dbt build" in r.stdout
+
+
+def test_show_without_dry_run_is_a_usage_error(db):
+    r = invoke(["push", "--show", "3"], sender_env(db))
+    assert r.exit_code == ExitCode.USAGE
+
+
+def test_batch_size_limit_is_enforced(db):
+    r = invoke(["push", "--batch-size", "100001"], sender_env(db))
+    assert r.exit_code == 2
+
+
+def test_status_and_preview(db):
+    env = sender_env(db)
+    r = invoke(["status", "--json"], env)
+    assert json.loads(r.stdout)["pending"] == 30 and json.loads(r.stdout)["last_run"] is None
+    r = invoke(["preview", "-n", "3", "--width", "40"], env)
+    assert r.exit_code == 0 and len(r.stdout.strip().splitlines()) == 4
+    assert "order-" in r.stdout
+    with mock_server() as srv:
+        assert invoke(["push", *FAST, "--limit", "10"], sender_env(db, srv.url)).exit_code == 0
+    r = invoke(["status", "--json"], env)
+    info = json.loads(r.stdout)
+    assert info["pending"] == 20 and info["counts"]["accepted"] == 10
+    assert info["last_run"]["outcome"] == "ok" and info["last_run"]["accepted"] == 10
+    r = invoke(["status"], env)
+    assert "accepted 10" in r.stdout and "pending   20" in r.stdout
+    r = invoke(["preview", "--json", "-n", "100"], env)
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 20 and all(json.loads(x)["event"] for x in lines)
+
+
+def test_mock_server_command_rehearsal(db):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sender",
+            "mock-server",
+            "--port",
+            "0",
+            "--fault",
+            "503:1",
+            "--retry-after",
+            "0",
+        ],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "LINE_ACCESS_TOKEN": TOKEN, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        line = proc.stderr.readline()
+        assert "listening on http://127.0.0.1:" in line, line
+        url = line.split("listening on ")[1].split(" ")[0]
+        r = run_cli(["push", *FAST], sender_env(db, url))
+        assert r.returncode == 0, r.stderr
+        assert "retrying" in r.stderr
+        stats = requests.get(f"{url}/_mock/stats", timeout=5).json()
+        assert stats["accepted_unique"] == 30 and stats["by_status"]["503"] == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=10)[1]
+    assert proc.returncode == 0 and "stopped" in out
+    assert TOKEN not in line + out
+
+
+def test_mock_server_stays_on_loopback():
+    r = invoke(["mock-server", "--host", "0.0.0.0"], {})  # noqa: S104
+    assert r.exit_code == ExitCode.USAGE and "loopback" in r.stderr
+
+
+def test_mock_server_rejects_unknown_fault():
+    r = invoke(["mock-server", "--port", "0", "--fault", "418"], {})
+    assert r.exit_code == ExitCode.USAGE
+
+
+def test_sigterm_stops_push_cleanly(db):
+    with mock_server(delay=0.5) as srv:
+        env = {**os.environ, **sender_env(db, srv.url), "PYTHONPATH": str(REPO)}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sender", "push", "--batch-size", "1", "--concurrency", "1"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.time() + 10
+        while srv.stats()["requests"] < 1 and time.time() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert "left pending" in out
