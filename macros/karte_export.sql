@@ -95,10 +95,35 @@
         {%- if path.endswith('.parquet') -%}
             {%- set reader = "read_parquet('" ~ path ~ "')" -%}
         {%- else -%}
-            {%- set reader = "read_csv('" ~ path ~ "', header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', "
-                ~ "encoding = '" ~ encoding ~ "', strict_mode = false, null_padding = true)" -%}
+            {{ check_csv_export_file(table_name, path, encoding) }}
+            {%- set reader = "read_csv('" ~ path ~ "', header = true, all_varchar = true, delim = ',', "
+                ~ "quote = '\"', escape = '\"', encoding = '" ~ encoding ~ "')" -%}
         {%- endif -%}
         {%- do run_query('create or replace view ' ~ schema ~ '.' ~ table_name ~ ' as select * from ' ~ reader) -%}
     {%- endfor -%}
     {{ return('') }}
+{% endmacro %}
+
+
+{#-
+    Refuse, with a message that says what to do, a CSV file that is empty (no header row) or,
+    for UTF-8, not UTF-8 (a spreadsheet's Shift_JIS/CP932). Files over 512 MB are not checked
+    here; DuckDB's reader still refuses bad bytes, with its own message, when the models run.
+-#}
+{% macro check_csv_export_file(table_name, path, encoding) %}
+    {%- set size = run_query("select size from read_blob('" ~ path ~ "')").columns[0].values()[0] -%}
+    {%- if size == 0 -%}
+        {{ exceptions.raise_compiler_error(
+            "KARTE export file " ~ path ~ " is empty: it needs at least the header row ("
+            ~ (karte_export_contract()[table_name] | map(attribute=0) | join(',')) ~ ")") }}
+    {%- endif -%}
+    {%- if encoding in ('utf-8', 'utf8') and size <= 536870912 and not path.endswith('.gz') -%}
+        {%- set is_utf8 = run_query(
+            "select try(decode(content)) is not null from read_blob('" ~ path ~ "')").columns[0].values()[0] -%}
+        {%- if not is_utf8 -%}
+            {{ exceptions.raise_compiler_error(
+                "KARTE export file " ~ path ~ " is not UTF-8 (a spreadsheet may have saved it as Shift_JIS/CP932):"
+                ~ " convert it, e.g. iconv -f CP932 -t UTF-8, or set var karte_export_encoding (utf-8, utf-16, latin-1)") }}
+        {%- endif -%}
+    {%- endif -%}
 {% endmacro %}
