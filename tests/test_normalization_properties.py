@@ -1,0 +1,136 @@
+"""Property-based tests of rules 7-9 (email and phone normalisation and hashing).
+
+They run the SQL that dbt compiles for `int_users_hashed`, unchanged but for its input relation,
+on DuckDB against inputs that hypothesis generates, and compare it with a small Python model of
+the rules written from the issue's text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline_fixtures import run_dbt
+
+ASCII_WHITESPACE = " \t\n\x0b\x0c\r"
+HEX64 = re.compile(r"[0-9a-f]{64}")
+# RE2's \s (DuckDB) is [\t\n\f\r ]; spell it out so Python matches it exactly.
+EMAIL = re.compile(r"[^@\t\n\f\r ]+@[^@\t\n\f\r ]+\.[^@\t\n\f\r ]+")
+HALFWIDTH = {0x3000: " ", **{code: chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)}}
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def reference_email(value: str | None) -> str | None:
+    if value is None:
+        return None
+    trimmed = value.strip(ASCII_WHITESPACE)
+    if HEX64.fullmatch(trimmed.lower()):
+        return trimmed.lower()
+    normalized = trimmed.translate(HALFWIDTH).strip(ASCII_WHITESPACE).lower()
+    return sha(normalized) if EMAIL.fullmatch(normalized) else None
+
+
+def reference_phone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    trimmed = value.strip(ASCII_WHITESPACE)
+    if HEX64.fullmatch(trimmed.lower()):
+        return trimmed.lower()
+    halfwidth = trimmed.translate(HALFWIDTH).strip(ASCII_WHITESPACE)
+    digits = re.sub(r"[^0-9]", "", halfwidth)
+    if halfwidth.startswith("+"):
+        e164 = "+81" + digits[3:] if digits.startswith("810") else "+" + digits
+    elif digits.startswith("810"):
+        e164 = "+81" + digits[3:]
+    elif digits.startswith("81"):
+        e164 = "+" + digits
+    elif digits.startswith("0"):
+        e164 = "+81" + digits[1:]
+    else:
+        return None
+    return sha(e164) if re.fullmatch(r"\+[0-9]{10,15}", e164) else None
+
+
+@pytest.fixture(scope="module")
+def hash_users(tmp_path_factory):
+    """A function running the compiled int_users_hashed on [(email, phone)] -> [(email, phone)]."""
+    tmp = tmp_path_factory.mktemp("compiled")
+    result = run_dbt(tmp, "compile", "--select", "int_users_hashed")
+    assert result.returncode == 0, result.output
+    compiled = (tmp / "target" / "compiled" / "line_capi" / "models" / "intermediate"
+                / "int_users_hashed.sql").read_text()
+    relation = '"line_capi"."main"."stg_karte__user_master"'
+    assert relation in compiled
+    sql = compiled.replace(relation, "users_under_test")
+    con = duckdb.connect()
+    con.sql("create table users_under_test (user_id varchar, email varchar, phone varchar)")
+
+    def run(pairs):
+        con.sql("delete from users_under_test")
+        con.executemany("insert into users_under_test values (?, ?, ?)",
+                        [(f"u{i:05d}", e, p) for i, (e, p) in enumerate(pairs)])
+        rows = dict((u, (e, p)) for u, e, p in con.sql(
+            f"select user_id, email_sha256, phone_sha256 from ({sql})").fetchall())
+        return [rows[f"u{i:05d}"] for i in range(len(pairs))]
+
+    yield run
+    con.close()
+
+
+JAPANESE_PHONE_TEXT = st.text(alphabet="0123456789０１２３４５６７８９+-()（） 　＋－.8１", max_size=24)
+EMAILISH_TEXT = st.text(
+    alphabet=st.sampled_from(list("abcXYZ09@._-+ \t") + ["＠", "．", "Ａ", "ｚ", "　", "０", "é", "日"]),
+    max_size=30)
+ANY_TEXT = st.one_of(st.none(), st.text(max_size=40))
+PROPERTY_SETTINGS = settings(max_examples=60, deadline=None,
+                             suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@PROPERTY_SETTINGS
+@given(st.lists(st.tuples(ANY_TEXT, ANY_TEXT), min_size=1, max_size=30))
+def test_any_unicode_gives_nothing_or_a_lowercase_sha256(hash_users, pairs):
+    for email, phone in hash_users(pairs):
+        assert email is None or HEX64.fullmatch(email)
+        assert phone is None or HEX64.fullmatch(phone)
+
+
+@PROPERTY_SETTINGS
+@given(st.lists(st.tuples(ANY_TEXT, ANY_TEXT), min_size=1, max_size=30))
+def test_normalizing_twice_equals_normalizing_once(hash_users, pairs):
+    once = hash_users(pairs)
+    twice = hash_users(once)
+    assert twice == once
+
+
+@PROPERTY_SETTINGS
+@given(st.lists(st.tuples(
+    st.text(alphabet="0123456789abcdefABCDEF", min_size=64, max_size=64),
+    st.sampled_from(["", " ", "\t", "\n"])), min_size=1, max_size=20))
+def test_a_64_hex_value_is_never_hashed_again(hash_users, hexes):
+    pairs = [(pad + h + pad, h) for h, pad in hexes]
+    assert hash_users(pairs) == [(h.lower(), h.lower()) for h, _ in hexes]
+
+
+@PROPERTY_SETTINGS
+@given(st.lists(st.tuples(EMAILISH_TEXT, JAPANESE_PHONE_TEXT), min_size=1, max_size=30))
+def test_sql_agrees_with_the_rules_as_written(hash_users, pairs):
+    assert hash_users(pairs) == [(reference_email(e), reference_phone(p)) for e, p in pairs]
+
+
+@pytest.mark.parametrize(("email", "phone", "expected_email", "expected_phone"), [
+    ("ＴＡＲＯ＠ｅｘａｍｐｌｅ．ｃｏｍ", "０９０－１２３４－５６７８", "taro@example.com", "+819012345678"),
+    (" Taro@Example.COM\n", "+81 (0)90-1234-5678", "taro@example.com", "+819012345678"),
+    ("taro@example", "81-90-1234-5678", None, "+819012345678"),
+])
+def test_known_examples(hash_users, email, phone, expected_email, expected_phone):
+    [(got_email, got_phone)] = hash_users([(email, phone)])
+    assert got_email == (expected_email and sha(expected_email))
+    assert got_phone == (expected_phone and sha(expected_phone))
