@@ -24,10 +24,18 @@ profiles.yml:
 data/.gitkeep:
 	mkdir -p data && touch $@
 
-## demo: build the bundled sample and show what would be sent
+## demo: build the bundled sample, push it to a local LINE-compatible server, show the ledger
+DEMO_PORT ?= 8787
+DEMO_ENV  := LINE_CAPI_ENDPOINT=http://127.0.0.1:$(DEMO_PORT) LINE_TAG_ID=00000000-0000-4000-8000-000000000000 \
+             LINE_ACCESS_TOKEN=mock-token LINE_CHANNEL_ID=1234567890
 demo: setup
 	$(DBT) build
-	$(DBT) show --select line_capi_payload --limit 5 --output json
+	$(BIN)/sender preview --limit 3
+	@set -e; $(BIN)/sender mock-server --port $(DEMO_PORT) --quiet & server=$$!; \
+	trap 'kill $$server 2>/dev/null' EXIT; \
+	for _ in $$(seq 100); do $(BIN)/python -c 'import socket; socket.create_connection(("127.0.0.1", $(DEMO_PORT)), 1).close()' 2>/dev/null && break; sleep 0.1; done; \
+	$(DEMO_ENV) $(BIN)/sender push; \
+	$(BIN)/sender status
 
 ## test: every test: dbt unit and data tests on the sample, then pytest
 test: setup test-dbt test-python
