@@ -15,26 +15,58 @@ from pathlib import Path
 import duckdb
 
 PAYLOAD_TABLE = "line_capi_payload"
-LEDGER_TABLE = "line_capi_send_log"
+LEDGER_TABLE = "line_capi_send_log"  # a view: one row per event and outcome
+KEYS_TABLE = "line_capi_send_keys"  # the events of each outcome (narrow: cheap to append)
+BATCHES_TABLE = "line_capi_send_batches"  # one row per outcome: a request, or expired rows
 RUNS_TABLE = "line_capi_send_runs"
 PENDING_VIEW = "line_capi_pending"
 
 PAYLOAD_COLUMNS = ("event_name", "deduplication_key", "event_timestamp", "has_line_uid", "payload")
 
-LEDGER_DDL = f"""
-create table if not exists {LEDGER_TABLE} (
-    event_name varchar not null,
-    deduplication_key varchar not null,
+# The ledger is stored normalized: what is the same for every event of a request lives once in
+# line_capi_send_batches, so that recording an accepted batch appends only the keys (4x less to
+# write than one wide row per event). line_capi_send_log joins them back for people and SQL.
+BATCHES_DDL = f"""
+create table if not exists {BATCHES_TABLE} (
+    batch_id varchar not null,
+    run_id varchar not null,
     status varchar not null check (status in ('accepted', 'rejected_by_api', 'expired')),
     http_status integer,
     attempts integer not null,
-    batch_id varchar not null,
-    run_id varchar not null,
-    event_timestamp bigint not null,
+    events integer not null,
     is_test boolean not null,
     sent_at timestamp not null,
     error varchar
 )
+"""
+
+KEYS_DDL = f"""
+create table if not exists {KEYS_TABLE} (
+    event_name varchar not null,
+    deduplication_key varchar not null,
+    event_timestamp bigint not null,
+    batch_id varchar not null,
+    is_test boolean not null
+)
+"""
+
+LEDGER_VIEW_DDL = f"""
+create or replace view {LEDGER_TABLE} as
+select
+    sent.event_name,
+    sent.deduplication_key,
+    batch.status,
+    batch.http_status,
+    batch.attempts,
+    batch.batch_id,
+    batch.run_id,
+    sent.event_timestamp,
+    batch.is_test,
+    batch.sent_at,
+    batch.error
+from {KEYS_TABLE} as sent
+inner join {BATCHES_TABLE} as batch
+    on sent.batch_id = batch.batch_id
 """
 
 RUNS_DDL = f"""
@@ -59,17 +91,16 @@ create table if not exists {RUNS_TABLE} (
 )
 """
 
-# Every ledger status is final; rows sent with --test (event.test_flag) do not count as sent.
+# Every recorded outcome is final; rows sent with --test (event.test_flag) do not count as sent.
 PENDING_VIEW_DDL = f"""
 create or replace view {PENDING_VIEW} as
 select payload.*
 from {PAYLOAD_TABLE} as payload
 where not exists (
     select 1
-    from {LEDGER_TABLE} as sent
+    from {KEYS_TABLE} as sent
     where sent.event_name = payload.event_name
         and sent.deduplication_key = payload.deduplication_key
-        and sent.status in ('accepted', 'rejected_by_api', 'expired')
         and not sent.is_test
 )
 """
@@ -158,11 +189,13 @@ def require_payload(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 
 def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the ledger, the runs table and the pending view (idempotent)."""
-    con.execute(LEDGER_DDL)
+    """Create the ledger tables and views, the runs table and the pending view (idempotent)."""
+    con.execute(BATCHES_DDL)
+    con.execute(KEYS_DDL)
+    con.execute(LEDGER_VIEW_DDL)
     con.execute(RUNS_DDL)
     con.execute(PENDING_VIEW_DDL)
 
 
 def has_ledger(con: duckdb.DuckDBPyConnection) -> bool:
-    return table_exists(con, LEDGER_TABLE)
+    return table_exists(con, KEYS_TABLE) and table_exists(con, BATCHES_TABLE)

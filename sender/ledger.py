@@ -1,8 +1,11 @@
-"""The send ledger ``line_capi_send_log`` and the runs table ``line_capi_send_runs``.
+"""Recording outcomes: the send ledger and the runs table.
 
-Every outcome is written per batch with one set-based ``insert ... select`` from an Arrow table,
-so one batch is one transaction, whatever its size. Rows are only appended (``--resend`` adds
-new rows); the latest row of a key is its status.
+Outcomes are written by one writer thread that commits whatever has queued up since its last
+commit in one transaction ("group commit"): each outcome (a delivered request, a rejected event,
+a group of expired rows) is all-or-nothing, a commit costs one WAL sync however many outcomes it
+holds, and the sending threads never wait for the disk. An outcome only counts as done (in the
+summary and the progress) once committed. A crash loses at most the outcomes still queued: those
+events stay pending and are sent again by the next run, which LINE de-duplicates.
 """
 
 # ruff: noqa: S608 - SQL is built from this package's constant table names; values are bound.
@@ -10,40 +13,76 @@ new rows); the latest row of a key is its status.
 from __future__ import annotations
 
 import datetime as dt
+import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
 
-from sender.database import LEDGER_TABLE, RUNS_TABLE, fetch_one
-
-_INSERT_SQL = f"""
-insert into {LEDGER_TABLE} (
-    event_name, deduplication_key, status, http_status, attempts, batch_id, run_id,
-    event_timestamp, is_test, sent_at, error
-)
-select
-    event_name, deduplication_key, $status, $http_status, $attempts, $batch_id, $run_id,
-    event_timestamp, $is_test, $sent_at, $error
-from _sender_outcome
-"""
+from sender.database import BATCHES_TABLE, KEYS_TABLE, LEDGER_TABLE, RUNS_TABLE, fetch_one
 
 STATUSES = ("accepted", "rejected_by_api", "expired")
+
+_BATCH_SCHEMA = pa.schema(
+    [
+        ("batch_id", pa.string()),
+        ("run_id", pa.string()),
+        ("status", pa.string()),
+        ("http_status", pa.int32()),
+        ("attempts", pa.int32()),
+        ("events", pa.int32()),
+        ("is_test", pa.bool_()),
+        ("sent_at", pa.timestamp("us")),
+        ("error", pa.string()),
+    ]
+)
 
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-class Ledger:
-    """Writes outcomes from any thread, serialized on one cursor of its own."""
+@dataclass(frozen=True)
+class Outcome:
+    keys: pa.Table  # event_name, deduplication_key, event_timestamp
+    status: str
+    batch_id: str
+    http_status: int | None
+    attempts: int
+    error: str | None
+    sent_at: dt.datetime
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, run_id: str, is_test: bool):
-        self._cursor = con.cursor()
-        self._lock = threading.Lock()
+
+_STOP = object()
+
+
+class LedgerWriter:
+    """Queue outcomes from any thread; a background thread commits them in groups.
+
+    ``on_commit(outcome)`` is called (in the writer thread) after each outcome is durable.
+    """
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        run_id: str,
+        is_test: bool,
+        on_commit: Callable[[Outcome], None] | None = None,
+        max_queued: int = 256,
+        max_group_rows: int = 200_000,
+    ) -> None:
         self.run_id = run_id
         self.is_test = is_test
+        self._cursor = con.cursor()
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queued)
+        self._on_commit = on_commit
+        self._max_group_rows = max_group_rows
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="sender-ledger", daemon=True)
+        self._thread.start()
 
     def record(
         self,
@@ -55,63 +94,137 @@ class Ledger:
         attempts: int,
         error: str | None = None,
     ) -> None:
+        """Queue one outcome (blocks only when the writer is far behind)."""
         if rows.num_rows == 0:
             return
         if status not in STATUSES:
             raise ValueError(f"unknown ledger status {status!r}")
+        if self.error is not None:
+            raise RuntimeError("the ledger writer has failed") from self.error
         keys = rows.select(["event_name", "deduplication_key", "event_timestamp"])
-        params = {
-            "status": status,
-            "http_status": http_status,
-            "attempts": attempts,
-            "batch_id": batch_id,
-            "run_id": self.run_id,
-            "is_test": self.is_test,
-            "sent_at": utc_now(),
-            "error": error,
-        }
-        with self._lock:
-            self._cursor.register("_sender_outcome", keys)
-            try:
-                self._cursor.execute(_INSERT_SQL, params)
-            finally:
-                self._cursor.unregister("_sender_outcome")
-
-    def start_run(self, *, tag_id: str, endpoint: str, is_resend: bool) -> None:
-        with self._lock:
-            self._cursor.execute(
-                f"insert into {RUNS_TABLE} (run_id, tag_id, endpoint, is_test, is_resend,"
-                " started_at) values (?, ?, ?, ?, ?, ?)",
-                [self.run_id, tag_id, endpoint, self.is_test, is_resend, utc_now()],
-            )
-
-    def finish_run(self, summary: dict, *, exit_code: int, outcome: str) -> None:
-        with self._lock:
-            self._cursor.execute(
-                f"update {RUNS_TABLE} set pending = ?, sent = ?, accepted = ?, rejected = ?,"
-                " expired = ?, left_pending = ?, retried = ?, requests = ?, exit_code = ?,"
-                " outcome = ?, finished_at = ? where run_id = ?",
-                [
-                    summary["pending"],
-                    summary["sent"],
-                    summary["accepted"],
-                    summary["rejected"],
-                    summary["expired"],
-                    summary["left_pending"],
-                    summary["retried"],
-                    summary["requests"],
-                    exit_code,
-                    outcome,
-                    utc_now(),
-                    self.run_id,
-                ],
-            )
+        self._queue.put(Outcome(keys, status, batch_id, http_status, attempts, error, utc_now()))
 
     def close(self) -> None:
-        with self._lock:
-            self._cursor.close()
+        """Commit what is queued, stop the thread; re-raise a write error."""
+        self._queue.put(_STOP)
+        self._thread.join()
+        self._cursor.close()
+        if self.error is not None:
+            raise self.error
+
+    # -- writer thread -----------------------------------------------------------------------
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            group: list[Outcome] = []
+            item = self._queue.get()
+            rows = 0
+            while True:
+                if item is _STOP:
+                    stopping = True
+                    break
+                group.append(item)
+                rows += item.keys.num_rows
+                if rows >= self._max_group_rows:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if group and self.error is None:
+                try:
+                    self._write(group)
+                except BaseException as exc:  # reported by close(); the rows stay pending
+                    self.error = exc
+                    continue
+                if self._on_commit is not None:
+                    for outcome in group:
+                        self._on_commit(outcome)
+
+    def _write(self, group: list[Outcome]) -> None:
+        batches = pa.table(
+            {
+                "batch_id": [o.batch_id for o in group],
+                "run_id": [self.run_id] * len(group),
+                "status": [o.status for o in group],
+                "http_status": [o.http_status for o in group],
+                "attempts": [o.attempts for o in group],
+                "events": [o.keys.num_rows for o in group],
+                "is_test": [self.is_test] * len(group),
+                "sent_at": [o.sent_at for o in group],
+                "error": [o.error for o in group],
+            },
+            schema=_BATCH_SCHEMA,
+        )
+        keys = pa.concat_tables(
+            [
+                o.keys.append_column("batch_id", pa.repeat(o.batch_id, o.keys.num_rows))
+                for o in group
+            ]
+        )
+        cur = self._cursor
+        cur.register("_sender_batches", batches)
+        cur.register("_sender_keys", keys)
+        try:
+            cur.execute("begin transaction")
+            try:
+                cur.execute(f"insert into {BATCHES_TABLE} select * from _sender_batches")
+                cur.execute(
+                    f"insert into {KEYS_TABLE} select event_name, deduplication_key,"
+                    " event_timestamp, batch_id, $is_test from _sender_keys",
+                    {"is_test": self.is_test},
+                )
+                cur.execute("commit")
+            except BaseException:
+                cur.execute("rollback")
+                raise
+        finally:
+            cur.unregister("_sender_batches")
+            cur.unregister("_sender_keys")
 
 
+# -- runs ------------------------------------------------------------------------------------
+def start_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    tag_id: str,
+    endpoint: str,
+    is_test: bool,
+    is_resend: bool,
+) -> None:
+    con.execute(
+        f"insert into {RUNS_TABLE} (run_id, tag_id, endpoint, is_test, is_resend, started_at)"
+        " values (?, ?, ?, ?, ?, ?)",
+        [run_id, tag_id, endpoint, is_test, is_resend, utc_now()],
+    )
+
+
+def finish_run(
+    con: duckdb.DuckDBPyConnection, run_id: str, summary: dict, *, exit_code: int, outcome: str
+) -> None:
+    con.execute(
+        f"update {RUNS_TABLE} set pending = ?, sent = ?, accepted = ?, rejected = ?,"
+        " expired = ?, left_pending = ?, retried = ?, requests = ?, exit_code = ?,"
+        " outcome = ?, finished_at = ? where run_id = ?",
+        [
+            summary["pending"],
+            summary["sent"],
+            summary["accepted"],
+            summary["rejected"],
+            summary["expired"],
+            summary["left_pending"],
+            summary["retried"],
+            summary["requests"],
+            exit_code,
+            outcome,
+            utc_now(),
+            run_id,
+        ],
+    )
+
+
+# -- status ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LedgerStatus:
     counts: dict[str, int]  # latest status of each key, events sent for real
@@ -142,17 +255,16 @@ def read_status(
             counts[status] = int(n)
         row = fetch_one(
             con,
-            f"select count(distinct (event_name, deduplication_key)) from {LEDGER_TABLE}"
+            f"select count(distinct (event_name, deduplication_key)) from {KEYS_TABLE}"
             " where is_test",
         )
         test_events = int(row[0]) if row else 0
         cursor = con.execute(f"select * from {RUNS_TABLE} order by started_at desc limit 1")
         names = [d[0] for d in cursor.description]
         rows = cursor.fetchall()
-        row = rows[0] if rows else None
-        if row is not None:
+        if rows:
             last_run = {
                 name: (value.isoformat(sep=" ") + "Z" if isinstance(value, dt.datetime) else value)
-                for name, value in zip(names, row, strict=True)
+                for name, value in zip(names, rows[0], strict=True)
             }
     return LedgerStatus(counts=counts, test_events=test_events, pending=pending, last_run=last_run)

@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sender.database import LEDGER_TABLE, PAYLOAD_COLUMNS, PAYLOAD_TABLE, fetch_one
+from sender.database import KEYS_TABLE, PAYLOAD_COLUMNS, PAYLOAD_TABLE, fetch_one
 
 # Rows fetched from DuckDB per Arrow record batch (and filtered against the ledger per query).
 SCAN_CHUNK_ROWS = 50_000
@@ -30,12 +30,11 @@ _SCAN_SQL = f"select {', '.join(PAYLOAD_COLUMNS)} from {PAYLOAD_TABLE}"
 # and streams the ledger past it: ~20x faster than an anti join that hashes the whole ledger.
 _ACKNOWLEDGED_SQL = f"""
 select sent.event_name, sent.deduplication_key
-from {LEDGER_TABLE} as sent
+from {KEYS_TABLE} as sent
 semi join _sender_chunk as chunk
     on sent.event_name = chunk.event_name
     and sent.deduplication_key = chunk.deduplication_key
-where sent.status in ('accepted', 'rejected_by_api', 'expired')
-    and not sent.is_test
+where not sent.is_test
 """
 
 _SCHEMA = pa.schema(
@@ -55,12 +54,17 @@ def pending_sql(*, use_ledger: bool, columns: str = "*") -> str:
         return f"select {columns} from {PAYLOAD_TABLE}"
     return (
         f"select {columns} from {PAYLOAD_TABLE} as payload where not exists ("
-        f" select 1 from {LEDGER_TABLE} as sent"
+        f" select 1 from {KEYS_TABLE} as sent"
         " where sent.event_name = payload.event_name"
         " and sent.deduplication_key = payload.deduplication_key"
-        " and sent.status in ('accepted', 'rejected_by_api', 'expired')"
         " and not sent.is_test)"
     )
+
+
+def ledger_has_keys(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether any real (non-test) outcome is recorded: when none is, there is nothing to filter."""
+    row = fetch_one(con, f"select exists (select 1 from {KEYS_TABLE} where not is_test)")
+    return bool(row and row[0])
 
 
 def count_pending(con: duckdb.DuckDBPyConnection, *, use_ledger: bool) -> int:

@@ -1,6 +1,6 @@
 """The push loop: stream pending rows, batch them, post them concurrently, record outcomes.
 
-- 2xx: the batch's rows go to the ledger as ``accepted``, in one insert (one transaction).
+- 2xx: the batch's rows go to the ledger as ``accepted``, all or nothing (see sender.ledger).
 - 400: the request was discarded whole; split it in halves, recursively, until the invalid
   events are alone: those are ``rejected_by_api``, all the others are delivered.
 - 401/403: stop at once, no retry. Another unexpected status (404, ...): stop too.
@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import random
 import threading
@@ -25,9 +26,10 @@ import pyarrow.compute as pc
 
 from sender.database import ensure_ledger, fetch_one, has_ledger
 from sender.exit_codes import ExitCode
-from sender.ledger import Ledger
+from sender.ledger import LedgerWriter, finish_run, start_run
+from sender.ledger import Outcome as Recorded
 from sender.line_client import LineClient, Outcome, Response, backoff_delay
-from sender.pending_rows import count_pending, iter_pending, pending_sql
+from sender.pending_rows import count_pending, iter_pending, ledger_has_keys, pending_sql
 from sender.progress import Progress
 from sender.request_body import build_body, splice_test_flag, split_by_size, split_expired
 from sender.settings import ConfigError, LineTarget
@@ -133,8 +135,8 @@ class Pusher:
         self.stop = _Stop()
         self._lock = threading.Lock()
         self._rng = random.Random()  # noqa: S311 - jitter, not security
-        self.ledger: Ledger | None = None
-        self._warned_retry = 0
+        self.writer: LedgerWriter | None = None
+        self._expired_groups = 0
 
     # -- counters -------------------------------------------------------------------------
     def _add(self, **counts: int) -> None:
@@ -153,16 +155,25 @@ class Pusher:
         if opts.limit is not None:
             pending = min(pending, opts.limit)
         self.summary.pending = pending
-        self.ledger = Ledger(self.con, run_id=self.summary.run_id, is_test=opts.test)
-        self.ledger.start_run(
-            tag_id=self.target.tag_id, endpoint=self.target.endpoint, is_resend=opts.resend
+        start_run(
+            self.con,
+            run_id=self.summary.run_id,
+            tag_id=self.target.tag_id,
+            endpoint=self.target.endpoint,
+            is_test=opts.test,
+            is_resend=opts.resend,
         )
+        # nothing recorded yet (first run): no need to look each chunk up in the ledger
+        use_ledger = use_ledger and ledger_has_keys(self.con)
         self.progress.log(
             f"run {self.summary.run_id}: {pending:,} pending events for LINE Tag "
             f"{self.target.tag_id} at {self.target.endpoint}"
             + (" (test events)" if opts.test else "")
         )
         self.progress.start(pending)
+        self.writer = LedgerWriter(
+            self.con, run_id=self.summary.run_id, is_test=opts.test, on_commit=self._committed
+        )
         error: BaseException | None = None
         try:
             self._send_all(use_ledger)
@@ -172,30 +183,39 @@ class Pusher:
             self.stop.set("error", f"stopped by an error: {type(exc).__name__}")
             error = exc
         finally:
-            self.progress.finish()
             self.client.close()
+            try:
+                self.writer.close()  # commits what is still queued
+            except BaseException as exc:
+                self.stop.set("error", f"stopped by an error: {type(exc).__name__}")
+                error = error or exc
+            self.progress.finish()
             self._finish(started)
         if error is not None:
             raise error
         return self.summary
 
+    def _committed(self, recorded: Recorded) -> None:
+        """Called by the ledger writer once an outcome is durable: only now it counts."""
+        n = recorded.keys.num_rows
+        counter = {"accepted": "accepted", "rejected_by_api": "rejected", "expired": "expired"}
+        self._add(**{counter[recorded.status]: n})
+        self.progress.advance(n)
+
     def _send_all(self, use_ledger: bool) -> None:
         opts = self.options
         in_flight: set[Future] = set()
         max_in_flight = opts.concurrency * 2
-        with ThreadPoolExecutor(opts.concurrency, thread_name_prefix="sender") as pool:
+        chunks = iter_pending(self.con, use_ledger=use_ledger, limit=opts.limit)
+        with (
+            contextlib.closing(chunks),  # ends the scan at once when stopping early
+            ThreadPoolExecutor(opts.concurrency, thread_name_prefix="sender") as pool,
+        ):
             try:
-                for chunk in iter_pending(self.con, use_ledger=use_ledger, limit=opts.limit):
+                for chunk in chunks:
                     if self.stop.event.is_set():
                         break
-                    sendable = self._expire(chunk)
-                    if sendable.num_rows and opts.test:
-                        sendable = sendable.set_column(
-                            sendable.schema.get_field_index("payload"),
-                            "payload",
-                            splice_test_flag(sendable.column("payload")),
-                        )
-                    for batch in split_by_size(sendable, opts.batch_size):
+                    for batch in split_by_size(self._prepare(chunk), opts.batch_size):
                         while len(in_flight) >= max_in_flight:
                             done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                             self._reap(done)
@@ -204,8 +224,6 @@ class Pusher:
                         self.summary.batches += 1
                         batch_id = f"{self.summary.run_id}-{self.summary.batches:06d}"
                         in_flight.add(pool.submit(self._deliver_batch, batch, batch_id))
-                    if self.stop.event.is_set():
-                        break
                 while in_flight:
                     done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                     self._reap(done)
@@ -214,6 +232,17 @@ class Pusher:
                 for fut in in_flight:
                     fut.cancel()
                 raise
+
+    def _prepare(self, chunk: pa.Table) -> pa.Table:
+        """Record the expired rows, splice the test flag into the others."""
+        sendable = self._expire(chunk)
+        if sendable.num_rows and self.options.test:
+            sendable = sendable.set_column(
+                sendable.schema.get_field_index("payload"),
+                "payload",
+                splice_test_flag(sendable.column("payload")),
+            )
+        return sendable
 
     def _reap(self, done: set[Future]) -> None:
         for fut in done:
@@ -228,16 +257,15 @@ class Pusher:
             (split.too_far_ahead, "event_timestamp more than 24 h ahead (milliseconds?)"),
         ):
             if rows.num_rows:
-                self.ledger.record(
+                self._expired_groups += 1
+                self.writer.record(
                     rows,
                     status="expired",
-                    batch_id=f"{self.summary.run_id}-expired",
+                    batch_id=f"{self.summary.run_id}-expired-{self._expired_groups:06d}",
                     http_status=None,
                     attempts=0,
                     error=why,
                 )
-                self._add(expired=rows.num_rows)
-                self.progress.advance(rows.num_rows)
                 self.progress.log(f"warning: {rows.num_rows:,} events not sent: {why}")
         return split.sendable
 
@@ -257,21 +285,19 @@ class Pusher:
         if resp is None:  # stopped (401 elsewhere, Ctrl-C): stays pending
             return
         if resp.outcome is Outcome.ACCEPTED:
-            self.ledger.record(
+            self.writer.record(
                 rows,
                 status="accepted",
                 batch_id=batch_id,
                 http_status=resp.http_status,
                 attempts=attempts,
             )
-            self._add(accepted=n)
-            self.progress.advance(n)
         elif resp.outcome in (Outcome.BAD_REQUEST, Outcome.TOO_LARGE):
             if n == 1:
                 key = rows.column("deduplication_key")[0].as_py()
                 name = rows.column("event_name")[0].as_py()
                 why = "invalid event" if resp.outcome is Outcome.BAD_REQUEST else "event too large"
-                self.ledger.record(
+                self.writer.record(
                     rows,
                     status="rejected_by_api",
                     batch_id=batch_id,
@@ -279,8 +305,6 @@ class Pusher:
                     attempts=attempts,
                     error=f"HTTP {resp.http_status}: {why}",
                 )
-                self._add(rejected=1)
-                self.progress.advance(1)
                 self.progress.log(
                     f"warning: LINE rejected event {name}/{key} (HTTP {resp.http_status})"
                 )
@@ -341,11 +365,7 @@ class Pusher:
         s.left_pending = max(0, s.pending - s.accepted - s.rejected - s.expired)
         s.exit_code, s.outcome = decide_exit(s, self.stop.reason)
         s.message = self.stop.message
-        if self.ledger is not None:
-            try:
-                self.ledger.finish_run(s.as_dict(), exit_code=int(s.exit_code), outcome=s.outcome)
-            finally:
-                self.ledger.close()
+        finish_run(self.con, s.run_id, s.as_dict(), exit_code=int(s.exit_code), outcome=s.outcome)
 
 
 def decide_exit(s: Summary, stop_reason: str | None) -> tuple[ExitCode, str]:

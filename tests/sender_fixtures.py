@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from sender.mock_server import MockLineServer
 
@@ -85,11 +86,21 @@ def write_payload(db: Path, events: Iterable[dict], *, replace: bool = True) -> 
     con = duckdb.connect(str(db))
     try:
         con.execute(PAYLOAD_DDL.replace("line_capi_payload", "line_capi_payload__new"))
-        con.executemany(
+        columns = list(zip(*rows, strict=True)) if rows else [[]] * 5
+        batch = pa.table(
+            {
+                "deduplication_key": pa.array(columns[0], pa.string()),
+                "event_name": pa.array(columns[1], pa.string()),
+                "event_timestamp": pa.array(columns[2], pa.int64()),
+                "has_line_uid": pa.array(columns[3], pa.bool_()),
+                "payload": pa.array(columns[4], pa.string()),
+            }
+        )
+        con.register("_rows", batch)
+        con.execute(
             "insert into line_capi_payload__new"
             " (deduplication_key, event_name, event_timestamp, has_line_uid, payload)"
-            " values (?, ?, ?, ?, ?)",
-            rows,
+            " select * from _rows"
         )
         con.execute(
             "create or replace table line_capi_payload__sorted as select * from"

@@ -15,7 +15,7 @@ from sender_fixtures import (
 )
 
 from sender.database import connect, ensure_ledger
-from sender.ledger import Ledger, read_status
+from sender.ledger import LedgerWriter, read_status
 from sender.pending_rows import count_pending, iter_pending
 
 
@@ -68,8 +68,8 @@ def test_status_values_are_checked(db):
     ensure_ledger(con)
     with pytest.raises(duckdb.ConstraintException):
         con.execute(
-            "insert into line_capi_send_log values ('Purchase', 'k', 'pending', null, 1,"
-            " 'b', 'r', 1, false, now()::timestamp, null)"
+            "insert into line_capi_send_batches values ('b', 'r', 'pending', null, 1, 1,"
+            " false, now()::timestamp, null)"
         )
     con.close()
 
@@ -129,7 +129,9 @@ def test_iter_pending_streams_in_table_order_across_chunks(tmp_path):
     write_bulk_payload(db, 12_000)
     con = connect(db, read_only=False)
     ensure_ledger(con)
-    ledger = Ledger(con, run_id="r", is_test=False)
+    writer = LedgerWriter(con, run_id="r", is_test=False)
+    # recorded with another event_timestamp than the payload's (the model changed between two
+    # builds): the key still counts as sent
     done = pa.table(
         {
             "event_name": ["Purchase"] * 3,
@@ -137,20 +139,8 @@ def test_iter_pending_streams_in_table_order_across_chunks(tmp_path):
             "event_timestamp": pa.array([0, 0, 0], pa.int64()),
         }
     )
-    # recorded with the wrong event_timestamp on purpose: the time-range pruning must still
-    # find keys whose ledger time is the payload's; so record them with the right one instead
-    times = dict(
-        con.execute(
-            "select deduplication_key, event_timestamp from line_capi_payload where"
-            " deduplication_key in ('bulk-00000000', 'bulk-00005000', 'bulk-00011999')"
-        ).fetchall()
-    )
-    done = done.set_column(
-        2,
-        "event_timestamp",
-        pa.array([times[k] for k in done.column("deduplication_key").to_pylist()], pa.int64()),
-    )
-    ledger.record(done, status="accepted", batch_id="b", http_status=202, attempts=1)
+    writer.record(done, status="accepted", batch_id="b", http_status=202, attempts=1)
+    writer.close()
     keys = []
     for chunk in iter_pending(con, use_ledger=True, chunk_rows=1000):
         assert chunk.num_rows <= 1000
@@ -160,9 +150,45 @@ def test_iter_pending_streams_in_table_order_across_chunks(tmp_path):
     limited = sum(
         c.num_rows for c in iter_pending(con, use_ledger=True, limit=2500, chunk_rows=1000)
     )
-    ledger.close()
+    assert count_pending(con, use_ledger=True) == 11_997
     con.close()
     assert limited == 2500
+
+
+def test_writer_groups_outcomes_and_reports_commits(db):
+    con = connect(db, read_only=False)
+    ensure_ledger(con)
+    committed = []
+    writer = LedgerWriter(con, run_id="r", is_test=False, on_commit=committed.append)
+    keys = con.sql(
+        "select event_name, deduplication_key, event_timestamp from line_capi_payload"
+    ).to_arrow_table()
+    for i in range(6):
+        writer.record(
+            keys.slice(i * 10, 10), status="accepted", batch_id=f"b{i}", http_status=202, attempts=1
+        )
+    writer.close()
+    assert [c.batch_id for c in committed] == [f"b{i}" for i in range(6)]
+    assert con.execute("select count(*) from line_capi_send_log").fetchall() == [(60,)]
+    assert con.execute("select count(*) from line_capi_pending").fetchall() == [(0,)]
+    con.close()
+
+
+def test_writer_failure_is_reported_and_rows_stay_pending(db):
+    con = connect(db, read_only=False)
+    ensure_ledger(con)
+    con.execute("drop view line_capi_pending")
+    con.execute("drop view line_capi_send_log")
+    con.execute("drop table line_capi_send_keys")  # the writer cannot insert any more
+    writer = LedgerWriter(con, run_id="r", is_test=False)
+    keys = con.sql(
+        "select event_name, deduplication_key, event_timestamp from line_capi_payload"
+    ).to_arrow_table()
+    writer.record(keys, status="accepted", batch_id="b", http_status=202, attempts=1)
+    with pytest.raises(duckdb.Error):
+        writer.close()
+    assert con.execute("select count(*) from line_capi_send_batches").fetchall() == [(0,)]
+    con.close()
 
 
 def test_read_only_status_when_no_ledger_yet(db):
