@@ -13,6 +13,7 @@ import duckdb
 import typer
 
 from sender.database import (
+    DEFAULT_MEMORY_LIMIT,
     DatabaseError,
     DatabaseLocked,
     NoPayload,
@@ -84,11 +85,15 @@ def _die(message: str, code: ExitCode) -> typer.Exit:
 
 
 def _open(
-    database: str, *, read_only: bool, need_payload: bool = True
+    database: str,
+    *,
+    read_only: bool,
+    need_payload: bool = True,
+    memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
 ) -> duckdb.DuckDBPyConnection:
     path = database_path(database)
     try:
-        con = connect(path, read_only=read_only)
+        con = connect(path, read_only=read_only, memory_limit=memory_limit)
         try:
             if need_payload:
                 require_payload(con, path)
@@ -200,6 +205,13 @@ def push_command(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only warnings and the summary.")
     ] = False,
+    memory_limit: Annotated[
+        str,
+        typer.Option(
+            envvar="LINE_CAPI_MEMORY_LIMIT",
+            help="DuckDB memory limit (its cache of the table); memory stays flat below it.",
+        ),
+    ] = DEFAULT_MEMORY_LIMIT,
 ) -> None:
     """Send the pending rows of line_capi_payload to LINE and record each outcome.
 
@@ -228,7 +240,7 @@ def push_command(
         resend=resend,
     )
     if dry_run_:
-        con = _open(database, read_only=True)
+        con = _open(database, read_only=True, memory_limit=memory_limit)
         try:
             summary = dry_run(con, options, show=show)
         except PayloadFormatError as exc:
@@ -246,7 +258,7 @@ def push_command(
     except ConfigError as exc:
         raise _die(str(exc), ExitCode.USAGE) from None
     del access_token
-    con = _open(database, read_only=False)
+    con = _open(database, read_only=False, memory_limit=memory_limit)
     progress = Progress(quiet=quiet)
     try:
         with _sigterm_as_interrupt():

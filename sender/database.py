@@ -121,12 +121,20 @@ class NoPayload(DatabaseError):
 _LOCK = re.compile(r"Could not set lock on file", re.IGNORECASE)
 
 
-def connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+# DuckDB keeps every block it reads cached up to its memory limit (80% of RAM by default), so
+# streaming a large table would grow the process by the table's size. A limit keeps memory flat;
+# joins and sorts spill to disk beyond it.
+DEFAULT_MEMORY_LIMIT = "128MB"
+
+
+def connect(
+    path: Path, *, read_only: bool, memory_limit: str | None = DEFAULT_MEMORY_LIMIT
+) -> duckdb.DuckDBPyConnection:
     """Open ``path``; never creates a database: a missing file means dbt has not run yet."""
     if not path.exists():
         raise NoPayload(f"database {path} does not exist: run `dbt build` first")
     try:
-        return duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
         if _LOCK.search(str(exc)):
             raise DatabaseLocked(
@@ -135,6 +143,14 @@ def connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
         raise DatabaseError(f"cannot open database {path}: {first_line(exc)}") from None
     except duckdb.Error as exc:
         raise DatabaseError(f"cannot open database {path}: {first_line(exc)}") from None
+    try:
+        con.execute("set enable_progress_bar = false")  # our own progress goes to stderr
+        if memory_limit:
+            con.execute("set memory_limit = ?", [memory_limit])
+    except duckdb.Error as exc:
+        con.close()
+        raise DatabaseError(f"memory limit {memory_limit!r}: {first_line(exc)}") from None
+    return con
 
 
 def first_line(exc: BaseException) -> str:

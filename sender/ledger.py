@@ -169,10 +169,11 @@ class LedgerWriter:
             cur.execute("begin transaction")
             try:
                 cur.execute(f"insert into {BATCHES_TABLE} select * from _sender_batches")
+                # a literal, not a bound parameter: DuckDB inserts ~2x faster this way
                 cur.execute(
                     f"insert into {KEYS_TABLE} select event_name, deduplication_key,"
-                    " event_timestamp, batch_id, $is_test from _sender_keys",
-                    {"is_test": self.is_test},
+                    f" event_timestamp, batch_id, {'true' if self.is_test else 'false'}"
+                    " from _sender_keys"
                 )
                 cur.execute("commit")
             except BaseException:

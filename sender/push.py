@@ -171,8 +171,14 @@ class Pusher:
             + (" (test events)" if opts.test else "")
         )
         self.progress.start(pending)
+        # A short queue: a queued outcome pins its Arrow chunk (payloads included) in memory,
+        # and when the disk is slower than the network the senders should wait, not pile up.
         self.writer = LedgerWriter(
-            self.con, run_id=self.summary.run_id, is_test=opts.test, on_commit=self._committed
+            self.con,
+            run_id=self.summary.run_id,
+            is_test=opts.test,
+            on_commit=self._committed,
+            max_queued=2 * opts.concurrency + 2,
         )
         error: BaseException | None = None
         try:
