@@ -23,13 +23,43 @@ DBT = str(Path(sys.executable).parent / "dbt")
 SAMPLE_DIR = ROOT / "sample" / "karte_export"
 
 COLUMNS = {
-    "conversions": ["event_name", "user_id", "transaction_id", "sync_date", "revenue", "items",
-                    "session_id", "pv_id"],
-    "page_views": ["user_id", "sync_date", "session_id", "pv_id", "url", "referrer", "title",
-                   "ip_address", "user_agent", "lt_cid"],
+    "conversions": [
+        "event_name",
+        "user_id",
+        "transaction_id",
+        "sync_date",
+        "revenue",
+        "items",
+        "session_id",
+        "pv_id",
+    ],
+    "page_views": [
+        "user_id",
+        "sync_date",
+        "session_id",
+        "pv_id",
+        "url",
+        "referrer",
+        "title",
+        "ip_address",
+        "user_agent",
+        "lt_cid",
+    ],
     "line_users": ["user_id", "line_user_id", "sync_date"],
-    "user_master": ["user_id", "email", "phone", "first_name", "last_name", "gender", "birthday",
-                    "pref", "city", "zip_code", "country", "street_address"],
+    "user_master": [
+        "user_id",
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "gender",
+        "birthday",
+        "pref",
+        "city",
+        "zip_code",
+        "country",
+        "street_address",
+    ],
 }
 
 
@@ -48,17 +78,27 @@ class DbtResult:
 
     def payloads(self) -> dict[str, dict]:
         """deduplication_key -> parsed payload JSON."""
-        return {key: json.loads(p) for key, p in
-                self.rows("select deduplication_key, payload from line_capi_payload")}
+        return {
+            key: json.loads(p)
+            for key, p in self.rows("select deduplication_key, payload from line_capi_payload")
+        }
 
     def rejected(self) -> dict[str, str]:
         """transaction_id (or pv_id when it has none) -> reason."""
-        return {tid if tid is not None else f"pv:{pv}": reason for tid, pv, reason in
-                self.rows("select transaction_id, pv_id, reason from line_capi_rejected")}
+        return {
+            tid if tid is not None else f"pv:{pv}": reason
+            for tid, pv, reason in self.rows(
+                "select transaction_id, pv_id, reason from line_capi_rejected"
+            )
+        }
 
 
-def write_export(directory: Path, tables: dict[str, list[dict]], fmt: str = "csv",
-                 columns: dict[str, list[str]] | None = None) -> Path:
+def write_export(
+    directory: Path,
+    tables: dict[str, list[dict]],
+    fmt: str = "csv",
+    columns: dict[str, list[str]] | None = None,
+) -> Path:
     """Write each table as <table>.<fmt>; missing tables are written empty (header only).
 
     An empty value is null in both formats, as DuckDB reads an empty CSV cell.
@@ -80,16 +120,24 @@ def write_export(directory: Path, tables: dict[str, list[dict]], fmt: str = "csv
             if rows:
                 con.executemany(
                     f"insert into t values ({', '.join('?' for _ in names)})",
-                    [[None if r.get(n) in (None, "") else str(r.get(n)) for n in names] for r in rows],
+                    [
+                        [None if r.get(n) in (None, "") else str(r.get(n)) for n in names]
+                        for r in rows
+                    ],
                 )
             con.sql(f"copy t to '{directory / (table + '.parquet')}' (format parquet)")
             con.close()
     return directory
 
 
-def run_dbt(tmp_path: Path, *args: str, export_dir: Path | None = None,
-            vars: dict | None = None, env: dict | None = None,
-            database: Path | None = None) -> DbtResult:
+def run_dbt(
+    tmp_path: Path,
+    *args: str,
+    export_dir: Path | None = None,
+    vars: dict | None = None,
+    env: dict | None = None,
+    database: Path | None = None,
+) -> DbtResult:
     """Run `dbt <args>` on the project with its own database and target folder under tmp_path."""
     database = database or tmp_path / "line_capi.duckdb"
     profiles = tmp_path / "profiles"
@@ -98,13 +146,29 @@ def run_dbt(tmp_path: Path, *args: str, export_dir: Path | None = None,
     all_vars = dict(vars or {})
     if export_dir is not None:
         all_vars["karte_export_dir"] = str(export_dir)
-    command = [DBT, *args, "--project-dir", str(ROOT), "--profiles-dir", str(profiles),
-               "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")]
+    command = [
+        DBT,
+        *args,
+        "--project-dir",
+        str(ROOT),
+        "--profiles-dir",
+        str(profiles),
+        "--target-path",
+        str(tmp_path / "target"),
+        "--log-path",
+        str(tmp_path / "logs"),
+    ]
     if all_vars:
         command += ["--vars", json.dumps(all_vars)]
-    full_env = {**os.environ, "LINE_CAPI_DUCKDB": str(database), "DO_NOT_TRACK": "1",
-                "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_USE_COLORS": "false",
-                **(env or {})}
-    proc = subprocess.run(command, cwd=ROOT, env=full_env, capture_output=True, text=True,
-                          timeout=600)
+    full_env = {
+        **os.environ,
+        "LINE_CAPI_DUCKDB": str(database),
+        "DO_NOT_TRACK": "1",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_USE_COLORS": "false",
+        **(env or {}),
+    }
+    proc = subprocess.run(
+        command, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=600
+    )
     return DbtResult(proc.returncode, proc.stdout + proc.stderr, database)

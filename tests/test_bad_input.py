@@ -6,7 +6,6 @@ import json
 
 import duckdb
 import pytest
-
 from pipeline_fixtures import run_dbt, write_export
 from test_pipeline import AS_OF, DAY, HOUR, T, export_tables, iso
 
@@ -14,13 +13,26 @@ from test_pipeline import AS_OF, DAY, HOUR, T, export_tables, iso
 def build(tmp_path, tables=None, fmt="csv", **kwargs):
     tables = export_tables() if tables is None else tables
     export = write_export(tmp_path / "export", tables, fmt)
-    return export, run_dbt(tmp_path, "build", "--exclude", "test_type:unit", export_dir=export,
-                           vars={"as_of": AS_OF, **kwargs.pop("vars", {})}, **kwargs)
+    return export, run_dbt(
+        tmp_path,
+        "build",
+        "--exclude",
+        "test_type:unit",
+        export_dir=export,
+        vars={"as_of": AS_OF, **kwargs.pop("vars", {})},
+        **kwargs,
+    )
 
 
 def conversion(key, at, user="u1", pv="pv-x", **kw):
-    return {"event_name": "buy", "user_id": user, "transaction_id": key, "sync_date": at,
-            "pv_id": pv, **kw}
+    return {
+        "event_name": "buy",
+        "user_id": user,
+        "transaction_id": key,
+        "sync_date": at,
+        "pv_id": pv,
+        **kw,
+    }
 
 
 def test_header_only_files_build_and_send_nothing(tmp_path):
@@ -41,12 +53,15 @@ def test_zero_byte_file_is_refused_with_a_message(tmp_path):
 def test_shift_jis_csv_is_refused_with_a_message_that_says_so(tmp_path):
     export = write_export(tmp_path / "export", export_tables())
     text = (export / "page_views.csv").read_text(encoding="utf-8")
-    (export / "page_views.csv").write_bytes(text.replace("Thanks", "ご注文ありがとう").encode(
-        "cp932", errors="replace"))
+    (export / "page_views.csv").write_bytes(
+        text.replace("Thanks", "ご注文ありがとう").encode("cp932", errors="replace")
+    )
     result = run_dbt(tmp_path, "run", export_dir=export, vars={"as_of": AS_OF})
     assert result.returncode != 0
-    assert "page_views.csv is not UTF-8 (a spreadsheet may have saved it as Shift_JIS/CP932)" \
+    assert (
+        "page_views.csv is not UTF-8 (a spreadsheet may have saved it as Shift_JIS/CP932)"
         in result.output
+    )
 
 
 def test_unsupported_encoding_var_says_how_to_convert(tmp_path):
@@ -80,16 +95,19 @@ def test_parquet_with_typed_columns(tmp_path):
     export.mkdir()
     con = duckdb.connect()
     for table in ("line_users", "user_master", "page_views"):
-        con.sql(f"copy (select * from read_csv('{csv_export}/{table}.csv', all_varchar = true)) "
-                f"to '{export}/{table}.parquet' (format parquet)")
+        con.sql(
+            f"copy (select * from read_csv('{csv_export}/{table}.csv', all_varchar = true)) "
+            f"to '{export}/{table}.parquet' (format parquet)"
+        )
     con.sql(f"""copy (
         select * replace (
             epoch_ms(cast(sync_date as timestamptz)) as sync_date,
             try_cast(revenue as double) as revenue)
         from read_csv('{csv_export}/conversions.csv', all_varchar = true)
     ) to '{export}/conversions.parquet' (format parquet)""")
-    (typ,) = con.sql(f"select typeof(sync_date) from '{export}/conversions.parquet' limit 1"
-                     ).fetchall()[0]
+    (typ,) = con.sql(
+        f"select typeof(sync_date) from '{export}/conversions.parquet' limit 1"
+    ).fetchall()[0]
     assert typ == "BIGINT"
     con.sql(f"""copy (
         select * replace (cast(sync_date as timestamptz) as sync_date)
@@ -114,12 +132,20 @@ def test_hostile_values_are_sent_cleaned_or_rejected_with_a_reason(tmp_path):
         conversion("LONG-" + "k" * 300, iso(T - HOUR)),
         conversion("REVENUE-HUGE", iso(T - HOUR), revenue="1e12", items='{"item_id": "x"}'),
     ]
-    tables["conversions"] += [conversion("REPEATED", iso(T - HOUR - i), pv=f"pv-r{i:05d}")
-                              for i in range(3000)]
-    tables["page_views"].append({
-        "user_id": "u1", "sync_date": iso(T - HOUR), "pv_id": "pv-x",
-        "url": "https://shop.example.jp/" + "a" * 3000, "title": "\x01\x07 bell 🎉\u202e" + long_text,
-        "user_agent": "UA\x00\x1b[31m" + long_text, "ip_address": "192.168.001.001"})
+    tables["conversions"] += [
+        conversion("REPEATED", iso(T - HOUR - i), pv=f"pv-r{i:05d}") for i in range(3000)
+    ]
+    tables["page_views"].append(
+        {
+            "user_id": "u1",
+            "sync_date": iso(T - HOUR),
+            "pv_id": "pv-x",
+            "url": "https://shop.example.jp/" + "a" * 3000,
+            "title": "\x01\x07 bell 🎉\u202e" + long_text,
+            "user_agent": "UA\x00\x1b[31m" + long_text,
+            "ip_address": "192.168.001.001",
+        }
+    )
     export, result = build(tmp_path, tables)
     assert result.returncode == 0, result.output
     payloads = result.payloads()
@@ -135,8 +161,9 @@ def test_hostile_values_are_sent_cleaned_or_rejected_with_a_reason(tmp_path):
     assert rejected["LONG-" + "k" * 300] == "invalid_deduplication_key"
     # one conversion for 3000 rows of one key: the earliest
     assert payloads["REPEATED"]["event"]["event_timestamp"] == T - HOUR - 2999
-    assert result.rows("select count(*) from line_capi_rejected where transaction_id = 'REPEATED'"
-                       ) == [(0,)]
+    assert result.rows(
+        "select count(*) from line_capi_rejected where transaction_id = 'REPEATED'"
+    ) == [(0,)]
     web = payloads["TS-Z"]["web"]
     assert len(web["title"]) == 1024 and web["title"].startswith("\x01\x07 bell 🎉")
     assert web["user_agent"].startswith("UA\x00\x1b[31m")
@@ -148,34 +175,43 @@ def test_hostile_values_are_sent_cleaned_or_rejected_with_a_reason(tmp_path):
 
 
 def test_an_export_where_every_row_is_invalid(tmp_path):
-    tables = {"conversions": [
-        conversion("", iso(T - HOUR)),
-        conversion("undefined", iso(T - HOUR)),
-        conversion("ORD-9", "not a date"),
-        conversion("ORD-10", iso(T - HOUR), user="nobody"),
-    ]}
+    tables = {
+        "conversions": [
+            conversion("", iso(T - HOUR)),
+            conversion("undefined", iso(T - HOUR)),
+            conversion("ORD-9", "not a date"),
+            conversion("ORD-10", iso(T - HOUR), user="nobody"),
+        ]
+    }
     export, result = build(tmp_path, tables)
     assert result.returncode == 0, result.output
     assert result.rows("select count(*) from line_capi_payload") == [(0,)]
     assert sorted(r for (r,) in result.rows("select reason from line_capi_rejected")) == [
-        "invalid_deduplication_key", "invalid_sync_date", "missing_deduplication_key",
-        "no_user_identifier"]
+        "invalid_deduplication_key",
+        "invalid_sync_date",
+        "missing_deduplication_key",
+        "no_user_identifier",
+    ]
 
 
 def test_old_events_in_a_long_backfill_are_rejected_as_out_of_range(tmp_path):
-    tables = {"conversions": [conversion("OLD", iso(T - 91 * DAY)),
-                              conversion("FRESH", iso(T - DAY))],
-              "user_master": [{"user_id": "u1", "email": "a@example.jp"}]}
+    tables = {
+        "conversions": [conversion("OLD", iso(T - 91 * DAY)), conversion("FRESH", iso(T - DAY))],
+        "user_master": [{"user_id": "u1", "email": "a@example.jp"}],
+    }
     export, result = build(tmp_path, tables, vars={"lookback_hours": 8760})
     assert result.returncode == 0, result.output
     assert result.rejected() == {"OLD": "timestamp_out_of_range"}
     assert set(result.payloads()) == {"FRESH"}
 
 
-@pytest.mark.parametrize(("var", "value"), [("lookback_hours", 100000), ("ad_contact_days", 365),
-                                            ("lookback_hours", "1.5")])
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [("lookback_hours", 100000), ("ad_contact_days", 365), ("lookback_hours", "1.5")],
+)
 def test_absurd_windows_are_refused(tmp_path, var, value):
-    result = run_dbt(tmp_path, "run", "--select", "int_conversions_windowed+",
-                     vars={"as_of": AS_OF, var: value})
+    result = run_dbt(
+        tmp_path, "run", "--select", "int_conversions_windowed+", vars={"as_of": AS_OF, var: value}
+    )
     assert result.returncode != 0
     assert f"invalid dbt var {var}={value}: expected a whole number" in result.output

@@ -17,8 +17,14 @@ NOW = int(time.time()) // 60 * 60
 
 def build(tmp_path, tables):
     export = write_export(tmp_path / "export", tables)
-    result = run_dbt(tmp_path, "build", "--exclude", "test_type:unit", export_dir=export,
-                     vars={"as_of": iso(NOW), "karte_export_time_anchor": AS_OF})
+    result = run_dbt(
+        tmp_path,
+        "build",
+        "--exclude",
+        "test_type:unit",
+        export_dir=export,
+        vars={"as_of": iso(NOW), "karte_export_time_anchor": AS_OF},
+    )
     assert result.returncode == 0, result.output
     return result
 
@@ -42,9 +48,15 @@ def test_hourly_runs_deliver_every_conversion_exactly_once_despite_faults(tmp_pa
         assert ledger_counts(first.database) == {"accepted": 3}
 
         # The next hour: the window overlaps, one conversion is new. The ledger survives dbt.
-        tables["conversions"].append({
-            "event_name": "buy", "user_id": "u1", "transaction_id": "ORD-NEW",
-            "sync_date": iso(1772334000 - HOUR // 2), "pv_id": "pv-new"})
+        tables["conversions"].append(
+            {
+                "event_name": "buy",
+                "user_id": "u1",
+                "transaction_id": "ORD-NEW",
+                "sync_date": iso(1772334000 - HOUR // 2),
+                "pv_id": "pv-new",
+            }
+        )
         second = build(tmp_path, tables)
         assert ledger_counts(second.database) == {"accepted": 3}
         before = server.stats()["accepted_events"]
@@ -62,9 +74,20 @@ def test_hourly_runs_deliver_every_conversion_exactly_once_despite_faults(tmp_pa
 
 
 def test_an_export_with_nothing_valid_sends_nothing_and_says_so(tmp_path):
-    result = build(tmp_path, {"conversions": [
-        {"event_name": "buy", "user_id": "u1", "transaction_id": "undefined",
-         "sync_date": iso(1772334000 - HOUR), "pv_id": "p1"}]})
+    result = build(
+        tmp_path,
+        {
+            "conversions": [
+                {
+                    "event_name": "buy",
+                    "user_id": "u1",
+                    "transaction_id": "undefined",
+                    "sync_date": iso(1772334000 - HOUR),
+                    "pv_id": "p1",
+                }
+            ]
+        },
+    )
     assert result.rows("select reason from line_capi_rejected") == [("invalid_deduplication_key",)]
     with mock_server() as server:
         run = push(result, server)

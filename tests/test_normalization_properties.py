@@ -14,7 +14,6 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from pipeline_fixtures import run_dbt
 
 ASCII_WHITESPACE = " \t\n\x0b\x0c\r"
@@ -65,8 +64,15 @@ def hash_users(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("compiled")
     result = run_dbt(tmp, "compile", "--select", "int_users_hashed")
     assert result.returncode == 0, result.output
-    compiled = (tmp / "target" / "compiled" / "line_capi" / "models" / "intermediate"
-                / "int_users_hashed.sql").read_text()
+    compiled = (
+        tmp
+        / "target"
+        / "compiled"
+        / "line_capi"
+        / "models"
+        / "intermediate"
+        / "int_users_hashed.sql"
+    ).read_text()
     relation = '"line_capi"."main"."stg_karte__user_master"'
     assert relation in compiled
     sql = compiled.replace(relation, "users_under_test")
@@ -75,23 +81,35 @@ def hash_users(tmp_path_factory):
 
     def run(pairs):
         con.sql("delete from users_under_test")
-        con.executemany("insert into users_under_test values (?, ?, ?)",
-                        [(f"u{i:05d}", e, p) for i, (e, p) in enumerate(pairs)])
-        rows = dict((u, (e, p)) for u, e, p in con.sql(
-            f"select user_id, email_sha256, phone_sha256 from ({sql})").fetchall())
+        con.executemany(
+            "insert into users_under_test values (?, ?, ?)",
+            [(f"u{i:05d}", e, p) for i, (e, p) in enumerate(pairs)],
+        )
+        rows = dict(
+            (u, (e, p))
+            for u, e, p in con.sql(
+                f"select user_id, email_sha256, phone_sha256 from ({sql})"
+            ).fetchall()
+        )
         return [rows[f"u{i:05d}"] for i in range(len(pairs))]
 
     yield run
     con.close()
 
 
-JAPANESE_PHONE_TEXT = st.text(alphabet="0123456789０１２３４５６７８９+-()（） 　＋－.8１", max_size=24)
+JAPANESE_PHONE_TEXT = st.text(
+    alphabet="0123456789０１２３４５６７８９+-()（） 　＋－.8１", max_size=24
+)
 EMAILISH_TEXT = st.text(
-    alphabet=st.sampled_from(list("abcXYZ09@._-+ \t") + ["＠", "．", "Ａ", "ｚ", "　", "０", "é", "日"]),
-    max_size=30)
+    alphabet=st.sampled_from(
+        list("abcXYZ09@._-+ \t") + ["＠", "．", "Ａ", "ｚ", "　", "０", "é", "日"]
+    ),
+    max_size=30,
+)
 ANY_TEXT = st.one_of(st.none(), st.text(max_size=40))
-PROPERTY_SETTINGS = settings(max_examples=60, deadline=None,
-                             suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY_SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @PROPERTY_SETTINGS
@@ -111,9 +129,16 @@ def test_normalizing_twice_equals_normalizing_once(hash_users, pairs):
 
 
 @PROPERTY_SETTINGS
-@given(st.lists(st.tuples(
-    st.text(alphabet="0123456789abcdefABCDEF", min_size=64, max_size=64),
-    st.sampled_from(["", " ", "\t", "\n"])), min_size=1, max_size=20))
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet="0123456789abcdefABCDEF", min_size=64, max_size=64),
+            st.sampled_from(["", " ", "\t", "\n"]),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_a_64_hex_value_is_never_hashed_again(hash_users, hexes):
     pairs = [(pad + h + pad, h) for h, pad in hexes]
     assert hash_users(pairs) == [(h.lower(), h.lower()) for h, _ in hexes]
@@ -125,11 +150,19 @@ def test_sql_agrees_with_the_rules_as_written(hash_users, pairs):
     assert hash_users(pairs) == [(reference_email(e), reference_phone(p)) for e, p in pairs]
 
 
-@pytest.mark.parametrize(("email", "phone", "expected_email", "expected_phone"), [
-    ("ＴＡＲＯ＠ｅｘａｍｐｌｅ．ｃｏｍ", "０９０－１２３４－５６７８", "taro@example.com", "+819012345678"),
-    (" Taro@Example.COM\n", "+81 (0)90-1234-5678", "taro@example.com", "+819012345678"),
-    ("taro@example", "81-90-1234-5678", None, "+819012345678"),
-])
+@pytest.mark.parametrize(
+    ("email", "phone", "expected_email", "expected_phone"),
+    [
+        (
+            "ＴＡＲＯ＠ｅｘａｍｐｌｅ．ｃｏｍ",
+            "０９０－１２３４－５６７８",
+            "taro@example.com",
+            "+819012345678",
+        ),
+        (" Taro@Example.COM\n", "+81 (0)90-1234-5678", "taro@example.com", "+819012345678"),
+        ("taro@example", "81-90-1234-5678", None, "+819012345678"),
+    ],
+)
 def test_known_examples(hash_users, email, phone, expected_email, expected_phone):
     [(got_email, got_phone)] = hash_users([(email, phone)])
     assert got_email == (expected_email and sha(expected_email))

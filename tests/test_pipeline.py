@@ -29,12 +29,24 @@ def sha(text: str) -> str:
 
 def export_tables() -> dict[str, list[dict]]:
     conv = lambda key, user, at, pv, **kw: {  # noqa: E731
-        "event_name": "buy", "user_id": user, "transaction_id": key, "sync_date": iso(at),
-        "pv_id": pv, "session_id": "s-" + user, **kw}
+        "event_name": "buy",
+        "user_id": user,
+        "transaction_id": key,
+        "sync_date": iso(at),
+        "pv_id": pv,
+        "session_id": "s-" + user,
+        **kw,
+    }
     return {
         "conversions": [
-            conv("ORD-1", "u1", T - 2 * HOUR, "pv-1", revenue="4980",
-                 items=json.dumps([{"item_id": "SKU-1", "quantity": 2}, {"item_id": "SKU-2"}])),
+            conv(
+                "ORD-1",
+                "u1",
+                T - 2 * HOUR,
+                "pv-1",
+                revenue="4980",
+                items=json.dumps([{"item_id": "SKU-1", "quantity": 2}, {"item_id": "SKU-2"}]),
+            ),
             conv("ORD-2", "u2", T - 3 * HOUR, "pv-2"),
             conv("ORD-3", "u3", T - 4 * HOUR, "pv-3"),
             conv("ORD-4", "u1", T - 5 * HOUR, "pv-4b", revenue="100"),
@@ -45,22 +57,43 @@ def export_tables() -> dict[str, list[dict]]:
             {**conv("CART-1", "u1", T - HOUR, "pv-8"), "event_name": "view_cart"},
         ],
         "page_views": [
-            {"user_id": "u1", "sync_date": iso(T - 3 * DAY), "pv_id": "pv-land",
-             "url": "https://shop.example.jp/lp?ldtag_cl=Click_1-abc&x=1", "lt_cid": UUID1.upper()},
-            {"user_id": "u1", "sync_date": iso(T - 2 * HOUR), "pv_id": "pv-1",
-             "url": "https://shop.example.jp/thanks", "referrer": "https://shop.example.jp/cart",
-             "title": 'Thanks "Taro" 😀', "ip_address": "2001:db8::1",
-             "user_agent": "Mozilla/5.0 (X11)\tTest"},
-            {"user_id": "u2", "sync_date": iso(T - 3 * HOUR), "pv_id": "pv-2",
-             "url": "HTTPS://shop.example.jp/thanks", "ip_address": "300.1.1.1"},
+            {
+                "user_id": "u1",
+                "sync_date": iso(T - 3 * DAY),
+                "pv_id": "pv-land",
+                "url": "https://shop.example.jp/lp?ldtag_cl=Click_1-abc&x=1",
+                "lt_cid": UUID1.upper(),
+            },
+            {
+                "user_id": "u1",
+                "sync_date": iso(T - 2 * HOUR),
+                "pv_id": "pv-1",
+                "url": "https://shop.example.jp/thanks",
+                "referrer": "https://shop.example.jp/cart",
+                "title": 'Thanks "Taro" 😀',
+                "ip_address": "2001:db8::1",
+                "user_agent": "Mozilla/5.0 (X11)\tTest",
+            },
+            {
+                "user_id": "u2",
+                "sync_date": iso(T - 3 * HOUR),
+                "pv_id": "pv-2",
+                "url": "HTTPS://shop.example.jp/thanks",
+                "ip_address": "300.1.1.1",
+            },
         ],
         "line_users": [
             {"user_id": "u2", "line_user_id": LINE_UID, "sync_date": iso(T - 90 * DAY)},
             {"user_id": "u1", "line_user_id": "U" + "f" * 32, "sync_date": iso(T - DAY)},
         ],
         "user_master": [
-            {"user_id": "u1", "email": " Taro@Example.COM ", "phone": "090-1234-5678",
-             "first_name": "太郎", "last_name": "山田"},
+            {
+                "user_id": "u1",
+                "email": " Taro@Example.COM ",
+                "phone": "090-1234-5678",
+                "first_name": "太郎",
+                "last_name": "山田",
+            },
             {"user_id": "u2", "email": "", "phone": "not a phone"},
         ],
     }
@@ -68,25 +101,46 @@ def export_tables() -> dict[str, list[dict]]:
 
 def expected_payloads() -> dict[str, dict]:
     def event(key, at):
-        return {"source_type": "web", "event_type": "conversion", "event_name": "Conversion",
-                "deduplication_key": key, "event_timestamp": at}
+        return {
+            "source_type": "web",
+            "event_type": "conversion",
+            "event_name": "Conversion",
+            "deduplication_key": key,
+            "event_timestamp": at,
+        }
 
     return {
         "ORD-1": {
             "event": event("ORD-1", T - 2 * HOUR),
-            "user": {"click_id": "Click_1-abc", "browser_id": UUID1,
-                     "email": sha("taro@example.com"), "phone": sha("+819012345678")},
-            "web": {"url": "https://shop.example.jp/thanks",
-                    "referrer": "https://shop.example.jp/cart", "title": 'Thanks "Taro" 😀',
-                    "ip_address": "2001:db8::1", "user_agent": "Mozilla/5.0 (X11)\tTest"},
-            "custom": {"value": 4980, "currency": "JPY", "quantity": 3,
-                       "item_ids": ["SKU-1", "SKU-2"]},
+            "user": {
+                "click_id": "Click_1-abc",
+                "browser_id": UUID1,
+                "email": sha("taro@example.com"),
+                "phone": sha("+819012345678"),
+            },
+            "web": {
+                "url": "https://shop.example.jp/thanks",
+                "referrer": "https://shop.example.jp/cart",
+                "title": 'Thanks "Taro" 😀',
+                "ip_address": "2001:db8::1",
+                "user_agent": "Mozilla/5.0 (X11)\tTest",
+            },
+            "custom": {
+                "value": 4980,
+                "currency": "JPY",
+                "quantity": 3,
+                "item_ids": ["SKU-1", "SKU-2"],
+            },
         },
         "ORD-2": {"event": event("ORD-2", T - 3 * HOUR), "user": {"line_uid": LINE_UID}},
         "ORD-4": {
             "event": event("ORD-4", T - 5 * HOUR),
-            "user": {"click_id": "Click_1-abc", "browser_id": UUID1,
-                     "email": sha("taro@example.com"), "phone": sha("+819012345678")},
+            "user": {
+                "click_id": "Click_1-abc",
+                "browser_id": UUID1,
+                "email": sha("taro@example.com"),
+                "phone": sha("+819012345678"),
+            },
             "custom": {"value": 100, "currency": "JPY"},
         },
     }
@@ -119,9 +173,10 @@ def test_rejected_rows_have_their_reasons(csv_build):
 def test_payload_is_ordered_oldest_first_and_flat_columns_agree(csv_build):
     rows = csv_build.rows(
         "select deduplication_key, event_timestamp, email_sha256, has_line_uid, payload "
-        "from line_capi_payload")
+        "from line_capi_payload"
+    )
     assert [r[1] for r in rows] == sorted(r[1] for r in rows)
-    for key, timestamp, email, has_line_uid, payload in rows:
+    for _key, timestamp, email, has_line_uid, payload in rows:
         parsed = json.loads(payload)
         assert payload.startswith('{"event":{')
         assert parsed["event"]["event_timestamp"] == timestamp
@@ -141,11 +196,17 @@ def test_column_mapping_reads_an_export_with_other_names(tmp_path, csv_build):
     tables = export_tables()
     for row in tables["conversions"]:
         row["order_id"] = row.pop("transaction_id")
-    columns = {**COLUMNS, "conversions": [
-        "order_id" if c == "transaction_id" else c for c in COLUMNS["conversions"]]}
+    columns = {
+        **COLUMNS,
+        "conversions": ["order_id" if c == "transaction_id" else c for c in COLUMNS["conversions"]],
+    }
     export = write_export(tmp_path / "export", tables, "csv", columns=columns)
-    result = run_dbt(tmp_path, "run", export_dir=export, vars={
-        "as_of": AS_OF, "karte_column_map": {"conversions": {"transaction_id": "order_id"}}})
+    result = run_dbt(
+        tmp_path,
+        "run",
+        export_dir=export,
+        vars={"as_of": AS_OF, "karte_column_map": {"conversions": {"transaction_id": "order_id"}}},
+    )
     assert result.returncode == 0, result.output
     assert result.payloads() == csv_build.payloads()
 
@@ -167,18 +228,22 @@ def test_missing_export_file_is_a_clear_error(tmp_path):
     assert "line_users.csv" in result.output
 
 
-@pytest.mark.parametrize(("var", "value", "message"), [
-    ("line_event_name", "Conversion!", "invalid dbt var line_event_name=Conversion!"),
-    ("line_event_name", "A" * 21, "invalid dbt var line_event_name="),
-    ("as_of", "yesterday", "invalid dbt var as_of=yesterday"),
-    ("lookback_hours", -1, "invalid dbt var lookback_hours=-1"),
-    ("ad_contact_days", "thirty", "invalid dbt var ad_contact_days=thirty"),
-    ("currency", "yen", "invalid dbt var currency=yen"),
-    ("pii_prehashed", "maybe", "invalid dbt var pii_prehashed=maybe"),
-])
+@pytest.mark.parametrize(
+    ("var", "value", "message"),
+    [
+        ("line_event_name", "Conversion!", "invalid dbt var line_event_name=Conversion!"),
+        ("line_event_name", "A" * 21, "invalid dbt var line_event_name="),
+        ("as_of", "yesterday", "invalid dbt var as_of=yesterday"),
+        ("lookback_hours", -1, "invalid dbt var lookback_hours=-1"),
+        ("ad_contact_days", "thirty", "invalid dbt var ad_contact_days=thirty"),
+        ("currency", "yen", "invalid dbt var currency=yen"),
+        ("pii_prehashed", "maybe", "invalid dbt var pii_prehashed=maybe"),
+    ],
+)
 def test_bad_vars_fail_with_a_message_naming_the_var(tmp_path, var, value, message):
-    result = run_dbt(tmp_path, "run", "--select", "line_capi_payload+",
-                     vars={"as_of": AS_OF, var: value})
+    result = run_dbt(
+        tmp_path, "run", "--select", "line_capi_payload+", vars={"as_of": AS_OF, var: value}
+    )
     assert result.returncode != 0
     assert message in result.output
 
@@ -188,8 +253,9 @@ def test_time_zone_of_the_machine_does_not_matter(tmp_path, csv_build):
     # a sync_date without an offset is UTC
     tables["conversions"][0]["sync_date"] = "2026-03-01T01:00:00"
     export = write_export(tmp_path / "export", tables, "csv")
-    result = run_dbt(tmp_path, "run", export_dir=export, vars={"as_of": AS_OF},
-                     env={"TZ": "Asia/Tokyo"})
+    result = run_dbt(
+        tmp_path, "run", export_dir=export, vars={"as_of": AS_OF}, env={"TZ": "Asia/Tokyo"}
+    )
     assert result.returncode == 0, result.output
     assert result.payloads()["ORD-1"]["event"]["event_timestamp"] == T - 2 * HOUR
 
@@ -201,10 +267,14 @@ def test_sample_builds_with_payload_and_rejected_rows_on_any_date(tmp_path):
     (sent,) = result.rows("select count(*) from line_capi_payload")[0]
     reasons = {r for (r,) in result.rows("select distinct reason from line_capi_rejected")}
     assert sent >= 30
-    assert reasons >= {"missing_deduplication_key", "invalid_deduplication_key",
-                       "no_user_identifier"}
+    assert reasons >= {
+        "missing_deduplication_key",
+        "invalid_deduplication_key",
+        "no_user_identifier",
+    }
     (oldest, newest) = result.rows(
-        "select min(event_timestamp), max(event_timestamp) from line_capi_payload")[0]
+        "select min(event_timestamp), max(event_timestamp) from line_capi_payload"
+    )[0]
     as_of = 1814911627
     assert as_of - 24 * HOUR < oldest <= newest <= as_of
 
@@ -215,20 +285,31 @@ def test_no_plaintext_personal_data_in_the_database(tmp_path):
     import csv
 
     with open(SAMPLE_DIR / "user_master.csv", encoding="utf-8") as f:
-        secrets = [v.strip() for row in csv.DictReader(f) for v in (row["email"], row["phone"])
-                   if v.strip()]
+        secrets = [
+            v.strip()
+            for row in csv.DictReader(f)
+            for v in (row["email"], row["phone"])
+            if v.strip()
+        ]
     assert secrets
     with result.connect() as con:
         tables = con.sql("select schema_name, table_name from duckdb_tables()").fetchall()
         assert {"line_capi_payload", "line_capi_rejected"} <= {t for _, t in tables}
         for schema, table in tables:
-            columns = [c for (c,) in con.sql(
-                "select column_name from duckdb_columns() where schema_name = ? and "
-                "table_name = ?", params=[schema, table]).fetchall()]
+            columns = [
+                c
+                for (c,) in con.sql(
+                    "select column_name from duckdb_columns() where schema_name = ? and "
+                    "table_name = ?",
+                    params=[schema, table],
+                ).fetchall()
+            ]
             for column in columns:
                 found = con.sql(
                     f'select count(*) from "{schema}"."{table}" where cast("{column}" as varchar) '
-                    "in (select unnest(?::varchar[]))", params=[secrets]).fetchall()[0][0]
+                    "in (select unnest(?::varchar[]))",
+                    params=[secrets],
+                ).fetchall()[0][0]
                 assert found == 0, f"plaintext personal data in {schema}.{table}.{column}"
     raw = result.database.read_bytes()
     for secret in secrets:
