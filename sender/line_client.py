@@ -17,6 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from sender import __version__
+from sender.request_body import Body
 from sender.settings import LineTarget
 
 USER_AGENT = f"line-capi-sender/{__version__}"
@@ -108,7 +109,9 @@ class LineClient:
                 self._sessions.append(session)
         return session
 
-    def post(self, body: bytes, *, has_line_uid: bool) -> Response:
+    def post(self, body: Body | bytes, *, has_line_uid: bool) -> Response:
+        """POST one body (a :class:`~sender.request_body.Body` goes out with a fixed
+        Content-Length, part by part, without being copied)."""
         headers = {
             "Content-Type": "application/json",
             "X-Line-TagAccessToken": self._target.token.reveal(),

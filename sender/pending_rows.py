@@ -19,12 +19,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sender.database import KEYS_TABLE, PAYLOAD_COLUMNS, PAYLOAD_TABLE, fetch_one
+from sender.database import KEYS_TABLE, PAYLOAD_TABLE, fetch_one
 
 # Rows fetched from DuckDB per Arrow record batch (and filtered against the ledger per query).
 SCAN_CHUNK_ROWS = 50_000
 
-_SCAN_SQL = f"select {', '.join(PAYLOAD_COLUMNS)} from {PAYLOAD_TABLE}"
+# The comma after each payload lets request bodies point into the Arrow buffer (request_body).
+_SCAN_SQL = (
+    "select event_name, deduplication_key, event_timestamp, has_line_uid,"
+    f" payload || ',' as payload_comma from {PAYLOAD_TABLE}"
+)
 
 # The ledger rows of the chunk's keys. A semi join builds its hash table on the (small) chunk
 # and streams the ledger past it: ~20x faster than an anti join that hashes the whole ledger.
@@ -43,7 +47,7 @@ _SCHEMA = pa.schema(
         ("deduplication_key", pa.string()),
         ("event_timestamp", pa.int64()),
         ("has_line_uid", pa.bool_()),
-        ("payload", pa.string()),
+        ("payload_comma", pa.string()),
     ]
 )
 
@@ -75,7 +79,7 @@ def count_pending(con: duckdb.DuckDBPyConnection, *, use_ledger: bool) -> int:
 def _normalize(batch: pa.RecordBatch | pa.Table) -> pa.Table:
     table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
     if table.schema != _SCHEMA:
-        table = table.select(list(PAYLOAD_COLUMNS)).cast(_SCHEMA)
+        table = table.select(_SCHEMA.names).cast(_SCHEMA)
     return table
 
 
@@ -87,6 +91,9 @@ def iter_pending(
     chunk_rows: int = SCAN_CHUNK_ROWS,
 ) -> Iterator[pa.Table]:
     """Yield Arrow tables of pending rows, in table order, at most ``limit`` rows in all.
+
+    Columns: event_name, deduplication_key, event_timestamp, has_line_uid and payload_comma
+    (the payload text followed by a comma, see :mod:`sender.request_body`).
 
     ``con`` holds the streaming scan; the ledger filter runs on its own cursor because a
     connection with an unfinished result refuses another query.

@@ -31,7 +31,15 @@ from sender.ledger import Outcome as Recorded
 from sender.line_client import LineClient, Outcome, Response, backoff_delay
 from sender.pending_rows import count_pending, iter_pending, ledger_has_keys, pending_sql
 from sender.progress import Progress
-from sender.request_body import build_body, splice_test_flag, split_by_size, split_expired
+from sender.request_body import (
+    PAYLOAD_COLUMN,
+    Body,
+    build_body,
+    payload_texts,
+    splice_test_flag,
+    split_by_size,
+    split_expired,
+)
 from sender.settings import ConfigError, LineTarget
 
 # 5,000 events of ~0.5-1 KB make 2.5-5 MB per request: large enough that the per-request costs
@@ -244,9 +252,9 @@ class Pusher:
         sendable = self._expire(chunk)
         if sendable.num_rows and self.options.test:
             sendable = sendable.set_column(
-                sendable.schema.get_field_index("payload"),
-                "payload",
-                splice_test_flag(sendable.column("payload")),
+                sendable.schema.get_field_index(PAYLOAD_COLUMN),
+                PAYLOAD_COLUMN,
+                splice_test_flag(sendable.column(PAYLOAD_COLUMN)),
             )
         return sendable
 
@@ -284,7 +292,7 @@ class Pusher:
 
     def _deliver(self, rows: pa.Table, batch_id: str) -> None:
         n = rows.num_rows
-        body = build_body(rows.column("payload"))
+        body = build_body(rows.column(PAYLOAD_COLUMN))
         has_line_uid = bool(pc.any(rows.column("has_line_uid")).as_py())
         resp, attempts = self._post_with_retries(body, has_line_uid, batch_id)
         del body
@@ -337,7 +345,7 @@ class Pusher:
             )
 
     def _post_with_retries(
-        self, body: bytes, has_line_uid: bool, batch_id: str
+        self, body: Body, has_line_uid: bool, batch_id: str
     ) -> tuple[Response | None, int]:
         opts = self.options
         attempts = 0
@@ -408,16 +416,16 @@ def dry_run(con: duckdb.DuckDBPyConnection, options: PushOptions, *, show: int =
         sendable = split.sendable
         if options.test and sendable.num_rows:
             sendable = sendable.set_column(
-                sendable.schema.get_field_index("payload"),
-                "payload",
-                splice_test_flag(sendable.column("payload")),
+                sendable.schema.get_field_index(PAYLOAD_COLUMN),
+                PAYLOAD_COLUMN,
+                splice_test_flag(sendable.column(PAYLOAD_COLUMN)),
             )
         for batch in split_by_size(sendable, options.batch_size):
             summary.batches += 1
             summary.sent += batch.num_rows
             if len(summary.shown) < show:
-                take = batch.column("payload").slice(0, show - len(summary.shown))
-                summary.shown.extend(take.to_pylist())
+                wanted = show - len(summary.shown)
+                summary.shown.extend(payload_texts(batch.column(PAYLOAD_COLUMN), wanted))
     summary.left_pending = summary.pending - summary.expired
     summary.elapsed_s = round(time.monotonic() - started, 3)
     summary.outcome = "dry_run"

@@ -1,5 +1,9 @@
-"""Request bodies straight from the Arrow ``payload`` column: ``[`` + payloads joined by ``,``
-+ ``]``, done by Arrow's C++ kernels, never parsed or re-serialized in Python."""
+"""Request bodies straight from Arrow memory, never parsed, re-serialized or copied in Python.
+
+The scan reads each payload with a comma after it (``payload || ','``, done by DuckDB), so the
+Arrow data buffer of a slice of rows already holds ``p1,p2,...,pn,``: the body is ``[``, that
+buffer without its last comma, and ``]``, sent as three parts with a fixed Content-Length.
+"""
 
 from __future__ import annotations
 
@@ -28,22 +32,68 @@ class PayloadFormatError(ValueError):
     """A payload row does not start with ``{"event":{`` (the contract with the dbt model)."""
 
 
-def splice_test_flag(payload: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+PAYLOAD_COLUMN = "payload_comma"  # the payload text followed by one comma
+
+
+def splice_test_flag(elements: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     """Insert ``"test_flag":true,`` right after the ``{"event":{`` prefix of every payload."""
-    if not pc.all(pc.starts_with(payload, EVENT_PREFIX)).as_py():
+    if not pc.all(pc.starts_with(elements, EVENT_PREFIX)).as_py():
         raise PayloadFormatError(f"a payload does not start with {EVENT_PREFIX}: rebuild with dbt")
-    return pc.replace_substring(payload, EVENT_PREFIX, TEST_FLAG_PREFIX, max_replacements=1)
+    return pc.replace_substring(elements, EVENT_PREFIX, TEST_FLAG_PREFIX, max_replacements=1)
 
 
-def build_body(payload: pa.ChunkedArray | pa.Array) -> bytes:
-    """``[p1,p2,...]`` as bytes, for a fixed Content-Length."""
-    if isinstance(payload, pa.ChunkedArray):
-        payload = payload.combine_chunks() if payload.num_chunks != 1 else payload.chunk(0)
-    if len(payload) == 0:
-        return b"[]"
-    offsets = pa.array([0, len(payload)], pa.int32())
-    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, payload), ",")[0]
-    return b"[" + joined.as_buffer().to_pybytes() + b"]"
+class Body:
+    """A request body in parts that point into Arrow memory.
+
+    ``requests`` sends an object with ``__iter__`` and ``__len__`` part by part under a fixed
+    ``Content-Length`` (no chunked encoding); it can be sent again for a retry.
+    """
+
+    __slots__ = ("_parts", "_length")
+
+    def __init__(self, parts: tuple) -> None:
+        self._parts = parts
+        self._length = sum(len(part) for part in parts)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self):
+        return iter(self._parts)
+
+    def __bytes__(self) -> bytes:
+        return b"".join(bytes(part) for part in self._parts)
+
+    def __repr__(self) -> str:
+        return f"Body({self._length:,} bytes)"
+
+
+def _single_string_array(elements: pa.ChunkedArray | pa.Array) -> pa.Array:
+    if isinstance(elements, pa.ChunkedArray):
+        elements = elements.combine_chunks() if elements.num_chunks != 1 else elements.chunk(0)
+    if not (pa.types.is_string(elements.type) or pa.types.is_large_string(elements.type)):
+        elements = elements.cast(pa.string())
+    if elements.null_count:
+        raise PayloadFormatError("a payload is null: rebuild line_capi_payload with dbt")
+    return elements
+
+
+def build_body(elements: pa.ChunkedArray | pa.Array) -> Body:
+    """``[p1,p2,...,pn]`` from elements ``p1,`` ``p2,`` ... ``pn,`` without copying them."""
+    array = _single_string_array(elements)
+    if len(array) == 0:
+        return Body((b"[]",))
+    _, offsets_buffer, data_buffer = array.buffers()
+    # the offsets are positions in the data buffer (a slice keeps its parent's buffers)
+    offsets = memoryview(offsets_buffer).cast("q" if pa.types.is_large_string(array.type) else "i")
+    start, end = offsets[array.offset], offsets[array.offset + len(array)]
+    data = memoryview(data_buffer)[start : end - 1]  # without the last comma
+    return Body((b"[", data, b"]"))
+
+
+def payload_texts(elements: pa.ChunkedArray | pa.Array, limit: int) -> list[str]:
+    """The first ``limit`` payloads as text (for --show), without their commas."""
+    return [text[:-1] for text in elements.slice(0, limit).to_pylist()]
 
 
 def split_by_size(
@@ -53,10 +103,11 @@ def split_by_size(
     n = table.num_rows
     if n == 0:
         return
-    lengths = pc.binary_length(table.column("payload"))
+    lengths = pc.binary_length(table.column(PAYLOAD_COLUMN))
 
     def body_size(start: int, stop: int) -> int:
-        return int(pc.sum(lengths.slice(start, stop - start)).as_py() or 0) + (stop - start) + 1
+        # each element carries its comma; the last comma becomes "]" and "[" is one more byte
+        return int(pc.sum(lengths.slice(start, stop - start)).as_py() or 0) + 1
 
     start = 0
     while start < n:

@@ -326,9 +326,25 @@ def test_body_size_cap_splits_batches():
 
     from sender.request_body import build_body, split_by_size
 
-    payloads = ['{"event":{"k":"' + "x" * 90 + '"}}'] * 10  # ~100 bytes each
-    table = pa.table({"payload": pa.array(payloads)})
+    elements = ['{"event":{"k":"' + "x" * 89 + '"}},'] * 10  # 100 bytes each with the comma
+    table = pa.table({"payload_comma": pa.array(elements)})
     parts = list(split_by_size(table, batch_size=10, max_bytes=450))
-    assert sum(p.num_rows for p in parts) == 10
-    assert all(len(build_body(p.column("payload"))) <= 450 for p in parts)
-    assert json.loads(build_body(parts[0].column("payload")))[0]["event"]["k"].startswith("x")
+    assert sum(p.num_rows for p in parts) == 10 and len(parts) > 1
+    for part in parts:
+        body = build_body(part.column("payload_comma"))
+        assert len(body) == len(bytes(body)) <= 450
+        assert json.loads(bytes(body))[0]["event"]["k"].startswith("x")
+
+
+def test_body_points_into_arrow_memory_and_is_exact():
+    import pyarrow as pa
+
+    from sender.request_body import build_body
+
+    column = pa.array(['{"a":1},', '{"b":2},', '{"c":3},'])
+    assert bytes(build_body(column)) == b'[{"a":1},{"b":2},{"c":3}]'
+    assert bytes(build_body(column.slice(1, 2))) == b'[{"b":2},{"c":3}]'
+    assert bytes(build_body(column.slice(2, 1))) == b'[{"c":3}]'
+    assert bytes(build_body(pa.chunked_array([column[:1], column[1:]]))) == bytes(
+        build_body(column)
+    )
