@@ -23,7 +23,7 @@ from sender.database import (
     require_payload,
 )
 from sender.exit_codes import ExitCode
-from sender.ledger import read_status
+from sender.ledger import LedgerWriteError, read_status
 from sender.pending_rows import count_pending, pending_sql
 from sender.progress import Progress
 from sender.push import (
@@ -267,6 +267,8 @@ def push_command(
         raise _die(str(exc), ExitCode.USAGE) from None
     except PayloadFormatError as exc:
         raise _die(str(exc), ExitCode.NO_PAYLOAD) from None
+    except LedgerWriteError as exc:
+        raise _die(f"database {database}: {exc}", ExitCode.DATABASE_LOCKED) from None
     except duckdb.Error as exc:
         raise _die(f"database {database}: {first_line(exc)}", ExitCode.DATABASE_LOCKED) from None
     finally:

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from sender.database import BATCHES_TABLE, KEYS_TABLE, LEDGER_TABLE, RUNS_TABLE, fetch_one
+from sender.database import (
+    BATCHES_TABLE,
+    KEYS_TABLE,
+    LEDGER_TABLE,
+    RUNS_TABLE,
+    fetch_one,
+    first_line,
+)
 
 STATUSES = ("accepted", "rejected_by_api", "expired")
 
@@ -58,6 +65,10 @@ class Outcome:
 _STOP = object()
 
 
+class LedgerWriteError(Exception):
+    """Outcomes could not be recorded (disk full, database gone): the run stops."""
+
+
 class LedgerWriter:
     """Queue outcomes from any thread; a background thread commits them in groups.
 
@@ -71,6 +82,7 @@ class LedgerWriter:
         run_id: str,
         is_test: bool,
         on_commit: Callable[[Outcome], None] | None = None,
+        on_error: Callable[[LedgerWriteError], None] | None = None,
         max_queued: int = 256,
         max_group_rows: int = 200_000,
     ) -> None:
@@ -79,6 +91,7 @@ class LedgerWriter:
         self._cursor = con.cursor()
         self._queue: queue.Queue = queue.Queue(maxsize=max_queued)
         self._on_commit = on_commit
+        self._on_error = on_error
         self._max_group_rows = max_group_rows
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="sender-ledger", daemon=True)
@@ -100,7 +113,7 @@ class LedgerWriter:
         if status not in STATUSES:
             raise ValueError(f"unknown ledger status {status!r}")
         if self.error is not None:
-            raise RuntimeError("the ledger writer has failed") from self.error
+            raise self.error
         keys = rows.select(["event_name", "deduplication_key", "event_timestamp"])
         self._queue.put(Outcome(keys, status, batch_id, http_status, attempts, error, utc_now()))
 
@@ -134,8 +147,13 @@ class LedgerWriter:
             if group and self.error is None:
                 try:
                     self._write(group)
-                except BaseException as exc:  # reported by close(); the rows stay pending
-                    self.error = exc
+                except Exception as exc:  # reported by close(); the rows stay pending
+                    self.error = LedgerWriteError(
+                        f"cannot record outcomes in the ledger: {first_line(exc)}"
+                    )
+                    self.error.__cause__ = exc
+                    if self._on_error is not None:
+                        self._on_error(self.error)
                     continue
                 if self._on_commit is not None:
                     for outcome in group:

@@ -186,6 +186,7 @@ class Pusher:
             run_id=self.summary.run_id,
             is_test=opts.test,
             on_commit=self._committed,
+            on_error=lambda exc: self.stop.set("error", str(exc)),
             max_queued=2 * opts.concurrency + 2,
         )
         error: BaseException | None = None

@@ -15,7 +15,7 @@ from sender_fixtures import (
 )
 
 from sender.database import connect, ensure_ledger
-from sender.ledger import LedgerWriter, read_status
+from sender.ledger import LedgerWriteError, LedgerWriter, read_status
 from sender.pending_rows import count_pending, iter_pending
 
 
@@ -185,7 +185,7 @@ def test_writer_failure_is_reported_and_rows_stay_pending(db):
         "select event_name, deduplication_key, event_timestamp from line_capi_payload"
     ).to_arrow_table()
     writer.record(keys, status="accepted", batch_id="b", http_status=202, attempts=1)
-    with pytest.raises(duckdb.Error):
+    with pytest.raises(LedgerWriteError, match="cannot record outcomes"):
         writer.close()
     assert con.execute("select count(*) from line_capi_send_batches").fetchall() == [(0,)]
     con.close()

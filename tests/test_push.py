@@ -348,3 +348,25 @@ def test_body_points_into_arrow_memory_and_is_exact():
     assert bytes(build_body(pa.chunked_array([column[:1], column[1:]]))) == bytes(
         build_body(column)
     )
+
+
+def test_a_ledger_that_cannot_be_written_stops_the_run_with_one_line(db):
+    import duckdb
+
+    con = duckdb.connect(str(db))
+    con.execute(
+        "create table line_capi_send_keys (event_name varchar not null,"
+        " deduplication_key varchar not null check (deduplication_key <> 'order-0000150'),"
+        " event_timestamp bigint not null, batch_id varchar not null, is_test boolean not null)"
+    )
+    con.close()
+    with mock_server() as srv:
+        r = invoke(
+            ["push", *FAST, "--batch-size", "50", "--concurrency", "1"], sender_env(db, srv.url)
+        )
+    assert r.exit_code == ExitCode.DATABASE_LOCKED
+    assert r.stderr.strip().splitlines()[-1].startswith("error: database ")
+    assert "cannot record outcomes in the ledger" in r.stderr and "Traceback" not in r.stderr
+    recorded = {row[1] for row in ledger_rows(db)}
+    assert "order-0000150" not in recorded and len(recorded) % 50 == 0  # whole batches only
+    assert len(recorded) < 250
