@@ -12,13 +12,14 @@ import threading
 import time
 from dataclasses import dataclass
 from enum import Enum
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from sender import __version__
 from sender.request_body import Body
-from sender.settings import LineTarget
+from sender.settings import LineTarget, is_loopback_host
 
 USER_AGENT = f"line-capi-sender/{__version__}"
 
@@ -90,6 +91,7 @@ class LineClient:
     def __init__(self, target: LineTarget, *, timeout: float, connect_timeout: float = 10.0):
         self._target = target
         self._timeout = (min(connect_timeout, timeout), timeout)
+        self._loopback = is_loopback_host(urlsplit(target.endpoint).hostname or "")
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
@@ -101,7 +103,9 @@ class LineClient:
         session = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
-            session.trust_env = False  # no proxies or .netrc credentials picked up silently
+            # To LINE (https), honour HTTPS_PROXY and CA bundle settings like any client. To a
+            # loopback mock server, never: a proxy would carry the data off the machine unencrypted.
+            session.trust_env = not self._loopback
             session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=1))
             session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=1))
             self._local.session = session

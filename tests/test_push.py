@@ -370,3 +370,25 @@ def test_a_ledger_that_cannot_be_written_stops_the_run_with_one_line(db):
     recorded = {row[1] for row in ledger_rows(db)}
     assert "order-0000150" not in recorded and len(recorded) % 50 == 0  # whole batches only
     assert len(recorded) < 250
+
+
+def test_a_proxy_in_the_environment_is_never_used_for_a_loopback_endpoint(db, monkeypatch):
+    # a proxy that does not exist: if it were used, every request would fail
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with mock_server() as srv:
+        s = push_now(db, srv.url, max_retries=0)
+    assert s.accepted == 250
+
+
+def test_redirects_are_not_followed(db):
+    """A 3xx would carry the token to another host: it stops the run instead."""
+    with mock_server() as srv:
+        handler = srv.httpd.RequestHandlerClass
+        handler.do_POST = lambda self: self._answer(
+            307, headers={"Location": "http://127.0.0.1:9/steal"}
+        )
+        s = push_now(db, srv.url)
+    assert s.exit_code == ExitCode.UNEXPECTED_RESPONSE and s.requests <= 4
