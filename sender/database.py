@@ -24,10 +24,11 @@ PENDING_VIEW = "line_capi_pending"
 PAYLOAD_COLUMNS = ("event_name", "deduplication_key", "event_timestamp", "has_line_uid", "payload")
 
 # The ledger is stored normalized: what is the same for every event of a request lives once in
-# line_capi_send_batches, so that recording an accepted batch appends only the keys (4x less to
-# write than one wide row per event). line_capi_send_log joins them back for people and SQL.
+# line_capi_send_batches, so that recording an accepted batch appends only the keys and an integer
+# (4x less to write than one wide row per event). line_capi_send_log joins them back.
 BATCHES_DDL = f"""
 create table if not exists {BATCHES_TABLE} (
+    outcome_id bigint not null,
     batch_id varchar not null,
     run_id varchar not null,
     status varchar not null check (status in ('accepted', 'rejected_by_api', 'expired')),
@@ -45,7 +46,7 @@ create table if not exists {KEYS_TABLE} (
     event_name varchar not null,
     deduplication_key varchar not null,
     event_timestamp bigint not null,
-    batch_id varchar not null,
+    outcome_id bigint not null,
     is_test boolean not null
 )
 """
@@ -66,7 +67,7 @@ select
     batch.error
 from {KEYS_TABLE} as sent
 inner join {BATCHES_TABLE} as batch
-    on sent.batch_id = batch.batch_id
+    on sent.outcome_id = batch.outcome_id
 """
 
 RUNS_DDL = f"""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ STATUSES = ("accepted", "rejected_by_api", "expired")
 
 _BATCH_SCHEMA = pa.schema(
     [
+        ("outcome_id", pa.int64()),
         ("batch_id", pa.string()),
         ("run_id", pa.string()),
         ("status", pa.string()),
@@ -94,6 +96,10 @@ class LedgerWriter:
         self._on_error = on_error
         self._max_group_rows = max_group_rows
         self.error: BaseException | None = None
+        # outcome ids: nanoseconds since the epoch, strictly increasing and above every id
+        # already recorded (only one process writes the file at a time: DuckDB's lock)
+        row = fetch_one(self._cursor, f"select coalesce(max(outcome_id), 0) from {BATCHES_TABLE}")
+        self._last_id = int(row[0]) if row else 0
         self._thread = threading.Thread(target=self._run, name="sender-ledger", daemon=True)
         self._thread.start()
 
@@ -159,9 +165,15 @@ class LedgerWriter:
                     for outcome in group:
                         self._on_commit(outcome)
 
+    def _next_id(self) -> int:
+        self._last_id = max(self._last_id + 1, time.time_ns())
+        return self._last_id
+
     def _write(self, group: list[Outcome]) -> None:
+        ids = [self._next_id() for _ in group]
         batches = pa.table(
             {
+                "outcome_id": ids,
                 "batch_id": [o.batch_id for o in group],
                 "run_id": [self.run_id] * len(group),
                 "status": [o.status for o in group],
@@ -176,8 +188,10 @@ class LedgerWriter:
         )
         keys = pa.concat_tables(
             [
-                o.keys.append_column("batch_id", pa.repeat(o.batch_id, o.keys.num_rows))
-                for o in group
+                o.keys.append_column(
+                    "outcome_id", pa.repeat(pa.scalar(i, pa.int64()), o.keys.num_rows)
+                )
+                for i, o in zip(ids, group, strict=True)
             ]
         )
         cur = self._cursor
@@ -190,7 +204,7 @@ class LedgerWriter:
                 # a literal, not a bound parameter: DuckDB inserts ~2x faster this way
                 cur.execute(
                     f"insert into {KEYS_TABLE} select event_name, deduplication_key,"
-                    f" event_timestamp, batch_id, {'true' if self.is_test else 'false'}"
+                    f" event_timestamp, outcome_id, {'true' if self.is_test else 'false'}"
                     " from _sender_keys"
                 )
                 cur.execute("commit")

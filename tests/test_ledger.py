@@ -68,7 +68,7 @@ def test_status_values_are_checked(db):
     ensure_ledger(con)
     with pytest.raises(duckdb.ConstraintException):
         con.execute(
-            "insert into line_capi_send_batches values ('b', 'r', 'pending', null, 1, 1,"
+            "insert into line_capi_send_batches values (1, 'b', 'r', 'pending', null, 1, 1,"
             " false, now()::timestamp, null)"
         )
     con.close()

@@ -357,7 +357,7 @@ def test_a_ledger_that_cannot_be_written_stops_the_run_with_one_line(db):
     con.execute(
         "create table line_capi_send_keys (event_name varchar not null,"
         " deduplication_key varchar not null check (deduplication_key <> 'order-0000150'),"
-        " event_timestamp bigint not null, batch_id varchar not null, is_test boolean not null)"
+        " event_timestamp bigint not null, outcome_id bigint not null, is_test boolean not null)"
     )
     con.close()
     with mock_server() as srv:
