@@ -21,8 +21,9 @@ import pyarrow.compute as pc
 
 from sender.database import KEYS_TABLE, PAYLOAD_TABLE, fetch_one
 
-# Rows fetched from DuckDB per Arrow record batch (and filtered against the ledger per query).
-SCAN_CHUNK_ROWS = 50_000
+# Rows fetched from DuckDB per Arrow record batch (and filtered against the ledger per query):
+# a few MB each. Larger chunks raise the peak memory; smaller ones query the ledger more often.
+SCAN_CHUNK_ROWS = 20_000
 
 # The comma after each payload lets request bodies point into the Arrow buffer (request_body).
 _SCAN_SQL = (
