@@ -392,3 +392,21 @@ def test_redirects_are_not_followed(db):
         )
         s = push_now(db, srv.url)
     assert s.exit_code == ExitCode.UNEXPECTED_RESPONSE and s.requests <= 4
+
+
+def test_413_splits_the_request_until_it_fits(db):
+    with mock_server() as srv:
+        handler = srv.httpd.RequestHandlerClass
+        original = handler.do_POST
+
+        def small_bodies_only(self):
+            length = int(self.headers.get("Content-Length", 0))
+            if length > 20_000:
+                self.rfile.read(length)
+                return self._answer(413)
+            return original(self)
+
+        handler.do_POST = small_bodies_only
+        s = push_now(db, srv.url, batch_size=250, concurrency=1)
+        assert (s.accepted, s.rejected, s.exit_code) == (250, 0, ExitCode.OK)
+        assert set(srv.accepted.values()) == {1}
