@@ -271,6 +271,8 @@ def push_command(
         raise _die(f"database {database}: {exc}", ExitCode.DATABASE_LOCKED) from None
     except duckdb.Error as exc:
         raise _die(f"database {database}: {first_line(exc)}", ExitCode.DATABASE_LOCKED) from None
+    except KeyboardInterrupt:  # before sending started (while counting): nothing was sent
+        raise _die("interrupted", ExitCode.INTERRUPTED) from None
     finally:
         con.close()
     if summary.message:
