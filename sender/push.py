@@ -29,7 +29,7 @@ from sender.exit_codes import ExitCode
 from sender.ledger import LedgerWriter, finish_run, start_run
 from sender.ledger import Outcome as Recorded
 from sender.line_client import LineClient, Outcome, Response, backoff_delay
-from sender.pending_rows import count_pending, iter_pending, ledger_has_keys, pending_sql
+from sender.pending_rows import iter_pending, ledger_has_keys, pending_sql
 from sender.progress import Progress
 from sender.request_body import (
     PAYLOAD_COLUMN,
@@ -115,15 +115,20 @@ def new_run_id() -> str:
     return f"{stamp}-{uuid.uuid4().hex[:8]}"
 
 
-def check_channel_id(con: duckdb.DuckDBPyConnection, target: LineTarget | None, sql: str) -> None:
-    if target is None or target.channel_id:
-        return
-    row = fetch_one(con, f"select count(*) from ({sql}) where has_line_uid")  # noqa: S608
-    if row and row[0]:
+def count_pending_rows(
+    con: duckdb.DuckDBPyConnection, target: LineTarget, *, use_ledger: bool
+) -> int:
+    """How many rows are pending; refuses to start when some carry user.line_uid and no
+    channel id is configured (LINE needs X-Line-ChannelID for them). One pass over the table."""
+    sql = pending_sql(use_ledger=use_ledger, columns="count(*), count(*) filter (has_line_uid)")
+    row = fetch_one(con, sql)
+    pending, with_line_uid = (int(row[0]), int(row[1])) if row else (0, 0)
+    if with_line_uid and not target.channel_id:
         raise ConfigError(
-            f"{row[0]:,} pending rows carry user.line_uid: set LINE_CHANNEL_ID (the LINE Login "
-            f"channel that issued them) for LINE Tag {target.tag_id}, or pass --channel-id"
+            f"{with_line_uid:,} pending rows carry user.line_uid: set LINE_CHANNEL_ID (the LINE "
+            f"Login channel that issued them) for LINE Tag {target.tag_id}, or pass --channel-id"
         )
+    return pending
 
 
 class Pusher:
@@ -158,8 +163,7 @@ class Pusher:
         started = time.monotonic()
         ensure_ledger(self.con)
         use_ledger = not opts.resend
-        check_channel_id(self.con, self.target, pending_sql(use_ledger=use_ledger))
-        pending = count_pending(self.con, use_ledger=use_ledger)
+        pending = count_pending_rows(self.con, self.target, use_ledger=use_ledger)
         if opts.limit is not None:
             pending = min(pending, opts.limit)
         self.summary.pending = pending
