@@ -73,12 +73,6 @@ DatabaseOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (for schedulers).")]
 
 
-class _Fail(Exception):
-    def __init__(self, message: str, code: ExitCode):
-        super().__init__(message)
-        self.code = code
-
-
 def _die(message: str, code: ExitCode) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(int(code))
