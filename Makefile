@@ -8,7 +8,7 @@ DBT    := $(BIN)/dbt
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: setup demo test test-dbt test-python lint bench clean
+.PHONY: setup demo test test-dbt test-python lint bench bench-quick clean
 
 setup: $(VENV)/.installed profiles.yml data/.gitkeep
 
@@ -31,7 +31,7 @@ DEMO_ENV  := LINE_CAPI_ENDPOINT=http://127.0.0.1:$(DEMO_PORT) LINE_TAG_ID=000000
 demo: setup
 	$(DBT) build
 	$(BIN)/sender preview --limit 3
-	@set -e; $(BIN)/sender mock-server --port $(DEMO_PORT) --quiet & server=$$!; \
+	@set -e; $(DEMO_ENV) $(BIN)/sender mock-server --port $(DEMO_PORT) --quiet & server=$$!; \
 	trap 'kill $$server 2>/dev/null' EXIT; \
 	for _ in $$(seq 100); do $(BIN)/python -c 'import socket; socket.create_connection(("127.0.0.1", $(DEMO_PORT)), 1).close()' 2>/dev/null && break; sleep 0.1; done; \
 	$(DEMO_ENV) $(BIN)/sender push; \
@@ -45,6 +45,13 @@ test-dbt: setup
 
 test-python: setup
 	$(BIN)/python -m pytest
+
+## bench: synthetic exports at 100k and 1M conversions, then the benchmark table (docs/bench.md)
+bench: setup
+	$(BIN)/python bench/run.py --markdown bench/out/table.md $(BENCH_ARGS)
+
+bench-quick: setup
+	$(BIN)/python bench/run.py --quick
 
 lint: setup
 	$(BIN)/ruff check sender tests bench
