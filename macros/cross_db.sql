@@ -35,12 +35,18 @@
 
 {#- Whitespace trim of the ASCII whitespace characters (space, tab, LF, VT, FF, CR). -#}
 {% macro trim_ascii(expr) %}{{ return(adapter.dispatch('trim_ascii', 'line_capi')(expr)) }}{% endmacro %}
-{% macro default__trim_ascii(expr) %}trim({{ expr }}, chr(32) || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)){% endmacro %}
+{#- Most values have nothing to trim: test the first and last character before calling trim(). -#}
+{% macro default__trim_ascii(expr) -%}
+    (case when ascii({{ expr }}) > 32 and ascii(right({{ expr }}, 1)) > 32 then {{ expr }}
+        else trim({{ expr }}, chr(32) || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)) end)
+{%- endmacro %}
 
 {#- Full-width ASCII (U+FF01..U+FF5E) and the ideographic space (U+3000) to their ASCII forms. -#}
 {% macro halfwidth_ascii(expr) %}{{ return(adapter.dispatch('halfwidth_ascii', 'line_capi')(expr)) }}{% endmacro %}
+{#- translate() with 95 characters is slow: only texts with a non-ASCII character need it. -#}
 {% macro default__halfwidth_ascii(expr) -%}
-    translate({{ expr }}, '{{ fullwidth_ascii_chars() }}', '{{ halfwidth_ascii_chars() | replace("'", "''") }}')
+    (case when strlen({{ expr }}) = length({{ expr }}) then {{ expr }}
+        else translate({{ expr }}, '{{ fullwidth_ascii_chars() }}', '{{ halfwidth_ascii_chars() | replace("'", "''") }}') end)
 {%- endmacro %}
 
 {#- U+3000 then U+FF01..U+FF5E, and the ASCII characters they stand for, position by position. -#}
@@ -55,6 +61,10 @@
 {% macro iso8601_to_unix_seconds(expr) %}{{ return(adapter.dispatch('iso8601_to_unix_seconds', 'line_capi')(expr)) }}{% endmacro %}
 {% macro default__iso8601_to_unix_seconds(expr) -%}
     (case
+        when {{ expr }} like '____-%' then
+            case when regexp_matches({{ expr }}, '(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)$')
+                then epoch_us(try_cast({{ expr }} as timestamptz)) // 1000000
+                else epoch_us(try_cast({{ expr }} as timestamp)) // 1000000 end
         when regexp_full_match({{ expr }}, '[0-9]{9,10}') then try_cast({{ expr }} as bigint)
         when regexp_full_match({{ expr }}, '[0-9]{12,13}') then try_cast({{ expr }} as bigint) // 1000
         when regexp_matches({{ expr }}, '(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)$')
@@ -74,6 +84,13 @@
 {#- A text as a JSON string (quoted, escaped); null stays null. -#}
 {% macro json_string(expr) %}{{ return(adapter.dispatch('json_string', 'line_capi')(expr)) }}{% endmacro %}
 {% macro default__json_string(expr) %}cast(to_json(cast({{ expr }} as varchar)) as varchar){% endmacro %}
+
+{#-
+    A text already checked against a pattern without quotes, backslashes or control characters
+    (keys, hashes, ids, IPs, currency codes) as a JSON string: quoting is enough, no escaping.
+-#}
+{% macro json_plain_string(expr) %}{{ return(adapter.dispatch('json_plain_string', 'line_capi')(expr)) }}{% endmacro %}
+{% macro default__json_plain_string(expr) %}('"' || ({{ expr }}) || '"'){% endmacro %}
 
 {#- A number as a JSON number, whole numbers without a fraction (1200, not 1200.0); null stays null. -#}
 {% macro json_number(expr) %}{{ return(adapter.dispatch('json_number', 'line_capi')(expr)) }}{% endmacro %}
@@ -127,4 +144,36 @@
 {% macro items_total_quantity(items) %}{{ return(adapter.dispatch('items_total_quantity', 'line_capi')(items)) }}{% endmacro %}
 {% macro default__items_total_quantity(items) -%}
     list_sum(list_transform({{ items }}, lambda i: coalesce(try_cast(i.quantity as double), 1)))
+{%- endmacro %}
+
+{#-
+    The `value` of the row with the largest `ordering`, as an aggregate (rows whose value or
+    ordering is null are skipped). Which row wins a tie of `ordering` is not defined: make the
+    ordering unique within the group (for example with a tie-breaking column) where it matters.
+-#}
+{% macro value_at_max(value, ordering) %}{{ return(adapter.dispatch('value_at_max', 'line_capi')(value, ordering)) }}{% endmacro %}
+{% macro default__value_at_max(value, ordering) %}arg_max({{ value }}, {{ ordering }}){% endmacro %}
+
+{#-
+    A select of, for each row of relation `events`, the `candidates` row with the same
+    `partition_by` column and the latest `candidate_time` at or before `event_time`; events with
+    no such candidate (or a null time) are left out, like an inner join. `candidates` must have
+    at most one row per (partition_by, candidate_time) and no null candidate_time; `event_id` is a
+    unique, non-null column of `events`. `event_columns` and `candidate_columns` are the columns
+    selected from each side (distinct names). DuckDB runs it as an ASOF JOIN: one probe per event,
+    no fan-out, no window.
+-#}
+{% macro latest_at_or_before(events, event_id, event_time, candidates, candidate_time, partition_by, event_columns, candidate_columns) %}{{ return(adapter.dispatch('latest_at_or_before', 'line_capi')(events, event_id, event_time, candidates, candidate_time, partition_by, event_columns, candidate_columns)) }}{% endmacro %}
+{% macro default__latest_at_or_before(events, event_id, event_time, candidates, candidate_time, partition_by, event_columns, candidate_columns) -%}
+    select
+        {%- for column in event_columns %}
+        {{ events }}.{{ column }},
+        {%- endfor %}
+        {%- for column in candidate_columns %}
+        {{ candidates }}.{{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from {{ events }}
+    asof inner join {{ candidates }}
+        on {{ candidates }}.{{ partition_by }} = {{ events }}.{{ partition_by }}
+        and {{ events }}.{{ event_time }} >= {{ candidates }}.{{ candidate_time }}
 {%- endmacro %}

@@ -39,29 +39,27 @@ valid_cookies as (
 
 ),
 
-ranked as (
+latest_per_instant as (
 
+    -- One cookie per user and second: ties go to the largest pv_id (a null pv_id loses).
     select
-        conversions.deduplication_key,
-        valid_cookies.browser_id,
-        row_number() over (
-            partition by conversions.deduplication_key
-            order by valid_cookies.synced_at_unix desc, valid_cookies.pv_id desc
-        ) as recency_rank
-    from conversions
-    inner join valid_cookies
-        on valid_cookies.user_id = conversions.user_id
-        and valid_cookies.synced_at_unix <= conversions.event_timestamp
+        user_id,
+        synced_at_unix,
+        {{ value_at_max('browser_id', "coalesce(pv_id, '')") }} as browser_id
+    from valid_cookies
+    where synced_at_unix is not null
+    group by user_id, synced_at_unix
 
 ),
 
 final as (
 
-    select
-        deduplication_key,
-        browser_id
-    from ranked
-    where recency_rank = 1
+    -- The user's latest valid cookie at or before the conversion.
+    {{ latest_at_or_before(
+        events='conversions', event_id='deduplication_key', event_time='event_timestamp',
+        candidates='latest_per_instant', candidate_time='synced_at_unix', partition_by='user_id',
+        event_columns=['deduplication_key'], candidate_columns=['browser_id']
+    ) }}
 
 )
 

@@ -40,30 +40,39 @@ valid_clicks as (
 
 ),
 
-ranked as (
+latest_per_instant as (
 
+    -- One click per user and second: ties go to the largest pv_id (a null pv_id loses).
     select
-        conversions.deduplication_key,
-        valid_clicks.click_id,
-        row_number() over (
-            partition by conversions.deduplication_key
-            order by valid_clicks.synced_at_unix desc, valid_clicks.pv_id desc
-        ) as recency_rank
-    from conversions
-    inner join valid_clicks
-        on valid_clicks.user_id = conversions.user_id
-        and valid_clicks.synced_at_unix <= conversions.event_timestamp
-        and valid_clicks.synced_at_unix >= conversions.event_timestamp - {{ ad_contact_days() * 86400 }}
+        user_id,
+        synced_at_unix,
+        {{ value_at_max('click_id', "coalesce(pv_id, '')") }} as click_id
+    from valid_clicks
+    where synced_at_unix is not null
+    group by user_id, synced_at_unix
+
+),
+
+latest_before as (
+
+    -- The user's latest valid click at or before the conversion.
+    {{ latest_at_or_before(
+        events='conversions', event_id='deduplication_key', event_time='event_timestamp',
+        candidates='latest_per_instant', candidate_time='synced_at_unix', partition_by='user_id',
+        event_columns=['deduplication_key', 'event_timestamp'], candidate_columns=['click_id', 'synced_at_unix']
+    ) }}
 
 ),
 
 final as (
 
+    -- Older than the ad-contact window is no click: the latest valid click before the
+    -- conversion is too old only when every earlier one is too.
     select
         deduplication_key,
         click_id
-    from ranked
-    where recency_rank = 1
+    from latest_before
+    where synced_at_unix >= event_timestamp - {{ ad_contact_days() * 86400 }}
 
 )
 

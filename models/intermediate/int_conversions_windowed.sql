@@ -1,3 +1,4 @@
+{{ config(materialized='table') }}
 -- Rules 1-3: the conversions of this run, one row per conversion.
 --   1. Rows of var karte_conversion_event with as_of - lookback_hours < sync_date <= as_of;
 --      the rows of one valid deduplication key are one conversion: the earliest (ties: smallest pv_id).
