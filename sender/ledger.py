@@ -12,6 +12,7 @@ events stay pending and are sent again by the next run, which LINE de-duplicates
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import queue
 import threading
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from sender import fault_points
 from sender.database import (
     BATCHES_TABLE,
     KEYS_TABLE,
@@ -201,6 +203,7 @@ class LedgerWriter:
             cur.execute("begin transaction")
             try:
                 cur.execute(f"insert into {BATCHES_TABLE} select * from _sender_batches")
+                fault_points.hit("ledger_write")  # test hook: sender/fault_points.py
                 # a literal, not a bound parameter: DuckDB inserts ~2x faster this way
                 cur.execute(
                     f"insert into {KEYS_TABLE} select event_name, deduplication_key,"
@@ -209,7 +212,9 @@ class LedgerWriter:
                 )
                 cur.execute("commit")
             except BaseException:
-                cur.execute("rollback")
+                # a failed commit (disk full) has already rolled back: keep the original error
+                with contextlib.suppress(duckdb.Error):
+                    cur.execute("rollback")
                 raise
         finally:
             cur.unregister("_sender_batches")

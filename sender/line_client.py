@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from sender import __version__
+from sender import __version__, fault_points
 from sender.request_body import Body
 from sender.settings import LineTarget, is_loopback_host
 
@@ -125,6 +125,7 @@ class LineClient:
             if not self._target.channel_id:
                 raise ValueError("channel id required for events with user.line_uid")
             headers["X-Line-ChannelID"] = self._target.channel_id
+        fault_points.hit("before_request")  # test hook: sender/fault_points.py
         try:
             resp = self._session().post(
                 self._target.events_url,

@@ -24,6 +24,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sender import fault_points
 from sender.database import ensure_ledger, fetch_one, has_ledger
 from sender.exit_codes import ExitCode
 from sender.ledger import LedgerWriter, finish_run, start_run
@@ -300,6 +301,7 @@ class Pusher:
         body = build_body(rows.column(PAYLOAD_COLUMN))
         has_line_uid = bool(pc.any(rows.column("has_line_uid")).as_py())
         resp, attempts = self._post_with_retries(body, has_line_uid, batch_id)
+        fault_points.hit("after_response")  # test hook: sender/fault_points.py
         del body
         if resp is None:  # stopped (401 elsewhere, Ctrl-C): stays pending
             return
