@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
@@ -64,13 +64,22 @@ class Outcome:
     attempts: int
     error: str | None
     sent_at: dt.datetime
+    # set once the outcome is committed, or once recording it has failed
+    settled: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
 _STOP = object()
+_SETTLED = threading.Event()
+_SETTLED.set()
 
 
 class LedgerWriteError(Exception):
     """Outcomes could not be recorded (disk full, database gone): the run stops."""
+
+
+def _settle(group: list[Outcome]) -> None:
+    for outcome in group:
+        outcome.settled.set()
 
 
 class LedgerWriter:
@@ -114,16 +123,23 @@ class LedgerWriter:
         http_status: int | None,
         attempts: int,
         error: str | None = None,
-    ) -> None:
-        """Queue one outcome (blocks only when the writer is far behind)."""
+    ) -> threading.Event:
+        """Queue one outcome (blocks only when the writer is far behind).
+
+        Returns an event that is set once the outcome is committed (or could not be): a sender
+        that waits on it before taking its next batch leaves at most its own request unrecorded
+        when the process is killed.
+        """
         if rows.num_rows == 0:
-            return
+            return _SETTLED
         if status not in STATUSES:
             raise ValueError(f"unknown ledger status {status!r}")
         if self.error is not None:
             raise self.error
         keys = rows.select(["event_name", "deduplication_key", "event_timestamp"])
-        self._queue.put(Outcome(keys, status, batch_id, http_status, attempts, error, utc_now()))
+        outcome = Outcome(keys, status, batch_id, http_status, attempts, error, utc_now())
+        self._queue.put(outcome)
+        return outcome.settled
 
     def close(self) -> None:
         """Commit what is queued, stop the thread; re-raise a write error."""
@@ -162,10 +178,12 @@ class LedgerWriter:
                     self.error.__cause__ = exc
                     if self._on_error is not None:
                         self._on_error(self.error)
+                    _settle(group)
                     continue
                 if self._on_commit is not None:
                     for outcome in group:
                         self._on_commit(outcome)
+            _settle(group)
 
     def _next_id(self) -> int:
         self._last_id = max(self._last_id + 1, time.time_ns())

@@ -191,7 +191,7 @@ class Pusher:
             run_id=self.summary.run_id,
             is_test=opts.test,
             on_commit=self._committed,
-            on_error=lambda exc: self.stop.set("error", str(exc)),
+            on_error=lambda exc: self.stop.set("ledger", str(exc)),
             max_queued=2 * opts.concurrency + 2,
         )
         error: BaseException | None = None
@@ -210,7 +210,10 @@ class Pusher:
                 self.stop.set("error", f"stopped by an error: {type(exc).__name__}")
                 error = error or exc
             self.progress.finish()
-            self._finish(started)
+            try:
+                self._finish(started)
+            except Exception as exc:  # the disk that refused the ledger refuses the runs table
+                error = error or exc
         if error is not None:
             raise error
         return self.summary
@@ -306,13 +309,15 @@ class Pusher:
         if resp is None:  # stopped (401 elsewhere, Ctrl-C): stays pending
             return
         if resp.outcome is Outcome.ACCEPTED:
+            # The worker takes its next batch only once this one is recorded: a killed run
+            # leaves unrecorded no more than the requests in flight.
             self.writer.record(
                 rows,
                 status="accepted",
                 batch_id=batch_id,
                 http_status=resp.http_status,
                 attempts=attempts,
-            )
+            ).wait()
         elif resp.outcome in (Outcome.BAD_REQUEST, Outcome.TOO_LARGE):
             if n == 1:
                 key = rows.column("deduplication_key")[0].as_py()
@@ -396,6 +401,8 @@ def decide_exit(s: Summary, stop_reason: str | None) -> tuple[ExitCode, str]:
         return ExitCode.AUTHENTICATION, "authentication_failed"
     if stop_reason == "fatal":
         return ExitCode.UNEXPECTED_RESPONSE, "unexpected_response"
+    if stop_reason == "ledger":
+        return ExitCode.DATABASE_LOCKED, "ledger_write_failed"
     if stop_reason == "error":
         return ExitCode.PENDING_LEFT, "error"
     if s.left_pending:

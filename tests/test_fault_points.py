@@ -38,11 +38,10 @@ from sender.mock_server import Fault, MockLineServer
 EVENTS = 3000
 BATCH = 100
 CONCURRENCY = 2
-# Most batches whose answer the ledger may not hold yet when the process dies ("in flight" in the
-# broad sense): the outcomes waiting in the ledger writer's queue (push.py: max_queued =
-# 2 x concurrency + 2), as many again in the group being committed, and one held by each worker
-# blocked on the full queue. LINE de-duplicates all of them by key on the rerun.
-MAX_UNRECORDED_BATCHES = 2 * (2 * CONCURRENCY + 2) + CONCURRENCY
+# Most batches whose answer the ledger may not hold yet when the process dies: a worker waits
+# until its batch is recorded before it takes the next one, so only the requests in flight, one
+# per worker. LINE de-duplicates them by key on the rerun.
+MAX_UNRECORDED_BATCHES = CONCURRENCY
 
 
 # -- the hook itself ---------------------------------------------------------------------------
