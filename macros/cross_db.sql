@@ -158,7 +158,8 @@
     A select of, for each row of relation `events`, the `candidates` row with the same
     `partition_by` column and the latest `candidate_time` at or before `event_time`; events with
     no such candidate (or a null time) are left out, like an inner join. `candidates` must have
-    at most one row per (partition_by, candidate_time) and no null candidate_time; `event_id` is a
+    at most one row per (partition_by, candidate_time); a null candidate_time never matches (as
+    with `<=`). `event_id` is a
     unique, non-null column of `events`. `event_columns` and `candidate_columns` are the columns
     selected from each side (distinct names). DuckDB runs it as an ASOF JOIN: one probe per event,
     no fan-out, no window.

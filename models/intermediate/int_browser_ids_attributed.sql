@@ -42,12 +42,13 @@ valid_cookies as (
 latest_per_instant as (
 
     -- One cookie per user and second: ties go to the largest pv_id (a null pv_id loses).
+    -- A null sync_date never matches below; not filtering it here keeps the sync_date parse
+    -- behind the cheaper filters (URL / UUID tests) instead of running it on every page view.
     select
         user_id,
         synced_at_unix,
         {{ value_at_max('browser_id', "coalesce(pv_id, '')") }} as browser_id
     from valid_cookies
-    where synced_at_unix is not null
     group by user_id, synced_at_unix
 
 ),

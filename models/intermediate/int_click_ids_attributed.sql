@@ -43,12 +43,13 @@ valid_clicks as (
 latest_per_instant as (
 
     -- One click per user and second: ties go to the largest pv_id (a null pv_id loses).
+    -- A null sync_date never matches below; not filtering it here keeps the sync_date parse
+    -- behind the cheaper filters (URL / UUID tests) instead of running it on every page view.
     select
         user_id,
         synced_at_unix,
         {{ value_at_max('click_id', "coalesce(pv_id, '')") }} as click_id
     from valid_clicks
-    where synced_at_unix is not null
     group by user_id, synced_at_unix
 
 ),
