@@ -1,0 +1,161 @@
+"""The same dbt project on Apache Spark (dbt-spark, session method, local pyspark) and on DuckDB:
+line_capi_payload and line_capi_rejected must hold the same rows and the same JSON objects.
+
+Skipped only when pyspark is not importable and LINE_CAPI_REQUIRE_SPARK is unset; CI sets it, so
+a missing pyspark or Java fails there instead of skipping. Spark's tables are read from the Parquet
+files of its warehouse folder (no second JVM), which is also how the sender gets a Spark-built
+payload: docs/spark.md, "The sender and a Spark-built table".
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import duckdb
+import pytest
+from pipeline_fixtures import DbtResult, run_dbt
+from spark_fixtures import AS_OF, edge_tables, write_mixed_export
+
+HAS_PYSPARK = importlib.util.find_spec("pyspark") is not None
+pytestmark = pytest.mark.skipif(
+    not HAS_PYSPARK and not os.environ.get("LINE_CAPI_REQUIRE_SPARK"),
+    reason="pyspark is not installed (pip install 'dbt-spark[session]'); "
+    "set LINE_CAPI_REQUIRE_SPARK=1 to make this a failure",
+)
+
+SCHEMA = "line_capi"  # the spark target's schema in profiles.example.yml
+
+
+def load_payload_sql(parquet_dir: Path) -> str:
+    """The one statement of docs/spark.md that gives the sender a Spark-built payload."""
+    return (
+        "create or replace table line_capi_payload as "
+        f"select * from read_parquet('{parquet_dir}/*.parquet') "
+        "order by event_timestamp, deduplication_key"
+    )
+
+
+class SparkBuild:
+    def __init__(self, result: DbtResult, spark_dir: Path):
+        self.returncode, self.output = result.returncode, result.output
+        self.warehouse = spark_dir / "warehouse" / f"{SCHEMA}.db"
+
+    def table_dir(self, table: str) -> Path:
+        return self.warehouse / table
+
+    def rows(self, table: str, columns: str = "*") -> list[tuple]:
+        with duckdb.connect() as con:
+            return con.sql(
+                f"select {columns} from read_parquet('{self.table_dir(table)}/*.parquet')"
+            ).fetchall()
+
+
+def build_both(tmp: Path, export: Path | None, spark_args: tuple[str, ...]) -> tuple:
+    vars_ = {"as_of": AS_OF}
+    duck = run_dbt(tmp / "duckdb", "build", export_dir=export, vars=vars_)
+    assert duck.returncode == 0, duck.output
+    spark_dir = tmp / "spark"
+    spark = run_dbt(tmp / "spark-run", "build", "--target", "spark", *spark_args,
+                    export_dir=export, vars=vars_, env={"LINE_CAPI_SPARK_DIR": str(spark_dir)})
+    assert spark.returncode == 0, spark.output
+    return duck, SparkBuild(spark, spark_dir)
+
+
+def _mkdirs(tmp: Path) -> Path:
+    for name in ("duckdb", "spark-run"):
+        (tmp / name).mkdir(parents=True, exist_ok=True)
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def fixture_builds(tmp_path_factory):
+    """The pipeline's fixture export plus edge rows, Parquet and CSV tables; the Spark build runs
+    the unit tests and data tests too."""
+    tmp = _mkdirs(tmp_path_factory.mktemp("spark-fixtures"))
+    export = write_mixed_export(tmp / "export", edge_tables())
+    return build_both(tmp, export, ())
+
+
+@pytest.fixture(scope="module")
+def sample_builds(tmp_path_factory):
+    """The bundled sample (CSV) at a fixed as_of; data tests, no unit tests (they ran above)."""
+    tmp = _mkdirs(tmp_path_factory.mktemp("spark-sample"))
+    return build_both(tmp, None, ("--exclude-resource-type", "unit_test"))
+
+
+def payload_objects(rows) -> dict[str, dict]:
+    objects = {key: json.loads(payload) for key, payload in rows}
+    assert len(objects) == len(rows), "duplicate deduplication_key"
+    return objects
+
+
+def flat_rows(rows) -> list[tuple]:
+    """Rows with the payload parsed (key order ignored), as a sorted multiset."""
+    return sorted(((json.dumps(json.loads(r[0]), sort_keys=True), *r[1:]) for r in rows), key=repr)
+
+
+PAYLOAD_COLUMNS = (
+    "payload, deduplication_key, event_name, user_id, click_id, browser_id, email_sha256, "
+    "phone_sha256, line_uid, web_url, web_referrer, web_title, web_ip_address, web_user_agent, "
+    "custom_currency, custom_item_ids_json, custom_value, custom_quantity, event_timestamp, "
+    "has_line_uid, converted_at"
+)
+REJECTED_COLUMNS = (
+    "transaction_id, deduplication_key, user_id, pv_id, reason, sync_date, event_timestamp, "
+    "converted_at"
+)
+
+
+def assert_same_outputs(duck: DbtResult, spark: SparkBuild) -> None:
+    duck_payload = duck.rows("select deduplication_key, payload from line_capi_payload")
+    spark_payload = spark.rows("line_capi_payload", "deduplication_key, payload")
+    assert payload_objects(spark_payload) == payload_objects(duck_payload)
+    assert flat_rows(spark.rows("line_capi_payload", PAYLOAD_COLUMNS)) == flat_rows(
+        duck.rows(f"select {PAYLOAD_COLUMNS} from line_capi_payload"))
+    assert sorted(spark.rows("line_capi_rejected", REJECTED_COLUMNS), key=repr) == sorted(
+        duck.rows(f"select {REJECTED_COLUMNS} from line_capi_rejected"), key=repr)
+
+
+def test_fixture_export_same_rows_and_json_on_spark_and_duckdb(fixture_builds):
+    duck, spark = fixture_builds
+    assert_same_outputs(duck, spark)
+    payloads = payload_objects(
+        duck.rows("select deduplication_key, payload from line_capi_payload"))
+    # the edge rows reached the payload, so the comparison above covered them
+    assert {"EDGE-Z", "EDGE-HHMM", "EDGE-NAIVE", "EDGE-NOSEC", "EDGE-FRAC", "EDGE-EPOCH",
+            "EDGE-MS"} <= set(payloads)
+    assert payloads["EDGE-Z"]["user"]["click_id"] == "Abc-1"  # not Newer_1 + line break
+    assert payloads["EDGE-HHMM"]["user"]["click_id"] == "Old_2"  # `a+b` is not a click id
+    assert "email" in payloads["EDGE-HHMM"]["user"]  # a\vb@example.com is an address for RE2
+    assert payloads["EDGE-NAIVE"]["user"]["click_id"] == "Old_3"
+    assert "value" not in payloads["EDGE-NOSEC"].get("custom", {})  # 12d is not a number
+    assert len(payloads["EDGE-HHMM"]["custom"]["item_ids"]) == 100
+    reasons = dict(duck.rows("select transaction_id, reason from line_capi_rejected"))
+    assert reasons["EDGE-BAD"] == reasons["EDGE-LOWER-Z"] == "invalid_sync_date"
+    assert reasons["EDGE\nKEY"] == "invalid_deduplication_key"
+
+
+def test_sample_export_same_rows_and_json_on_spark_and_duckdb(sample_builds):
+    duck, spark = sample_builds
+    assert_same_outputs(duck, spark)
+    assert len(spark.rows("line_capi_payload", "payload")) >= 30
+
+
+def test_sender_reads_a_spark_built_payload_loaded_into_duckdb(fixture_builds, tmp_path):
+    """The docs/spark.md recipe: one statement turns the Parquet files into the table `sender`
+    reads, with the same columns, types, rows and row order as a DuckDB build."""
+    duck, spark = fixture_builds
+    database = tmp_path / "sender.duckdb"
+    with duckdb.connect(str(database)) as con:
+        con.execute(load_payload_sql(spark.table_dir("line_capi_payload")))
+        loaded_types = con.sql("describe line_capi_payload").fetchall()
+        loaded = con.sql(f"select {PAYLOAD_COLUMNS} from line_capi_payload").fetchall()
+    with duck.connect() as con:
+        built_types = con.sql("describe line_capi_payload").fetchall()
+        built = con.sql(f"select {PAYLOAD_COLUMNS} from line_capi_payload").fetchall()
+    assert [(c[0], c[1]) for c in loaded_types] == [(c[0], c[1]) for c in built_types]
+    assert [r[1] for r in loaded] == [r[1] for r in built]  # event_timestamp, key order
+    assert flat_rows(loaded) == flat_rows(built)
