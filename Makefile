@@ -8,14 +8,14 @@ DBT    := $(BIN)/dbt
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: setup demo test test-dbt test-python lint bench bench-quick clean
+.PHONY: setup demo test test-dbt test-python test-spark lint bench bench-quick clean
 
 setup: $(VENV)/.installed profiles.yml data/.gitkeep
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,spark]'
 	touch $@
 
 profiles.yml:
@@ -45,6 +45,10 @@ test-dbt: setup
 
 test-python: setup
 	$(BIN)/python -m pytest
+
+## test-spark: only the DuckDB-vs-Spark comparison (needs Java 17)
+test-spark: setup
+	LINE_CAPI_REQUIRE_SPARK=1 $(BIN)/python -m pytest tests/test_spark.py
 
 ## bench: synthetic exports at 100k and 1M conversions, then the benchmark table (docs/bench.md)
 bench: setup
