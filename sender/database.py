@@ -9,6 +9,7 @@ name when queried, so ``line_capi_pending`` simply follows the new table).
 
 from __future__ import annotations
 
+import ctypes
 import re
 from pathlib import Path
 
@@ -124,8 +125,26 @@ _LOCK = re.compile(r"Could not set lock on file", re.IGNORECASE)
 
 # DuckDB keeps every block it reads cached up to its memory limit (80% of RAM by default), so
 # streaming a large table would grow the process by the table's size. A limit keeps memory flat;
-# joins and sorts spill to disk beyond it.
-DEFAULT_MEMORY_LIMIT = "128MB"
+# joins and sorts spill to disk beyond it. The sender reads each block once (rowid ranges, in
+# order), so a cache larger than a few row groups only adds memory: at 128MB the cache alone made
+# the peak at 1M pending events ~90 MiB higher than at 100k (whose table is smaller than 128MB).
+DEFAULT_MEMORY_LIMIT = "32MB"
+
+# glibc's malloc raises its mmap threshold (up to 32 MiB) each time a large block is freed, after
+# which the chunk-sized buffers (a few MB: DuckDB results, Arrow columns) come from the heap
+# arenas, which keep freed memory: RSS crept up with the number of chunks. A fixed threshold keeps
+# such buffers mmap-ed and returned to the system when freed.
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD_BYTES = 256 * 1024
+
+
+def _fix_mmap_threshold() -> None:
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return
+    mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
 
 
 def connect(
@@ -134,6 +153,7 @@ def connect(
     """Open ``path``; never creates a database: a missing file means dbt has not run yet."""
     if not path.exists():
         raise NoPayload(f"database {path} does not exist: run `dbt build` first")
+    _fix_mmap_threshold()
     try:
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:

@@ -1,12 +1,15 @@
 """Streaming the rows of ``line_capi_payload`` that the ledger has not acknowledged, oldest first.
 
-dbt writes ``line_capi_payload`` physically ordered by ``event_timestamp, deduplication_key`` and
-DuckDB keeps insertion order for a plain scan, so the payload is read with a plain scan (no
-``order by``: nothing is materialized, memory stays flat whatever the table size). An anti-join
-with the ledger in the same query would lose that order (the hash join runs in parallel), so each
-chunk of the scan is filtered on its own, on a second cursor: one semi join per chunk finds the
-chunk's keys in the ledger, and Arrow drops them, keeping the order. Not pruned by event time: a
-key whose event_timestamp changed between two dbt builds must still count as sent.
+dbt writes ``line_capi_payload`` physically ordered by ``event_timestamp, deduplication_key``, so
+rowid order is the send order. The table is read in rowid ranges of ``chunk_rows``, one small
+query each (DuckDB prunes the other row groups on rowid), not with one streaming scan: a parallel
+scan that must keep insertion order buffers the row groups scanned ahead of the one being read
+(~120k rows, tens of MB each), so its memory grew with the table. A range query keeps the order
+(DuckDB preserves insertion order) and materializes one chunk, whatever the table size. An
+anti-join with the ledger in the same query would lose that order (the hash join runs in
+parallel), so each chunk is filtered on its own: one semi join per chunk finds the chunk's keys in
+the ledger, and Arrow drops them, keeping the order. Not pruned by event time: a key whose
+event_timestamp changed between two dbt builds must still count as sent.
 """
 
 # ruff: noqa: S608 - SQL is built from this package's constant table names; values are bound.
@@ -30,6 +33,9 @@ _SCAN_SQL = (
     "select event_name, deduplication_key, event_timestamp, has_line_uid,"
     f" payload || ',' as payload_comma from {PAYLOAD_TABLE}"
 )
+# One chunk: the rows of a rowid range (bound as integers: the pruning needs constants).
+_RANGE_SQL = _SCAN_SQL + " where rowid >= {start:d} and rowid < {stop:d}"
+_MAX_ROWID_SQL = f"select max(rowid) from {PAYLOAD_TABLE}"
 
 # The ledger rows of the chunk's keys. A semi join builds its hash table on the (small) chunk
 # and streams the ledger past it: ~20x faster than an anti join that hashes the whole ledger.
@@ -96,19 +102,25 @@ def iter_pending(
     Columns: event_name, deduplication_key, event_timestamp, has_line_uid and payload_comma
     (the payload text followed by a comma, see :mod:`sender.request_body`).
 
-    ``con`` holds the streaming scan; the ledger filter runs on its own cursor because a
-    connection with an unfinished result refuses another query.
+    Each chunk is one query on ``con`` (rowids ``[start, start + chunk_rows)``), fully read
+    before it is yielded, so ``con`` is free between chunks; the ledger filter runs on its own
+    cursor all the same.
     """
     remaining = limit
     if remaining is not None and remaining <= 0:
         return
-    reader = con.sql(_SCAN_SQL).to_arrow_reader(chunk_rows)
+    row = fetch_one(con, _MAX_ROWID_SQL)
+    last_rowid = row[0] if row else None
+    if last_rowid is None:  # empty table
+        return
     ledger_cursor = con.cursor() if use_ledger else None
     try:
-        for batch in reader:
-            if batch.num_rows == 0:
+        for start in range(0, int(last_rowid) + 1, chunk_rows):
+            sql = _RANGE_SQL.format(start=start, stop=start + chunk_rows)
+            table = con.sql(sql).to_arrow_table()
+            if table.num_rows == 0:  # a range of deleted rows
                 continue
-            table = _normalize(batch)
+            table = _normalize(table)
             if ledger_cursor is not None:
                 table = _drop_acknowledged(ledger_cursor, table)
                 if table.num_rows == 0:
@@ -122,7 +134,6 @@ def iter_pending(
     finally:
         if ledger_cursor is not None:
             ledger_cursor.close()
-        reader.close()
 
 
 def _pair(table: pa.Table) -> pa.ChunkedArray | pa.Array:
