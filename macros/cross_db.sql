@@ -65,16 +65,16 @@
     only adds a true the regex gives too, so the result is the same.
 -#}
 {% macro default__iso8601_to_unix_seconds(expr) -%}
+    {#- A zone after the time: Z, +hh[[:]mm[[:]ss]] or a name (UTC, Asia/Tokyo); a date alone has none. -#}
+    {%- set has_zone = "regexp_matches(" ~ expr ~ ", '[0-9]:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]*)?)?\\s*(?:[Zz]|[+-][0-9]{2}|[A-Za-z]{2,})')" -%}
     (case
         when {{ expr }} like '____-%' then
-            case when {{ expr }} like '%+09:00'
-                    or regexp_matches({{ expr }}, '(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)$')
+            case when {{ expr }} like '%+09:00' or {{ has_zone }}
                 then epoch_us(try_cast({{ expr }} as timestamptz)) // 1000000
                 else epoch_us(try_cast({{ expr }} as timestamp)) // 1000000 end
         when regexp_full_match({{ expr }}, '[0-9]{9,10}') then try_cast({{ expr }} as bigint)
         when regexp_full_match({{ expr }}, '[0-9]{12,13}') then try_cast({{ expr }} as bigint) // 1000
-        when regexp_matches({{ expr }}, '(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)$')
-            then epoch_us(try_cast({{ expr }} as timestamptz)) // 1000000
+        when {{ has_zone }} then epoch_us(try_cast({{ expr }} as timestamptz)) // 1000000
         else epoch_us(try_cast({{ expr }} as timestamp)) // 1000000
     end)
 {%- endmacro %}

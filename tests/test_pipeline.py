@@ -252,12 +252,26 @@ def test_time_zone_of_the_machine_does_not_matter(tmp_path, csv_build):
     tables = export_tables()
     # a sync_date without an offset is UTC
     tables["conversions"][0]["sync_date"] = "2026-03-01T01:00:00"
+    # a date alone is midnight UTC; a zone name or an offset with seconds is honoured
+    extra = {
+        "DATE-ONLY": "2026-03-01",
+        "ZONE-NAME": "2026-03-01T10:00:00 Asia/Tokyo",
+        "OFFSET-SECONDS": "2026-03-01T10:00:00+09:00:00",
+    }
+    for key, sync_date in extra.items():
+        tables["conversions"].append(
+            {**tables["conversions"][0], "transaction_id": key, "sync_date": sync_date}
+        )
     export = write_export(tmp_path / "export", tables, "csv")
     result = run_dbt(
         tmp_path, "run", export_dir=export, vars={"as_of": AS_OF}, env={"TZ": "Asia/Tokyo"}
     )
     assert result.returncode == 0, result.output
-    assert result.payloads()["ORD-1"]["event"]["event_timestamp"] == T - 2 * HOUR
+    payloads = result.payloads()
+    assert payloads["ORD-1"]["event"]["event_timestamp"] == T - 2 * HOUR
+    assert payloads["DATE-ONLY"]["event"]["event_timestamp"] == T - 3 * HOUR
+    assert payloads["ZONE-NAME"]["event"]["event_timestamp"] == T - 2 * HOUR
+    assert payloads["OFFSET-SECONDS"]["event"]["event_timestamp"] == T - 2 * HOUR
 
 
 def test_sample_builds_with_payload_and_rejected_rows_on_any_date(tmp_path):

@@ -24,7 +24,7 @@ keyed as (
         *,
         {{ trim_ascii('transaction_id') }} as trimmed_key
     from conversions
-    where event_name = '{{ karte_conversion_event() | replace("'", "''") }}'
+    where event_name = {{ dbt.string_literal(dbt.escape_single_quotes(karte_conversion_event())) }}
 
 ),
 
