@@ -1,8 +1,84 @@
 {#-
     Fails on each payload that LINE's validation would refuse (../shared/docs/line-capi-spec.md):
     not JSON, not starting with {"event":{, unknown or null members, a bad event field, no user
-    identifier, or a user, web or custom field outside its pattern or limit.
+    identifier, or a user, web or custom field outside its pattern or limit. The checks are the
+    same on every engine; reading the JSON members is the engine's (macro line_event_members).
 -#}
 {% test is_valid_line_event(model, column_name) %}
-{{ return(adapter.dispatch('test_is_valid_line_event', 'line_capi')(model, column_name)) }}
+with
+
+payloads as (
+
+    select {{ column_name }} as payload
+    from {{ model }}
+
+),
+
+parsed as (
+
+    select
+        payload,
+        {{ line_event_members('payload') }}
+    from payloads
+
+),
+
+failures as (
+
+    select payload, 'not json' as problem from parsed where not is_json
+    union all
+    select payload, 'does not begin with {"event":{' from parsed where not begins_with_event
+    union all
+    select payload, 'unknown top-level member' from parsed
+    where is_json and has_unknown_member
+    union all
+    select payload, 'null or empty member' from parsed
+    where is_json and (payload like '%:null%' or payload like '%:""%' or payload like '%:{}%' or payload like '%:[]%')
+    union all
+    select payload, 'bad event' from parsed
+    where is_json and (
+        source_type is distinct from 'web'
+        or event_type not in ('conversion', 'page_view') or event_type is null
+        or not coalesce({{ regex_full_match('event_name', line_event_name_pattern()) }}, false)
+        or not coalesce({{ regex_full_match('deduplication_key', line_deduplication_key_pattern()) }}, false)
+        or lower(deduplication_key) in ('undefined', 'null')
+        or not coalesce(is_timestamp_integer, false)
+    )
+    union all
+    select payload, 'no user identifier' from parsed
+    where is_json and coalesce(user_member_count, 0) = 0
+    union all
+    select payload, 'bad user field' from parsed
+    where is_json and (
+        not coalesce({{ regex_full_match('click_id', line_click_id_pattern()) }}, true)
+        or not coalesce({{ regex_full_match('browser_id', uuid_pattern()) }}, true)
+        or not coalesce({{ regex_full_match('email', sha256_hex_pattern()) }}, true)
+        or not coalesce({{ regex_full_match('phone', sha256_hex_pattern()) }}, true)
+        or not coalesce({{ regex_full_match('line_uid', line_uid_pattern()) }}, true)
+    )
+    union all
+    select payload, 'bad web field' from parsed
+    where is_json and (
+        not coalesce({{ regex_full_match('url', web_url_pattern()) }}, true)
+        or length(url) > {{ line_max_url_length() }}
+        or length(referrer) > {{ line_max_url_length() }}
+        or length(title) > {{ line_max_title_length() }}
+        or not coalesce(
+            {{ regex_full_match('ip_address', '^' ~ ipv4_pattern() ~ '$') }}
+            or {{ regex_full_match('ip_address', '^' ~ ipv6_pattern() ~ '$') }}, true)
+    )
+    union all
+    select payload, 'bad custom field' from parsed
+    where is_json and (
+        not coalesce(is_value_number, true)
+        or custom_value < 0 or custom_value > {{ line_max_value() }}
+        or not coalesce({{ regex_full_match('currency', '^[A-Z]{3}$') }}, true)
+        or not coalesce(is_quantity_integer, true)
+        or quantity < 0
+        or item_count > {{ line_max_item_ids() }}
+    )
+
+)
+
+select * from failures
 {% endtest %}
