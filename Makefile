@@ -44,7 +44,7 @@ test-dbt: setup
 	mkdir -p target/test && LINE_CAPI_DUCKDB=target/test/line_capi.duckdb $(DBT) build --target-path target/test
 
 test-python: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 ## test-spark: only the DuckDB-vs-Spark comparison (needs Java 17)
 test-spark: setup

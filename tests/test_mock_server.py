@@ -147,6 +147,7 @@ _DELETE = object()
         ("web.ip_address", "999.1.1.1"),
         ("web.referrer", "r" * 2049),
     ],
+    ids=lambda v: v if isinstance(v, str) and len(v) <= 30 else type(v).__name__,
 )
 def test_each_field_rule_is_enforced(path, value):
     with pytest.raises(Invalid):
