@@ -227,16 +227,7 @@
                 {%- do found.append(path) -%}
             {%- endif -%}
         {%- endfor -%}
-        {%- if found | length == 0 -%}
-            {{ exceptions.raise_compiler_error(
-                "KARTE export file missing: " ~ directory ~ "/" ~ table_name ~ ".csv (or .parquet, .csv.gz);"
-                ~ " set var karte_export_dir to the folder holding conversions, page_views, line_users and user_master") }}
-        {%- elif found | length > 1 -%}
-            {{ exceptions.raise_compiler_error(
-                "KARTE export table " ~ table_name ~ " has several files in " ~ directory ~ ": "
-                ~ (found | join(', ')) ~ "; keep one") }}
-        {%- endif -%}
-        {%- set path = found[0] -%}
+        {%- set path = the_one_export_file(directory, table_name, found) -%}
         {%- set relation = schema ~ '.' ~ table_name -%}
         {%- if table_name in existing -%}
             {%- set properties = run_query('show tblproperties ' ~ relation) -%}

@@ -27,7 +27,7 @@
     a missing optional column is null.
 -#}
 {% macro karte_export_columns(table_name) %}
-    {%- set mapping = (var('karte_column_map') or {}).get(table_name, {}) or {} -%}
+    {%- set mapping = karte_column_map().get(table_name) or {} -%}
     {%- set relation = source('karte', table_name) -%}
     {%- set present = {} -%}
     {%- set introspect = execute and model.resource_type != 'unit_test' -%}
@@ -82,16 +82,7 @@
             "select file from glob('" ~ directory ~ "/" ~ table_name ~ ".*') "
             ~ "where file like '%.parquet' or file like '%.csv' or file like '%.csv.gz' order by file"
         ).columns[0].values() -%}
-        {%- if found | length == 0 -%}
-            {{ exceptions.raise_compiler_error(
-                "KARTE export file missing: " ~ directory ~ "/" ~ table_name ~ ".csv (or .parquet, .csv.gz);"
-                ~ " set var karte_export_dir to the folder holding conversions, page_views, line_users and user_master") }}
-        {%- elif found | length > 1 -%}
-            {{ exceptions.raise_compiler_error(
-                "KARTE export table " ~ table_name ~ " has several files in " ~ directory ~ ": "
-                ~ (found | join(', ')) ~ "; keep one") }}
-        {%- endif -%}
-        {%- set path = found[0] | replace("'", "''") -%}
+        {%- set path = the_one_export_file(directory, table_name, found) | replace("'", "''") -%}
         {%- if path.endswith('.parquet') -%}
             {%- set reader = "read_parquet('" ~ path ~ "')" -%}
         {%- else -%}
@@ -126,4 +117,19 @@
                 ~ " convert it, e.g. iconv -f CP932 -t UTF-8, or set var karte_export_encoding (utf-8, utf-16, latin-1)") }}
         {%- endif -%}
     {%- endif -%}
+{% endmacro %}
+
+
+{#- The one file of `table_name` among `found`; none or several stop the run with one line. -#}
+{% macro the_one_export_file(directory, table_name, found) %}
+    {%- if found | length == 0 -%}
+        {{ exceptions.raise_compiler_error(
+            "KARTE export file missing: " ~ directory ~ "/" ~ table_name ~ ".csv (or .parquet, .csv.gz);"
+            ~ " set var karte_export_dir to the folder holding conversions, page_views, line_users and user_master") }}
+    {%- elif found | length > 1 -%}
+        {{ exceptions.raise_compiler_error(
+            "KARTE export table " ~ table_name ~ " has several files in " ~ directory ~ ": "
+            ~ (found | join(', ')) ~ "; keep one") }}
+    {%- endif -%}
+    {{ return(found[0]) }}
 {% endmacro %}

@@ -36,10 +36,18 @@
         {{ _var_error(name, value, "expected an ISO 8601 timestamp such as 2026-11-30T10:00:00+09:00") }}
     {%- endif -%}
     {%- set text = text[:-1] ~ '+00:00' if text[-1] in 'Zz' else text -%}
-    {%- set parsed = modules.datetime.datetime.fromisoformat(text) if modules.re.fullmatch('[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]).*', text) else none -%}
-    {%- if parsed is none -%}
+    {%- set ymd = modules.re.fullmatch('([0-9]{4})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]).*', text) -%}
+    {%- if ymd -%}
+        {#- the last day of the month: the first of the next one, minus a day -#}
+        {%- set year, month = ymd.group(1) | int, ymd.group(2) | int -%}
+        {%- set next_month = modules.datetime.date(year + month // 12, month % 12 + 1, 1) -%}
+        {%- set last_day = (next_month - modules.datetime.timedelta(days=1)).day -%}
+    {%- endif -%}
+    {%- if not ymd or ymd.group(3) | int > last_day
+            or not modules.re.fullmatch('[^T]*(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9].*)?.*)?', text) -%}
         {{ _var_error(name, value, "expected an ISO 8601 timestamp such as 2026-11-30T10:00:00+09:00") }}
     {%- endif -%}
+    {%- set parsed = modules.datetime.datetime.fromisoformat(text) -%}
     {%- if parsed.tzinfo is none -%}
         {%- set parsed = parsed.replace(tzinfo=modules.pytz.utc) -%}
     {%- endif -%}
@@ -53,6 +61,31 @@
         {{ return(run_started_at.timestamp() | int) }}
     {%- endif -%}
     {{ return(_iso_to_unix('as_of', value)) }}
+{% endmacro %}
+
+{#- Per table, default column name -> the export's own name: {conversions: {transaction_id: order_id}}. -#}
+{% macro karte_column_map() %}
+    {%- set value = var('karte_column_map') or {} -%}
+    {%- set expected = "a mapping of table to {default column: export column}, e.g. {conversions: {transaction_id: order_id}}" -%}
+    {%- if value is not mapping -%}{{ _var_error('karte_column_map', value, expected) }}{%- endif -%}
+    {%- for table_name, columns in value.items() -%}
+        {%- if table_name not in karte_export_contract() -%}
+            {{ _var_error('karte_column_map', value, "unknown table " ~ table_name ~ "; the tables are "
+                ~ (karte_export_contract().keys() | list | join(', '))) }}
+        {%- endif -%}
+        {%- if columns is not mapping -%}{{ _var_error('karte_column_map', value, expected) }}{%- endif -%}
+        {%- set known = karte_export_contract()[table_name] | map(attribute=0) | list -%}
+        {%- for column, export_name in columns.items() -%}
+            {%- if column not in known -%}
+                {{ _var_error('karte_column_map', value, table_name ~ " has no contract column " ~ column
+                    ~ "; its columns are " ~ (known | join(', '))) }}
+            {%- endif -%}
+            {%- if export_name is mapping or export_name is none or (export_name | string | trim) == '' -%}
+                {{ _var_error('karte_column_map', value, expected) }}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return(value) }}
 {% endmacro %}
 
 {% macro lookback_hours() %}{{ return(_int_var('lookback_hours', 1, 8760)) }}{% endmacro %}

@@ -238,6 +238,13 @@ def test_missing_export_file_is_a_clear_error(tmp_path):
         ("ad_contact_days", "thirty", "invalid dbt var ad_contact_days=thirty"),
         ("currency", "yen", "invalid dbt var currency=yen"),
         ("pii_prehashed", "maybe", "invalid dbt var pii_prehashed=maybe"),
+        ("as_of", "2026-02-30T10:00:00", "invalid dbt var as_of=2026-02-30T10:00:00"),
+        ("karte_column_map", "oops", "invalid dbt var karte_column_map=oops"),
+        (
+            "karte_column_map",
+            {"conversions": {"order_id": "x"}},
+            "conversions has no contract column order_id",
+        ),
     ],
 )
 def test_bad_vars_fail_with_a_message_naming_the_var(tmp_path, var, value, message):
