@@ -1,6 +1,6 @@
 """Property-based tests of rules 7-9 (email and phone normalisation and hashing).
 
-They run the SQL that dbt compiles for `int_users_hashed`, unchanged but for its input relation,
+They run the SQL that dbt compiles for `int_users_hashed`, unchanged but for its input relations,
 on DuckDB against inputs that hypothesis generates, and compare it with a small Python model of
 the rules written from the issue's text.
 """
@@ -76,6 +76,10 @@ def hash_users(tmp_path_factory):
     relation = '"line_capi"."main"."stg_karte__user_master"'
     assert relation in compiled
     sql = compiled.replace(relation, "users_under_test")
+    # Only users with a conversion in the window are hashed: here, every user under test.
+    converting = '"line_capi"."main"."int_conversions_windowed"'
+    assert converting in sql
+    sql = sql.replace(converting, "users_under_test")
     con = duckdb.connect()
     con.sql("create table users_under_test (user_id varchar, email varchar, phone varchar)")
 

@@ -7,12 +7,20 @@
 --   9. A value that already is 64 hex characters is a hash: lowercased, never hashed again.
 --      With var pii_prehashed, only such values are kept.
 -- A user with several master rows gets the largest hash of each field (deterministic).
+-- Only the users with a conversion in the window are read: no one else's data is hashed.
 with
+
+converting_users as (
+
+    select user_id from {{ ref('int_conversions_windowed') }}
+
+),
 
 users as (
 
     select * from {{ ref('stg_karte__user_master') }}
     where user_id is not null
+        and user_id in (select user_id from converting_users)
 
 ),
 
