@@ -35,9 +35,12 @@
 
 {#- Whitespace trim of the ASCII whitespace characters (space, tab, LF, VT, FF, CR). -#}
 {% macro trim_ascii(expr) %}{{ return(adapter.dispatch('trim_ascii', 'line_capi')(expr)) }}{% endmacro %}
-{#- Most values have nothing to trim: test the first and last character before calling trim(). -#}
+{#-
+    Most values have nothing to trim: test the first and last character before calling trim().
+    x[-1] finds the last character from the end; right(x, 1) walks the whole text to find it.
+-#}
 {% macro default__trim_ascii(expr) -%}
-    (case when ascii({{ expr }}) > 32 and ascii(right({{ expr }}, 1)) > 32 then {{ expr }}
+    (case when ascii({{ expr }}) > 32 and ascii(({{ expr }})[-1]) > 32 then {{ expr }}
         else trim({{ expr }}, chr(32) || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)) end)
 {%- endmacro %}
 

@@ -22,6 +22,15 @@
 {% endmacro %}
 
 {#-
+    A KARTE sync_date (text as exported) as Unix seconds, shifted by export_time_shift_seconds()
+    for replayed exports; null when unreadable. The staging models parse with it, and so does
+    int_conversion_page_views after its join (parsing there reads 1 page view in 10).
+-#}
+{% macro karte_sync_date_to_unix(column) -%}
+    {{ iso8601_to_unix_seconds(trim_ascii(column)) }} + {{ export_time_shift_seconds() }}
+{%- endmacro %}
+
+{#-
     The select list of a staging model: each contract column of `table_name`, renamed from the
     export's own name, as text. A missing required column fails the run, naming table and column;
     a missing optional column is null.

@@ -28,9 +28,11 @@ conversion_page_views as (
         page_views.title,
         page_views.ip_address,
         page_views.user_agent,
+        -- A pv_id exported twice: the latest sync_date wins. It is parsed here, after the join,
+        -- so that only the matched page views are parsed, not all of them.
         row_number() over (
             partition by conversions.deduplication_key
-            order by page_views.synced_at_unix desc nulls last
+            order by {{ karte_sync_date_to_unix('page_views.sync_date') }} desc nulls last
         ) as duplicate_rank
     from conversions
     inner join page_views

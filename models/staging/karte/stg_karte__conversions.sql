@@ -21,7 +21,7 @@ final as (
         items,
         revenue,
         sync_date,
-        {{ iso8601_to_unix_seconds(trim_ascii('sync_date')) }} + {{ export_time_shift_seconds() }} as synced_at_unix
+        {{ karte_sync_date_to_unix('sync_date') }} as synced_at_unix
     from source
 
 )

@@ -14,7 +14,7 @@ final as (
     select
         nullif({{ trim_ascii('user_id') }}, '') as user_id,
         {{ trim_ascii('line_user_id') }} as line_user_id,
-        {{ iso8601_to_unix_seconds(trim_ascii('sync_date')) }} + {{ export_time_shift_seconds() }} as synced_at_unix
+        {{ karte_sync_date_to_unix('sync_date') }} as synced_at_unix
     from source
 
 )

@@ -21,7 +21,8 @@ final as (
         {{ trim_ascii('ip_address') }} as ip_address,
         user_agent,
         lt_cid,
-        {{ iso8601_to_unix_seconds(trim_ascii('sync_date')) }} + {{ export_time_shift_seconds() }} as synced_at_unix
+        sync_date,
+        {{ karte_sync_date_to_unix('sync_date') }} as synced_at_unix
     from source
 
 )
