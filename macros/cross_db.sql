@@ -156,25 +156,22 @@
 {%- endmacro %}
 
 {#-
-    The `value` of the row with the largest `ordering`, as an aggregate (rows whose value or
-    ordering is null are skipped). Which row wins a tie of `ordering` is not defined: make the
-    ordering unique within the group (for example with a tie-breaking column) where it matters.
--#}
-{% macro value_at_max(value, ordering) %}{{ return(adapter.dispatch('value_at_max', 'line_capi')(value, ordering)) }}{% endmacro %}
-{% macro default__value_at_max(value, ordering) %}arg_max({{ value }}, {{ ordering }}){% endmacro %}
-
-{#-
     A select of, for each row of relation `events`, the `candidates` row with the same
-    `partition_by` column and the latest `candidate_time` at or before `event_time`; events with
-    no such candidate (or a null time) are left out, like an inner join. `candidates` must have
-    at most one row per (partition_by, candidate_time); a null candidate_time never matches (as
-    with `<=`). `event_id` is a
-    unique, non-null column of `events`. `event_columns` and `candidate_columns` are the columns
-    selected from each side (distinct names). DuckDB runs it as an ASOF JOIN: one probe per event,
-    no fan-out, no window.
+    `partition_by` column and the latest `candidate_time` at or before `event_time`, a tie going
+    to the largest `tie_break` (a non-null text column of `candidates`). Events with no such
+    candidate, or a null time, are left out, like an inner join; a null candidate_time never
+    matches. Times are integers (Unix seconds). `event_id` is a unique, non-null column of
+    `events`. `event_columns` and `candidate_columns` are the columns selected from each side
+    (distinct names).
+    DuckDB runs it as one ASOF JOIN: one probe per event, no fan-out, no window. ASOF allows one
+    inequality, so time and tie-break are compared as one struct: (t, k) < (event_time + 1, '')
+    holds exactly when t <= event_time (no text sorts below ''), and the largest such (t, k) is
+    the latest time with the largest tie-break. A null t sorts above every time, so a candidate
+    without a time never matches, and events without one are filtered out first. (Candidates
+    are not filtered: the filter would be pushed into the scan and parse every page view's time.)
 -#}
-{% macro latest_at_or_before(events, event_id, event_time, candidates, candidate_time, partition_by, event_columns, candidate_columns) %}{{ return(adapter.dispatch('latest_at_or_before', 'line_capi')(events, event_id, event_time, candidates, candidate_time, partition_by, event_columns, candidate_columns)) }}{% endmacro %}
-{% macro default__latest_at_or_before(events, event_id, event_time, candidates, candidate_time, partition_by, event_columns, candidate_columns) -%}
+{% macro latest_at_or_before(events, event_id, event_time, candidates, candidate_time, tie_break, partition_by, event_columns, candidate_columns) %}{{ return(adapter.dispatch('latest_at_or_before', 'line_capi')(events, event_id, event_time, candidates, candidate_time, tie_break, partition_by, event_columns, candidate_columns)) }}{% endmacro %}
+{% macro default__latest_at_or_before(events, event_id, event_time, candidates, candidate_time, tie_break, partition_by, event_columns, candidate_columns) -%}
     select
         {%- for column in event_columns %}
         {{ events }}.{{ column }},
@@ -182,8 +179,9 @@
         {%- for column in candidate_columns %}
         {{ candidates }}.{{ column }}{{ ',' if not loop.last }}
         {%- endfor %}
-    from {{ events }}
+    from (select * from {{ events }} where {{ event_time }} is not null) as {{ events }}
     asof inner join {{ candidates }}
         on {{ candidates }}.{{ partition_by }} = {{ events }}.{{ partition_by }}
-        and {{ events }}.{{ event_time }} >= {{ candidates }}.{{ candidate_time }}
+        and {'t': {{ events }}.{{ event_time }} + 1, 'k': ''}
+            > {'t': {{ candidates }}.{{ candidate_time }}, 'k': {{ candidates }}.{{ tie_break }}}
 {%- endmacro %}

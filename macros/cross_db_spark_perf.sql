@@ -7,13 +7,8 @@
 {#- The text is already checked against a pattern without quotes or backslashes: quoting is enough. -#}
 {% macro spark__json_plain_string(expr) %}concat('"', {{ expr }}, '"'){% endmacro %}
 
-{#- Spark's max_by keeps a row whose value is null; DuckDB's arg_max skips it: so skip it here too. -#}
-{% macro spark__value_at_max(value, ordering) -%}
-    max_by({{ value }}, case when ({{ value }}) is not null then {{ ordering }} end)
-{%- endmacro %}
-
 {#- Spark has no ASOF JOIN: the join on (partition_by, candidate_time <= event_time), then the latest per event. -#}
-{% macro spark__latest_at_or_before(events, event_id, event_time, candidates, candidate_time, partition_by, event_columns, candidate_columns) -%}
+{% macro spark__latest_at_or_before(events, event_id, event_time, candidates, candidate_time, tie_break, partition_by, event_columns, candidate_columns) -%}
     select
         {%- for column in event_columns + candidate_columns %}
         {{ column }}{{ ',' if not loop.last }}
@@ -28,7 +23,7 @@
             {%- endfor %}
             row_number() over (
                 partition by {{ events }}.{{ event_id }}
-                order by {{ candidates }}.{{ candidate_time }} desc
+                order by {{ candidates }}.{{ candidate_time }} desc, {{ candidates }}.{{ tie_break }} desc
             ) as latest_rank
         from {{ events }}
         inner join {{ candidates }}

@@ -22,7 +22,7 @@ cookies as (
 
     select
         user_id,
-        pv_id,
+        coalesce(pv_id, '') as pv_id,  -- a null pv_id loses a tie
         synced_at_unix,
         lower({{ trim_ascii('lt_cid') }}) as browser_id
     from page_views
@@ -39,26 +39,12 @@ valid_cookies as (
 
 ),
 
-latest_per_instant as (
-
-    -- One cookie per user and second: ties go to the largest pv_id (a null pv_id loses).
-    -- A null sync_date never matches below; not filtering it here keeps the sync_date parse
-    -- behind the cheaper filters (URL / UUID tests) instead of running it on every page view.
-    select
-        user_id,
-        synced_at_unix,
-        {{ value_at_max('browser_id', "coalesce(pv_id, '')") }} as browser_id
-    from valid_cookies
-    group by user_id, synced_at_unix
-
-),
-
 final as (
 
     -- The user's latest valid cookie at or before the conversion.
     {{ latest_at_or_before(
         events='conversions', event_id='deduplication_key', event_time='event_timestamp',
-        candidates='latest_per_instant', candidate_time='synced_at_unix', partition_by='user_id',
+        candidates='valid_cookies', candidate_time='synced_at_unix', tie_break='pv_id', partition_by='user_id',
         event_columns=['deduplication_key'], candidate_columns=['browser_id']
     ) }}
 

@@ -23,7 +23,7 @@ landings as (
 
     select
         user_id,
-        pv_id,
+        coalesce(pv_id, '') as pv_id,  -- a null pv_id loses a tie
         synced_at_unix,
         {{ url_decode(url_query_parameter('url', 'ldtag_cl')) }} as click_id
     from page_views
@@ -40,26 +40,12 @@ valid_clicks as (
 
 ),
 
-latest_per_instant as (
-
-    -- One click per user and second: ties go to the largest pv_id (a null pv_id loses).
-    -- A null sync_date never matches below; not filtering it here keeps the sync_date parse
-    -- behind the cheaper filters (URL / UUID tests) instead of running it on every page view.
-    select
-        user_id,
-        synced_at_unix,
-        {{ value_at_max('click_id', "coalesce(pv_id, '')") }} as click_id
-    from valid_clicks
-    group by user_id, synced_at_unix
-
-),
-
 latest_before as (
 
     -- The user's latest valid click at or before the conversion.
     {{ latest_at_or_before(
         events='conversions', event_id='deduplication_key', event_time='event_timestamp',
-        candidates='latest_per_instant', candidate_time='synced_at_unix', partition_by='user_id',
+        candidates='valid_clicks', candidate_time='synced_at_unix', tie_break='pv_id', partition_by='user_id',
         event_columns=['deduplication_key', 'event_timestamp'], candidate_columns=['click_id', 'synced_at_unix']
     ) }}
 
