@@ -103,13 +103,13 @@ unreadable_time_rows as (
 
 unioned as (
 
-    select deduplication_key, transaction_id, user_id, pv_id, session_id, sync_date, synced_at_unix, revenue, items, reason
+    select deduplication_key, transaction_id, user_id, pv_id, sync_date, synced_at_unix, revenue, items, reason
     from earliest_per_key
     union all
-    select deduplication_key, transaction_id, user_id, pv_id, session_id, sync_date, synced_at_unix, revenue, items, reason
+    select deduplication_key, transaction_id, user_id, pv_id, sync_date, synced_at_unix, revenue, items, reason
     from invalid_key_rows
     union all
-    select deduplication_key, transaction_id, user_id, pv_id, session_id, sync_date, synced_at_unix, revenue, items, reason
+    select deduplication_key, transaction_id, user_id, pv_id, sync_date, synced_at_unix, revenue, items, reason
     from unreadable_time_rows
 
 ),
@@ -121,7 +121,6 @@ final as (
         transaction_id,
         user_id,
         pv_id,
-        session_id,
         sync_date,
         items,
         revenue,
