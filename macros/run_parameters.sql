@@ -118,6 +118,8 @@
 
 {% macro send_line_user_id() %}{{ return(_bool_var('send_line_user_id')) }}{% endmacro %}
 
+{% macro compress_tables() %}{{ return(_bool_var('compress_tables')) }}{% endmacro %}
+
 {#-
     Seconds to add to every export timestamp. The bundled sample was recorded as though "now"
     were its anchor; shifting it by (as_of - anchor) makes the demo work on any date. Set var

@@ -192,6 +192,30 @@ def test_parquet_export_builds_the_same_payloads(tmp_path, csv_build):
     assert result.rejected() == csv_build.rejected()
 
 
+def payload_storage(result) -> set[str]:
+    """The compression methods DuckDB used for the payload column's segments."""
+    with result.connect() as con:
+        return {
+            method
+            for (method,) in con.sql(
+                "select distinct compression from pragma_storage_info('line_capi_payload') "
+                "where column_name = 'payload' and segment_type = 'VARCHAR'"
+            ).fetchall()
+        }
+
+
+def test_tables_are_stored_uncompressed_unless_compress_tables(tmp_path, csv_build):
+    assert payload_storage(csv_build) == {"Uncompressed"}
+    export = write_export(tmp_path / "export", export_tables(), "csv")
+    result = run_dbt(
+        tmp_path, "run", export_dir=export, vars={"as_of": AS_OF, "compress_tables": True}
+    )
+    assert result.returncode == 0, result.output
+    assert "Uncompressed" not in payload_storage(result)
+    assert result.payloads() == csv_build.payloads()
+    assert result.rejected() == csv_build.rejected()
+
+
 def test_column_mapping_reads_an_export_with_other_names(tmp_path, csv_build):
     tables = export_tables()
     for row in tables["conversions"]:
@@ -238,6 +262,7 @@ def test_missing_export_file_is_a_clear_error(tmp_path):
         ("ad_contact_days", "thirty", "invalid dbt var ad_contact_days=thirty"),
         ("currency", "yen", "invalid dbt var currency=yen"),
         ("pii_prehashed", "maybe", "invalid dbt var pii_prehashed=maybe"),
+        ("compress_tables", "maybe", "invalid dbt var compress_tables=maybe"),
         ("as_of", "2026-02-30T10:00:00", "invalid dbt var as_of=2026-02-30T10:00:00"),
         ("karte_column_map", "oops", "invalid dbt var karte_column_map=oops"),
         (
