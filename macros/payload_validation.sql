@@ -1,36 +1,54 @@
 {#-
     The members of a LINE event's JSON text that the generic test is_valid_line_event
-    (tests/dbt/generic/) checks, as one select list; one body per engine. Columns: is_json,
+    (tests/dbt/generic/) checks: a select of relation `payloads` (column payload) with, besides
+    payload, one column per member; one body per engine. Columns: is_json,
     begins_with_event, has_unknown_member (a top-level member other than event/user/web/custom),
     the text of each checked member, is_timestamp_integer, is_value_number and
     is_quantity_integer (null when absent), custom_value and quantity as numbers, item_count and
     user_member_count.
 -#}
-{% macro line_event_members(payload) %}{{ return(adapter.dispatch('line_event_members', 'line_capi')(payload)) }}{% endmacro %}
+{% macro line_event_members(payloads) %}{{ return(adapter.dispatch('line_event_members', 'line_capi')(payloads)) }}{% endmacro %}
 
-{% macro default__line_event_members(payload) -%}
-        json_valid({{ payload }}) as is_json,
-        starts_with({{ payload }}, '{"event":{') as begins_with_event,
-        not list_has_all(['custom', 'event', 'user', 'web'], json_keys({{ payload }})) as has_unknown_member,
-        json_extract_string({{ payload }}, '$.event.source_type') as source_type,
-        json_extract_string({{ payload }}, '$.event.event_type') as event_type,
-        json_extract_string({{ payload }}, '$.event.event_name') as event_name,
-        json_extract_string({{ payload }}, '$.event.deduplication_key') as deduplication_key,
-        json_type({{ payload }}, '$.event.event_timestamp') in ('UBIGINT', 'BIGINT') as is_timestamp_integer,
-        json_extract_string({{ payload }}, '$.user.click_id') as click_id,
-        json_extract_string({{ payload }}, '$.user.browser_id') as browser_id,
-        json_extract_string({{ payload }}, '$.user.email') as email,
-        json_extract_string({{ payload }}, '$.user.phone') as phone,
-        json_extract_string({{ payload }}, '$.user.line_uid') as line_uid,
-        json_extract_string({{ payload }}, '$.web.url') as url,
-        json_extract_string({{ payload }}, '$.web.referrer') as referrer,
-        json_extract_string({{ payload }}, '$.web.title') as title,
-        json_extract_string({{ payload }}, '$.web.ip_address') as ip_address,
-        try_cast(json_extract({{ payload }}, '$.custom.value') as double) as custom_value,
-        json_type({{ payload }}, '$.custom.value') in ('UBIGINT', 'BIGINT', 'DOUBLE') as is_value_number,
-        json_extract_string({{ payload }}, '$.custom.currency') as currency,
-        json_type({{ payload }}, '$.custom.quantity') in ('UBIGINT', 'BIGINT') as is_quantity_integer,
-        try_cast(json_extract({{ payload }}, '$.custom.quantity') as double) as quantity,
-        json_array_length({{ payload }}, '$.custom.item_ids') as item_count,
-        len(json_keys({{ payload }}, '$.user')) as user_member_count
+{#-
+    DuckDB: every json_* call parses its text again, so each payload is read by one call per kind
+    over a list of paths (texts, types, sub-objects, top-level keys), and only when it is valid
+    JSON: json_extract on malformed text is an error, not a null.
+-#}
+{% macro default__line_event_members(payloads) -%}
+    {%- set texts = [
+        'event.source_type', 'event.event_type', 'event.event_name', 'event.deduplication_key',
+        'user.click_id', 'user.browser_id', 'user.email', 'user.phone', 'user.line_uid',
+        'web.url', 'web.referrer', 'web.title', 'web.ip_address',
+        'custom.value', 'custom.currency', 'custom.quantity',
+    ] -%}
+    {%- set types = ['event.event_timestamp', 'custom.value', 'custom.quantity'] -%}
+    {%- set objects = ['user', 'custom.item_ids'] -%}
+    select
+        payload,
+        is_json,
+        starts_with(payload, '{"event":{') as begins_with_event,
+        not list_has_all(['custom', 'event', 'user', 'web'], top_level_keys) as has_unknown_member,
+        {%- for path in texts if path not in ('custom.value', 'custom.quantity') %}
+        texts[{{ texts.index(path) + 1 }}] as {{ path.split('.')[1] }},
+        {%- endfor %}
+        types[1] in ('UBIGINT', 'BIGINT') as is_timestamp_integer,
+        try_cast(texts[{{ texts.index('custom.value') + 1 }}] as double) as custom_value,
+        types[2] in ('UBIGINT', 'BIGINT', 'DOUBLE') as is_value_number,
+        types[3] in ('UBIGINT', 'BIGINT') as is_quantity_integer,
+        try_cast(texts[{{ texts.index('custom.quantity') + 1 }}] as double) as quantity,
+        json_array_length(objects[2]) as item_count,
+        len(json_keys(objects[1])) as user_member_count
+    from (
+        select
+            payload,
+            json is not null as is_json,
+            json_keys(json) as top_level_keys,
+            json_extract_string(json, ['$.{{ texts | join("', '$.") }}']) as texts,
+            json_type(json, ['$.{{ types | join("', '$.") }}']) as types,
+            json_extract(json, ['$.{{ objects | join("', '$.") }}']) as objects
+        from (
+            select payload, case when json_valid(payload) then payload end as json
+            from {{ payloads }}
+        ) as checked
+    ) as read
 {%- endmacro %}

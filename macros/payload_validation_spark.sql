@@ -4,7 +4,10 @@
     from its parent object (which Spark re-serializes compactly): `"event_timestamp":` must be
     followed by digits, not by a quote.
 -#}
-{% macro spark__line_event_members(payload) -%}
+{% macro spark__line_event_members(payloads) -%}
+    {%- set payload = 'payload' %}
+    select
+        payload,
         json_object_keys({{ payload }}) is not null as is_json,
         left({{ payload }}, 10) = '{"event":{' as begins_with_event,
         size(array_except(json_object_keys({{ payload }}), array('custom', 'event', 'user', 'web'))) > 0 as has_unknown_member,
@@ -31,4 +34,5 @@
         try_cast(get_json_object({{ payload }}, '$.custom.quantity') as double) as quantity,
         json_array_length(get_json_object({{ payload }}, '$.custom.item_ids')) as item_count,
         size(json_object_keys(get_json_object({{ payload }}, '$.user'))) as user_member_count
+    from {{ payloads }}
 {%- endmacro %}

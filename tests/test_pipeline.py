@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import duckdb
 import pytest
 from pipeline_fixtures import COLUMNS, SAMPLE_DIR, run_dbt, write_export
 
@@ -360,3 +361,68 @@ def test_no_plaintext_personal_data_in_the_database(tmp_path):
     raw = result.database.read_bytes()
     for secret in secrets:
         assert secret.encode() not in raw
+
+
+def test_payload_validation_test_reports_each_kind_of_bad_payload(tmp_path):
+    """The data test is_valid_line_event fails on payloads LINE would refuse, with the reason."""
+    result = run_dbt(tmp_path, "run", "--select", "+line_capi_payload")
+    assert result.returncode == 0, result.output
+    good = json.loads(result.rows("select payload from line_capi_payload limit 1")[0][0])
+    bad = {
+        "not json": "{not json",
+        'does not begin with {"event":{': json.dumps(
+            {"user": good["user"], "event": good["event"]}
+        ),
+        "unknown top-level member": json.dumps({**good, "extra": 1}, separators=(",", ":")),
+        "null or empty member": json.dumps({**good, "web": {"url": None}}, separators=(",", ":")),
+        "bad event": json.dumps(
+            {**good, "event": {**good["event"], "event_timestamp": "1700000000"}},
+            separators=(",", ":"),
+        ),
+        "no user identifier": json.dumps({"event": good["event"]}, separators=(",", ":")),
+        "bad user field": json.dumps(
+            {**good, "user": {"email": "not-a-hash"}}, separators=(",", ":")
+        ),
+        "bad web field": json.dumps(
+            {**good, "web": {"ip_address": "999.1.1.1"}}, separators=(",", ":")
+        ),
+        "bad custom field": json.dumps(
+            {**good, "custom": {"value": 1, "currency": "JPY", "quantity": 1.5}},
+            separators=(",", ":"),
+        ),
+    }
+    with duckdb.connect(str(result.database)) as con:
+        keys = [
+            k
+            for (k,) in con.sql(
+                "select deduplication_key from line_capi_payload order by 1"
+            ).fetchall()
+        ]
+        assert len(keys) > len(bad)
+        for key, payload in zip(keys, bad.values(), strict=False):
+            con.execute(
+                "update line_capi_payload set payload = ? where deduplication_key = ?",
+                [payload, key],
+            )
+    tested = run_dbt(
+        tmp_path,
+        "test",
+        "--select",
+        "line_capi_payload,test_name:is_valid_line_event",
+        "--store-failures",
+    )
+    assert tested.returncode != 0
+    assert f"Got {len(bad)} results" in tested.output, tested.output
+    (table,) = [
+        t
+        for (t,) in tested.rows(
+            "select table_name from duckdb_tables() where table_name like 'is_valid_line_event%'"
+        )
+    ]
+    found = {
+        payload: problem
+        for payload, problem in tested.rows(
+            f'select payload, problem from main_dbt_test__audit."{table}"'
+        )
+    }
+    assert found == {payload: problem for problem, payload in bad.items()}

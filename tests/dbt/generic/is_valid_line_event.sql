@@ -16,69 +16,56 @@ payloads as (
 
 parsed as (
 
-    select
-        payload,
-        {{ line_event_members('payload') }}
-    from payloads
+    {{ line_event_members('payloads') }}
 
 ),
 
-failures as (
+checked as (
 
-    select payload, 'not json' as problem from parsed where not is_json
-    union all
-    select payload, 'does not begin with {"event":{' from parsed where not begins_with_event
-    union all
-    select payload, 'unknown top-level member' from parsed
-    where is_json and has_unknown_member
-    union all
-    select payload, 'null or empty member' from parsed
-    where is_json and (payload like '%:null%' or payload like '%:""%' or payload like '%:{}%' or payload like '%:[]%')
-    union all
-    select payload, 'bad event' from parsed
-    where is_json and (
-        source_type is distinct from 'web'
-        or event_type not in ('conversion', 'page_view') or event_type is null
-        or not coalesce({{ regex_full_match('event_name', line_event_name_pattern()) }}, false)
-        or not coalesce({{ regex_full_match('deduplication_key', line_deduplication_key_pattern()) }}, false)
-        or lower(deduplication_key) in ('undefined', 'null')
-        or not coalesce(is_timestamp_integer, false)
-    )
-    union all
-    select payload, 'no user identifier' from parsed
-    where is_json and coalesce(user_member_count, 0) = 0
-    union all
-    select payload, 'bad user field' from parsed
-    where is_json and (
-        not coalesce({{ regex_full_match('click_id', line_click_id_pattern()) }}, true)
-        or not coalesce({{ regex_full_match('browser_id', uuid_pattern()) }}, true)
-        or not coalesce({{ regex_full_match('email', sha256_hex_pattern()) }}, true)
-        or not coalesce({{ regex_full_match('phone', sha256_hex_pattern()) }}, true)
-        or not coalesce({{ regex_full_match('line_uid', line_uid_pattern()) }}, true)
-    )
-    union all
-    select payload, 'bad web field' from parsed
-    where is_json and (
-        not coalesce({{ regex_full_match('url', web_url_pattern()) }}, true)
-        or length(url) > {{ line_max_url_length() }}
-        or length(referrer) > {{ line_max_url_length() }}
-        or length(title) > {{ line_max_title_length() }}
-        or not coalesce(
-            {{ regex_full_match('ip_address', '^' ~ ipv4_pattern() ~ '$') }}
-            or {{ regex_full_match('ip_address', '^' ~ ipv6_pattern() ~ '$') }}, true)
-    )
-    union all
-    select payload, 'bad custom field' from parsed
-    where is_json and (
-        not coalesce(is_value_number, true)
-        or custom_value < 0 or custom_value > {{ line_max_value() }}
-        or not coalesce({{ regex_full_match('currency', '^[A-Z]{3}$') }}, true)
-        or not coalesce(is_quantity_integer, true)
-        or quantity < 0
-        or item_count > {{ line_max_item_ids() }}
-    )
+    -- One pass; a payload is reported with the first problem found.
+    select
+        payload,
+        case
+            when not is_json then 'not json'
+            when not begins_with_event then 'does not begin with {"event":{'
+            when has_unknown_member then 'unknown top-level member'
+            when payload like '%:null%' or payload like '%:""%' or payload like '%:{}%' or payload like '%:[]%'
+                then 'null or empty member'
+            when source_type is distinct from 'web'
+                or event_type not in ('conversion', 'page_view') or event_type is null
+                or not coalesce({{ regex_full_match('event_name', line_event_name_pattern()) }}, false)
+                or not coalesce({{ regex_full_match('deduplication_key', line_deduplication_key_pattern()) }}, false)
+                or lower(deduplication_key) in ('undefined', 'null')
+                or not coalesce(is_timestamp_integer, false)
+                then 'bad event'
+            when coalesce(user_member_count, 0) = 0 then 'no user identifier'
+            when not coalesce({{ regex_full_match('click_id', line_click_id_pattern()) }}, true)
+                or not coalesce({{ regex_full_match('browser_id', uuid_pattern()) }}, true)
+                or not coalesce({{ regex_full_match('email', sha256_hex_pattern()) }}, true)
+                or not coalesce({{ regex_full_match('phone', sha256_hex_pattern()) }}, true)
+                or not coalesce({{ regex_full_match('line_uid', line_uid_pattern()) }}, true)
+                then 'bad user field'
+            when not coalesce({{ regex_full_match('url', web_url_pattern()) }}, true)
+                or length(url) > {{ line_max_url_length() }}
+                or length(referrer) > {{ line_max_url_length() }}
+                or length(title) > {{ line_max_title_length() }}
+                or not coalesce(
+                    {{ regex_full_match('ip_address', '^' ~ ipv4_pattern() ~ '$') }}
+                    or {{ regex_full_match('ip_address', '^' ~ ipv6_pattern() ~ '$') }}, true)
+                then 'bad web field'
+            when not coalesce(is_value_number, true)
+                or custom_value < 0 or custom_value > {{ line_max_value() }}
+                or not coalesce({{ regex_full_match('currency', '^[A-Z]{3}$') }}, true)
+                or not coalesce(is_quantity_integer, true)
+                or quantity < 0
+                or item_count > {{ line_max_item_ids() }}
+                then 'bad custom field'
+        end as problem
+    from parsed
 
 )
 
-select * from failures
+select payload, problem
+from checked
+where problem is not null
 {% endtest %}
