@@ -9,10 +9,11 @@ For each size N (conversion rows; page views 10 N): generate a synthetic KARTE e
 process so that its wall time, CPU time and peak memory are its own:
 
 - ``dbt seed`` (untimed: loads the seed, parses the project once), ``dbt run`` (the models
-  only) on a fresh DuckDB file, then ``dbt test --exclude
+  only) on a fresh DuckDB file (--repeat times, 3 by default: the median run counts), then ``dbt test --exclude
   test_type:unit`` (the data tests: contract, hashes, payload patterns, accounting), then
   ``dbt build`` (seed, models, unit and data tests: the hourly job) on another fresh file;
-- the SQL floor (bench/floor.py): one statement over the same four Parquet files;
+- the SQL floor (bench/floor.py): one statement over the same four Parquet files (--repeat
+  times; the median counts);
 - ``sender push`` (ledger on) of the payload rows to a local 202 sink (bench/sink.py), on a copy
   of the database, and the transport floor (bench/transport_floor.py): the same bytes posted in
   the same batches by a bare loop on one requests.Session.
@@ -133,8 +134,10 @@ class SizeResult:
     dbt_test: Measure | None = None
     dbt_build: Measure | None = None
     dbt_model_s: dict = field(default_factory=dict)
+    dbt_run_walls: list = field(default_factory=list)
     floor: Measure | None = None
     floor_statement_s: float = 0.0
+    floor_walls: list = field(default_factory=list)
     sender: Measure | None = None
     sender_summary: dict = field(default_factory=dict)
     sender_bytes: int = 0
@@ -188,6 +191,12 @@ def dbt_command(
     return command, env
 
 
+def median_of(items: list, key):
+    """The item with the median key (the lower middle one for an even count)."""
+    ordered = sorted(items, key=key)
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def model_timings(run_dir: Path) -> dict[str, float]:
     """Seconds per model, and "(elapsed)": dbt's own time from the first model to the last."""
     results = json.loads((run_dir / "target" / "run_results.json").read_text())
@@ -215,12 +224,19 @@ def bench_size(n: int, args: argparse.Namespace, say) -> SizeResult:
     if not args.no_dbt:
         # Untimed: loads the seed and parses the project once, so the timed commands below use
         # dbt's partial parsing as an hourly job with a kept target/ folder does.
-        command, env = dbt_command("seed", run_dir, database, export_dir, as_of)
-        must(measure(command, env=env, log=run_dir / "dbt-seed"), "dbt seed")
-        command, env = dbt_command("run", run_dir, database, export_dir, as_of)
-        result.dbt_run = must(measure(command, env=env, log=run_dir / "dbt-run"), "dbt run")
-        result.dbt_model_s = model_timings(run_dir)
-        say(f"[{label(n)}] dbt run {result.dbt_run.wall:.1f} s")
+        # --repeat runs, each on a fresh database file; the run with the median wall time counts.
+        runs = []
+        for _ in range(args.repeat):
+            for path in (database, Path(str(database) + ".wal")):
+                path.unlink(missing_ok=True)
+            command, env = dbt_command("seed", run_dir, database, export_dir, as_of)
+            must(measure(command, env=env, log=run_dir / "dbt-seed"), "dbt seed")
+            command, env = dbt_command("run", run_dir, database, export_dir, as_of)
+            run = must(measure(command, env=env, log=run_dir / "dbt-run"), "dbt run")
+            runs.append((run, model_timings(run_dir)))
+            say(f"[{label(n)}] dbt run {run.wall:.1f} s")
+        result.dbt_run, result.dbt_model_s = median_of(runs, key=lambda r: r[0].wall)
+        result.dbt_run_walls = [r.wall for r, _ in runs]
         if not args.no_tests:
             command, env = dbt_command(
                 "test", run_dir, database, export_dir, as_of, "--exclude", "test_type:unit"
@@ -241,18 +257,22 @@ def bench_size(n: int, args: argparse.Namespace, say) -> SizeResult:
             result.conversions_in_window = result.payload_rows + rejected
 
     if not args.no_floor:
-        floor = measure(
-            [
-                sys.executable,
-                str(HERE / "floor.py"),
-                str(export_dir),
-                str(run_dir / "floor.duckdb"),
-            ],
-            log=run_dir / "floor",
-        )
-        result.floor = must(floor, "floor")
-        result.floor_statement_s = json.loads(floor.stdout)["seconds"]
-        say(f"[{label(n)}] floor {result.floor_statement_s:.1f} s")
+        floors = []
+        for _ in range(args.repeat):
+            floor = measure(
+                [
+                    sys.executable,
+                    str(HERE / "floor.py"),
+                    str(export_dir),
+                    str(run_dir / "floor.duckdb"),
+                ],
+                log=run_dir / "floor",
+            )
+            must(floor, "floor")
+            floors.append((floor, json.loads(floor.stdout)["seconds"]))
+            say(f"[{label(n)}] floor {floors[-1][1]:.1f} s")
+        result.floor, result.floor_statement_s = median_of(floors, key=lambda f: f[1])
+        result.floor_walls = [seconds for _, seconds in floors]
 
     if not args.no_sender and not args.no_dbt:
         bench_sender(result, run_dir, database, args, say)
@@ -342,6 +362,12 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a and b else "-"
 
 
+def repeats(walls: list[float]) -> str:
+    if len(walls) < 2:
+        return ""
+    return f"; median of {len(walls)} runs: " + ", ".join(f"{w:.1f}" for w in walls)
+
+
 def render(results: list[SizeResult], args: argparse.Namespace) -> str:
     lines: list[str] = []
 
@@ -379,7 +405,7 @@ def render(results: list[SizeResult], args: argparse.Namespace) -> str:
                 f"{m.peak_mib:.0f}",
                 f"{r.n / m.wall:,.0f}",
                 f"{r.conversions_in_window:,} conversions in window, {r.payload_rows:,} payloads;"
-                f" dbt's own timer {inside:.1f} s",
+                f" dbt's own timer {inside:.1f} s" + repeats(r.dbt_run_walls),
             )
         if r.dbt_test:
             m = r.dbt_test
@@ -412,7 +438,7 @@ def render(results: list[SizeResult], args: argparse.Namespace) -> str:
                 f"{m.cpu:.1f}",
                 f"{m.peak_mib:.0f}",
                 f"{r.n / r.floor_statement_s:,.0f}",
-                f"process {m.wall:.1f} s",
+                f"process {m.wall:.1f} s" + repeats(r.floor_walls),
             )
         if r.dbt_run and r.floor:
             models_only = ratio(r.dbt_model_s["(elapsed)"], r.floor_statement_s)
@@ -528,6 +554,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-dbt", action="store_true", help="skip dbt (and the sender)")
     parser.add_argument("--no-tests", action="store_true", help="skip the dbt data tests")
     parser.add_argument("--no-build", action="store_true", help="skip the timed dbt build")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="runs of dbt run and of the floor per size; the median counts"
+        " (default 3, 1 with --quick)",
+    )
     parser.add_argument("--no-floor", action="store_true")
     parser.add_argument("--no-sender", action="store_true")
     parser.add_argument("--batch-size", type=int, default=5000)
@@ -537,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         "--markdown", type=Path, default=None, help="also write the table to this file"
     )
     args = parser.parse_args(argv)
+    args.repeat = args.repeat or (1 if args.quick else 3)
     sizes = [10_000] if args.quick else [parse_size(s) for s in args.sizes.split(",") if s]
     args.workdir = args.workdir.resolve()
     args.workdir.mkdir(parents=True, exist_ok=True)
