@@ -9,14 +9,16 @@ For each size N (conversion rows; page views 10 N): generate a synthetic KARTE e
 process so that its wall time, CPU time and peak memory are its own:
 
 - ``dbt seed`` (untimed: loads the seed, parses the project once), ``dbt run`` (the models
-  only) on a fresh DuckDB file (--repeat times, 3 by default: the median run counts), then ``dbt test --exclude
-  test_type:unit`` (the data tests: contract, hashes, payload patterns, accounting), then
+  only) on a fresh DuckDB file (--repeat times, 3 by default: the median run counts), then
+  ``dbt test --exclude test_type:unit`` (the data tests: contract, hashes, payload patterns,
+  accounting), then
   ``dbt build`` (seed, models, unit and data tests: the hourly job) on another fresh file;
 - the SQL floor (bench/floor.py): one statement over the same four Parquet files (--repeat
   times; the median counts);
 - ``sender push`` (ledger on) of the payload rows to a local 202 sink (bench/sink.py), on a copy
   of the database, and the transport floor (bench/transport_floor.py): the same bytes posted in
-  the same batches by a bare loop on one requests.Session.
+  the same batches by a bare loop on one requests.Session (each --repeat times; the medians
+  count, peak memory included).
 
 Peak memory is the peak RSS of the measured process (os.wait4's ru_maxrss: the largest process
 of its tree; dbt, DuckDB and the sender each run in one process). CPU seconds are user + system
@@ -139,6 +141,10 @@ class SizeResult:
     floor_statement_s: float = 0.0
     floor_walls: list = field(default_factory=list)
     sender: Measure | None = None
+    sender_peak_mib: float = 0.0
+    sender_peaks: list = field(default_factory=list)
+    sender_walls: list = field(default_factory=list)
+    transport_walls: list = field(default_factory=list)
     sender_summary: dict = field(default_factory=dict)
     sender_bytes: int = 0
     transport: Measure | None = None
@@ -306,7 +312,6 @@ def bench_sender(
     try:
         endpoint = f"http://127.0.0.1:{port}"
         copy = run_dir / "sender.duckdb"
-        shutil.copy(database, copy)
         env = {
             "LINE_TAG_ID": TAG_ID,
             "LINE_ACCESS_TOKEN": "bench-token",
@@ -314,42 +319,63 @@ def bench_sender(
             "LINE_CAPI_DUCKDB": str(copy),
             "LINE_CAPI_ENDPOINT": endpoint,
         }
-        before = sink_stats(port)
-        sender = measure(
-            [
-                SENDER,
-                "push",
-                "--json",
-                "--quiet",
-                "--batch-size",
-                str(args.batch_size),
-                "--concurrency",
-                str(args.concurrency),
-            ],
-            env=env,
-            log=run_dir / "sender",
+        n = result.n
+        # --repeat pushes, each from a fresh copy (empty ledger): the median wall time and the
+        # median peak memory count (the peak moves by ~10% from run to run at 100k).
+        pushes = []
+        for _ in range(args.repeat):
+            for path in (copy, Path(str(copy) + ".wal")):
+                path.unlink(missing_ok=True)
+            shutil.copy(database, copy)
+            before = sink_stats(port)
+            sender = measure(
+                [
+                    SENDER,
+                    "push",
+                    "--json",
+                    "--quiet",
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--concurrency",
+                    str(args.concurrency),
+                ],
+                env=env,
+                log=run_dir / "sender",
+            )
+            must(sender, "sender push")
+            sent = sink_stats(port)["bytes"] - before["bytes"]
+            try:
+                summary = json.loads(sender.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                summary = {}
+            pushes.append((sender, summary, sent))
+            say(f"[{label(n)}] sender push {sender.wall:.1f} s, peak {sender.peak_mib:.0f} MiB")
+        result.sender, result.sender_summary, result.sender_bytes = median_of(
+            pushes, key=lambda p: p[0].wall
         )
-        result.sender = must(sender, "sender push")
-        result.sender_bytes = sink_stats(port)["bytes"] - before["bytes"]
-        try:
-            result.sender_summary = json.loads(sender.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            result.sender_summary = {}
-        say(f"[{label(n := result.n)}] sender push {result.sender.wall:.1f} s")
-        transport = measure(
-            [
-                sys.executable,
-                str(HERE / "transport_floor.py"),
-                str(database),
-                f"{endpoint}/v1/{TAG_ID}/events",
-                "--batch-size",
-                str(args.batch_size),
-            ],
-            log=run_dir / "transport",
+        result.sender_peaks = [p[0].peak_mib for p in pushes]
+        result.sender_peak_mib = median_of(result.sender_peaks, key=lambda m: m)
+        result.sender_walls = [p[0].wall for p in pushes]
+        transports = []
+        for _ in range(args.repeat):
+            transport = measure(
+                [
+                    sys.executable,
+                    str(HERE / "transport_floor.py"),
+                    str(database),
+                    f"{endpoint}/v1/{TAG_ID}/events",
+                    "--batch-size",
+                    str(args.batch_size),
+                ],
+                log=run_dir / "transport",
+            )
+            must(transport, "transport floor")
+            transports.append((transport, json.loads(transport.stdout)))
+            say(f"[{label(n)}] transport floor {transports[-1][1]['seconds']:.1f} s")
+        result.transport, result.transport_result = median_of(
+            transports, key=lambda t: t[1]["seconds"]
         )
-        result.transport = must(transport, "transport floor")
-        result.transport_result = json.loads(transport.stdout)
-        say(f"[{label(n)}] transport floor {result.transport_result['seconds']:.1f} s")
+        result.transport_walls = [t[1]["seconds"] for t in transports]
     finally:
         sink.terminate()
         try:
@@ -469,11 +495,17 @@ def render(results: list[SizeResult], args: argparse.Namespace) -> str:
                 f"`sender push` ({events:,} events)",
                 f"{m.wall:.1f}",
                 f"{m.cpu:.1f}",
-                f"{m.peak_mib:.0f}",
+                f"{r.sender_peak_mib:.0f}",
                 f"{events / m.wall:,.0f} ev/s",
                 f"{r.sender_bytes / m.wall / 1e6:.1f} MB/s; batch {args.batch_size}, "
                 f"concurrency {args.concurrency}, ledger on; own timer "
-                f"{r.sender_summary.get('elapsed_s', 0):.1f} s",
+                f"{r.sender_summary.get('elapsed_s', 0):.1f} s"
+                + repeats(r.sender_walls)
+                + (
+                    "; peak MiB: " + ", ".join(f"{p:.0f}" for p in r.sender_peaks)
+                    if len(r.sender_peaks) > 1
+                    else ""
+                ),
             )
         if r.transport:
             t = r.transport_result
@@ -485,7 +517,7 @@ def render(results: list[SizeResult], args: argparse.Namespace) -> str:
                 "",
                 f"{t['events'] / t['seconds']:,.0f} ev/s",
                 f"{t['bytes'] / t['seconds'] / 1e6:.1f} MB/s; {t['requests']} requests of "
-                f"{args.batch_size}",
+                f"{args.batch_size}" + repeats(r.transport_walls),
             )
         if r.sender and r.transport:
             sender_rate = r.sender_summary.get("accepted", 0) / r.sender.wall
@@ -528,7 +560,7 @@ def render(results: list[SizeResult], args: argparse.Namespace) -> str:
                 "**sender peak memory**",
                 "",
                 "",
-                ratio(big.sender.peak_mib, small.sender.peak_mib),
+                ratio(big.sender_peak_mib, small.sender_peak_mib),
                 "",
                 "flat = 1; target <= 1.2",
             )
@@ -558,8 +590,8 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat",
         type=int,
         default=None,
-        help="runs of dbt run and of the floor per size; the median counts"
-        " (default 3, 1 with --quick)",
+        help="runs of dbt run, the floor, the sender and the transport floor per size;"
+        " the median counts (default 3, 1 with --quick)",
     )
     parser.add_argument("--no-floor", action="store_true")
     parser.add_argument("--no-sender", action="store_true")
