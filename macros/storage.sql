@@ -1,8 +1,9 @@
 {#-
     on-run-start: how the tables of this run are stored. On DuckDB, unless var compress_tables,
     text columns are written without compression. The tables are rebuilt every run and hold
-    mostly random ids, hashes and ~700 bytes of JSON per event: compressing them cost a fifth of
-    the build at 1M conversions, for a file about 2.9 times smaller (docs/bench.md, "Storage").
+    mostly random ids, hashes and ~700 bytes of JSON per event: compressing them cost 10-15% of
+    the build's time at 1M conversions, for a file about 2.9 times smaller (docs/bench.md,
+    "Round 2").
     The setting lasts as long as the dbt process: the sender's ledger, written by its own
     process, is compressed as usual.
 -#}
