@@ -475,7 +475,7 @@ def render(results: list[SizeResult], args: argparse.Namespace) -> str:
                 ratio(r.dbt_run.cpu, r.floor.cpu),
                 "",
                 "",
-                f"target <= 5; dbt's own timer / floor: {models_only}",
+                f"target <= 5 at 1M; dbt's own timer / floor: {models_only}",
             )
         if r.dbt_build and r.floor:
             row(
@@ -529,7 +529,7 @@ def render(results: list[SizeResult], args: argparse.Namespace) -> str:
                 "",
                 "",
                 "",
-                "target >= 0.8",
+                "target >= 0.8 at 1M pending events",
             )
     if len(results) >= 2:
         small, big = results[0], results[-1]
