@@ -197,6 +197,15 @@ def dbt_command(
     return command, env
 
 
+def repeated(command: list[str], log: Path, times: int, what: str) -> list[tuple[Measure, dict]]:
+    """Run a script that prints one JSON object, `times` times: [(its measure, its JSON)]."""
+    runs = []
+    for _ in range(times):
+        run = must(measure(command, log=log), what)
+        runs.append((run, json.loads(run.stdout)))
+    return runs
+
+
 def median_of(items: list, key):
     """The item with the median key (the lower middle one for an even count)."""
     ordered = sorted(items, key=key)
@@ -263,20 +272,16 @@ def bench_size(n: int, args: argparse.Namespace, say) -> SizeResult:
             result.conversions_in_window = result.payload_rows + rejected
 
     if not args.no_floor:
-        floors = []
-        for _ in range(args.repeat):
-            floor = measure(
-                [
-                    sys.executable,
-                    str(HERE / "floor.py"),
-                    str(export_dir),
-                    str(run_dir / "floor.duckdb"),
-                ],
-                log=run_dir / "floor",
-            )
-            must(floor, "floor")
-            floors.append((floor, json.loads(floor.stdout)["seconds"]))
-            say(f"[{label(n)}] floor {floors[-1][1]:.1f} s")
+        floor_database = run_dir / "floor.duckdb"
+        floors = repeated(
+            [sys.executable, str(HERE / "floor.py"), str(export_dir), str(floor_database)],
+            run_dir / "floor",
+            args.repeat,
+            "floor",
+        )
+        for _, out in floors:
+            say(f"[{label(n)}] floor {out['seconds']:.1f} s")
+        floors = [(floor, out["seconds"]) for floor, out in floors]
         result.floor, result.floor_statement_s = median_of(floors, key=lambda f: f[1])
         result.floor_walls = [seconds for _, seconds in floors]
 
@@ -356,22 +361,21 @@ def bench_sender(
         result.sender_peaks = [p[0].peak_mib for p in pushes]
         result.sender_peak_mib = median_of(result.sender_peaks, key=lambda m: m)
         result.sender_walls = [p[0].wall for p in pushes]
-        transports = []
-        for _ in range(args.repeat):
-            transport = measure(
-                [
-                    sys.executable,
-                    str(HERE / "transport_floor.py"),
-                    str(database),
-                    f"{endpoint}/v1/{TAG_ID}/events",
-                    "--batch-size",
-                    str(args.batch_size),
-                ],
-                log=run_dir / "transport",
-            )
-            must(transport, "transport floor")
-            transports.append((transport, json.loads(transport.stdout)))
-            say(f"[{label(n)}] transport floor {transports[-1][1]['seconds']:.1f} s")
+        transports = repeated(
+            [
+                sys.executable,
+                str(HERE / "transport_floor.py"),
+                str(database),
+                f"{endpoint}/v1/{TAG_ID}/events",
+                "--batch-size",
+                str(args.batch_size),
+            ],
+            run_dir / "transport",
+            args.repeat,
+            "transport floor",
+        )
+        for _, out in transports:
+            say(f"[{label(n)}] transport floor {out['seconds']:.1f} s")
         result.transport, result.transport_result = median_of(
             transports, key=lambda t: t[1]["seconds"]
         )
