@@ -24,8 +24,15 @@ UUID = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 
 
 def _conversion(key: str, user: str, sync_date: str, pv: str, **kw) -> dict:
-    return {"event_name": "buy", "user_id": user, "transaction_id": key, "sync_date": sync_date,
-            "pv_id": pv, "session_id": "s-" + user, **kw}
+    return {
+        "event_name": "buy",
+        "user_id": user,
+        "transaction_id": key,
+        "sync_date": sync_date,
+        "pv_id": pv,
+        "session_id": "s-" + user,
+        **kw,
+    }
 
 
 def edge_tables() -> dict[str, list[dict]]:
@@ -34,18 +41,45 @@ def edge_tables() -> dict[str, list[dict]]:
     many_items = json.dumps([{"item_id": f"SKU-{i % 120}", "quantity": 1} for i in range(150)])
     tables["conversions"] += [
         # ISO forms: Z, +hhmm, no offset (UTC) with a space, no seconds with +hh, 9 fraction digits
-        _conversion("EDGE-Z", "e1", "2026-03-01T01:00:00Z", "pv-e1", revenue="1200.0",
-                    items=json.dumps([{"item_id": 42, "quantity": "2"}, {"item_id": 1.5},
-                                      {"item_id": "A"}, {"item_id": "A"}, {"item_id": " "},
-                                      {"item_id": None, "quantity": 3}])),
-        _conversion("EDGE-HHMM", "e2", "2026-03-01T10:00:00+0900", "pv-e2", revenue="19.5",
-                    items=many_items),
-        _conversion("EDGE-NAIVE", "e3", "2026-03-01 01:30:00", "pv-e3", revenue=" 12 ",
-                    items='{"item_id": "lone object"}'),
-        _conversion("EDGE-NOSEC", "e4", "2026-03-01T02:00+09", "pv-e4", revenue="12d",
-                    items="not json"),
-        _conversion("EDGE-FRAC", "e5", "2026-03-01T10:00:00.999999999+09:00", "pv-e5",
-                    revenue="1e3", items="[]"),
+        _conversion(
+            "EDGE-Z",
+            "e1",
+            "2026-03-01T01:00:00Z",
+            "pv-e1",
+            revenue="1200.0",
+            items=json.dumps(
+                [
+                    {"item_id": 42, "quantity": "2"},
+                    {"item_id": 1.5},
+                    {"item_id": "A"},
+                    {"item_id": "A"},
+                    {"item_id": " "},
+                    {"item_id": None, "quantity": 3},
+                ]
+            ),
+        ),
+        _conversion(
+            "EDGE-HHMM", "e2", "2026-03-01T10:00:00+0900", "pv-e2", revenue="19.5", items=many_items
+        ),
+        _conversion(
+            "EDGE-NAIVE",
+            "e3",
+            "2026-03-01 01:30:00",
+            "pv-e3",
+            revenue=" 12 ",
+            items='{"item_id": "lone object"}',
+        ),
+        _conversion(
+            "EDGE-NOSEC", "e4", "2026-03-01T02:00+09", "pv-e4", revenue="12d", items="not json"
+        ),
+        _conversion(
+            "EDGE-FRAC",
+            "e5",
+            "2026-03-01T10:00:00.999999999+09:00",
+            "pv-e5",
+            revenue="1e3",
+            items="[]",
+        ),
         # epoch seconds and milliseconds
         _conversion("EDGE-EPOCH", "e1", str(T - HOUR), "pv-e6", revenue="NaN"),
         _conversion("EDGE-MS", "e2", str((T - HOUR) * 1000 + 999), "pv-e7", revenue="2147483648"),
@@ -57,38 +91,94 @@ def edge_tables() -> dict[str, list[dict]]:
     ]
     tables["page_views"] += [
         # the conversions' own page views: titles, IPs, URLs, user agents
-        {"user_id": "e1", "sync_date": "2026-03-01T01:00:00Z", "pv_id": "pv-e1",
-         "url": "https://shop.example.jp/thanks?a=1", "referrer": "https://ref.example/\u3042",
-         "title": 'Back\\slash "quoted" tab\tctl\x01 emoji 😀 line\nbreak',
-         "ip_address": "::ffff:192.0.2.128", "user_agent": "UA\u2028sep"},
-        {"user_id": "e2", "sync_date": "2026-03-01T01:00:00Z", "pv_id": "pv-e2",
-         "url": "HTTPS://shop.example.jp/thanks", "title": "t" * 1100, "ip_address": "1.2.3.04"},
-        {"user_id": "e3", "sync_date": "2026-03-01T01:30:00Z", "pv_id": "pv-e3",
-         "url": "https://x.example/" + "p" * 2100, "referrer": "r" * 2049,
-         "ip_address": "2001:DB8::1", "title": "   "},
+        {
+            "user_id": "e1",
+            "sync_date": "2026-03-01T01:00:00Z",
+            "pv_id": "pv-e1",
+            "url": "https://shop.example.jp/thanks?a=1",
+            "referrer": "https://ref.example/\u3042",
+            "title": 'Back\\slash "quoted" tab\tctl\x01 emoji 😀 line\nbreak',
+            "ip_address": "::ffff:192.0.2.128",
+            "user_agent": "UA\u2028sep",
+        },
+        {
+            "user_id": "e2",
+            "sync_date": "2026-03-01T01:00:00Z",
+            "pv_id": "pv-e2",
+            "url": "HTTPS://shop.example.jp/thanks",
+            "title": "t" * 1100,
+            "ip_address": "1.2.3.04",
+        },
+        {
+            "user_id": "e3",
+            "sync_date": "2026-03-01T01:30:00Z",
+            "pv_id": "pv-e3",
+            "url": "https://x.example/" + "p" * 2100,
+            "referrer": "r" * 2049,
+            "ip_address": "2001:DB8::1",
+            "title": "   ",
+        },
         # click ids: decoded, first parameter only, fragment ignored
-        {"user_id": "e1", "sync_date": "2026-02-28T00:00:00Z", "pv_id": "pv-e1-land",
-         "url": "https://shop.example.jp/lp?x=1&ldtag_cl=Abc%2D1&ldtag_cl=second#ldtag_cl=frag"},
+        {
+            "user_id": "e1",
+            "sync_date": "2026-02-28T00:00:00Z",
+            "pv_id": "pv-e1-land",
+            "url": "https://shop.example.jp/lp?x=1&ldtag_cl=Abc%2D1&ldtag_cl=second#ldtag_cl=frag",
+        },
         # a newer click id that is the valid one plus a line break (Java's `$` would accept it)
-        {"user_id": "e1", "sync_date": "2026-02-28T12:00:00Z", "pv_id": "pv-e1-nl",
-         "url": "https://shop.example.jp/lp?ldtag_cl=Newer_1%0A"},
+        {
+            "user_id": "e1",
+            "sync_date": "2026-02-28T12:00:00Z",
+            "pv_id": "pv-e1-nl",
+            "url": "https://shop.example.jp/lp?ldtag_cl=Newer_1%0A",
+        },
         # `+` stays `+` on DuckDB (URLDecoder would make it a space)
-        {"user_id": "e2", "sync_date": "2026-02-27T00:00:00Z", "pv_id": "pv-e2-old",
-         "url": "https://shop.example.jp/lp?ldtag_cl=Old_2"},
-        {"user_id": "e2", "sync_date": "2026-02-28T00:00:00Z", "pv_id": "pv-e2-plus",
-         "url": "https://shop.example.jp/lp?ldtag_cl=a+b"},
+        {
+            "user_id": "e2",
+            "sync_date": "2026-02-27T00:00:00Z",
+            "pv_id": "pv-e2-old",
+            "url": "https://shop.example.jp/lp?ldtag_cl=Old_2",
+        },
+        {
+            "user_id": "e2",
+            "sync_date": "2026-02-28T00:00:00Z",
+            "pv_id": "pv-e2-plus",
+            "url": "https://shop.example.jp/lp?ldtag_cl=a+b",
+        },
         # bytes that are not UTF-8 (null on DuckDB), a malformed escape (URLDecoder would raise)
-        {"user_id": "e3", "sync_date": "2026-02-27T00:00:00Z", "pv_id": "pv-e3-old",
-         "url": "https://shop.example.jp/lp?ldtag_cl=Old_3"},
-        {"user_id": "e3", "sync_date": "2026-02-28T00:00:00Z", "pv_id": "pv-e3-utf",
-         "url": "https://shop.example.jp/lp?ldtag_cl=%E3%81"},
-        {"user_id": "e3", "sync_date": "2026-02-28T01:00:00Z", "pv_id": "pv-e3-pct",
-         "url": "https://shop.example.jp/lp?ldtag_cl=%zz%"},
+        {
+            "user_id": "e3",
+            "sync_date": "2026-02-27T00:00:00Z",
+            "pv_id": "pv-e3-old",
+            "url": "https://shop.example.jp/lp?ldtag_cl=Old_3",
+        },
+        {
+            "user_id": "e3",
+            "sync_date": "2026-02-28T00:00:00Z",
+            "pv_id": "pv-e3-utf",
+            "url": "https://shop.example.jp/lp?ldtag_cl=%E3%81",
+        },
+        {
+            "user_id": "e3",
+            "sync_date": "2026-02-28T01:00:00Z",
+            "pv_id": "pv-e3-pct",
+            "url": "https://shop.example.jp/lp?ldtag_cl=%zz%",
+        },
         # browser ids: upper case with spaces (valid), and an invalid newer one
-        {"user_id": "e4", "sync_date": "2026-02-28T00:00:00Z", "pv_id": "pv-e4-cid",
-         "url": "https://shop.example.jp/", "lt_cid": "  " + UUID.upper() + " "},
-        {"user_id": "e4", "sync_date": "2026-02-28T01:00:00Z", "pv_id": "pv-e4-bad",
-         "url": "https://shop.example.jp/", "lt_cid": UUID + "\n"},
+        {
+            "user_id": "e4",
+            "sync_date": "2026-02-28T00:00:00Z",
+            "pv_id": "pv-e4-cid",
+            "url": "https://shop.example.jp/",
+            "lt_cid": "  " + UUID.upper() + " ",
+        },
+        {
+            "user_id": "e4",
+            "sync_date": "2026-02-28T01:00:00Z",
+            "pv_id": "pv-e4-bad",
+            "url": "https://shop.example.jp/",
+            "lt_cid": UUID + "\n",
+        },
     ]
     tables["line_users"] += [
         {"user_id": "e5", "line_user_id": "U" + "a" * 32, "sync_date": "2026-01-01T00:00:00Z"},
@@ -96,8 +186,11 @@ def edge_tables() -> dict[str, list[dict]]:
     ]
     tables["user_master"] += [
         # full-width address and a full-width +81 (0) number
-        {"user_id": "e1", "email": "\u3000ＴＡＲＯ＠ＥＸＡＭＰＬＥ．ＣＯＭ ",
-         "phone": "＋８１ (0)90-1234-5678"},
+        {
+            "user_id": "e1",
+            "email": "\u3000ＴＡＲＯ＠ＥＸＡＭＰＬＥ．ＣＯＭ ",
+            "phone": "＋８１ (0)90-1234-5678",
+        },
         # a vertical tab inside: RE2's \s does not match it, Java's does
         {"user_id": "e2", "email": "a\x0bb@example.com", "phone": "81312345678"},
         # already hashed (upper case): lowercased, not hashed again

@@ -58,8 +58,16 @@ def build_both(tmp: Path, export: Path | None, spark_args: tuple[str, ...]) -> t
     duck = run_dbt(tmp / "duckdb", "build", export_dir=export, vars=vars_)
     assert duck.returncode == 0, duck.output
     spark_dir = tmp / "spark"
-    spark = run_dbt(tmp / "spark-run", "build", "--target", "spark", *spark_args,
-                    export_dir=export, vars=vars_, env={"LINE_CAPI_SPARK_DIR": str(spark_dir)})
+    spark = run_dbt(
+        tmp / "spark-run",
+        "build",
+        "--target",
+        "spark",
+        *spark_args,
+        export_dir=export,
+        vars=vars_,
+        env={"LINE_CAPI_SPARK_DIR": str(spark_dir)},
+    )
     assert spark.returncode == 0, spark.output
     return duck, SparkBuild(spark, spark_dir)
 
@@ -114,19 +122,29 @@ def assert_same_outputs(duck: DbtResult, spark: SparkBuild) -> None:
     spark_payload = spark.rows("line_capi_payload", "deduplication_key, payload")
     assert payload_objects(spark_payload) == payload_objects(duck_payload)
     assert flat_rows(spark.rows("line_capi_payload", PAYLOAD_COLUMNS)) == flat_rows(
-        duck.rows(f"select {PAYLOAD_COLUMNS} from line_capi_payload"))
+        duck.rows(f"select {PAYLOAD_COLUMNS} from line_capi_payload")
+    )
     assert sorted(spark.rows("line_capi_rejected", REJECTED_COLUMNS), key=repr) == sorted(
-        duck.rows(f"select {REJECTED_COLUMNS} from line_capi_rejected"), key=repr)
+        duck.rows(f"select {REJECTED_COLUMNS} from line_capi_rejected"), key=repr
+    )
 
 
 def test_fixture_export_same_rows_and_json_on_spark_and_duckdb(fixture_builds):
     duck, spark = fixture_builds
     assert_same_outputs(duck, spark)
     payloads = payload_objects(
-        duck.rows("select deduplication_key, payload from line_capi_payload"))
+        duck.rows("select deduplication_key, payload from line_capi_payload")
+    )
     # the edge rows reached the payload, so the comparison above covered them
-    assert {"EDGE-Z", "EDGE-HHMM", "EDGE-NAIVE", "EDGE-NOSEC", "EDGE-FRAC", "EDGE-EPOCH",
-            "EDGE-MS"} <= set(payloads)
+    assert {
+        "EDGE-Z",
+        "EDGE-HHMM",
+        "EDGE-NAIVE",
+        "EDGE-NOSEC",
+        "EDGE-FRAC",
+        "EDGE-EPOCH",
+        "EDGE-MS",
+    } <= set(payloads)
     assert payloads["EDGE-Z"]["user"]["click_id"] == "Abc-1"  # not Newer_1 + line break
     assert payloads["EDGE-HHMM"]["user"]["click_id"] == "Old_2"  # `a+b` is not a click id
     assert "email" in payloads["EDGE-HHMM"]["user"]  # a\vb@example.com is an address for RE2
