@@ -9,7 +9,8 @@
 -#}
 {% macro set_table_storage() %}{{ return(adapter.dispatch('set_table_storage', 'line_capi')()) }}{% endmacro %}
 
-{% macro default__set_table_storage() %}{{ return('') }}{% endmacro %}
+{#- Other engines store tables their own way; the var is still checked, as every var is. -#}
+{% macro default__set_table_storage() %}{% do compress_tables() %}{{ return('') }}{% endmacro %}
 
 {% macro duckdb__set_table_storage() %}
     {%- if execute and not compress_tables() -%}
