@@ -50,16 +50,6 @@ def accepted_keys(db: Path) -> list[str]:
         con.close()
 
 
-def pending_keys(db: Path) -> set[str]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return {
-            r[0] for r in con.execute("select deduplication_key from line_capi_pending").fetchall()
-        }
-    finally:
-        con.close()
-
-
 def assert_ledger_consistent(db: Path) -> None:
     """No half-recorded batch: every outcome row has exactly its ``events`` keys, every key
     belongs to an outcome row, and no key has two real outcomes."""

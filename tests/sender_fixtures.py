@@ -162,6 +162,17 @@ def ledger_rows(db: Path) -> list[tuple]:
         con.close()
 
 
+def pending_keys(db: Path) -> set[str]:
+    """The deduplication keys the line_capi_pending view still lists."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return {
+            r[0] for r in con.execute("select deduplication_key from line_capi_pending").fetchall()
+        }
+    finally:
+        con.close()
+
+
 def ledger_counts(db: Path) -> dict[str, int]:
     con = duckdb.connect(str(db), read_only=True)
     try:

@@ -25,11 +25,18 @@ import pytest
 from fault_fixtures import (
     accepted_keys,
     assert_ledger_consistent,
-    pending_keys,
     run_sender,
     sender_process_env,
 )
-from sender_fixtures import REPO, TAG_ID, TOKEN, mock_server, sender_env, write_bulk_payload
+from sender_fixtures import (
+    REPO,
+    TAG_ID,
+    TOKEN,
+    mock_server,
+    pending_keys,
+    sender_env,
+    write_bulk_payload,
+)
 
 from sender import fault_points
 from sender.exit_codes import ExitCode

@@ -28,10 +28,9 @@ import pytest
 from fault_fixtures import (
     accepted_keys,
     assert_ledger_consistent,
-    pending_keys,
     run_sender,
 )
-from sender_fixtures import TAG_ID, TOKEN, sender_env, write_bulk_payload
+from sender_fixtures import TAG_ID, TOKEN, pending_keys, sender_env, write_bulk_payload
 
 from sender.exit_codes import ExitCode
 from sender.mock_server import Fault, MockLineServer

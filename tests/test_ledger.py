@@ -9,6 +9,7 @@ from sender_fixtures import (
     ledger_rows,
     make_event,
     mock_server,
+    pending_keys,
     push_now,
     write_bulk_payload,
     write_payload,
@@ -24,16 +25,6 @@ def db(tmp_path):
     path = tmp_path / "line_capi.duckdb"
     write_payload(path, [make_event(i) for i in range(60)])
     return path
-
-
-def pending_view_keys(db) -> set[str]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return {
-            r[0] for r in con.execute("select deduplication_key from line_capi_pending").fetchall()
-        }
-    finally:
-        con.close()
 
 
 def test_ddl_is_idempotent_and_has_the_documented_columns(db):
@@ -78,19 +69,19 @@ def test_pending_view_matches_what_push_skips(db):
     with mock_server() as srv:
         srv.poison("order-0000005")
         push_now(db, srv.url, limit=20, batch_size=10)
-    assert pending_view_keys(db) == {f"order-{i:07d}" for i in range(60)} - {
+    assert pending_keys(db) == {f"order-{i:07d}" for i in range(60)} - {
         r[1] for r in ledger_rows(db)
     }
-    assert len(pending_view_keys(db)) == 40
+    assert len(pending_keys(db)) == 40
 
 
 def test_ledger_and_view_survive_a_dbt_style_rebuild(db):
     with mock_server() as srv:
         push_now(db, srv.url, batch_size=1000)
-        assert pending_view_keys(db) == set()
+        assert pending_keys(db) == set()
         # dbt build replaces the table (create new, drop old, rename) with the ledger present
         write_payload(db, [make_event(i) for i in range(80)])
-        assert len(pending_view_keys(db)) == 20
+        assert len(pending_keys(db)) == 20
         again = push_now(db, srv.url, batch_size=1000)
         assert again.pending == 20 and again.accepted == 20
         assert set(srv.accepted.values()) == {1}
