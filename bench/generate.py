@@ -4,7 +4,7 @@
                              [--format parquet|csv|both]
 
 Writes ``conversions``, ``page_views``, ``line_users`` and ``user_master`` (the input contract of
-README "Input contract") into OUT_DIR. For N conversion rows:
+docs/input-contract.md) into OUT_DIR. For N conversion rows:
 
 - conversions: N rows of event ``buy``. About 98% are inside the 24 h lookback window before
   ``as_of`` (the rest up to 3 days older); 0.5% have a missing key, 0.3% an invalid one

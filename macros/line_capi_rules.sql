@@ -1,6 +1,6 @@
 {#-
     The LINE Conversion API's field rules as SQL expressions, one macro per rule.
-    Every pattern here comes from ../shared/docs/line-capi-spec.md; the models call these
+    Every pattern here comes from docs/line-capi.md; the models call these
     macros so that a rule is written once, and `tests/generic/` checks payloads against them.
 -#}
 

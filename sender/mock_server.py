@@ -1,6 +1,6 @@
 """A LINE-compatible Conversion API server, for tests and for rehearsing a scheduled run.
 
-It checks what LINE checks (see docs/line-capi-spec.md): the path ``/v1/{tag_id}/events`` with a
+It checks what LINE checks (see docs/line-capi.md): the path ``/v1/{tag_id}/events`` with a
 UUID tag id, the ``X-Line-TagAccessToken`` header (401 otherwise), ``X-Line-ChannelID`` (digits)
 when an event has ``user.line_uid``, a ``Content-Length`` and no chunked encoding, a bare JSON
 array of at most 100,000 events, and each event's fields and patterns. The first bad event makes

@@ -1,5 +1,5 @@
 {#-
-    Fails on each payload that LINE's validation would refuse (../shared/docs/line-capi-spec.md):
+    Fails on each payload that LINE's validation would refuse (docs/line-capi.md):
     not JSON, not starting with {"event":{, unknown or null members, a bad event field, no user
     identifier, or a user, web or custom field outside its pattern or limit. The checks are the
     same on every engine; reading the JSON members is the engine's (macro line_event_members).
