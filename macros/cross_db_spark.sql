@@ -207,7 +207,7 @@
 -#}
 {% macro spark__create_karte_export_views() %}
     {%- if not execute -%}{{ return('') }}{%- endif -%}
-    {%- set directory = (var('karte_export_dir') or '') | string | trim -%}
+    {%- set directory = karte_export_dir() -%}
     {%- if directory == '' -%}{{ return('') }}{%- endif -%}
     {%- set directory = directory.rstrip('/') -%}
     {%- set schema = var('karte_source_schema') -%}

@@ -77,7 +77,7 @@
 
 {% macro duckdb__create_karte_export_views() %}
     {%- if not execute -%}{{ return('') }}{%- endif -%}
-    {%- set directory = (var('karte_export_dir') | string).rstrip('/') -%}
+    {%- set directory = karte_export_dir() -%}
     {%- set schema = var('karte_source_schema') -%}
     {%- set encoding = (var('karte_export_encoding') | string | lower).replace('_', '-') -%}
     {%- if encoding not in ('utf-8', 'utf8', 'utf-16', 'latin-1') -%}

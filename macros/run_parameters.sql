@@ -120,6 +120,12 @@
 
 {% macro compress_tables() %}{{ return(_bool_var('compress_tables')) }}{% endmacro %}
 
+{#- The folder of the export files (var karte_export_dir), without a trailing slash. -#}
+{% macro karte_export_dir() %}{{ return(((var('karte_export_dir') or '') | string | trim).rstrip('/')) }}{% endmacro %}
+
+{#- Whether the export is the bundled sample (var karte_sample_dir). -#}
+{% macro is_bundled_sample() %}{{ return(karte_export_dir() == (var('karte_sample_dir') | string).rstrip('/')) }}{% endmacro %}
+
 {#-
     Seconds to add to every export timestamp. The bundled sample was recorded as though "now"
     were its anchor; shifting it by (as_of - anchor) makes the demo work on any date. Set var
@@ -127,7 +133,7 @@
 -#}
 {% macro export_time_shift_seconds() %}
     {%- set anchor = var('karte_export_time_anchor', none) -%}
-    {%- if (anchor is none or (anchor | string | trim) == '') and var('karte_export_dir') == var('karte_sample_dir') -%}
+    {%- if (anchor is none or (anchor | string | trim) == '') and is_bundled_sample() -%}
         {%- set anchor = var('karte_sample_anchor') -%}
     {%- endif -%}
     {%- if anchor is none or (anchor | string | trim) == '' -%}{{ return(0) }}{%- endif -%}
