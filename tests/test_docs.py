@@ -1,0 +1,107 @@
+"""The docs hold together: every link resolves, every docs/ page the code names exists, and
+nothing points outside the repository."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SKIP_DIRS = {".git", ".venv", "target", "logs", "data", "dbt_packages", "node_modules"}
+CODE_SUFFIXES = {".py", ".sql", ".yml", ".yaml", ".toml", ".sh", ".cfg", ".txt", ".service"}
+CODE_NAMES = {"Makefile", "Dockerfile", "run"}
+
+# [text](target) — not images' remote sources, not code spans (removed before matching)
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+DOC_NAME = re.compile(r"\bdocs/[A-Za-z0-9_.-]+\.md\b")
+
+
+def project_files() -> list[Path]:
+    found = []
+    for path in ROOT.rglob("*"):
+        relative = path.relative_to(ROOT)
+        if any(part in SKIP_DIRS for part in relative.parts) or relative.parts[:2] == (
+            "bench",
+            "out",
+        ):
+            continue
+        if path.is_file():
+            found.append(path)
+    return found
+
+
+def markdown_files() -> list[Path]:
+    return [p for p in project_files() if p.suffix == ".md"]
+
+
+def code_files() -> list[Path]:
+    return [p for p in project_files() if p.suffix in CODE_SUFFIXES or p.name in CODE_NAMES]
+
+
+def without_code_blocks(text: str) -> str:
+    text = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+def heading_anchors(path: Path) -> set[str]:
+    """GitHub's anchors: lowercase, punctuation dropped, spaces to hyphens, repeats numbered."""
+    anchors: set[str] = set()
+    seen: dict[str, int] = {}
+    for line in re.sub(r"```.*?```", "", path.read_text(), flags=re.DOTALL).splitlines():
+        match = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if not match:
+            continue
+        slug = re.sub(r"[^\w\- ]", "", match.group(1).lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    return anchors
+
+
+def relative_links(path: Path) -> list[str]:
+    links = LINK.findall(without_code_blocks(path.read_text()))
+    return [link for link in links if not re.match(r"^[a-z][a-z0-9+.-]*:", link)]
+
+
+@pytest.mark.parametrize("doc", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_resolves_inside_the_repository(doc):
+    problems = []
+    for link in relative_links(doc):
+        target, _, anchor = link.partition("#")
+        resolved = (doc.parent / target).resolve() if target else doc
+        if ROOT not in resolved.parents and resolved != ROOT:
+            problems.append(f"{link}: outside the repository")
+        elif not resolved.exists():
+            problems.append(f"{link}: no such file")
+        elif anchor and resolved.suffix == ".md" and anchor not in heading_anchors(resolved):
+            problems.append(f"{link}: no heading #{anchor} in {resolved.relative_to(ROOT)}")
+    assert not problems, f"{doc.relative_to(ROOT)}: " + "; ".join(problems)
+
+
+def test_every_docs_page_named_in_code_or_docs_exists():
+    missing = set()
+    for path in code_files() + markdown_files():
+        for name in DOC_NAME.findall(path.read_text(errors="replace")):
+            if not (ROOT / name).exists():
+                missing.add(f"{path.relative_to(ROOT)} names {name}")
+    assert not missing, sorted(missing)
+
+
+def test_nothing_points_outside_the_repository():
+    outside = re.compile(r"\.\./shared|/work/|\.\./\.\./")
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in code_files() + markdown_files()
+        if path != Path(__file__) and outside.search(path.read_text(errors="replace"))
+    ]
+    assert not offenders, offenders
+
+
+def test_the_checks_would_catch_a_broken_link(tmp_path):
+    """The link check itself: a missing file, a missing anchor and an outside path are found."""
+    page = tmp_path / "page.md"
+    page.write_text("# Title\n\n[a](missing.md) [b](#nowhere) [c](#title) `[d](ignored.md)`\n")
+    assert relative_links(page) == ["missing.md", "#nowhere", "#title"]
+    assert heading_anchors(page) == {"title"}
