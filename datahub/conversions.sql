@@ -10,7 +10,11 @@
 --
 -- The conversion event is `buy`; for another one, replace 'buy' and '$.buy.' in all four queries.
 --
--- To check in your own Datahub before the first run (docs/karte-datahub.md, "What to check"):
+-- What KARTE's documentation does not confirm, to check in your own Datahub before the first
+-- run (docs/karte-datahub.md, "What to check"). [code]: seen in public code only; [inferred]:
+-- follows from the documentation without being stated; [unknown]: not documented anywhere.
+--   [code]     karte_event's columns event_name, user_id, visitor_id, session_id, sync_date (a
+--              TIMESTAMP) and values (JSON text keyed by event name);
 --   [inferred] the buy fields $.buy.transaction_id, $.buy.revenue and $.buy.items;
 --   [unknown]  a page-view id: no column is documented, so each conversion is tied to the
 --              latest view of the same browser (visitor_id) at or before it, and that view is

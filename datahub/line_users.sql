@@ -11,10 +11,12 @@
 --
 -- WINDOW (Setup A): LINE logins of the last 33 days, as page_views.sql.
 --
--- To check in your own Datahub before the first run (docs/karte-datahub.md, "What to check"):
---   [doc]      plugin_line_identify carries $.plugin_line_identify.line_user_id;
---   [inferred] whether those values are still in karte_event (Setup A) or only in the link
---              table (Setup B), and the columns of your copy of it.
+-- What KARTE's documentation does not confirm, to check in your own Datahub before the first
+-- run (docs/karte-datahub.md, "What to check"). [code]: seen in public code only; [inferred]:
+-- follows from the documentation without being stated; [unknown]: not documented anywhere.
+--   [inferred] whether your project still has these values in karte_event (Setup A) or only in
+--              the link table (Setup B); $.plugin_line_identify.line_user_id is documented;
+--   [inferred] the columns user_id and line_user_id of your copy of the link table (Setup B).
 -- Only the user id of the row is used: a LINE id belongs to a person, not to a browser.
 with
 

@@ -15,14 +15,17 @@
 -- keyed the view to the visitor (vis-...) or to the member: the click and the cookie belong to
 -- the browser.
 --
--- To check in your own Datahub before the first run (docs/karte-datahub.md, "What to check"):
---   [inferred] the view fields $.view.access.uri.url, $.view.access.uri.query,
---              $.view.access.title;
---   [unknown]  $.view.access.referrer.url (a full referrer URL; leave it null if absent);
---   [inferred] the req event's $.req.ip_address and $.req."user-agent", and tying a req to a
---              view by browser and session, nearest in time;
---   [yours]    the event that carries the LINE Tag cookie: `line_tag_cookie` with field lt_cid
---              here; use the name your site tag sends;
+-- What KARTE's documentation does not confirm, to check in your own Datahub before the first
+-- run (docs/karte-datahub.md, "What to check"). [code]: seen in public code only; [inferred]:
+-- follows from the documentation without being stated; [unknown]: not documented anywhere.
+--   [code]     karte_event's columns event_name, user_id, visitor_id, session_id, sync_date (a
+--              TIMESTAMP) and values (JSON text keyed by event name);
+--   [code]     $.view.access.title ($.view.access.uri.url and .uri.query are documented);
+--   [unknown]  $.view.access.referrer.url, a full referrer URL (leave it null if absent);
+--   [unknown]  which req belongs to a view: here the one of the same browser and session
+--              nearest in time ($.req.ip_address and $.req."user-agent" are documented);
+--   [unknown]  the event that carries the LINE Tag cookie: your site tag's own; here
+--              `line_tag_cookie` with the field lt_cid;
 --   [unknown]  a page-view id: none is documented, so a view is named visitor_id || '-' ||
 --              microseconds of sync_date, as conversions.sql names it.
 with

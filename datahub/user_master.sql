@@ -11,10 +11,14 @@
 --
 -- WINDOW (Setup A): identify events of the last 33 days, as page_views.sql.
 --
--- To check in your own Datahub before the first run (docs/karte-datahub.md, "What to check"):
---   [inferred] the identify fields $.identify.email and $.identify.phone (your site's user tag
---              may use other names), or the columns user_id, email, phone of your copy;
---   [inferred] whether the values are still in karte_event (Setup A) or only in the link table.
+-- What KARTE's documentation does not confirm, to check in your own Datahub before the first
+-- run (docs/karte-datahub.md, "What to check"). [code]: seen in public code only; [inferred]:
+-- follows from the documentation without being stated; [unknown]: not documented anywhere.
+--   [inferred] the identify fields $.identify.email and $.identify.phone (your user tag may
+--              use other names);
+--   [inferred] whether your project still has these values in karte_event (Setup A) or only in
+--              the link table (Setup B; the copy's columns user_id, email, phone are those
+--              KARTE's own templates read).
 -- Only the user id of the row is used: an email belongs to a person, not to a browser.
 with
 
