@@ -70,33 +70,13 @@ page_views as (
         json_value(values, '$.view.access.uri.url') as url_without_query,
         json_value(values, '$.view.access.uri.query') as url_query,
         json_value(values, '$.view.access.referrer.url') as referrer,
-        json_value(values, '$.view.access.title') as title,
-        cast(null as string) as lt_cid
+        json_value(values, '$.view.access.title') as title
     from events
     where event_name = 'view'
 
 ),
 
-cookies as (
-
-    -- Rows of their own: the pipeline takes the latest valid lt_cid at or before a conversion.
-    select
-        user_id,
-        visitor_id,
-        session_id,
-        sync_date,
-        concat(visitor_id, '-', cast(unix_micros(sync_date) as string), '-lt') as pv_id,
-        cast(null as string) as url_without_query,
-        cast(null as string) as url_query,
-        cast(null as string) as referrer,
-        cast(null as string) as title,
-        json_value(values, '$.line_tag_cookie.lt_cid') as lt_cid
-    from events
-    where event_name = 'line_tag_cookie'
-
-),
-
-browsing as (
+page_views_with_url as (
 
     select
         user_id,
@@ -112,20 +92,34 @@ browsing as (
         end as url,
         referrer,
         title,
-        lt_cid
+        cast(null as string) as lt_cid
     from page_views
-    union all
+
+),
+
+cookies as (
+
+    -- Rows of their own: the pipeline takes the latest valid lt_cid at or before a conversion.
     select
         user_id,
         visitor_id,
         session_id,
         sync_date,
-        pv_id,
-        url_without_query as url,
-        referrer,
-        title,
-        lt_cid
-    from cookies
+        concat(visitor_id, '-', cast(unix_micros(sync_date) as string), '-lt') as pv_id,
+        cast(null as string) as url,
+        cast(null as string) as referrer,
+        cast(null as string) as title,
+        json_value(values, '$.line_tag_cookie.lt_cid') as lt_cid
+    from events
+    where event_name = 'line_tag_cookie'
+
+),
+
+browsing as (
+
+    select * from page_views_with_url
+    union all
+    select * from cookies
 
 ),
 
