@@ -1,0 +1,243 @@
+"""Copy the newest complete KARTE Datahub export to this machine and point `current` at it.
+
+    python3 datahub/sync_export.py gs://my-bucket/line-capi /srv/karte
+    python3 datahub/sync_export.py /mnt/exports/line-capi /srv/karte    # a local or mounted folder
+
+SOURCE holds one folder per run of the Datahub job flow (its export path, e.g.
+line-capi/{{YYYYMMDD}}-{{HH}}/), named so that names sort by time. The newest folder that holds
+all four tables is copied to DEST/<folder>, then DEST/current is swapped to it in one rename: a
+build reading DEST/current sees the previous export or the new one, never a half-copied one.
+Older folders beyond --keep are deleted. Cloud Storage is read with the Google Cloud CLI
+(`gcloud storage`), with the machine's own credentials.
+
+Exit codes: 0 synced (or already current); 1 nothing complete to copy, the copy failed or another
+sync is running (DEST/current is left as it was); 2 bad arguments. See docs/karte-datahub.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+TABLES = ("conversions", "page_views", "line_users", "user_master")
+CURRENT = "current"
+
+
+class SyncError(Exception):
+    """A reason to stop, said in one line."""
+
+
+def missing_tables(entries: dict[str, bool]) -> list[str]:
+    """The tables that none of `entries` (name -> is a folder) holds in a layout the build reads.
+
+    A table is `<table>.csv`, `.csv.gz` or `.parquet`, or split in parts: `<table>-*.csv(.gz)`
+    (BigQuery's names for a large export) or a folder `<table>/` of parts.
+    """
+
+    def holds(table: str) -> bool:
+        for name, is_folder in entries.items():
+            if is_folder:
+                if name == table:
+                    return True
+            elif name in (f"{table}.csv", f"{table}.csv.gz", f"{table}.parquet"):
+                return True
+            elif name.startswith(f"{table}-") and name.endswith((".csv", ".csv.gz")):
+                return True
+        return False
+
+    return [table for table in TABLES if not holds(table)]
+
+
+class LocalSource:
+    """Run folders in a local or mounted folder."""
+
+    def __init__(self, root: str):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise SyncError(f"export source {root} is not a folder")
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    def runs(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not hidden(p.name))
+
+    def entries(self, run: str) -> dict[str, bool]:
+        return folder_entries(self.root / run)
+
+    def copy(self, run: str, target: Path) -> None:
+        try:
+            shutil.copytree(self.root / run, target, dirs_exist_ok=True)
+        except (shutil.Error, OSError) as error:
+            raise SyncError(f"copying {self.root / run} failed: {first_error(error)}") from None
+
+
+class CloudStorageSource:
+    """Run folders under a gs:// prefix, through the Google Cloud CLI."""
+
+    def __init__(self, url: str):
+        self.url = url.rstrip("/")
+
+    def __str__(self) -> str:
+        return self.url
+
+    def runs(self) -> list[str]:
+        lines = self.gcloud("ls", f"{self.url}/")
+        return sorted(
+            name
+            for name, is_folder in listed(lines, f"{self.url}/")
+            if is_folder and not hidden(name)
+        )
+
+    def entries(self, run: str) -> dict[str, bool]:
+        return dict(listed(self.gcloud("ls", f"{self.url}/{run}/"), f"{self.url}/{run}/"))
+
+    def copy(self, run: str, target: Path) -> None:
+        self.gcloud("rsync", "--recursive", f"{self.url}/{run}", str(target))
+
+    @staticmethod
+    def gcloud(*args: str) -> list[str]:
+        try:
+            done = subprocess.run(["gcloud", "storage", *args], capture_output=True, text=True)
+        except FileNotFoundError:
+            raise SyncError(
+                "gcloud not found: install the Google Cloud CLI to read gs://"
+            ) from None
+        if done.returncode != 0:
+            lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
+            raise SyncError(f"gcloud storage {args[0]} {args[-1]} failed: {lines[-1]}")
+        return done.stdout.splitlines()
+
+
+def listed(lines: list[str], prefix: str) -> Iterator[tuple[str, bool]]:
+    """(name, is a folder) of each line of `gcloud storage ls <prefix>`."""
+    for line in lines:
+        if line.startswith(prefix) and line != prefix:
+            rest = line[len(prefix) :]
+            yield rest.rstrip("/"), rest.endswith("/")
+
+
+def folder_entries(folder: Path) -> dict[str, bool]:
+    return {p.name: p.is_dir() for p in folder.iterdir()}
+
+
+def hidden(name: str) -> bool:
+    return name.startswith((".", "_"))
+
+
+def first_error(error: Exception) -> str:
+    """shutil.copytree gathers one error per file: the first one says enough."""
+    if isinstance(error, shutil.Error) and error.args and isinstance(error.args[0], list):
+        source, _target, reason = error.args[0][0]
+        return f"{source}: {reason}"
+    return str(error)
+
+
+def newest_complete_run(source) -> str:
+    runs = source.runs()
+    if not runs:
+        raise SyncError(f"export source {source} holds no run folder")
+    skipped = []
+    for run in reversed(runs):
+        missing = missing_tables(source.entries(run))
+        if not missing:
+            return run
+        skipped.append(f"{run} (no {', '.join(missing)})")
+    raise SyncError(f"no complete export in {source}: " + "; ".join(skipped[:3]))
+
+
+@contextmanager
+def exclusive(dest: Path) -> Iterator[None]:
+    with open(dest / ".sync.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SyncError(f"another sync into {dest} is running") from None
+        yield
+
+
+def point_current(dest: Path, run: str) -> None:
+    """Swap DEST/current to `run` in one rename (a relative link, so DEST can be moved)."""
+    staged = dest / f".{CURRENT}.{os.getpid()}"
+    staged.unlink(missing_ok=True)
+    os.symlink(run, staged)
+    os.replace(staged, dest / CURRENT)
+
+
+def prune(dest: Path, keep: int, current: str) -> None:
+    """Delete run folders beyond the newest `keep`, and copies left half-done by a killed sync."""
+    runs = sorted(
+        p.name for p in dest.iterdir() if p.is_dir() and not p.is_symlink() and not hidden(p.name)
+    )
+    for name in runs[: max(len(runs) - keep, 0)]:
+        if name != current:
+            shutil.rmtree(dest / name)
+    for partial in dest.glob(".*.partial"):
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def sync(source, dest: Path, keep: int) -> str:
+    """Copy the newest complete run of `source` to `dest` and point `dest/current` at it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    current = dest / CURRENT
+    if current.exists() and not current.is_symlink():
+        raise SyncError(f"{current} is not a symbolic link: move it away, the sync manages it")
+    with exclusive(dest):
+        run = newest_complete_run(source)
+        target = dest / run
+        if current.is_symlink() and os.readlink(current) == run and target.is_dir():
+            return f"{current} is already {run}"
+        if not target.is_dir():
+            partial = dest / f".{run}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir()
+            try:
+                source.copy(run, partial)
+                missing = missing_tables(folder_entries(partial))
+                if missing:
+                    raise SyncError(f"the copy of {run} has no {', '.join(missing)}")
+                partial.rename(target)
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
+        point_current(dest, run)
+        prune(dest, keep, run)
+    return f"synced {source}/{run} to {target}; {current} -> {run}"
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Copy the newest complete KARTE Datahub export and point DEST/current at it.",
+        epilog="example: python3 datahub/sync_export.py gs://my-bucket/line-capi /srv/karte",
+    )
+    parser.add_argument("source", help="gs://bucket/prefix or a folder: one sub-folder per run")
+    parser.add_argument("dest", type=Path, help="local folder; the build reads DEST/current")
+    parser.add_argument(
+        "--keep", type=positive, default=3, help="run folders to keep in DEST (default 3)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        is_gcs = args.source.startswith("gs://")
+        source = CloudStorageSource(args.source) if is_gcs else LocalSource(args.source)
+        print(sync(source, args.dest, args.keep))
+    except (SyncError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""datahub/sync_export.py, run as the scheduled job runs it, with a local folder as the source."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline_fixtures import ROOT, SAMPLE_DIR, run_dbt
+
+SCRIPT = ROOT / "datahub" / "sync_export.py"
+TABLES = ("conversions", "page_views", "line_users", "user_master")
+
+
+def sync(source: Path, dest: Path, *options: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), str(source), str(dest), *options],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def write_run(source: Path, run: str, tables=TABLES, text: str = "user_id\n") -> Path:
+    folder = source / run
+    folder.mkdir(parents=True)
+    for table in tables:
+        (folder / f"{table}.csv").write_text(f"{run}\n{text}", encoding="utf-8")
+    return folder
+
+
+def current_run(dest: Path) -> str:
+    link = dest / "current"
+    assert link.is_symlink()
+    return os.readlink(link)
+
+
+def test_copies_the_newest_complete_run_and_points_current_at_it(tmp_path):
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    write_run(source, "20261130-09")
+    write_run(source, "20261130-10")
+    write_run(source, "20261130-11", tables=TABLES[:3])  # still being written: no user_master
+
+    done = sync(source, dest)
+
+    assert done.returncode == 0, done.stderr
+    assert "current -> 20261130-10" in done.stdout
+    assert current_run(dest) == "20261130-10"
+    for table in TABLES:
+        copied = (dest / "current" / f"{table}.csv").read_text(encoding="utf-8")
+        assert copied.startswith("20261130-10\n")
+    assert sorted(p.name for p in dest.iterdir()) == [".sync.lock", "20261130-10", "current"]
+
+
+def test_a_newer_run_swaps_current_and_old_runs_are_pruned(tmp_path):
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    for hour in ("09", "10", "11"):
+        write_run(source, f"20261130-{hour}")
+        assert sync(source, dest, "--keep", "2").returncode == 0
+        assert current_run(dest) == f"20261130-{hour}"
+    # The previous export stays whole for a build that resolved current before the swap.
+    assert sorted(p.name for p in dest.iterdir() if not p.name.startswith(".")) == [
+        "20261130-10",
+        "20261130-11",
+        "current",
+    ]
+    assert (dest / "20261130-10" / "conversions.csv").read_text().startswith("20261130-10")
+
+
+def test_a_failed_copy_leaves_current_untouched(tmp_path):
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    write_run(source, "20261130-09")
+    assert sync(source, dest).returncode == 0
+    broken = write_run(source, "20261130-10")
+    (broken / "page_views.csv").unlink()
+    (broken / "page_views.csv").symlink_to(tmp_path / "gone.csv")  # unreadable mid-copy
+
+    done = sync(source, dest)
+
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: copying ") and "page_views.csv" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert current_run(dest) == "20261130-09"
+    assert (dest / "current" / "user_master.csv").read_text().startswith("20261130-09")
+    assert sorted(p.name for p in dest.iterdir()) == [".sync.lock", "20261130-09", "current"]
+
+
+def test_no_complete_run_is_an_error_that_names_what_is_missing(tmp_path):
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    write_run(source, "20261130-10", tables=("conversions", "page_views"))
+
+    done = sync(source, dest)
+
+    assert done.returncode == 1
+    assert "no complete export" in done.stderr
+    assert "20261130-10 (no line_users, user_master)" in done.stderr
+    assert not (dest / "current").exists()
+
+
+def test_split_exports_and_folders_of_parts_count_as_tables(tmp_path):
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    run = source / "20261130-10"
+    (run / "page_views").mkdir(parents=True)
+    (run / "page_views" / "part-000.csv").write_text("user_id\n")
+    (run / "conversions-000000000000.csv").write_text("user_id\n")
+    (run / "conversions-000000000001.csv").write_text("user_id\n")
+    (run / "line_users.csv.gz").write_bytes(b"")
+    (run / "user_master.parquet").write_bytes(b"")
+
+    done = sync(source, dest)
+
+    assert done.returncode == 0, done.stderr
+    assert (dest / "current" / "page_views" / "part-000.csv").is_file()
+    assert (dest / "current" / "conversions-000000000001.csv").is_file()
+
+
+def test_a_run_already_current_is_not_copied_again(tmp_path):
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    write_run(source, "20261130-10")
+    assert sync(source, dest).returncode == 0
+    marker = dest / "current" / "local-note.txt"
+    marker.write_text("kept")
+
+    done = sync(source, dest)
+
+    assert done.returncode == 0
+    assert "already 20261130-10" in done.stdout
+    assert marker.read_text() == "kept"
+
+
+def test_bad_source_a_real_current_folder_and_a_running_sync_are_one_line_errors(tmp_path):
+    dest = tmp_path / "dest"
+    done = sync(tmp_path / "nowhere", dest)
+    assert (done.returncode, done.stderr.count("\n")) == (1, 1)
+    assert "is not a folder" in done.stderr
+
+    source = tmp_path / "source"
+    write_run(source, "20261130-10")
+    dest.mkdir()
+    (dest / "current").mkdir()
+    done = sync(source, dest)
+    assert (done.returncode, done.stderr.count("\n")) == (1, 1)
+    assert "is not a symbolic link" in done.stderr
+
+    (dest / "current").rmdir()
+    with open(dest / ".sync.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        done = sync(source, dest)
+    assert (done.returncode, done.stderr.count("\n")) == (1, 1)
+    assert "another sync" in done.stderr
+    assert not (dest / "current").exists()
+
+    done = sync(source, dest, "--keep", "0")
+    assert done.returncode == 2
+
+
+def test_the_build_reads_the_synced_export_through_current(tmp_path):
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    shutil.copytree(SAMPLE_DIR, source / "20260101-12")
+    assert sync(source, dest).returncode == 0
+
+    result = run_dbt(
+        tmp_path, "run", export_dir=dest / "current", vars={"as_of": "2026-01-01T12:00:00+09:00"}
+    )
+
+    assert result.returncode == 0, result.output
+    assert result.payloads()
