@@ -476,7 +476,7 @@ def preview(
 def run_command(
     ctx: typer.Context,
     export_dir: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--export-dir",
             envvar="KARTE_EXPORT_DIR",
@@ -540,7 +540,7 @@ def run_command(
     config = RunConfig(
         project_dir=project,
         database=db,
-        export_dir=export_dir.resolve() if export_dir else None,
+        export_dir=Path(export_dir.strip()).resolve() if (export_dir or "").strip() else None,
         log_file=(log_file or db.with_name(DEFAULT_LOG_NAME)).resolve(),
         dbt=dbt,
         dbt_args=tuple(ctx.args),
