@@ -20,6 +20,8 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 def destination_key(endpoint: str, tag_id: str) -> tuple[str, str]:
     """One spelling per destination: scheme and host in lower case, no default port, no trailing
     slash; the tag id in lower case."""
+    if "://" not in endpoint:  # not a URL (the "unknown" destination of a migration)
+        return endpoint.strip(), tag_id.strip().lower()
     parts = urlsplit(endpoint.strip().rstrip("/"))
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
