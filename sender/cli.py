@@ -671,9 +671,11 @@ def report_crash(exc: BaseException, *, debug: bool, log: Path | None = None) ->
             f.write(text)
     if debug:
         sys.stderr.write(text)
-    where = f"the traceback is in {log}" if log else "run with --debug for the traceback"
+    where = f"; the traceback is in {log}" if log else ""
+    if not log and not debug:
+        where = "; run with --debug for the traceback"
     message = _scrub(f"{type(exc).__name__}: {first_line(exc)}")
-    typer.echo(f"error: internal error ({message}); {where}", err=True)
+    typer.echo(f"error: internal error ({message}){where}", err=True)
 
 
 def main() -> None:
