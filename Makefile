@@ -24,24 +24,23 @@ profiles.yml:
 data/.gitkeep:
 	mkdir -p data && touch $@
 
-## demo: build the bundled sample, push it to a local LINE-compatible server, show the ledger
+## demo: the hourly job (sender run) on the bundled sample, sent to a local LINE-compatible server
 DEMO_PORT ?= 8787
 DEMO_ENV  := LINE_CAPI_ENDPOINT=http://127.0.0.1:$(DEMO_PORT) LINE_TAG_ID=00000000-0000-4000-8000-000000000000 \
              LINE_ACCESS_TOKEN=mock-token LINE_CHANNEL_ID=1234567890
 demo: setup
-	$(DBT) build
-	$(BIN)/sender preview --limit 3
 	@set -e; $(DEMO_ENV) $(BIN)/sender mock-server --port $(DEMO_PORT) --quiet & server=$$!; \
 	trap 'kill $$server 2>/dev/null' EXIT; \
 	for _ in $$(seq 100); do $(BIN)/python -c 'import socket; socket.create_connection(("127.0.0.1", $(DEMO_PORT)), 1).close()' 2>/dev/null && break; sleep 0.1; done; \
-	$(DEMO_ENV) $(BIN)/sender push; \
+	$(DEMO_ENV) $(BIN)/sender run --export-dir sample/karte_export; \
 	$(BIN)/sender status
 
 ## test: every test: dbt unit and data tests on the sample, then pytest
 test: setup test-dbt test-python
 
 test-dbt: setup
-	mkdir -p target/test && LINE_CAPI_DUCKDB=target/test/line_capi.duckdb $(DBT) build --target-path target/test
+	mkdir -p target/test && LINE_CAPI_DUCKDB=target/test/line_capi.duckdb $(DBT) build --target-path target/test \
+		--vars '{karte_export_dir: sample/karte_export}'
 
 test-python: setup
 	$(BIN)/python -m pytest -n 2 --dist loadfile

@@ -200,7 +200,7 @@
     - CSV is read as text with a header row, RFC 4180 quotes ("" inside quotes), quoted line breaks,
       var karte_export_encoding (any Java charset, e.g. Shift_JIS), and a short row padded with
       nulls. An empty cell, quoted or not, is null, as DuckDB reads it.
-    - With var karte_export_dir set to '' nothing is registered: the sources read the tables
+    - With var karte_catalog_tables nothing is registered: the sources read the tables
       conversions, page_views, line_users and user_master already in schema karte_source_schema
       (a Spark/Hive catalog database, or a Unity catalog schema).
     - A table of that schema that this hook did not create is never replaced: the run fails.
@@ -238,7 +238,7 @@
             {%- if not ns.ours -%}
                 {{ exceptions.raise_compiler_error(
                     "table " ~ relation ~ " exists and was not made from an export file by this project;"
-                    ~ " to read it, set var karte_export_dir to '' (see docs/spark.md), or choose another"
+                    ~ " to read it, set var karte_catalog_tables (see docs/spark.md), or choose another"
                     ~ " var karte_source_schema for export files") }}
             {%- endif -%}
             {%- do run_query('drop table ' ~ relation) -%}

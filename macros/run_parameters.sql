@@ -120,11 +120,72 @@
 
 {% macro compress_tables() %}{{ return(_bool_var('compress_tables')) }}{% endmacro %}
 
-{#- The folder of the export files (var karte_export_dir), without a trailing slash. -#}
-{% macro karte_export_dir() %}{{ return(((var('karte_export_dir') or '') | string | trim).rstrip('/')) }}{% endmacro %}
+{#-
+    The folder of the export files, absolute: var karte_export_dir, else env KARTE_EXPORT_DIR. There
+    is no default, so that a scheduled job never reads the bundled sample by mistake: a run that
+    names neither fails. '' when var karte_catalog_tables reads tables instead of files.
+-#}
+{% macro karte_export_dir() %}
+    {%- set named = (var('karte_export_dir', none) or '') | string | trim -%}
+    {%- if _bool_var('karte_catalog_tables') -%}
+        {%- if named != '' or target.type == 'duckdb' -%}
+            {{ _var_error('karte_catalog_tables', 'true', "it reads the tables of var karte_source_schema on a warehouse engine"
+                ~ " (Spark); leave var karte_export_dir unset with it, and on DuckDB name the export folder instead") }}
+        {%- endif -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set value = named if named != '' else env_var('KARTE_EXPORT_DIR', '') | trim -%}
+    {%- if value == '' -%}
+        {%- if not execute -%}{{ return('') }}{%- endif -%}
+        {{ exceptions.raise_compiler_error(
+            "no KARTE export named: set env KARTE_EXPORT_DIR or --vars '{karte_export_dir: /path/to/export}'"
+            ~ " (the demo names the bundled sample, sample/karte_export)") }}
+    {%- endif -%}
+    {{ return(_absolute_path(value)) }}
+{% endmacro %}
 
 {#- Whether the export is the bundled sample (var karte_sample_dir). -#}
-{% macro is_bundled_sample() %}{{ return(karte_export_dir() == (var('karte_sample_dir') | string).rstrip('/')) }}{% endmacro %}
+{% macro is_bundled_sample() %}
+    {%- set directory = karte_export_dir() -%}
+    {{ return(directory != '' and directory == _absolute_path(var('karte_sample_dir'))) }}
+{% endmacro %}
+
+{#- Where this build read the export: the absolute folder, or catalog:<schema> for catalog tables. -#}
+{% macro karte_export_location() %}
+    {%- set directory = karte_export_dir() -%}
+    {{ return(directory if directory != '' else 'catalog:' ~ var('karte_source_schema')) }}
+{% endmacro %}
+
+{#-
+    `path` made absolute against the directory dbt was started in (env PWD) and normalized (no ./,
+    ../, // or trailing /), so that one folder has one name. URLs (s3://, dbfs:/) are kept as given.
+-#}
+{% macro _absolute_path(path) %}
+    {%- set text = path | string | trim -%}
+    {%- if modules.re.match('[A-Za-z][A-Za-z0-9+.-]+:', text) -%}{{ return(text.rstrip('/')) }}{%- endif -%}
+    {%- set base = env_var('PWD', '') -%}
+    {%- if not text.startswith('/') and base.startswith('/') -%}{%- set text = base ~ '/' ~ text -%}{%- endif -%}
+    {%- set parts = [] -%}
+    {%- for part in text.split('/') -%}
+        {%- if part == '..' and parts and parts[-1] != '..' -%}{%- do parts.pop() -%}
+        {%- elif part not in ('', '.') -%}{%- do parts.append(part) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(('/' if text.startswith('/') else '') ~ (parts | join('/'))) }}
+{% endmacro %}
+
+{#-
+    The source freshness thresholds in hours, (warn, error): vars karte_freshness_warn_hours and
+    karte_freshness_error_hours (the YAML of the sources reads them; this checks them).
+-#}
+{% macro karte_freshness_hours() %}
+    {%- set warn = _int_var('karte_freshness_warn_hours', 1, 2160) -%}
+    {%- set error = _int_var('karte_freshness_error_hours', 1, 2160) -%}
+    {%- if warn > error -%}
+        {{ _var_error('karte_freshness_warn_hours', warn, "expected at most karte_freshness_error_hours (" ~ error ~ ")") }}
+    {%- endif -%}
+    {{ return((warn, error)) }}
+{% endmacro %}
 
 {#-
     Seconds to add to every export timestamp. The bundled sample was recorded as though "now"

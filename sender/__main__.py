@@ -1,6 +1,6 @@
 """``python -m sender`` runs the same CLI as the ``sender`` console script."""
 
-from sender.cli import app
+from sender.cli import main
 
 if __name__ == "__main__":
-    app(prog_name="sender")
+    main()

@@ -5,13 +5,17 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import signal
 import sys
+import traceback
+from pathlib import Path
 from typing import Annotated
 
 import duckdb
 import typer
 
+from sender.build_info import SampleRefused, read_build_info
 from sender.database import (
     DEFAULT_MEMORY_LIMIT,
     DatabaseError,
@@ -22,9 +26,10 @@ from sender.database import (
     has_ledger,
     require_payload,
 )
-from sender.exit_codes import ExitCode
+from sender.destinations import pending_destination
+from sender.exit_codes import ExitCode, exit_code_table
 from sender.ledger import LedgerWriteError, read_status
-from sender.pending_rows import count_pending, pending_sql
+from sender.pending_rows import pending_sql
 from sender.progress import Progress
 from sender.push import (
     DEFAULT_BACKOFF_BASE,
@@ -52,7 +57,7 @@ app = typer.Typer(
     name="sender",
     help=(
         "Send the rows of the dbt model line_capi_payload to the LINE Conversion API.\n\n"
-        "Example (hourly job): dbt build && sender push"
+        "Example (the hourly job: freshness, dbt build, push): sender run --export-dir /data/karte"
     ),
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
@@ -71,6 +76,36 @@ DatabaseOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (for schedulers).")]
+TagIdOpt = Annotated[
+    str | None,
+    typer.Option("--tag-id", envvar="LINE_TAG_ID", help="LINE Tag id (a UUID)."),
+]
+EndpointOpt = Annotated[
+    str,
+    typer.Option(
+        "--endpoint",
+        envvar="LINE_CAPI_ENDPOINT",
+        help="API base URL; http:// only to a loopback host (sender mock-server).",
+    ),
+]
+
+# The exit codes under every command's help that a scheduler runs (one table: sender/exit_codes).
+EXIT_CODES_EPILOG = "Exit codes:\n\n" + exit_code_table()
+
+_debug = False
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", help="On an unexpected error, print the traceback (never the token)."
+        ),
+    ] = False,
+) -> None:
+    global _debug
+    _debug = debug
 
 
 def _die(message: str, code: ExitCode) -> typer.Exit:
@@ -100,7 +135,7 @@ def _open(
     except NoPayload as exc:
         raise _die(str(exc), ExitCode.NO_PAYLOAD) from None
     except DatabaseError as exc:
-        raise _die(str(exc), ExitCode.DATABASE_LOCKED) from None
+        raise _die(str(exc), ExitCode.DATABASE_ERROR) from None
 
 
 @contextlib.contextmanager
@@ -122,13 +157,10 @@ def _sigterm_as_interrupt():
 
 
 # -- push ----------------------------------------------------------------------------------------
-@app.command("push")
+@app.command("push", epilog=EXIT_CODES_EPILOG)
 def push_command(
     database: DatabaseOpt = DEFAULT_DATABASE,
-    tag_id: Annotated[
-        str | None,
-        typer.Option("--tag-id", envvar="LINE_TAG_ID", help="LINE Tag id (a UUID)."),
-    ] = None,
+    tag_id: TagIdOpt = None,
     access_token: Annotated[
         str | None,
         typer.Option(
@@ -146,14 +178,7 @@ def push_command(
             help="LINE Login channel id (digits); needed only when rows carry user.line_uid.",
         ),
     ] = None,
-    endpoint: Annotated[
-        str,
-        typer.Option(
-            "--endpoint",
-            envvar="LINE_CAPI_ENDPOINT",
-            help="API base URL; http:// only to a loopback host (sender mock-server).",
-        ),
-    ] = DEFAULT_ENDPOINT,
+    endpoint: EndpointOpt = DEFAULT_ENDPOINT,
     batch_size: Annotated[
         int,
         typer.Option(
@@ -209,8 +234,10 @@ def push_command(
 ) -> None:
     """Send the pending rows of line_capi_payload to LINE and record each outcome.
 
-    Rows go oldest first; each outcome lands in the ledger line_capi_send_log, and rows already
-    accepted, rejected or expired are skipped on the next run.
+    Rows go oldest first; each outcome lands in the ledger line_capi_send_log with its
+    destination (endpoint and tag id), and rows already accepted, rejected or expired at that
+    destination are skipped on the next run. A payload built from the bundled sample is sent to
+    a loopback endpoint only.
 
     Examples:
 
@@ -236,7 +263,7 @@ def push_command(
     if dry_run_:
         con = _open(database, read_only=True, memory_limit=memory_limit)
         try:
-            summary = dry_run(con, options, show=show)
+            summary = dry_run(con, options, show=show, endpoint=endpoint, tag_id=tag_id)
         except PayloadFormatError as exc:
             raise _die(str(exc), ExitCode.NO_PAYLOAD) from None
         finally:
@@ -259,12 +286,14 @@ def push_command(
             summary = push(con, target, options, progress)
     except ConfigError as exc:
         raise _die(str(exc), ExitCode.USAGE) from None
-    except PayloadFormatError as exc:
+    except SampleRefused as exc:
+        raise _die(str(exc), ExitCode.SAMPLE_DATA_REFUSED) from None
+    except (PayloadFormatError, NoPayload) as exc:
         raise _die(str(exc), ExitCode.NO_PAYLOAD) from None
-    except LedgerWriteError as exc:
-        raise _die(f"database {database}: {exc}", ExitCode.DATABASE_LOCKED) from None
+    except (LedgerWriteError, DatabaseError) as exc:
+        raise _die(f"database {database}: {exc}", ExitCode.DATABASE_ERROR) from None
     except duckdb.Error as exc:
-        raise _die(f"database {database}: {first_line(exc)}", ExitCode.DATABASE_LOCKED) from None
+        raise _die(f"database {database}: {first_line(exc)}", ExitCode.DATABASE_ERROR) from None
     except KeyboardInterrupt:  # before sending started (while counting): nothing was sent
         raise _die("interrupted", ExitCode.INTERRUPTED) from None
     finally:
@@ -308,7 +337,10 @@ def _print_summary(summary: Summary, as_json: bool) -> None:
 # -- status --------------------------------------------------------------------------------------
 @app.command()
 def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> None:
-    """Show the last run, the ledger's counts by status and how many rows are pending.
+    """Show the last build and run, and per destination the ledger's counts and what is pending.
+
+    "pending" without a destination is what the view line_capi_pending lists: the rows pending
+    at the destination of the last push.
 
     Example:
 
@@ -316,23 +348,26 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
     """
     con = _open(database, read_only=True, need_payload=False)
     try:
-        ledger = has_ledger(con)
         try:
             require_payload(con, database_path(database))
-            pending = count_pending(con, use_ledger=ledger)
+            has_payload = True
         except NoPayload:
-            pending = None
-        info = read_status(con, has_ledger=ledger, pending=pending)
+            has_payload = False
+        info = read_status(con, has_ledger=has_ledger(con), has_payload=has_payload)
+        build = read_build_info(con)
     finally:
         con.close()
+    latest = info.latest
     if json_:
         typer.echo(
             json.dumps(
                 {
                     "database": database,
                     "pending": info.pending,
-                    "counts": info.counts,
-                    "test_events": info.test_events,
+                    "counts": latest.counts if latest else {},
+                    "test_events": latest.test_events if latest else 0,
+                    "destinations": [d.as_dict() for d in info.destinations],
+                    "build": build.as_dict() if build else None,
                     "last_run": info.last_run,
                 },
                 default=str,
@@ -340,6 +375,14 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
         )
         return
     typer.echo(f"database  {database}")
+    if build is None:
+        typer.echo("build     none finished (no line_capi_build_info)")
+    else:
+        sample = " (the bundled sample)" if build.is_sample else ""
+        typer.echo(
+            f"build     {build.built_at}Z from {build.export_location}{sample}:"
+            f" {build.payload_rows:,} payload rows"
+        )
     run = info.last_run
     if run is None:
         typer.echo("last run  none")
@@ -353,8 +396,14 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
                 f"rejected {run['rejected']:,}, expired {run['expired']:,}, "
                 f"left pending {run['left_pending']:,}, retried {run['retried']:,}"
             )
-    counts = ", ".join(f"{k} {v:,}" for k, v in info.counts.items())
-    typer.echo(f"ledger    {counts} (test events {info.test_events:,})")
+    for d in info.destinations:
+        mark = " (last push)" if d.destination_id == info.latest_destination_id else ""
+        counts = ", ".join(f"{k} {v:,}" for k, v in d.counts.items())
+        pending = f"{d.pending:,}" if d.pending is not None else "?"
+        typer.echo(f"ledger    {d.endpoint} tag {d.tag_id}{mark}")
+        typer.echo(f"          {counts}, pending {pending} (test events {d.test_events:,})")
+    if not info.destinations:
+        typer.echo("ledger    nothing sent yet")
     typer.echo(
         "pending   "
         + (
@@ -369,6 +418,8 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
 @app.command()
 def preview(
     database: DatabaseOpt = DEFAULT_DATABASE,
+    tag_id: TagIdOpt = None,
+    endpoint: EndpointOpt = DEFAULT_ENDPOINT,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Rows to show.")] = 20,
     width: Annotated[int, typer.Option(min=20, help="Cut payloads to this many characters.")] = 100,
     json_: Annotated[
@@ -376,6 +427,9 @@ def preview(
     ] = False,
 ) -> None:
     """Show the first pending payloads (oldest first), as a table or as JSON lines.
+
+    Pending at the destination LINE_TAG_ID at LINE_CAPI_ENDPOINT when a tag id is set, else at
+    the destination of the last push.
 
     Examples:
 
@@ -385,8 +439,11 @@ def preview(
     """
     con = _open(database, read_only=True)
     try:
+        destination = None
+        if has_ledger(con):
+            destination = pending_destination(con, endpoint=endpoint, tag_id=tag_id)
         sql = pending_sql(
-            use_ledger=has_ledger(con),
+            destination_id=destination,
             columns="event_timestamp, event_name, deduplication_key, has_line_uid, payload",
         )
         rows = con.execute(
@@ -408,6 +465,95 @@ def preview(
         when = dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         text = payload if len(payload) <= width else payload[: width - 1] + "…"
         typer.echo(f"{when:<20} {name:<20} {key:<24} {'yes' if has_uid else 'no ':<4} {text}")
+
+
+# -- run -----------------------------------------------------------------------------------------
+@app.command(
+    "run",
+    epilog=EXIT_CODES_EPILOG,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def run_command(
+    ctx: typer.Context,
+    export_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--export-dir",
+            envvar="KARTE_EXPORT_DIR",
+            help="Folder of the KARTE export files (the sample only for rehearsals).",
+        ),
+    ] = None,
+    database: DatabaseOpt = DEFAULT_DATABASE,
+    project_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--project-dir",
+            envvar="LINE_CAPI_PROJECT_DIR",
+            help="Folder of dbt_project.yml. Default: the current folder if it has one, else "
+            "the checkout this sender is installed from.",
+        ),
+    ] = None,
+    log_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-file",
+            envvar="LINE_CAPI_RUN_LOG",
+            help="Where every line of dbt and the sender goes, with a timestamp (appended). "
+            "Default: line_capi_run.log next to the database.",
+        ),
+    ] = None,
+) -> None:
+    """The hourly job: lock, dbt source freshness, dbt build, sender push.
+
+    Arguments after -- go to every dbt command (--vars, --target, --profiles-dir, ...). The
+    push reads LINE_TAG_ID, LINE_ACCESS_TOKEN, LINE_CHANNEL_ID and LINE_CAPI_ENDPOINT. Relative
+    paths are relative to the current folder.
+
+    Examples:
+
+        KARTE_EXPORT_DIR=/data/karte/latest sender run
+
+        sender run --export-dir /data/karte/latest -- --vars '{lookback_hours: 168}'
+    """
+    from sender.scheduled_run import (
+        DEFAULT_LOG_NAME,
+        RunConfig,
+        ScheduledRun,
+        default_project_dir,
+        find_dbt,
+    )
+
+    project = (project_dir or default_project_dir()).resolve()
+    if not (project / "dbt_project.yml").is_file():
+        raise _die(
+            f"{project} has no dbt_project.yml: pass --project-dir or set LINE_CAPI_PROJECT_DIR",
+            ExitCode.USAGE,
+        )
+    dbt = find_dbt()
+    if dbt is None:
+        raise _die(
+            f"dbt is neither next to {sys.executable} nor on PATH: install the project "
+            "(pip install -e .)",
+            ExitCode.USAGE,
+        )
+    db = database_path(database).resolve()
+    config = RunConfig(
+        project_dir=project,
+        database=db,
+        export_dir=Path(export_dir.strip()).resolve() if (export_dir or "").strip() else None,
+        log_file=(log_file or db.with_name(DEFAULT_LOG_NAME)).resolve(),
+        dbt=dbt,
+        dbt_args=tuple(ctx.args),
+        env=dict(os.environ),
+    )
+    scheduled = ScheduledRun(config)
+    try:
+        with _sigterm_as_interrupt():
+            code = scheduled.run()
+    except Exception as exc:  # a bug in the run itself: its traceback goes to the log
+        report_crash(exc, debug=_debug, log=config.log_file)
+        raise typer.Exit(int(ExitCode.INTERNAL_ERROR)) from None
+    raise typer.Exit(code)
 
 
 # -- mock-server ---------------------------------------------------------------------------------
@@ -511,9 +657,35 @@ def mock_server_command(
         log(f"stopped: {json.dumps(server.stats())}")
 
 
-def main() -> None:  # pragma: no cover - console entry for environments without the script
-    app(prog_name="sender")
+def _scrub(text: str) -> str:
+    """The text without the access token, should an exception ever carry it."""
+    token = os.environ.get("LINE_ACCESS_TOKEN", "").strip()
+    return text.replace(token, "********") if len(token) >= 4 else text
+
+
+def report_crash(exc: BaseException, *, debug: bool, log: Path | None = None) -> None:
+    """One line on stderr; the traceback (no locals) with --debug, or in ``log``."""
+    text = _scrub("".join(traceback.format_exception(exc)))
+    if log is not None:
+        with log.open("a", encoding="utf-8") as f:
+            f.write(text)
+    if debug:
+        sys.stderr.write(text)
+    where = f"; the traceback is in {log}" if log else ""
+    if not log and not debug:
+        where = "; run with --debug for the traceback"
+    message = _scrub(f"{type(exc).__name__}: {first_line(exc)}")
+    typer.echo(f"error: internal error ({message}){where}", err=True)
+
+
+def main() -> None:
+    """The console entry: an unexpected exception exits with its own code, as one line."""
+    try:
+        app(prog_name="sender")
+    except Exception as exc:  # a bug: the scheduler sees INTERNAL_ERROR, not a failed send
+        report_crash(exc, debug=_debug)
+        sys.exit(int(ExitCode.INTERNAL_ERROR))
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -1,8 +1,9 @@
 """Opening the DuckDB file that dbt writes, with one-line errors, and the ledger's DDL.
 
-The sender owns two tables and one view in that file; dbt never touches them, and they never
-block ``dbt build`` (which replaces ``line_capi_payload`` by drop + rename: DuckDB views bind by
-name when queried, so ``line_capi_pending`` simply follows the new table).
+The sender owns the ledger's tables and views in that file; dbt never touches them, and they
+never block ``dbt build`` (which replaces ``line_capi_payload`` by drop + rename: DuckDB views bind
+by name when queried, so ``line_capi_pending`` simply follows the new table). A ledger written by
+an earlier version is migrated in place when the file is first opened (sender.ledger_migration).
 """
 
 # ruff: noqa: S608 - SQL is built from this package's constant table names; values are bound.
@@ -20,7 +21,9 @@ LEDGER_TABLE = "line_capi_send_log"  # a view: one row per event and outcome
 KEYS_TABLE = "line_capi_send_keys"  # the events of each outcome (narrow: cheap to append)
 BATCHES_TABLE = "line_capi_send_batches"  # one row per outcome: a request, or expired rows
 RUNS_TABLE = "line_capi_send_runs"
+DESTINATIONS_TABLE = "line_capi_send_destinations"  # one row per (endpoint, tag id)
 PENDING_VIEW = "line_capi_pending"
+BUILD_INFO_TABLE = "line_capi_build_info"  # written by dbt: what the payload was built from
 
 PAYLOAD_COLUMNS = ("event_name", "deduplication_key", "event_timestamp", "has_line_uid", "payload")
 
@@ -48,7 +51,20 @@ create table if not exists {KEYS_TABLE} (
     deduplication_key varchar not null,
     event_timestamp bigint not null,
     outcome_id bigint not null,
-    is_test boolean not null
+    is_test boolean not null,
+    destination_id integer not null
+)
+"""
+
+# Where outcomes were recorded: an event is pending at a destination until it has an outcome there.
+# The key rows carry its small integer id, which is cheaper to append and to filter than two texts.
+DESTINATIONS_DDL = f"""
+create table if not exists {DESTINATIONS_TABLE} (
+    destination_id integer not null primary key,
+    endpoint varchar not null,
+    tag_id varchar not null,
+    created_at timestamp not null,
+    unique (endpoint, tag_id)
 )
 """
 
@@ -65,10 +81,15 @@ select
     sent.event_timestamp,
     batch.is_test,
     batch.sent_at,
-    batch.error
+    batch.error,
+    sent.destination_id,
+    destination.endpoint,
+    destination.tag_id
 from {KEYS_TABLE} as sent
 inner join {BATCHES_TABLE} as batch
     on sent.outcome_id = batch.outcome_id
+inner join {DESTINATIONS_TABLE} as destination
+    on sent.destination_id = destination.destination_id
 """
 
 RUNS_DDL = f"""
@@ -89,11 +110,13 @@ create table if not exists {RUNS_TABLE} (
     exit_code integer,
     outcome varchar,
     started_at timestamp not null,
-    finished_at timestamp
+    finished_at timestamp,
+    destination_id integer
 )
 """
 
-# Every recorded outcome is final; rows sent with --test (event.test_flag) do not count as sent.
+# Pending at the destination of the latest push (every row before the first push). Every recorded
+# outcome is final; rows sent with --test (event.test_flag) do not count as sent.
 PENDING_VIEW_DDL = f"""
 create or replace view {PENDING_VIEW} as
 select payload.*
@@ -104,6 +127,9 @@ where not exists (
     where sent.event_name = payload.event_name
         and sent.deduplication_key = payload.deduplication_key
         and not sent.is_test
+        and sent.destination_id = (
+            select destination_id from {RUNS_TABLE} order by started_at desc limit 1
+        )
 )
 """
 
@@ -171,6 +197,18 @@ def connect(
     except duckdb.Error as exc:
         con.close()
         raise DatabaseError(f"memory limit {memory_limit!r}: {first_line(exc)}") from None
+    from sender.ledger_migration import needs_migration
+
+    try:
+        if needs_migration(con):
+            if read_only:  # migrated once, read-write, then opened as asked
+                con.close()
+                connect(path, read_only=False, memory_limit=memory_limit).close()
+                return connect(path, read_only=True, memory_limit=memory_limit)
+            ensure_ledger(con)
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
@@ -226,11 +264,16 @@ def require_payload(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 
 def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the ledger tables and views, the runs table and the pending view (idempotent)."""
+    """Create the ledger tables and views, the runs table and the pending view (idempotent);
+    migrate a ledger of an earlier version first."""
+    from sender.ledger_migration import migrate
+
+    migrate(con)
+    con.execute(DESTINATIONS_DDL)
     con.execute(BATCHES_DDL)
     con.execute(KEYS_DDL)
-    con.execute(LEDGER_VIEW_DDL)
     con.execute(RUNS_DDL)
+    con.execute(LEDGER_VIEW_DDL)
     con.execute(PENDING_VIEW_DDL)
 
 

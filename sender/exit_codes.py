@@ -4,28 +4,55 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Process exit codes.
+    """Process exit codes; MEANINGS says what each means.
 
     When several apply, the first in this order wins: INTERRUPTED, AUTHENTICATION,
     UNEXPECTED_RESPONSE, PENDING_LEFT, REJECTED_BY_API.
     """
 
     OK = 0
-    """Everything pending was delivered (or expired), or there was nothing to send."""
     PENDING_LEFT = 1
-    """Some rows are still pending after the retries (5xx, 429, timeouts): the next run sends
-    them."""
     USAGE = 2
-    """Bad option or configuration (missing/invalid token, tag id, channel id, endpoint)."""
     AUTHENTICATION = 3
-    """LINE answered 401/403: wrong token, token of another tag, or a Messaging API token."""
     REJECTED_BY_API = 4
-    """LINE answered 400 for some events; they are recorded as ``rejected_by_api``."""
     DATABASE_LOCKED = 5
-    """The DuckDB file is locked by another process (dbt build still running?)."""
     NO_PAYLOAD = 6
-    """The DuckDB file or the ``line_capi_payload`` table does not exist: run ``dbt build``."""
     UNEXPECTED_RESPONSE = 7
-    """An HTTP status that retrying cannot fix (404: wrong endpoint or tag id, ...); stopped."""
+    SAMPLE_DATA_REFUSED = 8
+    # 9 is kept for TLS certificate errors.
+    DATABASE_ERROR = 10
+    STALE_EXPORT = 11
+    BUILD_FAILED = 12
+    ALREADY_RUNNING = 13
+    INTERNAL_ERROR = 70
     INTERRUPTED = 130
-    """Interrupted (Ctrl-C / SIGTERM); what was not acknowledged stays pending."""
+
+
+MEANINGS = {
+    ExitCode.OK: "everything pending was delivered (or expired), or nothing was pending",
+    ExitCode.PENDING_LEFT: "some rows are still pending after the retries (429, 5xx, timeouts):"
+    " the next run sends them",
+    ExitCode.USAGE: "bad option or configuration (token, tag id, channel id, endpoint)",
+    ExitCode.AUTHENTICATION: "LINE answered 401/403: wrong token, or a token of another tag",
+    ExitCode.REJECTED_BY_API: "LINE rejected some events (400); recorded as rejected_by_api",
+    ExitCode.DATABASE_LOCKED: "the DuckDB file is locked by another process (dbt build?)",
+    ExitCode.NO_PAYLOAD: "no database, no line_capi_payload, or its build did not finish:"
+    " run dbt build",
+    ExitCode.UNEXPECTED_RESPONSE: "an answer retrying cannot fix (404: wrong endpoint or tag id)",
+    ExitCode.SAMPLE_DATA_REFUSED: "the payload was built from the bundled sample and the endpoint"
+    " is not loopback; nothing was sent",
+    ExitCode.DATABASE_ERROR: "the database cannot be read or written (not a lock): a ledger write"
+    " failed, disk full",
+    ExitCode.STALE_EXPORT: "sender run: the export's newest sync_date is older than the"
+    " freshness limit; nothing was built or sent",
+    ExitCode.BUILD_FAILED: "sender run: dbt source freshness or dbt build failed; nothing was sent",
+    ExitCode.ALREADY_RUNNING: "sender run: another run holds the lock file next to the database",
+    ExitCode.INTERNAL_ERROR: "an unexpected error (a bug): one line on stderr, the traceback with"
+    " --debug or in the run log",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM); what was not acknowledged stays pending",
+}
+
+
+def exit_code_table() -> str:
+    """The codes, one per line (``--help`` shows them)."""
+    return "\n".join(f"{int(code):>3} {code.name}: {MEANINGS[code]}" for code in ExitCode)

@@ -35,7 +35,7 @@ from collections import Counter
 
 ENV_VAR = "LINE_CAPI_FAULT_POINT"
 POINTS = ("before_request", "after_response", "ledger_write")
-ACTIONS = ("kill", "enospc")
+ACTIONS = ("kill", "enospc", "crash")
 
 _lock = threading.Lock()
 _counts: Counter[str] = Counter()
@@ -75,4 +75,6 @@ def hit(point: str) -> None:
             return
     if spec[1] == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if spec[1] == "crash":  # stands for a bug: an exception nobody expects
+        raise RuntimeError(f"fault point {point}: a simulated bug")
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -32,6 +32,8 @@ from sender.database import (
     fetch_one,
     first_line,
 )
+from sender.destinations import latest_destination_id, list_destinations
+from sender.pending_rows import count_pending
 
 STATUSES = ("accepted", "rejected_by_api", "expired")
 
@@ -94,6 +96,7 @@ class LedgerWriter:
         *,
         run_id: str,
         is_test: bool,
+        destination_id: int,
         on_commit: Callable[[Outcome], None] | None = None,
         on_error: Callable[[LedgerWriteError], None] | None = None,
         max_queued: int = 256,
@@ -101,6 +104,7 @@ class LedgerWriter:
     ) -> None:
         self.run_id = run_id
         self.is_test = is_test
+        self.destination_id = int(destination_id)
         self._cursor = con.cursor()
         self._queue: queue.Queue = queue.Queue(maxsize=max_queued)
         self._on_commit = on_commit
@@ -222,11 +226,12 @@ class LedgerWriter:
             try:
                 cur.execute(f"insert into {BATCHES_TABLE} select * from _sender_batches")
                 fault_points.hit("ledger_write")  # test hook: sender/fault_points.py
-                # a literal, not a bound parameter: DuckDB inserts ~2x faster this way
+                # literals, not bound parameters: DuckDB inserts ~2x faster this way
                 cur.execute(
-                    f"insert into {KEYS_TABLE} select event_name, deduplication_key,"
-                    f" event_timestamp, outcome_id, {'true' if self.is_test else 'false'}"
-                    " from _sender_keys"
+                    f"insert into {KEYS_TABLE} (event_name, deduplication_key, event_timestamp,"
+                    " outcome_id, is_test, destination_id) select event_name, deduplication_key,"
+                    f" event_timestamp, outcome_id, {'true' if self.is_test else 'false'},"
+                    f" {self.destination_id} from _sender_keys"
                 )
                 cur.execute("commit")
             except BaseException:
@@ -246,13 +251,14 @@ def start_run(
     run_id: str,
     tag_id: str,
     endpoint: str,
+    destination_id: int,
     is_test: bool,
     is_resend: bool,
 ) -> None:
     con.execute(
-        f"insert into {RUNS_TABLE} (run_id, tag_id, endpoint, is_test, is_resend, started_at)"
-        " values (?, ?, ?, ?, ?, ?)",
-        [run_id, tag_id, endpoint, is_test, is_resend, utc_now()],
+        f"insert into {RUNS_TABLE} (run_id, tag_id, endpoint, destination_id, is_test, is_resend,"
+        " started_at) values (?, ?, ?, ?, ?, ?, ?)",
+        [run_id, tag_id, endpoint, destination_id, is_test, is_resend, utc_now()],
     )
 
 
@@ -282,39 +288,84 @@ def finish_run(
 
 # -- status ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class LedgerStatus:
+class DestinationStatus:
+    destination_id: int
+    endpoint: str
+    tag_id: str
     counts: dict[str, int]  # latest status of each key, events sent for real
     test_events: int  # keys sent with --test
     pending: int | None  # None when the payload table is missing
+
+    def as_dict(self) -> dict:
+        return {
+            "destination_id": self.destination_id,
+            "endpoint": self.endpoint,
+            "tag_id": self.tag_id,
+            "counts": self.counts,
+            "test_events": self.test_events,
+            "pending": self.pending,
+        }
+
+
+@dataclass(frozen=True)
+class LedgerStatus:
+    destinations: list[DestinationStatus]  # in the order they were first used
+    latest_destination_id: int | None  # the destination of the last push
+    pending: int | None  # at the latest destination (every row before any push); None: no payload
     last_run: dict | None
+
+    @property
+    def latest(self) -> DestinationStatus | None:
+        for destination in self.destinations:
+            if destination.destination_id == self.latest_destination_id:
+                return destination
+        return None
+
+
+def _destination_counts(con: duckdb.DuckDBPyConnection) -> dict[int, dict[str, int]]:
+    counts: dict[int, dict[str, int]] = {}
+    for destination, status, n in con.execute(
+        f"""
+        select destination_id, status, count(*)
+        from (
+            select destination_id, arg_max(status, sent_at) as status
+            from {LEDGER_TABLE}
+            where not is_test
+            group by destination_id, event_name, deduplication_key
+        )
+        group by destination_id, status
+        """
+    ).fetchall():
+        counts.setdefault(int(destination), dict.fromkeys(STATUSES, 0))[status] = int(n)
+    return counts
 
 
 def read_status(
-    con: duckdb.DuckDBPyConnection, *, has_ledger: bool, pending: int | None
+    con: duckdb.DuckDBPyConnection, *, has_ledger: bool, has_payload: bool
 ) -> LedgerStatus:
-    counts = dict.fromkeys(STATUSES, 0)
-    test_events = 0
+    destinations: list[DestinationStatus] = []
+    latest = None
     last_run = None
     if has_ledger:
-        for status, n in con.execute(
-            f"""
-            select status, count(*)
-            from (
-                select arg_max(status, sent_at) as status
-                from {LEDGER_TABLE}
-                where not is_test
-                group by event_name, deduplication_key
-            )
-            group by status
-            """
-        ).fetchall():
-            counts[status] = int(n)
-        row = fetch_one(
-            con,
-            f"select count(distinct (event_name, deduplication_key)) from {KEYS_TABLE}"
-            " where is_test",
+        counts = _destination_counts(con)
+        tests = dict(
+            con.execute(
+                "select destination_id, count(distinct (event_name, deduplication_key))"
+                f" from {KEYS_TABLE} where is_test group by destination_id"
+            ).fetchall()
         )
-        test_events = int(row[0]) if row else 0
+        for destination, endpoint, tag_id in list_destinations(con):
+            destinations.append(
+                DestinationStatus(
+                    destination_id=destination,
+                    endpoint=endpoint,
+                    tag_id=tag_id,
+                    counts=counts.get(destination, dict.fromkeys(STATUSES, 0)),
+                    test_events=int(tests.get(destination, 0)),
+                    pending=count_pending(con, destination_id=destination) if has_payload else None,
+                )
+            )
+        latest = latest_destination_id(con)
         cursor = con.execute(f"select * from {RUNS_TABLE} order by started_at desc limit 1")
         names = [d[0] for d in cursor.description]
         rows = cursor.fetchall()
@@ -323,4 +374,10 @@ def read_status(
                 name: (value.isoformat(sep=" ") + "Z" if isinstance(value, dt.datetime) else value)
                 for name, value in zip(names, rows[0], strict=True)
             }
-    return LedgerStatus(counts=counts, test_events=test_events, pending=pending, last_run=last_run)
+    pending = count_pending(con, destination_id=latest) if has_payload else None
+    return LedgerStatus(
+        destinations=destinations,
+        latest_destination_id=latest,
+        pending=pending,
+        last_run=last_run,
+    )

@@ -9,7 +9,8 @@ scan that must keep insertion order buffers the row groups scanned ahead of the 
 anti-join with the ledger in the same query would lose that order (the hash join runs in
 parallel), so each chunk is filtered on its own: one semi join per chunk finds the chunk's keys in
 the ledger, and Arrow drops them, keeping the order. Not pruned by event time: a key whose
-event_timestamp changed between two dbt builds must still count as sent.
+event_timestamp changed between two dbt builds must still count as sent. Only the outcomes of one
+destination count (sender.destinations): ``destination_id=None`` reads every row.
 """
 
 # ruff: noqa: S608 - SQL is built from this package's constant table names; values are bound.
@@ -46,6 +47,7 @@ semi join _sender_chunk as chunk
     on sent.event_name = chunk.event_name
     and sent.deduplication_key = chunk.deduplication_key
 where not sent.is_test
+    and sent.destination_id = {{destination_id:d}}
 """
 
 _SCHEMA = pa.schema(
@@ -59,27 +61,32 @@ _SCHEMA = pa.schema(
 )
 
 
-def pending_sql(*, use_ledger: bool, columns: str = "*") -> str:
-    """SQL for the pending set (same rule as the ``line_capi_pending`` view)."""
-    if not use_ledger:
+def pending_sql(*, destination_id: int | None, columns: str = "*") -> str:
+    """SQL for the rows pending at a destination (the rule of the ``line_capi_pending`` view)."""
+    if destination_id is None:
         return f"select {columns} from {PAYLOAD_TABLE}"
     return (
         f"select {columns} from {PAYLOAD_TABLE} as payload where not exists ("
         f" select 1 from {KEYS_TABLE} as sent"
         " where sent.event_name = payload.event_name"
         " and sent.deduplication_key = payload.deduplication_key"
-        " and not sent.is_test)"
+        f" and not sent.is_test and sent.destination_id = {int(destination_id)})"
     )
 
 
-def ledger_has_keys(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether any real (non-test) outcome is recorded: when none is, there is nothing to filter."""
-    row = fetch_one(con, f"select exists (select 1 from {KEYS_TABLE} where not is_test)")
+def ledger_has_keys(con: duckdb.DuckDBPyConnection, destination_id: int) -> bool:
+    """Whether a real (non-test) outcome is recorded at the destination: if none is, there is
+    nothing to filter."""
+    row = fetch_one(
+        con,
+        f"select exists (select 1 from {KEYS_TABLE} where not is_test"
+        f" and destination_id = {int(destination_id)})",
+    )
     return bool(row and row[0])
 
 
-def count_pending(con: duckdb.DuckDBPyConnection, *, use_ledger: bool) -> int:
-    row = fetch_one(con, pending_sql(use_ledger=use_ledger, columns="count(*)"))
+def count_pending(con: duckdb.DuckDBPyConnection, *, destination_id: int | None) -> int:
+    row = fetch_one(con, pending_sql(destination_id=destination_id, columns="count(*)"))
     return int(row[0]) if row else 0
 
 
@@ -93,7 +100,7 @@ def _normalize(batch: pa.RecordBatch | pa.Table) -> pa.Table:
 def iter_pending(
     con: duckdb.DuckDBPyConnection,
     *,
-    use_ledger: bool,
+    destination_id: int | None,
     limit: int | None = None,
     chunk_rows: int = SCAN_CHUNK_ROWS,
 ) -> Iterator[pa.Table]:
@@ -113,7 +120,7 @@ def iter_pending(
     last_rowid = row[0] if row else None
     if last_rowid is None:  # empty table
         return
-    ledger_cursor = con.cursor() if use_ledger else None
+    ledger_cursor = con.cursor() if destination_id is not None else None
     try:
         for start in range(0, int(last_rowid) + 1, chunk_rows):
             sql = _RANGE_SQL.format(start=start, stop=start + chunk_rows)
@@ -122,7 +129,7 @@ def iter_pending(
                 continue
             table = _normalize(table)
             if ledger_cursor is not None:
-                table = _drop_acknowledged(ledger_cursor, table)
+                table = _drop_acknowledged(ledger_cursor, table, destination_id)
                 if table.num_rows == 0:
                     continue
             if remaining is not None:
@@ -143,11 +150,13 @@ def _pair(table: pa.Table) -> pa.ChunkedArray | pa.Array:
     )
 
 
-def _drop_acknowledged(cursor: duckdb.DuckDBPyConnection, table: pa.Table) -> pa.Table:
-    """The rows of ``table`` that the ledger does not hold, in the same order."""
+def _drop_acknowledged(
+    cursor: duckdb.DuckDBPyConnection, table: pa.Table, destination_id: int
+) -> pa.Table:
+    """The rows of ``table`` that the ledger does not hold for the destination, in order."""
     cursor.register("_sender_chunk", table.select(["event_name", "deduplication_key"]))
     try:
-        sent = cursor.sql(_ACKNOWLEDGED_SQL).to_arrow_table()
+        sent = cursor.sql(_ACKNOWLEDGED_SQL.format(destination_id=destination_id)).to_arrow_table()
     finally:
         cursor.unregister("_sender_chunk")
     if sent.num_rows == 0:

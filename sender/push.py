@@ -25,7 +25,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sender import fault_points
+from sender.build_info import check_build
 from sender.database import ensure_ledger, fetch_one, has_ledger
+from sender.destinations import destination_id as find_destination
+from sender.destinations import pending_destination
 from sender.exit_codes import ExitCode
 from sender.ledger import LedgerWriter, finish_run, start_run
 from sender.ledger import Outcome as Recorded
@@ -117,11 +120,13 @@ def new_run_id() -> str:
 
 
 def count_pending_rows(
-    con: duckdb.DuckDBPyConnection, target: LineTarget, *, use_ledger: bool
+    con: duckdb.DuckDBPyConnection, target: LineTarget, *, destination_id: int | None
 ) -> int:
     """How many rows are pending; refuses to start when some carry user.line_uid and no
     channel id is configured (LINE needs X-Line-ChannelID for them). One pass over the table."""
-    sql = pending_sql(use_ledger=use_ledger, columns="count(*), count(*) filter (has_line_uid)")
+    sql = pending_sql(
+        destination_id=destination_id, columns="count(*), count(*) filter (has_line_uid)"
+    )
     row = fetch_one(con, sql)
     pending, with_line_uid = (int(row[0]), int(row[1])) if row else (0, 0)
     if with_line_uid and not target.channel_id:
@@ -151,6 +156,7 @@ class Pusher:
         self._rng = random.Random()  # noqa: S311 - jitter, not security
         self.writer: LedgerWriter | None = None
         self._expired_groups = 0
+        self.destination_id = 0
 
     # -- counters -------------------------------------------------------------------------
     def _add(self, **counts: int) -> None:
@@ -162,9 +168,16 @@ class Pusher:
     def run(self) -> Summary:
         opts = self.options
         started = time.monotonic()
+        # before anything is written or sent: the payload is a finished build, and not the sample
+        check_build(self.con, self.target.endpoint)
         ensure_ledger(self.con)
-        use_ledger = not opts.resend
-        pending = count_pending_rows(self.con, self.target, use_ledger=use_ledger)
+        self.destination_id = find_destination(
+            self.con, self.target.endpoint, self.target.tag_id, create=True
+        )
+        # nothing recorded at this destination yet: no need to look each chunk up in the ledger
+        use_ledger = not opts.resend and ledger_has_keys(self.con, self.destination_id)
+        filter_id = self.destination_id if use_ledger else None
+        pending = count_pending_rows(self.con, self.target, destination_id=filter_id)
         if opts.limit is not None:
             pending = min(pending, opts.limit)
         self.summary.pending = pending
@@ -173,11 +186,10 @@ class Pusher:
             run_id=self.summary.run_id,
             tag_id=self.target.tag_id,
             endpoint=self.target.endpoint,
+            destination_id=self.destination_id,
             is_test=opts.test,
             is_resend=opts.resend,
         )
-        # nothing recorded yet (first run): no need to look each chunk up in the ledger
-        use_ledger = use_ledger and ledger_has_keys(self.con)
         self.progress.log(
             f"run {self.summary.run_id}: {pending:,} pending events for LINE Tag "
             f"{self.target.tag_id} at {self.target.endpoint}"
@@ -190,13 +202,14 @@ class Pusher:
             self.con,
             run_id=self.summary.run_id,
             is_test=opts.test,
+            destination_id=self.destination_id,
             on_commit=self._committed,
             on_error=lambda exc: self.stop.set("ledger", str(exc)),
             max_queued=2 * opts.concurrency + 2,
         )
         error: BaseException | None = None
         try:
-            self._send_all(use_ledger)
+            self._send_all(filter_id)
         except KeyboardInterrupt:
             self.stop.set("interrupted", "interrupted: what was not acknowledged stays pending")
         except BaseException as exc:  # recorded in the runs table, then re-raised
@@ -225,11 +238,11 @@ class Pusher:
         self._add(**{counter[recorded.status]: n})
         self.progress.advance(n)
 
-    def _send_all(self, use_ledger: bool) -> None:
+    def _send_all(self, destination_id: int | None) -> None:
         opts = self.options
         in_flight: set[Future] = set()
         max_in_flight = opts.concurrency * 2
-        chunks = iter_pending(self.con, use_ledger=use_ledger, limit=opts.limit)
+        chunks = iter_pending(self.con, destination_id=destination_id, limit=opts.limit)
         with (
             contextlib.closing(chunks),  # ends the scan at once when stopping early
             ThreadPoolExecutor(opts.concurrency, thread_name_prefix="sender") as pool,
@@ -402,9 +415,9 @@ def decide_exit(s: Summary, stop_reason: str | None) -> tuple[ExitCode, str]:
     if stop_reason == "fatal":
         return ExitCode.UNEXPECTED_RESPONSE, "unexpected_response"
     if stop_reason == "ledger":
-        return ExitCode.DATABASE_LOCKED, "ledger_write_failed"
+        return ExitCode.DATABASE_ERROR, "ledger_write_failed"
     if stop_reason == "error":
-        return ExitCode.PENDING_LEFT, "error"
+        return ExitCode.INTERNAL_ERROR, "error"
     if s.left_pending:
         return ExitCode.PENDING_LEFT, "pending_left"
     if s.rejected:
@@ -418,12 +431,22 @@ def push(
     return Pusher(con, target, options, progress).run()
 
 
-def dry_run(con: duckdb.DuckDBPyConnection, options: PushOptions, *, show: int = 0) -> Summary:
-    """What ``push`` would do, without network or ledger writes (``con`` may be read-only)."""
+def dry_run(
+    con: duckdb.DuckDBPyConnection,
+    options: PushOptions,
+    *,
+    show: int = 0,
+    endpoint: str | None = None,
+    tag_id: str | None = None,
+) -> Summary:
+    """What ``push`` would do, without network or ledger writes (``con`` may be read-only): the
+    rows pending at the destination ``endpoint``/``tag_id`` (default: that of the last push)."""
     started = time.monotonic()
     summary = Summary(run_id="dry-run", dry_run=True, test=options.test)
-    use_ledger = has_ledger(con) and not options.resend
-    for chunk in iter_pending(con, use_ledger=use_ledger, limit=options.limit):
+    destination = None
+    if has_ledger(con) and not options.resend:
+        destination = pending_destination(con, endpoint=endpoint, tag_id=tag_id)
+    for chunk in iter_pending(con, destination_id=destination, limit=options.limit):
         summary.pending += chunk.num_rows
         split = split_expired(chunk)
         summary.expired += split.too_old.num_rows + split.too_far_ahead.num_rows

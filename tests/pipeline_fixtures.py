@@ -166,6 +166,9 @@ def run_dbt(
         "DO_NOT_TRACK": "1",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_USE_COLORS": "false",
+        # dbt runs in ROOT: relative paths (var karte_sample_dir) resolve against it
+        "PWD": str(ROOT),
+        "KARTE_EXPORT_DIR": "",
         **(env or {}),
     }
     proc = subprocess.run(

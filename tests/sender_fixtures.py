@@ -79,9 +79,32 @@ def payload_rows(events: Iterable[dict]) -> list[tuple]:
     return rows
 
 
-def write_payload(db: Path, events: Iterable[dict], *, replace: bool = True) -> int:
+def write_build_info(
+    con: duckdb.DuckDBPyConnection, *, is_sample: bool = False, location: str = "/data/export"
+) -> None:
+    """Write ``line_capi_build_info`` as a finished dbt build does: one row that matches
+    ``line_capi_payload`` (the sender refuses to send without it)."""
+    con.execute(
+        """
+        create or replace table line_capi_build_info as
+        select
+            'test-build' as invocation_id,
+            ? as export_location,
+            count(*) as payload_rows,
+            coalesce(sum(event_timestamp), 0)::bigint as payload_event_timestamp_sum,
+            ? as is_sample,
+            now()::timestamp as built_at
+        from line_capi_payload
+        """,
+        [location, is_sample],
+    )
+
+
+def write_payload(
+    db: Path, events: Iterable[dict], *, replace: bool = True, is_sample: bool = False
+) -> int:
     """Write ``line_capi_payload`` as dbt does: a new table, physically ordered, swapped in by
-    drop + rename (so the ledger and the pending view must survive it)."""
+    drop + rename (so the ledger and the pending view must survive it), and its build info."""
     rows = payload_rows(events)
     con = duckdb.connect(str(db))
     try:
@@ -110,6 +133,7 @@ def write_payload(db: Path, events: Iterable[dict], *, replace: bool = True) -> 
         if replace:
             con.execute("drop table if exists line_capi_payload")
         con.execute("alter table line_capi_payload__sorted rename to line_capi_payload")
+        write_build_info(con, is_sample=is_sample)
     finally:
         con.close()
     return len(rows)
@@ -147,6 +171,7 @@ def write_bulk_payload(db: Path, n: int, *, start: int | None = None, poison: st
             order by event_timestamp, deduplication_key
             """  # noqa: S608 - integers only
         )
+        write_build_info(con)
     finally:
         con.close()
 

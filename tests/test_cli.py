@@ -27,7 +27,7 @@ from sender_fixtures import (
 from sender.cli import app
 from sender.exit_codes import ExitCode
 
-COMMANDS = ["push", "status", "preview", "mock-server"]
+COMMANDS = ["push", "status", "preview", "mock-server", "run"]
 
 
 @pytest.fixture
@@ -46,6 +46,14 @@ def test_every_command_has_help_with_an_example():
         assert r.exit_code == 0
         assert "Example" in r.stdout, name
         assert "sender " in r.stdout
+
+
+def test_help_of_the_scheduled_commands_lists_every_exit_code():
+    for name in ("push", "run"):
+        r = invoke([name, "--help"], sender_env_for_help())
+        assert r.exit_code == 0
+        for code in ExitCode:
+            assert f"{int(code):>3} {code.name}: " in r.stdout, (name, code)
 
 
 def sender_env_for_help():
@@ -143,15 +151,20 @@ def test_status_and_preview(db):
     assert "order-" in r.stdout
     with mock_server() as srv:
         assert invoke(["push", *FAST, "--limit", "10"], sender_env(db, srv.url)).exit_code == 0
+        sent_env = sender_env(db, srv.url)
     r = invoke(["status", "--json"], env)
     info = json.loads(r.stdout)
     assert info["pending"] == 20 and info["counts"]["accepted"] == 10
     assert info["last_run"]["outcome"] == "ok" and info["last_run"]["accepted"] == 10
+    assert [(d["endpoint"], d["pending"]) for d in info["destinations"]] == [(srv.url, 20)]
     r = invoke(["status"], env)
     assert "accepted 10" in r.stdout and "pending   20" in r.stdout
-    r = invoke(["preview", "--json", "-n", "100"], env)
+    r = invoke(["preview", "--json", "-n", "100"], sent_env)
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 20 and all(json.loads(x)["event"] for x in lines)
+    # at another destination (env's endpoint: port 9) nothing was sent yet
+    r = invoke(["preview", "--json", "-n", "100"], env)
+    assert len(r.stdout.strip().splitlines()) == 30
 
 
 def test_mock_server_command_rehearsal(db):

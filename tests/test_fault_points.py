@@ -177,7 +177,7 @@ def test_sigkill_at_a_random_point_then_rerun_loses_nothing(tmp_path, point):
 
 # -- the disk full while writing the ledger ---------------------------------------------------
 def _assert_disk_full_then_rerun(db, srv, r, all_keys):
-    assert r.returncode == ExitCode.DATABASE_LOCKED, (r.returncode, r.stderr)
+    assert r.returncode == ExitCode.DATABASE_ERROR, (r.returncode, r.stderr)
     assert "Traceback" not in r.stderr and TOKEN not in r.stdout + r.stderr
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0] == r.stderr.strip().splitlines()[-1], r.stderr

@@ -16,7 +16,7 @@ from sender_fixtures import (
 )
 
 from sender.database import connect, ensure_ledger
-from sender.ledger import LedgerWriteError, LedgerWriter, read_status
+from sender.ledger import LedgerWriteError, LedgerWriter, read_status, start_run
 from sender.pending_rows import count_pending, iter_pending
 
 
@@ -51,6 +51,9 @@ def test_ddl_is_idempotent_and_has_the_documented_columns(db):
         "is_test",
         "sent_at",
         "error",
+        "destination_id",
+        "endpoint",
+        "tag_id",
     ]
 
 
@@ -107,10 +110,10 @@ def test_status_counts_latest_status_per_key_and_runs(db):
         push_now(db, srv.url, batch_size=1000)
         push_now(db, srv.url, batch_size=1000, resend=True, test=True, limit=4)
     con = connect(db, read_only=True)
-    info = read_status(con, has_ledger=True, pending=count_pending(con, use_ledger=True))
+    info = read_status(con, has_ledger=True, has_payload=True)
     con.close()
-    assert info.counts == {"accepted": 59, "rejected_by_api": 1, "expired": 0}
-    assert info.test_events == 4 and info.pending == 0
+    assert info.latest.counts == {"accepted": 59, "rejected_by_api": 1, "expired": 0}
+    assert info.latest.test_events == 4 and info.pending == 0
     assert info.last_run["accepted"] + info.last_run["rejected"] == 4
     assert info.last_run["is_test"] is True
 
@@ -120,7 +123,7 @@ def test_iter_pending_streams_in_table_order_across_chunks(tmp_path):
     write_bulk_payload(db, 12_000)
     con = connect(db, read_only=False)
     ensure_ledger(con)
-    writer = LedgerWriter(con, run_id="r", is_test=False)
+    writer = LedgerWriter(con, run_id="r", is_test=False, destination_id=1)
     # recorded with another event_timestamp than the payload's (the model changed between two
     # builds): the key still counts as sent
     done = pa.table(
@@ -133,15 +136,16 @@ def test_iter_pending_streams_in_table_order_across_chunks(tmp_path):
     writer.record(done, status="accepted", batch_id="b", http_status=202, attempts=1)
     writer.close()
     keys = []
-    for chunk in iter_pending(con, use_ledger=True, chunk_rows=1000):
+    for chunk in iter_pending(con, destination_id=1, chunk_rows=1000):
         assert chunk.num_rows <= 1000
         keys.extend(chunk.column("deduplication_key").to_pylist())
     assert keys == sorted(keys) and len(keys) == 11_997
     assert "bulk-00005000" not in keys
     limited = sum(
-        c.num_rows for c in iter_pending(con, use_ledger=True, limit=2500, chunk_rows=1000)
+        c.num_rows for c in iter_pending(con, destination_id=1, limit=2500, chunk_rows=1000)
     )
-    assert count_pending(con, use_ledger=True) == 11_997
+    assert count_pending(con, destination_id=1) == 11_997
+    assert count_pending(con, destination_id=2) == 12_000  # nothing recorded at another
     con.close()
     assert limited == 2500
 
@@ -150,7 +154,9 @@ def test_writer_groups_outcomes_and_reports_commits(db):
     con = connect(db, read_only=False)
     ensure_ledger(con)
     committed = []
-    writer = LedgerWriter(con, run_id="r", is_test=False, on_commit=committed.append)
+    writer = LedgerWriter(
+        con, run_id="r", is_test=False, destination_id=1, on_commit=committed.append
+    )
     keys = con.sql(
         "select event_name, deduplication_key, event_timestamp from line_capi_payload"
     ).to_arrow_table()
@@ -160,7 +166,10 @@ def test_writer_groups_outcomes_and_reports_commits(db):
         )
     writer.close()
     assert [c.batch_id for c in committed] == [f"b{i}" for i in range(6)]
-    assert con.execute("select count(*) from line_capi_send_log").fetchall() == [(60,)]
+    assert con.execute("select count(*) from line_capi_send_keys").fetchall() == [(60,)]
+    start_run(
+        con, run_id="r", tag_id="t", endpoint="e", destination_id=1, is_test=False, is_resend=False
+    )
     assert con.execute("select count(*) from line_capi_pending").fetchall() == [(0,)]
     con.close()
 
@@ -171,7 +180,7 @@ def test_writer_failure_is_reported_and_rows_stay_pending(db):
     con.execute("drop view line_capi_pending")
     con.execute("drop view line_capi_send_log")
     con.execute("drop table line_capi_send_keys")  # the writer cannot insert any more
-    writer = LedgerWriter(con, run_id="r", is_test=False)
+    writer = LedgerWriter(con, run_id="r", is_test=False, destination_id=1)
     keys = con.sql(
         "select event_name, deduplication_key, event_timestamp from line_capi_payload"
     ).to_arrow_table()
@@ -184,6 +193,6 @@ def test_writer_failure_is_reported_and_rows_stay_pending(db):
 
 def test_read_only_status_when_no_ledger_yet(db):
     con = connect(db, read_only=True)
-    info = read_status(con, has_ledger=False, pending=count_pending(con, use_ledger=False))
+    info = read_status(con, has_ledger=False, has_payload=True)
     con.close()
-    assert info.pending == 60 and info.last_run is None
+    assert info.pending == 60 and info.last_run is None and info.destinations == []

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pipeline_fixtures import run_dbt
+from pipeline_fixtures import SAMPLE_DIR, run_dbt
 
 ASCII_WHITESPACE = " \t\n\x0b\x0c\r"
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -62,7 +62,7 @@ def reference_phone(value: str | None) -> str | None:
 def hash_users(tmp_path_factory):
     """A function running the compiled int_users_hashed on [(email, phone)] -> [(email, phone)]."""
     tmp = tmp_path_factory.mktemp("compiled")
-    result = run_dbt(tmp, "compile", "--select", "int_users_hashed")
+    result = run_dbt(tmp, "compile", "--select", "int_users_hashed", export_dir=SAMPLE_DIR)
     assert result.returncode == 0, result.output
     compiled = (
         tmp

@@ -275,7 +275,12 @@ def test_missing_export_file_is_a_clear_error(tmp_path):
 )
 def test_bad_vars_fail_with_a_message_naming_the_var(tmp_path, var, value, message):
     result = run_dbt(
-        tmp_path, "run", "--select", "line_capi_payload+", vars={"as_of": AS_OF, var: value}
+        tmp_path,
+        "run",
+        "--select",
+        "line_capi_payload+",
+        export_dir=SAMPLE_DIR,
+        vars={"as_of": AS_OF, var: value},
     )
     assert result.returncode != 0
     assert message in result.output
@@ -309,7 +314,9 @@ def test_time_zone_of_the_machine_does_not_matter(tmp_path, csv_build):
 
 def test_sample_builds_with_payload_and_rejected_rows_on_any_date(tmp_path):
     # The sample's times follow as_of, so a run "a year from now" still has events to send.
-    result = run_dbt(tmp_path, "build", vars={"as_of": "2027-07-07T07:07:07+09:00"})
+    result = run_dbt(
+        tmp_path, "build", export_dir=SAMPLE_DIR, vars={"as_of": "2027-07-07T07:07:07+09:00"}
+    )
     assert result.returncode == 0, result.output
     (sent,) = result.rows("select count(*) from line_capi_payload")[0]
     reasons = {r for (r,) in result.rows("select distinct reason from line_capi_rejected")}
@@ -327,7 +334,7 @@ def test_sample_builds_with_payload_and_rejected_rows_on_any_date(tmp_path):
 
 
 def test_no_plaintext_personal_data_in_the_database(tmp_path):
-    result = run_dbt(tmp_path, "build")
+    result = run_dbt(tmp_path, "build", export_dir=SAMPLE_DIR)
     assert result.returncode == 0, result.output
     import csv
 
@@ -365,7 +372,7 @@ def test_no_plaintext_personal_data_in_the_database(tmp_path):
 
 def test_payload_validation_test_reports_each_kind_of_bad_payload(tmp_path):
     """The data test is_valid_line_event fails on payloads LINE would refuse, with the reason."""
-    result = run_dbt(tmp_path, "run", "--select", "+line_capi_payload")
+    result = run_dbt(tmp_path, "run", "--select", "+line_capi_payload", export_dir=SAMPLE_DIR)
     assert result.returncode == 0, result.output
     good = json.loads(result.rows("select payload from line_capi_payload limit 1")[0][0])
     bad = {
@@ -410,6 +417,7 @@ def test_payload_validation_test_reports_each_kind_of_bad_payload(tmp_path):
         "--select",
         "line_capi_payload,test_name:is_valid_line_event",
         "--store-failures",
+        export_dir=SAMPLE_DIR,
     )
     assert tested.returncode != 0
     assert f"Got {len(bad)} results" in tested.output, tested.output

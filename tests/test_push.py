@@ -357,14 +357,15 @@ def test_a_ledger_that_cannot_be_written_stops_the_run_with_one_line(db):
     con.execute(
         "create table line_capi_send_keys (event_name varchar not null,"
         " deduplication_key varchar not null check (deduplication_key <> 'order-0000150'),"
-        " event_timestamp bigint not null, outcome_id bigint not null, is_test boolean not null)"
+        " event_timestamp bigint not null, outcome_id bigint not null, is_test boolean not null,"
+        " destination_id integer not null)"
     )
     con.close()
     with mock_server() as srv:
         r = invoke(
             ["push", *FAST, "--batch-size", "50", "--concurrency", "1"], sender_env(db, srv.url)
         )
-    assert r.exit_code == ExitCode.DATABASE_LOCKED
+    assert r.exit_code == ExitCode.DATABASE_ERROR
     assert r.stderr.strip().splitlines()[-1].startswith("error: database ")
     assert "cannot record outcomes in the ledger" in r.stderr and "Traceback" not in r.stderr
     recorded = {row[1] for row in ledger_rows(db)}

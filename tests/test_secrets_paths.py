@@ -26,6 +26,7 @@ from sender_fixtures import (
 )
 
 from sender import fault_points
+from sender.exit_codes import ExitCode
 from sender.line_client import LineClient
 from sender.settings import LineTarget
 
@@ -134,7 +135,7 @@ def test_token_absent_from_help_mock_server_faults_lock_disk_full_and_kill(tmp_p
             env,
             **{fault_points.ENV_VAR: "ledger_write:1:enospc"},
         )
-        assert r.returncode == 5 and "No space left on device" in r.stderr
+        assert r.returncode == ExitCode.DATABASE_ERROR and "No space left on device" in r.stderr
         # read-only commands, JSON forms
         for args in (
             ["status"],

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from pipeline_fixtures import DbtResult, run_dbt
+from pipeline_fixtures import SAMPLE_DIR, DbtResult, run_dbt
 from spark_fixtures import AS_OF, edge_tables, write_mixed_export
+
+from sender.build_info import check_build
 
 HAS_PYSPARK = importlib.util.find_spec("pyspark") is not None
 pytestmark = pytest.mark.skipif(
@@ -30,11 +32,19 @@ SCHEMA = "line_capi"  # the spark target's schema in profiles.example.yml
 
 
 def load_payload_sql(parquet_dir: Path) -> str:
-    """The one statement of docs/spark.md that gives the sender a Spark-built payload."""
+    """The statement of docs/spark.md that gives the sender a Spark-built payload."""
     return (
         "create or replace table line_capi_payload as "
         f"select * from read_parquet('{parquet_dir}/*.parquet') "
         "order by event_timestamp, deduplication_key"
+    )
+
+
+def load_build_info_sql(parquet_dir: Path) -> str:
+    """The statement of docs/spark.md that loads what the Spark build was made from."""
+    return (
+        "create or replace table line_capi_build_info as "
+        f"select * from read_parquet('{parquet_dir}/*.parquet')"
     )
 
 
@@ -53,7 +63,7 @@ class SparkBuild:
             ).fetchall()
 
 
-def build_both(tmp: Path, export: Path | None, spark_args: tuple[str, ...]) -> tuple:
+def build_both(tmp: Path, export: Path, spark_args: tuple[str, ...]) -> tuple:
     vars_ = {"as_of": AS_OF}
     duck = run_dbt(tmp / "duckdb", "build", export_dir=export, vars=vars_)
     assert duck.returncode == 0, duck.output
@@ -91,7 +101,7 @@ def fixture_builds(tmp_path_factory):
 def sample_builds(tmp_path_factory):
     """The bundled sample (CSV) at a fixed as_of; data tests, no unit tests (they ran above)."""
     tmp = _mkdirs(tmp_path_factory.mktemp("spark-sample"))
-    return build_both(tmp, None, ("--exclude-resource-type", "unit_test"))
+    return build_both(tmp, SAMPLE_DIR, ("--exclude-resource-type", "unit_test"))
 
 
 def payload_objects(rows) -> dict[str, dict]:
@@ -169,8 +179,12 @@ def test_sender_reads_a_spark_built_payload_loaded_into_duckdb(fixture_builds, t
     database = tmp_path / "sender.duckdb"
     with duckdb.connect(str(database)) as con:
         con.execute(load_payload_sql(spark.table_dir("line_capi_payload")))
+        con.execute(load_build_info_sql(spark.table_dir("line_capi_build_info")))
         loaded_types = con.sql("describe line_capi_payload").fetchall()
         loaded = con.sql(f"select {PAYLOAD_COLUMNS} from line_capi_payload").fetchall()
+        # the sender accepts the loaded pair as one finished build of a real export
+        info = check_build(con, "https://conversion-api.tr.line.me")
+        assert info.payload_rows == len(loaded) and not info.is_sample
     with duck.connect() as con:
         built_types = con.sql("describe line_capi_payload").fetchall()
         built = con.sql(f"select {PAYLOAD_COLUMNS} from line_capi_payload").fetchall()

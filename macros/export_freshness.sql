@@ -1,0 +1,12 @@
+{#-
+    The loaded_at_query of the export's source freshness (models/staging/karte/_karte__sources.yml):
+    the newest sync_date of `table_name`, parsed as staging parses it (so the bundled sample, whose
+    times follow as_of, is fresh), as a UTC timestamp. A bad threshold var fails the check here.
+-#}
+{% macro karte_export_loaded_at(table_name) %}
+    {%- do karte_freshness_hours() -%}
+    {%- set column = (karte_column_map().get(table_name) or {}).get('sync_date') or 'sync_date' -%}
+    {%- set text = 'cast(' ~ adapter.quote(column) ~ ' as ' ~ dbt.type_string() ~ ')' -%}
+    select {{ unix_seconds_to_timestamp('max(' ~ karte_sync_date_to_unix(text) ~ ')') }}
+    from {{ this }}
+{%- endmacro %}

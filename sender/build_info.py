@@ -1,0 +1,104 @@
+"""What the payload was built from (dbt's table ``line_capi_build_info``), checked before sending.
+
+``push`` refuses a payload whose build did not finish (the build info is missing, or describes
+another table than the one in the file) and a payload built from the bundled sample for any
+endpoint that is not loopback: the sample's times are shifted to look current, and LINE would
+count its invented conversions. Both refusals happen before any connection is made.
+"""
+
+# ruff: noqa: S608 - SQL is built from this package's constant table names; values are bound.
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import duckdb
+
+from sender.database import BUILD_INFO_TABLE, PAYLOAD_TABLE, NoPayload, fetch_one, table_exists
+from sender.settings import is_loopback_host
+
+_COLUMNS = (
+    "invocation_id",
+    "export_location",
+    "is_sample",
+    "built_at",
+    "payload_rows",
+    "payload_event_timestamp_sum",
+)
+
+
+class SampleRefused(Exception):
+    """The payload comes from the bundled sample and the endpoint is not loopback."""
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    invocation_id: str
+    export_location: str
+    is_sample: bool
+    built_at: dt.datetime | None
+    payload_rows: int
+    payload_event_timestamp_sum: int
+
+    def as_dict(self) -> dict:
+        return {
+            "invocation_id": self.invocation_id,
+            "export_location": self.export_location,
+            "is_sample": self.is_sample,
+            "built_at": self.built_at.isoformat(sep=" ") + "Z" if self.built_at else None,
+            "payload_rows": self.payload_rows,
+        }
+
+
+def read_build_info(con: duckdb.DuckDBPyConnection) -> BuildInfo | None:
+    """The build info row, or None when dbt has not written one (or wrote an unusable one)."""
+    if not table_exists(con, BUILD_INFO_TABLE):
+        return None
+    try:
+        rows = con.execute(f"select {', '.join(_COLUMNS)} from {BUILD_INFO_TABLE}").fetchall()
+    except duckdb.Error:  # written by another version of the project
+        return None
+    if len(rows) != 1:
+        return None
+    (invocation_id, location, is_sample, built_at, rows_, checksum) = rows[0]
+    return BuildInfo(
+        str(invocation_id),
+        str(location),
+        bool(is_sample),
+        built_at,
+        int(rows_ or 0),
+        int(checksum or 0),
+    )
+
+
+def check_build(con: duckdb.DuckDBPyConnection, endpoint: str) -> BuildInfo:
+    """The build info, once it is known to describe the payload in the file and to be allowed
+    for ``endpoint``; raises NoPayload or SampleRefused otherwise."""
+    row = fetch_one(
+        con, "select path from duckdb_databases() where database_name = current_database()"
+    )
+    path = row[0] if row else "the database"
+    info = read_build_info(con)
+    if info is None:
+        raise NoPayload(
+            f"database {path} has no usable table {BUILD_INFO_TABLE}: the last dbt build did not"
+            " finish (or predates it); run `dbt build` and send once it succeeds"
+        )
+    row = fetch_one(con, f"select count(*), coalesce(sum(event_timestamp), 0) from {PAYLOAD_TABLE}")
+    rows, checksum = (int(row[0]), int(row[1])) if row else (0, 0)
+    if (rows, checksum) != (info.payload_rows, info.payload_event_timestamp_sum):
+        raise NoPayload(
+            f"{PAYLOAD_TABLE} in {path} ({rows:,} rows) is not the payload of the last finished"
+            f" build ({info.payload_rows:,} rows): a dbt build stopped half-way; run `dbt build`"
+            " and send once it succeeds"
+        )
+    host = urlsplit(endpoint).hostname or ""
+    if info.is_sample and not is_loopback_host(host):
+        raise SampleRefused(
+            f"the payload was built from the bundled sample ({info.export_location}), which is"
+            f" never sent to {host}: build a real export (env KARTE_EXPORT_DIR or var"
+            " karte_export_dir), or rehearse against sender mock-server on 127.0.0.1"
+        )
+    return info

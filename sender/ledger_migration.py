@@ -1,0 +1,123 @@
+"""Migrating a ledger written by an earlier version, in place, with nothing lost.
+
+Earlier ledgers recorded outcomes without their destination. Each outcome row names its run
+(``line_capi_send_batches.run_id``) and each run its endpoint and tag id
+(``line_capi_send_runs``), so every key row is attributed to the destination of the run that
+recorded it. A key row whose run cannot be found (deleted by hand) goes to the destination
+``unknown``/``unknown``: kept, but pending at every real destination. All in one transaction;
+the number of key rows is checked before it commits.
+"""
+
+# ruff: noqa: S608 - SQL is built from this package's constant table names; values are bound.
+
+from __future__ import annotations
+
+import contextlib
+
+import duckdb
+import pyarrow as pa
+
+from sender.database import (
+    BATCHES_DDL,
+    BATCHES_TABLE,
+    DESTINATIONS_DDL,
+    KEYS_DDL,
+    KEYS_TABLE,
+    RUNS_DDL,
+    RUNS_TABLE,
+    DatabaseError,
+    fetch_one,
+    table_exists,
+)
+from sender.destinations import destination_id
+
+UNKNOWN = "unknown"
+_NEW_KEYS = f"{KEYS_TABLE}__migrated"
+
+
+def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    row = fetch_one(
+        con,
+        "select count(*) from duckdb_columns() where schema_name = 'main' and table_name = ?"
+        " and column_name = ? and database_name = current_database()",
+        [table, column],
+    )
+    return bool(row and row[0])
+
+
+def needs_migration(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the file holds a ledger whose key rows have no destination."""
+    return table_exists(con, KEYS_TABLE) and not _has_column(con, KEYS_TABLE, "destination_id")
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> bool:
+    """Migrate in place when needed; returns whether it did."""
+    if not needs_migration(con):
+        return False
+    con.execute("begin transaction")
+    try:
+        _migrate(con)
+        con.execute("commit")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("rollback")
+        raise
+    return True
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(DESTINATIONS_DDL)
+    con.execute(BATCHES_DDL)
+    con.execute(RUNS_DDL)
+    if not _has_column(con, RUNS_TABLE, "destination_id"):
+        con.execute(f"alter table {RUNS_TABLE} add column destination_id integer")
+    # each spelling of (endpoint, tag id) in the runs -> its destination, in order of first use
+    spellings = con.execute(
+        f"select endpoint, tag_id from {RUNS_TABLE} group by endpoint, tag_id"
+        " order by min(started_at), endpoint, tag_id"
+    ).fetchall()
+    ids = [destination_id(con, endpoint, tag, create=True) for endpoint, tag in spellings]
+    mapping = pa.table(
+        {
+            "endpoint": [s[0] for s in spellings],
+            "tag_id": [s[1] for s in spellings],
+            "destination_id": pa.array(ids, pa.int32()),
+        }
+    )
+    con.register("_sender_destination_map", mapping)
+    try:
+        con.execute(
+            f"update {RUNS_TABLE} set destination_id = map.destination_id"
+            " from _sender_destination_map as map"
+            f" where {RUNS_TABLE}.endpoint = map.endpoint and {RUNS_TABLE}.tag_id = map.tag_id"
+        )
+    finally:
+        con.unregister("_sender_destination_map")
+    attributed = f"""
+        select
+            sent.event_name, sent.deduplication_key, sent.event_timestamp, sent.outcome_id,
+            sent.is_test, run.destination_id
+        from {KEYS_TABLE} as sent
+        left join {BATCHES_TABLE} as batch on batch.outcome_id = sent.outcome_id
+        left join {RUNS_TABLE} as run on run.run_id = batch.run_id
+    """
+    row = fetch_one(con, f"select count(*) from ({attributed}) where destination_id is null")
+    unknown = None
+    if row and row[0]:
+        unknown = destination_id(con, UNKNOWN, UNKNOWN, create=True)
+    con.execute(KEYS_DDL.replace(KEYS_TABLE, _NEW_KEYS))
+    con.execute(
+        f"insert into {_NEW_KEYS} (event_name, deduplication_key, event_timestamp, outcome_id,"
+        " is_test, destination_id)"
+        " select event_name, deduplication_key, event_timestamp, outcome_id, is_test,"
+        f" coalesce(destination_id, {int(unknown or 0)}) from ({attributed})"
+    )
+    before = fetch_one(con, f"select count(*) from {KEYS_TABLE}")
+    after = fetch_one(con, f"select count(*) from {_NEW_KEYS}")
+    if before != after:
+        raise DatabaseError(
+            f"ledger migration stopped: {before[0] if before else 0} key rows before,"
+            f" {after[0] if after else 0} after; nothing was changed"
+        )
+    con.execute(f"drop table {KEYS_TABLE}")
+    con.execute(f"alter table {_NEW_KEYS} rename to {KEYS_TABLE}")

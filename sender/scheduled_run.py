@@ -1,0 +1,362 @@
+"""``sender run``: the hourly job in one command, for cron, systemd, CI and containers.
+
+1. Take the lock file next to the database (``fcntl.flock``): a second run exits at once.
+2. ``dbt source freshness``: a stale export stops the run with one line naming the table and age.
+3. ``dbt build`` of the models and data tests (unit tests belong to development and CI).
+4. ``sender push``, whose exit code is the run's.
+
+Every line dbt and the sender print goes to the run log with a timestamp; the console gets the
+run's own lines and the push's output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from sender.exit_codes import ExitCode
+
+PROJECT_FILE = "dbt_project.yml"
+DEFAULT_LOG_NAME = "line_capi_run.log"
+BUILD_ARGS = ("build", "--exclude-resource-type", "unit_test")
+
+# dbt's console lines: colour codes and an HH:MM:SS prefix
+_DBT_PREFIX = re.compile(r"^(?:\x1b\[[0-9;]*m)*(?:\d\d:\d\d:\d\d\s+)?")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# the sender's own timestamp off a terminal (sender.progress): the log adds one already
+_SENDER_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ sender: ")
+_DBT_ERROR_HEADER = re.compile(r"(Compilation|Runtime|Database|Parsing|Dependency|Internal) Error")
+
+
+class RunError(Exception):
+    """The run stops here; the message is one line."""
+
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    project_dir: Path
+    database: Path
+    export_dir: Path | None
+    log_file: Path
+    dbt: str
+    dbt_args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def find_dbt() -> str | None:
+    """dbt next to this Python (the same virtualenv), else on PATH."""
+    beside = Path(sys.executable).parent / "dbt"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("dbt")
+
+
+def default_project_dir() -> Path:
+    """The current folder when it holds dbt_project.yml, else the checkout this sender runs from."""
+    cwd = Path.cwd()
+    if (cwd / PROJECT_FILE).is_file():
+        return cwd
+    checkout = Path(__file__).resolve().parent.parent
+    return checkout if (checkout / PROJECT_FILE).is_file() else cwd
+
+
+def lock_path(database: Path) -> Path:
+    return database.with_name(database.name + ".lock")
+
+
+@contextlib.contextmanager
+def run_lock(database: Path) -> Iterator[Path]:
+    """Hold the lock file next to the database for the whole run (released by the kernel if the
+    process dies, so a killed run never leaves a stale lock)."""
+    path = lock_path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            raise RunError(
+                f"another sender run (pid {holder}) holds {path}; this one did nothing",
+                ExitCode.ALREADY_RUNNING,
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        try:
+            yield path
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class RunLog:
+    """Timestamped lines to the log file (appended) and, when asked, to a console stream."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def write(self, source: str, text: str, echo: IO[str] | None = None) -> None:
+        """Log ``text``; echo it too (the run's own lines with a timestamp off a terminal)."""
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        plain = _SENDER_STAMP.sub("", _ANSI.sub("", text))
+        with self._lock:
+            self._file.write(f"{stamp} {source}: {plain}\n")
+            self._file.flush()
+            if echo is not None:
+                if source == "run" and not echo.isatty():
+                    text = f"{stamp} sender run: {text}"
+                echo.write(text + "\n")
+                echo.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _pump(stream: IO[str], on_line: Callable[[str], None]) -> None:
+    for line in stream:
+        on_line(line.rstrip("\n"))
+
+
+def run_logged(
+    command: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    log: RunLog,
+    source: str,
+    echo_out: IO[str] | None = None,
+    echo_err: IO[str] | None = None,
+) -> tuple[int, list[str]]:
+    """Run ``command``; log each line of its stdout and stderr. Returns the exit code and the
+    lines (stdout and stderr, in arrival order). Ctrl-C/SIGTERM stop the child too."""
+    lines: list[str] = []
+    in_traceback = [False]
+
+    def sink(echo: IO[str] | None) -> Callable[[str], None]:
+        def on_line(text: str) -> None:
+            lines.append(text)
+            # the traceback of a crash goes to the log only; the console gets its one line
+            if text.startswith("Traceback (most recent call last):"):
+                in_traceback[0] = True
+            elif in_traceback[0] and text.startswith("error: "):
+                in_traceback[0] = False
+            log.write(source, text, None if in_traceback[0] else echo)
+
+        return on_line
+
+    proc = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+    )
+    err_thread = threading.Thread(target=_pump, args=(proc.stderr, sink(echo_err)), daemon=True)
+    err_thread.start()
+    try:
+        _pump(proc.stdout, sink(echo_out))
+        err_thread.join()
+        return proc.wait(), lines
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+
+
+def dbt_error_line(lines: list[str]) -> str:
+    """The one line that says why dbt failed, from its console output."""
+    clean = [_DBT_PREFIX.sub("", _ANSI.sub("", line)).strip() for line in lines]
+    for i, text in enumerate(clean):
+        if _DBT_ERROR_HEADER.search(text) or text == "Encountered an error:":
+            for following in clean[i + 1 :]:
+                if (
+                    following
+                    and not following.startswith(">")
+                    and not _DBT_ERROR_HEADER.search(following)
+                ):
+                    return following
+        if text.startswith("Failure in ") or text.startswith("Error in "):
+            return text
+    done = [t for t in clean if t.startswith("Done.")]
+    return done[-1] if done else (next((t for t in reversed(clean) if t), "no output"))
+
+
+def target_path(config: RunConfig) -> Path:
+    """Where dbt writes sources.json: --target-path among the dbt arguments, env
+    DBT_TARGET_PATH, or target/ in the project."""
+    value = config.env.get("DBT_TARGET_PATH") or "target"
+    args = list(config.dbt_args)
+    for i, arg in enumerate(args):
+        if arg == "--target-path" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--target-path="):
+            value = arg.split("=", 1)[1]
+    path = Path(value)
+    return path if path.is_absolute() else config.project_dir / path
+
+
+@dataclass(frozen=True)
+class Freshness:
+    table: str
+    status: str  # pass, warn, error, runtime error
+    age_hours: float | None
+    limit_hours: float | None
+
+    def describe(self) -> str:
+        if self.age_hours is None or self.age_hours > 24 * 365 * 100:
+            return f"KARTE export table {self.table} has no row with a readable sync_date"
+        limit = f" (the limit is {self.limit_hours:g} h)" if self.limit_hours else ""
+        return (
+            f"KARTE export table {self.table} is stale: its newest sync_date is"
+            f" {self.age_hours:.1f} h old{limit}"
+        )
+
+
+def read_freshness(path: Path, since: float) -> list[Freshness]:
+    """The per-table results of the `dbt source freshness` that wrote ``path`` after ``since``."""
+    if not path.is_file() or path.stat().st_mtime < since:
+        return []
+    try:
+        results = json.loads(path.read_text(encoding="utf-8")).get("results", [])
+    except (OSError, ValueError):
+        return []
+    found = []
+    for result in results:
+        criteria = result.get("criteria") or {}
+        key = "error_after" if result.get("status") == "error" else "warn_after"
+        limit = (criteria.get(key) or {}).get("count")
+        age = result.get("max_loaded_at_time_ago_in_s")
+        found.append(
+            Freshness(
+                table=str(result.get("unique_id", "?")).rsplit(".", 1)[-1],
+                status=str(result.get("status")),
+                age_hours=age / 3600 if isinstance(age, int | float) else None,
+                limit_hours=float(limit) if isinstance(limit, int | float) else None,
+            )
+        )
+    return found
+
+
+class ScheduledRun:
+    def __init__(
+        self, config: RunConfig, *, out: IO[str] | None = None, err: IO[str] | None = None
+    ) -> None:
+        self.config = config
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.log = RunLog(config.log_file)
+
+    def say(self, message: str) -> None:
+        self.log.write("run", message, self.err)
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(self.config.env)
+        env.update(
+            {
+                "LINE_CAPI_DUCKDB": str(self.config.database),
+                # relative dbt vars (karte_sample_dir) resolve against the project folder
+                "PWD": str(self.config.project_dir),
+                "DO_NOT_TRACK": "1",
+                "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+                "DBT_USE_COLORS": "false",
+            }
+        )
+        if self.config.export_dir is not None:
+            env["KARTE_EXPORT_DIR"] = str(self.config.export_dir)
+        return env
+
+    def dbt(self, *args: str) -> tuple[int, list[str]]:
+        command = [self.config.dbt, *args, *self.config.dbt_args]
+        return run_logged(
+            command, cwd=self.config.project_dir, env=self.child_env(), log=self.log, source="dbt"
+        )
+
+    def check_freshness(self) -> None:
+        started = time.time()
+        code, lines = self.dbt("source", "freshness")
+        results = read_freshness(target_path(self.config) / "sources.json", started)
+        for result in results:
+            if result.status == "warn":
+                self.say(f"warning: {result.describe()}")
+        stale = [r for r in results if r.status == "error"]
+        if stale:
+            raise RunError(stale[0].describe(), ExitCode.STALE_EXPORT)
+        if code != 0:
+            raise RunError(
+                f"dbt source freshness failed: {dbt_error_line(lines)}", ExitCode.BUILD_FAILED
+            )
+        ages = ", ".join(
+            f"{r.table} {r.age_hours:.1f} h old" for r in results if r.age_hours is not None
+        )
+        self.say(f"export fresh ({ages})" if ages else "export fresh")
+
+    def build(self) -> None:
+        code, lines = self.dbt(*BUILD_ARGS)
+        if code != 0:
+            raise RunError(f"dbt build failed: {dbt_error_line(lines)}", ExitCode.BUILD_FAILED)
+        self.say(f"dbt build ok: {dbt_error_line(lines)}")
+
+    def push(self) -> int:
+        command = [sys.executable, "-m", "sender", "--debug", "push"]
+        code, _ = run_logged(
+            command,
+            cwd=self.config.project_dir,
+            env=self.child_env(),
+            log=self.log,
+            source="sender",
+            echo_out=self.out,
+            echo_err=self.err,
+        )
+        if code == ExitCode.INTERNAL_ERROR:
+            self.say(f"the traceback is in {self.config.log_file}")
+        return code
+
+    def run(self) -> int:
+        try:
+            self.say(
+                f"start: project {self.config.project_dir}, database {self.config.database},"
+                f" export {self.config.export_dir or '(from the dbt vars)'}"
+            )
+            with run_lock(self.config.database):
+                self.check_freshness()
+                self.build()
+                code = self.push()
+            self.say(f"done: exit {code}")
+            return code
+        except RunError as exc:
+            self.log.write("run", f"error: {exc}; log: {self.config.log_file}", self.err)
+            return int(exc.code)
+        except KeyboardInterrupt:
+            self.say("error: interrupted: what was not acknowledged stays pending")
+            return int(ExitCode.INTERRUPTED)
+        finally:
+            self.log.close()

@@ -1,0 +1,102 @@
+"""Helpers for the tests of the scheduled job: exports whose times follow the clock, and running
+``sender run`` on the real project with its own database, target folder and log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+from pathlib import Path
+
+from pipeline_fixtures import ROOT, write_export
+from sender_fixtures import TAG_ID, TOKEN, run_cli
+
+HOUR = 3600
+
+
+def iso(unix: float) -> str:
+    return dt.datetime.fromtimestamp(int(unix), dt.timezone(dt.timedelta(hours=9))).isoformat()
+
+
+def clock_export(directory: Path, conversions: dict[str, float], newest_hours: float) -> Path:
+    """An export written ``newest_hours`` after its newest event; ``conversions`` maps an order
+    id to its age in hours. Every buyer has an email, so every conversion is sendable."""
+    now = time.time()
+    rows, views, users = [], [], []
+    for i, (key, age) in enumerate(conversions.items()):
+        at = iso(now - age * HOUR)
+        rows.append(
+            {
+                "event_name": "buy",
+                "user_id": f"u{i}",
+                "transaction_id": key,
+                "sync_date": at,
+                "pv_id": f"pv-{i}",
+            }
+        )
+        views.append(
+            {
+                "user_id": f"u{i}",
+                "sync_date": at,
+                "pv_id": f"pv-{i}",
+                "url": "https://shop.example.jp/thanks",
+            }
+        )
+        users.append({"user_id": f"u{i}", "email": f"buyer{i}@example.jp"})
+    # the newest event of each table: a page view and a non-conversion event
+    newest = iso(now - newest_hours * HOUR)
+    rows.append(
+        {
+            "event_name": "view",
+            "user_id": "u-last",
+            "transaction_id": "",
+            "sync_date": newest,
+            "pv_id": "pv-last",
+        }
+    )
+    views.append(
+        {
+            "user_id": "u-last",
+            "sync_date": newest,
+            "pv_id": "pv-last",
+            "url": "https://shop.example.jp/",
+        }
+    )
+    return write_export(directory, {"conversions": rows, "page_views": views, "user_master": users})
+
+
+def dbt_args(tmp: Path) -> list[str]:
+    """dbt's own folders under tmp, so that tests never share them."""
+    profiles = tmp / "profiles"
+    profiles.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "profiles.example.yml", profiles / "profiles.yml")
+    return [
+        "--target-path",
+        str(tmp / "target"),
+        "--log-path",
+        str(tmp / "logs"),
+        "--profiles-dir",
+        str(profiles),
+    ]
+
+
+def sender_run(
+    tmp: Path,
+    url: str,
+    *args: str,
+    export: Path | None = None,
+    vars_: str = "",
+    env: dict | None = None,
+    timeout: float = 300,
+):
+    """`sender run` on the project in ROOT, as a scheduler starts it."""
+    full_env = {
+        "LINE_CAPI_DUCKDB": str(tmp / "line_capi.duckdb"),
+        "LINE_TAG_ID": TAG_ID,
+        "LINE_ACCESS_TOKEN": TOKEN,
+        "LINE_CAPI_ENDPOINT": url,
+        "KARTE_EXPORT_DIR": str(export) if export else "",
+        **(env or {}),
+    }
+    extra = ["--vars", vars_] if vars_ else []
+    return run_cli(["run", *args, "--", *dbt_args(tmp), *extra], full_env, timeout=timeout)

@@ -1,0 +1,107 @@
+"""Never the sample in production, never a half-finished build: what dbt records of each build
+(line_capi_build_info) and what the sender refuses before any connection."""
+
+from __future__ import annotations
+
+import socket
+
+import duckdb
+import pytest
+from pipeline_fixtures import SAMPLE_DIR, run_dbt
+from sender_fixtures import FAST, TOKEN, make_event, mock_server, run_cli, sender_env, write_payload
+
+from sender.exit_codes import ExitCode
+
+
+@pytest.fixture(scope="module")
+def sample_build(tmp_path_factory):
+    """The sample, named the way a scheduled job names its export: env KARTE_EXPORT_DIR."""
+    tmp = tmp_path_factory.mktemp("sample")
+    result = run_dbt(tmp, "run", env={"KARTE_EXPORT_DIR": str(SAMPLE_DIR)})
+    assert result.returncode == 0, result.output
+    return result
+
+
+def test_a_build_without_an_export_location_fails_in_one_line(tmp_path):
+    result = run_dbt(tmp_path, "build")
+    assert result.returncode != 0
+    message = "no KARTE export named: set env KARTE_EXPORT_DIR or --vars"
+    lines = [line for line in result.output.splitlines() if message in line]
+    assert len(lines) == 1, result.output
+    assert not result.database.exists() or not result.rows(
+        "select * from duckdb_tables() where table_name = 'line_capi_payload'"
+    )
+
+
+def test_build_info_records_what_the_build_read(sample_build):
+    [row] = sample_build.rows(
+        "select export_location, is_sample, lookback_hours, conversions_rows, page_views_rows,"
+        " line_users_rows, user_master_rows, payload_rows, rejected_rows,"
+        " epoch(as_of) - epoch(window_start) from line_capi_build_info"
+    )
+    (payload_rows,) = sample_build.rows("select count(*) from line_capi_payload")[0]
+    (rejected_rows,) = sample_build.rows("select count(*) from line_capi_rejected")[0]
+    assert row == (str(SAMPLE_DIR), True, 24, 83, 217, 10, 40, payload_rows, rejected_rows, 86400)
+
+
+def test_the_sample_is_never_sent_to_a_real_endpoint_and_no_connection_is_made(sample_build):
+    db = sample_build.database
+    with socket.socket() as proxy:  # every HTTPS connection would go through it
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen(8)
+        proxy.setblocking(False)
+        env = sender_env(db, "https://conversion-api.tr.line.me")
+        env["HTTPS_PROXY"] = env["https_proxy"] = f"http://127.0.0.1:{proxy.getsockname()[1]}"
+        for extra in ([], ["--test", "--limit", "1"], ["--resend"]):
+            r = run_cli(["push", *FAST, *extra], env)
+            assert r.returncode == ExitCode.SAMPLE_DATA_REFUSED, r.stderr
+            [line] = r.stderr.strip().splitlines()
+            assert line.startswith("error: the payload was built from the bundled sample")
+            assert TOKEN not in r.stdout + r.stderr
+        with pytest.raises(BlockingIOError):
+            proxy.accept()  # nobody ever connected
+    with duckdb.connect(str(db), read_only=True) as con:  # nothing was recorded either
+        assert not con.sql(
+            "select * from duckdb_tables() where table_name = 'line_capi_send_runs'"
+        ).fetchall()
+    with mock_server() as srv:  # a rehearsal on loopback is allowed
+        r = run_cli(["push", *FAST], sender_env(db, srv.url, LINE_CHANNEL_ID="1234567890"))
+        assert r.returncode == ExitCode.OK, r.stderr
+        assert srv.stats()["accepted_unique"] > 0
+
+
+@pytest.mark.parametrize("damage", ["drop build info", "a row more", "another build's rows"])
+def test_a_half_finished_build_is_never_sent(tmp_path, damage):
+    db = tmp_path / "line_capi.duckdb"
+    write_payload(db, [make_event(i) for i in range(20)])
+    with duckdb.connect(str(db)) as con:
+        if damage == "drop build info":
+            con.execute("drop table line_capi_build_info")
+        elif damage == "a row more":
+            con.execute("insert into line_capi_payload select * from line_capi_payload limit 1")
+        else:  # same count, other rows: the payload of the next build, whose tests failed
+            con.execute("update line_capi_payload set event_timestamp = event_timestamp + 3600")
+    with mock_server() as srv:
+        r = run_cli(["push", *FAST], sender_env(db, srv.url))
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.NO_PAYLOAD, r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert "run `dbt build` and send once it succeeds" in line
+
+
+def test_a_crash_exits_70_with_one_line_and_the_traceback_only_with_debug(tmp_path):
+    db = tmp_path / "line_capi.duckdb"
+    write_payload(db, [make_event(i) for i in range(20)])
+    with mock_server() as srv:
+        env = sender_env(db, srv.url, LINE_CAPI_FAULT_POINT="after_response:1:crash")
+        r = run_cli(["push", *FAST], env)
+        debug = run_cli(["--debug", "push", *FAST, "--resend"], env)
+    assert r.returncode == debug.returncode == ExitCode.INTERNAL_ERROR, r.stderr
+    [line] = [x for x in r.stderr.splitlines() if x.startswith("error:")]
+    assert line.startswith("error: internal error (RuntimeError: fault point after_response")
+    assert line.endswith("run with --debug for the traceback") and "Traceback" not in r.stderr
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert TOKEN not in r.stderr + debug.stderr + r.stdout + debug.stdout
+    with duckdb.connect(str(db), read_only=True) as con:  # the runs table says so too
+        outcomes = con.sql("select outcome, exit_code from line_capi_send_runs").fetchall()
+    assert outcomes == [("error", 70), ("error", 70)]

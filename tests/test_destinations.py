@@ -1,0 +1,174 @@
+"""The ledger per destination: a rehearsal never hides an event from the real tag, and a ledger
+written by the previous version migrates in place with nothing lost."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import duckdb
+from sender_fixtures import TAG_ID, TOKEN, invoke, make_event, mock_server, write_payload
+
+from sender.database import connect
+from sender.progress import Progress
+from sender.push import PushOptions, push
+from sender.settings import LineTarget
+
+OTHER_TAG = "6ba7b810-9dad-41d1-80b4-00c04fd430c8"
+
+# The ledger's tables as the previous version created them (no destinations): kept as they were,
+# to write a ledger file of that version.
+V1_DDL = """
+create table line_capi_send_batches (
+    outcome_id bigint not null, batch_id varchar not null, run_id varchar not null,
+    status varchar not null check (status in ('accepted', 'rejected_by_api', 'expired')),
+    http_status integer, attempts integer not null, events integer not null,
+    is_test boolean not null, sent_at timestamp not null, error varchar
+);
+create table line_capi_send_keys (
+    event_name varchar not null, deduplication_key varchar not null,
+    event_timestamp bigint not null, outcome_id bigint not null, is_test boolean not null
+);
+create or replace view line_capi_send_log as
+select sent.event_name, sent.deduplication_key, batch.status, batch.http_status, batch.attempts,
+    batch.batch_id, batch.run_id, sent.event_timestamp, batch.is_test, batch.sent_at, batch.error
+from line_capi_send_keys as sent
+inner join line_capi_send_batches as batch on sent.outcome_id = batch.outcome_id;
+create table line_capi_send_runs (
+    run_id varchar not null, tag_id varchar not null, endpoint varchar not null,
+    is_test boolean not null, is_resend boolean not null, pending bigint, sent bigint,
+    accepted bigint, rejected bigint, expired bigint, left_pending bigint, retried bigint,
+    requests bigint, exit_code integer, outcome varchar, started_at timestamp not null,
+    finished_at timestamp
+);
+create or replace view line_capi_pending as
+select payload.* from line_capi_payload as payload
+where not exists (
+    select 1 from line_capi_send_keys as sent
+    where sent.event_name = payload.event_name
+        and sent.deduplication_key = payload.deduplication_key and not sent.is_test
+);
+"""
+
+
+def send(db, url, tag_id=TAG_ID):
+    target = LineTarget.from_values(endpoint=url, tag_id=tag_id, token=TOKEN, channel_id=None)
+    con = connect(db, read_only=False)
+    try:
+        options = PushOptions(backoff_base=0.01, max_backoff=0.05, timeout=5.0, batch_size=50)
+        return push(con, target, options, Progress(quiet=True))
+    finally:
+        con.close()
+
+
+def test_each_destination_has_its_own_pending_set(tmp_path):
+    db = tmp_path / "line_capi.duckdb"
+    write_payload(db, [make_event(i) for i in range(191)])
+    with mock_server() as rehearsal, mock_server() as real, mock_server(tag_id=OTHER_TAG) as other:
+        assert send(db, rehearsal.url).accepted == 191
+        assert send(db, real.url).accepted == 191  # the rehearsal hid nothing from it
+        assert send(db, other.url, OTHER_TAG).accepted == 191  # nor from another tag
+        again = send(db, real.url)
+        assert (again.pending, again.requests) == (0, 0)
+        assert len(real.accepted) == len(other.accepted) == 191
+    # the same destination however its URL is spelled
+    spelled = real.url.replace("127.0.0.1", "127.0.0.1") + "/"
+    assert send(db, spelled).pending == 0
+    r = invoke(["status", "--json"], {"LINE_CAPI_DUCKDB": str(db)})
+    status = json.loads(r.stdout)
+    assert [
+        (d["endpoint"], d["tag_id"], d["counts"]["accepted"], d["pending"])
+        for d in status["destinations"]
+    ] == [
+        (rehearsal.url, TAG_ID, 191, 0),
+        (real.url, TAG_ID, 191, 0),
+        (other.url, OTHER_TAG, 191, 0),
+    ]
+    write_payload(db, [make_event(i) for i in range(200)])  # the next build: 9 new events
+    status = json.loads(invoke(["status", "--json"], {"LINE_CAPI_DUCKDB": str(db)}).stdout)
+    assert [d["pending"] for d in status["destinations"]] == [9, 9, 9]
+    assert status["pending"] == 9  # line_capi_pending: at the destination of the last push
+
+
+def write_v1_ledger(db, *, runs, outcomes):
+    """A ledger file as the previous version wrote it. runs: (run_id, endpoint, tag_id, minute);
+    outcomes: (outcome_id, run_id, status, is_test, [keys])."""
+    con = duckdb.connect(str(db))
+    try:
+        con.execute(V1_DDL)
+        start = dt.datetime(2026, 1, 1)
+        for run_id, endpoint, tag_id, minute in runs:
+            con.execute(
+                "insert into line_capi_send_runs (run_id, tag_id, endpoint, is_test, is_resend,"
+                " started_at) values (?, ?, ?, false, false, ?)",
+                [run_id, tag_id, endpoint, start + dt.timedelta(minutes=minute)],
+            )
+        for outcome_id, run_id, status, is_test, keys in outcomes:
+            con.execute(
+                "insert into line_capi_send_batches values (?, ?, ?, ?, 202, 1, ?, ?, ?, null)",
+                [outcome_id, f"b{outcome_id}", run_id, status, len(keys), is_test, start],
+            )
+            con.executemany(
+                "insert into line_capi_send_keys values ('Purchase', ?, 1, ?, ?)",
+                [[key, outcome_id, is_test] for key in keys],
+            )
+    finally:
+        con.close()
+
+
+def test_a_ledger_of_the_previous_version_migrates_in_place_with_nothing_lost(tmp_path):
+    db = tmp_path / "line_capi.duckdb"
+    write_payload(db, [make_event(i) for i in range(10)])
+    real = "https://conversion-api.tr.line.me"
+    write_v1_ledger(
+        db,
+        runs=[
+            ("r-mock", "http://127.0.0.1:8787", TAG_ID, 0),
+            ("r-real", real, TAG_ID.upper(), 10),  # the same tag, spelled otherwise
+            ("r-real2", real + "/", TAG_ID, 20),
+        ],
+        outcomes=[
+            (1, "r-mock", "accepted", False, [f"order-{i:07d}" for i in range(10)]),
+            (2, "r-real", "accepted", False, ["order-0000000", "order-0000001"]),
+            (3, "r-real2", "rejected_by_api", False, ["order-0000002"]),
+            (4, "r-real2", "accepted", True, ["order-0000003"]),  # a test send
+            (5, "r-deleted", "accepted", False, ["order-0000004"]),  # its run is gone
+        ],
+    )
+    with duckdb.connect(str(db), read_only=True) as con:
+        before = con.sql("select * from line_capi_send_log order by all").fetchall()
+    # first use: a read-only command
+    r = invoke(["status", "--json"], {"LINE_CAPI_DUCKDB": str(db)})
+    assert r.exit_code == 0, r.stderr
+    status = json.loads(r.stdout)
+    with duckdb.connect(str(db), read_only=True) as con:
+        after = con.sql(
+            "select * exclude (destination_id, endpoint, tag_id) from line_capi_send_log"
+            " order by all"
+        ).fetchall()
+        where = dict(
+            con.sql(
+                "select deduplication_key || '@' || run_id, endpoint from line_capi_send_log"
+            ).fetchall()
+        )
+        runs = dict(con.sql("select run_id, destination_id from line_capi_send_runs").fetchall())
+    assert after == before  # every outcome kept, unchanged
+    assert where["order-0000000@r-mock"] == "http://127.0.0.1:8787"
+    assert where["order-0000000@r-real"] == real and where["order-0000002@r-real2"] == real
+    assert where["order-0000004@r-deleted"] == "unknown"
+    assert runs["r-real"] == runs["r-real2"] != runs["r-mock"]
+    by_endpoint = {d["endpoint"]: d for d in status["destinations"]}
+    assert by_endpoint[real]["counts"] == {"accepted": 2, "rejected_by_api": 1, "expired": 0}
+    assert by_endpoint[real]["pending"] == 7 and by_endpoint[real]["test_events"] == 1
+    assert by_endpoint["http://127.0.0.1:8787"]["pending"] == 0
+    assert by_endpoint["unknown"]["pending"] == 9
+    assert status["pending"] == 7  # the last push went to the real tag
+    # the next push to the real tag sends exactly what it never had
+    with mock_server() as srv:
+        con = duckdb.connect(str(db))
+        con.execute(
+            "update line_capi_send_destinations set endpoint = ? where endpoint = ?",
+            [srv.url, real],
+        )
+        con.close()
+        assert send(db, srv.url).accepted == 7

@@ -1,0 +1,132 @@
+"""The scheduling recipes of docs/operations.md are the files in deploy/, each runs exactly
+`sender run`, and the cron and systemd ones run here as the scheduler would run them."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from pipeline_fixtures import ROOT
+from schedule_fixtures import clock_export
+from sender_fixtures import TAG_ID, TOKEN, mock_server
+
+DEPLOY = ROOT / "deploy"
+RECIPES = sorted(p for p in DEPLOY.rglob("*") if p.is_file())
+SERVICE_ROOT = "/srv/line-capi"
+
+
+def test_every_recipe_is_shown_verbatim_in_the_operations_page():
+    page = (ROOT / "docs" / "operations.md").read_text()
+    assert len(RECIPES) == 6
+    for recipe in RECIPES:
+        assert recipe.read_text().rstrip("\n") in page, recipe
+        assert f"`{recipe.relative_to(ROOT)}`" in page, recipe
+
+
+def test_every_recipe_runs_the_one_entry_point():
+    cron = (DEPLOY / "cron" / "line-capi.cron").read_text()
+    assert cron_command(cron).endswith(".venv/bin/sender run")
+    assert service()["ExecStart"] == f"{SERVICE_ROOT}/.venv/bin/sender run"
+    workflow = yaml.safe_load((DEPLOY / "github-actions" / "line-capi.yml").read_text())
+    runs = [step.get("run", "") for step in workflow["jobs"]["run"]["steps"]]
+    assert runs[-1] == ".venv/bin/sender run" and not any("dbt build" in r for r in runs)
+    docker = (DEPLOY / "docker" / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["sender", "run"]' in docker and 'VOLUME ["/data"]' in docker
+    for line in docker.splitlines():  # everything it copies exists in the repository
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert (ROOT / source).exists(), source
+
+
+def cron_command(text: str) -> str:
+    [line] = [x for x in text.splitlines() if x.strip() and not x.startswith("#")]
+    return line.split(None, 5)[5]
+
+
+def service() -> dict[str, str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str
+    parser.read(DEPLOY / "systemd" / "line-capi.service")
+    return dict(parser["Service"])
+
+
+@pytest.fixture
+def install(tmp_path):
+    """An install at a folder of its own, laid out as the recipes expect: the project, its
+    .venv, and the .env of deploy/env.example with this test's values."""
+    home = tmp_path / "srv"
+    home.mkdir()
+    for name in ("dbt_project.yml", "models", "macros", "seeds", "tests", "sample"):
+        (home / name).symlink_to(ROOT / name)
+    (home / "profiles.yml").symlink_to(ROOT / "profiles.example.yml")
+    (home / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    export = clock_export(tmp_path / "export", {"ORD-1": 1, "ORD-2": 3}, newest_hours=0.2)
+    return home, export
+
+
+def write_env(home: Path, values: dict[str, str]) -> None:
+    lines = []
+    for line in (DEPLOY / "env.example").read_text().splitlines():
+        name = line.split("=", 1)[0]
+        lines.append(f"{name}={values[name]}" if name in values else line)
+    (home / ".env").write_text("\n".join(lines) + "\n")
+    (home / ".env").chmod(0o600)
+
+
+def scheduler_env() -> dict[str, str]:
+    """What cron or systemd start a job with: almost nothing."""
+    return {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8"}
+
+
+def test_the_cron_and_systemd_recipes_run_the_hourly_job(install):
+    home, export = install
+    with mock_server() as srv:
+        write_env(
+            home,
+            {
+                "KARTE_EXPORT_DIR": str(export),
+                "LINE_TAG_ID": TAG_ID,
+                "LINE_ACCESS_TOKEN": TOKEN,
+                "LINE_CAPI_DUCKDB": "data/line_capi.duckdb",
+            },
+        )
+        (home / ".env").write_text((home / ".env").read_text() + f"LINE_CAPI_ENDPOINT={srv.url}\n")
+        # cron: the line's command, through a shell
+        command = cron_command((DEPLOY / "cron" / "line-capi.cron").read_text())
+        command = command.replace(SERVICE_ROOT, str(home))
+        cron = subprocess.run(
+            ["/bin/sh", "-c", command],
+            env=scheduler_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert cron.returncode == 0, cron.stderr
+        assert srv.stats()["accepted_unique"] == 2
+        # systemd: ExecStart in WorkingDirectory, with the EnvironmentFile's variables
+        unit = {k: v.replace(SERVICE_ROOT, str(home)) for k, v in service().items()}
+        env = scheduler_env()
+        for line in Path(unit["EnvironmentFile"]).read_text().splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.partition("=")
+                env[name] = value
+        systemd = subprocess.run(
+            shlex.split(unit["ExecStart"]),
+            cwd=unit["WorkingDirectory"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert systemd.returncode == 0, systemd.stderr
+        assert "pending 0, sent 0" in systemd.stdout  # the ledger: nothing twice
+        assert srv.stats()["duplicates"] == 0
+    log = (home / "data" / "line_capi_run.log").read_text()
+    assert log.count("run: done: exit 0") == 2
+    assert TOKEN not in log + cron.stderr + cron.stdout + systemd.stderr + systemd.stdout

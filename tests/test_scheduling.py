@@ -1,0 +1,127 @@
+"""The scheduled job: `sender run` (lock, freshness, build, push), stale exports, catch-up after
+an outage, and the recipes of docs/operations.md, run as a scheduler would run them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from pipeline_fixtures import SAMPLE_DIR, run_dbt
+from schedule_fixtures import clock_export, sender_run
+from sender_fixtures import TOKEN, mock_server
+
+from sender.exit_codes import ExitCode
+from sender.scheduled_run import lock_path
+
+
+def one_error_line(stderr: str) -> str:
+    errors = [line for line in stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+def test_a_stale_export_stops_the_run_with_one_line_naming_the_table_and_age(tmp_path):
+    export = clock_export(tmp_path / "export", {"ORD-1": 31}, newest_hours=30)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
+    line = one_error_line(r.stderr)
+    assert "KARTE export table conversions is stale" in line or "table page_views" in line
+    assert "30.0 h old (the limit is 6 h)" in line
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "line_capi.duckdb").exists() or "dbt build ok" not in r.stderr
+    log = (tmp_path / "line_capi_run.log").read_text()
+    assert "freshness of karte.conversions" in log  # dbt's own lines, timestamped
+    assert "is stale" in log
+
+
+def test_a_fresh_export_without_conversions_in_the_window_is_normal(tmp_path):
+    export = clock_export(tmp_path / "export", {"ORD-OLD": 40}, newest_hours=0.2)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.OK, r.stderr
+    assert "export fresh" in r.stderr and "pending 0, sent 0" in r.stdout
+
+
+def test_catch_up_after_an_outage_sends_exactly_what_was_never_accepted(tmp_path):
+    """Outage longer than lookback_hours: one run with a wider window sends only the rest."""
+    ages = {"ORD-NEW": 2, "ORD-DAY2": 30, "ORD-DAY3": 50, "ORD-GONE": 100}
+    export = clock_export(tmp_path / "export", ages, newest_hours=0.1)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert r.returncode == ExitCode.OK, r.stderr
+        assert srv.accepted == {("Conversion", "ORD-NEW"): 1}
+        r = sender_run(tmp_path, srv.url, export=export, vars_="{lookback_hours: 72}")
+        assert r.returncode == ExitCode.OK, r.stderr
+        assert "pending 2, sent 2, accepted 2" in r.stdout
+        # every key once: nothing sent twice, the 100-hour-old one outside even the wider window
+        assert srv.accepted == {
+            ("Conversion", "ORD-NEW"): 1,
+            ("Conversion", "ORD-DAY2"): 1,
+            ("Conversion", "ORD-DAY3"): 1,
+        }
+
+
+def test_a_second_concurrent_run_is_refused_at_once(tmp_path):
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.1)
+    lock = lock_path(tmp_path / "line_capi.duckdb")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time\n"
+            f"f = open({str(lock)!r}, 'a+'); f.write('4242'); f.flush()\n"
+            "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with mock_server() as srv:
+            r = sender_run(tmp_path, srv.url, export=export)
+            assert srv.stats()["requests"] == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    assert r.returncode == ExitCode.ALREADY_RUNNING, r.stderr
+    assert "another sender run (pid 4242) holds" in one_error_line(r.stderr)
+    assert not (tmp_path / "line_capi.duckdb").exists()  # nothing was built
+
+
+def test_a_failed_build_sends_nothing(tmp_path):
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.1)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export, vars_="{lookback_hours: 0}")
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
+    assert "invalid dbt var lookback_hours=0" in one_error_line(r.stderr)
+
+
+def test_a_crash_has_its_own_exit_code_and_its_traceback_goes_to_the_log(tmp_path):
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.1)
+    with mock_server() as srv:
+        r = sender_run(
+            tmp_path,
+            srv.url,
+            export=export,
+            env={"LINE_CAPI_FAULT_POINT": "after_response:1:crash"},
+        )
+    assert r.returncode == ExitCode.INTERNAL_ERROR, r.stderr
+    assert "error: internal error (RuntimeError: fault point after_response" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    log = (tmp_path / "line_capi_run.log").read_text()
+    assert "Traceback (most recent call last)" in log and "the traceback is in" in r.stderr
+    assert TOKEN not in log + r.stderr + r.stdout
+
+
+def test_dbt_source_freshness_alone_sees_the_shifted_sample_as_fresh(tmp_path):
+    result = run_dbt(tmp_path, "source", "freshness", export_dir=SAMPLE_DIR)
+    assert result.returncode == 0, result.output
+    sources = json.loads((tmp_path / "target" / "sources.json").read_text())
+    ages = {r["unique_id"]: r["max_loaded_at_time_ago_in_s"] for r in sources["results"]}
+    assert set(ages) == {"source.line_capi.karte.conversions", "source.line_capi.karte.page_views"}
+    assert all(0 <= a < 3600 for a in ages.values()), ages
