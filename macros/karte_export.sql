@@ -31,6 +31,19 @@
 {%- endmacro %}
 
 {#-
+    The where clause of a staging model for the data filter var of `table_name`
+    (karte_conversion_filter, karte_user_master_filter): only the rows for which it is true are
+    read. Empty without a filter.
+-#}
+{% macro karte_data_filter_where(table_name) %}
+    {%- set condition = karte_data_filter(table_name) -%}
+    {%- if condition is not none -%}
+        {{ return('where (\n        ' ~ condition ~ '\n    )') }}
+    {%- endif -%}
+    {{ return('') }}
+{% endmacro %}
+
+{#-
     The select list of a staging model: each contract column of `table_name` as text, under its
     contract name. Where the on-run-start hook made the source relation (DuckDB), it already has
     the contract names and one type; a warehouse's own tables are renamed here (var

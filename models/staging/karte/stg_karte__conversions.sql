@@ -1,8 +1,6 @@
 -- Conversions as exported: contract columns renamed (var karte_column_map), rows kept by the data
 -- filter (var karte_conversion_filter), text trimmed, sync_date parsed to Unix seconds (shifted by
 -- export_time_shift_seconds() for replayed exports).
-{%- set data_filter = karte_data_filter('conversions') %}
-
 with
 
 source as (
@@ -18,11 +16,7 @@ filtered as (
     -- Rule 1: rows the filter leaves out are not conversions at all: not sent, not rejected.
     select *
     from source
-    {%- if data_filter is not none %}
-    where (
-        {{ data_filter }}
-    )
-    {%- endif %}
+    {{ karte_data_filter_where('conversions') }}
 
 ),
 

@@ -1,8 +1,6 @@
 -- The user master, reduced to the two personal fields LINE uses, and to the rows kept by the data
 -- filter (var karte_user_master_filter). This is a view: the plaintext is read from the export
 -- file and hashed in int_users_hashed, never stored.
-{%- set data_filter = karte_data_filter('user_master') %}
-
 with
 
 source as (
@@ -17,11 +15,7 @@ filtered as (
 
     select *
     from source
-    {%- if data_filter is not none %}
-    where (
-        {{ data_filter }}
-    )
-    {%- endif %}
+    {{ karte_data_filter_where('user_master') }}
 
 ),
 
