@@ -212,6 +212,15 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- A query that reads `condition` over a row of null texts named `columns`, as a staging model does. -#}
+{% macro sql_condition_probe(condition, columns) %}
+    {%- set relation = [] -%}
+    {%- for column in columns -%}
+        {%- do relation.append('cast(null as ' ~ dbt.type_string() ~ ') as ' ~ column) -%}
+    {%- endfor -%}
+    {{ return("select 1 from (select " ~ (relation | join(', ')) ~ ") as source where (\n" ~ condition ~ "\n)") }}
+{% endmacro %}
+
 {#-
     Why `condition`, a SQL boolean expression over text columns named `columns`, would not run,
     as one line; none when it would. The check parses and binds it without running it and
@@ -219,12 +228,7 @@
 -#}
 {% macro sql_condition_problem(condition, columns) %}{{ return(adapter.dispatch('sql_condition_problem', 'line_capi')(condition, columns)) }}{% endmacro %}
 {% macro default__sql_condition_problem(condition, columns) %}
-    {%- set relation = [] -%}
-    {%- for column in columns -%}
-        {%- do relation.append('cast(null as varchar) as ' ~ column) -%}
-    {%- endfor -%}
-    {%- set probe = "select 1 from (select " ~ (relation | join(', ')) ~ ") as source where (\n" ~ condition ~ "\n)" -%}
-    {%- set literal = "'" ~ probe | replace("'", "''") ~ "'" -%}
+    {%- set literal = "'" ~ sql_condition_probe(condition, columns) | replace("'", "''") ~ "'" -%}
     {%- set row = run_query("select json_serialize_sql(" ~ literal ~ "), json_serialize_plan(" ~ literal ~ ")").rows[0] -%}
     {%- set parsed, planned = fromjson(row[0]), fromjson(row[1]) -%}
     {%- if parsed.error -%}

@@ -328,7 +328,13 @@
 {% macro spark__karte_export_value_as_text(expr, data_type) %}cast({{ expr }} as string){% endmacro %}
 
 {#-
-    Spark parses and binds a statement only to run it, and an analysis error cannot be caught
-    here: no check; a filter var that does not run fails its staging model with Spark's message.
+    EXPLAIN reports an analysis error (an unknown column or function, a type mismatch) as its
+    output instead of raising. A syntax error still raises, with Spark's own message.
 -#}
-{% macro spark__sql_condition_problem(condition, columns) %}{{ return(none) }}{% endmacro %}
+{% macro spark__sql_condition_problem(condition, columns) %}
+    {%- set lines = run_query('explain ' ~ sql_condition_probe(condition, columns)).columns[0].values() | join('\n') -%}
+    {%- if lines.startswith('Error occurred during query planning') -%}
+        {{ return(lines.split('\n', 1)[-1] | replace('\n', ' ') | trim | truncate(240, true, '...')) }}
+    {%- endif -%}
+    {{ return(none) }}
+{% endmacro %}

@@ -172,14 +172,15 @@
             ~ " files of 0 bytes): one needs at least the header row (" ~ header ~ ")") }}
     {%- endif -%}
     {%- set listed = "['" ~ (paths | map('replace', "'", "''") | join("', '")) ~ "']" -%}
+    {%- set by_name = ', union_by_name = true' if paths | length > 1 else '' -%}
     {%- if layout.format == 'parquet' -%}
-        {{ return("read_parquet(" ~ listed ~ ", union_by_name = true)") }}
+        {{ return("read_parquet(" ~ listed ~ by_name ~ ")") }}
     {%- endif -%}
     {%- for path in paths -%}
         {{ check_csv_export_file(path, sizes.get(path, 0), encoding) }}
     {%- endfor -%}
-    {{ return("read_csv(" ~ listed ~ ", header = true, all_varchar = true, union_by_name = true, delim = ',', "
-        ~ "quote = '\"', escape = '\"', encoding = '" ~ encoding ~ "')") }}
+    {{ return("read_csv(" ~ listed ~ ", header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', "
+        ~ "encoding = '" ~ encoding ~ "'" ~ by_name ~ ")") }}
 {% endmacro %}
 
 

@@ -178,8 +178,13 @@ def write_layout(directory, files: dict[str, bytes]):
             },
             "conversions-000000000001.csv is not UTF-8 (a spreadsheet may have saved it as",
         ),
+        (
+            {"conversions/_SUCCESS": None},
+            "conversions.csv (or .csv.gz, .parquet, parts conversions-*.csv, "
+            "or a folder conversions/ of parts)",
+        ),
     ],
-    ids=["two-formats", "two-layouts", "only-empty-parts", "shift-jis-part"],
+    ids=["two-formats", "two-layouts", "only-empty-parts", "shift-jis-part", "no-part"],
 )
 def test_bad_layouts_are_one_line_errors_naming_the_table(tmp_path, files, message):
     export = write_layout(tmp_path / "export", files)

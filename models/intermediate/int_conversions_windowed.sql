@@ -8,7 +8,8 @@
 --      row is a conversion of its own, rejected downstream.
 --   3. The event time in integer Unix seconds, and whether LINE still accepts it (-90 days..+24 h).
 -- Rows of a conversion event whose sync_date cannot be read are kept as conversions of their
--- own (reason invalid_sync_date) unless their event name and key are already a conversion of this window.
+-- own (reason invalid_sync_date) unless their LINE event name and key already are a conversion
+-- of this window.
 {%- set as_of = as_of_unix() %}
 {%- set window_start = as_of - lookback_hours() * 3600 %}
 {%- set events = conversion_events() %}
