@@ -160,9 +160,9 @@
     `partition_by` column and the latest `candidate_time` at or before `event_time`, a tie going
     to the largest `tie_break` (a non-null text column of `candidates`). Events with no such
     candidate, or a null time, are left out, like an inner join; a null candidate_time never
-    matches. Times are integers (Unix seconds). `event_id` is a unique, non-null column of
-    `events`. `event_columns` and `candidate_columns` are the columns selected from each side
-    (distinct names).
+    matches. Times are integers (Unix seconds). `event_id` is a column, or a list of columns,
+    unique and non-null in `events`. `event_columns` and `candidate_columns` are the columns
+    selected from each side (distinct names).
     DuckDB runs it as one ASOF JOIN: one probe per event, no fan-out, no window. ASOF allows one
     inequality, so time and tie-break are compared as one struct: (t, k) < (event_time + 1, '')
     holds exactly when t <= event_time (no text sorts below ''), and the largest such (t, k) is
@@ -185,3 +185,60 @@
         and {'t': {{ events }}.{{ event_time }} + 1, 'k': ''}
             > {'t': {{ candidates }}.{{ candidate_time }}, 'k': {{ candidates }}.{{ tie_break }}}
 {%- endmacro %}
+
+{#-
+    A column of an export file, of type `data_type` (the engine's name; none when unknown), as the
+    text a text export holds for the same value: instants as ISO 8601 in UTC with `Z` (a timestamp
+    without time zone is UTC; the session time zone never matters), dates as YYYY-MM-DD, numbers
+    and booleans as the engine writes them, lists and structs (items) as JSON, bytes as UTF-8.
+-#}
+{% macro karte_export_value_as_text(expr, data_type) %}{{ return(adapter.dispatch('karte_export_value_as_text', 'line_capi')(expr, data_type)) }}{% endmacro %}
+{% macro default__karte_export_value_as_text(expr, data_type) -%}
+    {%- set type = (data_type or '') | upper -%}
+    {%- if type == 'VARCHAR' -%}
+        {{ expr }}
+    {%- elif type.startswith('TIMESTAMP') -%}
+        {%- set utc = "timezone('UTC', " ~ expr ~ ")" if 'TIME ZONE' in type else "cast(" ~ expr ~ " as timestamp)" -%}
+        (case when epoch_us({{ utc }}) % 1000000 = 0 then strftime({{ utc }}, '%Y-%m-%dT%H:%M:%SZ')
+            else strftime({{ utc }}, '%Y-%m-%dT%H:%M:%S.%fZ') end)
+    {%- elif type == 'DATE' -%}
+        strftime({{ expr }}, '%Y-%m-%d')
+    {%- elif type == 'BLOB' -%}
+        try(decode({{ expr }}))
+    {%- elif type.endswith(']') or type.startswith('STRUCT') or type.startswith('MAP') or type.startswith('UNION') -%}
+        cast(to_json({{ expr }}) as varchar)
+    {%- else -%}
+        cast({{ expr }} as varchar)
+    {%- endif -%}
+{%- endmacro %}
+
+{#- A query that reads `condition` over a row of null texts named `columns`, as a staging model does. -#}
+{% macro sql_condition_probe(condition, columns) %}
+    {%- set relation = [] -%}
+    {%- for column in columns -%}
+        {%- do relation.append('cast(null as ' ~ dbt.type_string() ~ ') as ' ~ column) -%}
+    {%- endfor -%}
+    {{ return("select 1 from (select " ~ (relation | join(', ')) ~ ") as source where (\n" ~ condition ~ "\n)") }}
+{% endmacro %}
+
+{#-
+    Why `condition`, a SQL boolean expression over text columns named `columns`, would not run,
+    as one line; none when it would. The check parses and binds it without running it and
+    without raising, so a bad filter var is reported as the var's error.
+-#}
+{% macro sql_condition_problem(condition, columns) %}{{ return(adapter.dispatch('sql_condition_problem', 'line_capi')(condition, columns)) }}{% endmacro %}
+{% macro default__sql_condition_problem(condition, columns) %}
+    {%- set literal = "'" ~ sql_condition_probe(condition, columns) | replace("'", "''") ~ "'" -%}
+    {%- set row = run_query("select json_serialize_sql(" ~ literal ~ "), json_serialize_plan(" ~ literal ~ ")").rows[0] -%}
+    {%- set parsed, planned = fromjson(row[0]), fromjson(row[1]) -%}
+    {%- if parsed.error -%}
+        {%- set problem = parsed.error_message -%}
+    {%- elif parsed.statements | length != 1 -%}
+        {%- set problem = "one condition expected, not several statements" -%}
+    {%- elif planned.error -%}
+        {%- set problem = planned.error_message -%}
+    {%- else -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(problem | replace('\n', ' ') | truncate(240, true, '...')) }}
+{% endmacro %}

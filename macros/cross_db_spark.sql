@@ -314,3 +314,27 @@
         {%- do alter_column_set_constraints(relation, model.columns) -%}
     {%- endif -%}
 {% endmacro %}
+
+
+{#- ---------------------------------------------------------------------------------------- -#}
+{#- Reading export files (macros/karte_export.sql)                                            -#}
+{#- ---------------------------------------------------------------------------------------- -#}
+
+{#-
+    The Spark sources are the files as registered (or the catalog's own tables): the staging
+    models cast each column to text as Spark renders it, data_type unused (docs/spark.md, typed
+    columns).
+-#}
+{% macro spark__karte_export_value_as_text(expr, data_type) %}cast({{ expr }} as string){% endmacro %}
+
+{#-
+    EXPLAIN reports an analysis error (an unknown column or function, a type mismatch) as its
+    output instead of raising. A syntax error still raises, with Spark's own message.
+-#}
+{% macro spark__sql_condition_problem(condition, columns) %}
+    {%- set lines = run_query('explain ' ~ sql_condition_probe(condition, columns)).columns[0].values() | join('\n') -%}
+    {%- if lines.startswith('Error occurred during query planning') -%}
+        {{ return(lines.split('\n', 1)[-1] | replace('\n', ' ') | trim | truncate(240, true, '...')) }}
+    {%- endif -%}
+    {{ return(none) }}
+{% endmacro %}

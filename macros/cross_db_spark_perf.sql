@@ -22,7 +22,10 @@
             {{ candidates }}.{{ column }},
             {%- endfor %}
             row_number() over (
-                partition by {{ events }}.{{ event_id }}
+                partition by
+                    {%- for column in ([event_id] if event_id is string else event_id) %}
+                    {{ events }}.{{ column }}{{ ',' if not loop.last }}
+                    {%- endfor %}
                 order by {{ candidates }}.{{ candidate_time }} desc, {{ candidates }}.{{ tie_break }} desc
             ) as latest_rank
         from {{ events }}

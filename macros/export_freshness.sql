@@ -5,7 +5,8 @@
 -#}
 {% macro karte_export_loaded_at(table_name) %}
     {%- do karte_freshness_hours() -%}
-    {%- set column = (karte_column_map().get(table_name) or {}).get('sync_date') or 'sync_date' -%}
+    {%- set mapping = {} if karte_export_views_use_contract_names() else (karte_column_map().get(table_name) or {}) -%}
+    {%- set column = mapping.get('sync_date') or 'sync_date' -%}
     {%- set text = 'cast(' ~ adapter.quote(column) ~ ' as ' ~ dbt.type_string() ~ ')' -%}
     select {{ unix_seconds_to_timestamp('max(' ~ karte_sync_date_to_unix(text) ~ ')') }}
     from {{ this }}

@@ -31,31 +31,55 @@
 {%- endmacro %}
 
 {#-
-    The select list of a staging model: each contract column of `table_name`, renamed from the
-    export's own name, as text. A missing required column fails the run, naming table and column;
-    a missing optional column is null.
+    The where clause of a staging model for the data filter var of `table_name`
+    (karte_conversion_filter, karte_user_master_filter): only the rows for which it is true are
+    read. Empty without a filter.
+-#}
+{% macro karte_data_filter_where(table_name) %}
+    {%- set condition = karte_data_filter(table_name) -%}
+    {%- if condition is not none -%}
+        {{ return('where (\n        ' ~ condition ~ '\n    )') }}
+    {%- endif -%}
+    {{ return('') }}
+{% endmacro %}
+
+{#-
+    The select list of a staging model: each contract column of `table_name` as text, under its
+    contract name. Where the on-run-start hook made the source relation (DuckDB), it already has
+    the contract names and one type; a warehouse's own tables are renamed here (var
+    karte_column_map) and each column is cast to text.
 -#}
 {% macro karte_export_columns(table_name) %}
-    {%- set mapping = karte_column_map().get(table_name) or {} -%}
-    {%- set relation = source('karte', table_name) -%}
-    {%- set present = {} -%}
+    {%- set mapping = {} if karte_export_views_use_contract_names() else (karte_column_map().get(table_name) or {}) -%}
+    {%- set columns = {} -%}
     {%- set introspect = execute and model.resource_type != 'unit_test' -%}
     {%- if introspect -%}
-        {%- for column in adapter.get_columns_in_relation(relation) -%}
-            {%- do present.update({column.name | lower: column.name}) -%}
+        {%- for column in adapter.get_columns_in_relation(source('karte', table_name)) -%}
+            {%- do columns.update({column.name | lower: (column.name, none)}) -%}
         {%- endfor -%}
     {%- endif -%}
+    {{ return(karte_contract_select_list(table_name, mapping, columns, introspect)) }}
+{% endmacro %}
+
+{#-
+    `<text expression> as <contract name>` for each contract column of `table_name`, read from
+    `columns` (lower-case export name -> (export name, data type or none)) under the export name
+    `mapping` gives it. When `checked`, a missing required column fails the run, naming the table
+    and the column, and a missing optional column is null; unchecked (unit tests), every column
+    is taken as present.
+-#}
+{% macro karte_contract_select_list(table_name, mapping, columns, checked) %}
     {%- set selects = [] -%}
     {%- for name, is_required in karte_export_contract()[table_name] -%}
         {%- set export_name = (mapping.get(name) or name) | string -%}
-        {%- if not introspect or (export_name | lower) in present -%}
-            {%- set quoted = adapter.quote(present.get(export_name | lower, export_name)) -%}
-            {%- do selects.append('cast(' ~ quoted ~ ' as ' ~ dbt.type_string() ~ ') as ' ~ name) -%}
+        {%- if not checked or (export_name | lower) in columns -%}
+            {%- set column = columns.get(export_name | lower, (export_name, none)) -%}
+            {%- do selects.append(karte_export_value_as_text(adapter.quote(column[0]), column[1]) ~ ' as ' ~ name) -%}
         {%- elif is_required -%}
             {{ exceptions.raise_compiler_error(
                 "KARTE export table " ~ table_name ~ " has no column " ~ export_name
                 ~ (" (mapped to " ~ name ~ ")" if export_name != name else "")
-                ~ "; it has: " ~ (present.values() | list | join(', '))
+                ~ "; it has: " ~ (columns.values() | map(attribute=0) | join(', '))
                 ~ ". Rename it in the export or map it with var karte_column_map"
             ) }}
         {%- else -%}
@@ -67,9 +91,22 @@
 
 
 {#-
-    on-run-start: expose each export file as a view in schema var karte_source_schema, which the
-    sources point at. DuckDB reads `<karte_export_dir>/<table>.parquet`, `.csv` or `.csv.gz`.
-    On a warehouse engine the sources are its own tables and this does nothing.
+    Whether the sources are relations made by the on-run-start hook, with the contract's column
+    names and every column as text. On DuckDB they are; on other engines the sources are the
+    export's own tables (or files registered as they are), renamed and cast by the staging models.
+-#}
+{% macro karte_export_views_use_contract_names() %}{{ return(adapter.dispatch('karte_export_views_use_contract_names', 'line_capi')()) }}{% endmacro %}
+{% macro default__karte_export_views_use_contract_names() %}{{ return(false) }}{% endmacro %}
+{% macro duckdb__karte_export_views_use_contract_names() %}{{ return(true) }}{% endmacro %}
+
+
+{#-
+    on-run-start: expose each export table as a view in schema var karte_source_schema, which the
+    sources point at. On a warehouse engine the sources are its own tables and this does nothing.
+    DuckDB: the view holds exactly the contract columns, under their contract names (var
+    karte_column_map applied), each as text whatever the file stores (karte_export_value_as_text):
+    the staging models and the unit tests' fixtures see the same columns and types for every
+    export. Columns outside the contract are never read.
 -#}
 {% macro create_karte_export_views() %}{{ return(adapter.dispatch('create_karte_export_views', 'line_capi')()) }}{% endmacro %}
 
@@ -87,39 +124,76 @@
     {%- endif -%}
     {%- do run_query('create schema if not exists ' ~ schema) -%}
     {%- for table_name in karte_export_contract() -%}
-        {%- set found = run_query(
-            "select file from glob('" ~ directory ~ "/" ~ table_name ~ ".*') "
-            ~ "where file like '%.parquet' or file like '%.csv' or file like '%.csv.gz' order by file"
-        ).columns[0].values() -%}
-        {%- set path = the_one_export_file(directory, table_name, found) | replace("'", "''") -%}
-        {%- if path.endswith('.parquet') -%}
-            {%- set reader = "read_parquet('" ~ path ~ "')" -%}
-        {%- else -%}
-            {{ check_csv_export_file(table_name, path, encoding) }}
-            {%- set reader = "read_csv('" ~ path ~ "', header = true, all_varchar = true, delim = ',', "
-                ~ "quote = '\"', escape = '\"', encoding = '" ~ encoding ~ "')" -%}
-        {%- endif -%}
-        {%- do run_query('create or replace view ' ~ schema ~ '.' ~ table_name ~ ' as select * from ' ~ reader) -%}
+        {%- set reader = duckdb_karte_export_reader(directory, table_name, encoding) -%}
+        {%- set columns = {} -%}
+        {%- for row in run_query('describe select * from ' ~ reader) -%}
+            {%- do columns.update({row[0] | lower: (row[0], row[1])}) -%}
+        {%- endfor -%}
+        {%- set selects = karte_contract_select_list(table_name, karte_column_map().get(table_name) or {}, columns, true) -%}
+        {%- do run_query('create or replace view ' ~ schema ~ '.' ~ table_name ~ ' as select ' ~ selects ~ ' from ' ~ reader) -%}
     {%- endfor -%}
     {{ return('') }}
 {% endmacro %}
 
 
 {#-
-    Refuse, with a message that says what to do, a CSV file that is empty (no header row) or,
-    for UTF-8, not UTF-8 (a spreadsheet's Shift_JIS/CP932). Files over 512 MB are not checked
+    DuckDB: the table function reading every non-empty file of `table_name` (karte_export_layout),
+    CSV as text with a header row, Parquet as stored; parts are matched by column name. Zero-byte
+    parts are skipped; a table whose files are all empty stops the run, and so does a CSV file
+    that is not UTF-8 (check_csv_export_file).
+-#}
+{% macro duckdb_karte_export_reader(directory, table_name, encoding) %}
+    {%- set pattern = directory | replace("'", "''") ~ '/' ~ table_name -%}
+    {%- set found = [] -%}
+    {%- for row in run_query(
+        "select 'file', file from glob('" ~ pattern ~ ".*')"
+        ~ " union all select 'parts', file from glob('" ~ pattern ~ "-*')"
+        ~ " union all select 'folder', file from glob('" ~ pattern ~ "/**')") -%}
+        {%- do found.append((row[0], row[1])) -%}
+    {%- endfor -%}
+    {%- set layout = karte_export_layout(directory, table_name, found) -%}
+    {%- set listed = "['" ~ (layout.paths | map('replace', "'", "''") | join("', '")) ~ "']" -%}
+    {%- set sizes = {} -%}
+    {%- for row in run_query('select filename, size from read_blob(' ~ listed ~ ')') -%}
+        {%- do sizes.update({row[0]: row[1]}) -%}
+    {%- endfor -%}
+    {%- set paths = [] -%}
+    {%- for path in layout.paths -%}
+        {%- if sizes.get(path, 1) > 0 -%}{%- do paths.append(path) -%}{%- endif -%}
+    {%- endfor -%}
+    {%- if not paths -%}
+        {%- set header = karte_export_contract()[table_name] | map(attribute=0) | join(',') -%}
+        {%- if layout.paths | length == 1 -%}
+            {{ exceptions.raise_compiler_error(
+                "KARTE export file " ~ layout.paths[0] ~ " is empty: it needs at least the header row (" ~ header ~ ")") }}
+        {%- endif -%}
+        {{ exceptions.raise_compiler_error(
+            "KARTE export table " ~ table_name ~ " has only empty parts in " ~ directory ~ " (" ~ (layout.paths | length)
+            ~ " files of 0 bytes): one needs at least the header row (" ~ header ~ ")") }}
+    {%- endif -%}
+    {%- set listed = "['" ~ (paths | map('replace', "'", "''") | join("', '")) ~ "']" -%}
+    {%- set by_name = ', union_by_name = true' if paths | length > 1 else '' -%}
+    {%- if layout.format == 'parquet' -%}
+        {{ return("read_parquet(" ~ listed ~ by_name ~ ")") }}
+    {%- endif -%}
+    {%- for path in paths -%}
+        {{ check_csv_export_file(path, sizes.get(path, 0), encoding) }}
+    {%- endfor -%}
+    {{ return("read_csv(" ~ listed ~ ", header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', "
+        ~ "encoding = '" ~ encoding ~ "'" ~ by_name ~ ")") }}
+{% endmacro %}
+
+
+{#-
+    Refuse, with a message that says what to do, a CSV file that is not UTF-8 when it should be
+    (a spreadsheet's Shift_JIS/CP932). Compressed files and files over 512 MB are not checked
     here; DuckDB's reader still refuses bad bytes, with its own message, when the models run.
 -#}
-{% macro check_csv_export_file(table_name, path, encoding) %}
-    {%- set size = run_query("select size from read_blob('" ~ path ~ "')").columns[0].values()[0] -%}
-    {%- if size == 0 -%}
-        {{ exceptions.raise_compiler_error(
-            "KARTE export file " ~ path ~ " is empty: it needs at least the header row ("
-            ~ (karte_export_contract()[table_name] | map(attribute=0) | join(',')) ~ ")") }}
-    {%- endif -%}
+{% macro check_csv_export_file(path, size, encoding) %}
     {%- if encoding in ('utf-8', 'utf8') and size <= 536870912 and not path.endswith('.gz') -%}
         {%- set is_utf8 = run_query(
-            "select try(decode(content)) is not null from read_blob('" ~ path ~ "')").columns[0].values()[0] -%}
+            "select try(decode(content)) is not null from read_blob('" ~ path | replace("'", "''") ~ "')"
+        ).columns[0].values()[0] -%}
         {%- if not is_utf8 -%}
             {{ exceptions.raise_compiler_error(
                 "KARTE export file " ~ path ~ " is not UTF-8 (a spreadsheet may have saved it as Shift_JIS/CP932):"
@@ -129,7 +203,65 @@
 {% endmacro %}
 
 
-{#- The one file of `table_name` among `found`; none or several stop the run with one line. -#}
+{#-
+    The files of one export table, among `found`, a list of (layout, path) of existing files:
+      file    <table>.csv, <table>.csv.gz or <table>.parquet: one file;
+      parts   <table>-*.csv(.gz) or <table>-*.parquet: BigQuery's wildcard export names, e.g.
+              conversions-000000000000.csv;
+      folder  <table>/ holding part files at any depth (names starting with _ or ., such as
+              _SUCCESS, are skipped).
+    Other files are ignored. Returns {'format': 'csv' or 'parquet', 'paths': [...]}. No file, two
+    layouts, two single files or parts in two formats stop the run with one line naming the table.
+-#}
+{% macro karte_export_layout(directory, table_name, found) %}
+    {%- set by_layout = {'file': [], 'parts': [], 'folder': []} -%}
+    {%- for layout, path in found | sort(attribute=1) -%}
+        {%- set name = path.split('/')[-1] -%}
+        {%- set format = 'parquet' if name.endswith('.parquet')
+            else 'csv' if name.endswith('.csv') or name.endswith('.csv.gz') else none -%}
+        {%- set below = path.split('/' ~ table_name ~ '/')[-1].split('/') if layout == 'folder' else [name] -%}
+        {%- set hidden = namespace(found=false) -%}
+        {%- for part in below -%}
+            {%- if part[:1] in ('_', '.') -%}{%- set hidden.found = true -%}{%- endif -%}
+        {%- endfor -%}
+        {%- if format and (layout != 'file' or name in (table_name ~ '.csv', table_name ~ '.csv.gz', table_name ~ '.parquet')) and not hidden.found -%}
+            {%- do by_layout[layout].append((path, format)) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set used = [] -%}
+    {%- for layout in ('file', 'parts', 'folder') -%}
+        {%- if by_layout[layout] -%}{%- do used.append(layout) -%}{%- endif -%}
+    {%- endfor -%}
+    {%- if not used -%}
+        {{ exceptions.raise_compiler_error(
+            "KARTE export file missing: " ~ directory ~ "/" ~ table_name ~ ".csv (or .csv.gz, .parquet, parts "
+            ~ table_name ~ "-*.csv, or a folder " ~ table_name ~ "/ of parts); set var karte_export_dir"
+            ~ " to the folder holding conversions, page_views, line_users and user_master") }}
+    {%- endif -%}
+    {%- set listed = [] -%}
+    {%- for layout in used -%}{%- do listed.extend(by_layout[layout] | map(attribute=0)) -%}{%- endfor -%}
+    {%- set shown = (listed[:4] | join(', ')) ~ (', ...' if listed | length > 4 else '') -%}
+    {%- if used | length > 1 -%}
+        {{ exceptions.raise_compiler_error(
+            "KARTE export table " ~ table_name ~ " has files in more than one layout in " ~ directory ~ ": "
+            ~ shown ~ "; keep one: " ~ table_name ~ ".csv, parts " ~ table_name ~ "-*, or a folder " ~ table_name ~ "/") }}
+    {%- endif -%}
+    {%- set chosen = by_layout[used[0]] -%}
+    {%- if used[0] == 'file' and chosen | length > 1 -%}
+        {{ exceptions.raise_compiler_error(
+            "KARTE export table " ~ table_name ~ " has several files in " ~ directory ~ ": " ~ shown ~ "; keep one") }}
+    {%- endif -%}
+    {%- set formats = chosen | map(attribute=1) | unique | list -%}
+    {%- if formats | length > 1 -%}
+        {{ exceptions.raise_compiler_error(
+            "KARTE export table " ~ table_name ~ " has parts in two formats (" ~ (formats | sort | join(' and '))
+            ~ ") in " ~ directory ~ ": " ~ shown ~ "; export every part in one format") }}
+    {%- endif -%}
+    {{ return({'format': formats[0], 'paths': chosen | map(attribute=0) | list}) }}
+{% endmacro %}
+
+
+{#- The one file of `table_name` among `found` (the Spark hook); none or several stop the run with one line. -#}
 {% macro the_one_export_file(directory, table_name, found) %}
     {%- if found | length == 0 -%}
         {{ exceptions.raise_compiler_error(

@@ -92,18 +92,71 @@
 
 {% macro ad_contact_days() %}{{ return(_int_var('ad_contact_days', 0, 90)) }}{% endmacro %}
 
+{#- The one-pair shorthand: var karte_conversion_event (default buy) and line_event_name (default Conversion). -#}
 {% macro karte_conversion_event() %}
-    {%- set value = var('karte_conversion_event') | string -%}
+    {%- set value = var('karte_conversion_event', none) -%}
+    {%- set value = 'buy' if value is none else value | string -%}
     {%- if value | trim == '' -%}{{ _var_error('karte_conversion_event', value, "expected a KARTE event name such as buy") }}{%- endif -%}
     {{ return(value) }}
 {% endmacro %}
 
 {% macro line_event_name() %}
-    {%- set value = var('line_event_name') | string -%}
-    {%- if not modules.re.fullmatch('[A-Za-z0-9_-]{1,20}', value) -%}
-        {{ _var_error('line_event_name', value, "LINE event names are 1 to 20 of A-Z a-z 0-9 _ - (e.g. Conversion, Purchase)") }}
+    {%- set value = var('line_event_name', none) -%}
+    {{ return(_line_event_name('line_event_name', 'Conversion' if value is none else value)) }}
+{% endmacro %}
+
+{% macro _line_event_name(name, value) %}
+    {%- if value is not string or not modules.re.fullmatch(line_event_name_pattern(), value) -%}
+        {{ _var_error(name, value, "LINE event names are 1 to 20 of A-Z a-z 0-9 _ - (e.g. Conversion, Purchase)") }}
     {%- endif -%}
     {{ return(value) }}
+{% endmacro %}
+
+{#-
+    The conversion types of the run, as a list of (KARTE event name, LINE event name): var
+    karte_conversion_events ({buy: Purchase, member_register: CompleteRegistration}) when set,
+    else the one pair karte_conversion_event / line_event_name. Setting both is an error.
+-#}
+{% macro conversion_events() %}
+    {%- set value = var('karte_conversion_events', none) -%}
+    {%- if value is none or value == {} or (value is string and value | trim == '') -%}
+        {{ return([(karte_conversion_event(), line_event_name())]) }}
+    {%- endif -%}
+    {%- if value is not mapping -%}
+        {{ _var_error('karte_conversion_events', value,
+            "expected a mapping of KARTE event name to LINE event name, e.g. {buy: Purchase, member_register: CompleteRegistration}") }}
+    {%- endif -%}
+    {%- if var('karte_conversion_event', none) is not none or var('line_event_name', none) is not none -%}
+        {{ _var_error('karte_conversion_events', value,
+            "set either karte_conversion_events or the pair karte_conversion_event / line_event_name, not both") }}
+    {%- endif -%}
+    {%- set pairs = [] -%}
+    {%- for karte_event, line_event in value.items() -%}
+        {%- if karte_event is none or karte_event | string | trim == '' -%}
+            {{ _var_error('karte_conversion_events', value, "a KARTE event name is empty") }}
+        {%- endif -%}
+        {%- do pairs.append((karte_event | string, _line_event_name('karte_conversion_events', line_event))) -%}
+    {%- endfor -%}
+    {{ return(pairs) }}
+{% endmacro %}
+
+{#-
+    The connector's data filter: var karte_conversion_filter (table conversions) or
+    karte_user_master_filter (user_master), a SQL condition over the table's contract columns
+    (text, after column mapping), or none. One that would not run fails with the var's name.
+-#}
+{% macro karte_data_filter(table_name) %}
+    {%- set name = {'conversions': 'karte_conversion_filter', 'user_master': 'karte_user_master_filter'}[table_name] -%}
+    {%- set value = var(name, none) -%}
+    {%- if value is none or (value is string and value | trim == '') -%}{{ return(none) }}{%- endif -%}
+    {%- set columns = karte_export_contract()[table_name] | map(attribute=0) | list -%}
+    {%- set expected = "a SQL condition over the columns " ~ (columns | join(', ')) -%}
+    {%- if value is not string -%}{{ _var_error(name, value, expected) }}{%- endif -%}
+    {%- if execute -%}
+        {%- set problem = sql_condition_problem(value, columns) -%}
+        {%- if problem -%}{{ _var_error(name, value, problem ~ "; expected " ~ expected) }}{%- endif -%}
+    {%- endif -%}
+    {{ return(value | trim) }}
 {% endmacro %}
 
 {% macro currency() %}

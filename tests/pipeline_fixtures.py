@@ -175,3 +175,42 @@ def run_dbt(
         command, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=600
     )
     return DbtResult(proc.returncode, proc.stdout + proc.stderr, database)
+
+
+def rewrite_export(
+    csv_export: Path,
+    directory: Path,
+    fmt: str = "parquet",
+    casts: dict[str, dict[str, str]] | None = None,
+    parts: int = 1,
+    layout: str = "file",
+) -> Path:
+    """A CSV export (write_export) written again the way a warehouse writes it.
+
+    `fmt` is "parquet" or "csv.gz"; `casts` maps table -> column -> a DuckDB expression of the
+    text column that gives the stored type (e.g. "cast(sync_date as timestamptz)"). With
+    `parts` > 1 the rows are dealt into that many files, named as BigQuery's wildcard export
+    names them (layout "parts": conversions-000000000000.parquet, ...) or put in a folder
+    (layout "folder": conversions/part-0.parquet, ...).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    options = "format parquet" if fmt == "parquet" else "format csv, header, compression gzip"
+    with duckdb.connect() as con:
+        for table in COLUMNS:
+            table_casts = (casts or {}).get(table, {})
+            replaced = ", ".join(f"{expr} as {col}" for col, expr in table_casts.items())
+            source = f"read_csv('{csv_export / table}.csv', all_varchar = true)"
+            select = f"select * {f'replace ({replaced})' if replaced else ''} from {source}"
+            numbered = f"select *, row_number() over () as part_row from ({select})"
+            for part in range(parts):
+                if layout == "file":
+                    target = directory / f"{table}.{fmt}"
+                elif layout == "parts":
+                    target = directory / f"{table}-{part:012d}.{fmt}"
+                else:
+                    (directory / table).mkdir(exist_ok=True)
+                    target = directory / table / f"part-{part}.{fmt}"
+                kept = f"part_row % {parts} = {part}"
+                rows = f"select * exclude (part_row) from ({numbered}) where {kept}"
+                con.sql(f"copy ({rows}) to '{target}' ({options})")
+    return directory

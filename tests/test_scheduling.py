@@ -7,7 +7,8 @@ import json
 import subprocess
 import sys
 
-from pipeline_fixtures import SAMPLE_DIR, run_dbt
+import duckdb
+from pipeline_fixtures import SAMPLE_DIR, rewrite_export, run_dbt
 from schedule_fixtures import clock_export, sender_run
 from sender_fixtures import TOKEN, mock_server
 
@@ -125,3 +126,26 @@ def test_dbt_source_freshness_alone_sees_the_shifted_sample_as_fresh(tmp_path):
     ages = {r["unique_id"]: r["max_loaded_at_time_ago_in_s"] for r in sources["results"]}
     assert set(ages) == {"source.line_capi.karte.conversions", "source.line_capi.karte.page_views"}
     assert all(0 <= a < 3600 for a in ages.values()), ages
+
+
+def test_freshness_reads_a_mapped_and_typed_sync_date(tmp_path):
+    """A warehouse export: sync_date stored as TIMESTAMPTZ under another name, mapped back."""
+    text = clock_export(tmp_path / "text", {"ORD-1": 31}, newest_hours=30)
+    typed = tmp_path / "typed"
+    rewrite_export(
+        text, typed, casts={"conversions": {"sync_date": "cast(sync_date as timestamptz)"}}
+    )
+    with duckdb.connect() as con:
+        con.sql(
+            f"copy (select * rename (sync_date as ordered_at) from '{typed}/conversions.parquet')"
+            f" to '{typed}/conversions.parquet' (format parquet)"
+        )
+    mapping = {"karte_column_map": {"conversions": {"sync_date": "ordered_at"}}}
+    (tmp_path / "stale").mkdir()
+    stale = run_dbt(tmp_path / "stale", "source", "freshness", export_dir=typed, vars=mapping)
+    assert stale.returncode == 1, stale.output
+    sources = json.loads((tmp_path / "stale" / "target" / "sources.json").read_text())
+    ages = {
+        r["unique_id"].split(".")[-1]: r["max_loaded_at_time_ago_in_s"] for r in sources["results"]
+    }
+    assert 29.9 * 3600 < ages["conversions"] < 30.5 * 3600, ages

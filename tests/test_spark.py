@@ -122,8 +122,8 @@ PAYLOAD_COLUMNS = (
     "has_line_uid, converted_at"
 )
 REJECTED_COLUMNS = (
-    "transaction_id, deduplication_key, user_id, pv_id, reason, sync_date, event_timestamp, "
-    "converted_at"
+    "transaction_id, deduplication_key, event_name, user_id, pv_id, reason, sync_date, "
+    "event_timestamp, converted_at"
 )
 
 

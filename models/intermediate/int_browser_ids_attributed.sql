@@ -5,7 +5,7 @@ with
 
 conversions as (
 
-    select deduplication_key, user_id, event_timestamp
+    select event_name, deduplication_key, user_id, event_timestamp
     from {{ ref('int_conversions_windowed') }}
     where deduplication_key is not null
         and user_id is not null
@@ -43,9 +43,9 @@ final as (
 
     -- The user's latest valid cookie at or before the conversion.
     {{ latest_at_or_before(
-        events='conversions', event_id='deduplication_key', event_time='event_timestamp',
+        events='conversions', event_id=['event_name', 'deduplication_key'], event_time='event_timestamp',
         candidates='valid_cookies', candidate_time='synced_at_unix', tie_break='pv_id', partition_by='user_id',
-        event_columns=['deduplication_key'], candidate_columns=['browser_id']
+        event_columns=['event_name', 'deduplication_key'], candidate_columns=['browser_id']
     ) }}
 
 )

@@ -6,7 +6,7 @@ with
 
 conversions as (
 
-    select deduplication_key, user_id, event_timestamp
+    select event_name, deduplication_key, user_id, event_timestamp
     from {{ ref('int_conversions_windowed') }}
     where deduplication_key is not null
         and user_id is not null
@@ -44,9 +44,9 @@ latest_before as (
 
     -- The user's latest valid click at or before the conversion.
     {{ latest_at_or_before(
-        events='conversions', event_id='deduplication_key', event_time='event_timestamp',
+        events='conversions', event_id=['event_name', 'deduplication_key'], event_time='event_timestamp',
         candidates='valid_clicks', candidate_time='synced_at_unix', tie_break='pv_id', partition_by='user_id',
-        event_columns=['deduplication_key', 'event_timestamp'], candidate_columns=['click_id', 'synced_at_unix']
+        event_columns=['event_name', 'deduplication_key', 'event_timestamp'], candidate_columns=['click_id', 'synced_at_unix']
     ) }}
 
 ),
@@ -56,6 +56,7 @@ final as (
     -- Older than the ad-contact window is no click: the latest valid click before the
     -- conversion is too old only when every earlier one is too.
     select
+        event_name,
         deduplication_key,
         click_id
     from latest_before

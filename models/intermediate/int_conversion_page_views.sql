@@ -6,7 +6,7 @@ with
 
 conversions as (
 
-    select deduplication_key, pv_id
+    select event_name, deduplication_key, pv_id
     from {{ ref('int_conversions_windowed') }}
     where deduplication_key is not null
         and pv_id is not null
@@ -22,6 +22,7 @@ page_views as (
 conversion_page_views as (
 
     select
+        conversions.event_name,
         conversions.deduplication_key,
         page_views.url,
         page_views.referrer,
@@ -31,7 +32,7 @@ conversion_page_views as (
         -- A pv_id exported twice: the latest sync_date wins. It is parsed here, after the join,
         -- so that only the matched page views are parsed, not all of them.
         row_number() over (
-            partition by conversions.deduplication_key
+            partition by conversions.event_name, conversions.deduplication_key
             order by {{ karte_sync_date_to_unix('page_views.sync_date') }} desc nulls last
         ) as duplicate_rank
     from conversions
@@ -43,6 +44,7 @@ conversion_page_views as (
 final as (
 
     select
+        event_name,
         deduplication_key,
         case
             when {{ regex_full_match('url', web_url_pattern()) }}

@@ -8,7 +8,7 @@ with
 
 conversions as (
 
-    select deduplication_key, revenue, items
+    select event_name, deduplication_key, revenue, items
     from {{ ref('int_conversions_windowed') }}
     where deduplication_key is not null
 
@@ -17,6 +17,7 @@ conversions as (
 parsed as (
 
     select
+        event_name,
         deduplication_key,
         {{ to_number_or_null('revenue') }} as revenue_amount,
         {{ parse_items('items') }} as item_list
@@ -27,6 +28,7 @@ parsed as (
 measured as (
 
     select
+        event_name,
         deduplication_key,
         revenue_amount,
         {{ items_distinct_ids('item_list', line_max_item_ids()) }} as item_ids,
@@ -39,6 +41,7 @@ measured as (
 final as (
 
     select
+        event_name,
         deduplication_key,
         case when {{ array_length('item_ids') }} > 0
             then {{ json_string_array('item_ids') }} end as custom_item_ids_json,

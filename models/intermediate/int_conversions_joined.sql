@@ -1,6 +1,7 @@
 {{ config(materialized='table') }}
 -- Every conversion of the run with all it will carry, and why it cannot be sent if it cannot.
--- The two marts read this one table, so the joins run once.
+-- The two marts read this one table, so the joins run once. A conversion is the pair
+-- (event_name, deduplication_key): one key may be a conversion of several types.
 --   Rule 10 (second half): line_uid only with var send_line_user_id, and only without email and phone.
 --   Reasons, first that applies: missing_deduplication_key, invalid_deduplication_key,
 --   invalid_sync_date, timestamp_out_of_range, no_user_identifier.
@@ -51,6 +52,7 @@ custom as (
 joined as (
 
     select
+        conversions.event_name,
         conversions.deduplication_key,
         conversions.transaction_id,
         conversions.user_id,
@@ -80,11 +82,14 @@ joined as (
         conversions.event_timestamp
     from conversions
     left join click_ids
-        on click_ids.deduplication_key = conversions.deduplication_key
+        on click_ids.event_name = conversions.event_name
+        and click_ids.deduplication_key = conversions.deduplication_key
     left join browser_ids
-        on browser_ids.deduplication_key = conversions.deduplication_key
+        on browser_ids.event_name = conversions.event_name
+        and browser_ids.deduplication_key = conversions.deduplication_key
     left join web
-        on web.deduplication_key = conversions.deduplication_key
+        on web.event_name = conversions.event_name
+        and web.deduplication_key = conversions.deduplication_key
     left join users
         on users.user_id = conversions.user_id
         and conversions.deduplication_key is not null
@@ -92,7 +97,8 @@ joined as (
         on line_uids.user_id = conversions.user_id
         and conversions.deduplication_key is not null
     left join custom
-        on custom.deduplication_key = conversions.deduplication_key
+        on custom.event_name = conversions.event_name
+        and custom.deduplication_key = conversions.deduplication_key
 
 ),
 

@@ -1,14 +1,18 @@
 {{ config(materialized='table') }}
 -- Rules 1-3: the conversions of this run, one row per conversion.
---   1. Rows of var karte_conversion_event with as_of - lookback_hours < sync_date <= as_of;
---      the rows of one valid deduplication key are one conversion: the earliest (ties: smallest pv_id).
+--   1. Rows of a conversion event (var karte_conversion_events, or karte_conversion_event) with
+--      as_of - lookback_hours < sync_date <= as_of, each with the LINE event name of its type;
+--      within one LINE event name, the rows of one valid deduplication key are one conversion:
+--      the earliest (ties: smallest pv_id). The data filter applied before, in staging.
 --   2. The key is the trimmed transaction_id; a missing or invalid key is never grouped: each such
 --      row is a conversion of its own, rejected downstream.
 --   3. The event time in integer Unix seconds, and whether LINE still accepts it (-90 days..+24 h).
--- Rows of the conversion event whose sync_date cannot be read are kept as conversions of their
--- own (reason invalid_sync_date) unless their key is already a conversion of this window.
+-- Rows of a conversion event whose sync_date cannot be read are kept as conversions of their
+-- own (reason invalid_sync_date) unless their LINE event name and key already are a conversion
+-- of this window.
 {%- set as_of = as_of_unix() %}
 {%- set window_start = as_of - lookback_hours() * 3600 %}
+{%- set events = conversion_events() %}
 
 with
 
@@ -22,9 +26,18 @@ keyed as (
 
     select
         *,
+        case event_name
+            {%- for karte_event, line_event in events %}
+            when {{ dbt.string_literal(dbt.escape_single_quotes(karte_event)) }} then '{{ line_event }}'
+            {%- endfor %}
+        end as line_event_name,
         {{ trim_ascii('transaction_id') }} as trimmed_key
     from conversions
-    where event_name = {{ dbt.string_literal(dbt.escape_single_quotes(karte_conversion_event())) }}
+    where event_name in (
+        {%- for karte_event, _ in events -%}
+        {{ dbt.string_literal(dbt.escape_single_quotes(karte_event)) }}{{ ', ' if not loop.last }}
+        {%- endfor -%}
+    )
 
 ),
 
@@ -56,7 +69,7 @@ valid_keys_ranked as (
     select
         *,
         row_number() over (
-            partition by trimmed_key
+            partition by line_event_name, trimmed_key
             order by synced_at_unix asc, pv_id asc nulls last
         ) as row_rank
     from in_window
@@ -89,27 +102,30 @@ invalid_key_rows as (
 unreadable_time_rows as (
 
     select
-        *,
-        case when key_problem is null then trimmed_key end as deduplication_key,
-        coalesce(key_problem, 'invalid_sync_date') as reason
+        classified.*,
+        case when classified.key_problem is null then classified.trimmed_key end as deduplication_key,
+        coalesce(classified.key_problem, 'invalid_sync_date') as reason
     from classified
-    where synced_at_unix is null
+    left join earliest_per_key
+        on earliest_per_key.line_event_name = classified.line_event_name
+        and earliest_per_key.trimmed_key = classified.trimmed_key
+    where classified.synced_at_unix is null
         and (
-            key_problem is not null
-            or trimmed_key not in (select trimmed_key from earliest_per_key)
+            classified.key_problem is not null
+            or earliest_per_key.trimmed_key is null
         )
 
 ),
 
 unioned as (
 
-    select deduplication_key, transaction_id, user_id, pv_id, sync_date, synced_at_unix, revenue, items, reason
+    select line_event_name, deduplication_key, transaction_id, user_id, pv_id, sync_date, synced_at_unix, revenue, items, reason
     from earliest_per_key
     union all
-    select deduplication_key, transaction_id, user_id, pv_id, sync_date, synced_at_unix, revenue, items, reason
+    select line_event_name, deduplication_key, transaction_id, user_id, pv_id, sync_date, synced_at_unix, revenue, items, reason
     from invalid_key_rows
     union all
-    select deduplication_key, transaction_id, user_id, pv_id, sync_date, synced_at_unix, revenue, items, reason
+    select line_event_name, deduplication_key, transaction_id, user_id, pv_id, sync_date, synced_at_unix, revenue, items, reason
     from unreadable_time_rows
 
 ),
@@ -117,6 +133,7 @@ unioned as (
 final as (
 
     select
+        line_event_name as event_name,
         deduplication_key,
         transaction_id,
         user_id,

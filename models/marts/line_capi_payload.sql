@@ -19,7 +19,7 @@ objects as (
         {{ json_object([
             ('source_type', "'\"web\"'"),
             ('event_type', "'\"conversion\"'"),
-            ('event_name', json_string("'" ~ line_event_name() ~ "'")),
+            ('event_name', json_plain_string('event_name')),
             ('deduplication_key', json_plain_string('deduplication_key')),
             ('event_timestamp', json_number('event_timestamp')),
         ]) }} as event_json,
@@ -51,7 +51,7 @@ final as (
 
     select
         deduplication_key,
-        '{{ line_event_name() }}' as event_name,
+        event_name,
         user_id,
         click_id,
         browser_id,
@@ -81,4 +81,4 @@ final as (
 )
 
 select * from final
-order by event_timestamp, deduplication_key
+order by event_timestamp, deduplication_key, event_name

@@ -16,6 +16,7 @@ final as (
     select
         transaction_id,
         deduplication_key,
+        event_name,
         user_id,
         pv_id,
         reason,

@@ -1,11 +1,12 @@
--- Nothing silently lost: every conversion of the run (one per valid key, one per row with a
--- missing or invalid key or an unreadable time) is in exactly one of line_capi_payload and
--- line_capi_rejected. Returns the keys or rows that are missing, or counted twice.
+-- Nothing silently lost: every conversion of the run (one per event name and valid key, one per
+-- row with a missing or invalid key or an unreadable time) is in exactly one of line_capi_payload
+-- and line_capi_rejected. Returns the keys or rows that are missing, or counted twice.
 with
 
 conversions as (
 
-    select coalesce(deduplication_key, 'row:' || coalesce(transaction_id, '') || ':' || coalesce(pv_id, '')) as conversion,
+    select event_name || '/' || coalesce(deduplication_key, 'row:' || coalesce(transaction_id, '') || ':' || coalesce(pv_id, ''))
+            as conversion,
         count(*) as expected
     from {{ ref('int_conversions_windowed') }}
     group by 1
@@ -14,7 +15,7 @@ conversions as (
 
 sent as (
 
-    select deduplication_key as conversion, count(*) as found
+    select event_name || '/' || deduplication_key as conversion, count(*) as found
     from {{ ref('line_capi_payload') }}
     group by 1
 
@@ -22,7 +23,8 @@ sent as (
 
 rejected as (
 
-    select coalesce(deduplication_key, 'row:' || coalesce(transaction_id, '') || ':' || coalesce(pv_id, '')) as conversion,
+    select event_name || '/' || coalesce(deduplication_key, 'row:' || coalesce(transaction_id, '') || ':' || coalesce(pv_id, ''))
+            as conversion,
         count(*) as found
     from {{ ref('line_capi_rejected') }}
     group by 1

@@ -1,5 +1,6 @@
--- Conversions as exported: contract columns renamed (var karte_column_map), text trimmed,
--- sync_date parsed to Unix seconds (shifted by export_time_shift_seconds() for replayed exports).
+-- Conversions as exported: contract columns renamed (var karte_column_map), rows kept by the data
+-- filter (var karte_conversion_filter), text trimmed, sync_date parsed to Unix seconds (shifted by
+-- export_time_shift_seconds() for replayed exports).
 with
 
 source as (
@@ -7,6 +8,15 @@ source as (
     select
         {{ karte_export_columns('conversions') }}
     from {{ source('karte', 'conversions') }}
+
+),
+
+filtered as (
+
+    -- Rule 1: rows the filter leaves out are not conversions at all: not sent, not rejected.
+    select *
+    from source
+    {{ karte_data_filter_where('conversions') }}
 
 ),
 
@@ -22,7 +32,7 @@ final as (
         revenue,
         sync_date,
         {{ karte_sync_date_to_unix('sync_date') }} as synced_at_unix
-    from source
+    from filtered
 
 )
 

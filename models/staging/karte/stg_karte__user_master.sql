@@ -1,5 +1,6 @@
--- The user master, reduced to the two personal fields LINE uses. This is a view: the
--- plaintext is read from the export file and hashed in int_users_hashed, never stored.
+-- The user master, reduced to the two personal fields LINE uses, and to the rows kept by the data
+-- filter (var karte_user_master_filter). This is a view: the plaintext is read from the export
+-- file and hashed in int_users_hashed, never stored.
 with
 
 source as (
@@ -10,13 +11,21 @@ source as (
 
 ),
 
+filtered as (
+
+    select *
+    from source
+    {{ karte_data_filter_where('user_master') }}
+
+),
+
 final as (
 
     select
         nullif({{ trim_ascii('user_id') }}, '') as user_id,
         email,
         phone
-    from source
+    from filtered
 
 )
 

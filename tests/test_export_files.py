@@ -1,0 +1,201 @@
+"""Exports as a warehouse writes them: typed Parquet columns, split and gzipped CSV parts, a folder
+of Parquet parts. Each builds (unit tests included) to the same payload and rejected rows as the
+same data exported as text CSV, whatever the machine's time zone."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+from pipeline_fixtures import rewrite_export, run_dbt, write_export
+from test_pipeline import AS_OF, export_tables
+
+USERS = {"u1": "1001", "u2": "1002", "u3": "1003"}
+ITEMS_TYPE = """'[{"item_id": "VARCHAR", "quantity": "BIGINT", "price": "DOUBLE"}]'"""
+
+
+def warehouse_tables() -> dict[str, list[dict]]:
+    """The pipeline's fixture export with numeric user and page view ids, and LINE logins dated
+    by day, so that each column can be stored typed (INT64, DATE) as well as text."""
+    tables = export_tables()
+    pv_ids: dict[str, str] = {}
+    for rows in tables.values():
+        for row in rows:
+            if "user_id" in row:
+                row["user_id"] = USERS.get(row["user_id"], row["user_id"])
+            if row.get("pv_id"):
+                row["pv_id"] = pv_ids.setdefault(row["pv_id"], str(7000 + len(pv_ids)))
+    for row in tables["line_users"]:
+        row["sync_date"] = row["sync_date"][:10]
+    return tables
+
+
+# Build B: one Parquet file per table, every column typed as BigQuery exports it.
+TYPED = {
+    "conversions": {
+        "sync_date": "cast(sync_date as timestamptz)",
+        "revenue": "cast(revenue as double)",
+        "user_id": "cast(user_id as bigint)",
+        "pv_id": "cast(pv_id as bigint)",
+        "items": f"from_json(items, {ITEMS_TYPE})",
+    },
+    "page_views": {
+        "sync_date": "timezone('UTC', cast(sync_date as timestamptz))",
+        "user_id": "cast(user_id as bigint)",
+        "pv_id": "cast(pv_id as bigint)",
+    },
+    "line_users": {"sync_date": "cast(sync_date as date)", "user_id": "cast(user_id as bigint)"},
+    "user_master": {"user_id": "cast(user_id as bigint)"},
+}
+# Build C: a folder of Parquet parts per table, other types.
+FOLDER_TYPED = {
+    "conversions": {
+        "sync_date": "timezone('UTC', cast(sync_date as timestamptz))",
+        "revenue": "cast(revenue as decimal(12, 2))",
+    },
+    "page_views": {"sync_date": "cast(sync_date as timestamptz)"},
+}
+
+
+def build(tmp, export, env=None):
+    result = run_dbt(tmp, "build", export_dir=export, vars={"as_of": AS_OF}, env=env)
+    assert result.returncode == 0, result.output
+    return result
+
+
+def rejected_rows(result) -> list[tuple]:
+    return sorted(
+        result.rows(
+            "select transaction_id, deduplication_key, event_name, user_id, pv_id, reason, "
+            "event_timestamp from line_capi_rejected"
+        ),
+        key=repr,
+    )
+
+
+def column_types(path) -> dict[str, str]:
+    with duckdb.connect() as con:
+        return {
+            name: typ for name, typ, *_ in con.sql(f"describe select * from '{path}'").fetchall()
+        }
+
+
+@pytest.fixture(scope="module")
+def text_export(tmp_path_factory):
+    return write_export(tmp_path_factory.mktemp("text") / "export", warehouse_tables(), "csv")
+
+
+@pytest.fixture(scope="module")
+def text_build(tmp_path_factory, text_export):
+    return build(tmp_path_factory.mktemp("text-build"), text_export)
+
+
+def test_the_text_export_builds_payload_and_rejected_rows(text_build):
+    # the comparisons below are not between two empty tables
+    assert set(text_build.payloads()) == {"ORD-1", "ORD-2", "ORD-4"}
+    assert sorted(reason for *_, reason, _ in rejected_rows(text_build)) == [
+        "invalid_deduplication_key",
+        "missing_deduplication_key",
+        "no_user_identifier",
+    ]
+    assert "custom" in text_build.payloads()["ORD-1"]
+
+
+def test_typed_parquet_builds_the_same_rows(tmp_path, text_export, text_build):
+    export = rewrite_export(text_export, tmp_path / "export", "parquet", TYPED)
+    types = column_types(export / "conversions.parquet")
+    assert types["sync_date"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["items"] == "STRUCT(item_id VARCHAR, quantity BIGINT, price DOUBLE)[]"
+    assert (types["revenue"], types["user_id"], types["pv_id"]) == ("DOUBLE", "BIGINT", "BIGINT")
+    assert column_types(export / "page_views.parquet")["sync_date"] == "TIMESTAMP"
+    assert column_types(export / "line_users.parquet")["sync_date"] == "DATE"
+    # DuckDB renders a TIMESTAMPTZ as text in the session time zone: the machine's must not matter
+    result = build(tmp_path, export, env={"TZ": "Asia/Tokyo"})
+    assert result.payloads() == text_build.payloads()
+    assert rejected_rows(result) == rejected_rows(text_build)
+    # a typed instant is kept as ISO 8601 text in UTC (ORD-3 was at T - 4 h)
+    assert result.rows(
+        "select sync_date from line_capi_rejected where transaction_id = 'ORD-3'"
+    ) == [("2026-02-28T23:00:00Z",)]
+
+
+def test_folder_of_parquet_parts_builds_the_same_rows(tmp_path, text_export, text_build):
+    export = rewrite_export(
+        text_export, tmp_path / "export", "parquet", FOLDER_TYPED, parts=3, layout="folder"
+    )
+    for table in ("conversions", "page_views", "line_users", "user_master"):
+        (export / table / "_SUCCESS").write_bytes(b"")  # a marker file, not a part
+    (export / "conversions" / "part-9.parquet").write_bytes(b"")  # an empty part
+    types = column_types(export / "conversions" / "part-0.parquet")
+    assert (types["sync_date"], types["revenue"]) == ("TIMESTAMP", "DECIMAL(12,2)")
+    result = build(tmp_path, export, env={"TZ": "America/Los_Angeles"})
+    assert result.payloads() == text_build.payloads()
+    assert rejected_rows(result) == rejected_rows(text_build)
+
+
+def test_split_gzipped_csv_parts_build_the_same_rows(tmp_path, text_export, text_build):
+    export = rewrite_export(text_export, tmp_path / "export", "csv.gz", parts=3, layout="parts")
+    # line_users has two rows for three parts: one part is a header only; another is 0 bytes
+    assert len((export / "line_users-000000000000.csv.gz").read_bytes()) > 0
+    (export / "conversions-000000000003.csv.gz").write_bytes(b"")
+    assert sorted(p.name for p in export.glob("conversions*")) == [
+        f"conversions-00000000000{i}.csv.gz" for i in range(4)
+    ]
+    result = build(tmp_path, export)
+    assert result.payloads() == text_build.payloads()
+    assert rejected_rows(result) == rejected_rows(text_build)
+
+
+def write_layout(directory, files: dict[str, bytes]):
+    export = write_export(directory, export_tables(), "csv")
+    (export / "conversions.csv").unlink()
+    header = b"event_name,user_id,transaction_id,sync_date,pv_id\n"
+    for name, content in files.items():
+        path = export / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(header + content if content is not None else b"")
+    return export
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (
+            {"conversions/part-0.csv": b"", "conversions/part-1.parquet": None},
+            "KARTE export table conversions has parts in two formats (csv and parquet) in ",
+        ),
+        (
+            {"conversions.csv": b"", "conversions-000000000000.csv": b""},
+            "KARTE export table conversions has files in more than one layout in ",
+        ),
+        (
+            {"conversions-000000000000.csv": None, "conversions-000000000001.csv": None},
+            "KARTE export table conversions has only empty parts in ",
+        ),
+        (
+            {
+                "conversions-000000000000.csv": b"",
+                "conversions-000000000001.csv": "buy,u1,ORD-9,2026-03-01,ご注文\n".encode("cp932"),
+            },
+            "conversions-000000000001.csv is not UTF-8 (a spreadsheet may have saved it as",
+        ),
+        (
+            {"conversions/_SUCCESS": None},
+            "conversions.csv (or .csv.gz, .parquet, parts conversions-*.csv, "
+            "or a folder conversions/ of parts)",
+        ),
+    ],
+    ids=["two-formats", "two-layouts", "only-empty-parts", "shift-jis-part", "no-part"],
+)
+def test_bad_layouts_are_one_line_errors_naming_the_table(tmp_path, files, message):
+    export = write_layout(tmp_path / "export", files)
+    result = run_dbt(
+        tmp_path,
+        "run",
+        "--select",
+        "stg_karte__conversions",
+        export_dir=export,
+        vars={"as_of": AS_OF},
+    )
+    assert result.returncode != 0
+    (line,) = [line for line in result.output.splitlines() if message in line]
+    assert "Traceback" not in result.output
