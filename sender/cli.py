@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import signal
@@ -15,7 +16,9 @@ from typing import Annotated
 import duckdb
 import typer
 
+from sender import alerts
 from sender.build_info import SampleRefused, read_build_info
+from sender.coverage import NO_COVERAGE, describe_event, read_coverage
 from sender.database import (
     DEFAULT_MEMORY_LIMIT,
     DatabaseError,
@@ -43,6 +46,7 @@ from sender.push import (
     dry_run,
     push,
 )
+from sender.report import DEFAULT_BUILDS, render, write_owner_only
 from sender.request_body import MAX_EVENTS_PER_REQUEST, PayloadFormatError
 from sender.settings import (
     DEFAULT_DATABASE,
@@ -156,8 +160,52 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _alert_settings() -> alerts.AlertSettings:
+    try:
+        return alerts.load_settings(os.environ)
+    except ConfigError as exc:
+        raise _die(str(exc), ExitCode.USAGE) from None
+
+
+def _warn(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _alert_after_push(command):
+    """Once the push has ended, however it ended, at most one alert (sender/alerts.py); a dry
+    run stays off the network."""
+
+    @functools.wraps(command)
+    def run(**kwargs) -> None:
+        if kwargs.get("dry_run_"):
+            return command(**kwargs)
+        settings = _alert_settings()
+        code = ExitCode.INTERNAL_ERROR
+        try:
+            command(**kwargs)
+            code = ExitCode.OK
+        except typer.Exit as exc:
+            code = exc.exit_code
+            raise
+        except KeyboardInterrupt:
+            code = ExitCode.INTERRUPTED
+            raise
+        finally:
+            alerts.after_push(
+                settings,
+                database=database_path(kwargs.get("database")),
+                endpoint=kwargs.get("endpoint"),
+                tag_id=kwargs.get("tag_id"),
+                exit_code=code,
+                say=_warn,
+            )
+
+    return run
+
+
 # -- push ----------------------------------------------------------------------------------------
 @app.command("push", epilog=EXIT_CODES_EPILOG)
+@_alert_after_push
 def push_command(
     database: DatabaseOpt = DEFAULT_DATABASE,
     tag_id: TagIdOpt = None,
@@ -337,7 +385,11 @@ def _print_summary(summary: Summary, as_json: bool) -> None:
 # -- status --------------------------------------------------------------------------------------
 @app.command()
 def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> None:
-    """Show the last build and run, and per destination the ledger's counts and what is pending.
+    """Show the last build and its coverage, the last run, and per destination the ledger's
+    counts and what is pending.
+
+    Coverage is per LINE event name: conversions in the window, sendable, rejected (by reason),
+    and how many sendable events carry each user identifier.
 
     "pending" without a destination is what the view line_capi_pending lists: the rows pending
     at the destination of the last push.
@@ -355,9 +407,11 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
             has_payload = False
         info = read_status(con, has_ledger=has_ledger(con), has_payload=has_payload)
         build = read_build_info(con)
+        history = read_coverage(con)
     finally:
         con.close()
     latest = info.latest
+    coverage = history.latest if history else None
     if json_:
         typer.echo(
             json.dumps(
@@ -369,6 +423,7 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
                     "destinations": [d.as_dict() for d in info.destinations],
                     "build": build.as_dict() if build else None,
                     "last_run": info.last_run,
+                    "coverage": coverage.as_dict() if coverage else None,
                 },
                 default=str,
             )
@@ -383,6 +438,16 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
             f"build     {build.built_at}Z from {build.export_location}{sample}:"
             f" {build.payload_rows:,} payload rows"
         )
+    if coverage is None:
+        typer.echo(f"coverage  {NO_COVERAGE}")
+    else:
+        typer.echo(
+            f"coverage  build {coverage.invocation_id} built {coverage.built_at}Z,"
+            f" as of {coverage.as_of}Z"
+        )
+        for event in coverage.events.values():
+            for line in describe_event(event):
+                typer.echo(f"          {line}")
     run = info.last_run
     if run is None:
         typer.echo("last run  none")
@@ -412,6 +477,47 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
             else "? (no line_capi_payload: run dbt build)"
         )
     )
+
+
+# -- report --------------------------------------------------------------------------------------
+@app.command()
+def report(
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The HTML file to write (replaced; readable by its owner only).",
+        ),
+    ],
+    database: DatabaseOpt = DEFAULT_DATABASE,
+    builds: Annotated[
+        int,
+        typer.Option(min=1, max=10_000, help="Builds to show (and runs per destination)."),
+    ] = DEFAULT_BUILDS,
+) -> None:
+    """Write one self-contained HTML page: identifier shares over the last builds, rejections
+    by reason, and the sends of each run per destination.
+
+    Inline CSS and SVG only (no script, nothing fetched): it opens offline and can be attached
+    to an email. Counts, event names, dates and destinations only; never personal data.
+
+    Examples:
+
+        sender report --output coverage.html
+
+        sender report -o /tmp/last-week.html --builds 168
+    """
+    con = _open(database, read_only=True, need_payload=False)
+    try:
+        page = render(con, builds=builds)
+    finally:
+        con.close()
+    try:
+        write_owner_only(output, page)
+    except OSError as exc:
+        raise _die(f"cannot write {output}: {exc.strerror}", ExitCode.USAGE) from None
+    typer.echo(f"wrote {output} ({len(page.encode()):,} bytes)")
 
 
 # -- preview -------------------------------------------------------------------------------------
@@ -507,7 +613,8 @@ def run_command(
 
     Arguments after -- go to every dbt command (--vars, --target, --profiles-dir, ...). The
     push reads LINE_TAG_ID, LINE_ACCESS_TOKEN, LINE_CHANNEL_ID and LINE_CAPI_ENDPOINT. Relative
-    paths are relative to the current folder.
+    paths are relative to the current folder. With LINE_CAPI_ALERT_WEBHOOK set, a run that needs
+    a person posts one message there (docs/monitoring.md).
 
     Examples:
 
@@ -518,10 +625,13 @@ def run_command(
     from sender.scheduled_run import (
         DEFAULT_LOG_NAME,
         RunConfig,
+        RunLog,
         ScheduledRun,
         default_project_dir,
         find_dbt,
     )
+
+    alert_settings = _alert_settings()
 
     project = (project_dir or default_project_dir()).resolve()
     if not (project / "dbt_project.yml").is_file():
@@ -552,7 +662,16 @@ def run_command(
             code = scheduled.run()
     except Exception as exc:  # a bug in the run itself: its traceback goes to the log
         report_crash(exc, debug=_debug, log=config.log_file)
-        raise typer.Exit(int(ExitCode.INTERNAL_ERROR)) from None
+        code = int(ExitCode.INTERNAL_ERROR)
+
+    def say(message: str) -> None:
+        log = RunLog(config.log_file)
+        try:
+            log.write("run", message, sys.stderr)
+        finally:
+            log.close()
+
+    alerts.after_run(alert_settings, database=db, env=config.env, exit_code=code, say=say)
     raise typer.Exit(code)
 
 
