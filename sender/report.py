@@ -28,7 +28,7 @@ from sender.coverage import (
     read_coverage,
     utc_text,
 )
-from sender.database import RUNS_TABLE, table_exists
+from sender.database import DESTINATIONS_TABLE, RUNS_TABLE, table_exists
 
 DEFAULT_BUILDS = 48
 
@@ -88,22 +88,26 @@ class RunSends:
 
 
 def read_runs(con: duckdb.DuckDBPyConnection, per_destination: int) -> dict[tuple[str, str], list]:
-    """The last runs (not --test) of each destination (endpoint, tag id), oldest first."""
-    if not table_exists(con, RUNS_TABLE):
+    """The last runs (not --test) of each destination (endpoint, tag id), oldest first, the
+    destinations in the order they were first used."""
+    if not (table_exists(con, RUNS_TABLE) and table_exists(con, DESTINATIONS_TABLE)):
         return {}
     rows = con.execute(
         f"""
-        select endpoint, tag_id, started_at, outcome, exit_code, coalesce(accepted, 0),
-            coalesce(rejected, 0), coalesce(expired, 0), coalesce(left_pending, 0)
+        select destination.endpoint, destination.tag_id, run.started_at, run.outcome,
+            run.exit_code, coalesce(run.accepted, 0), coalesce(run.rejected, 0),
+            coalesce(run.expired, 0), coalesce(run.left_pending, 0)
         from (
             select *, row_number() over (
-                partition by endpoint, tag_id order by started_at desc
+                partition by destination_id order by started_at desc
             ) as newest
             from {RUNS_TABLE}
             where not is_test
-        )
-        where newest <= ?
-        order by endpoint, tag_id, started_at
+        ) as run
+        inner join {DESTINATIONS_TABLE} as destination
+            on run.destination_id = destination.destination_id
+        where run.newest <= ?
+        order by destination.destination_id, run.started_at
         """,
         [per_destination],
     ).fetchall()

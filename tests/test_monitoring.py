@@ -96,6 +96,9 @@ def test_the_report_is_one_private_self_contained_page_with_charts(sent_db, tmp_
     builds = hourly_builds(50, event_names=("Purchase", HOSTILE))
     builds[-1].add("Purchase", shares={"click_id": 0.0}, rejected={"timestamp_out_of_range": 2})
     write_coverage(sent_db, builds)
+    with mock_server() as other:  # a second destination, where the run left rows pending
+        other.inject("503", 5)
+        assert push_now(sent_db, other.url, max_retries=0).left_pending == 12
     page = tmp_path / "report.html"
     page.write_text("an older report")
     page.chmod(0o644)  # replaced, and no longer readable by others
@@ -106,7 +109,10 @@ def test_the_report_is_one_private_self_contained_page_with_charts(sent_db, tmp_
     assert stat.S_IMODE(page.stat().st_mode) == 0o600
     text = page.read_text()
     assert text.startswith("<!doctype html>") and text.rstrip().endswith("</html>")
-    assert text.count("<svg") == 2 * 2 + 1  # shares and rejections per event name, sends
+    # shares and rejections per event name, sends per destination
+    assert text.count("<svg") == 2 * 2 + 2
+    assert f"{other.url}, LINE Tag {TAG_ID}" in text
+    assert "<td>pending_left</td><td>1</td><td>0</td><td>0</td><td>0</td><td>12</td>" in text
     assert "<polyline" in text and "<text" in text  # lines, axes and labels
     for identifier in IDENTIFIERS:  # labelled, not told apart by colour alone
         assert f">{identifier} " in text
