@@ -351,7 +351,7 @@ def bar_chart(frame: Frame, runs: Sequence[RunSends], *, title: str, uid: int) -
                     f'<rect x="{frame.x(i) - width / 2:.1f}" y="{top:.1f}" width="{width:.1f}"'
                     f' height="{max(0.5, bottom - top):.1f}" fill="{fill(colour, pattern)}"'
                     ' stroke="#333"'
-                    f' stroke-width="0.4"><title>{esc(utc_text(run.started_at))}: {esc(note)}'
+                    f' stroke-width="0.4"><title>{esc(_seconds(run.started_at))}: {esc(note)}'
                     "</title></rect>"
                 )
             base += n
@@ -359,6 +359,10 @@ def bar_chart(frame: Frame, runs: Sequence[RunSends], *, title: str, uid: int) -
 
 
 # -- the page ------------------------------------------------------------------------------------
+def _seconds(value: dt.datetime) -> str:
+    return utc_text(value.replace(microsecond=0)) or ""
+
+
 def _short(value: dt.datetime | None) -> str:
     return value.strftime("%m-%d %H:%M") if value else "?"
 
@@ -500,7 +504,7 @@ def _sends_section(runs: dict[tuple[str, str], list[RunSends]], limit: int) -> l
                 ["started (UTC)", "outcome", "exit", *(p[0] for p in _SEND_PARTS)],
                 [
                     [
-                        utc_text(r.started_at),
+                        _seconds(r.started_at),
                         r.outcome or "never finished",
                         "" if r.exit_code is None else r.exit_code,
                         *(f"{n:,}" for n in r.parts()),
