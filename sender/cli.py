@@ -29,7 +29,7 @@ from sender.database import (
 )
 from sender.destinations import pending_destination
 from sender.exit_codes import ExitCode, exit_code_table
-from sender.file_modes import use_private_umask
+from sender.file_modes import private_file, use_private_umask
 from sender.ledger import LedgerWriteError, read_status
 from sender.pending_rows import pending_sql
 from sender.progress import Progress
@@ -689,7 +689,7 @@ def report_crash(exc: BaseException, *, debug: bool, log: Path | None = None) ->
     """One line on stderr; the traceback (no locals) with --debug, or in ``log``."""
     text = scrub("".join(traceback.format_exception(exc)))
     if log is not None:
-        with log.open("a", encoding="utf-8") as f:
+        with private_file(log, "a") as f:
             f.write(text)
     if debug:
         sys.stderr.write(text)

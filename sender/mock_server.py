@@ -231,7 +231,6 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address, handler, ssl_context: ssl.SSLContext | None) -> None:
         self.ssl_context = ssl_context
         self.connections = 0
-        self.refused_handshakes = 0
         self._count_lock = threading.Lock()
         super().__init__(address, handler)
 
@@ -248,8 +247,6 @@ class _Server(ThreadingHTTPServer):
         try:
             wrapped = self.ssl_context.wrap_socket(request, server_side=True)
         except OSError:  # the client refused the certificate, or went away
-            with self._count_lock:
-                self.refused_handshakes += 1
             return
         try:
             super().finish_request(wrapped, client_address)
@@ -348,7 +345,6 @@ class MockLineServer:
             statuses = Counter(r.status for r in self.requests)
             return {
                 "connections": self.httpd.connections,
-                "refused_handshakes": self.httpd.refused_handshakes,
                 "requests": len(self.requests),
                 "by_status": {str(k): v for k, v in sorted(statuses.items())},
                 "accepted_events": sum(self.accepted.values()),

@@ -32,7 +32,7 @@ def read_secret(
     would be a guess). Raises :class:`ConfigError` with one line, never the secret."""
     env = os.environ if environ is None else environ
     file_var = name + FILE_SUFFIX
-    if option:
+    if option is not None:
         return _remember(option)
     value = env.get(name) or None
     file_name = (env.get(file_var) or "").strip()

@@ -203,3 +203,26 @@ def test_the_mock_server_reads_the_token_it_expects_from_a_file(tmp_path):
     assert wrong.returncode == ExitCode.AUTHENTICATION, wrong.stderr
     assert right.returncode == 0, right.stderr
     assert TOKEN not in first + out + err + right.stderr + wrong.stderr
+
+
+def test_read_secret_is_generic_over_the_variable_name(tmp_path):
+    from sender.secret_env import read_secret
+
+    hook = tmp_path / "webhook"
+    hook.write_text("https://hooks.example.com/T0/B0/xyz\n")
+    name = "LINE_CAPI_ALERT_WEBHOOK"
+    assert read_secret(name, environ={}) is None
+    assert read_secret(name, environ={f"{name}_FILE": str(hook)}).reveal() == (
+        "https://hooks.example.com/T0/B0/xyz"
+    )
+    assert read_secret(name, environ={name: "https://a.example"}).reveal() == "https://a.example"
+    # a value typed on the command line wins over both, as options win over the environment
+    both = {name: "x-env", f"{name}_FILE": str(hook)}
+    assert read_secret(name, option="x-typed", environ=both).reveal() == "x-typed"
+    with pytest.raises(ConfigError, match=f"^{name} and {name}_FILE are both set: keep one$"):
+        read_secret(name, environ=both)
+    with pytest.raises(ConfigError) as err:
+        read_secret(name, environ={f"{name}_FILE": str(tmp_path / "gone")})
+    assert str(err.value) == (
+        f"{name}_FILE {tmp_path / 'gone'} cannot be read: No such file or directory"
+    )
