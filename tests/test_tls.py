@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import duckdb
 import pytest
 from schedule_fixtures import clock_export, sender_run
 from security_fixtures import certificate, https_mock_server, open_to_others, umask
@@ -42,14 +41,8 @@ def error_lines(stderr: str) -> list[str]:
 
 
 def last_run(db) -> tuple:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(
-            "select exit_code, outcome, accepted from line_capi_send_runs"
-            " order by started_at desc limit 1"
-        ).fetchone()
-    finally:
-        con.close()
+    run = json.loads(run_cli(["status", "--json"], sender_env(db)).stdout)["last_run"]
+    return run["exit_code"], run["outcome"], run["accepted"]
 
 
 def test_a_self_signed_certificate_stops_at_once_and_the_ca_bundle_advice_works(
