@@ -26,6 +26,7 @@ from sender.coverage import CoverageHistory, percent, read_coverage
 from sender.database import RUNS_TABLE, DatabaseError, connect, fetch_one, table_exists
 from sender.destinations import destination_id
 from sender.exit_codes import MEANINGS, ExitCode
+from sender.secret_env import FILE_SUFFIX, read_secret
 from sender.settings import (
     DEFAULT_ENDPOINT,
     ConfigError,
@@ -37,7 +38,7 @@ from sender.settings import (
 
 WEBHOOK_ENV = "LINE_CAPI_ALERT_WEBHOOK"
 # What sender run keeps from the commands it starts: it alone alerts, once for the whole job.
-RUN_ONLY_ENV = (WEBHOOK_ENV, f"{WEBHOOK_ENV}_FILE")
+RUN_ONLY_ENV = (WEBHOOK_ENV, WEBHOOK_ENV + FILE_SUFFIX)
 # A short wait, one attempt: an alert must never hold up or fail the job it reports on.
 WEBHOOK_TIMEOUT = (3.0, 5.0)
 # Earlier builds a trailing average needs before a fall below it means something.
@@ -55,9 +56,10 @@ RUN_STOPS_BEFORE_PUSH = frozenset(
 Say = Callable[[str], None]
 
 
-def webhook_from_env(env: Mapping[str, str]) -> str | None:
-    """The webhook URL, a secret: from ``LINE_CAPI_ALERT_WEBHOOK``."""
-    return env.get(WEBHOOK_ENV)
+def webhook_from_env(env: Mapping[str, str]) -> Secret | None:
+    """The webhook URL, a secret: ``LINE_CAPI_ALERT_WEBHOOK``, or the file that
+    ``LINE_CAPI_ALERT_WEBHOOK_FILE`` names."""
+    return read_secret(WEBHOOK_ENV, environ=env)
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,9 @@ def _threshold(name: str, text: str, kind: str) -> int | float:
     return number
 
 
-def validate_webhook(value: str) -> Secret:
+def validate_webhook(webhook: Secret) -> Secret:
     """https, or http to a loopback host. Errors never repeat the URL: it is a secret."""
+    value = webhook.reveal().strip()
     try:
         parts = urlsplit(value)
         host = parts.hostname
@@ -115,9 +118,9 @@ def validate_webhook(value: str) -> Secret:
 def load_settings(env: Mapping[str, str]) -> AlertSettings:
     """The alert settings from the environment; ConfigError (one line) when one is malformed."""
     values: dict = {}
-    url = (webhook_from_env(env) or "").strip()
-    if url:
-        values["webhook"] = validate_webhook(url)
+    webhook = webhook_from_env(env)
+    if webhook is not None and webhook.reveal().strip():
+        values["webhook"] = validate_webhook(webhook)
     for name, field, kind in THRESHOLDS:
         text = env.get(name, "")
         if text.strip():

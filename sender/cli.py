@@ -15,6 +15,7 @@ from typing import Annotated
 
 import duckdb
 import typer
+from click.core import ParameterSource
 
 from sender import alerts
 from sender.build_info import SampleRefused, read_build_info
@@ -31,6 +32,7 @@ from sender.database import (
 )
 from sender.destinations import pending_destination
 from sender.exit_codes import ExitCode, exit_code_table
+from sender.file_modes import private_file, use_private_umask, write_private_text
 from sender.ledger import LedgerWriteError, read_status
 from sender.pending_rows import pending_sql
 from sender.progress import Progress
@@ -46,13 +48,15 @@ from sender.push import (
     dry_run,
     push,
 )
-from sender.report import DEFAULT_BUILDS, render, write_owner_only
+from sender.report import DEFAULT_BUILDS, render
 from sender.request_body import MAX_EVENTS_PER_REQUEST, PayloadFormatError
+from sender.secret_env import read_secret, scrub
 from sender.settings import (
     DEFAULT_DATABASE,
     DEFAULT_ENDPOINT,
     ConfigError,
     LineTarget,
+    Secret,
     database_path,
     is_loopback_host,
 )
@@ -117,6 +121,20 @@ def _die(message: str, code: ExitCode) -> typer.Exit:
     return typer.Exit(int(code))
 
 
+def _warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
+def _secret(ctx: typer.Context, param: str, env_name: str, value: str | None) -> Secret | None:
+    """The option's value when typed on the command line, else env ``env_name`` or the file
+    env ``env_name``_FILE names (sender.secret_env); a bad source is exit 2."""
+    typed = ctx.get_parameter_source(param) is ParameterSource.COMMANDLINE
+    try:
+        return read_secret(env_name, option=value if typed else None)
+    except ConfigError as exc:
+        raise _die(str(exc), ExitCode.USAGE) from None
+
+
 def _open(
     database: str,
     *,
@@ -126,7 +144,7 @@ def _open(
 ) -> duckdb.DuckDBPyConnection:
     path = database_path(database)
     try:
-        con = connect(path, read_only=read_only, memory_limit=memory_limit)
+        con = connect(path, read_only=read_only, memory_limit=memory_limit, notice=_warn)
         try:
             if need_payload:
                 require_payload(con, path)
@@ -207,6 +225,7 @@ def _alert_after_push(command):
 @app.command("push", epilog=EXIT_CODES_EPILOG)
 @_alert_after_push
 def push_command(
+    ctx: typer.Context,
     database: DatabaseOpt = DEFAULT_DATABASE,
     tag_id: TagIdOpt = None,
     access_token: Annotated[
@@ -215,7 +234,8 @@ def push_command(
             "--access-token",
             envvar="LINE_ACCESS_TOKEN",
             show_default=False,
-            help="LINE Tag access token. Prefer the environment variable: an option shows in ps.",
+            help="LINE Tag access token. Prefer the environment variable, or LINE_ACCESS_TOKEN_FILE"
+            " naming a file that holds it: an option shows in ps.",
         ),
     ] = None,
     channel_id: Annotated[
@@ -320,13 +340,14 @@ def push_command(
         return
     if show:
         raise _die("--show works with --dry-run only", ExitCode.USAGE)
+    token = _secret(ctx, "access_token", "LINE_ACCESS_TOKEN", access_token)
     try:
         target = LineTarget.from_values(
-            endpoint=endpoint, tag_id=tag_id, token=access_token, channel_id=channel_id
+            endpoint=endpoint, tag_id=tag_id, token=token, channel_id=channel_id
         )
     except ConfigError as exc:
         raise _die(str(exc), ExitCode.USAGE) from None
-    del access_token
+    del access_token, token
     con = _open(database, read_only=False, memory_limit=memory_limit)
     progress = Progress(quiet=quiet)
     try:
@@ -514,7 +535,7 @@ def report(
     finally:
         con.close()
     try:
-        write_owner_only(output, page)
+        write_private_text(output, page)
     except OSError as exc:
         raise _die(f"cannot write {output}: {exc.strerror}", ExitCode.USAGE) from None
     typer.echo(f"wrote {output} ({len(page.encode()):,} bytes)")
@@ -612,9 +633,10 @@ def run_command(
     """The hourly job: lock, dbt source freshness, dbt build, sender push.
 
     Arguments after -- go to every dbt command (--vars, --target, --profiles-dir, ...). The
-    push reads LINE_TAG_ID, LINE_ACCESS_TOKEN, LINE_CHANNEL_ID and LINE_CAPI_ENDPOINT. Relative
-    paths are relative to the current folder. With LINE_CAPI_ALERT_WEBHOOK set, a run that needs
-    a person posts one message there (docs/monitoring.md).
+    push reads LINE_TAG_ID, LINE_ACCESS_TOKEN (or LINE_ACCESS_TOKEN_FILE), LINE_CHANNEL_ID and
+    LINE_CAPI_ENDPOINT. Relative paths are relative to the current folder. With
+    LINE_CAPI_ALERT_WEBHOOK set, a run that needs a person posts one message there
+    (docs/monitoring.md).
 
     Examples:
 
@@ -632,7 +654,10 @@ def run_command(
     )
 
     alert_settings = _alert_settings()
-
+    try:  # a token file that cannot be read stops the run before the build, not after
+        read_secret("LINE_ACCESS_TOKEN")
+    except ConfigError as exc:
+        raise _die(str(exc), ExitCode.USAGE) from None
     project = (project_dir or default_project_dir()).resolve()
     if not (project / "dbt_project.yml").is_file():
         raise _die(
@@ -678,6 +703,7 @@ def run_command(
 # -- mock-server ---------------------------------------------------------------------------------
 @app.command("mock-server")
 def mock_server_command(
+    ctx: typer.Context,
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port).")] = 8787,
     host: Annotated[str, typer.Option(help="Loopback address to bind.")] = "127.0.0.1",
     access_token: Annotated[
@@ -686,7 +712,8 @@ def mock_server_command(
             "--access-token",
             envvar="LINE_ACCESS_TOKEN",
             show_default=False,
-            help="Token the server expects (401 otherwise). Default: 'mock-token'.",
+            help="Token the server expects (401 otherwise); also from LINE_ACCESS_TOKEN_FILE."
+            " Default: 'mock-token'.",
         ),
     ] = None,
     tag_id: Annotated[
@@ -734,8 +761,9 @@ def mock_server_command(
         raise _die(
             f"--host {host} is not a loopback address; the mock server stays local", ExitCode.USAGE
         )
-    token = access_token or "mock-token"
-    del access_token
+    expected = _secret(ctx, "access_token", "LINE_ACCESS_TOKEN", access_token)
+    token = expected.reveal() if expected else "mock-token"
+    del access_token, expected
 
     def log(message: str) -> None:
         stamp = dt.datetime.now(dt.UTC).strftime("%H:%M:%S")
@@ -776,29 +804,25 @@ def mock_server_command(
         log(f"stopped: {json.dumps(server.stats())}")
 
 
-def _scrub(text: str) -> str:
-    """The text without the access token, should an exception ever carry it."""
-    token = os.environ.get("LINE_ACCESS_TOKEN", "").strip()
-    return text.replace(token, "********") if len(token) >= 4 else text
-
-
 def report_crash(exc: BaseException, *, debug: bool, log: Path | None = None) -> None:
     """One line on stderr; the traceback (no locals) with --debug, or in ``log``."""
-    text = _scrub("".join(traceback.format_exception(exc)))
+    text = scrub("".join(traceback.format_exception(exc)))
     if log is not None:
-        with log.open("a", encoding="utf-8") as f:
+        with private_file(log, "a") as f:
             f.write(text)
     if debug:
         sys.stderr.write(text)
     where = f"; the traceback is in {log}" if log else ""
     if not log and not debug:
         where = "; run with --debug for the traceback"
-    message = _scrub(f"{type(exc).__name__}: {first_line(exc)}")
+    message = scrub(f"{type(exc).__name__}: {first_line(exc)}")
     typer.echo(f"error: internal error ({message}){where}", err=True)
 
 
 def main() -> None:
     """The console entry: an unexpected exception exits with its own code, as one line."""
+    # Everything this process and its children (dbt under `sender run`) create is private.
+    use_private_umask()
     try:
         app(prog_name="sender")
     except Exception as exc:  # a bug: the scheduler sees INTERNAL_ERROR, not a failed send

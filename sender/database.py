@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import ctypes
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
+
+from sender.file_modes import tighten_database
 
 PAYLOAD_TABLE = "line_capi_payload"
 LEDGER_TABLE = "line_capi_send_log"  # a view: one row per event and outcome
@@ -174,11 +177,20 @@ def _fix_mmap_threshold() -> None:
 
 
 def connect(
-    path: Path, *, read_only: bool, memory_limit: str | None = DEFAULT_MEMORY_LIMIT
+    path: Path,
+    *,
+    read_only: bool,
+    memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+    notice: Callable[[str], None] | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Open ``path``; never creates a database: a missing file means dbt has not run yet."""
+    """Open ``path``; never creates a database: a missing file means dbt has not run yet. A
+    database file (or WAL) other users can read is set to 0600 first; ``notice`` gets one line
+    for each."""
     if not path.exists():
         raise NoPayload(f"database {path} does not exist: run `dbt build` first")
+    for message in tighten_database(path):
+        if notice is not None:
+            notice(message)
     _fix_mmap_threshold()
     try:
         con = duckdb.connect(str(path), read_only=read_only)

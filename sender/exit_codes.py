@@ -7,7 +7,7 @@ class ExitCode(IntEnum):
     """Process exit codes; MEANINGS says what each means.
 
     When several apply, the first in this order wins: INTERRUPTED, AUTHENTICATION,
-    UNEXPECTED_RESPONSE, PENDING_LEFT, REJECTED_BY_API.
+    TLS_CERTIFICATE, UNEXPECTED_RESPONSE, PENDING_LEFT, REJECTED_BY_API.
     """
 
     OK = 0
@@ -19,7 +19,7 @@ class ExitCode(IntEnum):
     NO_PAYLOAD = 6
     UNEXPECTED_RESPONSE = 7
     SAMPLE_DATA_REFUSED = 8
-    # 9 is kept for TLS certificate errors.
+    TLS_CERTIFICATE = 9
     DATABASE_ERROR = 10
     STALE_EXPORT = 11
     BUILD_FAILED = 12
@@ -41,6 +41,8 @@ MEANINGS = {
     ExitCode.UNEXPECTED_RESPONSE: "an answer retrying cannot fix (404: wrong endpoint or tag id)",
     ExitCode.SAMPLE_DATA_REFUSED: "the payload was built from the bundled sample and the endpoint"
     " is not loopback; nothing was sent",
+    ExitCode.TLS_CERTIFICATE: "the endpoint's TLS certificate does not verify (or the CA bundle"
+    " set cannot be read): nothing more was sent, no retry; set REQUESTS_CA_BUNDLE",
     ExitCode.DATABASE_ERROR: "the database cannot be read or written (not a lock): a ledger write"
     " failed, disk full",
     ExitCode.STALE_EXPORT: "sender run: the export's newest sync_date is older than the"

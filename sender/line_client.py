@@ -20,6 +20,7 @@ from requests.adapters import HTTPAdapter
 from sender import __version__, fault_points
 from sender.request_body import Body
 from sender.settings import LineTarget, is_loopback_host
+from sender.tls import CA_BUNDLE_ADVICE, ca_bundle, certificate_problem
 
 USER_AGENT = f"line-capi-sender/{__version__}"
 
@@ -29,6 +30,7 @@ class Outcome(Enum):
     BAD_REQUEST = "bad_request"  # 400: an event is invalid, the request was discarded
     TOO_LARGE = "too_large"  # 413: split and try again
     AUTH = "auth"  # 401/403: stop everything
+    TLS = "tls"  # the certificate does not verify, or the CA bundle cannot be read: stop
     RETRYABLE = "retryable"  # 408, 429, 5xx, timeouts, connection errors
     FATAL = "fatal"  # any other status (404: wrong endpoint or tag id, ...)
 
@@ -92,6 +94,12 @@ class LineClient:
         self._target = target
         self._timeout = (min(connect_timeout, timeout), timeout)
         self._loopback = is_loopback_host(urlsplit(target.endpoint).hostname or "")
+        # The CA bundle is chosen here for every endpoint: a loopback session ignores the
+        # environment (no proxy may carry its traffic), but a CA bundle set there still counts.
+        bundle = ca_bundle()
+        self._verify: str | bool = bundle.path if bundle else True
+        self._bundle_problem = bundle.problem() if bundle else None
+        self._https = target.endpoint.startswith("https://")
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
@@ -126,6 +134,8 @@ class LineClient:
                 raise ValueError("channel id required for events with user.line_uid")
             headers["X-Line-ChannelID"] = self._target.channel_id
         fault_points.hit("before_request")  # test hook: sender/fault_points.py
+        if self._https and self._bundle_problem:
+            return Response(Outcome.TLS, None, error=self._bundle_problem)
         try:
             resp = self._session().post(
                 self._target.events_url,
@@ -133,6 +143,17 @@ class LineClient:
                 headers=headers,
                 timeout=self._timeout,
                 allow_redirects=False,
+                verify=self._verify,
+            )
+        except requests.exceptions.SSLError as exc:
+            problem = certificate_problem(exc)
+            if problem is None:  # a handshake cut short: the network, not the certificate
+                return Response(Outcome.RETRYABLE, None, error=f"TLS error ({type(exc).__name__})")
+            return Response(
+                Outcome.TLS,
+                None,
+                error=f"the TLS certificate of {self._target.endpoint} does not verify: {problem};"
+                f" {CA_BUNDLE_ADVICE}",
             )
         except requests.Timeout as exc:
             return Response(Outcome.RETRYABLE, None, error=f"timeout ({type(exc).__name__})")

@@ -20,6 +20,7 @@ import ipaddress
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -221,8 +222,41 @@ class RequestRecord:
     reason: str | None
 
 
+class _Server(ThreadingHTTPServer):
+    """Counts the connections it accepts; with an SSL context, speaks HTTPS (the handshake runs
+    in the connection's own thread, so a client that refuses the certificate stops nothing)."""
+
+    daemon_threads = True
+
+    def __init__(self, address, handler, ssl_context: ssl.SSLContext | None) -> None:
+        self.ssl_context = ssl_context
+        self.connections = 0
+        self._count_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def get_request(self):
+        request = super().get_request()
+        with self._count_lock:
+            self.connections += 1
+        return request
+
+    def finish_request(self, request, client_address) -> None:
+        if self.ssl_context is None:
+            super().finish_request(request, client_address)
+            return
+        try:
+            wrapped = self.ssl_context.wrap_socket(request, server_side=True)
+        except OSError:  # the client refused the certificate, or went away
+            return
+        try:
+            super().finish_request(wrapped, client_address)
+        finally:
+            wrapped.close()
+
+
 class MockLineServer:
-    """Run with :meth:`start` (a background thread) or :meth:`serve_forever`."""
+    """Run with :meth:`start` (a background thread) or :meth:`serve_forever`. With
+    ``ssl_context`` (a server context holding a certificate) it speaks HTTPS."""
 
     def __init__(
         self,
@@ -235,6 +269,7 @@ class MockLineServer:
         chaos: float = 0.0,
         log=None,
         clock=time.time,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.token = token
         self.tag_id = tag_id  # None: any UUID
@@ -249,8 +284,7 @@ class MockLineServer:
         self.requests: list[RequestRecord] = []
         self._rand = __import__("random").Random(7)
         handler = type("Handler", (_Handler,), {"mock": self})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server((host, port), handler, ssl_context)
         self._thread: threading.Thread | None = None
 
     # -- control -------------------------------------------------------------------------
@@ -258,7 +292,8 @@ class MockLineServer:
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{port}"
+        scheme = "https" if self.httpd.ssl_context is not None else "http"
+        return f"{scheme}://{host}:{port}"
 
     def start(self) -> str:
         self._thread = threading.Thread(
@@ -309,6 +344,7 @@ class MockLineServer:
         with self._lock:
             statuses = Counter(r.status for r in self.requests)
             return {
+                "connections": self.httpd.connections,
                 "requests": len(self.requests),
                 "by_status": {str(k): v for k, v in sorted(statuses.items())},
                 "accepted_events": sum(self.accepted.values()),

@@ -4,6 +4,9 @@
 - 400: the request was discarded whole; split it in halves, recursively, until the invalid
   events are alone: those are ``rejected_by_api``, all the others are delivered.
 - 401/403: stop at once, no retry. Another unexpected status (404, ...): stop too.
+- A TLS certificate that does not verify: stop at once, no retry (a configuration problem).
+- The first request goes alone: when the token, the endpoint or the certificate is wrong, one
+  request finds out, not one per worker.
 - 408/429/5xx, timeouts, connection errors: retry with backoff (same keys: LINE de-duplicates on
   event name + key), within ``max_retries``; what is left stays pending for the next run.
 - Events older than 90 days or more than 24 h ahead: not sent, recorded as ``expired``.
@@ -55,6 +58,9 @@ DEFAULT_MAX_RETRIES = 5
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_BACKOFF_BASE = 1.0
 DEFAULT_MAX_BACKOFF = 60.0
+
+# Answers after which nothing more is sent: retrying cannot fix them.
+_STOPS_THE_RUN = (Outcome.AUTH, Outcome.TLS, Outcome.FATAL)
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,8 @@ class Pusher:
         self.writer: LedgerWriter | None = None
         self._expired_groups = 0
         self.destination_id = 0
+        self._first_answer = threading.Event()
+        self._first_lock = threading.Lock()
 
     # -- counters -------------------------------------------------------------------------
     def _add(self, **counts: int) -> None:
@@ -351,19 +359,8 @@ class Pusher:
             half = n // 2
             self._deliver(rows.slice(0, half), f"{batch_id}.0")
             self._deliver(rows.slice(half), f"{batch_id}.1")
-        elif resp.outcome is Outcome.AUTH:
-            self.stop.set(
-                "auth",
-                f"LINE answered HTTP {resp.http_status} for LINE Tag {self.target.tag_id}: "
-                "the access token is wrong, belongs to another tag, or is not a LINE Tag "
-                "access token; nothing more was sent",
-            )
-        elif resp.outcome is Outcome.FATAL:
-            self.stop.set(
-                "fatal",
-                f"LINE answered HTTP {resp.http_status} for {self.target.events_url}: "
-                "check LINE_CAPI_ENDPOINT and LINE_TAG_ID; nothing more was sent",
-            )
+        elif resp.outcome in _STOPS_THE_RUN:
+            self.stop.set(*self._why_stop(resp))
         else:  # retries exhausted: stays pending
             self.progress.log(
                 f"warning: {n:,} events left pending after {attempts} attempts ({resp.error})"
@@ -378,8 +375,9 @@ class Pusher:
             if self.stop.event.is_set():
                 return None, attempts
             attempts += 1
-            self._add(requests=1)
-            resp = self.client.post(body, has_line_uid=has_line_uid)
+            resp = self._post(body, has_line_uid)
+            if resp is None:
+                return None, attempts - 1
             if resp.outcome is not Outcome.RETRYABLE or attempts > opts.max_retries:
                 return resp, attempts
             self._add(retried=1)
@@ -397,6 +395,38 @@ class Pusher:
             if self.stop.event.wait(delay):
                 return resp, attempts
 
+    def _post(self, body: Body, has_line_uid: bool) -> Response | None:
+        """One POST; until a first answer came back, one at a time (None: stopped meanwhile)."""
+        if self._first_answer.is_set():
+            self._add(requests=1)
+            return self.client.post(body, has_line_uid=has_line_uid)
+        with self._first_lock:
+            if self.stop.event.is_set():
+                return None
+            self._add(requests=1)
+            resp = self.client.post(body, has_line_uid=has_line_uid)
+            if resp.outcome in _STOPS_THE_RUN:  # before any other worker may send
+                self.stop.set(*self._why_stop(resp))
+            self._first_answer.set()
+            return resp
+
+    def _why_stop(self, resp: Response) -> tuple[str, str]:
+        """The stop reason and its one-line message for an answer in _STOPS_THE_RUN."""
+        if resp.outcome is Outcome.AUTH:
+            return (
+                "auth",
+                f"LINE answered HTTP {resp.http_status} for LINE Tag {self.target.tag_id}: "
+                "the access token is wrong, belongs to another tag, or is not a LINE Tag "
+                "access token; nothing more was sent",
+            )
+        if resp.outcome is Outcome.TLS:
+            return "tls", f"{resp.error}; nothing more was sent, the rest stays pending"
+        return (
+            "fatal",
+            f"LINE answered HTTP {resp.http_status} for {self.target.events_url}: "
+            "check LINE_CAPI_ENDPOINT and LINE_TAG_ID; nothing more was sent",
+        )
+
     def _finish(self, started: float) -> None:
         s = self.summary
         s.elapsed_s = round(time.monotonic() - started, 3)
@@ -412,6 +442,8 @@ def decide_exit(s: Summary, stop_reason: str | None) -> tuple[ExitCode, str]:
         return ExitCode.INTERRUPTED, "interrupted"
     if stop_reason == "auth":
         return ExitCode.AUTHENTICATION, "authentication_failed"
+    if stop_reason == "tls":
+        return ExitCode.TLS_CERTIFICATE, "tls_certificate"
     if stop_reason == "fatal":
         return ExitCode.UNEXPECTED_RESPONSE, "unexpected_response"
     if stop_reason == "ledger":

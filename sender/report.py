@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import duckdb
 
@@ -61,15 +59,6 @@ svg{max-width:100%;height:auto;font-size:11px}.note{color:#444;font-size:.9em}
 def esc(value: object) -> str:
     """Any text for HTML or SVG, attributes included."""
     return html.escape(str(value), quote=True)
-
-
-def write_owner_only(path: Path, text: str) -> None:
-    """Write ``text`` to ``path``, readable and writable by its owner only (0600), even when the
-    file already existed with a wider mode."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        os.fchmod(f.fileno(), 0o600)
-        f.write(text)
 
 
 # -- data ----------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from typing import IO
 
 from sender.alerts import RUN_ONLY_ENV
 from sender.exit_codes import ExitCode
+from sender.file_modes import private_file, private_umask
 
 PROJECT_FILE = "dbt_project.yml"
 DEFAULT_LOG_NAME = "line_capi_run.log"
@@ -87,8 +88,7 @@ def run_lock(database: Path) -> Iterator[Path]:
     """Hold the lock file next to the database for the whole run (released by the kernel if the
     process dies, so a killed run never leaves a stale lock)."""
     path = lock_path(database)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+", encoding="utf-8") as f:
+    with private_file(path, "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -112,9 +112,8 @@ class RunLog:
     """Timestamped lines to the log file (appended) and, when asked, to a console stream."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._file = path.open("a", encoding="utf-8")
+        self._file = private_file(path, "a")
         self._lock = threading.Lock()
 
     def write(self, source: str, text: str, echo: IO[str] | None = None) -> None:
@@ -173,6 +172,8 @@ def run_logged(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
+        # dbt and the push create the database, its WAL and dbt's files for their owner only
+        umask=private_umask(),
         text=True,
         encoding="utf-8",
         errors="replace",

@@ -61,12 +61,12 @@ def validate_tag_id(tag_id: str | None) -> str:
     return value
 
 
-def validate_token(token: str | None, tag_id: str) -> Secret:
-    value = (token or "").strip()
+def validate_token(token: str | Secret | None, tag_id: str) -> Secret:
+    value = (token.reveal() if isinstance(token, Secret) else token or "").strip()
     if not value:
         raise ConfigError(
             f"LINE_ACCESS_TOKEN is empty: set the access token of LINE Tag {tag_id} "
-            "(or pass --access-token)"
+            "(or LINE_ACCESS_TOKEN_FILE, a file holding it)"
         )
     if not _TOKEN_CHARS.match(value):
         raise ConfigError(
@@ -125,7 +125,12 @@ class LineTarget:
 
     @classmethod
     def from_values(
-        cls, *, endpoint: str | None, tag_id: str | None, token: str | None, channel_id: str | None
+        cls,
+        *,
+        endpoint: str | None,
+        tag_id: str | None,
+        token: str | Secret | None,
+        channel_id: str | None,
     ) -> LineTarget:
         tag = validate_tag_id(tag_id)
         return cls(

@@ -136,6 +136,7 @@ def write_payload(
         write_build_info(con, is_sample=is_sample)
     finally:
         con.close()
+    db.chmod(0o600)  # as dbt writes it (sender.dbt_private_files)
     return len(rows)
 
 
@@ -174,6 +175,7 @@ def write_bulk_payload(db: Path, n: int, *, start: int | None = None, poison: st
         write_build_info(con)
     finally:
         con.close()
+    db.chmod(0o600)  # as dbt writes it (sender.dbt_private_files)
 
 
 def ledger_rows(db: Path) -> list[tuple]:

@@ -184,6 +184,22 @@ def test_too_short_a_history_reports_nothing(tmp_path):
     assert findings(tmp_path, builds) == []  # 2 earlier builds: no baseline yet
 
 
+def test_the_webhook_url_can_come_from_a_file(db, tmp_path):
+    with webhook_receiver() as hook, mock_server(token="another-token") as srv:  # noqa: S106
+        secret = tmp_path / "alert-webhook"
+        secret.write_text(hook.url + "\n")
+        env = {"LINE_CAPI_ALERT_WEBHOOK_FILE": str(secret)}
+        r = push(db, srv.url, None, **env)
+        assert r.returncode == ExitCode.AUTHENTICATION and len(hook.posts) == 1
+        both = push(db, srv.url, hook.url, **env)
+        assert len(hook.posts) == 1
+    assert both.returncode == ExitCode.USAGE
+    assert both.stderr.strip() == (
+        "error: LINE_CAPI_ALERT_WEBHOOK and LINE_CAPI_ALERT_WEBHOOK_FILE are both set: keep one"
+    )
+    assert_nothing_secret(r.stderr, both.stderr)
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [

@@ -135,7 +135,8 @@ def test_report_builds_and_a_bad_output_path(sent_db, tmp_path):
     page = tmp_path / "few.html"
     r = invoke(["report", "-o", str(page), "--builds", "2"], sender_env(sent_db))
     assert r.exit_code == 0 and "2 builds" in page.read_text()
-    r = run_cli(["report", "-o", str(tmp_path / "no" / "such" / "dir.html")], sender_env(sent_db))
+    (tmp_path / "a-file").write_text("not a folder")
+    r = run_cli(["report", "-o", str(tmp_path / "a-file" / "r.html")], sender_env(sent_db))
     assert r.returncode == ExitCode.USAGE
     assert r.stderr.strip().startswith("error: cannot write") and len(r.stderr.splitlines()) == 1
     r = run_cli(["report", "-o", str(page)], sender_env(tmp_path / "missing.duckdb"))

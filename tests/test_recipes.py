@@ -84,18 +84,36 @@ def scheduler_env() -> dict[str, str]:
     return {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8"}
 
 
-def test_the_cron_and_systemd_recipes_run_the_hourly_job(install):
+def load_credentials(unit: dict[str, str], directory: Path) -> dict[str, str]:
+    """What systemd does for LoadCredential=: a private copy of each file in a folder named by
+    $CREDENTIALS_DIRECTORY (%d in the unit); then the unit's Environment= with %d resolved."""
+    directory.mkdir(mode=0o700)
+    name, _, source = unit["LoadCredential"].partition(":")
+    (directory / name).write_bytes(Path(source).read_bytes())
+    (directory / name).chmod(0o400)
+    env = {"CREDENTIALS_DIRECTORY": str(directory)}
+    for assignment in shlex.split(unit["Environment"].replace("%d", str(directory))):
+        key, _, value = assignment.partition("=")
+        env[key] = value
+    return env
+
+
+def test_the_cron_and_systemd_recipes_run_the_hourly_job(install, tmp_path):
     home, export = install
+    token_file = home / "access-token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
     with mock_server() as srv:
         write_env(
             home,
             {
                 "KARTE_EXPORT_DIR": str(export),
                 "LINE_TAG_ID": TAG_ID,
-                "LINE_ACCESS_TOKEN": TOKEN,
                 "LINE_CAPI_DUCKDB": "data/line_capi.duckdb",
             },
         )
+        settings = (home / ".env").read_text().splitlines()
+        assert not [line for line in settings if line.startswith("LINE_ACCESS_TOKEN")]
         (home / ".env").write_text((home / ".env").read_text() + f"LINE_CAPI_ENDPOINT={srv.url}\n")
         # cron: the line's command, through a shell
         command = cron_command((DEPLOY / "cron" / "line-capi.cron").read_text())
@@ -109,13 +127,15 @@ def test_the_cron_and_systemd_recipes_run_the_hourly_job(install):
         )
         assert cron.returncode == 0, cron.stderr
         assert srv.stats()["accepted_unique"] == 2
-        # systemd: ExecStart in WorkingDirectory, with the EnvironmentFile's variables
+        # systemd: ExecStart in WorkingDirectory, with the EnvironmentFile's variables and the
+        # token handed over by LoadCredential=
         unit = {k: v.replace(SERVICE_ROOT, str(home)) for k, v in service().items()}
         env = scheduler_env()
         for line in Path(unit["EnvironmentFile"]).read_text().splitlines():
             if line and not line.startswith("#"):
                 name, _, value = line.partition("=")
                 env[name] = value
+        env.update(load_credentials(unit, tmp_path / "credentials"))
         systemd = subprocess.run(
             shlex.split(unit["ExecStart"]),
             cwd=unit["WorkingDirectory"],

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pickle
+import re
+import signal
+import subprocess
+import sys
 
 import pytest
+from fault_fixtures import sender_process_env
 from sender_fixtures import (
     FAST,
     TAG_ID,
@@ -17,6 +22,7 @@ from sender_fixtures import (
     write_payload,
 )
 
+from sender.exit_codes import ExitCode
 from sender.line_client import LineClient
 from sender.settings import ConfigError, LineTarget, Secret
 
@@ -93,3 +99,132 @@ def test_token_never_in_any_output_or_the_ledger(tmp_path):
     assert "401" in everything or "access token" in everything  # the failure paths did run
     assert TOKEN not in everything
     assert TOKEN not in db_text(db)
+
+
+def token_file_env(db, url: str | None, token_file, **extra: str) -> dict[str, str]:
+    """The push's environment with the token in a file instead of LINE_ACCESS_TOKEN."""
+    env = sender_env(db, url, LINE_ACCESS_TOKEN_FILE=str(token_file), **extra)
+    del env["LINE_ACCESS_TOKEN"]
+    return env
+
+
+def test_a_token_file_works_with_and_without_a_trailing_newline(tmp_path):
+    db = tmp_path / "line_capi.duckdb"
+    write_payload(db, [make_event(i) for i in range(6)])
+    outputs = []
+    with mock_server() as srv:  # expects TOKEN
+        for i, content in enumerate((TOKEN + "\n", TOKEN, TOKEN + "\r\n")):
+            token_file = tmp_path / f"token-{i}"
+            token_file.write_text(content, newline="")
+            r = run_cli(
+                ["push", *FAST, "--resend", "--limit", "2"],
+                token_file_env(db, srv.url, token_file),
+            )
+            outputs.extend([r.stdout, r.stderr])
+            assert r.returncode == 0, r.stderr
+        assert srv.stats()["by_status"] == {"202": 3}
+        # a file holding another token reaches LINE, which refuses it: the file was really read
+        wrong = tmp_path / "wrong-token"
+        wrong.write_text(TOKEN + "-old\n")
+        r = run_cli(["push", *FAST, "--resend"], token_file_env(db, srv.url, wrong))
+        outputs.extend([r.stdout, r.stderr])
+        assert r.returncode == 3, r.stderr
+    assert TOKEN not in "\n".join(outputs) + db_text(db)
+
+
+def test_token_file_errors_are_one_line_naming_the_variable_never_the_token(tmp_path):
+    db = tmp_path / "line_capi.duckdb"
+    write_payload(db, [make_event(1)])
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    holder = tmp_path / "token"
+    holder.write_text(TOKEN + "\n")
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\xff\xfe" + TOKEN.encode())
+    cases = [
+        (token_file_env(db, None, tmp_path / "missing"), "cannot be read: No such file"),
+        (token_file_env(db, None, folder), "cannot be read: Is a directory"),
+        (token_file_env(db, None, empty), "is empty"),
+        (token_file_env(db, None, binary), "is not UTF-8 text"),
+        (sender_env(db, LINE_ACCESS_TOKEN_FILE=str(holder)), "are both set: keep one"),
+    ]
+    with mock_server() as srv:
+        for env, message in cases:
+            env["LINE_CAPI_ENDPOINT"] = srv.url
+            for command in (["push"], ["run"], ["mock-server", "--port", "0"]):
+                r = run_cli(command, env)
+                assert r.returncode == ExitCode.USAGE, (command, message, r.stderr)
+                [line] = r.stderr.strip().splitlines()
+                assert message in line and "LINE_ACCESS_TOKEN" in line, (command, line)
+                assert TOKEN not in r.stdout + r.stderr
+        assert srv.stats()["requests"] == 0
+    assert not (tmp_path / "line_capi_run.log").exists()  # sender run stopped before anything
+
+
+def test_a_secret_read_from_a_file_is_scrubbed_from_a_crash_report(tmp_path, monkeypatch, capsys):
+    from sender.cli import report_crash
+    from sender.secret_env import read_secret
+
+    holder = tmp_path / "token"
+    holder.write_text(TOKEN + "\n")
+    monkeypatch.delenv("LINE_ACCESS_TOKEN", raising=False)
+    monkeypatch.setenv("LINE_ACCESS_TOKEN_FILE", str(holder))
+    assert read_secret("LINE_ACCESS_TOKEN").reveal() == TOKEN
+    try:
+        raise RuntimeError(f"a library that put {TOKEN} in its message")
+    except RuntimeError as exc:
+        report_crash(exc, debug=True, log=tmp_path / "crash.log")
+    err = capsys.readouterr().err
+    assert "a library that put ******** in its message" in err
+    assert TOKEN not in err + (tmp_path / "crash.log").read_text()
+
+
+def test_the_mock_server_reads_the_token_it_expects_from_a_file(tmp_path):
+    db = tmp_path / "line_capi.duckdb"
+    write_payload(db, [make_event(i) for i in range(3)])
+    holder = tmp_path / "token"
+    holder.write_text(TOKEN + "\n")
+    env = sender_process_env(token_file_env(db, None, holder))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sender", "mock-server", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = server.stderr.readline()
+        url = re.search(r"listening on (http://127\.0\.0\.1:\d+)", first).group(1)
+        wrong = run_cli(["push", *FAST], sender_env(db, url, LINE_ACCESS_TOKEN=TOKEN + "x"))
+        right = run_cli(["push", *FAST], sender_env(db, url))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=10)
+    assert wrong.returncode == ExitCode.AUTHENTICATION, wrong.stderr
+    assert right.returncode == 0, right.stderr
+    assert TOKEN not in first + out + err + right.stderr + wrong.stderr
+
+
+def test_read_secret_is_generic_over_the_variable_name(tmp_path):
+    from sender.secret_env import read_secret
+
+    hook = tmp_path / "webhook"
+    hook.write_text("https://hooks.example.com/T0/B0/xyz\n")
+    name = "LINE_CAPI_ALERT_WEBHOOK"
+    assert read_secret(name, environ={}) is None
+    assert read_secret(name, environ={f"{name}_FILE": str(hook)}).reveal() == (
+        "https://hooks.example.com/T0/B0/xyz"
+    )
+    assert read_secret(name, environ={name: "https://a.example"}).reveal() == "https://a.example"
+    # a value typed on the command line wins over both, as options win over the environment
+    both = {name: "x-env", f"{name}_FILE": str(hook)}
+    assert read_secret(name, option="x-typed", environ=both).reveal() == "x-typed"
+    with pytest.raises(ConfigError, match=f"^{name} and {name}_FILE are both set: keep one$"):
+        read_secret(name, environ=both)
+    with pytest.raises(ConfigError) as err:
+        read_secret(name, environ={f"{name}_FILE": str(tmp_path / "gone")})
+    assert str(err.value) == (
+        f"{name}_FILE {tmp_path / 'gone'} cannot be read: No such file or directory"
+    )

@@ -1,0 +1,55 @@
+"""A dbt-duckdb profile plugin: what ``dbt`` writes is readable by its owner only.
+
+``profiles.example.yml`` lists it (``plugins: [{module: sender.dbt_private_files}]``), so a
+``dbt build`` started by hand keeps the rules of ``sender run`` (docs/security.md): before DuckDB
+opens the database, dbt's process gets a umask that masks group and others (the database, its
+WAL, DuckDB's spill folder and everything dbt writes from then on are 0600/0700), an existing
+database file others can read is set to 0600 with one warning, and dbt's ``target/`` and ``logs/``
+folders (written before any connection is made) are set to 0700.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dbt.adapters.duckdb.plugins import BasePlugin
+from dbt.adapters.events.logging import AdapterLogger
+
+from sender import file_modes
+
+_logger = AdapterLogger("DuckDB")
+
+
+def dbt_folders() -> list[Path]:
+    """dbt's target and log folders of this invocation (flags, else the project's defaults)."""
+    try:
+        from dbt.flags import get_flags
+
+        flags = get_flags()
+    except Exception:  # dbt's internals moved: the umask still covers what comes next
+        return []
+    project = Path(getattr(flags, "PROJECT_DIR", None) or os.getcwd())
+    folders = []
+    for name, default in (("TARGET_PATH", "target"), ("LOG_PATH", "logs")):
+        value = Path(getattr(flags, name, None) or default)
+        folders.append(value if value.is_absolute() else project / value)
+    return folders
+
+
+def _is_local_file(path: str) -> bool:
+    return bool(path) and path != ":memory:" and "://" not in path and not path.startswith("md:")
+
+
+class Plugin(BasePlugin):
+    def initialize(self, plugin_config: dict[str, Any]) -> None:
+        file_modes.use_private_umask()
+        for folder in dbt_folders():
+            file_modes.tighten(folder)
+
+    def update_connection_config(self, creds, config: dict[str, Any]) -> None:
+        # Runs right before duckdb.connect: an existing file is tightened before it is opened.
+        if _is_local_file(creds.path):
+            for message in file_modes.tighten_database(Path(creds.path)):
+                _logger.warning(message)

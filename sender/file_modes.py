@@ -1,0 +1,132 @@
+"""Files readable by their owner only: the DuckDB file holds personal data (docs/security.md).
+
+Everything the project writes (the database and its WAL, the run log, the lock file, reports) is
+created with mode 0600 and its new folders with 0700, whatever the umask; an existing file that
+others can read is tightened, and the caller says so in one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+from typing import IO
+
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+# Group and others get nothing; the owner's own bits stay as the umask has them.
+PRIVATE_UMASK_BITS = 0o077
+
+
+def private_umask() -> int:
+    """The current umask with group and others masked (what ``use_private_umask`` sets)."""
+    current = os.umask(PRIVATE_UMASK_BITS)
+    os.umask(current)
+    return current | PRIVATE_UMASK_BITS
+
+
+def use_private_umask() -> int:
+    """Mask group and others for every file this process (and its children) creates from now
+    on; returns the previous umask."""
+    return os.umask(private_umask())
+
+
+def others_can_access(path: Path) -> bool:
+    try:
+        return bool(path.stat().st_mode & PRIVATE_UMASK_BITS)
+    except FileNotFoundError:
+        return False
+
+
+def tighten(path: Path) -> str | None:
+    """Make ``path`` (a file, or a folder) its owner's only. Returns one line saying what was done
+    when it was open to others, None when it already was private or does not exist. A file of
+    another user cannot be changed: the line then says who should run what."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return None
+    if not mode & PRIVATE_UMASK_BITS:
+        return None
+    wanted = PRIVATE_DIR if path.is_dir() else PRIVATE_FILE
+    try:
+        os.chmod(path, wanted)
+    except PermissionError:
+        return (
+            f"{path} is readable by other users (mode {mode:04o}) and belongs to another user:"
+            f" its owner should run chmod {wanted:o} {path}"
+        )
+    return f"{path} was readable by other users (mode {mode:04o}): set to {wanted:04o}"
+
+
+def database_files(path: Path) -> list[Path]:
+    """The DuckDB file and what DuckDB writes beside it: its WAL and its spill folder."""
+    return [path, path.with_name(path.name + ".wal"), path.with_name(path.name + ".tmp")]
+
+
+def tighten_database(path: Path) -> list[str]:
+    """:func:`tighten` the database's files; one line for each that was open to others."""
+    messages = []
+    for each in database_files(path):
+        message = tighten(each)
+        if message:
+            messages.append(f"database file {message} (it holds personal data)")
+    return messages
+
+
+def make_private_dir(path: Path) -> Path:
+    """``mkdir -p`` whose new folders are 0700 (existing ones are left as they are)."""
+    missing = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:
+            continue
+        os.chmod(folder, PRIVATE_DIR)  # mkdir's mode goes through the umask
+    return path
+
+
+def private_file(path: Path, mode: str = "w", encoding: str = "utf-8") -> IO:
+    """Open a file for writing (``w``, ``a``, ``a+``, ``wb``, ...) created with mode 0600; an
+    existing one is set to 0600 too. Its folder is created 0700 when missing. Use it in a
+    ``with`` block like ``open``."""
+    make_private_dir(path.parent)
+    flags = os.O_CREAT | (os.O_RDWR if "+" in mode else os.O_WRONLY)
+    if mode.startswith("w"):
+        flags |= os.O_TRUNC
+    elif mode.startswith("a"):
+        flags |= os.O_APPEND
+    else:
+        raise ValueError(f"private_file writes only: mode {mode!r}")
+    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE)
+    try:
+        with contextlib.suppress(PermissionError):  # a file of another user, opened by its group
+            os.fchmod(fd, PRIVATE_FILE)  # an existing file keeps its mode through os.open
+        return os.fdopen(fd, mode, encoding=None if "b" in mode else encoding)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def write_private_text(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    """Write a whole file readable by its owner only (a report, an export): written to a private
+    temporary file beside it, then renamed, so no reader ever sees half of it."""
+    make_private_dir(path.parent)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with private_file(partial, "w", encoding) as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return path

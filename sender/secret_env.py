@@ -1,0 +1,82 @@
+"""A secret from an environment variable, or from the file its ``_FILE`` twin names.
+
+Docker secrets, systemd credentials (``LoadCredential=``) and Kubernetes hand secrets over as
+files: ``LINE_ACCESS_TOKEN_FILE=/run/secrets/line_access_token`` reads the token from there. Every
+error is one line naming the variable and the file, never the content. Each value read is
+remembered so that :func:`scrub` can take it out of a crash report.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from sender.settings import ConfigError, Secret
+
+FILE_SUFFIX = "_FILE"
+# A secret is a line of text; a larger file is a wrong path (a log, a device), not read whole.
+MAX_SECRET_BYTES = 64 * 1024
+# Shorter values are not scrubbed from text: replacing them would garble the rest.
+_MIN_SCRUB_LENGTH = 4
+
+_seen: set[str] = set()
+
+
+def read_secret(
+    name: str, *, option: str | None = None, environ: Mapping[str, str] | None = None
+) -> Secret | None:
+    """The secret for env ``name``: ``option`` (a command-line value) when given, else env
+    ``name``, else the content of the file env ``name_FILE`` names without its trailing newline;
+    None when none is set. Env ``name`` and ``name_FILE`` both set is an error (which one wins
+    would be a guess). Raises :class:`ConfigError` with one line, never the secret."""
+    env = os.environ if environ is None else environ
+    file_var = name + FILE_SUFFIX
+    if option is not None:
+        return _remember(option)
+    value = env.get(name) or None
+    file_name = (env.get(file_var) or "").strip()
+    if value is not None and file_name:
+        raise ConfigError(f"{name} and {file_var} are both set: keep one")
+    if value is not None:
+        return _remember(value)
+    if not file_name:
+        return None
+    return _remember(_read_file(file_var, Path(file_name)))
+
+
+def _read_file(file_var: str, path: Path) -> str:
+    where = f"{file_var} {path}"
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_SECRET_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{where} cannot be read: {exc.strerror or type(exc).__name__}") from None
+    if len(data) > MAX_SECRET_BYTES:
+        raise ConfigError(f"{where} is larger than {MAX_SECRET_BYTES // 1024} KiB: not a secret")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where} is not UTF-8 text") from None
+    text = text.removesuffix("\n").removesuffix("\r")
+    if not text.strip():
+        raise ConfigError(f"{where} is empty")
+    return text
+
+
+def _remember(value: str) -> Secret:
+    for form in (value, value.strip()):
+        if len(form) >= _MIN_SCRUB_LENGTH:
+            _seen.add(form)
+    return Secret(value)
+
+
+def scrub(text: str) -> str:
+    """``text`` without any secret read so far (nor the one in env LINE_ACCESS_TOKEN)."""
+    known = set(_seen)
+    token = os.environ.get("LINE_ACCESS_TOKEN", "").strip()
+    if len(token) >= _MIN_SCRUB_LENGTH:
+        known.add(token)
+    for secret in sorted(known, key=len, reverse=True):
+        text = text.replace(secret, "********")
+    return text

@@ -1,0 +1,72 @@
+"""TLS: which CA bundle verifies the endpoint, and what a certificate failure means.
+
+A certificate that does not verify is a configuration problem (a proxy that re-signs traffic, a
+private CA, a missing CA bundle), not a network hiccup: retrying cannot fix it. Verification is
+always on; a CA bundle named by the usual variables replaces the built-in one.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# Read in this order; the first set wins. requests reads the first two itself (when it trusts
+# the environment); SSL_CERT_FILE is OpenSSL's. They are read for a loopback endpoint too, which
+# never goes through a proxy.
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+
+CA_BUNDLE_ADVICE = (
+    "if a proxy or a private CA signs it, point REQUESTS_CA_BUNDLE at a PEM file holding that CA's"
+    " certificate (verification cannot be switched off)"
+)
+
+
+@dataclass(frozen=True)
+class CaBundle:
+    variable: str
+    path: str
+
+    def problem(self) -> str | None:
+        """Why the bundle cannot be used (one line), or None."""
+        if os.path.isdir(self.path):
+            return None  # a folder of hashed certificates, as OpenSSL's -CApath
+        try:
+            with open(self.path, "rb") as f:
+                f.read(1)
+        except OSError as exc:
+            return (
+                f"the CA bundle {self.variable}={self.path} cannot be read:"
+                f" {exc.strerror or type(exc).__name__}"
+            )
+        return None
+
+
+def ca_bundle(environ: Mapping[str, str] | None = None) -> CaBundle | None:
+    """The CA bundle the environment names, or None for the built-in one (certifi)."""
+    env = os.environ if environ is None else environ
+    for name in CA_BUNDLE_VARIABLES:
+        value = (env.get(name) or "").strip()
+        if value:
+            return CaBundle(name, value)
+    return None
+
+
+def certificate_problem(exc: BaseException) -> str | None:
+    """OpenSSL's reason when ``exc`` (a requests error) comes from a certificate that did not
+    verify ("self-signed certificate", "unable to get local issuer certificate", a hostname
+    mismatch, ...); None for any other error."""
+    stack: list[object] = [exc]
+    seen: set[int] = set()
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current.verify_message or "certificate verify failed"
+        # requests wraps urllib3's MaxRetryError, whose reason wraps the ssl error
+        stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
+        stack.extend(current.args)
+    return None

@@ -1,0 +1,78 @@
+"""Personal data at rest: under the usual umask 022, what dbt and the sender write is readable by
+its owner only, and a database file others can read is set to 0600 with one warning line."""
+
+from __future__ import annotations
+
+import signal
+
+from pipeline_fixtures import SAMPLE_DIR, run_dbt
+from security_fixtures import mode, open_to_others, umask
+from sender_fixtures import FAST, make_event, mock_server, run_cli, sender_env, write_payload
+
+from sender import fault_points
+from sender.file_modes import make_private_dir, private_file, tighten, write_private_text
+
+
+def test_the_helpers_make_private_files_and_folders_whatever_the_umask(tmp_path):
+    with umask(0):
+        report = write_private_text(tmp_path / "new" / "deeper" / "report.html", "<p>1</p>")
+        folder = make_private_dir(tmp_path / "a" / "b")
+        loose = tmp_path / "loose.log"
+        loose.write_text("old\n")
+        loose.chmod(0o666)
+        with private_file(loose, "a") as f:
+            f.write("new\n")
+    assert report.read_text() == "<p>1</p>"
+    assert mode(report) == 0o600
+    assert [mode(p) for p in (tmp_path / "new", tmp_path / "new" / "deeper")] == [0o700, 0o700]
+    assert [mode(p) for p in (tmp_path / "a", folder)] == [0o700, 0o700]
+    assert loose.read_text() == "old\nnew\n" and mode(loose) == 0o600
+    assert list(report.parent.iterdir()) == [report]  # no partial file left behind
+    loose.chmod(0o644)
+    assert tighten(loose) == f"{loose} was readable by other users (mode 0644): set to 0600"
+    assert tighten(loose) is None and mode(loose) == 0o600
+
+
+def test_dbt_build_by_hand_writes_a_private_database_and_tightens_an_open_one(tmp_path):
+    """The profile plugin (sender.dbt_private_files), without sender run around dbt."""
+    db = tmp_path / "line_capi.duckdb"
+    build = ("build", "--exclude-resource-type", "unit_test")
+    with umask(0o022):
+        result = run_dbt(tmp_path, *build, export_dir=SAMPLE_DIR)
+        assert result.returncode == 0, result.output
+        written = [db, tmp_path / "target", tmp_path / "logs"]
+        written += [tmp_path / "target" / "run_results.json", tmp_path / "target" / "compiled"]
+        assert open_to_others(written) == []
+        assert "readable by other users" not in result.output
+        db.chmod(0o644)  # as a build of an earlier version left it
+        result = run_dbt(tmp_path, *build, export_dir=SAMPLE_DIR)
+    assert result.returncode == 0, result.output
+    assert mode(db) == 0o600
+    [line] = [x for x in result.output.splitlines() if "readable by other users" in x]
+    assert f"database file {db} was readable by other users (mode 0644): set to 0600" in line
+
+
+def test_push_tightens_an_open_database_and_its_wal_is_private(tmp_path):
+    db = tmp_path / "line_capi.duckdb"
+    write_payload(db, [make_event(i) for i in range(40)])
+    db.chmod(0o644)
+    wal = db.with_name(db.name + ".wal")
+    with mock_server() as srv, umask(0o022):
+        # killed after its first batch was recorded: the WAL stays, as after a crash
+        killed = run_cli(
+            ["push", *FAST, "--batch-size", "10", "--concurrency", "1"],
+            sender_env(db, srv.url, **{fault_points.ENV_VAR: "after_response:2"}),
+        )
+        assert killed.returncode == -signal.SIGKILL
+        warnings = [x for x in killed.stderr.splitlines() if "readable by other users" in x]
+        assert warnings == [
+            f"warning: database file {db} was readable by other users (mode 0644): set to 0600"
+            " (it holds personal data)"
+        ]
+        assert wal.exists()
+        assert open_to_others([db, wal]) == []
+        # the next push, without a warning: nothing was open to others any more
+        r = run_cli(["push", *FAST], sender_env(db, srv.url))
+    assert r.returncode == 0, r.stderr
+    assert "readable by other users" not in r.stderr
+    assert open_to_others([db, wal]) == []
