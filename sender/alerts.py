@@ -13,6 +13,7 @@ exit code. The thresholds are documented in docs/monitoring.md.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,7 @@ THRESHOLDS = (
 def _threshold(name: str, text: str, kind: str) -> int | float:
     value = text.strip()
     if kind == "count":
-        if not value.isdigit() or int(value) < 1:
+        if not re.fullmatch(r"[0-9]+", value) or int(value) < 1:
             raise ConfigError(f"{name}={value!r} must be a whole number of at least 1")
         return int(value)
     try:

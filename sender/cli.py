@@ -185,8 +185,8 @@ def _alert_settings() -> alerts.AlertSettings:
         raise _die(str(exc), ExitCode.USAGE) from None
 
 
-def _warn(message: str) -> None:
-    typer.echo(message, err=True)
+def _say(line: str) -> None:
+    typer.echo(line, err=True)
 
 
 def _alert_after_push(command):
@@ -215,7 +215,7 @@ def _alert_after_push(command):
                 endpoint=kwargs.get("endpoint"),
                 tag_id=kwargs.get("tag_id"),
                 exit_code=code,
-                say=_warn,
+                say=_say,
             )
 
     return run
