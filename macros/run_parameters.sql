@@ -92,6 +92,9 @@
 
 {% macro ad_contact_days() %}{{ return(_int_var('ad_contact_days', 0, 90)) }}{% endmacro %}
 
+{#- How long line_capi_coverage keeps the rows of a build, in days after the build started. -#}
+{% macro coverage_retention_days() %}{{ return(_int_var('coverage_retention_days', 1, 3650)) }}{% endmacro %}
+
 {#- The one-pair shorthand: var karte_conversion_event (default buy) and line_event_name (default Conversion). -#}
 {% macro karte_conversion_event() %}
     {%- set value = var('karte_conversion_event', none) -%}
