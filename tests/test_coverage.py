@@ -71,8 +71,13 @@ def coverage_tables(with_click_ids: bool = True) -> dict[str, list[dict]]:
         conversion("member_register", "REG-3", "u3", iso(T - 3 * HOUR), "pv-r3"),
         conversion("member_register", "", "u1", iso(T - HOUR), "pv-r4"),
     ]
-    tables["page_views"].append(
-        {"user_id": "u1", "sync_date": iso(T - 6 * HOUR), "pv_id": "pv-ip", "ip_address": "192.0.2.7"}
+    tables["page_views"].append(  # an IP address without a user agent
+        {
+            "user_id": "u1",
+            "sync_date": iso(T - 6 * HOUR),
+            "pv_id": "pv-ip",
+            "ip_address": "192.0.2.7",
+        }
     )
     if not with_click_ids:
         for row in tables["page_views"]:
