@@ -46,13 +46,15 @@
 {#-
     The select list of a staging model: each contract column of `table_name` as text, under its
     contract name. Where the on-run-start hook made the source relation (DuckDB), it already has
-    the contract names and one type; a warehouse's own tables are renamed here (var
+    the contract names and one type, checked by the hook, so nothing is looked up (`dbt compile`
+    and `dbt docs generate` run no hook); a warehouse's own tables are renamed here (var
     karte_column_map) and each column is cast to text.
 -#}
 {% macro karte_export_columns(table_name) %}
-    {%- set mapping = {} if karte_export_views_use_contract_names() else (karte_column_map().get(table_name) or {}) -%}
+    {%- set hook_made = karte_export_views_use_contract_names() -%}
+    {%- set mapping = {} if hook_made else (karte_column_map().get(table_name) or {}) -%}
     {%- set columns = {} -%}
-    {%- set introspect = execute and model.resource_type != 'unit_test' -%}
+    {%- set introspect = execute and model.resource_type != 'unit_test' and not hook_made -%}
     {%- if introspect -%}
         {%- for column in adapter.get_columns_in_relation(source('karte', table_name)) -%}
             {%- do columns.update({column.name | lower: (column.name, none)}) -%}
@@ -115,6 +117,8 @@
 {% macro duckdb__create_karte_export_views() %}
     {%- if not execute -%}{{ return('') }}{%- endif -%}
     {%- set directory = karte_export_dir() -%}
+    {#- none named in `dbt docs generate`: the views of the last build stay -#}
+    {%- if directory == '' -%}{{ return('') }}{%- endif -%}
     {%- set schema = var('karte_source_schema') -%}
     {%- set encoding = (var('karte_export_encoding') | string | lower).replace('_', '-') -%}
     {%- if encoding not in ('utf-8', 'utf8', 'utf-16', 'latin-1') -%}

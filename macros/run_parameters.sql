@@ -92,6 +92,9 @@
 
 {% macro ad_contact_days() %}{{ return(_int_var('ad_contact_days', 0, 90)) }}{% endmacro %}
 
+{#- How long line_capi_coverage keeps the rows of a build, in days after the build started. -#}
+{% macro coverage_retention_days() %}{{ return(_int_var('coverage_retention_days', 1, 3650)) }}{% endmacro %}
+
 {#- The one-pair shorthand: var karte_conversion_event (default buy) and line_event_name (default Conversion). -#}
 {% macro karte_conversion_event() %}
     {%- set value = var('karte_conversion_event', none) -%}
@@ -189,7 +192,8 @@
     {%- endif -%}
     {%- set value = named if named != '' else env_var('KARTE_EXPORT_DIR', '') | trim -%}
     {%- if value == '' -%}
-        {%- if not execute -%}{{ return('') }}{%- endif -%}
+        {#- `dbt docs generate` reads no export: it documents what the last build wrote -#}
+        {%- if not execute or flags.WHICH == 'generate' -%}{{ return('') }}{%- endif -%}
         {{ exceptions.raise_compiler_error(
             "no KARTE export named: set env KARTE_EXPORT_DIR or --vars '{karte_export_dir: /path/to/export}'"
             ~ " (the demo names the bundled sample, sample/karte_export)") }}

@@ -348,6 +348,10 @@ def bar_chart(frame: Frame, runs: Sequence[RunSends], *, title: str, uid: int) -
 
 
 # -- the page ------------------------------------------------------------------------------------
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def _seconds(value: dt.datetime) -> str:
     return utc_text(value.replace(microsecond=0)) or ""
 
@@ -400,7 +404,7 @@ def _shares_section(history: CoverageHistory) -> list[str]:
                     percent(min(known)) if known else "-",
                 ]
             )
-        title = f"{name}: identifier shares over {len(builds)} builds"
+        title = f"{name}: identifier shares over {_count(len(builds), 'build')}"
         chart = line_chart(frame, series, title=title, x_title="build (UTC)")
         out.append(f"<figure><figcaption>{esc(title)}</figcaption>{chart}</figure>")
         out.append(
@@ -431,7 +435,7 @@ def _rejections_section(history: CoverageHistory) -> list[str]:
         )
     )
     out.append(
-        f"<h3>Over the last {len(history.builds)} builds</h3>"
+        f"<h3>Over the last {_count(len(history.builds), 'build')}</h3>"
         '<p class="note">Reasons with no rejection in these builds are left out.</p>'
     )
     builds = history.builds
@@ -526,8 +530,8 @@ def render(con: duckdb.DuckDBPyConnection, *, builds: int = DEFAULT_BUILDS) -> s
         latest = history.latest
         sample = " (the bundled sample)" if latest.is_sample else ""
         parts.append(
-            f"<p>{len(history.builds)} builds in <code>{esc(COVERAGE_TABLE)}</code>, the latest"
-            f" built {esc(utc_text(latest.built_at))} for conversions up to"
+            f"<p>{_count(len(history.builds), 'build')} in <code>{esc(COVERAGE_TABLE)}</code>,"
+            f" the latest built {esc(utc_text(latest.built_at))} for conversions up to"
             f" {esc(utc_text(latest.as_of))}{esc(sample)}.</p>"
         )
         parts.extend(_shares_section(history))

@@ -9,6 +9,7 @@ import stat
 import duckdb
 import pytest
 from monitoring_fixtures import IDENTIFIERS, Build, hourly_builds, write_coverage
+from schedule_fixtures import clock_export, sender_run
 from sender_fixtures import (
     TAG_ID,
     TOKEN,
@@ -153,3 +154,22 @@ def test_a_build_with_one_event_name_is_charted_without_a_line(tmp_path):
     text = page.read_text()
     assert "<polyline" not in text and ">click_id 40%</text>" in text
     assert "Nothing sent yet" in text
+
+
+def test_status_and_report_read_the_coverage_a_real_build_wrote(tmp_path):
+    """The mart of `dbt build` and the sender agree on the table: one real `sender run`."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1, "ORD-2": 2}, newest_hours=0.1)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+    assert r.returncode == ExitCode.OK, r.stderr
+    db = tmp_path / "line_capi.duckdb"
+    status = json.loads(invoke(["status", "--json"], sender_env(db)).stdout)
+    coverage = status["coverage"]
+    assert coverage["invocation_id"] == status["build"]["invocation_id"]
+    conversion = coverage["events"]["Conversion"]
+    assert conversion["sendable"] == 2 and conversion["conversions_in_window"] == 2
+    assert conversion["identifiers"]["email"] == {"count": 2, "share": 1.0}
+    assert set(conversion["rejected_by_reason"]) >= {"no_user_identifier", "invalid_sync_date"}
+    page = tmp_path / "report.html"
+    assert invoke(["report", "-o", str(page)], sender_env(db)).exit_code == 0
+    assert "Conversion: identifier shares over 1 build<" in page.read_text()

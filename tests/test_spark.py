@@ -125,6 +125,8 @@ REJECTED_COLUMNS = (
     "transaction_id, deduplication_key, event_name, user_id, pv_id, reason, sync_date, "
     "event_timestamp, converted_at"
 )
+# the coverage of each build, without what differs between two builds (dbt's id, start time)
+COVERAGE_COLUMNS = "* exclude (invocation_id, built_at)"
 
 
 def assert_same_outputs(duck: DbtResult, spark: SparkBuild) -> None:
@@ -136,6 +138,9 @@ def assert_same_outputs(duck: DbtResult, spark: SparkBuild) -> None:
     )
     assert sorted(spark.rows("line_capi_rejected", REJECTED_COLUMNS), key=repr) == sorted(
         duck.rows(f"select {REJECTED_COLUMNS} from line_capi_rejected"), key=repr
+    )
+    assert sorted(spark.rows("line_capi_coverage", COVERAGE_COLUMNS), key=repr) == sorted(
+        duck.rows(f"select {COVERAGE_COLUMNS} from line_capi_coverage"), key=repr
     )
 
 
@@ -191,3 +196,37 @@ def test_sender_reads_a_spark_built_payload_loaded_into_duckdb(fixture_builds, t
     assert [(c[0], c[1]) for c in loaded_types] == [(c[0], c[1]) for c in built_types]
     assert [r[1] for r in loaded] == [r[1] for r in built]  # event_timestamp, key order
     assert flat_rows(loaded) == flat_rows(built)
+
+
+def test_coverage_history_on_spark_appends_and_prunes(fixture_builds, tmp_path):
+    """line_capi_coverage on Parquet: a second run appends its rows, and the retention rewrites
+    the table without the rows of a build more than coverage_retention_days old."""
+    _, spark = fixture_builds
+    table = spark.table_dir("line_capi_coverage")
+    (first,) = {row[0] for row in spark.rows("line_capi_coverage", "invocation_id")}
+    with duckdb.connect() as con:
+        con.execute(
+            f"copy (select * replace ('expired' as invocation_id, built_at - interval 500 day "
+            f"as built_at) from read_parquet('{table}/*.parquet')) "
+            f"to '{table}/expired.parquet' (format parquet)"
+        )
+    assert {row[0] for row in spark.rows("line_capi_coverage", "invocation_id")} == {
+        first,
+        "expired",
+    }
+    spark_dir = spark.warehouse.parent.parent
+    result = run_dbt(
+        tmp_path,
+        "run",
+        "--target",
+        "spark",
+        "--select",
+        "line_capi_coverage",
+        export_dir=spark_dir.parent / "export",
+        vars={"as_of": AS_OF},
+        env={"LINE_CAPI_SPARK_DIR": str(spark_dir)},
+    )
+    assert result.returncode == 0, result.output
+    kept = spark.rows("line_capi_coverage", "invocation_id, event_name")
+    assert len(kept) == 2 and first in {invocation for invocation, _ in kept}
+    assert "expired" not in {invocation for invocation, _ in kept}

@@ -1,0 +1,88 @@
+{#-
+    Identifier coverage (models/marts/line_capi_coverage.sql): what it counts, written once for
+    the model and the data tests that check it.
+-#}
+
+{#-
+    Every reason a conversion can be rejected for, in the order int_conversions_joined applies
+    them. The seed line_capi_reject_reasons describes the same reasons; the data test
+    assert_reject_reasons_match_the_seed fails when the two disagree.
+-#}
+{% macro line_capi_reject_reasons() %}
+    {{ return([
+        'missing_deduplication_key',
+        'invalid_deduplication_key',
+        'invalid_sync_date',
+        'timestamp_out_of_range',
+        'no_user_identifier',
+    ]) }}
+{% endmacro %}
+
+{#-
+    The identifiers counted among the sendable events, as (name, condition over a
+    line_capi_payload row): each becomes the column with_<name>.
+-#}
+{% macro coverage_identifiers() %}
+    {{ return([
+        ('click_id', 'click_id is not null'),
+        ('browser_id', 'browser_id is not null'),
+        ('email', 'email_sha256 is not null'),
+        ('phone', 'phone_sha256 is not null'),
+        ('line_uid', 'line_uid is not null'),
+        ('ip_and_user_agent', 'web_ip_address is not null and web_user_agent is not null'),
+    ]) }}
+{% endmacro %}
+
+{#- The LINE event names the build is configured for, each once, in the order of the vars. -#}
+{% macro coverage_event_names() %}
+    {%- set names = [] -%}
+    {%- for karte_event, line_event in conversion_events() if line_event not in names -%}
+        {%- do names.append(line_event) -%}
+    {%- endfor -%}
+    {{ return(names) }}
+{% endmacro %}
+
+{#- `select '<name>' as event_name union all ...`: one row per configured LINE event name. -#}
+{% macro coverage_event_names_select() %}
+    {%- set selects = [] -%}
+    {%- for name in coverage_event_names() -%}
+        {%- do selects.append('select ' ~ dbt.string_literal(name) ~ ' as event_name') -%}
+    {%- endfor -%}
+    {{ return(selects | join('\n    union all\n    ')) }}
+{% endmacro %}
+
+{#-
+    post-hook of line_capi_coverage: delete the rows of builds that started more than var
+    coverage_retention_days before this one, and, when this build read a real export, the rows
+    of builds of the bundled sample (invented conversions would look like a change of coverage).
+    Never this build's rows.
+-#}
+{% macro prune_coverage_history() %}
+    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {%- set cutoff = (run_started_at.timestamp() | int) - coverage_retention_days() * 86400 -%}
+    {%- set old = 'built_at < ' ~ unix_seconds_to_timestamp('cast(' ~ cutoff ~ ' as bigint)') -%}
+    {%- set condition = old if is_bundled_sample() else '(' ~ old ~ ' or is_sample)' -%}
+    {%- do delete_rows_where(this, condition ~ ' and invocation_id <> ' ~ dbt.string_literal(invocation_id)) -%}
+    {{ return('') }}
+{% endmacro %}
+
+{#- Delete the rows of `relation` for which `condition` is true. -#}
+{% macro delete_rows_where(relation, condition) %}{{ return(adapter.dispatch('delete_rows_where', 'line_capi')(relation, condition)) }}{% endmacro %}
+
+{% macro default__delete_rows_where(relation, condition) %}
+    {%- do run_query('delete from ' ~ relation ~ ' where ' ~ condition) -%}
+{% endmacro %}
+
+{#-
+    Spark: Parquet tables take no DELETE, and a table cannot be overwritten from a query that
+    reads it. The kept rows go through a scratch table, and only when there is a row to delete.
+-#}
+{% macro spark__delete_rows_where(relation, condition) %}
+    {%- set found = run_query('select count(*) from ' ~ relation ~ ' where ' ~ condition).columns[0].values()[0] -%}
+    {%- if found == 0 -%}{{ return('') }}{%- endif -%}
+    {%- set kept = relation.incorporate(path={'identifier': relation.identifier ~ '__kept'}) -%}
+    {%- do run_query('drop table if exists ' ~ kept) -%}
+    {%- do run_query('create table ' ~ kept ~ ' as select * from ' ~ relation ~ ' where not coalesce(' ~ condition ~ ', false)') -%}
+    {%- do run_query('insert overwrite table ' ~ relation ~ ' select * from ' ~ kept) -%}
+    {%- do run_query('drop table ' ~ kept) -%}
+{% endmacro %}

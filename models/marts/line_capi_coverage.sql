@@ -1,0 +1,89 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    full_refresh=false,
+    on_schema_change='append_new_columns',
+    post_hook="{{ prune_coverage_history() }}",
+) }}
+-- How many conversions of this build carry which identifier, one row per LINE event name the
+-- build is configured for (zeros when it had none), appended to the rows of earlier builds so
+-- that a drop shows (a release that loses ldtag_cl takes with_click_id to zero). One pass over
+-- each mart. `dbt build --full-refresh` keeps the history (full_refresh=false); the post-hook
+-- drops rows older than var coverage_retention_days, and sample rows after a real build.
+-- Built after line_capi_build_info, so every build it has rows of finished that table too:
+-- depends_on: {{ ref('line_capi_build_info') }}
+{%- set as_of = as_of_unix() %}
+{%- do coverage_retention_days() %}
+
+with
+
+payload as (
+
+    select * from {{ ref('line_capi_payload') }}
+
+),
+
+rejected as (
+
+    select * from {{ ref('line_capi_rejected') }}
+
+),
+
+event_names as (
+
+    {{ coverage_event_names_select() }}
+
+),
+
+sendable as (
+
+    select
+        event_name,
+        count(*) as sendable,
+        {%- for identifier, condition in coverage_identifiers() %}
+        count(case when {{ condition }} then 1 end) as with_{{ identifier }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from payload
+    group by event_name
+
+),
+
+rejections as (
+
+    select
+        event_name,
+        count(*) as rejected,
+        {%- for reason in line_capi_reject_reasons() %}
+        count(case when reason = {{ dbt.string_literal(reason) }} then 1 end) as rejected_{{ reason }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from rejected
+    group by event_name
+
+),
+
+final as (
+
+    select
+        {{ dbt.string_literal(invocation_id) }} as invocation_id,
+        event_names.event_name,
+        {{ 'true' if is_bundled_sample() else 'false' }} as is_sample,
+        cast(coalesce(sendable.sendable, 0) + coalesce(rejections.rejected, 0) as bigint) as conversions_in_window,
+        cast(coalesce(sendable.sendable, 0) as bigint) as sendable,
+        cast(coalesce(rejections.rejected, 0) as bigint) as rejected,
+        {%- for reason in line_capi_reject_reasons() %}
+        cast(coalesce(rejections.rejected_{{ reason }}, 0) as bigint) as rejected_{{ reason }},
+        {%- endfor %}
+        {%- for identifier, condition in coverage_identifiers() %}
+        cast(coalesce(sendable.with_{{ identifier }}, 0) as bigint) as with_{{ identifier }},
+        {%- endfor %}
+        {{ unix_seconds_to_timestamp('cast(' ~ (run_started_at.timestamp() | int) ~ ' as bigint)') }} as built_at,
+        {{ unix_seconds_to_timestamp('cast(' ~ as_of ~ ' as bigint)') }} as as_of
+    from event_names
+    left join sendable
+        on sendable.event_name = event_names.event_name
+    left join rejections
+        on rejections.event_name = event_names.event_name
+
+)
+
+select * from final

@@ -1,0 +1,179 @@
+"""dbt's documentation of the project: `dbt docs generate` works offline, with or without an export
+named and without a database; the manifest holds the sender's exposure and marks every column of
+personal data (docs/security.md); the descriptions are DuckDB comments after a build."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import duckdb
+import pytest
+from pipeline_fixtures import SAMPLE_DIR, run_dbt
+
+# Every column of these names, in any model or source, is marked `personal_data` so.
+PERSONAL_DATA = {
+    "email": "plain",
+    "phone": "plain",
+    "email_sha256": "hashed",
+    "phone_sha256": "hashed",
+    "payload": "hashed",
+    "user_id": "pseudonymous",
+    "line_user_id": "pseudonymous",
+    "line_uid": "pseudonymous",
+    "lt_cid": "pseudonymous",
+    "browser_id": "pseudonymous",
+    "click_id": "pseudonymous",
+    "ip_address": "pseudonymous",
+    "web_ip_address": "pseudonymous",
+    "user_agent": "pseudonymous",
+    "web_user_agent": "pseudonymous",
+}
+MODELS = {
+    "stg_karte__conversions",
+    "stg_karte__page_views",
+    "stg_karte__line_users",
+    "stg_karte__user_master",
+    "int_conversions_windowed",
+    "int_click_ids_attributed",
+    "int_browser_ids_attributed",
+    "int_conversion_page_views",
+    "int_users_hashed",
+    "int_line_uids_latest",
+    "int_conversion_values",
+    "int_conversions_joined",
+    "line_capi_payload",
+    "line_capi_rejected",
+    "line_capi_build_info",
+    "line_capi_coverage",
+}
+
+
+@pytest.fixture(scope="module")
+def sample_build(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("docs")
+    result = run_dbt(tmp, "build", export_dir=SAMPLE_DIR)
+    assert result.returncode == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def docs(sample_build, tmp_path_factory):
+    """`dbt docs generate` on a copy of the built database, with no export named."""
+    tmp = tmp_path_factory.mktemp("docs-generate")
+    database = tmp / "line_capi.duckdb"
+    shutil.copy(sample_build.database, database)
+    result = run_dbt(tmp, "docs", "generate", database=database)
+    assert result.returncode == 0, result.output
+    target = tmp / "target"
+    assert (target / "index.html").is_file()
+    return (
+        json.loads((target / "manifest.json").read_text()),
+        json.loads((target / "catalog.json").read_text()),
+    )
+
+
+def test_the_catalog_holds_every_model_with_its_columns(docs):
+    _, catalog = docs
+    built = {key.split(".")[-1]: node for key, node in catalog["nodes"].items()}
+    assert MODELS <= set(built)
+    coverage = built["line_capi_coverage"]
+    assert "with_click_id" in coverage["columns"]
+    assert coverage["metadata"]["comment"].startswith("Identifier coverage")
+    assert {key.split(".")[-1] for key in catalog["sources"]} == {
+        "conversions",
+        "page_views",
+        "line_users",
+        "user_master",
+    }
+
+
+def test_the_sender_is_an_exposure_of_the_tables_it_reads(docs):
+    manifest, _ = docs
+    exposure = manifest["exposures"]["exposure.line_capi.line_capi_sender"]
+    assert exposure["type"] == "application"
+    assert exposure["owner"]["name"]
+    assert set(exposure["depends_on"]["nodes"]) == {
+        "model.line_capi.line_capi_payload",
+        "model.line_capi.line_capi_build_info",
+        "model.line_capi.line_capi_coverage",
+    }
+
+
+def documented_columns(manifest) -> dict[str, dict]:
+    """model or source name -> its columns as the YAML describes them."""
+    nodes = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
+    return {node["name"]: node["columns"] for node in nodes + list(manifest["sources"].values())}
+
+
+def test_every_column_of_personal_data_is_marked(docs):
+    manifest, catalog = docs
+    documented = documented_columns(manifest)
+    built = {
+        node["metadata"]["name"]: node["columns"]
+        for node in list(catalog["nodes"].values()) + list(catalog["sources"].values())
+    }
+    unmarked, wrong = [], []
+    for relation, columns in built.items():
+        for column in columns:
+            kind = PERSONAL_DATA.get(column.lower())
+            found = documented.get(relation, {}).get(column, {}).get("meta", {})
+            if kind and found.get("personal_data") != kind:
+                (wrong if found else unmarked).append(f"{relation}.{column}")
+    assert not unmarked and not wrong, {"unmarked": unmarked, "wrong": wrong}
+    # the vocabulary is the three words docs/security.md defines, nothing else
+    used = {
+        column["meta"]["personal_data"]
+        for columns in documented.values()
+        for column in columns.values()
+        if "personal_data" in column["meta"]
+    }
+    assert used == {"plain", "hashed", "pseudonymous"}
+    assert documented["user_master"]["email"]["meta"] == {"personal_data": "plain"}
+
+
+def test_descriptions_are_comments_in_duckdb(sample_build, docs):
+    manifest, _ = docs
+    coverage = manifest["nodes"]["model.line_capi.line_capi_coverage"]
+    view = manifest["nodes"]["model.line_capi.stg_karte__page_views"]
+    with sample_build.connect() as con:
+        ((table_comment,),) = con.sql(
+            "select comment from duckdb_tables() where table_name = 'line_capi_coverage'"
+        ).fetchall()
+        ((view_comment,),) = con.sql(
+            "select comment from duckdb_views() where view_name = 'stg_karte__page_views'"
+        ).fetchall()
+        column_comments = dict(
+            con.sql(
+                "select table_name || '.' || column_name, comment from duckdb_columns() "
+                "where comment is not null and comment <> ''"
+            ).fetchall()
+        )
+    assert table_comment == coverage["description"]
+    assert view_comment == view["description"]
+    for node, column in ((coverage, "with_click_id"), (view, "lt_cid")):
+        comment = column_comments[f"{node['name']}.{column}"]
+        assert comment == node["columns"][column]["description"]
+
+
+@pytest.mark.parametrize("export_named", [False, True], ids=["no-export", "sample-named"])
+def test_docs_generate_works_without_a_database(tmp_path, export_named):
+    """Before any build: dbt makes an empty database file; the manifest documents everything."""
+    database = tmp_path / "new" / "line_capi.duckdb"
+    database.parent.mkdir()
+    result = run_dbt(
+        tmp_path,
+        "docs",
+        "generate",
+        export_dir=SAMPLE_DIR if export_named else None,
+        database=database,
+    )
+    assert result.returncode == 0, result.output
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    assert "exposure.line_capi.line_capi_sender" in manifest["exposures"]
+    catalog = json.loads((tmp_path / "target" / "catalog.json").read_text())
+    assert catalog["nodes"] == {}
+    with duckdb.connect(str(database), read_only=True) as con:
+        views = {name for (name,) in con.sql("select view_name from duckdb_views()").fetchall()}
+    # only a named export is read (the hook makes its views)
+    assert ("conversions" in views) is export_named
