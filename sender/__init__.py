@@ -14,6 +14,9 @@ The CLI (:mod:`sender.cli`) only parses options and prints. The work lives in sm
 - :mod:`sender.ledger`       recording outcomes, runs, status counts
 - :mod:`sender.push`         the push loop: batching, concurrency, retries, 400 bisection
 - :mod:`sender.mock_server`  a LINE-compatible server for tests and rehearsals
+- :mod:`sender.coverage`     reading the coverage table: identifiers and rejections per build
+- :mod:`sender.report`       the self-contained HTML page of ``sender report``
+- :mod:`sender.alerts`       one message to a webhook when a run needs a person
 """
 
 __version__ = "0.1.0"

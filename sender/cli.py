@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import signal
@@ -16,7 +17,9 @@ import duckdb
 import typer
 from click.core import ParameterSource
 
+from sender import alerts
 from sender.build_info import SampleRefused, read_build_info
+from sender.coverage import NO_COVERAGE, describe_event, read_coverage
 from sender.database import (
     DEFAULT_MEMORY_LIMIT,
     DatabaseError,
@@ -29,7 +32,7 @@ from sender.database import (
 )
 from sender.destinations import pending_destination
 from sender.exit_codes import ExitCode, exit_code_table
-from sender.file_modes import private_file, use_private_umask
+from sender.file_modes import private_file, use_private_umask, write_private_text
 from sender.ledger import LedgerWriteError, read_status
 from sender.pending_rows import pending_sql
 from sender.progress import Progress
@@ -45,6 +48,7 @@ from sender.push import (
     dry_run,
     push,
 )
+from sender.report import DEFAULT_BUILDS, render
 from sender.request_body import MAX_EVENTS_PER_REQUEST, PayloadFormatError
 from sender.secret_env import read_secret, scrub
 from sender.settings import (
@@ -174,8 +178,52 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _alert_settings() -> alerts.AlertSettings:
+    try:
+        return alerts.load_settings(os.environ)
+    except ConfigError as exc:
+        raise _die(str(exc), ExitCode.USAGE) from None
+
+
+def _say(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+def _alert_after_push(command):
+    """Once the push has ended, however it ended, at most one alert (sender/alerts.py); a dry
+    run stays off the network."""
+
+    @functools.wraps(command)
+    def run(**kwargs) -> None:
+        if kwargs.get("dry_run_"):
+            return command(**kwargs)
+        settings = _alert_settings()
+        code = ExitCode.INTERNAL_ERROR
+        try:
+            command(**kwargs)
+            code = ExitCode.OK
+        except typer.Exit as exc:
+            code = exc.exit_code
+            raise
+        except KeyboardInterrupt:
+            code = ExitCode.INTERRUPTED
+            raise
+        finally:
+            alerts.after_push(
+                settings,
+                database=database_path(kwargs.get("database")),
+                endpoint=kwargs.get("endpoint"),
+                tag_id=kwargs.get("tag_id"),
+                exit_code=code,
+                say=_say,
+            )
+
+    return run
+
+
 # -- push ----------------------------------------------------------------------------------------
 @app.command("push", epilog=EXIT_CODES_EPILOG)
+@_alert_after_push
 def push_command(
     ctx: typer.Context,
     database: DatabaseOpt = DEFAULT_DATABASE,
@@ -358,7 +406,11 @@ def _print_summary(summary: Summary, as_json: bool) -> None:
 # -- status --------------------------------------------------------------------------------------
 @app.command()
 def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> None:
-    """Show the last build and run, and per destination the ledger's counts and what is pending.
+    """Show the last build and its coverage, the last run, and per destination the ledger's
+    counts and what is pending.
+
+    Coverage is per LINE event name: conversions in the window, sendable, rejected (by reason),
+    and how many sendable events carry each user identifier.
 
     "pending" without a destination is what the view line_capi_pending lists: the rows pending
     at the destination of the last push.
@@ -376,9 +428,11 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
             has_payload = False
         info = read_status(con, has_ledger=has_ledger(con), has_payload=has_payload)
         build = read_build_info(con)
+        history = read_coverage(con)
     finally:
         con.close()
     latest = info.latest
+    coverage = history.latest if history else None
     if json_:
         typer.echo(
             json.dumps(
@@ -390,6 +444,7 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
                     "destinations": [d.as_dict() for d in info.destinations],
                     "build": build.as_dict() if build else None,
                     "last_run": info.last_run,
+                    "coverage": coverage.as_dict() if coverage else None,
                 },
                 default=str,
             )
@@ -404,6 +459,16 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
             f"build     {build.built_at}Z from {build.export_location}{sample}:"
             f" {build.payload_rows:,} payload rows"
         )
+    if coverage is None:
+        typer.echo(f"coverage  {NO_COVERAGE}")
+    else:
+        typer.echo(
+            f"coverage  build {coverage.invocation_id} built {coverage.built_at}Z,"
+            f" as of {coverage.as_of}Z"
+        )
+        for event in coverage.events.values():
+            for line in describe_event(event):
+                typer.echo(f"          {line}")
     run = info.last_run
     if run is None:
         typer.echo("last run  none")
@@ -433,6 +498,47 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
             else "? (no line_capi_payload: run dbt build)"
         )
     )
+
+
+# -- report --------------------------------------------------------------------------------------
+@app.command()
+def report(
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The HTML file to write (replaced; readable by its owner only).",
+        ),
+    ],
+    database: DatabaseOpt = DEFAULT_DATABASE,
+    builds: Annotated[
+        int,
+        typer.Option(min=1, max=10_000, help="Builds to show (and runs per destination)."),
+    ] = DEFAULT_BUILDS,
+) -> None:
+    """Write one self-contained HTML page: identifier shares over the last builds, rejections
+    by reason, and the sends of each run per destination.
+
+    Inline CSS and SVG only (no script, nothing fetched): it opens offline and can be attached
+    to an email. Counts, event names, dates and destinations only; never personal data.
+
+    Examples:
+
+        sender report --output coverage.html
+
+        sender report -o /tmp/last-week.html --builds 168
+    """
+    con = _open(database, read_only=True, need_payload=False)
+    try:
+        page = render(con, builds=builds)
+    finally:
+        con.close()
+    try:
+        write_private_text(output, page)
+    except OSError as exc:
+        raise _die(f"cannot write {output}: {exc.strerror}", ExitCode.USAGE) from None
+    typer.echo(f"wrote {output} ({len(page.encode()):,} bytes)")
 
 
 # -- preview -------------------------------------------------------------------------------------
@@ -528,7 +634,9 @@ def run_command(
 
     Arguments after -- go to every dbt command (--vars, --target, --profiles-dir, ...). The
     push reads LINE_TAG_ID, LINE_ACCESS_TOKEN (or LINE_ACCESS_TOKEN_FILE), LINE_CHANNEL_ID and
-    LINE_CAPI_ENDPOINT. Relative paths are relative to the current folder.
+    LINE_CAPI_ENDPOINT. Relative paths are relative to the current folder. With
+    LINE_CAPI_ALERT_WEBHOOK set, a run that needs a person posts one message there
+    (docs/monitoring.md).
 
     Examples:
 
@@ -539,11 +647,13 @@ def run_command(
     from sender.scheduled_run import (
         DEFAULT_LOG_NAME,
         RunConfig,
+        RunLog,
         ScheduledRun,
         default_project_dir,
         find_dbt,
     )
 
+    alert_settings = _alert_settings()
     try:  # a token file that cannot be read stops the run before the build, not after
         read_secret("LINE_ACCESS_TOKEN")
     except ConfigError as exc:
@@ -577,7 +687,16 @@ def run_command(
             code = scheduled.run()
     except Exception as exc:  # a bug in the run itself: its traceback goes to the log
         report_crash(exc, debug=_debug, log=config.log_file)
-        raise typer.Exit(int(ExitCode.INTERNAL_ERROR)) from None
+        code = int(ExitCode.INTERNAL_ERROR)
+
+    def say(message: str) -> None:
+        log = RunLog(config.log_file)
+        try:
+            log.write("run", message, sys.stderr)
+        finally:
+            log.close()
+
+    alerts.after_run(alert_settings, database=db, env=config.env, exit_code=code, say=say)
     raise typer.Exit(code)
 
 

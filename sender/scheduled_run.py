@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from sender.alerts import RUN_ONLY_ENV
 from sender.exit_codes import ExitCode
 from sender.file_modes import private_file, private_umask
 
@@ -293,6 +294,8 @@ class ScheduledRun:
         )
         if self.config.export_dir is not None:
             env["KARTE_EXPORT_DIR"] = str(self.config.export_dir)
+        for name in RUN_ONLY_ENV:  # the run alerts once for the whole job (sender/alerts.py)
+            env.pop(name, None)
         return env
 
     def dbt(self, *args: str) -> tuple[int, list[str]]:

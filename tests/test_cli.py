@@ -27,7 +27,7 @@ from sender_fixtures import (
 from sender.cli import app
 from sender.exit_codes import ExitCode
 
-COMMANDS = ["push", "status", "preview", "mock-server", "run"]
+COMMANDS = ["push", "status", "report", "preview", "mock-server", "run"]
 
 
 @pytest.fixture

@@ -90,6 +90,8 @@ def test_token_never_in_any_output_or_the_ledger(tmp_path):
     run(["push", "--access-token", TOKEN + "\n"], sender_env(db, LINE_ACCESS_TOKEN=""))
     run(["push", "--dry-run", "--show", "3"], sender_env(db))
     run(["status"], sender_env(db))
+    run(["report", "-o", str(tmp_path / "report.html")], sender_env(db))
+    outputs.append((tmp_path / "report.html").read_text())
     run(["preview"], sender_env(db))
     run(["push", "--help"], sender_env(db))
     run(["push"], sender_env(tmp_path / "missing.duckdb"))

@@ -1,0 +1,380 @@
+"""Alerts: one message to a Slack-compatible incoming webhook when a run needs a person.
+
+A run gathers its findings and posts at most one message (``{"text": ...}``): a push or run that
+failed (its exit code), events left pending by several runs in a row, and an identifier whose
+share of sendable conversions fell well below its trailing average. Messages hold counts, event
+names, the tag id, the endpoint's host and exit code names only: never the token, the webhook URL,
+a deduplication key or a hash. A webhook that fails is one line on stderr; it never changes the
+exit code. The thresholds are documented in docs/monitoring.md.
+"""
+
+# ruff: noqa: S608 - SQL is built from this package's constant table names; values are bound.
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import duckdb
+import requests
+
+from sender import __version__
+from sender.coverage import CoverageHistory, percent, read_coverage
+from sender.database import RUNS_TABLE, DatabaseError, connect, fetch_one, table_exists
+from sender.destinations import destination_id
+from sender.exit_codes import MEANINGS, ExitCode
+from sender.secret_env import FILE_SUFFIX, read_secret
+from sender.settings import (
+    DEFAULT_ENDPOINT,
+    ConfigError,
+    Secret,
+    is_loopback_host,
+    validate_endpoint,
+    validate_tag_id,
+)
+
+WEBHOOK_ENV = "LINE_CAPI_ALERT_WEBHOOK"
+# What sender run keeps from the commands it starts: it alone alerts, once for the whole job.
+RUN_ONLY_ENV = (WEBHOOK_ENV, WEBHOOK_ENV + FILE_SUFFIX)
+# A short wait, one attempt: an alert must never hold up or fail the job it reports on.
+WEBHOOK_TIMEOUT = (3.0, 5.0)
+# Earlier builds a trailing average needs before a fall below it means something.
+MIN_BASELINE_BUILDS = 3
+# Not alerted on: success; pending rows (the streak rule covers them); a run that found another
+# one running; an interruption (a person or the scheduler's timeout stopped it on purpose).
+QUIET_EXIT_CODES = frozenset(
+    {ExitCode.OK, ExitCode.PENDING_LEFT, ExitCode.ALREADY_RUNNING, ExitCode.INTERRUPTED}
+)
+# sender run's own stops: nothing was built or pushed, so only the exit code says anything.
+RUN_STOPS_BEFORE_PUSH = frozenset(
+    {ExitCode.USAGE, ExitCode.STALE_EXPORT, ExitCode.BUILD_FAILED, ExitCode.ALREADY_RUNNING}
+)
+
+Say = Callable[[str], None]
+
+
+def webhook_from_env(env: Mapping[str, str]) -> Secret | None:
+    """The webhook URL, a secret: ``LINE_CAPI_ALERT_WEBHOOK``, or the file that
+    ``LINE_CAPI_ALERT_WEBHOOK_FILE`` names."""
+    return read_secret(WEBHOOK_ENV, environ=env)
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    webhook: Secret | None = None
+    pending_runs: int = 3
+    share_drop: float = 0.5
+    share_builds: int = 24
+    min_sendable: int = 50
+    min_share: float = 0.1
+
+
+# (environment variable, AlertSettings field, kind): a "count" is >= 1, a "fraction" in (0, 1)
+THRESHOLDS = (
+    ("LINE_CAPI_ALERT_PENDING_RUNS", "pending_runs", "count"),
+    ("LINE_CAPI_ALERT_SHARE_DROP", "share_drop", "fraction"),
+    ("LINE_CAPI_ALERT_SHARE_BUILDS", "share_builds", "count"),
+    ("LINE_CAPI_ALERT_MIN_SENDABLE", "min_sendable", "count"),
+    ("LINE_CAPI_ALERT_MIN_SHARE", "min_share", "fraction"),
+)
+
+
+def _threshold(name: str, text: str, kind: str) -> int | float:
+    value = text.strip()
+    if kind == "count":
+        if not re.fullmatch(r"[0-9]+", value) or int(value) < 1:
+            raise ConfigError(f"{name}={value!r} must be a whole number of at least 1")
+        return int(value)
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not 0 < number < 1:
+        raise ConfigError(f"{name}={value!r} must be a number between 0 and 1 (such as 0.5)")
+    return number
+
+
+def validate_webhook(webhook: Secret) -> Secret:
+    """https, or http to a loopback host. Errors never repeat the URL: it is a secret."""
+    value = webhook.reveal().strip()
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"{WEBHOOK_ENV} is not an https URL (the alert webhook)")
+    if parts.scheme == "http" and not is_loopback_host(host):
+        raise ConfigError(
+            f"{WEBHOOK_ENV} is plain http: the alert webhook must be https"
+            " (http only to a loopback host)"
+        )
+    return Secret(value)
+
+
+def load_settings(env: Mapping[str, str]) -> AlertSettings:
+    """The alert settings from the environment; ConfigError (one line) when one is malformed."""
+    values: dict = {}
+    webhook = webhook_from_env(env)
+    if webhook is not None and webhook.reveal().strip():
+        values["webhook"] = validate_webhook(webhook)
+    for name, field, kind in THRESHOLDS:
+        text = env.get(name, "")
+        if text.strip():
+            values[field] = _threshold(name, text, kind)
+    return AlertSettings(**values)
+
+
+# -- findings ------------------------------------------------------------------------------------
+def exit_finding(command: str, code: int) -> str | None:
+    """What a failed ``sender push`` or ``sender run`` says, by exit code name."""
+    try:
+        known = ExitCode(code)
+    except ValueError:
+        return f"`sender {command}` exited {code}"
+    if known in QUIET_EXIT_CODES:
+        return None
+    return f"`sender {command}` exited {int(known)} {known.name}: {MEANINGS[known]}"
+
+
+def pending_streak(con: duckdb.DuckDBPyConnection, destination: int, longest: int) -> list[int]:
+    """Rows left pending by the latest runs at ``destination`` (newest first, at most ``longest``
+    runs), up to the first run that left none. A run killed before it finished counts as one
+    that left rows pending."""
+    rows = con.execute(
+        f"select left_pending, finished_at from {RUNS_TABLE} where destination_id = ?"
+        " and not is_test order by started_at desc limit ?",
+        [destination, longest],
+    ).fetchall()
+    streak = []
+    for left, finished in rows:
+        if finished is not None and not left:
+            break
+        streak.append(int(left or 0))
+    return streak
+
+
+def pending_finding(
+    con: duckdb.DuckDBPyConnection, settings: AlertSettings, *, endpoint: str, tag_id: str
+) -> str | None:
+    """Once per streak: when the run that just ended is the N-th in a row to leave rows pending."""
+    if not table_exists(con, RUNS_TABLE):
+        return None
+    destination = destination_id(con, endpoint, tag_id, create=False)
+    if destination is None:
+        return None
+    streak = pending_streak(con, destination, settings.pending_runs + 1)
+    if len(streak) != settings.pending_runs:
+        return None
+    return (
+        f"events left pending by {len(streak)} runs in a row"
+        f" ({streak[0]:,} after the last run): LINE unreachable or throttling, or runs cut short"
+    )
+
+
+def _baseline(history: CoverageHistory, at: int, event: str, identifier: str, s: AlertSettings):
+    """(share, sendable, count, mean, builds) of build ``at`` against the trailing average of the
+    earlier builds, when both are large enough to compare; else None."""
+    build = history.builds[at].events.get(event)
+    if build is None or build.sendable < s.min_sendable:
+        return None
+    earlier = [
+        b.events[event]
+        for b in history.builds[max(0, at - s.share_builds) : at]
+        if event in b.events
+        and b.events[event].sendable >= s.min_sendable
+        and b.events[event].is_sample == build.is_sample
+    ]
+    if len(earlier) < MIN_BASELINE_BUILDS:
+        return None
+    mean = sum(e.share(identifier) or 0.0 for e in earlier) / len(earlier)
+    if mean < s.min_share:
+        return None
+    count = build.identifiers.get(identifier, 0)
+    return count / build.sendable, build.sendable, count, mean, len(earlier)
+
+
+def share_drop_findings(history: CoverageHistory, settings: AlertSettings) -> list[str]:
+    """Identifiers whose share in the latest build fell below (1 - share_drop) x their trailing
+    average, and had not in the build before (one message per fall, not one per build)."""
+
+    def fell(at: int, event: str, identifier: str):
+        found = _baseline(history, at, event, identifier, settings)
+        if found is None or found[0] >= (1 - settings.share_drop) * found[3]:
+            return None
+        return found
+
+    latest = len(history.builds) - 1
+    findings = []
+    for event in history.builds[-1].events if history.builds else ():
+        for identifier in history.identifiers:
+            found = fell(latest, event, identifier)
+            if found is None or (latest > 0 and fell(latest - 1, event, identifier)):
+                continue
+            value, sendable, count, mean, builds = found
+            findings.append(
+                f"{identifier} share of {event} fell to {percent(value)} ({count:,} of"
+                f" {sendable:,} sendable) from an average of {percent(mean)} over the previous"
+                f" {builds} builds"
+            )
+    return findings
+
+
+def _first_push_since(con: duckdb.DuckDBPyConnection, history: CoverageHistory) -> bool:
+    """True unless an earlier push already followed the latest build (it checked it then)."""
+    built_at = history.builds[-1].built_at
+    if built_at is None or not table_exists(con, RUNS_TABLE):
+        return True
+    row = fetch_one(con, f"select count(*) from {RUNS_TABLE} where started_at >= ?", [built_at])
+    return not row or int(row[0]) <= 1
+
+
+def database_findings(
+    database: Path, settings: AlertSettings, *, endpoint: str | None, tag_id: str | None
+) -> list[str]:
+    """What the ledger and the coverage say after a push; nothing when the file cannot be read."""
+    try:
+        con = connect(database, read_only=True)
+    except DatabaseError:
+        return []
+    try:
+        findings = []
+        if endpoint and tag_id:
+            found = pending_finding(con, settings, endpoint=endpoint, tag_id=tag_id)
+            if found:
+                findings.append(found)
+        history = read_coverage(con, builds=settings.share_builds + 2)
+        if history and history.builds and _first_push_since(con, history):
+            findings.extend(share_drop_findings(history, settings))
+        return findings
+    finally:
+        con.close()
+
+
+# -- the message ---------------------------------------------------------------------------------
+def _mrkdwn(text: str) -> str:
+    """Slack's three control characters, escaped: a text is shown as it is, never as a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+@dataclass(frozen=True)
+class Where:
+    """The destination a message names: the tag id and the endpoint's host, when valid."""
+
+    tag_id: str | None
+    endpoint: str | None
+
+    @classmethod
+    def from_values(cls, *, tag_id: str | None, endpoint: str | None) -> Where:
+        try:
+            tag = validate_tag_id(tag_id)
+        except ConfigError:
+            tag = None
+        try:
+            url = validate_endpoint(endpoint or DEFAULT_ENDPOINT)
+        except ConfigError:
+            url = None
+        return cls(tag, url)
+
+    def describe(self) -> str:
+        host = urlsplit(self.endpoint).netloc if self.endpoint else None
+        tag = f"LINE Tag {self.tag_id}" if self.tag_id else "no valid LINE_TAG_ID"
+        return f"{tag} at {host}" if host else tag
+
+
+def compose(where: Where, findings: list[str]) -> str:
+    head = f"line-capi ({where.describe()}): " + (
+        "1 problem" if len(findings) == 1 else f"{len(findings)} problems"
+    )
+    return "\n".join([_mrkdwn(head), *(f"• {_mrkdwn(f)}" for f in findings)])
+
+
+def post(webhook: Secret, text: str) -> str | None:
+    """POST ``{"text": text}`` once; None when delivered, else why not (never the URL)."""
+    loopback = is_loopback_host(urlsplit(webhook.reveal()).hostname or "")
+    with requests.Session() as session:
+        session.trust_env = not loopback  # as for LINE: no proxy for a loopback receiver
+        try:
+            resp = session.post(
+                webhook.reveal(),
+                json={"text": text},
+                headers={"User-Agent": f"line-capi-sender/{__version__}"},
+                timeout=WEBHOOK_TIMEOUT,
+                allow_redirects=False,
+            )
+        except requests.Timeout:
+            return "no answer in time"
+        except requests.RequestException as exc:
+            return f"cannot be reached ({type(exc).__name__})"
+        if not 200 <= resp.status_code < 300:
+            return f"answered HTTP {resp.status_code}"
+    return None
+
+
+def notify(settings: AlertSettings, where: Where, findings: list[str], say: Say) -> None:
+    """One message for all findings, when a webhook is set and there is something to say."""
+    if settings.webhook is None or not findings:
+        return
+    failure = post(settings.webhook, compose(where, findings))
+    if failure:
+        say(f"warning: alert not delivered: the alert webhook {failure}")
+    else:
+        say(f"alert sent to the alert webhook ({len(findings)} finding(s))")
+
+
+def _guarded(check: Callable[[], None], say: Say) -> None:
+    try:
+        check()
+    except Exception as exc:  # an alert must never change the exit code of what it reports on
+        text = str(exc).strip().splitlines()
+        say(f"warning: alert check failed: {type(exc).__name__}: {text[0] if text else ''}")
+
+
+def after_push(
+    settings: AlertSettings,
+    *,
+    database: Path,
+    endpoint: str | None,
+    tag_id: str | None,
+    exit_code: int,
+    say: Say,
+) -> None:
+    """The alert of a ``sender push`` started on its own (not by ``sender run``)."""
+    if settings.webhook is None:
+        return
+
+    def check() -> None:
+        where = Where.from_values(tag_id=tag_id, endpoint=endpoint)
+        findings = [f for f in [exit_finding("push", exit_code)] if f]
+        findings += database_findings(
+            database, settings, endpoint=where.endpoint, tag_id=where.tag_id
+        )
+        notify(settings, where, findings, say)
+
+    _guarded(check, say)
+
+
+def after_run(
+    settings: AlertSettings, *, database: Path, env: Mapping[str, str], exit_code: int, say: Say
+) -> None:
+    """The alert of a ``sender run``: its own stops, or its push's outcome (the push it starts
+    never alerts itself: it gets no webhook)."""
+    if settings.webhook is None:
+        return
+
+    def check() -> None:
+        where = Where.from_values(
+            tag_id=env.get("LINE_TAG_ID"), endpoint=env.get("LINE_CAPI_ENDPOINT")
+        )
+        findings = [f for f in [exit_finding("run", exit_code)] if f]
+        if exit_code not in RUN_STOPS_BEFORE_PUSH:
+            findings += database_findings(
+                database, settings, endpoint=where.endpoint, tag_id=where.tag_id
+            )
+        notify(settings, where, findings, say)
+
+    _guarded(check, say)

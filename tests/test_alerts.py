@@ -1,0 +1,248 @@
+"""Alerts: one message to the webhook when a push or run needs a person, never a secret in it,
+and never a changed exit code when the webhook itself fails."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from monitoring_fixtures import (
+    WEBHOOK_PATH,
+    closed_port_url,
+    hourly_builds,
+    webhook_receiver,
+    write_coverage,
+)
+from schedule_fixtures import clock_export, sender_run
+from sender_fixtures import (
+    FAST,
+    TAG_ID,
+    TOKEN,
+    make_event,
+    mock_server,
+    run_cli,
+    sender_env,
+    write_payload,
+)
+
+from sender.alerts import AlertSettings, share_drop_findings
+from sender.coverage import read_coverage
+from sender.database import connect
+from sender.exit_codes import ExitCode
+
+KEY_OR_HASH = re.compile(r"order-\d|ORD-\d|\b[0-9a-f]{64}\b")
+
+
+def assert_nothing_secret(*texts: str) -> None:
+    for text in texts:
+        assert TOKEN not in text
+        assert WEBHOOK_PATH not in text  # the webhook URL is a secret too
+        assert not KEY_OR_HASH.search(text), text
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "line_capi.duckdb"
+    write_payload(path, [make_event(i) for i in range(12)])
+    return path
+
+
+def push(db, url: str, webhook: str | None, *args: str, **env: str):
+    extra = {"LINE_CAPI_ALERT_WEBHOOK": webhook} if webhook else {}
+    return run_cli(["push", *FAST, *args], sender_env(db, url, **extra, **env))
+
+
+def test_a_failed_push_posts_one_message_without_secrets(db):
+    with webhook_receiver() as hook, mock_server(token="another-token") as srv:  # noqa: S106
+        r = push(db, srv.url, hook.url)
+        texts = hook.texts()
+        posts = list(hook.posts)
+    assert r.returncode == ExitCode.AUTHENTICATION, r.stderr
+    assert len(texts) == 1, texts
+    assert posts[0]["path"] == WEBHOOK_PATH and posts[0]["type"] == "application/json"
+    text = texts[0]
+    assert "`sender push` exited 3 AUTHENTICATION" in text
+    assert f"LINE Tag {TAG_ID} at {srv.url.removeprefix('http://')}" in text
+    assert "alert sent to the alert webhook" in r.stderr
+    assert_nothing_secret(text, r.stdout, r.stderr)
+
+
+def test_a_successful_push_and_a_push_without_webhook_post_nothing(db):
+    with webhook_receiver() as hook, mock_server() as srv:
+        assert push(db, srv.url, hook.url).returncode == ExitCode.OK
+        assert push(db, "http://127.0.0.1:9", None, "--resend").returncode == 1  # no webhook set
+        with mock_server(token="another-token") as wrong:  # noqa: S106
+            r = push(db, wrong.url, None, "--resend")
+        assert r.returncode == ExitCode.AUTHENTICATION
+        assert hook.posts == []
+    assert "alert" not in r.stderr
+
+
+@pytest.mark.parametrize("receiver", ["answers 500", "nothing listening"])
+def test_a_failing_webhook_logs_one_line_and_leaves_the_exit_code(db, receiver):
+    with webhook_receiver(status=500) as hook, mock_server(token="another-token") as srv:  # noqa: S106
+        url = hook.url if receiver == "answers 500" else closed_port_url()
+        r = push(db, srv.url, url)
+        posted = len(hook.posts)
+    assert r.returncode == ExitCode.AUTHENTICATION, r.stderr
+    assert posted == (1 if receiver == "answers 500" else 0)  # one try, no retry storm
+    lines = [line for line in r.stderr.splitlines() if "alert" in line]
+    assert len(lines) == 1, r.stderr
+    expected = (
+        "answered HTTP 500" if receiver == "answers 500" else "cannot be reached (ConnectionError)"
+    )
+    assert lines[0] == f"warning: alert not delivered: the alert webhook {expected}"
+    assert "Traceback" not in r.stderr
+    assert_nothing_secret(r.stdout, r.stderr)
+
+
+def test_events_left_pending_alert_once_when_the_streak_reaches_its_length(db):
+    with webhook_receiver() as hook, mock_server() as srv:
+        srv.inject("503", 20)
+        counts = []
+        for _ in range(4):
+            r = push(db, srv.url, hook.url, "--max-retries", "0")
+            assert r.returncode == ExitCode.PENDING_LEFT, r.stderr
+            counts.append(len(hook.posts))
+        texts = hook.texts()
+    assert counts == [0, 0, 1, 1]
+    assert "events left pending by 3 runs in a row (12 after the last run)" in texts[0]
+    assert "exited" not in texts[0]  # pending rows are not a failed push
+    assert_nothing_secret(*texts)
+
+
+def test_the_pending_streak_length_is_configurable(db):
+    with webhook_receiver() as hook, mock_server() as srv:
+        srv.inject("503", 20)
+        env = {"LINE_CAPI_ALERT_PENDING_RUNS": "1"}
+        assert push(db, srv.url, hook.url, "--max-retries", "0", **env).returncode == 1
+        assert len(hook.posts) == 1
+
+
+def test_a_coverage_drop_posts_one_message_once_per_build(db):
+    builds = hourly_builds(25)
+    builds[-1].add("Purchase", shares={"click_id": 0.02})
+    write_coverage(db, builds)
+    with webhook_receiver() as hook, mock_server() as srv:
+        assert push(db, srv.url, hook.url).returncode == ExitCode.OK
+        texts = hook.texts()
+        # the same build pushed again: it was checked already
+        assert push(db, srv.url, hook.url, "--resend").returncode == ExitCode.OK
+        assert len(hook.posts) == 1
+    assert len(texts) == 1
+    assert (
+        "click_id share of Purchase fell to 2% (4 of 200 sendable) from an average of 40%"
+        " over the previous 24 builds" in texts[0]
+    )
+    assert "1 problem" in texts[0] and "browser_id" not in texts[0]
+    assert_nothing_secret(*texts)
+
+
+def settings(**values) -> AlertSettings:
+    return AlertSettings(**values)
+
+
+def findings(tmp_path, builds, **values) -> list[str]:
+    tmp_path.mkdir(exist_ok=True)
+    db = tmp_path / "coverage.duckdb"
+    write_coverage(db, builds)
+    con = connect(db, read_only=True)
+    try:
+        history = read_coverage(con, builds=26)
+    finally:
+        con.close()
+    return share_drop_findings(history, settings(**values))
+
+
+def test_a_share_drop_is_reported_only_when_it_means_something(tmp_path):
+    builds = hourly_builds(25)
+    builds[-1].add("Purchase", shares={"click_id": 0.19, "line_uid": 0.0})
+    # click_id: 19% < 0.5 x 40%; line_uid fell to 0 but from 5%, below the smallest share watched
+    assert [f.split(" share")[0] for f in findings(tmp_path / "a", builds)] == ["click_id"]
+    # a share at 21% is not below half of 40%
+    builds[-1].add("Purchase", shares={"click_id": 0.21})
+    assert findings(tmp_path / "b", builds) == []
+    # too few sendable conversions in the latest build to tell
+    builds[-1].add("Purchase", sendable=20, shares={"click_id": 0.0})
+    assert findings(tmp_path / "c", builds) == []
+    assert findings(tmp_path / "d", builds, min_sendable=10) != []
+    # a threshold of 0.9 (a fall of 90 %) is not crossed by 40% -> 19%
+    builds[-1].add("Purchase", shares={"click_id": 0.19})
+    assert findings(tmp_path / "e", builds, share_drop=0.9) == []
+
+
+def test_a_share_drop_is_reported_once_not_at_every_build_after_it(tmp_path):
+    builds = hourly_builds(26)
+    builds[-2].add("Purchase", shares={"click_id": 0.02})
+    builds[-1].add("Purchase", shares={"click_id": 0.02})
+    assert findings(tmp_path, builds) == []  # the build before had fallen already
+
+
+def test_too_short_a_history_reports_nothing(tmp_path):
+    builds = hourly_builds(3)
+    builds[-1].add("Purchase", shares={"click_id": 0.0})
+    assert findings(tmp_path, builds) == []  # 2 earlier builds: no baseline yet
+
+
+def test_the_webhook_url_can_come_from_a_file(db, tmp_path):
+    with webhook_receiver() as hook, mock_server(token="another-token") as srv:  # noqa: S106
+        secret = tmp_path / "alert-webhook"
+        secret.write_text(hook.url + "\n")
+        env = {"LINE_CAPI_ALERT_WEBHOOK_FILE": str(secret)}
+        r = push(db, srv.url, None, **env)
+        assert r.returncode == ExitCode.AUTHENTICATION and len(hook.posts) == 1
+        both = push(db, srv.url, hook.url, **env)
+        assert len(hook.posts) == 1
+    assert both.returncode == ExitCode.USAGE
+    assert both.stderr.strip() == (
+        "error: LINE_CAPI_ALERT_WEBHOOK and LINE_CAPI_ALERT_WEBHOOK_FILE are both set: keep one"
+    )
+    assert_nothing_secret(r.stderr, both.stderr)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("LINE_CAPI_ALERT_SHARE_DROP", "1.5", "must be a number between 0 and 1"),
+        ("LINE_CAPI_ALERT_MIN_SHARE", "ten", "must be a number between 0 and 1"),
+        ("LINE_CAPI_ALERT_PENDING_RUNS", "0", "must be a whole number of at least 1"),
+        ("LINE_CAPI_ALERT_SHARE_BUILDS", "2.5", "must be a whole number of at least 1"),
+        ("LINE_CAPI_ALERT_MIN_SENDABLE", "\u00b2", "must be a whole number of at least 1"),
+        ("LINE_CAPI_ALERT_WEBHOOK", "http://hooks.example.com" + WEBHOOK_PATH, "must be https"),
+        ("LINE_CAPI_ALERT_WEBHOOK", "hooks.example.com" + WEBHOOK_PATH, "not an https URL"),
+    ],
+)
+def test_a_malformed_alert_setting_is_one_line_and_exit_2(db, name, value, message):
+    with mock_server() as srv:
+        r = run_cli(["push"], sender_env(db, srv.url, **{name: value}))
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.USAGE
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"error: {name}")
+    assert message in r.stderr
+    assert_nothing_secret(r.stderr)
+
+
+def test_a_stale_export_posts_one_message_from_sender_run(tmp_path):
+    export = clock_export(tmp_path / "export", {"ORD-1": 31}, newest_hours=30)
+    with webhook_receiver() as hook, mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export, env={"LINE_CAPI_ALERT_WEBHOOK": hook.url})
+        texts = hook.texts()
+    assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
+    assert len(texts) == 1
+    assert "`sender run` exited 11 STALE_EXPORT" in texts[0]
+    assert_nothing_secret(texts[0], r.stdout, r.stderr)
+    log = (tmp_path / "line_capi_run.log").read_text()
+    assert "alert sent to the alert webhook" in log
+    assert_nothing_secret(log)
+
+
+def test_sender_run_alerts_once_for_a_push_it_started(tmp_path):
+    """The push that `sender run` starts gets no webhook: one message, from the run."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.1)
+    with webhook_receiver() as hook, mock_server(token="another-token") as srv:  # noqa: S106
+        r = sender_run(tmp_path, srv.url, export=export, env={"LINE_CAPI_ALERT_WEBHOOK": hook.url})
+        texts = hook.texts()
+    assert r.returncode == ExitCode.AUTHENTICATION, r.stderr
+    assert len(texts) == 1, texts
+    assert "`sender run` exited 3 AUTHENTICATION" in texts[0]
+    assert_nothing_secret(texts[0], r.stdout, r.stderr)
