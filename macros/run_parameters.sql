@@ -3,8 +3,10 @@
     run with a one-line message naming the var. Defaults live in dbt_project.yml.
 -#}
 
+{#- The value is cut to 80 characters, and its line breaks shown as \n: the message is one line. -#}
 {% macro _var_error(name, value, expected) %}
-    {{ exceptions.raise_compiler_error("invalid dbt var " ~ name ~ "=" ~ (value | string)[:80] ~ ": " ~ expected) }}
+    {%- set shown = (value | string)[:80] | replace('\n', '\\n') | replace('\r', '\\r') -%}
+    {{ exceptions.raise_compiler_error("invalid dbt var " ~ name ~ "=" ~ shown ~ ": " ~ expected) }}
 {% endmacro %}
 
 {% macro _int_var(name, low, high) %}
@@ -164,7 +166,7 @@
 
 {% macro currency() %}
     {%- set value = var('currency') | string -%}
-    {%- if not modules.re.fullmatch('[A-Z]{3}', value) -%}
+    {%- if not modules.re.fullmatch(currency_code_pattern(), value) -%}
         {{ _var_error('currency', value, "expected an ISO 4217 code of three capital letters such as JPY") }}
     {%- endif -%}
     {{ return(value) }}

@@ -47,9 +47,7 @@ classified as (
         *,
         case
             when trimmed_key is null or trimmed_key = '' then 'missing_deduplication_key'
-            when lower(trimmed_key) in ('undefined', 'null') then 'invalid_deduplication_key'
-            when not {{ regex_full_match('trimmed_key', line_deduplication_key_pattern()) }}
-                then 'invalid_deduplication_key'
+            when not {{ is_line_deduplication_key_sql('trimmed_key') }} then 'invalid_deduplication_key'
         end as key_problem
     from keyed
 
