@@ -9,13 +9,21 @@
     unique and non-null in `events`. `event_columns` and `candidate_columns` are the columns
     selected from each side (distinct names).
 -#}
-{% macro latest_at_or_before(events, event_id, event_time, candidates, candidate_time, tie_break, partition_by, event_columns, candidate_columns) %}
+{% macro latest_at_or_before(
+    events, event_id, event_time, candidates, candidate_time, tie_break, partition_by, event_columns,
+    candidate_columns
+) %}
     {{ return(adapter.dispatch('latest_at_or_before', 'line_capi')(
         events, event_id, event_time, candidates, candidate_time, tie_break, partition_by, event_columns, candidate_columns
     )) }}
 {% endmacro %}
 
-{% macro default__latest_at_or_before(events, event_id, event_time, candidates, candidate_time, tie_break, partition_by, event_columns, candidate_columns) %}{{ not_ported('latest_at_or_before') }}{% endmacro %}
+{% macro default__latest_at_or_before(
+    events, event_id, event_time, candidates, candidate_time, tie_break, partition_by, event_columns,
+    candidate_columns
+) %}
+    {{- not_ported('latest_at_or_before') -}}
+{% endmacro %}
 
 {#-
     One ASOF JOIN: one probe per event, no fan-out, no window (docs/bench.md). ASOF allows one
@@ -25,7 +33,10 @@
     without a time never matches, and events without one are filtered out first. Candidates are
     not filtered: the filter would be pushed into the scan and parse every page view's time.
 -#}
-{% macro duckdb__latest_at_or_before(events, event_id, event_time, candidates, candidate_time, tie_break, partition_by, event_columns, candidate_columns) -%}
+{% macro duckdb__latest_at_or_before(
+    events, event_id, event_time, candidates, candidate_time, tie_break, partition_by, event_columns,
+    candidate_columns
+) -%}
     select
         {%- for column in event_columns %}
         {{ events }}.{{ column }},
@@ -41,7 +52,10 @@
 {%- endmacro %}
 
 {#- Spark has no ASOF JOIN: the join on (partition_by, candidate_time <= event_time), then the latest per event. -#}
-{% macro spark__latest_at_or_before(events, event_id, event_time, candidates, candidate_time, tie_break, partition_by, event_columns, candidate_columns) -%}
+{% macro spark__latest_at_or_before(
+    events, event_id, event_time, candidates, candidate_time, tie_break, partition_by, event_columns,
+    candidate_columns
+) -%}
     select
         {%- for column in event_columns + candidate_columns %}
         {{ column }}{{ ',' if not loop.last }}

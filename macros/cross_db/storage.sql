@@ -45,7 +45,8 @@
     {%- if found == 0 -%}{{ return('') }}{%- endif -%}
     {%- set kept = relation.incorporate(path={'identifier': relation.identifier ~ '__kept'}) -%}
     {%- do run_query('drop table if exists ' ~ kept) -%}
-    {%- do run_query('create table ' ~ kept ~ ' as select * from ' ~ relation ~ ' where not coalesce(' ~ condition ~ ', false)') -%}
+    {%- do run_query('create table ' ~ kept ~ ' as select * from ' ~ relation
+        ~ ' where not coalesce(' ~ condition ~ ', false)') -%}
     {%- do run_query('insert overwrite table ' ~ relation ~ ' select * from ' ~ kept) -%}
     {%- do run_query('drop table ' ~ kept) -%}
 {% endmacro %}

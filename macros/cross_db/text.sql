@@ -87,9 +87,17 @@
 {%- endmacro %}
 
 {#- U+3000 then U+FF01..U+FF5E, and the ASCII characters they stand for, position by position. -#}
-{% macro fullwidth_ascii_chars() %}{{ return('　！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～') }}{% endmacro %}
+{% macro fullwidth_ascii_chars() %}
+    {{ return('　！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠'
+        ~ 'ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀'
+        ~ 'ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～') }}
+{% endmacro %}
 
-{% macro halfwidth_ascii_chars() %}{{ return(' !"#$%&\'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~') }}{% endmacro %}
+{% macro halfwidth_ascii_chars() %}
+    {{ return(' !"#$%&\'()*+,-./0123456789:;<=>?@'
+        ~ 'ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`'
+        ~ 'abcdefghijklmnopqrstuvwxyz{|}~') }}
+{% endmacro %}
 
 {#- A text as a double, or null when it is not a number. -#}
 {% macro to_number_or_null(expr) %}

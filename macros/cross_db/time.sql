@@ -17,7 +17,9 @@
 -#}
 {% macro duckdb__iso8601_to_unix_seconds(expr) -%}
     {#- A zone after the time: Z, +hh[[:]mm[[:]ss]] or a name (UTC, Asia/Tokyo); a date alone has none. -#}
-    {%- set has_zone = "regexp_matches(" ~ expr ~ ", '[0-9]:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]*)?)?\\s*(?:[Zz]|[+-][0-9]{2}|[A-Za-z]{2,})')" -%}
+    {%- set time = '[0-9]:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]*)?)?' -%}
+    {%- set zone = '(?:[Zz]|[+-][0-9]{2}|[A-Za-z]{2,})' -%}
+    {%- set has_zone = "regexp_matches(" ~ expr ~ ", '" ~ time ~ "\\s*" ~ zone ~ "')" -%}
     (case
         when {{ expr }} like '____-%' then
             case when {{ expr }} like '%+09:00' or {{ has_zone }}
@@ -40,7 +42,10 @@
     (next day), 5-digit years, and ignores a trailing zone name such as ` Asia/Tokyo`.
 -#}
 {% macro spark__iso8601_to_unix_seconds(expr) -%}
-    {%- set iso = '^([0-9]{4}-[0-9]{1,2}-[0-9]{1,2})(?:[T ]([0-9]{1,2}:[0-9]{1,2})(?::([0-9]{1,2})(\\.[0-9]*)?)?)?(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?$' -%}
+    {%- set date = '([0-9]{4}-[0-9]{1,2}-[0-9]{1,2})' -%}
+    {%- set time = '(?:[T ]([0-9]{1,2}:[0-9]{1,2})(?::([0-9]{1,2})(\\.[0-9]*)?)?)?' -%}
+    {%- set offset = '(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?' -%}
+    {%- set iso = '^' ~ date ~ time ~ offset ~ '$' -%}
     {#- date T hh:mm : ss .fraction | offset; then the missing parts get their defaults -#}
     {%- set parts = "regexp_replace(iso_text, " ~ spark_java_regex(iso) ~ ", '$1T$2:$3$4|$5')" -%}
     {%- set defaults = "replace(replace(" ~ parts ~ ", 'T:|', 'T00:00:00|'), ':|', ':00|')" -%}

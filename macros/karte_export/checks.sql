@@ -22,7 +22,8 @@
 
 {% macro duckdb__sql_condition_problem(condition, columns) %}
     {%- set literal = "'" ~ sql_condition_probe(condition, columns) | replace("'", "''") ~ "'" -%}
-    {%- set row = run_query("select json_serialize_sql(" ~ literal ~ "), json_serialize_plan(" ~ literal ~ ")").rows[0] -%}
+    {%- set query = "select json_serialize_sql(" ~ literal ~ "), json_serialize_plan(" ~ literal ~ ")" -%}
+    {%- set row = run_query(query).rows[0] -%}
     {%- set parsed, planned = fromjson(row[0]), fromjson(row[1]) -%}
     {%- if parsed.error -%}
         {%- set problem = parsed.error_message -%}

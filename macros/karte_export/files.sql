@@ -12,7 +12,9 @@
     {{ return(adapter.dispatch('karte_export_views_use_contract_names', 'line_capi')()) }}
 {% endmacro %}
 
-{% macro default__karte_export_views_use_contract_names() %}{{ not_ported('karte_export_views_use_contract_names') }}{% endmacro %}
+{% macro default__karte_export_views_use_contract_names() %}
+    {{- not_ported('karte_export_views_use_contract_names') -}}
+{% endmacro %}
 
 {% macro duckdb__karte_export_views_use_contract_names() %}{{ return(true) }}{% endmacro %}
 
@@ -53,8 +55,10 @@
         {%- for row in run_query('describe select * from ' ~ reader) -%}
             {%- do columns.update({row[0] | lower: (row[0], row[1])}) -%}
         {%- endfor -%}
-        {%- set selects = karte_contract_select_list(table_name, karte_column_map().get(table_name) or {}, columns, true) -%}
-        {%- do run_query('create or replace view ' ~ schema ~ '.' ~ table_name ~ ' as select ' ~ selects ~ ' from ' ~ reader) -%}
+        {%- set mapping = karte_column_map().get(table_name) or {} -%}
+        {%- set selects = karte_contract_select_list(table_name, mapping, columns, true) -%}
+        {%- set view = schema ~ '.' ~ table_name -%}
+        {%- do run_query('create or replace view ' ~ view ~ ' as select ' ~ selects ~ ' from ' ~ reader) -%}
     {%- endfor -%}
     {{ return('') }}
 {% endmacro %}
@@ -208,7 +212,8 @@
         {%- for part in below -%}
             {%- if part[:1] in ('_', '.') -%}{%- set hidden.found = true -%}{%- endif -%}
         {%- endfor -%}
-        {%- if format and (layout != 'file' or name in (table_name ~ '.csv', table_name ~ '.csv.gz', table_name ~ '.parquet')) and not hidden.found -%}
+        {%- set single_file_names = (table_name ~ '.csv', table_name ~ '.csv.gz', table_name ~ '.parquet') -%}
+        {%- if format and (layout != 'file' or name in single_file_names) and not hidden.found -%}
             {%- do by_layout[layout].append((path, format)) -%}
         {%- endif -%}
     {%- endfor -%}

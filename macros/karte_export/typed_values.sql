@@ -8,7 +8,9 @@
     {{ return(adapter.dispatch('karte_export_value_as_text', 'line_capi')(expr, data_type)) }}
 {% endmacro %}
 
-{% macro default__karte_export_value_as_text(expr, data_type) %}{{ not_ported('karte_export_value_as_text') }}{% endmacro %}
+{% macro default__karte_export_value_as_text(expr, data_type) %}
+    {{- not_ported('karte_export_value_as_text') -}}
+{% endmacro %}
 
 {% macro duckdb__karte_export_value_as_text(expr, data_type) -%}
     {%- set type = (data_type or '') | upper -%}

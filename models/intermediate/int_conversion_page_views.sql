@@ -6,7 +6,10 @@ with
 
 conversions as (
 
-    select event_name, deduplication_key, pv_id
+    select
+        event_name,
+        deduplication_key,
+        pv_id
     from {{ ref('int_conversions_windowed') }}
     where deduplication_key is not null
         and pv_id is not null
