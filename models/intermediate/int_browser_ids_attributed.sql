@@ -45,7 +45,7 @@ valid_cookies as (
 
 final as (
 
--- The user's latest valid cookie at or before the conversion.
+    {# The user's latest valid cookie at or before the conversion. #}
     {{ latest_at_or_before(
         events='conversions', event_id=['event_name', 'deduplication_key'], event_time='event_timestamp',
         candidates='valid_cookies', candidate_time='synced_at_unix', tie_break='pv_id', partition_by='user_id',

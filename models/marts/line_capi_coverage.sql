@@ -39,10 +39,10 @@ sendable as (
 
     select
         event_name,
-        count(*) as sendable,
-    {%- for identifier, condition in coverage_identifiers() %}
-        count(case when {{ condition }} then 1 end) as with_{{ identifier }}{{ ',' if not loop.last }}
-    {%- endfor %}
+        {%- for identifier, condition in coverage_identifiers() %}
+            count(case when {{ condition }} then 1 end) as with_{{ identifier }},
+        {%- endfor %}
+        count(*) as sendable
     from payload
     group by event_name
 
@@ -52,11 +52,10 @@ rejections as (
 
     select
         event_name,
-        count(*) as rejected,
-    {%- for reason in line_capi_reject_reasons() %}
-        count(case when reason = {{ dbt.string_literal(reason) }} then 1 end)
-            as rejected_{{ reason }}{{ ',' if not loop.last }}
-    {%- endfor %}
+        {%- for reason in line_capi_reject_reasons() %}
+            count(case when reason = {{ dbt.string_literal(reason) }} then 1 end) as rejected_{{ reason }},
+        {%- endfor %}
+        count(*) as rejected
     from rejected
     group by event_name
 
