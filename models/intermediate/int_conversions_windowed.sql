@@ -117,44 +117,21 @@ unreadable_time_rows as (
 
 unioned as (
 
-    select
-        line_event_name,
-        deduplication_key,
-        transaction_id,
-        user_id,
-        pv_id,
-        sync_date,
-        synced_at_unix,
-        revenue,
-        items,
-        reason
-    from earliest_per_key
-    union all
-    select
-        line_event_name,
-        deduplication_key,
-        transaction_id,
-        user_id,
-        pv_id,
-        sync_date,
-        synced_at_unix,
-        revenue,
-        items,
-        reason
-    from invalid_key_rows
-    union all
-    select
-        line_event_name,
-        deduplication_key,
-        transaction_id,
-        user_id,
-        pv_id,
-        sync_date,
-        synced_at_unix,
-        revenue,
-        items,
-        reason
-    from unreadable_time_rows
+    {%- for rows in ['earliest_per_key', 'invalid_key_rows', 'unreadable_time_rows'] %}
+        {{ 'union all' if not loop.first }}
+        select
+            line_event_name,
+            deduplication_key,
+            transaction_id,
+            user_id,
+            pv_id,
+            sync_date,
+            synced_at_unix,
+            revenue,
+            items,
+            reason
+        from {{ rows }}
+    {%- endfor %}
 
 ),
 
