@@ -65,24 +65,3 @@
     {%- do delete_rows_where(this, condition ~ ' and invocation_id <> ' ~ dbt.string_literal(invocation_id)) -%}
     {{ return('') }}
 {% endmacro %}
-
-{#- Delete the rows of `relation` for which `condition` is true. -#}
-{% macro delete_rows_where(relation, condition) %}{{ return(adapter.dispatch('delete_rows_where', 'line_capi')(relation, condition)) }}{% endmacro %}
-
-{% macro default__delete_rows_where(relation, condition) %}
-    {%- do run_query('delete from ' ~ relation ~ ' where ' ~ condition) -%}
-{% endmacro %}
-
-{#-
-    Spark: Parquet tables take no DELETE, and a table cannot be overwritten from a query that
-    reads it. The kept rows go through a scratch table, and only when there is a row to delete.
--#}
-{% macro spark__delete_rows_where(relation, condition) %}
-    {%- set found = run_query('select count(*) from ' ~ relation ~ ' where ' ~ condition).columns[0].values()[0] -%}
-    {%- if found == 0 -%}{{ return('') }}{%- endif -%}
-    {%- set kept = relation.incorporate(path={'identifier': relation.identifier ~ '__kept'}) -%}
-    {%- do run_query('drop table if exists ' ~ kept) -%}
-    {%- do run_query('create table ' ~ kept ~ ' as select * from ' ~ relation ~ ' where not coalesce(' ~ condition ~ ', false)') -%}
-    {%- do run_query('insert overwrite table ' ~ relation ~ ' select * from ' ~ kept) -%}
-    {%- do run_query('drop table ' ~ kept) -%}
-{% endmacro %}

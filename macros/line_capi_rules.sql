@@ -1,8 +1,12 @@
 {#-
-    The LINE Conversion API's field rules as SQL expressions, one macro per rule.
-    Every pattern here comes from docs/line-capi.md; the models call these
-    macros so that a rule is written once, and `tests/generic/` checks payloads against them.
+    The LINE Conversion API's field rules (docs/line-capi.md), each written once. The models,
+    the generic data tests of tests/dbt/generic/, the payload check is_valid_line_event and the
+    var checks of macros/run_parameters.sql all read them from here.
+    A pattern is an anchored regex in the syntax RE2 (DuckDB), Java (Spark, via spark_java_regex)
+    and Python's re (the var checks, with re.fullmatch) read alike.
 -#}
+
+{#- Patterns -#}
 
 {% macro line_deduplication_key_pattern() %}^[0-9a-zA-Z_-]{1,256}$ {%- endmacro %}
 {% macro line_event_name_pattern() %}^[A-Za-z0-9_-]{1,20}$ {%- endmacro %}
@@ -13,17 +17,9 @@
 {% macro email_pattern() %}^[^@\s]+@[^@\s]+\.[^@\s]+$ {%- endmacro %}
 {% macro e164_pattern() %}^\+[0-9]{10,15}$ {%- endmacro %}
 {% macro web_url_pattern() %}^https?://.+ {%- endmacro %}
+{% macro currency_code_pattern() %}^[A-Z]{3}$ {%- endmacro %}
 
-{#- LINE accepts events from 90 days before to 24 hours after their arrival. -#}
-{% macro line_max_event_age_seconds() %}{{ return(90 * 86400) }}{% endmacro %}
-{% macro line_max_event_lead_seconds() %}{{ return(24 * 3600) }}{% endmacro %}
-{% macro line_max_value() %}{{ return(2147483647) }}{% endmacro %}
-{% macro line_max_item_ids() %}{{ return(100) }}{% endmacro %}
-{% macro line_max_url_length() %}{{ return(2048) }}{% endmacro %}
-{% macro line_max_title_length() %}{{ return(1024) }}{% endmacro %}
-
-
-{#- IPv4 in dotted decimal, no leading zeros. -#}
+{#- IPv4 in dotted decimal, no leading zeros; unanchored, a part of ip_address_pattern(). -#}
 {% macro ipv4_pattern() -%}
     {%- set octet = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])' -%}
     {{ octet }}(\.{{ octet }}){3}
@@ -33,6 +29,7 @@
     IPv6 in every RFC 4291 text form: full, `::`-compressed, and with an IPv4 tail
     (`::ffff:192.0.2.128`). Zone ids (`fe80::1%eth0`) are not addresses LINE takes.
     Built as one alternative per position of `::`, which RE2 (DuckDB) and Java (Spark) both run.
+    Unanchored, a part of ip_address_pattern().
 -#}
 {% macro ipv6_pattern() -%}
     {%- set h = '[0-9a-fA-F]{1,4}' -%}
@@ -54,3 +51,41 @@
     {%- endfor -%}
     ({{ alts | join('|') }})
 {%- endmacro %}
+
+{#- Limits -#}
+
+{#- LINE accepts events from 90 days before to 24 hours after their arrival. -#}
+{% macro line_max_event_age_seconds() %}{{ return(90 * 86400) }}{% endmacro %}
+{% macro line_max_event_lead_seconds() %}{{ return(24 * 3600) }}{% endmacro %}
+{% macro line_max_value() %}{{ return(2147483647) }}{% endmacro %}
+{% macro line_max_item_ids() %}{{ return(100) }}{% endmacro %}
+{% macro line_max_url_length() %}{{ return(2048) }}{% endmacro %}
+{% macro line_max_title_length() %}{{ return(1024) }}{% endmacro %}
+
+{#- Keys that match the pattern but that LINE reads as "no key", in any case. -#}
+{% macro line_reserved_deduplication_keys() %}{{ return(['undefined', 'null']) }}{% endmacro %}
+
+{#- Rules that are more than one pattern, as SQL conditions (null for null) -#}
+
+{#- `expr` is a valid deduplication key: the pattern, and not a reserved word. -#}
+{% macro is_line_deduplication_key_sql(expr) -%}
+    ({{ regex_full_match(expr, line_deduplication_key_pattern()) }}
+        and lower({{ expr }}) not in ('{{ line_reserved_deduplication_keys() | join("', '") }}'))
+{%- endmacro %}
+
+{#- `expr` is an IPv4 or an IPv6 address. -#}
+{% macro is_ip_address_sql(expr) -%}
+    ({{ regex_full_match(expr, '^' ~ ipv4_pattern() ~ '$') }}
+        or {{ regex_full_match(expr, '^' ~ ipv6_pattern() ~ '$') }})
+{%- endmacro %}
+
+{#-
+    The body of a generic data test: the non-null values of `column_name` in `model` for which
+    `condition` (a SQL condition over the column) is not true.
+-#}
+{% macro values_breaking_rule(model, column_name, condition) %}
+select {{ column_name }}
+from {{ model }}
+where {{ column_name }} is not null
+    and not coalesce({{ condition }}, false)
+{% endmacro %}

@@ -3,8 +3,10 @@
     run with a one-line message naming the var. Defaults live in dbt_project.yml.
 -#}
 
+{#- The value is cut to 80 characters, and its line breaks shown as \n: the message is one line. -#}
 {% macro _var_error(name, value, expected) %}
-    {{ exceptions.raise_compiler_error("invalid dbt var " ~ name ~ "=" ~ (value | string)[:80] ~ ": " ~ expected) }}
+    {%- set shown = (value | string)[:80] | replace('\n', '\\n') | replace('\r', '\\r') -%}
+    {{ exceptions.raise_compiler_error("invalid dbt var " ~ name ~ "=" ~ shown ~ ": " ~ expected) }}
 {% endmacro %}
 
 {% macro _int_var(name, low, high) %}
@@ -31,7 +33,9 @@
 {#- An ISO 8601 text (or a YAML timestamp) as integer Unix seconds; no offset means UTC. -#}
 {% macro _iso_to_unix(name, value) %}
     {%- set text = value | string | trim | replace(' ', 'T', 1) -%}
-    {%- set iso = '[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?([Zz]|[+-][0-9]{2}:?[0-9]{2})?' -%}
+    {%- set date = '[0-9]{4}-[0-9]{2}-[0-9]{2}' -%}
+    {%- set time = '(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?' -%}
+    {%- set iso = date ~ time ~ '([Zz]|[+-][0-9]{2}:?[0-9]{2})?' -%}
     {%- if not modules.re.fullmatch(iso, text) -%}
         {{ _var_error(name, value, "expected an ISO 8601 timestamp such as 2026-11-30T10:00:00+09:00") }}
     {%- endif -%}
@@ -66,7 +70,8 @@
 {#- Per table, default column name -> the export's own name: {conversions: {transaction_id: order_id}}. -#}
 {% macro karte_column_map() %}
     {%- set value = var('karte_column_map') or {} -%}
-    {%- set expected = "a mapping of table to {default column: export column}, e.g. {conversions: {transaction_id: order_id}}" -%}
+    {%- set expected = "a mapping of table to {default column: export column},"
+        ~ " e.g. {conversions: {transaction_id: order_id}}" -%}
     {%- if value is not mapping -%}{{ _var_error('karte_column_map', value, expected) }}{%- endif -%}
     {%- for table_name, columns in value.items() -%}
         {%- if table_name not in karte_export_contract() -%}
@@ -99,7 +104,9 @@
 {% macro karte_conversion_event() %}
     {%- set value = var('karte_conversion_event', none) -%}
     {%- set value = 'buy' if value is none else value | string -%}
-    {%- if value | trim == '' -%}{{ _var_error('karte_conversion_event', value, "expected a KARTE event name such as buy") }}{%- endif -%}
+    {%- if value | trim == '' -%}
+        {{ _var_error('karte_conversion_event', value, "expected a KARTE event name such as buy") }}
+    {%- endif -%}
     {{ return(value) }}
 {% endmacro %}
 
@@ -164,7 +171,7 @@
 
 {% macro currency() %}
     {%- set value = var('currency') | string -%}
-    {%- if not modules.re.fullmatch('[A-Z]{3}', value) -%}
+    {%- if not modules.re.fullmatch(currency_code_pattern(), value) -%}
         {{ _var_error('currency', value, "expected an ISO 4217 code of three capital letters such as JPY") }}
     {%- endif -%}
     {{ return(value) }}
@@ -185,7 +192,8 @@
     {%- set named = (var('karte_export_dir', none) or '') | string | trim -%}
     {%- if _bool_var('karte_catalog_tables') -%}
         {%- if named != '' or target.type == 'duckdb' -%}
-            {{ _var_error('karte_catalog_tables', 'true', "it reads the tables of var karte_source_schema on a warehouse engine"
+            {{ _var_error('karte_catalog_tables', 'true',
+                "it reads the tables of var karte_source_schema on a warehouse engine"
                 ~ " (Spark); leave var karte_export_dir unset with it, and on DuckDB name the export folder instead") }}
         {%- endif -%}
         {{ return('') }}
@@ -239,7 +247,8 @@
     {%- set warn = _int_var('karte_freshness_warn_hours', 1, 2160) -%}
     {%- set error = _int_var('karte_freshness_error_hours', 1, 2160) -%}
     {%- if warn > error -%}
-        {{ _var_error('karte_freshness_warn_hours', warn, "expected at most karte_freshness_error_hours (" ~ error ~ ")") }}
+        {{ _var_error('karte_freshness_warn_hours', warn,
+            "expected at most karte_freshness_error_hours (" ~ error ~ ")") }}
     {%- endif -%}
     {{ return((warn, error)) }}
 {% endmacro %}

@@ -1,5 +1,5 @@
 """Exports for tests/test_spark.py: the pipeline fixtures plus rows where DuckDB and Spark differ
-unless the macros of macros/cross_db_spark.sql absorb the difference.
+unless the spark__ bodies of macros/cross_db/ absorb the difference.
 
 Each edge row names the difference it guards in a comment: timestamp forms, Java vs RE2 regexes
 (`$` before a final newline, `\\s` with a vertical tab), URL decoding (`+`, malformed `%`, bytes

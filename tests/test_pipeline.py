@@ -256,8 +256,17 @@ def test_missing_export_file_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize(
     ("var", "value", "message"),
     [
-        ("line_event_name", "Conversion!", "invalid dbt var line_event_name=Conversion!"),
+        (
+            "line_event_name",
+            "Conversion!",
+            "invalid dbt var line_event_name=Conversion!: LINE event names are 1 to 20 of",
+        ),
         ("line_event_name", "A" * 21, "invalid dbt var line_event_name="),
+        (
+            "line_event_name",
+            "Conversion\n",
+            "invalid dbt var line_event_name=Conversion\\n: LINE event names are",
+        ),
         ("as_of", "yesterday", "invalid dbt var as_of=yesterday"),
         ("lookback_hours", -1, "invalid dbt var lookback_hours=-1"),
         ("ad_contact_days", "thirty", "invalid dbt var ad_contact_days=thirty"),
@@ -283,7 +292,10 @@ def test_bad_vars_fail_with_a_message_naming_the_var(tmp_path, var, value, messa
         vars={"as_of": AS_OF, var: value},
     )
     assert result.returncode != 0
-    assert message in result.output
+    # one line: the var, its value and what is expected, with no traceback
+    (line,) = {line.strip() for line in result.output.splitlines() if message in line}
+    assert line.startswith("invalid dbt var "), line
+    assert "Traceback" not in result.output
 
 
 def test_time_zone_of_the_machine_does_not_matter(tmp_path, csv_build):

@@ -5,7 +5,11 @@ with
 
 conversions as (
 
-    select event_name, deduplication_key, user_id, event_timestamp
+    select
+        event_name,
+        deduplication_key,
+        user_id,
+        event_timestamp
     from {{ ref('int_conversions_windowed') }}
     where deduplication_key is not null
         and user_id is not null
@@ -27,7 +31,7 @@ cookies as (
         lower({{ trim_ascii('lt_cid') }}) as browser_id
     from page_views
     where lt_cid is not null
-        and user_id in (select user_id from conversions)
+        and user_id in (select conversions.user_id from conversions)
 
 ),
 
@@ -41,7 +45,7 @@ valid_cookies as (
 
 final as (
 
-    -- The user's latest valid cookie at or before the conversion.
+    {# The user's latest valid cookie at or before the conversion. #}
     {{ latest_at_or_before(
         events='conversions', event_id=['event_name', 'deduplication_key'], event_time='event_timestamp',
         candidates='valid_cookies', candidate_time='synced_at_unix', tie_break='pv_id', partition_by='user_id',

@@ -6,7 +6,11 @@ with
 
 conversions as (
 
-    select event_name, deduplication_key, user_id, event_timestamp
+    select
+        event_name,
+        deduplication_key,
+        user_id,
+        event_timestamp
     from {{ ref('int_conversions_windowed') }}
     where deduplication_key is not null
         and user_id is not null
@@ -28,7 +32,7 @@ landings as (
         {{ url_decode(url_query_parameter('url', 'ldtag_cl')) }} as click_id
     from page_views
     where url like '%ldtag_cl=%'
-        and user_id in (select user_id from conversions)
+        and user_id in (select conversions.user_id from conversions)
 
 ),
 
@@ -42,7 +46,7 @@ valid_clicks as (
 
 latest_before as (
 
-    -- The user's latest valid click at or before the conversion.
+    {# The user's latest valid click at or before the conversion. #}
     {{ latest_at_or_before(
         events='conversions', event_id=['event_name', 'deduplication_key'], event_time='event_timestamp',
         candidates='valid_clicks', candidate_time='synced_at_unix', tie_break='pv_id', partition_by='user_id',

@@ -6,7 +6,10 @@ with
 
 conversions as (
 
-    select event_name, deduplication_key, pv_id
+    select
+        event_name,
+        deduplication_key,
+        pv_id
     from {{ ref('int_conversions_windowed') }}
     where deduplication_key is not null
         and pv_id is not null
@@ -56,9 +59,7 @@ final as (
         end as web_referrer,
         nullif(left(title, {{ line_max_title_length() }}), '') as web_title,
         case
-            when {{ regex_full_match('ip_address', '^' ~ ipv4_pattern() ~ '$') }}
-                or {{ regex_full_match('ip_address', '^' ~ ipv6_pattern() ~ '$') }}
-                then ip_address
+            when {{ is_ip_address_sql('ip_address') }} then ip_address
         end as web_ip_address,
         nullif(user_agent, '') as web_user_agent
     from conversion_page_views

@@ -8,7 +8,11 @@ with
 
 conversions as (
 
-    select event_name, deduplication_key, revenue, items
+    select
+        event_name,
+        deduplication_key,
+        revenue,
+        items
     from {{ ref('int_conversions_windowed') }}
     where deduplication_key is not null
 
@@ -31,9 +35,11 @@ measured as (
         event_name,
         deduplication_key,
         revenue_amount,
-        {{ items_distinct_ids('item_list', line_max_item_ids()) }} as item_ids,
-        case when {{ array_length('item_list') }} > 0
-            then {{ items_total_quantity('item_list') }} end as total_quantity
+        -- sqlfluff's DuckDB dialect cannot parse the two-argument lambda of this macro's body
+        {{ items_distinct_ids('item_list', line_max_item_ids()) }} as item_ids,  -- noqa: PRS
+        case
+            when {{ array_length('item_list') }} > 0 then {{ items_total_quantity('item_list') }}
+        end as total_quantity
     from parsed
 
 ),
@@ -43,15 +49,21 @@ final as (
     select
         event_name,
         deduplication_key,
-        case when {{ array_length('item_ids') }} > 0
-            then {{ json_string_array('item_ids') }} end as custom_item_ids_json,
-        case when revenue_amount between 0 and {{ line_max_value() }}
-            then revenue_amount end as custom_value,
-        case when revenue_amount between 0 and {{ line_max_value() }}
-            then '{{ currency() }}' end as custom_currency,
-        case when total_quantity between 0 and {{ line_max_value() }}
-            and total_quantity = floor(total_quantity)
-            then cast(total_quantity as {{ dbt.type_bigint() }}) end as custom_quantity
+        case
+            when {{ array_length('item_ids') }} > 0 then {{ json_string_array('item_ids') }}
+        end as custom_item_ids_json,
+        case
+            when revenue_amount between 0 and {{ line_max_value() }} then revenue_amount
+        end as custom_value,
+        case
+            when revenue_amount between 0 and {{ line_max_value() }} then '{{ currency() }}'
+        end as custom_currency,
+        case
+            when
+                total_quantity between 0 and {{ line_max_value() }}
+                and total_quantity = floor(total_quantity)
+                then cast(total_quantity as {{ dbt.type_bigint() }})
+        end as custom_quantity
     from measured
 
 )

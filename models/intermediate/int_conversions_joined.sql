@@ -62,10 +62,11 @@ joined as (
         users.email_sha256,
         users.phone_sha256,
         {% if send_line_user_id() %}
-        case when users.email_sha256 is null and users.phone_sha256 is null
-            then line_uids.line_uid end as line_uid,
+            case
+                when users.email_sha256 is null and users.phone_sha256 is null then line_uids.line_uid
+            end as line_uid,
         {% else %}
-        cast(null as {{ dbt.type_string() }}) as line_uid,
+            cast(null as {{ dbt.type_string() }}) as line_uid,
         {% endif %}
         web.web_url,
         web.web_referrer,
@@ -83,22 +84,23 @@ joined as (
     from conversions
     left join click_ids
         on click_ids.event_name = conversions.event_name
-        and click_ids.deduplication_key = conversions.deduplication_key
+            and click_ids.deduplication_key = conversions.deduplication_key
     left join browser_ids
         on browser_ids.event_name = conversions.event_name
-        and browser_ids.deduplication_key = conversions.deduplication_key
+            and browser_ids.deduplication_key = conversions.deduplication_key
     left join web
         on web.event_name = conversions.event_name
-        and web.deduplication_key = conversions.deduplication_key
+            and web.deduplication_key = conversions.deduplication_key
     left join users
         on users.user_id = conversions.user_id
-        and conversions.deduplication_key is not null
-    left join line_uids
+            and conversions.deduplication_key is not null
+    -- line_uids is read only with var send_line_user_id; sqlfluff also lints the other branch
+    left join line_uids  -- noqa: ST11
         on line_uids.user_id = conversions.user_id
-        and conversions.deduplication_key is not null
+            and conversions.deduplication_key is not null
     left join custom
         on custom.event_name = conversions.event_name
-        and custom.deduplication_key = conversions.deduplication_key
+            and custom.deduplication_key = conversions.deduplication_key
 
 ),
 

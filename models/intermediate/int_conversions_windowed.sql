@@ -13,6 +13,10 @@
 {%- set as_of = as_of_unix() %}
 {%- set window_start = as_of - lookback_hours() * 3600 %}
 {%- set events = conversion_events() %}
+{%- set karte_events = [] %}
+{%- for karte_event, _ in events %}
+    {%- do karte_events.append(dbt.string_literal(dbt.escape_single_quotes(karte_event))) %}
+{%- endfor %}
 
 with
 
@@ -28,16 +32,12 @@ keyed as (
         *,
         case event_name
             {%- for karte_event, line_event in events %}
-            when {{ dbt.string_literal(dbt.escape_single_quotes(karte_event)) }} then '{{ line_event }}'
+                when {{ dbt.string_literal(dbt.escape_single_quotes(karte_event)) }} then '{{ line_event }}'
             {%- endfor %}
         end as line_event_name,
         {{ trim_ascii('transaction_id') }} as trimmed_key
     from conversions
-    where event_name in (
-        {%- for karte_event, _ in events -%}
-        {{ dbt.string_literal(dbt.escape_single_quotes(karte_event)) }}{{ ', ' if not loop.last }}
-        {%- endfor -%}
-    )
+    where event_name in ({{ karte_events | join(', ') }})
 
 ),
 
@@ -47,9 +47,7 @@ classified as (
         *,
         case
             when trimmed_key is null or trimmed_key = '' then 'missing_deduplication_key'
-            when lower(trimmed_key) in ('undefined', 'null') then 'invalid_deduplication_key'
-            when not {{ regex_full_match('trimmed_key', line_deduplication_key_pattern()) }}
-                then 'invalid_deduplication_key'
+            when not {{ is_line_deduplication_key_sql('trimmed_key') }} then 'invalid_deduplication_key'
         end as key_problem
     from keyed
 
@@ -108,7 +106,7 @@ unreadable_time_rows as (
     from classified
     left join earliest_per_key
         on earliest_per_key.line_event_name = classified.line_event_name
-        and earliest_per_key.trimmed_key = classified.trimmed_key
+            and earliest_per_key.trimmed_key = classified.trimmed_key
     where classified.synced_at_unix is null
         and (
             classified.key_problem is not null
@@ -119,14 +117,21 @@ unreadable_time_rows as (
 
 unioned as (
 
-    select line_event_name, deduplication_key, transaction_id, user_id, pv_id, sync_date, synced_at_unix, revenue, items, reason
-    from earliest_per_key
-    union all
-    select line_event_name, deduplication_key, transaction_id, user_id, pv_id, sync_date, synced_at_unix, revenue, items, reason
-    from invalid_key_rows
-    union all
-    select line_event_name, deduplication_key, transaction_id, user_id, pv_id, sync_date, synced_at_unix, revenue, items, reason
-    from unreadable_time_rows
+    {%- for rows in ['earliest_per_key', 'invalid_key_rows', 'unreadable_time_rows'] %}
+        {{ 'union all' if not loop.first }}
+        select
+            line_event_name,
+            deduplication_key,
+            transaction_id,
+            user_id,
+            pv_id,
+            sync_date,
+            synced_at_unix,
+            revenue,
+            items,
+            reason
+        from {{ rows }}
+    {%- endfor %}
 
 ),
 
@@ -142,10 +147,11 @@ final as (
         items,
         revenue,
         reason,
-        synced_at_unix is not null
+        (
+            synced_at_unix is not null
             and synced_at_unix >= {{ as_of - line_max_event_age_seconds() }}
             and synced_at_unix <= {{ as_of + line_max_event_lead_seconds() }}
-            as is_timestamp_accepted_by_line,
+        ) as is_timestamp_accepted_by_line,
         synced_at_unix as event_timestamp
     from unioned
 

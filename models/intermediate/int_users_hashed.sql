@@ -20,7 +20,7 @@ users as (
 
     select * from {{ ref('stg_karte__user_master') }}
     where user_id is not null
-        and user_id in (select user_id from converting_users)
+        and user_id in (select converting_users.user_id from converting_users)
 
 ),
 
@@ -38,10 +38,12 @@ normalized as (
 
     select
         user_id,
-        case when {{ regex_full_match('lower(email_trimmed)', sha256_hex_pattern()) }}
-            then lower(email_trimmed) end as email_prehashed,
-        case when {{ regex_full_match('lower(phone_trimmed)', sha256_hex_pattern()) }}
-            then lower(phone_trimmed) end as phone_prehashed,
+        case
+            when {{ regex_full_match('lower(email_trimmed)', sha256_hex_pattern()) }} then lower(email_trimmed)
+        end as email_prehashed,
+        case
+            when {{ regex_full_match('lower(phone_trimmed)', sha256_hex_pattern()) }} then lower(phone_trimmed)
+        end as phone_prehashed,
         lower({{ trim_ascii(halfwidth_ascii('email_trimmed')) }}) as email_normalized,
         {{ trim_ascii(halfwidth_ascii('phone_trimmed')) }} as phone_halfwidth
     from trimmed
@@ -78,19 +80,23 @@ hashed as (
     select
         user_id,
         {% if pii_prehashed() %}
-        email_prehashed as email_sha256,
-        phone_prehashed as phone_sha256
+            email_prehashed as email_sha256,
+            phone_prehashed as phone_sha256
         {% else %}
-        coalesce(
-            email_prehashed,
-            case when {{ regex_full_match('email_normalized', email_pattern()) }}
-                then {{ sha256_hex('email_normalized') }} end
-        ) as email_sha256,
-        coalesce(
-            phone_prehashed,
-            case when {{ regex_full_match('phone_candidate', e164_pattern()) }}
-                then {{ sha256_hex('phone_candidate') }} end
-        ) as phone_sha256
+            coalesce(
+                email_prehashed,
+                case
+                    when {{ regex_full_match('email_normalized', email_pattern()) }}
+                        then {{ sha256_hex('email_normalized') }}
+                end
+            ) as email_sha256,
+            coalesce(
+                phone_prehashed,
+                case
+                    when {{ regex_full_match('phone_candidate', e164_pattern()) }}
+                        then {{ sha256_hex('phone_candidate') }}
+                end
+            ) as phone_sha256
         {% endif %}
     from phone_e164
 

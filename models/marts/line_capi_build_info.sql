@@ -25,12 +25,12 @@ rejected as (
 ),
 
 {% for table_name in karte_export_contract() %}
-{{ table_name }}_read as (
+    {{ table_name }}_read as (
 
-    select count(*) as {{ table_name }}_rows
-    from {{ source('karte', table_name) }}
+        select count(*) as {{ table_name }}_rows
+        from {{ source('karte', table_name) }}
 
-),
+    ),
 
 {% endfor %}
 final as (
@@ -40,7 +40,7 @@ final as (
         {{ dbt.string_literal(dbt.escape_single_quotes(karte_export_location())) }} as export_location,
         cast({{ lookback_hours() }} as bigint) as lookback_hours,
         {%- for table_name in karte_export_contract() %}
-        cast({{ table_name }}_read.{{ table_name }}_rows as bigint) as {{ table_name }}_rows,
+            cast({{ table_name }}_read.{{ table_name }}_rows as bigint) as {{ table_name }}_rows,
         {%- endfor %}
         cast(payload.payload_rows as bigint) as payload_rows,
         cast(payload.payload_event_timestamp_sum as bigint) as payload_event_timestamp_sum,
@@ -52,7 +52,7 @@ final as (
     from payload
     cross join rejected
     {%- for table_name in karte_export_contract() %}
-    cross join {{ table_name }}_read
+        cross join {{ table_name }}_read
     {%- endfor %}
 
 )

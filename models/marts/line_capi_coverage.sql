@@ -39,10 +39,10 @@ sendable as (
 
     select
         event_name,
-        count(*) as sendable,
         {%- for identifier, condition in coverage_identifiers() %}
-        count(case when {{ condition }} then 1 end) as with_{{ identifier }}{{ ',' if not loop.last }}
+            count(case when {{ condition }} then 1 end) as with_{{ identifier }},
         {%- endfor %}
+        count(*) as sendable
     from payload
     group by event_name
 
@@ -52,10 +52,10 @@ rejections as (
 
     select
         event_name,
-        count(*) as rejected,
         {%- for reason in line_capi_reject_reasons() %}
-        count(case when reason = {{ dbt.string_literal(reason) }} then 1 end) as rejected_{{ reason }}{{ ',' if not loop.last }}
+            count(case when reason = {{ dbt.string_literal(reason) }} then 1 end) as rejected_{{ reason }},
         {%- endfor %}
+        count(*) as rejected
     from rejected
     group by event_name
 
@@ -71,10 +71,10 @@ final as (
         cast(coalesce(sendable.sendable, 0) as bigint) as sendable,
         cast(coalesce(rejections.rejected, 0) as bigint) as rejected,
         {%- for reason in line_capi_reject_reasons() %}
-        cast(coalesce(rejections.rejected_{{ reason }}, 0) as bigint) as rejected_{{ reason }},
+            cast(coalesce(rejections.rejected_{{ reason }}, 0) as bigint) as rejected_{{ reason }},
         {%- endfor %}
         {%- for identifier, condition in coverage_identifiers() %}
-        cast(coalesce(sendable.with_{{ identifier }}, 0) as bigint) as with_{{ identifier }},
+            cast(coalesce(sendable.with_{{ identifier }}, 0) as bigint) as with_{{ identifier }},
         {%- endfor %}
         {{ unix_seconds_to_timestamp('cast(' ~ (run_started_at.timestamp() | int) ~ ' as bigint)') }} as built_at,
         {{ unix_seconds_to_timestamp('cast(' ~ as_of ~ ' as bigint)') }} as as_of

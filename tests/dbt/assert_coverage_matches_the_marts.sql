@@ -37,45 +37,85 @@ rejected as (
 
 found as (
 
-    select event_name, 'rows' as measure, count(*) as value from coverage group by event_name
+    select
+        event_name,
+        'rows' as measure,
+        count(*) as counted
+    from coverage
+    group by event_name
     {%- for column in columns %}
-    union all
-    select event_name, {{ dbt.string_literal(column) }} as measure, {{ column }} as value from coverage
+        union all
+        select
+            event_name,
+            {{ dbt.string_literal(column) }} as measure,
+            {{ column }} as counted
+        from coverage
     {%- endfor %}
 
 ),
 
 expected as (
 
-    select event_name, 'rows' as measure, 1 as value from ({{ coverage_event_names_select() }}) as configured
+    select
+        event_name,
+        'rows' as measure,
+        1 as counted
+    from ({{ coverage_event_names_select() }}) as configured
     union all
-    select event_name, 'sendable' as measure, count(*) as value from payload group by event_name
+    select
+        event_name,
+        'sendable' as measure,
+        count(*) as counted
+    from payload
+    group by event_name
     union all
-    select event_name, 'rejected' as measure, count(*) as value from rejected group by event_name
+    select
+        event_name,
+        'rejected' as measure,
+        count(*) as counted
+    from rejected
+    group by event_name
     union all
-    select event_name, 'conversions_in_window' as measure, count(*) as value
-    from (select event_name from payload union all select event_name from rejected) as conversions
+    select
+        event_name,
+        'conversions_in_window' as measure,
+        count(*) as counted
+    from (
+        select event_name from payload
+        union all
+        select event_name from rejected
+    ) as conversions
     group by event_name
     {%- for reason in line_capi_reject_reasons() %}
-    union all
-    select event_name, 'rejected_{{ reason }}' as measure, count(*) as value
-    from rejected where reason = {{ dbt.string_literal(reason) }} group by event_name
+        union all
+        select
+            event_name,
+            'rejected_{{ reason }}' as measure,
+            count(*) as counted
+        from rejected
+        where reason = {{ dbt.string_literal(reason) }}
+        group by event_name
     {%- endfor %}
     {%- for identifier, condition in coverage_identifiers() %}
-    union all
-    select event_name, 'with_{{ identifier }}' as measure, count(*) as value
-    from payload where {{ condition }} group by event_name
+        union all
+        select
+            event_name,
+            'with_{{ identifier }}' as measure,
+            count(*) as counted
+        from payload
+        where {{ condition }}
+        group by event_name
     {%- endfor %}
 
 )
 
 select
+    expected.counted as expected,
+    found.counted as found,
     coalesce(expected.event_name, found.event_name) as event_name,
-    coalesce(expected.measure, found.measure) as measure,
-    expected.value as expected,
-    found.value as found
+    coalesce(expected.measure, found.measure) as measure
 from expected
 full outer join found
     on found.event_name = expected.event_name
-    and found.measure = expected.measure
-where coalesce(expected.value, 0) <> coalesce(found.value, 0)
+        and found.measure = expected.measure
+where coalesce(expected.counted, 0) <> coalesce(found.counted, 0)

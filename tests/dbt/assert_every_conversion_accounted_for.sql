@@ -5,45 +5,59 @@ with
 
 conversions as (
 
-    select event_name || '/' || coalesce(deduplication_key, 'row:' || coalesce(transaction_id, '') || ':' || coalesce(pv_id, ''))
-            as conversion,
+    select
+        event_name
+        || '/'
+        || coalesce(deduplication_key, 'row:' || coalesce(transaction_id, '') || ':' || coalesce(pv_id, ''))
+            as conversion_id,
         count(*) as expected
     from {{ ref('int_conversions_windowed') }}
-    group by 1
+    group by conversion_id
 
 ),
 
 sent as (
 
-    select event_name || '/' || deduplication_key as conversion, count(*) as found
+    select
+        event_name || '/' || deduplication_key as conversion_id,
+        count(*) as found
     from {{ ref('line_capi_payload') }}
-    group by 1
+    group by conversion_id
 
 ),
 
 rejected as (
 
-    select event_name || '/' || coalesce(deduplication_key, 'row:' || coalesce(transaction_id, '') || ':' || coalesce(pv_id, ''))
-            as conversion,
+    select
+        event_name
+        || '/'
+        || coalesce(deduplication_key, 'row:' || coalesce(transaction_id, '') || ':' || coalesce(pv_id, ''))
+            as conversion_id,
         count(*) as found
     from {{ ref('line_capi_rejected') }}
-    group by 1
+    group by conversion_id
 
 ),
 
 outcomes as (
 
-    select conversion, sum(found) as found
-    from (select * from sent union all select * from rejected) as both_tables
-    group by conversion
+    select
+        conversion_id,
+        sum(found) as found
+    from (
+        select * from sent
+        union all
+        select * from rejected
+    ) as both_tables
+    group by conversion_id
 
 )
 
 select
-    coalesce(conversions.conversion, outcomes.conversion) as conversion,
     conversions.expected,
-    outcomes.found
+    outcomes.found,
+    coalesce(conversions.conversion_id, outcomes.conversion_id) as conversion_id
 from conversions
 full outer join outcomes
-    on outcomes.conversion = conversions.conversion
+    on outcomes.conversion_id = conversions.conversion_id
 where coalesce(conversions.expected, 0) <> coalesce(outcomes.found, 0)

@@ -12,8 +12,8 @@ seed as (
 macro as (
 
     {%- for reason in line_capi_reject_reasons() %}
-    select {{ dbt.string_literal(reason) }} as reason
-    {{ 'union all' if not loop.last }}
+        {{ 'union all' if not loop.first }}
+        select {{ dbt.string_literal(reason) }} as reason
     {%- endfor %}
 
 )

@@ -34,8 +34,7 @@ checked as (
             when source_type is distinct from 'web'
                 or event_type not in ('conversion', 'page_view') or event_type is null
                 or not coalesce({{ regex_full_match('event_name', line_event_name_pattern()) }}, false)
-                or not coalesce({{ regex_full_match('deduplication_key', line_deduplication_key_pattern()) }}, false)
-                or lower(deduplication_key) in ('undefined', 'null')
+                or not coalesce({{ is_line_deduplication_key_sql('deduplication_key') }}, false)
                 or not coalesce(is_timestamp_integer, false)
                 then 'bad event'
             when coalesce(user_member_count, 0) = 0 then 'no user identifier'
@@ -49,13 +48,11 @@ checked as (
                 or length(url) > {{ line_max_url_length() }}
                 or length(referrer) > {{ line_max_url_length() }}
                 or length(title) > {{ line_max_title_length() }}
-                or not coalesce(
-                    {{ regex_full_match('ip_address', '^' ~ ipv4_pattern() ~ '$') }}
-                    or {{ regex_full_match('ip_address', '^' ~ ipv6_pattern() ~ '$') }}, true)
+                or not coalesce({{ is_ip_address_sql('ip_address') }}, true)
                 then 'bad web field'
             when not coalesce(is_value_number, true)
                 or custom_value < 0 or custom_value > {{ line_max_value() }}
-                or not coalesce({{ regex_full_match('currency', '^[A-Z]{3}$') }}, true)
+                or not coalesce({{ regex_full_match('currency', currency_code_pattern()) }}, true)
                 or not coalesce(is_quantity_integer, true)
                 or quantity < 0
                 or item_count > {{ line_max_item_ids() }}

@@ -1,119 +1,41 @@
 {#-
-    The input contract: which KARTE export tables and columns the project reads, and how the
-    export files become relations. Column names are the defaults; var karte_column_map renames
-    them per table, e.g. {conversions: {transaction_id: order_id}}.
+    File discovery: how the export files become the relations the sources read, one on-run-start
+    hook per engine, and the file layouts it accepts.
 -#}
-
-{#- table -> [(column, is_required)]. Columns not listed (names, addresses...) are never read. -#}
-{% macro karte_export_contract() %}
-    {{ return({
-        'conversions': [
-            ('event_name', true), ('user_id', true), ('transaction_id', true), ('sync_date', true),
-            ('revenue', false), ('items', false), ('session_id', false), ('pv_id', true),
-        ],
-        'page_views': [
-            ('user_id', true), ('sync_date', true), ('session_id', false), ('pv_id', true),
-            ('url', true), ('referrer', false), ('title', false), ('ip_address', false),
-            ('user_agent', false), ('lt_cid', false),
-        ],
-        'line_users': [('user_id', true), ('line_user_id', true), ('sync_date', false)],
-        'user_master': [('user_id', true), ('email', false), ('phone', false)],
-    }) }}
-{% endmacro %}
-
-{#-
-    A KARTE sync_date (text as exported) as Unix seconds, shifted by export_time_shift_seconds()
-    for replayed exports; null when unreadable. The staging models parse with it, and so does
-    int_conversion_page_views after its join (parsing there reads 1 page view in 10).
--#}
-{% macro karte_sync_date_to_unix(column) -%}
-    {{ iso8601_to_unix_seconds(trim_ascii(column)) }} + {{ export_time_shift_seconds() }}
-{%- endmacro %}
-
-{#-
-    The where clause of a staging model for the data filter var of `table_name`
-    (karte_conversion_filter, karte_user_master_filter): only the rows for which it is true are
-    read. Empty without a filter.
--#}
-{% macro karte_data_filter_where(table_name) %}
-    {%- set condition = karte_data_filter(table_name) -%}
-    {%- if condition is not none -%}
-        {{ return('where (\n        ' ~ condition ~ '\n    )') }}
-    {%- endif -%}
-    {{ return('') }}
-{% endmacro %}
-
-{#-
-    The select list of a staging model: each contract column of `table_name` as text, under its
-    contract name. Where the on-run-start hook made the source relation (DuckDB), it already has
-    the contract names and one type, checked by the hook, so nothing is looked up (`dbt compile`
-    and `dbt docs generate` run no hook); a warehouse's own tables are renamed here (var
-    karte_column_map) and each column is cast to text.
--#}
-{% macro karte_export_columns(table_name) %}
-    {%- set hook_made = karte_export_views_use_contract_names() -%}
-    {%- set mapping = {} if hook_made else (karte_column_map().get(table_name) or {}) -%}
-    {%- set columns = {} -%}
-    {%- set introspect = execute and model.resource_type != 'unit_test' and not hook_made -%}
-    {%- if introspect -%}
-        {%- for column in adapter.get_columns_in_relation(source('karte', table_name)) -%}
-            {%- do columns.update({column.name | lower: (column.name, none)}) -%}
-        {%- endfor -%}
-    {%- endif -%}
-    {{ return(karte_contract_select_list(table_name, mapping, columns, introspect)) }}
-{% endmacro %}
-
-{#-
-    `<text expression> as <contract name>` for each contract column of `table_name`, read from
-    `columns` (lower-case export name -> (export name, data type or none)) under the export name
-    `mapping` gives it. When `checked`, a missing required column fails the run, naming the table
-    and the column, and a missing optional column is null; unchecked (unit tests), every column
-    is taken as present.
--#}
-{% macro karte_contract_select_list(table_name, mapping, columns, checked) %}
-    {%- set selects = [] -%}
-    {%- for name, is_required in karte_export_contract()[table_name] -%}
-        {%- set export_name = (mapping.get(name) or name) | string -%}
-        {%- if not checked or (export_name | lower) in columns -%}
-            {%- set column = columns.get(export_name | lower, (export_name, none)) -%}
-            {%- do selects.append(karte_export_value_as_text(adapter.quote(column[0]), column[1]) ~ ' as ' ~ name) -%}
-        {%- elif is_required -%}
-            {{ exceptions.raise_compiler_error(
-                "KARTE export table " ~ table_name ~ " has no column " ~ export_name
-                ~ (" (mapped to " ~ name ~ ")" if export_name != name else "")
-                ~ "; it has: " ~ (columns.values() | map(attribute=0) | join(', '))
-                ~ ". Rename it in the export or map it with var karte_column_map"
-            ) }}
-        {%- else -%}
-            {%- do selects.append('cast(null as ' ~ dbt.type_string() ~ ') as ' ~ name) -%}
-        {%- endif -%}
-    {%- endfor -%}
-    {{ return(selects | join(',\n        ')) }}
-{% endmacro %}
-
 
 {#-
     Whether the sources are relations made by the on-run-start hook, with the contract's column
-    names and every column as text. On DuckDB they are; on other engines the sources are the
-    export's own tables (or files registered as they are), renamed and cast by the staging models.
+    names and every column as text. On DuckDB they are; on Spark the sources are the export's own
+    tables (or files registered as they are), renamed and cast by the staging models.
 -#}
-{% macro karte_export_views_use_contract_names() %}{{ return(adapter.dispatch('karte_export_views_use_contract_names', 'line_capi')()) }}{% endmacro %}
-{% macro default__karte_export_views_use_contract_names() %}{{ return(false) }}{% endmacro %}
+{% macro karte_export_views_use_contract_names() %}
+    {{ return(adapter.dispatch('karte_export_views_use_contract_names', 'line_capi')()) }}
+{% endmacro %}
+
+{% macro default__karte_export_views_use_contract_names() %}
+    {{- not_ported('karte_export_views_use_contract_names') -}}
+{% endmacro %}
+
 {% macro duckdb__karte_export_views_use_contract_names() %}{{ return(true) }}{% endmacro %}
 
+{% macro spark__karte_export_views_use_contract_names() %}{{ return(false) }}{% endmacro %}
 
 {#-
-    on-run-start: expose each export table as a view in schema var karte_source_schema, which the
-    sources point at. On a warehouse engine the sources are its own tables and this does nothing.
-    DuckDB: the view holds exactly the contract columns, under their contract names (var
+    on-run-start: expose each export table as a relation in schema var karte_source_schema,
+    which the sources point at.
+-#}
+{% macro create_karte_export_views() %}
+    {{ return(adapter.dispatch('create_karte_export_views', 'line_capi')()) }}
+{% endmacro %}
+
+{% macro default__create_karte_export_views() %}{{ not_ported('create_karte_export_views') }}{% endmacro %}
+
+{#-
+    DuckDB: a view per table holding exactly the contract columns, under their contract names (var
     karte_column_map applied), each as text whatever the file stores (karte_export_value_as_text):
     the staging models and the unit tests' fixtures see the same columns and types for every
     export. Columns outside the contract are never read.
 -#}
-{% macro create_karte_export_views() %}{{ return(adapter.dispatch('create_karte_export_views', 'line_capi')()) }}{% endmacro %}
-
-{% macro default__create_karte_export_views() %}{{ return('') }}{% endmacro %}
-
 {% macro duckdb__create_karte_export_views() %}
     {%- if not execute -%}{{ return('') }}{%- endif -%}
     {%- set directory = karte_export_dir() -%}
@@ -133,12 +55,76 @@
         {%- for row in run_query('describe select * from ' ~ reader) -%}
             {%- do columns.update({row[0] | lower: (row[0], row[1])}) -%}
         {%- endfor -%}
-        {%- set selects = karte_contract_select_list(table_name, karte_column_map().get(table_name) or {}, columns, true) -%}
-        {%- do run_query('create or replace view ' ~ schema ~ '.' ~ table_name ~ ' as select ' ~ selects ~ ' from ' ~ reader) -%}
+        {%- set mapping = karte_column_map().get(table_name) or {} -%}
+        {%- set selects = karte_contract_select_list(table_name, mapping, columns, true) -%}
+        {%- set view = schema ~ '.' ~ table_name -%}
+        {%- do run_query('create or replace view ' ~ view ~ ' as select ' ~ selects ~ ' from ' ~ reader) -%}
     {%- endfor -%}
     {{ return('') }}
 {% endmacro %}
 
+{#-
+    Spark: register each export file `<karte_export_dir>/<table>.parquet`, `.csv` or `.csv.gz` as
+    an external (unmanaged) table in schema var karte_source_schema. Dropping such a table never
+    deletes the file.
+    - CSV is read as text with a header row, RFC 4180 quotes ("" inside quotes), quoted line breaks,
+      var karte_export_encoding (any Java charset, e.g. Shift_JIS), and a short row padded with
+      nulls. An empty cell, quoted or not, is null, as DuckDB reads it.
+    - With var karte_catalog_tables nothing is registered: the sources read the tables
+      conversions, page_views, line_users and user_master already in schema karte_source_schema
+      (a Spark/Hive catalog database, or a Unity catalog schema).
+    - A table of that schema that this hook did not create is never replaced: the run fails.
+-#}
+{% macro spark__create_karte_export_views() %}
+    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {%- set directory = karte_export_dir() -%}
+    {%- if directory == '' -%}{{ return('') }}{%- endif -%}
+    {%- set directory = directory.rstrip('/') -%}
+    {%- set schema = var('karte_source_schema') -%}
+    {%- set encoding = var('karte_export_encoding') | string -%}
+    {%- set marker = 'line_capi.karte_export_file' -%}
+    {%- do run_query('create schema if not exists ' ~ schema) -%}
+    {%- set files = run_query("select path from binaryFile.`" ~ directory ~ "`").columns[0].values() -%}
+    {%- set existing = [] -%}
+    {%- for row in run_query('show tables in ' ~ schema) -%}
+        {%- if not row[2] -%}{%- do existing.append(row[1] | lower) -%}{%- endif -%}
+    {%- endfor -%}
+    {%- for table_name in karte_export_contract() -%}
+        {%- set found = [] -%}
+        {%- for path in files | sort -%}
+            {%- set file_name = path.split('/')[-1] -%}
+            {%- if file_name in (table_name ~ '.parquet', table_name ~ '.csv', table_name ~ '.csv.gz') -%}
+                {%- do found.append(path) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- set path = the_one_export_file(directory, table_name, found) -%}
+        {%- set relation = schema ~ '.' ~ table_name -%}
+        {%- if table_name in existing -%}
+            {%- set properties = run_query('show tblproperties ' ~ relation) -%}
+            {%- set ns = namespace(ours=false) -%}
+            {%- for row in properties -%}
+                {%- if row[0] == marker -%}{%- set ns.ours = true -%}{%- endif -%}
+            {%- endfor -%}
+            {%- if not ns.ours -%}
+                {{ exceptions.raise_compiler_error(
+                    "table " ~ relation ~ " exists and was not made from an export file by this project;"
+                    ~ " to read it, set var karte_catalog_tables (see docs/spark.md), or choose another"
+                    ~ " var karte_source_schema for export files") }}
+            {%- endif -%}
+            {%- do run_query('drop table ' ~ relation) -%}
+        {%- endif -%}
+        {%- if path.endswith('.parquet') -%}
+            {%- set using = "parquet options (path " ~ spark_text_literal(path) ~ ")" -%}
+        {%- else -%}
+            {%- set using = "csv options (path " ~ spark_text_literal(path) ~ ", header 'true', multiLine 'true', "
+                ~ "quote '\"', escape '\"', encoding " ~ spark_text_literal(encoding) ~ ", mode 'PERMISSIVE', "
+                ~ "inferSchema 'false', nullValue '')" -%}
+        {%- endif -%}
+        {%- do run_query('create table ' ~ relation ~ ' using ' ~ using
+            ~ ' tblproperties (' ~ spark_text_literal(marker) ~ ' = ' ~ spark_text_literal(path) ~ ')') -%}
+    {%- endfor -%}
+    {{ return('') }}
+{% endmacro %}
 
 {#-
     DuckDB: the table function reading every non-empty file of `table_name` (karte_export_layout),
@@ -187,7 +173,6 @@
         ~ "encoding = '" ~ encoding ~ "'" ~ by_name ~ ")") }}
 {% endmacro %}
 
-
 {#-
     Refuse, with a message that says what to do, a CSV file that is not UTF-8 when it should be
     (a spreadsheet's Shift_JIS/CP932). Compressed files and files over 512 MB are not checked
@@ -205,7 +190,6 @@
         {%- endif -%}
     {%- endif -%}
 {% endmacro %}
-
 
 {#-
     The files of one export table, among `found`, a list of (layout, path) of existing files:
@@ -228,7 +212,8 @@
         {%- for part in below -%}
             {%- if part[:1] in ('_', '.') -%}{%- set hidden.found = true -%}{%- endif -%}
         {%- endfor -%}
-        {%- if format and (layout != 'file' or name in (table_name ~ '.csv', table_name ~ '.csv.gz', table_name ~ '.parquet')) and not hidden.found -%}
+        {%- set single_file_names = (table_name ~ '.csv', table_name ~ '.csv.gz', table_name ~ '.parquet') -%}
+        {%- if format and (layout != 'file' or name in single_file_names) and not hidden.found -%}
             {%- do by_layout[layout].append((path, format)) -%}
         {%- endif -%}
     {%- endfor -%}
@@ -263,7 +248,6 @@
     {%- endif -%}
     {{ return({'format': formats[0], 'paths': chosen | map(attribute=0) | list}) }}
 {% endmacro %}
-
 
 {#- The one file of `table_name` among `found` (the Spark hook); none or several stop the run with one line. -#}
 {% macro the_one_export_file(directory, table_name, found) %}

@@ -1,0 +1,122 @@
+{#-
+    Text: hashing, regexes, trimming, full-width to half-width, text to number.
+    Regex patterns are RE2 (DuckDB) written for literals where backslash is plain; the Spark
+    bodies translate them with spark_java_regex (macros/cross_db/spark_sql.sql).
+-#}
+
+{#- Lowercase hex SHA-256 of a text (UTF-8). -#}
+{% macro sha256_hex(expr) %}
+    {{ return(adapter.dispatch('sha256_hex', 'line_capi')(expr)) }}
+{% endmacro %}
+
+{% macro default__sha256_hex(expr) %}{{ not_ported('sha256_hex') }}{% endmacro %}
+
+{% macro duckdb__sha256_hex(expr) %}sha256({{ expr }}){% endmacro %}
+
+{% macro spark__sha256_hex(expr) %}sha2(cast({{ expr }} as string), 256){% endmacro %}
+
+{#- True when the text matches `pattern` (an anchored regex); null for null. -#}
+{% macro regex_full_match(expr, pattern) %}
+    {{ return(adapter.dispatch('regex_full_match', 'line_capi')(expr, pattern)) }}
+{% endmacro %}
+
+{% macro default__regex_full_match(expr, pattern) %}{{ not_ported('regex_full_match') }}{% endmacro %}
+
+{% macro duckdb__regex_full_match(expr, pattern) %}regexp_matches({{ expr }}, '{{ pattern }}'){% endmacro %}
+
+{#- rlike searches like DuckDB's regexp_matches; the patterns carry their own anchors. -#}
+{% macro spark__regex_full_match(expr, pattern) %}({{ expr }} rlike {{ spark_java_regex(pattern) }}){% endmacro %}
+
+{#- The first capture group of `pattern` in the text, or null when it does not match. -#}
+{% macro regex_extract(expr, pattern) %}
+    {{ return(adapter.dispatch('regex_extract', 'line_capi')(expr, pattern)) }}
+{% endmacro %}
+
+{% macro default__regex_extract(expr, pattern) %}{{ not_ported('regex_extract') }}{% endmacro %}
+
+{% macro duckdb__regex_extract(expr, pattern) %}nullif(regexp_extract({{ expr }}, '{{ pattern }}', 1), ''){% endmacro %}
+
+{% macro spark__regex_extract(expr, pattern) %}nullif(regexp_extract({{ expr }}, {{ spark_java_regex(pattern) }}, 1), ''){% endmacro %}
+
+{#- Text with every match of `pattern` removed. -#}
+{% macro regex_remove(expr, pattern) %}
+    {{ return(adapter.dispatch('regex_remove', 'line_capi')(expr, pattern)) }}
+{% endmacro %}
+
+{% macro default__regex_remove(expr, pattern) %}{{ not_ported('regex_remove') }}{% endmacro %}
+
+{% macro duckdb__regex_remove(expr, pattern) %}regexp_replace({{ expr }}, '{{ pattern }}', '', 'g'){% endmacro %}
+
+{% macro spark__regex_remove(expr, pattern) %}regexp_replace({{ expr }}, {{ spark_java_regex(pattern) }}, ''){% endmacro %}
+
+{#- Whitespace trim of the ASCII whitespace characters (space, tab, LF, VT, FF, CR). -#}
+{% macro trim_ascii(expr) %}
+    {{ return(adapter.dispatch('trim_ascii', 'line_capi')(expr)) }}
+{% endmacro %}
+
+{% macro default__trim_ascii(expr) %}{{ not_ported('trim_ascii') }}{% endmacro %}
+
+{#-
+    Shaped for speed (docs/bench.md): most values have nothing to trim, so the first and last
+    characters are tested before trim() runs.
+-#}
+{% macro duckdb__trim_ascii(expr) -%}
+    (case when ascii({{ expr }}) > 32 and ascii(({{ expr }})[-1]) > 32 then {{ expr }}
+        else trim({{ expr }}, chr(32) || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)) end)
+{%- endmacro %}
+
+{% macro spark__trim_ascii(expr) %}trim(both ' \u0009\u000A\u000B\u000C\u000D' from {{ expr }}){% endmacro %}
+
+{#- Full-width ASCII (U+FF01..U+FF5E) and the ideographic space (U+3000) to their ASCII forms. -#}
+{% macro halfwidth_ascii(expr) %}
+    {{ return(adapter.dispatch('halfwidth_ascii', 'line_capi')(expr)) }}
+{% endmacro %}
+
+{% macro default__halfwidth_ascii(expr) %}{{ not_ported('halfwidth_ascii') }}{% endmacro %}
+
+{#- Shaped for speed (docs/bench.md): only a text with a non-ASCII character goes through translate(). -#}
+{% macro duckdb__halfwidth_ascii(expr) -%}
+    (case when strlen({{ expr }}) = length({{ expr }}) then {{ expr }}
+        else translate({{ expr }}, '{{ fullwidth_ascii_chars() }}', '{{ halfwidth_ascii_chars() | replace("'", "''") }}') end)
+{%- endmacro %}
+
+{#- Only a text with a non-ASCII character needs translate(). -#}
+{% macro spark__halfwidth_ascii(expr) -%}
+    (case when octet_length({{ expr }}) = length({{ expr }}) then {{ expr }}
+        else translate({{ expr }}, {{ spark_text_literal(fullwidth_ascii_chars()) }}, {{ spark_text_literal(halfwidth_ascii_chars()) }}) end)
+{%- endmacro %}
+
+{#- U+3000 then U+FF01..U+FF5E, and the ASCII characters they stand for, position by position. -#}
+{% macro fullwidth_ascii_chars() %}
+    {{ return('　！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠'
+        ~ 'ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀'
+        ~ 'ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～') }}
+{% endmacro %}
+
+{% macro halfwidth_ascii_chars() %}
+    {{ return(' !"#$%&\'()*+,-./0123456789:;<=>?@'
+        ~ 'ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`'
+        ~ 'abcdefghijklmnopqrstuvwxyz{|}~') }}
+{% endmacro %}
+
+{#- A text as a double, or null when it is not a number. -#}
+{% macro to_number_or_null(expr) %}
+    {{ return(adapter.dispatch('to_number_or_null', 'line_capi')(expr)) }}
+{% endmacro %}
+
+{% macro default__to_number_or_null(expr) %}{{ not_ported('to_number_or_null') }}{% endmacro %}
+
+{% macro duckdb__to_number_or_null(expr) %}try_cast({{ expr }} as double){% endmacro %}
+
+{#-
+    DuckDB's try_cast(text as double): optional sign, digits with an optional fraction or a
+    fraction alone, an optional exponent, surrounding whitespace, or inf/infinity/nan. Spark's
+    cast would also take Java forms such as `12d` or `1.5f`; they are null here.
+-#}
+{% macro spark__to_number_or_null(expr) -%}
+    (case
+        when {{ spark__regex_full_match(expr, '^\\s*[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?\\s*$') }}
+            or lower(trim({{ expr }})) in ('inf', '+inf', '-inf', 'infinity', '+infinity', '-infinity', 'nan')
+            then try_cast({{ expr }} as double)
+    end)
+{%- endmacro %}

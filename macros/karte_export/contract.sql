@@ -1,0 +1,92 @@
+{#-
+    The input contract: which KARTE export tables and columns the project reads, and how a
+    staging model selects them. Column names are the defaults; var karte_column_map renames
+    them per table, e.g. {conversions: {transaction_id: order_id}}.
+-#}
+
+{#- table -> [(column, is_required)]. Columns not listed (names, addresses...) are never read. -#}
+{% macro karte_export_contract() %}
+    {{ return({
+        'conversions': [
+            ('event_name', true), ('user_id', true), ('transaction_id', true), ('sync_date', true),
+            ('revenue', false), ('items', false), ('session_id', false), ('pv_id', true),
+        ],
+        'page_views': [
+            ('user_id', true), ('sync_date', true), ('session_id', false), ('pv_id', true),
+            ('url', true), ('referrer', false), ('title', false), ('ip_address', false),
+            ('user_agent', false), ('lt_cid', false),
+        ],
+        'line_users': [('user_id', true), ('line_user_id', true), ('sync_date', false)],
+        'user_master': [('user_id', true), ('email', false), ('phone', false)],
+    }) }}
+{% endmacro %}
+
+{#-
+    The select list of a staging model: each contract column of `table_name` as text, under its
+    contract name. Where the on-run-start hook made the source relation (DuckDB), it already has
+    the contract names and one type, checked by the hook, so nothing is looked up (`dbt compile`
+    and `dbt docs generate` run no hook); a warehouse's own tables are renamed here (var
+    karte_column_map) and each column is cast to text.
+-#}
+{% macro karte_export_columns(table_name) %}
+    {%- set hook_made = karte_export_views_use_contract_names() -%}
+    {%- set mapping = {} if hook_made else (karte_column_map().get(table_name) or {}) -%}
+    {%- set columns = {} -%}
+    {%- set introspect = execute and model.resource_type != 'unit_test' and not hook_made -%}
+    {%- if introspect -%}
+        {%- for column in adapter.get_columns_in_relation(source('karte', table_name)) -%}
+            {%- do columns.update({column.name | lower: (column.name, none)}) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(karte_contract_select_list(table_name, mapping, columns, introspect)) }}
+{% endmacro %}
+
+{#-
+    `<text expression> as <contract name>` for each contract column of `table_name`, read from
+    `columns` (lower-case export name -> (export name, data type or none)) under the export name
+    `mapping` gives it. When `checked`, a missing required column fails the run, naming the table
+    and the column, and a missing optional column is null; unchecked (unit tests), every column
+    is taken as present.
+-#}
+{% macro karte_contract_select_list(table_name, mapping, columns, checked) %}
+    {%- set selects = [] -%}
+    {%- for name, is_required in karte_export_contract()[table_name] -%}
+        {%- set export_name = (mapping.get(name) or name) | string -%}
+        {%- if not checked or (export_name | lower) in columns -%}
+            {%- set column = columns.get(export_name | lower, (export_name, none)) -%}
+            {%- do selects.append(karte_export_value_as_text(adapter.quote(column[0]), column[1]) ~ ' as ' ~ name) -%}
+        {%- elif is_required -%}
+            {{ exceptions.raise_compiler_error(
+                "KARTE export table " ~ table_name ~ " has no column " ~ export_name
+                ~ (" (mapped to " ~ name ~ ")" if export_name != name else "")
+                ~ "; it has: " ~ (columns.values() | map(attribute=0) | join(', '))
+                ~ ". Rename it in the export or map it with var karte_column_map"
+            ) }}
+        {%- else -%}
+            {%- do selects.append('cast(null as ' ~ dbt.type_string() ~ ') as ' ~ name) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(selects | join(',\n        ')) }}
+{% endmacro %}
+
+{#-
+    A KARTE sync_date (text as exported) as Unix seconds, shifted by export_time_shift_seconds()
+    for replayed exports; null when unreadable. The staging models parse with it, and so does
+    int_conversion_page_views after its join (docs/bench.md).
+-#}
+{% macro karte_sync_date_to_unix(column) -%}
+    {{ iso8601_to_unix_seconds(trim_ascii(column)) }} + {{ export_time_shift_seconds() }}
+{%- endmacro %}
+
+{#-
+    The where clause of a staging model for the data filter var of `table_name`
+    (karte_conversion_filter, karte_user_master_filter): only the rows for which it is true are
+    read. Empty without a filter.
+-#}
+{% macro karte_data_filter_where(table_name) %}
+    {%- set condition = karte_data_filter(table_name) -%}
+    {%- if condition is not none -%}
+        {{ return('where (\n        ' ~ condition ~ '\n    )') }}
+    {%- endif -%}
+    {{ return('') }}
+{% endmacro %}
