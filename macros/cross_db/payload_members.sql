@@ -14,37 +14,35 @@
 {% macro default__line_event_members(payloads) %}{{ not_ported('line_event_members') }}{% endmacro %}
 
 {#-
-    Shaped for speed (docs/bench.md): each payload is parsed twice, for its top-level keys
-    (json_keys in try(): malformed text gives null, which is_json reports) and into a struct of
-    the checked members (from_json ignores other members and gives null for absent ones). The
-    members whose JSON type is checked, and the user object, stay JSON text: short to read again.
+    Shaped for speed (docs/bench.md): each payload is parsed twice, for the keys of the top level
+    and of `user` (json_keys in try(): malformed text gives null, which is_json reports) and into
+    a struct of the checked members (from_json ignores other members and gives null for absent
+    ones). The members whose JSON type is checked stay JSON text, short to read again.
 -#}
 {% macro duckdb__line_event_members(payloads) -%}
     {%- set members -%}
         {"event": {"source_type": "VARCHAR", "event_type": "VARCHAR", "event_name": "VARCHAR",
             "deduplication_key": "VARCHAR", "event_timestamp": "JSON"},
-        "user": "JSON",
+        "user": {"click_id": "VARCHAR", "browser_id": "VARCHAR", "email": "VARCHAR", "phone": "VARCHAR",
+            "line_uid": "VARCHAR"},
         "web": {"url": "VARCHAR", "referrer": "VARCHAR", "title": "VARCHAR", "ip_address": "VARCHAR"},
         "custom": {"value": "JSON", "currency": "VARCHAR", "quantity": "JSON", "item_ids": "JSON"}}
     {%- endset -%}
-    {%- set user_members -%}
-        {"click_id": "VARCHAR", "browser_id": "VARCHAR", "email": "VARCHAR", "phone": "VARCHAR", "line_uid": "VARCHAR"}
-    {%- endset -%}
     select
         payload,
-        top_level_keys is not null as is_json,
+        keys is not null as is_json,
         starts_with(payload, '{"event":{') as begins_with_event,
-        not list_has_all(['custom', 'event', 'user', 'web'], top_level_keys) as has_unknown_member,
+        not list_has_all(['custom', 'event', 'user', 'web'], keys[1]) as has_unknown_member,
         regexp_matches(payload, ':(?:null|""|\{\}|\[\])') as has_null_or_empty_member,
         members.event.source_type,
         members.event.event_type,
         members.event.event_name,
         members.event.deduplication_key,
-        user_members.click_id,
-        user_members.browser_id,
-        user_members.email,
-        user_members.phone,
-        user_members.line_uid,
+        members.user.click_id,
+        members.user.browser_id,
+        members.user.email,
+        members.user.phone,
+        members.user.line_uid,
         members.web.url,
         members.web.referrer,
         members.web.title,
@@ -56,22 +54,18 @@
         json_type(members.custom.quantity) in ('UBIGINT', 'BIGINT') as is_quantity_integer,
         try_cast(json_extract_string(members.custom.quantity, '$') as double) as quantity,
         json_array_length(members.custom.item_ids) as item_count,
-        len(json_keys(members.user)) as user_member_count
+        len(keys[2]) as user_member_count
     from (
         select
-            *,
-            from_json(members.user, '{{ user_members }}') as user_members
+            payload,
+            keys,
+            case when keys is not null then from_json(payload, '{{ members }}') end as members
         from (
-            select
-                payload,
-                top_level_keys,
-                case when top_level_keys is not null then from_json(payload, '{{ members }}') end as members
-            from (
-                select payload, try(json_keys(payload)) as top_level_keys
-                from {{ payloads }}
-            ) as keyed
-        ) as parsed
-    ) as read
+            -- the keys of the top level and of user, one list each
+            select payload, try(json_keys(payload, ['$', '$.user'])) as keys
+            from {{ payloads }}
+        ) as keyed
+    ) as parsed
 {%- endmacro %}
 
 {#-
