@@ -115,24 +115,6 @@ create table if not exists {RUNS_TABLE} (
 )
 """
 
-# Pending at the destination of the latest push (every row before the first push). Every recorded
-# outcome is final; rows sent with --test (event.test_flag) do not count as sent.
-PENDING_VIEW_DDL = f"""
-create or replace view {PENDING_VIEW} as
-select payload.*
-from {PAYLOAD_TABLE} as payload
-where not exists (
-    select 1
-    from {KEYS_TABLE} as sent
-    where sent.event_name = payload.event_name
-        and sent.deduplication_key = payload.deduplication_key
-        and not sent.is_test
-        and sent.destination_id = (
-            select destination_id from {RUNS_TABLE} order by started_at desc limit 1
-        )
-)
-"""
-
 
 class DatabaseError(Exception):
     """A database problem the user can fix; the message is one line."""
@@ -267,6 +249,7 @@ def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ledger tables and views, the runs table and the pending view (idempotent);
     migrate a ledger of an earlier version first."""
     from sender.ledger_migration import migrate
+    from sender.pending_rows import pending_view_ddl
 
     migrate(con)
     con.execute(DESTINATIONS_DDL)
@@ -274,7 +257,7 @@ def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(KEYS_DDL)
     con.execute(RUNS_DDL)
     con.execute(LEDGER_VIEW_DDL)
-    con.execute(PENDING_VIEW_DDL)
+    con.execute(pending_view_ddl())
 
 
 def has_ledger(con: duckdb.DuckDBPyConnection) -> bool:
