@@ -26,12 +26,13 @@ import pyarrow.compute as pc
 
 from sender import fault_points
 from sender.build_info import check_build
-from sender.database import ensure_ledger, has_ledger
+from sender.database import ensure_ledger, first_line, has_ledger
 from sender.destinations import destination_id as find_destination
 from sender.destinations import pending_destination
 from sender.exit_codes import ExitCode
 from sender.ledger import LedgerWriter, finish_run, start_run
 from sender.ledger import Outcome as Recorded
+from sender.ledger_retention import RETENTION_SECONDS, prune, prune_is_due
 from sender.line_client import LineClient, Outcome, Response, backoff_delay
 from sender.pending_rows import PendingRows, find_pending, iter_pending, ledger_has_keys
 from sender.progress import Progress
@@ -217,6 +218,8 @@ class Pusher:
                 self.stop.set("error", f"stopped by an error: {type(exc).__name__}")
                 error = error or exc
             self.progress.finish()
+            if error is None and self.stop.reason is None:
+                self._prune_ledger()
             try:
                 self._finish(started)
             except Exception as exc:  # the disk that refused the ledger refuses the runs table
@@ -224,6 +227,18 @@ class Pusher:
         if error is not None:
             raise error
         return self.summary
+
+    def _prune_ledger(self) -> None:
+        """Retention, once the sends are done: most runs only check, about one a day deletes."""
+        try:
+            if prune_is_due(self.con):
+                pruned = prune(self.con)
+                self.progress.log(
+                    f"ledger retention: {pruned.keys:,} key rows older than"
+                    f" {RETENTION_SECONDS // 86_400} days deleted"
+                )
+        except duckdb.Error as exc:  # the sends are recorded; the next run tries again
+            self.progress.log(f"warning: ledger retention skipped: {first_line(exc)}")
 
     def _committed(self, recorded: Recorded) -> None:
         """Called by the ledger writer once an outcome is durable: only now it counts."""
