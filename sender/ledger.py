@@ -56,6 +56,8 @@ class Outcome:
 
 
 _BATCH_ROW = "(" + ", ".join(["?"] * 10) + ")"
+# How long the writer waits for one more outcome before it commits those it has.
+GROUP_LINGER_SECONDS = 0.002
 _STOP = object()
 _DEFERRED_CHECKPOINT = "64GB"
 _SETTLED = threading.Event()
@@ -88,6 +90,7 @@ class LedgerWriter:
         on_error: Callable[[LedgerWriteError], None] | None = None,
         max_queued: int = 256,
         max_group_rows: int = 200_000,
+        linger: float = GROUP_LINGER_SECONDS,
     ) -> None:
         self.run_id = run_id
         self.is_test = is_test
@@ -97,6 +100,7 @@ class LedgerWriter:
         self._on_commit = on_commit
         self._on_error = on_error
         self._max_group_rows = max_group_rows
+        self._linger = linger
         self.error: BaseException | None = None
         # outcome ids: nanoseconds since the epoch, strictly increasing and above every id
         # already recorded (only one process writes the file at a time: DuckDB's lock)
@@ -165,7 +169,9 @@ class LedgerWriter:
                 if rows >= self._max_group_rows:
                     break
                 try:
-                    item = self._queue.get_nowait()
+                    # the other senders' outcomes are usually a millisecond or two behind: one
+                    # commit (and one WAL sync) for all of them
+                    item = self._queue.get(timeout=self._linger)
                 except queue.Empty:
                     break
             if group and self.error is None:
