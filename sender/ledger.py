@@ -90,6 +90,7 @@ class LedgerWriter:
         on_error: Callable[[LedgerWriteError], None] | None = None,
         max_queued: int = 256,
         max_group_rows: int = 200_000,
+        max_group: int = 64,
         linger: float = GROUP_LINGER_SECONDS,
     ) -> None:
         self.run_id = run_id
@@ -100,6 +101,7 @@ class LedgerWriter:
         self._on_commit = on_commit
         self._on_error = on_error
         self._max_group_rows = max_group_rows
+        self._max_group = max_group
         self._linger = linger
         self.error: BaseException | None = None
         # outcome ids: nanoseconds since the epoch, strictly increasing and above every id
@@ -166,7 +168,7 @@ class LedgerWriter:
                     break
                 group.append(item)
                 rows += item.keys.num_rows
-                if rows >= self._max_group_rows:
+                if rows >= self._max_group_rows or len(group) >= self._max_group:
                     break
                 try:
                     # the other senders' outcomes are usually a millisecond or two behind: one

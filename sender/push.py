@@ -201,6 +201,7 @@ class Pusher:
             on_commit=self._committed,
             on_error=lambda exc: self.stop.set("ledger", str(exc)),
             max_queued=2 * opts.concurrency + 2,
+            max_group=opts.concurrency,  # every sender waiting: commit, no need to linger
         )
         error: BaseException | None = None
         try:
