@@ -48,7 +48,6 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import generate  # noqa: E402 - bench/ is not a package
-import prefill_ledger  # noqa: E402
 import sink as sink_module  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -389,7 +388,24 @@ def bench_sender(
         template = run_dir / "ledger.duckdb"
         remove_database(template)
         copy_synced(database, template)
-        filled = prefill_ledger.prefill(template, endpoint, TAG_ID, args.ledger_keys)
+        # in a process of its own: a measured process's ru_maxrss counts this one's memory at
+        # the time it was forked, so this one must stay small
+        filled = must(
+            measure(
+                [
+                    sys.executable,
+                    str(HERE / "prefill_ledger.py"),
+                    str(template),
+                    endpoint,
+                    TAG_ID,
+                    "--keys",
+                    str(args.ledger_keys),
+                ],
+                log=run_dir / "prefill",
+            ),
+            "ledger prefill",
+        )
+        filled = json.loads(filled.stdout)
         result.ledger_keys, result.prefill_s = args.ledger_keys, filled["seconds"]
         say(f"[{label(n)}] ledger of {label(args.ledger_keys)} keys in {filled['seconds']:.1f} s")
         for _ in range(args.repeat):
