@@ -138,12 +138,13 @@ _LOCK = re.compile(r"Could not set lock on file", re.IGNORECASE)
 # the peak at 1M pending events ~90 MiB higher than at 100k (whose table is smaller than 128MB).
 DEFAULT_MEMORY_LIMIT = "32MB"
 
-# glibc's malloc raises its mmap threshold (up to 32 MiB) each time a large block is freed, after
-# which the chunk-sized buffers (a few MB: DuckDB results, Arrow columns) come from the heap
-# arenas, which keep freed memory: RSS crept up with the number of chunks. A fixed threshold keeps
-# such buffers mmap-ed and returned to the system when freed.
+# glibc's malloc raises its mmap threshold (up to 32 MiB) each time a large block is freed, and
+# its trim threshold with it, so that freed heap memory is kept. Fixed at that maximum, the
+# chunk-sized buffers (a few MB: DuckDB results, Arrow columns) come from the heap, whose freed
+# memory the next chunk reuses (an mmap-ed buffer is fresh pages, faulted in one by one for
+# every chunk), and the trim threshold stays low, so a freed heap top goes back to the system.
 _M_MMAP_THRESHOLD = -3
-_MMAP_THRESHOLD_BYTES = 256 * 1024
+_MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024
 
 
 def _fix_mmap_threshold() -> None:

@@ -16,11 +16,12 @@ Older keys are never read: the cost of a push does not grow with the ledger, and
 (sender.ledger_retention) deletes them without changing what is pending.
 
 **How push reads them.** Once per run, one join of the payload's keys with the window's keys gives
-the acknowledged rowids (sorted, 8 bytes each). The payload is then read in rowid ranges of
-``chunk_rows`` (dbt writes it ordered by ``event_timestamp, deduplication_key``, so rowid order is
-the send order), one small query each: a single streaming scan that keeps insertion order would
-buffer the row groups scanned ahead (tens of MB each), so its memory would grow with the table.
-Arrow drops each chunk's acknowledged rows, keeping the order.
+the acknowledged rowids (sorted, 8 bytes each). Then one streaming scan reads the payload in rowid
+order (dbt writes it ordered by ``event_timestamp, deduplication_key``, so rowid order is the send
+order) from its first pending row, on a thread of its own, and Arrow drops each chunk's
+acknowledged rows, keeping the order. The scan runs on one DuckDB thread: a parallel scan that
+keeps insertion order buffers the row groups scanned ahead, so its memory would grow with the
+table.
 """
 
 # ruff: noqa: S608 - SQL is built from this package's constant table names; values are bound.
@@ -28,12 +29,11 @@ Arrow drops each chunk's acknowledged rows, keeping the order.
 from __future__ import annotations
 
 import bisect
-import collections
 import contextlib
+import queue
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import duckdb
@@ -43,10 +43,10 @@ import pyarrow.compute as pc
 from sender.database import KEYS_TABLE, PAYLOAD_TABLE, PENDING_VIEW, RUNS_TABLE, fetch_one
 from sender.request_body import MAX_AGE_SECONDS
 
-# Rows fetched from DuckDB per chunk: a few MB each. Larger chunks raise the peak memory; smaller
-# ones cost more queries.
-SCAN_CHUNK_ROWS = 20_000
-# Chunks read in parallel ahead of the one being sent, one per core of a small machine.
+# Rows read from DuckDB per chunk: two requests of the default batch size, a few MB. Memory holds
+# a few chunks at a time (read ahead, being sent), so larger ones raise the peak.
+SCAN_CHUNK_ROWS = 10_000
+# Chunks read ahead of the one being sent.
 READ_AHEAD = 2
 
 DAY_SECONDS = 86_400
@@ -55,10 +55,10 @@ DEDUPLICATION_WINDOW_SECONDS = 30 * DAY_SECONDS
 # The earliest start the window can have: keys older than this (by both clocks) never count.
 LEDGER_WINDOW_MAX_SECONDS = MAX_AGE_SECONDS + DEDUPLICATION_WINDOW_SECONDS
 
-_CHUNK_SQL = (
+_SCAN_SQL = (
     "select rowid as payload_rowid, event_name, deduplication_key, event_timestamp,"
     f" has_line_uid, payload from {PAYLOAD_TABLE}"
-    " where rowid >= {start:d} and rowid < {stop:d}"  # integers: the pruning needs constants
+    " where rowid >= {start:d}"  # an integer: the pruning needs a constant
 )
 
 _SCHEMA = pa.schema(
@@ -245,34 +245,17 @@ def iter_pending(
 
     Columns: payload_rowid, event_name, deduplication_key, event_timestamp, has_line_uid and
     payload. ``pending`` comes from :func:`find_pending` (found here for ``destination_id`` when
-    not given). The chunks are read ahead, ``READ_AHEAD`` at a time, on cursors of their own.
-    Closing the iterator stops the reading.
+    not given). A thread of its own reads the chunks, ``READ_AHEAD`` ahead of the consumer, on a
+    cursor of its own. Closing the iterator stops the reading.
     """
     if pending is None:
         pending = find_pending(con, destination_id=destination_id)
     remaining = limit
     if pending.last_rowid is None or (remaining is not None and remaining <= 0):
         return
-    reader = _RangeReader(con, pending.acknowledged)
-    ahead: collections.deque[Future] = collections.deque()
+    scan = _Scan(con, pending.acknowledged, chunk_rows)
     try:
-        for start in range(0, pending.last_rowid + 1, chunk_rows):
-            ahead.append(reader.submit(start, start + chunk_rows))
-            if len(ahead) <= READ_AHEAD:
-                continue
-            table = ahead.popleft().result()
-            if table is None:
-                continue
-            if remaining is not None and table.num_rows >= remaining:
-                yield table.slice(0, remaining)
-                return
-            if remaining is not None:
-                remaining -= table.num_rows
-            yield table
-        while ahead:
-            table = ahead.popleft().result()
-            if table is None:
-                continue
+        for table in scan:
             if remaining is not None and table.num_rows >= remaining:
                 yield table.slice(0, remaining)
                 return
@@ -280,50 +263,95 @@ def iter_pending(
                 remaining -= table.num_rows
             yield table
     finally:
-        reader.close()
+        scan.close()
 
 
-class _RangeReader:
-    """Reads rowid ranges of the payload in parallel threads, each on a cursor of its own (a
-    small range query runs on one DuckDB thread), and drops their acknowledged rows."""
+_END = object()
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, acknowledged: pa.Array) -> None:
-        self._con = con
+
+class _Scan:
+    """The streaming scan of the payload, from its first pending row, on one DuckDB thread, cut
+    into chunks of ``chunk_rows`` without their acknowledged rows. DuckDB's thread count is a
+    setting of the database: close() restores it."""
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, acknowledged: pa.Array, chunk_rows: int
+    ) -> None:
         self._acknowledged = acknowledged
         self._positions = _int64_view(acknowledged)
-        self._local = threading.local()
-        self._cursors: list[duckdb.DuckDBPyConnection] = []
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="sender-read")
+        self._chunk_rows = chunk_rows
+        self._cursor = con.cursor()
+        row = fetch_one(self._cursor, "select current_setting('threads')")
+        self._threads = int(row[0]) if row else None
+        self._cursor.execute("set threads = 1")
+        self._queue: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="sender-read", daemon=True)
+        self._thread.start()
 
-    def submit(self, start: int, stop: int) -> Future:
-        # the acknowledged rowids of this range: a slice of the sorted array
-        low = bisect.bisect_left(self._positions, start)
-        high = bisect.bisect_left(self._positions, stop, low)
-        if high - low == stop - start:  # every row of the range was sent: nothing to read
-            done: Future = Future()
-            done.set_result(None)
-            return done
-        return self._pool.submit(self._read, start, stop, self._acknowledged.slice(low, high - low))
-
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        cursor = getattr(self._local, "cursor", None)
-        if cursor is None:
-            cursor = self._local.cursor = self._con.cursor()
-            with self._lock:
-                self._cursors.append(cursor)
-        return cursor
-
-    def _read(self, start: int, stop: int, sent: pa.Array) -> pa.Table | None:
-        table = self._cursor().sql(_CHUNK_SQL.format(start=start, stop=stop)).to_arrow_table()
-        if table.num_rows == 0:  # a range of deleted rows
-            return None
-        table = _normalize(table)
-        if len(sent):
-            table = table.filter(pc.invert(pc.is_in(table.column("payload_rowid"), value_set=sent)))
-        return table if table.num_rows else None
+    def __iter__(self) -> Iterator[pa.Table]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        for cursor in self._cursors:
-            cursor.close()
+        self._stop.set()
+        with contextlib.suppress(queue.Empty):
+            self._queue.get_nowait()  # a reader waiting to hand over a chunk sees the stop
+        self._thread.join()
+        try:
+            if self._threads is not None:
+                self._cursor.execute(f"set threads = {self._threads}")
+        finally:
+            self._cursor.close()
+
+    # -- the reading thread -----------------------------------------------------------------
+    def _read(self) -> None:
+        try:
+            sql = _SCAN_SQL.format(start=_first_pending(self._positions))
+            held: list[pa.RecordBatch] = []
+            count = 0
+            for batch in self._cursor.sql(sql).to_arrow_reader(self._chunk_rows):
+                held.append(batch)
+                count += batch.num_rows
+                if count >= self._chunk_rows:  # DuckDB's batches end at row groups: re-cut
+                    table = pa.Table.from_batches(held)
+                    self._hand_over(table.slice(0, self._chunk_rows))
+                    rest = table.slice(self._chunk_rows)
+                    held, count = rest.to_batches(), rest.num_rows
+                if self._stop.is_set():
+                    return
+            if count:
+                self._hand_over(pa.Table.from_batches(held))
+            self._put(_END)
+        except BaseException as exc:  # raised again in the consumer
+            self._put(exc)
+
+    def _hand_over(self, table: pa.Table) -> None:
+        table = _normalize(table)
+        rowids = table.column("payload_rowid")
+        low = bisect.bisect_left(self._positions, rowids[0].as_py())
+        high = bisect.bisect_right(self._positions, rowids[-1].as_py(), low)
+        if high > low:  # some of the chunk's rows were sent: a slice of the sorted array
+            sent = self._acknowledged.slice(low, high - low)
+            table = table.filter(pc.invert(pc.is_in(rowids, value_set=sent)))
+        if table.num_rows:
+            self._put(table)
+
+    def _put(self, item: object) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+
+def _first_pending(positions: memoryview | list) -> int:
+    """The first rowid not acknowledged, when the acknowledged rowids begin at 0 (sorted,
+    distinct): the scan starts there, and DuckDB skips the row groups before it."""
+    return bisect.bisect_left(range(len(positions)), True, key=lambda i: positions[i] != i)

@@ -68,27 +68,38 @@ class Body:
         return f"Body({self._length:,} bytes)"
 
 
-def _single_string_array(elements: pa.ChunkedArray | pa.Array) -> pa.Array:
-    if isinstance(elements, pa.ChunkedArray):
-        elements = elements.combine_chunks() if elements.num_chunks != 1 else elements.chunk(0)
-    if not (pa.types.is_string(elements.type) or pa.types.is_large_string(elements.type)):
-        elements = elements.cast(pa.string())
-    if elements.null_count:
-        raise PayloadFormatError("a payload is null: rebuild line_capi_payload with dbt")
-    return elements
+def _string_chunks(elements: pa.ChunkedArray | pa.Array) -> list[pa.Array]:
+    chunks = elements.chunks if isinstance(elements, pa.ChunkedArray) else [elements]
+    out = []
+    for chunk in chunks:
+        if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
+            chunk = chunk.cast(pa.string())
+        if chunk.null_count:
+            raise PayloadFormatError("a payload is null: rebuild line_capi_payload with dbt")
+        if len(chunk):
+            out.append(chunk)
+    return out
+
+
+def _joined(texts: pa.Array) -> memoryview:
+    """The texts with a comma between two of them, in one buffer (one copy, by Arrow)."""
+    one_list = pa.ListArray.from_arrays(pa.array([0, len(texts)], pa.int32()), texts)
+    joined = pc.binary_join(one_list, ",")
+    _, offsets_buffer, data_buffer = joined.buffers()
+    offsets = memoryview(offsets_buffer).cast("q" if pa.types.is_large_string(joined.type) else "i")
+    return memoryview(data_buffer)[offsets[joined.offset] : offsets[joined.offset + 1]]
 
 
 def build_body(elements: pa.ChunkedArray | pa.Array) -> Body:
-    """``[p1,p2,...,pn]`` from the payload texts ``p1`` ... ``pn``."""
-    array = _single_string_array(elements)
-    if len(array) == 0:
-        return Body((b"[]",))
-    one_list = pa.ListArray.from_arrays(pa.array([0, len(array)], pa.int32()), array)
-    joined = pc.binary_join(one_list, ",")  # one element: the texts with commas between them
-    _, offsets_buffer, data_buffer = joined.buffers()
-    offsets = memoryview(offsets_buffer).cast("q" if pa.types.is_large_string(joined.type) else "i")
-    data = memoryview(data_buffer)[offsets[joined.offset] : offsets[joined.offset + 1]]
-    return Body((b"[", data, b"]"))
+    """``[p1,p2,...,pn]`` from the payload texts ``p1`` ... ``pn`` (each chunk of a chunked
+    array joined on its own: no copy to make it one array first)."""
+    parts: list = [b"["]
+    for chunk in _string_chunks(elements):
+        if len(parts) > 1:
+            parts.append(b",")
+        parts.append(_joined(chunk))
+    parts.append(b"]")
+    return Body(tuple(parts))
 
 
 def payload_texts(elements: pa.ChunkedArray | pa.Array, limit: int) -> list[str]:
