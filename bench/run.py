@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -357,9 +358,35 @@ def bench_sender(
     sink: sink_module.Sink,
     say,
 ) -> None:
+    """The pushes and the transport floor, taking turns in each round, so that a change of the
+    machine's load falls on all of them alike."""
     n = result.n
     endpoint = f"http://127.0.0.1:{sink.port}"
     copy = run_dir / "sender.duckdb"
+    template = run_dir / "ledger.duckdb"
+    if args.ledger_keys:
+        remove_database(template)
+        copy_synced(database, template)
+        # in a process of its own: a measured process's ru_maxrss counts this one's memory at
+        # the time it was forked, so this one must stay small
+        filled = must(
+            measure(
+                [
+                    sys.executable,
+                    str(HERE / "prefill_ledger.py"),
+                    str(template),
+                    endpoint,
+                    TAG_ID,
+                    "--keys",
+                    str(args.ledger_keys),
+                ],
+                log=run_dir / "prefill",
+            ),
+            "ledger prefill",
+        )
+        filled = json.loads(filled.stdout)
+        result.ledger_keys, result.prefill_s = args.ledger_keys, filled["seconds"]
+        say(f"[{label(n)}] ledger of {label(args.ledger_keys)} keys in {filled['seconds']:.1f} s")
     for _ in range(args.repeat):
         m, summary = push(database, copy, endpoint, args, sink, run_dir / "sender")
         result.sender.add(m, summary=summary)
@@ -384,35 +411,11 @@ def bench_sender(
         )
         result.transport.add(floor, out=json.loads(floor.stdout))
         say(f"[{label(n)}] transport floor at the sink {floor.sink_seconds:.2f} s")
-    if args.ledger_keys:
-        template = run_dir / "ledger.duckdb"
-        remove_database(template)
-        copy_synced(database, template)
-        # in a process of its own: a measured process's ru_maxrss counts this one's memory at
-        # the time it was forked, so this one must stay small
-        filled = must(
-            measure(
-                [
-                    sys.executable,
-                    str(HERE / "prefill_ledger.py"),
-                    str(template),
-                    endpoint,
-                    TAG_ID,
-                    "--keys",
-                    str(args.ledger_keys),
-                ],
-                log=run_dir / "prefill",
-            ),
-            "ledger prefill",
-        )
-        filled = json.loads(filled.stdout)
-        result.ledger_keys, result.prefill_s = args.ledger_keys, filled["seconds"]
-        say(f"[{label(n)}] ledger of {label(args.ledger_keys)} keys in {filled['seconds']:.1f} s")
-        for _ in range(args.repeat):
+        if args.ledger_keys:
             m, summary = push(template, copy, endpoint, args, sink, run_dir / "sender-ledger")
             result.ledger_sender.add(m, summary=summary)
             say(f"[{label(n)}] sender push, full ledger {m.wall:.1f} s, peak {m.peak_mib:.0f} MiB")
-        remove_database(template)
+    remove_database(template)
     remove_database(copy)
 
 
@@ -517,10 +520,12 @@ def render(results: list[SizeResult], args: argparse.Namespace, alone: dict | No
         lines.append("| " + " | ".join(cells) + " |")
 
     load = os.getloadavg()
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lines.append(
         f"machine: {os.cpu_count()} cores, {platform.python_implementation()} "
         f"{platform.python_version()}, duckdb {duckdb.__version__}; load average at the "
-        f"end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min)"
+        f"end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min); bench/run.py itself"
+        f" peaked at {own:.0f} MiB (a measured process's peak includes it)"
     )
     if alone:
         lines.append("")
