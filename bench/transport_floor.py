@@ -3,10 +3,10 @@ to the wire on one HTTP session.
 
 One streaming scan of ``line_capi_payload`` in table order (as the sender reads it), cut into
 batches of ``batch_size`` payload texts; each batch joined into one request body ``[p1,p2,...]``
-by Arrow (``binary_join``: no Python per event) and posted on one kept-alive
-``requests.Session``, one request after the other. No ledger, no retries, no concurrency, no
-thread: the least a sender must do, read, join and post. ``bench/run.py`` reads its rate at the
-sink (bench/sink.py), as it reads the sender's: "sender / floor" compares the two.
+by Arrow (``binary_join``: no Python per event; the sender's own function) and posted in parts on
+one kept-alive ``requests.Session``, one request after the other. No ledger, no retries, no
+concurrency, no thread: the least a sender must do, read, join and post. ``bench/run.py`` reads
+its rate at the sink (bench/sink.py), as it reads the sender's: "sender / floor" compares them.
 
     python bench/transport_floor.py DATABASE_FILE URL [--batch-size 5000] [--prebuilt]
     # prints {"seconds": s, "events": n, "bytes": n, "requests": n}  (seconds: the loop alone)
@@ -25,8 +25,10 @@ from collections.abc import Iterator
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import requests
+
+# the sender's own body: the payload texts joined by Arrow, sent in parts (no copy into one bytes)
+from sender.request_body import Body, build_body
 
 _HEADERS = {"Content-Type": "application/json", "X-Line-TagAccessToken": "bench"}
 
@@ -48,30 +50,7 @@ def batches(con: duckdb.DuckDBPyConnection, batch_size: int) -> Iterator[pa.Arra
         yield pa.concat_arrays(held) if len(held) > 1 else held[0]
 
 
-class Parts:
-    """A request body in parts (``requests`` sends them one after the other under a fixed
-    Content-Length), so that the joined texts are not copied again into one ``bytes``."""
-
-    def __init__(self, *parts: bytes | memoryview) -> None:
-        self.parts = parts
-        self.length = sum(len(part) for part in parts)
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __iter__(self):
-        return iter(self.parts)
-
-
-def body(texts: pa.Array) -> Parts:
-    lists = pa.ListArray.from_arrays(pa.array([0, len(texts)], pa.int32()), texts)
-    joined = pc.binary_join(lists, ",")  # one element: the texts with commas between them
-    _, offsets, data = joined.buffers()
-    offsets = memoryview(offsets).cast("q" if pa.types.is_large_string(joined.type) else "i")
-    return Parts(b"[", memoryview(data)[offsets[0] : offsets[1]], b"]")
-
-
-def post(session: requests.Session, url: str, data: Parts) -> None:
+def post(session: requests.Session, url: str, data: Body) -> None:
     response = session.post(url, data=data, headers=_HEADERS, timeout=60)
     if response.status_code != 202:
         raise SystemExit(f"sink answered {response.status_code}")
@@ -83,11 +62,11 @@ def run(database: str, url: str, batch_size: int, *, prebuilt: bool) -> dict:
     session.trust_env = False
     events = sent_bytes = requests_made = 0
     if prebuilt:
-        bodies = [(len(texts), body(texts)) for texts in batches(con, batch_size)]
+        bodies = [(len(texts), build_body(texts)) for texts in batches(con, batch_size)]
         start = time.perf_counter()
     else:
         start = time.perf_counter()
-        bodies = ((len(texts), body(texts)) for texts in batches(con, batch_size))
+        bodies = ((len(texts), build_body(texts)) for texts in batches(con, batch_size))
     for count, data in bodies:
         post(session, url, data)
         events += count
