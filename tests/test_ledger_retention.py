@@ -97,7 +97,9 @@ def test_retention_deletes_the_keys_old_by_both_clocks_and_their_outcomes(tmp_pa
     assert prune_is_due(con, now)
     pruned = prune(con, now)
     assert (pruned.keys, pruned.outcomes) == (2, 1)
-    kept = {r[0] for r in con.execute("select deduplication_key from line_capi_send_keys").fetchall()}
+    kept = {
+        r[0] for r in con.execute("select deduplication_key from line_capi_send_keys").fetchall()
+    }
     assert kept == {"recorded-late", "event-ahead", "order-0000000"}
     assert con.execute("select count(*) from line_capi_send_batches").fetchall() == [(3,)]
     assert pending_keys(con) == before == {"order-0000001", "order-0000002"}
