@@ -1,12 +1,18 @@
-"""The transport floor: a bare loop that posts the sender's bytes with one ``requests.Session``.
+"""The transport floor: the fastest bare loop that takes the sender's bytes from the database
+to the wire on one HTTP session.
 
-Reads ``line_capi_payload`` in table order (as the sender does), makes the same request bodies
-(``[p1,p2,...]``, ``batch_size`` events each) before the clock starts, then posts them one after
-the other on one kept-alive session. No ledger, no retries, no concurrency: what the wire and the
-HTTP client alone cost. ``sender push`` events/s divided by this loop's is "sender / floor".
+One streaming scan of ``line_capi_payload`` in table order (as the sender reads it), cut into
+batches of ``batch_size`` payload texts; each batch joined into one request body ``[p1,p2,...]``
+by Arrow (``binary_join``: no Python per event; the sender's own function) and posted in parts on
+one kept-alive ``requests.Session``, one request after the other. No ledger, no retries, no
+concurrency, no thread: the least a sender must do, read, join and post. ``bench/run.py`` reads
+its rate at the sink (bench/sink.py), as it reads the sender's: "sender / floor" compares them.
 
-    python bench/transport_floor.py DATABASE_FILE URL [--batch-size 5000]
-    # prints {"seconds": s, "events": n, "bytes": n, "requests": n}
+    python bench/transport_floor.py DATABASE_FILE URL [--batch-size 5000] [--prebuilt]
+    # prints {"seconds": s, "events": n, "bytes": n, "requests": n}  (seconds: the loop alone)
+
+``--prebuilt`` reads and joins everything before the loop and posts the finished bodies: the
+wire alone, for reference (no sender that reads the database can reach it).
 """
 
 from __future__ import annotations
@@ -15,43 +21,61 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import requests
 
+# the sender's own body: the payload texts joined by Arrow, sent in parts (no copy into one bytes)
+from sender.request_body import Body, build_body
 
-def bodies(database: str, batch_size: int) -> list[tuple[int, bytes]]:
+_HEADERS = {"Content-Type": "application/json", "X-Line-TagAccessToken": "bench"}
+
+
+def batches(con: duckdb.DuckDBPyConnection, batch_size: int) -> Iterator[pa.Array]:
+    """The payload column in table order, ``batch_size`` texts at a time."""
+    reader = con.sql("select payload from line_capi_payload").to_arrow_reader(batch_size)
+    held: list[pa.Array] = []
+    count = 0
+    for batch in reader:
+        held.append(batch.column(0))
+        count += batch.num_rows
+        while count >= batch_size:  # the scan's batches end at row groups: re-cut them
+            joined = pa.concat_arrays(held) if len(held) > 1 else held[0]
+            yield joined.slice(0, batch_size)
+            rest = joined.slice(batch_size)
+            held, count = ([rest] if len(rest) else []), len(rest)
+    if count:
+        yield pa.concat_arrays(held) if len(held) > 1 else held[0]
+
+
+def post(session: requests.Session, url: str, data: Body) -> None:
+    response = session.post(url, data=data, headers=_HEADERS, timeout=60)
+    if response.status_code != 202:
+        raise SystemExit(f"sink answered {response.status_code}")
+
+
+def run(database: str, url: str, batch_size: int, *, prebuilt: bool) -> dict:
     con = duckdb.connect(database, read_only=True)
-    payload = con.sql("select payload from line_capi_payload").to_arrow_table()
-    con.close()
-    column = payload.column("payload").combine_chunks()
-    out = []
-    for start in range(0, len(column), batch_size):
-        chunk = column.slice(start, batch_size)
-        offsets = pa.array([0, len(chunk)], pa.int32())
-        joined = pc.binary_join(pa.ListArray.from_arrays(offsets, chunk), ",")[0]
-        out.append((len(chunk), b"[" + joined.as_buffer().to_pybytes() + b"]"))
-    return out
-
-
-def post_all(url: str, prepared: list[tuple[int, bytes]]) -> dict:
     session = requests.Session()
     session.trust_env = False
-    headers = {"Content-Type": "application/json", "X-Line-TagAccessToken": "bench"}
-    events = sent_bytes = 0
-    start = time.perf_counter()
-    for count, body in prepared:
-        response = session.post(url, data=body, headers=headers, timeout=60)
-        response.content  # noqa: B018 - drain, so the connection is reused
-        if response.status_code != 202:
-            raise SystemExit(f"sink answered {response.status_code}")
+    events = sent_bytes = requests_made = 0
+    if prebuilt:
+        bodies = [(len(texts), build_body(texts)) for texts in batches(con, batch_size)]
+        start = time.perf_counter()
+    else:
+        start = time.perf_counter()
+        bodies = ((len(texts), build_body(texts)) for texts in batches(con, batch_size))
+    for count, data in bodies:
+        post(session, url, data)
         events += count
-        sent_bytes += len(body)
+        sent_bytes += len(data)
+        requests_made += 1
     seconds = time.perf_counter() - start
     session.close()
-    return {"seconds": seconds, "events": events, "bytes": sent_bytes, "requests": len(prepared)}
+    con.close()
+    return {"seconds": seconds, "events": events, "bytes": sent_bytes, "requests": requests_made}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("database")
     parser.add_argument("url")
     parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--prebuilt", action="store_true", help="join every body before the loop")
     args = parser.parse_args(argv)
-    print(json.dumps(post_all(args.url, bodies(args.database, args.batch_size))))
+    print(json.dumps(run(args.database, args.url, args.batch_size, prebuilt=args.prebuilt)))
     return 0
 
 

@@ -118,24 +118,6 @@ create table if not exists {RUNS_TABLE} (
 )
 """
 
-# Pending at the destination of the latest push (every row before the first push). Every recorded
-# outcome is final; rows sent with --test (event.test_flag) do not count as sent.
-PENDING_VIEW_DDL = f"""
-create or replace view {PENDING_VIEW} as
-select payload.*
-from {PAYLOAD_TABLE} as payload
-where not exists (
-    select 1
-    from {KEYS_TABLE} as sent
-    where sent.event_name = payload.event_name
-        and sent.deduplication_key = payload.deduplication_key
-        and not sent.is_test
-        and sent.destination_id = (
-            select destination_id from {RUNS_TABLE} order by started_at desc limit 1
-        )
-)
-"""
-
 
 class DatabaseError(Exception):
     """A database problem the user can fix; the message is one line."""
@@ -159,12 +141,13 @@ _LOCK = re.compile(r"Could not set lock on file", re.IGNORECASE)
 # the peak at 1M pending events ~90 MiB higher than at 100k (whose table is smaller than 128MB).
 DEFAULT_MEMORY_LIMIT = "32MB"
 
-# glibc's malloc raises its mmap threshold (up to 32 MiB) each time a large block is freed, after
-# which the chunk-sized buffers (a few MB: DuckDB results, Arrow columns) come from the heap
-# arenas, which keep freed memory: RSS crept up with the number of chunks. A fixed threshold keeps
-# such buffers mmap-ed and returned to the system when freed.
+# glibc's malloc raises its mmap threshold (up to 32 MiB) each time a large block is freed, and
+# its trim threshold with it, so that freed heap memory is kept. Fixed at that maximum, the
+# chunk-sized buffers (a few MB: DuckDB results, Arrow columns) come from the heap, whose freed
+# memory the next chunk reuses (an mmap-ed buffer is fresh pages, faulted in one by one for
+# every chunk), and the trim threshold stays low, so a freed heap top goes back to the system.
 _M_MMAP_THRESHOLD = -3
-_MMAP_THRESHOLD_BYTES = 256 * 1024
+_MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024
 
 
 def _fix_mmap_threshold() -> None:
@@ -279,6 +262,7 @@ def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ledger tables and views, the runs table and the pending view (idempotent);
     migrate a ledger of an earlier version first."""
     from sender.ledger_migration import migrate
+    from sender.pending_rows import pending_view_ddl
 
     migrate(con)
     con.execute(DESTINATIONS_DDL)
@@ -286,7 +270,7 @@ def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(KEYS_DDL)
     con.execute(RUNS_DDL)
     con.execute(LEDGER_VIEW_DDL)
-    con.execute(PENDING_VIEW_DDL)
+    con.execute(pending_view_ddl())
 
 
 def has_ledger(con: duckdb.DuckDBPyConnection) -> bool:

@@ -1,77 +1,137 @@
-"""Streaming the rows of ``line_capi_payload`` that the ledger has not acknowledged, oldest first.
+"""The rows of ``line_capi_payload`` that are pending at a destination, streamed oldest first.
 
-dbt writes ``line_capi_payload`` physically ordered by ``event_timestamp, deduplication_key``, so
-rowid order is the send order. The table is read in rowid ranges of ``chunk_rows``, one small
-query each (DuckDB prunes the other row groups on rowid), not with one streaming scan: a parallel
-scan that must keep insertion order buffers the row groups scanned ahead of the one being read
-(~120k rows, tens of MB each), so its memory grew with the table. A range query keeps the order
-(DuckDB preserves insertion order) and materializes one chunk, whatever the table size. An
-anti-join with the ledger in the same query would lose that order (the hash join runs in
-parallel), so each chunk is filtered on its own: one semi join per chunk finds the chunk's keys in
-the ledger, and Arrow drops them, keeping the order. Not pruned by event time: a key whose
-event_timestamp changed between two dbt builds must still count as sent. Only the outcomes of one
-destination count (sender.destinations): ``destination_id=None`` reads every row.
+**Which ledger keys count.** A payload row is pending at a destination until its
+``(event_name, deduplication_key)`` has a real (non-test) outcome there among the keys of the
+*ledger window*: those recorded since the window's start, or whose recorded event_timestamp is
+that recent. The window starts before the payload's oldest event (not older than LINE's 90 days:
+older events are never sent) by the payload's span (its newest event minus its oldest), at least
+one day and at most LINE's 30-day de-duplication window. So a key counts as sent when its
+event_timestamp did not change; when a later build moved it forward because the key's earliest
+export row left the lookback window while a later one stayed (the key was recorded while that
+earlier row was in the window, less than a span ago); and when a rebuild shifted the timestamps
+by up to a day (a time zone). A key that leaves the window and comes back later than that is sent
+again, and LINE de-duplicates it (same event name and key within 30 days).
+
+Older keys are never read: the cost of a push does not grow with the ledger, and retention
+(sender.ledger_retention) deletes them without changing what is pending.
+
+**How push reads them.** Once per run, one join of the payload's keys with the window's keys gives
+the acknowledged rowids (sorted, 8 bytes each). Then one streaming scan reads the payload in rowid
+order (dbt writes it ordered by ``event_timestamp, deduplication_key``, so rowid order is the send
+order) from its first pending row, on a thread of its own, and Arrow drops each chunk's
+acknowledged rows, keeping the order. The scan runs on one DuckDB thread: a parallel scan that
+keeps insertion order buffers the row groups scanned ahead, so its memory would grow with the
+table.
 """
 
 # ruff: noqa: S608 - SQL is built from this package's constant table names; values are bound.
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import queue
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sender.database import KEYS_TABLE, PAYLOAD_TABLE, fetch_one
+from sender.database import KEYS_TABLE, PAYLOAD_TABLE, PENDING_VIEW, RUNS_TABLE, fetch_one
+from sender.request_body import MAX_AGE_SECONDS
 
-# Rows fetched from DuckDB per Arrow record batch (and filtered against the ledger per query):
-# a few MB each. Larger chunks raise the peak memory; smaller ones query the ledger more often.
-SCAN_CHUNK_ROWS = 20_000
+# Rows read from DuckDB per chunk: two requests of the default batch size, a few MB. Memory holds
+# a few chunks at a time (read ahead, being sent), so larger ones raise the peak.
+SCAN_CHUNK_ROWS = 10_000
+# Chunks read ahead of the one being sent.
+READ_AHEAD = 2
 
-# The comma after each payload lets request bodies point into the Arrow buffer (request_body).
+DAY_SECONDS = 86_400
+# LINE treats two events with the same name and key within 30 days as one.
+DEDUPLICATION_WINDOW_SECONDS = 30 * DAY_SECONDS
+# The earliest start the window can have: keys older than this (by both clocks) never count.
+LEDGER_WINDOW_MAX_SECONDS = MAX_AGE_SECONDS + DEDUPLICATION_WINDOW_SECONDS
+
 _SCAN_SQL = (
-    "select event_name, deduplication_key, event_timestamp, has_line_uid,"
-    f" payload || ',' as payload_comma from {PAYLOAD_TABLE}"
+    "select rowid as payload_rowid, event_name, deduplication_key, event_timestamp,"
+    f" has_line_uid, payload from {PAYLOAD_TABLE}"
+    " where rowid >= {start:d}"  # an integer: the pruning needs a constant
 )
-# One chunk: the rows of a rowid range (bound as integers: the pruning needs constants).
-_RANGE_SQL = _SCAN_SQL + " where rowid >= {start:d} and rowid < {stop:d}"
-_MAX_ROWID_SQL = f"select max(rowid) from {PAYLOAD_TABLE}"
-
-# The ledger rows of the chunk's keys. A semi join builds its hash table on the (small) chunk
-# and streams the ledger past it: ~20x faster than an anti join that hashes the whole ledger.
-_ACKNOWLEDGED_SQL = f"""
-select sent.event_name, sent.deduplication_key
-from {KEYS_TABLE} as sent
-semi join _sender_chunk as chunk
-    on sent.event_name = chunk.event_name
-    and sent.deduplication_key = chunk.deduplication_key
-where not sent.is_test
-    and sent.destination_id = {{destination_id:d}}
-"""
 
 _SCHEMA = pa.schema(
     [
+        ("payload_rowid", pa.int64()),
         ("event_name", pa.string()),
         ("deduplication_key", pa.string()),
         ("event_timestamp", pa.int64()),
         ("has_line_uid", pa.bool_()),
-        ("payload_comma", pa.string()),
+        ("payload", pa.string()),
     ]
 )
+
+_RECENT_KEYS_TEMP = "_sender_recent_keys"
+# The join holds the window's keys in memory: more than the streaming needs when the ledger is
+# busy. DuckDB spills to disk beyond it.
+JOIN_MEMORY_BYTES = 256 * 2**20
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def window_start_sql(now_sql: str) -> str:
+    """The ledger window's start (Unix seconds) for the payload as it is, as a SQL scalar."""
+    return (
+        f"(select greatest(min(event_timestamp), {now_sql} - {MAX_AGE_SECONDS})"
+        f" - least(greatest(max(event_timestamp) - min(event_timestamp), {DAY_SECONDS}),"
+        f" {DEDUPLICATION_WINDOW_SECONDS}) from {PAYLOAD_TABLE})"
+    )
+
+
+def recent_keys_sql(destination_sql: str, now_sql: str) -> str:
+    """The keys that count at a destination: with an event time since the window's start, or
+    recorded since then (outcome ids are nanoseconds). Each bound is a join with the one-row
+    window, so that DuckDB skips the older row groups of the keys table (appended in time
+    order) while it scans; a plain ``or`` of two subquery comparisons would read them all."""
+    window = f"(select {window_start_sql(now_sql)} as start) as ledger_window"
+    where = f"sent.destination_id = {destination_sql} and not sent.is_test"
+    keys = f"select sent.event_name, sent.deduplication_key from {KEYS_TABLE} as sent"
+    return (
+        f"{keys} inner join {window} on sent.event_timestamp >= ledger_window.start"
+        f" where {where}"
+        " union all"
+        f" {keys} inner join {window} on sent.outcome_id >= ledger_window.start * 1000000000"
+        f" where sent.event_timestamp < ledger_window.start and {where}"
+    )
+
+
+def _pending_select(destination_sql: str, columns: str) -> str:
+    recent = recent_keys_sql(destination_sql, "epoch(now())::bigint")
+    return (
+        f"select {columns} from {PAYLOAD_TABLE} as payload where not exists ("
+        f" select 1 from ({recent}) as sent where sent.event_name = payload.event_name"
+        " and sent.deduplication_key = payload.deduplication_key)"
+    )
 
 
 def pending_sql(*, destination_id: int | None, columns: str = "*") -> str:
     """SQL for the rows pending at a destination (the rule of the ``line_capi_pending`` view)."""
     if destination_id is None:
         return f"select {columns} from {PAYLOAD_TABLE}"
-    return (
-        f"select {columns} from {PAYLOAD_TABLE} as payload where not exists ("
-        f" select 1 from {KEYS_TABLE} as sent"
-        " where sent.event_name = payload.event_name"
-        " and sent.deduplication_key = payload.deduplication_key"
-        f" and not sent.is_test and sent.destination_id = {int(destination_id)})"
-    )
+    return _pending_select(str(int(destination_id)), columns)
+
+
+def pending_view_ddl() -> str:
+    """``line_capi_pending``: the rows pending at the destination of the latest push (every row
+    before the first push). DuckDB binds a view's names when it is queried, so it follows each
+    new ``line_capi_payload`` that dbt swaps in."""
+    latest = f"(select destination_id from {RUNS_TABLE} order by started_at desc limit 1)"
+    return f"create or replace view {PENDING_VIEW} as " + _pending_select(latest, "payload.*")
+
+
+def count_pending(con: duckdb.DuckDBPyConnection, *, destination_id: int | None) -> int:
+    row = fetch_one(con, pending_sql(destination_id=destination_id, columns="count(*)"))
+    return int(row[0]) if row else 0
 
 
 def ledger_has_keys(con: duckdb.DuckDBPyConnection, destination_id: int) -> bool:
@@ -85,13 +145,89 @@ def ledger_has_keys(con: duckdb.DuckDBPyConnection, destination_id: int) -> bool
     return bool(row and row[0])
 
 
-def count_pending(con: duckdb.DuckDBPyConnection, *, destination_id: int | None) -> int:
-    row = fetch_one(con, pending_sql(destination_id=destination_id, columns="count(*)"))
-    return int(row[0]) if row else 0
+@dataclass(frozen=True)
+class PendingRows:
+    """The payload as one run sees it: how many rows, and which of them the ledger holds."""
+
+    last_rowid: int | None  # None: the table is empty
+    rows: int
+    with_line_uid: int
+    acknowledged: pa.Array  # payload rowids, sorted (int64)
+    acknowledged_with_line_uid: int
+
+    @property
+    def pending(self) -> int:
+        return self.rows - len(self.acknowledged)
+
+    @property
+    def pending_with_line_uid(self) -> int:
+        return self.with_line_uid - self.acknowledged_with_line_uid
 
 
-def _normalize(batch: pa.RecordBatch | pa.Table) -> pa.Table:
-    table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+def find_pending(
+    con: duckdb.DuckDBPyConnection, *, destination_id: int | None, now: float | None = None
+) -> PendingRows:
+    """Count the payload and find its acknowledged rows at ``destination_id`` (None: every row is
+    pending). Two queries; the join reads only the payload's keys and the recent ledger keys."""
+    row = fetch_one(
+        con,
+        f"select max(rowid), count(*), count(*) filter (where has_line_uid) from {PAYLOAD_TABLE}",
+    )
+    last_rowid, rows, with_line_uid = row if row else (None, 0, 0)
+    empty = pa.array([], pa.int64())
+    if destination_id is None or not rows:
+        return PendingRows(last_rowid, int(rows), int(with_line_uid or 0), empty, 0)
+    now_sql = str(int(time.time() if now is None else now))
+    cursor = con.cursor()
+    try:
+        with _memory_at_least(cursor, JOIN_MEMORY_BYTES):
+            # materialized first, so that the join knows its size and builds on the smaller side
+            cursor.execute(
+                f"create temp table {_RECENT_KEYS_TEMP} as "
+                + recent_keys_sql(str(int(destination_id)), now_sql)
+            )
+            acknowledged = cursor.sql(
+                f"select payload.rowid as payload_rowid, payload.has_line_uid from {PAYLOAD_TABLE}"
+                f" as payload semi join {_RECENT_KEYS_TEMP} as recent"
+                " on payload.event_name = recent.event_name"
+                " and payload.deduplication_key = recent.deduplication_key"
+                " order by payload_rowid"
+            ).to_arrow_table()
+    finally:
+        cursor.close()  # its temp table goes with it
+    rowids = acknowledged.column("payload_rowid").combine_chunks().cast(pa.int64())
+    with_uid = int(pc.sum(acknowledged.column("has_line_uid").cast(pa.int64())).as_py() or 0)
+    return PendingRows(last_rowid, int(rows), int(with_line_uid or 0), rowids, with_uid)
+
+
+@contextlib.contextmanager
+def _memory_at_least(cursor: duckdb.DuckDBPyConnection, limit: int) -> Iterator[None]:
+    """Raise DuckDB's memory limit to ``limit`` bytes for a while (never lower it)."""
+    row = fetch_one(cursor, "select current_setting('memory_limit')")
+    number, _, unit = str(row[0] if row else "").partition(" ")
+    try:
+        current = float(number) * _UNITS[unit]
+    except (KeyError, ValueError):  # a form we do not know: leave it
+        current = float("inf")
+    if current >= limit:
+        yield
+        return
+    cursor.execute(f"set memory_limit = '{limit}B'")
+    try:
+        yield
+    finally:
+        cursor.execute("set memory_limit = ?", [row[0]])
+
+
+def _int64_view(array: pa.Array) -> memoryview | list:
+    """The values of an int64 array without copying them (indexable, so bisect works on it)."""
+    if len(array) == 0:
+        return []
+    values = memoryview(array.buffers()[1]).cast("q")
+    return values[array.offset : array.offset + len(array)]
+
+
+def _normalize(table: pa.Table) -> pa.Table:
     if table.schema != _SCHEMA:
         table = table.select(_SCHEMA.names).cast(_SCHEMA)
     return table
@@ -100,66 +236,122 @@ def _normalize(batch: pa.RecordBatch | pa.Table) -> pa.Table:
 def iter_pending(
     con: duckdb.DuckDBPyConnection,
     *,
-    destination_id: int | None,
+    destination_id: int | None = None,
+    pending: PendingRows | None = None,
     limit: int | None = None,
     chunk_rows: int = SCAN_CHUNK_ROWS,
 ) -> Iterator[pa.Table]:
     """Yield Arrow tables of pending rows, in table order, at most ``limit`` rows in all.
 
-    Columns: event_name, deduplication_key, event_timestamp, has_line_uid and payload_comma
-    (the payload text followed by a comma, see :mod:`sender.request_body`).
-
-    Each chunk is one query on ``con`` (rowids ``[start, start + chunk_rows)``), fully read
-    before it is yielded, so ``con`` is free between chunks; the ledger filter runs on its own
-    cursor all the same.
+    Columns: payload_rowid, event_name, deduplication_key, event_timestamp, has_line_uid and
+    payload. ``pending`` comes from :func:`find_pending` (found here for ``destination_id`` when
+    not given). A thread of its own reads the chunks, ``READ_AHEAD`` ahead of the consumer, on a
+    cursor of its own. Closing the iterator stops the reading.
     """
+    if pending is None:
+        pending = find_pending(con, destination_id=destination_id)
     remaining = limit
-    if remaining is not None and remaining <= 0:
+    if pending.last_rowid is None or (remaining is not None and remaining <= 0):
         return
-    row = fetch_one(con, _MAX_ROWID_SQL)
-    last_rowid = row[0] if row else None
-    if last_rowid is None:  # empty table
-        return
-    ledger_cursor = con.cursor() if destination_id is not None else None
+    scan = _Scan(con, pending.acknowledged, chunk_rows)
     try:
-        for start in range(0, int(last_rowid) + 1, chunk_rows):
-            sql = _RANGE_SQL.format(start=start, stop=start + chunk_rows)
-            table = con.sql(sql).to_arrow_table()
-            if table.num_rows == 0:  # a range of deleted rows
-                continue
-            table = _normalize(table)
-            if ledger_cursor is not None:
-                table = _drop_acknowledged(ledger_cursor, table, destination_id)
-                if table.num_rows == 0:
-                    continue
+        for table in scan:
+            if remaining is not None and table.num_rows >= remaining:
+                yield table.slice(0, remaining)
+                return
             if remaining is not None:
-                if table.num_rows >= remaining:
-                    yield table.slice(0, remaining)
-                    return
                 remaining -= table.num_rows
             yield table
     finally:
-        if ledger_cursor is not None:
-            ledger_cursor.close()
+        scan.close()
 
 
-def _pair(table: pa.Table) -> pa.ChunkedArray | pa.Array:
-    # event names match ^[A-Za-z0-9_-]{1,20}$, so a NUL separator cannot be ambiguous
-    return pc.binary_join_element_wise(
-        table.column("event_name"), table.column("deduplication_key"), "\x00"
-    )
+_END = object()
 
 
-def _drop_acknowledged(
-    cursor: duckdb.DuckDBPyConnection, table: pa.Table, destination_id: int
-) -> pa.Table:
-    """The rows of ``table`` that the ledger does not hold for the destination, in order."""
-    cursor.register("_sender_chunk", table.select(["event_name", "deduplication_key"]))
-    try:
-        sent = cursor.sql(_ACKNOWLEDGED_SQL.format(destination_id=destination_id)).to_arrow_table()
-    finally:
-        cursor.unregister("_sender_chunk")
-    if sent.num_rows == 0:
-        return table
-    keep = pc.invert(pc.is_in(_pair(table), value_set=_pair(sent).combine_chunks()))
-    return table.filter(keep)
+class _Scan:
+    """The streaming scan of the payload, from its first pending row, on one DuckDB thread, cut
+    into chunks of ``chunk_rows`` without their acknowledged rows. DuckDB's thread count is a
+    setting of the database: close() restores it."""
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, acknowledged: pa.Array, chunk_rows: int
+    ) -> None:
+        self._acknowledged = acknowledged
+        self._positions = _int64_view(acknowledged)
+        self._chunk_rows = chunk_rows
+        self._cursor = con.cursor()
+        row = fetch_one(self._cursor, "select current_setting('threads')")
+        self._threads = int(row[0]) if row else None
+        self._cursor.execute("set threads = 1")
+        self._queue: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="sender-read", daemon=True)
+        self._thread.start()
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(queue.Empty):
+            self._queue.get_nowait()  # a reader waiting to hand over a chunk sees the stop
+        self._thread.join()
+        try:
+            if self._threads is not None:
+                self._cursor.execute(f"set threads = {self._threads}")
+        finally:
+            self._cursor.close()
+
+    # -- the reading thread -----------------------------------------------------------------
+    def _read(self) -> None:
+        try:
+            sql = _SCAN_SQL.format(start=_first_pending(self._positions))
+            held: list[pa.RecordBatch] = []
+            count = 0
+            for batch in self._cursor.sql(sql).to_arrow_reader(self._chunk_rows):
+                held.append(batch)
+                count += batch.num_rows
+                if count >= self._chunk_rows:  # DuckDB's batches end at row groups: re-cut
+                    table = pa.Table.from_batches(held)
+                    self._hand_over(table.slice(0, self._chunk_rows))
+                    rest = table.slice(self._chunk_rows)
+                    held, count = rest.to_batches(), rest.num_rows
+                if self._stop.is_set():
+                    return
+            if count:
+                self._hand_over(pa.Table.from_batches(held))
+            self._put(_END)
+        except BaseException as exc:  # raised again in the consumer
+            self._put(exc)
+
+    def _hand_over(self, table: pa.Table) -> None:
+        table = _normalize(table)
+        rowids = table.column("payload_rowid")
+        low = bisect.bisect_left(self._positions, rowids[0].as_py())
+        high = bisect.bisect_right(self._positions, rowids[-1].as_py(), low)
+        if high > low:  # some of the chunk's rows were sent: a slice of the sorted array
+            sent = self._acknowledged.slice(low, high - low)
+            table = table.filter(pc.invert(pc.is_in(rowids, value_set=sent)))
+        if table.num_rows:
+            self._put(table)
+
+    def _put(self, item: object) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+
+def _first_pending(positions: memoryview | list) -> int:
+    """The first rowid not acknowledged, when the acknowledged rowids begin at 0 (sorted,
+    distinct): the scan starts there, and DuckDB skips the row groups before it."""
+    return bisect.bisect_left(range(len(positions)), True, key=lambda i: positions[i] != i)

@@ -29,14 +29,15 @@ import pyarrow.compute as pc
 
 from sender import fault_points
 from sender.build_info import check_build
-from sender.database import ensure_ledger, fetch_one, has_ledger
+from sender.database import ensure_ledger, first_line, has_ledger
 from sender.destinations import destination_id as find_destination
 from sender.destinations import pending_destination
 from sender.exit_codes import ExitCode
 from sender.ledger import LedgerWriter, finish_run, start_run
 from sender.ledger import Outcome as Recorded
+from sender.ledger_retention import RETENTION_SECONDS, prune, prune_is_due
 from sender.line_client import LineClient, Outcome, Response, backoff_delay
-from sender.pending_rows import iter_pending, ledger_has_keys, pending_sql
+from sender.pending_rows import PendingRows, find_pending, iter_pending, ledger_has_keys
 from sender.progress import Progress
 from sender.request_body import (
     PAYLOAD_COLUMN,
@@ -125,22 +126,15 @@ def new_run_id() -> str:
     return f"{stamp}-{uuid.uuid4().hex[:8]}"
 
 
-def count_pending_rows(
-    con: duckdb.DuckDBPyConnection, target: LineTarget, *, destination_id: int | None
-) -> int:
-    """How many rows are pending; refuses to start when some carry user.line_uid and no
-    channel id is configured (LINE needs X-Line-ChannelID for them). One pass over the table."""
-    sql = pending_sql(
-        destination_id=destination_id, columns="count(*), count(*) filter (has_line_uid)"
-    )
-    row = fetch_one(con, sql)
-    pending, with_line_uid = (int(row[0]), int(row[1])) if row else (0, 0)
-    if with_line_uid and not target.channel_id:
+def check_channel_id(pending: PendingRows, target: LineTarget) -> None:
+    """Refuse to start when pending rows carry user.line_uid and no channel id is configured
+    (LINE needs X-Line-ChannelID for them)."""
+    if pending.pending_with_line_uid and not target.channel_id:
         raise ConfigError(
-            f"{with_line_uid:,} pending rows carry user.line_uid: set LINE_CHANNEL_ID (the LINE "
-            f"Login channel that issued them) for LINE Tag {target.tag_id}, or pass --channel-id"
+            f"{pending.pending_with_line_uid:,} pending rows carry user.line_uid: set"
+            f" LINE_CHANNEL_ID (the LINE Login channel that issued them) for LINE Tag"
+            f" {target.tag_id}, or pass --channel-id"
         )
-    return pending
 
 
 class Pusher:
@@ -182,10 +176,11 @@ class Pusher:
         self.destination_id = find_destination(
             self.con, self.target.endpoint, self.target.tag_id, create=True
         )
-        # nothing recorded at this destination yet: no need to look each chunk up in the ledger
+        # nothing recorded at this destination yet: no need to look the rows up in the ledger
         use_ledger = not opts.resend and ledger_has_keys(self.con, self.destination_id)
-        filter_id = self.destination_id if use_ledger else None
-        pending = count_pending_rows(self.con, self.target, destination_id=filter_id)
+        rows = find_pending(self.con, destination_id=self.destination_id if use_ledger else None)
+        check_channel_id(rows, self.target)
+        pending = rows.pending
         if opts.limit is not None:
             pending = min(pending, opts.limit)
         self.summary.pending = pending
@@ -214,10 +209,11 @@ class Pusher:
             on_commit=self._committed,
             on_error=lambda exc: self.stop.set("ledger", str(exc)),
             max_queued=2 * opts.concurrency + 2,
+            max_group=opts.concurrency,  # every sender waiting: commit, no need to linger
         )
         error: BaseException | None = None
         try:
-            self._send_all(filter_id)
+            self._send_all(rows)
         except KeyboardInterrupt:
             self.stop.set("interrupted", "interrupted: what was not acknowledged stays pending")
         except BaseException as exc:  # recorded in the runs table, then re-raised
@@ -231,6 +227,8 @@ class Pusher:
                 self.stop.set("error", f"stopped by an error: {type(exc).__name__}")
                 error = error or exc
             self.progress.finish()
+            if error is None and self.stop.reason is None:
+                self._prune_ledger()
             try:
                 self._finish(started)
             except Exception as exc:  # the disk that refused the ledger refuses the runs table
@@ -239,6 +237,18 @@ class Pusher:
             raise error
         return self.summary
 
+    def _prune_ledger(self) -> None:
+        """Retention, once the sends are done: most runs only check, about one a day deletes."""
+        try:
+            if prune_is_due(self.con):
+                pruned = prune(self.con)
+                self.progress.log(
+                    f"ledger retention: {pruned.keys:,} key rows older than"
+                    f" {RETENTION_SECONDS // 86_400} days deleted"
+                )
+        except duckdb.Error as exc:  # the sends are recorded; the next run tries again
+            self.progress.log(f"warning: ledger retention skipped: {first_line(exc)}")
+
     def _committed(self, recorded: Recorded) -> None:
         """Called by the ledger writer once an outcome is durable: only now it counts."""
         n = recorded.keys.num_rows
@@ -246,11 +256,11 @@ class Pusher:
         self._add(**{counter[recorded.status]: n})
         self.progress.advance(n)
 
-    def _send_all(self, destination_id: int | None) -> None:
+    def _send_all(self, rows: PendingRows) -> None:
         opts = self.options
         in_flight: set[Future] = set()
         max_in_flight = opts.concurrency * 2
-        chunks = iter_pending(self.con, destination_id=destination_id, limit=opts.limit)
+        chunks = iter_pending(self.con, pending=rows, limit=opts.limit)
         with (
             contextlib.closing(chunks),  # ends the scan at once when stopping early
             ThreadPoolExecutor(opts.concurrency, thread_name_prefix="sender") as pool,
@@ -478,7 +488,8 @@ def dry_run(
     destination = None
     if has_ledger(con) and not options.resend:
         destination = pending_destination(con, endpoint=endpoint, tag_id=tag_id)
-    for chunk in iter_pending(con, destination_id=destination, limit=options.limit):
+    rows = find_pending(con, destination_id=destination)
+    for chunk in iter_pending(con, pending=rows, limit=options.limit):
         summary.pending += chunk.num_rows
         split = split_expired(chunk)
         summary.expired += split.too_old.num_rows + split.too_far_ahead.num_rows

@@ -1,8 +1,8 @@
-"""Request bodies straight from Arrow memory, never parsed, re-serialized or copied in Python.
+"""Request bodies from Arrow memory, never parsed, re-serialized or copied in Python.
 
-The scan reads each payload with a comma after it (``payload || ','``, done by DuckDB), so the
-Arrow data buffer of a slice of rows already holds ``p1,p2,...,pn,``: the body is ``[``, that
-buffer without its last comma, and ``]``, sent as three parts with a fixed Content-Length.
+Arrow joins a batch's payload texts with commas (``binary_join``: one copy, in C, without the
+GIL), and the body is ``[``, that buffer and ``]``, sent as three parts with a fixed
+Content-Length.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class PayloadFormatError(ValueError):
     """A payload row does not start with ``{"event":{`` (the contract with the dbt model)."""
 
 
-PAYLOAD_COLUMN = "payload_comma"  # the payload text followed by one comma
+PAYLOAD_COLUMN = "payload"
 
 
 def splice_test_flag(elements: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -68,32 +68,43 @@ class Body:
         return f"Body({self._length:,} bytes)"
 
 
-def _single_string_array(elements: pa.ChunkedArray | pa.Array) -> pa.Array:
-    if isinstance(elements, pa.ChunkedArray):
-        elements = elements.combine_chunks() if elements.num_chunks != 1 else elements.chunk(0)
-    if not (pa.types.is_string(elements.type) or pa.types.is_large_string(elements.type)):
-        elements = elements.cast(pa.string())
-    if elements.null_count:
-        raise PayloadFormatError("a payload is null: rebuild line_capi_payload with dbt")
-    return elements
+def _string_chunks(elements: pa.ChunkedArray | pa.Array) -> list[pa.Array]:
+    chunks = elements.chunks if isinstance(elements, pa.ChunkedArray) else [elements]
+    out = []
+    for chunk in chunks:
+        if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
+            chunk = chunk.cast(pa.string())
+        if chunk.null_count:
+            raise PayloadFormatError("a payload is null: rebuild line_capi_payload with dbt")
+        if len(chunk):
+            out.append(chunk)
+    return out
+
+
+def _joined(texts: pa.Array) -> memoryview:
+    """The texts with a comma between two of them, in one buffer (one copy, by Arrow)."""
+    one_list = pa.ListArray.from_arrays(pa.array([0, len(texts)], pa.int32()), texts)
+    joined = pc.binary_join(one_list, ",")
+    _, offsets_buffer, data_buffer = joined.buffers()
+    offsets = memoryview(offsets_buffer).cast("q" if pa.types.is_large_string(joined.type) else "i")
+    return memoryview(data_buffer)[offsets[joined.offset] : offsets[joined.offset + 1]]
 
 
 def build_body(elements: pa.ChunkedArray | pa.Array) -> Body:
-    """``[p1,p2,...,pn]`` from elements ``p1,`` ``p2,`` ... ``pn,`` without copying them."""
-    array = _single_string_array(elements)
-    if len(array) == 0:
-        return Body((b"[]",))
-    _, offsets_buffer, data_buffer = array.buffers()
-    # the offsets are positions in the data buffer (a slice keeps its parent's buffers)
-    offsets = memoryview(offsets_buffer).cast("q" if pa.types.is_large_string(array.type) else "i")
-    start, end = offsets[array.offset], offsets[array.offset + len(array)]
-    data = memoryview(data_buffer)[start : end - 1]  # without the last comma
-    return Body((b"[", data, b"]"))
+    """``[p1,p2,...,pn]`` from the payload texts ``p1`` ... ``pn`` (each chunk of a chunked
+    array joined on its own: no copy to make it one array first)."""
+    parts: list = [b"["]
+    for chunk in _string_chunks(elements):
+        if len(parts) > 1:
+            parts.append(b",")
+        parts.append(_joined(chunk))
+    parts.append(b"]")
+    return Body(tuple(parts))
 
 
 def payload_texts(elements: pa.ChunkedArray | pa.Array, limit: int) -> list[str]:
-    """The first ``limit`` payloads as text (for --show), without their commas."""
-    return [text[:-1] for text in elements.slice(0, limit).to_pylist()]
+    """The first ``limit`` payloads as text (for --show)."""
+    return elements.slice(0, limit).to_pylist()
 
 
 def split_by_size(
@@ -106,8 +117,8 @@ def split_by_size(
     lengths = pc.binary_length(table.column(PAYLOAD_COLUMN))
 
     def body_size(start: int, stop: int) -> int:
-        # each element carries its comma; the last comma becomes "]" and "[" is one more byte
-        return int(pc.sum(lengths.slice(start, stop - start)).as_py() or 0) + 1
+        # the texts, a comma between two of them, and the brackets
+        return int(pc.sum(lengths.slice(start, stop - start)).as_py() or 0) + (stop - start) + 1
 
     start = 0
     while start < n:

@@ -96,7 +96,10 @@ def write_v1_ledger(db, *, runs, outcomes):
     con = duckdb.connect(str(db))
     try:
         con.execute(V1_DDL)
-        start = dt.datetime(2026, 1, 1)
+        # written a day ago, as that version wrote them: outcome ids are nanoseconds since the
+        # epoch, keys carry their event's time
+        start = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=1)
+        first_id = int(start.replace(tzinfo=dt.UTC).timestamp()) * 1_000_000_000
         for run_id, endpoint, tag_id, minute in runs:
             con.execute(
                 "insert into line_capi_send_runs (run_id, tag_id, endpoint, is_test, is_resend,"
@@ -106,11 +109,20 @@ def write_v1_ledger(db, *, runs, outcomes):
         for outcome_id, run_id, status, is_test, keys in outcomes:
             con.execute(
                 "insert into line_capi_send_batches values (?, ?, ?, ?, 202, 1, ?, ?, ?, null)",
-                [outcome_id, f"b{outcome_id}", run_id, status, len(keys), is_test, start],
+                [
+                    first_id + outcome_id,
+                    f"b{outcome_id}",
+                    run_id,
+                    status,
+                    len(keys),
+                    is_test,
+                    start,
+                ],
             )
             con.executemany(
-                "insert into line_capi_send_keys values ('Purchase', ?, 1, ?, ?)",
-                [[key, outcome_id, is_test] for key in keys],
+                "insert into line_capi_send_keys select 'Purchase', ?, event_timestamp, ?, ?"
+                " from line_capi_payload where deduplication_key = ?",
+                [[key, first_id + outcome_id, is_test, key] for key in keys],
             )
     finally:
         con.close()
