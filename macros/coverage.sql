@@ -19,8 +19,9 @@
 {% endmacro %}
 
 {#-
-    The identifiers counted among the sendable events, as (name, condition over a
-    line_capi_payload row): each becomes the column with_<name>.
+    The identifiers counted among the sendable events, as (name, condition over a row of
+    int_conversions_joined, whose columns line_capi_payload_fields shows): each becomes the
+    column with_<name>.
 -#}
 {% macro coverage_identifiers() %}
     {{ return([

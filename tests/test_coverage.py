@@ -92,12 +92,17 @@ def read_rows(database: Path, sql: str) -> list[dict]:
 
 
 def counts_from_the_marts(database: Path) -> dict[str, dict[str, int]]:
-    """What the coverage row of each event name must hold, counted in Python from the marts."""
-    payload = read_rows(database, "select * from line_capi_payload")
+    """What the coverage row of each event name must hold, counted in Python from the marts (the
+    identifiers from the payload's fields as columns, line_capi_payload_fields)."""
+    payload = read_rows(database, "select event_name, deduplication_key from line_capi_payload")
+    fields = read_rows(database, "select * from line_capi_payload_fields")
+    assert sorted((row["event_name"], row["deduplication_key"]) for row in fields) == sorted(
+        (row["event_name"], row["deduplication_key"]) for row in payload
+    )
     rejected = read_rows(database, "select event_name, reason from line_capi_rejected")
     counts = {}
     for name in EVENTS.values():
-        sent = [row for row in payload if row["event_name"] == name]
+        sent = [row for row in fields if row["event_name"] == name]
         reasons = Counter(row["reason"] for row in rejected if row["event_name"] == name)
         counts[name] = {
             "conversions_in_window": len(sent) + sum(reasons.values()),

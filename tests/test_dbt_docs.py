@@ -43,6 +43,7 @@ MODELS = {
     "int_conversion_values",
     "int_conversions_joined",
     "line_capi_payload",
+    "line_capi_payload_fields",
     "line_capi_rejected",
     "line_capi_build_info",
     "line_capi_coverage",

@@ -171,18 +171,57 @@ def test_rejected_rows_have_their_reasons(csv_build):
     assert csv_build.rejected() == EXPECTED_REJECTED
 
 
-def test_payload_is_ordered_oldest_first_and_flat_columns_agree(csv_build):
+def test_payload_is_ordered_oldest_first_and_columns_agree_with_the_json(csv_build):
     rows = csv_build.rows(
-        "select deduplication_key, event_timestamp, email_sha256, has_line_uid, payload "
-        "from line_capi_payload"
+        "select deduplication_key, event_timestamp, has_line_uid, payload from line_capi_payload"
     )
     assert [r[1] for r in rows] == sorted(r[1] for r in rows)
-    for _key, timestamp, email, has_line_uid, payload in rows:
+    for _key, timestamp, has_line_uid, payload in rows:
         parsed = json.loads(payload)
         assert payload.startswith('{"event":{')
         assert parsed["event"]["event_timestamp"] == timestamp
-        assert parsed["user"].get("email") == email
         assert has_line_uid == ("line_uid" in parsed["user"])
+
+
+# line_capi_payload_fields column -> the payload member it shows
+FIELD_MEMBERS = {
+    "event_name": ("event", "event_name"),
+    "event_timestamp": ("event", "event_timestamp"),
+    "click_id": ("user", "click_id"),
+    "browser_id": ("user", "browser_id"),
+    "email_sha256": ("user", "email"),
+    "phone_sha256": ("user", "phone"),
+    "line_uid": ("user", "line_uid"),
+    "web_url": ("web", "url"),
+    "web_referrer": ("web", "referrer"),
+    "web_title": ("web", "title"),
+    "web_ip_address": ("web", "ip_address"),
+    "web_user_agent": ("web", "user_agent"),
+    "custom_value": ("custom", "value"),
+    "custom_currency": ("custom", "currency"),
+    "custom_quantity": ("custom", "quantity"),
+}
+
+
+def test_payload_fields_view_shows_each_payload_member_as_a_column(csv_build):
+    """line_capi_payload_fields: one row per payload row, each column the member the JSON has."""
+    with csv_build.connect() as con:
+        relation = con.sql(
+            "select fields.*, payload.payload from line_capi_payload_fields as fields "
+            "full outer join line_capi_payload as payload using (event_name, deduplication_key)"
+        )
+        rows = [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
+    assert len(rows) == len(expected_payloads())
+    for row in rows:
+        parsed = json.loads(row["payload"])
+        key = row["deduplication_key"]
+        for column, (member, name) in FIELD_MEMBERS.items():
+            assert row[column] == parsed.get(member, {}).get(name), (key, column)
+        item_ids = parsed.get("custom", {}).get("item_ids")
+        as_json = json.dumps(item_ids, separators=(",", ":")) if item_ids else None
+        assert row["custom_item_ids_json"] == as_json, key
+        assert row["has_line_uid"] == ("line_uid" in parsed["user"])
+    assert any(row["web_url"] for row in rows) and any(row["custom_item_ids_json"] for row in rows)
 
 
 def test_parquet_export_builds_the_same_payloads(tmp_path, csv_build):

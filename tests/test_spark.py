@@ -56,10 +56,11 @@ class SparkBuild:
     def table_dir(self, table: str) -> Path:
         return self.warehouse / table
 
-    def rows(self, table: str, columns: str = "*") -> list[tuple]:
+    def rows(self, table: str, columns: str = "*", where: str = "true") -> list[tuple]:
         with duckdb.connect() as con:
             return con.sql(
                 f"select {columns} from read_parquet('{self.table_dir(table)}/*.parquet')"
+                f" where {where}"
             ).fetchall()
 
 
@@ -116,10 +117,13 @@ def flat_rows(rows) -> list[tuple]:
 
 
 PAYLOAD_COLUMNS = (
-    "payload, deduplication_key, event_name, user_id, click_id, browser_id, email_sha256, "
-    "phone_sha256, line_uid, web_url, web_referrer, web_title, web_ip_address, web_user_agent, "
-    "custom_currency, custom_item_ids_json, custom_value, custom_quantity, event_timestamp, "
-    "has_line_uid, converted_at"
+    "payload, deduplication_key, event_name, event_timestamp, has_line_uid, converted_at"
+)
+# line_capi_payload_fields, a view: on Spark read from the table it shows (reason is null)
+FIELDS_COLUMNS = (
+    "deduplication_key, event_name, user_id, click_id, browser_id, email_sha256, phone_sha256, "
+    "line_uid, web_url, web_referrer, web_title, web_ip_address, web_user_agent, custom_currency, "
+    "custom_item_ids_json, custom_value, custom_quantity, event_timestamp"
 )
 REJECTED_COLUMNS = (
     "transaction_id, deduplication_key, event_name, user_id, pv_id, reason, sync_date, "
@@ -136,6 +140,9 @@ def assert_same_outputs(duck: DbtResult, spark: SparkBuild) -> None:
     assert flat_rows(spark.rows("line_capi_payload", PAYLOAD_COLUMNS)) == flat_rows(
         duck.rows(f"select {PAYLOAD_COLUMNS} from line_capi_payload")
     )
+    spark_fields = spark.rows("int_conversions_joined", FIELDS_COLUMNS, where="reason is null")
+    duck_fields = duck.rows(f"select {FIELDS_COLUMNS} from line_capi_payload_fields")
+    assert sorted(spark_fields, key=repr) == sorted(duck_fields, key=repr)
     assert sorted(spark.rows("line_capi_rejected", REJECTED_COLUMNS), key=repr) == sorted(
         duck.rows(f"select {REJECTED_COLUMNS} from line_capi_rejected"), key=repr
     )

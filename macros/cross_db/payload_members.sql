@@ -2,7 +2,8 @@
     The members of a LINE event's JSON text that the generic test is_valid_line_event
     (tests/dbt/generic/) checks: a select of relation `payloads` (column payload) with, besides
     payload, one column per member. Columns: is_json, begins_with_event, has_unknown_member (a
-    top-level member other than event/user/web/custom), the text of each checked member,
+    top-level member other than event/user/web/custom), has_null_or_empty_member (a member whose
+    value is null, "", {} or []), the text of each checked member,
     is_timestamp_integer, is_value_number and is_quantity_integer (null when absent),
     custom_value and quantity as numbers, item_count and user_member_count.
 -#}
@@ -13,47 +14,58 @@
 {% macro default__line_event_members(payloads) %}{{ not_ported('line_event_members') }}{% endmacro %}
 
 {#-
-    Shaped for speed (docs/bench.md): every json_* call parses its text again, so each payload is
-    read by one call per kind over a list of paths (texts, types, sub-objects, top-level keys),
-    and only when it is valid JSON: json_extract on malformed text is an error, not a null.
+    Shaped for speed (docs/bench.md): each payload is parsed twice, for the keys of the top level
+    and of `user` (json_keys in try(): malformed text gives null, which is_json reports) and into
+    a struct of the checked members (from_json ignores other members and gives null for absent
+    ones). The members whose JSON type is checked stay JSON text, short to read again.
 -#}
 {% macro duckdb__line_event_members(payloads) -%}
-    {%- set texts = [
-        'event.source_type', 'event.event_type', 'event.event_name', 'event.deduplication_key',
-        'user.click_id', 'user.browser_id', 'user.email', 'user.phone', 'user.line_uid',
-        'web.url', 'web.referrer', 'web.title', 'web.ip_address',
-        'custom.value', 'custom.currency', 'custom.quantity',
-    ] -%}
-    {%- set types = ['event.event_timestamp', 'custom.value', 'custom.quantity'] -%}
-    {%- set objects = ['user', 'custom.item_ids'] -%}
+    {%- set members -%}
+        {"event": {"source_type": "VARCHAR", "event_type": "VARCHAR", "event_name": "VARCHAR",
+            "deduplication_key": "VARCHAR", "event_timestamp": "JSON"},
+        "user": {"click_id": "VARCHAR", "browser_id": "VARCHAR", "email": "VARCHAR", "phone": "VARCHAR",
+            "line_uid": "VARCHAR"},
+        "web": {"url": "VARCHAR", "referrer": "VARCHAR", "title": "VARCHAR", "ip_address": "VARCHAR"},
+        "custom": {"value": "JSON", "currency": "VARCHAR", "quantity": "JSON", "item_ids": "JSON"}}
+    {%- endset -%}
     select
         payload,
-        is_json,
+        keys is not null as is_json,
         starts_with(payload, '{"event":{') as begins_with_event,
-        not list_has_all(['custom', 'event', 'user', 'web'], top_level_keys) as has_unknown_member,
-        {%- for path in texts if path not in ('custom.value', 'custom.quantity') %}
-        texts[{{ texts.index(path) + 1 }}] as {{ path.split('.')[1] }},
-        {%- endfor %}
-        types[1] in ('UBIGINT', 'BIGINT') as is_timestamp_integer,
-        try_cast(texts[{{ texts.index('custom.value') + 1 }}] as double) as custom_value,
-        types[2] in ('UBIGINT', 'BIGINT', 'DOUBLE') as is_value_number,
-        types[3] in ('UBIGINT', 'BIGINT') as is_quantity_integer,
-        try_cast(texts[{{ texts.index('custom.quantity') + 1 }}] as double) as quantity,
-        json_array_length(objects[2]) as item_count,
-        len(json_keys(objects[1])) as user_member_count
+        not list_has_all(['custom', 'event', 'user', 'web'], keys[1]) as has_unknown_member,
+        regexp_matches(payload, ':(?:null|""|\{\}|\[\])') as has_null_or_empty_member,
+        members.event.source_type,
+        members.event.event_type,
+        members.event.event_name,
+        members.event.deduplication_key,
+        members.user.click_id,
+        members.user.browser_id,
+        members.user.email,
+        members.user.phone,
+        members.user.line_uid,
+        members.web.url,
+        members.web.referrer,
+        members.web.title,
+        members.web.ip_address,
+        members.custom.currency,
+        json_type(members.event.event_timestamp) in ('UBIGINT', 'BIGINT') as is_timestamp_integer,
+        try_cast(json_extract_string(members.custom.value, '$') as double) as custom_value,
+        json_type(members.custom.value) in ('UBIGINT', 'BIGINT', 'DOUBLE') as is_value_number,
+        json_type(members.custom.quantity) in ('UBIGINT', 'BIGINT') as is_quantity_integer,
+        try_cast(json_extract_string(members.custom.quantity, '$') as double) as quantity,
+        json_array_length(members.custom.item_ids) as item_count,
+        len(keys[2]) as user_member_count
     from (
         select
             payload,
-            json is not null as is_json,
-            json_keys(json) as top_level_keys,
-            json_extract_string(json, ['$.{{ texts | join("', '$.") }}']) as texts,
-            json_type(json, ['$.{{ types | join("', '$.") }}']) as types,
-            json_extract(json, ['$.{{ objects | join("', '$.") }}']) as objects
+            keys,
+            case when keys is not null then from_json(payload, '{{ members }}') end as members
         from (
-            select payload, case when json_valid(payload) then payload end as json
+            -- the keys of the top level and of user, one list each
+            select payload, try(json_keys(payload, ['$', '$.user'])) as keys
             from {{ payloads }}
-        ) as checked
-    ) as read
+        ) as keyed
+    ) as parsed
 {%- endmacro %}
 
 {#-
@@ -68,6 +80,8 @@
         json_object_keys({{ payload }}) is not null as is_json,
         left({{ payload }}, 10) = '{"event":{' as begins_with_event,
         size(array_except(json_object_keys({{ payload }}), array('custom', 'event', 'user', 'web'))) > 0 as has_unknown_member,
+        ({{ payload }} like '%:null%' or {{ payload }} like '%:""%' or {{ payload }} like '%:{}%' or {{ payload }} like '%:[]%')
+            as has_null_or_empty_member,
         get_json_object({{ payload }}, '$.event.source_type') as source_type,
         get_json_object({{ payload }}, '$.event.event_type') as event_type,
         get_json_object({{ payload }}, '$.event.event_name') as event_name,

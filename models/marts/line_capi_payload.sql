@@ -1,8 +1,9 @@
 {{ config(materialized='table') }}
--- One LINE Conversion API event per sendable conversion (rules 12 and 13): flat columns to
--- inspect, and `payload`, the event's JSON text exactly as the sender posts it. Fields without a
--- value are absent (never null or ""), and so are empty web and custom objects.
--- Rows are written in event_timestamp order: the sender streams them oldest first.
+-- One LINE Conversion API event per sendable conversion (rules 12 and 13): `payload`, the
+-- event's JSON text exactly as the sender posts it, and the columns the sender reads beside it.
+-- Fields without a value are absent (never null or ""), and so are empty web and custom objects.
+-- Rows are written in event_timestamp order: the sender streams them oldest first. The fields
+-- as columns, to inspect: the view line_capi_payload_fields.
 with
 
 conversions as (
@@ -52,27 +53,12 @@ final as (
     select
         deduplication_key,
         event_name,
-        user_id,
-        click_id,
-        browser_id,
-        email_sha256,
-        phone_sha256,
-        line_uid,
-        web_url,
-        web_referrer,
-        web_title,
-        web_ip_address,
-        web_user_agent,
-        custom_currency,
-        custom_item_ids_json,
         {{ json_object([
             ('event', 'event_json'),
             ('user', 'user_json'),
             ('web', 'web_json'),
             ('custom', 'custom_json'),
         ]) }} as payload,
-        custom_value,
-        custom_quantity,
         event_timestamp,
         line_uid is not null as has_line_uid,
         {{ unix_seconds_to_timestamp('event_timestamp') }} as converted_at

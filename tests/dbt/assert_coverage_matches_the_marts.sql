@@ -1,8 +1,9 @@
 -- line_capi_coverage holds, for the last finished build (the invocation line_capi_build_info
 -- names), one row per configured LINE event name with exactly the counts of line_capi_payload
--- and line_capi_rejected: every total, every reason, every identifier. Counted here one measure
--- at a time, independently of the model's single pass; returns each (event name, measure) whose
--- counts differ, or whose row is missing or repeated (measure `rows`).
+-- and line_capi_rejected: every total, every reason, every identifier (of the payload's fields,
+-- line_capi_payload_fields). Counted here one measure at a time, independently of the model's
+-- single pass; returns each (event name, measure) whose counts differ, or whose row is missing
+-- or repeated (measure `rows`).
 {%- set columns = ['conversions_in_window', 'sendable', 'rejected'] %}
 {%- for reason in line_capi_reject_reasons() %}{% do columns.append('rejected_' ~ reason) %}{% endfor %}
 {%- for identifier, condition in coverage_identifiers() %}{% do columns.append('with_' ~ identifier) %}{% endfor %}
@@ -26,6 +27,12 @@ coverage as (
 payload as (
 
     select * from {{ ref('line_capi_payload') }}
+
+),
+
+payload_fields as (
+
+    select * from {{ ref('line_capi_payload_fields') }}
 
 ),
 
@@ -102,7 +109,7 @@ expected as (
             event_name,
             'with_{{ identifier }}' as measure,
             count(*) as counted
-        from payload
+        from payload_fields
         where {{ condition }}
         group by event_name
     {%- endfor %}

@@ -29,8 +29,7 @@ checked as (
             when not is_json then 'not json'
             when not begins_with_event then 'does not begin with {"event":{'
             when has_unknown_member then 'unknown top-level member'
-            when payload like '%:null%' or payload like '%:""%' or payload like '%:{}%' or payload like '%:[]%'
-                then 'null or empty member'
+            when has_null_or_empty_member then 'null or empty member'
             when source_type is distinct from 'web'
                 or event_type not in ('conversion', 'page_view') or event_type is null
                 or not coalesce({{ regex_full_match('event_name', line_event_name_pattern()) }}, false)
