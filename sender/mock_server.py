@@ -28,6 +28,8 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from sender.settings import ConfigError
+
 MAX_EVENTS = 100_000
 MAX_BODY_BYTES = 300_000_000
 MAX_AGE_SECONDS = 90 * 86_400
@@ -316,6 +318,15 @@ class MockLineServer:
         with self._lock:
             for _ in range(times):
                 self._faults.append(Fault(kind, **kwargs))
+
+    def inject_spec(self, spec: str, *, retry_after: float | None = 1) -> None:
+        """Queue faults from ``KIND[:COUNT]`` (the ``--fault`` option); ConfigError when bad."""
+        kind, _, count = spec.partition(":")
+        if kind not in FAULT_KINDS or (count and not count.isdigit()):
+            raise ConfigError(
+                f"--fault {spec!r}: use KIND[:COUNT], KIND one of {', '.join(FAULT_KINDS)}"
+            )
+        self.inject(kind, int(count or 1), retry_after=retry_after)
 
     def poison(self, *keys: str) -> None:
         """Requests containing any of these deduplication keys always get a 400."""

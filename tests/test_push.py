@@ -324,7 +324,8 @@ def test_cli_plain_log_lines_off_a_terminal(db):
 def test_body_size_cap_splits_batches():
     import pyarrow as pa
 
-    from sender.request_body import build_body, split_by_size
+    from sender.batches import split_by_size
+    from sender.request_body import build_body
 
     elements = ['{"event":{"k":"' + "x" * 89 + '"}}'] * 10  # 100 bytes each with a comma
     table = pa.table({"payload": pa.array(elements)})
