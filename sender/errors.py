@@ -31,13 +31,15 @@ def known_error(
     exc: BaseException, *, database: Path | str | None = None
 ) -> tuple[ExitCode, str] | None:
     """The exit code and the one-line message of an error a user can act on; None for a bug.
-    A database error names ``database`` when its message does not already."""
+    A database error names ``database`` first, unless it is a DatabaseError that names it."""
     code = next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), None)
     if code is None:
         return None
     if code is ExitCode.INTERRUPTED:
         return code, "interrupted"
     message = first_line(exc) if isinstance(exc, duckdb.Error) else str(exc)
-    if code is ExitCode.DATABASE_ERROR and database is not None and str(database) not in message:
+    # a DatabaseError that names the file already says which; any other says it first
+    named = isinstance(exc, DatabaseError) and str(database) in message
+    if code is ExitCode.DATABASE_ERROR and database is not None and not named:
         message = f"database {database}: {message}"
     return code, message

@@ -21,7 +21,7 @@ from sender_fixtures import (
 )
 
 from sender.exit_codes import ExitCode
-from sender.line_client import LineClient, HttpOutcome
+from sender.line_client import HttpOutcome, LineClient
 from sender.settings import LineTarget
 
 
