@@ -56,9 +56,10 @@ bench: setup
 bench-quick: setup
 	$(BIN)/python bench/run.py --quick
 
-## lint: ruff over the Python, sqlfluff over the SQL of models/, macros/ and tests/dbt/ (.sqlfluff)
+## lint: ruff (lint and format) over the Python, sqlfluff over the SQL of models/, macros/ and tests/dbt/ (.sqlfluff)
 lint: setup
 	$(BIN)/ruff check sender tests bench datahub lint
+	$(BIN)/ruff format --check sender tests bench datahub lint
 	$(BIN)/sqlfluff lint models macros tests/dbt
 
 clean:

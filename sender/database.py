@@ -28,6 +28,12 @@ DESTINATIONS_TABLE = "line_capi_send_destinations"  # one row per (endpoint, tag
 PENDING_VIEW = "line_capi_pending"
 BUILD_INFO_TABLE = "line_capi_build_info"  # written by dbt: what the payload was built from
 
+# A ledger entry's status: each event sent gets exactly one of these at a destination.
+ACCEPTED = "accepted"  # LINE answered 2xx for its request
+REJECTED_BY_API = "rejected_by_api"  # LINE answered 400 (or 413) for it alone
+EXPIRED = "expired"  # not sent: older than 90 days or more than 24 h ahead
+STATUSES = (ACCEPTED, REJECTED_BY_API, EXPIRED)
+
 PAYLOAD_COLUMNS = ("event_name", "deduplication_key", "event_timestamp", "has_line_uid", "payload")
 
 # The ledger is stored normalized: what is the same for every event of a request lives once in
@@ -38,7 +44,7 @@ create table if not exists {BATCHES_TABLE} (
     outcome_id bigint not null,
     batch_id varchar not null,
     run_id varchar not null,
-    status varchar not null check (status in ('accepted', 'rejected_by_api', 'expired')),
+    status varchar not null check (status in ({", ".join(f"'{s}'" for s in STATUSES)})),
     http_status integer,
     attempts integer not null,
     events integer not null,

@@ -29,13 +29,12 @@ from sender.database import (
     KEYS_TABLE,
     LEDGER_TABLE,
     RUNS_TABLE,
+    STATUSES,
     fetch_one,
     first_line,
 )
 from sender.destinations import latest_destination_id, list_destinations
 from sender.pending_rows import count_pending
-
-STATUSES = ("accepted", "rejected_by_api", "expired")
 
 
 def utc_now() -> dt.datetime:
@@ -43,7 +42,7 @@ def utc_now() -> dt.datetime:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class LedgerEntry:
     keys: pa.Table  # event_name, deduplication_key, event_timestamp
     status: str
     batch_id: str
@@ -68,7 +67,7 @@ class LedgerWriteError(Exception):
     """Outcomes could not be recorded (disk full, database gone): the run stops."""
 
 
-def _settle(group: list[Outcome]) -> None:
+def _settle(group: list[LedgerEntry]) -> None:
     for outcome in group:
         outcome.settled.set()
 
@@ -86,7 +85,7 @@ class LedgerWriter:
         run_id: str,
         is_test: bool,
         destination_id: int,
-        on_commit: Callable[[Outcome], None] | None = None,
+        on_commit: Callable[[LedgerEntry], None] | None = None,
         on_error: Callable[[LedgerWriteError], None] | None = None,
         max_queued: int = 256,
         max_group_rows: int = 200_000,
@@ -140,7 +139,7 @@ class LedgerWriter:
         if self.error is not None:
             raise self.error
         keys = rows.select(["event_name", "deduplication_key", "event_timestamp"])
-        outcome = Outcome(keys, status, batch_id, http_status, attempts, error, utc_now())
+        outcome = LedgerEntry(keys, status, batch_id, http_status, attempts, error, utc_now())
         self._queue.put(outcome)
         return outcome.settled
 
@@ -159,7 +158,7 @@ class LedgerWriter:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            group: list[Outcome] = []
+            group: list[LedgerEntry] = []
             item = self._queue.get()
             rows = 0
             while True:
@@ -197,7 +196,7 @@ class LedgerWriter:
         self._last_id = max(self._last_id + 1, time.time_ns())
         return self._last_id
 
-    def _write(self, group: list[Outcome]) -> None:
+    def _write(self, group: list[LedgerEntry]) -> None:
         ids = [self._next_id() for _ in group]
         # one row per outcome, as bound values: cheaper than an Arrow table for a few rows
         outcomes = [

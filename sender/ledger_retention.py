@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import duckdb
 
 from sender.database import BATCHES_TABLE, KEYS_TABLE, fetch_one
-from sender.pending_rows import DAY_SECONDS, LEDGER_WINDOW_MAX_SECONDS
+from sender.line_rules import DAY_SECONDS
+from sender.pending_rows import LEDGER_WINDOW_MAX_SECONDS
 
 RETENTION_SECONDS = LEDGER_WINDOW_MAX_SECONDS + DAY_SECONDS
 # Delete only once this much more than the retention has accumulated: about once a day.

@@ -25,7 +25,7 @@ from sender.tls import CA_BUNDLE_ADVICE, ca_bundle, certificate_problem
 USER_AGENT = f"line-capi-sender/{__version__}"
 
 
-class Outcome(Enum):
+class HttpOutcome(Enum):
     ACCEPTED = "accepted"  # 2xx
     BAD_REQUEST = "bad_request"  # 400: an event is invalid, the request was discarded
     TOO_LARGE = "too_large"  # 413: split and try again
@@ -37,24 +37,24 @@ class Outcome(Enum):
 
 @dataclass(frozen=True)
 class Response:
-    outcome: Outcome
+    outcome: HttpOutcome
     http_status: int | None
     retry_after: float | None = None
     error: str | None = None
 
 
-def classify(status: int) -> Outcome:
+def classify(status: int) -> HttpOutcome:
     if 200 <= status < 300:
-        return Outcome.ACCEPTED
+        return HttpOutcome.ACCEPTED
     if status == 400:
-        return Outcome.BAD_REQUEST
+        return HttpOutcome.BAD_REQUEST
     if status == 413:
-        return Outcome.TOO_LARGE
+        return HttpOutcome.TOO_LARGE
     if status in (401, 403):
-        return Outcome.AUTH
+        return HttpOutcome.AUTH
     if status in (408, 425, 429) or status >= 500:
-        return Outcome.RETRYABLE
-    return Outcome.FATAL
+        return HttpOutcome.RETRYABLE
+    return HttpOutcome.FATAL
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -135,7 +135,7 @@ class LineClient:
             headers["X-Line-ChannelID"] = self._target.channel_id
         fault_points.hit("before_request")  # test hook: sender/fault_points.py
         if self._https and self._bundle_problem:
-            return Response(Outcome.TLS, None, error=self._bundle_problem)
+            return Response(HttpOutcome.TLS, None, error=self._bundle_problem)
         try:
             resp = self._session().post(
                 self._target.events_url,
@@ -148,28 +148,32 @@ class LineClient:
         except requests.exceptions.SSLError as exc:
             problem = certificate_problem(exc)
             if problem is None:  # a handshake cut short: the network, not the certificate
-                return Response(Outcome.RETRYABLE, None, error=f"TLS error ({type(exc).__name__})")
+                return Response(
+                    HttpOutcome.RETRYABLE, None, error=f"TLS error ({type(exc).__name__})"
+                )
             return Response(
-                Outcome.TLS,
+                HttpOutcome.TLS,
                 None,
                 error=f"the TLS certificate of {self._target.endpoint} does not verify: {problem};"
                 f" {CA_BUNDLE_ADVICE}",
             )
         except requests.Timeout as exc:
-            return Response(Outcome.RETRYABLE, None, error=f"timeout ({type(exc).__name__})")
+            return Response(HttpOutcome.RETRYABLE, None, error=f"timeout ({type(exc).__name__})")
         except requests.ConnectionError as exc:
             return Response(
-                Outcome.RETRYABLE, None, error=f"connection error ({type(exc).__name__})"
+                HttpOutcome.RETRYABLE, None, error=f"connection error ({type(exc).__name__})"
             )
         except requests.RequestException as exc:
-            return Response(Outcome.RETRYABLE, None, error=f"request failed ({type(exc).__name__})")
+            return Response(
+                HttpOutcome.RETRYABLE, None, error=f"request failed ({type(exc).__name__})"
+            )
         try:
             resp.content  # drain, so the connection goes back to the pool  # noqa: B018
         except requests.RequestException:
             pass
         status = resp.status_code
         outcome = classify(status)
-        error = None if outcome is Outcome.ACCEPTED else f"HTTP {status}"
+        error = None if outcome is HttpOutcome.ACCEPTED else f"HTTP {status}"
         return Response(
             outcome,
             status,

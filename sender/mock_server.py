@@ -11,7 +11,14 @@ exactly-once or at-least-once delivery. Faults can be injected (one-shot, in ord
 every request: 429 with ``Retry-After``, 500 after accepting part of the batch, 503, slow
 answers, dropped connections, 401, and poisoned keys that always get a 400.
 
-``GET /_mock/stats`` returns the counters as JSON (for rehearsals and subprocess tests).
+``GET /_mock/stats`` returns the counters as JSON (for rehearsals and subprocess tests). Tests
+watch and steer it through public hooks: ``on_request`` (sees each request once it has arrived
+whole, and may answer it instead), ``fault_policy`` (the fault for a request when none is
+queued) and ``on_record`` (each request's record and the events kept).
+
+This module keeps its own copy of LINE's rules (limits, patterns) on purpose, rather than
+importing the sender's (sender.line_rules): it is an independent check of the sender, so a rule
+the sender gets wrong is not wrong here too.
 """
 
 from __future__ import annotations
@@ -25,8 +32,11 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from sender.settings import ConfigError
 
 MAX_EVENTS = 100_000
 MAX_BODY_BYTES = 300_000_000
@@ -214,6 +224,24 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class IncomingRequest:
+    """A POST that has arrived whole, as ``on_request`` sees it."""
+
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What ``on_request`` may return to answer a request itself (nothing is validated or
+    kept; the request is recorded with this status)."""
+
+    status: int
+    headers: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class RequestRecord:
     status: int  # 0 = connection dropped
     events: int
@@ -270,8 +298,15 @@ class MockLineServer:
         log=None,
         clock=time.time,
         ssl_context: ssl.SSLContext | None = None,
+        on_request: Callable[[IncomingRequest], Answer | None] | None = None,
+        fault_policy: Callable[[], Fault | None] | None = None,
+        on_record: Callable[[RequestRecord, list[dict]], None] | None = None,
     ) -> None:
         self.token = token
+        # hooks for tests: see the module's docstring
+        self.on_request = on_request
+        self.fault_policy = fault_policy
+        self.on_record = on_record
         self.tag_id = tag_id  # None: any UUID
         self.delay = delay  # seconds added to every request
         self.chaos = chaos  # probability of a random retryable fault per request
@@ -317,24 +352,41 @@ class MockLineServer:
             for _ in range(times):
                 self._faults.append(Fault(kind, **kwargs))
 
+    def inject_spec(self, spec: str, *, retry_after: float | None = 1) -> None:
+        """Queue faults from ``KIND[:COUNT]`` (the ``--fault`` option); ConfigError when bad."""
+        kind, _, count = spec.partition(":")
+        if kind not in FAULT_KINDS or (count and not count.isdigit()):
+            raise ConfigError(
+                f"--fault {spec!r}: use KIND[:COUNT], KIND one of {', '.join(FAULT_KINDS)}"
+            )
+        self.inject(kind, int(count or 1), retry_after=retry_after)
+
     def poison(self, *keys: str) -> None:
         """Requests containing any of these deduplication keys always get a 400."""
         with self._lock:
             self.poisoned.update(keys)
 
-    def _next_fault(self) -> Fault | None:
+    def next_fault(self) -> Fault | None:
+        """The fault for the request that just arrived: the next queued one, else the
+        ``fault_policy``'s, else a random one at the ``chaos`` rate."""
         with self._lock:
             if self._faults:
                 return self._faults.popleft()
+        if self.fault_policy is not None:
+            return self.fault_policy()
+        with self._lock:
             if self.chaos and self._rand.random() < self.chaos:
                 return Fault(self._rand.choice(["429", "500", "503", "drop"]), retry_after=0.2)
         return None
 
-    def _record(self, rec: RequestRecord, events: list[dict] | None = None) -> None:
+    def record(self, rec: RequestRecord, events: list[dict] | None = None) -> None:
+        """Count a request and the events it kept (then ``on_record`` sees them)."""
         with self._lock:
             self.requests.append(rec)
             for ev in events or ():
                 self.accepted[(ev["event"]["event_name"], ev["event"]["deduplication_key"])] += 1
+        if self.on_record is not None:
+            self.on_record(rec, list(events or ()))
         if self.log is not None:
             reason = f" ({rec.reason})" if rec.reason else ""
             self.log(f"POST {rec.status or 'dropped'} {rec.events} events{reason}")
@@ -389,27 +441,32 @@ class _Handler(BaseHTTPRequestHandler):
         mock = self.mock
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True  # the body is not read: the connection is unusable
-            mock._record(RequestRecord(400, 0, None, 0, "chunked transfer encoding"))
+            mock.record(RequestRecord(400, 0, None, 0, "chunked transfer encoding"))
             return self._answer(400, reason="chunked transfer encoding")
         length_header = self.headers.get("Content-Length")
         if length_header is None or not length_header.isdigit():
             self.close_connection = True
-            mock._record(RequestRecord(400, 0, None, 0, "no Content-Length"))
+            mock.record(RequestRecord(400, 0, None, 0, "no Content-Length"))
             return self._answer(400, reason="no Content-Length")
         length = int(length_header)
         if length > MAX_BODY_BYTES:
             self.close_connection = True
-            mock._record(RequestRecord(413, 0, None, 0, "body over 300 MB"))
+            mock.record(RequestRecord(413, 0, None, 0, "body over 300 MB"))
             return self._answer(413, reason="body over 300 MB")
         body = self.rfile.read(length)
         channel = self.headers.get("X-Line-ChannelID")
+        if mock.on_request is not None:
+            answer = mock.on_request(IncomingRequest(self.path, self.headers, body))
+            if answer is not None:
+                mock.record(RequestRecord(answer.status, 0, channel, 0, "on_request"))
+                return self._answer(answer.status, reason="on_request", headers=answer.headers)
 
-        fault = mock._next_fault()
+        fault = mock.next_fault()
         delay = mock.delay + (fault.delay if fault and fault.kind == "slow" else 0.0)
         if delay:
             time.sleep(delay)
         if fault is not None and fault.kind == "drop":
-            mock._record(RequestRecord(0, 0, channel, 0, "dropped (injected)"))
+            mock.record(RequestRecord(0, 0, channel, 0, "dropped (injected)"))
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -420,37 +477,37 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {}
             if fault.retry_after is not None:
                 headers["Retry-After"] = f"{fault.retry_after:g}"
-            mock._record(RequestRecord(int(fault.kind), 0, channel, 0, "injected"))
+            mock.record(RequestRecord(int(fault.kind), 0, channel, 0, "injected"))
             return self._answer(int(fault.kind), reason="injected", headers=headers)
 
         match = _PATH.match(self.path.split("?", 1)[0])
         if not match:
-            mock._record(RequestRecord(404, 0, channel, 0, f"no such path {self.path}"))
+            mock.record(RequestRecord(404, 0, channel, 0, f"no such path {self.path}"))
             return self._answer(404, reason="no such path")
         tag = match.group("tag")
         if not _is_uuid(tag) or (mock.tag_id is not None and tag.lower() != mock.tag_id.lower()):
-            mock._record(RequestRecord(404, 0, channel, 0, "unknown tag id"))
+            mock.record(RequestRecord(404, 0, channel, 0, "unknown tag id"))
             return self._answer(404, reason="unknown tag id")
         if (fault is not None and fault.kind == "401") or self.headers.get(
             "X-Line-TagAccessToken"
         ) != mock.token:
-            mock._record(RequestRecord(401, 0, channel, 0, "bad token"))
+            mock.record(RequestRecord(401, 0, channel, 0, "bad token"))
             return self._answer(401, reason="bad X-Line-TagAccessToken")
         if not self.headers.get("Content-Type", "").lower().startswith("application/json"):
-            mock._record(RequestRecord(400, 0, channel, 0, "Content-Type"))
+            mock.record(RequestRecord(400, 0, channel, 0, "Content-Type"))
             return self._answer(400, reason="Content-Type is not application/json")
 
         try:
             events = self._validate(body, channel)
         except Invalid as exc:
-            mock._record(RequestRecord(400, 0, channel, 0, str(exc)))
+            mock.record(RequestRecord(400, 0, channel, 0, str(exc)))
             return self._answer(400, reason=str(exc))
         test_flags = sum(1 for ev in events if ev["event"].get("test_flag") is True)
         if fault is not None and fault.kind == "500":
             kept = events[: int(len(events) * fault.accept_fraction)]
-            mock._record(RequestRecord(500, len(events), channel, test_flags, "injected"), kept)
+            mock.record(RequestRecord(500, len(events), channel, test_flags, "injected"), kept)
             return self._answer(500, reason="injected")
-        mock._record(RequestRecord(202, len(events), channel, test_flags, None), events)
+        mock.record(RequestRecord(202, len(events), channel, test_flags, None), events)
         return self._answer(202)
 
     def _validate(self, body: bytes, channel: str | None) -> list[dict]:

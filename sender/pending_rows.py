@@ -41,7 +41,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sender.database import KEYS_TABLE, PAYLOAD_TABLE, PENDING_VIEW, RUNS_TABLE, fetch_one
-from sender.request_body import MAX_AGE_SECONDS
+from sender.line_rules import (
+    DAY_SECONDS,
+    DEDUPLICATION_COLUMNS,
+    DEDUPLICATION_WINDOW_SECONDS,
+    MAX_AGE_SECONDS,
+)
 
 # Rows read from DuckDB per chunk: two requests of the default batch size, a few MB. Memory holds
 # a few chunks at a time (read ahead, being sent), so larger ones raise the peak.
@@ -49,9 +54,6 @@ SCAN_CHUNK_ROWS = 10_000
 # Chunks read ahead of the one being sent.
 READ_AHEAD = 2
 
-DAY_SECONDS = 86_400
-# LINE treats two events with the same name and key within 30 days as one.
-DEDUPLICATION_WINDOW_SECONDS = 30 * DAY_SECONDS
 # The earliest start the window can have: keys older than this (by both clocks) never count.
 LEDGER_WINDOW_MAX_SECONDS = MAX_AGE_SECONDS + DEDUPLICATION_WINDOW_SECONDS
 
@@ -95,7 +97,8 @@ def recent_keys_sql(destination_sql: str, now_sql: str) -> str:
     order) while it scans; a plain ``or`` of two subquery comparisons would read them all."""
     window = f"(select {window_start_sql(now_sql)} as start) as ledger_window"
     where = f"sent.destination_id = {destination_sql} and not sent.is_test"
-    keys = f"select sent.event_name, sent.deduplication_key from {KEYS_TABLE} as sent"
+    key = ", ".join(f"sent.{c}" for c in DEDUPLICATION_COLUMNS)
+    keys = f"select {key} from {KEYS_TABLE} as sent"
     return (
         f"{keys} inner join {window} on sent.event_timestamp >= ledger_window.start"
         f" where {where}"
@@ -105,12 +108,19 @@ def recent_keys_sql(destination_sql: str, now_sql: str) -> str:
     )
 
 
-def _pending_select(destination_sql: str, columns: str) -> str:
-    recent = recent_keys_sql(destination_sql, "epoch(now())::bigint")
+def matching_payload_sql(join: str, keys_sql: str, columns: str) -> str:
+    """The pending rule: the payload rows whose key is (``semi``) or is not (``anti``) among
+    ``keys_sql``'s, matched on LINE's de-duplication key (event name and key)."""
+    match = " and ".join(f"payload.{c} = sent.{c}" for c in DEDUPLICATION_COLUMNS)
     return (
-        f"select {columns} from {PAYLOAD_TABLE} as payload where not exists ("
-        f" select 1 from ({recent}) as sent where sent.event_name = payload.event_name"
-        " and sent.deduplication_key = payload.deduplication_key)"
+        f"select {columns} from {PAYLOAD_TABLE} as payload"
+        f" {join} join ({keys_sql}) as sent on {match}"
+    )
+
+
+def _pending_select(destination_sql: str, columns: str) -> str:
+    return matching_payload_sql(
+        "anti", recent_keys_sql(destination_sql, "epoch(now())::bigint"), columns
     )
 
 
@@ -187,11 +197,12 @@ def find_pending(
                 + recent_keys_sql(str(int(destination_id)), now_sql)
             )
             acknowledged = cursor.sql(
-                f"select payload.rowid as payload_rowid, payload.has_line_uid from {PAYLOAD_TABLE}"
-                f" as payload semi join {_RECENT_KEYS_TEMP} as recent"
-                " on payload.event_name = recent.event_name"
-                " and payload.deduplication_key = recent.deduplication_key"
-                " order by payload_rowid"
+                matching_payload_sql(
+                    "semi",
+                    f"select * from {_RECENT_KEYS_TEMP}",
+                    "payload.rowid as payload_rowid, payload.has_line_uid",
+                )
+                + " order by payload_rowid"
             ).to_arrow_table()
     finally:
         cursor.close()  # its temp table goes with it

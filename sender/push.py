@@ -20,34 +20,34 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sender import fault_points
+from sender.batches import prepare_chunk
 from sender.build_info import check_build
-from sender.database import ensure_ledger, first_line, has_ledger
+from sender.database import (
+    ACCEPTED,
+    EXPIRED,
+    REJECTED_BY_API,
+    ensure_ledger,
+    first_line,
+    has_ledger,
+)
 from sender.destinations import destination_id as find_destination
 from sender.destinations import pending_destination
-from sender.exit_codes import ExitCode
-from sender.ledger import LedgerWriter, finish_run, start_run
-from sender.ledger import Outcome as Recorded
+from sender.ledger import LedgerEntry, LedgerWriter, finish_run, start_run
 from sender.ledger_retention import RETENTION_SECONDS, prune, prune_is_due
-from sender.line_client import LineClient, Outcome, Response, backoff_delay
+from sender.line_client import HttpOutcome, LineClient, Response, backoff_delay
 from sender.pending_rows import PendingRows, find_pending, iter_pending, ledger_has_keys
 from sender.progress import Progress
-from sender.request_body import (
-    PAYLOAD_COLUMN,
-    Body,
-    build_body,
-    payload_texts,
-    splice_test_flag,
-    split_by_size,
-    split_expired,
-)
+from sender.push_summary import COUNTER_OF_STATUS, Summary, decide_exit
+from sender.request_body import PAYLOAD_COLUMN, Body, build_body, payload_texts
 from sender.settings import ConfigError, LineTarget
 
 # 5,000 events of ~0.5-1 KB make 2.5-5 MB per request: large enough that the per-request costs
@@ -61,7 +61,7 @@ DEFAULT_BACKOFF_BASE = 1.0
 DEFAULT_MAX_BACKOFF = 60.0
 
 # Answers after which nothing more is sent: retrying cannot fix them.
-_STOPS_THE_RUN = (Outcome.AUTH, Outcome.TLS, Outcome.FATAL)
+STOPS_THE_RUN = (HttpOutcome.AUTH, HttpOutcome.TLS, HttpOutcome.FATAL)
 
 
 @dataclass(frozen=True)
@@ -75,34 +75,6 @@ class PushOptions:
     limit: int | None = None
     test: bool = False
     resend: bool = False
-
-
-@dataclass
-class Summary:
-    run_id: str
-    dry_run: bool = False
-    test: bool = False
-    pending: int = 0
-    sent: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    expired: int = 0
-    left_pending: int = 0
-    retried: int = 0
-    requests: int = 0
-    batches: int = 0
-    elapsed_s: float = 0.0
-    events_per_s: float = 0.0
-    exit_code: int = 0
-    outcome: str = "ok"
-    message: str | None = None
-    shown: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        data = asdict(self)
-        if not self.shown:
-            data.pop("shown")
-        return data
 
 
 class _Stop:
@@ -137,6 +109,16 @@ def check_channel_id(pending: PendingRows, target: LineTarget) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """LINE's answer to a batch, after the retries: what a response handler gets."""
+
+    rows: pa.Table
+    batch_id: str
+    response: Response
+    attempts: int
+
+
 class Pusher:
     def __init__(
         self,
@@ -159,6 +141,16 @@ class Pusher:
         self.destination_id = 0
         self._first_answer = threading.Event()
         self._first_lock = threading.Lock()
+        # what each answer does, once its retries are over
+        self._handlers: dict[HttpOutcome, Callable[[_Answer], None]] = {
+            HttpOutcome.ACCEPTED: self._accepted,
+            HttpOutcome.BAD_REQUEST: self._bisect,
+            HttpOutcome.TOO_LARGE: self._bisect,
+            HttpOutcome.AUTH: self._stop_run,
+            HttpOutcome.TLS: self._stop_run,
+            HttpOutcome.FATAL: self._stop_run,
+            HttpOutcome.RETRYABLE: self._left_pending,
+        }
 
     # -- counters -------------------------------------------------------------------------
     def _add(self, **counts: int) -> None:
@@ -249,13 +241,13 @@ class Pusher:
         except duckdb.Error as exc:  # the sends are recorded; the next run tries again
             self.progress.log(f"warning: ledger retention skipped: {first_line(exc)}")
 
-    def _committed(self, recorded: Recorded) -> None:
-        """Called by the ledger writer once an outcome is durable: only now it counts."""
-        n = recorded.keys.num_rows
-        counter = {"accepted": "accepted", "rejected_by_api": "rejected", "expired": "expired"}
-        self._add(**{counter[recorded.status]: n})
+    def _committed(self, entry: LedgerEntry) -> None:
+        """Called by the ledger writer once an entry is durable: only now it counts."""
+        n = entry.keys.num_rows
+        self._add(**{COUNTER_OF_STATUS[entry.status]: n})
         self.progress.advance(n)
 
+    # -- the sending loop, in the main thread -----------------------------------------------
     def _send_all(self, rows: PendingRows) -> None:
         opts = self.options
         in_flight: set[Future] = set()
@@ -269,10 +261,13 @@ class Pusher:
                 for chunk in chunks:
                     if self.stop.event.is_set():
                         break
-                    for batch in split_by_size(self._prepare(chunk), opts.batch_size):
+                    prepared = prepare_chunk(chunk, batch_size=opts.batch_size, test=opts.test)
+                    for rows_, why in prepared.expired:
+                        self._record_expired(rows_, why)
+                    for batch in prepared.batches:
                         while len(in_flight) >= max_in_flight:
                             done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                            self._reap(done)
+                            _reap(done)
                         if self.stop.event.is_set():
                             break
                         self.summary.batches += 1
@@ -280,48 +275,24 @@ class Pusher:
                         in_flight.add(pool.submit(self._deliver_batch, batch, batch_id))
                 while in_flight:
                     done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                    self._reap(done)
+                    _reap(done)
             except BaseException:
                 self.stop.event.set()  # the caller records why
                 for fut in in_flight:
                     fut.cancel()
                 raise
 
-    def _prepare(self, chunk: pa.Table) -> pa.Table:
-        """Record the expired rows, splice the test flag into the others."""
-        sendable = self._expire(chunk)
-        if sendable.num_rows and self.options.test:
-            sendable = sendable.set_column(
-                sendable.schema.get_field_index(PAYLOAD_COLUMN),
-                PAYLOAD_COLUMN,
-                splice_test_flag(sendable.column(PAYLOAD_COLUMN)),
-            )
-        return sendable
-
-    def _reap(self, done: set[Future]) -> None:
-        for fut in done:
-            exc = fut.exception()
-            if exc is not None:
-                raise exc
-
-    def _expire(self, chunk: pa.Table) -> pa.Table:
-        split = split_expired(chunk)
-        for rows, why in (
-            (split.too_old, "event_timestamp older than 90 days"),
-            (split.too_far_ahead, "event_timestamp more than 24 h ahead (milliseconds?)"),
-        ):
-            if rows.num_rows:
-                self._expired_groups += 1
-                self.writer.record(
-                    rows,
-                    status="expired",
-                    batch_id=f"{self.summary.run_id}-expired-{self._expired_groups:06d}",
-                    http_status=None,
-                    attempts=0,
-                    error=why,
-                )
-                self.progress.log(f"warning: {rows.num_rows:,} events not sent: {why}")
-        return split.sendable
+    def _record_expired(self, rows: pa.Table, why: str) -> None:
+        self._expired_groups += 1
+        self.writer.record(
+            rows,
+            status=EXPIRED,
+            batch_id=f"{self.summary.run_id}-expired-{self._expired_groups:06d}",
+            http_status=None,
+            attempts=0,
+            error=why,
+        )
+        self.progress.log(f"warning: {rows.num_rows:,} events not sent: {why}")
 
     # -- one batch, in a worker thread ------------------------------------------------------
     def _deliver_batch(self, batch: pa.Table, batch_id: str) -> None:
@@ -331,7 +302,6 @@ class Pusher:
         self._deliver(batch, batch_id)
 
     def _deliver(self, rows: pa.Table, batch_id: str) -> None:
-        n = rows.num_rows
         body = build_body(rows.column(PAYLOAD_COLUMN))
         has_line_uid = bool(pc.any(rows.column("has_line_uid")).as_py())
         resp, attempts = self._post_with_retries(body, has_line_uid, batch_id)
@@ -339,43 +309,53 @@ class Pusher:
         del body
         if resp is None:  # stopped (401 elsewhere, Ctrl-C): stays pending
             return
-        if resp.outcome is Outcome.ACCEPTED:
-            # The worker takes its next batch only once this one is recorded: a killed run
-            # leaves unrecorded no more than the requests in flight.
-            self.writer.record(
-                rows,
-                status="accepted",
-                batch_id=batch_id,
-                http_status=resp.http_status,
-                attempts=attempts,
-            ).wait()
-        elif resp.outcome in (Outcome.BAD_REQUEST, Outcome.TOO_LARGE):
-            if n == 1:
-                key = rows.column("deduplication_key")[0].as_py()
-                name = rows.column("event_name")[0].as_py()
-                why = "invalid event" if resp.outcome is Outcome.BAD_REQUEST else "event too large"
-                self.writer.record(
-                    rows,
-                    status="rejected_by_api",
-                    batch_id=batch_id,
-                    http_status=resp.http_status,
-                    attempts=attempts,
-                    error=f"HTTP {resp.http_status}: {why}",
-                )
-                self.progress.log(
-                    f"warning: LINE rejected event {name}/{key} (HTTP {resp.http_status})"
-                )
-                return
-            half = n // 2
-            self._deliver(rows.slice(0, half), f"{batch_id}.0")
-            self._deliver(rows.slice(half), f"{batch_id}.1")
-        elif resp.outcome in _STOPS_THE_RUN:
-            self.stop.set(*self._why_stop(resp))
-        else:  # retries exhausted: stays pending
-            self.progress.log(
-                f"warning: {n:,} events left pending after {attempts} attempts ({resp.error})"
-            )
+        self._handlers[resp.outcome](_Answer(rows, batch_id, resp, attempts))
 
+    # -- what each answer does (self._handlers) -------------------------------------------
+    def _accepted(self, answer: _Answer) -> None:
+        # The worker takes its next batch only once this one is recorded: a killed run
+        # leaves unrecorded no more than the requests in flight.
+        self.writer.record(
+            answer.rows,
+            status=ACCEPTED,
+            batch_id=answer.batch_id,
+            http_status=answer.response.http_status,
+            attempts=answer.attempts,
+        ).wait()
+
+    def _bisect(self, answer: _Answer) -> None:
+        """400 (an invalid event) or 413: LINE kept nothing; halve until the culprit is alone."""
+        rows, resp = answer.rows, answer.response
+        if rows.num_rows > 1:
+            half = rows.num_rows // 2
+            self._deliver(rows.slice(0, half), f"{answer.batch_id}.0")
+            self._deliver(rows.slice(half), f"{answer.batch_id}.1")
+            return
+        why = "invalid event" if resp.outcome is HttpOutcome.BAD_REQUEST else "event too large"
+        self.writer.record(
+            rows,
+            status=REJECTED_BY_API,
+            batch_id=answer.batch_id,
+            http_status=resp.http_status,
+            attempts=answer.attempts,
+            error=f"HTTP {resp.http_status}: {why}",
+        )
+        key = rows.column("deduplication_key")[0].as_py()
+        name = rows.column("event_name")[0].as_py()
+        self.progress.log(f"warning: LINE rejected event {name}/{key} (HTTP {resp.http_status})")
+
+    def _stop_run(self, answer: _Answer) -> None:
+        """An answer retrying cannot fix: nothing more is sent."""
+        self.stop.set(*self._why_stop(answer.response))
+
+    def _left_pending(self, answer: _Answer) -> None:
+        """Retries exhausted: the rows stay pending for the next run."""
+        self.progress.log(
+            f"warning: {answer.rows.num_rows:,} events left pending after {answer.attempts}"
+            f" attempts ({answer.response.error})"
+        )
+
+    # -- the requests ------------------------------------------------------------------------
     def _post_with_retries(
         self, body: Body, has_line_uid: bool, batch_id: str
     ) -> tuple[Response | None, int]:
@@ -388,7 +368,7 @@ class Pusher:
             resp = self._post(body, has_line_uid)
             if resp is None:
                 return None, attempts - 1
-            if resp.outcome is not Outcome.RETRYABLE or attempts > opts.max_retries:
+            if resp.outcome is not HttpOutcome.RETRYABLE or attempts > opts.max_retries:
                 return resp, attempts
             self._add(retried=1)
             delay = backoff_delay(
@@ -415,21 +395,21 @@ class Pusher:
                 return None
             self._add(requests=1)
             resp = self.client.post(body, has_line_uid=has_line_uid)
-            if resp.outcome in _STOPS_THE_RUN:  # before any other worker may send
+            if resp.outcome in STOPS_THE_RUN:  # before any other worker may send
                 self.stop.set(*self._why_stop(resp))
             self._first_answer.set()
             return resp
 
     def _why_stop(self, resp: Response) -> tuple[str, str]:
-        """The stop reason and its one-line message for an answer in _STOPS_THE_RUN."""
-        if resp.outcome is Outcome.AUTH:
+        """The stop reason and its one-line message for an answer in STOPS_THE_RUN."""
+        if resp.outcome is HttpOutcome.AUTH:
             return (
                 "auth",
                 f"LINE answered HTTP {resp.http_status} for LINE Tag {self.target.tag_id}: "
                 "the access token is wrong, belongs to another tag, or is not a LINE Tag "
                 "access token; nothing more was sent",
             )
-        if resp.outcome is Outcome.TLS:
+        if resp.outcome is HttpOutcome.TLS:
             return "tls", f"{resp.error}; nothing more was sent, the rest stays pending"
         return (
             "fatal",
@@ -447,24 +427,11 @@ class Pusher:
         finish_run(self.con, s.run_id, s.as_dict(), exit_code=int(s.exit_code), outcome=s.outcome)
 
 
-def decide_exit(s: Summary, stop_reason: str | None) -> tuple[ExitCode, str]:
-    if stop_reason == "interrupted":
-        return ExitCode.INTERRUPTED, "interrupted"
-    if stop_reason == "auth":
-        return ExitCode.AUTHENTICATION, "authentication_failed"
-    if stop_reason == "tls":
-        return ExitCode.TLS_CERTIFICATE, "tls_certificate"
-    if stop_reason == "fatal":
-        return ExitCode.UNEXPECTED_RESPONSE, "unexpected_response"
-    if stop_reason == "ledger":
-        return ExitCode.DATABASE_ERROR, "ledger_write_failed"
-    if stop_reason == "error":
-        return ExitCode.INTERNAL_ERROR, "error"
-    if s.left_pending:
-        return ExitCode.PENDING_LEFT, "pending_left"
-    if s.rejected:
-        return ExitCode.REJECTED_BY_API, "rejected_by_api"
-    return ExitCode.OK, "ok"
+def _reap(done: set[Future]) -> None:
+    for fut in done:
+        exc = fut.exception()
+        if exc is not None:
+            raise exc
 
 
 def push(
@@ -491,16 +458,9 @@ def dry_run(
     rows = find_pending(con, destination_id=destination)
     for chunk in iter_pending(con, pending=rows, limit=options.limit):
         summary.pending += chunk.num_rows
-        split = split_expired(chunk)
-        summary.expired += split.too_old.num_rows + split.too_far_ahead.num_rows
-        sendable = split.sendable
-        if options.test and sendable.num_rows:
-            sendable = sendable.set_column(
-                sendable.schema.get_field_index(PAYLOAD_COLUMN),
-                PAYLOAD_COLUMN,
-                splice_test_flag(sendable.column(PAYLOAD_COLUMN)),
-            )
-        for batch in split_by_size(sendable, options.batch_size):
+        prepared = prepare_chunk(chunk, batch_size=options.batch_size, test=options.test)
+        summary.expired += prepared.expired_rows
+        for batch in prepared.batches:
             summary.batches += 1
             summary.sent += batch.num_rows
             if len(summary.shown) < show:

@@ -14,6 +14,7 @@ import datetime as dt
 import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import duckdb
 
@@ -27,6 +28,8 @@ from sender.coverage import (
     utc_text,
 )
 from sender.database import DESTINATIONS_TABLE, RUNS_TABLE, table_exists
+from sender.file_modes import write_private_text
+from sender.settings import ConfigError
 
 DEFAULT_BUILDS = 48
 
@@ -539,3 +542,16 @@ def render(con: duckdb.DuckDBPyConnection, *, builds: int = DEFAULT_BUILDS) -> s
     parts.extend(_sends_section(runs, builds))
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+def write_report(
+    con: duckdb.DuckDBPyConnection, output: Path, *, builds: int = DEFAULT_BUILDS
+) -> int:
+    """Render the page into ``output`` (replaced, readable by its owner only); its size in bytes.
+    A file that cannot be written is a ConfigError (a bad --output)."""
+    page = render(con, builds=builds)
+    try:
+        write_private_text(output, page)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {output}: {exc.strerror}") from None
+    return len(page.encode())

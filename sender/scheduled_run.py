@@ -30,6 +30,7 @@ from typing import IO
 from sender.alerts import RUN_ONLY_ENV
 from sender.exit_codes import ExitCode
 from sender.file_modes import private_file, private_umask
+from sender.settings import ConfigError
 
 PROJECT_FILE = "dbt_project.yml"
 DEFAULT_LOG_NAME = "line_capi_run.log"
@@ -77,6 +78,40 @@ def default_project_dir() -> Path:
         return cwd
     checkout = Path(__file__).resolve().parent.parent
     return checkout if (checkout / PROJECT_FILE).is_file() else cwd
+
+
+def run_config(
+    *,
+    database: Path,
+    export_dir: str | None,
+    project_dir: Path | None,
+    log_file: Path | None,
+    dbt_args: tuple[str, ...],
+    env: dict[str, str],
+) -> RunConfig:
+    """The run's configuration from the command's options (relative paths from the current
+    folder); ConfigError when the dbt project or dbt itself cannot be found."""
+    project = (project_dir or default_project_dir()).resolve()
+    if not (project / PROJECT_FILE).is_file():
+        raise ConfigError(
+            f"{project} has no {PROJECT_FILE}: pass --project-dir or set LINE_CAPI_PROJECT_DIR"
+        )
+    dbt = find_dbt()
+    if dbt is None:
+        raise ConfigError(
+            f"dbt is neither next to {sys.executable} nor on PATH: install the project "
+            "(pip install -e .)"
+        )
+    database = database.resolve()
+    return RunConfig(
+        project_dir=project,
+        database=database,
+        export_dir=Path(export_dir.strip()).resolve() if (export_dir or "").strip() else None,
+        log_file=(log_file or database.with_name(DEFAULT_LOG_NAME)).resolve(),
+        dbt=dbt,
+        dbt_args=dbt_args,
+        env=env,
+    )
 
 
 def lock_path(database: Path) -> Path:

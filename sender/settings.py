@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sender.line_rules import CHANNEL_ID
+
 DEFAULT_ENDPOINT = "https://conversion-api.tr.line.me"
 DEFAULT_DATABASE = "data/line_capi.duckdb"
 
-_CHANNEL_ID = re.compile(r"^[0-9]{1,32}$")
 # A header value: visible ASCII only, so the token cannot smuggle in a header (CR/LF) or spaces.
 _TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")
 
@@ -79,7 +80,7 @@ def validate_channel_id(channel_id: str | None) -> str | None:
     value = (channel_id or "").strip()
     if not value:
         return None
-    if not _CHANNEL_ID.match(value):
+    if not CHANNEL_ID.match(value):
         raise ConfigError(f"LINE_CHANNEL_ID {value!r} must be digits only (the LINE Login channel)")
     return value
 

@@ -18,11 +18,9 @@ from sender_fixtures import (
     FAST,
     TAG_ID,
     TOKEN,
-    make_event,
     mock_server,
     run_cli,
     sender_env,
-    write_payload,
 )
 
 from sender.alerts import AlertSettings, share_drop_findings
@@ -40,11 +38,7 @@ def assert_nothing_secret(*texts: str) -> None:
         assert not KEY_OR_HASH.search(text), text
 
 
-@pytest.fixture
-def db(tmp_path):
-    path = tmp_path / "line_capi.duckdb"
-    write_payload(path, [make_event(i) for i in range(12)])
-    return path
+pytestmark = pytest.mark.payload(events=12)  # the db fixture (conftest.py)
 
 
 def push(db, url: str, webhook: str | None, *args: str, **env: str):

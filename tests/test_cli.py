@@ -17,11 +17,9 @@ from sender_fixtures import (
     TAG_ID,
     TOKEN,
     invoke,
-    make_event,
     mock_server,
     run_cli,
     sender_env,
-    write_payload,
 )
 
 from sender.cli import app
@@ -30,11 +28,7 @@ from sender.exit_codes import ExitCode
 COMMANDS = ["push", "status", "report", "preview", "mock-server", "run"]
 
 
-@pytest.fixture
-def db(tmp_path):
-    path = tmp_path / "line_capi.duckdb"
-    write_payload(path, [make_event(i) for i in range(30)])
-    return path
+pytestmark = pytest.mark.payload(events=30)  # the db fixture (conftest.py)
 
 
 def test_every_command_has_help_with_an_example():

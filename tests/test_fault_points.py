@@ -19,6 +19,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -40,7 +41,7 @@ from sender_fixtures import (
 
 from sender import fault_points
 from sender.exit_codes import ExitCode
-from sender.mock_server import Fault, MockLineServer
+from sender.mock_server import IncomingRequest, MockLineServer
 
 EVENTS = 3000
 BATCH = 100
@@ -90,29 +91,32 @@ def test_no_command_line_option_reaches_the_hook():
 
 
 # -- SIGKILL at precise points -----------------------------------------------------------------
-class KillingServer(MockLineServer):
-    """Kills the sender process when the ``kill_at``-th request has arrived whole, then keeps
-    that request (202 to a dead client): the sender dies *during* the request."""
+class Killer:
+    """An ``on_request`` hook that kills the sender process when the ``kill_at``-th request has
+    arrived whole; the server then keeps that request (202 to a dead client): the sender dies
+    *during* the request."""
 
-    kill_pid: int | None = None
-    kill_at: int = 0
-    _arrived = 0
+    def __init__(self) -> None:
+        self.kill_pid: int | None = None
+        self.kill_at = 0
+        self.arrived = 0
+        self.lock = threading.Lock()
 
-    def _next_fault(self) -> Fault | None:
-        with self._lock:
-            self._arrived += 1
-            if self.kill_pid is not None and self._arrived == self.kill_at:
+    def __call__(self, request: IncomingRequest) -> None:
+        with self.lock:
+            self.arrived += 1
+            if self.kill_pid is not None and self.arrived == self.kill_at:
                 os.kill(self.kill_pid, signal.SIGKILL)
-        return super()._next_fault()
 
 
 @contextlib.contextmanager
 def killing_server():
-    server = KillingServer(tag_id=TAG_ID, token=TOKEN)
+    killer = Killer()
+    server = MockLineServer(tag_id=TAG_ID, token=TOKEN, on_request=killer)
     server.httpd.handle_error = lambda request, address: None  # the answer to a dead client
     server.start()
     try:
-        yield server
+        yield server, killer
     finally:
         server.stop()
 
@@ -129,10 +133,10 @@ def test_sigkill_at_a_random_point_then_rerun_loses_nothing(tmp_path, point):
     write_bulk_payload(db, EVENTS)
     all_keys = {f"bulk-{i:08d}" for i in range(EVENTS)}
     args = ["push", "--batch-size", str(BATCH), "--concurrency", str(CONCURRENCY)]
-    with killing_server() as srv:
+    with killing_server() as (srv, killer):
         env = sender_process_env(sender_env(db, srv.url))
         if point == "during_request":
-            srv.kill_at = nth
+            killer.kill_at = nth
         else:
             env[fault_points.ENV_VAR] = f"{point}:{nth}"
         proc = subprocess.Popen(
@@ -143,7 +147,7 @@ def test_sigkill_at_a_random_point_then_rerun_loses_nothing(tmp_path, point):
             stderr=subprocess.PIPE,
             text=True,
         )
-        srv.kill_pid = proc.pid
+        killer.kill_pid = proc.pid
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == -signal.SIGKILL, (point, nth, proc.returncode, err)
         assert TOKEN not in out + err

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import threading
 import time
 from collections import Counter
 
@@ -48,18 +49,19 @@ POISONED = "bulk-00004321"
 KINDS = ("429", "500", "503", "drop", "slow")
 
 
-class SoakServer(MockLineServer):
-    """The mock server with a seeded random fault for each request, counted by kind."""
+class SoakFaults:
+    """A ``fault_policy`` for the mock server: a seeded random fault for each request, counted
+    by kind."""
 
-    def __init__(self, *, seed: int, rate: float, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.fault_rng = random.Random(seed)
+    def __init__(self, *, seed: int, rate: float) -> None:
+        self.rng = random.Random(seed)
         self.rate = rate
         self.injected: Counter[str] = Counter()
+        self.lock = threading.Lock()
 
-    def _next_fault(self) -> Fault | None:
-        with self._lock:
-            rng = self.fault_rng
+    def __call__(self) -> Fault | None:
+        with self.lock:
+            rng = self.rng
             if rng.random() >= self.rate:
                 return None
             kind = rng.choice(KINDS)
@@ -74,10 +76,11 @@ class SoakServer(MockLineServer):
 
 @contextlib.contextmanager
 def soak_server(seed: int):
-    server = SoakServer(seed=seed, rate=FAULT_RATE, tag_id=TAG_ID, token=TOKEN)
+    faults = SoakFaults(seed=seed, rate=FAULT_RATE)
+    server = MockLineServer(tag_id=TAG_ID, token=TOKEN, fault_policy=faults)
     server.start()
     try:
-        yield server
+        yield server, faults
     finally:
         server.stop()
 
@@ -108,7 +111,7 @@ def test_fault_soak_loses_nothing(tmp_path, capsys, seed):
     runs: list[dict] = []
     # key -> index of the run after which the server had it but the ledger did not
     unrecorded_after: dict[str, int] = {}
-    with soak_server(seed) as srv:
+    with soak_server(seed) as (srv, faults):
         srv.poison(POISONED)
         env = sender_env(db, srv.url)
         while len(runs) < MAX_RUNS:
@@ -135,7 +138,7 @@ def test_fault_soak_loses_nothing(tmp_path, capsys, seed):
                 break
         elapsed = time.monotonic() - started
         stats = srv.stats()
-        injected = dict(srv.injected)
+        injected = dict(faults.injected)
         server_counts = dict(srv.accepted)
 
     # the last run left nothing pending (exit 4 if the poisoned event was isolated in it)

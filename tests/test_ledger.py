@@ -19,12 +19,7 @@ from sender.database import connect, ensure_ledger
 from sender.ledger import LedgerWriteError, LedgerWriter, read_status, start_run
 from sender.pending_rows import count_pending, iter_pending
 
-
-@pytest.fixture
-def db(tmp_path):
-    path = tmp_path / "line_capi.duckdb"
-    write_payload(path, [make_event(i) for i in range(60)])
-    return path
+pytestmark = pytest.mark.payload(events=60)  # the db fixture (conftest.py)
 
 
 def test_ddl_is_idempotent_and_has_the_documented_columns(db):

@@ -21,13 +21,7 @@ from sender_fixtures import (
 )
 
 from sender.exit_codes import ExitCode
-
-
-@pytest.fixture
-def db(tmp_path):
-    path = tmp_path / "line_capi.duckdb"
-    write_payload(path, [make_event(i) for i in range(250)])
-    return path
+from sender.mock_server import Answer
 
 
 def test_all_delivered_once_then_nothing_pending(db):
@@ -49,15 +43,13 @@ def test_oldest_first_with_one_worker(tmp_path):
     events = [make_event(i, ts=now - 1000 + (i * 37) % 900, key=f"o-{i:03d}") for i in range(120)]
     write_payload(db, events)
     seen: list[tuple[int, str]] = []
-    with mock_server() as srv:
-        original = srv._record
 
-        def spy(rec, evs=None):
-            for ev in evs or ():
-                seen.append((ev["event"]["event_timestamp"], ev["event"]["deduplication_key"]))
-            original(rec, evs)
+    def spy(record, events):
+        seen.extend(
+            (ev["event"]["event_timestamp"], ev["event"]["deduplication_key"]) for ev in events
+        )
 
-        srv._record = spy
+    with mock_server(on_record=spy) as srv:
         push_now(db, srv.url, batch_size=7, concurrency=1)
     assert seen == sorted(seen) and len(seen) == 120
 
@@ -65,16 +57,8 @@ def test_oldest_first_with_one_worker(tmp_path):
 def test_body_is_the_payload_text_unchanged(db):
     import duckdb
 
-    with mock_server() as srv:
-        bodies = []
-        handler = srv.httpd.RequestHandlerClass
-        original = handler._validate
-
-        def capture(self, body, channel):
-            bodies.append(body)
-            return original(self, body, channel)
-
-        handler._validate = capture
+    bodies = []
+    with mock_server(on_request=lambda request: bodies.append(request.body)) as srv:
         push_now(db, srv.url, batch_size=1000)
     con = duckdb.connect(str(db), read_only=True)
     payloads = [
@@ -118,11 +102,10 @@ def test_401_stops_at_once_without_retry(db):
 
 
 def test_403_is_authentication_too(db):
-    with mock_server() as srv:
-        handler = srv.httpd.RequestHandlerClass
-        handler.do_POST = lambda self: self._answer(403)
+    with mock_server(on_request=lambda request: Answer(403)) as srv:
         s = push_now(db, srv.url)
-        assert s.exit_code == ExitCode.AUTHENTICATION and srv.stats()["requests"] == 0
+        # the first request goes alone: one 403, nothing more
+        assert s.exit_code == ExitCode.AUTHENTICATION and srv.stats()["by_status"] == {"403": 1}
 
 
 def test_404_wrong_tag_or_endpoint_stops(db):
@@ -324,7 +307,8 @@ def test_cli_plain_log_lines_off_a_terminal(db):
 def test_body_size_cap_splits_batches():
     import pyarrow as pa
 
-    from sender.request_body import build_body, split_by_size
+    from sender.batches import split_by_size
+    from sender.request_body import build_body
 
     elements = ['{"event":{"k":"' + "x" * 89 + '"}}'] * 10  # 100 bytes each with a comma
     table = pa.table({"payload": pa.array(elements)})
@@ -386,28 +370,18 @@ def test_a_proxy_in_the_environment_is_never_used_for_a_loopback_endpoint(db, mo
 
 def test_redirects_are_not_followed(db):
     """A 3xx would carry the token to another host: it stops the run instead."""
-    with mock_server() as srv:
-        handler = srv.httpd.RequestHandlerClass
-        handler.do_POST = lambda self: self._answer(
-            307, headers={"Location": "http://127.0.0.1:9/steal"}
-        )
+    redirect = Answer(307, headers={"Location": "http://127.0.0.1:9/steal"})
+    with mock_server(on_request=lambda request: redirect) as srv:
         s = push_now(db, srv.url)
     assert s.exit_code == ExitCode.UNEXPECTED_RESPONSE and s.requests <= 4
 
 
 def test_413_splits_the_request_until_it_fits(db):
-    with mock_server() as srv:
-        handler = srv.httpd.RequestHandlerClass
-        original = handler.do_POST
 
-        def small_bodies_only(self):
-            length = int(self.headers.get("Content-Length", 0))
-            if length > 20_000:
-                self.rfile.read(length)
-                return self._answer(413)
-            return original(self)
+    def small_bodies_only(request):
+        return Answer(413) if len(request.body) > 20_000 else None
 
-        handler.do_POST = small_bodies_only
+    with mock_server(on_request=small_bodies_only) as srv:
         s = push_now(db, srv.url, batch_size=250, concurrency=1)
         assert (s.accepted, s.rejected, s.exit_code) == (250, 0, ExitCode.OK)
         assert set(srv.accepted.values()) == {1}

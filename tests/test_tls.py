@@ -21,7 +21,7 @@ from sender_fixtures import (
 )
 
 from sender.exit_codes import ExitCode
-from sender.line_client import LineClient, Outcome
+from sender.line_client import HttpOutcome, LineClient
 from sender.settings import LineTarget
 
 
@@ -111,18 +111,18 @@ def test_each_certificate_problem_is_named(tmp_path, monkeypatch, self_signed):
         # trusted, but issued for another name
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(other_cert))
         answer = post_once(srv.url)
-        assert answer.outcome is Outcome.TLS and "mismatch" in answer.error, answer
+        assert answer.outcome is HttpOutcome.TLS and "mismatch" in answer.error, answer
         # signed by a CA the bundle does not hold
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
         answer = post_once(srv.url)
-        assert answer.outcome is Outcome.TLS, answer
+        assert answer.outcome is HttpOutcome.TLS, answer
         assert "self-signed certificate" in answer.error and srv.url in answer.error
     with https_mock_server(cert, key) as srv:
         # OpenSSL's own variable counts too
         monkeypatch.delenv("REQUESTS_CA_BUNDLE")
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))
         answer = post_once(srv.url)
-        assert answer.outcome is Outcome.ACCEPTED, answer
+        assert answer.outcome is HttpOutcome.ACCEPTED, answer
         assert srv.stats()["accepted_events"] == 1
     assert TOKEN not in repr(answer)
 

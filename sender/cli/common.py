@@ -1,0 +1,170 @@
+"""What every command shares: the Typer app, the common options, opening the database, and
+the one place where errors become exit codes."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import duckdb
+import typer
+from click.core import ParameterSource
+
+from sender.database import DEFAULT_MEMORY_LIMIT, connect, first_line, require_payload
+from sender.errors import known_error
+from sender.exit_codes import ExitCode, exit_code_table
+from sender.file_modes import private_file
+from sender.secret_env import read_secret, scrub
+from sender.settings import Secret, database_path
+
+app = typer.Typer(
+    name="sender",
+    help=(
+        "Send the rows of the dbt model line_capi_payload to the LINE Conversion API.\n\n"
+        "Example (the hourly job: freshness, dbt build, push): sender run --export-dir /data/karte"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# -- shared options ------------------------------------------------------------------------------
+DatabaseOpt = Annotated[
+    str,
+    typer.Option(
+        "--database",
+        "-d",
+        envvar="LINE_CAPI_DUCKDB",
+        help="DuckDB file written by dbt (holds line_capi_payload and the send ledger).",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (for schedulers).")]
+TagIdOpt = Annotated[
+    str | None,
+    typer.Option("--tag-id", envvar="LINE_TAG_ID", help="LINE Tag id (a UUID)."),
+]
+EndpointOpt = Annotated[
+    str,
+    typer.Option(
+        "--endpoint",
+        envvar="LINE_CAPI_ENDPOINT",
+        help="API base URL; http:// only to a loopback host (sender mock-server).",
+    ),
+]
+
+# The exit codes under every command's help that a scheduler runs (one table: sender/exit_codes).
+EXIT_CODES_EPILOG = "Exit codes:\n\n" + exit_code_table()
+
+
+class _Flags:
+    debug = False
+
+
+flags = _Flags()
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", help="On an unexpected error, print the traceback (never the token)."
+        ),
+    ] = False,
+) -> None:
+    flags.debug = debug
+
+
+def die(message: str, code: ExitCode) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(int(code))
+
+
+def warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
+def say(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+@contextlib.contextmanager
+def exits_on_error(database: Path | str | None = None) -> Iterator[None]:
+    """Every command's errors: one a user can act on (sender.errors) is one line on stderr and
+    its exit code; anything else (a bug) goes on to main()."""
+    try:
+        yield
+    except Exception as exc:
+        known = known_error(exc, database=database)
+        if known is None:
+            raise
+        raise die(known[1], known[0]) from None
+    except KeyboardInterrupt:
+        raise die("interrupted", ExitCode.INTERRUPTED) from None
+
+
+def secret_option(
+    ctx: typer.Context, param: str, env_name: str, value: str | None
+) -> Secret | None:
+    """The option's value when typed on the command line, else env ``env_name`` or the file
+    env ``env_name``_FILE names (sender.secret_env); a bad source is a ConfigError."""
+    typed = ctx.get_parameter_source(param) is ParameterSource.COMMANDLINE
+    return read_secret(env_name, option=value if typed else None)
+
+
+def open_database(
+    database: str,
+    *,
+    read_only: bool,
+    need_payload: bool = True,
+    memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+) -> duckdb.DuckDBPyConnection:
+    path = database_path(database)
+    with exits_on_error():
+        con = connect(path, read_only=read_only, memory_limit=memory_limit, notice=warn)
+        try:
+            if need_payload:
+                require_payload(con, path)
+        except BaseException:
+            con.close()  # an open handle would block the next open of this file
+            raise
+        return con
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (cron/CI timeouts) stops like Ctrl-C: the summary and the runs row are written."""
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not in the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def report_crash(exc: BaseException, *, debug: bool, log: Path | None = None) -> None:
+    """One line on stderr; the traceback (no locals) with --debug, or in ``log``."""
+    text = scrub("".join(traceback.format_exception(exc)))
+    if log is not None:
+        with private_file(log, "a") as f:
+            f.write(text)
+    if debug:
+        sys.stderr.write(text)
+    where = f"; the traceback is in {log}" if log else ""
+    if not log and not debug:
+        where = "; run with --debug for the traceback"
+    message = scrub(f"{type(exc).__name__}: {first_line(exc)}")
+    typer.echo(f"error: internal error ({message}){where}", err=True)

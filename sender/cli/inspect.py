@@ -1,0 +1,121 @@
+"""The read-only commands: ``sender status``, ``sender report``, ``sender preview``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sender.cli.common import (
+    DatabaseOpt,
+    EndpointOpt,
+    JsonOpt,
+    TagIdOpt,
+    app,
+    exits_on_error,
+    open_database,
+)
+from sender.preview import first_pending, table_lines
+from sender.report import DEFAULT_BUILDS, write_report
+from sender.settings import DEFAULT_DATABASE, DEFAULT_ENDPOINT, database_path
+from sender.status import read_status_report
+
+
+@app.command()
+def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> None:
+    """Show the last build and its coverage, the last run, and per destination the ledger's
+    counts and what is pending.
+
+    Coverage is per LINE event name: conversions in the window, sendable, rejected (by reason),
+    and how many sendable events carry each user identifier.
+
+    "pending" without a destination is what the view line_capi_pending lists: the rows pending
+    at the destination of the last push.
+
+    Example:
+
+        sender status --json
+    """
+    con = open_database(database, read_only=True, need_payload=False)
+    try:
+        with exits_on_error(database):
+            report_ = read_status_report(con, database=database, path=database_path(database))
+    finally:
+        con.close()
+    if json_:
+        typer.echo(json.dumps(report_.as_dict(), default=str))
+        return
+    for line in report_.lines():
+        typer.echo(line)
+
+
+@app.command()
+def report(
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The HTML file to write (replaced; readable by its owner only).",
+        ),
+    ],
+    database: DatabaseOpt = DEFAULT_DATABASE,
+    builds: Annotated[
+        int,
+        typer.Option(min=1, max=10_000, help="Builds to show (and runs per destination)."),
+    ] = DEFAULT_BUILDS,
+) -> None:
+    """Write one self-contained HTML page: identifier shares over the last builds, rejections
+    by reason, and the sends of each run per destination.
+
+    Inline CSS and SVG only (no script, nothing fetched): it opens offline and can be attached
+    to an email. Counts, event names, dates and destinations only; never personal data.
+
+    Examples:
+
+        sender report --output coverage.html
+
+        sender report -o /tmp/last-week.html --builds 168
+    """
+    con = open_database(database, read_only=True, need_payload=False)
+    try:
+        with exits_on_error(database):
+            size = write_report(con, output, builds=builds)
+    finally:
+        con.close()
+    typer.echo(f"wrote {output} ({size:,} bytes)")
+
+
+@app.command()
+def preview(
+    database: DatabaseOpt = DEFAULT_DATABASE,
+    tag_id: TagIdOpt = None,
+    endpoint: EndpointOpt = DEFAULT_ENDPOINT,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Rows to show.")] = 20,
+    width: Annotated[int, typer.Option(min=20, help="Cut payloads to this many characters.")] = 100,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print the payloads whole, one JSON object a line.")
+    ] = False,
+) -> None:
+    """Show the first pending payloads (oldest first), as a table or as JSON lines.
+
+    Pending at the destination LINE_TAG_ID at LINE_CAPI_ENDPOINT when a tag id is set, else at
+    the destination of the last push.
+
+    Examples:
+
+        sender preview -n 5
+
+        sender preview --json -n 100 | jq .user
+    """
+    con = open_database(database, read_only=True)
+    try:
+        with exits_on_error(database):
+            rows = first_pending(con, endpoint=endpoint, tag_id=tag_id, limit=limit)
+    finally:
+        con.close()
+    lines = [row.payload for row in rows] if json_ else table_lines(rows, width=width)
+    for line in lines:
+        typer.echo(line)

@@ -1,0 +1,222 @@
+"""``sender push``: options in, the push (sender.push) or its dry run, the summary out."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Annotated
+
+import typer
+
+from sender import alerts
+from sender.cli.common import (
+    EXIT_CODES_EPILOG,
+    DatabaseOpt,
+    EndpointOpt,
+    JsonOpt,
+    TagIdOpt,
+    app,
+    die,
+    exits_on_error,
+    open_database,
+    say,
+    secret_option,
+    sigterm_as_interrupt,
+)
+from sender.database import DEFAULT_MEMORY_LIMIT
+from sender.exit_codes import ExitCode
+from sender.line_rules import MAX_EVENTS_PER_REQUEST
+from sender.progress import Progress
+from sender.push import (
+    DEFAULT_BACKOFF_BASE,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_BACKOFF,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    PushOptions,
+    dry_run,
+    push,
+)
+from sender.push_summary import Summary
+from sender.settings import DEFAULT_DATABASE, DEFAULT_ENDPOINT, LineTarget, database_path
+
+
+def _alert_after_push(command):
+    """Once the push has ended, however it ended, at most one alert (sender/alerts.py); a dry
+    run stays off the network."""
+
+    @functools.wraps(command)
+    def run(**kwargs) -> None:
+        if kwargs.get("dry_run_"):
+            return command(**kwargs)
+        with exits_on_error():
+            settings = alerts.load_settings(os.environ)
+        code = ExitCode.INTERNAL_ERROR
+        try:
+            command(**kwargs)
+            code = ExitCode.OK
+        except typer.Exit as exc:
+            code = exc.exit_code
+            raise
+        except KeyboardInterrupt:
+            code = ExitCode.INTERRUPTED
+            raise
+        finally:
+            alerts.after_push(
+                settings,
+                database=database_path(kwargs.get("database")),
+                endpoint=kwargs.get("endpoint"),
+                tag_id=kwargs.get("tag_id"),
+                exit_code=code,
+                say=say,
+            )
+
+    return run
+
+
+@app.command("push", epilog=EXIT_CODES_EPILOG)
+@_alert_after_push
+def push_command(
+    ctx: typer.Context,
+    database: DatabaseOpt = DEFAULT_DATABASE,
+    tag_id: TagIdOpt = None,
+    access_token: Annotated[
+        str | None,
+        typer.Option(
+            "--access-token",
+            envvar="LINE_ACCESS_TOKEN",
+            show_default=False,
+            help="LINE Tag access token. Prefer the environment variable, or LINE_ACCESS_TOKEN_FILE"
+            " naming a file that holds it: an option shows in ps.",
+        ),
+    ] = None,
+    channel_id: Annotated[
+        str | None,
+        typer.Option(
+            "--channel-id",
+            envvar="LINE_CHANNEL_ID",
+            help="LINE Login channel id (digits); needed only when rows carry user.line_uid.",
+        ),
+    ] = None,
+    endpoint: EndpointOpt = DEFAULT_ENDPOINT,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_EVENTS_PER_REQUEST,
+            help="Events per request (LINE's maximum is 100,000; bodies stay under 250 MB).",
+        ),
+    ] = DEFAULT_BATCH_SIZE,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="Requests in flight at once.")
+    ] = DEFAULT_CONCURRENCY,
+    max_retries: Annotated[
+        int, typer.Option(min=0, max=100, help="Retries of a request on 429/5xx/timeouts.")
+    ] = DEFAULT_MAX_RETRIES,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for LINE's answer to one request.")
+    ] = DEFAULT_TIMEOUT,
+    backoff_base: Annotated[
+        float, typer.Option(min=0.0, help="First retry delay in seconds (doubles each retry).")
+    ] = DEFAULT_BACKOFF_BASE,
+    max_backoff: Annotated[
+        float, typer.Option(min=0.0, help="Longest wait between retries, Retry-After included.")
+    ] = DEFAULT_MAX_BACKOFF,
+    limit: Annotated[
+        int | None, typer.Option(min=0, help="Send at most this many pending events.")
+    ] = None,
+    dry_run_: Annotated[
+        bool,
+        typer.Option("--dry-run", help="No network, no ledger writes: count events and batches."),
+    ] = False,
+    show: Annotated[int, typer.Option(min=0, help="With --dry-run: print this many payloads.")] = 0,
+    test: Annotated[
+        bool,
+        typer.Option(
+            "--test",
+            help="Send with event.test_flag=true (a connection check; not counted as sent).",
+        ),
+    ] = False,
+    resend: Annotated[
+        bool, typer.Option(help="Ignore the ledger: send every row again (LINE de-duplicates).")
+    ] = False,
+    json_: JsonOpt = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only warnings and the summary.")
+    ] = False,
+    memory_limit: Annotated[
+        str,
+        typer.Option(
+            envvar="LINE_CAPI_MEMORY_LIMIT",
+            help="DuckDB memory limit (its cache of the table); memory stays flat below it.",
+        ),
+    ] = DEFAULT_MEMORY_LIMIT,
+) -> None:
+    """Send the pending rows of line_capi_payload to LINE and record each outcome.
+
+    Rows go oldest first; each outcome lands in the ledger line_capi_send_log with its
+    destination (endpoint and tag id), and rows already accepted, rejected or expired at that
+    destination are skipped on the next run. A payload built from the bundled sample is sent to
+    a loopback endpoint only.
+
+    Examples:
+
+        dbt build && sender push
+
+        sender push --dry-run --show 3
+
+        sender push --test --limit 5
+
+        LINE_CAPI_ENDPOINT=http://127.0.0.1:8787 sender push --json
+    """
+    options = PushOptions(
+        batch_size=batch_size,
+        concurrency=concurrency,
+        max_retries=max_retries,
+        timeout=timeout,
+        backoff_base=backoff_base,
+        max_backoff=max_backoff,
+        limit=limit,
+        test=test,
+        resend=resend,
+    )
+    if dry_run_:
+        con = open_database(database, read_only=True, memory_limit=memory_limit)
+        try:
+            with exits_on_error(database):
+                summary = dry_run(con, options, show=show, endpoint=endpoint, tag_id=tag_id)
+        finally:
+            con.close()
+        _print_summary(summary, json_)
+        return
+    if show:
+        raise die("--show works with --dry-run only", ExitCode.USAGE)
+    with exits_on_error():
+        token = secret_option(ctx, "access_token", "LINE_ACCESS_TOKEN", access_token)
+        target = LineTarget.from_values(
+            endpoint=endpoint, tag_id=tag_id, token=token, channel_id=channel_id
+        )
+    del access_token, token
+    con = open_database(database, read_only=False, memory_limit=memory_limit)
+    try:
+        # an interrupt before sending started (while counting): nothing was sent
+        with exits_on_error(database), sigterm_as_interrupt():
+            summary = push(con, target, options, Progress(quiet=quiet))
+    finally:
+        con.close()
+    if summary.message:
+        typer.echo(f"error: {summary.message}" if summary.exit_code else summary.message, err=True)
+    _print_summary(summary, json_)
+    raise typer.Exit(int(summary.exit_code))
+
+
+def _print_summary(summary: Summary, as_json: bool) -> None:
+    if as_json:
+        typer.echo(summary.as_json())
+        return
+    for line in summary.lines():
+        typer.echo(line)
+    note = summary.exit_note()
+    if note:
+        typer.echo(note, err=True)

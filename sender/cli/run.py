@@ -1,0 +1,106 @@
+"""``sender run``: the hourly job (sender.scheduled_run), its options and its alert."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sender import alerts
+from sender.cli.common import (
+    EXIT_CODES_EPILOG,
+    DatabaseOpt,
+    app,
+    exits_on_error,
+    flags,
+    report_crash,
+    sigterm_as_interrupt,
+)
+from sender.exit_codes import ExitCode
+from sender.scheduled_run import RunLog, ScheduledRun, run_config
+from sender.secret_env import read_secret
+from sender.settings import DEFAULT_DATABASE, database_path
+
+
+@app.command(
+    "run",
+    epilog=EXIT_CODES_EPILOG,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def run_command(
+    ctx: typer.Context,
+    export_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--export-dir",
+            envvar="KARTE_EXPORT_DIR",
+            help="Folder of the KARTE export files (the sample only for rehearsals).",
+        ),
+    ] = None,
+    database: DatabaseOpt = DEFAULT_DATABASE,
+    project_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--project-dir",
+            envvar="LINE_CAPI_PROJECT_DIR",
+            help="Folder of dbt_project.yml. Default: the current folder if it has one, else "
+            "the checkout this sender is installed from.",
+        ),
+    ] = None,
+    log_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-file",
+            envvar="LINE_CAPI_RUN_LOG",
+            help="Where every line of dbt and the sender goes, with a timestamp (appended). "
+            "Default: line_capi_run.log next to the database.",
+        ),
+    ] = None,
+) -> None:
+    """The hourly job: lock, dbt source freshness, dbt build, sender push.
+
+    Arguments after -- go to every dbt command (--vars, --target, --profiles-dir, ...). The
+    push reads LINE_TAG_ID, LINE_ACCESS_TOKEN (or LINE_ACCESS_TOKEN_FILE), LINE_CHANNEL_ID and
+    LINE_CAPI_ENDPOINT. Relative paths are relative to the current folder. With
+    LINE_CAPI_ALERT_WEBHOOK set, a run that needs a person posts one message there
+    (docs/monitoring.md).
+
+    Examples:
+
+        KARTE_EXPORT_DIR=/data/karte/latest sender run
+
+        sender run --export-dir /data/karte/latest -- --vars '{lookback_hours: 168}'
+    """
+    with exits_on_error():
+        alert_settings = alerts.load_settings(os.environ)
+        # a token file that cannot be read stops the run before the build, not after
+        read_secret("LINE_ACCESS_TOKEN")
+        config = run_config(
+            database=database_path(database),
+            export_dir=export_dir,
+            project_dir=project_dir,
+            log_file=log_file,
+            dbt_args=tuple(ctx.args),
+            env=dict(os.environ),
+        )
+    try:
+        with sigterm_as_interrupt():
+            code = ScheduledRun(config).run()
+    except Exception as exc:  # a bug in the run itself: its traceback goes to the log
+        report_crash(exc, debug=flags.debug, log=config.log_file)
+        code = int(ExitCode.INTERNAL_ERROR)
+
+    def say(message: str) -> None:
+        log = RunLog(config.log_file)
+        try:
+            log.write("run", message, sys.stderr)
+        finally:
+            log.close()
+
+    alerts.after_run(
+        alert_settings, database=config.database, env=config.env, exit_code=code, say=say
+    )
+    raise typer.Exit(code)

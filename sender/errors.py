@@ -1,0 +1,45 @@
+"""Which exit code each error means: one table for every command (codes: sender.exit_codes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from sender.build_info import SampleRefused
+from sender.database import DatabaseError, DatabaseLocked, NoPayload, first_line
+from sender.exit_codes import ExitCode
+from sender.ledger import LedgerWriteError
+from sender.request_body import PayloadFormatError
+from sender.settings import ConfigError
+
+# The first match wins: subclasses before their bases.
+EXIT_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
+    (ConfigError, ExitCode.USAGE),
+    (DatabaseLocked, ExitCode.DATABASE_LOCKED),
+    (NoPayload, ExitCode.NO_PAYLOAD),
+    (PayloadFormatError, ExitCode.NO_PAYLOAD),
+    (SampleRefused, ExitCode.SAMPLE_DATA_REFUSED),
+    (LedgerWriteError, ExitCode.DATABASE_ERROR),
+    (DatabaseError, ExitCode.DATABASE_ERROR),
+    (duckdb.Error, ExitCode.DATABASE_ERROR),
+    (KeyboardInterrupt, ExitCode.INTERRUPTED),
+)
+
+
+def known_error(
+    exc: BaseException, *, database: Path | str | None = None
+) -> tuple[ExitCode, str] | None:
+    """The exit code and the one-line message of an error a user can act on; None for a bug.
+    A database error names ``database`` first, unless it is a DatabaseError that names it."""
+    code = next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), None)
+    if code is None:
+        return None
+    if code is ExitCode.INTERRUPTED:
+        return code, "interrupted"
+    message = first_line(exc) if isinstance(exc, duckdb.Error) else str(exc)
+    # a DatabaseError that names the file already says which; any other says it first
+    named = isinstance(exc, DatabaseError) and str(database) in message
+    if code is ExitCode.DATABASE_ERROR and database is not None and not named:
+        message = f"database {database}: {message}"
+    return code, message

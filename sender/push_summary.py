@@ -1,0 +1,92 @@
+"""What a push (or its dry run) did: the counts, the exit code they mean, and their text."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from sender.database import ACCEPTED, EXPIRED, REJECTED_BY_API
+from sender.exit_codes import ExitCode
+
+# The summary's counter for each ledger status.
+COUNTER_OF_STATUS = {ACCEPTED: "accepted", REJECTED_BY_API: "rejected", EXPIRED: "expired"}
+
+# Why a push stopped early -> its exit code and the outcome recorded in the runs table.
+STOP_REASONS = {
+    "interrupted": (ExitCode.INTERRUPTED, "interrupted"),
+    "auth": (ExitCode.AUTHENTICATION, "authentication_failed"),
+    "tls": (ExitCode.TLS_CERTIFICATE, "tls_certificate"),
+    "fatal": (ExitCode.UNEXPECTED_RESPONSE, "unexpected_response"),
+    "ledger": (ExitCode.DATABASE_ERROR, "ledger_write_failed"),
+    "error": (ExitCode.INTERNAL_ERROR, "error"),
+}
+
+_NOTES = {
+    ExitCode.PENDING_LEFT: "some events are still pending; the next run sends them",
+    ExitCode.REJECTED_BY_API: "LINE rejected some events: see line_capi_send_log "
+    "where status = 'rejected_by_api'",
+}
+
+
+@dataclass
+class Summary:
+    run_id: str
+    dry_run: bool = False
+    test: bool = False
+    pending: int = 0
+    sent: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    expired: int = 0
+    left_pending: int = 0
+    retried: int = 0
+    requests: int = 0
+    batches: int = 0
+    elapsed_s: float = 0.0
+    events_per_s: float = 0.0
+    exit_code: int = 0
+    outcome: str = "ok"
+    message: str | None = None
+    shown: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        if not self.shown:
+            data.pop("shown")
+        return data
+
+    def as_json(self) -> str:
+        return json.dumps(self.as_dict(), separators=(",", ":"))
+
+    def lines(self) -> list[str]:
+        """The summary for people (stdout): the payloads shown, then one line of counts."""
+        if self.dry_run:
+            return [
+                *self.shown,
+                f"dry run: {self.pending:,} pending events; would send {self.sent:,} in"
+                f" {self.batches:,} requests and record {self.expired:,} as expired"
+                + (" (with test_flag)" if self.test else "")
+                + "; nothing sent, nothing recorded",
+            ]
+        return [
+            f"pending {self.pending:,}, sent {self.sent:,}, accepted {self.accepted:,}, "
+            f"rejected {self.rejected:,}, expired {self.expired:,}, left pending"
+            f" {self.left_pending:,}, retried {self.retried:,}, {self.requests:,} requests in"
+            f" {self.elapsed_s:.1f}s, {self.events_per_s:,.0f} events/s"
+        ]
+
+    def exit_note(self) -> str | None:
+        """One line for stderr when the exit code needs a word."""
+        note = _NOTES.get(self.exit_code)
+        return f"exit {int(self.exit_code)}: {note}" if note else None
+
+
+def decide_exit(s: Summary, stop_reason: str | None) -> tuple[ExitCode, str]:
+    """The exit code and outcome of a push (ExitCode's docstring gives the order)."""
+    if stop_reason is not None:
+        return STOP_REASONS[stop_reason]
+    if s.left_pending:
+        return ExitCode.PENDING_LEFT, "pending_left"
+    if s.rejected:
+        return ExitCode.REJECTED_BY_API, "rejected_by_api"
+    return ExitCode.OK, "ok"

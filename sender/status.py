@@ -1,0 +1,119 @@
+"""What ``sender status`` shows: the last build and its coverage, the last run, and per
+destination the ledger's counts and what is pending; as lines for people or as one dict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from sender.build_info import BuildInfo, read_build_info
+from sender.coverage import NO_COVERAGE, BuildCoverage, describe_event, read_coverage
+from sender.database import NoPayload, has_ledger, require_payload
+from sender.ledger import LedgerStatus, read_status
+
+_INDENT = " " * 10
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    database: str
+    ledger: LedgerStatus
+    build: BuildInfo | None
+    coverage: BuildCoverage | None
+
+    def as_dict(self) -> dict:
+        latest = self.ledger.latest
+        return {
+            "database": self.database,
+            "pending": self.ledger.pending,
+            "counts": latest.counts if latest else {},
+            "test_events": latest.test_events if latest else 0,
+            "destinations": [d.as_dict() for d in self.ledger.destinations],
+            "build": self.build.as_dict() if self.build else None,
+            "last_run": self.ledger.last_run,
+            "coverage": self.coverage.as_dict() if self.coverage else None,
+        }
+
+    def lines(self) -> list[str]:
+        return [
+            f"database  {self.database}",
+            *self._build_lines(),
+            *self._coverage_lines(),
+            *self._run_lines(),
+            *self._ledger_lines(),
+        ]
+
+    def _build_lines(self) -> list[str]:
+        build = self.build
+        if build is None:
+            return ["build     none finished (no line_capi_build_info)"]
+        sample = " (the bundled sample)" if build.is_sample else ""
+        return [
+            f"build     {build.built_at}Z from {build.export_location}{sample}:"
+            f" {build.payload_rows:,} payload rows"
+        ]
+
+    def _coverage_lines(self) -> list[str]:
+        coverage = self.coverage
+        if coverage is None:
+            return [f"coverage  {NO_COVERAGE}"]
+        lines = [
+            f"coverage  build {coverage.invocation_id} built {coverage.built_at}Z,"
+            f" as of {coverage.as_of}Z"
+        ]
+        for event in coverage.events.values():
+            lines.extend(_INDENT + line for line in describe_event(event))
+        return lines
+
+    def _run_lines(self) -> list[str]:
+        run = self.ledger.last_run
+        if run is None:
+            return ["last run  none"]
+        finished = run["finished_at"] or "never (killed, or still running)"
+        lines = [f"last run  {run['run_id']}  started {run['started_at']}  finished {finished}"]
+        if run["outcome"] is not None:
+            lines.append(
+                f"{_INDENT}outcome {run['outcome']} (exit {run['exit_code']}): "
+                f"pending {run['pending']:,}, accepted {run['accepted']:,}, "
+                f"rejected {run['rejected']:,}, expired {run['expired']:,}, "
+                f"left pending {run['left_pending']:,}, retried {run['retried']:,}"
+            )
+        return lines
+
+    def _ledger_lines(self) -> list[str]:
+        info = self.ledger
+        lines = []
+        for d in info.destinations:
+            mark = " (last push)" if d.destination_id == info.latest_destination_id else ""
+            counts = ", ".join(f"{k} {v:,}" for k, v in d.counts.items())
+            pending = f"{d.pending:,}" if d.pending is not None else "?"
+            lines.append(f"ledger    {d.endpoint} tag {d.tag_id}{mark}")
+            lines.append(f"{_INDENT}{counts}, pending {pending} (test events {d.test_events:,})")
+        if not info.destinations:
+            lines.append("ledger    nothing sent yet")
+        pending = (
+            f"{info.pending:,}"
+            if info.pending is not None
+            else "? (no line_capi_payload: run dbt build)"
+        )
+        lines.append(f"pending   {pending}")
+        return lines
+
+
+def read_status_report(
+    con: duckdb.DuckDBPyConnection, *, database: str, path: Path
+) -> StatusReport:
+    try:
+        require_payload(con, path)
+        has_payload = True
+    except NoPayload:
+        has_payload = False
+    history = read_coverage(con)
+    return StatusReport(
+        database=database,
+        ledger=read_status(con, has_ledger=has_ledger(con), has_payload=has_payload),
+        build=read_build_info(con),
+        coverage=history.latest if history else None,
+    )
