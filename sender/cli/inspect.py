@@ -25,8 +25,9 @@ from sender.status import read_status_report
 
 @app.command()
 def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> None:
-    """Show the last build and its coverage, the last run, and per destination the ledger's
-    counts and what is pending.
+    """Show the last build, its coverage, the last run and the ledger per destination.
+
+    Per destination: the ledger's counts and what is pending.
 
     Coverage is per LINE event name: conversions in the window, sendable, rejected (by reason),
     and how many sendable events carry each user identifier.
@@ -67,8 +68,10 @@ def report(
         typer.Option(min=1, max=10_000, help="Builds to show (and runs per destination)."),
     ] = DEFAULT_BUILDS,
 ) -> None:
-    """Write one self-contained HTML page: identifier shares over the last builds, rejections
-    by reason, and the sends of each run per destination.
+    """Write one self-contained HTML page of coverage, rejections and sends.
+
+    It shows identifier shares over the last builds, rejections by reason, and the sends of
+    each run per destination.
 
     Inline CSS and SVG only (no script, nothing fetched): it opens offline and can be attached
     to an email. Counts, event names, dates and destinations only; never personal data.
