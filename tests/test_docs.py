@@ -105,3 +105,12 @@ def test_the_checks_would_catch_a_broken_link(tmp_path):
     page.write_text("# Title\n\n[a](missing.md) [b](#nowhere) [c](#title) `[d](ignored.md)`\n")
     assert relative_links(page) == ["missing.md", "#nowhere", "#title"]
     assert heading_anchors(page) == {"title"}
+
+
+def test_the_readmes_lineage_names_every_model_and_only_models():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    diagram = re.search(r"```mermaid\n(.*?)```", readme, re.S)
+    assert diagram, "the README has no Mermaid lineage"
+    named = set(re.findall(r"\b(?:stg_karte__|int_|line_capi_)[a-z_]+\b", diagram.group(1)))
+    models = {p.stem for p in (ROOT / "models").rglob("*.sql")}
+    assert named == models, (sorted(models - named), sorted(named - models))
