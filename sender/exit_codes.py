@@ -6,8 +6,9 @@ from enum import IntEnum
 class ExitCode(IntEnum):
     """Process exit codes; MEANINGS says what each means.
 
-    When several apply, the first in this order wins: INTERRUPTED, AUTHENTICATION,
-    TLS_CERTIFICATE, UNEXPECTED_RESPONSE, PENDING_LEFT, REJECTED_BY_API.
+    A push that stops early (INTERRUPTED, AUTHENTICATION, TLS_CERTIFICATE, UNEXPECTED_RESPONSE,
+    DATABASE_ERROR, INTERNAL_ERROR) exits with the code of the first reason it met; otherwise
+    PENDING_LEFT when rows are left pending, else REJECTED_BY_API when LINE rejected some.
     """
 
     OK = 0
