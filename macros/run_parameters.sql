@@ -259,10 +259,12 @@
     karte_export_time_anchor to replay any other export the same way.
 -#}
 {% macro export_time_shift_seconds() %}
-    {%- set anchor = var('karte_export_time_anchor', none) -%}
+    {%- set name = 'karte_export_time_anchor' -%}
+    {%- set anchor = var(name, none) -%}
     {%- if (anchor is none or (anchor | string | trim) == '') and is_bundled_sample() -%}
-        {%- set anchor = var('karte_sample_anchor') -%}
+        {%- set name = 'karte_sample_anchor' -%}
+        {%- set anchor = var(name) -%}
     {%- endif -%}
     {%- if anchor is none or (anchor | string | trim) == '' -%}{{ return(0) }}{%- endif -%}
-    {{ return(as_of_unix() - _iso_to_unix('karte_export_time_anchor', anchor)) }}
+    {{ return(as_of_unix() - _iso_to_unix(name, anchor)) }}
 {% endmacro %}

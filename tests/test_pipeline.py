@@ -314,6 +314,8 @@ def test_missing_export_file_is_a_clear_error(tmp_path):
         ("compress_tables", "maybe", "invalid dbt var compress_tables=maybe"),
         ("as_of", "2026-02-30T10:00:00", "invalid dbt var as_of=2026-02-30T10:00:00"),
         ("karte_column_map", "oops", "invalid dbt var karte_column_map=oops"),
+        ("karte_sample_anchor", "soon", "invalid dbt var karte_sample_anchor=soon"),
+        ("karte_export_time_anchor", "soon", "invalid dbt var karte_export_time_anchor=soon"),
         (
             "karte_column_map",
             {"conversions": {"order_id": "x"}},
