@@ -1,7 +1,6 @@
 {#-
-    Generic tests for the LINE field rules of macros/line_capi_rules.sql that line_capi_rejected's
-    columns must follow: each fails on the non-null values of the column that break the rule. The
-    fields of line_capi_payload are checked in the payload itself, by is_valid_line_event.
+    One generic test per LINE field rule of macros/line_capi_rules.sql: each fails on the non-null
+    values of the column that break the rule.
 -#}
 
 {% test is_line_deduplication_key(model, column_name) %}
@@ -10,4 +9,21 @@
 
 {% test is_line_event_name(model, column_name) %}
     {{ values_breaking_rule(model, column_name, regex_full_match(column_name, line_event_name_pattern())) }}
+{% endtest %}
+
+{% test is_line_click_id(model, column_name) %}
+    {{ values_breaking_rule(model, column_name, regex_full_match(column_name, line_click_id_pattern())) }}
+{% endtest %}
+
+{% test is_line_browser_id(model, column_name) %}
+    {{ values_breaking_rule(model, column_name, regex_full_match(column_name, uuid_pattern())) }}
+{% endtest %}
+
+{% test is_line_uid(model, column_name) %}
+    {{ values_breaking_rule(model, column_name, regex_full_match(column_name, line_uid_pattern())) }}
+{% endtest %}
+
+{#- A lowercase hex SHA-256 (64 of 0-9 a-f): user.email and user.phone. -#}
+{% test is_sha256_hex(model, column_name) %}
+    {{ values_breaking_rule(model, column_name, regex_full_match(column_name, sha256_hex_pattern())) }}
 {% endtest %}
