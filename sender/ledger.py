@@ -129,8 +129,8 @@ class LedgerWriter:
         """Queue one outcome (blocks only when the writer is far behind).
 
         Returns an event that is set once the outcome is committed (or could not be): a sender
-        that waits on it before taking its next batch leaves at most its own request unrecorded
-        when the process is killed.
+        that waits on it before it records its next outcome leaves at most two of its own
+        unrecorded when the process is killed.
         """
         if rows.num_rows == 0:
             return _SETTLED
