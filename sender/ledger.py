@@ -27,14 +27,13 @@ from sender import fault_points
 from sender.database import (
     BATCHES_TABLE,
     KEYS_TABLE,
-    LEDGER_TABLE,
     RUNS_TABLE,
     STATUSES,
     fetch_one,
     first_line,
 )
 from sender.destinations import latest_destination_id, list_destinations
-from sender.pending_rows import count_pending
+from sender.pending_rows import JOIN_MEMORY_BYTES, count_pending, memory_at_least
 
 
 def utc_now() -> dt.datetime:
@@ -330,21 +329,76 @@ class LedgerStatus:
         return None
 
 
+# Recorded outcomes per destination and status, from the narrow keys table: an aggregation on
+# integers (outcome ids), not on the keys' texts, so it stays fast at tens of millions of keys.
+_OUTCOME_COUNTS_SQL = f"""
+select sent.destination_id, batch.status, sum(sent.events)::bigint
+from (
+    select destination_id, outcome_id, count(*) as events
+    from {KEYS_TABLE}
+    where not is_test
+    group by all
+) as sent
+inner join {BATCHES_TABLE} as batch on sent.outcome_id = batch.outcome_id
+group by all
+"""
+
+# The keys a --resend run recorded again: each counts once, under its latest outcome, so their
+# other outcomes are taken back (delta -1 each) and the latest one added (+1).
+_RESENT_CORRECTION_SQL = f"""
+with resent as (
+    select distinct sent.destination_id, sent.event_name, sent.deduplication_key
+    from {KEYS_TABLE} as sent
+    inner join {BATCHES_TABLE} as batch on sent.outcome_id = batch.outcome_id
+    inner join {RUNS_TABLE} as run on batch.run_id = run.run_id
+    where run.is_resend and not sent.is_test
+),
+outcomes as (
+    select sent.destination_id, sent.event_name, sent.deduplication_key, batch.status,
+        batch.sent_at
+    from {KEYS_TABLE} as sent
+    inner join {BATCHES_TABLE} as batch on sent.outcome_id = batch.outcome_id
+    semi join resent
+        on sent.destination_id = resent.destination_id
+        and sent.event_name = resent.event_name
+        and sent.deduplication_key = resent.deduplication_key
+    where not sent.is_test
+)
+select destination_id, status, sum(delta)::bigint
+from (
+    select destination_id, status, -count(*) as delta from outcomes group by all
+    union all
+    select destination_id, arg_max(status, sent_at), 1
+    from outcomes
+    group by destination_id, event_name, deduplication_key
+)
+group by all
+"""
+
+
 def _destination_counts(con: duckdb.DuckDBPyConnection) -> dict[int, dict[str, int]]:
+    """Keys per destination and latest status, test sends apart.
+
+    The pending rule records a key once at a destination, except when ``--resend`` sends it
+    again, or when it comes back after it left the ledger window (sender.pending_rows), which
+    makes it a new send. So the outcomes are counted, without grouping tens of millions of keys,
+    and only the keys of ``--resend`` runs are grouped, to count each of them once.
+    """
     counts: dict[int, dict[str, int]] = {}
-    for destination, status, n in con.execute(
-        f"""
-        select destination_id, status, count(*)
-        from (
-            select destination_id, arg_max(status, sent_at) as status
-            from {LEDGER_TABLE}
-            where not is_test
-            group by destination_id, event_name, deduplication_key
-        )
-        group by destination_id, status
-        """
-    ).fetchall():
-        counts.setdefault(int(destination), dict.fromkeys(STATUSES, 0))[status] = int(n)
+    resent = fetch_one(
+        con,
+        f"select exists (select 1 from {RUNS_TABLE} where is_resend and not is_test)",
+    )
+    queries = [_OUTCOME_COUNTS_SQL] + ([_RESENT_CORRECTION_SQL] if resent and resent[0] else [])
+    cursor = con.cursor()
+    try:
+        with memory_at_least(cursor, JOIN_MEMORY_BYTES):  # the resent keys' join and grouping
+            for query in queries:
+                for destination, status, n in cursor.execute(query).fetchall():
+                    per_status = counts.setdefault(int(destination), dict.fromkeys(STATUSES, 0))
+                    per_status[status] += int(n)
+    finally:
+        cursor.close()
     return counts
 
 
@@ -362,6 +416,7 @@ def read_status(
                 f" from {KEYS_TABLE} where is_test group by destination_id"
             ).fetchall()
         )
+        latest = latest_destination_id(con)
         for destination, endpoint, tag_id in list_destinations(con):
             destinations.append(
                 DestinationStatus(
@@ -373,7 +428,6 @@ def read_status(
                     pending=count_pending(con, destination_id=destination) if has_payload else None,
                 )
             )
-        latest = latest_destination_id(con)
         cursor = con.execute(f"select * from {RUNS_TABLE} order by started_at desc limit 1")
         names = [d[0] for d in cursor.description]
         rows = cursor.fetchall()
@@ -382,7 +436,11 @@ def read_status(
                 name: (value.isoformat(sep=" ") + "Z" if isinstance(value, dt.datetime) else value)
                 for name, value in zip(names, rows[0], strict=True)
             }
-    pending = count_pending(con, destination_id=latest) if has_payload else None
+    pending = None
+    if has_payload:
+        # the latest destination's count, when it was just made above
+        known = [d.pending for d in destinations if d.destination_id == latest]
+        pending = known[0] if known else count_pending(con, destination_id=latest)
     return LedgerStatus(
         destinations=destinations,
         latest_destination_id=latest,

@@ -194,7 +194,7 @@ def find_pending(
     now_sql = str(int(time.time() if now is None else now))
     cursor = con.cursor()
     try:
-        with _memory_at_least(cursor, JOIN_MEMORY_BYTES):
+        with memory_at_least(cursor, JOIN_MEMORY_BYTES):
             # materialized first, so that the join knows its size and builds on the smaller side
             cursor.execute(
                 f"create temp table {_RECENT_KEYS_TEMP} as "
@@ -216,7 +216,7 @@ def find_pending(
 
 
 @contextlib.contextmanager
-def _memory_at_least(cursor: duckdb.DuckDBPyConnection, limit: int) -> Iterator[None]:
+def memory_at_least(cursor: duckdb.DuckDBPyConnection, limit: int) -> Iterator[None]:
     """Raise DuckDB's memory limit to ``limit`` bytes for a while (never lower it)."""
     row = fetch_one(cursor, "select current_setting('memory_limit')")
     number, _, unit = str(row[0] if row else "").partition(" ")

@@ -113,6 +113,22 @@ def test_status_counts_latest_status_per_key_and_runs(db):
     assert info.last_run["is_test"] is True
 
 
+def test_status_counts_a_resent_key_once_under_its_latest_outcome(db):
+    """--resend records every key again: status still counts each key once, as the latest
+    outcome has it (the rejected key accepted the second time), not each outcome."""
+    with mock_server() as srv:
+        srv.poison("order-0000003")
+        push_now(db, srv.url, batch_size=1000)
+        srv.poisoned.clear()
+        push_now(db, srv.url, batch_size=1000, resend=True, limit=10)
+    con = connect(db, read_only=True)
+    info = read_status(con, has_ledger=True, has_payload=True)
+    outcomes = con.execute("select count(*) from line_capi_send_keys").fetchone()[0]
+    con.close()
+    assert outcomes == 70  # the ten resent keys have two outcomes each
+    assert info.latest.counts == {"accepted": 60, "rejected_by_api": 0, "expired": 0}
+
+
 def test_iter_pending_streams_in_table_order_across_chunks(tmp_path):
     db = tmp_path / "big.duckdb"
     write_bulk_payload(db, 12_000)
