@@ -3,9 +3,10 @@
 Outcomes are written by one writer thread that commits whatever has queued up since its last
 commit in one transaction ("group commit"): each outcome (a delivered request, a rejected event,
 a group of expired rows) is all-or-nothing, a commit costs one WAL sync however many outcomes it
-holds, and the sending threads never wait for the disk. An outcome only counts as done (in the
-summary and the progress) once committed. A crash loses at most the outcomes still queued: those
-events stay pending and are sent again by the next run, which LINE de-duplicates.
+holds, and the sending threads wait for the disk only when it falls a whole request behind
+(sender.push). An outcome only counts as done (in the summary and the progress) once committed. A
+crash loses at most the outcomes still queued: those events stay pending and are sent again by the
+next run, which LINE de-duplicates.
 """
 
 # ruff: noqa: S608 - SQL is built from this package's constant table names; values are bound.
