@@ -3,9 +3,10 @@
 Outcomes are written by one writer thread that commits whatever has queued up since its last
 commit in one transaction ("group commit"): each outcome (a delivered request, a rejected event,
 a group of expired rows) is all-or-nothing, a commit costs one WAL sync however many outcomes it
-holds, and the sending threads never wait for the disk. An outcome only counts as done (in the
-summary and the progress) once committed. A crash loses at most the outcomes still queued: those
-events stay pending and are sent again by the next run, which LINE de-duplicates.
+holds, and the sending threads wait for the disk only when it falls a whole request behind
+(sender.push). An outcome only counts as done (in the summary and the progress) once committed. A
+crash loses at most the outcomes still queued: those events stay pending and are sent again by the
+next run, which LINE de-duplicates.
 """
 
 # ruff: noqa: S608 - SQL is built from this package's constant table names; values are bound.
@@ -27,14 +28,13 @@ from sender import fault_points
 from sender.database import (
     BATCHES_TABLE,
     KEYS_TABLE,
-    LEDGER_TABLE,
     RUNS_TABLE,
     STATUSES,
     fetch_one,
     first_line,
 )
 from sender.destinations import latest_destination_id, list_destinations
-from sender.pending_rows import count_pending
+from sender.pending_rows import JOIN_MEMORY_BYTES, count_pending, memory_at_least
 
 
 def utc_now() -> dt.datetime:
@@ -55,8 +55,10 @@ class LedgerEntry:
 
 
 _BATCH_ROW = "(" + ", ".join(["?"] * 10) + ")"
-# How long the writer waits for one more outcome before it commits those it has.
-GROUP_LINGER_SECONDS = 0.002
+# How long the writer waits for one more outcome before it commits those it has. A commit costs
+# a few milliseconds of CPU whatever its size, so fewer, larger ones leave more of the machine to
+# the requests; the senders do not wait for the linger, they are sending their next batch.
+GROUP_LINGER_SECONDS = 0.02
 _STOP = object()
 _DEFERRED_CHECKPOINT = "64GB"
 _SETTLED = threading.Event()
@@ -129,8 +131,8 @@ class LedgerWriter:
         """Queue one outcome (blocks only when the writer is far behind).
 
         Returns an event that is set once the outcome is committed (or could not be): a sender
-        that waits on it before taking its next batch leaves at most its own request unrecorded
-        when the process is killed.
+        that waits on it before it records its next outcome leaves at most two of its own
+        unrecorded when the process is killed.
         """
         if rows.num_rows == 0:
             return _SETTLED
@@ -170,8 +172,8 @@ class LedgerWriter:
                 if rows >= self._max_group_rows or len(group) >= self._max_group:
                     break
                 try:
-                    # the other senders' outcomes are usually a millisecond or two behind: one
-                    # commit (and one WAL sync) for all of them
+                    # the other senders' outcomes are a few milliseconds behind: one commit (and
+                    # one WAL sync) for all of them
                     item = self._queue.get(timeout=self._linger)
                 except queue.Empty:
                     break
@@ -330,21 +332,76 @@ class LedgerStatus:
         return None
 
 
+# Recorded outcomes per destination and status, from the narrow keys table: an aggregation on
+# integers (outcome ids), not on the keys' texts, so it stays fast at tens of millions of keys.
+_OUTCOME_COUNTS_SQL = f"""
+select sent.destination_id, batch.status, sum(sent.events)::bigint
+from (
+    select destination_id, outcome_id, count(*) as events
+    from {KEYS_TABLE}
+    where not is_test
+    group by all
+) as sent
+inner join {BATCHES_TABLE} as batch on sent.outcome_id = batch.outcome_id
+group by all
+"""
+
+# The keys a --resend run recorded again: each counts once, under its latest outcome, so their
+# other outcomes are taken back (delta -1 each) and the latest one added (+1).
+_RESENT_CORRECTION_SQL = f"""
+with resent as (
+    select distinct sent.destination_id, sent.event_name, sent.deduplication_key
+    from {KEYS_TABLE} as sent
+    inner join {BATCHES_TABLE} as batch on sent.outcome_id = batch.outcome_id
+    inner join {RUNS_TABLE} as run on batch.run_id = run.run_id
+    where run.is_resend and not sent.is_test
+),
+outcomes as (
+    select sent.destination_id, sent.event_name, sent.deduplication_key, batch.status,
+        batch.sent_at
+    from {KEYS_TABLE} as sent
+    inner join {BATCHES_TABLE} as batch on sent.outcome_id = batch.outcome_id
+    semi join resent
+        on sent.destination_id = resent.destination_id
+        and sent.event_name = resent.event_name
+        and sent.deduplication_key = resent.deduplication_key
+    where not sent.is_test
+)
+select destination_id, status, sum(delta)::bigint
+from (
+    select destination_id, status, -count(*) as delta from outcomes group by all
+    union all
+    select destination_id, arg_max(status, sent_at), 1
+    from outcomes
+    group by destination_id, event_name, deduplication_key
+)
+group by all
+"""
+
+
 def _destination_counts(con: duckdb.DuckDBPyConnection) -> dict[int, dict[str, int]]:
+    """Keys per destination and latest status, test sends apart.
+
+    The pending rule records a key once at a destination, except when ``--resend`` sends it
+    again, or when it comes back after it left the ledger window (sender.pending_rows), which
+    makes it a new send. So the outcomes are counted, without grouping tens of millions of keys,
+    and only the keys of ``--resend`` runs are grouped, to count each of them once.
+    """
     counts: dict[int, dict[str, int]] = {}
-    for destination, status, n in con.execute(
-        f"""
-        select destination_id, status, count(*)
-        from (
-            select destination_id, arg_max(status, sent_at) as status
-            from {LEDGER_TABLE}
-            where not is_test
-            group by destination_id, event_name, deduplication_key
-        )
-        group by destination_id, status
-        """
-    ).fetchall():
-        counts.setdefault(int(destination), dict.fromkeys(STATUSES, 0))[status] = int(n)
+    resent = fetch_one(
+        con,
+        f"select exists (select 1 from {RUNS_TABLE} where is_resend and not is_test)",
+    )
+    queries = [_OUTCOME_COUNTS_SQL] + ([_RESENT_CORRECTION_SQL] if resent and resent[0] else [])
+    cursor = con.cursor()
+    try:
+        with memory_at_least(cursor, JOIN_MEMORY_BYTES):  # the resent keys' join and grouping
+            for query in queries:
+                for destination, status, n in cursor.execute(query).fetchall():
+                    per_status = counts.setdefault(int(destination), dict.fromkeys(STATUSES, 0))
+                    per_status[status] += int(n)
+    finally:
+        cursor.close()
     return counts
 
 
@@ -362,6 +419,7 @@ def read_status(
                 f" from {KEYS_TABLE} where is_test group by destination_id"
             ).fetchall()
         )
+        latest = latest_destination_id(con)
         for destination, endpoint, tag_id in list_destinations(con):
             destinations.append(
                 DestinationStatus(
@@ -373,7 +431,6 @@ def read_status(
                     pending=count_pending(con, destination_id=destination) if has_payload else None,
                 )
             )
-        latest = latest_destination_id(con)
         cursor = con.execute(f"select * from {RUNS_TABLE} order by started_at desc limit 1")
         names = [d[0] for d in cursor.description]
         rows = cursor.fetchall()
@@ -382,7 +439,11 @@ def read_status(
                 name: (value.isoformat(sep=" ") + "Z" if isinstance(value, dt.datetime) else value)
                 for name, value in zip(names, rows[0], strict=True)
             }
-    pending = count_pending(con, destination_id=latest) if has_payload else None
+    pending = None
+    if has_payload:
+        # the latest destination's count, when it was just made above
+        known = [d.pending for d in destinations if d.destination_id == latest]
+        pending = known[0] if known else count_pending(con, destination_id=latest)
     return LedgerStatus(
         destinations=destinations,
         latest_destination_id=latest,

@@ -141,6 +141,8 @@ class Pusher:
         self.destination_id = 0
         self._first_answer = threading.Event()
         self._first_lock = threading.Lock()
+        # per worker thread: the commit of its last accepted batch (see _accepted)
+        self._worker = threading.local()
         # what each answer does, once its retries are over
         self._handlers: dict[HttpOutcome, Callable[[_Answer], None]] = {
             HttpOutcome.ACCEPTED: self._accepted,
@@ -191,8 +193,9 @@ class Pusher:
             + (" (test events)" if opts.test else "")
         )
         self.progress.start(pending)
-        # A short queue: a queued outcome pins its Arrow chunk (payloads included) in memory,
-        # and when the disk is slower than the network the senders should wait, not pile up.
+        # A short queue: when the disk is slower than the network the senders should wait, not
+        # pile up outcomes. Each worker has at most two outcomes unrecorded (see _accepted), so
+        # one commit can take every one of them.
         self.writer = LedgerWriter(
             self.con,
             run_id=self.summary.run_id,
@@ -201,7 +204,7 @@ class Pusher:
             on_commit=self._committed,
             on_error=lambda exc: self.stop.set("ledger", str(exc)),
             max_queued=2 * opts.concurrency + 2,
-            max_group=opts.concurrency,  # every sender waiting: commit, no need to linger
+            max_group=2 * opts.concurrency,
         )
         error: BaseException | None = None
         try:
@@ -313,15 +316,21 @@ class Pusher:
 
     # -- what each answer does (self._handlers) -------------------------------------------
     def _accepted(self, answer: _Answer) -> None:
-        # The worker takes its next batch only once this one is recorded: a killed run
-        # leaves unrecorded no more than the requests in flight.
-        self.writer.record(
+        # The commit runs while the worker sends its next batch; the worker waits for it only
+        # when that batch is answered too. So a worker never idles on the disk, and a killed
+        # run leaves unrecorded at most two acknowledged batches per worker (re-sent by the
+        # next run, de-duplicated by LINE).
+        committed = self.writer.record(
             answer.rows,
             status=ACCEPTED,
             batch_id=answer.batch_id,
             http_status=answer.response.http_status,
             attempts=answer.attempts,
-        ).wait()
+        )
+        previous = getattr(self._worker, "committed", None)
+        self._worker.committed = committed
+        if previous is not None:
+            previous.wait()
 
     def _bisect(self, answer: _Answer) -> None:
         """400 (an invalid event) or 413: LINE kept nothing; halve until the culprit is alone."""

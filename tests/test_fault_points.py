@@ -4,7 +4,7 @@
   answering), after the response but before the ledger write, and in the middle of a ledger
   transaction; each at a seeded random occurrence. A rerun then delivers everything: nothing is
   lost, and the only duplicates at the server are events that the server had acknowledged and the
-  ledger had not recorded yet (the requests in flight; LINE de-duplicates them by key).
+  ledger had not recorded yet (at most two batches per worker; LINE de-duplicates them by key).
 - The disk full while writing the ledger (the hook raising ENOSPC mid-transaction; and a real
   full tmpfs when this machine lets the test mount one): exit code 5 with one line, no
   half-recorded batch, and a rerun completes.
@@ -46,10 +46,10 @@ from sender.mock_server import IncomingRequest, MockLineServer
 EVENTS = 3000
 BATCH = 100
 CONCURRENCY = 2
-# Most batches whose answer the ledger may not hold yet when the process dies: a worker waits
-# until its batch is recorded before it takes the next one, so only the requests in flight, one
+# Most batches whose answer the ledger may not hold yet when the process dies: a worker records
+# a batch while it sends the next, and waits for that record once the next is answered, so two
 # per worker. LINE de-duplicates them by key on the rerun.
-MAX_UNRECORDED_BATCHES = CONCURRENCY
+MAX_UNRECORDED_BATCHES = 2 * CONCURRENCY
 
 
 # -- the hook itself ---------------------------------------------------------------------------

@@ -113,6 +113,22 @@ def test_status_counts_latest_status_per_key_and_runs(db):
     assert info.last_run["is_test"] is True
 
 
+def test_status_counts_a_resent_key_once_under_its_latest_outcome(db):
+    """--resend records every key again: status still counts each key once, as the latest
+    outcome has it (the rejected key accepted the second time), not each outcome."""
+    with mock_server() as srv:
+        srv.poison("order-0000003")
+        push_now(db, srv.url, batch_size=1000)
+        srv.poisoned.clear()
+        push_now(db, srv.url, batch_size=1000, resend=True, limit=10)
+    con = connect(db, read_only=True)
+    info = read_status(con, has_ledger=True, has_payload=True)
+    outcomes = con.execute("select count(*) from line_capi_send_keys").fetchone()[0]
+    con.close()
+    assert outcomes == 70  # the ten resent keys have two outcomes each
+    assert info.latest.counts == {"accepted": 60, "rejected_by_api": 0, "expired": 0}
+
+
 def test_iter_pending_streams_in_table_order_across_chunks(tmp_path):
     db = tmp_path / "big.duckdb"
     write_bulk_payload(db, 12_000)
@@ -130,12 +146,15 @@ def test_iter_pending_streams_in_table_order_across_chunks(tmp_path):
     )
     writer.record(done, status="accepted", batch_id="b", http_status=202, attempts=1)
     writer.close()
-    keys = []
+    keys, rowids = [], []
     for chunk in iter_pending(con, destination_id=1, chunk_rows=1000):
         assert chunk.num_rows <= 1000
         keys.extend(chunk.column("deduplication_key").to_pylist())
+        rowids.extend(chunk.column("payload_rowid").to_pylist())
     assert keys == sorted(keys) and len(keys) == 11_997
     assert "bulk-00005000" not in keys
+    # the rowids counted by the scan are the table's (bulk-N was written at row N)
+    assert rowids == [int(key.removeprefix("bulk-")) for key in keys]
     limited = sum(
         c.num_rows for c in iter_pending(con, destination_id=1, limit=2500, chunk_rows=1000)
     )
@@ -143,6 +162,35 @@ def test_iter_pending_streams_in_table_order_across_chunks(tmp_path):
     assert count_pending(con, destination_id=2) == 12_000  # nothing recorded at another
     con.close()
     assert limited == 2500
+
+
+def test_iter_pending_reads_rowids_when_rows_were_deleted(tmp_path):
+    """A payload table with gaps in its rowids (rows deleted by hand): the scan reads them."""
+    db = tmp_path / "gaps.duckdb"
+    write_bulk_payload(db, 3_000)
+    con = connect(db, read_only=False)
+    con.execute(
+        "delete from line_capi_payload where deduplication_key in ('bulk-00000000',"
+        " 'bulk-00001500', 'bulk-00002999')"
+    )
+    ensure_ledger(con)
+    writer = LedgerWriter(con, run_id="r", is_test=False, destination_id=1)
+    done = pa.table(
+        {
+            "event_name": ["Purchase"] * 2,
+            "deduplication_key": ["bulk-00000001", "bulk-00002000"],
+            "event_timestamp": pa.array([0, 0], pa.int64()),
+        }
+    )
+    writer.record(done, status="accepted", batch_id="b", http_status=202, attempts=1)
+    writer.close()
+    chunks = list(iter_pending(con, destination_id=1, chunk_rows=700))
+    con.close()
+    keys = [k for c in chunks for k in c.column("deduplication_key").to_pylist()]
+    rowids = [r for c in chunks for r in c.column("payload_rowid").to_pylist()]
+    gone = {0, 1, 1500, 2000, 2999}
+    assert keys == [f"bulk-{i:08d}" for i in range(3_000) if i not in gone]
+    assert rowids == [i for i in range(3_000) if i not in gone]
 
 
 def test_writer_groups_outcomes_and_reports_commits(db):
