@@ -7,6 +7,10 @@ holds, and the sending threads wait for the disk only when it falls a whole requ
 (sender.push). An outcome only counts as done (in the summary and the progress) once committed. A
 crash loses at most the outcomes still queued: those events stay pending and are sent again by the
 next run, which LINE de-duplicates.
+
+An outcome's keys are copied inside DuckDB from the payload table, by the rowid ranges of its
+rows, so that they never come out as Arrow: the push holds the file's lock, so the payload does
+not change while it runs.
 """
 
 # ruff: noqa: S608 - SQL is built from this package's constant table names; values are bound.
@@ -23,11 +27,13 @@ from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sender import fault_points
 from sender.database import (
     BATCHES_TABLE,
     KEYS_TABLE,
+    PAYLOAD_TABLE,
     RUNS_TABLE,
     STATUSES,
     fetch_one,
@@ -43,7 +49,11 @@ def utc_now() -> dt.datetime:
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    keys: pa.Table  # event_name, deduplication_key, event_timestamp
+    events: int
+    # the payload rows, as inclusive rowid ranges (copied inside DuckDB), or None: ``keys`` holds
+    # them (event_name, deduplication_key, event_timestamp)
+    ranges: list[tuple[int, int]] | None
+    keys: pa.Table | None
     status: str
     batch_id: str
     http_status: int | None
@@ -55,6 +65,10 @@ class LedgerEntry:
 
 
 _BATCH_ROW = "(" + ", ".join(["?"] * 10) + ")"
+_KEY_COLUMNS = ["event_name", "deduplication_key", "event_timestamp"]
+# An outcome's rows are copied inside DuckDB, by rowid range, when they form at most this many
+# runs of consecutive rowids (a batch is usually one): the keys never come out as Arrow.
+MAX_ROWID_RANGES = 8
 # How long the writer waits for one more outcome before it commits those it has. A commit costs
 # a few milliseconds of CPU whatever its size, so fewer, larger ones leave more of the machine to
 # the requests; the senders do not wait for the linger, they are sending their next batch.
@@ -140,8 +154,11 @@ class LedgerWriter:
             raise ValueError(f"unknown ledger status {status!r}")
         if self.error is not None:
             raise self.error
-        keys = rows.select(["event_name", "deduplication_key", "event_timestamp"])
-        outcome = LedgerEntry(keys, status, batch_id, http_status, attempts, error, utc_now())
+        ranges = rowid_ranges(rows)
+        keys = rows.select(_KEY_COLUMNS) if ranges is None else None
+        outcome = LedgerEntry(
+            rows.num_rows, ranges, keys, status, batch_id, http_status, attempts, error, utc_now()
+        )
         self._queue.put(outcome)
         return outcome.settled
 
@@ -168,7 +185,7 @@ class LedgerWriter:
                     stopping = True
                     break
                 group.append(item)
-                rows += item.keys.num_rows
+                rows += item.events
                 if rows >= self._max_group_rows or len(group) >= self._max_group:
                     break
                 try:
@@ -211,22 +228,31 @@ class LedgerWriter:
                 o.status,
                 o.http_status,
                 o.attempts,
-                o.keys.num_rows,
+                o.events,
                 self.is_test,
                 o.sent_at,
                 o.error,
             )
         ]
-        keys = pa.concat_tables(
-            [
-                o.keys.append_column(
-                    "outcome_id", pa.repeat(pa.scalar(i, pa.int64()), o.keys.num_rows)
-                )
-                for i, o in zip(ids, group, strict=True)
-            ]
-        )
+        flag = "true" if self.is_test else "false"
+        copies = [
+            f"select event_name, deduplication_key, event_timestamp, {outcome_id}"
+            f" from {PAYLOAD_TABLE} where rowid between {low:d} and {high:d}"
+            for outcome_id, o in zip(ids, group, strict=True)
+            for low, high in o.ranges or ()
+        ]
+        listed = [
+            o.keys.append_column("outcome_id", pa.repeat(pa.scalar(i, pa.int64()), o.events))
+            for i, o in zip(ids, group, strict=True)
+            if o.keys is not None
+        ]
         cur = self._cursor
-        cur.register("_sender_keys", keys)
+        if listed:
+            cur.register("_sender_keys", pa.concat_tables(listed))
+            copies.append(
+                "select event_name, deduplication_key, event_timestamp, outcome_id"
+                " from _sender_keys"
+            )
         try:
             cur.execute("begin transaction")
             try:
@@ -237,12 +263,11 @@ class LedgerWriter:
                     outcomes,
                 )
                 fault_points.hit("ledger_write")  # test hook: sender/fault_points.py
-                # literals, not bound parameters: DuckDB inserts ~2x faster this way
+                # one statement, literals not bound parameters: DuckDB inserts ~2x faster this way
                 cur.execute(
                     f"insert into {KEYS_TABLE} (event_name, deduplication_key, event_timestamp,"
-                    " outcome_id, is_test, destination_id) select event_name, deduplication_key,"
-                    f" event_timestamp, outcome_id, {'true' if self.is_test else 'false'},"
-                    f" {self.destination_id} from _sender_keys"
+                    " outcome_id, is_test, destination_id) select *, "
+                    f"{flag}, {self.destination_id} from (" + " union all ".join(copies) + ")"
                 )
                 cur.execute("commit")
             except BaseException:
@@ -251,7 +276,25 @@ class LedgerWriter:
                     cur.execute("rollback")
                 raise
         finally:
-            cur.unregister("_sender_keys")
+            if listed:
+                cur.unregister("_sender_keys")
+
+
+def rowid_ranges(rows: pa.Table) -> list[tuple[int, int]] | None:
+    """The rows' payload rowids as at most MAX_ROWID_RANGES inclusive ranges, or None (no rowids,
+    or too scattered). A run is a stretch where each rowid is the previous one plus one."""
+    if "payload_rowid" not in rows.column_names:
+        return None
+    rowids = rows.column("payload_rowid").combine_chunks()
+    if rowids.null_count:
+        return None
+    # steps[i] = rowids[i] - rowids[i - 1] (null at 0): a new run starts wherever it is not 1
+    steps = pc.pairwise_diff(rowids)
+    starts = [0, *pc.indices_nonzero(pc.not_equal(steps, 1)).to_pylist()]
+    if len(starts) > MAX_ROWID_RANGES:
+        return None
+    ends = [s - 1 for s in starts[1:]] + [len(rowids) - 1]
+    return [(rowids[a].as_py(), rowids[b].as_py()) for a, b in zip(starts, ends, strict=True)]
 
 
 # -- runs ------------------------------------------------------------------------------------

@@ -246,7 +246,7 @@ class Pusher:
 
     def _committed(self, entry: LedgerEntry) -> None:
         """Called by the ledger writer once an entry is durable: only now it counts."""
-        n = entry.keys.num_rows
+        n = entry.events
         self._add(**{COUNTER_OF_STATUS[entry.status]: n})
         self.progress.advance(n)
 

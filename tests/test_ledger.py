@@ -217,6 +217,43 @@ def test_writer_groups_outcomes_and_reports_commits(db):
     con.close()
 
 
+@pytest.mark.parametrize(
+    "taken",
+    [
+        range(10, 30),  # one run of rowids: copied inside DuckDB by one range
+        [*range(0, 5), *range(7, 12), 40, 59],  # a few runs: several ranges
+        range(0, 60, 3),  # scattered: the keys go in as an Arrow table
+    ],
+)
+def test_writer_records_exactly_the_rows_given(db, taken):
+    con = connect(db, read_only=False)
+    ensure_ledger(con)
+    writer = LedgerWriter(con, run_id="r", is_test=False, destination_id=1)
+    rows = con.sql(
+        "select rowid as payload_rowid, event_name, deduplication_key, event_timestamp"
+        " from line_capi_payload order by rowid"
+    ).to_arrow_table()
+    chosen = rows.take(list(taken))
+    writer.record(chosen, status="accepted", batch_id="b", http_status=202, attempts=1)
+    writer.close()
+    recorded = con.execute(
+        "select event_name, deduplication_key, event_timestamp from line_capi_send_keys"
+        " order by deduplication_key"
+    ).fetchall()
+    events = con.execute("select events from line_capi_send_batches").fetchall()
+    con.close()
+    expected = sorted(
+        zip(
+            *(chosen.column(c).to_pylist() for c in ["event_name", "deduplication_key"]),
+            chosen.column("event_timestamp").to_pylist(),
+            strict=True,
+        ),
+        key=lambda key: key[1],
+    )
+    assert recorded == expected
+    assert events == [(len(taken),)]
+
+
 def test_writer_failure_is_reported_and_rows_stay_pending(db):
     con = connect(db, read_only=False)
     ensure_ledger(con)
