@@ -46,7 +46,7 @@ class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         file_modes.use_private_umask()
         for folder in dbt_folders():
-            file_modes.tighten(folder)
+            file_modes.tighten(folder, folder=True)
 
     def update_connection_config(self, creds, config: dict[str, Any]) -> None:
         # Runs right before duckdb.connect: an existing file is tightened before it is opened.

@@ -39,17 +39,24 @@ def others_can_access(path: Path) -> bool:
         return False
 
 
-def tighten(path: Path) -> str | None:
-    """Make ``path`` (a file, or a folder) its owner's only. Returns one line saying what was done
-    when it was open to others, None when it already was private or does not exist. A file of
+def tighten(path: Path, *, folder: bool = False) -> str | None:
+    """Make ``path`` its owner's only: a regular file, or with ``folder`` a folder. Returns one line
+    saying what was done when it was open to others, None when it already was private, does not
+    exist or is not of that kind (a folder named where a file is expected, /dev/null), or is a
+    sticky folder: a mistyped path must never change a shared folder such as /tmp. A file of
     another user cannot be changed: the line then says who should run what."""
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
+        st = path.stat()
     except FileNotFoundError:
         return None
+    if not (stat.S_ISDIR(st.st_mode) if folder else stat.S_ISREG(st.st_mode)):
+        return None
+    if folder and st.st_mode & stat.S_ISVTX:
+        return None  # a sticky folder (/tmp) is shared on purpose
+    mode = stat.S_IMODE(st.st_mode)
     if not mode & PRIVATE_UMASK_BITS:
         return None
-    wanted = PRIVATE_DIR if path.is_dir() else PRIVATE_FILE
+    wanted = PRIVATE_DIR if folder else PRIVATE_FILE
     try:
         os.chmod(path, wanted)
     except PermissionError:
@@ -60,16 +67,21 @@ def tighten(path: Path) -> str | None:
     return f"{path} was readable by other users (mode {mode:04o}): set to {wanted:04o}"
 
 
-def database_files(path: Path) -> list[Path]:
-    """The DuckDB file and what DuckDB writes beside it: its WAL and its spill folder."""
-    return [path, path.with_name(path.name + ".wal"), path.with_name(path.name + ".tmp")]
+def database_files(path: Path) -> list[tuple[Path, bool]]:
+    """The DuckDB file and what DuckDB writes beside it: its WAL and its spill folder (each with
+    whether it is a folder)."""
+    return [
+        (path, False),
+        (path.with_name(path.name + ".wal"), False),
+        (path.with_name(path.name + ".tmp"), True),
+    ]
 
 
 def tighten_database(path: Path) -> list[str]:
     """:func:`tighten` the database's files; one line for each that was open to others."""
     messages = []
-    for each in database_files(path):
-        message = tighten(each)
+    for each, folder in database_files(path):
+        message = tighten(each, folder=folder)
         if message:
             messages.append(f"database file {message} (it holds personal data)")
     return messages

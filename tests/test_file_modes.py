@@ -10,6 +10,7 @@ from security_fixtures import mode, open_to_others, umask
 from sender_fixtures import FAST, make_event, mock_server, run_cli, sender_env, write_payload
 
 from sender import fault_points
+from sender.exit_codes import ExitCode
 from sender.file_modes import make_private_dir, private_file, tighten, write_private_text
 
 
@@ -76,3 +77,20 @@ def test_push_tightens_an_open_database_and_its_wal_is_private(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "readable by other users" not in r.stderr
     assert open_to_others([db, wal]) == []
+
+
+def test_a_mistyped_database_path_never_changes_a_shared_folder(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # as /tmp
+    result = run_cli(["status", "-d", str(shared)], env=sender_env(shared, "http://127.0.0.1:9"))
+    assert result.returncode == ExitCode.DATABASE_ERROR, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert mode(shared) == 0o1777
+    assert tighten(shared, folder=True) is None  # not even as dbt's log folder
+    # the spill folder beside a real database is the one folder tightened
+    spill = tmp_path / "db.duckdb.tmp"
+    spill.mkdir(mode=0o755)
+    spill.chmod(0o755)
+    assert tighten(spill) is None and tighten(spill, folder=True) is not None
+    assert mode(spill) == 0o700
