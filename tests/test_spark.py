@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
+import warnings
 from pathlib import Path
 
 import duckdb
@@ -64,28 +66,66 @@ class SparkBuild:
             ).fetchall()
 
 
-def build_both(tmp: Path, export: Path, spark_args: tuple[str, ...]) -> tuple:
-    vars_ = {"as_of": AS_OF}
-    duck = run_dbt(tmp / "duckdb", "build", export_dir=export, vars=vars_)
-    assert duck.returncode == 0, duck.output
-    spark_dir = tmp / "spark"
-    spark = run_dbt(
-        tmp / "spark-run",
-        "build",
-        "--target",
-        "spark",
-        *spark_args,
-        export_dir=export,
-        vars=vars_,
-        env={"LINE_CAPI_SPARK_DIR": str(spark_dir)},
+# What dbt prints when the JVM under it went away: a crash, or a kill from outside (the OOM
+# killer). Not a SQL or dbt failure: such a build is run once more, and the test says so.
+JVM_GONE = ("Py4JNetworkError", "Answer from Java side is empty", "Connection reset by peer")
+
+
+def spark_diagnostics(spark_dir: Path, output: str) -> str:
+    """The end of dbt's output, then what the machine had: the last lines of an assertion
+    message are what a CI log's tail shows."""
+    lines = [output[-6000:], f"--- Spark build under {spark_dir}"]
+    for crash_log in sorted(spark_dir.glob("hs_err_pid*.log")):
+        lines += [f"--- JVM crash log {crash_log.name}:", crash_log.read_text()[:3000]]
+    meminfo = dict(
+        line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line
     )
-    assert spark.returncode == 0, spark.output
-    return duck, SparkBuild(spark, spark_dir)
+    usage = shutil.disk_usage(spark_dir if spark_dir.exists() else spark_dir.parent)
+    lines.append(
+        f"--- MemAvailable {meminfo.get('MemAvailable', '?').strip()}, "
+        f"free disk {usage.free // 2**20} MiB, load {os.getloadavg()}"
+    )
+    return "\n".join(lines)
+
+
+def run_spark_build(tmp: Path, export: Path, spark_args: tuple[str, ...]) -> SparkBuild:
+    """`dbt build --target spark`; once more, in fresh folders, if the JVM went away."""
+    for attempt in (1, 2):
+        spark_dir, run_dir = tmp / f"spark-{attempt}", tmp / f"spark-run-{attempt}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        spark = run_dbt(
+            run_dir,
+            "build",
+            "--target",
+            "spark",
+            *spark_args,
+            export_dir=export,
+            vars={"as_of": AS_OF},
+            env={"LINE_CAPI_SPARK_DIR": str(spark_dir)},
+        )
+        if spark.returncode == 0:
+            return SparkBuild(spark, spark_dir)
+        if attempt == 1 and any(sign in spark.output for sign in JVM_GONE):
+            warnings.warn(
+                "the JVM under the Spark build went away; building again\n"
+                + spark_diagnostics(spark_dir, spark.output)[-3000:],
+                stacklevel=2,
+            )
+            continue
+        break
+    raise AssertionError(
+        f"dbt build --target spark failed\n{spark_diagnostics(spark_dir, spark.output)}"
+    )
+
+
+def build_both(tmp: Path, export: Path, spark_args: tuple[str, ...]) -> tuple:
+    duck = run_dbt(tmp / "duckdb", "build", export_dir=export, vars={"as_of": AS_OF})
+    assert duck.returncode == 0, duck.output
+    return duck, run_spark_build(tmp, export, spark_args)
 
 
 def _mkdirs(tmp: Path) -> Path:
-    for name in ("duckdb", "spark-run"):
-        (tmp / name).mkdir(parents=True, exist_ok=True)
+    (tmp / "duckdb").mkdir(parents=True, exist_ok=True)
     return tmp
 
 
