@@ -4,12 +4,24 @@ nothing points outside the repository."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIP_DIRS = {".git", ".venv", "target", "logs", "data", "dbt_packages", "node_modules"}
+SKIP_DIRS = {
+    ".git",
+    ".venv",
+    "target",
+    "logs",
+    "data",
+    "dbt_packages",
+    "node_modules",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".hypothesis",
+}
 CODE_SUFFIXES = {".py", ".sql", ".yml", ".yaml", ".toml", ".sh", ".cfg", ".txt", ".service"}
 CODE_NAMES = {"Makefile", "Dockerfile", "run"}
 
@@ -19,6 +31,24 @@ DOC_NAME = re.compile(r"\bdocs/[A-Za-z0-9_.-]+\.md\b")
 
 
 def project_files() -> list[Path]:
+    """The repository's files: what git tracks or would add (not what .gitignore leaves out, such
+    as .pytest_cache/README.md, which a test run writes). Without git, a walk that skips the
+    ignored folders."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        listed = None
+    if listed is not None:
+        return [
+            ROOT / name
+            for name in sorted(set(listed.decode().split("\0")))
+            if name and (ROOT / name).is_file()
+        ]
     found = []
     for path in ROOT.rglob("*"):
         relative = path.relative_to(ROOT)
