@@ -273,7 +273,7 @@ def test_coverage_history_on_spark_appends_and_prunes(fixture_builds, tmp_path):
         vars={"as_of": AS_OF},
         env={"LINE_CAPI_SPARK_DIR": str(spark_dir)},
     )
-    assert result.returncode == 0, result.output
+    assert result.returncode == 0, spark_diagnostics(spark_dir, result.output)
     kept = spark.rows("line_capi_coverage", "invocation_id, event_name")
     assert len(kept) == 2 and first in {invocation for invocation, _ in kept}
     assert "expired" not in {invocation for invocation, _ in kept}
