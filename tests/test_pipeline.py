@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import duckdb
 import pytest
@@ -487,3 +488,41 @@ def test_payload_validation_test_reports_each_kind_of_bad_payload(tmp_path):
         )
     }
     assert found == {payload: problem for problem, payload in bad.items()}
+
+
+def test_each_field_rule_test_fails_on_a_value_that_breaks_its_rule(tmp_path):
+    """The generic tests named after LINE's field rules (on line_capi_payload_fields) pass on a
+    real build and each fails, naming its column, once one value breaks its rule."""
+    result = run_dbt(
+        tmp_path, "run", "--select", "+line_capi_payload_fields", export_dir=SAMPLE_DIR
+    )
+    assert result.returncode == 0, result.output
+    select = ["--select", "line_capi_payload_fields,test_type:generic"]
+    clean = run_dbt(tmp_path, "test", *select, export_dir=SAMPLE_DIR)
+    assert clean.returncode == 0, clean.output
+    broken = {
+        "is_line_click_id_line_capi_payload_fields_click_id": ("click_id", "not a click id!"),
+        "is_line_browser_id_line_capi_payload_fields_browser_id": ("browser_id", "not-a-uuid"),
+        "is_sha256_hex_line_capi_payload_fields_email_sha256": ("email_sha256", "A" * 64),
+        "is_sha256_hex_line_capi_payload_fields_phone_sha256": ("phone_sha256", "abc"),
+        "is_line_uid_line_capi_payload_fields_line_uid": ("line_uid", "U123"),
+    }
+    with duckdb.connect(str(result.database)) as con:
+        keys = [
+            k
+            for (k,) in con.sql(
+                "select deduplication_key from int_conversions_joined where reason is null "
+                "order by 1"
+            ).fetchall()
+        ]
+        for key, (column, value) in zip(keys, broken.values(), strict=False):
+            con.execute(
+                f"update int_conversions_joined set {column} = ? where deduplication_key = ?",
+                [value, key],
+            )
+    tested = run_dbt(tmp_path, "test", *select, export_dir=SAMPLE_DIR)
+    assert tested.returncode != 0
+    failed = set(re.findall(r"Failure in test (\w+) ", tested.output))
+    assert failed == set(broken), tested.output
+    for name in broken:
+        assert re.search(rf"Failure in test {name} .*\n.*Got 1 result", tested.output), name
