@@ -218,7 +218,20 @@
 {#- Where this build read the export: the absolute folder, or catalog:<schema> for catalog tables. -#}
 {% macro karte_export_location() %}
     {%- set directory = karte_export_dir() -%}
-    {{ return(directory if directory != '' else 'catalog:' ~ var('karte_source_schema')) }}
+    {{ return(directory if directory != '' else 'catalog:' ~ karte_source_schema()) }}
+{% endmacro %}
+
+{#-
+    The schema of the source relations: a plain identifier, as it goes unquoted into DDL (the
+    sources' YAML reads the var itself; the on-run-start hook checks it before anything reads it).
+-#}
+{% macro karte_source_schema() %}
+    {%- set value = var('karte_source_schema') -%}
+    {%- if not modules.re.fullmatch('[A-Za-z_][A-Za-z0-9_]{0,62}', value | string) -%}
+        {{ _var_error('karte_source_schema', value,
+            "expected a schema name: a letter or _, then letters, digits or _ (at most 63)") }}
+    {%- endif -%}
+    {{ return(value | string) }}
 {% endmacro %}
 
 {#-

@@ -143,8 +143,7 @@ _LOCK = re.compile(r"Could not set lock on file", re.IGNORECASE)
 # DuckDB keeps every block it reads cached up to its memory limit (80% of RAM by default), so
 # streaming a large table would grow the process by the table's size. A limit keeps memory flat;
 # joins and sorts spill to disk beyond it. The sender reads each block once (rowid ranges, in
-# order), so a cache larger than a few row groups only adds memory: at 128MB the cache alone made
-# the peak at 1M pending events ~90 MiB higher than at 100k (whose table is smaller than 128MB).
+# order), so a cache larger than a few row groups only adds memory, and more the larger the table.
 DEFAULT_MEMORY_LIMIT = "32MB"
 
 # glibc's malloc raises its mmap threshold (up to 32 MiB) each time a large block is freed, and

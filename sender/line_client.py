@@ -31,7 +31,7 @@ class HttpOutcome(Enum):
     TOO_LARGE = "too_large"  # 413: split and try again
     AUTH = "auth"  # 401/403: stop everything
     TLS = "tls"  # the certificate does not verify, or the CA bundle cannot be read: stop
-    RETRYABLE = "retryable"  # 408, 429, 5xx, timeouts, connection errors
+    RETRYABLE = "retryable"  # 408, 425, 429, 5xx, timeouts, dropped connections
     FATAL = "fatal"  # any other status (404: wrong endpoint or tag id, ...)
 
 
@@ -79,7 +79,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 def backoff_delay(
     retry: int, *, base: float, cap: float, retry_after: float | None, rng: random.Random
 ) -> float:
-    """Exponential backoff with full jitter; ``Retry-After`` is honoured, both capped at ``cap``."""
+    """Exponential backoff, each wait a random time between half of it and all of it (jitter);
+    ``Retry-After`` is honoured; both capped at ``cap``."""
     exponential = min(cap, base * (2 ** max(0, retry - 1)))
     delay = rng.uniform(exponential / 2, exponential)
     if retry_after is not None:

@@ -71,6 +71,15 @@ def test_unsupported_encoding_var_says_how_to_convert(tmp_path):
     assert "iconv -f CP932 -t UTF-8" in result.output
 
 
+def test_a_source_schema_that_is_not_a_plain_name_is_refused_before_any_ddl(tmp_path):
+    _, result = build(tmp_path, vars={"karte_source_schema": "karte; drop table x"})
+    assert result.returncode != 0
+    assert "invalid dbt var karte_source_schema=karte; drop table x: expected a schema name" in (
+        result.output
+    )
+    assert "Parser Error" not in result.output
+
+
 def test_bom_extra_columns_quoted_commas_and_newlines(tmp_path):
     tables = export_tables()
     for row in tables["page_views"]:

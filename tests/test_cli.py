@@ -136,6 +136,21 @@ def test_batch_size_limit_is_enforced(db):
     assert r.exit_code == 2
 
 
+def test_push_tuning_comes_from_the_environment_too(db):
+    """What `sender run` passes on: its push has no options, only this environment."""
+    with mock_server() as srv:
+        r = invoke(
+            ["push", "--json"],
+            sender_env(db, srv.url, LINE_CAPI_BATCH_SIZE="7", LINE_CAPI_CONCURRENCY="2"),
+        )
+        assert r.exit_code == 0, r.stderr
+        summary = json.loads(r.stdout)
+        assert summary["accepted"] == 30 and summary["batches"] == 5  # 7+7+7+7+2
+        assert sorted(rec.events for rec in srv.requests) == [2, 7, 7, 7, 7]
+    r = invoke(["push"], sender_env(db, LINE_CAPI_CONCURRENCY="0"))
+    assert r.exit_code == ExitCode.USAGE and "LINE_CAPI_CONCURRENCY" in r.stderr
+
+
 def test_status_and_preview(db):
     env = sender_env(db)
     r = invoke(["status", "--json"], env)

@@ -41,7 +41,7 @@
     {%- set directory = karte_export_dir() -%}
     {#- none named in `dbt docs generate`: the views of the last build stay -#}
     {%- if directory == '' -%}{{ return('') }}{%- endif -%}
-    {%- set schema = var('karte_source_schema') -%}
+    {%- set schema = karte_source_schema() -%}
     {%- set encoding = (var('karte_export_encoding') | string | lower).replace('_', '-') -%}
     {%- if encoding not in ('utf-8', 'utf8', 'utf-16', 'latin-1') -%}
         {{ exceptions.raise_compiler_error(
@@ -80,7 +80,7 @@
     {%- set directory = karte_export_dir() -%}
     {%- if directory == '' -%}{{ return('') }}{%- endif -%}
     {%- set directory = directory.rstrip('/') -%}
-    {%- set schema = var('karte_source_schema') -%}
+    {%- set schema = karte_source_schema() -%}
     {%- set encoding = var('karte_export_encoding') | string -%}
     {%- set marker = 'line_capi.karte_export_file' -%}
     {%- do run_query('create schema if not exists ' ~ schema) -%}

@@ -105,23 +105,48 @@ def push_command(
         typer.Option(
             min=1,
             max=MAX_EVENTS_PER_REQUEST,
+            envvar="LINE_CAPI_BATCH_SIZE",
             help="Events per request (LINE's maximum is 100,000; bodies stay under 250 MB).",
         ),
     ] = DEFAULT_BATCH_SIZE,
     concurrency: Annotated[
-        int, typer.Option(min=1, max=64, help="Requests in flight at once.")
+        int,
+        typer.Option(
+            min=1, max=64, envvar="LINE_CAPI_CONCURRENCY", help="Requests in flight at once."
+        ),
     ] = DEFAULT_CONCURRENCY,
     max_retries: Annotated[
-        int, typer.Option(min=0, max=100, help="Retries of a request on 429/5xx/timeouts.")
+        int,
+        typer.Option(
+            min=0,
+            max=100,
+            envvar="LINE_CAPI_MAX_RETRIES",
+            help="Retries of a request on 408/425/429/5xx, timeouts and dropped connections.",
+        ),
     ] = DEFAULT_MAX_RETRIES,
     timeout: Annotated[
-        float, typer.Option(min=0.1, help="Seconds to wait for LINE's answer to one request.")
+        float,
+        typer.Option(
+            min=0.1,
+            envvar="LINE_CAPI_TIMEOUT",
+            help="Seconds to wait for LINE's answer to one request.",
+        ),
     ] = DEFAULT_TIMEOUT,
     backoff_base: Annotated[
-        float, typer.Option(min=0.0, help="First retry delay in seconds (doubles each retry).")
+        float,
+        typer.Option(
+            min=0.0,
+            envvar="LINE_CAPI_BACKOFF_BASE",
+            help="Retry delay in seconds, doubled each retry; each wait is half to all of it.",
+        ),
     ] = DEFAULT_BACKOFF_BASE,
     max_backoff: Annotated[
-        float, typer.Option(min=0.0, help="Longest wait between retries, Retry-After included.")
+        float,
+        typer.Option(
+            min=0.0,
+            envvar="LINE_CAPI_MAX_BACKOFF",
+            help="Longest wait between retries, Retry-After included.",
+        ),
     ] = DEFAULT_MAX_BACKOFF,
     limit: Annotated[
         int | None, typer.Option(min=0, help="Send at most this many pending events.")
