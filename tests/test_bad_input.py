@@ -137,6 +137,9 @@ def test_hostile_values_are_sent_cleaned_or_rejected_with_a_reason(tmp_path):
         conversion("TS-SPACE", "2026-03-01 02:00:00+00:00"),
         conversion("TS-NO-OFFSET", "2026-03-01T02:00:00"),
         conversion("TS-GARBAGE", "31/02/2026 25:99"),
+        # a spreadsheet's dates: their zone and day order cannot be known, so they are not read
+        conversion("TS-SLASHES", "2026/03/01 11:00"),
+        conversion("TS-US-ORDER", "03/01/2026 11:00"),
         conversion("TS-EMPTY", ""),
         conversion("LONG-" + "k" * 300, iso(T - HOUR)),
         conversion("REVENUE-HUGE", iso(T - HOUR), revenue="1e12", items='{"item_id": "x"}'),
@@ -167,6 +170,7 @@ def test_hostile_values_are_sent_cleaned_or_rejected_with_a_reason(tmp_path):
     assert "custom" not in payloads["REVENUE-HUGE"]
     assert rejected["TS-GARBAGE"] == "invalid_sync_date"
     assert rejected["TS-EMPTY"] == "invalid_sync_date"
+    assert rejected["TS-SLASHES"] == rejected["TS-US-ORDER"] == "invalid_sync_date"
     assert rejected["LONG-" + "k" * 300] == "invalid_deduplication_key"
     # one conversion for 3000 rows of one key: the earliest
     assert payloads["REPEATED"]["event"]["event_timestamp"] == T - HOUR - 2999
