@@ -27,7 +27,7 @@
                 else epoch_us(try_cast({{ expr }} as timestamp)) // 1000000 end
         when regexp_full_match({{ expr }}, '[0-9]{9,10}') then try_cast({{ expr }} as bigint)
         when regexp_full_match({{ expr }}, '[0-9]{12,13}') then try_cast({{ expr }} as bigint) // 1000
-        {#- Not ISO 8601 (2025/12/31 16:41, 01/01/2026): null, not a guess at its zone or order -#}
+        {# not ISO 8601 (2025/12/31 16:41, 01/01/2026): null, not a guess at its zone or day order #}
     end)
 {%- endmacro %}
 
