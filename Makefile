@@ -29,9 +29,13 @@ DEMO_PORT ?= 8787
 DEMO_ENV  := LINE_CAPI_ENDPOINT=http://127.0.0.1:$(DEMO_PORT) LINE_TAG_ID=00000000-0000-4000-8000-000000000000 \
              LINE_ACCESS_TOKEN=mock-token LINE_CHANNEL_ID=1234567890
 demo: setup
-	@set -e; $(DEMO_ENV) $(BIN)/sender mock-server --port $(DEMO_PORT) --quiet & server=$$!; \
+	@set -e; \
+	$(BIN)/python -c 'import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", $(DEMO_PORT)))' 2>/dev/null \
+		|| { echo "make demo: port $(DEMO_PORT) is in use (an earlier demo's server?); run make demo DEMO_PORT=<a free port>" >&2; exit 1; }; \
+	$(DEMO_ENV) $(BIN)/sender mock-server --port $(DEMO_PORT) --quiet & server=$$!; \
 	trap 'kill $$server 2>/dev/null' EXIT; \
 	for _ in $$(seq 100); do $(BIN)/python -c 'import socket; socket.create_connection(("127.0.0.1", $(DEMO_PORT)), 1).close()' 2>/dev/null && break; sleep 0.1; done; \
+	kill -0 $$server 2>/dev/null || { echo "make demo: the local LINE server did not start" >&2; exit 1; }; \
 	$(DEMO_ENV) $(BIN)/sender run --export-dir sample/karte_export; \
 	$(BIN)/sender status
 
