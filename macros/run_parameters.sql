@@ -93,6 +93,56 @@
     {{ return(value) }}
 {% endmacro %}
 
+{#- The project's vars, as dbt_project.yml declares them (tests/test_pipeline.py keeps both equal). -#}
+{% macro project_var_names() %}
+    {{ return([
+        'karte_export_dir', 'karte_catalog_tables', 'karte_export_encoding', 'karte_source_schema',
+        'karte_column_map', 'karte_export_time_anchor', 'karte_sample_dir', 'karte_sample_anchor',
+        'karte_freshness_warn_hours', 'karte_freshness_error_hours', 'as_of', 'lookback_hours',
+        'karte_conversion_event', 'line_event_name', 'karte_conversion_events', 'karte_conversion_filter',
+        'karte_user_master_filter', 'ad_contact_days', 'pii_prehashed', 'send_line_user_id',
+        'currency', 'compress_tables', 'coverage_retention_days'
+    ]) }}
+{% endmacro %}
+
+{#-
+    on-run-start: a var given with --vars whose name is a project var's with a slip (another case, a
+    letter missing, extra or wrong) stops the run: dbt would ignore it and run with the default, so
+    a catch-up or a conversion type would silently not happen. Other names (a user's own) pass.
+-#}
+{% macro check_var_names() %}
+    {%- set given = invocation_args_dict.get('vars') or {} -%}
+    {%- set known = project_var_names() -%}
+    {%- for name in (given if given is mapping else {}) if name not in known and (name | string | length) >= 4 -%}
+        {%- set closest = namespace(name=none, distance=3) -%}
+        {%- for candidate in known -%}
+            {%- set distance = _edit_distance(name | string | lower, candidate) -%}
+            {%- if distance < closest.distance -%}
+                {%- set closest.name, closest.distance = candidate, distance -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- if closest.name is not none -%}
+            {{ exceptions.raise_compiler_error(
+                "unknown dbt var " ~ name ~ ": did you mean " ~ closest.name ~ "? (docs/configuration.md lists the vars)") }}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return('') }}
+{% endmacro %}
+
+{#- Levenshtein distance: the fewest one-character insertions, deletions and substitutions from a to b. -#}
+{% macro _edit_distance(a, b) %}
+    {%- set ns = namespace(previous=range(b | length + 1) | list, current=[]) -%}
+    {%- for i in range(1, a | length + 1) -%}
+        {%- set ns.current = [i] -%}
+        {%- for j in range(1, b | length + 1) -%}
+            {%- set substitution = ns.previous[j - 1] + (0 if a[i - 1] == b[j - 1] else 1) -%}
+            {%- do ns.current.append([ns.previous[j] + 1, ns.current[j - 1] + 1, substitution] | min) -%}
+        {%- endfor -%}
+        {%- set ns.previous = ns.current -%}
+    {%- endfor -%}
+    {{ return(ns.previous[b | length]) }}
+{% endmacro %}
+
 {% macro lookback_hours() %}{{ return(_int_var('lookback_hours', 1, 8760)) }}{% endmacro %}
 
 {% macro ad_contact_days() %}{{ return(_int_var('ad_contact_days', 0, 90)) }}{% endmacro %}

@@ -340,6 +340,49 @@ def test_bad_vars_fail_with_a_message_naming_the_var(tmp_path, var, value, messa
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("lookback_hour", "lookback_hours"),
+        ("karte_conversion_evnts", "karte_conversion_events"),
+        ("Lookback_Hours", "lookback_hours"),
+    ],
+)
+def test_a_misspelt_var_stops_the_run_instead_of_being_ignored(tmp_path, name, meant):
+    result = run_dbt(
+        tmp_path,
+        "run",
+        "--select",
+        "stg_karte__conversions",
+        export_dir=SAMPLE_DIR,
+        vars={"as_of": AS_OF, name: 168},
+    )
+    assert result.returncode != 0
+    assert f"unknown dbt var {name}: did you mean {meant}?" in result.output
+
+
+def test_a_var_of_the_users_own_is_not_taken_for_a_misspelt_one(tmp_path):
+    result = run_dbt(
+        tmp_path,
+        "run",
+        "--select",
+        "stg_karte__conversions",
+        export_dir=SAMPLE_DIR,
+        vars={"as_of": AS_OF, "team_dashboard_schema": "analytics"},
+    )
+    assert result.returncode == 0, result.output
+
+
+def test_the_var_names_the_typo_check_knows_are_dbt_project_ymls():
+    import yaml
+
+    root = SAMPLE_DIR.parent.parent
+    declared = list(yaml.safe_load((root / "dbt_project.yml").read_text())["vars"])
+    macros = (root / "macros" / "run_parameters.sql").read_text()
+    listed = re.search(r"macro project_var_names\(\).*?\[(.*?)\]", macros, re.S).group(1)
+    assert re.findall(r"'([a-z_]+)'", listed) == declared
+
+
 def test_time_zone_of_the_machine_does_not_matter(tmp_path, csv_build):
     tables = export_tables()
     # a sync_date without an offset is UTC
