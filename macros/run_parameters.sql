@@ -259,10 +259,15 @@
     {{ return(_absolute_path(value)) }}
 {% endmacro %}
 
-{#- Whether the export is the bundled sample (var karte_sample_dir). -#}
+{#-
+    Whether the export is the bundled sample: the folder of var karte_sample_dir, or a folder
+    holding the sample's marker file LINE_CAPI_SAMPLE (a copy of the sample, or a link to it).
+-#}
 {% macro is_bundled_sample() %}
     {%- set directory = karte_export_dir() -%}
-    {{ return(directory != '' and directory == _absolute_path(var('karte_sample_dir'))) }}
+    {%- if directory == '' -%}{{ return(false) }}{%- endif -%}
+    {{ return(directory == _absolute_path(var('karte_sample_dir'))
+        or folder_has_file(directory, 'LINE_CAPI_SAMPLE')) }}
 {% endmacro %}
 
 {#- Where this build read the export: the absolute folder, or catalog:<schema> for catalog tables. -#}

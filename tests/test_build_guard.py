@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 
 import duckdb
@@ -68,6 +69,32 @@ def test_the_sample_is_never_sent_to_a_real_endpoint_and_no_connection_is_made(s
         r = run_cli(["push", *FAST], sender_env(db, srv.url, LINE_CHANNEL_ID="1234567890"))
         assert r.returncode == ExitCode.OK, r.stderr
         assert srv.stats()["accepted_unique"] > 0
+
+
+@pytest.mark.parametrize("how", ["a copy", "a link"])
+def test_a_copy_of_the_sample_or_a_link_to_it_is_still_the_sample(tmp_path, how):
+    export = tmp_path / "karte-export"
+    if how == "a copy":
+        shutil.copytree(SAMPLE_DIR, export)
+    else:
+        export.symlink_to(SAMPLE_DIR)
+    result = run_dbt(tmp_path, "run", export_dir=export)
+    assert result.returncode == 0, result.output
+    assert result.rows("select is_sample from line_capi_build_info") == [(True,)]
+    # the sample's times follow the run, as in the demo: events to send, and to refuse
+    (sent,) = result.rows("select count(*) from line_capi_payload")[0]
+    assert sent > 0
+    r = run_cli(["push", *FAST], sender_env(result.database, "https://line.invalid"))
+    assert r.returncode == ExitCode.SAMPLE_DATA_REFUSED, r.stderr
+
+
+def test_an_export_without_the_marker_is_not_the_sample(tmp_path):
+    export = tmp_path / "karte-export"
+    shutil.copytree(SAMPLE_DIR, export)
+    (export / "LINE_CAPI_SAMPLE").unlink()
+    result = run_dbt(tmp_path, "run", export_dir=export)
+    assert result.returncode == 0, result.output
+    assert result.rows("select is_sample from line_capi_build_info") == [(False,)]
 
 
 @pytest.mark.parametrize("damage", ["drop build info", "a row more", "another build's rows"])

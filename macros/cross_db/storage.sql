@@ -1,4 +1,20 @@
-{#- How this project's tables are stored, and rows deleted from them. -#}
+{#- How this project's tables are stored, and rows deleted from them; whether a folder holds a file. -#}
+
+{#- Whether `directory` holds a file named `name` (checked while executing; false while parsing). -#}
+{% macro folder_has_file(directory, name) %}
+    {{ return(adapter.dispatch('folder_has_file', 'line_capi')(directory, name)) }}
+{% endmacro %}
+
+{% macro default__folder_has_file(directory, name) %}{{ not_ported('folder_has_file') }}{% endmacro %}
+
+{% macro duckdb__folder_has_file(directory, name) %}
+    {%- if not execute -%}{{ return(false) }}{%- endif -%}
+    {%- set path = (directory.rstrip('/') ~ '/' ~ name) | replace("'", "''") -%}
+    {{ return(run_query("select count(*) from glob('" ~ path ~ "')").columns[0].values()[0] > 0) }}
+{% endmacro %}
+
+{#- The sender reads DuckDB builds only, so a Spark build needs no marker file: never one. -#}
+{% macro spark__folder_has_file(directory, name) %}{{ return(false) }}{% endmacro %}
 
 {#-
     on-run-start: how the tables of this run are stored. The setting lasts as long as the dbt
