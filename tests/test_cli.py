@@ -88,6 +88,8 @@ def test_python_dash_m_sender_works():
         ({"LINE_CHANNEL_ID": "12ab"}, "digits only"),
         ({"LINE_CAPI_ENDPOINT": "http://conversion-api.example.com"}, "only https"),
         ({"LINE_CAPI_ENDPOINT": "ftp://127.0.0.1"}, "not an http(s) URL"),
+        ({"LINE_CAPI_ENDPOINT": "http://[::1"}, "is not a valid URL: Invalid IPv6 URL"),
+        ({"LINE_CAPI_ENDPOINT": "http://127.0.0.1:99999"}, "is not a valid URL: Port out of range"),
     ],
 )
 def test_config_errors_are_one_line_exit_2(db, env, message):
