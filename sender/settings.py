@@ -147,6 +147,18 @@ class LineTarget:
         )
 
 
+def dry_run_settings(
+    *, endpoint: str | None, tag_id: str | None, channel_id: str | None
+) -> dict[str, str | None]:
+    """The settings a dry run uses, checked as for a push; no token, and the tag id optional
+    (without it, the destination of the last push is counted)."""
+    return {
+        "endpoint": validate_endpoint(endpoint),
+        "tag_id": None if tag_id is None else validate_tag_id(tag_id),
+        "channel_id": validate_channel_id(channel_id),
+    }
+
+
 def target_from_env(env: Mapping[str, str], token: Secret | None) -> LineTarget:
     """The push's target from the environment `sender run` hands to its push (an empty
     variable counts as unset, as for the push's options)."""

@@ -17,9 +17,11 @@ from sender_fixtures import (
     TAG_ID,
     TOKEN,
     invoke,
+    make_event,
     mock_server,
     run_cli,
     sender_env,
+    write_payload,
 )
 
 from sender.cli import app
@@ -97,6 +99,42 @@ def test_config_errors_are_one_line_exit_2(db, env, message):
     assert r.exit_code == ExitCode.USAGE
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "Traceback" not in r.stderr
+
+
+def without_token(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k != "LINE_ACCESS_TOKEN"}
+
+
+@pytest.mark.parametrize(
+    ("env", "code", "message"),
+    [
+        ({"LINE_TAG_ID": "not-a-uuid"}, ExitCode.USAGE, "is not a UUID"),
+        ({"LINE_CHANNEL_ID": "12ab"}, ExitCode.USAGE, "digits only"),
+        ({"LINE_CAPI_ENDPOINT": "ftp://127.0.0.1"}, ExitCode.USAGE, "not an http(s) URL"),
+        ({"LINE_CAPI_ENDPOINT": "http://capi.example.com"}, ExitCode.USAGE, "only https"),
+        ({"LINE_CAPI_ENDPOINT": "http://[::1"}, ExitCode.USAGE, "Invalid IPv6 URL"),
+        ({"IS_SAMPLE": "1"}, ExitCode.SAMPLE_DATA_REFUSED, "built from the bundled sample"),
+        ({"LINE_UID": "1"}, ExitCode.USAGE, "pending rows carry user.line_uid"),
+    ],
+)
+def test_dry_run_refuses_what_push_refuses_before_sending(tmp_path, env, code, message):
+    """Same codes as the push, before counting anything; no access token needed."""
+    db = tmp_path / "line_capi.duckdb"
+    is_sample, line_uid = bool(env.pop("IS_SAMPLE", "")), bool(env.pop("LINE_UID", ""))
+    write_payload(db, [make_event(i, line_uid=line_uid) for i in range(5)], is_sample=is_sample)
+    endpoint = "https://conversion-api.tr.line.me"
+    r = invoke(["push", "--dry-run"], without_token(sender_env(db, endpoint, **env)))
+    assert r.exit_code == code, r.stderr
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "would send" not in r.stdout
+
+
+def test_dry_run_needs_no_token_and_rehearses_the_sample_on_loopback(tmp_path):
+    db = tmp_path / "line_capi.duckdb"
+    write_payload(db, [make_event(i) for i in range(5)], is_sample=True)
+    r = invoke(["push", "--dry-run"], without_token(sender_env(db, "http://127.0.0.1:9")))
+    assert r.exit_code == 0, r.stderr
+    assert "would send 5 in 1 requests" in r.stdout
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,13 @@ from sender.push import (
     push,
 )
 from sender.push_summary import Summary
-from sender.settings import DEFAULT_DATABASE, DEFAULT_ENDPOINT, LineTarget, database_path
+from sender.settings import (
+    DEFAULT_DATABASE,
+    DEFAULT_ENDPOINT,
+    LineTarget,
+    database_path,
+    dry_run_settings,
+)
 
 
 def _alert_after_push(command):
@@ -207,10 +213,13 @@ def push_command(
         resend=resend,
     )
     if dry_run_:
+        # what push would refuse before sending, except the token: a dry run sends nothing
+        with exits_on_error():
+            where = dry_run_settings(endpoint=endpoint, tag_id=tag_id, channel_id=channel_id)
         con = open_database(database, read_only=True, memory_limit=memory_limit)
         try:
             with exits_on_error(database):
-                summary = dry_run(con, options, show=show, endpoint=endpoint, tag_id=tag_id)
+                summary = dry_run(con, options, show=show, **where)
         finally:
             con.close()
         _print_summary(summary, json_)
