@@ -191,6 +191,55 @@ def test_push_tuning_comes_from_the_environment_too(db):
     assert r.exit_code == ExitCode.USAGE and "LINE_CAPI_CONCURRENCY" in r.stderr
 
 
+def test_push_json_prints_one_object_for_an_error_before_the_summary(db, tmp_path):
+    """A scheduler that parses stdout gets the exit code and stderr's line, never the token."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time\ncon = duckdb.connect({str(db)!r})\n"
+            "print('held', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        locked = run_cli(["push", "--json"], sender_env(db))
+    finally:
+        holder.kill()
+        holder.wait()
+    cases = [
+        (locked, ExitCode.DATABASE_LOCKED, "is locked by another process"),
+        (
+            run_cli(["push", "--json"], sender_env(tmp_path / "nope.duckdb")),
+            ExitCode.NO_PAYLOAD,
+            "does not exist: run `dbt build` first",
+        ),
+        (
+            run_cli(["push", "--json"], sender_env(db, LINE_ACCESS_TOKEN="")),
+            ExitCode.USAGE,
+            "LINE_ACCESS_TOKEN is empty",
+        ),
+        (
+            run_cli(["push", "--json", "--dry-run"], sender_env(db, LINE_TAG_ID="nope")),
+            ExitCode.USAGE,
+            "LINE_TAG_ID 'nope' is not a UUID",
+        ),
+    ]
+    for r, code, message in cases:
+        assert r.returncode == code, r.stderr
+        (line,) = r.stdout.strip().splitlines()
+        found = json.loads(line)
+        assert found["exit_code"] == code and found["outcome"] == "error", found
+        assert message in found["message"]
+        assert r.stderr.strip() == f"error: {found['message']}"
+        assert TOKEN not in r.stdout + r.stderr
+    # without --json, stdout stays empty
+    r = run_cli(["push"], sender_env(db, LINE_ACCESS_TOKEN=""))
+    assert r.returncode == ExitCode.USAGE and r.stdout == ""
+
+
 def test_status_and_preview(db):
     env = sender_env(db)
     r = invoke(["status", "--json"], env)

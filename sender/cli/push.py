@@ -13,6 +13,7 @@ from sender.cli.common import (
     EXIT_CODES_EPILOG,
     DatabaseOpt,
     EndpointOpt,
+    Failure,
     JsonOpt,
     TagIdOpt,
     app,
@@ -38,7 +39,8 @@ from sender.push import (
     dry_run,
     push,
 )
-from sender.push_summary import Summary
+from sender.push_summary import Summary, error_json
+from sender.secret_env import scrub
 from sender.settings import (
     DEFAULT_DATABASE,
     DEFAULT_ENDPOINT,
@@ -81,8 +83,25 @@ def _alert_after_push(command):
     return run
 
 
+def _errors_as_json(command):
+    """With --json, an error that stops the push before its summary still prints one JSON object
+    on stdout, for a scheduler that reads it."""
+
+    @functools.wraps(command)
+    def run(**kwargs) -> None:
+        try:
+            command(**kwargs)
+        except Failure as exc:
+            if kwargs.get("json_"):
+                typer.echo(error_json(exc.exit_code, scrub(exc.message)))
+            raise
+
+    return run
+
+
 @app.command("push", epilog=EXIT_CODES_EPILOG)
 @_alert_after_push
+@_errors_as_json
 def push_command(
     ctx: typer.Context,
     database: DatabaseOpt = DEFAULT_DATABASE,
