@@ -16,6 +16,7 @@ from sender_fixtures import (
     REPO,
     TAG_ID,
     TOKEN,
+    database_held,
     invoke,
     make_event,
     mock_server,
@@ -193,22 +194,8 @@ def test_push_tuning_comes_from_the_environment_too(db):
 
 def test_push_json_prints_one_object_for_an_error_before_the_summary(db, tmp_path):
     """A scheduler that parses stdout gets the exit code and stderr's line, never the token."""
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time\ncon = duckdb.connect({str(db)!r})\n"
-            "print('held', flush=True); time.sleep(120)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with database_held(db):
         locked = run_cli(["push", "--json"], sender_env(db))
-    finally:
-        holder.kill()
-        holder.wait()
     cases = [
         (locked, ExitCode.DATABASE_LOCKED, "is locked by another process"),
         (

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from pipeline_fixtures import SAMPLE_DIR, rewrite_export, run_dbt
 from schedule_fixtures import clock_export, sender_run
-from sender_fixtures import TOKEN, mock_server
+from sender_fixtures import TOKEN, database_held, mock_server
 
 from sender.exit_codes import ExitCode
 from sender.scheduled_run import lock_path
@@ -188,24 +188,9 @@ def test_a_run_log_that_is_a_folder_is_a_usage_error(tmp_path):
 
 def test_a_database_held_by_another_process_is_exit_5_not_a_failed_build(tmp_path):
     db = tmp_path / "line_capi.duckdb"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time\ncon = duckdb.connect({str(db)!r})\n"
-            "print('held', flush=True); time.sleep(120)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        with mock_server() as srv:
-            r = sender_run(tmp_path, srv.url, export=SAMPLE_DIR)
-            assert srv.stats()["requests"] == 0
-    finally:
-        holder.kill()
-        holder.wait()
+    with database_held(db), mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=SAMPLE_DIR)
+        assert srv.stats()["requests"] == 0
     assert r.returncode == ExitCode.DATABASE_LOCKED, r.stderr
     line = one_error_line(r.stderr)
     assert f"database {db} is locked by another process (is dbt build still running?)" in line
