@@ -8,7 +8,8 @@ line-capi/{{YYYYMMDD}}-{{HH}}/), named so that names sort by time. The newest fo
 all four tables is copied to DEST/<folder>, then DEST/current is swapped to it in one rename: a
 build reading DEST/current sees the previous export or the new one, never a half-copied one.
 Older folders beyond --keep are deleted. Cloud Storage is read with the Google Cloud CLI
-(`gcloud storage`), with the machine's own credentials.
+(`gcloud storage`), with the machine's own credentials. Everything written under DEST is its
+owner's only (files 0600, folders 0700, whatever the umask): the export holds personal data.
 
 Exit codes: 0 synced (or already current); 1 nothing complete to copy, the copy failed or another
 sync is running (DEST/current is left as it was); 2 bad arguments. See docs/karte-datahub.md.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -28,6 +30,19 @@ from pathlib import Path
 
 TABLES = ("conversions", "page_views", "line_users", "user_master")
 CURRENT = "current"
+
+
+def _load_file_modes():
+    """The project's owner-only file helpers (sender/file_modes.py, standard library only), read
+    from this checkout by path: the sync runs with a plain python3, without the sender installed."""
+    path = Path(__file__).resolve().parent.parent / "sender" / "file_modes.py"
+    spec = importlib.util.spec_from_file_location("line_capi_file_modes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+file_modes = _load_file_modes()
 
 
 class SyncError(Exception):
@@ -155,7 +170,7 @@ def newest_complete_run(source) -> str:
 
 @contextmanager
 def exclusive(dest: Path) -> Iterator[None]:
-    with open(dest / ".sync.lock", "w") as lock:
+    with file_modes.private_file(dest / ".sync.lock", "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -171,11 +186,16 @@ def point_current(dest: Path, run: str) -> None:
     os.replace(staged, dest / CURRENT)
 
 
-def prune(dest: Path, keep: int, current: str) -> None:
-    """Delete run folders beyond the newest `keep`, and copies left half-done by a killed sync."""
-    runs = sorted(
+def run_folders(dest: Path) -> list[str]:
+    """The names of the run folders copied into `dest`, oldest first."""
+    return sorted(
         p.name for p in dest.iterdir() if p.is_dir() and not p.is_symlink() and not hidden(p.name)
     )
+
+
+def prune(dest: Path, keep: int, current: str) -> None:
+    """Delete run folders beyond the newest `keep`, and copies left half-done by a killed sync."""
+    runs = run_folders(dest)
     for name in runs[: max(len(runs) - keep, 0)]:
         if name != current:
             shutil.rmtree(dest / name)
@@ -183,13 +203,30 @@ def prune(dest: Path, keep: int, current: str) -> None:
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def sync(source, dest: Path, keep: int) -> str:
-    """Copy the newest complete run of `source` to `dest` and point `dest/current` at it."""
-    dest.mkdir(parents=True, exist_ok=True)
+def tighten_runs(dest: Path) -> str | None:
+    """Make the run folders already in `dest` their owner's only (an earlier version copied them
+    with the source's modes); one line saying so when any was open to others."""
+    changed = sum(file_modes.make_tree_private(dest / name) for name in run_folders(dest))
+    if not changed:
+        return None
+    return (
+        f"{changed} files and folders of the exports in {dest} were readable by other users:"
+        " set to 0600 (folders 0700), as they hold personal data"
+    )
+
+
+def sync(source, dest: Path, keep: int, notice=lambda line: None) -> str:
+    """Copy the newest complete run of `source` to `dest` and point `dest/current` at it; every
+    file and folder written is its owner's only. `notice` gets a line when older copies were
+    tightened."""
+    file_modes.make_private_dir(dest)
     current = dest / CURRENT
     if current.exists() and not current.is_symlink():
         raise SyncError(f"{current} is not a symbolic link: move it away, the sync manages it")
     with exclusive(dest):
+        message = tighten_runs(dest)
+        if message:
+            notice(message)
         run = newest_complete_run(source)
         target = dest / run
         if current.is_symlink() and os.readlink(current) == run and target.is_dir():
@@ -197,18 +234,28 @@ def sync(source, dest: Path, keep: int) -> str:
         if not target.is_dir():
             partial = dest / f".{run}.partial"
             shutil.rmtree(partial, ignore_errors=True)
-            partial.mkdir()
+            partial.mkdir(mode=file_modes.PRIVATE_DIR)
+            # The copy keeps the source's modes (shutil.copytree, gcloud), so it lands inside a
+            # private folder and is made private before it is moved out: the export holds
+            # plaintext email and phone numbers.
+            copied = partial / run
+            copied.mkdir(mode=file_modes.PRIVATE_DIR)
             try:
-                source.copy(run, partial)
-                missing = missing_tables(folder_entries(partial))
+                source.copy(run, copied)
+                file_modes.make_tree_private(copied)
+                missing = missing_tables(folder_entries(copied))
                 if missing:
                     raise SyncError(f"the copy of {run} has no {', '.join(missing)}")
-                partial.rename(target)
+                copied.rename(target)
             finally:
                 shutil.rmtree(partial, ignore_errors=True)
         point_current(dest, run)
         prune(dest, keep, run)
     return f"synced {source}/{run} to {target}; {current} -> {run}"
+
+
+def warn(line: str) -> None:
+    print(f"warning: {line}", file=sys.stderr)
 
 
 def positive(text: str) -> int:
@@ -229,10 +276,11 @@ def main(argv: list[str] | None = None) -> int:
         "--keep", type=positive, default=3, help="run folders to keep in DEST (default 3)"
     )
     args = parser.parse_args(argv)
+    file_modes.use_private_umask()  # for everything written below, gcloud's copy included
     try:
         is_gcs = args.source.startswith("gs://")
         source = CloudStorageSource(args.source) if is_gcs else LocalSource(args.source)
-        print(sync(source, args.dest, args.keep))
+        print(sync(source, args.dest, args.keep, notice=warn))
     except (SyncError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

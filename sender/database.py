@@ -140,6 +140,19 @@ class NoPayload(DatabaseError):
 _LOCK = re.compile(r"Could not set lock on file", re.IGNORECASE)
 
 
+def is_lock_error(text: str) -> bool:
+    """Whether DuckDB's ``text`` says another process holds the file (in the sender or in
+    dbt's output)."""
+    return bool(_LOCK.search(text))
+
+
+def locked(path: Path) -> DatabaseLocked:
+    """The one-line error of a database another process holds."""
+    return DatabaseLocked(
+        f"database {path} is locked by another process (is dbt build still running?)"
+    )
+
+
 # DuckDB keeps every block it reads cached up to its memory limit (80% of RAM by default), so
 # streaming a large table would grow the process by the table's size. A limit keeps memory flat;
 # joins and sorts spill to disk beyond it. The sender reads each block once (rowid ranges, in
@@ -183,10 +196,8 @@ def connect(
     try:
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
-        if _LOCK.search(str(exc)):
-            raise DatabaseLocked(
-                f"database {path} is locked by another process (is dbt build still running?)"
-            ) from None
+        if is_lock_error(str(exc)):
+            raise locked(path) from None
         raise DatabaseError(f"cannot open database {path}: {first_line(exc)}") from None
     except duckdb.Error as exc:
         raise DatabaseError(f"cannot open database {path}: {first_line(exc)}") from None

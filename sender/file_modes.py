@@ -67,6 +67,22 @@ def tighten(path: Path, *, folder: bool = False) -> str | None:
     return f"{path} was readable by other users (mode {mode:04o}): set to {wanted:04o}"
 
 
+def make_tree_private(root: Path) -> int:
+    """Set every folder under ``root`` (itself included) that others can access to 0700, and
+    every such regular file to 0600, without following links (a copied tree keeps its source's
+    modes, whatever the umask); returns how many were changed."""
+    changed = 0
+    for folder, _folders, files in os.walk(root):  # links to folders are listed, not entered
+        for path in (Path(folder), *(Path(folder, name) for name in files)):
+            st = path.lstat()
+            kind = stat.S_IFMT(st.st_mode)
+            wanted = {stat.S_IFDIR: PRIVATE_DIR, stat.S_IFREG: PRIVATE_FILE}.get(kind)
+            if wanted is not None and st.st_mode & PRIVATE_UMASK_BITS:
+                os.chmod(path, wanted)
+                changed += 1
+    return changed
+
+
 def database_files(path: Path) -> list[tuple[Path, bool]]:
     """The DuckDB file and what DuckDB writes beside it: its WAL and its spill folder (each with
     whether it is a folder)."""

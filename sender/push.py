@@ -48,7 +48,7 @@ from sender.pending_rows import PendingRows, find_pending, iter_pending, ledger_
 from sender.progress import Progress
 from sender.push_summary import COUNTER_OF_STATUS, Summary, decide_exit
 from sender.request_body import PAYLOAD_COLUMN, Body, build_body, payload_texts
-from sender.settings import ConfigError, LineTarget
+from sender.settings import DEFAULT_ENDPOINT, ConfigError, LineTarget
 
 # 5,000 events of ~0.5-1 KB make 2.5-5 MB per request: large enough that the per-request costs
 # (HTTP round trip, one ledger insert) vanish, small enough that a retry, a 400 bisection or the
@@ -98,14 +98,15 @@ def new_run_id() -> str:
     return f"{stamp}-{uuid.uuid4().hex[:8]}"
 
 
-def check_channel_id(pending: PendingRows, target: LineTarget) -> None:
+def check_channel_id(pending: PendingRows, channel_id: str | None, tag_id: str | None) -> None:
     """Refuse to start when pending rows carry user.line_uid and no channel id is configured
     (LINE needs X-Line-ChannelID for them)."""
-    if pending.pending_with_line_uid and not target.channel_id:
+    if pending.pending_with_line_uid and not channel_id:
         raise ConfigError(
             f"{pending.pending_with_line_uid:,} pending rows carry user.line_uid: set"
-            f" LINE_CHANNEL_ID (the LINE Login channel that issued them) for LINE Tag"
-            f" {target.tag_id}, or pass --channel-id"
+            " LINE_CHANNEL_ID (the LINE Login channel that issued them)"
+            + (f" for LINE Tag {tag_id}" if tag_id else "")
+            + ", or pass --channel-id"
         )
 
 
@@ -173,7 +174,7 @@ class Pusher:
         # nothing recorded at this destination yet: no need to look the rows up in the ledger
         use_ledger = not opts.resend and ledger_has_keys(self.con, self.destination_id)
         rows = find_pending(self.con, destination_id=self.destination_id if use_ledger else None)
-        check_channel_id(rows, self.target)
+        check_channel_id(rows, self.target.channel_id, self.target.tag_id)
         pending = rows.pending
         if opts.limit is not None:
             pending = min(pending, opts.limit)
@@ -454,17 +455,22 @@ def dry_run(
     options: PushOptions,
     *,
     show: int = 0,
-    endpoint: str | None = None,
+    endpoint: str = DEFAULT_ENDPOINT,
     tag_id: str | None = None,
+    channel_id: str | None = None,
 ) -> Summary:
     """What ``push`` would do, without network or ledger writes (``con`` may be read-only): the
-    rows pending at the destination ``endpoint``/``tag_id`` (default: that of the last push)."""
+    rows pending at the destination ``endpoint``/``tag_id`` (default: that of the last push).
+    It refuses what ``push`` would refuse before sending (an unfinished or sample build for
+    that endpoint, line_uid rows without a channel id); the settings come validated."""
     started = time.monotonic()
+    check_build(con, endpoint)
     summary = Summary(run_id="dry-run", dry_run=True, test=options.test)
     destination = None
     if has_ledger(con) and not options.resend:
         destination = pending_destination(con, endpoint=endpoint, tag_id=tag_id)
     rows = find_pending(con, destination_id=destination)
+    check_channel_id(rows, channel_id, tag_id)
     for chunk in iter_pending(con, pending=rows, limit=options.limit):
         summary.pending += chunk.num_rows
         prepared = prepare_chunk(chunk, batch_size=options.batch_size, test=options.test)

@@ -81,6 +81,15 @@ class Summary:
         return f"exit {int(self.exit_code)}: {note}" if note else None
 
 
+def error_json(exit_code: int, message: str) -> str:
+    """What ``push --json`` prints when it stops before a summary exists (no database, a bad
+    setting, a locked file): the exit code and the one line stderr got."""
+    return json.dumps(
+        {"exit_code": int(exit_code), "outcome": "error", "message": message},
+        separators=(",", ":"),
+    )
+
+
 def decide_exit(s: Summary, stop_reason: str | None) -> tuple[ExitCode, str]:
     """The exit code and outcome of a push (ExitCode's docstring gives the order)."""
     if stop_reason is not None:

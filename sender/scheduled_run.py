@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from sender.alerts import RUN_ONLY_ENV
+from sender.database import is_lock_error, locked
 from sender.exit_codes import ExitCode
 from sender.file_modes import private_file, private_umask
 from sender.settings import ConfigError
@@ -148,7 +149,13 @@ class RunLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file = private_file(path, "a")
+        try:
+            self._file = private_file(path, "a")
+        except OSError as exc:  # a folder, a read-only place: the user's path, not a bug
+            raise ConfigError(
+                f"run log {path} cannot be written: {exc.strerror or type(exc).__name__}"
+                " (--log-file, env LINE_CAPI_RUN_LOG)"
+            ) from None
         self._lock = threading.Lock()
 
     def write(self, source: str, text: str, echo: IO[str] | None = None) -> None:
@@ -339,6 +346,13 @@ class ScheduledRun:
             command, cwd=self.config.project_dir, env=self.child_env(), log=self.log, source="dbt"
         )
 
+    def dbt_failed(self, step: str, lines: list[str]) -> RunError:
+        """Why a dbt command failed: another process holding the database is a lock, not a
+        failed build."""
+        if any(is_lock_error(line) for line in lines):
+            return RunError(str(locked(self.config.database)), ExitCode.DATABASE_LOCKED)
+        return RunError(f"{step} failed: {dbt_error_line(lines)}", ExitCode.BUILD_FAILED)
+
     def check_freshness(self) -> None:
         started = time.time()
         code, lines = self.dbt("source", "freshness")
@@ -350,9 +364,7 @@ class ScheduledRun:
         if stale:
             raise RunError(stale[0].describe(), ExitCode.STALE_EXPORT)
         if code != 0:
-            raise RunError(
-                f"dbt source freshness failed: {dbt_error_line(lines)}", ExitCode.BUILD_FAILED
-            )
+            raise self.dbt_failed("dbt source freshness", lines)
         ages = ", ".join(
             f"{r.table} {r.age_hours:.1f} h old" for r in results if r.age_hours is not None
         )
@@ -361,7 +373,7 @@ class ScheduledRun:
     def build(self) -> None:
         code, lines = self.dbt(*BUILD_ARGS)
         if code != 0:
-            raise RunError(f"dbt build failed: {dbt_error_line(lines)}", ExitCode.BUILD_FAILED)
+            raise self.dbt_failed("dbt build", lines)
         self.say(f"dbt build ok: {dbt_error_line(lines)}")
 
     def push(self) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -98,7 +99,11 @@ def validate_endpoint(endpoint: str | None) -> str:
     """``https://`` anywhere; ``http://`` only to a loopback host (personal data in clear text
     never leaves the machine)."""
     value = (endpoint or DEFAULT_ENDPOINT).strip().rstrip("/")
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - a port out of range raises only when read
+    except ValueError as exc:  # an unclosed [IPv6 bracket, a port out of range
+        raise ConfigError(f"LINE_CAPI_ENDPOINT {value!r} is not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"LINE_CAPI_ENDPOINT {value!r} is not an http(s) URL")
     if parts.username or parts.password or parts.query or parts.fragment:
@@ -140,6 +145,29 @@ class LineTarget:
             token=validate_token(token, tag),
             channel_id=validate_channel_id(channel_id),
         )
+
+
+def dry_run_settings(
+    *, endpoint: str | None, tag_id: str | None, channel_id: str | None
+) -> dict[str, str | None]:
+    """The settings a dry run uses, checked as for a push; no token, and the tag id optional
+    (without it, the destination of the last push is counted)."""
+    return {
+        "endpoint": validate_endpoint(endpoint),
+        "tag_id": None if tag_id is None else validate_tag_id(tag_id),
+        "channel_id": validate_channel_id(channel_id),
+    }
+
+
+def target_from_env(env: Mapping[str, str], token: Secret | None) -> LineTarget:
+    """The push's target from the environment `sender run` hands to its push (an empty
+    variable counts as unset, as for the push's options)."""
+    return LineTarget.from_values(
+        endpoint=env.get("LINE_CAPI_ENDPOINT") or None,
+        tag_id=env.get("LINE_TAG_ID") or None,
+        token=token,
+        channel_id=env.get("LINE_CHANNEL_ID") or None,
+    )
 
 
 def database_path(value: str | None) -> Path:

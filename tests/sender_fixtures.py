@@ -234,6 +234,27 @@ def mock_server(**kwargs) -> Iterator[MockLineServer]:
         server.stop()
 
 
+@contextmanager
+def database_held(db: Path) -> Iterator[None]:
+    """Another process holding ``db`` read-write (a dbt build, a duckdb shell) while inside."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time\ncon = duckdb.connect({str(db)!r})\n"
+            "print('held', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def sender_env(db: Path, endpoint: str | None = None, **extra: str) -> dict[str, str]:
     env = {
         "LINE_CAPI_DUCKDB": str(db),

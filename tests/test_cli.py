@@ -16,10 +16,13 @@ from sender_fixtures import (
     REPO,
     TAG_ID,
     TOKEN,
+    database_held,
     invoke,
+    make_event,
     mock_server,
     run_cli,
     sender_env,
+    write_payload,
 )
 
 from sender.cli import app
@@ -88,6 +91,8 @@ def test_python_dash_m_sender_works():
         ({"LINE_CHANNEL_ID": "12ab"}, "digits only"),
         ({"LINE_CAPI_ENDPOINT": "http://conversion-api.example.com"}, "only https"),
         ({"LINE_CAPI_ENDPOINT": "ftp://127.0.0.1"}, "not an http(s) URL"),
+        ({"LINE_CAPI_ENDPOINT": "http://[::1"}, "is not a valid URL: Invalid IPv6 URL"),
+        ({"LINE_CAPI_ENDPOINT": "http://127.0.0.1:99999"}, "is not a valid URL: Port out of range"),
     ],
 )
 def test_config_errors_are_one_line_exit_2(db, env, message):
@@ -95,6 +100,42 @@ def test_config_errors_are_one_line_exit_2(db, env, message):
     assert r.exit_code == ExitCode.USAGE
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "Traceback" not in r.stderr
+
+
+def without_token(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k != "LINE_ACCESS_TOKEN"}
+
+
+@pytest.mark.parametrize(
+    ("env", "code", "message"),
+    [
+        ({"LINE_TAG_ID": "not-a-uuid"}, ExitCode.USAGE, "is not a UUID"),
+        ({"LINE_CHANNEL_ID": "12ab"}, ExitCode.USAGE, "digits only"),
+        ({"LINE_CAPI_ENDPOINT": "ftp://127.0.0.1"}, ExitCode.USAGE, "not an http(s) URL"),
+        ({"LINE_CAPI_ENDPOINT": "http://capi.example.com"}, ExitCode.USAGE, "only https"),
+        ({"LINE_CAPI_ENDPOINT": "http://[::1"}, ExitCode.USAGE, "Invalid IPv6 URL"),
+        ({"IS_SAMPLE": "1"}, ExitCode.SAMPLE_DATA_REFUSED, "built from the bundled sample"),
+        ({"LINE_UID": "1"}, ExitCode.USAGE, "pending rows carry user.line_uid"),
+    ],
+)
+def test_dry_run_refuses_what_push_refuses_before_sending(tmp_path, env, code, message):
+    """Same codes as the push, before counting anything; no access token needed."""
+    db = tmp_path / "line_capi.duckdb"
+    is_sample, line_uid = bool(env.pop("IS_SAMPLE", "")), bool(env.pop("LINE_UID", ""))
+    write_payload(db, [make_event(i, line_uid=line_uid) for i in range(5)], is_sample=is_sample)
+    endpoint = "https://conversion-api.tr.line.me"
+    r = invoke(["push", "--dry-run"], without_token(sender_env(db, endpoint, **env)))
+    assert r.exit_code == code, r.stderr
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "would send" not in r.stdout
+
+
+def test_dry_run_needs_no_token_and_rehearses_the_sample_on_loopback(tmp_path):
+    db = tmp_path / "line_capi.duckdb"
+    write_payload(db, [make_event(i) for i in range(5)], is_sample=True)
+    r = invoke(["push", "--dry-run"], without_token(sender_env(db, "http://127.0.0.1:9")))
+    assert r.exit_code == 0, r.stderr
+    assert "would send 5 in 1 requests" in r.stdout
 
 
 @pytest.mark.parametrize(
@@ -149,6 +190,41 @@ def test_push_tuning_comes_from_the_environment_too(db):
         assert sorted(rec.events for rec in srv.requests) == [2, 7, 7, 7, 7]
     r = invoke(["push"], sender_env(db, LINE_CAPI_CONCURRENCY="0"))
     assert r.exit_code == ExitCode.USAGE and "LINE_CAPI_CONCURRENCY" in r.stderr
+
+
+def test_push_json_prints_one_object_for_an_error_before_the_summary(db, tmp_path):
+    """A scheduler that parses stdout gets the exit code and stderr's line, never the token."""
+    with database_held(db):
+        locked = run_cli(["push", "--json"], sender_env(db))
+    cases = [
+        (locked, ExitCode.DATABASE_LOCKED, "is locked by another process"),
+        (
+            run_cli(["push", "--json"], sender_env(tmp_path / "nope.duckdb")),
+            ExitCode.NO_PAYLOAD,
+            "does not exist: run `dbt build` first",
+        ),
+        (
+            run_cli(["push", "--json"], sender_env(db, LINE_ACCESS_TOKEN="")),
+            ExitCode.USAGE,
+            "LINE_ACCESS_TOKEN is empty",
+        ),
+        (
+            run_cli(["push", "--json", "--dry-run"], sender_env(db, LINE_TAG_ID="nope")),
+            ExitCode.USAGE,
+            "LINE_TAG_ID 'nope' is not a UUID",
+        ),
+    ]
+    for r, code, message in cases:
+        assert r.returncode == code, r.stderr
+        (line,) = r.stdout.strip().splitlines()
+        found = json.loads(line)
+        assert found["exit_code"] == code and found["outcome"] == "error", found
+        assert message in found["message"]
+        assert r.stderr.strip() == f"error: {found['message']}"
+        assert TOKEN not in r.stdout + r.stderr
+    # without --json, stdout stays empty
+    r = run_cli(["push"], sender_env(db, LINE_ACCESS_TOKEN=""))
+    assert r.returncode == ExitCode.USAGE and r.stdout == ""
 
 
 def test_status_and_preview(db):

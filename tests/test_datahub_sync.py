@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -16,12 +17,24 @@ TABLES = ("conversions", "page_views", "line_users", "user_master")
 
 
 def sync(source: Path, dest: Path, *options: str) -> subprocess.CompletedProcess:
+    """The script as cron runs it: a plain python3 (-I -S: no site-packages, so no sender
+    package to import), under the usual umask 022."""
     return subprocess.run(
-        [sys.executable, str(SCRIPT), str(source), str(dest), *options],
+        [sys.executable, "-I", "-S", str(SCRIPT), str(source), str(dest), *options],
         capture_output=True,
         text=True,
         timeout=60,
+        umask=0o022,
     )
+
+
+def modes(root: Path) -> dict[str, int]:
+    """The permission bits of `root` and of everything under it that is not a link."""
+    found = {".": stat.S_IMODE(root.stat().st_mode)}
+    for path in root.rglob("*"):
+        if not path.is_symlink():
+            found[str(path.relative_to(root))] = stat.S_IMODE(path.stat().st_mode)
+    return found
 
 
 def write_run(source: Path, run: str, tables=TABLES, text: str = "user_id\n") -> Path:
@@ -168,3 +181,41 @@ def test_the_build_reads_the_synced_export_through_current(tmp_path):
 
     assert result.returncode == 0, result.output
     assert result.payloads()
+
+
+def test_the_copy_is_its_owners_only_whatever_the_umask(tmp_path):
+    """The export holds plaintext email and phone numbers: 0600 files, 0700 folders, although the
+    source is world-readable and the umask is 022."""
+    source, dest = tmp_path / "source", tmp_path / "exports" / "dest"
+    run = write_run(source, "20261130-10", tables=TABLES[:3])
+    (run / "user_master").mkdir()
+    (run / "user_master" / "part-000.csv").write_text("user_id,email\nu1,a@example.jp\n")
+    for path in (run, *run.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+    done = sync(source, dest)
+
+    assert done.returncode == 0, done.stderr
+    found = modes(dest)
+    assert len(found) == 8, found  # dest, .sync.lock, the run, its 3 files, a folder and a part
+    for name, mode in found.items():
+        wanted = 0o700 if (dest / name).is_dir() else 0o600
+        assert mode == wanted, (name, oct(mode))
+    assert stat.S_IMODE((tmp_path / "exports").stat().st_mode) == 0o700  # created by the sync
+    assert done.stderr == ""
+
+
+def test_a_copy_left_readable_by_an_earlier_version_is_tightened_with_one_line(tmp_path):
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    write_run(source, "20261130-10")
+    assert sync(source, dest).returncode == 0
+    old = dest / "20261130-10"
+    old.chmod(0o755)
+    (old / "user_master.csv").chmod(0o644)
+
+    done = sync(source, dest)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("warning: 2 files and folders of the exports in ")
+    assert len(done.stderr.splitlines()) == 1
+    assert modes(old) == {".": 0o700, **{f"{t}.csv": 0o600 for t in TABLES}}

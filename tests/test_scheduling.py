@@ -8,9 +8,10 @@ import subprocess
 import sys
 
 import duckdb
+import pytest
 from pipeline_fixtures import SAMPLE_DIR, rewrite_export, run_dbt
 from schedule_fixtures import clock_export, sender_run
-from sender_fixtures import TOKEN, mock_server
+from sender_fixtures import TOKEN, database_held, mock_server
 
 from sender.exit_codes import ExitCode
 from sender.scheduled_run import lock_path
@@ -149,3 +150,48 @@ def test_freshness_reads_a_mapped_and_typed_sync_date(tmp_path):
         r["unique_id"].split(".")[-1]: r["max_loaded_at_time_ago_in_s"] for r in sources["results"]
     }
     assert 29.9 * 3600 < ages["conversions"] < 30.5 * 3600, ages
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LINE_TAG_ID": "not-a-uuid"}, "LINE_TAG_ID 'not-a-uuid' is not a UUID"),
+        ({"LINE_CAPI_ENDPOINT": "http://10.0.0.1"}, "is plain http: only https is allowed"),
+        ({"LINE_ACCESS_TOKEN": ""}, "LINE_ACCESS_TOKEN is empty"),
+        ({"LINE_CHANNEL_ID": "12ab"}, "LINE_CHANNEL_ID '12ab' must be digits only"),
+        ({"LINE_CAPI_ENDPOINT": "http://[::1"}, "is not a valid URL: Invalid IPv6 URL"),
+        ({"LINE_CAPI_ENDPOINT": "http://127.0.0.1:99999"}, "is not a valid URL: Port out of range"),
+    ],
+)
+def test_a_push_setting_the_push_would_refuse_stops_the_run_before_dbt(tmp_path, env, message):
+    r = sender_run(tmp_path, "http://127.0.0.1:9", export=SAMPLE_DIR, env=env)
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    assert message in one_error_line(r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stdout == ""
+    assert TOKEN not in r.stderr
+    # dbt never started: no database, no target folder, no run log
+    assert not (tmp_path / "line_capi.duckdb").exists()
+    assert not (tmp_path / "target").exists()
+    assert not (tmp_path / "line_capi_run.log").exists()
+
+
+def test_a_run_log_that_is_a_folder_is_a_usage_error(tmp_path):
+    folder = tmp_path / "logs-folder"
+    folder.mkdir()
+    r = sender_run(tmp_path, "http://127.0.0.1:9", "--log-file", str(folder), export=SAMPLE_DIR)
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    line = one_error_line(r.stderr)
+    assert f"run log {folder} cannot be written: Is a directory" in line
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not (tmp_path / "line_capi.duckdb").exists()
+
+
+def test_a_database_held_by_another_process_is_exit_5_not_a_failed_build(tmp_path):
+    db = tmp_path / "line_capi.duckdb"
+    with database_held(db), mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=SAMPLE_DIR)
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.DATABASE_LOCKED, r.stderr
+    line = one_error_line(r.stderr)
+    assert f"database {db} is locked by another process (is dbt build still running?)" in line
+    assert "Conflicting lock" not in r.stderr and "Traceback" not in r.stderr

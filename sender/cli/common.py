@@ -81,9 +81,17 @@ def _options(
     flags.debug = debug
 
 
-def die(message: str, code: ExitCode) -> typer.Exit:
+class Failure(typer.Exit):
+    """An error already said on stderr as one line; ``message`` is that line (for --json)."""
+
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(int(code))
+        self.message = message
+
+
+def die(message: str, code: ExitCode) -> Failure:
     typer.echo(f"error: {message}", err=True)
-    return typer.Exit(int(code))
+    return Failure(message, code)
 
 
 def warn(message: str) -> None:

@@ -13,6 +13,7 @@ from sender.cli.common import (
     EXIT_CODES_EPILOG,
     DatabaseOpt,
     EndpointOpt,
+    Failure,
     JsonOpt,
     TagIdOpt,
     app,
@@ -38,8 +39,15 @@ from sender.push import (
     dry_run,
     push,
 )
-from sender.push_summary import Summary
-from sender.settings import DEFAULT_DATABASE, DEFAULT_ENDPOINT, LineTarget, database_path
+from sender.push_summary import Summary, error_json
+from sender.secret_env import scrub
+from sender.settings import (
+    DEFAULT_DATABASE,
+    DEFAULT_ENDPOINT,
+    LineTarget,
+    database_path,
+    dry_run_settings,
+)
 
 
 def _alert_after_push(command):
@@ -75,8 +83,25 @@ def _alert_after_push(command):
     return run
 
 
+def _errors_as_json(command):
+    """With --json, an error that stops the push before its summary still prints one JSON object
+    on stdout, for a scheduler that reads it."""
+
+    @functools.wraps(command)
+    def run(**kwargs) -> None:
+        try:
+            command(**kwargs)
+        except Failure as exc:
+            if kwargs.get("json_"):
+                typer.echo(error_json(exc.exit_code, scrub(exc.message)))
+            raise
+
+    return run
+
+
 @app.command("push", epilog=EXIT_CODES_EPILOG)
 @_alert_after_push
+@_errors_as_json
 def push_command(
     ctx: typer.Context,
     database: DatabaseOpt = DEFAULT_DATABASE,
@@ -207,10 +232,13 @@ def push_command(
         resend=resend,
     )
     if dry_run_:
+        # what push would refuse before sending, except the token: a dry run sends nothing
+        with exits_on_error():
+            where = dry_run_settings(endpoint=endpoint, tag_id=tag_id, channel_id=channel_id)
         con = open_database(database, read_only=True, memory_limit=memory_limit)
         try:
             with exits_on_error(database):
-                summary = dry_run(con, options, show=show, endpoint=endpoint, tag_id=tag_id)
+                summary = dry_run(con, options, show=show, **where)
         finally:
             con.close()
         _print_summary(summary, json_)

@@ -22,7 +22,7 @@ from sender.cli.common import (
 from sender.exit_codes import ExitCode
 from sender.scheduled_run import RunLog, ScheduledRun, run_config
 from sender.secret_env import read_secret
-from sender.settings import DEFAULT_DATABASE, database_path
+from sender.settings import DEFAULT_DATABASE, database_path, target_from_env
 
 
 @app.command(
@@ -76,8 +76,9 @@ def run_command(
     """
     with exits_on_error():
         alert_settings = alerts.load_settings(os.environ)
-        # a token file that cannot be read stops the run before the build, not after
-        read_secret("LINE_ACCESS_TOKEN")
+        # the push's settings, checked as the push checks them: a mistake stops the run before
+        # the build, not after it
+        target_from_env(os.environ, read_secret("LINE_ACCESS_TOKEN"))
         config = run_config(
             database=database_path(database),
             export_dir=export_dir,
@@ -86,9 +87,10 @@ def run_command(
             dbt_args=tuple(ctx.args),
             env=dict(os.environ),
         )
+        job = ScheduledRun(config)  # opens the run log: a path that cannot be written is exit 2
     try:
         with sigterm_as_interrupt():
-            code = ScheduledRun(config).run()
+            code = job.run()
     except Exception as exc:  # a bug in the run itself: its traceback goes to the log
         report_crash(exc, debug=flags.debug, log=config.log_file)
         code = int(ExitCode.INTERNAL_ERROR)
