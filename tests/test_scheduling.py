@@ -48,6 +48,20 @@ def test_a_fresh_export_without_conversions_in_the_window_is_normal(tmp_path):
     assert "export fresh" in r.stderr and "pending 0, sent 0" in r.stdout
 
 
+def test_the_run_reads_the_export_run_a_current_link_pointed_at_when_it_started(tmp_path):
+    """A sync swapping `current` mid-run cannot mix two exports: the link is followed once."""
+    run_folder = clock_export(tmp_path / "20261130-10", {"ORD-NEW": 2}, newest_hours=0.2)
+    current = tmp_path / "current"
+    current.symlink_to(run_folder.name)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=current)
+    assert r.returncode == ExitCode.OK, r.stderr
+    with duckdb.connect(str(tmp_path / "line_capi.duckdb"), read_only=True) as con:
+        assert con.sql("select export_location from line_capi_build_info").fetchall() == [
+            (str(run_folder.resolve()),)
+        ]
+
+
 def test_catch_up_after_an_outage_sends_exactly_what_was_never_accepted(tmp_path):
     """Outage longer than lookback_hours: one run with a wider window sends only the rest."""
     ages = {"ORD-NEW": 2, "ORD-DAY2": 30, "ORD-DAY3": 50, "ORD-GONE": 100}
