@@ -4,6 +4,8 @@ same data exported as text CSV, whatever the machine's time zone."""
 
 from __future__ import annotations
 
+import gzip
+
 import duckdb
 import pytest
 from pipeline_fixtures import rewrite_export, run_dbt, write_export
@@ -199,3 +201,111 @@ def test_bad_layouts_are_one_line_errors_naming_the_table(tmp_path, files, messa
     assert result.returncode != 0
     (line,) = [line for line in result.output.splitlines() if message in line]
     assert "Traceback" not in result.output
+
+
+def rewrite_part(path, select: str, header: bool = True):
+    """Write a part again as `select ... from part` (the part is `part`), in its own format."""
+    reader = "read_parquet" if path.suffix == ".parquet" else "read_csv"
+    options = "format parquet" if path.suffix == ".parquet" else "format csv, compression gzip"
+    if path.suffix != ".parquet":
+        options += ", header" if header else ", header false"
+    with duckdb.connect() as con:
+        con.sql(f"create table part as select * from {reader}('{path}')")
+        con.sql(f"copy ({select}) to '{path}' ({options})")
+
+
+def nothing_was_built(result) -> bool:
+    if not result.database.exists():
+        return True
+    return result.rows(
+        "select count(*) from information_schema.tables where table_name like 'line_capi_%'"
+    ) == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "layout", "part", "select", "header", "message", "advice"),
+    [
+        (
+            "csv.gz",
+            "parts",
+            "conversions-000000000001.csv.gz",
+            "select * from part",
+            False,
+            "has no columns event_name, user_id, transaction_id, sync_date, pv_id; it has: ",
+            "A part may lack its header row: export every part with its header",
+        ),
+        (
+            "csv.gz",
+            "parts",
+            "conversions-000000000001.csv.gz",
+            "select * exclude (pv_id) from part",
+            True,
+            "has no column pv_id; it has: event_name, user_id, transaction_id, sync_date, revenue",
+            "Every part needs the table's required columns",
+        ),
+        (
+            # a field of that name nested in another column is not the column
+            "parquet",
+            "folder",
+            "conversions/part-1.parquet",
+            "select * exclude (pv_id), {'pv_id': pv_id} as page from part",
+            True,
+            "has no column pv_id; it has: event_name, user_id, transaction_id, sync_date, revenue",
+            "Every part needs the table's required columns",
+        ),
+    ],
+    ids=["csv-part-without-header", "csv-part-without-pv_id", "parquet-part-without-pv_id"],
+)
+def test_a_part_without_a_required_column_is_one_line_naming_it(
+    tmp_path, text_export, fmt, layout, part, select, header, message, advice
+):
+    casts = TYPED if fmt == "parquet" else None
+    export = rewrite_export(text_export, tmp_path / "export", fmt, casts, parts=3, layout=layout)
+    rewrite_part(export / part, select, header)
+    result = run_dbt(tmp_path, "build", export_dir=export, vars={"as_of": AS_OF})
+    assert result.returncode != 0
+    (line,) = [line for line in result.output.splitlines() if message in line]
+    assert line.strip().startswith(f"KARTE export table conversions: part {export / part} ")
+    assert advice in line
+    assert "Traceback" not in result.output
+    assert nothing_was_built(result)
+
+
+def test_parts_with_extra_reordered_or_renamed_columns_build_the_same_rows(
+    tmp_path, text_export, text_build
+):
+    export = rewrite_export(text_export, tmp_path / "export", "csv.gz", parts=3, layout="parts")
+    for i in range(3):
+        rewrite_part(
+            export / f"conversions-00000000000{i}.csv.gz",
+            "select * rename (pv_id as page_view_id) from part",
+        )
+    # other order and an extra column; an optional column (session_id) missing, as a file may
+    rewrite_part(
+        export / "conversions-000000000001.csv.gz",
+        "select 'x' as extra, page_view_id, sync_date, transaction_id, user_id, event_name, "
+        "revenue, items from part",
+    )
+    result = run_dbt(
+        tmp_path,
+        "build",
+        export_dir=export,
+        vars={"as_of": AS_OF, "karte_column_map": {"conversions": {"pv_id": "page_view_id"}}},
+    )
+    assert result.returncode == 0, result.output
+    assert result.payloads() == text_build.payloads()
+    assert rejected_rows(result) == rejected_rows(text_build)
+
+
+def test_a_gzip_file_named_csv_says_to_name_it_csv_gz(tmp_path):
+    export = write_export(tmp_path / "export", warehouse_tables(), "csv")
+    path = export / "conversions.csv"
+    path.write_bytes(gzip.compress(path.read_bytes()))
+    result = run_dbt(tmp_path, "build", export_dir=export, vars={"as_of": AS_OF})
+    assert result.returncode != 0
+    (line,) = [line for line in result.output.splitlines() if "gzip" in line]
+    assert line.strip() == (
+        f"KARTE export file {path} is gzip-compressed but named .csv: rename it to {path}.gz"
+    )
+    assert "not UTF-8" not in result.output
+    assert nothing_was_built(result)

@@ -129,8 +129,9 @@
 {#-
     DuckDB: the table function reading every non-empty file of `table_name` (karte_export_layout),
     CSV as text with a header row, Parquet as stored; parts are matched by column name. Zero-byte
-    parts are skipped; a table whose files are all empty stops the run, and so does a CSV file
-    that is not UTF-8 (check_csv_export_file).
+    parts are skipped; a table whose files are all empty stops the run, and so do a CSV file that
+    is not UTF-8 or is gzip-compressed under a .csv name (check_csv_export_file) and a part
+    without a required column (check_karte_export_part_columns).
 -#}
 {% macro duckdb_karte_export_reader(directory, table_name, encoding) %}
     {%- set pattern = directory | replace("'", "''") ~ '/' ~ table_name -%}
@@ -142,7 +143,7 @@
         {%- do found.append((row[0], row[1])) -%}
     {%- endfor -%}
     {%- set layout = karte_export_layout(directory, table_name, found) -%}
-    {%- set listed = "['" ~ (layout.paths | map('replace', "'", "''") | join("', '")) ~ "']" -%}
+    {%- set listed = duckdb_path_list(layout.paths) -%}
     {%- set sizes = {} -%}
     {%- for row in run_query('select filename, size from read_blob(' ~ listed ~ ')') -%}
         {%- do sizes.update({row[0]: row[1]}) -%}
@@ -161,34 +162,31 @@
             "KARTE export table " ~ table_name ~ " has only empty parts in " ~ directory ~ " (" ~ (layout.paths | length)
             ~ " files of 0 bytes): one needs at least the header row (" ~ header ~ ")") }}
     {%- endif -%}
-    {%- set listed = "['" ~ (paths | map('replace', "'", "''") | join("', '")) ~ "']" -%}
-    {%- set by_name = ', union_by_name = true' if paths | length > 1 else '' -%}
-    {%- if layout.format == 'parquet' -%}
-        {{ return("read_parquet(" ~ listed ~ by_name ~ ")") }}
+    {%- if layout.format == 'csv' -%}
+        {%- for path in paths -%}
+            {{ check_csv_export_file(path, sizes.get(path, 0), encoding) }}
+        {%- endfor -%}
     {%- endif -%}
-    {%- for path in paths -%}
-        {{ check_csv_export_file(path, sizes.get(path, 0), encoding) }}
-    {%- endfor -%}
-    {{ return("read_csv(" ~ listed ~ ", header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', "
-        ~ "encoding = '" ~ encoding ~ "'" ~ by_name ~ ")") }}
+    {%- if paths | length > 1 -%}
+        {{ check_karte_export_part_columns(table_name, layout.format, paths, encoding) }}
+    {%- endif -%}
+    {{ return(duckdb_karte_export_table_function(layout.format, paths, encoding)) }}
 {% endmacro %}
 
-{#-
-    Refuse, with a message that says what to do, a CSV file that is not UTF-8 when it should be
-    (a spreadsheet's Shift_JIS/CP932). Compressed files and files over 512 MB are not checked
-    here; DuckDB's reader still refuses bad bytes, with its own message, when the models run.
--#}
-{% macro check_csv_export_file(path, size, encoding) %}
-    {%- if encoding in ('utf-8', 'utf8') and size <= 536870912 and not path.endswith('.gz') -%}
-        {%- set is_utf8 = run_query(
-            "select try(decode(content)) is not null from read_blob('" ~ path | replace("'", "''") ~ "')"
-        ).columns[0].values()[0] -%}
-        {%- if not is_utf8 -%}
-            {{ exceptions.raise_compiler_error(
-                "KARTE export file " ~ path ~ " is not UTF-8 (a spreadsheet may have saved it as Shift_JIS/CP932):"
-                ~ " convert it, e.g. iconv -f CP932 -t UTF-8, or set var karte_export_encoding (utf-8, utf-16, latin-1)") }}
-        {%- endif -%}
+{#- DuckDB: a list literal of file paths, for the table functions that read several files. -#}
+{% macro duckdb_path_list(paths) %}
+    {{- return("['" ~ (paths | map('replace', "'", "''") | join("', '")) ~ "']") -}}
+{% endmacro %}
+
+{#- DuckDB: read_parquet or read_csv (text, a header row) of `paths`, matched by column name when there are several. -#}
+{% macro duckdb_karte_export_table_function(format, paths, encoding) %}
+    {%- set listed = duckdb_path_list(paths) -%}
+    {%- set by_name = ', union_by_name = true' if paths | length > 1 else '' -%}
+    {%- if format == 'parquet' -%}
+        {{ return("read_parquet(" ~ listed ~ by_name ~ ")") }}
     {%- endif -%}
+    {{ return("read_csv(" ~ listed ~ ", header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', "
+        ~ "encoding = '" ~ encoding ~ "'" ~ by_name ~ ")") }}
 {% endmacro %}
 
 {#-

@@ -1,0 +1,99 @@
+{#-
+    DuckDB: the checks of the export files before the on-run-start hook reads them
+    (duckdb_karte_export_reader): each a one-line error that names the file and says what to do.
+-#}
+
+{#-
+    Refuse, with a message that says what to do, a CSV file that is not UTF-8 when it should be
+    (a spreadsheet's Shift_JIS/CP932), or that is gzip-compressed under a .csv name (BigQuery's
+    EXPORT DATA with compression GZIP and a .csv URI). Compressed files and files over 512 MB are
+    not checked here; DuckDB's reader still refuses bad bytes, with its own message, when the
+    models run.
+-#}
+{% macro check_csv_export_file(path, size, encoding) %}
+    {%- if encoding in ('utf-8', 'utf8') and size <= 536870912 and not path.endswith('.gz') -%}
+        {%- set checked = run_query(
+            "select try(decode(content)) is not null, content[1:2] = '\\x1F\\x8B'::blob"
+            ~ " from read_blob('" ~ path | replace("'", "''") ~ "')").rows[0] -%}
+        {%- set is_utf8 = checked[0] -%}
+        {%- if checked[1] -%}
+            {{ exceptions.raise_compiler_error(
+                "KARTE export file " ~ path ~ " is gzip-compressed but named .csv: rename it to " ~ path ~ ".gz") }}
+        {%- endif -%}
+        {%- if not is_utf8 -%}
+            {{ exceptions.raise_compiler_error(
+                "KARTE export file " ~ path ~ " is not UTF-8 (a spreadsheet may have saved it as Shift_JIS/CP932):"
+                ~ " convert it, e.g. iconv -f CP932 -t UTF-8, or set var karte_export_encoding (utf-8, utf-16, latin-1)") }}
+        {%- endif -%}
+    {%- endif -%}
+{% endmacro %}
+
+{#-
+    DuckDB: every part of a table read from several files must hold each required contract column
+    (under its var karte_column_map name), as a single file must: read by column name, a part
+    without one would add rows with that column null, or, without its header row, rows under the
+    wrong names. Optional columns may be missing from a part, as from a single file (null there).
+    Parquet schemas are read in one query, and so are the CSV parts' headers (one sniff each).
+-#}
+{% macro check_karte_export_part_columns(table_name, format, paths, encoding) %}
+    {%- set names = {} -%}
+    {%- if format == 'parquet' -%}
+        {%- set listed = duckdb_path_list(paths) -%}
+        {%- set remaining = [] -%}
+        {#- rows in schema order: the root, then each column before its nested fields; the root's own
+            children, counted with a stack of fields left per level, are the file's columns -#}
+        {%- for row in run_query("select file_name, column_id, name, coalesce(num_children, 0) from parquet_schema("
+            ~ listed ~ ") order by file_name, column_id") -%}
+            {%- if row[1] == 0 -%}
+                {%- do names.update({row[0]: []}) -%}
+                {%- for _ in range(remaining | length) -%}{%- do remaining.pop() -%}{%- endfor -%}
+                {%- do remaining.append(row[3]) -%}
+            {%- else -%}
+                {%- if remaining | length == 1 -%}{%- do names[row[0]].append(row[2]) -%}{%- endif -%}
+                {%- do remaining.append(remaining.pop() - 1) -%}
+                {%- if row[3] > 0 -%}{%- do remaining.append(row[3]) -%}{%- endif -%}
+                {%- for _ in range(remaining | length) -%}
+                    {%- if remaining | length > 1 and remaining[-1] == 0 -%}{%- do remaining.pop() -%}{%- endif -%}
+                {%- endfor -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- else -%}
+        {#- one sniff per part, all in one query: dbt's round trip per query costs more than a sniff -#}
+        {%- set sniffs = [] -%}
+        {%- for path in paths -%}
+            {%- do sniffs.append('select ' ~ loop.index0 ~ ', to_json(list(column_name)) from (describe select * from '
+                ~ duckdb_karte_export_table_function('csv', [path], encoding) ~ ')') -%}
+        {%- endfor -%}
+        {%- for row in run_query(sniffs | join(' union all ')) -%}
+            {%- do names.update({paths[row[0]]: fromjson(row[1])}) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- set mapping = karte_column_map().get(table_name) or {} -%}
+    {%- set contract = [] -%}
+    {%- for name, is_required in karte_export_contract()[table_name] -%}
+        {%- do contract.append((name, (mapping.get(name) or name) | string, is_required)) -%}
+    {%- endfor -%}
+    {%- for path in paths -%}
+        {%- set has = names.get(path, []) | map('lower') | list -%}
+        {%- set missing = [] -%}
+        {%- set known = [] -%}
+        {%- for name, export_name, is_required in contract -%}
+            {%- if (export_name | lower) not in has -%}
+                {%- if is_required -%}
+                    {%- do missing.append(export_name ~ (" (mapped to " ~ name ~ ")" if export_name != name else "")) -%}
+                {%- endif -%}
+            {%- else -%}
+                {%- do known.append(name) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- if missing -%}
+            {#- a CSV part without its header row reads its first row as the column names -#}
+            {%- set advice = "A part may lack its header row: export every part with its header"
+                if format == 'csv' and not known
+                else "Every part needs the table's required columns: export them in every part, or map them with var karte_column_map" -%}
+            {{ exceptions.raise_compiler_error(
+                "KARTE export table " ~ table_name ~ ": part " ~ path ~ " has no column"
+                ~ ("s " if missing | length > 1 else " ") ~ (missing | join(', ')) ~ "; it has: " ~ (names.get(path, []) | join(', ')) ~ ". " ~ advice) }}
+        {%- endif -%}
+    {%- endfor -%}
+{% endmacro %}
