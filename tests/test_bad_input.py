@@ -71,6 +71,13 @@ def test_unsupported_encoding_var_says_how_to_convert(tmp_path):
     assert "iconv -f CP932 -t UTF-8" in result.output
 
 
+@pytest.mark.parametrize("spelling", ["utf8", "UTF_8"])
+def test_other_spellings_of_utf8_read_the_export(tmp_path, spelling):
+    _, result = build(tmp_path, vars={"karte_export_encoding": spelling})
+    assert result.returncode == 0, result.output
+    assert result.payloads()
+
+
 def test_a_source_schema_that_is_not_a_plain_name_is_refused_before_any_ddl(tmp_path):
     _, result = build(tmp_path, vars={"karte_source_schema": "karte; drop table x"})
     assert result.returncode != 0

@@ -43,7 +43,9 @@
     {%- if directory == '' -%}{{ return('') }}{%- endif -%}
     {%- set schema = karte_source_schema() -%}
     {%- set encoding = (var('karte_export_encoding') | string | lower).replace('_', '-') -%}
-    {%- if encoding not in ('utf-8', 'utf8', 'utf-16', 'latin-1') -%}
+    {#- DuckDB's CSV reader knows utf-8, utf-16 and latin-1 by these names only -#}
+    {%- set encoding = {'utf8': 'utf-8', 'utf16': 'utf-16', 'latin1': 'latin-1'}.get(encoding, encoding) -%}
+    {%- if encoding not in ('utf-8', 'utf-16', 'latin-1') -%}
         {{ exceptions.raise_compiler_error(
             "invalid dbt var karte_export_encoding=" ~ encoding ~ ": DuckDB reads utf-8, utf-16 and latin-1 offline;"
             ~ " convert a Shift_JIS/CP932 CSV first, e.g. iconv -f CP932 -t UTF-8 in.csv > out.csv") }}
