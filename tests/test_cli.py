@@ -57,6 +57,14 @@ def sender_env_for_help():
     return {"LINE_ACCESS_TOKEN": TOKEN, "LINE_TAG_ID": TAG_ID, "COLUMNS": "200"}
 
 
+def test_version_is_the_installed_one():
+    import tomllib
+
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    r = invoke(["--version"], {})
+    assert r.exit_code == 0 and r.stdout.strip() == f"sender {version}"
+
+
 def test_no_args_shows_help():
     r = invoke([], {})
     assert "push" in r.stdout and "mock-server" in r.stdout

@@ -69,12 +69,32 @@ class _Flags:
 flags = _Flags()
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"sender {version('line-capi-dbt')}")
+        except PackageNotFoundError:  # a checkout that was never installed
+            print("sender (not installed: run make setup)")
+        raise typer.Exit()
+
+
 @app.callback()
 def _options(
     debug: Annotated[
         bool,
         typer.Option(
             "--debug", help="On an unexpected error, print the traceback (never the token)."
+        ),
+    ] = False,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the installed version and exit.",
         ),
     ] = False,
 ) -> None:
