@@ -175,6 +175,8 @@ def test_freshness_reads_a_mapped_and_typed_sync_date(tmp_path):
         ({"LINE_CHANNEL_ID": "12ab"}, "LINE_CHANNEL_ID '12ab' must be digits only"),
         ({"LINE_CAPI_ENDPOINT": "http://[::1"}, "is not a valid URL: Invalid IPv6 URL"),
         ({"LINE_CAPI_ENDPOINT": "http://127.0.0.1:99999"}, "is not a valid URL: Port out of range"),
+        ({"LINE_CAPI_CONCURRENCY": "0"}, "(env var: 'LINE_CAPI_CONCURRENCY')"),
+        ({"LINE_CAPI_TIMEOUT": "soon"}, "(env var: 'LINE_CAPI_TIMEOUT')"),
     ],
 )
 def test_a_push_setting_the_push_would_refuse_stops_the_run_before_dbt(tmp_path, env, message):

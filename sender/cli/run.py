@@ -22,7 +22,17 @@ from sender.cli.common import (
 from sender.exit_codes import ExitCode
 from sender.scheduled_run import RunLog, ScheduledRun, run_config
 from sender.secret_env import read_secret
-from sender.settings import DEFAULT_DATABASE, database_path, target_from_env
+from sender.settings import DEFAULT_DATABASE, ConfigError, database_path, target_from_env
+
+
+def check_push_options_from_env() -> None:
+    """The push's tuning from the environment (LINE_CAPI_BATCH_SIZE, ...), checked by the push
+    command's own option parser, so that a bad value stops the run before the build."""
+    push = typer.main.get_command(app).commands["push"]
+    try:
+        push.make_context("push", [])
+    except typer.BadParameter as exc:
+        raise ConfigError(" ".join(exc.format_message().split())) from None
 
 
 @app.command(
@@ -79,6 +89,7 @@ def run_command(
         # the push's settings, checked as the push checks them: a mistake stops the run before
         # the build, not after it
         target_from_env(os.environ, read_secret("LINE_ACCESS_TOKEN"))
+        check_push_options_from_env()
         config = run_config(
             database=database_path(database),
             export_dir=export_dir,
