@@ -300,6 +300,11 @@ def test_mock_server_stays_on_loopback():
     assert r.exit_code == ExitCode.USAGE and "loopback" in r.stderr
 
 
+def test_mock_server_refuses_a_tag_id_that_is_not_a_uuid():
+    r = invoke(["mock-server", "--port", "0", "--tag-id", "nope"], {})
+    assert r.exit_code == ExitCode.USAGE and "LINE_TAG_ID 'nope' is not a UUID" in r.stderr
+
+
 def test_mock_server_rejects_unknown_fault():
     r = invoke(["mock-server", "--port", "0", "--fault", "418"], {})
     assert r.exit_code == ExitCode.USAGE

@@ -11,7 +11,7 @@ import typer
 from sender.cli.common import app, die, exits_on_error, secret_option, sigterm_as_interrupt
 from sender.exit_codes import ExitCode
 from sender.mock_server import MockLineServer
-from sender.settings import ConfigError, is_loopback_host
+from sender.settings import ConfigError, is_loopback_host, validate_tag_id
 
 
 @app.command("mock-server")
@@ -75,6 +75,8 @@ def mock_server_command(
                 f"--host {host} is not a loopback address; the mock server stays local"
             )
         expected = secret_option(ctx, "access_token", "LINE_ACCESS_TOKEN", access_token)
+        if tag_id:  # a typo here would refuse every push of the rehearsal
+            tag_id = validate_tag_id(tag_id)
     token = expected.reveal() if expected else "mock-token"
     del access_token, expected
 
