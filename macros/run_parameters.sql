@@ -107,8 +107,9 @@
 
 {#-
     on-run-start: a var given with --vars whose name is a project var's with a slip (another case, a
-    letter missing, extra or wrong) stops the run: dbt would ignore it and run with the default, so
-    a catch-up or a conversion type would silently not happen. Other names (a user's own) pass.
+    letter missing, extra or wrong; two for names over 6 letters) stops the run: dbt would ignore it
+    and run with the default, so a catch-up or a conversion type would silently not happen. Other
+    names (a user's own, as_at beside as_of) pass.
 -#}
 {% macro check_var_names() %}
     {%- set given = invocation_args_dict.get('vars') or {} -%}
@@ -117,7 +118,7 @@
         {%- set closest = namespace(name=none, distance=3) -%}
         {%- for candidate in known -%}
             {%- set distance = _edit_distance(name | string | lower, candidate) -%}
-            {%- if distance < closest.distance -%}
+            {%- if distance < closest.distance and distance <= (2 if candidate | length > 6 else 1) -%}
                 {%- set closest.name, closest.distance = candidate, distance -%}
             {%- endif -%}
         {%- endfor -%}

@@ -150,3 +150,23 @@ def test_the_cron_and_systemd_recipes_run_the_hourly_job(install, tmp_path):
     log = (home / "data" / "line_capi_run.log").read_text()
     assert log.count("run: done: exit 0") == 2
     assert TOKEN not in log + cron.stderr + cron.stdout + systemd.stderr + systemd.stdout
+
+
+def test_make_demo_stops_in_one_line_when_its_port_is_taken():
+    """Not a push to whatever listens there (another program, an earlier demo's server)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        r = subprocess.run(
+            ["make", "-s", "demo", f"DEMO_PORT={port}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert r.returncode != 0
+    assert f"make demo: port {port} is in use" in r.stderr
+    assert "sender run" not in r.stdout + r.stderr and "pending" not in r.stdout
