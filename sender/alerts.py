@@ -1,8 +1,9 @@
 """Alerts: one message to a Slack-compatible incoming webhook when a run needs a person.
 
 A run gathers its findings and posts at most one message (``{"text": ...}``): a push or run that
-failed (its exit code), events left pending by several runs in a row, and an identifier whose
-share of sendable conversions fell well below its trailing average. Messages hold counts, event
+failed (its exit code), events left pending by several runs in a row, a configured conversion
+type with no conversion for several builds in a row, and an identifier whose share of sendable
+conversions fell well below its trailing average. Messages hold counts, event
 names, the tag id, the endpoint's host and exit code names only: never the token, the webhook URL,
 a deduplication key or a hash. A webhook that fails is one line on stderr; it never changes the
 exit code. The thresholds are documented in docs/monitoring.md.
@@ -71,6 +72,7 @@ class AlertSettings:
     share_builds: int = 24
     min_sendable: int = 50
     min_share: float = 0.1
+    empty_builds: int = 3
 
 
 # (environment variable, AlertSettings field, kind): a "count" is >= 1, a "fraction" in (0, 1)
@@ -80,6 +82,7 @@ THRESHOLDS = (
     ("LINE_CAPI_ALERT_SHARE_BUILDS", "share_builds", "count"),
     ("LINE_CAPI_ALERT_MIN_SENDABLE", "min_sendable", "count"),
     ("LINE_CAPI_ALERT_MIN_SHARE", "min_share", "fraction"),
+    ("LINE_CAPI_ALERT_EMPTY_BUILDS", "empty_builds", "count"),
 )
 
 
@@ -224,6 +227,33 @@ def share_drop_findings(history: CoverageHistory, settings: AlertSettings) -> li
     return findings
 
 
+def empty_event_findings(history: CoverageHistory, settings: AlertSettings) -> list[str]:
+    """LINE event names the latest build is configured for whose window held no conversion (sent
+    or rejected) in each of the last ``empty_builds`` builds: once per streak, at the build that
+    makes it that long. A streak starts when the name is first configured, so a misspelt KARTE
+    event name is reported after that many builds."""
+    latest = history.builds[-1]
+    findings = []
+    for name, event in latest.events.items():
+        streak = 0
+        for build in reversed(history.builds):
+            earlier = build.events.get(name)
+            if (
+                earlier is None
+                or earlier.is_sample != event.is_sample
+                or earlier.conversions_in_window
+            ):
+                break
+            streak += 1
+        if streak == settings.empty_builds:
+            findings.append(
+                f"no conversions of {name} in {streak} builds in a row: is its KARTE event name"
+                " (var karte_conversion_event or karte_conversion_events) spelt as in the export,"
+                " and does the site still record it?"
+            )
+    return findings
+
+
 def _first_push_since(con: duckdb.DuckDBPyConnection, history: CoverageHistory) -> bool:
     """True unless an earlier push already followed the latest build (it checked it then)."""
     built_at = history.builds[-1].built_at
@@ -247,8 +277,10 @@ def database_findings(
             found = pending_finding(con, settings, endpoint=endpoint, tag_id=tag_id)
             if found:
                 findings.append(found)
-        history = read_coverage(con, builds=settings.share_builds + 2)
+        builds = max(settings.share_builds, settings.empty_builds) + 2
+        history = read_coverage(con, builds=builds)
         if history and history.builds and _first_push_since(con, history):
+            findings.extend(empty_event_findings(history, settings))
             findings.extend(share_drop_findings(history, settings))
         return findings
     finally:

@@ -310,6 +310,39 @@ def read_freshness(path: Path, since: float) -> list[Freshness]:
     return found
 
 
+# What a data test that only warns means, for the line sender run prints (docs/troubleshooting.md)
+WARNING_MEANINGS = {
+    "assert_each_configured_event_has_conversions": (
+        "a configured conversion type had no conversion in this build's window: is its KARTE"
+        " event name spelt as in the export?"
+    ),
+}
+
+
+def read_test_warnings(path: Path, since: float) -> list[str]:
+    """One line per data test that warned in the dbt build that wrote ``path`` (its
+    run_results.json) after ``since``."""
+    if not path.is_file() or path.stat().st_mtime < since:
+        return []
+    try:
+        results = json.loads(path.read_text(encoding="utf-8")).get("results", [])
+    except (OSError, ValueError):
+        return []
+    lines = []
+    for result in results:
+        if result.get("status") != "warn":
+            continue
+        parts = str(result.get("unique_id", "?")).split(".")  # test.<project>.<name>
+        name = parts[2] if len(parts) > 2 else parts[0]
+        failures = result.get("failures")
+        rows = ""
+        if isinstance(failures, int):
+            rows = f" ({failures} row{'' if failures == 1 else 's'})"
+        meaning = WARNING_MEANINGS.get(name, "see docs/troubleshooting.md")
+        lines.append(f"dbt test {name} warned{rows}: {meaning}")
+    return lines
+
+
 class ScheduledRun:
     def __init__(
         self, config: RunConfig, *, out: IO[str] | None = None, err: IO[str] | None = None
@@ -371,10 +404,13 @@ class ScheduledRun:
         self.say(f"export fresh ({ages})" if ages else "export fresh")
 
     def build(self) -> None:
+        started = time.time()
         code, lines = self.dbt(*BUILD_ARGS)
         if code != 0:
             raise self.dbt_failed("dbt build", lines)
         self.say(f"dbt build ok: {dbt_error_line(lines)}")
+        for warning in read_test_warnings(target_path(self.config) / "run_results.json", started):
+            self.say(f"warning: {warning}")
 
     def push(self) -> int:
         command = [sys.executable, "-m", "sender", "--debug", "push"]

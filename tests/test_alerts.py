@@ -23,7 +23,7 @@ from sender_fixtures import (
     sender_env,
 )
 
-from sender.alerts import AlertSettings, share_drop_findings
+from sender.alerts import AlertSettings, empty_event_findings, share_drop_findings
 from sender.coverage import read_coverage
 from sender.database import connect
 from sender.exit_codes import ExitCode
@@ -176,6 +176,65 @@ def test_too_short_a_history_reports_nothing(tmp_path):
     builds = hourly_builds(3)
     builds[-1].add("Purchase", shares={"click_id": 0.0})
     assert findings(tmp_path, builds) == []  # 2 earlier builds: no baseline yet
+
+
+def empty_findings(tmp_path, builds, **values) -> list[str]:
+    tmp_path.mkdir(exist_ok=True)
+    db = tmp_path / "coverage.duckdb"
+    write_coverage(db, builds)
+    con = connect(db, read_only=True)
+    try:
+        history = read_coverage(con, builds=26)
+    finally:
+        con.close()
+    return empty_event_findings(history, settings(**values))
+
+
+def empty(build):
+    return build.add("Purchase", sendable=0)  # and nothing rejected: no conversion at all
+
+
+def test_a_conversion_type_without_conversions_is_reported_once_per_streak(tmp_path):
+    builds = hourly_builds(10)
+    for build in builds[-2:]:
+        empty(build)
+    assert empty_findings(tmp_path / "two", builds) == []  # 2 builds: not yet
+    empty(builds[-3])
+    assert empty_findings(tmp_path / "three", builds) == [
+        "no conversions of Purchase in 3 builds in a row: is its KARTE event name"
+        " (var karte_conversion_event or karte_conversion_events) spelt as in the export,"
+        " and does the site still record it?"
+    ]
+    empty(builds[-4])
+    assert empty_findings(tmp_path / "four", builds) == []  # reported at the third already
+    assert len(empty_findings(tmp_path / "four-of-4", builds, empty_builds=4)) == 1
+
+
+def test_a_misspelt_conversion_type_is_reported_after_its_first_builds(tmp_path):
+    # Purchase is configured in every build; Registration (misspelt: no rows) from build 7 on
+    builds = hourly_builds(9)
+    for build in builds[-3:]:
+        build.add("Registration", sendable=0)
+    found = empty_findings(tmp_path / "a", builds)
+    assert [f.split(" in ")[0] for f in found] == ["no conversions of Registration"]
+    # the sample's builds do not count towards a real export's streak
+    for build in builds[-3:-1]:
+        build.is_sample = True
+    assert empty_findings(tmp_path / "b", builds) == []
+    assert empty_findings(tmp_path / "c", builds, empty_builds=1) != []
+
+
+def test_an_empty_conversion_type_posts_one_message(db):
+    builds = hourly_builds(5)
+    for build in builds[-3:]:
+        empty(build)
+    write_coverage(db, builds)
+    with webhook_receiver() as hook, mock_server() as srv:
+        assert push(db, srv.url, hook.url).returncode == ExitCode.OK
+        texts = hook.texts()
+    assert len(texts) == 1
+    assert "no conversions of Purchase in 3 builds in a row" in texts[0]
+    assert_nothing_secret(*texts)
 
 
 def test_the_webhook_url_can_come_from_a_file(db, tmp_path):

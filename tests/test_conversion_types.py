@@ -199,6 +199,21 @@ def test_each_type_is_sent_under_its_line_event_name(two_types_build):
     )
 
 
+def test_a_configured_type_without_conversions_warns_and_blocks_nothing(tmp_path, typed_export):
+    # member_regster: the KARTE event name misspelt, so no row of the export is that event
+    typo = {"buy": "Purchase", "member_regster": "CompleteRegistration"}
+    result = build(tmp_path, typed_export, {**FILTERS, "karte_conversion_events": typo})
+    warned = re.findall(r"WARN (\d+) assert_each_configured_event_has_conversions", result.output)
+    assert warned and set(warned) == {"1"}, result.output
+    sent = {name for (name,) in result.rows("select distinct event_name from line_capi_payload")}
+    assert sent == {"Purchase"}  # the other type is built and sent as usual
+
+
+def test_a_build_whose_types_all_have_conversions_does_not_warn(two_types_build):
+    assert "PASS assert_each_configured_event_has_conversions" in two_types_build.output
+    assert " WARN=0 " in two_types_build.output
+
+
 def test_filtered_rows_are_neither_sent_nor_rejected(two_types_build):
     keys = {k for (k,) in two_types_build.rows("select deduplication_key from line_capi_payload")}
     keys |= {k for (k,) in two_types_build.rows("select transaction_id from line_capi_rejected")}

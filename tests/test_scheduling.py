@@ -46,6 +46,11 @@ def test_a_fresh_export_without_conversions_in_the_window_is_normal(tmp_path):
         assert srv.stats()["requests"] == 0
     assert r.returncode == ExitCode.OK, r.stderr
     assert "export fresh" in r.stderr and "pending 0, sent 0" in r.stdout
+    # normal, but worth a line: a configured conversion type whose window is empty
+    assert (
+        "warning: dbt test assert_each_configured_event_has_conversions warned (1 row):"
+        " a configured conversion type had no conversion in this build's window" in r.stderr
+    )
 
 
 def test_the_run_reads_the_export_run_a_current_link_pointed_at_when_it_started(tmp_path):
