@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from sender.file_modes import tighten_database
+from sender.file_modes import looks_like_duckdb, tighten_database
 
 PAYLOAD_TABLE = "line_capi_payload"
 LEDGER_TABLE = "line_capi_send_log"  # a view: one row per event and outcome
@@ -177,6 +177,18 @@ def _fix_mmap_threshold() -> None:
     mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
 
 
+def check_is_duckdb_file(path: Path) -> None:
+    """DatabaseError (one line) when ``path`` is a folder, or a file with content that is not a
+    DuckDB database (a CSV named by mistake); an empty file is left to DuckDB."""
+    if path.is_dir():
+        raise DatabaseError(f"database {path} is a folder: name the DuckDB file dbt builds")
+    if not looks_like_duckdb(path):
+        raise DatabaseError(
+            f"{path} is not a DuckDB database file: name the file dbt builds"
+            " (LINE_CAPI_DUCKDB or --database)"
+        )
+
+
 def connect(
     path: Path,
     *,
@@ -189,6 +201,7 @@ def connect(
     for each."""
     if not path.exists():
         raise NoPayload(f"database {path} does not exist: run `dbt build` first")
+    check_is_duckdb_file(path)  # before its mode is touched: it may be any file of the user's
     for message in tighten_database(path):
         if notice is not None:
             notice(message)

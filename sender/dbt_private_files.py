@@ -16,6 +16,7 @@ from typing import Any
 
 from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt.adapters.events.logging import AdapterLogger
+from dbt_common.exceptions import DbtRuntimeError
 
 from sender import file_modes
 
@@ -51,5 +52,12 @@ class Plugin(BasePlugin):
     def update_connection_config(self, creds, config: dict[str, Any]) -> None:
         # Runs right before duckdb.connect: an existing file is tightened before it is opened.
         if _is_local_file(creds.path):
-            for message in file_modes.tighten_database(Path(creds.path)):
+            path = Path(creds.path)
+            if path.is_file() and not file_modes.looks_like_duckdb(path):
+                # DuckDB would build in memory, write nothing, and report success
+                raise DbtRuntimeError(
+                    f"{path} is not a DuckDB database file: LINE_CAPI_DUCKDB (or the profile's"
+                    " path) must name the database file dbt builds"
+                )
+            for message in file_modes.tighten_database(path):
                 _logger.warning(message)

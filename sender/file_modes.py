@@ -93,8 +93,26 @@ def database_files(path: Path) -> list[tuple[Path, bool]]:
     ]
 
 
+# A DuckDB database file holds these 4 bytes at offset 8 (its main header).
+DUCKDB_MAGIC = b"DUCK"
+
+
+def looks_like_duckdb(path: Path) -> bool:
+    """Whether the file ``path`` is empty or begins as a DuckDB database does (a file that
+    cannot be read counts as one: opening it says why)."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(12)
+    except OSError:
+        return True
+    return not head or head[8:12] == DUCKDB_MAGIC
+
+
 def tighten_database(path: Path) -> list[str]:
-    """:func:`tighten` the database's files; one line for each that was open to others."""
+    """:func:`tighten` the database's files; one line for each that was open to others. A file
+    that is not a DuckDB database (a CSV named by mistake) is left as it is."""
+    if path.is_file() and not looks_like_duckdb(path):
+        return []
     messages = []
     for each, folder in database_files(path):
         message = tighten(each, folder=folder)

@@ -87,6 +87,17 @@ def test_a_source_schema_that_is_not_a_plain_name_is_refused_before_any_ddl(tmp_
     assert "Parser Error" not in result.output
 
 
+def test_a_database_path_naming_another_file_stops_dbt_and_leaves_the_file(tmp_path):
+    # DuckDB would build in memory, write nothing and report success
+    other = tmp_path / "orders.csv"
+    other.write_text("a,b\n1,2\n")
+    other.chmod(0o644)
+    _, result = build(tmp_path, database=other)
+    assert result.returncode != 0
+    assert f"{other} is not a DuckDB database file: LINE_CAPI_DUCKDB" in result.output
+    assert other.read_text() == "a,b\n1,2\n" and other.stat().st_mode & 0o777 == 0o644
+
+
 def test_bom_extra_columns_quoted_commas_and_newlines(tmp_path):
     tables = export_tables()
     for row in tables["page_views"]:

@@ -164,6 +164,28 @@ def test_missing_database_file_says_run_dbt_build(tmp_path):
     assert not (tmp_path / "nope.duckdb").exists()  # never created by the sender
 
 
+def test_a_file_that_is_not_a_duckdb_database_is_named_and_left_as_it_is(tmp_path):
+    export = tmp_path / "conversions.csv"  # named as the database by mistake
+    export.write_text("event_name,user_id\nbuy,u1\n")
+    export.chmod(0o644)
+    report = ["report", "-o", str(tmp_path / "r.html")]
+    for args in (["push"], ["status"], ["preview"], ["push", "--dry-run"], report):
+        r = invoke(args, sender_env(export))
+        assert r.exit_code == ExitCode.DATABASE_ERROR, (args, r.stderr)
+        assert r.stderr.strip() == (
+            f"error: {export} is not a DuckDB database file: name the file dbt builds"
+            " (LINE_CAPI_DUCKDB or --database)"
+        )
+    assert export.stat().st_mode & 0o777 == 0o644  # not made private: it is not our file
+    assert export.read_text() == "event_name,user_id\nbuy,u1\n"
+    r = invoke(["status"], sender_env(tmp_path))
+    assert r.exit_code == ExitCode.DATABASE_ERROR
+    assert (
+        r.stderr.strip()
+        == f"error: database {tmp_path} is a folder: name the DuckDB file dbt builds"
+    )
+
+
 def test_missing_payload_table_says_run_dbt_build(tmp_path):
     import duckdb
 

@@ -19,6 +19,7 @@ from sender.cli.common import (
     report_crash,
     sigterm_as_interrupt,
 )
+from sender.database import check_is_duckdb_file
 from sender.exit_codes import ExitCode
 from sender.scheduled_run import RunLog, ScheduledRun, run_config
 from sender.secret_env import read_secret
@@ -98,6 +99,8 @@ def run_command(
             dbt_args=tuple(ctx.args),
             env=dict(os.environ),
         )
+        if config.database.exists():  # dbt would fail on it after the freshness check
+            check_is_duckdb_file(config.database)
         job = ScheduledRun(config)  # opens the run log: a path that cannot be written is exit 2
     try:
         with sigterm_as_interrupt():
