@@ -43,6 +43,12 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # the sender's own timestamp off a terminal (sender.progress): the log adds one already
 _SENDER_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ sender: ")
 _DBT_ERROR_HEADER = re.compile(r"(Compilation|Runtime|Database|Parsing|Dependency|Internal) Error")
+# DuckDB's first line says which file, not what is wrong with it: what it means, said once
+_MALFORMED_CSV = re.compile(r"Error when sniffing file|CSV Error on Line")
+MALFORMED_CSV_HINT = (
+    " (a malformed CSV: a row with more or fewer fields than the header, or an unclosed quote;"
+    " fix or export the file again; the run log has DuckDB's whole message)"
+)
 
 
 class RunError(Exception):
@@ -384,7 +390,10 @@ class ScheduledRun:
         failed build."""
         if any(is_lock_error(line) for line in lines):
             return RunError(str(locked(self.config.database)), ExitCode.DATABASE_LOCKED)
-        return RunError(f"{step} failed: {dbt_error_line(lines)}", ExitCode.BUILD_FAILED)
+        why = dbt_error_line(lines)
+        if _MALFORMED_CSV.search(why):
+            why = why.rstrip(".") + MALFORMED_CSV_HINT
+        return RunError(f"{step} failed: {why}", ExitCode.BUILD_FAILED)
 
     def check_freshness(self) -> None:
         started = time.time()

@@ -53,6 +53,20 @@ def test_a_fresh_export_without_conversions_in_the_window_is_normal(tmp_path):
     )
 
 
+def test_a_malformed_csv_is_one_line_that_says_what_is_wrong(tmp_path):
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    with (export / "conversions.csv").open("a") as file:
+        file.write('buy,u9,ORD-9,2026-01-01T00:00:00+09:00,,,s9,pv-9,extra,"unclosed\n')
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
+    line = one_error_line(r.stderr)
+    assert 'Error when sniffing file "' in line and "conversions.csv" in line
+    assert "a malformed CSV: a row with more or fewer fields than the header" in line
+    assert "Traceback" not in r.stderr
+
+
 def test_the_run_reads_the_export_run_a_current_link_pointed_at_when_it_started(tmp_path):
     """A sync swapping `current` mid-run cannot mix two exports: the link is followed once."""
     run_folder = clock_export(tmp_path / "20261130-10", {"ORD-NEW": 2}, newest_hours=0.2)
