@@ -59,9 +59,10 @@ def test_shift_jis_csv_is_refused_with_a_message_that_says_so(tmp_path):
     result = run_dbt(tmp_path, "run", export_dir=export, vars={"as_of": AS_OF})
     assert result.returncode != 0
     assert (
-        "page_views.csv is not UTF-8 (a spreadsheet may have saved it as Shift_JIS/CP932)"
-        in result.output
+        "page_views.csv is not UTF-8 (a spreadsheet may have saved it as Shift_JIS/CP932):"
+        " convert it to UTF-8, e.g. iconv -f CP932 -t UTF-8" in result.output
     )
+    assert "latin-1" not in result.output  # it would read Japanese text as garbage, silently
 
 
 def test_unsupported_encoding_var_says_how_to_convert(tmp_path):

@@ -23,7 +23,7 @@
         {%- if not is_utf8 -%}
             {{ exceptions.raise_compiler_error(
                 "KARTE export file " ~ path ~ " is not UTF-8 (a spreadsheet may have saved it as Shift_JIS/CP932):"
-                ~ " convert it, e.g. iconv -f CP932 -t UTF-8, or set var karte_export_encoding (utf-8, utf-16, latin-1)") }}
+                ~ " convert it to UTF-8, e.g. iconv -f CP932 -t UTF-8 (for a UTF-16 file: var karte_export_encoding utf-16)") }}
         {%- endif -%}
     {%- endif -%}
 {% endmacro %}
