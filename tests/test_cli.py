@@ -257,6 +257,25 @@ def test_push_json_prints_one_object_for_an_error_before_the_summary(db, tmp_pat
     assert r.returncode == ExitCode.USAGE and r.stdout == ""
 
 
+def test_push_json_prints_one_object_when_the_option_parser_refuses_a_value(db):
+    refused = [
+        run_cli(["push", "--json", "--batch-size", "0"], sender_env(db)),
+        run_cli(["push", "--json"], sender_env(db, LINE_CAPI_CONCURRENCY="0")),
+    ]
+    for r in refused:
+        assert r.returncode == ExitCode.USAGE, r.stderr
+        (line,) = r.stdout.strip().splitlines()
+        assert json.loads(line) == {
+            "exit_code": 2,
+            "outcome": "error",
+            "message": "an option or argument was refused: see stderr, or sender push --help",
+        }
+        assert "Invalid value for" in r.stderr  # the parser's own message stays on stderr
+    # other commands print no JSON they were not asked for
+    r = run_cli(["status", "--batch-size", "3"], sender_env(db))
+    assert r.returncode == ExitCode.USAGE and r.stdout == ""
+
+
 def test_status_and_preview(db):
     env = sender_env(db)
     r = invoke(["status", "--json"], env)

@@ -10,6 +10,7 @@ import importlib
 import sys
 
 from sender.cli.common import app, flags, report_crash
+from sender.cli.push import json_for_refused_command_line
 from sender.exit_codes import ExitCode
 from sender.file_modes import use_private_umask
 
@@ -26,6 +27,11 @@ def main() -> None:
     use_private_umask()
     try:
         app(prog_name="sender")
+    except SystemExit as exc:
+        owed = json_for_refused_command_line(sys.argv[1:], exc.code)
+        if owed:
+            print(owed)
+        raise
     except Exception as exc:  # a bug: the scheduler sees INTERNAL_ERROR, not a failed send
         report_crash(exc, debug=flags.debug)
         sys.exit(int(ExitCode.INTERNAL_ERROR))

@@ -64,6 +64,8 @@ EXIT_CODES_EPILOG = "Exit codes:\n\n" + exit_code_table()
 
 class _Flags:
     debug = False
+    # set once `push --json` has printed its one object (summary or error)
+    json_printed = False
 
 
 flags = _Flags()

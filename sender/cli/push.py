@@ -19,6 +19,7 @@ from sender.cli.common import (
     app,
     die,
     exits_on_error,
+    flags,
     open_database,
     say,
     secret_option,
@@ -83,6 +84,20 @@ def _alert_after_push(command):
     return run
 
 
+# What `push --json` prints when the option parser itself refuses the command line (Typer prints
+# its message on stderr and exits before the command runs).
+REFUSED_COMMAND_LINE = "an option or argument was refused: see stderr, or sender push --help"
+
+
+def json_for_refused_command_line(argv: list[str], exit_code: object) -> str | None:
+    """The JSON object a `push --json` refused by the option parser still owes stdout."""
+    if exit_code != ExitCode.USAGE or flags.json_printed:
+        return None
+    if "push" not in argv or "--json" not in argv:
+        return None
+    return error_json(ExitCode.USAGE, REFUSED_COMMAND_LINE)
+
+
 def _errors_as_json(command):
     """With --json, an error that stops the push before its summary still prints one JSON object
     on stdout, for a scheduler that reads it."""
@@ -94,6 +109,7 @@ def _errors_as_json(command):
         except Failure as exc:
             if kwargs.get("json_"):
                 typer.echo(error_json(exc.exit_code, scrub(exc.message)))
+                flags.json_printed = True
             raise
 
     return run
@@ -267,6 +283,7 @@ def push_command(
 def _print_summary(summary: Summary, as_json: bool) -> None:
     if as_json:
         typer.echo(summary.as_json())
+        flags.json_printed = True
         return
     for line in summary.lines():
         typer.echo(line)
