@@ -291,16 +291,21 @@ class Freshness:
         )
 
 
-def read_freshness(path: Path, since: float) -> list[Freshness]:
-    """The per-table results of the `dbt source freshness` that wrote ``path`` after ``since``."""
+def read_results(path: Path, since: float) -> list[dict]:
+    """The ``results`` of a dbt artifact (sources.json, run_results.json) written after
+    ``since``; none when it is older, missing or unreadable."""
     if not path.is_file() or path.stat().st_mtime < since:
         return []
     try:
-        results = json.loads(path.read_text(encoding="utf-8")).get("results", [])
+        return json.loads(path.read_text(encoding="utf-8")).get("results", [])
     except (OSError, ValueError):
         return []
+
+
+def read_freshness(path: Path, since: float) -> list[Freshness]:
+    """The per-table results of the `dbt source freshness` that wrote ``path`` after ``since``."""
     found = []
-    for result in results:
+    for result in read_results(path, since):
         criteria = result.get("criteria") or {}
         key = "error_after" if result.get("status") == "error" else "warn_after"
         limit = (criteria.get(key) or {}).get("count")
@@ -328,14 +333,8 @@ WARNING_MEANINGS = {
 def read_test_warnings(path: Path, since: float) -> list[str]:
     """One line per data test that warned in the dbt build that wrote ``path`` (its
     run_results.json) after ``since``."""
-    if not path.is_file() or path.stat().st_mtime < since:
-        return []
-    try:
-        results = json.loads(path.read_text(encoding="utf-8")).get("results", [])
-    except (OSError, ValueError):
-        return []
     lines = []
-    for result in results:
+    for result in read_results(path, since):
         if result.get("status") != "warn":
             continue
         parts = str(result.get("unique_id", "?")).split(".")  # test.<project>.<name>

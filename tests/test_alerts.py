@@ -136,16 +136,20 @@ def settings(**values) -> AlertSettings:
     return AlertSettings(**values)
 
 
-def findings(tmp_path, builds, **values) -> list[str]:
+def history_of(tmp_path, builds):
+    """The coverage history of ``builds``, as the alerts read it from a database."""
     tmp_path.mkdir(exist_ok=True)
     db = tmp_path / "coverage.duckdb"
     write_coverage(db, builds)
     con = connect(db, read_only=True)
     try:
-        history = read_coverage(con, builds=26)
+        return read_coverage(con, builds=26)
     finally:
         con.close()
-    return share_drop_findings(history, settings(**values))
+
+
+def findings(tmp_path, builds, **values) -> list[str]:
+    return share_drop_findings(history_of(tmp_path, builds), settings(**values))
 
 
 def test_a_share_drop_is_reported_only_when_it_means_something(tmp_path):
@@ -179,15 +183,7 @@ def test_too_short_a_history_reports_nothing(tmp_path):
 
 
 def empty_findings(tmp_path, builds, **values) -> list[str]:
-    tmp_path.mkdir(exist_ok=True)
-    db = tmp_path / "coverage.duckdb"
-    write_coverage(db, builds)
-    con = connect(db, read_only=True)
-    try:
-        history = read_coverage(con, builds=26)
-    finally:
-        con.close()
-    return empty_event_findings(history, settings(**values))
+    return empty_event_findings(history_of(tmp_path, builds), settings(**values))
 
 
 def empty(build):
