@@ -51,6 +51,12 @@ class Plugin(BasePlugin):
 
     def update_connection_config(self, creds, config: dict[str, Any]) -> None:
         # Runs right before duckdb.connect: an existing file is tightened before it is opened.
+        if creds.path != creds.path.strip():
+            # a .env saved with Windows line endings: a new, empty database would be built
+            raise DbtRuntimeError(
+                f"the database path {creds.path!r} has a space or line break at its start or end"
+                " (a .env file saved with Windows line endings?): fix LINE_CAPI_DUCKDB"
+            )
         if _is_local_file(creds.path):
             path = Path(creds.path)
             if path.is_file() and not file_modes.looks_like_duckdb(path):

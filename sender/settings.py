@@ -171,4 +171,7 @@ def target_from_env(env: Mapping[str, str], token: Secret | None) -> LineTarget:
 
 
 def database_path(value: str | None) -> Path:
-    return Path(value or DEFAULT_DATABASE)
+    """The database file; surrounding whitespace dropped, as for every other setting: a .env
+    saved with Windows line endings would otherwise name a new, empty database (whose empty
+    ledger sends everything again)."""
+    return Path((value or "").strip() or DEFAULT_DATABASE)

@@ -99,6 +99,15 @@ def test_a_database_path_naming_another_file_stops_dbt_and_leaves_the_file(tmp_p
     assert other.read_text() == "a,b\n1,2\n" and other.stat().st_mode & 0o777 == 0o644
 
 
+def test_a_database_path_with_a_windows_line_ending_stops_dbt(tmp_path):
+    # a new, empty database would be built beside the real one, and its empty ledger re-send all
+    wanted = tmp_path / "line_capi.duckdb"
+    _, result = build(tmp_path, env={"LINE_CAPI_DUCKDB": f"{wanted}\r"})
+    assert result.returncode != 0
+    assert "has a space or line break at its start or end (a .env file saved with" in result.output
+    assert [p.name for p in tmp_path.iterdir() if "duckdb" in p.name] == []
+
+
 def test_bom_extra_columns_quoted_commas_and_newlines(tmp_path):
     tables = export_tables()
     for row in tables["page_views"]:

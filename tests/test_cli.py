@@ -186,6 +186,14 @@ def test_a_file_that_is_not_a_duckdb_database_is_named_and_left_as_it_is(tmp_pat
     )
 
 
+def test_a_database_path_with_a_windows_line_ending_names_the_same_file(db):
+    # `. ./.env` of a file saved with CRLF line endings leaves "\r" at the end of each value
+    r = run_cli(["status", "--json"], sender_env(db, LINE_CAPI_DUCKDB=f"{db}\r"))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["database"] == str(db)
+    assert sorted(p.name for p in db.parent.iterdir() if "\r" in p.name) == []
+
+
 def test_missing_payload_table_says_run_dbt_build(tmp_path):
     import duckdb
 

@@ -42,7 +42,8 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
     con = open_database(database, read_only=True, need_payload=False)
     try:
         with exits_on_error(database):
-            report_ = read_status_report(con, database=database, path=database_path(database))
+            path = database_path(database)
+            report_ = read_status_report(con, database=str(path), path=path)
     finally:
         con.close()
     if json_:
