@@ -274,6 +274,11 @@ def target_path(config: RunConfig) -> Path:
     return path if path.is_absolute() else config.project_dir / path
 
 
+# How far in the future an export's newest sync_date may be (clocks differ by minutes): beyond
+# it, times were written without their offset, such as Japan time read as UTC, 9 h ahead.
+FUTURE_TOLERANCE_HOURS = 1.0
+
+
 @dataclass(frozen=True)
 class Freshness:
     table: str
@@ -288,6 +293,18 @@ class Freshness:
         return (
             f"KARTE export table {self.table} is stale: its newest sync_date is"
             f" {self.age_hours:.1f} h old{limit}"
+        )
+
+    @property
+    def is_ahead(self) -> bool:
+        return self.age_hours is not None and self.age_hours < -FUTURE_TOLERANCE_HOURS
+
+    def describe_ahead(self) -> str:
+        return (
+            f"KARTE export table {self.table} has sync_dates up to {-(self.age_hours or 0):.1f} h"
+            " in the future: a time without an offset is read as UTC, so Japan time (a BigQuery"
+            " DATETIME) shows 9 h ahead; export sync_date as a TIMESTAMP or with its offset"
+            " (+09:00)"
         )
 
 
@@ -404,6 +421,9 @@ class ScheduledRun:
         stale = [r for r in results if r.status == "error"]
         if stale:
             raise RunError(stale[0].describe(), ExitCode.STALE_EXPORT)
+        ahead = [r for r in results if r.is_ahead]
+        if ahead:  # every event would go out hours late
+            raise RunError(ahead[0].describe_ahead(), ExitCode.STALE_EXPORT)
         if code != 0:
             raise self.dbt_failed("dbt source freshness", lines)
         ages = ", ".join(

@@ -39,6 +39,26 @@ def test_a_stale_export_stops_the_run_with_one_line_naming_the_table_and_age(tmp
     assert "is stale" in log
 
 
+def test_an_export_hours_in_the_future_stops_the_run_before_anything_is_sent(tmp_path):
+    # Japan time written without its offset reads as UTC: 9 hours ahead
+    export = clock_export(tmp_path / "export", {"ORD-1": -8.9}, newest_hours=-9)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
+    line = one_error_line(r.stderr)
+    assert (
+        "has sync_dates up to 9.0 h in the future: a time without an offset is read as UTC" in line
+    )
+    assert "dbt build ok" not in r.stderr
+    # minutes ahead is a clock difference, not a time zone
+    export = clock_export(tmp_path / "skewed", {"ORD-2": 1}, newest_hours=-0.2)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.accepted == {("Conversion", "ORD-2"): 1}
+    assert r.returncode == ExitCode.OK, r.stderr
+
+
 def test_a_fresh_export_without_conversions_in_the_window_is_normal(tmp_path):
     export = clock_export(tmp_path / "export", {"ORD-OLD": 40}, newest_hours=0.2)
     with mock_server() as srv:
