@@ -46,9 +46,9 @@ MEANINGS = {
     " set cannot be read): nothing more was sent, no retry; set REQUESTS_CA_BUNDLE",
     ExitCode.DATABASE_ERROR: "the database cannot be read or written (not a lock): a ledger write"
     " failed, disk full",
-    ExitCode.STALE_EXPORT: "sender run: the export's newest sync_date is older than the"
-    " freshness limit, or hours in the future (a time without its offset); nothing was built or"
-    " sent",
+    ExitCode.STALE_EXPORT: "sender run: the export folder is missing, or its newest sync_date is"
+    " older than the freshness limit or hours in the future (a time without its offset); nothing"
+    " was built or sent",
     ExitCode.BUILD_FAILED: "sender run: dbt source freshness or dbt build failed; nothing was sent",
     ExitCode.ALREADY_RUNNING: "sender run: another run holds the lock file next to the database",
     ExitCode.INTERNAL_ERROR: "an unexpected error (a bug): one line on stderr, the traceback with"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import getpass
 import json
 import os
 import re
@@ -121,6 +122,23 @@ def run_config(
     )
 
 
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container's uid without a passwd entry
+        return f"uid {os.getuid()}"
+
+
+def permission_message(exc: PermissionError) -> str:
+    """One line for a file the job's user may not write (the project was set up as another)."""
+    where = exc.filename or "a file of the project"
+    return (
+        f"permission denied: {where}: this run's user ({current_user()}) may not use it; run"
+        " the job as the user that owns the project (its data, target and logs folders), or"
+        " give them to it (chown -R)"
+    )
+
+
 def lock_path(database: Path) -> Path:
     return database.with_name(database.name + ".lock")
 
@@ -130,7 +148,15 @@ def run_lock(database: Path) -> Iterator[Path]:
     """Hold the lock file next to the database for the whole run (released by the kernel if the
     process dies, so a killed run never leaves a stale lock)."""
     path = lock_path(database)
-    with private_file(path, "a+") as f:
+    try:
+        lock_file = private_file(path, "a+")
+    except OSError as exc:  # the database's folder is not this user's, or read-only
+        raise RunError(
+            f"cannot create the lock file {path}: {exc.strerror or exc}; this run's user"
+            f" ({current_user()}) must be able to write the database's folder",
+            ExitCode.DATABASE_ERROR,
+        ) from None
+    with lock_file as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -411,6 +437,24 @@ class ScheduledRun:
             why = why.rstrip(".") + MALFORMED_CSV_HINT
         return RunError(f"{step} failed: {why}", ExitCode.BUILD_FAILED)
 
+    def check_export_folder(self) -> None:
+        """A named export folder that is missing or unreadable is one line, not dbt's "file
+        missing" for each table (the sync has not made it yet, or it belongs to another user)."""
+        folder = self.config.export_dir
+        if folder is None:
+            return
+        if not folder.is_dir():
+            raise RunError(
+                f"KARTE export folder {folder} does not exist (has the export sync run?)",
+                ExitCode.STALE_EXPORT,
+            )
+        if not os.access(folder, os.R_OK | os.X_OK):
+            raise RunError(
+                f"KARTE export folder {folder} cannot be read by this user"
+                f" ({current_user()}): give the job's user read access",
+                ExitCode.USAGE,
+            )
+
     def check_freshness(self) -> None:
         started = time.time()
         code, lines = self.dbt("source", "freshness")
@@ -462,6 +506,7 @@ class ScheduledRun:
                 f" export {self.config.export_dir or '(from the dbt vars)'}"
             )
             with run_lock(self.config.database):
+                self.check_export_folder()
                 self.check_freshness()
                 self.build()
                 code = self.push()
@@ -473,5 +518,8 @@ class ScheduledRun:
         except KeyboardInterrupt:
             self.say("error: interrupted: what was not acknowledged stays pending")
             return int(ExitCode.INTERRUPTED)
+        except PermissionError as exc:  # the job runs as a user the project's files refuse
+            self.log.write("run", f"error: {permission_message(exc)}", self.err)
+            return int(ExitCode.USAGE)
         finally:
             self.log.close()

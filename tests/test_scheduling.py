@@ -3,18 +3,19 @@ an outage, and the recipes of docs/operations.md, run as a scheduler would run t
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 
 import duckdb
 import pytest
-from pipeline_fixtures import SAMPLE_DIR, rewrite_export, run_dbt
+from pipeline_fixtures import ROOT, SAMPLE_DIR, rewrite_export, run_dbt
 from schedule_fixtures import clock_export, sender_run
 from sender_fixtures import TOKEN, database_held, mock_server
 
 from sender.exit_codes import ExitCode
-from sender.scheduled_run import lock_path
+from sender.scheduled_run import RunConfig, ScheduledRun, current_user, lock_path
 
 
 def one_error_line(stderr: str) -> str:
@@ -57,6 +58,53 @@ def test_an_export_hours_in_the_future_stops_the_run_before_anything_is_sent(tmp
         r = sender_run(tmp_path, srv.url, export=export)
         assert srv.accepted == {("Conversion", "ORD-2"): 1}
     assert r.returncode == ExitCode.OK, r.stderr
+
+
+def test_a_missing_export_folder_is_one_line_not_a_failed_build(tmp_path):
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=tmp_path / "not-synced-yet")
+    assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
+    assert one_error_line(r.stderr).endswith(
+        f"error: KARTE export folder {tmp_path / 'not-synced-yet'} does not exist"
+        f" (has the export sync run?); log: {tmp_path / 'line_capi_run.log'}"
+    )
+
+
+def test_a_database_folder_this_user_cannot_write_is_one_line(tmp_path):
+    # /sys refuses new files to every user, root included (Permission denied, or read-only)
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    env = {"LINE_CAPI_DUCKDB": "/sys/line_capi.duckdb"}
+    with mock_server() as srv:
+        r = sender_run(
+            tmp_path, srv.url, "--log-file", str(tmp_path / "run.log"), export=export, env=env
+        )
+    assert r.returncode == ExitCode.DATABASE_ERROR, r.stderr
+    line = one_error_line(r.stderr)
+    assert "cannot create the lock file /sys/line_capi.duckdb.lock: " in line
+    assert "must be able to write the database's folder" in line
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+
+
+def test_a_file_the_run_may_not_use_is_one_line_not_a_crash(tmp_path):
+    # a dbt without its execute bit is refused to every user, root included
+    dbt = tmp_path / "dbt"
+    dbt.write_text("#!/bin/sh\n")
+    dbt.chmod(0o644)
+    config = RunConfig(
+        project_dir=ROOT,
+        database=tmp_path / "line_capi.duckdb",
+        export_dir=None,
+        log_file=tmp_path / "run.log",
+        dbt=str(dbt),
+    )
+    out, err = io.StringIO(), io.StringIO()
+    assert ScheduledRun(config, out=out, err=err).run() == ExitCode.USAGE
+    (line,) = [x for x in err.getvalue().splitlines() if "error:" in x]
+    assert line.endswith(
+        f"error: permission denied: {dbt}: this run's user ({current_user()}) may not use it;"
+        " run the job as the user that owns the project (its data, target and logs folders), or"
+        " give them to it (chown -R)"
+    )
 
 
 def test_a_fresh_export_without_conversions_in_the_window_is_normal(tmp_path):
