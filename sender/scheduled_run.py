@@ -268,6 +268,16 @@ def run_logged(
         raise
 
 
+def export_warnings(lines: list[str]) -> list[str]:
+    """The export's warnings among dbt's console lines (an optional column missing), each once."""
+    found: list[str] = []
+    for line in lines:
+        text = _DBT_PREFIX.sub("", _ANSI.sub("", line)).strip()
+        if text.startswith("warning: KARTE export") and text not in found:
+            found.append(text)
+    return found
+
+
 def dbt_error_line(lines: list[str]) -> str:
     """The one line that says why dbt failed, from its console output."""
     clean = [_DBT_PREFIX.sub("", _ANSI.sub("", line)).strip() for line in lines]
@@ -481,6 +491,8 @@ class ScheduledRun:
         if code != 0:
             raise self.dbt_failed("dbt build", lines)
         self.say(f"dbt build ok: {dbt_error_line(lines)}")
+        for warning in export_warnings(lines):
+            self.say(warning)
         for warning in read_test_warnings(target_path(self.config) / "run_results.json", started):
             self.say(f"warning: {warning}")
 

@@ -135,6 +135,24 @@ def test_a_malformed_csv_is_one_line_that_says_what_is_wrong(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+def test_an_optional_column_under_another_name_is_a_warning_that_says_what_is_lost(tmp_path):
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    views = export / "page_views.csv"
+    header, rest = views.read_text().split("\n", 1)
+    views.write_text(header.replace("lt_cid", "line_tag_cookie") + "\n" + rest)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.accepted == {("Conversion", "ORD-1"): 1}  # sent all the same
+    assert r.returncode == ExitCode.OK, r.stderr
+    warned = [x for x in r.stderr.splitlines() if "has no column" in x]
+    assert len(warned) == 1, r.stderr  # once, though dbt's hooks ran twice
+    assert warned[0].endswith(
+        "warning: KARTE export table page_views has no column lt_cid: every event goes without"
+        " user.browser_id (not read from the export: line_tag_cookie; if one of these holds it,"
+        " map it with var karte_column_map)"
+    )
+
+
 def test_the_run_reads_the_export_run_a_current_link_pointed_at_when_it_started(tmp_path):
     """A sync swapping `current` mid-run cannot mix two exports: the link is followed once."""
     run_folder = clock_export(tmp_path / "20261130-10", {"ORD-NEW": 2}, newest_hours=0.2)

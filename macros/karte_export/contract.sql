@@ -42,11 +42,27 @@
 {% endmacro %}
 
 {#-
+    What each optional column gives the events: a missing one is read as empty, and the run says
+    what is lost (session_id gives nothing and is not mentioned).
+-#}
+{% macro karte_optional_column_purposes() %}
+    {{ return({
+        'conversions': {'revenue': 'custom.value', 'items': 'custom.item_ids and quantity'},
+        'page_views': {
+            'referrer': 'web.referrer', 'title': 'web.title', 'ip_address': 'web.ip_address',
+            'user_agent': 'web.user_agent', 'lt_cid': 'user.browser_id',
+        },
+        'line_users': {'sync_date': 'the choice of the latest LINE login'},
+        'user_master': {'email': 'user.email', 'phone': 'user.phone'},
+    }) }}
+{% endmacro %}
+
+{#-
     `<text expression> as <contract name>` for each contract column of `table_name`, read from
     `columns` (lower-case export name -> (export name, data type or none)) under the export name
     `mapping` gives it. When `checked`, a missing required column fails the run, naming the table
-    and the column, and a missing optional column is null; unchecked (unit tests), every column
-    is taken as present.
+    and the column, and a missing optional column is null, with one warning line saying what the
+    events lose; unchecked (unit tests), every column is taken as present.
 -#}
 {% macro karte_contract_select_list(table_name, mapping, columns, checked) %}
     {%- set selects = [] -%}
@@ -63,6 +79,18 @@
                 ~ ". Rename it in the export or map it with var karte_column_map"
             ) }}
         {%- else -%}
+            {%- set purpose = karte_optional_column_purposes()[table_name].get(name) -%}
+            {%- if purpose -%}
+                {%- set read = [] -%}
+                {%- for contract_name, required in karte_export_contract()[table_name] -%}
+                    {%- do read.append((mapping.get(contract_name) or contract_name) | string | lower) -%}
+                {%- endfor -%}
+                {%- set unread = columns.values() | map(attribute=0) | reject('in', read) | list -%}
+                {%- do log("warning: KARTE export table " ~ table_name ~ " has no column " ~ export_name
+                    ~ ": every event goes without " ~ purpose
+                    ~ (" (not read from the export: " ~ (unread[:8] | join(', ')) ~ (', ...' if unread | length > 8 else '')
+                        ~ "; if one of these holds it, map it with var karte_column_map)" if unread else ''), info=true) -%}
+            {%- endif -%}
             {%- do selects.append('cast(null as ' ~ dbt.type_string() ~ ') as ' ~ name) -%}
         {%- endif -%}
     {%- endfor -%}
