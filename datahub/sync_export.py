@@ -5,8 +5,10 @@
 
 SOURCE holds one folder per run of the Datahub job flow (its export path, e.g.
 line-capi/{{YYYYMMDD}}-{{HH}}/), named so that names sort by time. The newest folder that holds
-all four tables is copied to DEST/<folder>, then DEST/current is swapped to it in one rename: a
-build reading DEST/current sees the previous export or the new one, never a half-copied one.
+all four tables and has not changed for --settle-minutes (a table exported in parts may still be
+getting its last ones) is copied to DEST/<folder>, then DEST/current is swapped to it in one
+rename: a build reading DEST/current sees the previous export or the new one, never a
+half-copied one.
 Older folders beyond --keep are deleted. Cloud Storage is read with the Google Cloud CLI
 (`gcloud storage`), with the machine's own credentials. Everything written under DEST is its
 owner's only (files 0600, folders 0700, whatever the umask): the export holds personal data.
@@ -18,18 +20,23 @@ sync is running (DEST/current is left as it was); 2 bad arguments. See docs/kart
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import fcntl
 import importlib.util
 import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 TABLES = ("conversions", "page_views", "line_users", "user_master")
 CURRENT = "current"
+# Minutes a run folder must go unchanged before it is taken: the parts of one table arrive within
+# seconds of each other, the four tables within minutes.
+SETTLE_MINUTES = 10
 
 
 def _load_file_modes():
@@ -53,7 +60,7 @@ def missing_tables(entries: dict[str, bool]) -> list[str]:
     """The tables that none of `entries` (name -> is a folder) holds in a layout the build reads.
 
     A table is `<table>.csv`, `.csv.gz` or `.parquet`, or split in parts: `<table>-*.csv(.gz)`
-    (BigQuery's names for a large export) or a folder `<table>/` of parts.
+    or `<table>-*.parquet` (BigQuery's names for a large export) or a folder `<table>/` of parts.
     """
 
     def holds(table: str) -> bool:
@@ -63,7 +70,7 @@ def missing_tables(entries: dict[str, bool]) -> list[str]:
                     return True
             elif name in (f"{table}.csv", f"{table}.csv.gz", f"{table}.parquet"):
                 return True
-            elif name.startswith(f"{table}-") and name.endswith((".csv", ".csv.gz")):
+            elif name.startswith(f"{table}-") and name.endswith((".csv", ".csv.gz", ".parquet")):
                 return True
         return False
 
@@ -86,6 +93,11 @@ class LocalSource:
 
     def entries(self, run: str) -> dict[str, bool]:
         return folder_entries(self.root / run)
+
+    def newest_change(self, run: str) -> float | None:
+        """When a file of the run last changed (Unix seconds), None when it has none."""
+        times = [p.stat().st_mtime for p in (self.root / run).rglob("*") if p.is_file()]
+        return max(times, default=None)
 
     def copy(self, run: str, target: Path) -> None:
         try:
@@ -114,6 +126,10 @@ class CloudStorageSource:
     def entries(self, run: str) -> dict[str, bool]:
         return dict(listed(self.gcloud("ls", f"{self.url}/{run}/"), f"{self.url}/{run}/"))
 
+    def newest_change(self, run: str) -> float | None:
+        """When an object of the run was last written (Unix seconds), None when it has none."""
+        return newest_listed_time(self.gcloud("ls", "--long", f"{self.url}/{run}/**"))
+
     def copy(self, run: str, target: Path) -> None:
         self.gcloud("rsync", "--recursive", f"{self.url}/{run}", str(target))
 
@@ -139,6 +155,20 @@ def listed(lines: list[str], prefix: str) -> Iterator[tuple[str, bool]]:
             yield rest.rstrip("/"), rest.endswith("/")
 
 
+def newest_listed_time(lines: list[str]) -> float | None:
+    """The newest time of `gcloud storage ls --long` lines (`<size>  <ISO time>  gs://...`)."""
+    times = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) == 3 and fields[0].isdigit() and fields[2].startswith("gs://"):
+            try:
+                stamp = dt.datetime.fromisoformat(fields[1].replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            times.append(stamp.timestamp())
+    return max(times, default=None)
+
+
 def folder_entries(folder: Path) -> dict[str, bool]:
     return {p.name: p.is_dir() for p in folder.iterdir()}
 
@@ -155,16 +185,23 @@ def first_error(error: Exception) -> str:
     return str(error)
 
 
-def newest_complete_run(source) -> str:
+def newest_complete_run(source, settle_seconds: float = SETTLE_MINUTES * 60) -> str:
+    """The newest run that holds every table and has been still for `settle_seconds`."""
     runs = source.runs()
     if not runs:
         raise SyncError(f"export source {source} holds no run folder")
     skipped = []
     for run in reversed(runs):
         missing = missing_tables(source.entries(run))
-        if not missing:
-            return run
-        skipped.append(f"{run} (no {', '.join(missing)})")
+        if missing:
+            skipped.append(f"{run} (no {', '.join(missing)})")
+            continue
+        changed = source.newest_change(run)
+        age = time.time() - changed if changed is not None else None
+        if age is not None and age < settle_seconds:
+            skipped.append(f"{run} (still being written: a file changed {age / 60:.0f} min ago)")
+            continue
+        return run
     raise SyncError(f"no complete export in {source}: " + "; ".join(skipped[:3]))
 
 
@@ -215,7 +252,13 @@ def tighten_runs(dest: Path) -> str | None:
     )
 
 
-def sync(source, dest: Path, keep: int, notice=lambda line: None) -> str:
+def sync(
+    source,
+    dest: Path,
+    keep: int,
+    notice=lambda line: None,
+    settle_seconds: float = SETTLE_MINUTES * 60,
+) -> str:
     """Copy the newest complete run of `source` to `dest` and point `dest/current` at it; every
     file and folder written is its owner's only. `notice` gets a line when older copies were
     tightened."""
@@ -227,7 +270,7 @@ def sync(source, dest: Path, keep: int, notice=lambda line: None) -> str:
         message = tighten_runs(dest)
         if message:
             notice(message)
-        run = newest_complete_run(source)
+        run = newest_complete_run(source, settle_seconds)
         target = dest / run
         if current.is_symlink() and os.readlink(current) == run and target.is_dir():
             return f"{current} is already {run}"
@@ -265,6 +308,13 @@ def positive(text: str) -> int:
     return value
 
 
+def not_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Copy the newest complete KARTE Datahub export and point DEST/current at it.",
@@ -275,12 +325,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", type=positive, default=3, help="run folders to keep in DEST (default 3)"
     )
+    parser.add_argument(
+        "--settle-minutes",
+        type=not_negative,
+        default=SETTLE_MINUTES,
+        help=f"minutes a run must go unchanged before it is copied (default {SETTLE_MINUTES})",
+    )
     args = parser.parse_args(argv)
     file_modes.use_private_umask()  # for everything written below, gcloud's copy included
     try:
         is_gcs = args.source.startswith("gs://")
         source = CloudStorageSource(args.source) if is_gcs else LocalSource(args.source)
-        print(sync(source, args.dest, args.keep, notice=warn))
+        print(
+            sync(source, args.dest, args.keep, notice=warn, settle_seconds=args.settle_minutes * 60)
+        )
     except (SyncError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

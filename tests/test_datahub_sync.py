@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from pipeline_fixtures import ROOT, SAMPLE_DIR, run_dbt
@@ -37,12 +39,24 @@ def modes(root: Path) -> dict[str, int]:
     return found
 
 
-def write_run(source: Path, run: str, tables=TABLES, text: str = "user_id\n") -> Path:
+def write_run(
+    source: Path, run: str, tables=TABLES, text: str = "user_id\n", minutes_ago: float = 60
+) -> Path:
+    """A run folder of the Datahub job, its files written ``minutes_ago``."""
     folder = source / run
     folder.mkdir(parents=True)
     for table in tables:
         (folder / f"{table}.csv").write_text(f"{run}\n{text}", encoding="utf-8")
+    age(folder, minutes_ago)
     return folder
+
+
+def age(folder: Path, minutes_ago: float) -> None:
+    """Set every file under ``folder`` as last written ``minutes_ago``."""
+    stamp = time.time() - minutes_ago * 60
+    for path in folder.rglob("*"):
+        if path.is_file():
+            os.utime(path, (stamp, stamp))
 
 
 def current_run(dest: Path) -> str:
@@ -121,13 +135,55 @@ def test_split_exports_and_folders_of_parts_count_as_tables(tmp_path):
     (run / "conversions-000000000000.csv").write_text("user_id\n")
     (run / "conversions-000000000001.csv").write_text("user_id\n")
     (run / "line_users.csv.gz").write_bytes(b"")
-    (run / "user_master.parquet").write_bytes(b"")
+    (run / "user_master-000000000000.parquet").write_bytes(b"")  # BigQuery's Parquet parts
+    age(run, 60)
 
     done = sync(source, dest)
 
     assert done.returncode == 0, done.stderr
     assert (dest / "current" / "page_views" / "part-000.csv").is_file()
     assert (dest / "current" / "conversions-000000000001.csv").is_file()
+    assert (dest / "current" / "user_master-000000000000.parquet").is_file()
+
+
+def test_a_run_still_getting_its_parts_waits_until_it_has_settled(tmp_path):
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    write_run(source, "20261130-10")
+    # the newest run has every table, but its page views are still arriving in parts
+    run = write_run(source, "20261130-11", tables=TABLES[:1] + TABLES[2:])
+    (run / "page_views-000000000000.csv").write_text("user_id\n")
+    age(run, 60)
+    (run / "page_views-000000000001.csv").write_text("user_id\n")  # just now
+
+    done = sync(source, dest)
+    assert done.returncode == 0, done.stderr
+    assert current_run(dest) == "20261130-10"
+
+    done = sync(source, dest, "--settle-minutes", "0")
+    assert done.returncode == 0, done.stderr
+    assert current_run(dest) == "20261130-11"
+
+    only_unsettled = tmp_path / "unsettled"
+    write_run(only_unsettled, "20261130-12", minutes_ago=2)
+    done = sync(only_unsettled, tmp_path / "dest2")
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"error: no complete export in {only_unsettled}: 20261130-12 (still being written:"
+        " a file changed 2 min ago)"
+    )
+
+
+def test_the_newest_time_of_a_cloud_storage_listing():
+    spec = importlib.util.spec_from_file_location("sync_export", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    lines = [
+        "      1024  2026-11-30T01:02:03Z  gs://b/line-capi/20261130-10/conversions.csv",
+        "    204800  2026-11-30T01:07:59Z  gs://b/line-capi/20261130-10/page_views-000000000001.csv",
+        "TOTAL: 2 objects, 205824 bytes (201 KiB)",
+    ]
+    assert module.newest_listed_time(lines) == 1796000879.0  # 2026-11-30T01:07:59Z
+    assert module.newest_listed_time(lines[2:]) is None
 
 
 def test_a_run_already_current_is_not_copied_again(tmp_path):
@@ -192,6 +248,7 @@ def test_the_copy_is_its_owners_only_whatever_the_umask(tmp_path):
     (run / "user_master" / "part-000.csv").write_text("user_id,email\nu1,a@example.jp\n")
     for path in (run, *run.rglob("*")):
         path.chmod(0o755 if path.is_dir() else 0o644)
+    age(run, 60)
 
     done = sync(source, dest)
 

@@ -8,6 +8,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,12 @@ def test_every_recipe_is_shown_verbatim_in_the_operations_page():
 
 def test_every_recipe_runs_the_one_entry_point():
     cron = (DEPLOY / "cron" / "line-capi.cron").read_text()
-    assert cron_command(cron).endswith(".venv/bin/sender run")
+    # the export sync, then the job (a failed sync leaves the previous export, found stale)
+    assert cron_command(cron).endswith(
+        '{ .venv/bin/python datahub/sync_export.py "$KARTE_EXPORT_SOURCE" "$KARTE_SYNC_DIR";'
+        " LINE_ACCESS_TOKEN_FILE=/srv/line-capi/access-token .venv/bin/sender run; }"
+    )
+    assert service()["ExecStartPre"].startswith("-")
     assert service()["ExecStart"] == f"{SERVICE_ROOT}/.venv/bin/sender run"
     workflow = yaml.safe_load((DEPLOY / "github-actions" / "line-capi.yml").read_text())
     runs = [step.get("run", "") for step in workflow["jobs"]["run"]["steps"]]
@@ -62,11 +68,17 @@ def install(tmp_path):
     .venv, and the .env of deploy/env.example with this test's values."""
     home = tmp_path / "srv"
     home.mkdir()
-    for name in ("dbt_project.yml", "models", "macros", "seeds", "tests", "sample"):
+    for name in ("dbt_project.yml", "models", "macros", "seeds", "tests", "sample", "datahub"):
         (home / name).symlink_to(ROOT / name)
     (home / "profiles.yml").symlink_to(ROOT / "profiles.example.yml")
     (home / ".venv").symlink_to(Path(sys.executable).parent.parent)
-    export = clock_export(tmp_path / "export", {"ORD-1": 1, "ORD-2": 3}, newest_hours=0.2)
+    # the Datahub job flow's output: one run folder, written half an hour ago
+    export = clock_export(
+        tmp_path / "bucket" / "20261130-10", {"ORD-1": 1, "ORD-2": 3}, newest_hours=0.2
+    )
+    written = time.time() - 1800
+    for path in export.iterdir():
+        os.utime(path, (written, written))
     return home, export
 
 
@@ -104,10 +116,13 @@ def test_the_cron_and_systemd_recipes_run_the_hourly_job(install, tmp_path):
     token_file.write_text(TOKEN + "\n")
     token_file.chmod(0o600)
     with mock_server() as srv:
+        synced = tmp_path / "karte"
         write_env(
             home,
             {
-                "KARTE_EXPORT_DIR": str(export),
+                "KARTE_EXPORT_SOURCE": str(export.parent),
+                "KARTE_SYNC_DIR": str(synced),
+                "KARTE_EXPORT_DIR": str(synced / "current"),
                 "LINE_TAG_ID": TAG_ID,
                 "LINE_CAPI_DUCKDB": "data/line_capi.duckdb",
             },
@@ -126,6 +141,7 @@ def test_the_cron_and_systemd_recipes_run_the_hourly_job(install, tmp_path):
             timeout=300,
         )
         assert cron.returncode == 0, cron.stderr
+        assert f"{synced / 'current'} -> 20261130-10" in cron.stdout  # the sync ran first
         assert srv.stats()["accepted_unique"] == 2
         # systemd: ExecStart in WorkingDirectory, with the EnvironmentFile's variables and the
         # token handed over by LoadCredential=
@@ -136,6 +152,14 @@ def test_the_cron_and_systemd_recipes_run_the_hourly_job(install, tmp_path):
                 name, _, value = line.partition("=")
                 env[name] = value
         env.update(load_credentials(unit, tmp_path / "credentials"))
+        # ExecStartPre, with systemd's ${NAME} taken from the environment ("-": may fail)
+        pre = unit["ExecStartPre"].removeprefix("-")
+        for name in ("KARTE_EXPORT_SOURCE", "KARTE_SYNC_DIR"):
+            pre = pre.replace("${" + name + "}", env[name])
+        sync = subprocess.run(
+            shlex.split(pre), cwd=unit["WorkingDirectory"], env=env, capture_output=True, text=True
+        )
+        assert sync.returncode == 0 and "is already 20261130-10" in sync.stdout, sync.stderr
         systemd = subprocess.run(
             shlex.split(unit["ExecStart"]),
             cwd=unit["WorkingDirectory"],
