@@ -46,6 +46,7 @@ _SENDER_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ sender: ")
 _DBT_ERROR_HEADER = re.compile(r"(Compilation|Runtime|Database|Parsing|Dependency|Internal) Error")
 # DuckDB's first line says which file, not what is wrong with it: what it means, said once
 _MALFORMED_CSV = re.compile(r"Error when sniffing file|CSV Error on Line")
+_CSV_FILE_OPTION = re.compile(r"^\s*file = (.+)$")
 MALFORMED_CSV_HINT = (
     " (a malformed CSV: a row with more or fewer fields than the header, or an unclosed quote;"
     " fix or export the file again; the run log has DuckDB's whole message)"
@@ -444,6 +445,10 @@ class ScheduledRun:
             return RunError(str(locked(self.config.database)), ExitCode.DATABASE_LOCKED)
         why = dbt_error_line(lines)
         if _MALFORMED_CSV.search(why):
+            # "CSV Error on Line: N" names its file further down, in DuckDB's list of options
+            named = [m.group(1).strip() for m in map(_CSV_FILE_OPTION.match, lines) if m]
+            if named and named[0] not in why:
+                why = f"{why.rstrip('.')} of {named[0]}"
             why = why.rstrip(".") + MALFORMED_CSV_HINT
         return RunError(f"{step} failed: {why}", ExitCode.BUILD_FAILED)
 
@@ -483,7 +488,9 @@ class ScheduledRun:
         ages = ", ".join(
             f"{r.table} {r.age_hours:.1f} h old" for r in results if r.age_hours is not None
         )
-        self.say(f"export fresh ({ages})" if ages else "export fresh")
+        warned = any(r.status == "warn" for r in results)
+        state = "export usable" if warned else "export fresh"  # a stale warning said why above
+        self.say(f"{state} ({ages})" if ages else state)
 
     def build(self) -> None:
         started = time.time()

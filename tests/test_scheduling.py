@@ -107,6 +107,16 @@ def test_a_file_the_run_may_not_use_is_one_line_not_a_crash(tmp_path):
     )
 
 
+def test_an_export_past_its_warning_age_is_sent_with_a_warning_not_called_fresh(tmp_path):
+    export = clock_export(tmp_path / "export", {"ORD-1": 4.5}, newest_hours=4)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.accepted == {("Conversion", "ORD-1"): 1}
+    assert r.returncode == ExitCode.OK, r.stderr
+    assert "is stale: its newest sync_date is 4.0 h old (the limit is 3 h)" in r.stderr
+    assert "export usable (conversions 4.0 h old" in r.stderr and "export fresh" not in r.stderr
+
+
 def test_a_fresh_export_without_conversions_in_the_window_is_normal(tmp_path):
     export = clock_export(tmp_path / "export", {"ORD-OLD": 40}, newest_hours=0.2)
     with mock_server() as srv:
@@ -133,6 +143,18 @@ def test_a_malformed_csv_is_one_line_that_says_what_is_wrong(tmp_path):
     assert 'Error when sniffing file "' in line and "conversions.csv" in line
     assert "a malformed CSV: a row with more or fewer fields than the header" in line
     assert "Traceback" not in r.stderr
+    # a bad row past the rows DuckDB samples: its error names the line; the file is added
+    export = clock_export(tmp_path / "long", {"ORD-1": 1}, newest_hours=0.2)
+    with (export / "page_views.csv").open("a") as file:
+        file.writelines(
+            f"u{i},2026-01-01T00:00:00+09:00,,pv-x{i},https://x.jp/,,,,,\n" for i in range(21000)
+        )
+        file.write('u9,2026-01-01T00:00:00+09:00,,pv-9,https://x.jp/,,,,,,extra,"unclosed\n')
+    with mock_server() as srv:
+        r = sender_run(tmp_path / "long", srv.url, export=export)
+    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
+    line = one_error_line(r.stderr)
+    assert f"CSV Error on Line: 21004 of {export / 'page_views.csv'} (a malformed CSV" in line
 
 
 def test_an_optional_column_under_another_name_is_a_warning_that_says_what_is_lost(tmp_path):
