@@ -32,10 +32,10 @@ from sender.alerts import RUN_ONLY_ENV
 from sender.database import is_lock_error, locked
 from sender.exit_codes import ExitCode
 from sender.file_modes import private_file, private_umask
+from sender.run_history import DEFAULT_LOG_NAME
 from sender.settings import ConfigError
 
 PROJECT_FILE = "dbt_project.yml"
-DEFAULT_LOG_NAME = "line_capi_run.log"
 BUILD_ARGS = ("build", "--exclude-resource-type", "unit_test")
 
 # dbt's console lines: colour codes and an HH:MM:SS prefix
@@ -519,26 +519,31 @@ class ScheduledRun:
         return code
 
     def run(self) -> int:
+        """The whole job. Its last log line is always `done: exit N` (sender.run_history reads
+        it for `sender status`); the console gets it only after a success, an error having said
+        its one line."""
         try:
-            self.say(
-                f"start: project {self.config.project_dir}, database {self.config.database},"
-                f" export {self.config.export_dir or '(from the dbt vars)'}"
-            )
-            with run_lock(self.config.database):
-                self.check_export_folder()
-                self.check_freshness()
-                self.build()
-                code = self.push()
-            self.say(f"done: exit {code}")
+            echo_done = True
+            try:
+                self.say(
+                    f"start: project {self.config.project_dir}, database {self.config.database},"
+                    f" export {self.config.export_dir or '(from the dbt vars)'}"
+                )
+                with run_lock(self.config.database):
+                    self.check_export_folder()
+                    self.check_freshness()
+                    self.build()
+                    code = self.push()
+            except RunError as exc:
+                self.log.write("run", f"error: {exc}; log: {self.config.log_file}", self.err)
+                code, echo_done = int(exc.code), False
+            except KeyboardInterrupt:
+                self.say("error: interrupted: what was not acknowledged stays pending")
+                code, echo_done = int(ExitCode.INTERRUPTED), False
+            except PermissionError as exc:  # the job runs as a user the project's files refuse
+                self.log.write("run", f"error: {permission_message(exc)}", self.err)
+                code, echo_done = int(ExitCode.USAGE), False
+            self.log.write("run", f"done: exit {code}", self.err if echo_done else None)
             return code
-        except RunError as exc:
-            self.log.write("run", f"error: {exc}; log: {self.config.log_file}", self.err)
-            return int(exc.code)
-        except KeyboardInterrupt:
-            self.say("error: interrupted: what was not acknowledged stays pending")
-            return int(ExitCode.INTERRUPTED)
-        except PermissionError as exc:  # the job runs as a user the project's files refuse
-            self.log.write("run", f"error: {permission_message(exc)}", self.err)
-            return int(ExitCode.USAGE)
         finally:
             self.log.close()

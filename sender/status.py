@@ -12,6 +12,7 @@ from sender.build_info import BuildInfo, read_build_info
 from sender.coverage import NO_COVERAGE, BuildCoverage, describe_event, read_coverage
 from sender.database import NoPayload, has_ledger, require_payload
 from sender.ledger import LedgerStatus, read_status
+from sender.run_history import LastRun, last_run
 
 _INDENT = " " * 10
 
@@ -22,6 +23,7 @@ class StatusReport:
     ledger: LedgerStatus
     build: BuildInfo | None
     coverage: BuildCoverage | None
+    job: LastRun | None = None  # the last `sender run`, from its log
 
     def as_dict(self) -> dict:
         latest = self.ledger.latest
@@ -33,6 +35,7 @@ class StatusReport:
             "destinations": [d.as_dict() for d in self.ledger.destinations],
             "build": self.build.as_dict() if self.build else None,
             "last_run": self.ledger.last_run,
+            "last_job": self.job.as_dict() if self.job else None,
             "coverage": self.coverage.as_dict() if self.coverage else None,
         }
 
@@ -41,6 +44,7 @@ class StatusReport:
             f"database  {self.database}",
             *self._build_lines(),
             *self._coverage_lines(),
+            *self._job_lines(),
             *self._run_lines(),
             *self._ledger_lines(),
         ]
@@ -66,6 +70,10 @@ class StatusReport:
         for event in coverage.events.values():
             lines.extend(_INDENT + line for line in describe_event(event))
         return lines
+
+    def _job_lines(self) -> list[str]:
+        # only where `sender run` runs the job: a push started by hand has no run log
+        return [f"last job  sender run {self.job.describe()}"] if self.job else []
 
     def _run_lines(self) -> list[str]:
         run = self.ledger.last_run
@@ -103,7 +111,7 @@ class StatusReport:
 
 
 def read_status_report(
-    con: duckdb.DuckDBPyConnection, *, database: str, path: Path
+    con: duckdb.DuckDBPyConnection, *, database: str, path: Path, run_log: Path | None = None
 ) -> StatusReport:
     try:
         require_payload(con, path)
@@ -116,4 +124,5 @@ def read_status_report(
         ledger=read_status(con, has_ledger=has_ledger(con), has_payload=has_payload),
         build=read_build_info(con),
         coverage=history.latest if history else None,
+        job=last_run(run_log) if run_log is not None else None,
     )

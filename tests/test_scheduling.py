@@ -12,9 +12,10 @@ import duckdb
 import pytest
 from pipeline_fixtures import ROOT, SAMPLE_DIR, rewrite_export, run_dbt
 from schedule_fixtures import clock_export, sender_run
-from sender_fixtures import TOKEN, database_held, mock_server
+from sender_fixtures import TOKEN, database_held, mock_server, run_cli
 
 from sender.exit_codes import ExitCode
+from sender.run_history import last_run
 from sender.scheduled_run import RunConfig, ScheduledRun, current_user, lock_path
 
 
@@ -33,6 +34,11 @@ def test_a_stale_export_stops_the_run_with_one_line_naming_the_table_and_age(tmp
     line = one_error_line(r.stderr)
     assert "KARTE export table conversions is stale" in line or "table page_views" in line
     assert "30.0 h old (the limit is 6 h)" in line
+    # status tells the job stopped, though no push ran (an earlier push would say "ok")
+    status = run_cli(["status", "--json"], {"LINE_CAPI_DUCKDB": str(tmp_path / "line_capi.duckdb")})
+    job = json.loads(status.stdout)["last_job"]
+    assert (job["exit_code"], job["outcome"]) == (11, "STALE_EXPORT"), status.stderr
+    assert "30.0 h old (the limit is 6 h)" in job["message"] and "; log:" not in job["message"]
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "line_capi.duckdb").exists() or "dbt build ok" not in r.stderr
     log = (tmp_path / "line_capi_run.log").read_text()
@@ -115,6 +121,31 @@ def test_an_export_past_its_warning_age_is_sent_with_a_warning_not_called_fresh(
     assert r.returncode == ExitCode.OK, r.stderr
     assert "is stale: its newest sync_date is 4.0 h old (the limit is 3 h)" in r.stderr
     assert "export usable (conversions 4.0 h old" in r.stderr and "export fresh" not in r.stderr
+
+
+def test_the_last_job_is_read_from_the_end_of_the_run_log(tmp_path):
+    log = tmp_path / "line_capi_run.log"
+    log.write_text(
+        "2026-12-01T09:40:00Z run: start: project /p, database /d, export /e\n"
+        "2026-12-01T09:40:09Z dbt: Done. PASS=66\n"
+        "2026-12-01T09:40:12Z run: done: exit 0\n"
+        "2026-12-01T10:40:00Z run: start: project /p, database /d, export /e\n"
+        "2026-12-01T10:40:05Z run: error: dbt build failed: boom; log: /d/line_capi_run.log\n"
+        "2026-12-01T10:40:05Z run: done: exit 12\n"
+    )
+    assert last_run(log).as_dict() == {
+        "started_at": "2026-12-01T10:40:00Z",
+        "finished_at": "2026-12-01T10:40:05Z",
+        "exit_code": 12,
+        "outcome": "BUILD_FAILED",
+        "message": "dbt build failed: boom",
+    }
+    with log.open("a") as file:  # killed: a start and nothing after it
+        file.write("2026-12-01T11:40:00Z run: start: project /p, database /d, export /e\n")
+    assert last_run(log).describe() == (
+        "started 2026-12-01T11:40:00Z, never finished (killed, crashed or still running)"
+    )
+    assert last_run(tmp_path / "none.log") is None
 
 
 def test_a_fresh_export_without_conversions_in_the_window_is_normal(tmp_path):

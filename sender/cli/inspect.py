@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from sender.cli.common import (
 )
 from sender.preview import first_pending, table_lines
 from sender.report import DEFAULT_BUILDS, write_report
+from sender.run_history import run_log_path
 from sender.settings import DEFAULT_DATABASE, DEFAULT_ENDPOINT, database_path
 from sender.status import read_status_report
 
@@ -43,7 +45,8 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
     try:
         with exits_on_error(database):
             path = database_path(database)
-            report_ = read_status_report(con, database=str(path), path=path)
+            run_log = run_log_path(path, dict(os.environ))
+            report_ = read_status_report(con, database=str(path), path=path, run_log=run_log)
     finally:
         con.close()
     if json_:

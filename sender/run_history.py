@@ -1,0 +1,94 @@
+"""The last ``sender run`` as its run log tells it: when it started, how it ended and why.
+
+``sender status`` shows it beside the last push, so that a job that stopped before its push (a
+stale export, a failed build) is not hidden behind the push of an earlier hour. Only the end of
+the log is read: the log grows with every run until logrotate takes it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from sender.exit_codes import ExitCode
+
+DEFAULT_LOG_NAME = "line_capi_run.log"
+RUN_LOG_ENV = "LINE_CAPI_RUN_LOG"
+# The end of the log that is read: far more than the lines of one run.
+_TAIL_BYTES = 256 * 1024
+_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) run: (.*)$")
+_DONE = re.compile(r"^done: exit (\d+)")
+_LOG_SUFFIX = re.compile(r"; log: .*$")
+
+
+@dataclass(frozen=True)
+class LastRun:
+    started_at: str
+    finished_at: str | None  # None: killed, crashed or still running
+    exit_code: int | None
+    error: str | None  # the run's one error line, without the log's path
+
+    @property
+    def outcome(self) -> str | None:
+        if self.exit_code is None:
+            return None
+        try:
+            return ExitCode(self.exit_code).name
+        except ValueError:
+            return None
+
+    def as_dict(self) -> dict:
+        return {
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "exit_code": self.exit_code,
+            "outcome": self.outcome,
+            "message": self.error,
+        }
+
+    def describe(self) -> str:
+        if self.exit_code is None:
+            return f"started {self.started_at}, never finished (killed, crashed or still running)"
+        name = f" {self.outcome}" if self.outcome else ""
+        why = f": {self.error}" if self.error else ""
+        return f"started {self.started_at}, exit {self.exit_code}{name}{why}"
+
+
+def run_log_path(database: Path, env: dict[str, str]) -> Path:
+    """Where ``sender run`` logs for this database: env LINE_CAPI_RUN_LOG, else next to it."""
+    named = env.get(RUN_LOG_ENV, "").strip()
+    return Path(named) if named else database.with_name(DEFAULT_LOG_NAME)
+
+
+def _tail(path: Path) -> list[str]:
+    with path.open("rb") as file:
+        file.seek(0, os.SEEK_END)
+        size = file.tell()
+        file.seek(max(0, size - _TAIL_BYTES))
+        text = file.read().decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    return lines[1:] if size > _TAIL_BYTES else lines  # the first may be cut
+
+
+def last_run(path: Path) -> LastRun | None:
+    """The last run the log at ``path`` holds, or None (no log, none readable, no run)."""
+    try:
+        lines = _tail(path)
+    except OSError:
+        return None
+    found: LastRun | None = None
+    for line in lines:
+        match = _LINE.match(line)
+        if not match:
+            continue
+        stamp, text = match.groups()
+        if text.startswith("start:"):
+            found = LastRun(stamp, None, None, None)
+        elif found is not None and text.startswith("error: "):
+            error = _LOG_SUFFIX.sub("", text.removeprefix("error: "))
+            found = LastRun(found.started_at, None, None, error)
+        elif found is not None and (done := _DONE.match(text)):
+            found = LastRun(found.started_at, stamp, int(done.group(1)), found.error)
+    return found
