@@ -1,11 +1,12 @@
 """Alerts: one message to a Slack-compatible incoming webhook when a run needs a person.
 
 A run gathers its findings and posts at most one message (``{"text": ...}``): a push or run that
-failed (its exit code), events left pending by several runs in a row, a configured conversion
-type with no conversion for several builds in a row, and an identifier whose share of sendable
-conversions fell well below its trailing average. Messages hold counts, event
-names, the tag id, the endpoint's host and exit code names only: never the token, the webhook URL,
-a deduplication key or a hash. A webhook that fails is one line on stderr; it never changes the
+failed (its exit code; a failing ``sender run`` once, then once a day), events left pending by
+several runs in a row, a configured conversion type with no conversion for several builds in a
+row, and an identifier whose share of sendable conversions fell well below its trailing average.
+Messages hold counts, event names, the tag id, the endpoint's host, exit code names and the
+sender's own words for a stale export (a table, an age, a folder): never the token, the webhook
+URL, a deduplication key or a hash. A webhook that fails is one line on stderr; it never changes the
 exit code. The thresholds are documented in docs/monitoring.md.
 """
 
@@ -28,6 +29,7 @@ from sender.coverage import CoverageHistory, percent, read_coverage
 from sender.database import RUNS_TABLE, DatabaseError, connect, fetch_one, table_exists
 from sender.destinations import destination_id
 from sender.exit_codes import MEANINGS, ExitCode
+from sender.run_history import exit_codes
 from sender.secret_env import FILE_SUFFIX, read_secret
 from sender.settings import (
     DEFAULT_ENDPOINT,
@@ -73,6 +75,7 @@ class AlertSettings:
     min_sendable: int = 50
     min_share: float = 0.1
     empty_builds: int = 3
+    repeat_runs: int = 24
 
 
 # (environment variable, AlertSettings field, kind): a "count" is >= 1, a "fraction" in (0, 1)
@@ -83,6 +86,7 @@ THRESHOLDS = (
     ("LINE_CAPI_ALERT_MIN_SENDABLE", "min_sendable", "count"),
     ("LINE_CAPI_ALERT_MIN_SHARE", "min_share", "fraction"),
     ("LINE_CAPI_ALERT_EMPTY_BUILDS", "empty_builds", "count"),
+    ("LINE_CAPI_ALERT_REPEAT_RUNS", "repeat_runs", "count"),
 )
 
 
@@ -142,6 +146,34 @@ def exit_finding(command: str, code: int) -> str | None:
     if known in QUIET_EXIT_CODES:
         return None
     return f"`sender {command}` exited {int(known)} {known.name}: {MEANINGS[known]}"
+
+
+# sender run's stops whose one error line is the run's own words (a table, an age, a folder):
+# the message may carry it. dbt's reason (12) may quote the export's values, so it stays in the log.
+OWN_WORDS_EXIT_CODES = frozenset({ExitCode.STALE_EXPORT})
+
+
+def run_exit_finding(
+    code: int, *, error: str | None, earlier_codes: list[int], repeat_runs: int
+) -> str | None:
+    """What a failed ``sender run`` says: once when it starts failing with a code, then again
+    every ``repeat_runs`` runs while it keeps failing so (``earlier_codes``: the exit codes of the
+    runs before it, oldest first), not at every hour of an outage."""
+    finding = exit_finding("run", code)
+    if finding is None:
+        return None
+    streak = 1
+    for earlier in reversed(earlier_codes):
+        if earlier != code:
+            break
+        streak += 1
+    if (streak - 1) % repeat_runs:
+        return None
+    if error and code in OWN_WORDS_EXIT_CODES:
+        finding = f"`sender run` exited {code} {ExitCode(code).name}: {error}"
+    if streak > 1:
+        finding += f" (still: {streak} runs in a row)"
+    return finding
 
 
 def pending_streak(con: duckdb.DuckDBPyConnection, destination: int, longest: int) -> list[int]:
@@ -391,10 +423,18 @@ def after_push(
 
 
 def after_run(
-    settings: AlertSettings, *, database: Path, env: Mapping[str, str], exit_code: int, say: Say
+    settings: AlertSettings,
+    *,
+    database: Path,
+    env: Mapping[str, str],
+    exit_code: int,
+    say: Say,
+    run_log: Path | None = None,
+    error: str | None = None,
 ) -> None:
     """The alert of a ``sender run``: its own stops, or its push's outcome (the push it starts
-    never alerts itself: it gets no webhook)."""
+    never alerts itself: it gets no webhook). ``run_log`` holds the exit codes of the earlier
+    runs (this one's last), ``error`` this run's one error line."""
     if settings.webhook is None:
         return
 
@@ -402,7 +442,13 @@ def after_run(
         where = Where.from_values(
             tag_id=env.get("LINE_TAG_ID"), endpoint=env.get("LINE_CAPI_ENDPOINT")
         )
-        findings = [f for f in [exit_finding("run", exit_code)] if f]
+        codes = exit_codes(run_log) if run_log is not None else []
+        if codes and codes[-1] == exit_code:  # this run's own line
+            codes = codes[:-1]
+        found = run_exit_finding(
+            exit_code, error=error, earlier_codes=codes, repeat_runs=settings.repeat_runs
+        )
+        findings = [found] if found else []
         if exit_code not in RUN_STOPS_BEFORE_PUSH:
             findings += database_findings(
                 database, settings, endpoint=where.endpoint, tag_id=where.tag_id

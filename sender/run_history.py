@@ -72,6 +72,21 @@ def _tail(path: Path) -> list[str]:
     return lines[1:] if size > _TAIL_BYTES else lines  # the first may be cut
 
 
+def exit_codes(path: Path) -> list[int]:
+    """The exit codes of the finished runs at the end of the log at ``path``, oldest first."""
+    try:
+        lines = _tail(path)
+    except OSError:
+        return []
+    codes = []
+    for line in lines:
+        match = _LINE.match(line)
+        done = _DONE.match(match.group(2)) if match else None
+        if done:
+            codes.append(int(done.group(1)))
+    return codes
+
+
 def last_run(path: Path) -> LastRun | None:
     """The last run the log at ``path`` holds, or None (no log, none readable, no run)."""
     try:

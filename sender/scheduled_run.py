@@ -409,6 +409,7 @@ class ScheduledRun:
         self.config = config
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        self.error: str | None = None  # the one error line of a run that stopped
         self.log = RunLog(config.log_file)
 
     def say(self, message: str) -> None:
@@ -537,6 +538,7 @@ class ScheduledRun:
             except RunError as exc:
                 self.log.write("run", f"error: {exc}; log: {self.config.log_file}", self.err)
                 code, echo_done = int(exc.code), False
+                self.error = str(exc)
             except KeyboardInterrupt:
                 self.say("error: interrupted: what was not acknowledged stays pending")
                 code, echo_done = int(ExitCode.INTERRUPTED), False

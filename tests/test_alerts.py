@@ -23,7 +23,12 @@ from sender_fixtures import (
     sender_env,
 )
 
-from sender.alerts import AlertSettings, empty_event_findings, share_drop_findings
+from sender.alerts import (
+    AlertSettings,
+    empty_event_findings,
+    run_exit_finding,
+    share_drop_findings,
+)
 from sender.coverage import read_coverage
 from sender.database import connect
 from sender.exit_codes import ExitCode
@@ -278,11 +283,38 @@ def test_a_stale_export_posts_one_message_from_sender_run(tmp_path):
         texts = hook.texts()
     assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
     assert len(texts) == 1
-    assert "`sender run` exited 11 STALE_EXPORT" in texts[0]
+    assert "`sender run` exited 11 STALE_EXPORT: KARTE export table " in texts[0]
+    assert "is stale: its newest sync_date is 30.0 h old (the limit is 6 h)" in texts[0]
     assert_nothing_secret(texts[0], r.stdout, r.stderr)
     log = (tmp_path / "line_capi_run.log").read_text()
     assert "alert sent to the alert webhook" in log
     assert_nothing_secret(log)
+
+
+def test_a_run_that_keeps_failing_alerts_once_then_at_each_reminder(tmp_path):
+    export = clock_export(tmp_path / "export", {"ORD-1": 31}, newest_hours=30)
+    env = {"LINE_CAPI_ALERT_REPEAT_RUNS": "2"}
+    sent = []
+    with webhook_receiver() as hook, mock_server() as srv:
+        for _ in range(3):
+            env["LINE_CAPI_ALERT_WEBHOOK"] = hook.url
+            r = sender_run(tmp_path, srv.url, export=export, env=env)
+            assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
+            sent.append(len(hook.posts))
+        texts = hook.texts()
+    assert sent == [1, 1, 2]  # the second hour of the outage stays quiet
+    assert "(still: 3 runs in a row)" in texts[1] and "still" not in texts[0]
+
+
+def test_a_failing_run_after_another_failure_alerts_anew():
+    def finding(code, earlier, repeat=24):
+        return run_exit_finding(code, error="why", earlier_codes=earlier, repeat_runs=repeat)
+
+    assert finding(12, [0, 12]) is None  # the same failure as the hour before
+    assert finding(12, [11, 11]).startswith("`sender run` exited 12 BUILD_FAILED: sender run:")
+    assert finding(11, [12]) == "`sender run` exited 11 STALE_EXPORT: why"
+    assert finding(11, [11] * 24).endswith(": why (still: 25 runs in a row)")
+    assert finding(0, []) is None and finding(1, [1]) is None
 
 
 def test_sender_run_alerts_once_for_a_push_it_started(tmp_path):

@@ -117,6 +117,12 @@ def run_command(
             log.close()
 
     alerts.after_run(
-        alert_settings, database=config.database, env=config.env, exit_code=code, say=say
+        alert_settings,
+        database=config.database,
+        env=config.env,
+        exit_code=code,
+        say=say,
+        run_log=config.log_file,
+        error=job.error,
     )
     raise typer.Exit(code)
