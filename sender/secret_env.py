@@ -58,7 +58,8 @@ def _read_file(file_var: str, path: Path) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{where} is not UTF-8 text") from None
-    text = text.removesuffix("\n").removesuffix("\r")
+    # a BOM (a Windows editor's UTF-8) and line ends are never part of a secret
+    text = text.removeprefix("\ufeff").removesuffix("\n").removesuffix("\r")
     if not text.strip():
         raise ConfigError(f"{where} is empty")
     return text

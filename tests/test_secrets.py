@@ -113,7 +113,10 @@ def test_a_token_file_works_with_and_without_a_trailing_newline(tmp_path):
     write_payload(db, [make_event(i) for i in range(6)])
     outputs = []
     with mock_server() as srv:  # expects TOKEN
-        for i, content in enumerate((TOKEN + "\n", TOKEN, TOKEN + "\r\n")):
+        # Notepad's UTF-8 begins with a byte order mark
+        for i, content in enumerate(
+            (TOKEN + "\n", TOKEN, TOKEN + "\r\n", "\ufeff" + TOKEN + "\r\n")
+        ):
             token_file = tmp_path / f"token-{i}"
             token_file.write_text(content, newline="")
             r = run_cli(
@@ -122,7 +125,7 @@ def test_a_token_file_works_with_and_without_a_trailing_newline(tmp_path):
             )
             outputs.extend([r.stdout, r.stderr])
             assert r.returncode == 0, r.stderr
-        assert srv.stats()["by_status"] == {"202": 3}
+        assert srv.stats()["by_status"] == {"202": 4}
         # a file holding another token reaches LINE, which refuses it: the file was really read
         wrong = tmp_path / "wrong-token"
         wrong.write_text(TOKEN + "-old\n")
