@@ -200,8 +200,8 @@ def test_each_type_is_sent_under_its_line_event_name(two_types_build):
 
 
 def test_a_configured_type_without_conversions_warns_and_blocks_nothing(tmp_path, typed_export):
-    # member_regster: the KARTE event name misspelt, so no row of the export is that event
-    typo = {"buy": "Purchase", "member_regster": "CompleteRegistration"}
+    # the KARTE event name misspelt (and with a quote, as a user's may have): no row is that event
+    typo = {"buy": "Purchase", "member's_regster": "CompleteRegistration"}
     result = build(tmp_path, typed_export, {**FILTERS, "karte_conversion_events": typo})
     warned = re.findall(r"WARN (\d+) assert_each_configured_event_has_conversions", result.output)
     assert warned and set(warned) == {"1"}, result.output

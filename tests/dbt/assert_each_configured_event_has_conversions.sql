@@ -7,8 +7,8 @@
 {{ config(severity='warn') }}
 {%- set selects = [] %}
 {%- for karte_event, line_event in conversion_events() %}
-    {%- do selects.append('select ' ~ dbt.string_literal(karte_event) ~ ' as karte_event_name, '
-        ~ dbt.string_literal(line_event) ~ ' as line_event_name') %}
+    {%- do selects.append('select ' ~ dbt.string_literal(dbt.escape_single_quotes(karte_event))
+        ~ ' as karte_event_name, ' ~ dbt.string_literal(line_event) ~ ' as line_event_name') %}
 {%- endfor %}
 with
 
