@@ -85,7 +85,10 @@
                 {%- for contract_name, required in karte_export_contract()[table_name] -%}
                     {%- do read.append((mapping.get(contract_name) or contract_name) | string | lower) -%}
                 {%- endfor -%}
-                {%- set unread = columns.values() | map(attribute=0) | reject('in', read) | list -%}
+                {%- set unread = [] -%}
+                {%- for lowered, column in columns.items() if lowered not in read -%}
+                    {%- do unread.append(column[0]) -%}
+                {%- endfor -%}
                 {%- do log("warning: KARTE export table " ~ table_name ~ " has no column " ~ export_name
                     ~ ": every event goes without " ~ purpose
                     ~ (" (not read from the export: " ~ (unread[:8] | join(', ')) ~ (', ...' if unread | length > 8 else '')
