@@ -14,6 +14,13 @@
 {% macro default__line_event_members(payloads) %}{{ not_ported('line_event_members') }}{% endmacro %}
 
 {#-
+    A member (after `{` or `,`, its name in quotes) whose value is null, "", {} or []. The quotes
+    make text inside a string value never match: a quote in a JSON string is escaped, so a title
+    like `Thanks:null` or a URL with `?f={"c":[]}` is not taken for a member.
+-#}
+{% macro null_or_empty_member_pattern() %}[{,]"[a-z0-9_]+":(?:null|""|\{\}|\[\]){% endmacro %}
+
+{#-
     Shaped for speed (docs/bench.md): each payload is parsed twice, for the keys of the top level
     and of `user` (json_keys in try(): malformed text gives null, which is_json reports) and into
     a struct of the checked members (from_json ignores other members and gives null for absent
@@ -33,7 +40,7 @@
         keys is not null as is_json,
         starts_with(payload, '{"event":{') as begins_with_event,
         not list_has_all(['custom', 'event', 'user', 'web'], keys[1]) as has_unknown_member,
-        regexp_matches(payload, ':(?:null|""|\{\}|\[\])') as has_null_or_empty_member,
+        regexp_matches(payload, '{{ null_or_empty_member_pattern() }}') as has_null_or_empty_member,
         members.event.source_type,
         members.event.event_type,
         members.event.event_name,
@@ -80,8 +87,7 @@
         json_object_keys({{ payload }}) is not null as is_json,
         left({{ payload }}, 10) = '{"event":{' as begins_with_event,
         size(array_except(json_object_keys({{ payload }}), array('custom', 'event', 'user', 'web'))) > 0 as has_unknown_member,
-        ({{ payload }} like '%:null%' or {{ payload }} like '%:""%' or {{ payload }} like '%:{}%' or {{ payload }} like '%:[]%')
-            as has_null_or_empty_member,
+        ({{ payload }} rlike {{ spark_java_regex(null_or_empty_member_pattern()) }}) as has_null_or_empty_member,
         get_json_object({{ payload }}, '$.event.source_type') as source_type,
         get_json_object({{ payload }}, '$.event.event_type') as event_type,
         get_json_object({{ payload }}, '$.event.event_name') as event_name,
