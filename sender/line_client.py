@@ -79,8 +79,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 def backoff_delay(
     retry: int, *, base: float, cap: float, retry_after: float | None, rng: random.Random
 ) -> float:
-    """Exponential backoff, each wait a random time between half of it and all of it (jitter);
-    ``Retry-After`` is honoured; both capped at ``cap``."""
+    """Exponential backoff, each wait a random time between half of it and all of it (jitter),
+    capped at ``cap``; at least ``Retry-After`` (the pusher stops before a longer one)."""
     exponential = min(cap, base * (2 ** max(0, retry - 1)))
     delay = rng.uniform(exponential / 2, exponential)
     if retry_after is not None:

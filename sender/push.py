@@ -8,7 +8,8 @@
 - The first request goes alone: when the token, the endpoint or the certificate is wrong, one
   request finds out, not one per worker.
 - 408/429/5xx, timeouts, connection errors: retry with backoff (same keys: LINE de-duplicates on
-  event name + key), within ``max_retries``; what is left stays pending for the next run.
+  event name + key), within ``max_retries``; what is left stays pending for the next run. A
+  ``Retry-After`` longer than ``max_backoff`` ends the run's sending: the rest waits for the next.
 - Events older than 90 days or more than 24 h ahead: not sent, recorded as ``expired``.
 """
 
@@ -379,6 +380,15 @@ class Pusher:
             if resp is None:
                 return None, attempts - 1
             if resp.outcome is not HttpOutcome.RETRYABLE or attempts > opts.max_retries:
+                return resp, attempts
+            if resp.retry_after is not None and resp.retry_after > opts.max_backoff:
+                # honoured, not cut short: no request before LINE's time, so none in this run
+                self.stop.set(
+                    "retry_later",
+                    f"LINE asked for no request in the next {resp.retry_after:,.0f}s"
+                    f" (Retry-After), longer than --max-backoff {opts.max_backoff:g}s: nothing"
+                    " more was sent, the rest stays pending for the next run",
+                )
                 return resp, attempts
             self._add(retried=1)
             delay = backoff_delay(

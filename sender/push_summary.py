@@ -17,6 +17,7 @@ STOP_REASONS = {
     "auth": (ExitCode.AUTHENTICATION, "authentication_failed"),
     "tls": (ExitCode.TLS_CERTIFICATE, "tls_certificate"),
     "fatal": (ExitCode.UNEXPECTED_RESPONSE, "unexpected_response"),
+    "retry_later": (ExitCode.PENDING_LEFT, "retry_later"),
     "ledger": (ExitCode.DATABASE_ERROR, "ledger_write_failed"),
     "error": (ExitCode.INTERNAL_ERROR, "error"),
 }

@@ -123,13 +123,19 @@ def test_429_retry_after_is_honoured(db):
         assert (s.accepted, s.retried, s.exit_code) == (250, 1, ExitCode.OK)
 
 
-def test_retry_after_is_capped_by_max_backoff(db):
+def test_retry_after_longer_than_max_backoff_leaves_the_rest_for_the_next_run(db):
+    """LINE's wait is honoured, not cut short: no request before it, so none in this run."""
     with mock_server() as srv:
         srv.inject("429", retry_after=3600)
         started = time.monotonic()
-        s = push_now(db, srv.url, batch_size=1000, concurrency=1, max_backoff=0.2)
+        s = push_now(db, srv.url, batch_size=100, concurrency=2, max_backoff=0.2)
         assert time.monotonic() - started < 5
-        assert s.accepted == 250
+        assert (s.accepted, s.left_pending, s.requests) == (0, 250, 1)
+        assert (s.exit_code, s.outcome) == (ExitCode.PENDING_LEFT, "retry_later")
+        assert "Retry-After" in s.message and "3,600s" in s.message
+        assert ledger_counts(db) == {}
+        # the next run sends them
+        assert push_now(db, srv.url).accepted == 250
 
 
 def test_500_after_partial_accept_is_retried_with_the_same_keys(db):
