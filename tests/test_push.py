@@ -151,7 +151,7 @@ def test_500_after_partial_accept_is_retried_with_the_same_keys(db):
 @pytest.mark.parametrize("kind", ["503", "drop"])
 def test_transient_faults_are_retried(db, kind):
     with mock_server() as srv:
-        srv.inject(kind, times=2)
+        srv.inject(kind, times=2, retry_after=0.01)
         s = push_now(db, srv.url, batch_size=100, concurrency=1)
         assert (s.accepted, s.retried, s.exit_code) == (250, 2, ExitCode.OK)
         assert set(srv.accepted.values()) == {1}
@@ -168,7 +168,7 @@ def test_slow_answer_times_out_and_is_retried_at_least_once(db):
 
 def test_exhausted_retries_leave_rows_pending_then_next_run_sends_them(db):
     with mock_server() as srv:
-        srv.inject("503", times=3)
+        srv.inject("503", times=3, retry_after=0.01)
         s = push_now(db, srv.url, batch_size=1000, concurrency=1, max_retries=2)
         assert (s.accepted, s.left_pending, s.exit_code) == (0, 250, ExitCode.PENDING_LEFT)
         assert ledger_counts(db) == {}
