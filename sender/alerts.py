@@ -153,21 +153,40 @@ def exit_finding(command: str, code: int) -> str | None:
 OWN_WORDS_EXIT_CODES = frozenset({ExitCode.STALE_EXPORT})
 
 
+# Quiet once, not hour after hour: runs that keep finding the lock held, or keep being stopped
+# (by the scheduler's timeout), mean a run that hangs or takes longer than the schedule allows.
+QUIET_UNLESS_REPEATED = {
+    ExitCode.ALREADY_RUNNING: "another run has held the lock all that time: one hangs (its"
+    " process is still there), or runs take longer than the hour",
+    ExitCode.INTERRUPTED: "each was stopped before it finished: the scheduler's timeout (a run"
+    " that hangs, or takes longer than allowed), or something kills it",
+}
+
+
 def run_exit_finding(
-    code: int, *, error: str | None, earlier_codes: list[int], repeat_runs: int
+    code: int,
+    *,
+    error: str | None,
+    earlier_codes: list[int],
+    repeat_runs: int,
+    stuck_runs: int = 3,
 ) -> str | None:
     """What a failed ``sender run`` says: once when it starts failing with a code, then again
     every ``repeat_runs`` runs while it keeps failing so (``earlier_codes``: the exit codes of the
-    runs before it, oldest first), not at every hour of an outage."""
-    finding = exit_finding("run", code)
-    if finding is None:
-        return None
+    runs before it, oldest first), not at every hour of an outage. A code in
+    QUIET_UNLESS_REPEATED says so from the ``stuck_runs``-th run in a row."""
     streak = 1
     for earlier in reversed(earlier_codes):
         if earlier != code:
             break
         streak += 1
-    if (streak - 1) % repeat_runs:
+    if code in QUIET_UNLESS_REPEATED:
+        if streak < stuck_runs or (streak - stuck_runs) % repeat_runs:
+            return None
+        why = QUIET_UNLESS_REPEATED[code]
+        return f"`sender run` exited {code} {ExitCode(code).name} {streak} runs in a row: {why}"
+    finding = exit_finding("run", code)
+    if finding is None or (streak - 1) % repeat_runs:
         return None
     if error and code in OWN_WORDS_EXIT_CODES:
         finding = f"`sender run` exited {code} {ExitCode(code).name}: {error}"
@@ -446,7 +465,11 @@ def after_run(
         if codes and codes[-1] == exit_code:  # this run's own line
             codes = codes[:-1]
         found = run_exit_finding(
-            exit_code, error=error, earlier_codes=codes, repeat_runs=settings.repeat_runs
+            exit_code,
+            error=error,
+            earlier_codes=codes,
+            repeat_runs=settings.repeat_runs,
+            stuck_runs=settings.pending_runs,
         )
         findings = [found] if found else []
         if exit_code not in RUN_STOPS_BEFORE_PUSH:

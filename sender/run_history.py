@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,19 +73,38 @@ def _tail(path: Path) -> list[str]:
     return lines[1:] if size > _TAIL_BYTES else lines  # the first may be cut
 
 
+def _done_codes_backwards(path: Path) -> Iterator[int]:
+    """The exit codes of the finished runs in the log at ``path``, newest first, read from the
+    end a block at a time (a full run logs about 14 KB)."""
+    with path.open("rb") as file:
+        end = file.seek(0, os.SEEK_END)
+        partial = b""  # the start of the line cut by the last block read
+        while end > 0:
+            start = max(0, end - _TAIL_BYTES)
+            file.seek(start)
+            lines = (file.read(end - start) + partial).split(b"\n")
+            partial = lines.pop(0) if start > 0 else b""
+            for raw in reversed(lines):
+                match = _LINE.match(raw.decode("utf-8", errors="replace"))
+                done = _DONE.match(match.group(2)) if match else None
+                if done:
+                    yield int(done.group(1))
+            end = start
+
+
 def exit_codes(path: Path) -> list[int]:
-    """The exit codes of the finished runs at the end of the log at ``path``, oldest first."""
+    """The exit codes of the finished runs at the end of the log at ``path``, oldest first: the
+    last run's, every run before it that ended with the same code, and the one before those
+    (a streak is counted whole, however many runs it spans)."""
+    codes: list[int] = []
     try:
-        lines = _tail(path)
+        for code in _done_codes_backwards(path):
+            codes.append(code)
+            if code != codes[0]:
+                break
     except OSError:
-        return []
-    codes = []
-    for line in lines:
-        match = _LINE.match(line)
-        done = _DONE.match(match.group(2)) if match else None
-        if done:
-            codes.append(int(done.group(1)))
-    return codes
+        pass
+    return codes[::-1]
 
 
 def last_run(path: Path) -> LastRun | None:

@@ -317,6 +317,27 @@ def test_a_failing_run_after_another_failure_alerts_anew():
     assert finding(0, []) is None and finding(1, [1]) is None
 
 
+def test_runs_that_keep_finding_the_lock_held_or_keep_being_stopped_alert():
+    """One run that found another running, or was stopped, is normal; three in a row are a
+    run that hangs (cron) or the scheduler's timeout stopping each (systemd, GitHub Actions)."""
+
+    def finding(code, earlier):
+        return run_exit_finding(
+            code, error="why", earlier_codes=earlier, repeat_runs=24, stuck_runs=3
+        )
+
+    assert finding(13, [0]) is None and finding(13, [0, 13]) is None
+    assert finding(13, [0, 13, 13]) == (
+        "`sender run` exited 13 ALREADY_RUNNING 3 runs in a row: another run has held the lock"
+        " all that time: one hangs (its process is still there), or runs take longer than the hour"
+    )
+    stopped = finding(130, [130, 130])
+    assert stopped.startswith("`sender run` exited 130 INTERRUPTED 3 runs in a row")
+    assert finding(13, [13] * 3) is None  # the 4th: reminded a day later, not every hour
+    assert finding(13, [13] * 26).startswith("`sender run` exited 13 ALREADY_RUNNING 27 runs")
+    assert finding(130, [13, 13]) is None  # a different code starts its own streak
+
+
 def test_sender_run_alerts_once_for_a_push_it_started(tmp_path):
     """The push that `sender run` starts gets no webhook: one message, from the run."""
     export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.1)

@@ -35,7 +35,7 @@ def test_every_recipe_runs_the_one_entry_point():
     # the export sync, then the job (a failed sync leaves the previous export, found stale)
     assert cron_command(cron).endswith(
         '{ .venv/bin/python datahub/sync_export.py "$KARTE_EXPORT_SOURCE" "$KARTE_SYNC_DIR";'
-        " LINE_ACCESS_TOKEN_FILE=/srv/line-capi/access-token .venv/bin/sender run; }"
+        " LINE_ACCESS_TOKEN_FILE=/srv/line-capi/access-token timeout 50m .venv/bin/sender run; }"
     )
     assert service()["ExecStartPre"].startswith("-")
     assert service()["ExecStart"] == f"{SERVICE_ROOT}/.venv/bin/sender run"

@@ -15,7 +15,7 @@ from schedule_fixtures import clock_export, sender_run
 from sender_fixtures import TOKEN, database_held, mock_server, run_cli
 
 from sender.exit_codes import ExitCode
-from sender.run_history import last_run
+from sender.run_history import exit_codes, last_run
 from sender.scheduled_run import RunConfig, ScheduledRun, current_user, lock_path
 
 
@@ -147,6 +147,24 @@ def test_the_last_job_is_read_from_the_end_of_the_run_log(tmp_path):
         "started 2026-12-01T11:40:00Z, never finished (killed, crashed or still running)"
     )
     assert last_run(tmp_path / "none.log") is None
+
+
+def test_a_failure_streak_is_read_whole_however_long_the_log(tmp_path):
+    """The alerts' reminder counts the runs in a row that failed alike: with about 14 KB per
+    hour, a day's streak is far more than one read from the end of the log."""
+    log = tmp_path / "line_capi_run.log"
+    noise = "".join(f"2026-12-01T00:40:01Z dbt: {i:05d} OK created sql table model x\n" for i in range(300))
+    codes = [0, 12, *[3] * 40]
+    with log.open("w") as file:
+        for hour, code in enumerate(codes):
+            file.write(f"2026-12-01T00:40:00Z run: start: hour {hour}\n{noise}")
+            file.write(f"2026-12-01T00:40:09Z run: done: exit {code}\n")
+    assert log.stat().st_size > 2 * 256 * 1024
+    assert exit_codes(log) == [12, *[3] * 40]
+    with log.open("a") as file:  # a run killed before its last line leaves the streak as it was
+        file.write("2026-12-01T00:40:00Z run: start: killed\n" + noise[:5000])
+    assert exit_codes(log) == [12, *[3] * 40]
+    assert exit_codes(tmp_path / "none.log") == []
 
 
 def test_a_fresh_export_without_conversions_in_the_window_is_normal(tmp_path):
