@@ -153,7 +153,9 @@ def test_a_failure_streak_is_read_whole_however_long_the_log(tmp_path):
     """The alerts' reminder counts the runs in a row that failed alike: with about 14 KB per
     hour, a day's streak is far more than one read from the end of the log."""
     log = tmp_path / "line_capi_run.log"
-    noise = "".join(f"2026-12-01T00:40:01Z dbt: {i:05d} OK created sql table model x\n" for i in range(300))
+    noise = "".join(
+        f"2026-12-01T00:40:01Z dbt: {i:05d} OK created sql table model x\n" for i in range(300)
+    )
     codes = [0, 12, *[3] * 40]
     with log.open("w") as file:
         for hour, code in enumerate(codes):
