@@ -28,7 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import duckdb
+
 from sender.alerts import RUN_ONLY_ENV
+from sender.build_info import read_build_info
 from sender.database import is_lock_error, locked
 from sender.exit_codes import ExitCode
 from sender.file_modes import private_file, private_umask
@@ -356,6 +359,31 @@ def read_results(path: Path, since: float) -> list[dict]:
         return []
 
 
+def built_invocation(path: Path, since: float) -> str | None:
+    """The invocation id of the dbt command that wrote ``path`` (run_results.json) after
+    ``since``; None when it is older, missing or unreadable."""
+    if not path.is_file() or path.stat().st_mtime < since:
+        return None
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8")).get("metadata") or {}
+    except (OSError, ValueError):
+        return None
+    return metadata.get("invocation_id")
+
+
+def recorded_invocation(database: Path) -> str | None:
+    """The invocation id the database's line_capi_build_info holds, or None (no file, no table,
+    or not readable now: the push that follows says why)."""
+    if not database.is_file():
+        return None
+    try:
+        with duckdb.connect(str(database), read_only=True) as con:
+            info = read_build_info(con)
+    except duckdb.Error:
+        return None
+    return info.invocation_id if info else None
+
+
 def read_freshness(path: Path, since: float) -> list[Freshness]:
     """The per-table results of the `dbt source freshness` that wrote ``path`` after ``since``."""
     found = []
@@ -498,6 +526,15 @@ class ScheduledRun:
         code, lines = self.dbt(*BUILD_ARGS)
         if code != 0:
             raise self.dbt_failed("dbt build", lines)
+        built = built_invocation(target_path(self.config) / "run_results.json", started)
+        if built is not None and recorded_invocation(self.config.database) != built:
+            # a profile with a path of its own: the push would send an old build, hour after hour
+            raise RunError(
+                f"dbt build wrote another database than {self.config.database}: its"
+                " line_capi_build_info is not this build's. The profile's path must be"
+                " env_var('LINE_CAPI_DUCKDB') (profiles.example.yml); nothing was sent",
+                ExitCode.BUILD_FAILED,
+            )
         self.say(f"dbt build ok: {dbt_error_line(lines)}")
         for warning in export_warnings(lines):
             self.say(warning)

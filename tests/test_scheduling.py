@@ -11,7 +11,7 @@ import sys
 import duckdb
 import pytest
 from pipeline_fixtures import ROOT, SAMPLE_DIR, rewrite_export, run_dbt
-from schedule_fixtures import clock_export, sender_run
+from schedule_fixtures import TAG_ID, clock_export, dbt_args, sender_run
 from sender_fixtures import TOKEN, database_held, mock_server, run_cli
 
 from sender.exit_codes import ExitCode
@@ -147,6 +147,34 @@ def test_the_last_job_is_read_from_the_end_of_the_run_log(tmp_path):
         "started 2026-12-01T11:40:00Z, never finished (killed, crashed or still running)"
     )
     assert last_run(tmp_path / "none.log") is None
+
+
+def test_a_profile_that_builds_another_database_stops_the_run(tmp_path):
+    """A profile with a path of its own: dbt builds there, and the push would send the old
+    build of the database it reads, with exit 0, hour after hour."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    database = tmp_path / "line_capi.duckdb"
+    args = dbt_args(tmp_path)
+    profile = tmp_path / "profiles" / "profiles.yml"
+    own_path = "{{ env_var('LINE_CAPI_DUCKDB', 'data/line_capi.duckdb') }}"
+    assert own_path in profile.read_text()
+    profile.write_text(profile.read_text().replace(own_path, str(tmp_path / "other.duckdb")))
+    env = {
+        "LINE_CAPI_DUCKDB": str(database),
+        "LINE_TAG_ID": TAG_ID,
+        "LINE_ACCESS_TOKEN": TOKEN,
+        "KARTE_EXPORT_DIR": str(export),
+    }
+    with mock_server() as srv:
+        env["LINE_CAPI_ENDPOINT"] = srv.url
+        r = run_cli(["run", "--", *args], env, timeout=300)
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
+    assert (
+        f"error: dbt build wrote another database than {database}: its line_capi_build_info is"
+        " not this build's. The profile's path must be env_var('LINE_CAPI_DUCKDB')"
+        " (profiles.example.yml); nothing was sent; log: "
+    ) in one_error_line(r.stderr)
 
 
 def test_a_failure_streak_is_read_whole_however_long_the_log(tmp_path):
