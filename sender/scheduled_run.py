@@ -326,8 +326,13 @@ class Freshness:
     age_hours: float | None
     limit_hours: float | None
 
+    @property
+    def has_no_time(self) -> bool:
+        """No row with a readable sync_date: an empty table, or none of its times parses."""
+        return self.age_hours is None or self.age_hours > 24 * 365 * 100
+
     def describe(self) -> str:
-        if self.age_hours is None or self.age_hours > 24 * 365 * 100:
+        if self.has_no_time:
             return f"KARTE export table {self.table} has no row with a readable sync_date"
         limit = f" (the limit is {self.limit_hours:g} h)" if self.limit_hours else ""
         return (
@@ -357,6 +362,18 @@ def read_results(path: Path, since: float) -> list[dict]:
         return json.loads(path.read_text(encoding="utf-8")).get("results", [])
     except (OSError, ValueError):
         return []
+
+
+def quiet_conversions(results: list[Freshness]) -> Freshness | None:
+    """The conversions result when that table has no row with a time while page views are
+    fresh: a site without a conversion in the export's window, not a stopped export."""
+    by_table = {r.table: r for r in results}
+    conversions, page_views = by_table.get("conversions"), by_table.get("page_views")
+    if conversions is None or page_views is None:
+        return None
+    if conversions.status == "error" and conversions.has_no_time and page_views.status == "pass":
+        return conversions
+    return None
 
 
 def built_invocation(path: Path, since: float) -> str | None:
@@ -503,6 +520,14 @@ class ScheduledRun:
         started = time.time()
         code, lines = self.dbt("source", "freshness")
         results = read_freshness(target_path(self.config) / "sources.json", started)
+        quiet = quiet_conversions(results)
+        if quiet is not None:
+            self.say(
+                f"warning: {quiet.describe()}: no conversion in the export (a quiet window), or"
+                " none whose sync_date parses (those are rejected as invalid_sync_date);"
+                " page_views is fresh, so the run goes on"
+            )
+            results = [r for r in results if r is not quiet]
         for result in results:
             if result.status == "warn":
                 self.say(f"warning: {result.describe()}")
@@ -512,12 +537,13 @@ class ScheduledRun:
         ahead = [r for r in results if r.is_ahead]
         if ahead:  # every event would go out hours late
             raise RunError(ahead[0].describe_ahead(), ExitCode.STALE_EXPORT)
-        if code != 0:
+        # dbt counts the quiet conversions as an error: any other failure still stops the run
+        if code != 0 and (quiet is None or any(r.status not in ("pass", "warn") for r in results)):
             raise self.dbt_failed("dbt source freshness", lines)
         ages = ", ".join(
             f"{r.table} {r.age_hours:.1f} h old" for r in results if r.age_hours is not None
         )
-        warned = any(r.status == "warn" for r in results)
+        warned = quiet is not None or any(r.status == "warn" for r in results)
         state = "export usable" if warned else "export fresh"  # a stale warning said why above
         self.say(f"{state} ({ages})" if ages else state)
 

@@ -149,6 +149,30 @@ def test_the_last_job_is_read_from_the_end_of_the_run_log(tmp_path):
     assert last_run(tmp_path / "none.log") is None
 
 
+def test_a_quiet_window_without_conversions_is_not_a_stale_export(tmp_path):
+    """A small site with no conversion in the export's window exports conversions as a header
+    only: with page views fresh, the run goes on (and sends nothing) with a warning."""
+    export = clock_export(tmp_path / "export", {}, newest_hours=0.2)
+    conversions = export / "conversions.csv"
+    conversions.write_text(conversions.read_text().splitlines()[0] + "\n")
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.OK, r.stderr
+    assert (
+        "warning: KARTE export table conversions has no row with a readable sync_date: no"
+        " conversion in the export (a quiet window)" in r.stderr
+    )
+    assert "export usable (page_views 0.2 h old)" in r.stderr
+    # page views without a time as well: the export itself is broken
+    page_views = export / "page_views.csv"
+    page_views.write_text(page_views.read_text().splitlines()[0] + "\n")
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+    assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
+    assert "has no row with a readable sync_date" in one_error_line(r.stderr)
+
+
 def test_a_profile_that_builds_another_database_stops_the_run(tmp_path):
     """A profile with a path of its own: dbt builds there, and the push would send the old
     build of the database it reads, with exit 0, hour after hour."""
