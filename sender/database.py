@@ -137,7 +137,7 @@ class NoPayload(DatabaseError):
     pass
 
 
-_LOCK = re.compile(r"Could not set lock on file", re.IGNORECASE)
+_LOCK = re.compile(r"Could not set lock on file|is locked by another process", re.IGNORECASE)
 
 
 def is_lock_error(text: str) -> bool:

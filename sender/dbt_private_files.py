@@ -10,6 +10,7 @@ folders (written before any connection is made) are set to 0700.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,24 @@ def dbt_folders() -> list[Path]:
     return folders
 
 
+_probed: set[Path] = set()
+
+
+def held_by_another_process(path: Path) -> bool:
+    """Whether another process holds the file open in DuckDB (its fcntl lock: a writer's, or a
+    reader's, either of which refuses dbt)."""
+    try:
+        with path.open("rb+") as file:
+            try:
+                fcntl.lockf(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.lockf(file, fcntl.LOCK_UN)
+    except OSError:  # not ours to open: DuckDB says why
+        return False
+    return False
+
+
 def _is_local_file(path: str) -> bool:
     return bool(path) and path != ":memory:" and "://" not in path and not path.startswith("md:")
 
@@ -59,6 +78,20 @@ class Plugin(BasePlugin):
             )
         if _is_local_file(creds.path):
             path = Path(creds.path)
+            # DuckDB's own errors for these come as three tracebacks from dbt's threads
+            if not path.parent.is_dir():
+                raise DbtRuntimeError(
+                    f"the folder of the database {path} does not exist: create it, or fix"
+                    " LINE_CAPI_DUCKDB (or the profile's path)"
+                )
+            if path.is_file() and path not in _probed and held_by_another_process(path):
+                raise DbtRuntimeError(
+                    f"database {path} is locked by another process (a sender push, or another"
+                    " dbt?): build once it has finished, or use sender run"
+                )
+            # once, before this process opens it: closing a file releases the process's fcntl
+            # locks on it, DuckDB's included
+            _probed.add(path)
             if path.is_file() and not file_modes.looks_like_duckdb(path):
                 # DuckDB would build in memory, write nothing, and report success
                 raise DbtRuntimeError(

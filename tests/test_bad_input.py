@@ -7,6 +7,7 @@ import json
 import duckdb
 import pytest
 from pipeline_fixtures import run_dbt, write_export
+from sender_fixtures import database_held
 from test_pipeline import AS_OF, DAY, HOUR, T, export_tables, iso
 
 
@@ -97,6 +98,27 @@ def test_a_database_path_naming_another_file_stops_dbt_and_leaves_the_file(tmp_p
     assert result.returncode != 0
     assert f"{other} is not a DuckDB database file: LINE_CAPI_DUCKDB" in result.output
     assert other.read_text() == "a,b\n1,2\n" and other.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_database_in_a_missing_folder_stops_dbt_with_one_line(tmp_path):
+    _, result = build(tmp_path, database=tmp_path / "no-such-folder" / "line_capi.duckdb")
+    assert result.returncode != 0
+    assert (
+        f"the folder of the database {tmp_path / 'no-such-folder' / 'line_capi.duckdb'} does not"
+        " exist: create it, or fix LINE_CAPI_DUCKDB" in result.output
+    )
+    assert "Traceback" not in result.output and "IO Error" not in result.output
+
+
+def test_a_database_another_process_holds_stops_dbt_with_one_line(tmp_path):
+    # a sender push still running: DuckDB's own error came as three tracebacks
+    db = tmp_path / "held.duckdb"
+    duckdb.connect(str(db)).close()
+    with database_held(db):
+        _, result = build(tmp_path, database=db)
+    assert result.returncode != 0
+    assert f"database {db} is locked by another process (a sender push" in result.output
+    assert "Traceback" not in result.output and "Conflicting lock" not in result.output
 
 
 def test_a_database_path_with_a_windows_line_ending_stops_dbt(tmp_path):
