@@ -17,6 +17,13 @@ from hypothesis import strategies as st
 from pipeline_fixtures import SAMPLE_DIR, run_dbt
 
 ASCII_WHITESPACE = " \t\n\x0b\x0c\r"
+# what JavaScript's trim() removes (LINE's tag trims so before hashing)
+JS_WHITESPACE = (
+    ASCII_WHITESPACE
+    + "\u00a0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + ("\u2028\u2029\u202f\u205f\u3000\ufeff")
+)
 HEX64 = re.compile(r"[0-9a-f]{64}")
 # RE2's \s (DuckDB) is [\t\n\f\r ]; spell it out so Python matches it exactly.
 EMAIL = re.compile(r"[^@\t\n\f\r ]+@[^@\t\n\f\r ]+\.[^@\t\n\f\r ]+")
@@ -33,7 +40,7 @@ def reference_email(value: str | None) -> str | None:
     trimmed = value.strip(ASCII_WHITESPACE)
     if HEX64.fullmatch(trimmed.lower()):
         return trimmed.lower()
-    normalized = trimmed.translate(HALFWIDTH).strip(ASCII_WHITESPACE).lower()
+    normalized = trimmed.translate(HALFWIDTH).strip(JS_WHITESPACE).lower()
     return sha(normalized) if EMAIL.fullmatch(normalized) else None
 
 
@@ -106,7 +113,8 @@ JAPANESE_PHONE_TEXT = st.text(
 )
 EMAILISH_TEXT = st.text(
     alphabet=st.sampled_from(
-        list("abcXYZ09@._-+ \t") + ["＠", "．", "Ａ", "ｚ", "　", "０", "é", "日"]
+        list("abcXYZ09@._-+ \t\x0b")
+        + ["＠", "．", "Ａ", "ｚ", "　", "０", "é", "日", "\u00a0", "\u2003", "\ufeff"]
     ),
     max_size=30,
 )
@@ -165,6 +173,12 @@ def test_sql_agrees_with_the_rules_as_written(hash_users, pairs):
         ),
         (" Taro@Example.COM\n", "+81 (0)90-1234-5678", "taro@example.com", "+819012345678"),
         ("taro@example", "81-90-1234-5678", None, "+819012345678"),
+        (
+            "\u00a0\x0btaro@example.com\u2009\ufeff",
+            "090-1234-5678",
+            "taro@example.com",
+            "+819012345678",
+        ),
     ],
 )
 def test_known_examples(hash_users, email, phone, expected_email, expected_phone):

@@ -67,6 +67,29 @@
 
 {% macro spark__trim_ascii(expr) %}trim(both ' \u0009\u000A\u000B\u000C\u000D' from {{ expr }}){% endmacro %}
 
+{#-
+    Trim of every character JavaScript's trim() removes, as LINE's own tag does before hashing:
+    ASCII whitespace, the no-break space, the other Unicode spaces, U+2028/U+2029 and the byte
+    order mark.
+-#}
+{% macro trim_unicode_space(expr) %}
+    {{ return(adapter.dispatch('trim_unicode_space', 'line_capi')(expr)) }}
+{% endmacro %}
+
+{% macro default__trim_unicode_space(expr) %}{{ not_ported('trim_unicode_space') }}{% endmacro %}
+
+{% macro unicode_space_class() %}[\s\x{000B}\x{00A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}\x{FEFF}]{% endmacro %}
+
+{#- Shaped for speed: only a text with a non-ASCII character goes through the regex. -#}
+{% macro duckdb__trim_unicode_space(expr) -%}
+    (case when strlen({{ expr }}) = length({{ expr }}) then {{ trim_ascii(expr) }}
+        else {{ regex_remove(expr, '^' ~ unicode_space_class() ~ '+|' ~ unicode_space_class() ~ '+$') }} end)
+{%- endmacro %}
+
+{% macro spark__trim_unicode_space(expr) -%}
+    {{ regex_remove(expr, '^' ~ unicode_space_class() ~ '+|' ~ unicode_space_class() ~ '+$') }}
+{%- endmacro %}
+
 {#- Full-width ASCII (U+FF01..U+FF5E) and the ideographic space (U+3000) to their ASCII forms. -#}
 {% macro halfwidth_ascii(expr) %}
     {{ return(adapter.dispatch('halfwidth_ascii', 'line_capi')(expr)) }}

@@ -1,7 +1,8 @@
 -- Rules 7-9: each user's email and phone as LINE's SHA-256 hashes. Plaintext never leaves this
 -- view (it is read from the export file, hashed here, and only the hashes reach a table).
---   7. email: trim, full-width ASCII to half-width (trimmed again: a full-width space becomes
---      a space), lowercase; must look like an address; then SHA-256 lowercase hex.
+--   7. email: trim, full-width ASCII to half-width, trimmed again of every space JavaScript's
+--      trim() removes (no-break space, byte order mark, ...: LINE's tag trims so), lowercase;
+--      must look like an address; then SHA-256 lowercase hex.
 --   8. phone: full-width to half-width, digits and a leading +; 0... and 81... become +81...,
 --      a 0 right after +81 is dropped (+81 (0)90...); must be + and 10-15 digits; SHA-256 of it.
 --   9. A value that already is 64 hex characters is a hash: lowercased, never hashed again.
@@ -44,7 +45,7 @@ normalized as (
         case
             when {{ regex_full_match('lower(phone_trimmed)', sha256_hex_pattern()) }} then lower(phone_trimmed)
         end as phone_prehashed,
-        lower({{ trim_ascii(halfwidth_ascii('email_trimmed')) }}) as email_normalized,
+        lower({{ trim_unicode_space(halfwidth_ascii('email_trimmed')) }}) as email_normalized,
         {{ trim_ascii(halfwidth_ascii('phone_trimmed')) }} as phone_halfwidth
     from trimmed
 
