@@ -187,6 +187,11 @@ def _validate_custom(custom: object) -> None:
         raise Invalid("custom.category is not a string of at most 300 characters")
 
 
+def _utf16_length(text: object) -> int:
+    """Characters as Java and JavaScript count them: one beyond U+FFFF (an emoji) is two."""
+    return len(str(text).encode("utf-16-le")) // 2
+
+
 def _validate_web(web: object) -> None:
     if not isinstance(web, dict):
         raise Invalid("web is not an object")
@@ -196,11 +201,11 @@ def _validate_web(web: object) -> None:
     for name in web:
         if not isinstance(web[name], str):
             raise Invalid(f"web.{name} is not a string")
-    if "url" in web and (not _URL.match(web["url"]) or len(web["url"]) > 2048):
+    if "url" in web and (not _URL.match(web["url"]) or _utf16_length(web["url"]) > 2048):
         raise Invalid("web.url is not an http(s) URL of at most 2048 characters")
-    if len(web.get("referrer", "")) > 2048:
+    if _utf16_length(web.get("referrer", "")) > 2048:
         raise Invalid("web.referrer is longer than 2048 characters")
-    if len(web.get("title", "")) > 1024:
+    if _utf16_length(web.get("title", "")) > 1024:
         raise Invalid("web.title is longer than 1024 characters")
     if "ip_address" in web:
         try:

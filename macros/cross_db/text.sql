@@ -90,6 +90,30 @@
     {{ regex_remove(expr, '^' ~ unicode_space_class() ~ '+|' ~ unicode_space_class() ~ '+$') }}
 {%- endmacro %}
 
+{#-
+    Lengths as LINE may count them: in UTF-16 code units, as Java and JavaScript do, where a
+    character beyond U+FFFF (an emoji) counts two. A text of at most limit / 2 characters fits
+    whatever it holds, so only longer ones are scanned.
+-#}
+{% macro astral_count(expr) -%}
+    length({{ regex_remove(expr, '[^\\x{10000}-\\x{10FFFF}]') }})
+{%- endmacro %}
+
+{#- True when the text is at most `limit` UTF-16 code units long; null for null. -#}
+{% macro fits_utf16(expr, limit) -%}
+    (case when length({{ expr }}) <= {{ limit // 2 }} then true
+        else length({{ expr }}) + {{ astral_count(expr) }} <= {{ limit }} end)
+{%- endmacro %}
+
+{#-
+    The text cut to at most `limit` UTF-16 code units, never inside a character: its first
+    limit - (characters beyond U+FFFF among its first `limit`) characters.
+-#}
+{% macro left_utf16(expr, limit) -%}
+    (case when length({{ expr }}) <= {{ limit // 2 }} then {{ expr }}
+        else left({{ expr }}, {{ limit }} - {{ astral_count('left(' ~ expr ~ ', ' ~ limit ~ ')') }}) end)
+{%- endmacro %}
+
 {#- Full-width ASCII (U+FF01..U+FF5E) and the ideographic space (U+3000) to their ASCII forms. -#}
 {% macro halfwidth_ascii(expr) %}
     {{ return(adapter.dispatch('halfwidth_ascii', 'line_capi')(expr)) }}

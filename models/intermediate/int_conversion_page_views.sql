@@ -1,6 +1,8 @@
 -- Rule 6: the web object, from the page view with the conversion's pv_id.
 -- url: only http(s):// (case-sensitive, as LINE checks) and at most 2048 characters;
--- referrer: at most 2048 characters; title: cut to 1024 characters;
+-- referrer: at most 2048 characters; title: cut to 1024 characters. Characters are counted as
+-- UTF-16 units, as Java and JavaScript count them (an emoji is two): the limits hold however
+-- LINE counts;
 -- ip_address: only valid IPv4 or IPv6 (IPv4-mapped IPv6 included); user_agent as is.
 with
 
@@ -51,13 +53,13 @@ final as (
         deduplication_key,
         case
             when {{ regex_full_match('url', web_url_pattern()) }}
-                and length(url) <= {{ line_max_url_length() }}
+                and {{ fits_utf16('url', line_max_url_length()) }}
                 then url
         end as web_url,
         case
-            when length(referrer) <= {{ line_max_url_length() }} then nullif(referrer, '')
+            when {{ fits_utf16('referrer', line_max_url_length()) }} then nullif(referrer, '')
         end as web_referrer,
-        nullif(left(title, {{ line_max_title_length() }}), '') as web_title,
+        nullif({{ left_utf16('title', line_max_title_length()) }}, '') as web_title,
         case
             when {{ is_ip_address_sql('ip_address') }} then ip_address
         end as web_ip_address,

@@ -44,9 +44,9 @@ checked as (
                 or not coalesce({{ regex_full_match('line_uid', line_uid_pattern()) }}, true)
                 then 'bad user field'
             when not coalesce({{ regex_full_match('url', web_url_pattern()) }}, true)
-                or length(url) > {{ line_max_url_length() }}
-                or length(referrer) > {{ line_max_url_length() }}
-                or length(title) > {{ line_max_title_length() }}
+                or not {{ fits_utf16('url', line_max_url_length()) }}
+                or not {{ fits_utf16('referrer', line_max_url_length()) }}
+                or not {{ fits_utf16('title', line_max_title_length()) }}
                 or not coalesce({{ is_ip_address_sql('ip_address') }}, true)
                 then 'bad web field'
             when not coalesce(is_value_number, true)
