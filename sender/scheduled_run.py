@@ -51,8 +51,9 @@ _DBT_ERROR_HEADER = re.compile(r"(Compilation|Runtime|Database|Parsing|Dependenc
 _MALFORMED_CSV = re.compile(r"Error when sniffing file|CSV Error on Line")
 _CSV_FILE_OPTION = re.compile(r"^\s*file = (.+)$")
 MALFORMED_CSV_HINT = (
-    " (a malformed CSV: a row with more or fewer fields than the header, or an unclosed quote;"
-    " fix or export the file again; the run log has DuckDB's whole message)"
+    " (a malformed CSV: not separated by commas, a row with more or fewer fields than the"
+    " header, or an unclosed quote; fix or export the file again; the run log has DuckDB's whole"
+    " message)"
 )
 
 

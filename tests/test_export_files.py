@@ -5,6 +5,7 @@ same data exported as text CSV, whatever the machine's time zone."""
 from __future__ import annotations
 
 import gzip
+import shutil
 
 import duckdb
 import pytest
@@ -268,6 +269,22 @@ def test_a_part_without_a_required_column_is_one_line_naming_it(
     assert line.strip().startswith(f"KARTE export table conversions: part {export / part} ")
     assert advice in line
     assert "Traceback" not in result.output
+    assert nothing_was_built(result)
+
+
+@pytest.mark.parametrize(("delimiter", "name"), [("\t", "tab"), (";", "semicolon")])
+def test_a_csv_not_separated_by_commas_says_so(tmp_path, text_export, delimiter, name):
+    export = tmp_path / "export"
+    shutil.copytree(text_export, export)
+    page_views = export / "page_views.csv"
+    with duckdb.connect() as con:
+        con.sql(f"create table part as select * from read_csv('{page_views}', all_varchar = true)")
+        con.sql(f"copy part to '{page_views}' (format csv, header, delimiter '{delimiter}')")
+    result = run_dbt(tmp_path, "build", export_dir=export, vars={"as_of": AS_OF})
+    assert result.returncode != 0
+    (line,) = [line for line in result.output.splitlines() if "has one column" in line]
+    assert line.strip().startswith("KARTE export table page_views has one column, named user_id")
+    assert line.endswith(f"...: the file is {name}-separated; export it with commas")
     assert nothing_was_built(result)
 
 

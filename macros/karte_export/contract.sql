@@ -72,10 +72,23 @@
             {%- set column = columns.get(export_name | lower, (export_name, none)) -%}
             {%- do selects.append(karte_export_value_as_text(adapter.quote(column[0]), column[1]) ~ ' as ' ~ name) -%}
         {%- elif is_required -%}
+            {%- set names = columns.values() | map(attribute=0) | list -%}
+            {%- set found = namespace(separator=none) -%}
+            {%- for separator, label in [(';', 'semicolon'), ('\t', 'tab'), ('|', 'pipe')] -%}
+                {%- if names | length == 1 and separator in names[0] and found.separator is none -%}
+                    {%- set found.separator = label -%}
+                {%- endif -%}
+            {%- endfor -%}
+            {%- if found.separator -%}
+                {{ exceptions.raise_compiler_error(
+                    "KARTE export table " ~ table_name ~ " has one column, named " ~ names[0][:60]
+                    ~ "...: the file is " ~ found.separator ~ "-separated; export it with commas"
+                ) }}
+            {%- endif -%}
             {{ exceptions.raise_compiler_error(
                 "KARTE export table " ~ table_name ~ " has no column " ~ export_name
                 ~ (" (mapped to " ~ name ~ ")" if export_name != name else "")
-                ~ "; it has: " ~ (columns.values() | map(attribute=0) | join(', '))
+                ~ "; it has: " ~ (names | join(', '))
                 ~ ". Rename it in the export or map it with var karte_column_map"
             ) }}
         {%- else -%}
