@@ -505,6 +505,12 @@ class ScheduledRun:
         folder = self.config.export_dir
         if folder is None:
             return
+        if folder.exists() and not folder.is_dir():
+            raise RunError(
+                f"KARTE export folder {folder} is a file: name the folder that holds the four"
+                " tables (KARTE_EXPORT_DIR or --export-dir)",
+                ExitCode.USAGE,
+            )
         if not folder.is_dir():
             raise RunError(
                 f"KARTE export folder {folder} does not exist (has the export sync run?)",

@@ -74,6 +74,14 @@ def test_a_missing_export_folder_is_one_line_not_a_failed_build(tmp_path):
         f"error: KARTE export folder {tmp_path / 'not-synced-yet'} does not exist"
         f" (has the export sync run?); log: {tmp_path / 'line_capi_run.log'}"
     )
+    # one of its files named instead: the setting is wrong, not the export late
+    table = tmp_path / "conversions.csv"
+    table.write_text("event_name\n")
+    r = sender_run(tmp_path, "http://127.0.0.1:9", export=table)
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    assert f"error: KARTE export folder {table} is a file: name the folder that holds" in (
+        one_error_line(r.stderr)
+    )
 
 
 def test_a_database_folder_this_user_cannot_write_is_one_line(tmp_path):
