@@ -1,6 +1,7 @@
 -- Rule 11: the custom object.
 --   value: revenue when it is a number from 0 to 2147483647, sent with currency (var currency);
---          out of range or not a number, both are left out. A revenue of 0 is sent.
+--          out of range or not a number, both are left out. A revenue of 0 is sent. A price
+--          written with thousands separators and a yen sign (¥1,980, 1,980円) is that number.
 --   item_ids: the distinct item_id of items, in order, at most 100.
 --   quantity: the sum of all items' quantities (an absent one counts 1); absent without items,
 --             and left out unless a whole number from 0 to 2147483647.
@@ -23,7 +24,12 @@ parsed as (
     select
         event_name,
         deduplication_key,
-        {{ to_number_or_null('revenue') }} as revenue_amount,
+        case
+            when {{ to_number_or_null('revenue') }} is not null then {{ to_number_or_null('revenue') }}
+            -- a price as a shop writes it: 1,980 / ¥1,980 / 1,980円 (commas only between thousands)
+            when {{ regex_full_match('revenue', yen_amount_pattern()) }}
+                then {{ to_number_or_null(regex_remove('revenue', '[^0-9.]')) }}
+        end as revenue_amount,
         {{ parse_items('items') }} as item_list
     from conversions
 
