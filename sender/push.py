@@ -2,7 +2,8 @@
 
 - 2xx: the batch's rows go to the ledger as ``accepted``, all or nothing (see sender.ledger).
 - 400: the request was discarded whole; split it in halves, recursively, until the invalid
-  events are alone: those are ``rejected_by_api``, all the others are delivered.
+  events are alone: those are ``rejected_by_api``, all the others are delivered. When the first
+  REFUSALS_BEFORE_STOP events alone are refused and none was accepted, the run stops.
 - 401/403: stop at once, no retry. Another unexpected status (404, ...): stop too.
 - A TLS certificate that does not verify: stop at once, no retry (a configuration problem).
 - The first request goes alone: when the token, the endpoint or the certificate is wrong, one
@@ -63,6 +64,11 @@ DEFAULT_MAX_BACKOFF = 60.0
 
 # Answers after which nothing more is sent: retrying cannot fix them.
 STOPS_THE_RUN = (HttpOutcome.AUTH, HttpOutcome.TLS, HttpOutcome.FATAL)
+# Events refused one by one, none accepted before them in the run: the request is refused, not
+# the events (a channel id, an event name LINE does not know), and bisecting every batch would
+# record each event as rejected, at two requests an event. The run stops; each run records at
+# most this many, so one with that many bad events first still moves on.
+REFUSALS_BEFORE_STOP = 10
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,8 @@ class Pusher:
         self._expired_groups = 0
         self.destination_id = 0
         self._first_answer = threading.Event()
+        self._accepted_any = threading.Event()
+        self._refused_alone = 0
         self._first_lock = threading.Lock()
         # per worker thread: the commit of its last accepted batch (see _accepted)
         self._worker = threading.local()
@@ -322,6 +330,7 @@ class Pusher:
         # when that batch is answered too. So a worker never idles on the disk, and a killed
         # run leaves unrecorded at most two acknowledged batches per worker (re-sent by the
         # next run, de-duplicated by LINE).
+        self._accepted_any.set()
         committed = self.writer.record(
             answer.rows,
             status=ACCEPTED,
@@ -354,6 +363,17 @@ class Pusher:
         key = rows.column("deduplication_key")[0].as_py()
         name = rows.column("event_name")[0].as_py()
         self.progress.log(f"warning: LINE rejected event {name}/{key} (HTTP {resp.http_status})")
+        with self._lock:
+            self._refused_alone += 1
+            refused = self._refused_alone
+        if refused >= REFUSALS_BEFORE_STOP and not self._accepted_any.is_set():
+            self.stop.set(
+                "refused",
+                f"LINE answered {resp.http_status} to each of the first {refused} events sent one"
+                " by one and accepted none: it likely refuses the requests, not the events"
+                " (LINE_CHANNEL_ID for events with a LINE user id, an event name not set up in"
+                " LINE Ads Manager); those are recorded as rejected_by_api, the rest stays pending",
+            )
 
     def _stop_run(self, answer: _Answer) -> None:
         """An answer retrying cannot fix: nothing more is sent."""

@@ -71,6 +71,20 @@ def test_body_is_the_payload_text_unchanged(db):
     assert bodies == [("[" + ",".join(payloads) + "]").encode()]
 
 
+def test_a_request_refused_whatever_it_holds_stops_the_run_early(tmp_path):
+    """400 for every request (a channel id or an event name LINE refuses): bisecting each batch
+    down to single events would cost two requests per event and record every one as rejected."""
+    db = tmp_path / "refused.duckdb"
+    write_bulk_payload(db, 500)
+    with mock_server(on_request=lambda request: Answer(400)) as srv:
+        s = push_now(db, srv.url, batch_size=100, concurrency=1)
+        assert srv.stats()["requests"] == s.requests < 40
+    assert (s.exit_code, s.outcome) == (ExitCode.UNEXPECTED_RESPONSE, "refused_every_event")
+    assert (s.accepted, s.rejected, s.left_pending) == (0, 10, 490)
+    assert s.message.startswith("LINE answered 400 to each of the first 10 events sent one by one")
+    assert ledger_counts(db) == {"rejected_by_api": 10}
+
+
 def test_poisoned_row_among_thousands_only_it_rejected(tmp_path):
     db = tmp_path / "poison.duckdb"
     write_bulk_payload(db, 5000)
