@@ -461,7 +461,9 @@ def after_run(
         where = Where.from_values(
             tag_id=env.get("LINE_TAG_ID"), endpoint=env.get("LINE_CAPI_ENDPOINT")
         )
-        codes = exit_codes(run_log) if run_log is not None else []
+        # a long healthy log is not read back every hour: only a failure counts its streak
+        counted = exit_code not in QUIET_EXIT_CODES or exit_code in QUIET_UNLESS_REPEATED
+        codes = exit_codes(run_log) if run_log is not None and counted else []
         if codes and codes[-1] == exit_code:  # this run's own line
             codes = codes[:-1]
         found = run_exit_finding(

@@ -40,12 +40,11 @@ def dbt_folders() -> list[Path]:
     return folders
 
 
-_probed: set[Path] = set()
-
-
 def held_by_another_process(path: Path) -> bool:
     """Whether another process holds the file open in DuckDB (its fcntl lock: a writer's, or a
-    reader's, either of which refuses dbt)."""
+    reader's, either of which refuses dbt). Called before this process opens the file (closing a
+    file drops the process's own fcntl locks on it); dbt-duckdb closes its connection before it
+    connects again."""
     try:
         with path.open("rb+") as file:
             try:
@@ -84,14 +83,11 @@ class Plugin(BasePlugin):
                     f"the folder of the database {path} does not exist: create it, or fix"
                     " LINE_CAPI_DUCKDB (or the profile's path)"
                 )
-            if path.is_file() and path not in _probed and held_by_another_process(path):
+            if path.is_file() and held_by_another_process(path):
                 raise DbtRuntimeError(
                     f"database {path} is locked by another process (a sender push, or another"
                     " dbt?): build once it has finished, or use sender run"
                 )
-            # once, before this process opens it: closing a file releases the process's fcntl
-            # locks on it, DuckDB's included
-            _probed.add(path)
             if path.is_file() and not file_modes.looks_like_duckdb(path):
                 # DuckDB would build in memory, write nothing, and report success
                 raise DbtRuntimeError(

@@ -40,7 +40,7 @@ MEANINGS = {
     ExitCode.NO_PAYLOAD: "no database, no line_capi_payload, or its build did not finish:"
     " run dbt build",
     ExitCode.UNEXPECTED_RESPONSE: "an answer retrying cannot fix (404: wrong endpoint or tag id;"
-    " 400 for every event sent alone: the request itself is refused)",
+    " 400 for every event of a batch sent alone: the request itself is refused)",
     ExitCode.SAMPLE_DATA_REFUSED: "the payload was built from the bundled sample and the endpoint"
     " is not loopback; nothing was sent",
     ExitCode.TLS_CERTIFICATE: "the endpoint's TLS certificate does not verify (or the CA bundle"

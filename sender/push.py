@@ -2,8 +2,8 @@
 
 - 2xx: the batch's rows go to the ledger as ``accepted``, all or nothing (see sender.ledger).
 - 400: the request was discarded whole; split it in halves, recursively, until the invalid
-  events are alone: those are ``rejected_by_api``, all the others are delivered. When the first
-  REFUSALS_BEFORE_STOP events alone are refused and none was accepted, the run stops.
+  events are alone: those are ``rejected_by_api``, all the others are delivered. A whole batch
+  refused event by event, with nothing accepted in the run, stops it (REFUSALS_BEFORE_STOP).
 - 401/403: stop at once, no retry. Another unexpected status (404, ...): stop too.
 - A TLS certificate that does not verify: stop at once, no retry (a configuration problem).
 - The first request goes alone: when the token, the endpoint or the certificate is wrong, one
@@ -64,10 +64,10 @@ DEFAULT_MAX_BACKOFF = 60.0
 
 # Answers after which nothing more is sent: retrying cannot fix them.
 STOPS_THE_RUN = (HttpOutcome.AUTH, HttpOutcome.TLS, HttpOutcome.FATAL)
-# Events refused one by one, none accepted before them in the run: the request is refused, not
-# the events (a channel id, an event name LINE does not know), and bisecting every batch would
-# record each event as rejected, at two requests an event. The run stops; each run records at
-# most this many, so one with that many bad events first still moves on.
+# A whole batch of at least this many events refused one by one, and nothing accepted in the
+# run: LINE refuses the request, not the events (a channel id, an event name it does not know).
+# The run stops with them pending, instead of bisecting every batch at two requests an event
+# and recording each event as rejected.
 REFUSALS_BEFORE_STOP = 10
 
 
@@ -149,7 +149,6 @@ class Pusher:
         self.destination_id = 0
         self._first_answer = threading.Event()
         self._accepted_any = threading.Event()
-        self._refused_alone = 0
         self._first_lock = threading.Lock()
         # per worker thread: the commit of its last accepted batch (see _accepted)
         self._worker = threading.local()
@@ -312,7 +311,33 @@ class Pusher:
         if self.stop.event.is_set():
             return
         self._add(sent=batch.num_rows)
+        # the events of this batch refused alone, recorded once the whole batch is answered
+        self._worker.refused = []
+        self._worker.accepted = 0
         self._deliver(batch, batch_id)
+        self._settle_refusals(batch.num_rows)
+
+    def _settle_refusals(self, events: int) -> None:
+        """Record the batch's events that were refused alone, unless the batch says the request
+        itself is refused: every event refused, none accepted in the run (they stay pending)."""
+        refused: list[_Answer] = self._worker.refused
+        if not refused:
+            return
+        every_one = len(refused) == events and self._worker.accepted == 0
+        if every_one and events >= REFUSALS_BEFORE_STOP and not self._accepted_any.is_set():
+            self.stop.set(
+                "refused",
+                f"LINE answered {refused[0].response.http_status} to each of the {events:,}"
+                " events of a batch sent one by one, and accepted none in this run: it refuses"
+                " the requests, not the events (LINE_CHANNEL_ID for events with a LINE user id,"
+                " an event name not set up in LINE Ads Manager); nothing more was sent, the"
+                " events stay pending",
+            )
+            return
+        if self.stop.event.is_set() and self.stop.reason == "refused":
+            return  # another worker's batch said so: these stay pending too
+        for answer in refused:
+            self._record_refusal(answer)
 
     def _deliver(self, rows: pa.Table, batch_id: str) -> None:
         body = build_body(rows.column(PAYLOAD_COLUMN))
@@ -331,6 +356,7 @@ class Pusher:
         # run leaves unrecorded at most two acknowledged batches per worker (re-sent by the
         # next run, de-duplicated by LINE).
         self._accepted_any.set()
+        self._worker.accepted = getattr(self._worker, "accepted", 0) + answer.rows.num_rows
         committed = self.writer.record(
             answer.rows,
             status=ACCEPTED,
@@ -351,6 +377,13 @@ class Pusher:
             self._deliver(rows.slice(0, half), f"{answer.batch_id}.0")
             self._deliver(rows.slice(half), f"{answer.batch_id}.1")
             return
+        if resp.outcome is HttpOutcome.BAD_REQUEST:
+            self._worker.refused.append(answer)  # judged with its batch: _settle_refusals
+        else:
+            self._record_refusal(answer)
+
+    def _record_refusal(self, answer: _Answer) -> None:
+        rows, resp = answer.rows, answer.response
         why = "invalid event" if resp.outcome is HttpOutcome.BAD_REQUEST else "event too large"
         self.writer.record(
             rows,
@@ -363,17 +396,6 @@ class Pusher:
         key = rows.column("deduplication_key")[0].as_py()
         name = rows.column("event_name")[0].as_py()
         self.progress.log(f"warning: LINE rejected event {name}/{key} (HTTP {resp.http_status})")
-        with self._lock:
-            self._refused_alone += 1
-            refused = self._refused_alone
-        if refused >= REFUSALS_BEFORE_STOP and not self._accepted_any.is_set():
-            self.stop.set(
-                "refused",
-                f"LINE answered {resp.http_status} to each of the first {refused} events sent one"
-                " by one and accepted none: it likely refuses the requests, not the events"
-                " (LINE_CHANNEL_ID for events with a LINE user id, an event name not set up in"
-                " LINE Ads Manager); those are recorded as rejected_by_api, the rest stays pending",
-            )
 
     def _stop_run(self, answer: _Answer) -> None:
         """An answer retrying cannot fix: nothing more is sent."""
@@ -399,7 +421,7 @@ class Pusher:
             resp = self._post(body, has_line_uid)
             if resp is None:
                 return None, attempts - 1
-            if resp.outcome is not HttpOutcome.RETRYABLE or attempts > opts.max_retries:
+            if resp.outcome is not HttpOutcome.RETRYABLE:
                 return resp, attempts
             if resp.retry_after is not None and resp.retry_after > opts.max_backoff:
                 # honoured, not cut short: no request before LINE's time, so none in this run
@@ -409,6 +431,8 @@ class Pusher:
                     f" (Retry-After), longer than --max-backoff {opts.max_backoff:g}s: nothing"
                     " more was sent, the rest stays pending for the next run",
                 )
+                return resp, attempts
+            if attempts > opts.max_retries:
                 return resp, attempts
             self._add(retried=1)
             delay = backoff_delay(

@@ -365,16 +365,22 @@ def read_results(path: Path, since: float) -> list[dict]:
         return []
 
 
-def quiet_conversions(results: list[Freshness]) -> Freshness | None:
-    """The conversions result when that table has no row with a time while page views are
-    fresh: a site without a conversion in the export's window, not a stopped export."""
+def quiet_window(results: list[Freshness]) -> list[Freshness]:
+    """The results to excuse when conversions has no row with a time and page views are fresh
+    or have none either (the bundled Datahub queries export the page views of converters only):
+    a site without a conversion in the export's window, not a stopped export. A stopped export
+    keeps its last rows, which age; a configured conversion type without rows is alerted on."""
     by_table = {r.table: r for r in results}
     conversions, page_views = by_table.get("conversions"), by_table.get("page_views")
     if conversions is None or page_views is None:
-        return None
-    if conversions.status == "error" and conversions.has_no_time and page_views.status == "pass":
-        return conversions
-    return None
+        return []
+    if not (conversions.status == "error" and conversions.has_no_time):
+        return []
+    if page_views.status == "pass":
+        return [conversions]
+    if page_views.status == "error" and page_views.has_no_time:
+        return [conversions, page_views]
+    return []
 
 
 def built_invocation(path: Path, since: float) -> str | None:
@@ -389,17 +395,18 @@ def built_invocation(path: Path, since: float) -> str | None:
     return metadata.get("invocation_id")
 
 
-def recorded_invocation(database: Path) -> str | None:
-    """The invocation id the database's line_capi_build_info holds, or None (no file, no table,
-    or not readable now: the push that follows says why)."""
+def built_elsewhere(database: Path, invocation_id: str) -> bool:
+    """Whether the build ``invocation_id`` is not the one ``database`` records (no file, no
+    build info, another build). A file that cannot be read now is not judged: the push says
+    why."""
     if not database.is_file():
-        return None
+        return True
     try:
         with duckdb.connect(str(database), read_only=True) as con:
             info = read_build_info(con)
     except duckdb.Error:
-        return None
-    return info.invocation_id if info else None
+        return False
+    return info is None or info.invocation_id != invocation_id
 
 
 def read_freshness(path: Path, since: float) -> list[Freshness]:
@@ -527,30 +534,32 @@ class ScheduledRun:
         started = time.time()
         code, lines = self.dbt("source", "freshness")
         results = read_freshness(target_path(self.config) / "sources.json", started)
-        quiet = quiet_conversions(results)
-        if quiet is not None:
+        quiet = quiet_window(results)
+        if quiet:
+            also = " (page_views has none either)" if len(quiet) > 1 else ""
             self.say(
-                f"warning: {quiet.describe()}: no conversion in the export (a quiet window), or"
-                " none whose sync_date parses (those are rejected as invalid_sync_date);"
-                " page_views is fresh, so the run goes on"
+                f"warning: {quiet[0].describe()}{also}: no conversion in the export (a quiet"
+                " window), or none whose sync_date parses (those are rejected as"
+                " invalid_sync_date); the run goes on"
             )
-            results = [r for r in results if r is not quiet]
+            results = [r for r in results if r not in quiet]
         for result in results:
             if result.status == "warn":
                 self.say(f"warning: {result.describe()}")
-        stale = [r for r in results if r.status == "error"]
+        # an age says more than "no row with a time" (a table that is empty because it is stale)
+        stale = sorted((r for r in results if r.status == "error"), key=lambda r: r.has_no_time)
         if stale:
             raise RunError(stale[0].describe(), ExitCode.STALE_EXPORT)
         ahead = [r for r in results if r.is_ahead]
         if ahead:  # every event would go out hours late
             raise RunError(ahead[0].describe_ahead(), ExitCode.STALE_EXPORT)
         # dbt counts the quiet conversions as an error: any other failure still stops the run
-        if code != 0 and (quiet is None or any(r.status not in ("pass", "warn") for r in results)):
+        if code != 0 and (not quiet or any(r.status not in ("pass", "warn") for r in results)):
             raise self.dbt_failed("dbt source freshness", lines)
         ages = ", ".join(
             f"{r.table} {r.age_hours:.1f} h old" for r in results if r.age_hours is not None
         )
-        warned = quiet is not None or any(r.status == "warn" for r in results)
+        warned = bool(quiet) or any(r.status == "warn" for r in results)
         state = "export usable" if warned else "export fresh"  # a stale warning said why above
         self.say(f"{state} ({ages})" if ages else state)
 
@@ -560,7 +569,7 @@ class ScheduledRun:
         if code != 0:
             raise self.dbt_failed("dbt build", lines)
         built = built_invocation(target_path(self.config) / "run_results.json", started)
-        if built is not None and recorded_invocation(self.config.database) != built:
+        if built is not None and built_elsewhere(self.config.database, built):
             # a profile with a path of its own: the push would send an old build, hour after hour
             raise RunError(
                 f"dbt build wrote another database than {self.config.database}: its"

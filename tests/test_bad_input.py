@@ -228,7 +228,9 @@ def test_hostile_values_are_sent_cleaned_or_rejected_with_a_reason(tmp_path):
         "select count(*) from line_capi_rejected where transaction_id = 'REPEATED'"
     ) == [(0,)]
     web = payloads["TS-Z"]["web"]
-    assert len(web["title"]) == 1024 and web["title"].startswith("\x01\x07 bell 🎉")
+    # cut to 1024 UTF-16 units: the emoji counts two
+    assert len(web["title"].encode("utf-16-le")) == 2 * 1024
+    assert web["title"].startswith("\x01\x07 bell 🎉")
     assert web["user_agent"].startswith("UA\x00\x1b[31m")
     assert "url" not in web and "ip_address" not in web
     # every payload is one line of valid JSON whose control characters are escaped

@@ -71,18 +71,38 @@ def test_body_is_the_payload_text_unchanged(db):
     assert bodies == [("[" + ",".join(payloads) + "]").encode()]
 
 
-def test_a_request_refused_whatever_it_holds_stops_the_run_early(tmp_path):
-    """400 for every request (a channel id or an event name LINE refuses): bisecting each batch
-    down to single events would cost two requests per event and record every one as rejected."""
+def test_a_request_refused_whatever_it_holds_stops_the_run_with_everything_pending(tmp_path):
+    """400 for every request (a channel id or an event name LINE refuses): bisecting every batch
+    down to single events would cost two requests an event and record each as rejected."""
     db = tmp_path / "refused.duckdb"
     write_bulk_payload(db, 500)
     with mock_server(on_request=lambda request: Answer(400)) as srv:
         s = push_now(db, srv.url, batch_size=100, concurrency=1)
-        assert srv.stats()["requests"] == s.requests < 40
+        # one batch bisected to its single events (199 requests), then nothing more
+        assert srv.stats()["requests"] == s.requests == 199
     assert (s.exit_code, s.outcome) == (ExitCode.UNEXPECTED_RESPONSE, "refused_every_event")
-    assert (s.accepted, s.rejected, s.left_pending) == (0, 10, 490)
-    assert s.message.startswith("LINE answered 400 to each of the first 10 events sent one by one")
-    assert ledger_counts(db) == {"rejected_by_api": 10}
+    assert (s.accepted, s.rejected, s.left_pending) == (0, 0, 500)
+    assert s.message.startswith("LINE answered 400 to each of the 100 events of a batch sent")
+    assert ledger_counts(db) == {}
+
+
+def test_invalid_events_at_the_start_of_a_batch_are_rejected_not_taken_for_a_refused_request(
+    tmp_path,
+):
+    """Bisection answers a batch's first half first: ten invalid events there are refused before
+    any valid one is sent. The batch's other events are accepted, so the ten are rejected."""
+    db = tmp_path / "first-ten.duckdb"
+    write_bulk_payload(db, 100)
+    with mock_server() as srv:
+        srv.poison(*[f"bulk-{i:08d}" for i in range(10)])
+        s = push_now(db, srv.url, batch_size=100, concurrency=1)
+    assert (s.exit_code, s.accepted, s.rejected, s.left_pending) == (
+        ExitCode.REJECTED_BY_API,
+        90,
+        10,
+        0,
+    )
+    assert ledger_counts(db) == {"accepted": 90, "rejected_by_api": 10}
 
 
 def test_poisoned_row_among_thousands_only_it_rejected(tmp_path):
@@ -137,12 +157,16 @@ def test_429_retry_after_is_honoured(db):
         assert (s.accepted, s.retried, s.exit_code) == (250, 1, ExitCode.OK)
 
 
-def test_retry_after_longer_than_max_backoff_leaves_the_rest_for_the_next_run(db):
-    """LINE's wait is honoured, not cut short: no request before it, so none in this run."""
+@pytest.mark.parametrize("max_retries", [5, 0])
+def test_retry_after_longer_than_max_backoff_leaves_the_rest_for_the_next_run(db, max_retries):
+    """LINE's wait is honoured, not cut short: no request before it, so none in this run (with
+    no retries left as well: the other workers must not go on sending)."""
     with mock_server() as srv:
         srv.inject("429", retry_after=3600)
         started = time.monotonic()
-        s = push_now(db, srv.url, batch_size=100, concurrency=2, max_backoff=0.2)
+        s = push_now(
+            db, srv.url, batch_size=100, concurrency=2, max_backoff=0.2, max_retries=max_retries
+        )
         assert time.monotonic() - started < 5
         assert (s.accepted, s.left_pending, s.requests) == (0, 250, 1)
         assert (s.exit_code, s.outcome) == (ExitCode.PENDING_LEFT, "retry_later")

@@ -172,13 +172,21 @@ def test_a_quiet_window_without_conversions_is_not_a_stale_export(tmp_path):
         " conversion in the export (a quiet window)" in r.stderr
     )
     assert "export usable (page_views 0.2 h old)" in r.stderr
-    # page views without a time as well: the export itself is broken
+    # the bundled Datahub queries export the page views of converters only: none either
     page_views = export / "page_views.csv"
-    page_views.write_text(page_views.read_text().splitlines()[0] + "\n")
+    header = page_views.read_text().splitlines()[0] + "\n"
+    page_views.write_text(header)
     with mock_server() as srv:
         r = sender_run(tmp_path, srv.url, export=export)
+    assert r.returncode == ExitCode.OK, r.stderr
+    assert "with a readable sync_date (page_views has none either): no conversion" in r.stderr
+    # page views that stopped hours ago: a stale export, however empty the conversions
+    stale = clock_export(tmp_path / "stale", {}, newest_hours=30)
+    (stale / "conversions.csv").write_text(conversions.read_text())  # the header only
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=stale)
     assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
-    assert "has no row with a readable sync_date" in one_error_line(r.stderr)
+    assert "KARTE export table page_views is stale" in one_error_line(r.stderr)
 
 
 def test_a_profile_that_builds_another_database_stops_the_run(tmp_path):

@@ -186,7 +186,8 @@ def push_command(
         typer.Option(
             min=0.0,
             envvar="LINE_CAPI_MAX_BACKOFF",
-            help="Longest wait between retries, Retry-After included.",
+            help="Longest wait between retries; a longer Retry-After ends the sending, the next run"
+            " sends the rest.",
         ),
     ] = DEFAULT_MAX_BACKOFF,
     limit: Annotated[
