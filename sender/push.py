@@ -314,6 +314,7 @@ class Pusher:
         # the events of this batch refused alone, recorded once the whole batch is answered
         self._worker.refused = []
         self._worker.accepted = 0
+        self._worker.probed = False
         self._deliver(batch, batch_id)
         self._settle_refusals(batch.num_rows)
 
@@ -334,8 +335,8 @@ class Pusher:
                 " events stay pending",
             )
             return
-        if self.stop.event.is_set() and self.stop.reason == "refused":
-            return  # another worker's batch said so: these stay pending too
+        if self.stop.event.is_set():
+            return  # the batch was cut short: they stay pending, and the next run judges them
         for answer in refused:
             self._record_refusal(answer)
 
@@ -372,6 +373,10 @@ class Pusher:
     def _bisect(self, answer: _Answer) -> None:
         """400 (an invalid event) or 413: LINE kept nothing; halve until the culprit is alone."""
         rows, resp = answer.rows, answer.response
+        if self._worth_probing(answer):
+            rows = self._probe(rows, answer.batch_id)
+            if rows is None:
+                return
         if rows.num_rows > 1:
             half = rows.num_rows // 2
             self._deliver(rows.slice(0, half), f"{answer.batch_id}.0")
@@ -381,6 +386,40 @@ class Pusher:
             self._worker.refused.append(answer)  # judged with its batch: _settle_refusals
         else:
             self._record_refusal(answer)
+
+    def _worth_probing(self, answer: _Answer) -> bool:
+        """A whole batch refused with 400 before anything was accepted in the run: it may be the
+        request that LINE refuses (once per batch; smaller batches are judged whole)."""
+        return (
+            answer.response.outcome is HttpOutcome.BAD_REQUEST
+            and answer.rows.num_rows >= 2 * REFUSALS_BEFORE_STOP
+            and not self._worker.probed
+            and not self._accepted_any.is_set()
+        )
+
+    def _probe(self, rows: pa.Table, batch_id: str) -> pa.Table | None:
+        """Send REFUSALS_BEFORE_STOP events spread over the batch, each alone. All refused, and
+        nothing accepted in the run: LINE refuses the request, and the run stops with every event
+        pending (about ten requests, not two an event). Otherwise the batch without them, to
+        bisect; ten invalid events at its start are then found as any others."""
+        self._worker.probed = True
+        n = rows.num_rows
+        picked = [i * n // REFUSALS_BEFORE_STOP for i in range(REFUSALS_BEFORE_STOP)]
+        refused_before = len(self._worker.refused)
+        for k, i in enumerate(picked):
+            self._deliver(rows.slice(i, 1), f"{batch_id}.p{k}")
+        refused = len(self._worker.refused) - refused_before
+        if refused == len(picked) and not self._accepted_any.is_set():
+            self.stop.set(
+                "refused",
+                f"LINE answered 400 to each of {refused} events sent one by one from a refused"
+                " batch, and accepted none in this run: it refuses the requests, not the events"
+                " (LINE_CHANNEL_ID for events with a LINE user id, an event name not set up in"
+                " LINE Ads Manager); nothing more was sent, the events stay pending",
+            )
+            return None
+        probed = set(picked)
+        return rows.filter(pa.array([i not in probed for i in range(n)]))
 
     def _record_refusal(self, answer: _Answer) -> None:
         rows, resp = answer.rows, answer.response

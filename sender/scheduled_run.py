@@ -329,10 +329,22 @@ class Freshness:
 
     @property
     def has_no_time(self) -> bool:
-        """No row with a readable sync_date: an empty table, or none of its times parses."""
+        """No row at all (the freshness query's null: dbt reports an age beyond a century)."""
         return self.age_hours is None or self.age_hours > 24 * 365 * 100
 
+    @property
+    def has_unreadable_times(self) -> bool:
+        """Rows, but none whose sync_date parses: the query gives the Unix epoch."""
+        if self.age_hours is None or self.has_no_time:
+            return False
+        return abs(self.age_hours * 3600 - time.time()) < 2 * 86400
+
     def describe(self) -> str:
+        if self.has_unreadable_times:
+            return (
+                f"KARTE export table {self.table} has rows but no readable sync_date: its format"
+                " changed? (ISO 8601 with an offset, or epoch digits: docs/input-contract.md)"
+            )
         if self.has_no_time:
             return f"KARTE export table {self.table} has no row with a readable sync_date"
         limit = f" (the limit is {self.limit_hours:g} h)" if self.limit_hours else ""

@@ -71,18 +71,41 @@ def test_body_is_the_payload_text_unchanged(db):
     assert bodies == [("[" + ",".join(payloads) + "]").encode()]
 
 
-def test_a_request_refused_whatever_it_holds_stops_the_run_with_everything_pending(tmp_path):
+@pytest.mark.parametrize(
+    ("batch_size", "requests", "message"),
+    [
+        # the refused batch, then ten of its events alone
+        (100, 11, "LINE answered 400 to each of 10 events sent one by one from a refused batch"),
+        # too small to probe: bisected whole (23 requests), then judged
+        (12, 23, "LINE answered 400 to each of the 12 events of a batch sent one by one"),
+    ],
+)
+def test_a_request_refused_whatever_it_holds_stops_the_run_with_everything_pending(
+    tmp_path, batch_size, requests, message
+):
     """400 for every request (a channel id or an event name LINE refuses): bisecting every batch
     down to single events would cost two requests an event and record each as rejected."""
     db = tmp_path / "refused.duckdb"
     write_bulk_payload(db, 500)
     with mock_server(on_request=lambda request: Answer(400)) as srv:
-        s = push_now(db, srv.url, batch_size=100, concurrency=1)
-        # one batch bisected to its single events (199 requests), then nothing more
-        assert srv.stats()["requests"] == s.requests == 199
+        s = push_now(db, srv.url, batch_size=batch_size, concurrency=1)
+        assert srv.stats()["requests"] == s.requests == requests
     assert (s.exit_code, s.outcome) == (ExitCode.UNEXPECTED_RESPONSE, "refused_every_event")
     assert (s.accepted, s.rejected, s.left_pending) == (0, 0, 500)
-    assert s.message.startswith("LINE answered 400 to each of the 100 events of a batch sent")
+    assert s.message.startswith(message)
+    assert ledger_counts(db) == {}
+
+
+def test_a_refused_batch_cut_short_leaves_its_refusals_pending(tmp_path):
+    """A bisection stopped half-way (here by a long Retry-After) has not shown whether the
+    events or the request are refused: its refusals wait for the next run, not recorded."""
+    db = tmp_path / "cut-short.duckdb"
+    write_bulk_payload(db, 15)
+    answers = iter([Answer(400)] * 6 + [Answer(429, {"Retry-After": "3600"})])
+    with mock_server(on_request=lambda request: next(answers, Answer(400))) as srv:
+        s = push_now(db, srv.url, batch_size=15, concurrency=1)
+        assert srv.stats()["requests"] == 7
+    assert (s.outcome, s.rejected, s.left_pending) == ("retry_later", 0, 15)
     assert ledger_counts(db) == {}
 
 

@@ -189,6 +189,25 @@ def test_a_quiet_window_without_conversions_is_not_a_stale_export(tmp_path):
     assert "KARTE export table page_views is stale" in one_error_line(r.stderr)
 
 
+def test_an_export_whose_times_no_longer_parse_is_stale_not_quiet(tmp_path):
+    """Rows whose sync_date all fail to parse (the export's format changed) are not an empty
+    window: every conversion would be rejected as invalid_sync_date, with exit 0."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    for table in ("conversions", "page_views"):
+        path = export / f"{table}.csv"
+        lines = path.read_text().splitlines()
+        column = lines[0].split(",").index("sync_date")
+        rows = [line.split(",") for line in lines[1:]]
+        for row in rows:
+            row[column] = "20261202 0740"
+        path.write_text("\n".join([lines[0], *(",".join(row) for row in rows)]) + "\n")
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
+    assert "has rows but no readable sync_date: its format changed?" in one_error_line(r.stderr)
+
+
 def test_a_profile_that_builds_another_database_stops_the_run(tmp_path):
     """A profile with a path of its own: dbt builds there, and the push would send the old
     build of the database it reads, with exit 0, hour after hour."""
