@@ -586,7 +586,8 @@ class ScheduledRun:
             raise RunError(
                 f"dbt build wrote another database than {self.config.database}: its"
                 " line_capi_build_info is not this build's. The profile's path must be"
-                " env_var('LINE_CAPI_DUCKDB') (profiles.example.yml); nothing was sent",
+                " env_var('LINE_CAPI_DUCKDB') (profiles.example.yml), and the build must not"
+                " leave out line_capi_build_info (--select, --exclude); nothing was sent",
                 ExitCode.BUILD_FAILED,
             )
         self.say(f"dbt build ok: {dbt_error_line(lines)}")

@@ -232,7 +232,8 @@ def test_a_profile_that_builds_another_database_stops_the_run(tmp_path):
     assert (
         f"error: dbt build wrote another database than {database}: its line_capi_build_info is"
         " not this build's. The profile's path must be env_var('LINE_CAPI_DUCKDB')"
-        " (profiles.example.yml); nothing was sent; log: "
+        " (profiles.example.yml), and the build must not leave out line_capi_build_info"
+        " (--select, --exclude); nothing was sent; log: "
     ) in one_error_line(r.stderr)
 
 
