@@ -98,7 +98,7 @@ def test_the_report_is_one_private_self_contained_page_with_charts(sent_db, tmp_
     builds[-1].add("Purchase", shares={"click_id": 0.0}, rejected={"timestamp_out_of_range": 2})
     write_coverage(sent_db, builds)
     with mock_server() as other:  # a second destination, where the run left rows pending
-        other.inject("503", 5)
+        other.inject("503", 5, retry_after=None)
         assert push_now(sent_db, other.url, max_retries=0).left_pending == 12
     page = tmp_path / "report.html"
     page.write_text("an older report")
