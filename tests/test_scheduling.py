@@ -16,7 +16,13 @@ from sender_fixtures import TOKEN, database_held, mock_server, run_cli
 
 from sender.exit_codes import ExitCode
 from sender.run_history import exit_codes, last_run
-from sender.scheduled_run import RunConfig, ScheduledRun, current_user, lock_path
+from sender.scheduled_run import (
+    RunConfig,
+    ScheduledRun,
+    built_elsewhere,
+    current_user,
+    lock_path,
+)
 
 
 def one_error_line(stderr: str) -> str:
@@ -235,6 +241,21 @@ def test_a_profile_that_builds_another_database_stops_the_run(tmp_path):
         " (profiles.example.yml), and the build must not leave out line_capi_build_info"
         " (--select, --exclude); nothing was sent; log: "
     ) in one_error_line(r.stderr)
+
+
+def test_a_database_built_elsewhere_is_told_from_one_that_cannot_be_read_now(tmp_path):
+    db = tmp_path / "line_capi.duckdb"
+    assert built_elsewhere(db, "run-1")  # no file: dbt wrote another
+    with duckdb.connect(str(db)) as con:
+        con.execute(
+            "create table line_capi_build_info as select 'run-1' as invocation_id,"
+            " 'x' as export_location, false as is_sample, now() as built_at,"
+            " 0 as payload_rows, 0 as payload_event_timestamp_sum"
+        )
+    assert not built_elsewhere(db, "run-1")
+    assert built_elsewhere(db, "run-2")  # an older build: this one went elsewhere
+    with database_held(db):  # another process has it now: not judged, the push says why
+        assert not built_elsewhere(db, "run-2")
 
 
 def test_a_failure_streak_is_read_whole_however_long_the_log(tmp_path):
