@@ -326,14 +326,7 @@ class Pusher:
             return
         every_one = len(refused) == events and self._worker.accepted == 0
         if every_one and events >= REFUSALS_BEFORE_STOP and not self._accepted_any.is_set():
-            self.stop.set(
-                "refused",
-                f"LINE answered {refused[0].response.http_status} to each of the {events:,}"
-                " events of a batch sent one by one, and accepted none in this run: it refuses"
-                " the requests, not the events (LINE_CHANNEL_ID for events with a LINE user id,"
-                " an event name not set up in LINE Ads Manager); nothing more was sent, the"
-                " events stay pending",
-            )
+            self._stop_refused(f"each of the {events:,} events of a batch sent one by one")
             return
         if self.stop.event.is_set():
             return  # the batch was cut short: they stay pending, and the next run judges them
@@ -410,16 +403,18 @@ class Pusher:
             self._deliver(rows.slice(i, 1), f"{batch_id}.p{k}")
         refused = len(self._worker.refused) - refused_before
         if refused == len(picked) and not self._accepted_any.is_set():
-            self.stop.set(
-                "refused",
-                f"LINE answered 400 to each of {refused} events sent one by one from a refused"
-                " batch, and accepted none in this run: it refuses the requests, not the events"
-                " (LINE_CHANNEL_ID for events with a LINE user id, an event name not set up in"
-                " LINE Ads Manager); nothing more was sent, the events stay pending",
-            )
+            self._stop_refused(f"each of {refused} events sent one by one from a refused batch")
             return None
         probed = set(picked)
         return rows.filter(pa.array([i not in probed for i in range(n)]))
+
+    def _stop_refused(self, what: str) -> None:
+        self.stop.set(
+            "refused",
+            f"LINE answered 400 to {what}, and accepted none in this run: it refuses the"
+            " requests, not the events (LINE_CHANNEL_ID for events with a LINE user id, an event"
+            " name not set up in LINE Ads Manager); nothing more was sent, the events stay pending",
+        )
 
     def _record_refusal(self, answer: _Answer) -> None:
         rows, resp = answer.rows, answer.response
