@@ -15,7 +15,6 @@ from pathlib import Path
 
 from sender.exit_codes import ExitCode
 
-DEFAULT_LOG_NAME = "line_capi_run.log"
 RUN_LOG_ENV = "LINE_CAPI_RUN_LOG"
 # The end of the log that is read: far more than the lines of one run.
 _TAIL_BYTES = 256 * 1024
@@ -57,10 +56,16 @@ class LastRun:
         return f"started {self.started_at}, exit {self.exit_code}{name}{why}"
 
 
+def default_run_log(database: Path) -> Path:
+    """Next to the database, named after it (``line_capi.duckdb``: ``line_capi_run.log``), so
+    that the databases of two sites in one folder keep their runs apart."""
+    return database.with_name(f"{database.stem}_run.log")
+
+
 def run_log_path(database: Path, env: dict[str, str]) -> Path:
     """Where ``sender run`` logs for this database: env LINE_CAPI_RUN_LOG, else next to it."""
     named = env.get(RUN_LOG_ENV, "").strip()
-    return Path(named) if named else database.with_name(DEFAULT_LOG_NAME)
+    return Path(named) if named else default_run_log(database)
 
 
 def _tail(path: Path) -> list[str]:

@@ -1,6 +1,8 @@
 """``sender run``: the hourly job in one command, for cron, systemd, CI and containers.
 
-1. Take the lock file next to the database (``fcntl.flock``): a second run exits at once.
+1. Take the lock file next to the database (``fcntl.flock``): a second run exits at once. Then
+   the lock of dbt's target folder: a run for another database in the same checkout waits its
+   turn, as both would write ``sources.json`` and ``run_results.json`` there.
 2. ``dbt source freshness``: a stale export stops the run with one line naming the table and age.
 3. ``dbt build`` of the models and data tests (unit tests belong to development and CI).
 4. ``sender push``, whose exit code is the run's.
@@ -35,7 +37,7 @@ from sender.build_info import read_build_info
 from sender.database import is_lock_error, locked
 from sender.exit_codes import ExitCode
 from sender.file_modes import private_file, private_umask
-from sender.run_history import DEFAULT_LOG_NAME
+from sender.run_history import default_run_log
 from sender.settings import ConfigError
 
 PROJECT_FILE = "dbt_project.yml"
@@ -120,7 +122,7 @@ def run_config(
         project_dir=project,
         database=database,
         export_dir=Path(export_dir.strip()).resolve() if (export_dir or "").strip() else None,
-        log_file=(log_file or database.with_name(DEFAULT_LOG_NAME)).resolve(),
+        log_file=(log_file or default_run_log(database)).resolve(),
         dbt=dbt,
         dbt_args=dbt_args,
         env=env,
@@ -148,20 +150,32 @@ def lock_path(database: Path) -> Path:
     return database.with_name(database.name + ".lock")
 
 
+def _open_lock_file(path: Path, folder: str, code: ExitCode, *, create: bool = False) -> IO[str]:
+    try:
+        if create:  # dbt's target folder: dbt would create it
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return private_file(path, "a+")
+    except OSError as exc:  # the folder is not this user's, or read-only
+        raise RunError(
+            f"cannot create the lock file {path}: {exc.strerror or exc}; this run's user"
+            f" ({current_user()}) must be able to write {folder}",
+            code,
+        ) from None
+
+
+def _write_holder(f: IO[str], holder: str) -> None:
+    f.seek(0)
+    f.truncate()
+    f.write(f"{holder}\n")
+    f.flush()
+
+
 @contextlib.contextmanager
 def run_lock(database: Path) -> Iterator[Path]:
     """Hold the lock file next to the database for the whole run (released by the kernel if the
     process dies, so a killed run never leaves a stale lock)."""
     path = lock_path(database)
-    try:
-        lock_file = private_file(path, "a+")
-    except OSError as exc:  # the database's folder is not this user's, or read-only
-        raise RunError(
-            f"cannot create the lock file {path}: {exc.strerror or exc}; this run's user"
-            f" ({current_user()}) must be able to write the database's folder",
-            ExitCode.DATABASE_ERROR,
-        ) from None
-    with lock_file as f:
+    with _open_lock_file(path, "the database's folder", ExitCode.DATABASE_ERROR) as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -171,12 +185,36 @@ def run_lock(database: Path) -> Iterator[Path]:
                 f"another sender run (pid {holder}) holds {path}; this one did nothing",
                 ExitCode.ALREADY_RUNNING,
             ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()}\n")
-        f.flush()
+        _write_holder(f, str(os.getpid()))
         try:
             yield path
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+TARGET_LOCK_NAME = ".sender-run.lock"
+
+
+@contextlib.contextmanager
+def target_lock(target: Path, database: Path, say: Callable[[str], None]) -> Iterator[None]:
+    """Hold dbt's target folder for the whole run. A run for another database of the same
+    checkout (another site) holds it: wait, saying so once, rather than let two dbt builds write
+    the same sources.json and run_results.json and each read the other's."""
+    path = target / TARGET_LOCK_NAME
+    with _open_lock_file(path, f"dbt's target folder {target}", ExitCode.USAGE, create=True) as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another database"
+            say(
+                f"waiting for the sender run of {holder}: it uses the same dbt target folder"
+                f" {target} (set DBT_TARGET_PATH per database to run them side by side)"
+            )
+            fcntl.flock(f, fcntl.LOCK_EX)
+        _write_holder(f, f"{database} (pid {os.getpid()})")
+        try:
+            yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
 
@@ -622,7 +660,10 @@ class ScheduledRun:
                     f"start: project {self.config.project_dir}, database {self.config.database},"
                     f" export {self.config.export_dir or '(from the dbt vars)'}"
                 )
-                with run_lock(self.config.database):
+                with (
+                    run_lock(self.config.database),
+                    target_lock(target_path(self.config), self.config.database, self.say),
+                ):
                     self.check_export_folder()
                     self.check_freshness()
                     self.build()

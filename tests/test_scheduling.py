@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
+import time
 
 import duckdb
 import pytest
@@ -17,6 +19,7 @@ from sender_fixtures import TOKEN, database_held, mock_server, run_cli
 from sender.exit_codes import ExitCode
 from sender.run_history import exit_codes, last_run
 from sender.scheduled_run import (
+    TARGET_LOCK_NAME,
     RunConfig,
     ScheduledRun,
     built_elsewhere,
@@ -369,6 +372,80 @@ def test_catch_up_after_an_outage_sends_exactly_what_was_never_accepted(tmp_path
             ("Conversion", "ORD-DAY2"): 1,
             ("Conversion", "ORD-DAY3"): 1,
         }
+
+
+def test_two_sites_in_one_folder_keep_their_own_run_logs(tmp_path):
+    for site in ("shop", "outlet"):
+        duckdb.connect(str(tmp_path / f"{site}.duckdb")).close()  # built by an earlier hour
+        env = {"LINE_CAPI_DUCKDB": str(tmp_path / f"{site}.duckdb")}
+        r = sender_run(tmp_path, "http://127.0.0.1:9", export=tmp_path / f"{site}-export", env=env)
+        assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
+    for site in ("shop", "outlet"):
+        log = tmp_path / f"{site}_run.log"
+        assert f"{site}-export does not exist" in last_run(log).error
+        assert exit_codes(log) == [ExitCode.STALE_EXPORT]
+        status = run_cli(
+            ["status", "--json"], {"LINE_CAPI_DUCKDB": str(tmp_path / f"{site}.duckdb")}
+        )
+        assert f"{site}-export does not exist" in json.loads(status.stdout)["last_job"]["message"]
+    assert not (tmp_path / "line_capi_run.log").exists()
+
+
+def test_a_run_for_another_database_waits_for_the_dbt_target_folder(tmp_path):
+    # another site's run of the same checkout holds dbt's target folder (tests pass their own)
+    lock = tmp_path / "target" / TARGET_LOCK_NAME
+    lock.parent.mkdir()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time\n"
+            f"f = open({str(lock)!r}, 'a+'); f.write('/srv/outlet.duckdb (pid 4242)'); f.flush()\n"
+            "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.readline()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "sender", "run", "--", *dbt_args(tmp_path)],
+            env={
+                **{k: v for k, v in os.environ.items() if not k.startswith("LINE_")},
+                "PYTHONPATH": str(ROOT),
+                "LINE_CAPI_DUCKDB": str(tmp_path / "shop.duckdb"),
+                "LINE_TAG_ID": TAG_ID,
+                "LINE_ACCESS_TOKEN": TOKEN,
+                "LINE_CAPI_ENDPOINT": "http://127.0.0.1:9",
+                "KARTE_EXPORT_DIR": str(tmp_path / "shop-export"),
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=str(ROOT),
+        )
+        line = waiting.stderr.readline()
+        while "waiting" not in line and line:
+            line = waiting.stderr.readline()
+        assert line.rstrip().endswith(
+            "waiting for the sender run of /srv/outlet.duckdb (pid 4242): it uses the same dbt"
+            f" target folder {tmp_path / 'target'} (set DBT_TARGET_PATH per database to run them"
+            " side by side)"
+        )
+        time.sleep(0.5)
+        assert waiting.poll() is None  # still waiting: nothing checked, built or sent
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(timeout=30)
+        _, rest = waiting.communicate(timeout=60)
+    finally:
+        holder.kill()
+        holder.wait()
+    # its turn came: it ran (and found its export missing)
+    assert waiting.returncode == ExitCode.STALE_EXPORT, rest
+    assert "shop-export does not exist" in rest
+    assert lock.read_text() == f"{tmp_path / 'shop.duckdb'} (pid {waiting.pid})\n"
 
 
 def test_a_second_concurrent_run_is_refused_at_once(tmp_path):

@@ -67,7 +67,8 @@ def run_command(
             "--log-file",
             envvar="LINE_CAPI_RUN_LOG",
             help="Where every line of dbt and the sender goes, with a timestamp (appended). "
-            "Default: line_capi_run.log next to the database.",
+            "Default: next to the database, named after it (line_capi_run.log for "
+            "line_capi.duckdb).",
         ),
     ] = None,
 ) -> None:
