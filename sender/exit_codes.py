@@ -32,7 +32,7 @@ class ExitCode(IntEnum):
 MEANINGS = {
     ExitCode.OK: "everything pending was delivered (or expired), or nothing was pending",
     ExitCode.PENDING_LEFT: "some rows are still pending after the retries (408/425/429/5xx,"
-    " timeouts, dropped connections): the next run sends them",
+    " timeouts, dropped connections; LINE down or out of reach): the next run sends them",
     ExitCode.USAGE: "bad option or configuration (token, tag id, channel id, endpoint)",
     ExitCode.AUTHENTICATION: "LINE answered 401/403: wrong token, or a token of another tag",
     ExitCode.REJECTED_BY_API: "LINE rejected some events (400); recorded as rejected_by_api",
@@ -40,7 +40,8 @@ MEANINGS = {
     ExitCode.NO_PAYLOAD: "no database, no line_capi_payload, or its build did not finish:"
     " run dbt build",
     ExitCode.UNEXPECTED_RESPONSE: "an answer retrying cannot fix (404: wrong endpoint or tag id;"
-    " 400 for every event of a batch sent alone: the request itself is refused)",
+    " a redirect, a 2xx other than 202 or a proxy's 407: something else answered; 400 for every"
+    " event of a batch sent alone: the request itself is refused)",
     ExitCode.SAMPLE_DATA_REFUSED: "the payload was built from the bundled sample and the endpoint"
     " is not loopback; nothing was sent",
     ExitCode.TLS_CERTIFICATE: "the endpoint's TLS certificate does not verify (or the CA bundle"

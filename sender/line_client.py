@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -26,13 +27,13 @@ USER_AGENT = f"line-capi-sender/{__version__}"
 
 
 class HttpOutcome(Enum):
-    ACCEPTED = "accepted"  # 2xx
+    ACCEPTED = "accepted"  # 202, LINE's only success answer
     BAD_REQUEST = "bad_request"  # 400: an event is invalid, the request was discarded
     TOO_LARGE = "too_large"  # 413: split and try again
     AUTH = "auth"  # 401/403: stop everything
     TLS = "tls"  # the certificate does not verify, or the CA bundle cannot be read: stop
     RETRYABLE = "retryable"  # 408, 425, 429, 5xx, timeouts, dropped connections
-    FATAL = "fatal"  # any other status (404: wrong endpoint or tag id, ...)
+    FATAL = "fatal"  # any other status (404: wrong endpoint or tag id, another 2xx, ...)
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,18 @@ class Response:
     http_status: int | None
     retry_after: float | None = None
     error: str | None = None
+    # the answer is a web page: a proxy or a firewall may have answered, not LINE
+    html: bool = False
+
+
+# A proxy's answer to the CONNECT of an https request, which requests raises as an error.
+PROXY_AUTH_REQUIRED = 407
 
 
 def classify(status: int) -> HttpOutcome:
-    if 200 <= status < 300:
+    """LINE answers 202 when it keeps a request. Any other 2xx comes from something else (a
+    proxy's page, an endpoint that is not LINE's): taken as delivered, its events would be lost."""
+    if status == 202:
         return HttpOutcome.ACCEPTED
     if status == 400:
         return HttpOutcome.BAD_REQUEST
@@ -55,6 +64,27 @@ def classify(status: int) -> HttpOutcome:
     if status in (408, 425, 429) or status >= 500:
         return HttpOutcome.RETRYABLE
     return HttpOutcome.FATAL
+
+
+def network_reason(exc: BaseException) -> str:
+    """The innermost cause of a requests error, as one short text: "Name or service not
+    known", "Connection refused", "Tunnel connection failed: 407 Proxy Authentication
+    Required"."""
+    current, seen = exc, {id(exc)}
+    while True:
+        nested = [getattr(current, "reason", None), current.__cause__, *current.args]
+        inner = next(
+            (x for x in nested if isinstance(x, BaseException) and id(x) not in seen), None
+        )
+        if inner is None:
+            break
+        seen.add(id(inner))
+        current = inner
+    text = _ERRNO.sub("", str(current)).strip()
+    return text or type(current).__name__
+
+
+_ERRNO = re.compile(r"^\[Errno -?\d+\]\s*")
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -161,12 +191,22 @@ class LineClient:
         except requests.Timeout as exc:
             return Response(HttpOutcome.RETRYABLE, None, error=f"timeout ({type(exc).__name__})")
         except requests.ConnectionError as exc:
+            reason = self._scrub(network_reason(exc))
+            if isinstance(exc, requests.exceptions.ProxyError) and f" {PROXY_AUTH_REQUIRED} " in (
+                f" {reason} "
+            ):  # the proxy wants credentials: retrying cannot give them
+                return Response(HttpOutcome.FATAL, PROXY_AUTH_REQUIRED, error=reason)
             return Response(
-                HttpOutcome.RETRYABLE, None, error=f"connection error ({type(exc).__name__})"
+                HttpOutcome.RETRYABLE,
+                None,
+                error=f"connection error ({type(exc).__name__}: {reason})",
             )
         except requests.RequestException as exc:
+            reason = self._scrub(network_reason(exc))
             return Response(
-                HttpOutcome.RETRYABLE, None, error=f"request failed ({type(exc).__name__})"
+                HttpOutcome.RETRYABLE,
+                None,
+                error=f"request failed ({type(exc).__name__}: {reason})",
             )
         try:
             resp.content  # drain, so the connection goes back to the pool  # noqa: B018
@@ -180,7 +220,11 @@ class LineClient:
             status,
             retry_after=parse_retry_after(resp.headers.get("Retry-After")),
             error=error,
+            html="html" in resp.headers.get("Content-Type", "").lower(),
         )
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._target.token.reveal(), "********")
 
     def close(self) -> None:
         with self._lock:

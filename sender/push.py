@@ -11,6 +11,9 @@
 - 408/429/5xx, timeouts, connection errors: retry with backoff (same keys: LINE de-duplicates on
   event name + key), within ``max_retries``; what is left stays pending for the next run. A
   ``Retry-After`` longer than ``max_backoff`` ends the run's sending: the rest waits for the next.
+  So does a batch that used up its retries before anything was accepted in the run (LINE down,
+  or out of reach): the other batches would only do the same, for as long again each.
+- A 2xx other than LINE's 202 did not come from LINE (a proxy's page): stop, nothing recorded.
 - Events older than 90 days or more than 24 h ahead: not sent, recorded as ``expired``.
 """
 
@@ -45,7 +48,13 @@ from sender.destinations import destination_id as find_destination
 from sender.destinations import pending_destination
 from sender.ledger import LedgerEntry, LedgerWriter, finish_run, start_run
 from sender.ledger_retention import RETENTION_SECONDS, prune, prune_is_due
-from sender.line_client import HttpOutcome, LineClient, Response, backoff_delay
+from sender.line_client import (
+    PROXY_AUTH_REQUIRED,
+    HttpOutcome,
+    LineClient,
+    Response,
+    backoff_delay,
+)
 from sender.pending_rows import PendingRows, find_pending, iter_pending, ledger_has_keys
 from sender.progress import Progress
 from sender.push_summary import COUNTER_OF_STATUS, Summary, decide_exit
@@ -436,11 +445,30 @@ class Pusher:
         self.stop.set(*self._why_stop(answer.response))
 
     def _left_pending(self, answer: _Answer) -> None:
-        """Retries exhausted: the rows stay pending for the next run."""
+        """Retries exhausted: the rows stay pending for the next run. Before anything was
+        accepted in the run, the run stops sending: LINE is down or out of reach."""
+        resp = answer.response
         self.progress.log(
             f"warning: {answer.rows.num_rows:,} events left pending after {answer.attempts}"
-            f" attempts ({answer.response.error})"
+            f" attempts ({resp.error})"
         )
+        if self._accepted_any.is_set():
+            return
+        pending = "nothing more was sent, the events stay pending for the next run"
+        if resp.http_status is None:
+            self.stop.set(
+                "unreachable",
+                f"LINE could not be reached in {answer.attempts} attempts ({resp.error}), and"
+                " nothing was accepted in this run: check the network, DNS, a proxy"
+                f" (HTTPS_PROXY) or a firewall between this machine and"
+                f" {self.target.endpoint}; {pending}",
+            )
+        else:
+            self.stop.set(
+                "unavailable",
+                f"LINE answered {resp.error} to {answer.attempts} attempts, and accepted nothing"
+                f" in this run: it is unavailable; {pending}",
+            )
 
     # -- the requests ------------------------------------------------------------------------
     def _post_with_retries(
@@ -501,14 +529,36 @@ class Pusher:
     def _why_stop(self, resp: Response) -> tuple[str, str]:
         """The stop reason and its one-line message for an answer in STOPS_THE_RUN."""
         if resp.outcome is HttpOutcome.AUTH:
+            page = (
+                " with a web page, which a proxy or a firewall sends when it refuses a request"
+                " (check HTTPS_PROXY, and that this machine may reach "
+                f"{self.target.endpoint}); else"
+                if resp.html
+                else ":"
+            )
             return (
                 "auth",
-                f"LINE answered HTTP {resp.http_status} for LINE Tag {self.target.tag_id}: "
-                "the access token is wrong, belongs to another tag, or is not a LINE Tag "
-                "access token; nothing more was sent",
+                f"LINE answered HTTP {resp.http_status} for LINE Tag {self.target.tag_id}{page}"
+                " the access token is wrong, belongs to another tag, or is not a LINE Tag"
+                " access token; nothing more was sent",
             )
         if resp.outcome is HttpOutcome.TLS:
             return "tls", f"{resp.error}; nothing more was sent, the rest stays pending"
+        if resp.http_status == PROXY_AUTH_REQUIRED:
+            return (
+                "fatal",
+                f"the proxy refused the connection to {self.target.endpoint} ({resp.error}):"
+                " give HTTPS_PROXY its user and password (http://user:password@host:port), or"
+                " let this machine through; nothing more was sent, the events stay pending",
+            )
+        if resp.http_status is not None and 200 <= resp.http_status < 300:
+            return (
+                "fatal",
+                f"{self.target.events_url} answered HTTP {resp.http_status}, where LINE answers"
+                " 202: something else answered (a proxy's page, an endpoint that is not LINE's);"
+                " check LINE_CAPI_ENDPOINT and any proxy; nothing was recorded as delivered,"
+                " the events stay pending",
+            )
         return (
             "fatal",
             f"LINE answered HTTP {resp.http_status} for {self.target.events_url}: "

@@ -18,6 +18,8 @@ STOP_REASONS = {
     "tls": (ExitCode.TLS_CERTIFICATE, "tls_certificate"),
     "fatal": (ExitCode.UNEXPECTED_RESPONSE, "unexpected_response"),
     "retry_later": (ExitCode.PENDING_LEFT, "retry_later"),
+    "unreachable": (ExitCode.PENDING_LEFT, "unreachable"),
+    "unavailable": (ExitCode.PENDING_LEFT, "unavailable"),
     "refused": (ExitCode.UNEXPECTED_RESPONSE, "refused_every_event"),
     "ledger": (ExitCode.DATABASE_ERROR, "ledger_write_failed"),
     "error": (ExitCode.INTERNAL_ERROR, "error"),

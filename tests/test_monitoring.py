@@ -113,7 +113,7 @@ def test_the_report_is_one_private_self_contained_page_with_charts(sent_db, tmp_
     # shares and rejections per event name, sends per destination
     assert text.count("<svg") == 2 * 2 + 2
     assert f"{other.url}, LINE Tag {TAG_ID}" in text
-    assert "<td>pending_left</td><td>1</td><td>0</td><td>0</td><td>0</td><td>12</td>" in text
+    assert "<td>unavailable</td><td>1</td><td>0</td><td>0</td><td>0</td><td>12</td>" in text
     assert "<polyline" in text and "<text" in text  # lines, axes and labels
     for identifier in IDENTIFIERS:  # labelled, not told apart by colour alone
         assert f">{identifier} " in text

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from sender_fixtures import (
@@ -163,6 +167,17 @@ def test_403_is_authentication_too(db):
         s = push_now(db, srv.url)
         # the first request goes alone: one 403, nothing more
         assert s.exit_code == ExitCode.AUTHENTICATION and srv.stats()["by_status"] == {"403": 1}
+    assert "the access token is wrong" in s.message and "web page" not in s.message
+    # a proxy or firewall that refuses the request answers with a web page: said first
+    page = Answer(403, headers={"Content-Type": "text/html; charset=utf-8"})
+    with mock_server(on_request=lambda request: page) as srv:
+        s = push_now(db, srv.url)
+    assert s.exit_code == ExitCode.AUTHENTICATION
+    assert (
+        "HTTP 403 for LINE Tag 0f8fad5b-d9cb-469f-a165-70867728950e with a web page, which a"
+        in (s.message)
+    )
+    assert "proxy or a firewall sends when it refuses a request" in s.message
 
 
 def test_404_wrong_tag_or_endpoint_stops(db):
@@ -239,8 +254,51 @@ def test_exhausted_retries_leave_rows_pending_then_next_run_sends_them(db):
 
 
 def test_connection_refused_leaves_everything_pending(db):
-    s = push_now(db, "http://127.0.0.1:9", max_retries=1, batch_size=1000)
-    assert s.exit_code == ExitCode.PENDING_LEFT and s.left_pending == 250
+    # 25 batches, and LINE out of reach: the first batch's two attempts, not fifty
+    s = push_now(db, "http://127.0.0.1:9", max_retries=1, batch_size=10, concurrency=1)
+    assert (s.exit_code, s.outcome) == (ExitCode.PENDING_LEFT, "unreachable")
+    assert (s.left_pending, s.requests) == (250, 2)
+    assert "LINE could not be reached in 2 attempts (connection error (ConnectionError:" in (
+        s.message
+    )
+    assert "Connection refused" in s.message and "a proxy (HTTPS_PROXY) or a firewall" in s.message
+    assert ledger_counts(db) == {}
+
+
+def test_line_down_for_a_whole_batch_stops_the_run_before_the_other_batches(db):
+    with mock_server() as srv:
+        srv.inject("503", times=100, retry_after=None)
+        s = push_now(db, srv.url, batch_size=10, concurrency=1, max_retries=2)
+        assert srv.stats()["requests"] == 3
+    assert (s.exit_code, s.outcome, s.left_pending) == (ExitCode.PENDING_LEFT, "unavailable", 250)
+    assert s.message.startswith("LINE answered HTTP 503 to 3 attempts, and accepted nothing")
+    assert ledger_counts(db) == {}
+
+
+def test_a_failed_batch_after_accepted_ones_does_not_stop_the_run(db):
+    answered = []
+
+    def second_batch_fails(request):
+        answered.append(request)
+        return Answer(503) if 2 <= len(answered) <= 4 else None
+
+    with mock_server(on_request=second_batch_fails) as srv:
+        s = push_now(db, srv.url, batch_size=50, concurrency=1, max_retries=2)
+        assert len(srv.accepted) == 200
+    assert (s.exit_code, s.outcome) == (ExitCode.PENDING_LEFT, "pending_left")
+    assert (s.accepted, s.left_pending, s.requests) == (200, 50, 7)
+
+
+@pytest.mark.parametrize("status", [200, 204])
+def test_a_2xx_other_than_202_is_not_taken_for_a_delivery(db, status):
+    """LINE answers 202: a 200 is a proxy's page or another server, and LINE never got them."""
+    with mock_server(on_request=lambda request: Answer(status)) as srv:
+        s = push_now(db, srv.url)
+        assert srv.stats()["requests"] == 1
+    assert (s.exit_code, s.outcome) == (ExitCode.UNEXPECTED_RESPONSE, "unexpected_response")
+    assert f"answered HTTP {status}, where LINE answers 202: something else answered" in s.message
+    assert "nothing was recorded as delivered" in s.message
+    assert ledger_counts(db) == {} and s.left_pending == 250
 
 
 def test_expired_events_are_recorded_not_sent(tmp_path):
@@ -433,6 +491,50 @@ def test_a_proxy_in_the_environment_is_never_used_for_a_loopback_endpoint(db, mo
     with mock_server() as srv:
         s = push_now(db, srv.url, max_retries=0)
     assert s.accepted == 250
+
+
+@contextlib.contextmanager
+def proxy_wanting_credentials() -> Iterator[str]:
+    """An HTTP proxy on 127.0.0.1 that answers every CONNECT with 407."""
+    server = socket.create_server(("127.0.0.1", 0))
+    connects = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:  # closed: the test is over
+                return
+            with conn:
+                connects.append(conn.recv(65536).split(b"\r\n", 1)[0])
+                conn.sendall(
+                    b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                    b'Proxy-Authenticate: Basic realm="office"\r\nContent-Length: 0\r\n\r\n'
+                )
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", connects
+    finally:
+        server.close()
+
+
+def test_a_proxy_that_wants_credentials_stops_the_run_at_once(db, monkeypatch):
+    with proxy_wanting_credentials() as (proxy, connects):
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+        monkeypatch.setenv("https_proxy", proxy)
+        s = push_now(db, "https://conversion-api.example.invalid", max_retries=5)
+    # one CONNECT, no retry: retrying cannot give the proxy its credentials
+    assert [line.rsplit(b" ", 1)[0] for line in connects] == [
+        b"CONNECT conversion-api.example.invalid:443"
+    ]
+    assert (s.exit_code, s.left_pending) == (ExitCode.UNEXPECTED_RESPONSE, 250)
+    assert s.message.startswith(
+        "the proxy refused the connection to https://conversion-api.example.invalid (Tunnel"
+        " connection failed: 407 Proxy Authentication Required): give HTTPS_PROXY its user and"
+        " password"
+    )
+    assert ledger_counts(db) == {}
 
 
 def test_redirects_are_not_followed(db):

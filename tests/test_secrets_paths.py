@@ -101,9 +101,11 @@ def test_token_absent_from_help_mock_server_faults_lock_disk_full_and_kill(tmp_p
         outputs.append(first)
         url = re.search(r"listening on (http://127\.0\.0\.1:\d+)", first).group(1)
         env = sender_env(db, url, LINE_CHANNEL_ID=CHANNEL_ID)
-        # drop, slow (beyond the timeout), then 401: stops with exit 3
+        # drop, slow (beyond the timeout), then 401 at the third attempt: stops with exit 3
         r = run(
-            ["push", *FAST, "--timeout", "0.5", "--concurrency", "1", "--batch-size", "20"], env
+            ["push", *FAST, "--max-retries", "2", "--timeout", "0.5", "--concurrency", "1"]
+            + ["--batch-size", "20"],
+            env,
         )
         assert r.returncode == 3, r.stderr
         assert "connection error" in r.stderr and "timeout" in r.stderr
