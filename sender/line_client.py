@@ -130,6 +130,8 @@ class LineClient:
         bundle = ca_bundle()
         self._verify: str | bool = bundle.path if bundle else True
         self._bundle_problem = bundle.problem() if bundle else None
+        # said with a certificate failure: a bundle set machine-wide may hide the one meant
+        self._bundle_used = f" (verified with {bundle.variable}={bundle.path})" if bundle else ""
         self._https = target.endpoint.startswith("https://")
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
@@ -185,8 +187,8 @@ class LineClient:
             return Response(
                 HttpOutcome.TLS,
                 None,
-                error=f"the TLS certificate of {self._target.endpoint} does not verify: {problem};"
-                f" {CA_BUNDLE_ADVICE}",
+                error=f"the TLS certificate of {self._target.endpoint} does not verify: {problem}"
+                f"{self._bundle_used}; {CA_BUNDLE_ADVICE}",
             )
         except requests.Timeout as exc:
             return Response(HttpOutcome.RETRYABLE, None, error=f"timeout ({type(exc).__name__})")

@@ -117,6 +117,8 @@ def test_each_certificate_problem_is_named(tmp_path, monkeypatch, self_signed):
         answer = post_once(srv.url)
         assert answer.outcome is HttpOutcome.TLS, answer
         assert "self-signed certificate" in answer.error and srv.url in answer.error
+        # the bundle that was used is named: one set machine-wide may hide the one meant
+        assert f"(verified with REQUESTS_CA_BUNDLE={cert});" in answer.error
     with https_mock_server(cert, key) as srv:
         # OpenSSL's own variable counts too
         monkeypatch.delenv("REQUESTS_CA_BUNDLE")
