@@ -58,6 +58,22 @@ FOLDER_TYPED = {
     "page_views": {"sync_date": "cast(sync_date as timestamptz)"},
 }
 
+# Build D: numbers as a spreadsheet or pandas leaves them: ids as DOUBLE (a column with a gap) or
+# DECIMAL, the phone as an INT64 that lost its leading 0.
+NUMBERS_TYPED = {
+    "conversions": {
+        "user_id": "cast(user_id as double)",
+        "pv_id": "cast(pv_id as decimal(38, 9))",
+        "revenue": "cast(revenue as decimal(38, 9))",
+    },
+    "page_views": {"user_id": "cast(user_id as bigint)", "pv_id": "cast(pv_id as double)"},
+    "line_users": {"user_id": "cast(user_id as decimal(20, 0))"},
+    "user_master": {
+        "user_id": "cast(user_id as double)",
+        "phone": "try_cast(regexp_replace(phone, '[^0-9]', '', 'g') as bigint)",
+    },
+}
+
 
 def build(tmp, export, env=None):
     result = run_dbt(tmp, "build", export_dir=export, vars={"as_of": AS_OF}, env=env)
@@ -119,6 +135,22 @@ def test_typed_parquet_builds_the_same_rows(tmp_path, text_export, text_build):
     assert result.rows(
         "select sync_date from line_capi_rejected where transaction_id = 'ORD-3'"
     ) == [("2026-02-28T23:00:00Z",)]
+
+
+def test_numbers_as_a_spreadsheet_leaves_them_build_the_same_rows(
+    tmp_path, text_export, text_build
+):
+    export = rewrite_export(text_export, tmp_path / "export", "parquet", NUMBERS_TYPED)
+    types = column_types(export / "conversions.parquet")
+    assert (types["user_id"], types["pv_id"]) == ("DOUBLE", "DECIMAL(38,9)")
+    users = duckdb.sql(f"select user_id, phone from '{export / 'user_master.parquet'}'")
+    assert ("DOUBLE", "BIGINT") == tuple(str(t) for t in users.types)
+    assert (1001.0, 9012345678) in users.fetchall()  # 090-1234-5678 without its 0
+    result = build(tmp_path, export)
+    # the ids join as the text ids do, and the phone hashes as +819012345678
+    assert result.payloads() == text_build.payloads()
+    assert "phone" in result.payloads()["ORD-1"]["user"]
+    assert rejected_rows(result) == rejected_rows(text_build)
 
 
 def test_folder_of_parquet_parts_builds_the_same_rows(tmp_path, text_export, text_build):
@@ -186,8 +218,12 @@ def write_layout(directory, files: dict[str, bytes]):
             "conversions.csv (or .csv.gz, .parquet, parts conversions-*.csv, "
             "or a folder conversions/ of parts)",
         ),
+        (
+            {"conversions.json": b"", "conversions/_SUCCESS": None},
+            "KARTE export table conversions is in a format that is not read: ",
+        ),
     ],
-    ids=["two-formats", "two-layouts", "only-empty-parts", "shift-jis-part", "no-part"],
+    ids=["two-formats", "two-layouts", "only-empty-parts", "shift-jis-part", "no-part", "json"],
 )
 def test_bad_layouts_are_one_line_errors_naming_the_table(tmp_path, files, message):
     export = write_layout(tmp_path / "export", files)

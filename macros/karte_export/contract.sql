@@ -70,7 +70,11 @@
         {%- set export_name = (mapping.get(name) or name) | string -%}
         {%- if not checked or (export_name | lower) in columns -%}
             {%- set column = columns.get(export_name | lower, (export_name, none)) -%}
-            {%- do selects.append(karte_export_value_as_text(adapter.quote(column[0]), column[1]) ~ ' as ' ~ name) -%}
+            {%- set value = karte_export_value_as_text(adapter.quote(column[0]), column[1]) -%}
+            {%- if name == 'phone' and karte_export_is_number(column[1]) -%}
+                {%- set value = karte_export_phone_from_number(value) -%}
+            {%- endif -%}
+            {%- do selects.append(value ~ ' as ' ~ name) -%}
         {%- elif is_required -%}
             {%- set names = columns.values() | map(attribute=0) | list -%}
             {%- set found = namespace(separator=none) -%}

@@ -203,6 +203,7 @@
 -#}
 {% macro karte_export_layout(directory, table_name, found) %}
     {%- set by_layout = {'file': [], 'parts': [], 'folder': []} -%}
+    {%- set unread = [] -%}
     {%- for layout, path in found | sort(attribute=1) -%}
         {%- set name = path.split('/')[-1] -%}
         {%- set format = 'parquet' if name.endswith('.parquet')
@@ -215,12 +216,20 @@
         {%- set single_file_names = (table_name ~ '.csv', table_name ~ '.csv.gz', table_name ~ '.parquet') -%}
         {%- if format and (layout != 'file' or name in single_file_names) and not hidden.found -%}
             {%- do by_layout[layout].append((path, format)) -%}
+        {%- elif not format and not hidden.found -%}
+            {%- do unread.append(path) -%}
         {%- endif -%}
     {%- endfor -%}
     {%- set used = [] -%}
     {%- for layout in ('file', 'parts', 'folder') -%}
         {%- if by_layout[layout] -%}{%- do used.append(layout) -%}{%- endif -%}
     {%- endfor -%}
+    {%- if not used and unread -%}
+        {#- an export in JSON, Avro or another format: say so, not "missing" -#}
+        {{ exceptions.raise_compiler_error(
+            "KARTE export table " ~ table_name ~ " is in a format that is not read: " ~ (unread[:3] | join(', '))
+            ~ (', ...' if unread | length > 3 else '') ~ "; export it as CSV (.csv or .csv.gz) or Parquet (.parquet)") }}
+    {%- endif -%}
     {%- if not used -%}
         {{ exceptions.raise_compiler_error(
             "KARTE export file missing: " ~ directory ~ "/" ~ table_name ~ ".csv (or .csv.gz, .parquet, parts "

@@ -1,8 +1,10 @@
 {#-
     A column of an export file, of type `data_type` (the engine's name; none when unknown), as the
     text a text export holds for the same value: instants as ISO 8601 in UTC with `Z` (a timestamp
-    without time zone is UTC; the session time zone never matters), dates as YYYY-MM-DD, numbers
-    and booleans as the engine writes them, lists and structs (items) as JSON, bytes as UTF-8.
+    without time zone is UTC; the session time zone never matters), dates as YYYY-MM-DD, whole
+    numbers as their digits (a DOUBLE or DECIMAL id `1001.0` or `1001.000000000` is `1001`, as the
+    same id stored as INT64), other numbers and booleans as the engine writes them, lists and
+    structs (items) as JSON, bytes as UTF-8.
 -#}
 {% macro karte_export_value_as_text(expr, data_type) %}
     {{ return(adapter.dispatch('karte_export_value_as_text', 'line_capi')(expr, data_type)) }}
@@ -22,6 +24,10 @@
             else strftime({{ utc }}, '%Y-%m-%dT%H:%M:%S.%fZ') end)
     {%- elif type == 'DATE' -%}
         strftime({{ expr }}, '%Y-%m-%d')
+    {%- elif type.startswith('DECIMAL') or type in ('DOUBLE', 'FLOAT', 'REAL') -%}
+        {#- abs() < 1e18 also leaves NaN and infinity to the plain cast -#}
+        (case when abs({{ expr }}) < 1e18 and {{ expr }} = trunc({{ expr }})
+            then cast(cast({{ expr }} as bigint) as varchar) else cast({{ expr }} as varchar) end)
     {%- elif type == 'BLOB' -%}
         try(decode({{ expr }}))
     {%- elif type.endswith(']') or type.startswith('STRUCT') or type.startswith('MAP') or type.startswith('UNION') -%}
@@ -37,3 +43,24 @@
     columns).
 -#}
 {% macro spark__karte_export_value_as_text(expr, data_type) %}cast({{ expr }} as string){% endmacro %}
+
+{#-
+    Whether `data_type` (the engine's name, any case; none when unknown) holds numbers.
+-#}
+{% macro karte_export_is_number(data_type) %}
+    {%- set type = (data_type or '') | upper -%}
+    {{ return(type.startswith('DECIMAL') or type.startswith('NUMERIC') or type in (
+        'DOUBLE', 'FLOAT', 'REAL', 'TINYINT', 'SMALLINT', 'INTEGER', 'INT', 'BIGINT', 'HUGEINT',
+        'UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT', 'UHUGEINT', 'LONG', 'SHORT', 'BYTE'
+    )) }}
+{% endmacro %}
+
+{#-
+    A phone number stored as a number (a spreadsheet's or pandas' column, a user master typed
+    INT64), as text, `text_expr` being its digits: the number lost its leading 0, which every
+    Japanese number written without its country code has. A 9- or 10-digit number gets it back
+    (`9012345678`: `09012345678`); a longer one keeps its country code (`819012345678`).
+-#}
+{% macro karte_export_phone_from_number(text_expr) -%}
+    (case when length({{ text_expr }}) in (9, 10) then '0' || {{ text_expr }} else {{ text_expr }} end)
+{%- endmacro %}
