@@ -319,7 +319,8 @@ class Pusher:
     def _deliver_batch(self, batch: pa.Table, batch_id: str) -> None:
         if self.stop.event.is_set():
             return
-        self._add(sent=batch.num_rows)
+        # counted as sent once one of its requests went out (not when a stop kept it back)
+        self._worker.unsent = batch.num_rows
         # the events of this batch refused alone, recorded once the whole batch is answered
         self._worker.refused = []
         self._worker.accepted = 0
@@ -483,6 +484,9 @@ class Pusher:
             resp = self._post(body, has_line_uid)
             if resp is None:
                 return None, attempts - 1
+            if getattr(self._worker, "unsent", 0):
+                self._add(sent=self._worker.unsent)
+                self._worker.unsent = 0
             if resp.outcome is not HttpOutcome.RETRYABLE:
                 return resp, attempts
             if resp.retry_after is not None and resp.retry_after > opts.max_backoff:

@@ -158,8 +158,20 @@ def test_401_stops_at_once_without_retry(db):
         assert s.exit_code == ExitCode.AUTHENTICATION
         assert srv.stats()["by_status"] == {"401": srv.stats()["requests"]}
         assert srv.stats()["requests"] <= 2  # the requests already in flight, nothing more
+        assert s.sent == 10 * srv.stats()["requests"]
         assert "0f8fad5b-d9cb-469f-a165-70867728950e" in s.message
     assert ledger_counts(db) == {}
+
+
+def test_only_the_events_that_went_out_count_as_sent(db):
+    def slow_refusal(request):
+        time.sleep(0.3)  # meanwhile the other workers take their batches, and wait their turn
+        return Answer(401)
+
+    with mock_server(on_request=slow_refusal) as srv:
+        s = push_now(db, srv.url, batch_size=10, concurrency=4)
+        assert srv.stats()["requests"] == 1
+    assert (s.exit_code, s.sent, s.accepted) == (ExitCode.AUTHENTICATION, 10, 0)
 
 
 def test_403_is_authentication_too(db):
