@@ -2,7 +2,9 @@
 
 ``sender status`` shows it beside the last push, so that a job that stopped before its push (a
 stale export, a failed build) is not hidden behind the push of an earlier hour. Only the end of
-the log is read: the log grows with every run until logrotate takes it.
+the log is read. The log keeps itself small: a run that finds it past ROTATE_BYTES moves it to
+``<log>.1`` (about once a month) and starts a new one, as no Docker, Kubernetes or CI volume has
+a logrotate; a failure streak is read across both.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from sender.exit_codes import ExitCode
 RUN_LOG_ENV = "LINE_CAPI_RUN_LOG"
 # The end of the log that is read: far more than the lines of one run.
 _TAIL_BYTES = 256 * 1024
+# A full run logs about 14 KB: 10 MB is a month of hourly runs.
+ROTATE_BYTES = 10 * 1024 * 1024
 _LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) run: (.*)$")
 _DONE = re.compile(r"^done: exit (\d+)")
 _LOG_SUFFIX = re.compile(r"; log: .*$")
@@ -68,6 +72,21 @@ def run_log_path(database: Path, env: dict[str, str]) -> Path:
     return Path(named) if named else default_run_log(database)
 
 
+def rotated(path: Path) -> Path:
+    """Where the log's previous part goes."""
+    return path.with_name(path.name + ".1")
+
+
+def rotate_if_large(path: Path) -> None:
+    """Move the log at ``path`` to ``<log>.1`` (replacing the previous part) once it is past
+    ROTATE_BYTES; the mode of the file goes with it."""
+    try:
+        if path.stat().st_size > ROTATE_BYTES:
+            os.replace(path, rotated(path))
+    except FileNotFoundError:
+        pass
+
+
 def _tail(path: Path) -> list[str]:
     with path.open("rb") as file:
         file.seek(0, os.SEEK_END)
@@ -102,13 +121,14 @@ def exit_codes(path: Path) -> list[int]:
     last run's, every run before it that ended with the same code, and the one before those
     (a streak is counted whole, however many runs it spans)."""
     codes: list[int] = []
-    try:
-        for code in _done_codes_backwards(path):
-            codes.append(code)
-            if code != codes[0]:
-                break
-    except OSError:
-        pass
+    for part in (path, rotated(path)):  # the streak may have begun before the log was rotated
+        try:
+            for code in _done_codes_backwards(part):
+                codes.append(code)
+                if code != codes[0]:
+                    return codes[::-1]
+        except OSError:
+            pass
     return codes[::-1]
 
 

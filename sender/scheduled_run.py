@@ -37,7 +37,7 @@ from sender.build_info import read_build_info
 from sender.database import is_lock_error, locked
 from sender.exit_codes import ExitCode
 from sender.file_modes import private_file, private_umask
-from sender.run_history import default_run_log
+from sender.run_history import default_run_log, rotate_if_large
 from sender.settings import ConfigError
 
 PROJECT_FILE = "dbt_project.yml"
@@ -225,6 +225,7 @@ class RunLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
+            rotate_if_large(path)
             self._file = private_file(path, "a")
         except OSError as exc:  # a folder, a read-only place: the user's path, not a bug
             raise ConfigError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -17,10 +18,11 @@ from schedule_fixtures import TAG_ID, clock_export, dbt_args, sender_run
 from sender_fixtures import TOKEN, database_held, mock_server, run_cli
 
 from sender.exit_codes import ExitCode
-from sender.run_history import exit_codes, last_run
+from sender.run_history import ROTATE_BYTES, exit_codes, last_run
 from sender.scheduled_run import (
     TARGET_LOCK_NAME,
     RunConfig,
+    RunLog,
     ScheduledRun,
     built_elsewhere,
     current_user,
@@ -279,6 +281,36 @@ def test_a_failure_streak_is_read_whole_however_long_the_log(tmp_path):
         file.write("2026-12-01T00:40:00Z run: start: killed\n" + noise[:5000])
     assert exit_codes(log) == [12, *[3] * 40]
     assert exit_codes(tmp_path / "none.log") == []
+
+
+def test_the_run_log_keeps_itself_small_and_a_streak_is_read_across_its_parts(tmp_path):
+    """No Docker volume, Kubernetes claim or CI cache has a logrotate: a run that finds its log
+    past ROTATE_BYTES moves it aside, keeping one previous part."""
+    log = tmp_path / "line_capi_run.log"
+    line = "2026-12-01T00:40:01Z dbt: " + "x" * 200 + "\n"
+    with log.open("w") as file:
+        file.write(
+            "2026-12-01T00:40:00Z run: start: hour 0\n2026-12-01T00:40:09Z run: done: exit 0\n"
+        )
+        file.write(line * (ROTATE_BYTES // len(line)))
+        for hour in (1, 2, 3):  # a streak that began before the rotation
+            file.write(f"2026-12-01T0{hour}:40:00Z run: start: hour {hour}\n")
+            file.write(f"2026-12-01T0{hour}:40:09Z run: done: exit 11\n")
+    log.chmod(0o600)
+    before = log.read_bytes()
+    for size_then in ("large", "small"):
+        run_log = RunLog(log)
+        run_log.write("run", "start: hour 4")
+        run_log.write("run", "done: exit 11")
+        run_log.close()
+        if size_then == "large":  # moved aside whole, with its mode; the new log holds one run
+            assert (tmp_path / "line_capi_run.log.1").read_bytes() == before
+            assert stat.S_IMODE((tmp_path / "line_capi_run.log.1").stat().st_mode) == 0o600
+            assert log.stat().st_size < 200
+    # the second run found the log small: no second rotation
+    assert (tmp_path / "line_capi_run.log.1").read_bytes() == before
+    assert exit_codes(log) == [0, 11, 11, 11, 11, 11]
+    assert last_run(log).exit_code == 11
 
 
 def test_a_fresh_export_without_conversions_in_the_window_is_normal(tmp_path):
