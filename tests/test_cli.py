@@ -28,7 +28,7 @@ from sender_fixtures import (
 from sender.cli import app
 from sender.exit_codes import ExitCode
 
-COMMANDS = ["push", "status", "report", "preview", "mock-server", "run"]
+COMMANDS = ["push", "status", "report", "preview", "mock-server", "run", "compact"]
 
 
 pytestmark = pytest.mark.payload(events=30)  # the db fixture (conftest.py)

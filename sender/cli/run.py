@@ -1,4 +1,5 @@
-"""``sender run``: the hourly job (sender.scheduled_run), its options and its alert."""
+"""``sender run``: the hourly job (sender.scheduled_run), its options and its alert; and
+``sender compact``, the database's upkeep between two runs (sender.compaction)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,16 @@ from sender.cli.common import (
     EXIT_CODES_EPILOG,
     DatabaseOpt,
     app,
+    die,
     exits_on_error,
     flags,
     report_crash,
     sigterm_as_interrupt,
 )
+from sender.compaction import compact
 from sender.database import check_is_duckdb_file
 from sender.exit_codes import ExitCode
-from sender.scheduled_run import RunLog, ScheduledRun, run_config
+from sender.scheduled_run import RunError, RunLog, ScheduledRun, run_config
 from sender.secret_env import read_secret
 from sender.settings import DEFAULT_DATABASE, ConfigError, database_path, target_from_env
 
@@ -127,3 +130,25 @@ def run_command(
         error=job.error,
     )
     raise typer.Exit(code)
+
+
+@app.command("compact", epilog=EXIT_CODES_EPILOG)
+def compact_command(database: DatabaseOpt = DEFAULT_DATABASE) -> None:
+    """Write the database afresh, giving back the space of what it no longer holds.
+
+    The file keeps its largest size (after a catch-up over a long window, that of its tables):
+    run this between two scheduled runs. Every table and view is copied into a new file, each
+    table's rows compared, and the new file moved over the old one. A sender run starting
+    meanwhile exits 13; a push or dbt build holding the file makes this exit 5.
+
+    Example:
+
+        sender compact -d data/line_capi.duckdb
+    """
+    path = database_path(database)
+    with exits_on_error(path):
+        try:
+            done = compact(path)
+        except RunError as exc:
+            raise die(str(exc), exc.code) from None
+    typer.echo(done.describe(path))
