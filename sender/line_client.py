@@ -44,6 +44,9 @@ class Response:
     error: str | None = None
     # the answer is a web page: a proxy or a firewall may have answered, not LINE
     html: bool = False
+    # the request reached a server: it answered, or went out and its answer was late (not a
+    # name that does not resolve, a refused connection, a connect timeout, a proxy that fails)
+    reached: bool = True
 
 
 # A proxy's answer to the CONNECT of an https request, which requests raises as an error.
@@ -85,6 +88,7 @@ def network_reason(exc: BaseException) -> str:
 
 
 _ERRNO = re.compile(r"^\[Errno -?\d+\]\s*")
+_URL_USERINFO = re.compile(r"//[^/@\s]+@")
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -182,7 +186,10 @@ class LineClient:
             problem = certificate_problem(exc)
             if problem is None:  # a handshake cut short: the network, not the certificate
                 return Response(
-                    HttpOutcome.RETRYABLE, None, error=f"TLS error ({type(exc).__name__})"
+                    HttpOutcome.RETRYABLE,
+                    None,
+                    error=f"TLS error ({type(exc).__name__})",
+                    reached=False,
                 )
             return Response(
                 HttpOutcome.TLS,
@@ -191,7 +198,12 @@ class LineClient:
                 f"{self._bundle_used}; {CA_BUNDLE_ADVICE}",
             )
         except requests.Timeout as exc:
-            return Response(HttpOutcome.RETRYABLE, None, error=f"timeout ({type(exc).__name__})")
+            return Response(
+                HttpOutcome.RETRYABLE,
+                None,
+                error=f"timeout ({type(exc).__name__})",
+                reached=not isinstance(exc, requests.exceptions.ConnectTimeout),
+            )
         except requests.ConnectionError as exc:
             reason = self._scrub(network_reason(exc))
             if isinstance(exc, requests.exceptions.ProxyError) and f" {PROXY_AUTH_REQUIRED} " in (
@@ -202,6 +214,7 @@ class LineClient:
                 HttpOutcome.RETRYABLE,
                 None,
                 error=f"connection error ({type(exc).__name__}: {reason})",
+                reached=False,
             )
         except requests.RequestException as exc:
             reason = self._scrub(network_reason(exc))
@@ -209,6 +222,7 @@ class LineClient:
                 HttpOutcome.RETRYABLE,
                 None,
                 error=f"request failed ({type(exc).__name__}: {reason})",
+                reached=False,
             )
         try:
             resp.content  # drain, so the connection goes back to the pool  # noqa: B018
@@ -226,7 +240,8 @@ class LineClient:
         )
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._target.token.reveal(), "********")
+        """Without the token, nor a user and password in a URL (HTTPS_PROXY's)."""
+        return _URL_USERINFO.sub("//***@", text.replace(self._target.token.reveal(), "********"))
 
     def close(self) -> None:
         with self._lock:

@@ -456,7 +456,7 @@ class Pusher:
         if self._accepted_any.is_set():
             return
         pending = "nothing more was sent, the events stay pending for the next run"
-        if resp.http_status is None:
+        if not resp.reached:
             self.stop.set(
                 "unreachable",
                 f"LINE could not be reached in {answer.attempts} attempts ({resp.error}), and"
@@ -465,10 +465,15 @@ class Pusher:
                 f" {self.target.endpoint}; {pending}",
             )
         else:
+            answered = (
+                f"answered {resp.error} to"
+                if resp.http_status is not None
+                else f"did not answer within --timeout ({resp.error}) in"
+            )
             self.stop.set(
                 "unavailable",
-                f"LINE answered {resp.error} to {answer.attempts} attempts, and accepted nothing"
-                f" in this run: it is unavailable; {pending}",
+                f"LINE {answered} {answer.attempts} attempts, and accepted nothing in this run:"
+                f" it is unavailable; {pending}",
             )
 
     # -- the requests ------------------------------------------------------------------------
@@ -484,9 +489,11 @@ class Pusher:
             resp = self._post(body, has_line_uid)
             if resp is None:
                 return None, attempts - 1
-            if getattr(self._worker, "unsent", 0):
+            if resp.reached and getattr(self._worker, "unsent", 0):
                 self._add(sent=self._worker.unsent)
                 self._worker.unsent = 0
+            if resp.outcome is HttpOutcome.ACCEPTED:
+                self._accepted_any.set()  # at once: a batch failing meanwhile must not stop the run
             if resp.outcome is not HttpOutcome.RETRYABLE:
                 return resp, attempts
             if resp.retry_after is not None and resp.retry_after > opts.max_backoff:

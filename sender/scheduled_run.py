@@ -1,8 +1,8 @@
 """``sender run``: the hourly job in one command, for cron, systemd, CI and containers.
 
-1. Take the lock file next to the database (``fcntl.flock``): a second run exits at once. Then
-   the lock of dbt's target folder: a run for another database in the same checkout waits its
-   turn, as both would write ``sources.json`` and ``run_results.json`` there.
+1. Take the lock file next to the database (``fcntl.flock``): a second run exits at once. Then,
+   until the build is done, the lock of dbt's target folder: a run for another database in the
+   same checkout waits its turn, as both would write ``sources.json`` and ``run_results.json``.
 2. ``dbt source freshness``: a stale export stops the run with one line naming the table and age.
 3. ``dbt build`` of the models and data tests (unit tests belong to development and CI).
 4. ``sender push``, whose exit code is the run's.
@@ -197,9 +197,10 @@ TARGET_LOCK_NAME = ".sender-run.lock"
 
 @contextlib.contextmanager
 def target_lock(target: Path, database: Path, say: Callable[[str], None]) -> Iterator[None]:
-    """Hold dbt's target folder for the whole run. A run for another database of the same
-    checkout (another site) holds it: wait, saying so once, rather than let two dbt builds write
-    the same sources.json and run_results.json and each read the other's."""
+    """Hold dbt's target folder while dbt writes it and the run reads its results. A run for
+    another database of the same checkout (another site) holds it: wait, saying so once, rather
+    than let two dbt builds write the same sources.json and run_results.json and each read the
+    other's."""
     path = target / TARGET_LOCK_NAME
     with _open_lock_file(path, f"dbt's target folder {target}", ExitCode.USAGE, create=True) as f:
         try:
@@ -661,13 +662,13 @@ class ScheduledRun:
                     f"start: project {self.config.project_dir}, database {self.config.database},"
                     f" export {self.config.export_dir or '(from the dbt vars)'}"
                 )
-                with (
-                    run_lock(self.config.database),
-                    target_lock(target_path(self.config), self.config.database, self.say),
-                ):
-                    self.check_export_folder()
-                    self.check_freshness()
-                    self.build()
+                with run_lock(self.config.database):
+                    # dbt's target folder only while dbt writes it and its results are read:
+                    # another site's build need not wait for this site's push
+                    with target_lock(target_path(self.config), self.config.database, self.say):
+                        self.check_export_folder()
+                        self.check_freshness()
+                        self.build()
                     code = self.push()
             except RunError as exc:
                 self.log.write("run", f"error: {exc}; log: {self.config.log_file}", self.err)

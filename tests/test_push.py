@@ -274,7 +274,29 @@ def test_connection_refused_leaves_everything_pending(db):
         s.message
     )
     assert "Connection refused" in s.message and "a proxy (HTTPS_PROXY) or a firewall" in s.message
+    assert s.sent == 0  # nothing left the machine
     assert ledger_counts(db) == {}
+
+
+def test_a_proxy_url_with_a_password_is_never_shown(db, monkeypatch):
+    # a port out of range: requests' message quotes the whole proxy URL
+    proxy = "http://alice:Pr0xyPassw0rd@proxy.example:99999"
+    monkeypatch.setenv("HTTPS_PROXY", proxy)
+    monkeypatch.setenv("https_proxy", proxy)
+    s = push_now(db, "https://conversion-api.example.invalid", max_retries=0, batch_size=10)
+    assert s.outcome == "unreachable" and "Pr0xyPassw0rd" not in s.message
+    assert "//***@proxy.example:99999" in s.message
+
+
+def test_answers_later_than_the_timeout_are_told_from_an_unreachable_line(db):
+    with mock_server() as srv:
+        srv.inject("slow", times=2, delay=0.5)
+        s = push_now(db, srv.url, batch_size=10, concurrency=1, max_retries=1, timeout=0.2)
+    assert (s.exit_code, s.outcome) == (ExitCode.PENDING_LEFT, "unavailable")
+    assert s.message.startswith(
+        "LINE did not answer within --timeout (timeout (ReadTimeout)) in 2 attempts"
+    )
+    assert s.sent == 10  # the request went out
 
 
 def test_line_down_for_a_whole_batch_stops_the_run_before_the_other_batches(db):

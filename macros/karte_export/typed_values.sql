@@ -25,9 +25,9 @@
     {%- elif type == 'DATE' -%}
         strftime({{ expr }}, '%Y-%m-%d')
     {%- elif type.startswith('DECIMAL') or type in ('DOUBLE', 'FLOAT', 'REAL') -%}
-        {#- abs() < 1e18 also leaves NaN and infinity to the plain cast -#}
-        (case when abs({{ expr }}) < 1e18 and {{ expr }} = trunc({{ expr }})
-            then cast(cast({{ expr }} as bigint) as varchar) else cast({{ expr }} as varchar) end)
+        {#- abs() < 1e30 also leaves NaN and infinity to the plain cast -#}
+        (case when abs({{ expr }}) < 1e30 and {{ expr }} = trunc({{ expr }})
+            then cast(cast({{ expr }} as hugeint) as varchar) else cast({{ expr }} as varchar) end)
     {%- elif type == 'BLOB' -%}
         try(decode({{ expr }}))
     {%- elif type.endswith(']') or type.startswith('STRUCT') or type.startswith('MAP') or type.startswith('UNION') -%}
