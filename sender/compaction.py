@@ -79,9 +79,8 @@ def compact(database: Path) -> Compacted:
             new.unlink(missing_ok=True)
             raise
         con.close()
-        if database.with_name(
-            database.name + ".wal"
-        ).exists():  # it would be replayed on the copy: leave both be
+        wal = database.with_name(database.name + ".wal")
+        if wal.exists():  # it would be replayed on the copy: leave the old file as it is
             new.unlink(missing_ok=True)
             raise DatabaseError(
                 f"compacting {database}: its WAL was not written back; nothing was changed"
