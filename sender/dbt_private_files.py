@@ -1,11 +1,13 @@
-"""A dbt-duckdb profile plugin: what ``dbt`` writes is readable by its owner only.
+"""A dbt-duckdb profile plugin: what ``dbt`` writes is readable by its owner only, and DuckDB
+keeps to the build's memory limit (sender/build_memory.py).
 
 ``profiles.example.yml`` lists it (``plugins: [{module: sender.dbt_private_files}]``), so a
 ``dbt build`` started by hand keeps the rules of ``sender run`` (docs/security.md): before DuckDB
 opens the database, dbt's process gets a umask that masks group and others (the database, its
 WAL, DuckDB's spill folder and everything dbt writes from then on are 0600/0700), an existing
 database file others can read is set to 0600 with one warning, and dbt's ``target/`` and ``logs/``
-folders (written before any connection is made) are set to 0700.
+folders (written before any connection is made) are set to 0700. Each connection gets the
+memory limit of ``LINE_CAPI_BUILD_MEMORY_LIMIT`` (default 60% of the memory DuckDB sees).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt.adapters.events.logging import AdapterLogger
 from dbt_common.exceptions import DbtRuntimeError
 
-from sender import file_modes
+from sender import build_memory, fault_points, file_modes
 
 _logger = AdapterLogger("DuckDB")
 
@@ -75,6 +77,13 @@ class Plugin(BasePlugin):
                 f"the database path {creds.path!r} has a space or line break at its start or end"
                 " (a .env file saved with Windows line endings?): fix LINE_CAPI_DUCKDB"
             )
+        fault_points.hit("dbt_connect")  # test hook: sender/fault_points.py
+        try:
+            limit = build_memory.build_memory_limit(os.environ)
+        except build_memory.MemoryLimitError as exc:
+            raise DbtRuntimeError(str(exc)) from None
+        if build_memory.ENV_VAR in os.environ or "memory_limit" not in config:
+            config["memory_limit"] = limit  # a profile's settings: still override it per cursor
         if _is_local_file(creds.path):
             path = Path(creds.path)
             # DuckDB's own errors for these come as three tracebacks from dbt's threads

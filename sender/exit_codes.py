@@ -51,11 +51,13 @@ MEANINGS = {
     ExitCode.STALE_EXPORT: "sender run: the export folder is missing, or its newest sync_date is"
     " older than the freshness limit or hours in the future (a time without its offset); nothing"
     " was built or sent",
-    ExitCode.BUILD_FAILED: "sender run: dbt source freshness or dbt build failed; nothing was sent",
+    ExitCode.BUILD_FAILED: "sender run: dbt source freshness or dbt build failed, ran out of"
+    " memory or was killed; nothing was sent",
     ExitCode.ALREADY_RUNNING: "sender run: another run holds the lock file next to the database",
     ExitCode.INTERNAL_ERROR: "an unexpected error (a bug): one line on stderr, the traceback with"
     " --debug or in the run log",
-    ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM); what was not acknowledged stays pending",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM; sender run: its push killed); what was"
+    " not acknowledged stays pending",
 }
 
 

@@ -1,4 +1,5 @@
-"""A test hook: die or fail at a named point of a push, to test crash safety and disk-full handling.
+"""A test hook: die or fail at a named point of a push or a build, to test crash safety and
+disk-full handling.
 
 Kill points that timing alone hits only by luck (after LINE answered but before the ledger
 recorded the answer; in the middle of a ledger transaction) are reached on purpose by setting
@@ -19,6 +20,8 @@ Points (one line each in the code, marked ``# test hook``):
   ledger.
 - ``ledger_write`` (sender/ledger.py): inside the ledger transaction, after the outcome rows
   were inserted and before their keys: the middle of a group commit.
+- ``dbt_connect`` (sender/dbt_private_files.py): a dbt process is about to open the database
+  (a ``kill`` there is what the out-of-memory killer does to a build).
 
 Several specifications may be given, separated by commas. When the variable is unset or empty
 ``hit`` returns at once and does nothing. No command-line option reaches this hook: only the
@@ -34,7 +37,7 @@ import threading
 from collections import Counter
 
 ENV_VAR = "LINE_CAPI_FAULT_POINT"
-POINTS = ("before_request", "after_response", "ledger_write")
+POINTS = ("before_request", "after_response", "ledger_write", "dbt_connect")
 ACTIONS = ("kill", "enospc", "crash")
 
 _lock = threading.Lock()

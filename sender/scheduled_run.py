@@ -32,6 +32,7 @@ from typing import IO
 
 import duckdb
 
+from sender import build_memory
 from sender.alerts import RUN_ONLY_ENV
 from sender.build_info import read_build_info
 from sender.database import is_lock_error, locked
@@ -117,6 +118,10 @@ def run_config(
             f"dbt is neither next to {sys.executable} nor on PATH: install the project "
             "(pip install -e .)"
         )
+    try:  # dbt would say it too, once per connection, after the freshness check had started
+        build_memory.build_memory_limit(env)
+    except build_memory.MemoryLimitError as exc:
+        raise ConfigError(str(exc)) from None
     database = database.resolve()
     return RunConfig(
         project_dir=project,
@@ -544,11 +549,17 @@ class ScheduledRun:
             command, cwd=self.config.project_dir, env=self.child_env(), log=self.log, source="dbt"
         )
 
-    def dbt_failed(self, step: str, lines: list[str]) -> RunError:
+    def dbt_failed(self, step: str, code: int, lines: list[str]) -> RunError:
         """Why a dbt command failed: another process holding the database is a lock, not a
-        failed build."""
+        failed build; a kill or a lack of memory says so rather than which model it stopped in."""
+        signal_name = build_memory.killed_by(code)
+        if signal_name is not None:
+            return RunError(build_memory.killed_message(step, signal_name), ExitCode.BUILD_FAILED)
         if any(is_lock_error(line) for line in lines):
             return RunError(str(locked(self.config.database)), ExitCode.DATABASE_LOCKED)
+        short_of = build_memory.out_of_memory(lines)
+        if short_of is not None:
+            return RunError(f"{step} failed: {short_of}", ExitCode.BUILD_FAILED)
         why = dbt_error_line(lines)
         if _MALFORMED_CSV.search(why):
             # "CSV Error on Line: N" names its file further down, in DuckDB's list of options
@@ -607,7 +618,7 @@ class ScheduledRun:
             raise RunError(ahead[0].describe_ahead(), ExitCode.STALE_EXPORT)
         # dbt counts the quiet conversions as an error: any other failure still stops the run
         if code != 0 and (not quiet or any(r.status not in ("pass", "warn") for r in results)):
-            raise self.dbt_failed("dbt source freshness", lines)
+            raise self.dbt_failed("dbt source freshness", code, lines)
         ages = ", ".join(
             f"{r.table} {r.age_hours:.1f} h old" for r in results if r.age_hours is not None
         )
@@ -619,7 +630,7 @@ class ScheduledRun:
         started = time.time()
         code, lines = self.dbt(*BUILD_ARGS)
         if code != 0:
-            raise self.dbt_failed("dbt build", lines)
+            raise self.dbt_failed("dbt build", code, lines)
         built = built_invocation(target_path(self.config) / "run_results.json", started)
         if built is not None and built_elsewhere(self.config.database, built):
             # a profile with a path of its own: the push would send an old build, hour after hour
@@ -649,6 +660,13 @@ class ScheduledRun:
         )
         if code == ExitCode.INTERNAL_ERROR:
             self.say(f"the traceback is in {self.config.log_file}")
+        signal_name = build_memory.killed_by(code)
+        if signal_name is not None:
+            self.say(
+                f"error: sender push was killed by {signal_name}: what LINE had not acknowledged"
+                " stays pending, and the next run sends it"
+            )
+            return int(ExitCode.INTERRUPTED)
         return code
 
     def run(self) -> int:

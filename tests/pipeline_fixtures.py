@@ -137,12 +137,17 @@ def run_dbt(
     vars: dict | None = None,
     env: dict | None = None,
     database: Path | None = None,
+    profile: str | None = None,
 ) -> DbtResult:
-    """Run `dbt <args>` on the project with its own database and target folder under tmp_path."""
+    """Run `dbt <args>` on the project with its own database and target folder under tmp_path,
+    and the profile ``profile`` (the text of a profiles.yml; default profiles.example.yml)."""
     database = database or tmp_path / "line_capi.duckdb"
     profiles = tmp_path / "profiles"
-    profiles.mkdir(exist_ok=True)
-    shutil.copy(ROOT / "profiles.example.yml", profiles / "profiles.yml")
+    profiles.mkdir(parents=True, exist_ok=True)
+    if profile is None:
+        shutil.copy(ROOT / "profiles.example.yml", profiles / "profiles.yml")
+    else:
+        (profiles / "profiles.yml").write_text(profile)
     all_vars = dict(vars or {})
     if export_dir is not None:
         all_vars["karte_export_dir"] = str(export_dir)

@@ -1,0 +1,122 @@
+"""The build's memory: the limit every dbt connection gets, and what a run says when the build
+runs out of memory or is killed for it (sender/build_memory.py), with real dbt processes."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+from pipeline_fixtures import ROOT, run_dbt
+from schedule_fixtures import clock_export, sender_run
+from sender_fixtures import mock_server
+
+from sender import build_memory
+from sender.exit_codes import ExitCode
+
+SHOW_LIMIT = ("show", "--inline", "select current_setting('memory_limit') as memory_limit")
+
+
+def one_error_line(stderr: str) -> str:
+    errors = [line for line in stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+def shown(value: str) -> str:
+    """How DuckDB shows a memory limit once set (``300MB`` is ``286.1 MiB``)."""
+    with duckdb.connect(config={"memory_limit": value}) as con:
+        return con.execute("select current_setting('memory_limit')").fetchone()[0]
+
+
+def test_every_dbt_connection_gets_the_build_limit_or_the_default(tmp_path):
+    default = run_dbt(tmp_path / "default", *SHOW_LIMIT)
+    assert default.returncode == 0, default.output
+    # 60% of the memory DuckDB sees here (a container's limit, or the machine's), not its own 80%
+    assert shown(build_memory.DEFAULT) in default.output, default.output
+    assert shown("80%") not in default.output
+
+    chosen = run_dbt(tmp_path / "env", *SHOW_LIMIT, env={build_memory.ENV_VAR: "300MB"})
+    assert chosen.returncode == 0, chosen.output
+    assert shown("300MB") in chosen.output, chosen.output
+
+
+def test_a_profiles_own_memory_setting_wins_over_the_variable(tmp_path):
+    profile = (ROOT / "profiles.example.yml").read_text()
+    own = profile.replace(
+        "      threads: 2\n", "      threads: 2\n      settings:\n        memory_limit: 700MB\n", 1
+    )
+    assert own != profile
+    result = run_dbt(tmp_path, *SHOW_LIMIT, profile=own, env={build_memory.ENV_VAR: "300MB"})
+    assert result.returncode == 0, result.output
+    assert shown("700MB") in result.output, result.output
+
+
+@pytest.mark.parametrize("value", ["lots", "1000", "150%"])
+def test_a_limit_duckdb_refuses_is_one_line_before_anything_runs(tmp_path, value):
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.1)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export, env={build_memory.ENV_VAR: value})
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    line = one_error_line(r.stderr)
+    assert f"{build_memory.ENV_VAR}={value!r} is not a memory limit DuckDB accepts" in line
+    assert not (tmp_path / "line_capi.duckdb").exists()  # no dbt ran
+
+
+def test_a_hand_run_build_with_a_refused_limit_says_which_variable(tmp_path):
+    result = run_dbt(tmp_path, "build", env={build_memory.ENV_VAR: "lots"})
+    assert result.returncode != 0
+    assert f"{build_memory.ENV_VAR}='lots' is not a memory limit DuckDB accepts" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_build_out_of_memory_says_so_and_which_variable_to_raise(tmp_path):
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.1)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export, env={build_memory.ENV_VAR: "4MB"})
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
+    line = one_error_line(r.stderr)
+    assert "failed: DuckDB ran out of memory (" in line, line
+    assert f"set {build_memory.ENV_VAR} higher" in line
+    assert "Failure in model" not in line
+
+
+def test_a_dbt_killed_by_the_kernel_is_named_as_the_out_of_memory_killer(tmp_path):
+    """SIGKILL at dbt's first connection, as the out-of-memory killer sends it."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.1)
+    with mock_server() as srv:
+        r = sender_run(
+            tmp_path, srv.url, export=export, env={"LINE_CAPI_FAULT_POINT": "dbt_connect:1"}
+        )
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
+    line = one_error_line(r.stderr)
+    assert "dbt source freshness was killed by SIGKILL" in line, line
+    assert "out-of-memory killer" in line and f"set {build_memory.ENV_VAR} lower" in line
+    log = (tmp_path / "line_capi_run.log").read_text()
+    assert log.rstrip().endswith(f"done: exit {int(ExitCode.BUILD_FAILED)}")
+
+
+def test_a_push_killed_by_a_signal_is_interrupted_and_leaves_its_events_pending(tmp_path):
+    export = clock_export(tmp_path / "export", {"ORD-1": 1, "ORD-2": 2}, newest_hours=0.1)
+    with mock_server() as srv:
+        r = sender_run(
+            tmp_path, srv.url, export=export, env={"LINE_CAPI_FAULT_POINT": "before_request:1"}
+        )
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.INTERRUPTED, r.stderr
+    assert "sender push was killed by SIGKILL" in one_error_line(r.stderr)
+    with mock_server() as srv:
+        again = sender_run(tmp_path, srv.url, export=export)
+        assert again.returncode == ExitCode.OK, again.stderr
+        assert srv.stats()["accepted_unique"] == 2
+
+
+def test_signals_and_duckdb_messages_are_read_as_one_line():
+    assert build_memory.killed_by(0) is None and build_memory.killed_by(12) is None
+    assert build_memory.killed_by(-9) == "SIGKILL"
+    assert build_memory.killed_by(-15) == "SIGTERM"
+    assert "a timeout" in build_memory.killed_message("dbt build", "SIGTERM")
+    full = build_memory.out_of_memory(["  IO Error: could not write: No space left on device"])
+    assert full is not None and full.startswith("the disk is full")
+    assert build_memory.out_of_memory(["Failure in model x", "Parser Error: y"]) is None
