@@ -30,6 +30,15 @@ def test_every_recipe_is_shown_verbatim_in_the_operations_page():
         assert f"`{recipe.relative_to(ROOT)}`" in page, recipe
 
 
+def test_a_recipe_another_page_quotes_is_the_file_as_it_is():
+    """A page that says "this is deploy/..." shows that file, not an older copy of it."""
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        text = page.read_text()
+        for recipe in RECIPES:
+            if f"This is `{recipe.relative_to(ROOT)}`" in text:
+                assert recipe.read_text().rstrip("\n") in text, (page.name, recipe)
+
+
 def test_every_recipe_runs_the_one_entry_point():
     cron = (DEPLOY / "cron" / "line-capi.cron").read_text()
     # the export sync, then the job (a failed sync leaves the previous export, found stale)
