@@ -2,14 +2,14 @@
 
 DuckDB's own default is 80% of the memory it sees (the machine's, or the container's cgroup
 limit), and that limit covers its buffers only: dbt's Python process and DuckDB's other
-allocations come on top, about 300 MB. In a 1 GB container a large export's build therefore
-passes the container's limit, and the kernel kills dbt with SIGKILL, without a message. The
-build's default leaves that room: 60% of the memory DuckDB sees. Past its limit DuckDB spills to
-``<database>.tmp`` on disk instead of failing, a little slower.
+allocations come on top, so a container sized to DuckDB's figure kills dbt (SIGKILL, no message).
+The build's default leaves that room: 60%. Past its limit DuckDB spills to ``<database>.tmp``
+instead of failing. docs/operations.md ("Memory and disk") has the measured figures.
 
-``LINE_CAPI_BUILD_MEMORY_LIMIT`` sets another limit (``2GB``, ``1.5GiB``, ``75%``);
-the dbt-duckdb plugin of ``profiles.example.yml`` (sender/dbt_private_files.py) applies it to
-every dbt command, and a profile's own ``settings: {memory_limit: ...}`` still wins over both.
+``LINE_CAPI_BUILD_MEMORY_LIMIT`` sets another limit (``2GB``, ``1.5GiB``, ``75%``); the dbt-duckdb
+plugin of ``profiles.example.yml`` (sender/dbt_private_files.py) applies it to every dbt
+connection. A profile's ``config_options: {memory_limit: ...}`` replaces the default but not the
+variable, and its ``settings: {memory_limit: ...}`` wins over both.
 """
 
 from __future__ import annotations
@@ -24,13 +24,22 @@ ENV_VAR = "LINE_CAPI_BUILD_MEMORY_LIMIT"
 DEFAULT = "60%"
 DOCS = "docs/operations.md, 'Memory and disk'"
 
-# DuckDB's words when a query needs more memory than its limit and cannot spill
+# DuckDB's words when a query needs more memory than its limit and cannot spill; past
+# max_temp_directory_size (90% of the free disk) a spill fails with the same words
 _OUT_OF_MEMORY = re.compile(r"Out of Memory Error: (.*)")
+_SPILL_FULL = re.compile(r"failed to offload|max_temp_directory_size")
 _NO_SPACE = re.compile(r"No space left on device")
+# signals a person or a scheduler sends to stop a process; any other means it crashed
+_STOPPED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT")
 
 
 class MemoryLimitError(ValueError):
     """LINE_CAPI_BUILD_MEMORY_LIMIT is not a memory size DuckDB accepts."""
+
+
+def configured(env: Mapping[str, str]) -> str | None:
+    """The variable's value, or None when it is unset or empty (a blank line of a .env)."""
+    return (env.get(ENV_VAR) or "").strip() or None
 
 
 def build_memory_limit(env: Mapping[str, str]) -> str:
@@ -38,16 +47,17 @@ def build_memory_limit(env: Mapping[str, str]) -> str:
 
     Raises MemoryLimitError with one line naming the variable when DuckDB refuses the value.
     """
-    raw = (env.get(ENV_VAR) or "").strip()
-    if not raw:
+    raw = configured(env)
+    if raw is None:
         return DEFAULT
     try:
-        with duckdb.connect(config={"memory_limit": raw}):
-            pass
+        # DuckDB parses the limit at connect, and a limit too small fails at the first query
+        with duckdb.connect(config={"memory_limit": raw}) as con:
+            con.execute("select current_setting('memory_limit')").fetchall()
     except duckdb.Error as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "Out of Memory" in reason:
-            reason = "too small for DuckDB to start"
+            reason = "too small for DuckDB to run a query"
         raise MemoryLimitError(
             f"{ENV_VAR}={raw!r} is not a memory limit DuckDB accepts ({reason}): give a size such"
             f" as 2GB or 1.5GiB, or a share of the machine's memory such as 60% ({DOCS})"
@@ -57,31 +67,39 @@ def build_memory_limit(env: Mapping[str, str]) -> str:
 
 def out_of_memory(lines: list[str]) -> str | None:
     """Why a dbt command's DuckDB ran out of memory or of disk, as one line, or None."""
+    disk_full = (
+        "the disk is full: DuckDB writes the database and, past its memory limit, spills to"
+        f" <database>.tmp beside it; free space on that disk ({DOCS})"
+    )
     for line in lines:
         found = _OUT_OF_MEMORY.search(line)
+        if found and _SPILL_FULL.search(line):
+            return disk_full
         if found:
             return (
                 f"DuckDB ran out of memory ({found.group(1).strip()}): set {ENV_VAR} higher, up to"
-                f" about 400 MB less than the machine or container has, or run on a larger one"
-                f" ({DOCS})"
+                " about 400 MB less than the machine or container has, or give the job more"
+                f" memory ({DOCS}: what builds in how much)"
             )
-    for line in lines:
-        if _NO_SPACE.search(line):
-            return (
-                "the disk is full (No space left on device): DuckDB writes the database and, past"
-                f" its memory limit, spills to <database>.tmp beside it; free space there ({DOCS})"
-            )
+    if any(_NO_SPACE.search(line) for line in lines):
+        return disk_full
     return None
 
 
-def killed_by(returncode: int) -> str | None:
-    """The signal that killed a child process (``Popen``'s negative return code), or None."""
-    if returncode >= 0:
+def killed_by(returncode: int, *, shell_codes: bool = False) -> str | None:
+    """The signal that killed a child process, or None: ``Popen``'s negative return code, and
+    with ``shell_codes`` also 128 + N, what a shell wrapper reports (dbt itself exits 0, 1 or 2;
+    not for the sender, whose 130 is its own)."""
+    if returncode < 0:
+        number = -returncode
+    elif shell_codes and 128 < returncode < 160:
+        number = returncode - 128
+    else:
         return None
     try:
-        return signal.Signals(-returncode).name
+        return signal.Signals(number).name
     except ValueError:
-        return f"signal {-returncode}"
+        return f"signal {number}"
 
 
 def killed_message(step: str, signal_name: str) -> str:
@@ -90,6 +108,12 @@ def killed_message(step: str, signal_name: str) -> str:
         return (
             f"{step} was killed by SIGKILL: on Linux this is usually the out-of-memory killer (the"
             f" machine or container has less memory than DuckDB's limit plus dbt's own); set"
-            f" {ENV_VAR} lower, about 400 MB less than it has, or give it more memory ({DOCS})"
+            f" {ENV_VAR} lower, about 400 MB less than it has, or give the job more memory"
+            f" ({DOCS}: what builds in how much)"
         )
-    return f"{step} was killed by {signal_name} before it finished (a timeout, or a person)"
+    if signal_name in _STOPPED:
+        return f"{step} was stopped by {signal_name} before it finished (a timeout, or a person)"
+    return (
+        f"{step} crashed ({signal_name}): a bug in DuckDB or dbt, not in the export; the run log"
+        " has its last lines"
+    )

@@ -82,7 +82,7 @@ class Plugin(BasePlugin):
             limit = build_memory.build_memory_limit(os.environ)
         except build_memory.MemoryLimitError as exc:
             raise DbtRuntimeError(str(exc)) from None
-        if build_memory.ENV_VAR in os.environ or "memory_limit" not in config:
+        if build_memory.configured(os.environ) or "memory_limit" not in config:
             config["memory_limit"] = limit  # a profile's settings: still override it per cursor
         if _is_local_file(creds.path):
             path = Path(creds.path)

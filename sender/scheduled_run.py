@@ -552,7 +552,7 @@ class ScheduledRun:
     def dbt_failed(self, step: str, code: int, lines: list[str]) -> RunError:
         """Why a dbt command failed: another process holding the database is a lock, not a
         failed build; a kill or a lack of memory says so rather than which model it stopped in."""
-        signal_name = build_memory.killed_by(code)
+        signal_name = build_memory.killed_by(code, shell_codes=True)
         if signal_name is not None:
             return RunError(build_memory.killed_message(step, signal_name), ExitCode.BUILD_FAILED)
         if any(is_lock_error(line) for line in lines):
@@ -662,11 +662,11 @@ class ScheduledRun:
             self.say(f"the traceback is in {self.config.log_file}")
         signal_name = build_memory.killed_by(code)
         if signal_name is not None:
-            self.say(
-                f"error: sender push was killed by {signal_name}: what LINE had not acknowledged"
-                " stays pending, and the next run sends it"
+            raise RunError(
+                f"sender push was killed by {signal_name}: what LINE had not acknowledged stays"
+                " pending, and the next run sends it",
+                ExitCode.INTERRUPTED,
             )
-            return int(ExitCode.INTERRUPTED)
         return code
 
     def run(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import duckdb
 import pytest
-from pipeline_fixtures import ROOT, run_dbt
+from pipeline_fixtures import ROOT, SAMPLE_DIR, run_dbt
 from schedule_fixtures import clock_export, sender_run
 from sender_fixtures import mock_server
 
@@ -39,18 +39,53 @@ def test_every_dbt_connection_gets_the_build_limit_or_the_default(tmp_path):
     assert shown("300MB") in chosen.output, chosen.output
 
 
-def test_a_profiles_own_memory_setting_wins_over_the_variable(tmp_path):
+def profile_with(lines: str) -> str:
+    """profiles.example.yml with ``lines`` added to the DuckDB output."""
     profile = (ROOT / "profiles.example.yml").read_text()
-    own = profile.replace(
-        "      threads: 2\n", "      threads: 2\n      settings:\n        memory_limit: 700MB\n", 1
-    )
+    own = profile.replace("      threads: 2\n", "      threads: 2\n" + lines, 1)
     assert own != profile
-    result = run_dbt(tmp_path, *SHOW_LIMIT, profile=own, env={build_memory.ENV_VAR: "300MB"})
+    return own
+
+
+def test_a_profiles_own_memory_settings_and_the_variable_take_turns(tmp_path):
+    settings = profile_with("      settings:\n        memory_limit: 700MB\n")
+    result = run_dbt(
+        tmp_path / "s", *SHOW_LIMIT, profile=settings, env={build_memory.ENV_VAR: "300MB"}
+    )
     assert result.returncode == 0, result.output
-    assert shown("700MB") in result.output, result.output
+    assert shown("700MB") in result.output, result.output  # settings: win over everything
+
+    options = profile_with("      config_options:\n        memory_limit: 700MB\n")
+    result = run_dbt(tmp_path / "o", *SHOW_LIMIT, profile=options, env={build_memory.ENV_VAR: ""})
+    assert result.returncode == 0, result.output
+    assert shown("700MB") in result.output, result.output  # an empty variable is no variable
+    result = run_dbt(
+        tmp_path / "v", *SHOW_LIMIT, profile=options, env={build_memory.ENV_VAR: "300MB"}
+    )
+    assert shown("300MB") in result.output, result.output
 
 
-@pytest.mark.parametrize("value", ["lots", "1000", "150%"])
+def test_a_spill_past_its_disk_allowance_is_a_full_disk_not_a_lack_of_memory(tmp_path):
+    """DuckDB refuses to spill past max_temp_directory_size (90% of the free disk) with an "Out of
+    Memory Error": the advice is free space, not more memory."""
+    tight = profile_with(
+        "      settings:\n        memory_limit: 16MB\n        max_temp_directory_size: 1MB\n"
+    )
+    result = run_dbt(
+        tmp_path,
+        "build",
+        "--exclude-resource-type",
+        "unit_test",
+        profile=tight,
+        export_dir=SAMPLE_DIR,
+    )
+    assert result.returncode != 0
+    assert "failed to offload" in result.output, result.output
+    said = build_memory.out_of_memory(result.output.splitlines())
+    assert said is not None and said.startswith("the disk is full"), said
+
+
+@pytest.mark.parametrize("value", ["lots", "1000", "150%", "1KB"])
 def test_a_limit_duckdb_refuses_is_one_line_before_anything_runs(tmp_path, value):
     export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.1)
     with mock_server() as srv:
@@ -116,7 +151,10 @@ def test_signals_and_duckdb_messages_are_read_as_one_line():
     assert build_memory.killed_by(0) is None and build_memory.killed_by(12) is None
     assert build_memory.killed_by(-9) == "SIGKILL"
     assert build_memory.killed_by(-15) == "SIGTERM"
+    assert build_memory.killed_by(137) is None  # the sender's own codes are not signals
+    assert build_memory.killed_by(137, shell_codes=True) == "SIGKILL"  # a shell wrapper's dbt
     assert "a timeout" in build_memory.killed_message("dbt build", "SIGTERM")
+    assert "crashed (SIGSEGV)" in build_memory.killed_message("dbt build", "SIGSEGV")
     full = build_memory.out_of_memory(["  IO Error: could not write: No space left on device"])
     assert full is not None and full.startswith("the disk is full")
     assert build_memory.out_of_memory(["Failure in model x", "Parser Error: y"]) is None
