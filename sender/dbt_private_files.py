@@ -82,8 +82,12 @@ class Plugin(BasePlugin):
             limit = build_memory.build_memory_limit(os.environ)
         except build_memory.MemoryLimitError as exc:
             raise DbtRuntimeError(str(exc)) from None
-        if build_memory.configured(os.environ) or "memory_limit" not in config:
+        # max_memory is DuckDB's other name for memory_limit: one of them, never both
+        if build_memory.configured(os.environ):
+            config.pop("max_memory", None)
             config["memory_limit"] = limit  # a profile's settings: still override it per cursor
+        elif not {"memory_limit", "max_memory"} & config.keys():
+            config["memory_limit"] = limit
         if _is_local_file(creds.path):
             path = Path(creds.path)
             # DuckDB's own errors for these come as three tracebacks from dbt's threads
