@@ -7,12 +7,15 @@ Parquet from lists of dicts, filling the columns a test leaves out.
 
 from __future__ import annotations
 
+import atexit
 import csv
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +24,9 @@ import duckdb
 ROOT = Path(__file__).resolve().parent.parent
 DBT = str(Path(sys.executable).parent / "dbt")
 SAMPLE_DIR = ROOT / "sample" / "karte_export"
+# What `sender run` builds every hour: the models and their data tests. The unit tests read
+# their own rows, not the export: `make test-dbt` runs them, and so do the tests about them.
+HOURLY_BUILD = ("build", "--exclude-resource-type", "unit_test")
 
 COLUMNS = {
     "conversions": [
@@ -140,17 +146,24 @@ def run_dbt(
     profile: str | None = None,
 ) -> DbtResult:
     """Run `dbt <args>` on the project with its own database and target folder under tmp_path,
-    and the profile ``profile`` (the text of a profiles.yml; default profiles.example.yml)."""
-    database = database or tmp_path / "line_capi.duckdb"
+    and the profile ``profile`` (the text of a profiles.yml; default profiles.example.yml).
+
+    The export folder goes in env KARTE_EXPORT_DIR, as `sender run` passes it, and dbt starts in
+    tmp_path with LINE_CAPI_DUCKDB the database's bare file name: so the profile and the vars
+    dbt hashes are the same from one test to the next, and a test's dbt starts from the parse of
+    an earlier one (see _reuse_parse) instead of parsing the whole project again.
+    """
     profiles = tmp_path / "profiles"
     profiles.mkdir(parents=True, exist_ok=True)
-    if profile is None:
-        shutil.copy(ROOT / "profiles.example.yml", profiles / "profiles.yml")
-    else:
-        (profiles / "profiles.yml").write_text(profile)
-    all_vars = dict(vars or {})
-    if export_dir is not None:
-        all_vars["karte_export_dir"] = str(export_dir)
+    if database is None:  # dbt starts in tmp_path and names the database by its file name
+        database, here = tmp_path.absolute() / "line_capi.duckdb", tmp_path.absolute()
+        named = database.name
+    else:  # a database of the test's own: named in full, as a user names it in the message
+        database, here = database.absolute(), ROOT
+        named = str(database)
+    profile_text = profile if profile is not None else PROFILE_EXAMPLE
+    (profiles / "profiles.yml").write_text(profile_text)
+    target = tmp_path / "target"
     command = [
         DBT,
         *args,
@@ -159,28 +172,79 @@ def run_dbt(
         "--profiles-dir",
         str(profiles),
         "--target-path",
-        str(tmp_path / "target"),
+        str(target),
         "--log-path",
         str(tmp_path / "logs"),
     ]
-    if all_vars:
-        command += ["--vars", json.dumps(all_vars)]
+    if vars:
+        command += ["--vars", json.dumps(vars, sort_keys=True)]
+    overrides = {"LINE_CAPI_DUCKDB": named, **(env or {})}
     full_env = {
         # a developer's own LINE_* settings (a build memory limit) never reach the test's dbt
         **{k: v for k, v in os.environ.items() if not k.startswith("LINE_")},
-        "LINE_CAPI_DUCKDB": str(database),
         "DO_NOT_TRACK": "1",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_USE_COLORS": "false",
-        # dbt runs in ROOT: relative paths (var karte_sample_dir) resolve against it
+        # relative paths in vars (karte_sample_dir) resolve against PWD: the project, as in a
+        # build run by hand there, although the process starts in tmp_path
         "PWD": str(ROOT),
-        "KARTE_EXPORT_DIR": "",
-        **(env or {}),
+        "KARTE_EXPORT_DIR": str(export_dir) if export_dir is not None else "",
+        **overrides,
     }
+    key = _parse_key(profile_text, vars, args, overrides)
+    _reuse_parse(key, target)
     proc = subprocess.run(
-        command, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=600
+        command,
+        cwd=here,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
+    _keep_parse(key, target)
     return DbtResult(proc.returncode, proc.stdout + proc.stderr, database)
+
+
+PROFILE_EXAMPLE = (ROOT / "profiles.example.yml").read_text()
+PARSE_FILE = "partial_parse.msgpack"
+# dbt's saved parse of the project, one per profile and vars, shared by the tests of this
+# process (a pytest-xdist worker runs one test at a time)
+_PARSE_CACHE: Path | None = None
+
+
+def _parse_key(profile: str, vars: dict | None, args: tuple[str, ...], env: dict) -> str:
+    """What dbt compares before it reuses a saved parse: the profile, the vars and the target.
+
+    KARTE_EXPORT_DIR is left out: dbt notes which files read it and parses those again when it
+    changes. dbt checks all of this itself and parses everything when it differs, so the key
+    only decides how often the saved parse is of use, never whether a build is right.
+    """
+    targets = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--target", "-t")]
+    text = json.dumps([profile, vars or {}, targets, env], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _reuse_parse(key: str, target: Path) -> None:
+    """Start a target folder that has no saved parse from an earlier test's."""
+    if _PARSE_CACHE is None or (target / PARSE_FILE).exists():
+        return
+    saved = _PARSE_CACHE / f"{key}.msgpack"
+    if saved.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(saved, target / PARSE_FILE)
+
+
+def _keep_parse(key: str, target: Path) -> None:
+    global _PARSE_CACHE
+    parsed = target / PARSE_FILE
+    if not parsed.exists():
+        return
+    if _PARSE_CACHE is None:
+        _PARSE_CACHE = Path(tempfile.mkdtemp(prefix="line-capi-dbt-parse-"))
+        atexit.register(shutil.rmtree, _PARSE_CACHE, ignore_errors=True)
+    saved = _PARSE_CACHE / f"{key}.msgpack"
+    if not saved.exists():
+        shutil.copyfile(parsed, saved)
 
 
 def rewrite_export(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from pipeline_fixtures import DbtResult, run_dbt, write_export
+from pipeline_fixtures import HOURLY_BUILD, DbtResult, run_dbt, write_export
 from test_pipeline import AS_OF, DAY, HOUR, T, export_tables, iso
 
 EVENTS = {"buy": "Purchase", "member_register": "CompleteRegistration", "contact": "Lead"}
@@ -137,8 +137,8 @@ def history(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("coverage")
     first_export = write_export(tmp / "export-1", coverage_tables(), "csv")
     second_export = write_export(tmp / "export-2", coverage_tables(with_click_ids=False), "csv")
-    first = Snapshot(run_dbt(tmp, "build", export_dir=first_export, vars=VARS))
-    second_result = run_dbt(tmp, "build", export_dir=second_export, vars=VARS)
+    first = Snapshot(run_dbt(tmp, *HOURLY_BUILD, export_dir=first_export, vars=VARS))
+    second_result = run_dbt(tmp, *HOURLY_BUILD, export_dir=second_export, vars=VARS)
     return tmp, second_export, first, Snapshot(second_result), second_result.database
 
 

@@ -9,7 +9,7 @@ import shutil
 
 import duckdb
 import pytest
-from pipeline_fixtures import SAMPLE_DIR, run_dbt
+from pipeline_fixtures import HOURLY_BUILD, SAMPLE_DIR, run_dbt
 
 # Every column of these names, in any model or source, is marked `personal_data` so.
 PERSONAL_DATA = {
@@ -53,7 +53,7 @@ MODELS = {
 @pytest.fixture(scope="module")
 def sample_build(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("docs")
-    result = run_dbt(tmp, "build", export_dir=SAMPLE_DIR)
+    result = run_dbt(tmp, *HOURLY_BUILD, export_dir=SAMPLE_DIR)
     assert result.returncode == 0, result.output
     return result
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 
-from pipeline_fixtures import SAMPLE_DIR, run_dbt
+from pipeline_fixtures import HOURLY_BUILD, SAMPLE_DIR, run_dbt
 from security_fixtures import mode, open_to_others, umask
 from sender_fixtures import FAST, make_event, mock_server, run_cli, sender_env, write_payload
 
@@ -37,16 +37,15 @@ def test_the_helpers_make_private_files_and_folders_whatever_the_umask(tmp_path)
 def test_dbt_build_by_hand_writes_a_private_database_and_tightens_an_open_one(tmp_path):
     """The profile plugin (sender.dbt_private_files), without sender run around dbt."""
     db = tmp_path / "line_capi.duckdb"
-    build = ("build", "--exclude-resource-type", "unit_test")
     with umask(0o022):
-        result = run_dbt(tmp_path, *build, export_dir=SAMPLE_DIR)
+        result = run_dbt(tmp_path, *HOURLY_BUILD, export_dir=SAMPLE_DIR, database=db)
         assert result.returncode == 0, result.output
         written = [db, tmp_path / "target", tmp_path / "logs"]
         written += [tmp_path / "target" / "run_results.json", tmp_path / "target" / "compiled"]
         assert open_to_others(written) == []
         assert "readable by other users" not in result.output
         db.chmod(0o644)  # as a build of an earlier version left it
-        result = run_dbt(tmp_path, *build, export_dir=SAMPLE_DIR)
+        result = run_dbt(tmp_path, *HOURLY_BUILD, export_dir=SAMPLE_DIR, database=db)
     assert result.returncode == 0, result.output
     assert mode(db) == 0o600
     [line] = [x for x in result.output.splitlines() if "readable by other users" in x]

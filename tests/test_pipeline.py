@@ -8,7 +8,7 @@ import re
 
 import duckdb
 import pytest
-from pipeline_fixtures import COLUMNS, SAMPLE_DIR, run_dbt, write_export
+from pipeline_fixtures import COLUMNS, HOURLY_BUILD, SAMPLE_DIR, run_dbt, write_export
 
 AS_OF = "2026-03-01T12:00:00+09:00"
 T = 1772334000  # AS_OF in Unix seconds
@@ -159,7 +159,7 @@ EXPECTED_REJECTED = {
 def csv_build(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("csv")
     export = write_export(tmp / "export", export_tables(), "csv")
-    result = run_dbt(tmp, "build", export_dir=export, vars={"as_of": AS_OF})
+    result = run_dbt(tmp, *HOURLY_BUILD, export_dir=export, vars={"as_of": AS_OF})
     assert result.returncode == 0, result.output
     return result
 
@@ -411,7 +411,7 @@ def test_time_zone_of_the_machine_does_not_matter(tmp_path, csv_build):
 def test_sample_builds_with_payload_and_rejected_rows_on_any_date(tmp_path):
     # The sample's times follow as_of, so a run "a year from now" still has events to send.
     result = run_dbt(
-        tmp_path, "build", export_dir=SAMPLE_DIR, vars={"as_of": "2027-07-07T07:07:07+09:00"}
+        tmp_path, *HOURLY_BUILD, export_dir=SAMPLE_DIR, vars={"as_of": "2027-07-07T07:07:07+09:00"}
     )
     assert result.returncode == 0, result.output
     (sent,) = result.rows("select count(*) from line_capi_payload")[0]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from pipeline_fixtures import SAMPLE_DIR, DbtResult, run_dbt
+from pipeline_fixtures import HOURLY_BUILD, SAMPLE_DIR, DbtResult, run_dbt
 from spark_fixtures import AS_OF, edge_tables, write_mixed_export
 
 from sender.build_info import check_build
@@ -119,7 +119,7 @@ def run_spark_build(tmp: Path, export: Path, spark_args: tuple[str, ...]) -> Spa
 
 
 def build_both(tmp: Path, export: Path, spark_args: tuple[str, ...]) -> tuple:
-    duck = run_dbt(tmp / "duckdb", "build", export_dir=export, vars={"as_of": AS_OF})
+    duck = run_dbt(tmp / "duckdb", *HOURLY_BUILD, export_dir=export, vars={"as_of": AS_OF})
     assert duck.returncode == 0, duck.output
     return duck, run_spark_build(tmp, export, spark_args)
 
