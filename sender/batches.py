@@ -16,7 +16,7 @@ from sender.line_rules import (
     MAX_AHEAD_SECONDS,
     MAX_BODY_BYTES,
 )
-from sender.request_body import PAYLOAD_COLUMN, splice_test_flag
+from sender.request_body import PAYLOAD_COLUMN, as_test_events
 
 TOO_OLD = f"event_timestamp older than {MAX_AGE_SECONDS // 86_400} days"
 TOO_FAR_AHEAD = f"event_timestamp more than {MAX_AHEAD_SECONDS // 3_600} h ahead (milliseconds?)"
@@ -83,7 +83,7 @@ class PreparedChunk:
 def prepare_chunk(
     chunk: pa.Table, *, batch_size: int, test: bool, now: float | None = None
 ) -> PreparedChunk:
-    """Set the expired rows aside, splice ``"test_flag":true`` into the others when ``test``,
+    """Set the expired rows aside, make the others test events when ``test`` (request_body),
     and cut them into batches of at most ``batch_size`` rows (and MAX_BODY_BYTES)."""
     split = split_expired(chunk, now)
     expired = [
@@ -96,6 +96,6 @@ def prepare_chunk(
         sendable = sendable.set_column(
             sendable.schema.get_field_index(PAYLOAD_COLUMN),
             PAYLOAD_COLUMN,
-            splice_test_flag(sendable.column(PAYLOAD_COLUMN)),
+            as_test_events(sendable.column(PAYLOAD_COLUMN)),
         )
     return PreparedChunk(expired, list(split_by_size(sendable, batch_size)))

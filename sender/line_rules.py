@@ -34,3 +34,12 @@ CHANNEL_ID = re.compile(r"^[0-9]{1,32}$")
 # test flag is spliced in right after this prefix without parsing the JSON.
 EVENT_PREFIX = '{"event":{'
 TEST_FLAG_MEMBER = '"test_flag":true,'
+
+# A test send (push --test) gives each event a key of its own: test-<key>, cut to LINE's 256
+# characters. LINE's de-duplication does not say whether a test event counts; if it did, the
+# real event, sent later under the same name and key, would be dropped as its duplicate.
+TEST_KEY_PREFIX = "test-"
+MAX_DEDUPLICATION_KEY_LENGTH = 256
+# The key as the dbt model writes it: of [0-9A-Za-z_-] only (its data test checks that), so no
+# escape can hide a quote in it.
+DEDUPLICATION_KEY_MEMBER = '"deduplication_key":"'

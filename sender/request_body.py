@@ -10,7 +10,13 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sender.line_rules import EVENT_PREFIX, TEST_FLAG_MEMBER
+from sender.line_rules import (
+    DEDUPLICATION_KEY_MEMBER,
+    EVENT_PREFIX,
+    MAX_DEDUPLICATION_KEY_LENGTH,
+    TEST_FLAG_MEMBER,
+    TEST_KEY_PREFIX,
+)
 
 
 class PayloadFormatError(ValueError):
@@ -20,12 +26,23 @@ class PayloadFormatError(ValueError):
 PAYLOAD_COLUMN = "payload"
 
 
-def splice_test_flag(elements: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
-    """Insert ``"test_flag":true,`` right after the ``{"event":{`` prefix of every payload."""
+def as_test_events(elements: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """The payloads as test events: ``"test_flag":true,`` inserted right after the
+    ``{"event":{`` prefix, and each key prefixed with ``test-`` (line_rules.TEST_KEY_PREFIX)."""
     if not pc.all(pc.starts_with(elements, EVENT_PREFIX)).as_py():
         raise PayloadFormatError(f"a payload does not start with {EVENT_PREFIX}: rebuild with dbt")
-    flagged = EVENT_PREFIX + TEST_FLAG_MEMBER
-    return pc.replace_substring(elements, EVENT_PREFIX, flagged, max_replacements=1)
+    if not pc.all(pc.match_substring(elements, DEDUPLICATION_KEY_MEMBER)).as_py():
+        raise PayloadFormatError("a payload has no deduplication_key: rebuild with dbt")
+    flagged = pc.replace_substring(
+        elements, EVENT_PREFIX, EVENT_PREFIX + TEST_FLAG_MEMBER, max_replacements=1
+    )
+    kept = MAX_DEDUPLICATION_KEY_LENGTH - len(TEST_KEY_PREFIX)
+    return pc.replace_substring_regex(
+        flagged,
+        f"{DEDUPLICATION_KEY_MEMBER}([0-9A-Za-z_-]{{1,{kept}}})[0-9A-Za-z_-]*\"",
+        f"{DEDUPLICATION_KEY_MEMBER}{TEST_KEY_PREFIX}\\1\"",
+        max_replacements=1,
+    )
 
 
 class Body:

@@ -379,16 +379,45 @@ def test_missing_channel_id_with_line_uid_rows_is_a_usage_error(tmp_path):
         assert srv.stats()["requests"] == 0
 
 
-def test_test_flag_is_spliced_and_does_not_count_as_sent(db):
+def test_a_test_send_is_flagged_under_keys_of_its_own_and_does_not_count_as_sent(db):
+    first_five = {f"order-{i:07d}" for i in range(5)}  # the oldest events
     with mock_server() as srv:
         s = push_now(db, srv.url, test=True, limit=5)
         assert s.accepted == 5
         assert srv.requests[0].test_flags == 5
+        # LINE sees test-<key>: the real event can never be taken for a duplicate of it
+        assert srv.accepted_keys() == {f"test-{key}" for key in first_five}
         rows = ledger_rows(db)
-        assert len(rows) == 5 and all(r[7] for r in rows)  # is_test
+        assert {r[1] for r in rows} == first_five and all(r[7] for r in rows)  # is_test
         real = push_now(db, srv.url, batch_size=1000)
         assert real.pending == 250 and real.accepted == 250
         assert srv.requests[-1].test_flags == 0
+        assert srv.stats()["duplicates"] == 0
+        assert srv.accepted_keys() >= first_five
+
+
+def test_a_test_key_keeps_to_lines_256_characters_and_only_the_events_key_changes():
+    import pyarrow as pa
+
+    from sender.request_body import as_test_events
+
+    title = '"deduplication_key":"not-this-one"'
+    payloads = [
+        json.dumps(make_event(1, key="k" * 256), separators=(",", ":")),
+        json.dumps(
+            {"event": {"event_name": "A", "deduplication_key": "ORD-1"}, "web": {"title": title}},
+            separators=(",", ":"),
+        ),
+    ]
+    events = [json.loads(p) for p in as_test_events(pa.array(payloads)).to_pylist()]
+    assert events[0]["event"]["deduplication_key"] == "test-" + "k" * 251
+    assert events[1]["event"] == {
+        "test_flag": True,
+        "event_name": "A",
+        "deduplication_key": "test-ORD-1",
+    }
+    assert events[1]["web"]["title"] == title
+    assert all(e["event"]["test_flag"] is True for e in events)
 
 
 def test_limit_sends_the_oldest_first(db):
@@ -429,7 +458,8 @@ def test_dry_run_test_shows_the_spliced_flag(db):
     r = invoke(["push", "--dry-run", "--test", "--show", "1", "--json"], sender_env(db))
     summary = json.loads(r.stdout)
     assert summary["shown"][0].startswith('{"event":{"test_flag":true,"source_type":"web"')
-    assert json.loads(summary["shown"][0])["event"]["test_flag"] is True
+    event = json.loads(summary["shown"][0])["event"]
+    assert event["test_flag"] is True and event["deduplication_key"] == "test-order-0000000"
 
 
 def test_cli_json_summary_and_exit_code(db):
