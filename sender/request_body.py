@@ -39,8 +39,8 @@ def as_test_events(elements: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa
     kept = MAX_DEDUPLICATION_KEY_LENGTH - len(TEST_KEY_PREFIX)
     return pc.replace_substring_regex(
         flagged,
-        f"{DEDUPLICATION_KEY_MEMBER}([0-9A-Za-z_-]{{1,{kept}}})[0-9A-Za-z_-]*\"",
-        f"{DEDUPLICATION_KEY_MEMBER}{TEST_KEY_PREFIX}\\1\"",
+        f'{DEDUPLICATION_KEY_MEMBER}([0-9A-Za-z_-]{{1,{kept}}})[0-9A-Za-z_-]*"',
+        f'{DEDUPLICATION_KEY_MEMBER}{TEST_KEY_PREFIX}\\1"',
         max_replacements=1,
     )
 
