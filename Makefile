@@ -43,7 +43,7 @@ demo: setup
 test: setup test-dbt test-python
 
 test-dbt: setup
-	mkdir -p target/test && LINE_CAPI_DUCKDB=target/test/line_capi.duckdb $(DBT) build --target-path target/test \
+	mkdir -p target/test && KARTE_EXPORT_DIR= LINE_CAPI_DUCKDB=target/test/line_capi.duckdb $(DBT) build --target-path target/test \
 		--vars '{karte_export_dir: sample/karte_export}'
 
 test-python: setup

@@ -1,5 +1,6 @@
-"""A chunk of pending rows made into requests: the expired rows set aside, the test flag spliced
-in, the rest cut into batches. Pure functions of Arrow tables, shared by push and its dry run."""
+"""A chunk of pending rows made into requests: the expired rows set aside, test events made
+(request_body.as_test_events), the rest cut into batches. Pure functions of Arrow tables, shared
+by push and its dry run."""
 
 from __future__ import annotations
 

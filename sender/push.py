@@ -55,6 +55,7 @@ from sender.line_client import (
     Response,
     backoff_delay,
 )
+from sender.line_rules import MAX_DEDUPLICATION_KEY_LENGTH, TEST_KEY_PREFIX
 from sender.pending_rows import PendingRows, find_pending, iter_pending, ledger_has_keys
 from sender.progress import Progress
 from sender.push_summary import COUNTER_OF_STATUS, Summary, decide_exit
@@ -439,7 +440,11 @@ class Pusher:
         )
         key = rows.column("deduplication_key")[0].as_py()
         name = rows.column("event_name")[0].as_py()
-        self.progress.log(f"warning: LINE rejected event {name}/{key} (HTTP {resp.http_status})")
+        test_key = (TEST_KEY_PREFIX + key)[:MAX_DEDUPLICATION_KEY_LENGTH]
+        sent_as = f", sent as the test key {test_key}" if self.options.test else ""
+        self.progress.log(
+            f"warning: LINE rejected event {name}/{key} (HTTP {resp.http_status}{sent_as})"
+        )
 
     def _stop_run(self, answer: _Answer) -> None:
         """An answer retrying cannot fix: nothing more is sent."""

@@ -34,6 +34,21 @@ def test_a_build_without_an_export_location_fails_in_one_line(tmp_path):
     )
 
 
+def test_the_var_names_the_export_before_the_env_and_resolves_against_the_project(tmp_path):
+    """var karte_export_dir wins over env KARTE_EXPORT_DIR; a relative one is read from the
+    folder dbt was started in (PWD), as a build run by hand in the project."""
+    result = run_dbt(
+        tmp_path,
+        "run",
+        vars={"karte_export_dir": "sample/karte_export"},
+        env={"KARTE_EXPORT_DIR": str(tmp_path / "not-this-one")},
+    )
+    assert result.returncode == 0, result.output
+    assert result.rows("select export_location, is_sample from line_capi_build_info") == [
+        (str(SAMPLE_DIR), True)
+    ]
+
+
 def test_build_info_records_what_the_build_read(sample_build):
     [row] = sample_build.rows(
         "select export_location, is_sample, lookback_hours, conversions_rows, page_views_rows,"

@@ -8,7 +8,7 @@ import json
 import re
 
 import pytest
-from pipeline_fixtures import HOURLY_BUILD, SAMPLE_DIR, run_dbt, write_export
+from pipeline_fixtures import SAMPLE_DIR, run_dbt, write_export
 from test_pipeline import AS_OF, DAY, HOUR, LINE_UID, UUID1, T, export_tables, iso, sha
 
 FILTERS = {
@@ -31,9 +31,8 @@ def conversion(event, key, user, at, pv, **kw):
     }
 
 
-def build(tmp, export, vars_, unit_tests=False):
-    command = ("build",) if unit_tests else HOURLY_BUILD
-    result = run_dbt(tmp, *command, export_dir=export, vars={"as_of": AS_OF, **vars_})
+def build(tmp, export, vars_):
+    result = run_dbt(tmp, "build", export_dir=export, vars={"as_of": AS_OF, **vars_})
     assert result.returncode == 0, result.output
     return result
 
@@ -77,7 +76,6 @@ def settings_build(tmp_path_factory):
             "pii_prehashed": True,
             "send_line_user_id": False,
         },
-        unit_tests=True,
     )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import sqlglot
-from pipeline_fixtures import HOURLY_BUILD, ROOT, run_dbt
+from pipeline_fixtures import ROOT, run_dbt
 from sqlglot import exp
 
 QUERIES = ROOT / "datahub"
@@ -257,7 +257,7 @@ def exported(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def build(tmp_path_factory, exported):
     result = run_dbt(
-        tmp_path_factory.mktemp("build"), *HOURLY_BUILD, export_dir=exported, vars={"as_of": AS_OF}
+        tmp_path_factory.mktemp("build"), "build", export_dir=exported, vars={"as_of": AS_OF}
     )
     assert result.returncode == 0, result.output
     return result

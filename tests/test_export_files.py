@@ -9,7 +9,7 @@ import shutil
 
 import duckdb
 import pytest
-from pipeline_fixtures import HOURLY_BUILD, rewrite_export, run_dbt, write_export
+from pipeline_fixtures import rewrite_export, run_dbt, write_export
 from test_pipeline import AS_OF, export_tables
 
 USERS = {"u1": "1001", "u2": "1002", "u3": "1003"}
@@ -76,7 +76,7 @@ NUMBERS_TYPED = {
 
 
 def build(tmp, export, env=None):
-    result = run_dbt(tmp, *HOURLY_BUILD, export_dir=export, vars={"as_of": AS_OF}, env=env)
+    result = run_dbt(tmp, "build", export_dir=export, vars={"as_of": AS_OF}, env=env)
     assert result.returncode == 0, result.output
     return result
 
@@ -299,7 +299,7 @@ def test_a_part_without_a_required_column_is_one_line_naming_it(
     casts = TYPED if fmt == "parquet" else None
     export = rewrite_export(text_export, tmp_path / "export", fmt, casts, parts=3, layout=layout)
     rewrite_part(export / part, select, header)
-    result = run_dbt(tmp_path, *HOURLY_BUILD, export_dir=export, vars={"as_of": AS_OF})
+    result = run_dbt(tmp_path, "build", export_dir=export, vars={"as_of": AS_OF})
     assert result.returncode != 0
     (line,) = [line for line in result.output.splitlines() if message in line]
     assert line.strip().startswith(f"KARTE export table conversions: part {export / part} ")
@@ -316,7 +316,7 @@ def test_a_csv_not_separated_by_commas_says_so(tmp_path, text_export, delimiter,
     with duckdb.connect() as con:
         con.sql(f"create table part as select * from read_csv('{page_views}', all_varchar = true)")
         con.sql(f"copy part to '{page_views}' (format csv, header, delimiter '{delimiter}')")
-    result = run_dbt(tmp_path, *HOURLY_BUILD, export_dir=export, vars={"as_of": AS_OF})
+    result = run_dbt(tmp_path, "build", export_dir=export, vars={"as_of": AS_OF})
     assert result.returncode != 0
     (line,) = [line for line in result.output.splitlines() if "has one column" in line]
     assert line.strip().startswith("KARTE export table page_views has one column, named user_id")
@@ -341,7 +341,7 @@ def test_parts_with_extra_reordered_or_renamed_columns_build_the_same_rows(
     )
     result = run_dbt(
         tmp_path,
-        *HOURLY_BUILD,
+        "build",
         export_dir=export,
         vars={"as_of": AS_OF, "karte_column_map": {"conversions": {"pv_id": "page_view_id"}}},
     )
@@ -354,7 +354,7 @@ def test_a_gzip_file_named_csv_says_to_name_it_csv_gz(tmp_path):
     export = write_export(tmp_path / "export", warehouse_tables(), "csv")
     path = export / "conversions.csv"
     path.write_bytes(gzip.compress(path.read_bytes()))
-    result = run_dbt(tmp_path, *HOURLY_BUILD, export_dir=export, vars={"as_of": AS_OF})
+    result = run_dbt(tmp_path, "build", export_dir=export, vars={"as_of": AS_OF})
     assert result.returncode != 0
     (line,) = [line for line in result.output.splitlines() if "gzip" in line]
     assert line.strip() == (

@@ -102,6 +102,7 @@ def test_one_insert_per_batch_with_its_batch_id(db):
 def test_status_counts_latest_status_per_key_and_runs(db):
     with mock_server() as srv:
         srv.poison("order-0000003")
+        srv.poison("test-order-0000003")  # the key a test send gives it
         push_now(db, srv.url, batch_size=1000)
         push_now(db, srv.url, batch_size=1000, resend=True, test=True, limit=4)
     con = connect(db, read_only=True)
@@ -109,8 +110,11 @@ def test_status_counts_latest_status_per_key_and_runs(db):
     con.close()
     assert info.latest.counts == {"accepted": 59, "rejected_by_api": 1, "expired": 0}
     assert info.latest.test_events == 4 and info.pending == 0
-    assert info.last_run["accepted"] + info.last_run["rejected"] == 4
+    assert (info.last_run["accepted"], info.last_run["rejected"]) == (3, 1)
     assert info.last_run["is_test"] is True
+    # the refused test event is recorded under its real key
+    refused = [r for r in ledger_rows(db) if r[2] == "rejected_by_api" and r[7]]
+    assert [r[1] for r in refused] == ["order-0000003"]
 
 
 def test_status_counts_a_resent_key_once_under_its_latest_outcome(db):

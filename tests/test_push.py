@@ -399,7 +399,7 @@ def test_a_test_send_is_flagged_under_keys_of_its_own_and_does_not_count_as_sent
 def test_a_test_key_keeps_to_lines_256_characters_and_only_the_events_key_changes():
     import pyarrow as pa
 
-    from sender.request_body import as_test_events
+    from sender.request_body import PayloadFormatError, as_test_events
 
     title = '"deduplication_key":"not-this-one"'
     payloads = [
@@ -418,6 +418,9 @@ def test_a_test_key_keeps_to_lines_256_characters_and_only_the_events_key_change
     }
     assert events[1]["web"]["title"] == title
     assert all(e["event"]["test_flag"] is True for e in events)
+    # a key the model would never write is refused, not sent as a test under the real key
+    with pytest.raises(PayloadFormatError, match="no deduplication_key of"):
+        as_test_events(pa.array(['{"event":{"deduplication_key":"ORD#1"}}']))
 
 
 def test_limit_sends_the_oldest_first(db):
