@@ -13,12 +13,12 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import dbt_forkserver
 import duckdb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,7 +165,6 @@ def run_dbt(
     (profiles / "profiles.yml").write_text(profile_text)
     target = tmp_path / "target"
     command = [
-        DBT,
         *args,
         "--project-dir",
         str(ROOT),
@@ -193,16 +192,13 @@ def run_dbt(
     }
     key = _parse_key(profile_text, vars, args, overrides)
     _reuse_parse(key, target)
-    proc = subprocess.run(
-        command,
-        cwd=here,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        returncode = dbt_forkserver.run(
+            command, cwd=here, env=full_env, stdout=stdout, stderr=stderr, timeout=600
+        )
+        output = b"".join(f.seek(0) or f.read() for f in (stdout, stderr))
     _keep_parse(key, target)
-    return DbtResult(proc.returncode, proc.stdout + proc.stderr, database)
+    return DbtResult(returncode, output.decode(errors="replace"), database)
 
 
 PROFILE_EXAMPLE = (ROOT / "profiles.example.yml").read_text()

@@ -1,0 +1,90 @@
+"""The tests' dbt fork server (tests/dbt_forkserver.py) starts dbt as the `dbt` script does:
+the same exit code and output, and each command in its caller's folder, environment, umask and
+time zone, not the server's."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tempfile
+from pathlib import Path
+
+import dbt_forkserver
+import pytest
+
+PROBE_MACRO = """
+{% macro probe() %}
+    {% do run_query("copy (select 1 as x) to 'probe.csv'") %}
+    {% set noon = modules.datetime.datetime(2026, 1, 1, 12).astimezone().strftime('%z') %}
+    {{ log('probe ' ~ env_var('LINE_CAPI_PROBE') ~ ' ' ~ noon, info=true) }}
+{% endmacro %}
+"""
+
+
+def dbt(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        code = dbt_forkserver.run(args, cwd=cwd, env=env, stdout=stdout, stderr=stderr, timeout=120)
+        output = b"".join(f.seek(0) or f.read() for f in (stdout, stderr))
+    return code, output.decode()
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A dbt project of one macro, and a profile with an in-memory DuckDB."""
+    root = tmp_path / "project"
+    (root / "macros").mkdir(parents=True)
+    (root / "dbt_project.yml").write_text(
+        "name: probe\nversion: '1.0.0'\nconfig-version: 2\nprofile: probe\n"
+    )
+    (root / "macros" / "probe.sql").write_text(PROBE_MACRO)
+    (root / "profiles.yml").write_text(
+        "probe:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: ':memory:'\n"
+    )
+    return root
+
+
+def base_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "DBT_"))},
+        "DO_NOT_TRACK": "1",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_USE_COLORS": "false",
+    }
+
+
+def test_each_command_runs_in_its_callers_folder_environment_umask_and_time_zone(project, tmp_path):
+    """Two commands in a row, each with its own: the second cannot inherit the first's."""
+    args = ["run-operation", "probe", "--project-dir", str(project), "--profiles-dir", str(project)]
+    cases = [("Asia/Tokyo", "+0900", 0o027, 0o640), ("America/New_York", "-0500", 0o077, 0o600)]
+    for zone, offset, umask, mode in cases:
+        here = tmp_path / zone.replace("/", "-")
+        here.mkdir()
+        env = {**base_env(tmp_path), "LINE_CAPI_PROBE": f"hello-{zone}", "TZ": zone}
+        before = os.umask(umask)
+        try:
+            code, output = dbt(args, here, env)
+        finally:
+            os.umask(before)
+        assert code == 0, output
+        assert f"probe hello-{zone} {offset}" in output
+        written = here / "probe.csv"  # a relative path: the caller's folder
+        assert written.read_text().splitlines() == ["x", "1"]
+        assert stat.S_IMODE(written.stat().st_mode) == mode  # 0666 under the caller's umask
+
+
+def test_a_failing_command_exits_and_prints_as_the_dbt_script_does(project, tmp_path, monkeypatch):
+    """The same exit code and the same lines (their times aside) as a plain subprocess."""
+    env = base_env(tmp_path)
+    args = ["run-operation", "no_such_macro", "--project-dir", str(project)]
+    args += ["--profiles-dir", str(project), "--target-path"]
+    forked = dbt([*args, str(tmp_path / "forked")], tmp_path, env)
+    monkeypatch.setenv("LINE_CAPI_TEST_DBT", "subprocess")
+    spawned = dbt([*args, str(tmp_path / "spawned")], tmp_path, env)
+
+    def lines(output: str) -> list[str]:
+        return [re.sub(r"^\d\d:\d\d:\d\d  ", "", line) for line in output.splitlines()]
+
+    assert forked[0] == spawned[0] == 2  # dbt's exit code for an error that stops it
+    assert lines(forked[1]) == lines(spawned[1])
+    assert any("no_such_macro" in line for line in lines(forked[1]))
