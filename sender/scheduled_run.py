@@ -42,6 +42,7 @@ from sender.run_history import default_run_log, rotate_if_large
 from sender.settings import ConfigError
 
 PROJECT_FILE = "dbt_project.yml"
+DBT_ENV_VAR = "LINE_CAPI_DBT"
 BUILD_ARGS = ("build", "--exclude-resource-type", "unit_test")
 
 # dbt's console lines: colour codes and an HH:MM:SS prefix
@@ -79,8 +80,19 @@ class RunConfig:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def find_dbt() -> str | None:
-    """dbt next to this Python (the same virtualenv), else on PATH."""
+def find_dbt(env: dict[str, str]) -> str | None:
+    """The dbt to run: env LINE_CAPI_DBT (a path, or a command on PATH), else dbt next to this
+    Python (the same virtualenv), else dbt on PATH. ConfigError when LINE_CAPI_DBT names no
+    executable file."""
+    named = env.get(DBT_ENV_VAR, "").strip()
+    if named:
+        found = shutil.which(named)
+        if found is None:
+            raise ConfigError(
+                f"{DBT_ENV_VAR}={named} is not an executable file: name the dbt to run"
+                " (/opt/dbt/bin/dbt), or unset it to run the dbt next to the sender"
+            )
+        return found
     beside = Path(sys.executable).parent / "dbt"
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
@@ -112,11 +124,11 @@ def run_config(
         raise ConfigError(
             f"{project} has no {PROJECT_FILE}: pass --project-dir or set LINE_CAPI_PROJECT_DIR"
         )
-    dbt = find_dbt()
+    dbt = find_dbt(env)
     if dbt is None:
         raise ConfigError(
             f"dbt is neither next to {sys.executable} nor on PATH: install the project "
-            "(pip install -e .)"
+            f"(pip install -e .), or name the dbt to run in {DBT_ENV_VAR}"
         )
     try:  # dbt would say it too, once per connection, after the freshness check had started
         build_memory.build_memory_limit(env)

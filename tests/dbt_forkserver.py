@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Start `dbt` for the tests without paying for its start-up every time.
 
 Importing dbt costs about two CPU seconds (mashumaro compiles its dataclasses' code at import),
@@ -27,6 +28,7 @@ import gc
 import json
 import os
 import pkgutil
+import select
 import signal
 import socket
 import subprocess
@@ -37,12 +39,15 @@ from pathlib import Path
 
 DBT = str(Path(sys.executable).parent / "dbt")
 ROOT = Path(__file__).resolve().parent.parent
+SERVER_ENV = "LINE_CAPI_TEST_DBT_SERVER"  # the socket, for _as_dbt
+SERVE = "--serve-dbt-forks"
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)  # to dbt, by _as_dbt
 _server: tuple[subprocess.Popen, str] | None = None
 
 
 def run(args: list[str], *, cwd: Path, env: dict[str, str], stdout, stderr, timeout: float) -> int:
     """Run `dbt <args>` in `cwd` with exactly `env`; its output goes to the open files."""
-    if os.environ.get("LINE_CAPI_TEST_DBT") == "subprocess":
+    if not forking():
         return subprocess.run(
             [DBT, *args],
             cwd=cwd,
@@ -53,24 +58,65 @@ def run(args: list[str], *, cwd: Path, env: dict[str, str], stdout, stderr, time
             timeout=timeout,
             check=False,
         ).returncode
-    umask = os.umask(0o22)
-    os.umask(umask)
-    request = {"args": args, "cwd": str(cwd), "env": env, "umask": umask}
-    request = json.dumps(request).encode() + b"\n"
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn, open(os.devnull) as stdin:
         conn.connect(_address())
-        socket.send_fds(conn, [request], [stdin.fileno(), stdout.fileno(), stderr.fileno()])
+        pid, answers = _start(
+            conn, args, cwd, env, [stdin.fileno(), stdout.fileno(), stderr.fileno()]
+        )
         conn.settimeout(timeout)
-        lines = conn.makefile("r")
-        pid = int(lines.readline().split()[1])
         try:
-            answer = lines.readline()
+            return _exit_code(pid, answers)
         except TimeoutError:
             os.kill(pid, signal.SIGKILL)
             raise subprocess.TimeoutExpired([DBT, *args], timeout) from None
-        if not answer.startswith("exit "):
-            raise RuntimeError(f"the dbt fork server stopped while dbt ran (pid {pid})")
-        return int(answer.split()[1])
+
+
+def forking() -> bool:
+    return os.environ.get("LINE_CAPI_TEST_DBT") != "subprocess"
+
+
+def sender_env() -> dict[str, str]:
+    """The environment that makes a `sender run` started by a test run its dbt commands through
+    this process's server: LINE_CAPI_DBT names this file, which then acts as the `dbt` script
+    (see _as_dbt). Empty with LINE_CAPI_TEST_DBT=subprocess: the sender's own dbt."""
+    if not forking():
+        return {}
+    return {"LINE_CAPI_DBT": str(Path(__file__).resolve()), SERVER_ENV: _address()}
+
+
+def _start(conn: socket.socket, args: list[str], cwd, env: dict, fds: list[int]):
+    """Ask the server for `dbt <args>` on the three standard streams ``fds``: its pid, and the
+    reader of the server's answers."""
+    umask = os.umask(0o22)
+    os.umask(umask)
+    request = {"args": args, "cwd": str(cwd), "env": env, "umask": umask}
+    socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], fds)
+    answers = conn.makefile("r")
+    return int(answers.readline().split()[1]), answers
+
+
+def _exit_code(pid: int, answers) -> int:
+    answer = answers.readline()
+    if not answer.startswith("exit "):
+        raise RuntimeError(f"the dbt fork server stopped while dbt ran (pid {pid})")
+    return int(answer.split()[1])
+
+
+def _as_dbt(args: list[str]) -> None:
+    """This file run as `dbt <args>` (by `sender run`, through LINE_CAPI_DBT): the server's child
+    writes to this process's standard streams, gets the signals this process gets, and this
+    process ends as it ended, with its exit code or by its signal."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(os.environ[SERVER_ENV])
+        pid, answers = _start(conn, args, os.getcwd(), dict(os.environ), [0, 1, 2])
+        for forwarded in FORWARDED:
+            signal.signal(forwarded, lambda number, _: os.kill(pid, number))
+        code = _exit_code(pid, answers)
+    if code < 0:
+        if -code in FORWARDED:
+            signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    sys.exit(code)
 
 
 def _address() -> str:
@@ -79,7 +125,9 @@ def _address() -> str:
     if _server is None or _server[0].poll() is not None:
         folder = tempfile.mkdtemp(prefix="line-capi-dbt-fork-")
         address = os.path.join(folder, "socket")
-        server = subprocess.Popen([sys.executable, __file__, address], stdin=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [sys.executable, __file__, SERVE, address], stdin=subprocess.DEVNULL
+        )
         atexit.register(_stop, server, folder)
         while not os.path.exists(address):  # the server binds once dbt is imported
             try:
@@ -129,6 +177,7 @@ def _warm_up() -> None:
     from dbt.adapters.factory import reset_adapters
     from dbt.cli.main import dbtRunner
 
+    os.environ["DO_NOT_TRACK"] = "1"  # each command runs with its caller's environment
     with tempfile.TemporaryDirectory() as folder:
         profile = Path(folder, "profiles.yml")
         profile.write_text(
@@ -196,10 +245,28 @@ def _handle(conn: socket.socket) -> None:
         for fd in fds:
             os.close(fd)
         conn.sendall(f"pid {pid}\n".encode())
+        _wait_unless_abandoned(pid, conn)
         status = os.waitpid(pid, 0)[1]
         conn.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
     finally:
         os._exit(0)
+
+
+def _wait_unless_abandoned(pid: int, conn: socket.socket) -> None:
+    """Wait until dbt ends; kill it if its caller goes first (a `dbt` killed by SIGKILL, a test
+    that timed out), as nothing would be left to read what it writes."""
+    ended = os.pidfd_open(pid)
+    while True:
+        ready = select.select([ended, conn], [], [])[0]
+        if ended in ready:
+            return
+        try:
+            gone = not conn.recv(1)
+        except OSError:
+            gone = True
+        if gone:
+            os.kill(pid, signal.SIGKILL)
+            return
 
 
 def _become_dbt(request: dict, fds: list[int]) -> None:
@@ -219,4 +286,7 @@ def _become_dbt(request: dict, fds: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1])
+    if sys.argv[1:2] == [SERVE]:
+        _serve(sys.argv[2])
+    else:
+        _as_dbt(sys.argv[1:])

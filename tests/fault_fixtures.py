@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dbt_forkserver
 import duckdb
 from sender_fixtures import REPO
 
@@ -15,6 +16,7 @@ from sender_fixtures import REPO
 def sender_process_env(env: dict[str, str], **extra: str) -> dict[str, str]:
     """The test's environment without any LINE_* variable of the shell, plus ``env``."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("LINE_")}
+    full.update(dbt_forkserver.sender_env())  # `sender run` starts dbt from the fork server
     full.update(env)
     full.update(extra)
     full["PYTHONPATH"] = str(REPO)

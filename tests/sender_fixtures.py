@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import dbt_forkserver
 import duckdb
 import pyarrow as pa
 
@@ -275,6 +276,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess:
     """Run ``python -m sender`` in a subprocess (real process, real exit code, real stderr)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("LINE_")}
+    full_env.update(dbt_forkserver.sender_env())  # `sender run` starts dbt from the fork server
     full_env.update(env)
     full_env.setdefault("PYTHONPATH", str(REPO))
     return subprocess.run(

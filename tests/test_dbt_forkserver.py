@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import stat
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import dbt_forkserver
 import pytest
 
+SHIM = str(Path(dbt_forkserver.__file__).resolve())  # what LINE_CAPI_DBT names in the tests
 PROBE_MACRO = """
 {% macro probe() %}
     {% do run_query("copy (select 1 as x) to 'probe.csv'") %}
@@ -74,17 +78,58 @@ def test_each_command_runs_in_its_callers_folder_environment_umask_and_time_zone
 
 
 def test_a_failing_command_exits_and_prints_as_the_dbt_script_does(project, tmp_path, monkeypatch):
-    """The same exit code and the same lines (their times aside) as a plain subprocess."""
+    """The same exit code and the same lines (their times aside) as a plain subprocess, whether
+    asked for by run() or by this file acting as the `dbt` script (for `sender run`)."""
     env = base_env(tmp_path)
     args = ["run-operation", "no_such_macro", "--project-dir", str(project)]
     args += ["--profiles-dir", str(project), "--target-path"]
     forked = dbt([*args, str(tmp_path / "forked")], tmp_path, env)
+    script = subprocess.run(
+        [SHIM, *args, str(tmp_path / "script")],
+        cwd=tmp_path,
+        env={**env, **dbt_forkserver.sender_env()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     monkeypatch.setenv("LINE_CAPI_TEST_DBT", "subprocess")
     spawned = dbt([*args, str(tmp_path / "spawned")], tmp_path, env)
 
     def lines(output: str) -> list[str]:
         return [re.sub(r"^\d\d:\d\d:\d\d  ", "", line) for line in output.splitlines()]
 
-    assert forked[0] == spawned[0] == 2  # dbt's exit code for an error that stops it
-    assert lines(forked[1]) == lines(spawned[1])
+    assert forked[0] == script.returncode == spawned[0] == 2  # dbt's code for a stopping error
+    assert lines(forked[1]) == lines(script.stdout + script.stderr) == lines(spawned[1])
     assert any("no_such_macro" in line for line in lines(forked[1]))
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+def test_as_the_dbt_script_it_passes_signals_on_and_ends_as_dbt_ended(project, tmp_path, number):
+    """`sender run` stops its dbt with SIGTERM (a timeout, Ctrl-C): the forked dbt gets it, and
+    the script ends as dbt ended: by the signal, or with the code dbt chose for it."""
+    (project / "macros" / "busy.sql").write_text(
+        "{% macro busy() %}{% do log('busy', info=true) %}"
+        "{% do run_query('select count(*) from range(10000000000000)') %}{% endmacro %}"
+    )
+    args = ["run-operation", "busy", "--project-dir", str(project), "--profiles-dir", str(project)]
+    ends = {}
+    for how, command, env in [
+        ("script", [SHIM], dbt_forkserver.sender_env()),
+        ("dbt", [dbt_forkserver.DBT], {}),
+    ]:
+        proc = subprocess.Popen(
+            [*command, *args],
+            cwd=tmp_path,
+            env={**base_env(tmp_path), **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for line in proc.stdout:
+            if "busy" in line:
+                break
+        time.sleep(0.5)  # inside DuckDB's query
+        proc.send_signal(number)
+        ends[how] = proc.wait(60)
+        proc.stdout.close()
+    assert ends["script"] == ends["dbt"] != 0, ends

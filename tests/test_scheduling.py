@@ -10,7 +10,9 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import dbt_forkserver
 import duckdb
 import pytest
 from pipeline_fixtures import ROOT, SAMPLE_DIR, rewrite_export, run_dbt
@@ -445,6 +447,7 @@ def test_a_run_for_another_database_waits_for_the_dbt_target_folder(tmp_path):
             [sys.executable, "-m", "sender", "run", "--", *dbt_args(tmp_path)],
             env={
                 **{k: v for k, v in os.environ.items() if not k.startswith("LINE_")},
+                **dbt_forkserver.sender_env(),
                 "PYTHONPATH": str(ROOT),
                 "LINE_CAPI_DUCKDB": str(tmp_path / "shop.duckdb"),
                 "LINE_TAG_ID": TAG_ID,
@@ -588,6 +591,32 @@ def test_a_push_setting_the_push_would_refuse_stops_the_run_before_dbt(tmp_path,
     assert not (tmp_path / "line_capi.duckdb").exists()
     assert not (tmp_path / "target").exists()
     assert not (tmp_path / "line_capi_run.log").exists()
+
+
+def test_the_run_starts_the_dbt_that_line_capi_dbt_names(tmp_path):
+    """A dbt installed apart from the sender: here a wrapper that notes each command, then runs
+    the real dbt next to this Python."""
+    calls = tmp_path / "dbt-calls.txt"
+    wrapper = tmp_path / "bin" / "dbt"
+    wrapper.parent.mkdir()
+    real = Path(sys.executable).parent / "dbt"
+    wrapper.write_text(f'#!/bin/sh\necho "$1 $2" >> {calls}\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    with mock_server() as srv:
+        env = {"LINE_CAPI_DBT": str(wrapper), "LINE_CHANNEL_ID": "1234567890"}
+        r = sender_run(tmp_path, srv.url, export=SAMPLE_DIR, env=env)
+        assert r.returncode == 0, r.stderr
+        assert srv.stats()["accepted_events"] > 0
+    assert calls.read_text().splitlines() == ["source freshness", "build --exclude-resource-type"]
+
+
+@pytest.mark.parametrize("named", ["/nowhere/bin/dbt", "README.md"])
+def test_a_line_capi_dbt_that_is_no_executable_stops_the_run_before_dbt(tmp_path, named):
+    r = sender_run(tmp_path, "http://127.0.0.1:9", export=SAMPLE_DIR, env={"LINE_CAPI_DBT": named})
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    assert f"LINE_CAPI_DBT={named} is not an executable file" in one_error_line(r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stdout == ""
+    assert not (tmp_path / "target").exists() and not (tmp_path / "line_capi.duckdb").exists()
 
 
 def test_a_run_log_that_is_a_folder_is_a_usage_error(tmp_path):
