@@ -60,10 +60,10 @@ def run(args: list[str], *, cwd: Path, env: dict[str, str], stdout, stderr, time
         ).returncode
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn, open(os.devnull) as stdin:
         conn.connect(_address())
+        conn.settimeout(timeout)
         pid, answers = _start(
             conn, args, cwd, env, [stdin.fileno(), stdout.fileno(), stderr.fileno()]
         )
-        conn.settimeout(timeout)
         try:
             return _exit_code(pid, answers)
         except TimeoutError:

@@ -108,8 +108,9 @@ def test_as_the_dbt_script_it_passes_signals_on_and_ends_as_dbt_ended(project, t
     """`sender run` stops its dbt with SIGTERM (a timeout, Ctrl-C): the forked dbt gets it, and
     the script ends as dbt ended: by the signal, or with the code dbt chose for it."""
     (project / "macros" / "busy.sql").write_text(
-        "{% macro busy() %}{% do log('busy', info=true) %}"
-        "{% do run_query('select count(*) from range(10000000000000)') %}{% endmacro %}"
+        "{% macro busy() %}{% do log('busy', info=true) %}"  # Python work: a signal gets in
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+        "{% endmacro %}"
     )
     args = ["run-operation", "busy", "--project-dir", str(project), "--profiles-dir", str(project)]
     ends = {}
@@ -125,11 +126,15 @@ def test_as_the_dbt_script_it_passes_signals_on_and_ends_as_dbt_ended(project, t
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for line in proc.stdout:
-            if "busy" in line:
-                break
-        time.sleep(0.5)  # inside DuckDB's query
-        proc.send_signal(number)
-        ends[how] = proc.wait(60)
-        proc.stdout.close()
+        try:
+            for line in proc.stdout:
+                if "busy" in line:
+                    break
+            time.sleep(0.5)  # inside the loop
+            proc.send_signal(number)
+            ends[how] = proc.wait(60)
+        finally:
+            proc.kill()  # (a script killed takes its dbt along)
+            proc.wait()
+            proc.stdout.close()
     assert ends["script"] == ends["dbt"] != 0, ends
