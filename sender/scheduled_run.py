@@ -92,7 +92,7 @@ def find_dbt(env: dict[str, str]) -> str | None:
                 f"{DBT_ENV_VAR}={named} is not an executable file: name the dbt to run"
                 " (/opt/dbt/bin/dbt), or unset it to run the dbt next to the sender"
             )
-        return found
+        return os.path.abspath(found)  # dbt starts in the project folder
     beside = Path(sys.executable).parent / "dbt"
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)

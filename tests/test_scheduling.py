@@ -603,7 +603,9 @@ def test_the_run_starts_the_dbt_that_line_capi_dbt_names(tmp_path):
     wrapper.write_text(f'#!/bin/sh\necho "$1 $2" >> {calls}\nexec {real} "$@"\n')
     wrapper.chmod(0o755)
     with mock_server() as srv:
-        env = {"LINE_CAPI_DBT": str(wrapper), "LINE_CHANNEL_ID": "1234567890"}
+        # a relative path: from the folder the run starts in (ROOT)
+        named = os.path.relpath(wrapper, ROOT)
+        env = {"LINE_CAPI_DBT": named, "LINE_CHANNEL_ID": "1234567890"}
         r = sender_run(tmp_path, srv.url, export=SAMPLE_DIR, env=env)
         assert r.returncode == 0, r.stderr
         assert srv.stats()["accepted_events"] > 0
