@@ -236,7 +236,10 @@ def _handle(conn: socket.socket) -> None:
     """In the handler: fork dbt, say its pid, wait for it, say how it ended."""
     message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
     while not message.endswith(b"\n"):
-        message += conn.recv(1 << 20)
+        more = conn.recv(1 << 20)
+        if not more:  # the caller went away before it finished asking
+            os._exit(1)
+        message += more
     pid = os.fork()
     if pid == 0:
         conn.close()
