@@ -97,7 +97,8 @@
 {% macro project_var_names() %}
     {{ return([
         'karte_export_dir', 'karte_catalog_tables', 'karte_export_encoding', 'karte_source_schema',
-        'karte_column_map', 'karte_export_time_anchor', 'karte_sample_dir', 'karte_sample_anchor',
+        'karte_column_map', 'karte_export_time_anchor', 'karte_export_utc_offset', 'karte_sample_dir',
+        'karte_sample_anchor',
         'karte_freshness_warn_hours', 'karte_freshness_error_hours', 'as_of', 'lookback_hours',
         'karte_conversion_event', 'line_event_name', 'karte_conversion_events', 'karte_conversion_filter',
         'karte_user_master_filter', 'ad_contact_days', 'pii_prehashed', 'send_line_user_id',
@@ -320,6 +321,33 @@
             "expected at most karte_freshness_error_hours (" ~ error ~ ")") }}
     {%- endif -%}
     {{ return((warn, error)) }}
+{% endmacro %}
+
+{#-
+    The offset from UTC, in seconds, of the export's times written without one (var
+    karte_export_utc_offset: null, 'Z' or 'UTC' for UTC; '+09:00' for Japan time, as a BigQuery
+    DATETIME of JST holds it). Times with an offset, epoch digits and typed instants keep their own.
+    Only fixed offsets: the zones of LINE Ads' markets keep no summer time.
+-#}
+{% macro karte_export_utc_offset_seconds() %}
+    {%- set name = 'karte_export_utc_offset' -%}
+    {%- set value = var(name, none) -%}
+    {%- set expected = "expected the offset from UTC of export times written without one, in quotes:"
+        ~ " '+09:00' for Japan time, 'Z' for UTC (a zone name is not read)" -%}
+    {%- if value is none -%}{{ return(0) }}{%- endif -%}
+    {%- if value is not string -%}
+        {#- YAML reads an unquoted +9:00 as the number 540 -#}
+        {{ _var_error(name, value, expected) }}
+    {%- endif -%}
+    {%- set text = value | trim -%}
+    {%- if text in ('', 'Z', 'z', 'UTC') -%}{{ return(0) }}{%- endif -%}
+    {%- set match = modules.re.fullmatch('([+-])([0-9]{2})(?::?([0-9]{2}))?', text) -%}
+    {%- if not match -%}{{ _var_error(name, value, expected) }}{%- endif -%}
+    {%- set hours, minutes = match.group(2) | int, (match.group(3) or '0') | int -%}
+    {%- if hours > 14 or minutes > 59 or (hours == 14 and minutes > 0) -%}
+        {{ _var_error(name, value, "expected an offset from -14:00 to +14:00") }}
+    {%- endif -%}
+    {{ return((1 if match.group(1) == '+' else -1) * (hours * 3600 + minutes * 60)) }}
 {% endmacro %}
 
 {#-

@@ -14,17 +14,22 @@ from sender_fixtures import TAG_ID, TOKEN, run_cli
 HOUR = 3600
 
 
-def iso(unix: float) -> str:
-    return dt.datetime.fromtimestamp(int(unix), dt.timezone(dt.timedelta(hours=9))).isoformat()
+def iso(unix: float, with_offset: bool = True) -> str:
+    """Unix seconds as ISO 8601 in Japan time; without its offset, as a BigQuery DATETIME."""
+    text = dt.datetime.fromtimestamp(int(unix), dt.timezone(dt.timedelta(hours=9))).isoformat()
+    return text if with_offset else text.removesuffix("+09:00")
 
 
-def clock_export(directory: Path, conversions: dict[str, float], newest_hours: float) -> Path:
+def clock_export(
+    directory: Path, conversions: dict[str, float], newest_hours: float, with_offset: bool = True
+) -> Path:
     """An export written ``newest_hours`` after its newest event; ``conversions`` maps an order
-    id to its age in hours. Every buyer has an email, so every conversion is sendable."""
+    id to its age in hours. Every buyer has an email, so every conversion is sendable. Times are
+    Japan time, with their offset or (``with_offset=False``) without it."""
     now = time.time()
     rows, views, users = [], [], []
     for i, (key, age) in enumerate(conversions.items()):
-        at = iso(now - age * HOUR)
+        at = iso(now - age * HOUR, with_offset)
         rows.append(
             {
                 "event_name": "buy",
@@ -44,7 +49,7 @@ def clock_export(directory: Path, conversions: dict[str, float], newest_hours: f
         )
         users.append({"user_id": f"u{i}", "email": f"buyer{i}@example.jp"})
     # the newest event of each table: a page view and a non-conversion event
-    newest = iso(now - newest_hours * HOUR)
+    newest = iso(now - newest_hours * HOUR, with_offset)
     rows.append(
         {
             "event_name": "view",

@@ -73,10 +73,18 @@ NUMBERS_TYPED = {
         "phone": "try_cast(regexp_replace(phone, '[^0-9]', '', 'g') as bigint)",
     },
 }
+# Build E: Japan time without its offset, as a BigQuery DATETIME of JST holds it: typed, or as text.
+JAPAN_TIME = "timezone('Asia/Tokyo', try_cast(sync_date as timestamptz))"
+JAPAN_TIME_TYPED = {table: {"sync_date": JAPAN_TIME} for table in ("conversions", "page_views")}
+JAPAN_TIME_TEXT = {
+    table: {"sync_date": f"coalesce(strftime({JAPAN_TIME}, '%Y-%m-%dT%H:%M:%S'), sync_date)"}
+    for table in ("conversions", "page_views")
+}
 
 
-def build(tmp, export, env=None):
-    result = run_dbt(tmp, "build", export_dir=export, vars={"as_of": AS_OF}, env=env)
+def build(tmp, export, env=None, vars=None):
+    all_vars = {"as_of": AS_OF, **(vars or {})}
+    result = run_dbt(tmp, "build", export_dir=export, vars=all_vars, env=env)
     assert result.returncode == 0, result.output
     return result
 
@@ -150,6 +158,33 @@ def test_numbers_as_a_spreadsheet_leaves_them_build_the_same_rows(
     # the ids join as the text ids do, and the phone hashes as +819012345678
     assert result.payloads() == text_build.payloads()
     assert "phone" in result.payloads()["ORD-1"]["user"]
+    assert rejected_rows(result) == rejected_rows(text_build)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "casts", "stored"),
+    [("parquet", JAPAN_TIME_TYPED, "TIMESTAMP"), ("csv.gz", JAPAN_TIME_TEXT, "VARCHAR")],
+    ids=["datetime", "text"],
+)
+def test_japan_time_without_its_offset_builds_the_same_rows_with_var_karte_export_utc_offset(
+    tmp_path, text_export, text_build, fmt, casts, stored
+):
+    export = rewrite_export(text_export, tmp_path / "export", fmt, casts)
+    path = export / f"conversions.{fmt}"
+    with duckdb.connect() as con:
+        read = f"read_csv('{path}', all_varchar = true)" if fmt == "csv.gz" else f"'{path}'"
+        relation = con.sql(f"select sync_date from {read} where sync_date is not null")
+        assert str(relation.types[0]) == stored
+        # 10:00 in Japan is stored as 10:00, without its offset (ORD-3 was at 2026-02-28T23:00Z)
+        times = [str(t) for (t,) in relation.fetchall()]
+        assert "2026-03-01 08:00:00" in times or "2026-03-01T08:00:00" in times, times
+    result = build(
+        tmp_path,
+        export,
+        env={"TZ": "America/Los_Angeles"},
+        vars={"karte_export_utc_offset": "+09:00"},
+    )
+    assert result.payloads() == text_build.payloads()
     assert rejected_rows(result) == rejected_rows(text_build)
 
 

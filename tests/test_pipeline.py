@@ -318,6 +318,18 @@ def test_missing_export_file_is_a_clear_error(tmp_path):
         ("karte_sample_anchor", "soon", "invalid dbt var karte_sample_anchor=soon"),
         ("karte_export_time_anchor", "soon", "invalid dbt var karte_export_time_anchor=soon"),
         (
+            "karte_export_utc_offset",
+            "Asia/Tokyo",
+            "invalid dbt var karte_export_utc_offset=Asia/Tokyo: expected the offset from UTC",
+        ),
+        # YAML reads an unquoted +9:00 as the number 540
+        ("karte_export_utc_offset", 540, "invalid dbt var karte_export_utc_offset=540: expected"),
+        (
+            "karte_export_utc_offset",
+            "+15:00",
+            "invalid dbt var karte_export_utc_offset=+15:00: expected an offset from -14:00",
+        ),
+        (
             "karte_column_map",
             {"conversions": {"order_id": "x"}},
             "conversions has no contract column order_id",

@@ -61,7 +61,7 @@ def test_a_stale_export_stops_the_run_with_one_line_naming_the_table_and_age(tmp
 
 def test_an_export_hours_in_the_future_stops_the_run_before_anything_is_sent(tmp_path):
     # Japan time written without its offset reads as UTC: 9 hours ahead
-    export = clock_export(tmp_path / "export", {"ORD-1": -8.9}, newest_hours=-9)
+    export = clock_export(tmp_path / "export", {"ORD-1": 0.1}, newest_hours=0, with_offset=False)
     with mock_server() as srv:
         r = sender_run(tmp_path, srv.url, export=export)
         assert srv.stats()["requests"] == 0
@@ -70,6 +70,7 @@ def test_an_export_hours_in_the_future_stops_the_run_before_anything_is_sent(tmp
     assert (
         "has sync_dates up to 9.0 h in the future: a time without an offset is read as UTC" in line
     )
+    assert "set dbt var karte_export_utc_offset: '+09:00'" in line
     assert "dbt build ok" not in r.stderr
     # minutes ahead is a clock difference, not a time zone
     export = clock_export(tmp_path / "skewed", {"ORD-2": 1}, newest_hours=-0.2)
@@ -77,6 +78,22 @@ def test_an_export_hours_in_the_future_stops_the_run_before_anything_is_sent(tmp
         r = sender_run(tmp_path, srv.url, export=export)
         assert srv.accepted == {("Conversion", "ORD-2"): 1}
     assert r.returncode == ExitCode.OK, r.stderr
+
+
+def test_japan_time_without_its_offset_is_sent_at_its_instant_with_var_karte_export_utc_offset(
+    tmp_path,
+):
+    export = clock_export(tmp_path / "export", {"ORD-1": 2}, newest_hours=0.5, with_offset=False)
+    sent: list[dict] = []
+    with mock_server(on_record=lambda _rec, events: sent.extend(events)) as srv:
+        r = sender_run(
+            tmp_path, srv.url, export=export, vars_="{karte_export_utc_offset: '+09:00'}"
+        )
+        assert srv.accepted == {("Conversion", "ORD-1"): 1}
+    assert r.returncode == ExitCode.OK, r.stderr
+    # the conversion of two hours ago, not of nine hours from now minus two
+    (event,) = sent
+    assert abs(event["event"]["event_timestamp"] - (time.time() - 2 * 3600)) < 120
 
 
 def test_a_missing_export_folder_is_one_line_not_a_failed_build(tmp_path):

@@ -2,20 +2,24 @@
 
 {#-
     An ISO 8601 text as integer Unix seconds (fraction truncated), or null when it is not one.
-    A text with an offset (`Z`, `+09:00`, `+0900`) honours it; one without is UTC. Plain digits are
-    epoch seconds (9-10 digits) or epoch milliseconds (12-13 digits), as some exports write them.
+    A text with an offset (`Z`, `+09:00`, `+0900`) honours it; one without is at
+    `utc_offset_seconds` from UTC (0: UTC; 32400: Japan time), and so is a date alone (its
+    midnight). Plain digits are epoch seconds (9-10 digits) or epoch milliseconds (12-13 digits),
+    as some exports write them.
 -#}
-{% macro iso8601_to_unix_seconds(expr) %}
-    {{ return(adapter.dispatch('iso8601_to_unix_seconds', 'line_capi')(expr)) }}
+{% macro iso8601_to_unix_seconds(expr, utc_offset_seconds) %}
+    {{ return(adapter.dispatch('iso8601_to_unix_seconds', 'line_capi')(expr, utc_offset_seconds | int)) }}
 {% endmacro %}
 
-{% macro default__iso8601_to_unix_seconds(expr) %}{{ not_ported('iso8601_to_unix_seconds') }}{% endmacro %}
+{% macro default__iso8601_to_unix_seconds(expr, utc_offset_seconds) -%}
+    {{ not_ported('iso8601_to_unix_seconds') }}
+{%- endmacro %}
 
 {#-
     Shaped for speed (docs/bench.md): the suffix test for KARTE's `+09:00` comes before the zone
     regex; it only adds a true the regex gives too, so the result is the same.
 -#}
-{% macro duckdb__iso8601_to_unix_seconds(expr) -%}
+{% macro duckdb__iso8601_to_unix_seconds(expr, utc_offset_seconds) -%}
     {#- A zone after the time: Z, +hh[[:]mm[[:]ss]] or a name (UTC, Asia/Tokyo); a date alone has none. -#}
     {%- set time = '[0-9]:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]*)?)?' -%}
     {%- set zone = '(?:[Zz]|[+-][0-9]{2}|[A-Za-z]{2,})' -%}
@@ -24,7 +28,8 @@
         when {{ expr }} like '____-%' then
             case when {{ expr }} like '%+09:00' or {{ has_zone }}
                 then epoch_us(try_cast({{ expr }} as timestamptz)) // 1000000
-                else epoch_us(try_cast({{ expr }} as timestamp)) // 1000000 end
+                else epoch_us(try_cast({{ expr }} as timestamp)) // 1000000
+                    {%- if utc_offset_seconds %} - ({{ utc_offset_seconds }}){% endif %} end
         when regexp_full_match({{ expr }}, '[0-9]{9,10}') then try_cast({{ expr }} as bigint)
         when regexp_full_match({{ expr }}, '[0-9]{12,13}') then try_cast({{ expr }} as bigint) // 1000
         {# not ISO 8601 (2025/12/31 16:41, 01/01/2026): null, not a guess at its zone or day order #}
@@ -34,13 +39,13 @@
 {#-
     What DuckDB's try_cast(text as timestamptz / timestamp) reads, normalized for Spark's cast:
     `yyyy-m-d`, then optionally `[T ]h:m`, `:s`, `.fraction` (any length, truncated to
-    microseconds), then optionally `Z`, `+hh`, `+hhmm` or `+hh:mm`. Without an offset the text is
-    UTC (it gets `Z`), whatever spark.sql.session.timeZone is. Anything else is null, as are
-    impossible dates. Plain digits are epoch seconds (9-10) or milliseconds (12-13).
+    microseconds), then optionally `Z`, `+hh`, `+hhmm` or `+hh:mm`. Without an offset the text gets
+    `utc_offset_seconds` as one (`Z` for 0), whatever spark.sql.session.timeZone is. Anything else
+    is null, as are impossible dates. Plain digits are epoch seconds (9-10) or milliseconds (12-13).
     Known differences from DuckDB (texts KARTE does not write): DuckDB also reads `24:00:00`
     (next day), 5-digit years, and ignores a trailing zone name such as ` Asia/Tokyo`.
 -#}
-{% macro spark__iso8601_to_unix_seconds(expr) -%}
+{% macro spark__iso8601_to_unix_seconds(expr, utc_offset_seconds) -%}
     {%- set date = '([0-9]{4}-[0-9]{1,2}-[0-9]{1,2})' -%}
     {%- set time = '(?:[T ]([0-9]{1,2}:[0-9]{1,2})(?::([0-9]{1,2})(\\.[0-9]*)?)?)?' -%}
     {%- set offset = '(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?' -%}
@@ -48,7 +53,10 @@
     {#- date T hh:mm : ss .fraction | offset; then the missing parts get their defaults -#}
     {%- set parts = "regexp_replace(iso_text, " ~ spark_java_regex(iso) ~ ", '$1T$2:$3$4|$5')" -%}
     {%- set defaults = "replace(replace(" ~ parts ~ ", 'T:|', 'T00:00:00|'), ':|', ':00|')" -%}
-    {%- set normalized = "replace(regexp_replace(" ~ defaults ~ ", '[|]$', '|Z'), '|', '')" -%}
+    {%- set minutes = (utc_offset_seconds | abs) // 60 -%}
+    {%- set sign = '+' if utc_offset_seconds >= 0 else '-' -%}
+    {%- set default_offset = sign ~ '%02d:%02d' | format(minutes // 60, minutes % 60) if utc_offset_seconds else 'Z' -%}
+    {%- set normalized = "replace(regexp_replace(" ~ defaults ~ ", '[|]$', '|" ~ default_offset ~ "'), '|', '')" -%}
     {{ spark_let(expr, 'iso_text', "
         case
             when " ~ spark__regex_full_match('iso_text', '^[0-9]{9,10}$') ~ " then try_cast(iso_text as bigint)

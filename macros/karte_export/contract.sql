@@ -118,12 +118,14 @@
 {% endmacro %}
 
 {#-
-    A KARTE sync_date (text as exported) as Unix seconds, shifted by export_time_shift_seconds()
-    for replayed exports; null when unreadable. The staging models parse with it, and so does
-    int_conversion_page_views after its join (docs/bench.md).
+    A KARTE sync_date (text as exported) as Unix seconds, a time without an offset being at var
+    karte_export_utc_offset, shifted by export_time_shift_seconds() for replayed exports; null when
+    unreadable. The staging models parse with it, and so does int_conversion_page_views after its
+    join (docs/bench.md).
 -#}
 {% macro karte_sync_date_to_unix(column) -%}
-    {{ iso8601_to_unix_seconds(trim_ascii(column)) }} + {{ export_time_shift_seconds() }}
+    {{ iso8601_to_unix_seconds(trim_ascii(column), karte_export_utc_offset_seconds()) }}
+        + {{ export_time_shift_seconds() }}
 {%- endmacro %}
 
 {#-

@@ -1,7 +1,8 @@
 {#-
     A column of an export file, of type `data_type` (the engine's name; none when unknown), as the
     text a text export holds for the same value: instants as ISO 8601 in UTC with `Z` (a timestamp
-    without time zone is UTC; the session time zone never matters), dates as YYYY-MM-DD, whole
+    without time zone is at var karte_export_utc_offset, UTC by default; the session time zone
+    never matters), dates as YYYY-MM-DD (read as the offset's midnight), whole
     numbers as their digits (a DOUBLE or DECIMAL id `1001.0` or `1001.000000000` is `1001`, as the
     same id stored as INT64), other numbers and booleans as the engine writes them, lists and
     structs (items) as JSON, bytes as UTF-8.
@@ -19,7 +20,14 @@
     {%- if type == 'VARCHAR' -%}
         {{ expr }}
     {%- elif type.startswith('TIMESTAMP') -%}
-        {%- set utc = "timezone('UTC', " ~ expr ~ ")" if 'TIME ZONE' in type else "cast(" ~ expr ~ " as timestamp)" -%}
+        {%- set offset = karte_export_utc_offset_seconds() -%}
+        {%- if 'TIME ZONE' in type -%}
+            {%- set utc = "timezone('UTC', " ~ expr ~ ")" -%}
+        {%- elif offset -%}
+            {%- set utc = "(cast(" ~ expr ~ " as timestamp) - to_seconds(" ~ offset ~ "))" -%}
+        {%- else -%}
+            {%- set utc = "cast(" ~ expr ~ " as timestamp)" -%}
+        {%- endif -%}
         (case when epoch_us({{ utc }}) % 1000000 = 0 then strftime({{ utc }}, '%Y-%m-%dT%H:%M:%SZ')
             else strftime({{ utc }}, '%Y-%m-%dT%H:%M:%S.%fZ') end)
     {%- elif type == 'DATE' -%}
