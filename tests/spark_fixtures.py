@@ -16,10 +16,22 @@ from pathlib import Path
 from pipeline_fixtures import write_export
 from test_pipeline import AS_OF, export_tables
 
-__all__ = ["AS_OF", "edge_tables", "write_mixed_export"]
+__all__ = ["AS_OF", "HOUR", "TYPED_TIMES", "T", "edge_tables", "write_mixed_export"]
 
 T = 1772334000  # AS_OF in Unix seconds: 2026-03-01T03:00:00Z
 HOUR = 3600
+
+# rewrite_export casts: conversions as Japan time without its offset (Parquet TIMESTAMP, not
+# adjusted to UTC: Spark's timestamp_ntz), page views as instants (TIMESTAMPTZ: Spark's
+# timestamp), LINE logins as dates, phones as the integer a spreadsheet leaves.
+TYPED_TIMES = {
+    "conversions": {
+        "sync_date": "timezone('Asia/Tokyo', try_cast(sync_date as timestamptz))",
+    },
+    "page_views": {"sync_date": "try_cast(sync_date as timestamptz)"},
+    "line_users": {"sync_date": "try_cast(left(sync_date, 10) as date)"},
+    "user_master": {"phone": "try_cast(regexp_replace(phone, '[^0-9]', '', 'g') as bigint)"},
+}
 UUID = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 
 

@@ -18,8 +18,16 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from pipeline_fixtures import HOURLY_BUILD, SAMPLE_DIR, DbtResult, run_dbt
-from spark_fixtures import AS_OF, edge_tables, write_mixed_export
+from pipeline_fixtures import (
+    HOURLY_BUILD,
+    SAMPLE_DIR,
+    DbtResult,
+    rewrite_export,
+    run_dbt,
+    write_export,
+)
+from spark_fixtures import AS_OF, HOUR, TYPED_TIMES, T, edge_tables, write_mixed_export
+from test_pipeline import export_tables
 
 from sender.build_info import check_build
 
@@ -88,7 +96,9 @@ def spark_diagnostics(spark_dir: Path, output: str) -> str:
     return "\n".join(lines)
 
 
-def run_spark_build(tmp: Path, export: Path, spark_args: tuple[str, ...]) -> SparkBuild:
+def run_spark_build(
+    tmp: Path, export: Path, spark_args: tuple[str, ...], vars: dict | None = None
+) -> SparkBuild:
     """`dbt build --target spark`; once more, in fresh folders, if the JVM went away."""
     for attempt in (1, 2):
         spark_dir, run_dir = tmp / f"spark-{attempt}", tmp / f"spark-run-{attempt}"
@@ -100,7 +110,7 @@ def run_spark_build(tmp: Path, export: Path, spark_args: tuple[str, ...]) -> Spa
             "spark",
             *spark_args,
             export_dir=export,
-            vars={"as_of": AS_OF},
+            vars={"as_of": AS_OF, **(vars or {})},
             env={"LINE_CAPI_SPARK_DIR": str(spark_dir)},
         )
         if spark.returncode == 0:
@@ -118,10 +128,13 @@ def run_spark_build(tmp: Path, export: Path, spark_args: tuple[str, ...]) -> Spa
     )
 
 
-def build_both(tmp: Path, export: Path, spark_args: tuple[str, ...]) -> tuple:
-    duck = run_dbt(tmp / "duckdb", *HOURLY_BUILD, export_dir=export, vars={"as_of": AS_OF})
+def build_both(
+    tmp: Path, export: Path, spark_args: tuple[str, ...], vars: dict | None = None
+) -> tuple:
+    all_vars = {"as_of": AS_OF, **(vars or {})}
+    duck = run_dbt(tmp / "duckdb", *HOURLY_BUILD, export_dir=export, vars=all_vars)
     assert duck.returncode == 0, duck.output
-    return duck, run_spark_build(tmp, export, spark_args)
+    return duck, run_spark_build(tmp, export, spark_args, vars)
 
 
 def _mkdirs(tmp: Path) -> Path:
@@ -143,6 +156,20 @@ def sample_builds(tmp_path_factory):
     """The bundled sample (CSV) at a fixed as_of; data tests, no unit tests (they ran above)."""
     tmp = _mkdirs(tmp_path_factory.mktemp("spark-sample"))
     return build_both(tmp, SAMPLE_DIR, ("--exclude-resource-type", "unit_test"))
+
+
+@pytest.fixture(scope="module")
+def typed_builds(tmp_path_factory):
+    """The pipeline's fixture export as Parquet with typed times: conversions a `timestamp_ntz`
+    of Japan time (a BigQuery DATETIME, with var karte_export_utc_offset '+09:00'), page views a
+    `timestamp` (an instant), LINE logins a `date`, phones an integer that lost its leading 0.
+    Data tests, no unit tests (Spark's cast of their fixtures to these types fails)."""
+    tmp = _mkdirs(tmp_path_factory.mktemp("spark-typed"))
+    export = rewrite_export(
+        write_export(tmp / "text", export_tables(), "csv"), tmp / "export", "parquet", TYPED_TIMES
+    )
+    vars = {"karte_export_utc_offset": "+09:00"}
+    return build_both(tmp, export, ("--exclude-resource-type", "unit_test"), vars)
 
 
 def payload_objects(rows) -> dict[str, dict]:
@@ -216,6 +243,21 @@ def test_fixture_export_same_rows_and_json_on_spark_and_duckdb(fixture_builds):
     reasons = dict(duck.rows("select transaction_id, reason from line_capi_rejected"))
     assert reasons["EDGE-BAD"] == reasons["EDGE-LOWER-Z"] == "invalid_sync_date"
     assert reasons["EDGE\nKEY"] == "invalid_deduplication_key"
+
+
+def test_typed_times_same_rows_and_json_on_spark_and_duckdb(typed_builds):
+    duck, spark = typed_builds
+    assert_same_outputs(duck, spark)
+    payloads = payload_objects(spark.rows("line_capi_payload", "deduplication_key, payload"))
+    # the Japan time without its offset is read at +09:00 (ORD-1 was two hours before as_of),
+    # the instants of the page views as they are (ORD-1's click id comes from one of them)
+    assert payloads["ORD-1"]["event"]["event_timestamp"] == T - 2 * HOUR
+    assert payloads["ORD-1"]["user"]["click_id"]
+    assert "phone" in payloads["ORD-1"]["user"]
+    # a typed instant is kept as ISO 8601 text in UTC, on both engines (ORD-3 was at T - 4 h)
+    assert spark.rows("line_capi_rejected", "sync_date", "transaction_id = 'ORD-3'") == [
+        ("2026-02-28T23:00:00Z",)
+    ]
 
 
 def test_sample_export_same_rows_and_json_on_spark_and_duckdb(sample_builds):

@@ -8,7 +8,8 @@
       U+2028 as well as \n, and `\s` includes \v. spark_java_regex() rewrites a pattern so that
       Java matches exactly what RE2 matches (`$` -> `\z`, `\s` -> `[\t\n\f\r ]`, UNIX_LINES).
     - Spark 4 runs in ANSI mode, where a failed cast raises: every parse uses try_cast.
-    - Timestamps: the session time zone must not matter; texts without an offset are UTC.
+    - Timestamps: the session time zone must not matter; texts without an offset are UTC, or at
+      var karte_export_utc_offset.
 -#}
 
 {#- A Spark SQL string literal of `text`: backslash and quote escaped. -#}

@@ -26,7 +26,7 @@
     contract name. Where the on-run-start hook made the source relation (DuckDB), it already has
     the contract names and one type, checked by the hook, so nothing is looked up (`dbt compile`
     and `dbt docs generate` run no hook); a warehouse's own tables are renamed here (var
-    karte_column_map) and each column is cast to text.
+    karte_column_map) and each column is cast to text by its type (karte_export_value_as_text).
 -#}
 {% macro karte_export_columns(table_name) %}
     {%- set hook_made = karte_export_views_use_contract_names() -%}
@@ -35,7 +35,7 @@
     {%- set introspect = execute and model.resource_type != 'unit_test' and not hook_made -%}
     {%- if introspect -%}
         {%- for column in adapter.get_columns_in_relation(source('karte', table_name)) -%}
-            {%- do columns.update({column.name | lower: (column.name, none)}) -%}
+            {%- do columns.update({column.name | lower: (column.name, column.dtype)}) -%}
         {%- endfor -%}
     {%- endif -%}
     {{ return(karte_contract_select_list(table_name, mapping, columns, introspect)) }}

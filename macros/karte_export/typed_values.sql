@@ -47,10 +47,25 @@
 
 {#-
     The Spark sources are the files as registered (or the catalog's own tables): the staging
-    models cast each column to text as Spark renders it, data_type unused (docs/spark.md, typed
-    columns).
+    models cast each column to text as Spark renders it (docs/spark.md, typed columns), except
+    timestamps, written as on DuckDB: ISO 8601 in UTC with `Z` (the session time zone is UTC, set
+    in the profile), a `timestamp_ntz` being at var karte_export_utc_offset.
 -#}
-{% macro spark__karte_export_value_as_text(expr, data_type) %}cast({{ expr }} as string){% endmacro %}
+{% macro spark__karte_export_value_as_text(expr, data_type) -%}
+    {%- set type = (data_type or '') | lower -%}
+    {%- if type in ('timestamp', 'timestamp_ltz', 'timestamp_ntz') -%}
+        {%- set offset = karte_export_utc_offset_seconds() if type == 'timestamp_ntz' else 0 -%}
+        {%- set utc = "cast(" ~ expr ~ " as timestamp)" -%}
+        {%- if offset -%}
+            {%- set utc = "(" ~ utc ~ " - make_dt_interval(0, 0, 0, " ~ offset ~ "))" -%}
+        {%- endif -%}
+        (case when unix_micros({{ utc }}) % 1000000 = 0
+            then date_format({{ utc }}, {{ spark_text_literal("yyyy-MM-dd'T'HH:mm:ss'Z'") }})
+            else date_format({{ utc }}, {{ spark_text_literal("yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'") }}) end)
+    {%- else -%}
+        cast({{ expr }} as string)
+    {%- endif -%}
+{%- endmacro %}
 
 {#-
     Whether `data_type` (the engine's name, any case; none when unknown) holds numbers.
