@@ -202,6 +202,46 @@ def test_folder_of_parquet_parts_builds_the_same_rows(tmp_path, text_export, tex
     assert rejected_rows(result) == rejected_rows(text_build)
 
 
+# Build F: times as pandas writes them, in nanoseconds: an instant (datetime64[ns, UTC]) in the
+# last 400 ns of its second (rounded to microseconds it would be the next second), and a UTC time
+# without a zone.
+LAST_NANOSECONDS = (
+    "make_timestamp_ns(cast(floor(epoch(cast(sync_date as timestamptz))) as bigint)"
+    " * 1000000000 + 999999600)"
+)
+NANOSECOND_TYPED = {
+    "conversions": {"sync_date": f"timezone('UTC', {LAST_NANOSECONDS})"},
+    "page_views": {
+        "sync_date": "cast(timezone('UTC', cast(sync_date as timestamptz)) as timestamp_ns)"
+    },
+}
+
+
+def test_nanosecond_times_and_parts_with_and_without_a_zone_build_the_same_rows(
+    tmp_path, text_export, text_build
+):
+    export = rewrite_export(
+        text_export, tmp_path / "export", "parquet", NANOSECOND_TYPED, parts=2, layout="folder"
+    )
+    # one part of the conversions holds its times as UTC without a zone: DuckDB reads the two
+    # parts as one, turning that part into instants at the build's time zone, never the machine's
+    part = export / "conversions" / "part-1.parquet"
+    naive = tmp_path / "naive.parquet"
+    with duckdb.connect() as con:
+        con.sql(
+            f"copy (select * replace (timezone('UTC', sync_date) as sync_date) from '{part}') "
+            f"to '{naive}' (format parquet)"
+        )
+    naive.replace(part)
+    assert column_types(export / "conversions" / "part-0.parquet")["sync_date"] == "TIMESTAMPTZ_NS"
+    assert column_types(part)["sync_date"].startswith("TIMESTAMP")
+    assert "ZONE" not in column_types(part)["sync_date"]
+    assert column_types(export / "page_views" / "part-0.parquet")["sync_date"] == "TIMESTAMP_NS"
+    result = build(tmp_path, export, env={"TZ": "Asia/Tokyo"})
+    assert result.payloads() == text_build.payloads()
+    assert rejected_rows(result) == rejected_rows(text_build)
+
+
 def test_split_gzipped_csv_parts_build_the_same_rows(tmp_path, text_export, text_build):
     export = rewrite_export(text_export, tmp_path / "export", "csv.gz", parts=3, layout="parts")
     # line_users has two rows for three parts: one part is a header only; another is 0 bytes
@@ -272,6 +312,31 @@ def test_bad_layouts_are_one_line_errors_naming_the_table(tmp_path, files, messa
     )
     assert result.returncode != 0
     (line,) = [line for line in result.output.splitlines() if message in line]
+    assert "Traceback" not in result.output
+
+
+def test_a_column_named_twice_is_one_line_naming_it(tmp_path):
+    """A header with `USER_ID` and `user_id`: DuckDB reads the second as USER_ID_1 (any case); the
+    first is not taken for the user id on a guess."""
+    export = write_layout(tmp_path / "export", {})
+    header = "event_name,USER_ID,transaction_id,sync_date,pv_id,user_id\n"
+    row = "buy,junk,ORD-1,2026-03-01T10:00:00+09:00,pv1,u1\n"
+    (export / "conversions.csv").write_text(header + row)
+    result = run_dbt(
+        tmp_path,
+        "run",
+        "--select",
+        "stg_karte__conversions",
+        export_dir=export,
+        vars={"as_of": AS_OF},
+    )
+    assert result.returncode != 0
+    message = (
+        "KARTE export table conversions has the column USER_ID twice (the second is read as "
+        "user_id_1): remove one from the export, or map the one that holds user_id with var "
+        "karte_column_map"
+    )
+    assert [line for line in result.output.splitlines() if message in line], result.output
     assert "Traceback" not in result.output
 
 

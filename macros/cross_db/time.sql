@@ -79,3 +79,24 @@
 {% macro spark__unix_seconds_to_timestamp(expr) -%}
     timestampadd(SECOND, {{ expr }}, timestamp_ntz'1970-01-01 00:00:00')
 {%- endmacro %}
+
+{#-
+    The build's time zone is UTC, whatever the machine's: where DuckDB itself turns a time without
+    a zone into an instant (Parquet parts of one table, one with a zone and one without, read as
+    one), it reads it as UTC, as the contract does. Spark's is set in its profile
+    (spark.sql.session.timeZone).
+-#}
+{% macro set_build_time_zone() %}
+    {{ return(adapter.dispatch('set_build_time_zone', 'line_capi')()) }}
+{% endmacro %}
+
+{% macro default__set_build_time_zone() %}{{ not_ported('set_build_time_zone') }}{% endmacro %}
+
+{% macro duckdb__set_build_time_zone() %}
+    {%- if execute -%}
+        {%- do run_query("set global TimeZone = 'UTC'") -%}
+    {%- endif -%}
+    {{ return('') }}
+{% endmacro %}
+
+{% macro spark__set_build_time_zone() %}{{ return('') }}{% endmacro %}

@@ -70,6 +70,16 @@
         {%- set export_name = (mapping.get(name) or name) | string -%}
         {%- if not checked or (export_name | lower) in columns -%}
             {%- set column = columns.get(export_name | lower, (export_name, none)) -%}
+            {#- DuckDB reads a header's second `user_id` (any case) as `user_id_1`: which one holds
+                the values is a guess, so none is taken -#}
+            {%- set second = columns.get((export_name | lower) ~ '_1') if checked else none -%}
+            {%- if second -%}
+                {{ exceptions.raise_compiler_error(
+                    "KARTE export table " ~ table_name ~ " has the column " ~ column[0] ~ " twice (the"
+                    ~ " second is read as " ~ second[0] ~ "): remove one from the export, or map the one"
+                    ~ " that holds " ~ name ~ " with var karte_column_map"
+                ) }}
+            {%- endif -%}
             {%- set value = karte_export_value_as_text(adapter.quote(column[0]), column[1]) -%}
             {%- if name == 'phone' and karte_export_is_number(column[1]) -%}
                 {%- set value = karte_export_phone_from_number(value) -%}

@@ -20,14 +20,18 @@
     {%- if type == 'VARCHAR' -%}
         {{ expr }}
     {%- elif type.startswith('TIMESTAMP') -%}
+        {#- TIMESTAMP WITH TIME ZONE and TIMESTAMPTZ_NS (pandas' datetime64[ns, UTC]) are instants;
+            nanoseconds are truncated to microseconds, never rounded into the next second -#}
+        {%- set has_zone = 'TIME ZONE' in type or type.startswith('TIMESTAMPTZ') -%}
         {%- set offset = karte_export_utc_offset_seconds() -%}
-        {%- if 'TIME ZONE' in type -%}
-            {%- set utc = "timezone('UTC', " ~ expr ~ ")" -%}
-        {%- elif offset -%}
-            {%- set utc = "(cast(" ~ expr ~ " as timestamp) - to_seconds(" ~ offset ~ "))" -%}
+        {%- if type.endswith('_NS') -%}
+            {%- set wall = "make_timestamp(epoch_ns(" ~ expr ~ ") // 1000)" -%}
+        {%- elif has_zone -%}
+            {%- set wall = "timezone('UTC', " ~ expr ~ ")" -%}
         {%- else -%}
-            {%- set utc = "cast(" ~ expr ~ " as timestamp)" -%}
+            {%- set wall = "cast(" ~ expr ~ " as timestamp)" -%}
         {%- endif -%}
+        {%- set utc = wall if has_zone or not offset else "(" ~ wall ~ " - to_seconds(" ~ offset ~ "))" -%}
         (case when epoch_us({{ utc }}) % 1000000 = 0 then strftime({{ utc }}, '%Y-%m-%dT%H:%M:%SZ')
             else strftime({{ utc }}, '%Y-%m-%dT%H:%M:%S.%fZ') end)
     {%- elif type == 'DATE' -%}
