@@ -59,6 +59,13 @@ MALFORMED_CSV_HINT = (
     " header, or an unclosed quote; fix or export the file again; the run log has DuckDB's whole"
     " message)"
 )
+# a gzipped CSV is checked by DuckDB as it reads it, not by the build's own UTF-8 check
+_NOT_UTF8 = "not utf-8 encoded"
+NOT_UTF8_HINT = (
+    " (the file is not UTF-8: a spreadsheet may have saved it as Shift_JIS/CP932; convert it, e.g."
+    " zcat in.csv.gz | iconv -f CP932 -t UTF-8 | gzip > out.csv.gz; for UTF-16, var"
+    " karte_export_encoding utf-16)"
+)
 
 
 class RunError(Exception):
@@ -578,7 +585,8 @@ class ScheduledRun:
             named = [m.group(1).strip() for m in map(_CSV_FILE_OPTION.match, lines) if m]
             if named and named[0] not in why:
                 why = f"{why.rstrip('.')} of {named[0]}"
-            why = why.rstrip(".") + MALFORMED_CSV_HINT
+            not_utf8 = any(_NOT_UTF8 in line for line in lines)
+            why = why.rstrip(".") + (NOT_UTF8_HINT if not_utf8 else MALFORMED_CSV_HINT)
         return RunError(f"{step} failed: {why}", ExitCode.BUILD_FAILED)
 
     def check_export_folder(self) -> None:

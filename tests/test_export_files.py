@@ -247,8 +247,10 @@ def test_split_gzipped_csv_parts_build_the_same_rows(tmp_path, text_export, text
     # line_users has two rows for three parts: one part is a header only; another is 0 bytes
     assert len((export / "line_users-000000000000.csv.gz").read_bytes()) > 0
     (export / "conversions-000000000003.csv.gz").write_bytes(b"")
+    # ... and one a gzip of nothing, as a part compressed after it was written empty
+    (export / "conversions-000000000004.csv.gz").write_bytes(gzip.compress(b""))
     assert sorted(p.name for p in export.glob("conversions*")) == [
-        f"conversions-00000000000{i}.csv.gz" for i in range(4)
+        f"conversions-00000000000{i}.csv.gz" for i in range(5)
     ]
     result = build(tmp_path, export)
     assert result.payloads() == text_build.payloads()
@@ -262,7 +264,8 @@ def write_layout(directory, files: dict[str, bytes]):
     for name, content in files.items():
         path = export / name
         path.parent.mkdir(exist_ok=True)
-        path.write_bytes(header + content if content is not None else b"")
+        data = header + content if content is not None else b""
+        path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
     return export
 
 
@@ -289,6 +292,10 @@ def write_layout(directory, files: dict[str, bytes]):
             "conversions-000000000001.csv is not UTF-8 (a spreadsheet may have saved it as",
         ),
         (
+            {"conversions.csv.gz": None},  # a gzip of nothing, about 20 bytes
+            "conversions.csv.gz is empty: it needs at least the header row (",
+        ),
+        (
             {"conversions/_SUCCESS": None},
             "conversions.csv (or .csv.gz, .parquet, parts conversions-*.csv, "
             "or a folder conversions/ of parts)",
@@ -298,7 +305,15 @@ def write_layout(directory, files: dict[str, bytes]):
             "KARTE export table conversions is in a format that is not read: ",
         ),
     ],
-    ids=["two-formats", "two-layouts", "only-empty-parts", "shift-jis-part", "no-part", "json"],
+    ids=[
+        "two-formats",
+        "two-layouts",
+        "only-empty-parts",
+        "shift-jis-part",
+        "empty-gzip",
+        "no-part",
+        "json",
+    ],
 )
 def test_bad_layouts_are_one_line_errors_naming_the_table(tmp_path, files, message):
     export = write_layout(tmp_path / "export", files)

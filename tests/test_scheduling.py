@@ -3,6 +3,7 @@ an outage, and the recipes of docs/operations.md, run as a scheduler would run t
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -370,6 +371,23 @@ def test_a_malformed_csv_is_one_line_that_says_what_is_wrong(tmp_path):
     assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
     line = one_error_line(r.stderr)
     assert f"CSV Error on Line: 21004 of {export / 'page_views.csv'} (a malformed CSV" in line
+    # a gzipped CSV saved as Shift_JIS: DuckDB finds it only as it reads; the line says so
+    export = clock_export(tmp_path / "sjis", {"ORD-1": 1}, newest_hours=0.2)
+    users = export / "user_master.csv"
+    header = users.read_text().split("\n", 1)[0].split(",")
+    row = [
+        "山田@example.jp" if name == "email" else "u9" if name == "user_id" else ""
+        for name in header
+    ]
+    text = users.read_text() + ",".join(row) + "\n"
+    users.unlink()
+    (export / "user_master.csv.gz").write_bytes(gzip.compress(text.encode("cp932")))
+    with mock_server() as srv:
+        r = sender_run(tmp_path / "sjis", srv.url, export=export)
+    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
+    line = one_error_line(r.stderr)
+    assert "user_master.csv.gz (the file is not UTF-8: a spreadsheet may have saved it as" in line
+    assert "a malformed CSV" not in line
 
 
 def test_an_optional_column_under_another_name_is_a_warning_that_says_what_is_lost(tmp_path):

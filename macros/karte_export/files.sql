@@ -131,7 +131,7 @@
 {#-
     DuckDB: the table function reading every non-empty file of `table_name` (karte_export_layout),
     CSV as text with a header row, Parquet as stored; parts are matched by column name. Zero-byte
-    parts are skipped; a table whose files are all empty stops the run, and so do a CSV file that
+    parts (and gzips of nothing) are skipped; a table whose files are all empty stops the run, and so do a CSV file that
     is not UTF-8 or is gzip-compressed under a .csv name (check_csv_export_file) and a part
     without a required column (check_karte_export_part_columns).
 -#}
@@ -150,6 +150,18 @@
     {%- for row in run_query('select filename, size from read_blob(' ~ listed ~ ')') -%}
         {%- do sizes.update({row[0]: row[1]}) -%}
     {%- endfor -%}
+    {#- a gzip of nothing (a compressed 0-byte part) is about 20 bytes: its last 4 give the size
+        uncompressed, 0, so it counts as the empty file it holds -#}
+    {%- set small_gzips = [] -%}
+    {%- for path, size in sizes.items() if path.endswith('.gz') and size < 1024 -%}
+        {%- do small_gzips.append(path) -%}
+    {%- endfor -%}
+    {%- if small_gzips -%}
+        {%- for row in run_query("select filename from read_blob(" ~ duckdb_path_list(small_gzips)
+            ~ ") where content[-4:] = '\\x00\\x00\\x00\\x00'::blob") -%}
+            {%- do sizes.update({row[0]: 0}) -%}
+        {%- endfor -%}
+    {%- endif -%}
     {%- set paths = [] -%}
     {%- for path in layout.paths -%}
         {%- if sizes.get(path, 1) > 0 -%}{%- do paths.append(path) -%}{%- endif -%}

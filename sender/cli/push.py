@@ -202,7 +202,8 @@ def push_command(
         bool,
         typer.Option(
             "--test",
-            help="Send with event.test_flag=true (a connection check; not counted as sent).",
+            help="Send with event.test_flag=true (a connection check; not counted as sent; with"
+            " --resend --limit 1 it sends one event even when nothing is pending).",
         ),
     ] = False,
     resend: Annotated[
