@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import duckdb
 import pytest
 from monitoring_fixtures import (
     WEBHOOK_PATH,
@@ -289,6 +290,27 @@ def test_a_stale_export_posts_one_message_from_sender_run(tmp_path):
     log = (tmp_path / "line_capi_run.log").read_text()
     assert "alert sent to the alert webhook" in log
     assert_nothing_secret(log)
+
+
+def test_a_run_its_settings_stop_is_logged_alerted_and_shown_by_status(tmp_path):
+    """A token file that cannot be read stops the run before it starts: under cron nobody reads
+    stderr, so the run log, the alert and `sender status` say so, as for any failed run."""
+    missing = tmp_path / "secrets" / "access-token"
+    env = {"LINE_ACCESS_TOKEN": "", "LINE_ACCESS_TOKEN_FILE": str(missing)}
+    duckdb.connect(str(tmp_path / "line_capi.duckdb")).close()  # earlier hours built it
+    with webhook_receiver() as hook, mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, env={**env, "LINE_CAPI_ALERT_WEBHOOK": hook.url})
+        assert srv.stats()["requests"] == 0
+        texts = hook.texts()
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    error = r.stderr.splitlines()[0]
+    assert error.startswith("error: LINE_ACCESS_TOKEN_FILE") and str(missing) in error, r.stderr
+    assert len(texts) == 1 and "`sender run` exited 2" in texts[0], texts
+    log = (tmp_path / "line_capi_run.log").read_text()
+    assert f"run: {error}" in log and "run: done: exit 2" in log, log
+    status = run_cli(["status"], {"LINE_CAPI_DUCKDB": str(tmp_path / "line_capi.duckdb")})
+    assert "exit 2 USAGE: LINE_ACCESS_TOKEN_FILE" in status.stdout, status.stdout + status.stderr
+    assert_nothing_secret(log, r.stderr, status.stdout, *texts)
 
 
 def test_a_run_that_keeps_failing_alerts_once_then_at_each_reminder(tmp_path):

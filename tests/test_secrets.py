@@ -163,7 +163,10 @@ def test_token_file_errors_are_one_line_naming_the_variable_never_the_token(tmp_
                 assert message in line and "LINE_ACCESS_TOKEN" in line, (command, line)
                 assert TOKEN not in r.stdout + r.stderr
         assert srv.stats()["requests"] == 0
-    assert not (tmp_path / "line_capi_run.log").exists()  # sender run stopped before anything
+    # each sender run stopped before anything, and logged why, never the token
+    log = (tmp_path / "line_capi_run.log").read_text()
+    assert log.count("run: done: exit 2") == len(cases) and TOKEN not in log
+    assert all(message in log for _, message in cases)
 
 
 def test_a_secret_read_from_a_file_is_scrubbed_from_a_crash_report(tmp_path, monkeypatch, capsys):

@@ -14,6 +14,7 @@ from sender import alerts
 from sender.cli.common import (
     EXIT_CODES_EPILOG,
     DatabaseOpt,
+    Failure,
     app,
     die,
     exits_on_error,
@@ -24,6 +25,7 @@ from sender.cli.common import (
 from sender.compaction import compact
 from sender.database import check_is_duckdb_file
 from sender.exit_codes import ExitCode
+from sender.run_history import default_run_log
 from sender.scheduled_run import RunError, RunLog, ScheduledRun, run_config
 from sender.secret_env import read_secret
 from sender.settings import DEFAULT_DATABASE, ConfigError, database_path, target_from_env
@@ -91,21 +93,26 @@ def run_command(
     """
     with exits_on_error():
         alert_settings = alerts.load_settings(os.environ)
-        # the push's settings, checked as the push checks them: a mistake stops the run before
-        # the build, not after it
-        target_from_env(os.environ, read_secret("LINE_ACCESS_TOKEN"))
-        check_push_options_from_env()
-        config = run_config(
-            database=database_path(database),
-            export_dir=export_dir,
-            project_dir=project_dir,
-            log_file=log_file,
-            dbt_args=tuple(ctx.args),
-            env=dict(os.environ),
-        )
-        if config.database.exists():  # dbt would fail on it after the freshness check
-            check_is_duckdb_file(config.database)
-        job = ScheduledRun(config)  # opens the run log: a path that cannot be written is exit 2
+    try:
+        with exits_on_error():
+            # the push's settings, checked as the push checks them: a mistake stops the run
+            # before the build, not after it
+            target_from_env(os.environ, read_secret("LINE_ACCESS_TOKEN"))
+            check_push_options_from_env()
+            config = run_config(
+                database=database_path(database),
+                export_dir=export_dir,
+                project_dir=project_dir,
+                log_file=log_file,
+                dbt_args=tuple(ctx.args),
+                env=dict(os.environ),
+            )
+            if config.database.exists():  # dbt would fail on it after the freshness check
+                check_is_duckdb_file(config.database)
+            job = ScheduledRun(config)  # opens the run log: one that cannot be written is exit 2
+    except Failure as failure:
+        stopped_by_settings(failure, alert_settings, database=database, log_file=log_file)
+        raise
     try:
         with sigterm_as_interrupt():
             code = job.run()
@@ -130,6 +137,40 @@ def run_command(
         error=job.error,
     )
     raise typer.Exit(code)
+
+
+def stopped_by_settings(
+    failure: Failure, settings: alerts.AlertSettings, *, database: str, log_file: Path | None
+) -> None:
+    """A run its settings stop before it starts (a token file it cannot read, no LINE_TAG_ID)
+    is a run all the same: under cron or systemd nobody reads its stderr, so it leaves its lines
+    in the run log, where ``sender status`` reads the last run, and it alerts."""
+    try:
+        path = database_path(database)
+        log_path = (log_file or default_run_log(path)).resolve()
+        log = RunLog(log_path)
+    except ConfigError:  # the log itself is what is wrong (or the database path): stderr only
+        path, log_path, log = None, None, None
+    if log is not None:
+        try:
+            log.write("run", "start: stopped by its settings, before the lock and the build")
+            log.write("run", f"error: {failure.message}")
+            log.write("run", f"done: exit {int(failure.exit_code)}")
+        finally:
+            log.close()
+
+    def say(message: str) -> None:
+        typer.echo(message, err=True)
+
+    alerts.after_run(
+        settings,
+        database=path or Path(DEFAULT_DATABASE),
+        env=dict(os.environ),
+        exit_code=int(failure.exit_code),
+        say=say,
+        run_log=log_path,
+        error=failure.message,
+    )
 
 
 @app.command("compact", epilog=EXIT_CODES_EPILOG)
