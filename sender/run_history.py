@@ -138,17 +138,24 @@ def last_run(path: Path) -> LastRun | None:
         lines = _tail(path)
     except OSError:
         return None
-    found: LastRun | None = None
+    # A run started while another holds the lock logs its few lines (exit 13) inside the lines
+    # of that one: the runs are nested, so each line belongs to the innermost open run. Any
+    # other end closes the runs still open under it too: those were killed.
+    open_runs: list[LastRun] = []
+    finished: LastRun | None = None
     for line in lines:
         match = _LINE.match(line)
         if not match:
             continue
         stamp, text = match.groups()
         if text.startswith("start:"):
-            found = LastRun(stamp, None, None, None)
-        elif found is not None and text.startswith("error: "):
+            open_runs.append(LastRun(stamp, None, None, None))
+        elif open_runs and text.startswith("error: "):
             error = _LOG_SUFFIX.sub("", text.removeprefix("error: "))
-            found = LastRun(found.started_at, None, None, error)
-        elif found is not None and (done := _DONE.match(text)):
-            found = LastRun(found.started_at, stamp, int(done.group(1)), found.error)
-    return found
+            open_runs[-1] = LastRun(open_runs[-1].started_at, None, None, error)
+        elif open_runs and (done := _DONE.match(text)):
+            run = open_runs.pop()
+            finished = LastRun(run.started_at, stamp, int(done.group(1)), run.error)
+            if finished.exit_code != ExitCode.ALREADY_RUNNING:
+                open_runs.clear()
+    return open_runs[-1] if open_runs else finished

@@ -186,6 +186,33 @@ def test_the_last_job_is_read_from_the_end_of_the_run_log(tmp_path):
         "started 2026-12-01T11:40:00Z, never finished (killed, crashed or still running)"
     )
     assert last_run(tmp_path / "none.log") is None
+    # the next run ends: the killed one is not taken for a run still going
+    with log.open("a") as file:
+        file.write(
+            "2026-12-01T12:40:00Z run: start: project /p, database /d, export /e\n"
+            "2026-12-01T12:40:12Z run: done: exit 0\n"
+        )
+    assert last_run(log).describe() == "started 2026-12-01T12:40:00Z, exit 0 OK"
+    # a run started while that one runs is refused by the lock: its lines fall inside the other's
+    with log.open("a") as file:
+        file.write(
+            "2026-12-01T13:40:00Z run: start: project /p, database /d, export /e\n"
+            "2026-12-01T13:40:03Z run: start: project /p, database /d, export /e\n"
+            "2026-12-01T13:40:03Z run: error: another sender run (pid 7) holds /d.lock\n"
+            "2026-12-01T13:40:03Z run: done: exit 13\n"
+        )
+    assert last_run(log).describe() == (
+        "started 2026-12-01T13:40:00Z, never finished (killed, crashed or still running)"
+    )
+    with log.open("a") as file:
+        file.write("2026-12-01T13:40:20Z run: done: exit 0\n")
+    assert last_run(log).as_dict() == {
+        "started_at": "2026-12-01T13:40:00Z",
+        "finished_at": "2026-12-01T13:40:20Z",
+        "exit_code": 0,
+        "outcome": "OK",
+        "message": None,
+    }
 
 
 def test_a_quiet_window_without_conversions_is_not_a_stale_export(tmp_path):
