@@ -43,9 +43,11 @@ def test_every_recipe_runs_the_one_entry_point():
     cron = (DEPLOY / "cron" / "line-capi.cron").read_text()
     # the export sync, then the job (a failed sync leaves the previous export, found stale)
     assert cron_command(cron).endswith(
-        '{ .venv/bin/python datahub/sync_export.py "$KARTE_EXPORT_SOURCE" "$KARTE_SYNC_DIR";'
+        'out=$({ .venv/bin/python datahub/sync_export.py "$KARTE_EXPORT_SOURCE" "$KARTE_SYNC_DIR";'
         " LINE_ACCESS_TOKEN_FILE=/srv/line-capi/access-token timeout 50m .venv/bin/sender run; }"
+        ' 2>&1) || { code=$?; echo "$out"; exit $code; }'
     )
+    assert "%" not in cron_command(cron)  # cron would take it for a line break
     assert service()["ExecStartPre"].startswith("-")
     assert service()["ExecStart"] == f"{SERVICE_ROOT}/.venv/bin/sender run"
     workflow = yaml.safe_load((DEPLOY / "github-actions" / "line-capi.yml").read_text())
@@ -150,7 +152,9 @@ def test_the_cron_and_systemd_recipes_run_the_hourly_job(install, tmp_path):
             timeout=300,
         )
         assert cron.returncode == 0, cron.stderr
-        assert f"{synced / 'current'} -> 20261130-10" in cron.stdout  # the sync ran first
+        # a run that ends well prints nothing: cron mails only a failure
+        assert (cron.stdout, cron.stderr) == ("", "")
+        assert (synced / "current").resolve().name == "20261130-10"  # the sync ran first
         assert srv.stats()["accepted_unique"] == 2
         # systemd: ExecStart in WorkingDirectory, with the EnvironmentFile's variables and the
         # token handed over by LoadCredential=
@@ -180,6 +184,14 @@ def test_the_cron_and_systemd_recipes_run_the_hourly_job(install, tmp_path):
         assert systemd.returncode == 0, systemd.stderr
         assert "pending 0, sent 0" in systemd.stdout  # the ledger: nothing twice
         assert srv.stats()["duplicates"] == 0
+        # cron again, the token file gone: the failed run prints its lines, for cron to mail
+        token_file.unlink()
+        failed = subprocess.run(
+            ["/bin/sh", "-c", command], env=scheduler_env(), capture_output=True, text=True
+        )
+        assert failed.returncode == 2, failed.stderr
+        assert "error: LINE_ACCESS_TOKEN_FILE" in failed.stdout and failed.stderr == ""
+        assert f"{synced / 'current'} is already 20261130-10" in failed.stdout  # the sync's too
     log = (home / "data" / "line_capi_run.log").read_text()
     assert log.count("run: done: exit 0") == 2
     assert TOKEN not in log + cron.stderr + cron.stdout + systemd.stderr + systemd.stdout
