@@ -649,10 +649,15 @@ def test_a_push_setting_the_push_would_refuse_stops_the_run_before_dbt(tmp_path,
     assert message in one_error_line(r.stderr)
     assert len(r.stderr.strip().splitlines()) == 1 and r.stdout == ""
     assert TOKEN not in r.stderr
-    # dbt never started: no database, no target folder, no run log
+    # dbt never started: no database, no target folder; the run log holds the stop, and only it
     assert not (tmp_path / "line_capi.duckdb").exists()
     assert not (tmp_path / "target").exists()
-    assert not (tmp_path / "line_capi_run.log").exists()
+    log = (tmp_path / "line_capi_run.log").read_text().splitlines()
+    assert [line.split(" ", 1)[1] for line in log][1:] == [
+        f"run: {one_error_line(r.stderr)}",
+        "run: done: exit 2",
+    ]
+    assert TOKEN not in "\n".join(log)
 
 
 def test_the_run_starts_the_dbt_that_line_capi_dbt_names(tmp_path):
