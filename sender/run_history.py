@@ -25,6 +25,8 @@ ROTATE_BYTES = 10 * 1024 * 1024
 _LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) run: (.*)$")
 _DONE = re.compile(r"^done: exit (\d+)")
 _LOG_SUFFIX = re.compile(r"; log: .*$")
+# The first line of a run stopped by its settings before it takes the lock (sender.cli.run).
+SETTINGS_STOP_START = "start: stopped by its settings"
 
 
 @dataclass(frozen=True)
@@ -138,10 +140,12 @@ def last_run(path: Path) -> LastRun | None:
         lines = _tail(path)
     except OSError:
         return None
-    # A run started while another holds the lock logs its few lines (exit 13) inside the lines
-    # of that one: the runs are nested, so each line belongs to the innermost open run. Any
-    # other end closes the runs still open under it too: those were killed.
+    # A run refused by the lock (exit 13), or stopped by its settings before it takes the lock,
+    # logs its few lines inside the lines of a run still going: the runs are nested, so each
+    # line belongs to the innermost open run. Any other end closes the runs still open under it
+    # too: those were killed.
     open_runs: list[LastRun] = []
+    nested: list[bool] = []  # whether each open run may have started inside a run still going
     finished: LastRun | None = None
     for line in lines:
         match = _LINE.match(line)
@@ -150,12 +154,14 @@ def last_run(path: Path) -> LastRun | None:
         stamp, text = match.groups()
         if text.startswith("start:"):
             open_runs.append(LastRun(stamp, None, None, None))
+            nested.append(text.startswith(SETTINGS_STOP_START))
         elif open_runs and text.startswith("error: "):
             error = _LOG_SUFFIX.sub("", text.removeprefix("error: "))
             open_runs[-1] = LastRun(open_runs[-1].started_at, None, None, error)
         elif open_runs and (done := _DONE.match(text)):
-            run = open_runs.pop()
+            run, lockless = open_runs.pop(), nested.pop()
             finished = LastRun(run.started_at, stamp, int(done.group(1)), run.error)
-            if finished.exit_code != ExitCode.ALREADY_RUNNING:
+            if not lockless and finished.exit_code != ExitCode.ALREADY_RUNNING:
                 open_runs.clear()
+                nested.clear()
     return open_runs[-1] if open_runs else finished

@@ -204,6 +204,15 @@ def test_the_last_job_is_read_from_the_end_of_the_run_log(tmp_path):
     assert last_run(log).describe() == (
         "started 2026-12-01T13:40:00Z, never finished (killed, crashed or still running)"
     )
+    # a run its settings stopped (a token file that cannot be read) before it took the lock
+    with log.open("a") as file:
+        file.write(
+            "2026-12-01T13:40:05Z run: start: stopped by its settings, before the lock and the"
+            " build\n"
+            "2026-12-01T13:40:05Z run: error: LINE_ACCESS_TOKEN_FILE /t cannot be read\n"
+            "2026-12-01T13:40:05Z run: done: exit 2\n"
+        )
+    assert last_run(log).exit_code is None  # the run that holds the lock is still going
     with log.open("a") as file:
         file.write("2026-12-01T13:40:20Z run: done: exit 0\n")
     assert last_run(log).as_dict() == {

@@ -25,7 +25,7 @@ from sender.cli.common import (
 from sender.compaction import compact
 from sender.database import check_is_duckdb_file
 from sender.exit_codes import ExitCode
-from sender.run_history import default_run_log
+from sender.run_history import SETTINGS_STOP_START, default_run_log
 from sender.scheduled_run import RunError, RunLog, ScheduledRun, run_config
 from sender.secret_env import read_secret
 from sender.settings import DEFAULT_DATABASE, ConfigError, database_path, target_from_env
@@ -153,7 +153,7 @@ def stopped_by_settings(
         path, log_path, log = None, None, None
     if log is not None:
         try:
-            log.write("run", "start: stopped by its settings, before the lock and the build")
+            log.write("run", f"{SETTINGS_STOP_START}, before the lock and the build")
             log.write("run", f"error: {failure.message}")
             log.write("run", f"done: exit {int(failure.exit_code)}")
         finally:
