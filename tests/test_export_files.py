@@ -305,8 +305,8 @@ def write_layout(directory, files: dict[str, bytes | str | None]):
                 "buy,junk,ORD-1,2026-03-01T10:00:00+09:00,pv1,u1\n"
             },
             "KARTE export table conversions has the column USER_ID twice (the second is read as "
-            "user_id_1): remove one from the export, or map the one that holds user_id with var "
-            "karte_column_map",
+            "user_id_1): remove one from the export, or name the one that holds user_id in var "
+            "karte_column_map ({conversions: {user_id: USER_ID}} or user_id_1)",
         ),
         (
             {"conversions/_SUCCESS": None},
@@ -342,6 +342,28 @@ def test_bad_layouts_are_one_line_errors_naming_the_table(tmp_path, files, messa
     assert result.returncode != 0
     (line,) = [line for line in result.output.splitlines() if message in line]
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("named", "user_id"), [("USER_ID", "junk"), ("user_id_1", "u1")])
+def test_a_column_named_twice_builds_from_the_one_karte_column_map_names(tmp_path, named, user_id):
+    """The first (also how an export whose `user_id_1` is a column of its own reads `user_id`),
+    or the second."""
+    export = write_layout(tmp_path / "export", {})
+    (export / "conversions.csv").write_text(
+        "event_name,USER_ID,transaction_id,sync_date,pv_id,user_id\n"
+        "buy,junk,ORD-1,2026-03-01T10:00:00+09:00,pv1,u1\n"
+    )
+    mapping = {"karte_column_map": {"conversions": {"user_id": named}}}
+    result = run_dbt(
+        tmp_path,
+        "run",
+        "--select",
+        "stg_karte__conversions",
+        export_dir=export,
+        vars={"as_of": AS_OF, **mapping},
+    )
+    assert result.returncode == 0, result.output
+    assert result.rows("select user_id from stg_karte__conversions") == [(user_id,)]
 
 
 def rewrite_part(path, select: str, header: bool = True):

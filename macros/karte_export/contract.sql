@@ -71,13 +71,16 @@
         {%- if not checked or (export_name | lower) in columns -%}
             {%- set column = columns.get(export_name | lower, (export_name, none)) -%}
             {#- DuckDB reads a header's second `user_id` (any case) as `user_id_1`: which one holds
-                the values is a guess, so none is taken -#}
-            {%- set second = columns.get((export_name | lower) ~ '_1') if checked else none -%}
+                the values is a guess, so none is taken unless var karte_column_map names one
+                (also the way out for an export whose `email_1` is a column of its own) -#}
+            {%- set guessed = checked and not mapping.get(name) -%}
+            {%- set second = columns.get((export_name | lower) ~ '_1') if guessed else none -%}
             {%- if second -%}
                 {{ exceptions.raise_compiler_error(
                     "KARTE export table " ~ table_name ~ " has the column " ~ column[0] ~ " twice (the"
-                    ~ " second is read as " ~ second[0] ~ "): remove one from the export, or map the one"
-                    ~ " that holds " ~ name ~ " with var karte_column_map"
+                    ~ " second is read as " ~ second[0] ~ "): remove one from the export, or name the one"
+                    ~ " that holds " ~ name ~ " in var karte_column_map ({" ~ table_name ~ ": {" ~ name
+                    ~ ": " ~ column[0] ~ "}} or " ~ second[0] ~ ")"
                 ) }}
             {%- endif -%}
             {%- set value = karte_export_value_as_text(adapter.quote(column[0]), column[1]) -%}
