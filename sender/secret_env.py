@@ -24,25 +24,30 @@ _seen: set[str] = set()
 
 
 def read_secret(
-    name: str, *, option: str | None = None, environ: Mapping[str, str] | None = None
+    name: str,
+    *,
+    option: str | None = None,
+    option_name: str | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Secret | None:
-    """The secret for env ``name``: ``option`` (a command-line value) when given, else env
-    ``name``, else the content of the file env ``name_FILE`` names without its trailing newline;
-    None when none is set. Env ``name`` and ``name_FILE`` both set is an error (which one wins
-    would be a guess). Raises :class:`ConfigError` with one line, never the secret."""
+    """The secret for env ``name``: ``option`` (a command-line value, typed as ``option_name``)
+    when given, else env ``name``, else the content of the file env ``name_FILE`` names without
+    its trailing newline; None when none is set. Env ``name`` and ``name_FILE`` both set is an
+    error (which one wins would be a guess). Raises :class:`ConfigError` with one line, never
+    the secret. The Secret's ``source`` says which of the three it came from."""
     env = os.environ if environ is None else environ
     file_var = name + FILE_SUFFIX
     if option is not None:
-        return _remember(option)
+        return _remember(option, option_name or name)
     value = env.get(name) or None
     file_name = (env.get(file_var) or "").strip()
     if value is not None and file_name:
         raise ConfigError(f"{name} and {file_var} are both set: keep one")
     if value is not None:
-        return _remember(value)
+        return _remember(value, name)
     if not file_name:
         return None
-    return _remember(_read_file(file_var, Path(file_name)))
+    return _remember(_read_file(file_var, Path(file_name)), f"{file_var} {file_name}")
 
 
 def _read_file(file_var: str, path: Path) -> str:
@@ -65,11 +70,11 @@ def _read_file(file_var: str, path: Path) -> str:
     return text
 
 
-def _remember(value: str) -> Secret:
+def _remember(value: str, source: str) -> Secret:
     for form in (value, value.strip()):
         if len(form) >= _MIN_SCRUB_LENGTH:
             _seen.add(form)
-    return Secret(value)
+    return Secret(value, source)
 
 
 def scrub(text: str) -> str:

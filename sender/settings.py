@@ -30,10 +30,12 @@ class ConfigError(ValueError):
 class Secret:
     """A string that refuses to be printed. Use :meth:`reveal` only where it goes on the wire."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "source")
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, source: str | None = None) -> None:
         self._value = value
+        # where the value came from, for messages: "LINE_ACCESS_TOKEN_FILE /run/secrets/token"
+        self.source = source
 
     def reveal(self) -> str:
         return self._value
@@ -50,10 +52,13 @@ class Secret:
         raise TypeError("Secret cannot be pickled")
 
 
-def validate_tag_id(tag_id: str | None) -> str:
+def validate_tag_id(tag_id: str | None, *, option: str | None = None) -> str:
+    """The tag id, checked; ``option`` is the command's option that sets it too (``sender run``
+    has none, so its message names only the variable)."""
     value = (tag_id or "").strip()
     if not value:
-        raise ConfigError("LINE_TAG_ID is not set (the LINE Tag id, a UUID; or pass --tag-id)")
+        also = f"; or pass {option}" if option else ""
+        raise ConfigError(f"LINE_TAG_ID is not set (the LINE Tag id, a UUID{also})")
     try:
         parsed = uuid.UUID(value)
     except ValueError:
@@ -64,17 +69,24 @@ def validate_tag_id(tag_id: str | None) -> str:
 
 
 def validate_token(token: str | Secret | None, tag_id: str) -> Secret:
-    value = (token.reveal() if isinstance(token, Secret) else token or "").strip()
-    if not value:
+    """The token, checked; its messages name where it came from (the variable, the option or
+    the file of LINE_ACCESS_TOKEN_FILE), never the value."""
+    source = (token.source if isinstance(token, Secret) else None) or "LINE_ACCESS_TOKEN"
+    raw = token.reveal() if isinstance(token, Secret) else token or ""
+    value = raw.strip()
+    if not raw:
         raise ConfigError(
-            f"LINE_ACCESS_TOKEN is empty: set the access token of LINE Tag {tag_id} "
+            f"LINE_ACCESS_TOKEN is not set: set it to the access token of LINE Tag {tag_id} "
             "(or LINE_ACCESS_TOKEN_FILE, a file holding it)"
         )
+    if not value:
+        raise ConfigError(f"{source} is blank: set it to the access token of LINE Tag {tag_id}")
     if not _TOKEN_CHARS.match(value):
         raise ConfigError(
-            f"LINE_ACCESS_TOKEN for LINE Tag {tag_id} contains spaces or control characters"
+            f"{source} (the access token of LINE Tag {tag_id}) contains spaces or control"
+            " characters: a token is one word of visible ASCII"
         )
-    return Secret(value)
+    return Secret(value, source)
 
 
 def validate_channel_id(channel_id: str | None) -> str | None:
@@ -137,8 +149,9 @@ class LineTarget:
         tag_id: str | None,
         token: str | Secret | None,
         channel_id: str | None,
+        tag_option: str | None = "--tag-id",
     ) -> LineTarget:
-        tag = validate_tag_id(tag_id)
+        tag = validate_tag_id(tag_id, option=tag_option)
         return cls(
             endpoint=validate_endpoint(endpoint),
             tag_id=tag,
@@ -154,7 +167,7 @@ def dry_run_settings(
     (without it, the destination of the last push is counted)."""
     return {
         "endpoint": validate_endpoint(endpoint),
-        "tag_id": None if tag_id is None else validate_tag_id(tag_id),
+        "tag_id": None if tag_id is None else validate_tag_id(tag_id, option="--tag-id"),
         "channel_id": validate_channel_id(channel_id),
     }
 
@@ -167,6 +180,7 @@ def target_from_env(env: Mapping[str, str], token: Secret | None) -> LineTarget:
         tag_id=env.get("LINE_TAG_ID") or None,
         token=token,
         channel_id=env.get("LINE_CHANNEL_ID") or None,
+        tag_option=None,
     )
 
 

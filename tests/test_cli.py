@@ -91,11 +91,12 @@ def test_python_dash_m_sender_works():
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"LINE_ACCESS_TOKEN": ""}, "LINE_ACCESS_TOKEN is empty"),
-        ({"LINE_ACCESS_TOKEN": "  "}, "LINE_ACCESS_TOKEN is empty"),
-        ({"LINE_ACCESS_TOKEN": "two words"}, "spaces or control characters"),
+        ({"LINE_ACCESS_TOKEN": ""}, "LINE_ACCESS_TOKEN is not set"),
+        ({"LINE_ACCESS_TOKEN": "  "}, "LINE_ACCESS_TOKEN is blank"),
+        ({"LINE_ACCESS_TOKEN": "two words"}, "LINE_ACCESS_TOKEN (the access token of LINE Tag"),
+        ({"LINE_ACCESS_TOKEN": "two words"}, "contains spaces or control characters"),
         ({"LINE_TAG_ID": "not-a-uuid"}, "is not a UUID"),
-        ({"LINE_TAG_ID": ""}, "LINE_TAG_ID is not set"),
+        ({"LINE_TAG_ID": ""}, "LINE_TAG_ID is not set (the LINE Tag id, a UUID; or pass --tag-id)"),
         ({"LINE_CHANNEL_ID": "12ab"}, "digits only"),
         ({"LINE_CAPI_ENDPOINT": "http://conversion-api.example.com"}, "only https"),
         ({"LINE_CAPI_ENDPOINT": "ftp://127.0.0.1"}, "not an http(s) URL"),
@@ -108,6 +109,21 @@ def test_config_errors_are_one_line_exit_2(db, env, message):
     assert r.exit_code == ExitCode.USAGE
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("env_token", ["", "the-variable's-token"])
+def test_a_token_typed_as_an_option_is_the_one_sent(db, env_token):
+    """--access-token on the command line wins over the environment (and works without it)."""
+    with mock_server(token="the-typed-one") as srv:  # noqa: S106
+        r = run_cli(
+            ["push", *FAST, "--access-token", "the-typed-one"],
+            sender_env(db, srv.url, LINE_ACCESS_TOKEN=env_token),
+        )
+        assert r.returncode == 0, r.stderr
+        assert len(srv.accepted) == 30
+    bad = run_cli(["push", "--access-token", "two words"], sender_env(db))
+    assert bad.returncode == ExitCode.USAGE
+    assert "error: --access-token (the access token of LINE Tag" in bad.stderr
 
 
 def without_token(env: dict[str, str]) -> dict[str, str]:
@@ -244,7 +260,7 @@ def test_push_json_prints_one_object_for_an_error_before_the_summary(db, tmp_pat
         (
             run_cli(["push", "--json"], sender_env(db, LINE_ACCESS_TOKEN="")),
             ExitCode.USAGE,
-            "LINE_ACCESS_TOKEN is empty",
+            "LINE_ACCESS_TOKEN is not set",
         ),
         (
             run_cli(["push", "--json", "--dry-run"], sender_env(db, LINE_TAG_ID="nope")),

@@ -644,7 +644,9 @@ def test_freshness_reads_a_mapped_and_typed_sync_date(tmp_path):
     [
         ({"LINE_TAG_ID": "not-a-uuid"}, "LINE_TAG_ID 'not-a-uuid' is not a UUID"),
         ({"LINE_CAPI_ENDPOINT": "http://10.0.0.1"}, "is plain http: only https is allowed"),
-        ({"LINE_ACCESS_TOKEN": ""}, "LINE_ACCESS_TOKEN is empty"),
+        ({"LINE_ACCESS_TOKEN": ""}, "LINE_ACCESS_TOKEN is not set"),
+        # sender run has no --tag-id: its message names only the variable
+        ({"LINE_TAG_ID": ""}, "LINE_TAG_ID is not set (the LINE Tag id, a UUID)"),
         ({"LINE_CHANNEL_ID": "12ab"}, "LINE_CHANNEL_ID '12ab' must be digits only"),
         ({"LINE_CAPI_ENDPOINT": "http://[::1"}, "is not a valid URL: Invalid IPv6 URL"),
         ({"LINE_CAPI_ENDPOINT": "http://127.0.0.1:99999"}, "is not a valid URL: Port out of range"),

@@ -169,6 +169,21 @@ def test_token_file_errors_are_one_line_naming_the_variable_never_the_token(tmp_
     assert all(message in log for _, message in cases)
 
 
+def test_a_token_file_holding_more_than_the_token_is_named_in_the_error(tmp_path):
+    """'Bearer <token>' pasted into the file: the error names the file, where the fix is."""
+    db = tmp_path / "line_capi.duckdb"
+    write_payload(db, [make_event(1)])
+    bearer = tmp_path / "token"
+    bearer.write_text(f"Bearer {TOKEN}\n")
+    for command in (["push"], ["run"]):
+        r = run_cli(command, token_file_env(db, None, bearer))
+        assert r.returncode == ExitCode.USAGE, (command, r.stderr)
+        [line] = r.stderr.strip().splitlines()
+        assert line.startswith(f"error: LINE_ACCESS_TOKEN_FILE {bearer} (the access token of")
+        assert "contains spaces or control characters" in line
+        assert TOKEN not in r.stdout + r.stderr
+
+
 def test_a_secret_read_from_a_file_is_scrubbed_from_a_crash_report(tmp_path, monkeypatch, capsys):
     from sender.cli import report_crash
     from sender.secret_env import read_secret

@@ -13,7 +13,6 @@ from typing import Annotated
 
 import duckdb
 import typer
-from click.core import ParameterSource
 
 from sender.database import DEFAULT_MEMORY_LIMIT, connect, first_line, require_payload
 from sender.errors import known_error
@@ -144,8 +143,12 @@ def secret_option(
 ) -> Secret | None:
     """The option's value when typed on the command line, else env ``env_name`` or the file
     env ``env_name``_FILE names (sender.secret_env); a bad source is a ConfigError."""
-    typed = ctx.get_parameter_source(param) is ParameterSource.COMMANDLINE
-    return read_secret(env_name, option=value if typed else None)
+    # by name: Typer 0.29 brings its own copy of click, whose ParameterSource is not click's
+    source = ctx.get_parameter_source(param)
+    typed = getattr(source, "name", None) == "COMMANDLINE"
+    return read_secret(
+        env_name, option=value if typed else None, option_name="--" + param.replace("_", "-")
+    )
 
 
 def open_database(
