@@ -40,8 +40,8 @@ MEANINGS = {
     ExitCode.NO_PAYLOAD: "no database, no line_capi_payload, or its build did not finish:"
     " run dbt build",
     ExitCode.UNEXPECTED_RESPONSE: "an answer retrying cannot fix (404: wrong endpoint or tag id;"
-    " a redirect, a 2xx other than 202 or a proxy's 407: something else answered; 400 for every"
-    " event of a batch sent alone: the request itself is refused)",
+    " a redirect, a 2xx other than 202, a proxy's 407 or plain http on an https endpoint: something"
+    " else answered; 400 for every event of a batch sent alone: the request itself is refused)",
     ExitCode.SAMPLE_DATA_REFUSED: "the payload was built from the bundled sample and the endpoint"
     " is not loopback; nothing was sent",
     ExitCode.TLS_CERTIFICATE: "the endpoint's TLS certificate does not verify (or the CA bundle"

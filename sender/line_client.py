@@ -21,7 +21,7 @@ from requests.adapters import HTTPAdapter
 from sender import __version__, fault_points
 from sender.request_body import Body
 from sender.settings import LineTarget, is_loopback_host
-from sender.tls import CA_BUNDLE_ADVICE, ca_bundle, certificate_problem
+from sender.tls import CA_BUNDLE_ADVICE, answered_without_tls, ca_bundle, certificate_problem
 
 USER_AGENT = f"line-capi-sender/{__version__}"
 
@@ -183,6 +183,13 @@ class LineClient:
                 verify=self._verify,
             )
         except requests.exceptions.SSLError as exc:
+            if answered_without_tls(exc):
+                return Response(  # no certificate to fix: the endpoint is the mistake
+                    HttpOutcome.FATAL,
+                    None,
+                    error=f"{self._target.endpoint} answered without TLS: it is not an https"
+                    " server (sender mock-server speaks plain http: http://127.0.0.1:PORT)",
+                )
             problem = certificate_problem(exc)
             if problem is None:  # a handshake cut short: the network, not the certificate
                 return Response(

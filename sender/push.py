@@ -575,6 +575,12 @@ class Pusher:
                 " check LINE_CAPI_ENDPOINT and any proxy; nothing was recorded as delivered,"
                 " the events stay pending",
             )
+        if resp.http_status is None:  # no answer in HTTP: the endpoint is not LINE's
+            return (
+                "fatal",
+                f"{resp.error}; check LINE_CAPI_ENDPOINT; nothing more was sent, the events"
+                " stay pending",
+            )
         return (
             "fatal",
             f"LINE answered HTTP {resp.http_status} for {self.target.events_url}: "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 # Read in this order; the first set wins. requests reads the first two itself (when it trusts
@@ -53,10 +53,9 @@ def ca_bundle(environ: Mapping[str, str] | None = None) -> CaBundle | None:
     return None
 
 
-def certificate_problem(exc: BaseException) -> str | None:
-    """OpenSSL's reason when ``exc`` (a requests error) comes from a certificate that did not
-    verify ("self-signed certificate", "unable to get local issuer certificate", a hostname
-    mismatch, ...); None for any other error."""
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every error inside it: requests wraps urllib3's MaxRetryError, whose reason
+    wraps the ssl error."""
     stack: list[object] = [exc]
     seen: set[int] = set()
     while stack:
@@ -64,9 +63,30 @@ def certificate_problem(exc: BaseException) -> str | None:
         if not isinstance(current, BaseException) or id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return current.verify_message or "certificate verify failed"
-        # requests wraps urllib3's MaxRetryError, whose reason wraps the ssl error
+        yield current
         stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
         stack.extend(current.args)
+
+
+def certificate_problem(exc: BaseException) -> str | None:
+    """OpenSSL's reason when ``exc`` (a requests error) comes from a certificate that did not
+    verify ("self-signed certificate", "unable to get local issuer certificate", a hostname
+    mismatch, ...); None for any other error."""
+    for current in _causes(exc):
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current.verify_message or "certificate verify failed"
     return None
+
+
+# OpenSSL's reason when the server's first bytes are not TLS: a plain-http server on an https
+# URL (3.0 says WRONG_VERSION_NUMBER; 3.2 and later RECORD_LAYER_FAILURE).
+_NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE"})
+
+
+def answered_without_tls(exc: BaseException) -> bool:
+    """Whether ``exc`` (a requests error) says the server answered an https request in plain
+    text: a wrong endpoint, which retrying cannot mend."""
+    return any(
+        isinstance(current, ssl.SSLError) and getattr(current, "reason", None) in _NOT_TLS_REASONS
+        for current in _causes(exc)
+    )

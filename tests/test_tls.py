@@ -1,6 +1,7 @@
 """A certificate that does not verify is a configuration error: one line naming the endpoint and
 OpenSSL's reason, exit 9, no retry, nothing recorded as sent. A CA bundle set in the environment
-(the advice of that line) makes the same push succeed, a loopback endpoint included."""
+(the advice of that line) makes the same push succeed, a loopback endpoint included. An https
+endpoint that answers in plain http is a wrong endpoint: exit 7, no retry."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sender_fixtures import (
     TAG_ID,
     TOKEN,
     make_event,
+    mock_server,
     pending_keys,
     run_cli,
     sender_env,
@@ -91,6 +93,24 @@ def test_a_ca_bundle_that_cannot_be_read_is_the_same_error_without_a_connection(
     [line] = error_lines(r.stderr)
     assert f"REQUESTS_CA_BUNDLE={missing} cannot be read" in line
     assert len(pending_keys(db)) == 5
+
+
+def test_an_https_endpoint_that_answers_in_plain_http_stops_at_once_as_a_wrong_endpoint(
+    tmp_path,
+):
+    """https:// typed for sender mock-server (plain http): not a network fault to retry."""
+    db = make_db(tmp_path, n=20)
+    with mock_server() as srv:
+        url = srv.url.replace("http://", "https://")
+        r = run_cli(["push", *FAST, "--batch-size", "5", "--max-retries", "5"], sender_env(db, url))
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.UNEXPECTED_RESPONSE, r.stderr
+    [line] = error_lines(r.stderr)
+    assert f"{url} answered without TLS: it is not an https server" in line
+    assert "check LINE_CAPI_ENDPOINT" in line
+    assert "retrying" not in r.stderr and "Traceback" not in r.stderr
+    assert len(pending_keys(db)) == 20
+    assert last_run(db) == (ExitCode.UNEXPECTED_RESPONSE, "unexpected_response", 0)
 
 
 def post_once(url: str) -> object:
