@@ -25,7 +25,8 @@ app = typer.Typer(
     name="sender",
     help=(
         "Send the rows of the dbt model line_capi_payload to the LINE Conversion API.\n\n"
-        "Example (the hourly job: freshness, dbt build, push): sender run --export-dir /data/karte"
+        "Example (the hourly job: freshness, dbt build, push):"
+        " sender run --export-dir /srv/karte/current"
     ),
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,

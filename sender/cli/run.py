@@ -87,9 +87,9 @@ def run_command(
 
     Examples:
 
-        KARTE_EXPORT_DIR=/data/karte/latest sender run
+        KARTE_EXPORT_DIR=/srv/karte/current sender run
 
-        sender run --export-dir /data/karte/latest -- --vars '{lookback_hours: 168}'
+        sender run --export-dir /srv/karte/current -- --vars '{lookback_hours: 168}'
     """
     with exits_on_error():
         alert_settings = alerts.load_settings(os.environ)
