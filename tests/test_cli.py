@@ -53,6 +53,15 @@ def test_help_of_the_scheduled_commands_lists_every_exit_code():
             assert f"{int(code):>3} {code.name}: " in r.stdout, (name, code)
 
 
+def test_help_of_compact_lists_its_own_exit_codes_not_the_pushs():
+    r = invoke(["compact", "--help"], sender_env_for_help())
+    assert r.exit_code == 0
+    assert "  5 DATABASE_LOCKED: a push, a dbt build or a DuckDB shell holds the file" in r.stdout
+    assert " 13 ALREADY_RUNNING: a sender run holds the run lock" in r.stdout
+    for code in (ExitCode.AUTHENTICATION, ExitCode.REJECTED_BY_API, ExitCode.STALE_EXPORT):
+        assert f"{int(code):>3} {code.name}: " not in r.stdout, code
+
+
 def sender_env_for_help():
     return {"LINE_ACCESS_TOKEN": TOKEN, "LINE_TAG_ID": TAG_ID, "COLUMNS": "200"}
 

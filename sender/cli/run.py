@@ -12,6 +12,7 @@ import typer
 
 from sender import alerts
 from sender.cli.common import (
+    COMPACT_EXIT_CODES_EPILOG,
     EXIT_CODES_EPILOG,
     DatabaseOpt,
     Failure,
@@ -173,7 +174,7 @@ def stopped_by_settings(
     )
 
 
-@app.command("compact", epilog=EXIT_CODES_EPILOG)
+@app.command("compact", epilog=COMPACT_EXIT_CODES_EPILOG)
 def compact_command(database: DatabaseOpt = DEFAULT_DATABASE) -> None:
     """Write the database afresh, giving back the space of what it no longer holds.
 
