@@ -202,6 +202,33 @@ def test_folder_of_parquet_parts_builds_the_same_rows(tmp_path, text_export, tex
     assert rejected_rows(result) == rejected_rows(text_build)
 
 
+def test_parts_storing_numbers_and_parts_storing_text_build_the_same_rows(
+    tmp_path, text_export, text_build
+):
+    """pandas, writing chunk by chunk: one part of each table with ids and phones as numbers
+    (DOUBLE ids, INT64 phones without their 0), the other as text. DuckDB reads such a column as
+    text, `1001.0` and `9012345678`: each part is read as its own type says."""
+    export = rewrite_export(
+        text_export, tmp_path / "export", "parquet", NUMBERS_TYPED, parts=2, layout="folder"
+    )
+    text = rewrite_export(text_export, tmp_path / "text", "parquet", parts=2, layout="folder")
+    for table in ("conversions", "page_views", "line_users", "user_master"):
+        (text / table / "part-0.parquet").replace(export / table / "part-0.parquet")
+    users = export / "user_master"
+    assert column_types(users / "part-0.parquet")["phone"] == "VARCHAR"
+    assert column_types(users / "part-1.parquet")["phone"] == "BIGINT"
+    with duckdb.connect() as con:
+        merged = con.sql(
+            f"select user_id, phone from read_parquet('{users}/*.parquet', union_by_name = true)"
+        )
+        assert [str(t) for t in merged.types] == ["VARCHAR", "VARCHAR"]
+        assert ("1001.0", "9012345678") in merged.fetchall()  # what a plain read would use
+    result = build(tmp_path, export)
+    assert result.payloads() == text_build.payloads()
+    assert "phone" in result.payloads()["ORD-1"]["user"]
+    assert rejected_rows(result) == rejected_rows(text_build)
+
+
 # Build F: times as pandas writes them, in nanoseconds: an instant (datetime64[ns, UTC]) in the
 # last 400 ns of its second (rounded to microseconds it would be the next second), and a UTC time
 # without a zone.

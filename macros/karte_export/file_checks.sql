@@ -62,7 +62,7 @@
         {%- set sniffs = [] -%}
         {%- for path in paths -%}
             {%- do sniffs.append('select ' ~ loop.index0 ~ ', to_json(list(column_name)) from (describe select * from '
-                ~ duckdb_karte_export_table_function('csv', [path], encoding) ~ ')') -%}
+                ~ duckdb_karte_export_table_function('csv', [path], encoding, none) ~ ')') -%}
         {%- endfor -%}
         {%- for row in run_query(sniffs | join(' union all ')) -%}
             {%- do names.update({paths[row[0]]: fromjson(row[1])}) -%}

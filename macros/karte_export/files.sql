@@ -52,15 +52,16 @@
     {%- endif -%}
     {%- do run_query('create schema if not exists ' ~ schema) -%}
     {%- for table_name in karte_export_contract() -%}
-        {%- set reader = duckdb_karte_export_reader(directory, table_name, encoding) -%}
+        {%- set read = duckdb_karte_export_reader(directory, table_name, encoding) -%}
         {%- set columns = {} -%}
-        {%- for row in run_query('describe select * from ' ~ reader) -%}
+        {%- for row in run_query('describe select * from ' ~ read.sql) -%}
             {%- do columns.update({row[0] | lower: (row[0], row[1])}) -%}
         {%- endfor -%}
         {%- set mapping = karte_column_map().get(table_name) or {} -%}
         {%- set selects = karte_contract_select_list(table_name, mapping, columns, true) -%}
+        {%- set source = duckdb_parts_numbers_as_text(read, table_name, mapping, columns, encoding) -%}
         {%- set view = schema ~ '.' ~ table_name -%}
-        {%- do run_query('create or replace view ' ~ view ~ ' as select ' ~ selects ~ ' from ' ~ reader) -%}
+        {%- do run_query('create or replace view ' ~ view ~ ' as select ' ~ selects ~ ' from ' ~ source) -%}
     {%- endfor -%}
     {{ return('') }}
 {% endmacro %}
@@ -129,7 +130,8 @@
 {% endmacro %}
 
 {#-
-    DuckDB: the table function reading every non-empty file of `table_name` (karte_export_layout),
+    DuckDB: {sql, format, paths}: the table function reading every non-empty file of `table_name`
+    (karte_export_layout), its format and those files,
     CSV as text with a header row, Parquet as stored; parts are matched by column name. Zero-byte
     parts (and gzips of nothing) are skipped; a table whose files are all empty stops the run, and so do a CSV file that
     is not UTF-8 or is gzip-compressed under a .csv name (check_csv_export_file) and a part
@@ -184,7 +186,56 @@
     {%- if paths | length > 1 -%}
         {{ check_karte_export_part_columns(table_name, layout.format, paths, encoding) }}
     {%- endif -%}
-    {{ return(duckdb_karte_export_table_function(layout.format, paths, encoding)) }}
+    {{ return({'sql': duckdb_karte_export_table_function(layout.format, paths, encoding, none),
+        'format': layout.format, 'paths': paths}) }}
+{% endmacro %}
+
+{#-
+    DuckDB: the source of a table's view, `read.sql`, with the columns that some Parquet parts
+    store as numbers and others as text (pandas writes a chunk of digit-only phones as INT64, and
+    ids with a gap as DOUBLE) read from each part as a part storing numbers only would be read
+    (karte_export_value_as_text): DuckDB reads such a column as text, the DOUBLE part's `1001.0`,
+    which no longer joins `1001`, and the integer part's phone without the leading 0 it lost
+    (karte_export_phone_from_number gives it back).
+-#}
+{% macro duckdb_parts_numbers_as_text(read, table_name, mapping, columns, encoding) %}
+    {%- if read.format != 'parquet' or read.paths | length < 2 -%}{{ return(read.sql) }}{%- endif -%}
+    {%- set text_columns = {} -%}
+    {%- for name, is_required in karte_export_contract()[table_name] -%}
+        {%- set column = columns.get((mapping.get(name) or name) | string | lower) -%}
+        {%- if column and (column[1] or '') | upper == 'VARCHAR' -%}
+            {%- do text_columns.update({column[0] | lower: (column[0], name)}) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if not text_columns -%}{{ return(read.sql) }}{%- endif -%}
+    {%- set fraction = "(type in ('FLOAT', 'DOUBLE') or converted_type = 'DECIMAL')" -%}
+    {%- set whole = "(type in ('INT32', 'INT64') and coalesce(converted_type, '') not in ('DATE', 'TIME_MILLIS',"
+        ~ " 'TIME_MICROS', 'TIMESTAMP_MILLIS', 'TIMESTAMP_MICROS') and coalesce(logical_type, '') not like 'Time%')" -%}
+    {%- set parts = {} -%}
+    {%- for row in run_query(
+        "select lower(name), file_name, " ~ fraction ~ " from parquet_schema(" ~ duckdb_path_list(read.paths) ~ ")"
+        ~ " where num_children is null and lower(name) in ('"
+        ~ (text_columns.keys() | map('replace', "'", "''") | join("', '")) ~ "')"
+        ~ " and (" ~ fraction ~ " or " ~ whole ~ ") order by 1, 2") -%}
+        {%- set kinds = parts.setdefault(row[0], {'whole': [], 'fraction': []}) -%}
+        {%- do kinds['fraction' if row[2] else 'whole'].append(row[1]) -%}
+    {%- endfor -%}
+    {%- if not parts -%}{{ return(read.sql) }}{%- endif -%}
+    {%- set replaced = [] -%}
+    {%- for lowered, kinds in parts.items() -%}
+        {%- set export_name, name = text_columns[lowered] -%}
+        {%- set quoted = adapter.quote(export_name) -%}
+        {%- set as_number = karte_export_value_as_text('try_cast(' ~ quoted ~ ' as double)', 'DOUBLE') -%}
+        {%- set whens = [] -%}
+        {%- for kind, value in [('fraction', as_number), ('whole', quoted)] if kinds[kind] -%}
+            {%- set value = karte_export_phone_from_number(value) if name == 'phone' else value -%}
+            {%- do whens.append("when karte__part in ('" ~ (kinds[kind] | map('replace', "'", "''") | join("', '"))
+                ~ "') then " ~ value) -%}
+        {%- endfor -%}
+        {%- do replaced.append('case ' ~ (whens | join(' ')) ~ ' else ' ~ quoted ~ ' end as ' ~ quoted) -%}
+    {%- endfor -%}
+    {{ return('(select * replace (' ~ (replaced | join(', ')) ~ ') from '
+        ~ duckdb_karte_export_table_function(read.format, read.paths, encoding, 'karte__part') ~ ')') }}
 {% endmacro %}
 
 {#- DuckDB: a list literal of file paths, for the table functions that read several files. -#}
@@ -192,12 +243,16 @@
     {{- return("['" ~ (paths | map('replace', "'", "''") | join("', '")) ~ "']") -}}
 {% endmacro %}
 
-{#- DuckDB: read_parquet or read_csv (text, a header row) of `paths`, matched by column name when there are several. -#}
-{% macro duckdb_karte_export_table_function(format, paths, encoding) %}
+{#-
+    DuckDB: read_parquet or read_csv (text, a header row) of `paths`, matched by column name when
+    there are several; a Parquet read with `part_column` names each row's file in that column.
+-#}
+{% macro duckdb_karte_export_table_function(format, paths, encoding, part_column) %}
     {%- set listed = duckdb_path_list(paths) -%}
     {%- set by_name = ', union_by_name = true' if paths | length > 1 else '' -%}
     {%- if format == 'parquet' -%}
-        {{ return("read_parquet(" ~ listed ~ by_name ~ ")") }}
+        {%- set named = ", filename = '" ~ part_column ~ "'" if part_column else '' -%}
+        {{ return("read_parquet(" ~ listed ~ by_name ~ named ~ ")") }}
     {%- endif -%}
     {{ return("read_csv(" ~ listed ~ ", header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', "
         ~ "encoding = '" ~ encoding ~ "'" ~ by_name ~ ")") }}
