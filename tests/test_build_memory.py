@@ -70,22 +70,26 @@ def test_a_profiles_own_memory_settings_and_the_variable_take_turns(tmp_path):
 
 def test_a_spill_past_its_disk_allowance_is_a_full_disk_not_a_lack_of_memory(tmp_path):
     """DuckDB refuses to spill past max_temp_directory_size (90% of the free disk) with an "Out of
-    Memory Error": the advice is free space, not more memory."""
+    Memory Error": the advice is free space, not more memory.
+
+    A sort of 96 MB under a 64 MB limit has to spill. (The sample build under a few MB also
+    spills, but whether a spillable block or one that cannot be offloaded meets the limit first
+    depends on timing: it failed on CI the other way.)"""
     tight = profile_with(
-        "      settings:\n        memory_limit: 16MB\n        max_temp_directory_size: 1MB\n"
+        "      settings:\n        memory_limit: 64MB\n        max_temp_directory_size: 1MB\n"
+        "        threads: 1\n"
     )
-    result = run_dbt(
-        tmp_path,
-        "build",
-        "--exclude-resource-type",
-        "unit_test",
-        profile=tight,
-        export_dir=SAMPLE_DIR,
-    )
+    sort = "select count(*) as n from (select i from range(12000000) t(i) order by hash(i))"
+    result = run_dbt(tmp_path, "show", "--inline", sort, profile=tight)
     assert result.returncode != 0
     assert "failed to offload" in result.output, result.output
     said = build_memory.out_of_memory(result.output.splitlines())
     assert said is not None and said.startswith("the disk is full"), said
+    # the same sort with room to spill: the limit alone was not the problem
+    roomy = profile_with("      settings:\n        memory_limit: 64MB\n        threads: 1\n")
+    result = run_dbt(tmp_path / "roomy", "show", "--inline", sort, profile=roomy)
+    assert result.returncode == 0, result.output
+    assert "12000000" in result.output, result.output
 
 
 @pytest.mark.parametrize("value", ["lots", "1000", "150%", "1KB"])
