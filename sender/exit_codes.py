@@ -33,7 +33,7 @@ MEANINGS = {
     ExitCode.OK: "everything pending was delivered (or expired), or nothing was pending",
     ExitCode.PENDING_LEFT: "some rows are still pending after the retries (408/425/429/5xx,"
     " timeouts, dropped connections; LINE down or out of reach): the next run sends them",
-    ExitCode.USAGE: "bad option or configuration (token, tag id, channel id, endpoint)",
+    ExitCode.USAGE: "bad option or configuration (token, tag id, channel id, endpoint, a dbt var)",
     ExitCode.AUTHENTICATION: "LINE answered 401/403: wrong token, or a token of another tag",
     ExitCode.REJECTED_BY_API: "LINE rejected some events (400); recorded as rejected_by_api",
     ExitCode.DATABASE_LOCKED: "the DuckDB file is locked by another process (dbt build?)",

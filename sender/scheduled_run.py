@@ -50,6 +50,7 @@ _DBT_PREFIX = re.compile(r"^(?:\x1b\[[0-9;]*m)*(?:\d\d:\d\d:\d\d\s+)?")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # the sender's own timestamp off a terminal (sender.progress): the log adds one already
 _SENDER_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ sender: ")
+_BAD_VAR = re.compile(r"(invalid|unknown) dbt var ")
 _DBT_ERROR_HEADER = re.compile(r"(Compilation|Runtime|Database|Parsing|Dependency|Internal) Error")
 # DuckDB's first line says which file, not what is wrong with it: what it means, said once
 _MALFORMED_CSV = re.compile(r"Error when sniffing file|CSV Error on Line")
@@ -360,7 +361,9 @@ def dbt_error_line(lines: list[str]) -> str:
                 ):
                     return following
         if text.startswith("Failure in ") or text.startswith("Error in "):
-            return text
+            following = next((t for t in clean[i + 1 :] if t), "")
+            if not _DBT_ERROR_HEADER.search(following):
+                return text  # else the error's own header follows, and its message after it
     done = [t for t in clean if t.startswith("Done.")]
     return done[-1] if done else (next((t for t in reversed(clean) if t), "no output"))
 
@@ -587,7 +590,9 @@ class ScheduledRun:
                 why = f"{why.rstrip('.')} of {named[0]}"
             not_utf8 = any(_NOT_UTF8 in line for line in lines)
             why = why.rstrip(".") + (NOT_UTF8_HINT if not_utf8 else MALFORMED_CSV_HINT)
-        return RunError(f"{step} failed: {why}", ExitCode.BUILD_FAILED)
+        # a var the project's macros refuse (macros/run_parameters.sql) is the job's configuration
+        code = ExitCode.USAGE if _BAD_VAR.match(why) else ExitCode.BUILD_FAILED
+        return RunError(f"{step} failed: {why}", code)
 
     def check_export_folder(self) -> None:
         """A named export folder that is missing or unreadable is one line, not dbt's "file

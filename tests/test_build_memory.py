@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import duckdb
 import pytest
-from pipeline_fixtures import ROOT, SAMPLE_DIR, run_dbt
+from pipeline_fixtures import ROOT, run_dbt
 from schedule_fixtures import clock_export, sender_run
 from sender_fixtures import TAG_ID, TOKEN, mock_server, run_cli
 

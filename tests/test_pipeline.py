@@ -334,6 +334,9 @@ def test_missing_export_file_is_a_clear_error(tmp_path):
             {"conversions": {"order_id": "x"}},
             "conversions has no contract column order_id",
         ),
+        # read by the sources' YAML as dbt parses it, checked by the on-run-start hook
+        ("karte_freshness_warn_hours", "abc", "invalid dbt var karte_freshness_warn_hours=abc"),
+        ("karte_freshness_error_hours", 2.5, "invalid dbt var karte_freshness_error_hours=2.5"),
     ],
 )
 def test_bad_vars_fail_with_a_message_naming_the_var(tmp_path, var, value, message):

@@ -581,13 +581,26 @@ def test_a_second_concurrent_run_is_refused_at_once(tmp_path):
     assert not (tmp_path / "line_capi.duckdb").exists()  # nothing was built
 
 
-def test_a_failed_build_sends_nothing(tmp_path):
+@pytest.mark.parametrize(
+    ("vars_", "message"),
+    [
+        ("{lookback_hours: 0}", "invalid dbt var lookback_hours=0"),
+        # read by the sources' YAML, before any macro: once a 60-line traceback
+        ("{karte_freshness_warn_hours: abc}", "invalid dbt var karte_freshness_warn_hours=abc"),
+        # refused as its model compiles: once "Failure in model stg_karte__conversions"
+        ("{karte_conversion_filter: 'revenue >>> 3'}", "invalid dbt var karte_conversion_filter="),
+    ],
+)
+def test_a_var_the_project_refuses_sends_nothing_and_is_a_configuration_error(
+    tmp_path, vars_, message
+):
     export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.1)
     with mock_server() as srv:
-        r = sender_run(tmp_path, srv.url, export=export, vars_="{lookback_hours: 0}")
+        r = sender_run(tmp_path, srv.url, export=export, vars_=vars_)
         assert srv.stats()["requests"] == 0
-    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
-    assert "invalid dbt var lookback_hours=0" in one_error_line(r.stderr)
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    assert message in one_error_line(r.stderr)
+    assert "Traceback" not in r.stderr
 
 
 def test_a_crash_has_its_own_exit_code_and_its_traceback_goes_to_the_log(tmp_path):
