@@ -18,7 +18,7 @@ import re
 import signal
 from collections.abc import Mapping
 
-import duckdb
+from sender.database import memory_limit_problem
 
 ENV_VAR = "LINE_CAPI_BUILD_MEMORY_LIMIT"
 DEFAULT = "60%"
@@ -50,18 +50,12 @@ def build_memory_limit(env: Mapping[str, str]) -> str:
     raw = configured(env)
     if raw is None:
         return DEFAULT
-    try:
-        # DuckDB parses the limit at connect, and a limit too small fails at the first query
-        with duckdb.connect(config={"memory_limit": raw}) as con:
-            con.execute("select current_setting('memory_limit')").fetchall()
-    except duckdb.Error as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "Out of Memory" in reason:
-            reason = "too small for DuckDB to run a query"
+    reason = memory_limit_problem(raw)
+    if reason is not None:
         raise MemoryLimitError(
             f"{ENV_VAR}={raw!r} is not a memory limit DuckDB accepts ({reason}): give a size such"
             f" as 2GB or 1.5GiB, or a share of the machine's memory such as 60% ({DOCS})"
-        ) from None
+        )
     return raw
 
 

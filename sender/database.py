@@ -159,6 +159,22 @@ def locked(path: Path) -> DatabaseLocked:
 # order), so a cache larger than a few row groups only adds memory, and more the larger the table.
 DEFAULT_MEMORY_LIMIT = "32MB"
 
+
+def memory_limit_problem(value: str) -> str | None:
+    """Why DuckDB would refuse ``value`` as its memory limit (``64MB``, ``1.5GiB``, ``60%``),
+    in a few words, or None. DuckDB parses it at connect and fails a limit too small at the
+    first query; it reads a negative size as no limit at all, which is refused here."""
+    if value.strip().startswith("-"):
+        return "a negative size, which DuckDB reads as no limit at all"
+    try:
+        with duckdb.connect(config={"memory_limit": value}) as con:
+            con.execute("select current_setting('memory_limit')").fetchall()
+    except duckdb.Error as exc:
+        reason = first_line(exc)
+        return "too small for DuckDB to run a query" if "Out of Memory" in reason else reason
+    return None
+
+
 # glibc's malloc raises its mmap threshold (up to 32 MiB) each time a large block is freed, and
 # its trim threshold with it, so that freed heap memory is kept. Fixed at that maximum, the
 # chunk-sized buffers (a few MB: DuckDB results, Arrow columns) come from the heap, whose freed

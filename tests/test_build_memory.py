@@ -92,7 +92,7 @@ def test_a_spill_past_its_disk_allowance_is_a_full_disk_not_a_lack_of_memory(tmp
     assert "12000000" in result.output, result.output
 
 
-@pytest.mark.parametrize("value", ["lots", "1000", "150%", "1KB"])
+@pytest.mark.parametrize("value", ["lots", "1000", "150%", "1KB", "-1"])
 def test_a_limit_duckdb_refuses_is_one_line_before_anything_runs(tmp_path, value):
     export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.1)
     with mock_server() as srv:
@@ -101,6 +101,20 @@ def test_a_limit_duckdb_refuses_is_one_line_before_anything_runs(tmp_path, value
     assert r.returncode == ExitCode.USAGE, r.stderr
     line = one_error_line(r.stderr)
     assert f"{build_memory.ENV_VAR}={value!r} is not a memory limit DuckDB accepts" in line
+    assert not (tmp_path / "line_capi.duckdb").exists()  # no dbt ran
+
+
+@pytest.mark.parametrize("value", ["lots", "1KB", "-5"])
+def test_a_push_limit_duckdb_refuses_stops_the_run_before_the_build(tmp_path, value):
+    """LINE_CAPI_MEMORY_LIMIT was opened only after the build (exit 10), and -5 meant none."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.1)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export, env={"LINE_CAPI_MEMORY_LIMIT": value})
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    line = one_error_line(r.stderr)
+    assert "LINE_CAPI_MEMORY_LIMIT" in line, line
+    assert f"{value!r} is not a memory limit DuckDB accepts" in line, line
     assert not (tmp_path / "line_capi.duckdb").exists()  # no dbt ran
 
 

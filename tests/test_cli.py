@@ -255,6 +255,17 @@ def test_push_tuning_comes_from_the_environment_too(db):
     assert r.exit_code == ExitCode.USAGE and "LINE_CAPI_CONCURRENCY" in r.stderr
 
 
+def test_a_memory_limit_duckdb_refuses_is_a_usage_error_before_the_database_opens(db):
+    with mock_server() as srv:
+        r = invoke(["push"], sender_env(db, srv.url, LINE_CAPI_MEMORY_LIMIT="garbage"))
+        assert srv.stats()["requests"] == 0
+    assert r.exit_code == ExitCode.USAGE, r.stderr
+    said = " ".join(r.stderr.replace("│", " ").split())  # the error's box, unwrapped
+    assert "'garbage' is not a memory limit DuckDB accepts" in said, r.stderr
+    r = invoke(["push", "--dry-run", "--memory-limit", "64MB"], sender_env(db))
+    assert r.exit_code == 0, r.stderr
+
+
 def test_push_json_prints_one_object_for_an_error_before_the_summary(db, tmp_path):
     """A scheduler that parses stdout gets the exit code and stderr's line, never the token."""
     with database_held(db):

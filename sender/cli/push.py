@@ -25,7 +25,7 @@ from sender.cli.common import (
     secret_option,
     sigterm_as_interrupt,
 )
-from sender.database import DEFAULT_MEMORY_LIMIT
+from sender.database import DEFAULT_MEMORY_LIMIT, memory_limit_problem
 from sender.exit_codes import ExitCode
 from sender.line_rules import MAX_EVENTS_PER_REQUEST
 from sender.progress import Progress
@@ -113,6 +113,18 @@ def _errors_as_json(command):
             raise
 
     return run
+
+
+def checked_memory_limit(value: str) -> str:
+    """--memory-limit / LINE_CAPI_MEMORY_LIMIT as DuckDB will take it: checked as the options
+    are read, so that `sender run` refuses it before the build rather than after."""
+    reason = memory_limit_problem(value)
+    if reason is not None:
+        raise typer.BadParameter(
+            f"{value!r} is not a memory limit DuckDB accepts ({reason}): give a size such as"
+            " 32MB or 1GiB, or a share of the machine's memory such as 10%"
+        )
+    return value
 
 
 @app.command("push", epilog=EXIT_CODES_EPILOG)
@@ -217,6 +229,7 @@ def push_command(
         str,
         typer.Option(
             envvar="LINE_CAPI_MEMORY_LIMIT",
+            callback=checked_memory_limit,
             help="DuckDB memory limit (its cache of the table); memory stays flat below it.",
         ),
     ] = DEFAULT_MEMORY_LIMIT,
