@@ -255,6 +255,24 @@ def test_push_tuning_comes_from_the_environment_too(db):
     assert r.exit_code == ExitCode.USAGE and "LINE_CAPI_CONCURRENCY" in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LINE_CAPI_TIMEOUT", "inf"),  # waited forever
+        ("LINE_CAPI_TIMEOUT", "nan"),
+        ("LINE_CAPI_BACKOFF_BASE", "1e308"),  # overflowed the retry's sleep: exit 70
+        ("LINE_CAPI_MAX_BACKOFF", "1e308"),
+        ("LINE_CAPI_MAX_BACKOFF", "3601"),
+    ],
+)
+def test_a_wait_beyond_an_hour_or_not_a_number_is_a_usage_error(db, name, value):
+    with mock_server() as srv:
+        r = invoke(["push"], sender_env(db, srv.url, **{name: value}))
+        assert srv.stats()["requests"] == 0
+    assert r.exit_code == ExitCode.USAGE, r.stderr
+    assert name in r.stderr
+
+
 def test_a_memory_limit_duckdb_refuses_is_a_usage_error_before_the_database_opens(db):
     with mock_server() as srv:
         r = invoke(["push"], sender_env(db, srv.url, LINE_CAPI_MEMORY_LIMIT="garbage"))

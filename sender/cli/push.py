@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 from typing import Annotated
 
@@ -115,6 +116,18 @@ def _errors_as_json(command):
     return run
 
 
+# The longest wait any of the timing options may ask for: an hour, the schedule's period. Beyond
+# it a value is a typo (1e308 overflowed the retry's sleep; inf waited forever).
+MAX_SECONDS = 3600.0
+
+
+def finite_seconds(value: float) -> float:
+    """A number of seconds: ``nan`` passes every range check, so it is refused here."""
+    if math.isnan(value):
+        raise typer.BadParameter(f"{value} is not a number of seconds")
+    return value
+
+
 def checked_memory_limit(value: str) -> str:
     """--memory-limit / LINE_CAPI_MEMORY_LIMIT as DuckDB will take it: checked as the options
     are read, so that `sender run` refuses it before the build rather than after."""
@@ -181,7 +194,9 @@ def push_command(
         float,
         typer.Option(
             min=0.1,
+            max=MAX_SECONDS,
             envvar="LINE_CAPI_TIMEOUT",
+            callback=finite_seconds,
             help="Seconds to wait for LINE's answer to one request.",
         ),
     ] = DEFAULT_TIMEOUT,
@@ -189,7 +204,9 @@ def push_command(
         float,
         typer.Option(
             min=0.0,
+            max=MAX_SECONDS,
             envvar="LINE_CAPI_BACKOFF_BASE",
+            callback=finite_seconds,
             help="Retry delay in seconds, doubled each retry; each wait is half to all of it.",
         ),
     ] = DEFAULT_BACKOFF_BASE,
@@ -197,7 +214,9 @@ def push_command(
         float,
         typer.Option(
             min=0.0,
+            max=MAX_SECONDS,
             envvar="LINE_CAPI_MAX_BACKOFF",
+            callback=finite_seconds,
             help="Longest wait between retries; a longer Retry-After ends the sending, the next run"
             " sends the rest.",
         ),
