@@ -51,6 +51,10 @@
             or not modules.re.fullmatch('[^T]*(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9].*)?.*)?', text) -%}
         {{ _var_error(name, value, "expected an ISO 8601 timestamp such as 2026-11-30T10:00:00+09:00") }}
     {%- endif -%}
+    {%- set offset = modules.re.search('[+-]([0-9]{2}):?([0-9]{2})$', text) -%}
+    {%- if offset and (offset.group(2) | int > 59 or (offset.group(1) ~ offset.group(2)) | int > 1400) -%}
+        {{ _var_error(name, value, "expected an offset from -14:00 to +14:00, such as +09:00") }}
+    {%- endif -%}
     {%- set parsed = modules.datetime.datetime.fromisoformat(text) -%}
     {%- if parsed.tzinfo is none -%}
         {%- set parsed = parsed.replace(tzinfo=modules.pytz.utc) -%}

@@ -334,6 +334,14 @@ def test_missing_export_file_is_a_clear_error(tmp_path):
             {"conversions": {"order_id": "x"}},
             "conversions has no contract column order_id",
         ),
+        # an offset out of range was Python's own error; +09:60 was read as +10:00
+        (
+            "as_of",
+            "2026-11-30T10:00:00+25:00",
+            "invalid dbt var as_of=2026-11-30T10:00:00+25:00: expected an offset from -14:00",
+        ),
+        ("as_of", "2026-11-30T10:00:00+09:60", "as_of=2026-11-30T10:00:00+09:60: expected an"),
+        ("karte_sample_anchor", "2026-11-30T10:00:00-15:00", "expected an offset from -14:00"),
         # read by the sources' YAML as dbt parses it, checked by the on-run-start hook
         ("karte_freshness_warn_hours", "abc", "invalid dbt var karte_freshness_warn_hours=abc"),
         ("karte_freshness_error_hours", 2.5, "invalid dbt var karte_freshness_error_hours=2.5"),
