@@ -78,7 +78,8 @@ class AlertSettings:
     repeat_runs: int = 24
 
 
-# (environment variable, AlertSettings field, kind): a "count" is >= 1, a "fraction" in (0, 1)
+# (environment variable, AlertSettings field, kind): a "count" from 1 to MAX_COUNT, a "fraction"
+# in (0, 1)
 THRESHOLDS = (
     ("LINE_CAPI_ALERT_PENDING_RUNS", "pending_runs", "count"),
     ("LINE_CAPI_ALERT_SHARE_DROP", "share_drop", "fraction"),
@@ -90,11 +91,16 @@ THRESHOLDS = (
 )
 
 
+# Runs or builds: a million is over a century of hourly runs. The counts go into SQL as
+# integers, and a larger one (beyond 64 bits) made every alert check fail.
+MAX_COUNT = 1_000_000
+
+
 def _threshold(name: str, text: str, kind: str) -> int | float:
     value = text.strip()
     if kind == "count":
-        if not re.fullmatch(r"[0-9]+", value) or int(value) < 1:
-            raise ConfigError(f"{name}={value!r} must be a whole number of at least 1")
+        if not re.fullmatch(r"[0-9]{1,7}", value) or not 1 <= int(value) <= MAX_COUNT:
+            raise ConfigError(f"{name}={value!r} must be a whole number from 1 to {MAX_COUNT:,}")
         return int(value)
     try:
         number = float(value)

@@ -260,9 +260,11 @@ def test_the_webhook_url_can_come_from_a_file(db, tmp_path):
     [
         ("LINE_CAPI_ALERT_SHARE_DROP", "1.5", "must be a number between 0 and 1"),
         ("LINE_CAPI_ALERT_MIN_SHARE", "ten", "must be a number between 0 and 1"),
-        ("LINE_CAPI_ALERT_PENDING_RUNS", "0", "must be a whole number of at least 1"),
-        ("LINE_CAPI_ALERT_SHARE_BUILDS", "2.5", "must be a whole number of at least 1"),
-        ("LINE_CAPI_ALERT_MIN_SENDABLE", "\u00b2", "must be a whole number of at least 1"),
+        ("LINE_CAPI_ALERT_PENDING_RUNS", "0", "must be a whole number from 1 to 1,000,000"),
+        ("LINE_CAPI_ALERT_SHARE_BUILDS", "2.5", "must be a whole number from 1 to 1,000,000"),
+        ("LINE_CAPI_ALERT_MIN_SENDABLE", "\u00b2", "must be a whole number from 1 to 1,000,000"),
+        # beyond 64 bits: accepted once, then every push's alert check failed in SQL
+        ("LINE_CAPI_ALERT_PENDING_RUNS", "9" * 20, "must be a whole number from 1 to 1,000,000"),
         ("LINE_CAPI_ALERT_WEBHOOK", "http://hooks.example.com" + WEBHOOK_PATH, "must be https"),
         ("LINE_CAPI_ALERT_WEBHOOK", "hooks.example.com" + WEBHOOK_PATH, "not an https URL"),
     ],
