@@ -89,7 +89,8 @@
                 {{ _var_error('karte_column_map', value, table_name ~ " has no contract column " ~ column
                     ~ "; its columns are " ~ (known | join(', '))) }}
             {%- endif -%}
-            {%- if export_name is mapping or export_name is none or (export_name | string | trim) == '' -%}
+            {%- if export_name is mapping or export_name is none or (export_name | string | trim) == ''
+                    or (export_name is iterable and export_name is not string) -%}
                 {{ _var_error('karte_column_map', value, expected) }}
             {%- endif -%}
         {%- endfor -%}
@@ -171,9 +172,14 @@
     {{ return(_line_event_name('line_event_name', 'Conversion' if value is none else value)) }}
 {% endmacro %}
 
-{% macro _line_event_name(name, value) %}
+{#- `name` is the var; `key`, the KARTE event name whose LINE event name this is, if any. -#}
+{% macro _line_event_name(name, value, key=none) %}
     {%- if value is not string or not modules.re.fullmatch(line_event_name_pattern(), value) -%}
-        {{ _var_error(name, value, "LINE event names are 1 to 20 of A-Z a-z 0-9 _ - (e.g. Conversion, Purchase)") }}
+        {%- set expected = "LINE event names are 1 to 20 of A-Z a-z 0-9 _ - (e.g. Conversion, Purchase)" -%}
+        {%- if value is number and value is not boolean -%}
+            {%- set expected = expected ~ "; YAML read " ~ value ~ " as a number: quote it, '" ~ value ~ "'" -%}
+        {%- endif -%}
+        {{ _var_error(name, value, ("the LINE event name of " ~ key ~ ": " if key is not none else "") ~ expected) }}
     {%- endif -%}
     {{ return(value) }}
 {% endmacro %}
@@ -201,7 +207,7 @@
         {%- if karte_event is none or karte_event | string | trim == '' -%}
             {{ _var_error('karte_conversion_events', value, "a KARTE event name is empty") }}
         {%- endif -%}
-        {%- do pairs.append((karte_event | string, _line_event_name('karte_conversion_events', line_event))) -%}
+        {%- do pairs.append((karte_event | string, _line_event_name('karte_conversion_events', line_event, karte_event))) -%}
     {%- endfor -%}
     {{ return(pairs) }}
 {% endmacro %}

@@ -73,6 +73,14 @@ def test_unsupported_encoding_var_says_how_to_convert(tmp_path):
     assert "iconv -f CP932 -t UTF-8" in result.output
 
 
+def test_an_encoding_var_of_no_japanese_charset_is_not_told_about_shift_jis(tmp_path):
+    _, result = build(tmp_path, vars={"karte_export_encoding": "windows-1252"})
+    assert result.returncode != 0
+    assert "invalid dbt var karte_export_encoding=windows-1252" in result.output
+    assert "iconv -f windows-1252 -t UTF-8" in result.output
+    assert "Shift_JIS" not in result.output
+
+
 @pytest.mark.parametrize("spelling", ["utf8", "UTF_8"])
 def test_other_spellings_of_utf8_read_the_export(tmp_path, spelling):
     _, result = build(tmp_path, vars={"karte_export_encoding": spelling})

@@ -250,7 +250,7 @@ def test_filtered_rows_are_neither_sent_nor_rejected(two_types_build):
         ),
         (
             {"karte_conversion_events": {"buy": "Purchase!"}},
-            "invalid dbt var karte_conversion_events=Purchase!: LINE event names are 1 to 20",
+            "karte_conversion_events=Purchase!: the LINE event name of buy: LINE event names",
         ),
         (
             {"karte_conversion_events": "buy"},

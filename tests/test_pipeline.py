@@ -342,6 +342,14 @@ def test_missing_export_file_is_a_clear_error(tmp_path):
         ),
         ("as_of", "2026-11-30T10:00:00+09:60", "as_of=2026-11-30T10:00:00+09:60: expected an"),
         ("karte_sample_anchor", "2026-11-30T10:00:00-15:00", "expected an offset from -14:00"),
+        # YAML reads an unquoted 123 as a number
+        ("line_event_name", 123, "YAML read 123 as a number: quote it, '123'"),
+        # a column's export name is one name, not a list
+        (
+            "karte_column_map",
+            {"conversions": {"transaction_id": ["a", "b"]}},
+            "e.g. {conversions: {transaction_id: order_id}}",
+        ),
         # read by the sources' YAML as dbt parses it, checked by the on-run-start hook
         ("karte_freshness_warn_hours", "abc", "invalid dbt var karte_freshness_warn_hours=abc"),
         ("karte_freshness_error_hours", 2.5, "invalid dbt var karte_freshness_error_hours=2.5"),
