@@ -50,7 +50,8 @@ _DBT_PREFIX = re.compile(r"^(?:\x1b\[[0-9;]*m)*(?:\d\d:\d\d:\d\d\s+)?")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # the sender's own timestamp off a terminal (sender.progress): the log adds one already
 _SENDER_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ sender: ")
-_BAD_VAR = re.compile(r"(invalid|unknown) dbt var ")
+# dbt's refusals of the job's configuration (macros/run_parameters.sql): exit 2, not a failed build
+_CONFIGURATION_ERROR = re.compile(r"(invalid|unknown) dbt var |no KARTE export named")
 _DBT_ERROR_HEADER = re.compile(r"(Compilation|Runtime|Database|Parsing|Dependency|Internal) Error")
 # DuckDB's first line says which file, not what is wrong with it: what it means, said once
 _MALFORMED_CSV = re.compile(r"Error when sniffing file|CSV Error on Line")
@@ -590,8 +591,7 @@ class ScheduledRun:
                 why = f"{why.rstrip('.')} of {named[0]}"
             not_utf8 = any(_NOT_UTF8 in line for line in lines)
             why = why.rstrip(".") + (NOT_UTF8_HINT if not_utf8 else MALFORMED_CSV_HINT)
-        # a var the project's macros refuse (macros/run_parameters.sql) is the job's configuration
-        code = ExitCode.USAGE if _BAD_VAR.match(why) else ExitCode.BUILD_FAILED
+        code = ExitCode.USAGE if _CONFIGURATION_ERROR.match(why) else ExitCode.BUILD_FAILED
         return RunError(f"{step} failed: {why}", code)
 
     def check_export_folder(self) -> None:

@@ -603,6 +603,14 @@ def test_a_var_the_project_refuses_sends_nothing_and_is_a_configuration_error(
     assert "Traceback" not in r.stderr
 
 
+def test_a_run_that_names_no_export_is_a_configuration_error(tmp_path):
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url)  # KARTE_EXPORT_DIR empty, no var
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    assert "no KARTE export named: set env KARTE_EXPORT_DIR" in one_error_line(r.stderr)
+
+
 def test_a_crash_has_its_own_exit_code_and_its_traceback_goes_to_the_log(tmp_path):
     export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.1)
     with mock_server() as srv:
