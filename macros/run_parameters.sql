@@ -207,7 +207,8 @@
         {%- if karte_event is none or karte_event | string | trim == '' -%}
             {{ _var_error('karte_conversion_events', value, "a KARTE event name is empty") }}
         {%- endif -%}
-        {%- do pairs.append((karte_event | string, _line_event_name('karte_conversion_events', line_event, karte_event))) -%}
+        {%- set line_name = _line_event_name('karte_conversion_events', line_event, karte_event) -%}
+        {%- do pairs.append((karte_event | string, line_name)) -%}
     {%- endfor -%}
     {{ return(pairs) }}
 {% endmacro %}
