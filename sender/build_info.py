@@ -29,8 +29,24 @@ _COLUMNS = (
 )
 
 
+# the file the bundled sample's folder holds, and any copy of it (macro is_bundled_sample)
+SAMPLE_MARKER = "LINE_CAPI_SAMPLE"
+
+
 class SampleRefused(Exception):
     """The payload comes from the bundled sample and the endpoint is not loopback."""
+
+
+def check_sample_destination(sample: str, endpoint: str) -> None:
+    """Raise SampleRefused when ``endpoint`` is not loopback; ``sample`` says what is the
+    sample, such as "the payload was built from the bundled sample (/srv/sample)"."""
+    host = urlsplit(endpoint).hostname or ""
+    if not is_loopback_host(host):
+        raise SampleRefused(
+            f"{sample}, which is never sent to {host}: build a real export (env"
+            " KARTE_EXPORT_DIR or var karte_export_dir), or rehearse against sender mock-server"
+            " on 127.0.0.1"
+        )
 
 
 @dataclass(frozen=True)
@@ -94,11 +110,7 @@ def check_build(con: duckdb.DuckDBPyConnection, endpoint: str) -> BuildInfo:
             f" build ({info.payload_rows:,} rows): a dbt build stopped half-way; run `dbt build`"
             " and send once it succeeds"
         )
-    host = urlsplit(endpoint).hostname or ""
-    if info.is_sample and not is_loopback_host(host):
-        raise SampleRefused(
-            f"the payload was built from the bundled sample ({info.export_location}), which is"
-            f" never sent to {host}: build a real export (env KARTE_EXPORT_DIR or var"
-            " karte_export_dir), or rehearse against sender mock-server on 127.0.0.1"
-        )
+    if info.is_sample:
+        where = f"the payload was built from the bundled sample ({info.export_location})"
+        check_sample_destination(where, endpoint)
     return info

@@ -9,6 +9,7 @@ import socket
 import duckdb
 import pytest
 from pipeline_fixtures import SAMPLE_DIR, run_dbt
+from schedule_fixtures import sender_run
 from sender_fixtures import FAST, TOKEN, make_event, mock_server, run_cli, sender_env, write_payload
 
 from sender.exit_codes import ExitCode
@@ -101,6 +102,28 @@ def test_a_copy_of_the_sample_or_a_link_to_it_is_still_the_sample(tmp_path, how)
     assert sent > 0
     r = run_cli(["push", *FAST], sender_env(result.database, "https://line.invalid"))
     assert r.returncode == ExitCode.SAMPLE_DATA_REFUSED, r.stderr
+
+
+@pytest.mark.parametrize("export", ["the sample", "a copy"])
+def test_sender_run_refuses_the_sample_for_a_real_endpoint_before_the_build(tmp_path, export):
+    """The push would refuse the sample after the build; sender run says so before it starts dbt,
+    and leaves the refusal in its run log for sender status."""
+    folder = SAMPLE_DIR
+    if export == "a copy":
+        folder = tmp_path / "karte-export"
+        shutil.copytree(SAMPLE_DIR, folder)
+    r = sender_run(tmp_path, "https://conversion-api.tr.line.me", export=folder)
+    assert r.returncode == ExitCode.SAMPLE_DATA_REFUSED, r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert line == (
+        f"error: export {folder} is the bundled sample (it holds LINE_CAPI_SAMPLE), which is"
+        " never sent to conversion-api.tr.line.me: build a real export (env KARTE_EXPORT_DIR or"
+        " var karte_export_dir), or rehearse against sender mock-server on 127.0.0.1"
+    )
+    assert TOKEN not in r.stdout + r.stderr
+    assert not (tmp_path / "line_capi.duckdb").exists()  # dbt never ran
+    log = (tmp_path / "line_capi_run.log").read_text()
+    assert "before the lock and the build" in log and log.rstrip().endswith("done: exit 8")
 
 
 def test_an_export_without_the_marker_is_not_the_sample(tmp_path):

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from sender import alerts
+from sender.build_info import SAMPLE_MARKER, check_sample_destination
 from sender.cli.common import (
     COMPACT_EXIT_CODES_EPILOG,
     EXIT_CODES_EPILOG,
@@ -98,7 +99,7 @@ def run_command(
         with exits_on_error():
             # the push's settings, checked as the push checks them: a mistake stops the run
             # before the build, not after it
-            target_from_env(os.environ, read_secret("LINE_ACCESS_TOKEN"))
+            target = target_from_env(os.environ, read_secret("LINE_ACCESS_TOKEN"))
             check_push_options_from_env()
             config = run_config(
                 database=database_path(database),
@@ -110,6 +111,12 @@ def run_command(
             )
             if config.database.exists():  # dbt would fail on it after the freshness check
                 check_is_duckdb_file(config.database)
+            if config.export_dir is not None and (config.export_dir / SAMPLE_MARKER).is_file():
+                # the push would refuse it after the build; say so before the build
+                where = (
+                    f"export {config.export_dir} is the bundled sample (it holds {SAMPLE_MARKER})"
+                )
+                check_sample_destination(where, target.endpoint)
             job = ScheduledRun(config)  # opens the run log: one that cannot be written is exit 2
     except Failure as failure:
         stopped_by_settings(failure, alert_settings, database=database, log_file=log_file)
