@@ -81,6 +81,11 @@ def validate_token(token: str | Secret | None, tag_id: str) -> Secret:
         )
     if not value:
         raise ConfigError(f"{source} is blank: set it to the access token of LINE Tag {tag_id}")
+    if value[:7].lower() == "bearer " and _TOKEN_CHARS.match(value[7:].strip()):
+        raise ConfigError(
+            f"{source} (the access token of LINE Tag {tag_id}) starts with 'Bearer ': give the"
+            " token alone, the sender writes the Authorization header"
+        )
     if not _TOKEN_CHARS.match(value):
         raise ConfigError(
             f"{source} (the access token of LINE Tag {tag_id}) contains spaces or control"

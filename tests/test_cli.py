@@ -104,6 +104,7 @@ def test_python_dash_m_sender_works():
         ({"LINE_ACCESS_TOKEN": "  "}, "LINE_ACCESS_TOKEN is blank"),
         ({"LINE_ACCESS_TOKEN": "two words"}, "LINE_ACCESS_TOKEN (the access token of LINE Tag"),
         ({"LINE_ACCESS_TOKEN": "two words"}, "contains spaces or control characters"),
+        ({"LINE_ACCESS_TOKEN": "Bearer abc.def"}, "starts with 'Bearer ': give the token alone"),
         ({"LINE_TAG_ID": "not-a-uuid"}, "is not a UUID"),
         ({"LINE_TAG_ID": ""}, "LINE_TAG_ID is not set (the LINE Tag id, a UUID; or pass --tag-id)"),
         ({"LINE_CHANNEL_ID": "12ab"}, "digits only"),
