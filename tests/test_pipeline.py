@@ -291,6 +291,18 @@ def test_missing_export_file_is_a_clear_error(tmp_path):
     assert result.returncode != 0
     (line,) = [line for line in result.output.splitlines() if "KARTE export file missing: " in line]
     assert f"{export}/line_users.csv (or .csv.gz, .parquet, parts line_users-*.csv" in line
+    assert "found" not in line
+
+
+def test_an_export_file_named_another_way_is_named_in_the_missing_file_error(tmp_path):
+    """A warehouse job writing dated names (line_users_20261201.csv): the error names the file."""
+    export = write_export(tmp_path / "export", export_tables(), "csv")
+    (export / "line_users.csv").rename(export / "line_users_20261201.csv")
+    result = run_dbt(tmp_path, "run", export_dir=export, vars={"as_of": AS_OF})
+    assert result.returncode != 0
+    (line,) = [line for line in result.output.splitlines() if "KARTE export file missing: " in line]
+    assert "parts line_users-*.csv, or a folder line_users/ of parts); found" in line
+    assert "found line_users_20261201.csv, which is not one of these names: rename it" in line
 
 
 @pytest.mark.parametrize(

@@ -147,7 +147,8 @@
     {%- for row in run_query(
         "select 'file', file from glob('" ~ pattern ~ ".*')"
         ~ " union all select 'parts', file from glob('" ~ pattern ~ "-*')"
-        ~ " union all select 'folder', file from glob('" ~ pattern ~ "/**')") -%}
+        ~ " union all select 'folder', file from glob('" ~ pattern ~ "/**')"
+        ~ " union all select 'near', file from glob('" ~ pattern ~ "*')") -%}
         {%- do found.append((row[0], row[1])) -%}
     {%- endfor -%}
     {%- set layout = karte_export_layout(directory, table_name, found) -%}
@@ -263,7 +264,8 @@
 {% endmacro %}
 
 {#-
-    The files of one export table, among `found`, a list of (layout, path) of existing files:
+    The files of one export table, among `found`, a list of (layout, path) of existing files
+    ('near': any file whose name starts with the table's, named in the message when none is read):
       file    <table>.csv, <table>.csv.gz or <table>.parquet: one file;
       parts   <table>-*.csv(.gz) or <table>-*.parquet: BigQuery's wildcard export names, e.g.
               conversions-000000000000.csv;
@@ -275,7 +277,7 @@
 {% macro karte_export_layout(directory, table_name, found) %}
     {%- set by_layout = {'file': [], 'parts': [], 'folder': []} -%}
     {%- set unread = [] -%}
-    {%- for layout, path in found | sort(attribute=1) -%}
+    {%- for layout, path in found | rejectattr(0, 'equalto', 'near') | sort(attribute=1) -%}
         {%- set name = path.split('/')[-1] -%}
         {%- set format = 'parquet' if name.endswith('.parquet')
             else 'csv' if name.endswith('.csv') or name.endswith('.csv.gz') else none -%}
@@ -302,9 +304,19 @@
             ~ (', ...' if unread | length > 3 else '') ~ "; export it as CSV (.csv or .csv.gz) or Parquet (.parquet)") }}
     {%- endif -%}
     {%- if not used -%}
+        {#- a file named after the table another way (conversions_20261201.csv): name it -#}
+        {%- set near = [] -%}
+        {%- for layout, path in found | sort(attribute=1) -%}
+            {%- set name = path.split('/')[-1] -%}
+            {%- if layout == 'near' and name[table_name | length:][:1] not in ('', '.', '-') -%}
+                {%- do near.append(name) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- set hint = "; found " ~ (near[:3] | join(', ')) ~ (', ...' if near | length > 3 else '')
+            ~ ", which is not one of these names: rename it, or export to " ~ table_name ~ "-*.csv" if near else '' -%}
         {{ exceptions.raise_compiler_error(
             "KARTE export file missing: " ~ directory ~ "/" ~ table_name ~ ".csv (or .csv.gz, .parquet, parts "
-            ~ table_name ~ "-*.csv, or a folder " ~ table_name ~ "/ of parts); set var karte_export_dir"
+            ~ table_name ~ "-*.csv, or a folder " ~ table_name ~ "/ of parts)" ~ hint ~ "; set var karte_export_dir"
             ~ " to the folder holding conversions, page_views, line_users and user_master") }}
     {%- endif -%}
     {%- set listed = [] -%}
