@@ -24,7 +24,8 @@ def definitions() -> dict[str, tuple[Path, list[str]]]:
         for kind, name, args in DEFINITION.findall(path.read_text()):
             key = name if kind == "macro" else f"test_{name}"
             assert key not in found, f"{key} is defined twice"
-            found[key] = (path, [a.strip() for a in args.split(",") if a.strip()])
+            # the argument names, without their defaults (key=none documents as key)
+            found[key] = (path, [a.split("=")[0].strip() for a in args.split(",") if a.strip()])
     return found
 
 

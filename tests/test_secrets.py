@@ -180,7 +180,7 @@ def test_a_token_file_holding_more_than_the_token_is_named_in_the_error(tmp_path
         assert r.returncode == ExitCode.USAGE, (command, r.stderr)
         [line] = r.stderr.strip().splitlines()
         assert line.startswith(f"error: LINE_ACCESS_TOKEN_FILE {bearer} (the access token of")
-        assert "contains spaces or control characters" in line
+        assert "starts with 'Bearer ': give the token alone" in line
         assert TOKEN not in r.stdout + r.stderr
 
 
