@@ -216,7 +216,13 @@ def connect(
     database file (or WAL) other users can read is set to 0600 first; ``notice`` gets one line
     for each."""
     if not path.exists():
-        raise NoPayload(f"database {path} does not exist: run `dbt build` first")
+        # a relative default read from another folder (a cron job's home) looks like "no build"
+        if path.is_absolute():
+            raise NoPayload(f"database {path} does not exist: run `dbt build` first")
+        raise NoPayload(
+            f"database {path} does not exist in {Path.cwd()}: run `dbt build` first, or name"
+            " the database (--database or LINE_CAPI_DUCKDB)"
+        )
     check_is_duckdb_file(path)  # before its mode is touched: it may be any file of the user's
     for message in tighten_database(path):
         if notice is not None:

@@ -272,9 +272,10 @@ FAST = ["--backoff-base", "0.01", "--max-backoff", "0.05", "--timeout", "5"]
 
 
 def run_cli(
-    args: list[str], env: dict[str, str], *, timeout: float = 60
+    args: list[str], env: dict[str, str], *, timeout: float = 60, cwd: Path | None = None
 ) -> subprocess.CompletedProcess:
-    """Run ``python -m sender`` in a subprocess (real process, real exit code, real stderr)."""
+    """Run ``python -m sender`` in a subprocess (real process, real exit code, real stderr), in
+    the checkout unless ``cwd`` says where."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("LINE_")}
     full_env.update(dbt_forkserver.sender_env())  # `sender run` starts dbt from the fork server
     full_env.update(env)
@@ -285,7 +286,7 @@ def run_cli(
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=str(REPO),
+        cwd=str(cwd or REPO),
     )
 
 

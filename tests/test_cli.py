@@ -285,6 +285,18 @@ def test_a_memory_limit_duckdb_refuses_is_a_usage_error_before_the_database_open
     assert r.exit_code == 0, r.stderr
 
 
+@pytest.mark.parametrize("command", [["status"], ["preview"], ["push", "--dry-run"]])
+def test_the_default_database_missing_from_another_folder_names_that_folder(tmp_path, command):
+    """A job started in the wrong folder (cron's home) reads data/line_capi.duckdb there."""
+    env = {"LINE_TAG_ID": "00000000-0000-4000-8000-000000000000"}
+    r = run_cli(command, env, cwd=tmp_path)
+    assert r.returncode == ExitCode.NO_PAYLOAD, r.stderr
+    assert r.stderr.strip() == (
+        f"error: database data/line_capi.duckdb does not exist in {tmp_path}: run `dbt build`"
+        " first, or name the database (--database or LINE_CAPI_DUCKDB)"
+    )
+
+
 def test_push_json_prints_one_object_for_an_error_before_the_summary(db, tmp_path):
     """A scheduler that parses stdout gets the exit code and stderr's line, never the token."""
     with database_held(db):
