@@ -77,5 +77,5 @@ COMPACT_MEANINGS = {
 
 
 def exit_code_table(meanings: dict[ExitCode, str] = MEANINGS) -> str:
-    """The codes, one per line (``--help`` shows them)."""
-    return "\n".join(f"{int(code):>3} {code.name}: {meanings[code]}" for code in meanings)
+    """The codes as a Markdown list, one item per code (``--help`` shows them)."""
+    return "\n".join(f"- {int(code)} {code.name}: {meanings[code]}" for code in meanings)

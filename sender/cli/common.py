@@ -29,6 +29,9 @@ app = typer.Typer(
         " sender run --export-dir /srv/karte/current"
     ),
     no_args_is_help=True,
+    # Markdown: a docstring's wrapped lines are one paragraph and the exit codes a list (Typer's
+    # rich mode keeps each source line break, then wraps again)
+    rich_markup_mode="markdown",
     pretty_exceptions_show_locals=False,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
