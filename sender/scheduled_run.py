@@ -52,6 +52,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _SENDER_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ sender: ")
 # dbt's refusals of the job's configuration (macros/run_parameters.sql): exit 2, not a failed build
 _CONFIGURATION_ERROR = re.compile(r"(invalid|unknown) dbt var |no KARTE export named")
+# dbt found no profiles.yml: none in the project (make setup copies it) and no ~/.dbt
+_NO_PROFILE = re.compile(r"Could not find profile named|Invalid value for '--profiles-dir'")
 _DBT_ERROR_HEADER = re.compile(r"(Compilation|Runtime|Database|Parsing|Dependency|Internal) Error")
 # DuckDB's first line says which file, not what is wrong with it: what it means, said once
 _MALFORMED_CSV = re.compile(r"Error when sniffing file|CSV Error on Line")
@@ -584,6 +586,13 @@ class ScheduledRun:
         if short_of is not None:
             return RunError(f"{step} failed: {short_of}", ExitCode.BUILD_FAILED)
         why = dbt_error_line(lines)
+        if _NO_PROFILE.search(why):
+            return RunError(
+                f"{step} failed: dbt found no profile ({why.removeprefix('Error: ')}): copy"
+                f" profiles.example.yml to profiles.yml in {self.config.project_dir} (make setup"
+                " does), or set DBT_PROFILES_DIR to the folder of yours",
+                ExitCode.USAGE,
+            )
         if _MALFORMED_CSV.search(why):
             # "CSV Error on Line: N" names its file further down, in DuckDB's list of options
             named = [m.group(1).strip() for m in map(_CSV_FILE_OPTION.match, lines) if m]

@@ -611,6 +611,28 @@ def test_a_run_that_names_no_export_is_a_configuration_error(tmp_path):
     assert "no KARTE export named: set env KARTE_EXPORT_DIR" in one_error_line(r.stderr)
 
 
+@pytest.mark.parametrize("profiles", ["a folder without profiles.yml", "a missing folder"])
+def test_a_run_without_a_dbt_profile_says_to_copy_the_example(tmp_path, profiles):
+    """A checkout installed without make setup has no profiles.yml (nor ~/.dbt)."""
+    folder = tmp_path / "dbt-profiles"
+    if profiles == "a folder without profiles.yml":
+        folder.mkdir()
+    env = {
+        "LINE_CAPI_DUCKDB": str(tmp_path / "line_capi.duckdb"),
+        "LINE_TAG_ID": TAG_ID,
+        "LINE_ACCESS_TOKEN": TOKEN,
+        "LINE_CAPI_ENDPOINT": "http://127.0.0.1:9",
+        "KARTE_EXPORT_DIR": str(SAMPLE_DIR),
+    }
+    dbt = ["--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")]
+    r = run_cli(["run", "--", *dbt, "--profiles-dir", str(folder)], env)
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    line = one_error_line(r.stderr)
+    assert "dbt source freshness failed: dbt found no profile (" in line
+    assert f"copy profiles.example.yml to profiles.yml in {ROOT} (make setup does)" in line
+    assert not (tmp_path / "line_capi.duckdb").exists()
+
+
 def test_a_crash_has_its_own_exit_code_and_its_traceback_goes_to_the_log(tmp_path):
     export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.1)
     with mock_server() as srv:
