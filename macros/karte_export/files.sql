@@ -148,7 +148,8 @@
         "select 'file', file from glob('" ~ pattern ~ ".*')"
         ~ " union all select 'parts', file from glob('" ~ pattern ~ "-*')"
         ~ " union all select 'folder', file from glob('" ~ pattern ~ "/**')"
-        ~ " union all select 'near', file from glob('" ~ pattern ~ "*')") -%}
+        ~ " union all select 'near', file from glob('" ~ pattern ~ "*')"
+        ~ " where substr(parse_filename(file), " ~ (table_name | length + 1) ~ ", 1) not in ('.', '-')") -%}
         {%- do found.append((row[0], row[1])) -%}
     {%- endfor -%}
     {%- set layout = karte_export_layout(directory, table_name, found) -%}
@@ -265,7 +266,8 @@
 
 {#-
     The files of one export table, among `found`, a list of (layout, path) of existing files
-    ('near': any file whose name starts with the table's, named in the message when none is read):
+    ('near': a file whose name starts with the table's and goes on with another character than
+    . or -, named in the message when none is read):
       file    <table>.csv, <table>.csv.gz or <table>.parquet: one file;
       parts   <table>-*.csv(.gz) or <table>-*.parquet: BigQuery's wildcard export names, e.g.
               conversions-000000000000.csv;
@@ -308,7 +310,7 @@
         {%- set near = [] -%}
         {%- for layout, path in found | sort(attribute=1) -%}
             {%- set name = path.split('/')[-1] -%}
-            {%- if layout == 'near' and name[table_name | length:][:1] not in ('', '.', '-') -%}
+            {%- if layout == 'near' and name != table_name -%}
                 {%- do near.append(name) -%}
             {%- endif -%}
         {%- endfor -%}
