@@ -125,6 +125,13 @@ def validate_endpoint(endpoint: str | None) -> str:
         raise ConfigError(f"LINE_CAPI_ENDPOINT {value!r} is not an http(s) URL")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError(f"LINE_CAPI_ENDPOINT {value!r} must be a base URL (scheme://host[:port])")
+    segments = parts.path.lower().split("/")
+    if "v1" in segments or segments[-1] == "events":  # the whole URL, copied from LINE's docs
+        base = f"{parts.scheme}://{parts.netloc}"
+        raise ConfigError(
+            f"LINE_CAPI_ENDPOINT {value!r} holds the API's path: give the base URL ({base});"
+            " the sender adds /v1/<tag id>/events"
+        )
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ConfigError(
             f"LINE_CAPI_ENDPOINT {value!r} is plain http: only https is allowed, "

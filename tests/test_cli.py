@@ -130,6 +130,11 @@ def test_python_dash_m_sender_works():
         ({"LINE_CHANNEL_ID": "12ab"}, "digits only"),
         ({"LINE_CAPI_ENDPOINT": "http://conversion-api.example.com"}, "only https"),
         ({"LINE_CAPI_ENDPOINT": "ftp://127.0.0.1"}, "not an http(s) URL"),
+        (
+            {"LINE_CAPI_ENDPOINT": f"https://conversion-api.tr.line.me/v1/{TAG_ID}/events"},
+            "holds the API's path: give the base URL (https://conversion-api.tr.line.me);",
+        ),
+        ({"LINE_CAPI_ENDPOINT": "http://127.0.0.1:8787/v1"}, "the sender adds /v1/<tag id>/events"),
         ({"LINE_CAPI_ENDPOINT": "http://[::1"}, "is not a valid URL: Invalid IPv6 URL"),
         ({"LINE_CAPI_ENDPOINT": "http://127.0.0.1:99999"}, "is not a valid URL: Port out of range"),
     ],
