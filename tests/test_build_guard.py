@@ -126,6 +126,17 @@ def test_sender_run_refuses_the_sample_for_a_real_endpoint_before_the_build(tmp_
     assert "before the lock and the build" in log and log.rstrip().endswith("done: exit 8")
 
 
+def test_a_marker_that_cannot_be_looked_up_leaves_the_folder_to_the_runs_own_checks(tmp_path):
+    """A folder this user may not search (EACCES, here ENAMETOOLONG, which root meets too) is no
+    traceback before the build: sender run's export check says what is wrong with it."""
+    from sender.cli.run import holds_sample_marker
+
+    assert holds_sample_marker(SAMPLE_DIR)
+    with pytest.raises(OSError, match="File name too long"):
+        (tmp_path / ("x" * 300) / "LINE_CAPI_SAMPLE").is_file()
+    assert not holds_sample_marker(tmp_path / ("x" * 300))
+
+
 def test_an_export_without_the_marker_is_not_the_sample(tmp_path):
     export = tmp_path / "karte-export"
     shutil.copytree(SAMPLE_DIR, export)

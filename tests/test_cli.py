@@ -124,7 +124,7 @@ def test_python_dash_m_sender_works():
         ({"LINE_ACCESS_TOKEN": "  "}, "LINE_ACCESS_TOKEN is blank"),
         ({"LINE_ACCESS_TOKEN": "two words"}, "LINE_ACCESS_TOKEN (the access token of LINE Tag"),
         ({"LINE_ACCESS_TOKEN": "two words"}, "contains spaces or control characters"),
-        ({"LINE_ACCESS_TOKEN": "Bearer abc.def"}, "starts with 'Bearer ': give the token alone"),
+        ({"LINE_ACCESS_TOKEN": f"Bearer {TOKEN}"}, "starts with 'Bearer ': give the token alone"),
         ({"LINE_TAG_ID": "not-a-uuid"}, "is not a UUID"),
         ({"LINE_TAG_ID": ""}, "LINE_TAG_ID is not set (the LINE Tag id, a UUID; or pass --tag-id)"),
         ({"LINE_CHANNEL_ID": "12ab"}, "digits only"),
@@ -144,6 +144,7 @@ def test_config_errors_are_one_line_exit_2(db, env, message):
     assert r.exit_code == ExitCode.USAGE
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "Traceback" not in r.stderr
+    assert TOKEN not in r.stdout + r.stderr
 
 
 @pytest.mark.parametrize("env_token", ["", "the-variable's-token"])

@@ -33,6 +33,15 @@ from sender.secret_env import read_secret
 from sender.settings import DEFAULT_DATABASE, ConfigError, database_path, target_from_env
 
 
+def holds_sample_marker(folder: Path) -> bool:
+    """The folder holds the sample's marker file; a folder this user may not search is not the
+    sample here (the run's export check says it cannot be read)."""
+    try:
+        return (folder / SAMPLE_MARKER).is_file()
+    except OSError:
+        return False
+
+
 def check_push_options_from_env() -> None:
     """The push's tuning from the environment (LINE_CAPI_BATCH_SIZE, ...), checked by the push
     command's own option parser, so that a bad value stops the run before the build."""
@@ -111,7 +120,7 @@ def run_command(
             )
             if config.database.exists():  # dbt would fail on it after the freshness check
                 check_is_duckdb_file(config.database)
-            if config.export_dir is not None and (config.export_dir / SAMPLE_MARKER).is_file():
+            if config.export_dir is not None and holds_sample_marker(config.export_dir):
                 # the push would refuse it after the build; say so before the build
                 where = (
                     f"export {config.export_dir} is the bundled sample (it holds {SAMPLE_MARKER})"
