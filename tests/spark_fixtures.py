@@ -71,7 +71,12 @@ def edge_tables() -> dict[str, list[dict]]:
             ),
         ),
         _conversion(
-            "EDGE-HHMM", "e2", "2026-03-01T10:00:00+0900", "pv-e2", revenue="19.5", items=many_items
+            "EDGE-HHMM",
+            "e2",
+            "2026-03-01T10:00:00 +0900",
+            "pv-e2",
+            revenue="19.5",
+            items=many_items,
         ),
         _conversion(
             "EDGE-NAIVE",

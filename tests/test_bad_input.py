@@ -194,11 +194,16 @@ def test_hostile_values_are_sent_cleaned_or_rejected_with_a_reason(tmp_path):
         conversion("TS-FRACTION", "2026-03-01T11:00:00.999999+09:00"),
         conversion("TS-SPACE", "2026-03-01 02:00:00+00:00"),
         conversion("TS-NO-OFFSET", "2026-03-01T02:00:00"),
+        conversion("TS-SPACED-OFFSET", "2026-03-01 11:00:00.000 +0900"),  # Snowflake's default
+        conversion("TS-SPACED-WEST", "2026-02-28 21:00:00 -05:00"),
         conversion("TS-GARBAGE", "31/02/2026 25:99"),
         # a spreadsheet's dates: their zone and day order cannot be known, so they are not read
         conversion("TS-SLASHES", "2026/03/01 11:00"),
         conversion("TS-US-ORDER", "03/01/2026 11:00"),
         conversion("TS-EMPTY", ""),
+        # a buy fired twice, both rows unreadable
+        conversion("TS-TWICE", "2026/03/01 11:00", pv="pv-t1"),
+        conversion("TS-TWICE", "2026/03/01 11:01", pv="pv-t2"),
         conversion("LONG-" + "k" * 300, iso(T - HOUR)),
         conversion("REVENUE-HUGE", iso(T - HOUR), revenue="1e12", items='{"item_id": "x"}'),
     ]
@@ -224,11 +229,17 @@ def test_hostile_values_are_sent_cleaned_or_rejected_with_a_reason(tmp_path):
     assert payloads["TS-FRACTION"]["event"]["event_timestamp"] == T - HOUR
     assert payloads["TS-SPACE"]["event"]["event_timestamp"] == T - HOUR
     assert payloads["TS-NO-OFFSET"]["event"]["event_timestamp"] == T - HOUR
+    assert payloads["TS-SPACED-OFFSET"]["event"]["event_timestamp"] == T - HOUR
+    assert payloads["TS-SPACED-WEST"]["event"]["event_timestamp"] == T - HOUR
     assert "custom" not in payloads["TS-Z"]  # revenue text and items not JSON: no custom
     assert "custom" not in payloads["REVENUE-HUGE"]
     assert rejected["TS-GARBAGE"] == "invalid_sync_date"
     assert rejected["TS-EMPTY"] == "invalid_sync_date"
     assert rejected["TS-SLASHES"] == rejected["TS-US-ORDER"] == "invalid_sync_date"
+    # one conversion, rejected once (the build's uniqueness test held: returncode 0)
+    assert result.rows(
+        "select pv_id, reason from line_capi_rejected where transaction_id = 'TS-TWICE'"
+    ) == [("pv-t1", "invalid_sync_date")]
     assert rejected["LONG-" + "k" * 300] == "invalid_deduplication_key"
     # one conversion for 3000 rows of one key: the earliest
     assert payloads["REPEATED"]["event"]["event_timestamp"] == T - HOUR - 2999

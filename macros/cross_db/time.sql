@@ -2,7 +2,7 @@
 
 {#-
     An ISO 8601 text as integer Unix seconds (fraction truncated), or null when it is not one.
-    A text with an offset (`Z`, `+09:00`, `+0900`) honours it; one without is at
+    A text with an offset (`Z`, `+09:00`, `+0900`, also after a space) honours it; one without is at
     `utc_offset_seconds` from UTC (0: UTC; 32400: Japan time), and so is a date alone (its
     midnight). Plain digits are epoch seconds (9-10 digits) or epoch milliseconds (12-13 digits),
     as some exports write them.
@@ -26,8 +26,11 @@
     {%- set has_zone = "regexp_matches(" ~ expr ~ ", '" ~ time ~ "\\s*" ~ zone ~ "')" -%}
     (case
         when {{ expr }} like '____-%' then
-            case when {{ expr }} like '%+09:00' or {{ has_zone }}
+            case when {{ expr }} like '%+09:00'
                 then epoch_us(try_cast({{ expr }} as timestamptz)) // 1000000
+            when {{ has_zone }}
+                {#- DuckDB reads no space before a numeric offset (`12:00:00.000 +0900`, Snowflake's) #}
+                then epoch_us(try_cast(regexp_replace({{ expr }}, '\s+([+-][0-9])', '\1') as timestamptz)) // 1000000
                 else epoch_us(try_cast({{ expr }} as timestamp)) // 1000000
                     {%- if utc_offset_seconds %} - ({{ utc_offset_seconds }}){% endif %} end
         when regexp_full_match({{ expr }}, '[0-9]{9,10}') then try_cast({{ expr }} as bigint)
@@ -39,16 +42,16 @@
 {#-
     What DuckDB's try_cast(text as timestamptz / timestamp) reads, normalized for Spark's cast:
     `yyyy-m-d`, then optionally `[T ]h:m`, `:s`, `.fraction` (any length, truncated to
-    microseconds), then optionally `Z`, `+hh`, `+hhmm` or `+hh:mm`. Without an offset the text gets
-    `utc_offset_seconds` as one (`Z` for 0), whatever spark.sql.session.timeZone is. Anything else
-    is null, as are impossible dates. Plain digits are epoch seconds (9-10) or milliseconds (12-13).
+    microseconds), then optionally (after a space or not) `Z`, `+hh`, `+hhmm` or `+hh:mm`. Without
+    an offset the text gets `utc_offset_seconds` as one (`Z` for 0), whatever
+    spark.sql.session.timeZone is. Anything else is null, as are impossible dates. Plain digits are epoch seconds (9-10) or milliseconds (12-13).
     Known differences from DuckDB (texts KARTE does not write): DuckDB also reads `24:00:00`
     (next day), 5-digit years, and ignores a trailing zone name such as ` Asia/Tokyo`.
 -#}
 {% macro spark__iso8601_to_unix_seconds(expr, utc_offset_seconds) -%}
     {%- set date = '([0-9]{4}-[0-9]{1,2}-[0-9]{1,2})' -%}
     {%- set time = '(?:[T ]([0-9]{1,2}:[0-9]{1,2})(?::([0-9]{1,2})(\\.[0-9]*)?)?)?' -%}
-    {%- set offset = '(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?' -%}
+    {%- set offset = ' ?(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?' -%}
     {%- set iso = '^' ~ date ~ time ~ offset ~ '$' -%}
     {#- date T hh:mm : ss .fraction | offset; then the missing parts get their defaults -#}
     {%- set parts = "regexp_replace(iso_text, " ~ spark_java_regex(iso) ~ ", '$1T$2:$3$4|$5')" -%}

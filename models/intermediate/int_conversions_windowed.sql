@@ -7,9 +7,9 @@
 --   2. The key is the trimmed transaction_id; a missing or invalid key is never grouped: each such
 --      row is a conversion of its own, rejected downstream.
 --   3. The event time in integer Unix seconds, and whether LINE still accepts it (-90 days..+24 h).
--- Rows of a conversion event whose sync_date cannot be read are kept as conversions of their
--- own (reason invalid_sync_date) unless their LINE event name and key already are a conversion
--- of this window.
+-- Rows of a conversion event whose sync_date cannot be read are rejected (invalid_sync_date)
+-- unless their LINE event name and key already are a conversion of this window; the rows of one
+-- valid key are rejected once (the first by pv_id), a row without a valid key on its own.
 {%- set as_of = as_of_unix() %}
 {%- set window_start = as_of - lookback_hours() * 3600 %}
 {%- set events = conversion_events() %}
@@ -97,12 +97,15 @@ invalid_key_rows as (
 
 ),
 
-unreadable_time_rows as (
+unreadable_time_candidates as (
 
     select
         classified.*,
-        case when classified.key_problem is null then classified.trimmed_key end as deduplication_key,
-        coalesce(classified.key_problem, 'invalid_sync_date') as reason
+        -- the rows of one valid key are one conversion, rejected once: the first by pv_id
+        row_number() over (
+            partition by classified.line_event_name, classified.trimmed_key
+            order by classified.pv_id asc nulls last, classified.sync_date asc nulls last
+        ) as key_rank
     from classified
     left join earliest_per_key
         on earliest_per_key.line_event_name = classified.line_event_name
@@ -112,6 +115,17 @@ unreadable_time_rows as (
             classified.key_problem is not null
             or earliest_per_key.trimmed_key is null
         )
+
+),
+
+unreadable_time_rows as (
+
+    select
+        *,
+        case when key_problem is null then trimmed_key end as deduplication_key,
+        coalesce(key_problem, 'invalid_sync_date') as reason
+    from unreadable_time_candidates
+    where key_problem is not null or key_rank = 1
 
 ),
 
