@@ -64,6 +64,9 @@ def tighten(path: Path, *, folder: bool = False) -> str | None:
             f"{path} is readable by other users (mode {mode:04o}) and belongs to another user:"
             f" its owner should run chmod {wanted:o} {path}"
         )
+    except OSError as exc:  # a read-only file system (a mounted copy to inspect)
+        reason = exc.strerror or type(exc).__name__
+        return f"{path} is readable by other users (mode {mode:04o}) and stays so: {reason}"
     return f"{path} was readable by other users (mode {mode:04o}): set to {wanted:04o}"
 
 
@@ -153,8 +156,11 @@ def private_file(path: Path, mode: str = "w", encoding: str = "utf-8") -> IO:
         raise ValueError(f"private_file writes only: mode {mode!r}")
     fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE)
     try:
-        with contextlib.suppress(PermissionError):  # a file of another user, opened by its group
-            os.fchmod(fd, PRIVATE_FILE)  # an existing file keeps its mode through os.open
+        # an existing file keeps its mode through os.open; a device (/dev/null, /dev/stdout) or a
+        # pipe is not ours to change: as root, fchmod would make /dev/null 0600 for everyone
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            with contextlib.suppress(PermissionError):  # another user's file, opened by its group
+                os.fchmod(fd, PRIVATE_FILE)
         return os.fdopen(fd, mode, encoding=None if "b" in mode else encoding)
     except BaseException:
         os.close(fd)
@@ -164,14 +170,19 @@ def private_file(path: Path, mode: str = "w", encoding: str = "utf-8") -> IO:
 def write_private_text(path: Path, text: str, encoding: str = "utf-8") -> Path:
     """Write a whole file readable by its owner only (a report, an export): written to a private
     temporary file beside it, then renamed, so no reader ever sees half of it."""
-    make_private_dir(path.parent)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    if path.exists() and not (path.is_file() or path.is_dir()):  # -o /dev/stdout: written to
+        with private_file(path, "w", encoding) as f:
+            f.write(text)
+        return path
+    target = path.resolve() if path.is_symlink() else path  # the file a link names, not the link
+    make_private_dir(target.parent)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         with private_file(partial, "w", encoding) as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(partial, path)
+        os.replace(partial, target)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -548,7 +549,15 @@ def write_report(
     con: duckdb.DuckDBPyConnection, output: Path, *, builds: int = DEFAULT_BUILDS
 ) -> int:
     """Render the page into ``output`` (replaced, readable by its owner only); its size in bytes.
-    A file that cannot be written is a ConfigError (a bad --output)."""
+    A file that cannot be written is a ConfigError (a bad --output); ``-`` is stdout."""
+    if str(output) == "-":
+        page = render(con, builds=builds)
+        sys.stdout.write(page)
+        return len(page.encode())
+    if str(output) == ".":  # -o "" (an unset $OUT in a script) is Path(".")
+        raise ConfigError("--output is empty or '.': name the HTML file to write")
+    if output.name == ".." or output.is_dir():
+        raise ConfigError(f"--output {output} is a folder: name the HTML file to write")
     page = render(con, builds=builds)
     try:
         write_private_text(output, page)

@@ -150,7 +150,8 @@ def run_config(
         project_dir=project,
         database=database,
         export_dir=Path(export_dir.strip()).resolve() if (export_dir or "").strip() else None,
-        log_file=(log_file or default_run_log(database)).resolve(),
+        # absolute, links kept: /dev/stdout is not resolved to the pipe behind it
+        log_file=Path(os.path.abspath(log_file or default_run_log(database))),
         dbt=dbt,
         dbt_args=dbt_args,
         env=env,
@@ -262,14 +263,24 @@ class RunLog:
                 " (--log-file, env LINE_CAPI_RUN_LOG)"
             ) from None
         self._lock = threading.Lock()
+        self._failed = False  # the disk refused a line: the rest goes to the console only
 
     def write(self, source: str, text: str, echo: IO[str] | None = None) -> None:
         """Log ``text``; echo it too (the run's own lines with a timestamp off a terminal)."""
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         plain = _SENDER_STAMP.sub("", _ANSI.sub("", text))
         with self._lock:
-            self._file.write(f"{stamp} {source}: {plain}\n")
-            self._file.flush()
+            if not self._failed:
+                try:
+                    self._file.write(f"{stamp} {source}: {plain}\n")
+                    self._file.flush()
+                except OSError as exc:  # a full disk: the run goes on, its exit code says why
+                    self._failed = True
+                    sys.stderr.write(
+                        f"warning: run log {self.path} cannot be written"
+                        f" ({exc.strerror or type(exc).__name__}): the rest of this run's lines"
+                        " go to the console only\n"
+                    )
             if echo is not None:
                 if source == "run" and not echo.isatty():
                     text = f"{stamp} sender run: {text}"
@@ -277,7 +288,8 @@ class RunLog:
                 echo.flush()
 
     def close(self) -> None:
-        self._file.close()
+        with contextlib.suppress(OSError):  # the buffered rest, on a disk that is full
+            self._file.close()
 
 
 def _pump(stream: IO[str], on_line: Callable[[str], None]) -> None:

@@ -78,11 +78,23 @@ def _remember(value: str, source: str) -> Secret:
 
 
 def scrub(text: str) -> str:
-    """``text`` without any secret read so far (nor the one in env LINE_ACCESS_TOKEN)."""
+    """``text`` without any secret read so far, nor the token of env LINE_ACCESS_TOKEN or of the
+    file LINE_ACCESS_TOKEN_FILE names (an error may come before the token is read)."""
     known = set(_seen)
-    token = os.environ.get("LINE_ACCESS_TOKEN", "").strip()
-    if len(token) >= _MIN_SCRUB_LENGTH:
-        known.add(token)
+    for token in (os.environ.get("LINE_ACCESS_TOKEN", ""), _unread_token_file()):
+        if len(token.strip()) >= _MIN_SCRUB_LENGTH:
+            known.update((token, token.strip()))
     for secret in sorted(known, key=len, reverse=True):
         text = text.replace(secret, "********")
     return text
+
+
+def _unread_token_file() -> str:
+    """The content of the file env LINE_ACCESS_TOKEN_FILE names, or "" (unset, unreadable)."""
+    file_name = os.environ.get("LINE_ACCESS_TOKEN" + FILE_SUFFIX, "").strip()
+    if not file_name:
+        return ""
+    try:
+        return _read_file("LINE_ACCESS_TOKEN" + FILE_SUFFIX, Path(file_name))
+    except ConfigError:
+        return ""

@@ -471,3 +471,76 @@ def test_sigterm_stops_push_cleanly(db):
     assert proc.returncode == ExitCode.INTERRUPTED, err
     assert "interrupted" in err and "Traceback" not in err
     assert "left pending" in out
+
+
+def test_a_token_pasted_into_another_setting_is_never_echoed(db, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    from_file = {"LINE_ACCESS_TOKEN": "", "LINE_ACCESS_TOKEN_FILE": str(token_file)}
+    cases = [
+        (["push"], sender_env(db, LINE_TAG_ID=TOKEN)),
+        (["push", "--json"], sender_env(db, LINE_TAG_ID=TOKEN)),
+        (["push"], sender_env(db, LINE_CHANNEL_ID=TOKEN)),
+        (["push"], sender_env(db, LINE_CAPI_ENDPOINT=TOKEN)),
+        # the token file is not read yet when these are refused
+        (["push"], sender_env(db, LINE_TAG_ID=TOKEN, **from_file)),
+        (["push", TOKEN], sender_env(db, **from_file)),
+        (["push", TOKEN], sender_env(db)),
+    ]
+    for args, env in cases:
+        r = run_cli(args, env)
+        assert r.returncode == ExitCode.USAGE, (args, r.stderr)
+        assert TOKEN not in r.stdout + r.stderr, args
+        assert "********" in r.stderr, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_the_option_parser_refuses_in_one_line_that_names_the_help(db):
+    cases = {
+        ("push", "--bogus"): "error: No such option: --bogus (see sender push --help)",
+        ("pushh",): "error: No such command 'pushh'. Did you mean 'push'? (see sender --help)",
+        ("report",): "error: Missing option '--output' / '-o'. (see sender report --help)",
+    }
+    for args, line in cases.items():
+        r = run_cli(list(args), sender_env(db))
+        assert r.returncode == ExitCode.USAGE, r.stderr
+        assert r.stderr.strip() == line
+    r = run_cli(["push"], sender_env(db, LINE_CAPI_CONCURRENCY="abc"))
+    assert r.returncode == ExitCode.USAGE
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("error: Invalid value for '--concurrency'")
+    assert "LINE_CAPI_CONCURRENCY" in line
+    # `sender` alone still prints its help, as before
+    r = run_cli([], sender_env(db))
+    assert r.returncode == ExitCode.USAGE and "sender [OPTIONS] COMMAND" in r.stdout + r.stderr
+
+
+def test_a_burst_of_signals_stops_push_once_and_cleanly(db):
+    """Ctrl-C reaches every process of the terminal's group, and `sender run` then terminates its
+    push as well: the second signal, in the middle of stopping, must not cut the clean-up short."""
+    with mock_server(delay=0.3) as srv:
+        env = {**os.environ, **sender_env(db, srv.url), "PYTHONPATH": str(REPO)}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sender", "push", "--batch-size", "1", "--concurrency", "2"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.time() + 10
+        while srv.stats()["requests"] < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGINT, signal.SIGTERM):
+            proc.send_signal(number)
+            time.sleep(0.02)
+        out, err = proc.communicate(timeout=30)
+        accepted = srv.stats()["accepted_unique"]
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert "Traceback" not in err and "internal error" not in err, err
+    assert "left pending" in out
+    r = run_cli(["status", "--json"], sender_env(db))
+    status = json.loads(r.stdout)
+    assert status["last_run"]["outcome"] == "interrupted", status["last_run"]
+    assert status["counts"]["accepted"] == accepted, status  # each accepted event is recorded
+    assert status["pending"] == 30 - accepted

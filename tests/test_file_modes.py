@@ -3,7 +3,9 @@ its owner only, and a database file others can read is set to 0600 with one warn
 
 from __future__ import annotations
 
+import os
 import signal
+import stat
 
 from pipeline_fixtures import HOURLY_BUILD, SAMPLE_DIR, run_dbt
 from security_fixtures import mode, open_to_others, umask
@@ -32,6 +34,23 @@ def test_the_helpers_make_private_files_and_folders_whatever_the_umask(tmp_path)
     loose.chmod(0o644)
     assert tighten(loose) == f"{loose} was readable by other users (mode 0644): set to 0600"
     assert tighten(loose) is None and mode(loose) == 0o600
+
+
+def test_a_log_or_report_named_on_a_device_or_pipe_leaves_its_mode_alone(tmp_path):
+    """--log-file /dev/null, -o /dev/stdout: as root, making them 0600 broke them for everyone
+    else, and a report replaced the /dev/stdout link with a file. A pipe stands in for them."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe, 0o666)
+    pipe.chmod(0o666)
+    reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)  # so that opening it to write never waits
+    try:
+        with private_file(pipe, "a") as f:
+            f.write("a run log line\n")
+        assert write_private_text(pipe, "<p>page</p>") == pipe
+        assert os.read(reader, 1000) == b"a run log line\n<p>page</p>"
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(pipe.lstat().st_mode) and mode(pipe) == 0o666
 
 
 def test_dbt_build_by_hand_writes_a_private_database_and_tightens_an_open_one(tmp_path):

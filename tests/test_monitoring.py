@@ -142,6 +142,23 @@ def test_report_builds_and_a_bad_output_path(sent_db, tmp_path):
     assert r.stderr.strip().startswith("error: cannot write") and len(r.stderr.splitlines()) == 1
     r = run_cli(["report", "-o", str(page)], sender_env(tmp_path / "missing.duckdb"))
     assert r.returncode == ExitCode.NO_PAYLOAD and "Traceback" not in r.stderr
+    # an unset $OUT (-o ""), a folder: one line, exit 2, nothing written
+    for output, said in (("", "--output is empty or '.'"), (str(tmp_path), "is a folder")):
+        r = run_cli(["report", "-o", output], sender_env(sent_db))
+        assert r.returncode == ExitCode.USAGE, r.stderr
+        assert said in r.stderr and len(r.stderr.splitlines()) == 1
+    # - is stdout; the "wrote" line goes to stderr
+    r = run_cli(["report", "-o", "-", "--builds", "2"], sender_env(sent_db))
+    assert r.returncode == 0 and r.stdout.startswith("<!doctype html>") and "2 builds" in r.stdout
+    assert not (tmp_path / "-").exists() and r.stderr.startswith("wrote -")
+    # a link is followed, not replaced: the page lands on the disk it points to
+    real = tmp_path / "elsewhere" / "report.html"
+    real.parent.mkdir()
+    real.write_text("old")
+    link = tmp_path / "report-link.html"
+    link.symlink_to(real)
+    assert invoke(["report", "-o", str(link)], sender_env(sent_db)).exit_code == 0
+    assert link.is_symlink() and real.read_text().startswith("<!doctype html>")
 
 
 def test_a_build_with_one_event_name_is_charted_without_a_line(tmp_path):

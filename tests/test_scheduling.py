@@ -753,6 +753,24 @@ def test_a_run_log_that_is_a_folder_is_a_usage_error(tmp_path):
     assert not (tmp_path / "line_capi.duckdb").exists()
 
 
+def test_a_run_log_on_a_full_disk_leaves_the_run_to_finish(tmp_path):
+    """/dev/full refuses every write with ENOSPC, as a full disk does: the run sends and exits 0,
+    with one warning; it was exit 70. The device keeps its mode (root would have made it 0600)."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1, "ORD-2": 2}, newest_hours=0.2)
+    before = os.stat("/dev/full").st_mode
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, "--log-file", "/dev/full", export=export)
+        accepted = srv.stats()["accepted_unique"]
+    assert r.returncode == ExitCode.OK, r.stderr
+    assert accepted == 2
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning: run log")]
+    assert warnings == [
+        "warning: run log /dev/full cannot be written (No space left on device): the rest of"
+        " this run's lines go to the console only"
+    ]
+    assert "Traceback" not in r.stderr and os.stat("/dev/full").st_mode == before
+
+
 def test_a_database_held_by_another_process_is_exit_5_not_a_failed_build(tmp_path):
     db = tmp_path / "line_capi.duckdb"
     with database_held(db), mock_server() as srv:

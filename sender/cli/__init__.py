@@ -9,7 +9,9 @@ from __future__ import annotations
 import importlib
 import sys
 
-from sender.cli.common import app, flags, report_crash
+import typer
+
+from sender.cli.common import app, flags, report_crash, usage_error
 from sender.cli.push import json_for_refused_command_line
 from sender.exit_codes import ExitCode
 from sender.file_modes import use_private_umask
@@ -26,7 +28,7 @@ def main() -> None:
     # Everything this process and its children (dbt under `sender run`) create is private.
     use_private_umask()
     try:
-        app(prog_name="sender")
+        sys.exit(_run_app())
     except SystemExit as exc:
         owed = json_for_refused_command_line(sys.argv[1:], exc.code)
         if owed:
@@ -35,3 +37,27 @@ def main() -> None:
     except Exception as exc:  # a bug: the scheduler sees INTERNAL_ERROR, not a failed send
         report_crash(exc, debug=flags.debug)
         sys.exit(int(ExitCode.INTERNAL_ERROR))
+
+
+def _run_app() -> int:
+    """The app without Typer's standalone mode, whose refusals of the command line are a framed
+    box of five lines: here they are one line on stderr, scrubbed of the token (pasted as an
+    argument by mistake, or into another setting's value)."""
+    try:
+        code = app(prog_name="sender", standalone_mode=False)
+    except typer.Abort:  # end of input at a prompt (none today); Ctrl-C exits 130 in the app
+        typer.echo("error: aborted", err=True)
+        return 1
+    except Exception as exc:
+        # Typer's own copy of click (0.29) or click's: the parser's errors, by their shape
+        exit_code = getattr(exc, "exit_code", None)
+        if not (hasattr(exc, "format_message") and isinstance(exit_code, int)):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `sender` alone: its help
+            help_text = exc.format_message()  # empty when Rich has printed it already
+            if help_text:
+                typer.echo(help_text, err=True)
+        else:
+            usage_error(exc)
+        return exit_code
+    return code if isinstance(code, int) else 0

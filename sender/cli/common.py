@@ -116,16 +116,26 @@ class Failure(typer.Exit):
 
 
 def die(message: str, code: ExitCode) -> Failure:
+    # scrubbed: a token pasted into another setting comes back in that setting's error
+    message = scrub(message)
     typer.echo(f"error: {message}", err=True)
     return Failure(message, code)
 
 
 def warn(message: str) -> None:
-    typer.echo(f"warning: {message}", err=True)
+    typer.echo(f"warning: {scrub(message)}", err=True)
 
 
 def say(line: str) -> None:
-    typer.echo(line, err=True)
+    typer.echo(scrub(line), err=True)
+
+
+def usage_error(exc: Exception) -> None:
+    """The option parser's refusal (an unknown option, a bad value) as one line on stderr."""
+    message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+    ctx = getattr(exc, "ctx", None)
+    where = f"{ctx.command_path} --help" if ctx is not None else "sender --help"
+    typer.echo(scrub(f"error: {message} (see {where})"), err=True)
 
 
 @contextlib.contextmanager
@@ -177,20 +187,31 @@ def open_database(
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (cron/CI timeouts) stops like Ctrl-C: the summary and the runs row are written."""
+    """SIGTERM (cron/CI timeouts, systemd) stops like Ctrl-C: the summary and the runs row are
+    written. Only the first SIGINT or SIGTERM stops; the process ignores the ones after it until
+    it exits: Ctrl-C reaches every process of the terminal's group and `sender run` then stops its
+    push as well, and a second interrupt in the middle of stopping cut the clean-up short (the
+    ledger's last commit, the summary; exit 70 or killed)."""
+    stopping = False
 
     def handler(signum, frame):  # noqa: ARG001
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
         raise KeyboardInterrupt
 
+    numbers = (signal.SIGTERM, signal.SIGINT)
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {number: signal.signal(number, handler) for number in numbers}
     except ValueError:  # not in the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, before in previous.items():
+            signal.signal(number, signal.SIG_IGN if stopping else before)
 
 
 def report_crash(exc: BaseException, *, debug: bool, log: Path | None = None) -> None:

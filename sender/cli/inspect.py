@@ -63,7 +63,7 @@ def report(
         typer.Option(
             "--output",
             "-o",
-            help="The HTML file to write (replaced; readable by its owner only).",
+            help="The HTML file to write (replaced; readable by its owner only); - for stdout.",
         ),
     ],
     database: DatabaseOpt = DEFAULT_DATABASE,
@@ -92,7 +92,8 @@ def report(
             size = write_report(con, output, builds=builds)
     finally:
         con.close()
-    typer.echo(f"wrote {output} ({size:,} bytes)")
+    # with -o - the page is stdout: the line goes to stderr
+    typer.echo(f"wrote {output} ({size:,} bytes)", err=str(output) == "-")
 
 
 @app.command()

@@ -164,7 +164,7 @@ def stopped_by_settings(
     in the run log, where ``sender status`` reads the last run, and it alerts."""
     try:
         path = database_path(database)
-        log_path = (log_file or default_run_log(path)).resolve()
+        log_path = Path(os.path.abspath(log_file or default_run_log(path)))
         log = RunLog(log_path)
     except ConfigError:  # the log itself is what is wrong (or the database path): stderr only
         path, log_path, log = None, None, None
