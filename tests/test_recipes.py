@@ -215,3 +215,69 @@ def test_make_demo_stops_in_one_line_when_its_port_is_taken():
     assert r.returncode != 0
     assert f"make demo: port {port} is in use" in r.stderr
     assert "sender run" not in r.stdout + r.stderr and "pending" not in r.stdout
+
+
+def test_the_docker_recipes_plain_install_carries_the_console_entry(tmp_path):
+    """The Dockerfile runs `pip install .` (not the editable install of make setup): the wheel must
+    hold every package under sender/, sender.cli (the console entry) included; it held only
+    sender/*.py. Built with setuptools' own backend from a copy of what the Dockerfile copies."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        (source / name).write_bytes((ROOT / name).read_bytes())
+    subprocess.run(
+        ["cp", "-r", str(ROOT / "sender"), str(source / "sender")], check=True, timeout=60
+    )
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from setuptools import build_meta; print(build_meta.build_wheel('out'))",
+        ],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert build.returncode == 0, build.stderr[-2000:]
+    wheel = source / "out" / build.stdout.strip().splitlines()[-1]
+    installed = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(installed),
+            str(wheel),
+        ],
+        check=True,
+        timeout=300,
+    )
+    packages = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for p in (ROOT / "sender").rglob("__init__.py")
+        if "__pycache__" not in p.parts
+    }
+    for package in packages:
+        assert (installed / package.replace(".", "/") / "__init__.py").is_file(), package
+    # the installed copy, not the checkout, answers the console entry
+    env = {**os.environ, "PYTHONPATH": str(installed)}
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sender.cli, sys; print(sender.cli.__file__);"
+            " sys.argv = ['sender', '--version']; sender.cli.main()",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.stdout.startswith(str(installed)), r.stdout + r.stderr
+    assert "sender 0." in r.stdout, r.stdout + r.stderr
