@@ -43,7 +43,10 @@ def _quoted(name: str) -> str:
 def compact(database: Path) -> Compacted:
     """Copy ``database`` into a new file and move it over the old one (DatabaseError when a
     table's rows differ; the old file is then left as it was)."""
-    new = database.with_name(f".{database.name}.compact")
+    # a link to a bigger disk stays a link: the copy is made beside the file it names and
+    # replaces that file (the run lock stays where every run takes it, beside the link)
+    target = database.resolve() if database.is_symlink() else database
+    new = target.with_name(f".{target.name}.compact")
     with run_lock(database):
         for leftover in (new, new.with_name(new.name + ".wal")):  # of a compaction killed midway
             leftover.unlink(missing_ok=True)
@@ -85,5 +88,5 @@ def compact(database: Path) -> Compacted:
             raise DatabaseError(
                 f"compacting {database}: its WAL was not written back; nothing was changed"
             )
-        os.replace(new, database)
+        os.replace(new, target)
     return Compacted(len(tables), before, os.path.getsize(database))

@@ -74,3 +74,21 @@ def test_a_database_another_process_holds_is_left_as_it_was(tmp_path):
     r = run_cli(["compact"], sender_env(tmp_path / "none.duckdb"))
     assert r.returncode == ExitCode.NO_PAYLOAD, r.stderr
     assert not (tmp_path / "none.duckdb").exists()
+
+
+def test_a_database_reached_by_a_link_stays_a_link(tmp_path):
+    """A database linked from the project folder to a bigger disk: compact rewrites the file on
+    that disk; it replaced the link with the new file (on the small disk), leaving the old one."""
+    disk = tmp_path / "big-disk"
+    disk.mkdir()
+    real = disk / "line_capi.duckdb"
+    write_bulk_payload(real, 50)
+    rows = table_rows(real)
+    link = tmp_path / "project" / "line_capi.duckdb"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    r = run_cli(["compact"], sender_env(link))
+    assert r.returncode == ExitCode.OK, r.stderr
+    assert link.is_symlink() and link.resolve() == real
+    assert table_rows(real) == rows
+    assert sorted(p.name for p in disk.iterdir()) == [real.name]  # no copy left beside it

@@ -266,7 +266,7 @@ def push_command(
 
         sender push --dry-run --show 3
 
-        sender push --test --limit 5
+        sender push --test --resend --limit 5
 
         LINE_CAPI_ENDPOINT=http://127.0.0.1:8787 sender push --json
     """
