@@ -282,6 +282,22 @@ def test_missing_required_column_names_table_and_column(tmp_path):
     result = run_dbt(tmp_path, "run", export_dir=export, vars={"as_of": AS_OF})
     assert result.returncode != 0
     assert "KARTE export table page_views has no column pv_id" in result.output
+    assert "Rename it in the export or map it with var karte_column_map" in result.output
+
+
+def test_a_single_file_without_its_header_row_is_told_so(tmp_path):
+    """BigQuery's EXPORT DATA writes no header by default: the first row's values become names."""
+    export = write_export(tmp_path / "export", export_tables(), "csv")
+    path = export / "conversions.csv"
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[1:]))
+    result = run_dbt(tmp_path, "run", export_dir=export, vars={"as_of": AS_OF})
+    assert result.returncode != 0
+    assert "KARTE export table conversions has no column event_name; it has: " in result.output
+    assert (
+        "Its first row looks like data, not a header: export the file with its header row"
+        in result.output
+    )
+    assert "karte_column_map" not in result.output
 
 
 def test_missing_export_file_is_a_clear_error(tmp_path):

@@ -102,11 +102,18 @@
                     ~ "...: the file is " ~ found.separator ~ "-separated; export it with commas"
                 ) }}
             {%- endif -%}
+            {#- a file without its header row (BigQuery's EXPORT DATA writes none by default): its
+                first row's values are taken for names, or DuckDB names the columns column0, ... -#}
+            {%- set values = namespace(seen=false) -%}
+            {%- for each in names if modules.re.match('^(column[0-9]+$|[0-9]|.*[:/@])', each | string) -%}
+                {%- set values.seen = true -%}
+            {%- endfor -%}
             {{ exceptions.raise_compiler_error(
                 "KARTE export table " ~ table_name ~ " has no column " ~ export_name
                 ~ (" (mapped to " ~ name ~ ")" if export_name != name else "")
                 ~ "; it has: " ~ (names | join(', '))
-                ~ ". Rename it in the export or map it with var karte_column_map"
+                ~ (". Its first row looks like data, not a header: export the file with its header row"
+                    if values.seen else ". Rename it in the export or map it with var karte_column_map")
             ) }}
         {%- else -%}
             {%- set purpose = karte_optional_column_purposes()[table_name].get(name) -%}
