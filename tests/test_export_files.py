@@ -202,6 +202,28 @@ def test_folder_of_parquet_parts_builds_the_same_rows(tmp_path, text_export, tex
     assert rejected_rows(result) == rejected_rows(text_build)
 
 
+def test_parquet_partitioned_into_folders_by_a_column_builds_the_same_rows(
+    tmp_path, text_export, text_build
+):
+    """Spark's partitionBy("event_name"): the column is in the folder names (event_name=buy/),
+    not in the files. It built with one such folder and failed once a second one appeared."""
+    export = tmp_path / "export"
+    shutil.copytree(text_export, export)
+    conversions = export / "conversions.csv"
+    with duckdb.connect() as con:
+        con.sql(
+            f"copy (select * from read_csv('{conversions}', all_varchar = true))"
+            f" to '{export / 'conversions'}' (format parquet, partition_by (event_name))"
+        )
+    conversions.unlink()
+    folders = sorted(p.name for p in (export / "conversions").iterdir())
+    assert len(folders) >= 2 and all(f.startswith("event_name=") for f in folders), folders
+    result = build(tmp_path, export)
+    assert result.returncode == 0, result.output
+    assert result.payloads() == text_build.payloads()
+    assert rejected_rows(result) == rejected_rows(text_build)
+
+
 def test_parts_storing_numbers_and_parts_storing_text_build_the_same_rows(
     tmp_path, text_export, text_build
 ):

@@ -57,6 +57,13 @@
                 {%- endfor -%}
             {%- endif -%}
         {%- endfor -%}
+        {#- a folder named key=value (Spark's partitionBy) is a column when DuckDB reads the parts
+            (hive partitioning, detected), not in the file's own schema -#}
+        {%- for path in names -%}
+            {%- for key in modules.re.findall('/([^/=]+)=[^/]*(?=/)', path) if key not in names[path] -%}
+                {%- do names[path].append(key) -%}
+            {%- endfor -%}
+        {%- endfor -%}
     {%- else -%}
         {#- one sniff per part, all in one query: dbt's round trip per query costs more than a sniff -#}
         {%- set sniffs = [] -%}
