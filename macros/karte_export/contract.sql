@@ -86,6 +86,8 @@
             {%- set value = karte_export_value_as_text(adapter.quote(column[0]), column[1]) -%}
             {%- if name == 'phone' and karte_export_is_number(column[1]) -%}
                 {%- set value = karte_export_phone_from_number(value) -%}
+            {%- elif name == 'user_id' and not karte_export_is_number(column[1]) -%}
+                {%- set value = karte_export_user_id_from_text(value) -%}
             {%- endif -%}
             {%- do selects.append(value ~ ' as ' ~ name) -%}
         {%- elif is_required -%}

@@ -91,3 +91,14 @@
 {% macro karte_export_phone_from_number(text_expr) -%}
     (case when length({{ text_expr }}) in (9, 10) then '0' || {{ text_expr }} else {{ text_expr }} end)
 {%- endmacro %}
+
+{#-
+    A user id written as text with a zero fraction (`1001.0`: pandas writes an id column with a
+    gap as floats, and so to CSV) as its digits, so that it joins the same user written `1001` in
+    another table; any other text as it is. Only user ids, which join the tables and are never
+    sent: a key or a page view id is left as the export wrote it.
+-#}
+{% macro karte_export_user_id_from_text(text_expr) -%}
+    (case when {{ text_expr }} like '%.0%' and {{ regex_full_match(text_expr, '^-?[0-9]+[.]0+$') }}
+        then {{ regex_remove(text_expr, '[.]0+$') }} else {{ text_expr }} end)
+{%- endmacro %}
