@@ -544,3 +544,12 @@ def test_a_burst_of_signals_stops_push_once_and_cleanly(db):
     assert status["last_run"]["outcome"] == "interrupted", status["last_run"]
     assert status["counts"]["accepted"] == accepted, status  # each accepted event is recorded
     assert status["pending"] == 30 - accepted
+
+
+def test_help_under_a_locale_that_is_not_utf8_prints_instead_of_crashing(db):
+    """cron or a terminal under EUC-JP or Latin-1: Rich's bullets and an ellipsis of the help
+    cannot be encoded, and every --help of push and run was exit 70."""
+    for command in ("push", "run", "status"):
+        r = run_cli([command, "--help"], sender_env(db, PYTHONIOENCODING="iso-8859-1"))
+        assert r.returncode == 0, r.stderr
+        assert "Usage: sender " + command in r.stdout and "Traceback" not in r.stderr

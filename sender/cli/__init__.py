@@ -6,6 +6,7 @@ codes), ``push``, ``inspect`` (status, report, preview), ``run``, ``mock`` (mock
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 
@@ -27,6 +28,11 @@ def main() -> None:
     """The console entry: an unexpected exception exits with its own code, as one line."""
     # Everything this process and its children (dbt under `sender run`) create is private.
     use_private_umask()
+    # a terminal or cron under a non-UTF-8 locale (EUC-JP, Latin-1) cannot show every character
+    # of the help (Rich's bullets) or of a path: a replacement character, never a crash
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):  # not a text file (a test harness)
+            stream.reconfigure(errors="replace")
     try:
         sys.exit(_run_app())
     except SystemExit as exc:
