@@ -92,15 +92,19 @@
             {%- do selects.append(value ~ ' as ' ~ name) -%}
         {%- elif is_required -%}
             {%- set names = columns.values() | map(attribute=0) | list -%}
-            {%- set found = namespace(separator=none) -%}
+            {%- set found = namespace(separator=none, name=none) -%}
             {%- for separator, label in [(';', 'semicolon'), ('\t', 'tab'), ('|', 'pipe')] -%}
-                {%- if names | length == 1 and separator in names[0] and found.separator is none -%}
+                {#- one column, or (a row's commas split it) a name holding tabs -#}
+                {%- for each in names if found.separator is none
+                        and separator in each and (names | length == 1 or separator == '\t') -%}
                     {%- set found.separator = label -%}
-                {%- endif -%}
+                    {%- set found.name = each -%}
+                {%- endfor -%}
             {%- endfor -%}
             {%- if found.separator -%}
                 {{ exceptions.raise_compiler_error(
-                    "KARTE export table " ~ table_name ~ " has one column, named " ~ names[0][:60]
+                    "KARTE export table " ~ table_name ~ (" has one column" if names | length == 1 else " has a column")
+                    ~ ", named " ~ found.name[:60]
                     ~ "...: the file is " ~ found.separator ~ "-separated; export it with commas"
                 ) }}
             {%- endif -%}

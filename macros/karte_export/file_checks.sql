@@ -12,10 +12,22 @@
 -#}
 {% macro check_csv_export_file(path, size, encoding) %}
     {%- if encoding in ('utf-8', 'utf8') and size <= 536870912 and not path.endswith('.gz') -%}
+        {#- the header line's separator: a tab-, semicolon- or pipe-separated file whose fields
+            hold commas (a user agent, items JSON) is otherwise DuckDB's many-line sniff error -#}
+        {%- set header = "split_part(try(decode(content[1:65536])), chr(10), 1)" -%}
         {%- set checked = run_query(
-            "select try(decode(content)) is not null, content[1:2] = '\\x1F\\x8B'::blob"
+            "select try(decode(content)) is not null, content[1:2] = '\\x1F\\x8B'::blob, "
+            ~ "case when position(',' in " ~ header ~ ") = 0 then "
+            ~ "case when position(chr(9) in " ~ header ~ ") > 0 then 'tab' "
+            ~ "when position(';' in " ~ header ~ ") > 0 then 'semicolon' "
+            ~ "when position('|' in " ~ header ~ ") > 0 then 'pipe' end end"
             ~ " from read_blob('" ~ path | replace("'", "''") ~ "')").rows[0] -%}
         {%- set is_utf8 = checked[0] -%}
+        {%- if checked[2] -%}
+            {{ exceptions.raise_compiler_error(
+                "KARTE export file " ~ path ~ " is " ~ checked[2] ~ "-separated (its header row has no comma):"
+                ~ " export it with commas") }}
+        {%- endif -%}
         {%- if checked[1] -%}
             {{ exceptions.raise_compiler_error(
                 "KARTE export file " ~ path ~ " is gzip-compressed but named .csv: rename it to " ~ path ~ ".gz") }}
