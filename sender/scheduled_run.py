@@ -60,8 +60,8 @@ _MALFORMED_CSV = re.compile(r"Error when sniffing file|CSV Error on Line")
 _CSV_FILE_OPTION = re.compile(r"^\s*file = (.+)$")
 MALFORMED_CSV_HINT = (
     " (a malformed CSV: not separated by commas, a row with more or fewer fields than the"
-    " header, or an unclosed quote; fix or export the file again; the run log has DuckDB's whole"
-    " message)"
+    " header, an unclosed quote, or quotes escaped as \\\" (Spark's default: write with escape"
+    " '\"'); fix or export the file again; the run log has DuckDB's whole message)"
 )
 # a gzipped CSV is checked by DuckDB as it reads it, not by the build's own UTF-8 check
 _NOT_UTF8 = "not utf-8 encoded"

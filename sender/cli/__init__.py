@@ -1,7 +1,8 @@
 """The ``sender`` command line: parses options, calls the library, prints. Nothing else.
 
 One module per command group: ``common`` (the app, shared options, the database, errors to exit
-codes), ``push``, ``inspect`` (status, report, preview), ``run``, ``mock`` (mock-server).
+codes), ``push``, ``inspect`` (status, report, preview), ``run`` (run, compact), ``mock``
+(mock-server).
 """
 
 from __future__ import annotations
