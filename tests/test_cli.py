@@ -452,20 +452,35 @@ def test_mock_server_rejects_unknown_fault():
     assert r.exit_code == ExitCode.USAGE
 
 
+def push_under_way(db, srv, *, concurrency: int) -> subprocess.Popen:
+    """A `sender push` of one event per request, once the server has had `concurrency` requests."""
+    env = {**os.environ, **sender_env(db, srv.url), "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sender",
+            "push",
+            "--batch-size",
+            "1",
+            "--concurrency",
+            str(concurrency),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 10
+    while srv.stats()["requests"] < concurrency and time.time() < deadline:
+        time.sleep(0.05)
+    return proc
+
+
 def test_sigterm_stops_push_cleanly(db):
     with mock_server(delay=0.5) as srv:
-        env = {**os.environ, **sender_env(db, srv.url), "PYTHONPATH": str(REPO)}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sender", "push", "--batch-size", "1", "--concurrency", "1"],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.time() + 10
-        while srv.stats()["requests"] < 1 and time.time() < deadline:
-            time.sleep(0.05)
+        proc = push_under_way(db, srv, concurrency=1)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == ExitCode.INTERRUPTED, err
@@ -519,18 +534,7 @@ def test_a_burst_of_signals_stops_push_once_and_cleanly(db):
     """Ctrl-C reaches every process of the terminal's group, and `sender run` then terminates its
     push as well: the second signal, in the middle of stopping, must not cut the clean-up short."""
     with mock_server(delay=0.3) as srv:
-        env = {**os.environ, **sender_env(db, srv.url), "PYTHONPATH": str(REPO)}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sender", "push", "--batch-size", "1", "--concurrency", "2"],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.time() + 10
-        while srv.stats()["requests"] < 2 and time.time() < deadline:
-            time.sleep(0.05)
+        proc = push_under_way(db, srv, concurrency=2)
         for number in (signal.SIGINT, signal.SIGTERM, signal.SIGINT, signal.SIGTERM):
             proc.send_signal(number)
             time.sleep(0.02)
