@@ -557,3 +557,23 @@ def test_help_under_a_locale_that_is_not_utf8_prints_instead_of_crashing(db):
         r = run_cli([command, "--help"], sender_env(db, PYTHONIOENCODING="iso-8859-1"))
         assert r.returncode == 0, r.stderr
         assert "Usage: sender " + command in r.stdout and "Traceback" not in r.stderr
+
+
+def test_status_and_preview_json_print_one_object_when_they_stop_early(db, tmp_path):
+    """A scheduler reading `status --json` got nothing on stdout for a locked or missing database;
+    `push --json` printed its error object."""
+    with database_held(db):
+        locked = [run_cli([command, "--json"], sender_env(db)) for command in ("status", "preview")]
+    missing = run_cli(["status", "--json"], sender_env(tmp_path / "none.duckdb"))
+    refused = run_cli(["preview", "--json", "--bogus"], sender_env(db))
+    cases = [*[(r, ExitCode.DATABASE_LOCKED) for r in locked], (missing, ExitCode.NO_PAYLOAD)]
+    for r, code in [*cases, (refused, ExitCode.USAGE)]:
+        assert r.returncode == code, r.stderr
+        (line,) = r.stdout.strip().splitlines()
+        got = json.loads(line)
+        assert got["exit_code"] == code and got["outcome"] == "error"
+        if code != ExitCode.USAGE:
+            assert r.stderr.strip() == "error: " + got["message"]
+    assert json.loads(refused.stdout)["message"] == (
+        "an option or argument was refused: see stderr, or sender preview --help"
+    )

@@ -4,6 +4,7 @@ the one place where errors become exit codes."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import sys
 import traceback
@@ -18,6 +19,7 @@ from sender.database import DEFAULT_MEMORY_LIMIT, connect, first_line, require_p
 from sender.errors import known_error
 from sender.exit_codes import COMPACT_MEANINGS, ExitCode, exit_code_table
 from sender.file_modes import private_file
+from sender.push_summary import error_json
 from sender.secret_env import read_secret, scrub
 from sender.settings import Secret, database_path
 
@@ -120,6 +122,28 @@ def die(message: str, code: ExitCode) -> Failure:
     message = scrub(message)
     typer.echo(f"error: {message}", err=True)
     return Failure(message, code)
+
+
+# The commands with --json: an error before their object still prints one (errors_as_json).
+JSON_COMMANDS = ("push", "status", "preview")
+
+
+def errors_as_json(command):
+    """With --json, an error that stops the command before its object (a locked or missing
+    database, a bad setting) still prints one JSON object on stdout, for a scheduler that reads
+    it: the exit code and the line stderr got."""
+
+    @functools.wraps(command)
+    def run(**kwargs) -> None:
+        try:
+            command(**kwargs)
+        except Failure as exc:
+            if kwargs.get("json_"):
+                typer.echo(error_json(exc.exit_code, exc.message))
+                flags.json_printed = True
+            raise
+
+    return run
 
 
 def warn(message: str) -> None:

@@ -15,6 +15,7 @@ from sender.cli.common import (
     JsonOpt,
     TagIdOpt,
     app,
+    errors_as_json,
     exits_on_error,
     open_database,
 )
@@ -26,6 +27,7 @@ from sender.status import read_status_report
 
 
 @app.command()
+@errors_as_json
 def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> None:
     """Show the last build, its coverage, the last run and the ledger per destination.
 
@@ -97,6 +99,7 @@ def report(
 
 
 @app.command()
+@errors_as_json
 def preview(
     database: DatabaseOpt = DEFAULT_DATABASE,
     tag_id: TagIdOpt = None,

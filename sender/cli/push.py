@@ -12,13 +12,14 @@ import typer
 from sender import alerts
 from sender.cli.common import (
     EXIT_CODES_EPILOG,
+    JSON_COMMANDS,
     DatabaseOpt,
     EndpointOpt,
-    Failure,
     JsonOpt,
     TagIdOpt,
     app,
     die,
+    errors_as_json,
     exits_on_error,
     flags,
     open_database,
@@ -42,7 +43,6 @@ from sender.push import (
     push,
 )
 from sender.push_summary import Summary, error_json
-from sender.secret_env import scrub
 from sender.settings import (
     DEFAULT_DATABASE,
     DEFAULT_ENDPOINT,
@@ -85,35 +85,16 @@ def _alert_after_push(command):
     return run
 
 
-# What `push --json` prints when the option parser itself refuses the command line (Typer prints
-# its message on stderr and exits before the command runs).
-REFUSED_COMMAND_LINE = "an option or argument was refused: see stderr, or sender push --help"
-
-
 def json_for_refused_command_line(argv: list[str], exit_code: object) -> str | None:
-    """The JSON object a `push --json` refused by the option parser still owes stdout."""
-    if exit_code != ExitCode.USAGE or flags.json_printed:
+    """The JSON object a `--json` command refused by the option parser still owes stdout."""
+    if exit_code != ExitCode.USAGE or flags.json_printed or "--json" not in argv:
         return None
-    if "push" not in argv or "--json" not in argv:
+    command = next((arg for arg in argv if arg in JSON_COMMANDS), None)
+    if command is None:
         return None
-    return error_json(ExitCode.USAGE, REFUSED_COMMAND_LINE)
-
-
-def _errors_as_json(command):
-    """With --json, an error that stops the push before its summary still prints one JSON object
-    on stdout, for a scheduler that reads it."""
-
-    @functools.wraps(command)
-    def run(**kwargs) -> None:
-        try:
-            command(**kwargs)
-        except Failure as exc:
-            if kwargs.get("json_"):
-                typer.echo(error_json(exc.exit_code, scrub(exc.message)))
-                flags.json_printed = True
-            raise
-
-    return run
+    return error_json(
+        ExitCode.USAGE, f"an option or argument was refused: see stderr, or sender {command} --help"
+    )
 
 
 # The longest wait any of the timing options may ask for: an hour, the schedule's period. Beyond
@@ -142,7 +123,7 @@ def checked_memory_limit(value: str) -> str:
 
 @app.command("push", epilog=EXIT_CODES_EPILOG)
 @_alert_after_push
-@_errors_as_json
+@errors_as_json
 def push_command(
     ctx: typer.Context,
     database: DatabaseOpt = DEFAULT_DATABASE,
