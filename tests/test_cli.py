@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import time
 
 import pytest
 import requests
+import typer.main
 from sender_fixtures import (
     FAST,
     REPO,
@@ -577,3 +579,18 @@ def test_status_and_preview_json_print_one_object_when_they_stop_early(db, tmp_p
     assert json.loads(refused.stdout)["message"] == (
         "an option or argument was refused: see stderr, or sender preview --help"
     )
+
+
+def test_help_examples_fit_an_80_column_terminal():
+    """Rich folds a longer example line, and a folded shell command loses its meaning: the
+    mock-server example's `\\` moved to the next line, and pasted, the push went to LINE itself."""
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():
+        text = inspect.cleandoc(command.callback.__doc__ or "")
+        in_example = False
+        for line in text.splitlines():
+            if line.strip().startswith("Example"):
+                in_example = True
+            elif in_example and line.startswith("    "):
+                # Rich indents a code block by 2 inside the 80 columns it has
+                assert len(line.strip()) <= 76, (name, line)

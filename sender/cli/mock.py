@@ -66,7 +66,8 @@ def mock_server_command(
     Example:
 
         sender mock-server --port 8787 &
-        LINE_CAPI_ENDPOINT=http://127.0.0.1:8787 LINE_TAG_ID=00000000-0000-4000-8000-000000000000 \\
+        LINE_CAPI_ENDPOINT=http://127.0.0.1:8787 \\
+        LINE_TAG_ID=00000000-0000-4000-8000-000000000000 \\
         LINE_ACCESS_TOKEN=mock-token sender push && sender status
     """
     with exits_on_error():
