@@ -171,8 +171,8 @@ class LineClient:
                 raise ValueError("channel id required for events with user.line_uid")
             headers["X-Line-ChannelID"] = self._target.channel_id
         fault_points.hit("before_request")  # test hook: sender/fault_points.py
-        if self._https and self._bundle_problem:
-            return Response(HttpOutcome.TLS, None, error=self._bundle_problem)
+        if self._https and self._bundle_problem:  # nothing leaves the machine
+            return Response(HttpOutcome.TLS, None, error=self._bundle_problem, reached=False)
         try:
             resp = self._session().post(
                 self._target.events_url,
@@ -198,11 +198,12 @@ class LineClient:
                     error=f"TLS error ({type(exc).__name__})",
                     reached=False,
                 )
-            return Response(
+            return Response(  # the handshake stopped before the request went out
                 HttpOutcome.TLS,
                 None,
                 error=f"the TLS certificate of {self._target.endpoint} does not verify: {problem}"
                 f"{self._bundle_used}; {CA_BUNDLE_ADVICE}",
+                reached=False,
             )
         except requests.Timeout as exc:
             return Response(

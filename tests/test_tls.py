@@ -64,6 +64,7 @@ def test_a_self_signed_certificate_stops_at_once_and_the_ca_bundle_advice_works(
         assert "retrying" not in r.stderr and "Traceback" not in r.stderr
         assert 1 <= srv.stats()["connections"] <= 2
         assert srv.stats()["requests"] == 0
+        assert ", sent 0, accepted 0" in r.stdout  # the handshake stopped the request
         assert pending_keys(db) == everything  # nothing recorded as sent
         assert last_run(db) == (ExitCode.TLS_CERTIFICATE, "tls_certificate", 0)
 
@@ -93,6 +94,7 @@ def test_a_ca_bundle_that_cannot_be_read_is_the_same_error_without_a_connection(
     [line] = error_lines(r.stderr)
     assert f"REQUESTS_CA_BUNDLE={missing} cannot be read" in line
     assert len(pending_keys(db)) == 5
+    assert "pending 5, sent 0, accepted 0" in r.stdout  # nothing left the machine
 
 
 def test_an_https_endpoint_that_answers_in_plain_http_stops_at_once_as_a_wrong_endpoint(
