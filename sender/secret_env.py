@@ -21,6 +21,8 @@ MAX_SECRET_BYTES = 64 * 1024
 _MIN_SCRUB_LENGTH = 4
 
 _seen: set[str] = set()
+# the token files read for scrub, by name: each is read at most once
+_token_files: dict[str, str] = {}
 
 
 def read_secret(
@@ -90,11 +92,15 @@ def scrub(text: str) -> str:
 
 
 def _unread_token_file() -> str:
-    """The content of the file env LINE_ACCESS_TOKEN_FILE names, or "" (unset, unreadable)."""
+    """The content of the file env LINE_ACCESS_TOKEN_FILE names, or "" (unset, unreadable); each
+    file is read at most once per process."""
     file_name = os.environ.get("LINE_ACCESS_TOKEN" + FILE_SUFFIX, "").strip()
     if not file_name:
         return ""
-    try:
-        return _read_file("LINE_ACCESS_TOKEN" + FILE_SUFFIX, Path(file_name))
-    except ConfigError:
-        return ""
+    if file_name not in _token_files:
+        try:
+            content = _read_file("LINE_ACCESS_TOKEN" + FILE_SUFFIX, Path(file_name))
+        except ConfigError:
+            content = ""
+        _token_files[file_name] = content
+    return _token_files[file_name]

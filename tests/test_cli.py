@@ -579,6 +579,9 @@ def test_status_and_preview_json_print_one_object_when_they_stop_early(db, tmp_p
     assert json.loads(refused.stdout)["message"] == (
         "an option or argument was refused: see stderr, or sender preview --help"
     )
+    # the command is the first word: a value that names one does not make its refusal JSON
+    r = run_cli(["report", "-o", "status", "--json"], sender_env(db))
+    assert r.returncode == ExitCode.USAGE and r.stdout == ""
 
 
 def test_help_examples_fit_an_80_column_terminal():

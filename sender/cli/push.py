@@ -89,8 +89,9 @@ def json_for_refused_command_line(argv: list[str], exit_code: object) -> str | N
     """The JSON object a `--json` command refused by the option parser still owes stdout."""
     if exit_code != ExitCode.USAGE or flags.json_printed or "--json" not in argv:
         return None
-    command = next((arg for arg in argv if arg in JSON_COMMANDS), None)
-    if command is None:
+    # the command is the first word that is not an option (`sender --debug status --json`)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    if command not in JSON_COMMANDS:
         return None
     return error_json(
         ExitCode.USAGE, f"an option or argument was refused: see stderr, or sender {command} --help"
