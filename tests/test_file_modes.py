@@ -3,6 +3,7 @@ its owner only, and a database file others can read is set to 0600 with one warn
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import stat
@@ -11,7 +12,7 @@ from pipeline_fixtures import HOURLY_BUILD, SAMPLE_DIR, run_dbt
 from security_fixtures import mode, open_to_others, umask
 from sender_fixtures import FAST, make_event, mock_server, run_cli, sender_env, write_payload
 
-from sender import fault_points
+from sender import fault_points, file_modes
 from sender.exit_codes import ExitCode
 from sender.file_modes import make_private_dir, private_file, tighten, write_private_text
 
@@ -112,3 +113,19 @@ def test_a_mistyped_database_path_never_changes_a_shared_folder(tmp_path):
     spill.chmod(0o755)
     assert tighten(spill) is None and tighten(spill, folder=True) is not None
     assert mode(spill) == 0o700
+
+
+def test_a_mode_a_read_only_file_system_refuses_is_a_warning_not_a_crash(tmp_path, monkeypatch):
+    """A database copy mounted read-only (to inspect it) at 0644: every command was exit 70."""
+    loose = tmp_path / "line_capi.duckdb"
+    loose.write_text("x")
+    loose.chmod(0o644)
+
+    def read_only(path, mode):  # noqa: ARG001 - what chmod meets on a read-only mount
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(file_modes.os, "chmod", read_only)
+    assert tighten(loose) == (
+        f"{loose} is readable by other users (mode 0644) and stays so: Read-only file system"
+    )
+    assert mode(loose) == 0o644
