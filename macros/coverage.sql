@@ -15,6 +15,7 @@
         'invalid_sync_date',
         'timestamp_out_of_range',
         'no_user_identifier',
+        'missing_purchase_value',
     ]) }}
 {% endmacro %}
 

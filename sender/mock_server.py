@@ -148,6 +148,8 @@ def validate_event(ev: object, now: float) -> None:
     custom = ev.get("custom")
     if custom is not None:
         _validate_custom(custom)
+    if name == "Purchase" and "value" not in (custom if isinstance(custom, dict) else {}):
+        raise Invalid("a Purchase event has no custom.value")
     web = ev.get("web")
     if web is not None:
         _validate_web(web)

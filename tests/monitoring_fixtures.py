@@ -22,6 +22,7 @@ REASONS = (
     "invalid_sync_date",
     "timestamp_out_of_range",
     "no_user_identifier",
+    "missing_purchase_value",
 )
 
 # The contract of the mart, column for column.

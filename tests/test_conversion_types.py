@@ -48,6 +48,8 @@ def settings_tables() -> dict[str, list[dict]]:
     for row in tables["conversions"]:
         if row["event_name"] == "buy":
             row["event_name"] = "purchase"
+        if row["transaction_id"] == "ORD-OLD":
+            row["revenue"] = "2000"  # sent as a Purchase, which LINE refuses without a value
     tables["conversions"].append(conversion("buy", "BUY-1", "u1", T - HOUR, "pv-9"))
     tables["page_views"].append(
         {
@@ -166,7 +168,7 @@ def test_one_build_of_two_types_is_the_union_of_one_build_per_type(
     for query in (PAYLOAD_ROWS, REJECTED_ROWS):
         union = [row for result in one_type_builds for row in result.rows(query)]
         assert sorted(two_types_build.rows(query), key=repr) == sorted(union, key=repr)
-    assert len(two_types_build.rows(PAYLOAD_ROWS)) == 4
+    assert len(two_types_build.rows(PAYLOAD_ROWS)) == 3
 
 
 def test_each_type_is_sent_under_its_line_event_name(two_types_build):
@@ -178,9 +180,8 @@ def test_each_type_is_sent_under_its_line_event_name(two_types_build):
     }
     assert set(sent) == {
         ("Purchase", "ORD-1"),
-        ("Purchase", "ORD-2"),
         ("Purchase", "ORD-4"),
-        ("CompleteRegistration", "ORD-1"),
+        ("CompleteRegistration", "ORD-1"),  # no revenue either: only a Purchase needs one
     }
     registration = sent[("CompleteRegistration", "ORD-1")]
     assert registration["event"]["event_name"] == "CompleteRegistration"
@@ -194,6 +195,8 @@ def test_each_type_is_sent_under_its_line_event_name(two_types_build):
     assert sorted(rejected, key=repr) == sorted(
         [
             ("Purchase", "ORD-3", "pv-3", "no_user_identifier"),
+            # u2 has a LINE user id, but the purchase has no revenue: LINE would refuse it
+            ("Purchase", "ORD-2", "pv-2", "missing_purchase_value"),
             ("Purchase", None, "pv-5", "missing_deduplication_key"),
             ("Purchase", "undefined", "pv-6", "invalid_deduplication_key"),
             ("CompleteRegistration", None, "pv-r4", "missing_deduplication_key"),

@@ -23,6 +23,7 @@ REASONS = [
     "invalid_sync_date",
     "timestamp_out_of_range",
     "no_user_identifier",
+    "missing_purchase_value",
 ]
 IDENTIFIERS = {
     "click_id": lambda row: row["click_id"] is not None,
@@ -61,7 +62,8 @@ def conversion(event, key, user, sync_date, pv):
 
 def coverage_tables(with_click_ids: bool = True) -> dict[str, list[dict]]:
     """The pipeline's fixture export plus a conversion for every rejection reason, an IP address
-    without a user agent, and registrations. Without click ids, the landing URLs lost ldtag_cl."""
+    without a user agent, and registrations; every purchase but one has a revenue. Without click
+    ids, the landing URLs lost ldtag_cl."""
     tables = export_tables()
     tables["conversions"] += [
         conversion("buy", "ORD-BADTIME", "u1", "yesterday", "pv-bt"),
@@ -78,6 +80,13 @@ def coverage_tables(with_click_ids: bool = True) -> dict[str, list[dict]]:
             "pv_id": "pv-ip",
             "ip_address": "192.0.2.7",
         }
+    )
+    for row in tables["conversions"]:  # LINE needs a Purchase's value ...
+        if row["event_name"] == "buy":
+            row.setdefault("revenue", "1000")
+    # ... and this one has none (missing_purchase_value)
+    tables["conversions"].append(
+        {**conversion("buy", "ORD-FREE", "u1", iso(T - 7 * HOUR), "pv-free"), "revenue": "free"}
     )
     if not with_click_ids:
         for row in tables["page_views"]:

@@ -135,6 +135,7 @@ _DELETE = object()
         ("user.click_id", "a b"),
         ("user.external_id", "x" * 513),
         ("user.ifa", "zzz"),
+        ("custom", _DELETE),  # a Purchase (make_event's) without custom.value
         ("custom.value", -1),
         ("custom.value", 2_147_483_648),
         ("custom.currency", "jpy"),

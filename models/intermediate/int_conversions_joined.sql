@@ -4,7 +4,9 @@
 -- (event_name, deduplication_key): one key may be a conversion of several types.
 --   Rule 10 (second half): line_uid only with var send_line_user_id, and only without email and phone.
 --   Reasons, first that applies: missing_deduplication_key, invalid_deduplication_key,
---   invalid_sync_date, timestamp_out_of_range, no_user_identifier.
+--   invalid_sync_date, timestamp_out_of_range, no_user_identifier, missing_purchase_value (LINE
+--   refuses a Purchase without custom.value: rule 11 leaves the value out when revenue is not a
+--   number from 0 to 2147483647).
 with
 
 conversions as (
@@ -113,6 +115,7 @@ final as (
             when not is_timestamp_accepted_by_line then 'timestamp_out_of_range'
             when click_id is null and browser_id is null and email_sha256 is null
                 and phone_sha256 is null and line_uid is null then 'no_user_identifier'
+            when event_name = 'Purchase' and custom_value is null then 'missing_purchase_value'
         end as reason
     from joined
 
