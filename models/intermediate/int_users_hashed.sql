@@ -3,8 +3,9 @@
 --   7. email: trim, full-width ASCII to half-width, trimmed again of every space JavaScript's
 --      trim() removes (no-break space, byte order mark, ...: LINE's tag trims so), lowercase;
 --      must look like an address; then SHA-256 lowercase hex.
---   8. phone: full-width to half-width, digits and a leading +; 0... and 81... become +81...,
---      a 0 right after +81 is dropped (+81 (0)90...); must be + and 10-15 digits; SHA-256 of it.
+--   8. phone: full-width to half-width, digits and a leading +; an international call prefix
+--      (00, 010) is the +; 0... and 81... become +81..., a 0 right after +81 is dropped
+--      (+81 (0)90...); must be + and 10-15 digits; SHA-256 of it.
 --   9. A value that already is 64 hex characters is a hash: lowercased, never hashed again.
 --      With var pii_prehashed, only such values are kept.
 -- A user with several master rows gets the largest hash of each field (deterministic).
@@ -61,18 +62,34 @@ phone_parts as (
 
 ),
 
+phone_international as (
+
+    -- the digits after the country code's +, when written with it: after a +, or after an
+    -- international call prefix (00 in most countries, 010 from Japan: 0081 90..., 010-81-90...;
+    -- no Japanese number starts with either)
+    select
+        *,
+        case
+            when has_plus then phone_digits
+            when phone_digits like '010%' then substr(phone_digits, 4)
+            when phone_digits like '00%' then substr(phone_digits, 3)
+        end as international_digits
+    from phone_parts
+
+),
+
 phone_e164 as (
 
     select
         *,
         case
-            when has_plus and phone_digits like '810%' then '+81' || substr(phone_digits, 4)
-            when has_plus then '+' || phone_digits
+            when international_digits like '810%' then '+81' || substr(international_digits, 4)
+            when international_digits is not null then '+' || international_digits
             when phone_digits like '810%' then '+81' || substr(phone_digits, 4)
             when phone_digits like '81%' then '+' || phone_digits
             when phone_digits like '0%' then '+81' || substr(phone_digits, 2)
         end as phone_candidate
-    from phone_parts
+    from phone_international
 
 ),
 
