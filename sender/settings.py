@@ -84,7 +84,7 @@ def validate_token(token: str | Secret | None, tag_id: str) -> Secret:
     if value[:7].lower() == "bearer " and _TOKEN_CHARS.match(value[7:].strip()):
         raise ConfigError(
             f"{source} (the access token of LINE Tag {tag_id}) starts with 'Bearer ': give the"
-            " token alone, the sender writes the Authorization header"
+            " token alone, the sender sends it in the X-Line-TagAccessToken header"
         )
     if not _TOKEN_CHARS.match(value):
         raise ConfigError(

@@ -126,7 +126,10 @@ def test_python_dash_m_sender_works():
         ({"LINE_ACCESS_TOKEN": "  "}, "LINE_ACCESS_TOKEN is blank"),
         ({"LINE_ACCESS_TOKEN": "two words"}, "LINE_ACCESS_TOKEN (the access token of LINE Tag"),
         ({"LINE_ACCESS_TOKEN": "two words"}, "contains spaces or control characters"),
-        ({"LINE_ACCESS_TOKEN": f"Bearer {TOKEN}"}, "starts with 'Bearer ': give the token alone"),
+        (
+            {"LINE_ACCESS_TOKEN": f"Bearer {TOKEN}"},
+            "give the token alone, the sender sends it in the X-Line-TagAccessToken header",
+        ),
         ({"LINE_TAG_ID": "not-a-uuid"}, "is not a UUID"),
         ({"LINE_TAG_ID": ""}, "LINE_TAG_ID is not set (the LINE Tag id, a UUID; or pass --tag-id)"),
         ({"LINE_CHANNEL_ID": "12ab"}, "digits only"),
