@@ -60,7 +60,7 @@ from sender.pending_rows import PendingRows, find_pending, iter_pending, ledger_
 from sender.progress import Progress
 from sender.push_summary import COUNTER_OF_STATUS, Summary, decide_exit
 from sender.request_body import PAYLOAD_COLUMN, Body, build_body, payload_texts
-from sender.settings import DEFAULT_ENDPOINT, ConfigError, LineTarget
+from sender.settings import DEFAULT_ENDPOINT, LineTarget
 
 # 5,000 events of ~0.5-1 KB make 2.5-5 MB per request: large enough that the per-request costs
 # (HTTP round trip, one ledger insert) vanish, small enough that a retry, a 400 bisection or the
@@ -115,16 +115,30 @@ def new_run_id() -> str:
     return f"{stamp}-{uuid.uuid4().hex[:8]}"
 
 
-def check_channel_id(pending: PendingRows, channel_id: str | None, tag_id: str | None) -> None:
-    """Refuse to start when pending rows carry user.line_uid and no channel id is configured
-    (LINE needs X-Line-ChannelID for them)."""
-    if pending.pending_with_line_uid and not channel_id:
-        raise ConfigError(
-            f"{pending.pending_with_line_uid:,} pending rows carry user.line_uid: set"
-            " LINE_CHANNEL_ID (the LINE Login channel that issued them)"
-            + (f" for LINE Tag {tag_id}" if tag_id else "")
-            + ", or pass --channel-id"
-        )
+def holds_line_uid_rows(pending: PendingRows, channel_id: str | None) -> bool:
+    """Whether the rows with user.line_uid are held back: LINE needs X-Line-ChannelID for them,
+    and no channel id is configured. The other rows are sent; these stay pending, so that a site
+    that starts using LINE Login does not stop every other event until the setting is made."""
+    return bool(pending.pending_with_line_uid) and not channel_id
+
+
+def held_message(held: int, tag_id: str | None, *, dry_run: bool = False) -> str:
+    """The one line that names the missing setting for ``held`` rows kept back."""
+    return (
+        f"{held:,} events carry user.line_uid and"
+        + (" a push would hold them back" if dry_run else " were not sent")
+        + ": set LINE_CHANNEL_ID (the LINE Login channel that issued them)"
+        + (f" for LINE Tag {tag_id}" if tag_id else "")
+        + ", or pass --channel-id"
+        + ("" if dry_run else "; they stay pending, the other events were sent")
+    )
+
+
+def without_line_uid(batch: pa.Table) -> tuple[pa.Table, int]:
+    """The batch without its rows that carry user.line_uid, and how many those were."""
+    has_line_uid = pc.fill_null(batch.column("has_line_uid"), False)
+    held = int(pc.sum(has_line_uid.cast(pa.int64())).as_py() or 0)
+    return (batch.filter(pc.invert(has_line_uid)), held) if held else (batch, 0)
 
 
 @dataclass(frozen=True)
@@ -156,6 +170,7 @@ class Pusher:
         self._rng = random.Random()  # noqa: S311 - jitter, not security
         self.writer: LedgerWriter | None = None
         self._expired_groups = 0
+        self._hold_line_uid = False  # set by run(): see holds_line_uid_rows
         self.destination_id = 0
         self._first_answer = threading.Event()
         self._accepted_any = threading.Event()
@@ -192,7 +207,7 @@ class Pusher:
         # nothing recorded at this destination yet: no need to look the rows up in the ledger
         use_ledger = not opts.resend and ledger_has_keys(self.con, self.destination_id)
         rows = find_pending(self.con, destination_id=self.destination_id if use_ledger else None)
-        check_channel_id(rows, self.target.channel_id, self.target.tag_id)
+        self._hold_line_uid = holds_line_uid_rows(rows, self.target.channel_id)
         pending = rows.pending
         if opts.limit is not None:
             pending = min(pending, opts.limit)
@@ -211,6 +226,11 @@ class Pusher:
             f"{self.target.tag_id} at {self.target.endpoint}"
             + (" (test events)" if opts.test else "")
         )
+        if self._hold_line_uid:
+            self.progress.log(
+                f"warning: {rows.pending_with_line_uid:,} pending events carry user.line_uid and"
+                " are held back: LINE_CHANNEL_ID is not set"
+            )
         self.progress.start(pending)
         # A short queue: when the disk is slower than the network the senders should wait, not
         # pile up outcomes. Each worker has at most two outcomes unrecorded (see _accepted), so
@@ -287,6 +307,12 @@ class Pusher:
                     for rows_, why in prepared.expired:
                         self._record_expired(rows_, why)
                     for batch in prepared.batches:
+                        if self._hold_line_uid:
+                            batch, held = without_line_uid(batch)
+                            self.summary.held += held
+                            self.progress.advance(held)
+                            if not batch.num_rows:
+                                continue
                         while len(in_flight) >= max_in_flight:
                             done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                             _reap(done)
@@ -594,6 +620,8 @@ class Pusher:
         s.left_pending = max(0, s.pending - s.accepted - s.rejected - s.expired)
         s.exit_code, s.outcome = decide_exit(s, self.stop.reason)
         s.message = self.stop.message
+        if s.message is None and s.held:
+            s.message = held_message(s.held, self.target.tag_id)
         finish_run(self.con, s.run_id, s.as_dict(), exit_code=int(s.exit_code), outcome=s.outcome)
 
 
@@ -622,7 +650,8 @@ def dry_run(
     """What ``push`` would do, without network or ledger writes (``con`` may be read-only): the
     rows pending at the destination ``endpoint``/``tag_id`` (default: that of the last push).
     It refuses what ``push`` would refuse before sending (an unfinished or sample build for
-    that endpoint, line_uid rows without a channel id); the settings come validated."""
+    that endpoint) and holds back what it would (line_uid rows without a channel id); the
+    settings come validated."""
     started = time.monotonic()
     check_build(con, endpoint)
     summary = Summary(run_id="dry-run", dry_run=True, test=options.test)
@@ -630,12 +659,17 @@ def dry_run(
     if has_ledger(con) and not options.resend:
         destination = pending_destination(con, endpoint=endpoint, tag_id=tag_id)
     rows = find_pending(con, destination_id=destination)
-    check_channel_id(rows, channel_id, tag_id)
+    hold_line_uid = holds_line_uid_rows(rows, channel_id)
     for chunk in iter_pending(con, pending=rows, limit=options.limit):
         summary.pending += chunk.num_rows
         prepared = prepare_chunk(chunk, batch_size=options.batch_size, test=options.test)
         summary.expired += prepared.expired_rows
         for batch in prepared.batches:
+            if hold_line_uid:
+                batch, held = without_line_uid(batch)
+                summary.held += held
+                if not batch.num_rows:
+                    continue
             summary.batches += 1
             summary.sent += batch.num_rows
             if len(summary.shown) < show:
@@ -644,4 +678,6 @@ def dry_run(
     summary.left_pending = summary.pending - summary.expired
     summary.elapsed_s = round(time.monotonic() - started, 3)
     summary.outcome = "dry_run"
+    if summary.held:
+        summary.message = held_message(summary.held, tag_id, dry_run=True)
     return summary

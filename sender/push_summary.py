@@ -42,7 +42,8 @@ class Summary:
     accepted: int = 0
     rejected: int = 0
     expired: int = 0
-    left_pending: int = 0
+    left_pending: int = 0  # held rows included
+    held: int = 0  # rows with user.line_uid kept back: no channel id (sender.push)
     retried: int = 0
     requests: int = 0
     batches: int = 0
@@ -68,14 +69,18 @@ class Summary:
             return [
                 *self.shown,
                 f"dry run: {self.pending:,} pending events; would send {self.sent:,} in"
-                f" {self.batches:,} requests and record {self.expired:,} as expired"
+                f" {self.batches:,} requests"
+                + (f", hold back {self.held:,} (user.line_uid)" if self.held else "")
+                + f" and record {self.expired:,} as expired"
                 + (" (with test_flag)" if self.test else "")
                 + "; nothing sent, nothing recorded",
             ]
         return [
             f"pending {self.pending:,}, sent {self.sent:,}, accepted {self.accepted:,}, "
             f"rejected {self.rejected:,}, expired {self.expired:,}, left pending"
-            f" {self.left_pending:,}, retried {self.retried:,}, {self.requests:,} requests in"
+            f" {self.left_pending:,}"
+            + (f" (held back {self.held:,}: user.line_uid)" if self.held else "")
+            + f", retried {self.retried:,}, {self.requests:,} requests in"
             f" {self.elapsed_s:.1f}s, {self.events_per_s:,.0f} events/s"
         ]
 
@@ -98,6 +103,8 @@ def decide_exit(s: Summary, stop_reason: str | None) -> tuple[ExitCode, str]:
     """The exit code and outcome of a push (ExitCode's docstring gives the order)."""
     if stop_reason is not None:
         return STOP_REASONS[stop_reason]
+    if s.held:  # a setting is missing: the next run cannot send them either
+        return ExitCode.USAGE, "channel_id_missing"
     if s.left_pending:
         return ExitCode.PENDING_LEFT, "pending_left"
     if s.rejected:

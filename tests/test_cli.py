@@ -180,19 +180,32 @@ def without_token(env: dict[str, str]) -> dict[str, str]:
         ({"LINE_CAPI_ENDPOINT": "http://capi.example.com"}, ExitCode.USAGE, "only https"),
         ({"LINE_CAPI_ENDPOINT": "http://[::1"}, ExitCode.USAGE, "Invalid IPv6 URL"),
         ({"IS_SAMPLE": "1"}, ExitCode.SAMPLE_DATA_REFUSED, "built from the bundled sample"),
-        ({"LINE_UID": "1"}, ExitCode.USAGE, "pending rows carry user.line_uid"),
     ],
 )
 def test_dry_run_refuses_what_push_refuses_before_sending(tmp_path, env, code, message):
     """Same codes as the push, before counting anything; no access token needed."""
     db = tmp_path / "line_capi.duckdb"
-    is_sample, line_uid = bool(env.pop("IS_SAMPLE", "")), bool(env.pop("LINE_UID", ""))
-    write_payload(db, [make_event(i, line_uid=line_uid) for i in range(5)], is_sample=is_sample)
+    is_sample = bool(env.pop("IS_SAMPLE", ""))
+    write_payload(db, [make_event(i) for i in range(5)], is_sample=is_sample)
     endpoint = "https://conversion-api.tr.line.me"
     r = invoke(["push", "--dry-run"], without_token(sender_env(db, endpoint, **env)))
     assert r.exit_code == code, r.stderr
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "would send" not in r.stdout
+
+
+def test_dry_run_without_a_channel_id_says_what_a_push_would_hold_back(tmp_path):
+    """Line_uid rows and no LINE_CHANNEL_ID: the rehearsal before any credential is set (the
+    README's order) counts them and names the setting, and does not fail."""
+    db = tmp_path / "line_capi.duckdb"
+    write_payload(db, [make_event(i, line_uid=i < 2) for i in range(5)])
+    endpoint = "https://conversion-api.tr.line.me"
+    r = invoke(["push", "--dry-run"], without_token(sender_env(db, endpoint)))
+    assert r.exit_code == 0, r.stderr
+    assert "would send 3 in 1 requests, hold back 2 (user.line_uid)" in r.stdout
+    (warning,) = r.stderr.strip().splitlines()
+    assert warning.startswith("warning: 2 events carry user.line_uid and a push would hold them")
+    assert "LINE_CHANNEL_ID" in warning
 
 
 def test_dry_run_needs_no_token_and_rehearses_the_sample_on_loopback(tmp_path):

@@ -369,14 +369,29 @@ def test_channel_id_header_only_when_needed(tmp_path):
         assert channels == [None, CHANNEL_ID]
 
 
-def test_missing_channel_id_with_line_uid_rows_is_a_usage_error(tmp_path):
+def test_without_a_channel_id_line_uid_rows_are_held_and_the_others_sent(tmp_path):
+    """A site that starts using LINE Login must not stop every other event: the rows that need
+    X-Line-ChannelID stay pending, the rest go, and the exit code names the missing setting."""
     db = tmp_path / "uid.duckdb"
-    write_payload(db, [make_event(1, line_uid=True)])
+    events = [make_event(i, line_uid=i in (2, 5, 6)) for i in range(8)]
+    write_payload(db, events)
+    uids = {f"order-{i:07d}" for i in (2, 5, 6)}
     with mock_server() as srv:
-        r = invoke(["push", *FAST], sender_env(db, srv.url))
-        assert r.exit_code == ExitCode.USAGE
-        assert "LINE_CHANNEL_ID" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-        assert srv.stats()["requests"] == 0
+        r = invoke(["push", *FAST, "--batch-size", "2", "--json"], sender_env(db, srv.url))
+        assert r.exit_code == ExitCode.USAGE, r.stderr
+        error = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+        assert len(error) == 1 and "3 events carry user.line_uid" in error[0], r.stderr
+        assert "LINE_CHANNEL_ID" in error[0]
+        summary = json.loads(r.stdout)
+        assert (summary["accepted"], summary["held"], summary["left_pending"]) == (5, 3, 3)
+        assert summary["outcome"] == "channel_id_missing"
+        assert srv.accepted_keys() == {f"order-{i:07d}" for i in range(8)} - uids
+        assert all(req.channel_id is None for req in srv.requests)
+        # the setting made: the next push sends only what was held, with the header
+        s = push_now(db, srv.url, channel_id=CHANNEL_ID)
+        assert (s.pending, s.accepted, s.held, s.exit_code) == (3, 3, 0, ExitCode.OK)
+        assert srv.requests[-1].channel_id == CHANNEL_ID
+        assert srv.stats()["duplicates"] == 0
 
 
 def test_a_test_send_is_flagged_under_keys_of_its_own_and_does_not_count_as_sent(db):

@@ -26,6 +26,7 @@ from sender.cli.common import (
     say,
     secret_option,
     sigterm_as_interrupt,
+    warn,
 )
 from sender.database import DEFAULT_MEMORY_LIMIT, memory_limit_problem
 from sender.exit_codes import ExitCode
@@ -273,6 +274,8 @@ def push_command(
                 summary = dry_run(con, options, show=show, **where)
         finally:
             con.close()
+        if summary.message:
+            warn(summary.message)
         _print_summary(summary, json_)
         return
     if show:
