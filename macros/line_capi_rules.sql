@@ -20,6 +20,13 @@
 {% macro web_url_pattern() %}^https?://.+ {%- endmacro %}
 {% macro currency_code_pattern() %}^[A-Z]{3}$ {%- endmacro %}
 
+{#- LINE's standard event names, spelt as LINE matches them (exactly); any other name is a custom
+    conversion that must be set up in LINE Ads Manager. -#}
+{% macro line_standard_event_names() %}
+    {{ return(['Conversion', 'ViewItemDetail', 'AddToCart', 'InitiateCheckOut', 'Purchase',
+        'GenerateLead', 'CompleteReservation', 'CompleteRegistration']) }}
+{% endmacro %}
+
 {#- IPv4 in dotted decimal, no leading zeros; unanchored, a part of ip_address_pattern(). -#}
 {% macro ipv4_pattern() -%}
     {%- set octet = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])' -%}

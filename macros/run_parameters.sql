@@ -181,6 +181,16 @@
         {%- endif -%}
         {{ _var_error(name, value, ("the LINE event name of " ~ key ~ ": " if key is not none else "") ~ expected) }}
     {%- endif -%}
+    {#- a standard name written otherwise (purchase, add_to_cart, InitiateCheckout) is not it:
+        LINE would refuse every event as an unknown custom conversion -#}
+    {%- set folded = value | lower | replace('_', '') | replace('-', '') -%}
+    {%- for standard in line_standard_event_names() -%}
+        {%- if value != standard and folded == standard | lower -%}
+            {{ _var_error(name, value, ("the LINE event name of " ~ key ~ ": " if key is not none else "")
+                ~ "LINE's standard event name is spelt " ~ standard
+                ~ " (LINE matches event names exactly; any other name is a custom conversion set up in LINE Ads Manager)") }}
+        {%- endif -%}
+    {%- endfor -%}
     {{ return(value) }}
 {% endmacro %}
 

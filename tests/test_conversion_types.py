@@ -259,6 +259,11 @@ def test_filtered_rows_are_neither_sent_nor_rejected(two_types_build):
             {"karte_conversion_events": "buy"},
             "invalid dbt var karte_conversion_events=buy: expected a mapping",
         ),
+        (
+            {"karte_conversion_events": {"buy": "Purchase", "cart": "add_to_cart"}},
+            "karte_conversion_events=add_to_cart: the LINE event name of cart: LINE's standard"
+            " event name is spelt AddToCart",
+        ),
     ],
     ids=[
         "filter-syntax",
@@ -267,6 +272,7 @@ def test_filtered_rows_are_neither_sent_nor_rejected(two_types_build):
         "both-event-vars",
         "bad-line-name",
         "not-a-mapping",
+        "standard-name-misspelt",
     ],
 )
 def test_bad_settings_are_one_line_errors_naming_the_var(tmp_path, vars_, message):

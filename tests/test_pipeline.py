@@ -330,6 +330,17 @@ def test_an_export_file_named_another_way_is_named_in_the_missing_file_error(tmp
             "invalid dbt var line_event_name=Conversion!: LINE event names are 1 to 20 of",
         ),
         ("line_event_name", "A" * 21, "invalid dbt var line_event_name="),
+        # a standard name written otherwise: LINE would take it for an unknown custom conversion
+        (
+            "line_event_name",
+            "purchase",
+            "line_event_name=purchase: LINE's standard event name is spelt Purchase",
+        ),
+        (
+            "line_event_name",
+            "InitiateCheckout",
+            "=InitiateCheckout: LINE's standard event name is spelt InitiateCheckOut",
+        ),
         (
             "line_event_name",
             "Conversion\n",
