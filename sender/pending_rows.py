@@ -40,7 +40,15 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sender.database import KEYS_TABLE, PAYLOAD_TABLE, PENDING_VIEW, RUNS_TABLE, fetch_one
+from sender.database import (
+    ACCEPTED,
+    BATCHES_TABLE,
+    KEYS_TABLE,
+    PAYLOAD_TABLE,
+    PENDING_VIEW,
+    RUNS_TABLE,
+    fetch_one,
+)
 from sender.line_rules import (
     DAY_SECONDS,
     DEDUPLICATION_COLUMNS,
@@ -213,6 +221,48 @@ def find_pending(
     rowids = acknowledged.column("payload_rowid").combine_chunks().cast(pa.int64())
     with_uid = int(pc.sum(acknowledged.column("has_line_uid").cast(pa.int64())).as_py() or 0)
     return PendingRows(last_rowid, int(rows), int(with_line_uid or 0), rowids, with_uid)
+
+
+# A resend leaves out the events first accepted at the destination longer ago than this: LINE
+# de-duplicates within 30 days only, so sending one again would count it twice. A day's margin
+# for LINE's clock and for how it counts the 30 days.
+RESEND_HORIZON_SECONDS = DEDUPLICATION_WINDOW_SECONDS - DAY_SECONDS
+
+
+def find_resendable(
+    con: duckdb.DuckDBPyConnection, *, destination_id: int | None, now: float | None = None
+) -> PendingRows:
+    """The payload as ``push --resend`` sees it: every row, except (as ``acknowledged``) those
+    accepted at ``destination_id`` (for real, not as a test) more than RESEND_HORIZON_SECONDS
+    ago. An event accepted that long ago happened before it too, so only the payload's rows that
+    old are looked up: with a lookback of a few days, none is."""
+    everything = find_pending(con, destination_id=None)
+    if destination_id is None or not everything.rows:
+        return everything
+    horizon = int(time.time() if now is None else now) - RESEND_HORIZON_SECONDS
+    match = " and ".join(f"payload.{c} = sent.{c}" for c in DEDUPLICATION_COLUMNS)
+    key = ", ".join(f"sent.{c}" for c in DEDUPLICATION_COLUMNS)
+    cursor = con.cursor()
+    try:
+        skipped = cursor.sql(
+            f"select payload.rowid as payload_rowid, payload.has_line_uid"
+            f" from {PAYLOAD_TABLE} as payload semi join ("
+            f" select {key} from {KEYS_TABLE} as sent"
+            f" inner join {BATCHES_TABLE} as batch on batch.outcome_id = sent.outcome_id"
+            f" where sent.destination_id = {int(destination_id)} and not sent.is_test"
+            f" and batch.status = '{ACCEPTED}' and sent.outcome_id < {horizon * 1_000_000_000:d}"
+            f" and sent.event_timestamp < {horizon}"
+            f") as sent on {match}"
+            f" where payload.event_timestamp < {horizon}"
+            " order by payload_rowid"
+        ).to_arrow_table()
+    finally:
+        cursor.close()
+    rowids = skipped.column("payload_rowid").combine_chunks().cast(pa.int64())
+    with_uid = int(pc.sum(skipped.column("has_line_uid").cast(pa.int64())).as_py() or 0)
+    return PendingRows(
+        everything.last_rowid, everything.rows, everything.with_line_uid, rowids, with_uid
+    )
 
 
 @contextlib.contextmanager

@@ -56,7 +56,14 @@ from sender.line_client import (
     backoff_delay,
 )
 from sender.line_rules import MAX_DEDUPLICATION_KEY_LENGTH, TEST_KEY_PREFIX
-from sender.pending_rows import PendingRows, find_pending, iter_pending, ledger_has_keys
+from sender.pending_rows import (
+    RESEND_HORIZON_SECONDS,
+    PendingRows,
+    find_pending,
+    find_resendable,
+    iter_pending,
+    ledger_has_keys,
+)
 from sender.progress import Progress
 from sender.push_summary import COUNTER_OF_STATUS, Summary, decide_exit
 from sender.request_body import PAYLOAD_COLUMN, Body, build_body, payload_texts
@@ -134,6 +141,22 @@ def held_message(held: int, tag_id: str | None, *, dry_run: bool = False) -> str
     )
 
 
+def rows_to_resend(
+    con: duckdb.DuckDBPyConnection, destination_id: int | None, *, test: bool
+) -> PendingRows:
+    """What ``--resend`` sends: every row, but those LINE would count twice (first accepted at
+    the destination too long ago; see find_resendable). A test send has keys of its own."""
+    return find_resendable(con, destination_id=None if test else destination_id)
+
+
+def not_resent_message(events: int) -> str:
+    return (
+        f"{events:,} events were first accepted here more than {RESEND_HORIZON_SECONDS // 86_400}"
+        " days ago and are not sent again: LINE de-duplicates within 30 days only, and would"
+        " count them twice"
+    )
+
+
 def without_line_uid(batch: pa.Table) -> tuple[pa.Table, int]:
     """The batch without its rows that carry user.line_uid, and how many those were."""
     has_line_uid = pc.fill_null(batch.column("has_line_uid"), False)
@@ -204,9 +227,13 @@ class Pusher:
         self.destination_id = find_destination(
             self.con, self.target.endpoint, self.target.tag_id, create=True
         )
-        # nothing recorded at this destination yet: no need to look the rows up in the ledger
-        use_ledger = not opts.resend and ledger_has_keys(self.con, self.destination_id)
-        rows = find_pending(self.con, destination_id=self.destination_id if use_ledger else None)
+        if opts.resend:
+            rows = rows_to_resend(self.con, self.destination_id, test=opts.test)
+            self.summary.not_resent = len(rows.acknowledged)
+        else:
+            # nothing recorded at this destination yet: no need to look the rows up in the ledger
+            used = ledger_has_keys(self.con, self.destination_id)
+            rows = find_pending(self.con, destination_id=self.destination_id if used else None)
         self._hold_line_uid = holds_line_uid_rows(rows, self.target.channel_id)
         pending = rows.pending
         if opts.limit is not None:
@@ -226,6 +253,8 @@ class Pusher:
             f"{self.target.tag_id} at {self.target.endpoint}"
             + (" (test events)" if opts.test else "")
         )
+        if self.summary.not_resent:
+            self.progress.log(f"warning: {not_resent_message(self.summary.not_resent)}")
         if self._hold_line_uid:
             self.progress.log(
                 f"warning: {rows.pending_with_line_uid:,} pending events carry user.line_uid and"
@@ -656,9 +685,13 @@ def dry_run(
     check_build(con, endpoint)
     summary = Summary(run_id="dry-run", dry_run=True, test=options.test)
     destination = None
-    if has_ledger(con) and not options.resend:
+    if has_ledger(con):
         destination = pending_destination(con, endpoint=endpoint, tag_id=tag_id)
-    rows = find_pending(con, destination_id=destination)
+    if options.resend:
+        rows = rows_to_resend(con, destination, test=options.test)
+        summary.not_resent = len(rows.acknowledged)
+    else:
+        rows = find_pending(con, destination_id=destination)
     hold_line_uid = holds_line_uid_rows(rows, channel_id)
     for chunk in iter_pending(con, pending=rows, limit=options.limit):
         summary.pending += chunk.num_rows

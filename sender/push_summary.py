@@ -44,6 +44,7 @@ class Summary:
     expired: int = 0
     left_pending: int = 0  # held rows included
     held: int = 0  # rows with user.line_uid kept back: no channel id (sender.push)
+    not_resent: int = 0  # --resend: rows first accepted too long ago (pending_rows.find_resendable)
     retried: int = 0
     requests: int = 0
     batches: int = 0
@@ -72,6 +73,11 @@ class Summary:
                 f" {self.batches:,} requests"
                 + (f", hold back {self.held:,} (user.line_uid)" if self.held else "")
                 + f" and record {self.expired:,} as expired"
+                + (
+                    f"; {self.not_resent:,} not sent again (accepted over 29 days ago)"
+                    if self.not_resent
+                    else ""
+                )
                 + (" (with test_flag)" if self.test else "")
                 + "; nothing sent, nothing recorded",
             ]

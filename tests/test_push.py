@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import duckdb
 import pytest
 from sender_fixtures import (
     CHANNEL_ID,
@@ -26,6 +27,8 @@ from sender_fixtures import (
 
 from sender.exit_codes import ExitCode
 from sender.mock_server import Answer
+
+DAY = 86_400
 
 
 def test_all_delivered_once_then_nothing_pending(db):
@@ -636,3 +639,43 @@ def test_413_splits_the_request_until_it_fits(db):
         s = push_now(db, srv.url, batch_size=250, concurrency=1)
         assert (s.accepted, s.rejected, s.exit_code) == (250, 0, ExitCode.OK)
         assert set(srv.accepted.values()) == {1}
+
+
+def test_a_resend_leaves_out_what_line_would_count_twice(tmp_path):
+    """LINE de-duplicates within 30 days only. With a long lookback the payload holds events
+    first accepted here over 29 days ago: --resend leaves them out (and says so); an old event
+    first accepted recently, and every event of a test resend, goes again."""
+    db = tmp_path / "resend.duckdb"
+    now = int(time.time())
+    events = [make_event(i, ts=now - 45 * DAY + i) for i in range(3)]  # 45 days old
+    events += [make_event(i, ts=now - 3600 + i) for i in range(3, 6)]  # an hour old
+    write_payload(db, events)
+    with mock_server() as srv:
+        assert push_now(db, srv.url, batch_size=2).accepted == 6
+        # forty days pass for the first batch (two events): as if accepted back then
+        con = duckdb.connect(str(db))
+        shift = f"outcome_id - {40 * DAY * 10**9}"
+        con.execute(
+            f"update line_capi_send_batches set outcome_id = {shift} where outcome_id in ("
+            " select outcome_id from line_capi_send_keys where deduplication_key in (?, ?))",
+            ["order-0000000", "order-0000001"],
+        )
+        con.execute(
+            f"update line_capi_send_keys set outcome_id = {shift}"
+            " where deduplication_key in (?, ?)",
+            ["order-0000000", "order-0000001"],
+        )
+        con.close()
+        dry = invoke(["push", "--dry-run", "--resend"], sender_env(db, srv.url))
+        assert dry.exit_code == 0, dry.stderr
+        assert "would send 4 in 1 requests" in dry.stdout
+        assert "2 not sent again (accepted over 29 days ago)" in dry.stdout
+        r = invoke(["push", *FAST, "--resend", "--json"], sender_env(db, srv.url))
+        assert r.exit_code == 0, r.stderr
+        assert "2 events were first accepted here more than 29 days ago" in r.stderr
+        summary = json.loads(r.stdout)
+        assert (summary["pending"], summary["accepted"], summary["not_resent"]) == (4, 4, 2)
+        times = {key: n for (_, key), n in srv.accepted.items()}
+        assert times == {f"order-{i:07d}": 1 if i < 2 else 2 for i in range(6)}
+        test = push_now(db, srv.url, resend=True, test=True)
+        assert (test.pending, test.not_resent) == (6, 0)

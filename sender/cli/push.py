@@ -221,7 +221,11 @@ def push_command(
         ),
     ] = False,
     resend: Annotated[
-        bool, typer.Option(help="Ignore the ledger: send every row again (LINE de-duplicates).")
+        bool,
+        typer.Option(
+            help="Ignore the ledger: send every row again (LINE de-duplicates within 30 days;"
+            " a row first accepted here more than 29 days ago is left out)."
+        ),
     ] = False,
     json_: JsonOpt = False,
     quiet: Annotated[
