@@ -531,9 +531,31 @@ WARNING_MEANINGS = {
 }
 
 
-def read_test_warnings(path: Path, since: float) -> list[str]:
+# The warning tests whose rows the line names (at most WARNING_ROWS_SHOWN), each row as text.
+WARNING_ROWS = {
+    "assert_each_configured_event_has_conversions": lambda row: f"{row[0]} sent as {row[1]}",
+}
+WARNING_ROWS_SHOWN = 5
+
+
+def _warning_rows(database: Path | None, name: str, sql: object) -> list[str]:
+    """The first rows a warning test returned, run again (its compiled SQL, read-only) on the
+    database the build just wrote; none when that cannot be done."""
+    show = WARNING_ROWS.get(name)
+    if database is None or show is None or not isinstance(sql, str) or not sql.strip():
+        return []
+    try:
+        with duckdb.connect(str(database), read_only=True) as con:
+            # the project's own test, as dbt compiled it for this build
+            rows = con.sql(sql).limit(WARNING_ROWS_SHOWN).fetchall()
+    except Exception:  # noqa: BLE001 - a detail of a warning never stops the run: the count says it
+        return []
+    return [show(row) for row in rows]
+
+
+def read_test_warnings(path: Path, since: float, database: Path | None = None) -> list[str]:
     """One line per data test that warned in the dbt build that wrote ``path`` (its
-    run_results.json) after ``since``."""
+    run_results.json) after ``since``; with ``database``, naming what it found."""
     lines = []
     for result in read_results(path, since):
         if result.get("status") != "warn":
@@ -544,6 +566,9 @@ def read_test_warnings(path: Path, since: float) -> list[str]:
         rows = ""
         if isinstance(failures, int):
             rows = f" ({failures} row{'' if failures == 1 else 's'})"
+        found = _warning_rows(database, name, result.get("compiled_code"))
+        if found:
+            rows = f" ({', '.join(found)})"
         meaning = WARNING_MEANINGS.get(name, "see docs/troubleshooting.md")
         lines.append(f"dbt test {name} warned{rows}: {meaning}")
     return lines
@@ -690,7 +715,8 @@ class ScheduledRun:
         self.say(f"dbt build ok: {dbt_error_line(lines)}")
         for warning in export_warnings(lines):
             self.say(warning)
-        for warning in read_test_warnings(target_path(self.config) / "run_results.json", started):
+        results = target_path(self.config) / "run_results.json"
+        for warning in read_test_warnings(results, started, self.config.database):
             self.say(f"warning: {warning}")
 
     def push(self) -> int:

@@ -378,8 +378,9 @@ def test_a_fresh_export_without_conversions_in_the_window_is_normal(tmp_path):
     assert "export fresh" in r.stderr and "pending 0, sent 0" in r.stdout
     # normal, but worth a line: a configured conversion type whose window is empty
     assert (
-        "warning: dbt test assert_each_configured_event_has_conversions warned (1 row):"
-        " a configured conversion type had no conversion in this build's window" in r.stderr
+        "warning: dbt test assert_each_configured_event_has_conversions warned (buy sent as"
+        " Conversion): a configured conversion type had no conversion in this build's window"
+        in r.stderr
     )
 
 
