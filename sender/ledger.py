@@ -119,6 +119,8 @@ class LedgerWriter:
         self._max_group = max_group
         self._linger = linger
         self.error: BaseException | None = None
+        # an on_commit that raised: the outcomes are recorded, and close() re-raises it
+        self.callback_error: BaseException | None = None
         # outcome ids: nanoseconds since the epoch, strictly increasing and above every id
         # already recorded (only one process writes the file at a time: DuckDB's lock)
         row = fetch_one(self._cursor, f"select coalesce(max(outcome_id), 0) from {BATCHES_TABLE}")
@@ -172,6 +174,8 @@ class LedgerWriter:
         self._cursor.close()
         if self.error is not None:
             raise self.error
+        if self.callback_error is not None:
+            raise self.callback_error
 
     # -- writer thread -----------------------------------------------------------------------
     def _run(self) -> None:
@@ -207,8 +211,13 @@ class LedgerWriter:
                     _settle(group)
                     continue
                 if self._on_commit is not None:
-                    for outcome in group:
-                        self._on_commit(outcome)
+                    try:
+                        for outcome in group:
+                            self._on_commit(outcome)
+                    except Exception as exc:  # noqa: BLE001 - kept for close(); the thread goes on
+                        # a thread that died here would leave every later outcome unsettled,
+                        # and the senders waiting on them hung for good
+                        self.callback_error = self.callback_error or exc
             _settle(group)
 
     def _next_id(self) -> int:

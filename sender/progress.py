@@ -24,6 +24,7 @@ class Progress:
         self._last_draw = 0.0
         self._log_every = 10.0
         self._bar_visible = False
+        self._broken = False
 
     def start(self, total: int) -> None:
         self._total = total
@@ -47,7 +48,7 @@ class Progress:
         """A line that stays (warnings, outcomes); the bar is redrawn under it."""
         with self._lock:
             if self._tty and self._bar_visible:
-                self._stream.write("\r\x1b[2K")
+                self._write("\r\x1b[2K")
                 self._bar_visible = False
             self._emit(message)
 
@@ -55,8 +56,7 @@ class Progress:
         with self._lock:
             if self._tty and self._bar_visible:
                 self._draw(time.monotonic())
-                self._stream.write("\n")
-                self._stream.flush()
+                self._write("\n")
                 self._bar_visible = False
 
     def _status_text(self, now: float) -> str:
@@ -72,16 +72,23 @@ class Progress:
         width = 30
         filled = int(width * self._done / self._total) if self._total else width
         bar = "#" * filled + "-" * (width - filled)
-        self._stream.write(f"\r\x1b[2K[{bar}] {self._status_text(now)}")
-        self._stream.flush()
+        self._write(f"\r\x1b[2K[{bar}] {self._status_text(now)}")
         self._bar_visible = True
 
     def _emit(self, message: str) -> None:
         if self._quiet and not message.startswith(("warning", "error")):
             return
         if self._tty:
-            self._stream.write(message + "\n")
+            self._write(message + "\n")
         else:
             stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            self._stream.write(f"{stamp} sender: {message}\n")
-        self._stream.flush()
+            self._write(f"{stamp} sender: {message}\n")
+
+    def _write(self, text: str) -> None:
+        if self._broken:
+            return
+        try:
+            self._stream.write(text)
+            self._stream.flush()
+        except (OSError, ValueError):  # closed pipe, full disk, a closed file: output stops
+            self._broken = True

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 import duckdb
 import pyarrow as pa
 import pytest
@@ -18,6 +21,7 @@ from sender_fixtures import (
 from sender.database import connect, ensure_ledger
 from sender.ledger import LedgerWriteError, LedgerWriter, read_status, start_run
 from sender.pending_rows import count_pending, iter_pending
+from sender.progress import Progress
 
 pytestmark = pytest.mark.payload(events=60)  # the db fixture (conftest.py)
 
@@ -280,3 +284,46 @@ def test_read_only_status_when_no_ledger_yet(db):
     info = read_status(con, has_ledger=False, has_payload=True)
     con.close()
     assert info.pending == 60 and info.last_run is None and info.destinations == []
+
+
+def test_a_commit_callback_that_raises_never_leaves_a_sender_waiting(tmp_path):
+    """The push counts each commit in a callback that writes progress to stderr. When that raised
+    (stderr a pipe whose reader went away), the writer thread died: every later outcome stayed
+    unsettled, the senders waiting on them hung for good, and the database stayed locked."""
+    db = tmp_path / "x.duckdb"
+    write_bulk_payload(db, 60)
+    con = connect(db, read_only=False)
+    ensure_ledger(con)
+
+    def broken_pipe(_entry):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    writer = LedgerWriter(con, run_id="r", is_test=False, destination_id=1, on_commit=broken_pipe)
+    keys = con.sql(
+        "select event_name, deduplication_key, event_timestamp from line_capi_payload"
+    ).to_arrow_table()
+    settled = [
+        writer.record(
+            keys.slice(i * 10, 10), status="accepted", batch_id=f"b{i}", http_status=202, attempts=1
+        )
+        for i in range(6)
+    ]
+    assert all(event.wait(10) for event in settled)
+    with pytest.raises(BrokenPipeError):
+        writer.close()  # the push ends with the error instead of hanging
+    assert con.execute("select count(*) from line_capi_send_keys").fetchall() == [(60,)]
+    con.close()
+
+
+def test_progress_output_to_a_closed_pipe_stops_the_output_not_the_push():
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with os.fdopen(write_end, "w") as stream:
+        progress = Progress(stream, tty=False)
+        progress.start(10)
+        progress.log("warning: something")  # EPIPE: no exception, the output stops
+        progress.advance(10)
+        progress.log("warning: again")
+        progress.finish()
+        with contextlib.suppress(BrokenPipeError):
+            stream.close()
