@@ -14,6 +14,7 @@ run's own lines and the push's output.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as dt
 import fcntl
 import getpass
@@ -21,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -574,6 +576,30 @@ def read_test_warnings(path: Path, since: float, database: Path | None = None) -
     return lines
 
 
+# Set by sender run for the push it starts: the run's pid. The push stops (SIGTERM: what LINE has
+# not acknowledged stays pending) when the run dies, even by SIGKILL, instead of going on as an
+# orphan that holds the database, writes to pipes nobody reads and outlives the run's lock.
+STOP_WITH_PARENT_ENV = "SENDER_RUN_PID"
+_PR_SET_PDEATHSIG = 1
+
+
+def stop_with_parent(environ: dict[str, str] | os._Environ = os.environ) -> None:
+    """In the push that ``sender run`` starts (STOP_WITH_PARENT_ENV set): ask Linux for SIGTERM
+    when the run dies; if it died already, stop now. Elsewhere, or without the variable, nothing."""
+    value = environ.pop(STOP_WITH_PARENT_ENV, None)
+    if not value or not sys.platform.startswith("linux"):
+        return
+    try:
+        parent = int(value)
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            return
+    except (OSError, ValueError, AttributeError):  # no prctl here: the push runs as before
+        return
+    if os.getppid() != parent:  # the run died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 class ScheduledRun:
     def __init__(
         self, config: RunConfig, *, out: IO[str] | None = None, err: IO[str] | None = None
@@ -724,7 +750,7 @@ class ScheduledRun:
         code, _ = run_logged(
             command,
             cwd=self.config.project_dir,
-            env=self.child_env(),
+            env={**self.child_env(), STOP_WITH_PARENT_ENV: str(os.getpid())},
             log=self.log,
             source="sender",
             echo_out=self.out,

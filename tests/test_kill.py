@@ -105,3 +105,52 @@ def test_locked_database_is_one_line_and_exit_5(tmp_path):
         holder.wait()
     con = duckdb.connect(str(db))
     con.close()
+
+
+PARENT = """
+import os, subprocess, sys
+env = {**os.environ, "SENDER_RUN_PID": str(os.getpid())}
+child = subprocess.Popen(
+    [sys.executable, "-m", "sender", "--debug", "push", "--batch-size", "50", "--concurrency", "1"],
+    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+)
+print(child.pid, flush=True)
+child.wait()
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")  # a zombie has exited
+    except FileNotFoundError:
+        return True
+
+
+def test_the_push_of_a_killed_sender_run_stops_with_it(tmp_path):
+    """`sender run` starts its push with SENDER_RUN_PID (sender.scheduled_run.push). Killed by
+    SIGKILL mid-push, the run used to leave the push going on as an orphan: writing into pipes
+    nobody read and holding the database, so that the next hours exited 5. It stops with the run
+    (SIGTERM: what was not acknowledged stays pending) and the database is free again."""
+    db = tmp_path / "orphan.duckdb"
+    write_bulk_payload(db, 2000)
+    with mock_server(delay=0.1) as srv:  # 40 requests one at a time: about 4 s
+        env = {**os.environ, **sender_env(db, srv.url), "PYTHONPATH": str(REPO)}
+        parent = subprocess.Popen(
+            [sys.executable, "-c", PARENT], cwd=REPO, env=env, stdout=subprocess.PIPE
+        )
+        child = int(parent.stdout.readline())
+        deadline = time.time() + 20
+        while srv.stats()["accepted_unique"] < 200 and time.time() < deadline:
+            time.sleep(0.01)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.time() + 15
+        while not _gone(child) and time.time() < deadline:
+            time.sleep(0.05)
+        assert _gone(child), "the push went on without its run"
+        assert srv.stats()["accepted_unique"] < 2000, "the kill must land mid-push"
+        r = run_cli(["status"], sender_env(db, srv.url))
+        assert r.returncode == 0, r.stderr  # not locked
+        accepted = {row[1] for row in ledger_rows(db) if row[2] == "accepted"}
+        assert accepted <= srv.accepted_keys()
