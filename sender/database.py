@@ -146,11 +146,20 @@ def is_lock_error(text: str) -> bool:
     return bool(_LOCK.search(text))
 
 
-def locked(path: Path) -> DatabaseLocked:
-    """The one-line error of a database another process holds."""
-    return DatabaseLocked(
-        f"database {path} is locked by another process (is dbt build still running?)"
+_LOCK_HOLDER = re.compile(r"lock is held in (?P<program>\S+) \(PID (?P<pid>\d+)\)")
+
+
+def locked(path: Path, detail: str = "") -> DatabaseLocked:
+    """The one-line error of a database another process holds; ``detail``, DuckDB's message,
+    may name that process (a push, a dbt build, a DuckDB shell left open)."""
+    holder = _LOCK_HOLDER.search(detail)
+    who = (
+        f"(pid {holder['pid']}, {Path(holder['program']).name}: a sender push or run, a dbt"
+        " build, or a DuckDB shell left open)"
+        if holder
+        else "(is dbt build still running?)"
     )
+    return DatabaseLocked(f"database {path} is locked by another process {who}")
 
 
 # DuckDB keeps every block it reads cached up to its memory limit (80% of RAM by default), so
@@ -232,7 +241,7 @@ def connect(
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
         if is_lock_error(str(exc)):
-            raise locked(path) from None
+            raise locked(path, str(exc)) from None
         raise DatabaseError(f"cannot open database {path}: {first_line(exc)}") from None
     except duckdb.Error as exc:
         raise DatabaseError(f"cannot open database {path}: {first_line(exc)}") from None

@@ -643,8 +643,9 @@ class ScheduledRun:
         signal_name = build_memory.killed_by(code, shell_codes=True)
         if signal_name is not None:
             return RunError(build_memory.killed_message(step, signal_name), ExitCode.BUILD_FAILED)
-        if any(is_lock_error(line) for line in lines):
-            return RunError(str(locked(self.config.database)), ExitCode.DATABASE_LOCKED)
+        held = [line for line in lines if is_lock_error(line)]
+        if held:
+            return RunError(str(locked(self.config.database, held[0])), ExitCode.DATABASE_LOCKED)
         short_of = build_memory.out_of_memory(lines)
         if short_of is not None:
             return RunError(f"{step} failed: {short_of}", ExitCode.BUILD_FAILED)

@@ -91,13 +91,16 @@ def test_locked_database_is_one_line_and_exit_5(tmp_path):
     db = tmp_path / "locked.duckdb"
     write_bulk_payload(db, 10)
     holder = _hold_write_lock(db)
+    program = os.path.basename(os.path.realpath(sys.executable))
     try:
         assert holder.stdout.readline().strip() == "locked"
         for args in (["push"], ["status"], ["preview"], ["push", "--dry-run"]):
             r = run_cli(args, sender_env(db))
             assert r.returncode == ExitCode.DATABASE_LOCKED, (args, r.stderr)
+            # DuckDB names the holder: its pid goes into the line
             assert r.stderr.strip() == (
-                f"error: database {db} is locked by another process (is dbt build still running?)"
+                f"error: database {db} is locked by another process (pid {holder.pid}, {program}:"
+                " a sender push or run, a dbt build, or a DuckDB shell left open)"
             )
             assert r.stdout == ""
     finally:
