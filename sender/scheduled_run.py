@@ -479,6 +479,25 @@ def quiet_window(results: list[Freshness]) -> list[Freshness]:
     return []
 
 
+def written_hours_ago(export_dir: Path, table: str, now: float | None = None) -> float | None:
+    """Hours since the newest file of ``table`` in the export folder was written (its mtime:
+    one file, its parts, or a folder of them); None when there is none to read."""
+    newest: float | None = None
+    try:
+        for entry in export_dir.iterdir():
+            if not entry.name.startswith(table):
+                continue
+            files = [entry] if entry.is_file() else [p for p in entry.rglob("*") if p.is_file()]
+            for file in files:
+                written = file.stat().st_mtime
+                newest = written if newest is None else max(newest, written)
+    except OSError:
+        return None
+    if newest is None:
+        return None
+    return ((time.time() if now is None else now) - newest) / 3600
+
+
 def built_invocation(path: Path, since: float) -> str | None:
     """The invocation id of the dbt command that wrote ``path`` (run_results.json) after
     ``since``; None when it is older, missing or unreadable."""
@@ -704,6 +723,15 @@ class ScheduledRun:
                 " invalid_sync_date); the run goes on"
             )
             results = [r for r in results if r not in quiet]
+        quiet_spell = self.quiet_spell(results)
+        for result in quiet_spell:
+            self.say(
+                f"warning: {result.describe()}, but its files were written"
+                f" {written_hours_ago(self.config.export_dir, result.table):.1f} h ago: no new"
+                " row since (a quiet spell on the site); the run goes on"
+            )
+        results = [r for r in results if r not in quiet_spell]
+        quiet = quiet + quiet_spell
         for result in results:
             if result.status == "warn":
                 self.say(f"warning: {result.describe()}")
@@ -723,6 +751,24 @@ class ScheduledRun:
         warned = bool(quiet) or any(r.status == "warn" for r in results)
         state = "export usable" if warned else "export fresh"  # a stale warning said why above
         self.say(f"{state} ({ages})" if ages else state)
+
+    def quiet_spell(self, results: list[Freshness]) -> list[Freshness]:
+        """The stale results of tables whose files were written within their limit: the export
+        runs, the site had nothing new to put in it (a small shop's night; the bundled Datahub
+        queries export the page views of converters only). An export that stopped stops
+        writing its files too. Without the export folder (the dbt vars name it), none."""
+        if self.config.export_dir is None:
+            return []
+        excused = []
+        for result in results:
+            if result.status != "error" or result.has_no_time or result.has_unreadable_times:
+                continue
+            if result.age_hours is None or result.is_ahead or not result.limit_hours:
+                continue
+            written = written_hours_ago(self.config.export_dir, result.table)
+            if written is not None and written <= result.limit_hours:
+                excused.append(result)
+        return excused
 
     def build(self) -> None:
         started = time.time()

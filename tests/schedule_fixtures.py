@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import time
 from pathlib import Path
@@ -21,11 +22,16 @@ def iso(unix: float, with_offset: bool = True) -> str:
 
 
 def clock_export(
-    directory: Path, conversions: dict[str, float], newest_hours: float, with_offset: bool = True
+    directory: Path,
+    conversions: dict[str, float],
+    newest_hours: float,
+    with_offset: bool = True,
+    written_hours: float | None = None,
 ) -> Path:
-    """An export written ``newest_hours`` after its newest event; ``conversions`` maps an order
-    id to its age in hours. Every buyer has an email, so every conversion is sendable. Times are
-    Japan time, with their offset or (``with_offset=False``) without it."""
+    """An export whose newest event is ``newest_hours`` old, its files written ``written_hours``
+    ago (default: right after that event, as an export that stopped then); ``conversions`` maps
+    an order id to its age in hours. Every buyer has an email, so every conversion is sendable.
+    Times are Japan time, with their offset or (``with_offset=False``) without it."""
     now = time.time()
     rows, views, users = [], [], []
     for i, (key, age) in enumerate(conversions.items()):
@@ -67,7 +73,13 @@ def clock_export(
             "url": "https://shop.example.jp/",
         }
     )
-    return write_export(directory, {"conversions": rows, "page_views": views, "user_master": users})
+    export = write_export(
+        directory, {"conversions": rows, "page_views": views, "user_master": users}
+    )
+    written = now - (newest_hours if written_hours is None else written_hours) * HOUR
+    for path in export.rglob("*"):
+        os.utime(path, (written, written))
+    return export
 
 
 def dbt_args(tmp: Path) -> list[str]:

@@ -60,6 +60,22 @@ def test_a_stale_export_stops_the_run_with_one_line_naming_the_table_and_age(tmp
     assert "is stale" in log
 
 
+def test_a_quiet_night_in_an_export_written_this_hour_is_a_warning_not_a_stale_export(tmp_path):
+    """A small shop's night: no event for 7 hours (the limit is 6), but the hourly export wrote
+    its files minutes ago. The export runs; the site had nothing new. An export that stopped
+    writing (the test above) still stops the run."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 7.5}, newest_hours=7, written_hours=0.1)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.accepted == {("Conversion", "ORD-1"): 1}
+    assert r.returncode == ExitCode.OK, r.stderr
+    assert (
+        "warning: KARTE export table conversions is stale: its newest sync_date is 7.0 h old"
+        " (the limit is 6 h), but its files were written 0.1 h ago: no new row since" in r.stderr
+    )
+    assert "export usable" in r.stderr
+
+
 def test_an_export_hours_in_the_future_stops_the_run_before_anything_is_sent(tmp_path):
     # Japan time written without its offset reads as UTC: 9 hours ahead
     export = clock_export(tmp_path / "export", {"ORD-1": 0.1}, newest_hours=0, with_offset=False)
