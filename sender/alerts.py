@@ -39,6 +39,7 @@ from sender.settings import (
     validate_endpoint,
     validate_tag_id,
 )
+from sender.window_gap import find_window_gap
 
 WEBHOOK_ENV = "LINE_CAPI_ALERT_WEBHOOK"
 # What sender run keeps from the commands it starts: it alone alerts, once for the whole job.
@@ -236,6 +237,25 @@ def pending_finding(
     )
 
 
+def window_gap_finding(con: duckdb.DuckDBPyConnection, *, endpoint: str, tag_id: str) -> str | None:
+    """After the run that just ended: whether its build's window started after the last push
+    before it that left nothing pending (sender.window_gap). Once: the next run has this one."""
+    if not table_exists(con, RUNS_TABLE):
+        return None
+    destination = destination_id(con, endpoint, tag_id, create=False)
+    if destination is None:
+        return None
+    row = con.execute(
+        f"select max(started_at) from {RUNS_TABLE} where destination_id = ? and not is_test",
+        [destination],
+    ).fetchall()
+    latest = row[0][0] if row else None
+    if latest is None:
+        return None
+    gap = find_window_gap(con, destination, before=latest)
+    return gap.describe() if gap is not None else None
+
+
 def _baseline(history: CoverageHistory, at: int, event: str, identifier: str, s: AlertSettings):
     """(share, sendable, count, mean, builds) of build ``at`` against the trailing average of the
     earlier builds, when both are large enough to compare; else None."""
@@ -332,6 +352,9 @@ def database_findings(
         findings = []
         if endpoint and tag_id:
             found = pending_finding(con, settings, endpoint=endpoint, tag_id=tag_id)
+            if found:
+                findings.append(found)
+            found = window_gap_finding(con, endpoint=endpoint, tag_id=tag_id)
             if found:
                 findings.append(found)
         builds = max(settings.share_builds, settings.empty_builds) + 2

@@ -68,6 +68,7 @@ from sender.progress import Progress
 from sender.push_summary import COUNTER_OF_STATUS, Summary, decide_exit
 from sender.request_body import PAYLOAD_COLUMN, Body, build_body, payload_texts
 from sender.settings import DEFAULT_ENDPOINT, LineTarget
+from sender.window_gap import find_window_gap
 
 # 5,000 events of ~0.5-1 KB make 2.5-5 MB per request: large enough that the per-request costs
 # (HTTP round trip, one ledger insert) vanish, small enough that a retry, a 400 bisection or the
@@ -227,6 +228,9 @@ class Pusher:
         self.destination_id = find_destination(
             self.con, self.target.endpoint, self.target.tag_id, create=True
         )
+        gap = None if opts.test else find_window_gap(self.con, self.destination_id)
+        if gap is not None:
+            self.progress.log(f"warning: {gap.describe()}")
         if opts.resend:
             rows = rows_to_resend(self.con, self.destination_id, test=opts.test)
             self.summary.not_resent = len(rows.acknowledged)

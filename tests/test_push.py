@@ -14,6 +14,7 @@ import pytest
 from sender_fixtures import (
     CHANNEL_ID,
     FAST,
+    TAG_ID,
     invoke,
     ledger_counts,
     ledger_rows,
@@ -679,3 +680,48 @@ def test_a_resend_leaves_out_what_line_would_count_twice(tmp_path):
         assert times == {f"order-{i:07d}": 1 if i < 2 else 2 for i in range(6)}
         test = push_now(db, srv.url, resend=True, test=True)
         assert (test.pending, test.not_resent) == (6, 0)
+
+
+def _set_build_window(db, *, lookback_hours: int) -> None:
+    """The build info columns that dbt writes and the fixture leaves out: as_of and the window."""
+    import datetime as dt
+
+    con = duckdb.connect(str(db))
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    con.execute("alter table line_capi_build_info add column as_of timestamp")
+    con.execute("alter table line_capi_build_info add column lookback_hours bigint")
+    con.execute(
+        "update line_capi_build_info set as_of = ?, lookback_hours = ?", [now, lookback_hours]
+    )
+    con.close()
+
+
+def test_an_outage_longer_than_the_window_is_said_and_alerted_once(tmp_path):
+    """LINE out of reach for 30 hours with a 24-hour window: the conversions of the first six
+    hours were in no payload that was sent whole, and no count would ever show it. The first
+    push back warns with the catch-up to run; its alert says it once, not at the next run."""
+    from sender.alerts import window_gap_finding
+
+    db = tmp_path / "gap.duckdb"
+    write_payload(db, [make_event(i) for i in range(5)])
+    with mock_server() as srv:
+        assert push_now(db, srv.url).exit_code == ExitCode.OK
+        con = duckdb.connect(str(db))  # that push was 30 hours ago, and none left nothing since
+        con.execute("update line_capi_send_runs set started_at = started_at - interval 30 hour")
+        con.close()
+        write_payload(db, [make_event(i) for i in range(5, 10)])
+        _set_build_window(db, lookback_hours=24)
+        r = invoke(["push", *FAST], sender_env(db, srv.url))
+        assert r.exit_code == 0, r.stderr
+        (warning,) = [line for line in r.stderr.splitlines() if "may never have been sent" in line]
+        assert "catch up with `sender run -- --vars '{lookback_hours: 32}'`" in warning
+        con = duckdb.connect(str(db), read_only=True)
+        found = window_gap_finding(con, endpoint=srv.url, tag_id=TAG_ID)
+        con.close()
+        assert found is not None and "lookback_hours: 32" in found
+        # the next hour: the push before it sent everything, so nothing is said
+        r = invoke(["push", *FAST], sender_env(db, srv.url))
+        assert "may never have been sent" not in r.stderr
+        con = duckdb.connect(str(db), read_only=True)
+        assert window_gap_finding(con, endpoint=srv.url, tag_id=TAG_ID) is None
+        con.close()
