@@ -155,9 +155,11 @@ def exit_finding(command: str, code: int) -> str | None:
     return f"`sender {command}` exited {int(known)} {known.name}: {MEANINGS[known]}"
 
 
-# sender run's stops whose one error line is the run's own words (a table, an age, a folder):
-# the message may carry it. dbt's reason (12) may quote the export's values, so it stays in the log.
-OWN_WORDS_EXIT_CODES = frozenset({ExitCode.STALE_EXPORT})
+# sender run's stops whose one error line is the run's own words (a table, an age, a folder; the
+# database and who holds it; a setting, a dbt var or a run log that cannot be written): the
+# message carries it, the cause rather than the code's label. dbt's reason (12) may quote the
+# export's values, so it stays in the log.
+OWN_WORDS_EXIT_CODES = frozenset({ExitCode.STALE_EXPORT, ExitCode.DATABASE_LOCKED, ExitCode.USAGE})
 
 
 # Quiet once, not hour after hour: runs that keep finding the lock held, or keep being stopped

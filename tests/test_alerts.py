@@ -337,6 +337,9 @@ def test_a_failing_run_after_another_failure_alerts_anew():
     assert finding(12, [0, 12]) is None  # the same failure as the hour before
     assert finding(12, [11, 11]).startswith("`sender run` exited 12 BUILD_FAILED: sender run:")
     assert finding(11, [12]) == "`sender run` exited 11 STALE_EXPORT: why"
+    # the run's own diagnosis, not the code's label ("a token, a tag id...": the run log)
+    assert finding(2, [0]) == "`sender run` exited 2 USAGE: why"
+    assert finding(5, [0]) == "`sender run` exited 5 DATABASE_LOCKED: why"
     assert finding(11, [11] * 24).endswith(": why (still: 25 runs in a row)")
     assert finding(0, []) is None and finding(1, [1]) is None
 
