@@ -8,13 +8,21 @@ DBT    := $(BIN)/dbt
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: setup demo test test-dbt test-python test-spark lint bench bench-quick clean
+.PHONY: setup setup-spark demo test test-dbt test-python test-spark lint bench bench-quick clean
 
 setup: $(VENV)/.installed profiles.yml data/.gitkeep
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+# The tests also compare the project on Spark (tests/test_spark.py): pyspark, about 500 MB that
+# the demo does not need.
+setup-spark: setup $(VENV)/.installed-spark
+
+$(VENV)/.installed-spark: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,spark]'
 	touch $@
 
@@ -40,17 +48,17 @@ demo: setup
 	$(BIN)/sender status
 
 ## test: every test: dbt unit and data tests on the sample, then pytest
-test: setup test-dbt test-python
+test: setup-spark test-dbt test-python
 
 test-dbt: setup
 	mkdir -p target/test && KARTE_EXPORT_DIR= LINE_CAPI_DUCKDB=target/test/line_capi.duckdb $(DBT) build --target-path target/test \
 		--vars '{karte_export_dir: sample/karte_export}'
 
-test-python: setup
+test-python: setup-spark
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations 15
 
 ## test-spark: only the DuckDB-vs-Spark comparison (needs Java 17)
-test-spark: setup
+test-spark: setup-spark
 	LINE_CAPI_REQUIRE_SPARK=1 $(BIN)/python -m pytest tests/test_spark.py
 
 ## bench: synthetic exports at 100k and 1M conversions, then the benchmark table (docs/bench.md)
