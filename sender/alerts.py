@@ -30,7 +30,7 @@ from sender.database import RUNS_TABLE, DatabaseError, connect, fetch_one, table
 from sender.destinations import destination_id
 from sender.exit_codes import MEANINGS, ExitCode
 from sender.run_history import exit_codes
-from sender.secret_env import FILE_SUFFIX, read_secret
+from sender.secret_env import FILE_SUFFIX, read_secret, scrub
 from sender.settings import (
     DEFAULT_ENDPOINT,
     ConfigError,
@@ -433,7 +433,8 @@ def notify(settings: AlertSettings, where: Where, findings: list[str], say: Say)
     """One message for all findings, when a webhook is set and there is something to say."""
     if settings.webhook is None or not findings:
         return
-    failure = post(settings.webhook, compose(where, findings))
+    # a run's own error line may quote a setting, where a token pasted by mistake would show
+    failure = post(settings.webhook, compose(where, [scrub(f) for f in findings]))
     if failure:
         say(f"warning: alert not delivered: the alert webhook {failure}")
     else:

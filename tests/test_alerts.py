@@ -375,3 +375,23 @@ def test_sender_run_alerts_once_for_a_push_it_started(tmp_path):
     assert len(texts) == 1, texts
     assert "`sender run` exited 3 AUTHENTICATION" in texts[0]
     assert_nothing_secret(texts[0], r.stdout, r.stderr)
+
+
+def test_a_token_quoted_in_a_finding_is_not_posted(monkeypatch):
+    """A run's own error line goes into its alert (exit 2: a setting it refused), and a token
+    pasted into another setting by mistake would be in that line."""
+    from sender.alerts import Where, notify
+    from sender.settings import Secret
+
+    monkeypatch.setenv("LINE_ACCESS_TOKEN", TOKEN)
+    said: list[str] = []
+    with webhook_receiver() as hook:
+        notify(
+            settings(webhook=Secret(hook.url)),
+            Where.from_values(tag_id=TAG_ID, endpoint=None),
+            [f"`sender run` exited 2 USAGE: invalid dbt var currency={TOKEN}: expected ISO 4217"],
+            said.append,
+        )
+        texts = hook.texts()
+    assert len(texts) == 1 and "invalid dbt var currency=********" in texts[0]
+    assert_nothing_secret(*texts, *said)
