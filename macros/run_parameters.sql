@@ -128,6 +128,17 @@
                 {%- set closest.name, closest.distance = candidate, distance -%}
             {%- endif -%}
         {%- endfor -%}
+        {#- the same first word, of 5 letters or more, as one var alone (lookback_days,
+            coverage_retention_hours): another unit or a guess at its name. karte_ begins
+            several vars, line_ and as_ are too short: a name of one's own (as_at) passes -#}
+        {%- set first_word = (name | string | lower).split('_')[0] -%}
+        {%- set same_word = [] -%}
+        {%- for candidate in known if candidate.startswith(first_word ~ '_') -%}
+            {%- do same_word.append(candidate) -%}
+        {%- endfor -%}
+        {%- if closest.name is none and first_word | length >= 5 and same_word | length == 1 -%}
+            {%- set closest.name = same_word[0] -%}
+        {%- endif -%}
         {%- if closest.name is not none -%}
             {{ exceptions.raise_compiler_error(
                 "unknown dbt var " ~ name ~ ": did you mean " ~ closest.name ~ "? (docs/configuration.md lists the vars)") }}

@@ -416,6 +416,9 @@ def test_bad_vars_fail_with_a_message_naming_the_var(tmp_path, var, value, messa
         ("lookback_hour", "lookback_hours"),
         ("karte_conversion_evnts", "karte_conversion_events"),
         ("Lookback_Hours", "lookback_hours"),
+        # another unit: the first word of one var alone
+        ("lookback_days", "lookback_hours"),
+        ("coverage_retention_hours", "coverage_retention_days"),
     ],
 )
 def test_a_misspelt_var_stops_the_run_instead_of_being_ignored(tmp_path, name, meant):
@@ -424,7 +427,9 @@ def test_a_misspelt_var_stops_the_run_instead_of_being_ignored(tmp_path, name, m
     assert f"unknown dbt var {name}: did you mean {meant}?" in result.output
 
 
-@pytest.mark.parametrize("name", ["team_dashboard_schema", "as_at", "currency_code"])
+@pytest.mark.parametrize(
+    "name", ["team_dashboard_schema", "as_at", "currency_code", "karte_team_note", "line_owner"]
+)
 def test_a_var_of_the_users_own_is_not_taken_for_a_misspelt_one(tmp_path, name):
     result = run_staging_with_var(tmp_path, name, "analytics")
     assert result.returncode == 0, result.output
