@@ -218,9 +218,14 @@ def find_pending(
             ).to_arrow_table()
     finally:
         cursor.close()  # its temp table goes with it
-    rowids = acknowledged.column("payload_rowid").combine_chunks().cast(pa.int64())
-    with_uid = int(pc.sum(acknowledged.column("has_line_uid").cast(pa.int64())).as_py() or 0)
-    return PendingRows(last_rowid, int(rows), int(with_line_uid or 0), rowids, with_uid)
+    return PendingRows(last_rowid, int(rows), int(with_line_uid or 0), *_rowids(acknowledged))
+
+
+def _rowids(found: pa.Table) -> tuple[pa.Array, int]:
+    """The payload rowids of ``found`` (columns payload_rowid, has_line_uid; sorted) as int64,
+    and how many of those rows carry user.line_uid."""
+    rowids = found.column("payload_rowid").combine_chunks().cast(pa.int64())
+    return rowids, int(pc.sum(found.column("has_line_uid").cast(pa.int64())).as_py() or 0)
 
 
 # A resend leaves out the events first accepted at the destination longer ago than this: LINE
@@ -258,10 +263,8 @@ def find_resendable(
         ).to_arrow_table()
     finally:
         cursor.close()
-    rowids = skipped.column("payload_rowid").combine_chunks().cast(pa.int64())
-    with_uid = int(pc.sum(skipped.column("has_line_uid").cast(pa.int64())).as_py() or 0)
     return PendingRows(
-        everything.last_rowid, everything.rows, everything.with_line_uid, rowids, with_uid
+        everything.last_rowid, everything.rows, everything.with_line_uid, *_rowids(skipped)
     )
 
 

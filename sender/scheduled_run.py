@@ -724,14 +724,14 @@ class ScheduledRun:
             )
             results = [r for r in results if r not in quiet]
         quiet_spell = self.quiet_spell(results)
-        for result in quiet_spell:
+        for result, written in quiet_spell:
             self.say(
-                f"warning: {result.describe()}, but its files were written"
-                f" {written_hours_ago(self.config.export_dir, result.table):.1f} h ago: no new"
-                " row since (a quiet spell on the site); the run goes on"
+                f"warning: {result.describe()}, but its files were written {written:.1f} h ago:"
+                " no new row since (a quiet spell on the site); the run goes on"
             )
-        results = [r for r in results if r not in quiet_spell]
-        quiet = quiet + quiet_spell
+        excused = [result for result, _ in quiet_spell]
+        results = [r for r in results if r not in excused]
+        quiet = quiet + excused
         for result in results:
             if result.status == "warn":
                 self.say(f"warning: {result.describe()}")
@@ -752,11 +752,12 @@ class ScheduledRun:
         state = "export usable" if warned else "export fresh"  # a stale warning said why above
         self.say(f"{state} ({ages})" if ages else state)
 
-    def quiet_spell(self, results: list[Freshness]) -> list[Freshness]:
+    def quiet_spell(self, results: list[Freshness]) -> list[tuple[Freshness, float]]:
         """The stale results of tables whose files were written within their limit: the export
         runs, the site had nothing new to put in it (a small shop's night; the bundled Datahub
         queries export the page views of converters only). An export that stopped stops
-        writing its files too. Without the export folder (the dbt vars name it), none."""
+        writing its files too. Each with the hours since its files were written. Without the
+        export folder (the dbt vars name it), none."""
         if self.config.export_dir is None:
             return []
         excused = []
@@ -767,7 +768,7 @@ class ScheduledRun:
                 continue
             written = written_hours_ago(self.config.export_dir, result.table)
             if written is not None and written <= result.limit_hours:
-                excused.append(result)
+                excused.append((result, written))
         return excused
 
     def build(self) -> None:
