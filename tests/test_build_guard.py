@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 
@@ -10,7 +11,16 @@ import duckdb
 import pytest
 from pipeline_fixtures import SAMPLE_DIR, run_dbt
 from schedule_fixtures import sender_run
-from sender_fixtures import FAST, TOKEN, make_event, mock_server, run_cli, sender_env, write_payload
+from sender_fixtures import (
+    FAST,
+    REPO,
+    TOKEN,
+    make_event,
+    mock_server,
+    run_cli,
+    sender_env,
+    write_payload,
+)
 
 from sender.exit_codes import ExitCode
 
@@ -181,3 +191,30 @@ def test_a_crash_exits_70_with_one_line_and_the_traceback_only_with_debug(tmp_pa
     with duckdb.connect(str(db), read_only=True) as con:  # the runs table says so too
         outcomes = con.sql("select outcome, exit_code from line_capi_send_runs").fetchall()
     assert outcomes == [("error", 70), ("error", 70)]
+
+
+def _rehearsal_env(text: str) -> dict[str, str]:
+    """The NAME=value words of the documented rehearsal, up to `sender push` (backslash line
+    continuations joined)."""
+    command = text.replace("\\\n", " ").split("sender push")[0]
+    return dict(re.findall(r"\b([A-Z_]+)=(\S+)", command))
+
+
+@pytest.mark.parametrize("where", ["docs/sender.md", "sender/cli/mock.py"])
+def test_the_documented_mock_rehearsal_sends_the_whole_sample(sample_build, tmp_path, where):
+    """The rehearsal as the docs and `sender mock-server --help` write it, on a fresh build of the
+    sample: every event accepted, exit 0 (the sample has LINE user ids: without LINE_CHANNEL_ID
+    they would be held back and the push would exit 2)."""
+    text = (REPO / where).read_text(encoding="utf-8")
+    block = text[text.index("sender mock-server --port 8787 &") :]
+    env = _rehearsal_env(block)
+    assert env["LINE_CAPI_ENDPOINT"] == "http://127.0.0.1:8787", block[:300]
+    db = tmp_path / "line_capi.duckdb"
+    shutil.copy(sample_build.database, db)
+    with mock_server(tag_id=None, token=env["LINE_ACCESS_TOKEN"]) as server:
+        env["LINE_CAPI_ENDPOINT"] = server.url
+        result = run_cli(["push", *FAST], {**env, "LINE_CAPI_DUCKDB": str(db)})
+        accepted = server.accepted_keys()
+    (payload_rows,) = sample_build.rows("select count(*) from line_capi_payload")[0]
+    assert result.returncode == 0, result.stderr
+    assert len(accepted) == payload_rows > 0

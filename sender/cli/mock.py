@@ -68,7 +68,8 @@ def mock_server_command(
         sender mock-server --port 8787 &
         LINE_CAPI_ENDPOINT=http://127.0.0.1:8787 \\
         LINE_TAG_ID=00000000-0000-4000-8000-000000000000 \\
-        LINE_ACCESS_TOKEN=mock-token sender push && sender status
+        LINE_ACCESS_TOKEN=mock-token LINE_CHANNEL_ID=1234567890 \\
+        sender push && sender status
     """
     with exits_on_error():
         if not is_loopback_host(host):
