@@ -41,10 +41,13 @@ from sender.database import is_lock_error, locked
 from sender.exit_codes import ExitCode
 from sender.file_modes import private_file, private_umask
 from sender.run_history import default_run_log, rotate_if_large
+from sender.secret_env import scrub
 from sender.settings import ConfigError
 
 PROJECT_FILE = "dbt_project.yml"
 DBT_ENV_VAR = "LINE_CAPI_DBT"
+# the access token and its file: the push needs them, dbt does not
+TOKEN_ENV = ("LINE_ACCESS_TOKEN", "LINE_ACCESS_TOKEN_FILE")
 BUILD_ARGS = ("build", "--exclude-resource-type", "unit_test")
 
 # dbt's console lines: colour codes and an HH:MM:SS prefix
@@ -270,7 +273,11 @@ class RunLog:
     def write(self, source: str, text: str, echo: IO[str] | None = None) -> None:
         """Log ``text``; echo it too (the run's own lines with a timestamp off a terminal)."""
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # a token pasted into a setting the run names (the export folder) never reaches the log
+        text = scrub(text)
         plain = _SENDER_STAMP.sub("", _ANSI.sub("", text))
+        # one entry per line: a setting holding a line break cannot forge the run's result line
+        plain = plain.replace("\r", "\\r").replace("\n", "\\n")
         with self._lock:
             if not self._failed:
                 try:
@@ -652,9 +659,9 @@ class ScheduledRun:
 
     def dbt(self, *args: str) -> tuple[int, list[str]]:
         command = [self.config.dbt, *args, *self.config.dbt_args]
-        return run_logged(
-            command, cwd=self.config.project_dir, env=self.child_env(), log=self.log, source="dbt"
-        )
+        # dbt has no use for the access token: it is not handed to it
+        env = {k: v for k, v in self.child_env().items() if k not in TOKEN_ENV}
+        return run_logged(command, cwd=self.config.project_dir, env=env, log=self.log, source="dbt")
 
     def dbt_failed(self, step: str, code: int, lines: list[str]) -> RunError:
         """Why a dbt command failed: another process holding the database is a lock, not a

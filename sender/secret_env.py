@@ -9,6 +9,7 @@ remembered so that :func:`scrub` can take it out of a crash report.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -87,7 +88,8 @@ def scrub(text: str) -> str:
         if len(token.strip()) >= _MIN_SCRUB_LENGTH:
             known.update((token, token.strip()))
     for secret in sorted(known, key=len, reverse=True):
-        text = text.replace(secret, "********")
+        # any case: a token pasted into the endpoint's host comes back lowercased
+        text = re.sub(re.escape(secret), "********", text, flags=re.IGNORECASE)
     return text
 
 

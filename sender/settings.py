@@ -116,6 +116,10 @@ def validate_endpoint(endpoint: str | None) -> str:
     """``https://`` anywhere; ``http://`` only to a loopback host (personal data in clear text
     never leaves the machine)."""
     value = (endpoint or DEFAULT_ENDPOINT).strip().rstrip("/")
+    if any(ch.isspace() or not ch.isprintable() for ch in value):  # a line break: a forged log line
+        raise ConfigError(
+            f"LINE_CAPI_ENDPOINT {value!r} contains spaces or control characters: give a base URL"
+        )
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - a port out of range raises only when read
@@ -164,11 +168,25 @@ class LineTarget:
         tag_option: str | None = "--tag-id",
     ) -> LineTarget:
         tag = validate_tag_id(tag_id, option=tag_option)
-        return cls(
+        target = cls(
             endpoint=validate_endpoint(endpoint),
             tag_id=tag,
             token=validate_token(token, tag),
             channel_id=validate_channel_id(channel_id),
+        )
+        _refuse_token_elsewhere(target)
+        return target
+
+
+def _refuse_token_elsewhere(target: LineTarget) -> None:
+    """A token pasted into the endpoint as well (a host name such as ``https://<token>.x``
+    passes as a URL) would be looked up in DNS, printed and kept in the ledger: refused, in a
+    message that names the setting and not its value."""
+    token = target.token.reveal().lower()
+    if len(token) >= 8 and token in target.endpoint.lower():
+        raise ConfigError(
+            "LINE_CAPI_ENDPOINT holds the access token: set it to the API's base URL"
+            " (the token goes in LINE_ACCESS_TOKEN alone)"
         )
 
 

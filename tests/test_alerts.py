@@ -392,6 +392,15 @@ def test_a_token_quoted_in_a_finding_is_not_posted(monkeypatch):
             [f"`sender run` exited 2 USAGE: invalid dbt var currency={TOKEN}: expected ISO 4217"],
             said.append,
         )
+        # the header names the endpoint, where a token pasted into it comes back lowercased
+        notify(
+            settings(webhook=Secret(hook.url)),
+            Where.from_values(tag_id=TAG_ID, endpoint=f"https://{TOKEN.lower()}.example"),
+            ["`sender run` exited 2 USAGE: LINE_CAPI_ENDPOINT holds the access token"],
+            said.append,
+        )
         texts = hook.texts()
-    assert len(texts) == 1 and "invalid dbt var currency=********" in texts[0]
+    assert len(texts) == 2 and "invalid dbt var currency=********" in texts[0]
+    assert " at ********.example" in texts[1]
     assert_nothing_secret(*texts, *said)
+    assert TOKEN.lower() not in "".join(texts).lower()

@@ -528,6 +528,23 @@ def test_a_token_pasted_into_another_setting_is_never_echoed(db, tmp_path):
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def test_a_token_inside_the_endpoint_is_refused_before_any_lookup(db):
+    """`https://<token>.example` is a valid URL: the token would go out as a DNS query and into
+    the progress, the summary and the ledger. Refused, naming the setting (in any case: a host
+    name comes back lowercased). A line break in the endpoint is refused as well."""
+    for endpoint in (f"https://{TOKEN.lower()}.example.invalid", f"https://x.example/{TOKEN}"):
+        for args in (["push"], ["push", "--json"]):
+            r = run_cli(args, sender_env(db, LINE_CAPI_ENDPOINT=endpoint))
+            assert r.returncode == ExitCode.USAGE, (endpoint, r.stderr)
+            assert "LINE_CAPI_ENDPOINT holds the access token" in r.stderr
+            assert TOKEN.lower() not in (r.stdout + r.stderr).lower()
+    assert TOKEN.lower().encode() not in db.read_bytes().lower()  # nothing recorded
+    r = run_cli(["push"], sender_env(db, LINE_CAPI_ENDPOINT="http://127.0.0.1:9/a\r\nX-Evil: 1"))
+    assert r.returncode == ExitCode.USAGE
+    assert "contains spaces or control characters" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
 def test_the_option_parser_refuses_in_one_line_that_names_the_help(db):
     cases = {
         ("push", "--bogus"): "error: No such option: --bogus (see sender push --help)",

@@ -131,6 +131,27 @@ def test_a_missing_export_folder_is_one_line_not_a_failed_build(tmp_path):
     )
 
 
+def test_a_token_in_a_path_the_run_names_stays_out_of_its_output_and_log(tmp_path):
+    """The token pasted into the export folder's setting: the run's lines quote that setting
+    (here its error), on the console and in the run log; both get the mask, in any case."""
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=tmp_path / TOKEN.lower())
+    assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
+    assert "does not exist" in one_error_line(r.stderr) and "********" in r.stderr
+    log = (tmp_path / "line_capi_run.log").read_text()
+    assert "********" in log
+    assert TOKEN.lower() not in (r.stdout + r.stderr + log).lower()
+
+
+def test_a_line_break_in_a_logged_setting_cannot_forge_a_run_log_line(tmp_path):
+    """Each entry is one line of the log: `sender status` reads the last job's result from it."""
+    log = RunLog(tmp_path / "run.log")
+    log.write("run", "start: export /x\n2026-01-01T00:00:00Z run: done: exit 0\r")
+    log.close()
+    [line] = (tmp_path / "run.log").read_text().splitlines()
+    assert line.endswith("run: start: export /x\\n2026-01-01T00:00:00Z run: done: exit 0\\r")
+
+
 def test_a_database_folder_this_user_cannot_write_is_one_line(tmp_path):
     # /sys refuses new files to every user, root included (Permission denied, or read-only)
     export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
@@ -734,11 +755,15 @@ def test_a_push_setting_the_push_would_refuse_stops_the_run_before_dbt(tmp_path,
 def test_the_run_starts_the_dbt_that_line_capi_dbt_names(tmp_path):
     """A dbt installed apart from the sender: here a wrapper that notes each command, then runs
     the real dbt next to this Python."""
-    calls = tmp_path / "dbt-calls.txt"
+    calls, tokens = tmp_path / "dbt-calls.txt", tmp_path / "dbt-tokens.txt"
     wrapper = tmp_path / "bin" / "dbt"
     wrapper.parent.mkdir()
     real = Path(sys.executable).parent / "dbt"
-    wrapper.write_text(f'#!/bin/sh\necho "$1 $2" >> {calls}\nexec {real} "$@"\n')
+    wrapper.write_text(
+        f'#!/bin/sh\necho "$1 $2" >> {calls}\n'
+        f"printenv LINE_ACCESS_TOKEN LINE_ACCESS_TOKEN_FILE >> {tokens}\n"
+        f'exec {real} "$@"\n'
+    )
     wrapper.chmod(0o755)
     with mock_server() as srv:
         # a relative path: from the folder the run starts in (ROOT)
@@ -748,6 +773,7 @@ def test_the_run_starts_the_dbt_that_line_capi_dbt_names(tmp_path):
         assert r.returncode == 0, r.stderr
         assert srv.stats()["accepted_events"] > 0
     assert calls.read_text().splitlines() == ["source freshness", "build --exclude-resource-type"]
+    assert tokens.read_text() == ""  # dbt has no use for the token: it is not handed to dbt
 
 
 @pytest.mark.parametrize("named", ["/nowhere/bin/dbt", "README.md"])

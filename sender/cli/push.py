@@ -44,6 +44,7 @@ from sender.push import (
     push,
 )
 from sender.push_summary import Summary, error_json
+from sender.secret_env import scrub
 from sender.settings import (
     DEFAULT_DATABASE,
     DEFAULT_ENDPOINT,
@@ -298,14 +299,15 @@ def push_command(
     finally:
         con.close()
     if summary.message:
-        typer.echo(f"error: {summary.message}" if summary.exit_code else summary.message, err=True)
+        message = scrub(summary.message)
+        typer.echo(f"error: {message}" if summary.exit_code else message, err=True)
     _print_summary(summary, json_)
     raise typer.Exit(int(summary.exit_code))
 
 
 def _print_summary(summary: Summary, as_json: bool) -> None:
     if as_json:
-        typer.echo(summary.as_json())
+        typer.echo(scrub(summary.as_json()))
         flags.json_printed = True
         return
     for line in summary.lines():
