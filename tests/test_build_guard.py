@@ -156,6 +156,30 @@ def test_an_export_without_the_marker_is_not_the_sample(tmp_path):
     assert result.rows("select is_sample from line_capi_build_info") == [(False,)]
 
 
+def test_build_info_rebuilt_alone_from_a_real_export_cannot_pass_the_sample_off(tmp_path):
+    """`dbt run -s line_capi_build_info` after a sample build, with a real export named: the
+    build info would say "not the sample" about the sample's payload, and the push would send
+    it. The model is built only with the payload: the sample stays refused."""
+    export = tmp_path / "karte-export"
+    shutil.copytree(SAMPLE_DIR, export)
+    (export / "LINE_CAPI_SAMPLE").unlink()
+    sample = run_dbt(tmp_path, "run", export_dir=SAMPLE_DIR)
+    assert sample.returncode == 0, sample.output
+    alone = run_dbt(tmp_path, "run", "-s", "line_capi_build_info", export_dir=export)
+    assert alone.returncode != 0
+    assert (
+        "line_capi_build_info describes the build of line_capi_payload and is built with it"
+        in alone.output
+    )
+    assert alone.rows("select is_sample from line_capi_build_info") == [(True,)]
+    r = run_cli(["push", *FAST], sender_env(alone.database, "https://line.invalid"))
+    assert r.returncode == ExitCode.SAMPLE_DATA_REFUSED, r.stderr
+    # with the payload, from the real export: both describe the same build
+    together = run_dbt(tmp_path, "run", "-s", "line_capi_payload+", export_dir=export)
+    assert together.returncode == 0, together.output
+    assert together.rows("select is_sample from line_capi_build_info") == [(False,)]
+
+
 @pytest.mark.parametrize("damage", ["drop build info", "a row more", "another build's rows"])
 def test_a_half_finished_build_is_never_sent(tmp_path, damage):
     db = tmp_path / "line_capi.duckdb"

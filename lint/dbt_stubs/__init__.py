@@ -25,6 +25,7 @@ _VARS = {
 # (column look-ups, the filter checks) only run when it is true, so this never needs one.
 execute = False
 invocation_id = "00000000-0000-4000-8000-000000000000"
+project_name = "line_capi"
 run_started_at = _datetime.datetime(2026, 1, 1, 3, 0, tzinfo=_datetime.UTC)
 
 

@@ -3,6 +3,15 @@
 -- refuses a payload whose build did not finish, or one made from the bundled sample for anything
 -- but a loopback endpoint. It refs both marts, so dbt builds it only once both (and their data
 -- tests) succeeded.
+{#- Built alone (`dbt run -s line_capi_build_info`), it would describe the export named now, not
+    the one the payload in the file was built from: a sample payload could then pass for a real
+    one. So it is built only together with line_capi_payload. -#}
+{%- set payload_node = 'model.' ~ project_name ~ '.line_capi_payload' %}
+{%- if execute and flags.WHICH in ('run', 'build') and payload_node not in selected_resources %}
+    {{ exceptions.raise_compiler_error(
+        "line_capi_build_info describes the build of line_capi_payload and is built with it:"
+        ~ " select both (dbt build, or --select line_capi_payload+)") }}
+{%- endif %}
 {%- set as_of = as_of_unix() %}
 {%- set window_start = as_of - lookback_hours() * 3600 %}
 
