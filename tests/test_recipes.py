@@ -217,6 +217,41 @@ def test_make_demo_stops_in_one_line_when_its_port_is_taken():
     assert "sender run" not in r.stdout + r.stderr and "pending" not in r.stdout
 
 
+def test_make_demo_names_its_own_files_whatever_the_shell_exports():
+    """A shell that exports a real job's settings (its database, run log, token file, alert
+    webhook) must not have the sample's run written into them: each `sender` command of the
+    demo sets its own. Read from the recipe as make expands it (`make -n`), command by command."""
+    recipe = subprocess.run(
+        ["make", "-n", "-s", "demo", "DEMO_PORT=1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert recipe.returncode == 0, recipe.stderr
+    commands = [
+        shlex.split(part)
+        for part in recipe.stdout.replace("\\\n", " ").split(";")
+        if "bin/sender " in part
+    ]
+    assert [c[c.index(next(w for w in c if w.endswith("bin/sender"))) + 1] for c in commands] == [
+        "mock-server",
+        "run",
+        "status",
+    ]
+    for words in commands:
+        settings = dict(w.split("=", 1) for w in words if "=" in w and w.split("=")[0].isupper())
+        assert settings["LINE_CAPI_DUCKDB"] == "data/line_capi.duckdb", words
+        assert settings["LINE_CAPI_RUN_LOG"] == "data/line_capi_run.log", words
+        if "run" in words:
+            for name in (
+                "LINE_ACCESS_TOKEN_FILE",
+                "LINE_CAPI_ALERT_WEBHOOK",
+                "LINE_CAPI_ALERT_WEBHOOK_FILE",
+            ):
+                assert settings[name] == "", (name, words)
+
+
 def test_the_docker_recipes_plain_install_carries_the_console_entry(tmp_path):
     """The Dockerfile runs `pip install .` (not the editable install of make setup): the wheel must
     hold every package under sender/, sender.cli (the console entry) included; it held only
