@@ -4,8 +4,8 @@
     An ISO 8601 text as integer Unix seconds (fraction truncated), or null when it is not one.
     A text with an offset (`Z`, `+09:00`, `+0900`, also after a space) honours it; one without is at
     `utc_offset_seconds` from UTC (0: UTC; 32400: Japan time), and so is a date alone (its
-    midnight). Plain digits are epoch seconds (9-10 digits) or epoch milliseconds (12-13 digits),
-    as some exports write them.
+    midnight). Plain digits are epoch seconds (9-10 digits), milliseconds (12-13 digits) or
+    microseconds (16 digits, BigQuery's UNIX_MICROS), as some exports write them.
 -#}
 {% macro iso8601_to_unix_seconds(expr, utc_offset_seconds) %}
     {{ return(adapter.dispatch('iso8601_to_unix_seconds', 'line_capi')(expr, utc_offset_seconds | int)) }}
@@ -35,6 +35,7 @@
                     {%- if utc_offset_seconds %} - ({{ utc_offset_seconds }}){% endif %} end
         when regexp_full_match({{ expr }}, '[0-9]{9,10}') then try_cast({{ expr }} as bigint)
         when regexp_full_match({{ expr }}, '[0-9]{12,13}') then try_cast({{ expr }} as bigint) // 1000
+        when regexp_full_match({{ expr }}, '[0-9]{16}') then try_cast({{ expr }} as bigint) // 1000000
         {# not ISO 8601 (2025/12/31 16:41, 01/01/2026): null, not a guess at its zone or day order #}
     end)
 {%- endmacro %}
@@ -44,7 +45,7 @@
     `yyyy-m-d`, then optionally `[T ]h:m`, `:s`, `.fraction` (any length, truncated to
     microseconds), then optionally (after a space or not) `Z`, `+hh`, `+hhmm` or `+hh:mm`. Without
     an offset the text gets `utc_offset_seconds` as one (`Z` for 0), whatever
-    spark.sql.session.timeZone is. Anything else is null, as are impossible dates. Plain digits are epoch seconds (9-10) or milliseconds (12-13).
+    spark.sql.session.timeZone is. Anything else is null, as are impossible dates. Plain digits are epoch seconds (9-10), milliseconds (12-13) or microseconds (16).
     Known differences from DuckDB (texts KARTE does not write): DuckDB also reads `24:00:00`
     (next day), 5-digit years, and ignores a trailing zone name such as ` Asia/Tokyo`.
 -#}
@@ -64,6 +65,7 @@
         case
             when " ~ spark__regex_full_match('iso_text', '^[0-9]{9,10}$') ~ " then try_cast(iso_text as bigint)
             when " ~ spark__regex_full_match('iso_text', '^[0-9]{12,13}$') ~ " then try_cast(iso_text as bigint) div 1000
+            when " ~ spark__regex_full_match('iso_text', '^[0-9]{16}$') ~ " then try_cast(iso_text as bigint) div 1000000
             when " ~ spark__regex_full_match('iso_text', iso) ~ "
                 then unix_micros(try_cast(" ~ normalized ~ " as timestamp)) div 1000000
         end") }}

@@ -1,7 +1,8 @@
 -- Rule 11: the custom object.
 --   value: revenue when it is a number from 0 to 2147483647, sent with currency (var currency);
 --          out of range or not a number, both are left out. A revenue of 0 is sent. A price
---          written with thousands separators and a yen sign (¥1,980, 1,980円) is that number.
+--          written with thousands separators and a yen sign (¥1,980, 1,980円) is that number, in
+--          full-width digits too (１，９８０円).
 --   item_ids: the distinct item_id of items, in order, at most 100.
 --   quantity: the sum of all items' quantities (an absent one counts 1); absent without items,
 --             and left out unless a whole number from 0 to 2147483647.
@@ -12,7 +13,7 @@ conversions as (
     select
         event_name,
         deduplication_key,
-        revenue,
+        {{ halfwidth_ascii('revenue') }} as revenue,
         items
     from {{ ref('int_conversions_windowed') }}
     where deduplication_key is not null
