@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 import dbt_forkserver
 import duckdb
 import pytest
-from pipeline_fixtures import ROOT, SAMPLE_DIR, rewrite_export, run_dbt
+from pipeline_fixtures import HOURLY_BUILD, ROOT, SAMPLE_DIR, rewrite_export, run_dbt
 from schedule_fixtures import TAG_ID, clock_export, dbt_args, sender_run
 from sender_fixtures import TOKEN, database_held, mock_server, run_cli
 
@@ -111,6 +112,26 @@ def test_japan_time_without_its_offset_is_sent_at_its_instant_with_var_karte_exp
     # the conversion of two hours ago, not of nine hours from now minus two
     (event,) = sent
     assert abs(event["event"]["event_timestamp"] - (time.time() - 2 * 3600)) < 120
+
+
+def test_a_plain_dbt_build_stops_on_conversions_hours_ahead_of_the_clock(tmp_path):
+    """`dbt build && sender push` by hand has no freshness check: the build's own data test
+    stops it, before the payload is built, so the push sends nothing 9 hours late."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 2}, newest_hours=0.5, with_offset=False)
+    result = run_dbt(tmp_path, *HOURLY_BUILD, export_dir=export)
+    assert result.returncode != 0
+    assert re.search(r"FAIL 2 assert_no_conversion_times_hours_ahead\b", result.output), (
+        result.output
+    )
+    tables = {name for (name,) in result.rows("select table_name from duckdb_tables()")}
+    assert "line_capi_payload" not in tables and "int_conversions_windowed" not in tables
+    fixed = run_dbt(
+        tmp_path, *HOURLY_BUILD, export_dir=export, vars={"karte_export_utc_offset": "+09:00"}
+    )
+    assert fixed.returncode == 0, fixed.output
+    assert "PASS assert_no_conversion_times_hours_ahead" in fixed.output
+    (event_timestamp,) = fixed.rows("select event_timestamp from line_capi_payload")[0]
+    assert abs(event_timestamp - (time.time() - 2 * 3600)) < 120
 
 
 def test_a_missing_export_folder_is_one_line_not_a_failed_build(tmp_path):
