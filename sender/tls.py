@@ -40,6 +40,14 @@ class CaBundle:
                 f"the CA bundle {self.variable}={self.path} cannot be read:"
                 f" {exc.strerror or type(exc).__name__}"
             )
+        try:  # a DER file, a key, a log: every request would fail the same way, retried in vain
+            ssl.create_default_context(cafile=self.path)
+        except (ssl.SSLError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or type(exc).__name__
+            return (
+                f"the CA bundle {self.variable}={self.path} holds no certificate OpenSSL can"
+                f" read ({reason}): it must be PEM text (-----BEGIN CERTIFICATE-----)"
+            )
         return None
 
 

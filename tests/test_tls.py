@@ -95,6 +95,14 @@ def test_a_ca_bundle_that_cannot_be_read_is_the_same_error_without_a_connection(
     assert f"REQUESTS_CA_BUNDLE={missing} cannot be read" in line
     assert len(pending_keys(db)) == 5
     assert "pending 5, sent 0, accepted 0" in r.stdout  # nothing left the machine
+    # readable, but not PEM (the certificate's key, say): not six retries then "unreachable"
+    with https_mock_server(cert, key) as srv:
+        r = run_cli(["push", *FAST], sender_env(db, srv.url, REQUESTS_CA_BUNDLE=str(key)))
+        assert srv.stats()["connections"] == 0
+    assert r.returncode == ExitCode.TLS_CERTIFICATE, r.stderr
+    [line] = error_lines(r.stderr)
+    assert f"REQUESTS_CA_BUNDLE={key} holds no certificate OpenSSL can read" in line
+    assert len(pending_keys(db)) == 5
 
 
 def test_an_https_endpoint_that_answers_in_plain_http_stops_at_once_as_a_wrong_endpoint(
