@@ -453,7 +453,8 @@ class Freshness:
             f"KARTE export table {self.table} has sync_dates up to {-(self.age_hours or 0):.1f} h"
             " in the future: a time without an offset is read as UTC, so Japan time (a BigQuery"
             " DATETIME) shows 9 h ahead; set dbt var karte_export_utc_offset: '+09:00', or export"
-            " sync_date as a TIMESTAMP or with its offset (+09:00)"
+            " sync_date as a TIMESTAMP or with its offset (+09:00); with the var set already, some"
+            " Parquet parts store sync_date with a time zone and others without: write them alike"
         )
 
 
