@@ -300,6 +300,23 @@ def test_a_single_file_without_its_header_row_is_told_so(tmp_path):
     assert "karte_column_map" not in result.output
 
 
+def test_a_row_with_one_field_too_many_is_not_taken_for_a_missing_header(tmp_path):
+    """DuckDB's sniffer skips the lines above a longer last row and takes that row for the
+    header: the message says so, rather than only "export it with its header" to a file that has
+    one."""
+    export = write_export(tmp_path / "export", export_tables(), "csv")
+    path = export / "conversions.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines) + lines[-1].rstrip("\n") + ",EXTRA\n")
+    result = run_dbt(tmp_path, "run", export_dir=export, vars={"as_of": AS_OF})
+    assert result.returncode != 0
+    assert "KARTE export table conversions has no column event_name; it has: " in result.output
+    assert (
+        "a row with more fields than the header made DuckDB skip the lines above that row"
+        in result.output
+    )
+
+
 def test_missing_export_file_is_a_clear_error(tmp_path):
     export = write_export(tmp_path / "export", export_tables(), "csv")
     (export / "line_users.csv").unlink()

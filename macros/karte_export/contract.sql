@@ -119,6 +119,8 @@
                 ~ (" (mapped to " ~ name ~ ")" if export_name != name else "")
                 ~ "; it has: " ~ (names | join(', '))
                 ~ (". Its first row looks like data, not a header: export the file with its header row"
+                    ~ " (if it has one, a row with more fields than the header made DuckDB skip the lines"
+                    ~ " above that row: fix or drop that row)"
                     if values.seen else ". Rename it in the export or map it with var karte_column_map")
             ) }}
         {%- else -%}
