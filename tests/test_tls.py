@@ -81,28 +81,26 @@ def test_a_self_signed_certificate_stops_at_once_and_the_ca_bundle_advice_works(
     assert TOKEN not in r.stdout + r.stderr
 
 
-def test_a_ca_bundle_that_cannot_be_read_is_the_same_error_without_a_connection(
-    tmp_path, self_signed
+@pytest.mark.parametrize("bundle", ["missing", "not PEM"])
+def test_a_ca_bundle_that_cannot_be_used_is_the_same_error_without_a_connection(
+    tmp_path, self_signed, bundle
 ):
+    """A bundle that is not there, or is there but not PEM (the certificate's key, say): every
+    request would fail alike, so none is made, rather than six retries and "unreachable"."""
     db = make_db(tmp_path, n=5)
     cert, key = self_signed
+    path, says = {
+        "missing": (tmp_path / "no-such-bundle.pem", "cannot be read"),
+        "not PEM": (key, "holds no certificate OpenSSL can read"),
+    }[bundle]
     with https_mock_server(cert, key) as srv:
-        missing = tmp_path / "no-such-bundle.pem"
-        r = run_cli(["push", *FAST], sender_env(db, srv.url, REQUESTS_CA_BUNDLE=str(missing)))
+        r = run_cli(["push", *FAST], sender_env(db, srv.url, REQUESTS_CA_BUNDLE=str(path)))
         assert srv.stats()["connections"] == 0
     assert r.returncode == ExitCode.TLS_CERTIFICATE, r.stderr
     [line] = error_lines(r.stderr)
-    assert f"REQUESTS_CA_BUNDLE={missing} cannot be read" in line
+    assert f"REQUESTS_CA_BUNDLE={path} {says}" in line
     assert len(pending_keys(db)) == 5
     assert "pending 5, sent 0, accepted 0" in r.stdout  # nothing left the machine
-    # readable, but not PEM (the certificate's key, say): not six retries then "unreachable"
-    with https_mock_server(cert, key) as srv:
-        r = run_cli(["push", *FAST], sender_env(db, srv.url, REQUESTS_CA_BUNDLE=str(key)))
-        assert srv.stats()["connections"] == 0
-    assert r.returncode == ExitCode.TLS_CERTIFICATE, r.stderr
-    [line] = error_lines(r.stderr)
-    assert f"REQUESTS_CA_BUNDLE={key} holds no certificate OpenSSL can read" in line
-    assert len(pending_keys(db)) == 5
 
 
 def test_an_https_endpoint_that_answers_in_plain_http_stops_at_once_as_a_wrong_endpoint(
