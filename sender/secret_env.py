@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import stat
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from sender.settings import ConfigError, Secret
@@ -32,12 +33,14 @@ def read_secret(
     option: str | None = None,
     option_name: str | None = None,
     environ: Mapping[str, str] | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> Secret | None:
     """The secret for env ``name``: ``option`` (a command-line value, typed as ``option_name``)
     when given, else env ``name``, else the content of the file env ``name_FILE`` names without
     its trailing newline; None when none is set. Env ``name`` and ``name_FILE`` both set is an
     error (which one wins would be a guess). Raises :class:`ConfigError` with one line, never
-    the secret. The Secret's ``source`` says which of the three it came from."""
+    the secret. The Secret's ``source`` says which of the three it came from. ``notice`` gets a
+    warning about a file other users can read (:func:`loose_file_problem`)."""
     env = os.environ if environ is None else environ
     file_var = name + FILE_SUFFIX
     if option is not None:
@@ -50,7 +53,28 @@ def read_secret(
         return _remember(value, name)
     if not file_name:
         return None
-    return _remember(_read_file(file_var, Path(file_name)), f"{file_var} {file_name}")
+    secret = _remember(_read_file(file_var, Path(file_name)), f"{file_var} {file_name}")
+    problem = loose_file_problem(Path(file_name))
+    if problem and notice is not None:
+        notice(f"{file_var} {problem}")
+    return secret
+
+
+def loose_file_problem(path: Path) -> str | None:
+    """Why ``path`` shows its secret to other accounts ("... is readable by other users ..."), or
+    None. Only a regular file of this user counts: the secret mounts of Docker (a file of
+    root's, 0444) and Kubernetes (a link into its ``..data`` folder, 0644) are readable by design
+    inside their container, and a warning there every hour would teach people to ignore it."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+        return None
+    if not info.st_mode & (stat.S_IRGRP | stat.S_IROTH):
+        return None
+    mode = stat.S_IMODE(info.st_mode)
+    return f"{path} is readable by other users (mode {mode:04o}): chmod 600 {path}"
 
 
 def _read_file(file_var: str, path: Path) -> str:

@@ -509,6 +509,7 @@ def test_sigterm_stops_push_cleanly(db):
 def test_a_token_pasted_into_another_setting_is_never_echoed(db, tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
     from_file = {"LINE_ACCESS_TOKEN": "", "LINE_ACCESS_TOKEN_FILE": str(token_file)}
     cases = [
         (["push"], sender_env(db, LINE_TAG_ID=TOKEN)),

@@ -119,6 +119,7 @@ def test_a_token_file_works_with_and_without_a_trailing_newline(tmp_path):
         ):
             token_file = tmp_path / f"token-{i}"
             token_file.write_text(content, newline="")
+            token_file.chmod(0o600)
             r = run_cli(
                 ["push", *FAST, "--resend", "--limit", "2"],
                 token_file_env(db, srv.url, token_file),
@@ -129,10 +130,46 @@ def test_a_token_file_works_with_and_without_a_trailing_newline(tmp_path):
         # a file holding another token reaches LINE, which refuses it: the file was really read
         wrong = tmp_path / "wrong-token"
         wrong.write_text(TOKEN + "-old\n")
+        wrong.chmod(0o600)
         r = run_cli(["push", *FAST, "--resend"], token_file_env(db, srv.url, wrong))
         outputs.extend([r.stdout, r.stderr])
         assert r.returncode == 3, r.stderr
     assert TOKEN not in "\n".join(outputs) + db_text(db)
+
+
+def test_a_token_file_other_users_can_read_is_warned_about_not_a_mounted_secret(tmp_path):
+    """A file of this user with the usual umask 022 (0644) shows the token to every account on
+    the machine: one warning line, and the push goes on. Docker's and Kubernetes' secret mounts
+    (a file of another user, a link into ..data) are readable by design: no warning."""
+    db = tmp_path / "line_capi.duckdb"
+    write_payload(db, [make_event(i) for i in range(2)])
+    loose = tmp_path / "token"
+    loose.write_text(TOKEN + "\n")
+    loose.chmod(0o644)
+    (tmp_path / "..data").mkdir()
+    mounted = tmp_path / "..data" / "token"
+    mounted.write_text(TOKEN + "\n")
+    mounted.chmod(0o644)
+    linked = tmp_path / "k8s-token"
+    linked.symlink_to(mounted)
+    with mock_server() as srv:
+        r = run_cli(["push", *FAST, "--resend"], token_file_env(db, srv.url, loose))
+        assert r.returncode == 0, r.stderr
+        assert [line for line in r.stderr.splitlines() if "warning" in line] == [
+            f"warning: LINE_ACCESS_TOKEN_FILE {loose} is readable by other users (mode 0644):"
+            f" chmod 600 {loose}"
+        ]
+        loose.chmod(0o600)
+        quiet = run_cli(["push", *FAST, "--resend"], token_file_env(db, srv.url, loose))
+        linked_run = run_cli(["push", *FAST, "--resend"], token_file_env(db, srv.url, linked))
+        # sender run checks the same file before its build, in one line too
+        run = run_cli(["run"], {**token_file_env(db, srv.url, mounted), "KARTE_EXPORT_DIR": ""})
+    for done in (quiet, linked_run):
+        assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    assert run.stderr.startswith(
+        f"warning: LINE_ACCESS_TOKEN_FILE {mounted} is readable by other users (mode 0644)"
+    ), run.stderr
+    assert TOKEN not in r.stdout + r.stderr + run.stdout + run.stderr
 
 
 def test_token_file_errors_are_one_line_naming_the_variable_never_the_token(tmp_path):
@@ -142,6 +179,7 @@ def test_token_file_errors_are_one_line_naming_the_variable_never_the_token(tmp_
     empty.write_text("\n")
     holder = tmp_path / "token"
     holder.write_text(TOKEN + "\n")
+    holder.chmod(0o600)
     folder = tmp_path / "a-folder"
     folder.mkdir()
     binary = tmp_path / "binary"
@@ -175,6 +213,7 @@ def test_a_token_file_holding_more_than_the_token_is_named_in_the_error(tmp_path
     write_payload(db, [make_event(1)])
     bearer = tmp_path / "token"
     bearer.write_text(f"Bearer {TOKEN}\n")
+    bearer.chmod(0o600)
     for command in (["push"], ["run"]):
         r = run_cli(command, token_file_env(db, None, bearer))
         assert r.returncode == ExitCode.USAGE, (command, r.stderr)
@@ -190,6 +229,7 @@ def test_a_secret_read_from_a_file_is_scrubbed_from_a_crash_report(tmp_path, mon
 
     holder = tmp_path / "token"
     holder.write_text(TOKEN + "\n")
+    holder.chmod(0o600)
     monkeypatch.delenv("LINE_ACCESS_TOKEN", raising=False)
     monkeypatch.setenv("LINE_ACCESS_TOKEN_FILE", str(holder))
     assert read_secret("LINE_ACCESS_TOKEN").reveal() == TOKEN
@@ -207,6 +247,7 @@ def test_the_mock_server_reads_the_token_it_expects_from_a_file(tmp_path):
     write_payload(db, [make_event(i) for i in range(3)])
     holder = tmp_path / "token"
     holder.write_text(TOKEN + "\n")
+    holder.chmod(0o600)
     env = sender_process_env(token_file_env(db, None, holder))
     server = subprocess.Popen(
         [sys.executable, "-m", "sender", "mock-server", "--port", "0"],

@@ -186,7 +186,10 @@ def secret_option(
     source = ctx.get_parameter_source(param)
     typed = getattr(source, "name", None) == "COMMANDLINE"
     return read_secret(
-        env_name, option=value if typed else None, option_name="--" + param.replace("_", "-")
+        env_name,
+        option=value if typed else None,
+        option_name="--" + param.replace("_", "-"),
+        notice=warn,
     )
 
 

@@ -23,6 +23,7 @@ from sender.cli.common import (
     flags,
     report_crash,
     sigterm_as_interrupt,
+    warn,
 )
 from sender.compaction import compact
 from sender.database import check_is_duckdb_file
@@ -108,7 +109,8 @@ def run_command(
         with exits_on_error():
             # the push's settings, checked as the push checks them: a mistake stops the run
             # before the build, not after it
-            target = target_from_env(os.environ, read_secret("LINE_ACCESS_TOKEN"))
+            token = read_secret("LINE_ACCESS_TOKEN", notice=warn)
+            target = target_from_env(os.environ, token)
             check_push_options_from_env()
             config = run_config(
                 database=database_path(database),
