@@ -100,9 +100,9 @@ def edge_tables() -> dict[str, list[dict]]:
         # epoch seconds and milliseconds
         _conversion("EDGE-EPOCH", "e1", str(T - HOUR), "pv-e6", revenue="NaN"),
         _conversion("EDGE-MS", "e2", str((T - HOUR) * 1000 + 999), "pv-e7", revenue="2147483648"),
-        # unreadable times: text, and a lowercase z (DuckDB's cast refuses it)
+        # an unreadable time, and RFC 3339's lower-case t and z (read as T and Z)
         _conversion("EDGE-BAD", "e1", "not a date", "pv-e8"),
-        _conversion("EDGE-LOWER-Z", "e1", "2026-03-01T01:00:00z", "pv-e9"),
+        _conversion("EDGE-LOWER-Z", "e1", "2026-03-01t01:00:00z", "pv-e9"),
         # a key with a line break inside
         _conversion("EDGE\nKEY", "e1", "2026-03-01T01:00:00Z", "pv-e10"),
     ]

@@ -4,7 +4,7 @@
     An ISO 8601 text as integer Unix seconds (fraction truncated), or null when it is not one.
     A text with an offset (`Z`, `+09:00`, `+0900`, also after a space) honours it; one without is at
     `utc_offset_seconds` from UTC (0: UTC; 32400: Japan time), and so is a date alone (its
-    midnight). Plain digits are epoch seconds (9-10 digits), milliseconds (12-13 digits) or
+    midnight). RFC 3339's lower-case `t` and `z` read as `T` and `Z`. Plain digits are epoch seconds (9-10 digits), milliseconds (12-13 digits) or
     microseconds (16 digits, BigQuery's UNIX_MICROS), as some exports write them.
 -#}
 {% macro iso8601_to_unix_seconds(expr, utc_offset_seconds) %}
@@ -30,8 +30,8 @@
                 then epoch_us(try_cast({{ expr }} as timestamptz)) // 1000000
             when {{ has_zone }}
                 {#- DuckDB reads no space before a numeric offset (`12:00:00.000 +0900`, Snowflake's) #}
-                then epoch_us(try_cast(regexp_replace({{ expr }}, '\s+([+-][0-9])', '\1') as timestamptz)) // 1000000
-                else epoch_us(try_cast({{ expr }} as timestamp)) // 1000000
+                then epoch_us(try_cast(regexp_replace(upper({{ expr }}), '\s+([+-][0-9])', '\1') as timestamptz)) // 1000000
+                else epoch_us(try_cast(upper({{ expr }}) as timestamp)) // 1000000
                     {%- if utc_offset_seconds %} - ({{ utc_offset_seconds }}){% endif %} end
         when regexp_full_match({{ expr }}, '[0-9]{9,10}') then try_cast({{ expr }} as bigint)
         when regexp_full_match({{ expr }}, '[0-9]{12,13}') then try_cast({{ expr }} as bigint) // 1000
@@ -45,7 +45,7 @@
     `yyyy-m-d`, then optionally `[T ]h:m`, `:s`, `.fraction` (any length, truncated to
     microseconds), then optionally (after a space or not) `Z`, `+hh`, `+hhmm` or `+hh:mm`. Without
     an offset the text gets `utc_offset_seconds` as one (`Z` for 0), whatever
-    spark.sql.session.timeZone is. Anything else is null, as are impossible dates. Plain digits are epoch seconds (9-10), milliseconds (12-13) or microseconds (16).
+    spark.sql.session.timeZone is. Lower-case `t` and `z` are read as upper-case. Anything else is null, as are impossible dates. Plain digits are epoch seconds (9-10), milliseconds (12-13) or microseconds (16).
     Known differences from DuckDB (texts KARTE does not write): DuckDB also reads `24:00:00`
     (next day), 5-digit years, and ignores a trailing zone name such as ` Asia/Tokyo`.
 -#}
@@ -61,7 +61,7 @@
     {%- set sign = '+' if utc_offset_seconds >= 0 else '-' -%}
     {%- set default_offset = sign ~ '%02d:%02d' | format(minutes // 60, minutes % 60) if utc_offset_seconds else 'Z' -%}
     {%- set normalized = "replace(regexp_replace(" ~ defaults ~ ", '[|]$', '|" ~ default_offset ~ "'), '|', '')" -%}
-    {{ spark_let(expr, 'iso_text', "
+    {{ spark_let('upper(' ~ expr ~ ')', 'iso_text', "
         case
             when " ~ spark__regex_full_match('iso_text', '^[0-9]{9,10}$') ~ " then try_cast(iso_text as bigint)
             when " ~ spark__regex_full_match('iso_text', '^[0-9]{12,13}$') ~ " then try_cast(iso_text as bigint) div 1000
