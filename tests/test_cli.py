@@ -29,6 +29,7 @@ from sender_fixtures import (
 
 from sender.cli import app
 from sender.exit_codes import ExitCode
+from sender.scheduled_run import RunLog
 
 COMMANDS = ["push", "status", "report", "preview", "mock-server", "run", "compact"]
 
@@ -616,6 +617,38 @@ def test_status_and_preview_json_print_one_object_when_they_stop_early(db, tmp_p
     # the command is the first word: a value that names one does not make its refusal JSON
     r = run_cli(["report", "-o", "status", "--json"], sender_env(db))
     assert r.returncode == ExitCode.USAGE and r.stdout == ""
+
+
+def test_status_while_the_database_is_held_still_shows_the_running_job(db, tmp_path):
+    """Every hour the job holds the database for a while: `sender status` then said only "locked",
+    not whether the job was running or since when, which its run log knows."""
+    log = tmp_path / "run.log"
+    RunLog(log).write("run", "start: sender run (pid 4242)")
+    env = sender_env(db, LINE_CAPI_RUN_LOG=str(log))
+    with database_held(db):
+        text = run_cli(["status"], env)
+        as_json = run_cli(["status", "--json"], env)
+    for r in (text, as_json):
+        assert r.returncode == ExitCode.DATABASE_LOCKED, r.stderr
+        assert r.stderr.startswith("error: database ")
+        assert "is locked by another process" in r.stderr
+    started = as_json.stdout.split('"started_at":"')[1][:20]
+    assert text.stdout.splitlines() == [
+        f"database  {db} (held by another process: see below)",
+        f"last job  sender run started {started}, never finished (killed, crashed or still"
+        " running)",
+    ]
+    (line,) = as_json.stdout.splitlines()
+    got = json.loads(line)
+    assert got["exit_code"] == ExitCode.DATABASE_LOCKED and got["outcome"] == "error"
+    assert got["database"] == str(db) and "is locked" in got["message"]
+    assert got["last_job"] == {
+        "started_at": started,
+        "finished_at": None,
+        "exit_code": None,
+        "outcome": None,
+        "message": None,
+    }
 
 
 def test_help_examples_fit_an_80_column_terminal():

@@ -70,7 +70,7 @@ COMPACT_EXIT_CODES_EPILOG = "Exit codes:\n\n" + exit_code_table(COMPACT_MEANINGS
 
 class _Flags:
     debug = False
-    # set once `push --json` has printed its one object (summary or error)
+    # set once a --json command has printed its one object (summary or error)
     json_printed = False
 
 
@@ -138,7 +138,7 @@ def errors_as_json(command):
         try:
             command(**kwargs)
         except Failure as exc:
-            if kwargs.get("json_"):
+            if kwargs.get("json_") and not flags.json_printed:
                 typer.echo(error_json(exc.exit_code, exc.message))
                 flags.json_printed = True
             raise

@@ -12,16 +12,20 @@ import typer
 from sender.cli.common import (
     DatabaseOpt,
     EndpointOpt,
+    Failure,
     JsonOpt,
     TagIdOpt,
     app,
     errors_as_json,
     exits_on_error,
+    flags,
     open_database,
 )
+from sender.exit_codes import ExitCode
 from sender.preview import first_pending, table_lines
+from sender.push_summary import error_json
 from sender.report import DEFAULT_BUILDS, write_report
-from sender.run_history import run_log_path
+from sender.run_history import last_run, run_log_path
 from sender.settings import DEFAULT_DATABASE, DEFAULT_ENDPOINT, database_path
 from sender.status import read_status_report
 
@@ -43,7 +47,12 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
 
         sender status --json
     """
-    con = open_database(database, read_only=True, need_payload=False)
+    try:
+        con = open_database(database, read_only=True, need_payload=False)
+    except Failure as exc:
+        if exc.exit_code == ExitCode.DATABASE_LOCKED:
+            _show_last_job_while_locked(database, exc, json_=json_)
+        raise
     try:
         with exits_on_error(database):
             path = database_path(database)
@@ -56,6 +65,23 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
         return
     for line in report_.lines():
         typer.echo(line)
+
+
+def _show_last_job_while_locked(database: str, exc: Failure, *, json_: bool) -> None:
+    """While a run holds the database (every hour, for a while), what the run log still tells:
+    whether the last job is running and since when. The build, coverage and ledger wait for the
+    database; the exit code stays DATABASE_LOCKED, for a script that needs them."""
+    path = database_path(database)
+    job = last_run(run_log_path(path, dict(os.environ)))
+    if json_:
+        got = json.loads(error_json(exc.exit_code, exc.message))
+        got |= {"database": str(path), "last_job": job.as_dict() if job else None}
+        typer.echo(json.dumps(got, separators=(",", ":")))
+        flags.json_printed = True
+        return
+    typer.echo(f"database  {path} (held by another process: see below)")
+    if job is not None:
+        typer.echo(f"last job  sender run {job.describe()}")
 
 
 @app.command()
