@@ -38,6 +38,7 @@ from sender import build_memory
 from sender.alerts import RUN_ONLY_ENV
 from sender.build_info import read_build_info
 from sender.database import is_lock_error, locked
+from sender.dbt_vars import merge_vars
 from sender.exit_codes import ExitCode
 from sender.file_modes import private_file, private_umask
 from sender.run_history import default_run_log, rotate_if_large
@@ -158,7 +159,7 @@ def run_config(
         # absolute, links kept: /dev/stdout is not resolved to the pipe behind it
         log_file=Path(os.path.abspath(log_file or default_run_log(database))),
         dbt=dbt,
-        dbt_args=dbt_args,
+        dbt_args=merge_vars(dbt_args),
         env=env,
     )
 

@@ -39,8 +39,9 @@ class WindowGap:
             f"conversions from {self.last_complete:{stamp}} to {self.window_start:{stamp}} may"
             " never have been sent: the last push that left nothing pending started before this"
             f" build's window; catch up with `sender run -- --vars '{{lookback_hours:"
-            f" {self.catch_up_hours}}}'` (raise the Datahub queries' WINDOW first when that is"
-            " over 24; docs/operations.md, Catch-up after an outage)"
+            f" {self.catch_up_hours}}}'`, after the --vars the job passes, if any (raise the"
+            " Datahub queries' WINDOW first when that is over 24; docs/operations.md, Catch-up"
+            " after an outage)"
         )
 
 

@@ -102,7 +102,7 @@ def sender_run(
     url: str,
     *args: str,
     export: Path | None = None,
-    vars_: str = "",
+    vars_: str | list[str] = "",
     env: dict | None = None,
     timeout: float = 300,
 ):
@@ -115,5 +115,11 @@ def sender_run(
         "KARTE_EXPORT_DIR": str(export) if export else "",
         **(env or {}),
     }
-    extra = ["--vars", vars_] if vars_ else []
+    # several --vars as a job passes its site's vars and a catch-up adds its own
+    extra = [
+        arg
+        for text in ([vars_] if isinstance(vars_, str) else vars_)
+        if text
+        for arg in ("--vars", text)
+    ]
     return run_cli(["run", *args, "--", *dbt_args(tmp), *extra], full_env, timeout=timeout)

@@ -67,7 +67,10 @@ def test_help_text_is_rewrapped_not_broken_where_the_source_breaks_its_lines():
     """A docstring's paragraph reads as one paragraph (Typer's rich mode kept each source line
     break, leaving a line of one word before each)."""
     r = invoke(["run", "--help"], sender_env_for_help())
-    assert "...). The push reads LINE_TAG_ID, LINE_ACCESS_TOKEN" in r.stdout, r.stdout
+    assert (
+        "...); several --vars are merged into one, each var keeping its last value. The push"
+        in (r.stdout)
+    ), r.stdout
 
 
 def test_help_of_compact_lists_its_own_exit_codes_not_the_pushs():

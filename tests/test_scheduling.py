@@ -21,6 +21,7 @@ from pipeline_fixtures import HOURLY_BUILD, ROOT, SAMPLE_DIR, rewrite_export, ru
 from schedule_fixtures import TAG_ID, clock_export, dbt_args, sender_run
 from sender_fixtures import TOKEN, database_held, mock_server, run_cli
 
+from sender.dbt_vars import merge_vars
 from sender.exit_codes import ExitCode
 from sender.run_history import ROTATE_BYTES, exit_codes, last_run
 from sender.scheduled_run import (
@@ -536,6 +537,48 @@ def test_catch_up_after_an_outage_sends_exactly_what_was_never_accepted(tmp_path
             ("Conversion", "ORD-DAY2"): 1,
             ("Conversion", "ORD-DAY3"): 1,
         }
+
+
+def test_a_catch_up_that_adds_its_own_vars_keeps_the_sites_vars(tmp_path):
+    """dbt reads one --vars, the last: a job passing its site's event mapping with --vars and a
+    catch-up adding `--vars '{lookback_hours: 72}'` after it built without the mapping, and sent
+    the orders LINE had as CompleteRegistration again as Conversion (counted twice)."""
+    ages = {"ORD-NEW": 2, "ORD-DAY2": 30}
+    export = clock_export(tmp_path / "export", ages, newest_hours=0.1)
+    site = "{karte_conversion_events: {buy: CompleteRegistration}, lookback_hours: 24}"
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export, vars_=site)
+        assert r.returncode == ExitCode.OK, r.stderr
+        r = sender_run(tmp_path, srv.url, export=export, vars_=[site, "{lookback_hours: 72}"])
+        assert r.returncode == ExitCode.OK, r.stderr
+        assert "pending 1, sent 1, accepted 1" in r.stdout
+        assert srv.accepted == {
+            ("CompleteRegistration", "ORD-NEW"): 1,
+            ("CompleteRegistration", "ORD-DAY2"): 1,
+        }
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        # the later value of a var wins; the first --vars' place is kept; the = form counts too
+        (
+            ("--target", "t", "--vars", "{a: 1, b: [x]}", "-x", "--vars={a: 2}"),
+            ("--target", "t", "--vars", "{a: 2, b: [x]}", "-x"),
+        ),
+        # times stay the values dbt would have read; an empty --vars sets nothing
+        (
+            ("--vars", "{as_of: '2026-11-30T10:00:00+09:00', n: 日本}", "--vars", ""),
+            ("--vars", "{as_of: '2026-11-30T10:00:00+09:00', n: 日本}"),
+        ),
+        # one --vars, or one that is not a mapping: left to dbt, which says what is wrong
+        (("--vars", "{a: 1}"), ("--vars", "{a: 1}")),
+        (("--vars", "[1]", "--vars", "{a: 1}"), ("--vars", "[1]", "--vars", "{a: 1}")),
+        (("--vars", "{a: 1", "--vars", "{a: 2}"), ("--vars", "{a: 1", "--vars", "{a: 2}")),
+    ],
+)
+def test_several_vars_after_the_double_dash_are_merged(args, expected):
+    assert merge_vars(args) == expected
 
 
 def test_two_sites_in_one_folder_keep_their_own_run_logs(tmp_path):

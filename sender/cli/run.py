@@ -91,7 +91,8 @@ def run_command(
 ) -> None:
     """The hourly job: lock, dbt source freshness, dbt build, sender push.
 
-    Arguments after -- go to every dbt command (--vars, --target, --profiles-dir, ...). The
+    Arguments after -- go to every dbt command (--vars, --target, --profiles-dir, ...);
+    several --vars are merged into one, each var keeping its last value. The
     push reads LINE_TAG_ID, LINE_ACCESS_TOKEN (or LINE_ACCESS_TOKEN_FILE), LINE_CHANNEL_ID and
     LINE_CAPI_ENDPOINT. Relative paths are relative to the current folder. With
     LINE_CAPI_ALERT_WEBHOOK set, a run that needs a person posts one message there

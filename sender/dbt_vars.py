@@ -1,0 +1,58 @@
+"""Several ``--vars`` after ``sender run --`` become one, as the user means them.
+
+dbt reads one ``--vars``: given twice, the last replaces the first whole. A job that passes its
+site's settings with ``--vars`` and a catch-up that adds ``--vars '{lookback_hours: 168}'`` after
+them would then build without the site's event mapping or column map, and send the same orders
+again under the default event name. So ``sender run`` merges them: each var keeps the value of
+the last ``--vars`` that names it (a var's own mapping, such as ``karte_column_map``, is
+replaced whole, as dbt replaces a var of ``dbt_project.yml``).
+"""
+
+from __future__ import annotations
+
+import yaml
+
+_OPTION = "--vars"
+
+
+def _vars_values(args: tuple[str, ...]) -> list[tuple[int, int, str]]:
+    """Each ``--vars`` among ``args``: its first index, how many args it takes, its text."""
+    found = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == _OPTION and i + 1 < len(args):
+            found.append((i, 2, args[i + 1]))
+            i += 2
+            continue
+        if arg.startswith(_OPTION + "="):
+            found.append((i, 1, arg.split("=", 1)[1]))
+        i += 1
+    return found
+
+
+def merge_vars(args: tuple[str, ...]) -> tuple[str, ...]:
+    """``args`` with several ``--vars`` merged into one, in place of the first; unchanged with one
+    or none, or when one of them is not a YAML mapping (dbt then says so, as it would)."""
+    found = _vars_values(args)
+    if len(found) < 2:
+        return args
+    merged: dict = {}
+    for _, _, text in found:
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return args
+        if value is None:  # an empty --vars '' sets nothing
+            continue
+        if not isinstance(value, dict):
+            return args
+        merged.update(value)
+    # YAML again, not JSON: dates and times load back as the same values dbt would have read
+    text = yaml.safe_dump(
+        merged, default_flow_style=True, sort_keys=False, width=2**31, allow_unicode=True
+    ).strip()
+    first = found[0][0]
+    skip = {i + n for i, count, _ in found for n in range(count)}
+    rest = [arg for i, arg in enumerate(args) if i not in skip]
+    return (*rest[:first], _OPTION, text, *rest[first:])
