@@ -281,8 +281,24 @@ def test_missing_required_column_names_table_and_column(tmp_path):
     export = write_export(tmp_path / "export", export_tables(), "csv", columns=columns)
     result = run_dbt(tmp_path, "run", export_dir=export, vars={"as_of": AS_OF})
     assert result.returncode != 0
-    assert "KARTE export table page_views has no column pv_id" in result.output
+    assert "KARTE export table page_views has no column pv_id; it has: " in result.output
     assert "Rename it in the export or map it with var karte_column_map" in result.output
+
+
+def test_every_missing_required_column_is_named_at_once(tmp_path):
+    """A new site's export under its own names: the error named the first missing column only,
+    and each mapping added to the vars found the next one, one build at a time."""
+    dropped = {"user_id", "pv_id", "url"}
+    columns = {**COLUMNS, "page_views": [c for c in COLUMNS["page_views"] if c not in dropped]}
+    export = write_export(tmp_path / "export", export_tables(), "csv", columns=columns)
+    mapped = {"karte_column_map": {"page_views": {"url": "page_url"}}, "as_of": AS_OF}
+    result = run_dbt(tmp_path, "run", export_dir=export, vars=mapped)
+    assert result.returncode != 0
+    assert (
+        "KARTE export table page_views has no columns user_id, pv_id, page_url (mapped to url);"
+        " it has: " in result.output
+    ), result.output
+    assert "Rename them in the export or map them with var karte_column_map" in result.output
 
 
 def test_a_single_file_without_its_header_row_is_told_so(tmp_path):
@@ -292,7 +308,7 @@ def test_a_single_file_without_its_header_row_is_told_so(tmp_path):
     path.write_text("".join(path.read_text().splitlines(keepends=True)[1:]))
     result = run_dbt(tmp_path, "run", export_dir=export, vars={"as_of": AS_OF})
     assert result.returncode != 0
-    assert "KARTE export table conversions has no column event_name; it has: " in result.output
+    assert "KARTE export table conversions has no columns event_name, user_id," in result.output
     assert (
         "Its first row looks like data, not a header: export the file with its header row"
         in result.output
@@ -310,7 +326,7 @@ def test_a_row_with_one_field_too_many_is_not_taken_for_a_missing_header(tmp_pat
     path.write_text("".join(lines) + lines[-1].rstrip("\n") + ",EXTRA\n")
     result = run_dbt(tmp_path, "run", export_dir=export, vars={"as_of": AS_OF})
     assert result.returncode != 0
-    assert "KARTE export table conversions has no column event_name; it has: " in result.output
+    assert "KARTE export table conversions has no columns event_name, user_id," in result.output
     assert (
         "a row with more fields than the header made DuckDB skip the lines above that row"
         in result.output

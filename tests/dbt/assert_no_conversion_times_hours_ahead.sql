@@ -1,33 +1,32 @@
--- Fails the build for conversions stamped more than an hour after both the clock and as_of: times
+-- Stops the build on conversions stamped more than an hour after both the clock and as_of: times
 -- written without their offset are read as UTC (karte_export_utc_offset unset), so Japan time (a
 -- BigQuery DATETIME) reads 9 hours ahead, and each conversion would be sent 9 hours late, once
--- the window reaches it, or never. Returns the rows and how many hours ahead each is. Set var
--- karte_export_utc_offset: '+09:00', or export sync_date with its offset. `sender run` stops
--- earlier, on the freshness check (exit 11), with the same advice.
+-- the window reaches it, or never. `sender run` stops earlier, on the freshness check (exit 11),
+-- with the same advice.
+-- The check runs once, while the test compiles, so that its error can say what to do: a failing
+-- data test prints only its name and row count.
 {%- set clock = [run_started_at.timestamp() | int, as_of_unix()] | max %}
-with
-
-conversions as (
-
+{%- set ahead_query %}
     select
-        event_name,
-        transaction_id,
-        sync_date,
-        synced_at_unix
+        count(*) as conversions,
+        max(synced_at_unix - {{ clock }}) / 3600.0 as max_hours_ahead,
+        min(sync_date) as first_sync_date
     from {{ ref('stg_karte__conversions') }}
-
-),
-
-final as (
-
-    select
-        event_name,
-        transaction_id,
-        sync_date,
-        (synced_at_unix - {{ clock }}) / 3600.0 as hours_ahead
-    from conversions
     where synced_at_unix > {{ clock + 3600 }}
+{%- endset %}
+{%- if execute %}
+    {%- set ahead = run_query(ahead_query).rows[0] %}
+    {%- if ahead[0] > 0 %}
+        {{ exceptions.raise_compiler_error(
+            ahead[0] ~ " conversions are stamped more than an hour after the clock, up to "
+            ~ '%.1f' | format(ahead[1]) ~ " h (the first: " ~ ahead[2] ~ "): times without an"
+            ~ " offset are read as UTC. If the export writes Japan time without its offset, set"
+            ~ " dbt var karte_export_utc_offset: '+09:00' (docs/configuration.md); else export"
+            ~ " sync_date with its offset"
+        ) }}
+    {%- endif %}
+{%- endif %}
 
-)
-
-select * from final
+-- nothing left to find: the query above found nothing
+select 1 as conversions_ahead
+where 1 = 0
