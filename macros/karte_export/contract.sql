@@ -61,7 +61,7 @@
     `<text expression> as <contract name>` for each contract column of `table_name`, read from
     `columns` (lower-case export name -> (export name, data type or none)) under the export name
     `mapping` gives it. When `checked`, a missing required column fails the run, naming the table
-    and the column, and a missing optional column is null, with one warning line saying what the
+    and every required column it misses, and a missing optional column is null, with one warning line saying what the
     events lose; unchecked (unit tests), every column is taken as present.
 -#}
 {% macro karte_contract_select_list(table_name, mapping, columns, checked) %}
@@ -114,14 +114,25 @@
             {%- for each in names if modules.re.match('^(column[0-9]+$|[0-9]|.*[:/@])', each | string) -%}
                 {%- set values.seen = true -%}
             {%- endfor -%}
+            {#- every required column missing, named at once: a new site maps them in one go -#}
+            {%- set missing = [] -%}
+            {%- for other, other_required in karte_export_contract()[table_name] if other_required -%}
+                {%- set other_export = (mapping.get(other) or other) | string -%}
+                {%- if (other_export | lower) not in columns -%}
+                    {%- do missing.append(other_export ~ (" (mapped to " ~ other ~ ")" if other_export != other else "")) -%}
+                {%- endif -%}
+            {%- endfor -%}
+            {%- set several = missing | length > 1 -%}
             {{ exceptions.raise_compiler_error(
-                "KARTE export table " ~ table_name ~ " has no column " ~ export_name
-                ~ (" (mapped to " ~ name ~ ")" if export_name != name else "")
+                "KARTE export table " ~ table_name ~ " has no column" ~ ("s " if several else " ")
+                ~ (missing | join(', '))
                 ~ "; it has: " ~ (names | join(', '))
                 ~ (". Its first row looks like data, not a header: export the file with its header row"
                     ~ " (if it has one, a row with more fields than the header made DuckDB skip the lines"
                     ~ " above that row: fix or drop that row)"
-                    if values.seen else ". Rename it in the export or map it with var karte_column_map")
+                    if values.seen else
+                    (". Rename them in the export or map them" if several else ". Rename it in the export or map it")
+                    ~ " with var karte_column_map")
             ) }}
         {%- else -%}
             {%- set purpose = karte_optional_column_purposes()[table_name].get(name) -%}
