@@ -58,6 +58,12 @@ class BuildInfo:
     payload_rows: int
     payload_event_timestamp_sum: int
 
+    def describe(self) -> str:
+        """When and from what it was built, for people: `status` and `preview` show it."""
+        sample = " (the bundled sample)" if self.is_sample else ""
+        when = f"{self.built_at}Z" if self.built_at else "at an unknown time"
+        return f"{when} from {self.export_location}{sample}: {self.payload_rows:,} payload rows"
+
     def as_dict(self) -> dict:
         return {
             "invocation_id": self.invocation_id,

@@ -53,11 +53,7 @@ class StatusReport:
         build = self.build
         if build is None:
             return ["build     none finished (no line_capi_build_info)"]
-        sample = " (the bundled sample)" if build.is_sample else ""
-        return [
-            f"build     {build.built_at}Z from {build.export_location}{sample}:"
-            f" {build.payload_rows:,} payload rows"
-        ]
+        return [f"build     {build.describe()}"]
 
     def _coverage_lines(self) -> list[str]:
         coverage = self.coverage

@@ -97,6 +97,21 @@ def test_the_sample_is_never_sent_to_a_real_endpoint_and_no_connection_is_made(s
         assert srv.stats()["accepted_unique"] > 0
 
 
+def test_preview_names_the_build_its_rows_come_from(sample_build):
+    """After a failed build of a real export, preview listed the last good build's rows (the
+    sample's) as if they were the export's."""
+    for extra in ([], ["--json"]):
+        r = run_cli(["preview", "-n", "2", *extra], sender_env(sample_build.database))
+        assert r.returncode == ExitCode.OK, r.stderr
+        (line,) = r.stderr.splitlines()
+        assert re.fullmatch(
+            rf"build 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?Z from {re.escape(str(SAMPLE_DIR))}"
+            r" \(the bundled sample\): \d+ payload rows",
+            line,
+        ), line
+        assert "ORD-" in r.stdout
+
+
 @pytest.mark.parametrize("how", ["a copy", "a link"])
 def test_a_copy_of_the_sample_or_a_link_to_it_is_still_the_sample(tmp_path, how):
     export = tmp_path / "karte-export"

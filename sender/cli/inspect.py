@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from sender.build_info import read_build_info
 from sender.cli.common import (
     DatabaseOpt,
     EndpointOpt,
@@ -139,7 +140,8 @@ def preview(
     """Show the first pending payloads (oldest first), as a table or as JSON lines.
 
     Pending at the destination LINE_TAG_ID at LINE_CAPI_ENDPOINT when a tag id is set, else at
-    the destination of the last push.
+    the destination of the last push. The build they come from (when, from which export) is
+    the first line on stderr: after a failed build it is still the build before.
 
     Examples:
 
@@ -151,8 +153,12 @@ def preview(
     try:
         with exits_on_error(database):
             rows = first_pending(con, endpoint=endpoint, tag_id=tag_id, limit=limit)
+            build = read_build_info(con)
     finally:
         con.close()
+    # which build the rows are from: after a failed build, still the one before it (the sample?)
+    if build is not None:
+        typer.echo(f"build {build.describe()}", err=True)
     lines = [row.payload for row in rows] if json_ else table_lines(rows, width=width)
     for line in lines:
         typer.echo(line)
