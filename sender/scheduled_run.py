@@ -34,7 +34,7 @@ from typing import IO
 
 import duckdb
 
-from sender import build_memory
+from sender import build_memory, fault_points
 from sender.alerts import RUN_ONLY_ENV
 from sender.build_info import read_build_info
 from sender.database import is_lock_error, locked
@@ -198,11 +198,20 @@ def _open_lock_file(path: Path, folder: str, code: ExitCode, *, create: bool = F
         ) from None
 
 
-def _write_holder(f: IO[str], holder: str) -> None:
-    f.seek(0)
-    f.truncate()
-    f.write(f"{holder}\n")
-    f.flush()
+def _write_holder(f: IO[str], holder: str, path: Path, code: ExitCode) -> None:
+    """Note who holds the lock file at ``path``; a full disk refuses even these few bytes."""
+    try:
+        f.seek(0)
+        f.truncate()
+        fault_points.hit("lock_write")  # test hook: sender/fault_points.py
+        f.write(f"{holder}\n")
+        f.flush()
+    except OSError as exc:
+        raise RunError(
+            f"cannot write the lock file {path}: {exc.strerror or exc} (a full disk? free disk"
+            " space)",
+            code,
+        ) from None
 
 
 @contextlib.contextmanager
@@ -220,7 +229,7 @@ def run_lock(database: Path) -> Iterator[Path]:
                 f"another sender run (pid {holder}) holds {path}; this one did nothing",
                 ExitCode.ALREADY_RUNNING,
             ) from None
-        _write_holder(f, str(os.getpid()))
+        _write_holder(f, str(os.getpid()), path, ExitCode.DATABASE_ERROR)
         try:
             yield path
         finally:
@@ -248,7 +257,7 @@ def target_lock(target: Path, database: Path, say: Callable[[str], None]) -> Ite
                 f" {target} (set DBT_TARGET_PATH per database to run them side by side)"
             )
             fcntl.flock(f, fcntl.LOCK_EX)
-        _write_holder(f, f"{database} (pid {os.getpid()})")
+        _write_holder(f, f"{database} (pid {os.getpid()})", path, ExitCode.BUILD_FAILED)
         try:
             yield
         finally:

@@ -294,6 +294,28 @@ def test_a_stale_export_posts_one_message_from_sender_run(tmp_path):
     assert_nothing_secret(log)
 
 
+def test_a_disk_too_full_for_the_lock_file_is_one_line_and_an_alert(tmp_path):
+    """A disk so full that the run's pid did not fit in its lock file: exit 70 (a bug, by its
+    code), a traceback that did not fit either, and no alert."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 2}, newest_hours=0.5)
+    env = {"LINE_CAPI_FAULT_POINT": "lock_write:1:enospc"}
+    with webhook_receiver() as hook, mock_server() as srv:
+        env["LINE_CAPI_ALERT_WEBHOOK"] = hook.url
+        r = sender_run(tmp_path, srv.url, export=export, env=env)
+        texts = hook.texts()
+    assert r.returncode == ExitCode.DATABASE_ERROR, r.stderr
+    line = (
+        f"cannot write the lock file {tmp_path / 'line_capi.duckdb.lock'}: No space left on"
+        " device (a full disk? free disk space)"
+    )
+    errors = [x for x in r.stderr.splitlines() if "error" in x]
+    assert len(errors) == 1 and f"sender run: error: {line}; log: " in errors[0], r.stderr
+    assert "Traceback" not in r.stderr + (tmp_path / "line_capi_run.log").read_text()
+    assert len(texts) == 1 and "`sender run` exited 10 DATABASE_ERROR" in texts[0], texts
+    assert "disk full" in texts[0]
+    assert srv.stats()["accepted_events"] == 0
+
+
 def test_a_run_its_settings_stop_is_logged_alerted_and_shown_by_status(tmp_path):
     """A token file that cannot be read stops the run before it starts: under cron nobody reads
     stderr, so the run log, the alert and `sender status` say so, as for any failed run."""
