@@ -352,6 +352,8 @@ def run_logged(
         stdin=subprocess.DEVNULL,
         # dbt and the push create the database, its WAL and dbt's files for their owner only
         umask=private_umask(),
+        # killed by SIGKILL, the run would leave a dbt build holding the database for hours
+        preexec_fn=stop_with_this_process(),
         text=True,
         encoding="utf-8",
         errors="replace",
@@ -618,6 +620,27 @@ def read_test_warnings(path: Path, since: float, database: Path | None = None) -
 # orphan that holds the database, writes to pipes nobody reads and outlives the run's lock.
 STOP_WITH_PARENT_ENV = "SENDER_RUN_PID"
 _PR_SET_PDEATHSIG = 1
+
+
+def stop_with_this_process() -> Callable[[], None] | None:
+    """For ``subprocess.Popen(preexec_fn=...)``: the child (dbt, the push) gets SIGTERM when this
+    process dies, even by SIGKILL (Linux; elsewhere None, and the child runs as before). Else a
+    killed run left its `dbt build` running, holding the database, and each hour after it exited
+    5 until someone found that dbt. Looked up before the fork: the child only makes the call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def in_child() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the run died before the request was made
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return in_child
 
 
 def stop_with_parent(environ: dict[str, str] | os._Environ = os.environ) -> None:

@@ -8,8 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import duckdb
+from pipeline_fixtures import SAMPLE_DIR
+from schedule_fixtures import dbt_args
 from sender_fixtures import (
     REPO,
     ledger_rows,
@@ -102,7 +105,9 @@ def test_locked_database_is_one_line_and_exit_5(tmp_path):
                 f"error: database {db} is locked by another process (pid {holder.pid}, {program}:"
                 " a sender push or run, a dbt build, or a DuckDB shell left open)"
             )
-            assert r.stdout == ""
+            # status still says what it can without the database: no run log here, so no job
+            held = f"database  {db} (held by another process: see below)\n"
+            assert r.stdout == (held if args == ["status"] else "")
     finally:
         holder.kill()
         holder.wait()
@@ -157,3 +162,53 @@ def test_the_push_of_a_killed_sender_run_stops_with_it(tmp_path):
         assert r.returncode == 0, r.stderr  # not locked
         accepted = {row[1] for row in ledger_rows(db) if row[2] == "accepted"}
         assert accepted <= srv.accepted_keys()
+
+
+def test_the_dbt_build_of_a_killed_sender_run_stops_with_it(tmp_path):
+    """Killed by SIGKILL during its build (a hung build is why one reaches for kill -9), the run
+    left its dbt build going on under init, holding the database: every run after it exited 5
+    until someone found that dbt and killed it by hand. The build here hangs as `sleep`."""
+    pids = tmp_path / "dbt-pids.txt"
+    wrapper = tmp_path / "bin" / "dbt"
+    wrapper.parent.mkdir()
+    real = Path(sys.executable).parent / "dbt"
+    # notes its pid and command, then becomes the real dbt (the same pid); its build hangs,
+    # silent: a dbt that writes gets SIGPIPE once the run is gone, a hung one never does
+    wrapper.write_text(
+        f'#!/bin/sh\necho "$$ $1" >> {pids}\n[ "$1" = build ] && exec sleep 600\nexec {real} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("LINE_")},
+        **sender_env(tmp_path / "line_capi.duckdb"),
+        "LINE_CAPI_DBT": str(wrapper),
+        "KARTE_EXPORT_DIR": str(SAMPLE_DIR),
+        "PYTHONPATH": str(REPO),
+    }
+    run = subprocess.Popen(
+        [sys.executable, "-m", "sender", "run", "--", *dbt_args(tmp_path)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    build = None
+    try:
+        deadline = time.time() + 120
+        while build is None and time.time() < deadline and run.poll() is None:
+            lines = pids.read_text().splitlines() if pids.exists() else []
+            build = next((int(x.split()[0]) for x in lines if x.endswith(" build")), None)
+            time.sleep(0.05)
+        assert build is not None, "the run never reached its build"
+        assert not _gone(build), "the build ended before the kill: it must land mid-build"
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=10)
+        deadline = time.time() + 30
+        while not _gone(build) and time.time() < deadline:
+            time.sleep(0.1)
+        assert _gone(build), "the build went on without its run"
+    finally:
+        if run.poll() is None:
+            run.kill()
+        if build is not None and not _gone(build):
+            os.kill(build, signal.SIGKILL)  # a failing test leaves no sleeper behind
