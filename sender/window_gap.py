@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import duckdb
 
 from sender.database import BUILD_INFO_TABLE, RUNS_TABLE, fetch_one, table_exists
+from sender.line_rules import DAY_SECONDS, MAX_AGE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -29,19 +30,30 @@ class WindowGap:
     as_of: dt.datetime
 
     @property
-    def catch_up_hours(self) -> int:
+    def needed_hours(self) -> int:
         """A lookback that reaches back over the gap (an hour's margin)."""
         return math.ceil((self.as_of - self.last_complete).total_seconds() / 3600) + 1
 
+    @property
+    def catch_up_hours(self) -> int:
+        """The lookback to run: over the gap, but no further back than LINE accepts."""
+        return min(self.needed_hours, MAX_AGE_SECONDS // 3600)
+
     def describe(self) -> str:
         stamp = "%Y-%m-%d %H:%M UTC"
+        lost = (
+            f" (LINE takes no event older than {MAX_AGE_SECONDS // DAY_SECONDS} days: those"
+            " before cannot be sent any more)"
+            if self.needed_hours > self.catch_up_hours
+            else ""
+        )
         return (
             f"conversions from {self.last_complete:{stamp}} to {self.window_start:{stamp}} may"
             " never have been sent: the last push that left nothing pending started before this"
             f" build's window; catch up with `sender run -- --vars '{{lookback_hours:"
-            f" {self.catch_up_hours}}}'`, after the --vars the job passes, if any (raise the"
-            " Datahub queries' WINDOW first when that is over 24; docs/operations.md, Catch-up"
-            " after an outage)"
+            f" {self.catch_up_hours}}}'`{lost}, after the --vars the job passes, if any (raise"
+            " the Datahub queries' WINDOW first when that is over 24; docs/operations.md,"
+            " Catch-up after an outage)"
         )
 
 

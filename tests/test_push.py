@@ -696,6 +696,23 @@ def _set_build_window(db, *, lookback_hours: int) -> None:
     con.close()
 
 
+def test_the_catch_up_after_a_very_long_outage_reaches_back_no_further_than_line_accepts():
+    """After 128 days it said `lookback_hours: 3079`: a build over events LINE refuses as too
+    old, where 2160 hours (90 days) is the most that can still be sent."""
+    import datetime as dt
+
+    from sender.window_gap import WindowGap
+
+    as_of = dt.datetime(2026, 12, 4, 10)
+    long_ = WindowGap(as_of - dt.timedelta(days=128), as_of - dt.timedelta(hours=24), as_of)
+    assert long_.catch_up_hours == 2160
+    assert "`sender run -- --vars '{lookback_hours: 2160}'` (LINE takes no event older than 90" in (
+        long_.describe()
+    )
+    short = WindowGap(as_of - dt.timedelta(hours=31), as_of - dt.timedelta(hours=24), as_of)
+    assert short.catch_up_hours == 32 and "older than" not in short.describe()
+
+
 def test_an_outage_longer_than_the_window_is_said_and_alerted_once(tmp_path):
     """LINE out of reach for 30 hours with a 24-hour window: the conversions of the first six
     hours were in no payload that was sent whole, and no count would ever show it. The first
