@@ -4,7 +4,8 @@
 -- the window reaches it, or never. `sender run` stops earlier, on the freshness check (exit 11),
 -- with the same advice.
 -- The check runs once, while the test compiles, so that its error can say what to do: a failing
--- data test prints only its name and row count.
+-- data test prints only its name and row count. Only when the test runs: `dbt compile` and
+-- `dbt docs generate` compile it too, before (or without) any build.
 {%- set clock = [run_started_at.timestamp() | int, as_of_unix()] | max %}
 {%- set ahead_query %}
     select
@@ -14,7 +15,7 @@
     from {{ ref('stg_karte__conversions') }}
     where synced_at_unix > {{ clock + 3600 }}
 {%- endset %}
-{%- if execute %}
+{%- if execute and flags.WHICH in ('build', 'test', 'retry') %}
     {%- set ahead = run_query(ahead_query).rows[0] %}
     {%- if ahead[0] > 0 %}
         {{ exceptions.raise_compiler_error(
