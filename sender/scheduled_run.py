@@ -418,6 +418,10 @@ def target_path(config: RunConfig) -> Path:
     return path if path.is_absolute() else config.project_dir / path
 
 
+# The longest quiet spell (no new row in an export whose files are still written): beyond it the
+# export's query or the site's tag has stopped, not the shop.
+QUIET_SPELL_MAX_HOURS = 72
+
 # How far in the future an export's newest sync_date may be (clocks differ by minutes): beyond
 # it, times were written without their offset, such as Japan time read as UTC, 9 h ahead.
 FUTURE_TOLERANCE_HOURS = 1.0
@@ -765,6 +769,16 @@ class ScheduledRun:
             )
             results = [r for r in results if r not in quiet]
         quiet_spell = self.quiet_spell(results)
+        overlong = [(r, w) for r, w in quiet_spell if r.age_hours > QUIET_SPELL_MAX_HOURS]
+        if overlong:  # the export job runs, but its query (or the site's tag) has stopped
+            result, written = overlong[0]
+            raise RunError(
+                f"{result.describe()}, though its files were written {written:.1f} h ago: the"
+                f" export runs but has added no row in over {QUIET_SPELL_MAX_HOURS} h (its query"
+                " or the site's tag broken?); a site quiet for longer: raise"
+                " karte_freshness_error_hours",
+                ExitCode.STALE_EXPORT,
+            )
         for result, written in quiet_spell:
             self.say(
                 f"warning: {result.describe()}, but its files were written {written:.1f} h ago:"

@@ -78,6 +78,27 @@ def test_a_quiet_night_in_an_export_written_this_hour_is_a_warning_not_a_stale_e
     assert "export usable" in r.stderr
 
 
+def test_an_export_written_every_hour_without_a_new_row_for_days_is_stale(tmp_path):
+    """A broken Datahub query (or a removed tag) while the export job still writes its files
+    every hour: each run took 20 days without a new row for a quiet spell and exited 0."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 80}, newest_hours=80, written_hours=0.1)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.accepted == {}
+    assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
+    assert re.search(
+        r"error: KARTE export table (conversions|page_views) is stale: its newest sync_date is"
+        r" 80\.0 h old \(the limit is 6 h\), though its files were written 0\.1 h ago: the export"
+        r" runs but has added no row in over 72 h \(its query or the site's tag broken\?\); a"
+        r" site quiet for longer: raise karte_freshness_error_hours",
+        r.stderr,
+    ), r.stderr
+    # the way out it names: a limit above the spell
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export, vars_="{karte_freshness_error_hours: 96}")
+    assert r.returncode == ExitCode.OK, r.stderr
+
+
 def test_an_export_hours_in_the_future_stops_the_run_before_anything_is_sent(tmp_path):
     # Japan time written without its offset reads as UTC: 9 hours ahead
     export = clock_export(tmp_path / "export", {"ORD-1": 0.1}, newest_hours=0, with_offset=False)
