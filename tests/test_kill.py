@@ -135,6 +135,16 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _kill_leaves_no_orphan(run: subprocess.Popen, child: int, wait: float = 30) -> bool:
+    """SIGKILL ``run``; whether its ``child`` process is gone within ``wait`` seconds."""
+    run.send_signal(signal.SIGKILL)
+    run.wait(timeout=10)
+    deadline = time.time() + wait
+    while not _gone(child) and time.time() < deadline:
+        time.sleep(0.05)
+    return _gone(child)
+
+
 def test_the_push_of_a_killed_sender_run_stops_with_it(tmp_path):
     """`sender run` starts its push with SENDER_RUN_PID (sender.scheduled_run.push). Killed by
     SIGKILL mid-push, the run used to leave the push going on as an orphan: writing into pipes
@@ -151,12 +161,7 @@ def test_the_push_of_a_killed_sender_run_stops_with_it(tmp_path):
         deadline = time.time() + 20
         while srv.stats()["accepted_unique"] < 200 and time.time() < deadline:
             time.sleep(0.01)
-        parent.send_signal(signal.SIGKILL)
-        parent.wait(timeout=10)
-        deadline = time.time() + 15
-        while not _gone(child) and time.time() < deadline:
-            time.sleep(0.05)
-        assert _gone(child), "the push went on without its run"
+        assert _kill_leaves_no_orphan(parent, child), "the push went on without its run"
         assert srv.stats()["accepted_unique"] < 2000, "the kill must land mid-push"
         r = run_cli(["status"], sender_env(db, srv.url))
         assert r.returncode == 0, r.stderr  # not locked
@@ -201,12 +206,7 @@ def test_the_dbt_build_of_a_killed_sender_run_stops_with_it(tmp_path):
             time.sleep(0.05)
         assert build is not None, "the run never reached its build"
         assert not _gone(build), "the build ended before the kill: it must land mid-build"
-        run.send_signal(signal.SIGKILL)
-        run.wait(timeout=10)
-        deadline = time.time() + 30
-        while not _gone(build) and time.time() < deadline:
-            time.sleep(0.1)
-        assert _gone(build), "the build went on without its run"
+        assert _kill_leaves_no_orphan(run, build), "the build went on without its run"
     finally:
         if run.poll() is None:
             run.kill()
