@@ -486,9 +486,11 @@ def after_run(
 ) -> None:
     """The alert of a ``sender run``: its own stops, or its push's outcome (the push it starts
     never alerts itself: it gets no webhook). ``run_log`` holds the exit codes of the earlier
-    runs (this one's last), ``error`` this run's one error line."""
-    if settings.webhook is None:
-        return
+    runs (this one's last), ``error`` this run's one error line. Without a webhook, each finding
+    that the run's error line and exit code do not already say (a pending streak, a share drop,
+    a window gap, a run that keeps finding the lock held) is one ``alert: ...`` line of the
+    run's output instead: a job whose only channel is its scheduler's mail (cron) mails a failed
+    exit code or such a line, and so hears of an outage once, not every hour of it."""
 
     def check() -> None:
         where = Where.from_values(
@@ -511,6 +513,13 @@ def after_run(
             findings += database_findings(
                 database, settings, endpoint=where.endpoint, tag_id=where.tag_id
             )
+        if settings.webhook is None:
+            # the run's own error line already says why it failed: not said twice
+            said = [] if found is None or exit_code in QUIET_UNLESS_REPEATED else [found]
+            for finding in findings:
+                if finding not in said:
+                    say(f"alert: {scrub(finding)}")
+            return
         notify(settings, where, findings, say)
 
     _guarded(check, say)

@@ -387,6 +387,28 @@ def test_runs_that_keep_finding_the_lock_held_or_keep_being_stopped_alert():
     assert finding(130, [13, 13]) is None  # a different code starts its own streak
 
 
+def test_without_a_webhook_a_run_prints_what_the_webhook_would_get_once(tmp_path):
+    """A job whose only channel is cron's mail heard nothing of an outage but each hour's exit
+    code. Without a webhook the run prints the alert's findings as `alert:` lines, at the run
+    that reaches the streak only; a failed run's own error line is not said twice."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1, "ORD-2": 2}, newest_hours=0.1)
+    env = {"LINE_CAPI_MAX_RETRIES": "0"}
+    alerts = []
+    with mock_server() as srv:
+        srv.inject("503", 100)
+        for _ in range(4):
+            r = sender_run(tmp_path, srv.url, export=export, env=env)
+            assert r.returncode == ExitCode.PENDING_LEFT, r.stderr
+            alerts.append([x for x in r.stderr.splitlines() if "sender run: alert: " in x])
+    assert [len(found) for found in alerts] == [0, 0, 1, 0], alerts
+    assert "events left pending by 3 runs in a row" in alerts[2][0]
+    assert_nothing_secret(*alerts[2])
+    with mock_server(token="another-token") as srv:  # noqa: S106
+        r = sender_run(tmp_path, srv.url, export=export)
+    assert r.returncode == ExitCode.AUTHENTICATION, r.stderr
+    assert "alert: " not in r.stderr  # its exit code and error line say it
+
+
 def test_sender_run_alerts_once_for_a_push_it_started(tmp_path):
     """The push that `sender run` starts gets no webhook: one message, from the run."""
     export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.1)
