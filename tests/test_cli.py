@@ -637,7 +637,7 @@ def test_status_while_the_database_is_held_still_shows_the_running_job(db, tmp_p
         assert "is locked by another process" in r.stderr
     started = as_json.stdout.split('"started_at":"')[1][:20]
     assert text.stdout.splitlines() == [
-        f"database  {db} (held by another process: see below)",
+        f"database  {db} (held by another process)",
         f"last job  sender run started {started}, never finished (killed, crashed or still"
         " running)",
     ]

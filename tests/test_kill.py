@@ -106,7 +106,7 @@ def test_locked_database_is_one_line_and_exit_5(tmp_path):
                 " a sender push or run, a dbt build, or a DuckDB shell left open)"
             )
             # status still says what it can without the database: no run log here, so no job
-            held = f"database  {db} (held by another process: see below)\n"
+            held = f"database  {db} (held by another process)\n"
             assert r.stdout == (held if args == ["status"] else "")
     finally:
         holder.kill()

@@ -80,7 +80,7 @@ def _show_last_job_while_locked(database: str, exc: Failure, *, json_: bool) -> 
         typer.echo(json.dumps(got, separators=(",", ":")))
         flags.json_printed = True
         return
-    typer.echo(f"database  {path} (held by another process: see below)")
+    typer.echo(f"database  {path} (held by another process)")
     if job is not None:
         typer.echo(f"last job  sender run {job.describe()}")
 
