@@ -60,6 +60,8 @@ _SENDER_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ sender: ")
 _CONFIGURATION_ERROR = re.compile(r"(invalid|unknown) dbt var |no KARTE export named")
 # dbt found no profiles.yml: none in the project (make setup copies it) and no ~/.dbt
 _NO_PROFILE = re.compile(r"Could not find profile named|Invalid value for '--profiles-dir'")
+# dbt's option parser refused what followed `sender run --` (a typo: --slect): its usage header
+_DBT_USAGE = re.compile(r"^Usage: dbt ")
 _DBT_ERROR_HEADER = re.compile(r"(Compilation|Runtime|Database|Parsing|Dependency|Internal) Error")
 # DuckDB's first line says which file, not what is wrong with it: what it means, said once
 _MALFORMED_CSV = re.compile(r"Error when sniffing file|CSV Error on Line")
@@ -719,6 +721,12 @@ class ScheduledRun:
                 f"{step} failed: dbt found no profile ({why.removeprefix('Error: ')}): copy"
                 f" profiles.example.yml to profiles.yml in {self.config.project_dir} (make setup"
                 " does), or set DBT_PROFILES_DIR to the folder of yours",
+                ExitCode.USAGE,
+            )
+        if code == 2 and any(_DBT_USAGE.match(_ANSI.sub("", line).strip()) for line in lines):
+            return RunError(
+                f"{step} refused the arguments after `sender run --`:"
+                f" {why.removeprefix('Error: ')}",
                 ExitCode.USAGE,
             )
         if _MALFORMED_CSV.search(why):

@@ -731,6 +731,25 @@ def test_a_var_the_project_refuses_sends_nothing_and_is_a_configuration_error(
     assert "Traceback" not in r.stderr
 
 
+def test_a_dbt_option_mistyped_after_the_double_dash_is_a_usage_error(tmp_path):
+    """`sender run -- --slect x` exited 12, a failed build by its code (and its alert), where
+    the mistake was in the command line."""
+    env = {
+        "LINE_CAPI_DUCKDB": str(tmp_path / "line_capi.duckdb"),
+        "LINE_TAG_ID": TAG_ID,
+        "LINE_ACCESS_TOKEN": TOKEN,
+        "LINE_CAPI_ENDPOINT": "http://127.0.0.1:9",
+        "KARTE_EXPORT_DIR": str(SAMPLE_DIR),
+    }
+    r = run_cli(["run", "--", *dbt_args(tmp_path), "--slect", "line_capi_payload"], env)
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    (error,) = [x for x in r.stderr.splitlines() if "error: " in x]
+    assert (
+        "error: dbt source freshness refused the arguments after `sender run --`: No such option"
+        " '--slect'. (Did you mean one of: '--select', '--selector'?); log: " in error
+    ), error
+
+
 def test_a_run_that_names_no_export_is_a_configuration_error(tmp_path):
     with mock_server() as srv:
         r = sender_run(tmp_path, srv.url)  # KARTE_EXPORT_DIR empty, no var
