@@ -731,16 +731,21 @@ def test_a_var_the_project_refuses_sends_nothing_and_is_a_configuration_error(
     assert "Traceback" not in r.stderr
 
 
-def test_a_dbt_option_mistyped_after_the_double_dash_is_a_usage_error(tmp_path):
-    """`sender run -- --slect x` exited 12, a failed build by its code (and its alert), where
-    the mistake was in the command line."""
-    env = {
+def sample_run_env(tmp_path) -> dict[str, str]:
+    """A `sender run` of the sample whose push would go nowhere (it stops before)."""
+    return {
         "LINE_CAPI_DUCKDB": str(tmp_path / "line_capi.duckdb"),
         "LINE_TAG_ID": TAG_ID,
         "LINE_ACCESS_TOKEN": TOKEN,
         "LINE_CAPI_ENDPOINT": "http://127.0.0.1:9",
         "KARTE_EXPORT_DIR": str(SAMPLE_DIR),
     }
+
+
+def test_a_dbt_option_mistyped_after_the_double_dash_is_a_usage_error(tmp_path):
+    """`sender run -- --slect x` exited 12, a failed build by its code (and its alert), where
+    the mistake was in the command line."""
+    env = sample_run_env(tmp_path)
     r = run_cli(["run", "--", *dbt_args(tmp_path), "--slect", "line_capi_payload"], env)
     assert r.returncode == ExitCode.USAGE, r.stderr
     (error,) = [x for x in r.stderr.splitlines() if "error: " in x]
@@ -764,13 +769,7 @@ def test_a_run_without_a_dbt_profile_says_to_copy_the_example(tmp_path, profiles
     folder = tmp_path / "dbt-profiles"
     if profiles == "a folder without profiles.yml":
         folder.mkdir()
-    env = {
-        "LINE_CAPI_DUCKDB": str(tmp_path / "line_capi.duckdb"),
-        "LINE_TAG_ID": TAG_ID,
-        "LINE_ACCESS_TOKEN": TOKEN,
-        "LINE_CAPI_ENDPOINT": "http://127.0.0.1:9",
-        "KARTE_EXPORT_DIR": str(SAMPLE_DIR),
-    }
+    env = sample_run_env(tmp_path)
     dbt = ["--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")]
     r = run_cli(["run", "--", *dbt, "--profiles-dir", str(folder)], env)
     assert r.returncode == ExitCode.USAGE, r.stderr
