@@ -301,36 +301,39 @@ def test_every_missing_required_column_is_named_at_once(tmp_path):
     assert "Rename them in the export or map them with var karte_column_map" in result.output
 
 
-def test_a_single_file_without_its_header_row_is_told_so(tmp_path):
-    """BigQuery's EXPORT DATA writes no header by default: the first row's values become names."""
+def _without_header(lines: list[str]) -> list[str]:
+    return lines[1:]
+
+
+def _last_row_one_field_too_many(lines: list[str]) -> list[str]:
+    return [*lines, lines[-1].rstrip("\n") + ",EXTRA\n"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "told"),
+    [
+        # BigQuery's EXPORT DATA writes no header by default: the first row's values become names
+        (
+            _without_header,
+            "Its first row looks like data, not a header: export the file with its header row",
+        ),
+        # DuckDB's sniffer skips the lines above a longer last row and takes that row for the
+        # header: the message says so, not only "export it with its header" to a file that has one
+        (
+            _last_row_one_field_too_many,
+            "a row with more fields than the header made DuckDB skip the lines above that row",
+        ),
+    ],
+)
+def test_a_header_the_sniffer_did_not_find_is_told_so(tmp_path, damage, told):
     export = write_export(tmp_path / "export", export_tables(), "csv")
     path = export / "conversions.csv"
-    path.write_text("".join(path.read_text().splitlines(keepends=True)[1:]))
+    path.write_text("".join(damage(path.read_text().splitlines(keepends=True))))
     result = run_dbt(tmp_path, "run", export_dir=export, vars={"as_of": AS_OF})
     assert result.returncode != 0
     assert "KARTE export table conversions has no columns event_name, user_id," in result.output
-    assert (
-        "Its first row looks like data, not a header: export the file with its header row"
-        in result.output
-    )
+    assert told in result.output
     assert "karte_column_map" not in result.output
-
-
-def test_a_row_with_one_field_too_many_is_not_taken_for_a_missing_header(tmp_path):
-    """DuckDB's sniffer skips the lines above a longer last row and takes that row for the
-    header: the message says so, rather than only "export it with its header" to a file that has
-    one."""
-    export = write_export(tmp_path / "export", export_tables(), "csv")
-    path = export / "conversions.csv"
-    lines = path.read_text().splitlines(keepends=True)
-    path.write_text("".join(lines) + lines[-1].rstrip("\n") + ",EXTRA\n")
-    result = run_dbt(tmp_path, "run", export_dir=export, vars={"as_of": AS_OF})
-    assert result.returncode != 0
-    assert "KARTE export table conversions has no columns event_name, user_id," in result.output
-    assert (
-        "a row with more fields than the header made DuckDB skip the lines above that row"
-        in result.output
-    )
 
 
 def test_missing_export_file_is_a_clear_error(tmp_path):
