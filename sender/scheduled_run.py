@@ -621,18 +621,16 @@ def read_test_warnings(path: Path, since: float, database: Path | None = None) -
     return lines
 
 
-# Set by sender run for the push it starts: the run's pid. The push stops (SIGTERM: what LINE has
-# not acknowledged stays pending) when the run dies, even by SIGKILL, instead of going on as an
-# orphan that holds the database, writes to pipes nobody reads and outlives the run's lock.
-STOP_WITH_PARENT_ENV = "SENDER_RUN_PID"
 _PR_SET_PDEATHSIG = 1
 
 
 def stop_with_this_process() -> Callable[[], None] | None:
     """For ``subprocess.Popen(preexec_fn=...)``: the child (dbt, the push) gets SIGTERM when this
     process dies, even by SIGKILL (Linux; elsewhere None, and the child runs as before). Else a
-    killed run left its `dbt build` running, holding the database, and each hour after it exited
-    5 until someone found that dbt. Looked up before the fork: the child only makes the call."""
+    killed run left its `dbt build` or its push going on as an orphan: holding the database
+    (each hour after it exited 5), writing to pipes nobody reads, outliving the run's lock. The
+    push stops as on Ctrl-C: what LINE has not acknowledged stays pending. Looked up before the
+    fork: the child only makes the call."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -647,23 +645,6 @@ def stop_with_this_process() -> Callable[[], None] | None:
             os.kill(os.getpid(), signal.SIGTERM)
 
     return in_child
-
-
-def stop_with_parent(environ: dict[str, str] | os._Environ = os.environ) -> None:
-    """In the push that ``sender run`` starts (STOP_WITH_PARENT_ENV set): ask Linux for SIGTERM
-    when the run dies; if it died already, stop now. Elsewhere, or without the variable, nothing."""
-    value = environ.pop(STOP_WITH_PARENT_ENV, None)
-    if not value or not sys.platform.startswith("linux"):
-        return
-    try:
-        parent = int(value)
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
-            return
-    except (OSError, ValueError, AttributeError):  # no prctl here: the push runs as before
-        return
-    if os.getppid() != parent:  # the run died before the request was made
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class ScheduledRun:
@@ -861,7 +842,7 @@ class ScheduledRun:
         code, _ = run_logged(
             command,
             cwd=self.config.project_dir,
-            env={**self.child_env(), STOP_WITH_PARENT_ENV: str(os.getpid())},
+            env=self.child_env(),
             log=self.log,
             source="sender",
             echo_out=self.out,

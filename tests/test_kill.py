@@ -115,12 +115,13 @@ def test_locked_database_is_one_line_and_exit_5(tmp_path):
     con.close()
 
 
+# A stand-in for `sender run`: its push started as run_logged starts every child
 PARENT = """
-import os, subprocess, sys
-env = {**os.environ, "SENDER_RUN_PID": str(os.getpid())}
+import subprocess, sys
+from sender.scheduled_run import stop_with_this_process
 child = subprocess.Popen(
     [sys.executable, "-m", "sender", "--debug", "push", "--batch-size", "50", "--concurrency", "1"],
-    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=stop_with_this_process(),
 )
 print(child.pid, flush=True)
 child.wait()
@@ -146,7 +147,7 @@ def _kill_leaves_no_orphan(run: subprocess.Popen, child: int, wait: float = 30) 
 
 
 def test_the_push_of_a_killed_sender_run_stops_with_it(tmp_path):
-    """`sender run` starts its push with SENDER_RUN_PID (sender.scheduled_run.push). Killed by
+    """`sender run` starts its push with stop_with_this_process (sender.scheduled_run). Killed by
     SIGKILL mid-push, the run used to leave the push going on as an orphan: writing into pipes
     nobody read and holding the database, so that the next hours exited 5. It stops with the run
     (SIGTERM: what was not acknowledged stays pending) and the database is free again."""

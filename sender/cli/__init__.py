@@ -17,7 +17,6 @@ from sender.cli.common import app, flags, report_crash, usage_error
 from sender.cli.push import json_for_refused_command_line
 from sender.exit_codes import ExitCode
 from sender.file_modes import use_private_umask
-from sender.scheduled_run import stop_with_parent
 
 __all__ = ["app", "main", "report_crash"]
 
@@ -30,8 +29,6 @@ def main() -> None:
     """The console entry: an unexpected exception exits with its own code, as one line."""
     # Everything this process and its children (dbt under `sender run`) create is private.
     use_private_umask()
-    # the push that `sender run` starts stops with it (sender.scheduled_run.stop_with_parent)
-    stop_with_parent()
     # a terminal or cron under a non-UTF-8 locale (EUC-JP, Latin-1) cannot show every character
     # of the help (Rich's bullets) or of a path: a replacement character, never a crash
     for stream in (sys.stdout, sys.stderr):
