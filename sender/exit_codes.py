@@ -41,7 +41,8 @@ MEANINGS = {
     " run dbt build",
     ExitCode.UNEXPECTED_RESPONSE: "an answer retrying cannot fix (404: wrong endpoint or tag id;"
     " a redirect, a 2xx other than 202, a proxy's 407 or plain http on an https endpoint: something"
-    " else answered; 400 for every event of a batch sent alone: the request itself is refused)",
+    " else answered; 400 for every event of a batch sent alone: the request itself is refused; 413"
+    " for one event alone: a proxy's size limit)",
     ExitCode.SAMPLE_DATA_REFUSED: "the payload was built from the bundled sample and the endpoint"
     " is not loopback; nothing was sent",
     ExitCode.TLS_CERTIFICATE: "the endpoint's TLS certificate does not verify (or the CA bundle"

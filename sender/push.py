@@ -3,7 +3,9 @@
 - 2xx: the batch's rows go to the ledger as ``accepted``, all or nothing (see sender.ledger).
 - 400: the request was discarded whole; split it in halves, recursively, until the invalid
   events are alone: those are ``rejected_by_api``, all the others are delivered. A whole batch
-  refused event by event, with nothing accepted in the run, stops it (REFUSALS_BEFORE_STOP).
+  refused event by event, with nothing accepted in the run, stops it (REFUSALS_BEFORE_STOP); so
+  does a run that accepts nothing and whose smaller batches are all refused (_settle_run).
+- 413: split the same way until the requests fit; for one event alone, stop (a proxy's limit).
 - 401/403: stop at once, no retry. Another unexpected status (404, ...): stop too.
 - A TLS certificate that does not verify: stop at once, no retry (a configuration problem).
 - The first request goes alone: when the token, the endpoint or the certificate is wrong, one
@@ -199,6 +201,8 @@ class Pusher:
         self._first_answer = threading.Event()
         self._accepted_any = threading.Event()
         self._first_lock = threading.Lock()
+        # events of small batches refused whole before anything was accepted (_settle_refusals)
+        self._refused_alone: list[_Answer] = []
         # per worker thread: the commit of its last accepted batch (see _accepted)
         self._worker = threading.local()
         # what each answer does, once its retries are over
@@ -281,6 +285,7 @@ class Pusher:
         error: BaseException | None = None
         try:
             self._send_all(rows)
+            self._settle_run()
         except KeyboardInterrupt:
             self.stop.set("interrupted", "interrupted: what was not acknowledged stays pending")
         except BaseException as exc:  # recorded in the runs table, then re-raised
@@ -395,11 +400,36 @@ class Pusher:
         if not refused:
             return
         every_one = len(refused) == events and self._worker.accepted == 0
-        if every_one and events >= REFUSALS_BEFORE_STOP and not self._accepted_any.is_set():
-            self._stop_refused(f"each of the {events:,} events of a batch sent one by one")
+        if every_one and not self._accepted_any.is_set():
+            if events >= REFUSALS_BEFORE_STOP:
+                self._stop_refused(f"each of the {events:,} events of a batch sent one by one")
+                return
+            with self._lock:  # too few to tell: judged with the whole run (_settle_run)
+                self._refused_alone.extend(refused)
             return
         if self.stop.event.is_set():
             return  # the batch was cut short: they stay pending, and the next run judges them
+        for answer in refused:
+            self._record_refusal(answer)
+
+    def _settle_run(self) -> None:
+        """Judge the small batches refused whole before anything was accepted: if the run
+        accepted nothing at all, LINE refuses its requests, as for a larger batch (a quiet hour
+        of three events and a wrong LINE_CHANNEL_ID), and they stay pending; otherwise those
+        events are refused, each alone, and recorded as such."""
+        refused, self._refused_alone = self._refused_alone, []
+        if not refused or self.stop.event.is_set():
+            return  # stopped: they stay pending, and the next run judges them
+        if not self._accepted_any.is_set():
+            events = sum(answer.rows.num_rows for answer in refused)
+            self._stop_refused(
+                "the one event of the run"
+                if events == 1
+                else f"each of the {events:,} events of the run, sent one by one",
+                verdict="too few to tell refused events from a refused request, taken for the"
+                " request, as most often",
+            )
+            return
         for answer in refused:
             self._record_refusal(answer)
 
@@ -447,8 +477,15 @@ class Pusher:
             return
         if resp.outcome is HttpOutcome.BAD_REQUEST:
             self._worker.refused.append(answer)  # judged with its batch: _settle_refusals
-        else:
-            self._record_refusal(answer)
+        else:  # 413 for one event, a few kB where LINE takes 300 MB: a limit on the way
+            size = len(build_body(rows.column(PAYLOAD_COLUMN)))
+            self.stop.set(
+                "fatal",
+                f"{self.target.events_url} answered HTTP 413 (too large) to a request of one"
+                f" event, {size:,} bytes, where LINE takes up to 300 MB: a limit on the way"
+                " refuses it (a proxy's or a firewall's request size; check HTTPS_PROXY); nothing"
+                " more was sent, the events stay pending",
+            )
 
     def _worth_probing(self, answer: _Answer) -> bool:
         """A whole batch refused with 400 before anything was accepted in the run: it may be the
@@ -478,24 +515,25 @@ class Pusher:
         probed = set(picked)
         return rows.filter(pa.array([i not in probed for i in range(n)]))
 
-    def _stop_refused(self, what: str) -> None:
+    def _stop_refused(
+        self, what: str, *, verdict: str = "it refuses the requests, not the events"
+    ) -> None:
         self.stop.set(
             "refused",
-            f"LINE answered 400 to {what}, and accepted none in this run: it refuses the"
-            " requests, not the events (LINE_CHANNEL_ID for events with a LINE user id, an event"
-            " name not set up in LINE Ads Manager); nothing more was sent, the events stay pending",
+            f"LINE answered 400 to {what}, and accepted none in this run: {verdict}"
+            " (LINE_CHANNEL_ID for events with a LINE user id, an event name not set up in LINE"
+            " Ads Manager); nothing more was sent, the events stay pending",
         )
 
     def _record_refusal(self, answer: _Answer) -> None:
         rows, resp = answer.rows, answer.response
-        why = "invalid event" if resp.outcome is HttpOutcome.BAD_REQUEST else "event too large"
         self.writer.record(
             rows,
             status=REJECTED_BY_API,
             batch_id=answer.batch_id,
             http_status=resp.http_status,
             attempts=answer.attempts,
-            error=f"HTTP {resp.http_status}: {why}",
+            error=f"HTTP {resp.http_status}: invalid event",
         )
         key = rows.column("deduplication_key")[0].as_py()
         name = rows.column("event_name")[0].as_py()

@@ -104,6 +104,39 @@ def test_a_request_refused_whatever_it_holds_stops_the_run_with_everything_pendi
     assert ledger_counts(db) == {}
 
 
+def test_a_small_run_refused_whole_stays_pending(tmp_path):
+    """A quiet hour's three events, each refused alone, nothing accepted: too few to tell bad
+    events from a request LINE refuses (a wrong channel id), so nothing is recorded as rejected
+    for good; the run stops as for a larger batch."""
+    db = tmp_path / "small-refused.duckdb"
+    write_bulk_payload(db, 3)
+    with mock_server(on_request=lambda request: Answer(400)) as srv:
+        s = push_now(db, srv.url, batch_size=100, concurrency=1)
+        assert srv.stats()["requests"] == s.requests == 5  # 3, then 1 and 2, then 1 and 1
+    assert (s.exit_code, s.outcome) == (ExitCode.UNEXPECTED_RESPONSE, "refused_every_event")
+    assert (s.accepted, s.rejected, s.left_pending) == (0, 0, 3)
+    assert s.message.startswith("LINE answered 400 to each of the 3 events of the run")
+    assert "too few to tell" in s.message
+    assert ledger_counts(db) == {}
+
+
+def test_a_small_batch_refused_whole_is_rejected_once_the_run_accepts_others(tmp_path):
+    """The same small batch in a run that LINE accepts other events of: its events are the
+    ones refused, recorded as rejected_by_api once the run is over."""
+    db = tmp_path / "small-poisoned.duckdb"
+    write_bulk_payload(db, 9)
+    with mock_server() as srv:
+        srv.poison(*[f"bulk-{i:08d}" for i in range(3)])  # the whole first batch
+        s = push_now(db, srv.url, batch_size=3, concurrency=1)
+    assert (s.exit_code, s.accepted, s.rejected, s.left_pending) == (
+        ExitCode.REJECTED_BY_API,
+        6,
+        3,
+        0,
+    )
+    assert ledger_counts(db) == {"accepted": 6, "rejected_by_api": 3}
+
+
 def test_a_refused_batch_cut_short_leaves_its_refusals_pending(tmp_path):
     """A bisection stopped half-way (here by a long Retry-After) has not shown whether the
     events or the request are refused: its refusals wait for the next run, not recorded."""
@@ -640,6 +673,22 @@ def test_413_splits_the_request_until_it_fits(db):
         s = push_now(db, srv.url, batch_size=250, concurrency=1)
         assert (s.accepted, s.rejected, s.exit_code) == (250, 0, ExitCode.OK)
         assert set(srv.accepted.values()) == {1}
+
+
+def test_413_for_one_event_alone_stops_with_everything_pending(tmp_path):
+    """An event is a few kB and LINE takes 300 MB: a 413 for one event alone comes from a limit
+    on the way (a proxy), not from the event. Nothing is recorded as rejected; all stays
+    pending for a run that gets through."""
+    db = tmp_path / "too-large.duckdb"
+    write_bulk_payload(db, 20)
+    with mock_server(on_request=lambda request: Answer(413)) as srv:
+        s = push_now(db, srv.url, batch_size=4, concurrency=1)
+        assert srv.stats()["requests"] == s.requests == 3  # 4 events, then 2, then 1: stop
+    assert (s.exit_code, s.outcome) == (ExitCode.UNEXPECTED_RESPONSE, "unexpected_response")
+    assert (s.accepted, s.rejected, s.left_pending) == (0, 0, 20)
+    assert "answered HTTP 413 (too large) to a request of one event" in s.message
+    assert "check HTTPS_PROXY" in s.message and s.message.endswith("the events stay pending")
+    assert ledger_counts(db) == {}
 
 
 def test_a_resend_leaves_out_what_line_would_count_twice(tmp_path):
