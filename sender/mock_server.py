@@ -43,15 +43,15 @@ MAX_BODY_BYTES = 300_000_000
 MAX_AGE_SECONDS = 90 * 86_400
 MAX_AHEAD_SECONDS = 86_400
 
-_EVENT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
-_DEDUP_KEY = re.compile(r"^[0-9a-zA-Z_-]{1,256}$")
-_LINE_UID = re.compile(r"^U[0-9a-f]{32}$")
-_CLICK_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_EXTERNAL_ID = re.compile(r"^[0-9a-zA-Z_-]{1,512}$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_EVENT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,20}\Z")
+_DEDUP_KEY = re.compile(r"^[0-9a-zA-Z_-]{1,256}\Z")
+_LINE_UID = re.compile(r"^U[0-9a-f]{32}\Z")
+_CLICK_ID = re.compile(r"^[a-zA-Z0-9_-]+\Z")
+_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+_EXTERNAL_ID = re.compile(r"^[0-9a-zA-Z_-]{1,512}\Z")
+_CURRENCY = re.compile(r"^[A-Z]{3}\Z")
 _URL = re.compile(r"^https?://.+", re.DOTALL)
-_DIGITS = re.compile(r"^[0-9]+$")
+_DIGITS = re.compile(r"^[0-9]+\Z")
 _PATH = re.compile(r"^/v1/(?P<tag>[^/]+)/events/?$")
 
 FAULT_KINDS = ("429", "500", "503", "slow", "drop", "401")
@@ -211,6 +211,8 @@ def _validate_web(web: object) -> None:
         raise Invalid("web.title is longer than 1024 characters")
     if "ip_address" in web:
         try:
+            if "%" in web["ip_address"]:  # an IPv6 zone id: Python takes it, LINE does not
+                raise ValueError
             ipaddress.ip_address(web["ip_address"])
         except ValueError:
             raise Invalid("web.ip_address is not an IPv4 or IPv6 address") from None

@@ -147,6 +147,13 @@ _DELETE = object()
         ("web.title", "t" * 1025),
         ("web.ip_address", "999.1.1.1"),
         ("web.referrer", "r" * 2049),
+        # a pattern's end is the value's end, not a line break before it
+        ("event.event_name", "Conversion\n"),
+        ("event.deduplication_key", "k1\n"),
+        ("user.email", "0" * 64 + "\n"),
+        ("user.line_uid", "U" + "0" * 32 + "\n"),
+        ("custom.currency", "JPY\n"),
+        ("web.ip_address", "fe80::1%eth0"),  # a zone id is local to the machine
     ],
     ids=lambda v: v if isinstance(v, str) and len(v) <= 30 else type(v).__name__,
 )
