@@ -107,11 +107,14 @@
 
 {#-
     The text cut to at most `limit` UTF-16 code units, never inside a character: its first
-    limit - (characters beyond U+FFFF among its first `limit`) characters.
+    limit - (characters beyond U+FFFF among its first `limit`) characters, and never fewer than
+    limit / 2, which fit whatever they hold (a title of emoji is not cut to nothing).
 -#}
 {% macro left_utf16(expr, limit) -%}
     (case when length({{ expr }}) <= {{ limit // 2 }} then {{ expr }}
-        else left({{ expr }}, {{ limit }} - {{ astral_count('left(' ~ expr ~ ', ' ~ limit ~ ')') }}) end)
+        else left({{ expr }}, greatest(
+            {{ limit }} - {{ astral_count('left(' ~ expr ~ ', ' ~ limit ~ ')') }}, {{ limit // 2 }}
+        )) end)
 {%- endmacro %}
 
 {#- Full-width ASCII (U+FF01..U+FF5E) and the ideographic space (U+3000) to their ASCII forms. -#}
