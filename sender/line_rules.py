@@ -1,8 +1,10 @@
-"""LINE Conversion API's rules that the sender keeps, each written once (docs/line-capi.md).
+"""LINE Conversion API's rules that the sender keeps, each written once here (docs/line-capi.md).
 
 The limits of one request, the event times LINE accepts, its de-duplication window, and the few
-field patterns the sender itself relies on (the dbt models check every event field). The mock
-server (sender.mock_server) keeps its own copy of these rules on purpose: it checks the sender.
+field patterns the sender itself relies on (the dbt models check every event field). The event
+ages and the key's length are also the models' (macros/line_capi_rules.sql): tests/test_macros.py
+fails when the two disagree. The mock server (sender.mock_server) keeps its own copy of these
+rules on purpose: it checks the sender.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ webhook receiver that records what it is sent."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import threading
@@ -16,14 +17,12 @@ from pathlib import Path
 import duckdb
 
 IDENTIFIERS = ("click_id", "browser_id", "email", "phone", "line_uid", "ip_and_user_agent")
-REASONS = (
-    "missing_deduplication_key",
-    "invalid_deduplication_key",
-    "invalid_sync_date",
-    "timestamp_out_of_range",
-    "no_user_identifier",
-    "missing_purchase_value",
-)
+# Every rejection reason, in the order of the seed (and of the mart's columns: the data test
+# assert_reject_reasons_match_the_seed keeps the two in step). Read, not retyped: a new reason
+# is one row of the seed.
+_REASONS_SEED = Path(__file__).resolve().parent.parent / "seeds" / "line_capi_reject_reasons.csv"
+with _REASONS_SEED.open(newline="", encoding="utf-8") as _seed:
+    REASONS = tuple(row["reason"] for row in csv.DictReader(_seed))
 
 # The contract of the mart, column for column.
 COVERAGE_DDL = (

@@ -12,19 +12,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from monitoring_fixtures import REASONS
 from pipeline_fixtures import HOURLY_BUILD, DbtResult, run_dbt, write_export
 from test_pipeline import AS_OF, DAY, HOUR, T, export_tables, iso
 
 EVENTS = {"buy": "Purchase", "member_register": "CompleteRegistration", "contact": "Lead"}
 VARS = {"as_of": AS_OF, "karte_conversion_events": EVENTS, "lookback_hours": 2400}
-REASONS = [
-    "missing_deduplication_key",
-    "invalid_deduplication_key",
-    "invalid_sync_date",
-    "timestamp_out_of_range",
-    "no_user_identifier",
-    "missing_purchase_value",
-]
 IDENTIFIERS = {
     "click_id": lambda row: row["click_id"] is not None,
     "browser_id": lambda row: row["browser_id"] is not None,

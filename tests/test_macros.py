@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import jinja2
 import yaml
 from pipeline_fixtures import run_dbt
 
@@ -73,3 +74,19 @@ def test_an_engine_without_a_body_gets_one_line_naming_the_macro(tmp_path):
     assert result.returncode != 0
     (line,) = [line for line in result.output.splitlines() if "is not ported" in line]
     assert line.strip() == "trim_ascii is not ported to duckdb: see docs/spark.md"
+
+
+def test_the_senders_copy_of_lines_limits_is_the_models():
+    """sender/line_rules.py keeps the few limits the sender applies itself (an event's age, the
+    key's length); macros/line_capi_rules.sql holds the models'. Written in two languages, they
+    must say the same: a limit changed in one file only fails here."""
+    from sender import line_rules
+
+    env = jinja2.Environment(autoescape=False, extensions=["jinja2.ext.do"])  # noqa: S701 - SQL
+    env.globals["return"] = lambda value: value  # dbt's return(): the macro's value
+    rules = env.from_string((ROOT / "macros/line_capi_rules.sql").read_text()).module
+    assert int(rules.line_max_event_age_seconds()) == line_rules.MAX_AGE_SECONDS
+    assert int(rules.line_max_event_lead_seconds()) == line_rules.MAX_AHEAD_SECONDS
+    key = str(rules.line_deduplication_key_pattern()).strip()
+    longest = line_rules.MAX_DEDUPLICATION_KEY_LENGTH
+    assert re.fullmatch(key, "k" * longest) and not re.fullmatch(key, "k" * (longest + 1))
