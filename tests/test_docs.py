@@ -161,3 +161,18 @@ def test_every_dbt_var_is_declared_and_documented():
     assert sorted(name for name in declared if f"'{name}'" not in sql) == []
     guide = (ROOT / "docs/configuration.md").read_text()
     assert sorted(name for name in declared if f"`{name}`" not in guide) == []
+
+
+def test_every_rejection_reason_is_in_the_output_docs():
+    """docs/outputs.md describes each reason of the seed (a row of its table of reasons) and
+    lists its column of line_capi_coverage, and no reason the seed does not have."""
+    import csv
+
+    with (ROOT / "seeds/line_capi_reject_reasons.csv").open(newline="", encoding="utf-8") as f:
+        reasons = {row["reason"] for row in csv.DictReader(f)}
+    outputs = (ROOT / "docs/outputs.md").read_text()
+    rows = set(re.findall(r"^\| `([a-z_]+)` \|", outputs, flags=re.M))
+    assert sorted(reasons - rows) == []
+    columns = re.search(r"^\| ((?:`rejected_[a-z_]+`(?:, )?)+) \|", outputs, flags=re.M)
+    assert columns, "the coverage columns of the reasons"
+    assert set(re.findall(r"`rejected_([a-z_]+)`", columns.group(1))) == reasons
