@@ -30,7 +30,7 @@ BUILD_INFO_TABLE = "line_capi_build_info"  # written by dbt: what the payload wa
 
 # A ledger entry's status: each event sent gets exactly one of these at a destination.
 ACCEPTED = "accepted"  # LINE answered 2xx for its request
-REJECTED_BY_API = "rejected_by_api"  # LINE answered 400 (or 413) for it alone
+REJECTED_BY_API = "rejected_by_api"  # LINE answered 400 for it alone
 EXPIRED = "expired"  # not sent: older than 90 days or more than 24 h ahead
 STATUSES = (ACCEPTED, REJECTED_BY_API, EXPIRED)
 

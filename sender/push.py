@@ -406,6 +406,12 @@ class Pusher:
                 return
             with self._lock:  # too few to tell: judged with the whole run (_settle_run)
                 self._refused_alone.extend(refused)
+                deferred = sum(answer.rows.num_rows for answer in self._refused_alone)
+            if deferred >= REFUSALS_BEFORE_STOP and not self._accepted_any.is_set():
+                # as many as a larger batch needs: no need to try every other event alone
+                self._stop_refused(
+                    f"each of {deferred:,} events sent one by one from small batches"
+                )
             return
         if self.stop.event.is_set():
             return  # the batch was cut short: they stay pending, and the next run judges them

@@ -120,6 +120,20 @@ def test_a_small_run_refused_whole_stays_pending(tmp_path):
     assert ledger_counts(db) == {}
 
 
+def test_small_batches_refused_whole_stop_the_run_once_ten_events_are_refused(tmp_path):
+    """Batches of 3 against a LINE that refuses every request: ten events refused alone, none
+    accepted, are as telling as a larger batch; the run stops there, not after every event."""
+    db = tmp_path / "small-batches-refused.duckdb"
+    write_bulk_payload(db, 30)
+    with mock_server(on_request=lambda request: Answer(400)) as srv:
+        s = push_now(db, srv.url, batch_size=3, concurrency=1)
+        assert srv.stats()["requests"] == s.requests == 20  # 5 a batch of 3, four batches
+    assert (s.exit_code, s.outcome) == (ExitCode.UNEXPECTED_RESPONSE, "refused_every_event")
+    assert (s.accepted, s.rejected, s.left_pending) == (0, 0, 30)
+    assert s.message.startswith("LINE answered 400 to each of 12 events sent one by one from small")
+    assert ledger_counts(db) == {}
+
+
 def test_a_small_batch_refused_whole_is_rejected_once_the_run_accepts_others(tmp_path):
     """The same small batch in a run that LINE accepts other events of: its events are the
     ones refused, recorded as rejected_by_api once the run is over."""
