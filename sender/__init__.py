@@ -4,4 +4,4 @@ The CLI (:mod:`sender.cli`) only parses options and prints; the work lives in sm
 each listed with what it does in docs/development.md ("The sender").
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
