@@ -96,6 +96,11 @@ class Plugin(BasePlugin):
                     f"the folder of the database {path} does not exist: create it, or fix"
                     " LINE_CAPI_DUCKDB (or the profile's path)"
                 )
+            if path.is_dir():
+                raise DbtRuntimeError(
+                    f"database {path} is a folder: LINE_CAPI_DUCKDB (or the profile's path) must"
+                    f" name the DuckDB file dbt builds, such as {path / 'line_capi.duckdb'}"
+                )
             if path.is_file() and held_by_another_process(path):
                 raise DbtRuntimeError(
                     f"database {path} is locked by another process (a sender push, or another"

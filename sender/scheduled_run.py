@@ -18,6 +18,7 @@ import ctypes
 import datetime as dt
 import fcntl
 import getpass
+import gzip
 import json
 import os
 import re
@@ -71,6 +72,13 @@ MALFORMED_CSV_HINT = (
     " header, an unclosed quote, or quotes escaped as \\\" (Spark's default: write with escape"
     " '\"'); fix or export the file again; the run log has DuckDB's whole message)"
 )
+# rows ending in CRLF and in LF in one file (a row added with `echo >>` to a copy of the sample,
+# which is saved with CRLF): DuckDB's sniffer finds no dialect and its message does not say why
+_SNIFFED_FILE = re.compile(r'Error when sniffing file "([^"]+)"')
+MIXED_LINE_ENDINGS_HINT = (
+    " (the file mixes line endings: some rows end in CRLF, others in LF, as when a row is added"
+    " by hand to a file saved on Windows; save it with one kind, e.g. sed -i 's/\\r$//' FILE)"
+)
 # a gzipped CSV is checked by DuckDB as it reads it, not by the build's own UTF-8 check
 _NOT_UTF8 = "not utf-8 encoded"
 NOT_UTF8_HINT = (
@@ -78,6 +86,28 @@ NOT_UTF8_HINT = (
     " zcat in.csv.gz | iconv -f CP932 -t UTF-8 | gzip > out.csv.gz; for UTF-16, var"
     " karte_export_encoding utf-16)"
 )
+
+
+def mixes_line_endings(path: Path) -> bool:
+    """Whether the (plain or gzipped) file has lines ending in CRLF and lines ending in LF alone.
+    False when it cannot be read: the general hint stands."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    crlf = lf = False
+    previous = b""
+    try:
+        with opener(path, "rb") as file:
+            while chunk := file.read(1 << 20):
+                # a CR that ended the previous chunk belongs to this chunk's first LF
+                joined = previous + chunk
+                crlf_here = joined.count(b"\r\n")  # each pair's LF is in this chunk
+                crlf = crlf or crlf_here > 0
+                lf = lf or chunk.count(b"\n") > crlf_here
+                if crlf and lf:
+                    return True
+                previous = chunk[-1:]
+    except (OSError, EOFError):
+        return False
+    return False
 
 
 class RunError(Exception):
@@ -281,6 +311,8 @@ class RunLog:
             ) from None
         self._lock = threading.Lock()
         self._failed = False  # the disk refused a line: the rest goes to the console only
+        # closed while a child's last lines still come in (Ctrl-C): they go to the console only
+        self._closed = False
 
     def write(self, source: str, text: str, echo: IO[str] | None = None) -> None:
         """Log ``text``; echo it too (the run's own lines with a timestamp off a terminal)."""
@@ -291,7 +323,7 @@ class RunLog:
         # one entry per line: a setting holding a line break cannot forge the run's result line
         plain = plain.replace("\r", "\\r").replace("\n", "\\n")
         with self._lock:
-            if not self._failed:
+            if not (self._failed or self._closed):
                 try:
                     self._file.write(f"{stamp} {source}: {plain}\n")
                     self._file.flush()
@@ -309,8 +341,10 @@ class RunLog:
                 echo.flush()
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):  # the buffered rest, on a disk that is full
-            self._file.close()
+        with self._lock:
+            self._closed = True
+            with contextlib.suppress(OSError):  # the buffered rest, on a disk that is full
+                self._file.close()
 
 
 def _pump(stream: IO[str], on_line: Callable[[str], None]) -> None:
@@ -373,6 +407,7 @@ def run_logged(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        err_thread.join(timeout=5)  # the child's last lines of stderr, logged before the run ends
         raise
 
 
@@ -716,7 +751,14 @@ class ScheduledRun:
             if named and named[0] not in why:
                 why = f"{why.rstrip('.')} of {named[0]}"
             not_utf8 = any(_NOT_UTF8 in line for line in lines)
-            why = why.rstrip(".") + (NOT_UTF8_HINT if not_utf8 else MALFORMED_CSV_HINT)
+            sniffed = _SNIFFED_FILE.search(why)
+            if not_utf8:
+                hint = NOT_UTF8_HINT
+            elif sniffed and mixes_line_endings(Path(sniffed.group(1))):
+                hint = MIXED_LINE_ENDINGS_HINT
+            else:
+                hint = MALFORMED_CSV_HINT
+            why = why.rstrip(".") + hint
         code = ExitCode.USAGE if _CONFIGURATION_ERROR.match(why) else ExitCode.BUILD_FAILED
         return RunError(f"{step} failed: {why}", code)
 

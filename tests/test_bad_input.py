@@ -118,6 +118,26 @@ def test_a_database_in_a_missing_folder_stops_dbt_with_one_line(tmp_path):
     assert "Traceback" not in result.output and "IO Error" not in result.output
 
 
+def test_a_database_path_naming_a_folder_stops_dbt_with_one_line(tmp_path):
+    # LINE_CAPI_DUCKDB=data, the folder for its file: DuckDB's error came as three tracebacks
+    folder = tmp_path / "data"
+    folder.mkdir()
+    _, result = build(tmp_path, database=folder)
+    assert result.returncode != 0
+    assert f"database {folder} is a folder: LINE_CAPI_DUCKDB" in result.output
+    assert "Traceback" not in result.output and "Is a directory" not in result.output
+    assert list(folder.iterdir()) == []
+
+
+def test_an_empty_database_variable_builds_the_default_database_as_the_sender_reads_it(tmp_path):
+    # LINE_CAPI_DUCKDB= in a .env: dbt stopped on "Unable to determine target database name"
+    (tmp_path / "data").mkdir()
+    _, result = build(tmp_path, env={"LINE_CAPI_DUCKDB": ""})
+    assert result.returncode == 0, result.output
+    with duckdb.connect(str(tmp_path / "data" / "line_capi.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from line_capi_payload").fetchone()[0] > 0
+
+
 def test_a_database_another_process_holds_stops_dbt_with_one_line(tmp_path):
     # a sender push still running: DuckDB's own error came as three tracebacks
     db = tmp_path / "held.duckdb"

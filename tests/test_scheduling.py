@@ -200,6 +200,18 @@ def test_a_line_break_in_a_logged_setting_cannot_forge_a_run_log_line(tmp_path):
     assert line.endswith("run: start: export /x\\n2026-01-01T00:00:00Z run: done: exit 0\\r")
 
 
+def test_a_line_that_arrives_after_the_run_log_closed_goes_to_the_console_only(tmp_path):
+    # Ctrl-C: the run closes its log while dbt's last lines of stderr still come in; writing
+    # them raised "I/O operation on closed file" in the thread that reads them, a traceback
+    log = RunLog(tmp_path / "run.log")
+    log.write("run", "start: sender run")
+    log.close()
+    console = io.StringIO()
+    log.write("dbt", "Cancelling the build", echo=console)
+    assert console.getvalue() == "Cancelling the build\n"
+    assert (tmp_path / "run.log").read_text().count("\n") == 1
+
+
 def test_a_database_folder_this_user_cannot_write_is_one_line(tmp_path):
     # /sys refuses new files to every user, root included (Permission denied, or read-only)
     export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
@@ -367,7 +379,7 @@ def test_a_profile_that_builds_another_database_stops_the_run(tmp_path):
     database = tmp_path / "line_capi.duckdb"
     args = dbt_args(tmp_path)
     profile = tmp_path / "profiles" / "profiles.yml"
-    own_path = "{{ env_var('LINE_CAPI_DUCKDB', 'data/line_capi.duckdb') }}"
+    own_path = "{{ env_var('LINE_CAPI_DUCKDB', '') or 'data/line_capi.duckdb' }}"
     assert own_path in profile.read_text()
     profile.write_text(profile.read_text().replace(own_path, str(tmp_path / "other.duckdb")))
     env = {
@@ -469,10 +481,29 @@ def test_a_fresh_export_without_conversions_in_the_window_is_normal(tmp_path):
     )
 
 
+def test_a_csv_that_mixes_line_endings_is_one_line_that_says_so(tmp_path):
+    # a row added with `echo >>` to a copy of the sample, whose files end their rows in CRLF:
+    # DuckDB's sniffer finds no dialect, and the general hint named none of the real cause
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    path = export / "conversions.csv"
+    assert path.read_bytes().endswith(b"\r\n")  # written as Python's csv writes: CRLF
+    with path.open("ab") as file:
+        file.write(b"buy,u9,ORD-9,2026-01-01T00:00:00+09:00,,,s9,pv-9\n")
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
+    line = one_error_line(r.stderr)
+    assert 'Error when sniffing file "' in line and "conversions.csv" in line
+    assert "the file mixes line endings: some rows end in CRLF, others in LF" in line
+    assert "a malformed CSV" not in line
+
+
 def test_a_malformed_csv_is_one_line_that_says_what_is_wrong(tmp_path):
     export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
     with (export / "conversions.csv").open("a") as file:
-        file.write('buy,u9,ORD-9,2026-01-01T00:00:00+09:00,,,s9,pv-9,extra,"unclosed\n')
+        # ended as the file's other rows are (CRLF): malformed, not a mix of line endings
+        file.write('buy,u9,ORD-9,2026-01-01T00:00:00+09:00,,,s9,pv-9,extra,"unclosed\r\n')
     with mock_server() as srv:
         r = sender_run(tmp_path, srv.url, export=export)
         assert srv.stats()["requests"] == 0
