@@ -56,3 +56,35 @@ def merge_vars(args: tuple[str, ...]) -> tuple[str, ...]:
     skip = {i + n for i, count, _ in found for n in range(count)}
     rest = [arg for i, arg in enumerate(args) if i not in skip]
     return (*rest[:first], _OPTION, text, *rest[first:])
+
+
+def take_export_dir(args: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
+    """The var ``karte_export_dir`` of the one ``--vars`` in ``args`` (after merge_vars), and
+    ``args`` without it; ``(None, args)`` when it is not there or not a plain text.
+
+    The var wins over env KARTE_EXPORT_DIR in dbt. ``sender run`` checks the export's folder,
+    the age of its files and the sample marker before dbt starts, and names the export in its
+    log: it takes the var out and passes the folder on as KARTE_EXPORT_DIR, so that all of this
+    and dbt read the one folder (a ``current`` link followed once).
+    """
+    found = _vars_values(args)
+    if len(found) != 1:
+        return None, args
+    index, count, text = found[0]
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None, args
+    if not isinstance(value, dict):
+        return None, args
+    folder = value.get("karte_export_dir")
+    if not isinstance(folder, str) or not folder.strip():
+        return None, args
+    del value["karte_export_dir"]
+    rest = args[:index] + args[index + count :]
+    if not value:
+        return folder, rest
+    text = yaml.safe_dump(
+        value, default_flow_style=True, sort_keys=False, width=2**31, allow_unicode=True
+    ).strip()
+    return folder, (*rest[:index], _OPTION, text, *rest[index:])

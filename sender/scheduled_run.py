@@ -39,7 +39,7 @@ from sender import build_memory, fault_points
 from sender.alerts import RUN_ONLY_ENV
 from sender.build_info import read_build_info
 from sender.database import is_lock_error, locked
-from sender.dbt_vars import merge_vars
+from sender.dbt_vars import merge_vars, take_export_dir
 from sender.exit_codes import ExitCode
 from sender.file_modes import private_file, private_umask
 from sender.run_history import default_run_log, rotate_if_large
@@ -63,6 +63,8 @@ _CONFIGURATION_ERROR = re.compile(r"(invalid|unknown) dbt var |no KARTE export n
 _NO_PROFILE = re.compile(r"Could not find profile named|Invalid value for '--profiles-dir'")
 # dbt's option parser refused what followed `sender run --` (a typo: --slect): its usage header
 _DBT_USAGE = re.compile(r"^Usage: dbt ")
+# ... or an option without its value (`sender run -- --vars`): the parser's error line alone
+_DBT_MISSING_VALUE = re.compile(r"^Error: Option '[^']+' requires an? argument")
 _DBT_ERROR_HEADER = re.compile(r"(Compilation|Runtime|Database|Parsing|Dependency|Internal) Error")
 # DuckDB's first line says which file, not what is wrong with it: what it means, said once
 _MALFORMED_CSV = re.compile(r"Error when sniffing file|CSV Error on Line")
@@ -184,6 +186,11 @@ def run_config(
     except build_memory.MemoryLimitError as exc:
         raise ConfigError(str(exc)) from None
     database = database.resolve()
+    dbt_args = merge_vars(dbt_args)
+    named_by_var, dbt_args = take_export_dir(dbt_args)
+    if named_by_var is not None:  # the var wins over --export-dir and env, as it does in dbt
+        # relative to the project folder, where dbt runs (its PWD) and read it from
+        export_dir = str(project / os.path.expanduser(named_by_var.strip()))
     return RunConfig(
         project_dir=project,
         database=database,
@@ -191,7 +198,7 @@ def run_config(
         # absolute, links kept: /dev/stdout is not resolved to the pipe behind it
         log_file=Path(os.path.abspath(log_file or default_run_log(database))),
         dbt=dbt,
-        dbt_args=merge_vars(dbt_args),
+        dbt_args=dbt_args,
         env=env,
     )
 
@@ -739,7 +746,10 @@ class ScheduledRun:
                 " does), or set DBT_PROFILES_DIR to the folder of yours",
                 ExitCode.USAGE,
             )
-        if code == 2 and any(_DBT_USAGE.match(_ANSI.sub("", line).strip()) for line in lines):
+        if code == 2 and (
+            _DBT_MISSING_VALUE.match(why)
+            or any(_DBT_USAGE.match(_ANSI.sub("", line).strip()) for line in lines)
+        ):
             return RunError(
                 f"{step} refused the arguments after `sender run --`:"
                 f" {why.removeprefix('Error: ')}",

@@ -21,7 +21,7 @@ from pipeline_fixtures import HOURLY_BUILD, ROOT, SAMPLE_DIR, rewrite_export, ru
 from schedule_fixtures import TAG_ID, clock_export, dbt_args, sender_run
 from sender_fixtures import TOKEN, database_held, mock_server, run_cli
 
-from sender.dbt_vars import merge_vars
+from sender.dbt_vars import merge_vars, take_export_dir
 from sender.exit_codes import ExitCode
 from sender.run_history import ROTATE_BYTES, exit_codes, last_run
 from sender.scheduled_run import (
@@ -638,6 +638,25 @@ def test_several_vars_after_the_double_dash_are_merged(args, expected):
     assert merge_vars(args) == expected
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ("-x", "--vars", "{karte_export_dir: /e, lookback_hours: 2}", "-y"),
+            ("/e", ("-x", "--vars", "{lookback_hours: 2}", "-y")),
+        ),
+        (("--vars={karte_export_dir: e}", "-y"), ("e", ("-y",))),
+        # not there, not a text, or not a mapping: left to dbt, which says what is wrong
+        (("--vars", "{lookback_hours: 2}"), (None, ("--vars", "{lookback_hours: 2}"))),
+        (("--vars", "{karte_export_dir: 3}"), (None, ("--vars", "{karte_export_dir: 3}"))),
+        (("--vars", "{karte_export_dir: ' '}"), (None, ("--vars", "{karte_export_dir: ' '}"))),
+        (("--vars", "[1]"), (None, ("--vars", "[1]"))),
+    ],
+)
+def test_the_export_var_is_taken_out_of_the_vars_for_the_run_to_pass_on(args, expected):
+    assert take_export_dir(args) == expected
+
+
 def test_two_sites_in_one_folder_keep_their_own_run_logs(tmp_path):
     for site in ("shop", "outlet"):
         duckdb.connect(str(tmp_path / f"{site}.duckdb")).close()  # built by an earlier hour
@@ -784,6 +803,36 @@ def test_a_dbt_option_mistyped_after_the_double_dash_is_a_usage_error(tmp_path):
         "error: dbt source freshness refused the arguments after `sender run --`: No such option"
         " '--slect'. (Did you mean one of: '--select', '--selector'?); log: " in error
     ), error
+
+
+def test_a_dbt_option_without_its_value_after_the_double_dash_is_a_usage_error(tmp_path):
+    # `sender run -- --vars`: dbt prints no usage header for it, and the run exited 12
+    env = sample_run_env(tmp_path)
+    r = run_cli(["run", "--", *dbt_args(tmp_path), "--vars"], env)
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    (error,) = [x for x in r.stderr.splitlines() if "error: " in x]
+    assert (
+        "error: dbt source freshness refused the arguments after `sender run --`: Option '--vars'"
+        " requires an argument.; log: " in error
+    ), error
+
+
+def test_the_export_var_wins_over_the_export_option_for_every_check_of_the_run(tmp_path):
+    # dbt reads var karte_export_dir over env KARTE_EXPORT_DIR; the run named, checked and aged
+    # the option's folder (here a missing one: exit 11) while dbt read the var's
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    with mock_server() as srv:
+        r = sender_run(
+            tmp_path,
+            srv.url,
+            "--export-dir",
+            str(tmp_path / "old-export"),
+            vars_=json.dumps({"karte_export_dir": str(export), "lookback_hours": 24}),
+        )
+        assert srv.stats()["accepted_events"] == 1, r.stderr
+    assert r.returncode == 0, r.stderr
+    log = (tmp_path / "line_capi_run.log").read_text()
+    assert f"export {export}" in log and "old-export" not in log
 
 
 def test_a_run_that_names_no_export_is_a_configuration_error(tmp_path):
