@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sender.database import DatabaseError, connect
+from sender.database import DatabaseError, connect, require_database
 from sender.scheduled_run import run_lock
 
 _COPY = "compacted"
@@ -47,6 +47,7 @@ def compact(database: Path) -> Compacted:
     # replaces that file (the run lock stays where every run takes it, beside the link)
     target = database.resolve() if database.is_symlink() else database
     new = target.with_name(f".{target.name}.compact")
+    require_database(database)  # before the lock file: a mistyped path leaves nothing behind
     with run_lock(database):
         for leftover in (new, new.with_name(new.name + ".wal")):  # of a compaction killed midway
             leftover.unlink(missing_ok=True)

@@ -214,6 +214,18 @@ def check_is_duckdb_file(path: Path) -> None:
         )
 
 
+def require_database(path: Path) -> None:
+    """NoPayload when ``path`` does not exist: dbt has not built it, or it is misnamed."""
+    if not path.exists():
+        # a relative default read from another folder (a cron job's home) looks like "no build"
+        if path.is_absolute():
+            raise NoPayload(f"database {path} does not exist: run `dbt build` first")
+        raise NoPayload(
+            f"database {path} does not exist in {Path.cwd()}: run `dbt build` first, or name"
+            " the database (--database or LINE_CAPI_DUCKDB)"
+        )
+
+
 def connect(
     path: Path,
     *,
@@ -224,14 +236,7 @@ def connect(
     """Open ``path``; never creates a database: a missing file means dbt has not run yet. A
     database file (or WAL) other users can read is set to 0600 first; ``notice`` gets one line
     for each."""
-    if not path.exists():
-        # a relative default read from another folder (a cron job's home) looks like "no build"
-        if path.is_absolute():
-            raise NoPayload(f"database {path} does not exist: run `dbt build` first")
-        raise NoPayload(
-            f"database {path} does not exist in {Path.cwd()}: run `dbt build` first, or name"
-            " the database (--database or LINE_CAPI_DUCKDB)"
-        )
+    require_database(path)
     check_is_duckdb_file(path)  # before its mode is touched: it may be any file of the user's
     for message in tighten_database(path):
         if notice is not None:

@@ -92,3 +92,12 @@ def test_a_database_reached_by_a_link_stays_a_link(tmp_path):
     assert link.is_symlink() and link.resolve() == real
     assert table_rows(real) == rows
     assert sorted(p.name for p in disk.iterdir()) == [real.name]  # no copy left beside it
+
+
+def test_a_mistyped_database_path_is_one_line_and_leaves_nothing_behind(tmp_path):
+    # the run lock came first: a folder and a .lock file were made for a database that is not there
+    missing = tmp_path / "typo" / "line_capi.duckdb"
+    r = run_cli(["compact", "-d", str(missing)], {})
+    assert r.returncode == ExitCode.NO_PAYLOAD, r.stderr
+    assert f"error: database {missing} does not exist: run `dbt build` first" in r.stderr
+    assert not (tmp_path / "typo").exists()
