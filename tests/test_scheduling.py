@@ -792,28 +792,28 @@ def sample_run_env(tmp_path) -> dict[str, str]:
     }
 
 
-def test_a_dbt_option_mistyped_after_the_double_dash_is_a_usage_error(tmp_path):
+@pytest.mark.parametrize(
+    ("after", "refusal"),
+    [
+        # a typo: dbt's usage header and its "did you mean"
+        (
+            ["--slect", "line_capi_payload"],
+            "No such option '--slect'. (Did you mean one of: '--select', '--selector'?)",
+        ),
+        # an option without its value (an unset, unquoted $SITE_VARS): no usage header
+        (["--vars"], "Option '--vars' requires an argument."),
+    ],
+)
+def test_a_dbt_option_refused_after_the_double_dash_is_a_usage_error(tmp_path, after, refusal):
     """`sender run -- --slect x` exited 12, a failed build by its code (and its alert), where
     the mistake was in the command line."""
     env = sample_run_env(tmp_path)
-    r = run_cli(["run", "--", *dbt_args(tmp_path), "--slect", "line_capi_payload"], env)
+    r = run_cli(["run", "--", *dbt_args(tmp_path), *after], env)
     assert r.returncode == ExitCode.USAGE, r.stderr
     (error,) = [x for x in r.stderr.splitlines() if "error: " in x]
     assert (
-        "error: dbt source freshness refused the arguments after `sender run --`: No such option"
-        " '--slect'. (Did you mean one of: '--select', '--selector'?); log: " in error
-    ), error
-
-
-def test_a_dbt_option_without_its_value_after_the_double_dash_is_a_usage_error(tmp_path):
-    # `sender run -- --vars`: dbt prints no usage header for it, and the run exited 12
-    env = sample_run_env(tmp_path)
-    r = run_cli(["run", "--", *dbt_args(tmp_path), "--vars"], env)
-    assert r.returncode == ExitCode.USAGE, r.stderr
-    (error,) = [x for x in r.stderr.splitlines() if "error: " in x]
-    assert (
-        "error: dbt source freshness refused the arguments after `sender run --`: Option '--vars'"
-        " requires an argument.; log: " in error
+        f"error: dbt source freshness refused the arguments after `sender run --`: {refusal}; log: "
+        in error
     ), error
 
 
