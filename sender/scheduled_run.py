@@ -922,6 +922,15 @@ class ScheduledRun:
                     f"start: project {self.config.project_dir}, database {self.config.database},"
                     f" export {self.config.export_dir or '(from the dbt vars)'}"
                 )
+                if not self.config.database.exists():
+                    # a job started in another folder than its own (cron's home) with the
+                    # relative default: a second database whose empty ledger sends it all again
+                    self.say(
+                        f"note: database {self.config.database} is new: its ledger is empty, so"
+                        " this run sends every conversion of the window (expected on a job's"
+                        " first run; else the job's database is elsewhere: run in its folder or"
+                        " give LINE_CAPI_DUCKDB an absolute path)"
+                    )
                 with run_lock(self.config.database):
                     # dbt's target folder only while dbt writes it and its results are read:
                     # another site's build need not wait for this site's push

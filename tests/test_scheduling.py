@@ -466,6 +466,23 @@ def test_the_run_log_keeps_itself_small_and_a_streak_is_read_across_its_parts(tm
     assert last_run(log).exit_code == 11
 
 
+def test_a_run_that_creates_its_database_says_so_once(tmp_path):
+    # a job started in another folder (cron's home) with the relative default built a second
+    # database there, and its empty ledger sent the window again, without a word
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    notes = []
+    with mock_server() as srv:
+        for _ in range(2):
+            r = sender_run(tmp_path, srv.url, export=export)
+            assert r.returncode == 0, r.stderr
+            notes.append([x for x in r.stderr.splitlines() if "note: database" in x])
+    assert len(notes[0]) == 1 and notes[1] == []
+    assert (
+        f"note: database {tmp_path / 'line_capi.duckdb'} is new: its ledger is empty"
+        in (notes[0][0])
+    )
+
+
 def test_a_fresh_export_without_conversions_in_the_window_is_normal(tmp_path):
     export = clock_export(tmp_path / "export", {"ORD-OLD": 40}, newest_hours=0.2)
     with mock_server() as srv:
