@@ -58,7 +58,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # the sender's own timestamp off a terminal (sender.progress): the log adds one already
 _SENDER_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ sender: ")
 # dbt's refusals of the job's configuration (macros/run_parameters.sql): exit 2, not a failed build
-_CONFIGURATION_ERROR = re.compile(r"(invalid|unknown) dbt var |no KARTE export named")
+# ... and a dbt target the profile does not have (`-- --target prod`, env DBT_TARGET)
+_CONFIGURATION_ERROR = re.compile(
+    r"(invalid|unknown) dbt var |no KARTE export named|The profile '[^']*' does not have a target"
+)
 # dbt found no profiles.yml: none in the project (make setup copies it) and no ~/.dbt
 _NO_PROFILE = re.compile(r"Could not find profile named|Invalid value for '--profiles-dir'")
 # dbt's option parser refused what followed `sender run --` (a typo: --slect): its usage header
@@ -428,18 +431,31 @@ def export_warnings(lines: list[str]) -> list[str]:
     return found
 
 
+def _listed_after(line: str, rest: list[str]) -> str:
+    """The list that a line ending in a colon announces on the lines after it (`- duckdb`), as
+    ` duckdb, spark`: dbt's "valid target names for this profile are:"."""
+    if not line.endswith(":"):
+        return ""
+    items = []
+    for text in rest:
+        if not text.startswith("- "):
+            break
+        items.append(text[2:].strip())
+    return " " + ", ".join(items) if items else ""
+
+
 def dbt_error_line(lines: list[str]) -> str:
     """The one line that says why dbt failed, from its console output."""
     clean = [_DBT_PREFIX.sub("", _ANSI.sub("", line)).strip() for line in lines]
     for i, text in enumerate(clean):
         if _DBT_ERROR_HEADER.search(text) or text == "Encountered an error:":
-            for following in clean[i + 1 :]:
+            for j, following in enumerate(clean[i + 1 :], start=i + 1):
                 if (
                     following
                     and not following.startswith(">")
                     and not _DBT_ERROR_HEADER.search(following)
                 ):
-                    return following
+                    return following + _listed_after(following, clean[j + 1 :])
         if text.startswith("Failure in ") or text.startswith("Error in "):
             following = next((t for t in clean[i + 1 :] if t), "")
             if not _DBT_ERROR_HEADER.search(following):

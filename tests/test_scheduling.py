@@ -834,6 +834,18 @@ def test_a_dbt_option_refused_after_the_double_dash_is_a_usage_error(tmp_path, a
     ), error
 
 
+def test_a_dbt_target_the_profile_lacks_is_a_usage_error_that_names_the_targets(tmp_path):
+    # exit 12, a failed build, and the line stopped at "The valid target names ... are:;"
+    env = sample_run_env(tmp_path)
+    r = run_cli(["run", "--", *dbt_args(tmp_path), "--target", "prod"], env)
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    (error,) = [x for x in r.stderr.splitlines() if "error: " in x]
+    assert (
+        "error: dbt source freshness failed: The profile 'line_capi' does not have a target named"
+        " 'prod'. The valid target names for this profile are: duckdb, spark; log: " in error
+    ), error
+
+
 def test_the_export_var_wins_over_the_export_option_for_every_check_of_the_run(tmp_path):
     # dbt reads var karte_export_dir over env KARTE_EXPORT_DIR; the run named, checked and aged
     # the option's folder (here a missing one: exit 11) while dbt read the var's
