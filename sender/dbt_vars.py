@@ -31,6 +31,14 @@ def _vars_values(args: tuple[str, ...]) -> list[tuple[int, int, str]]:
     return found
 
 
+def _dumped(value: dict) -> str:
+    """Vars as the text of one ``--vars``: YAML again, not JSON, so that dates and times load
+    back as the same values dbt would have read."""
+    return yaml.safe_dump(
+        value, default_flow_style=True, sort_keys=False, width=2**31, allow_unicode=True
+    ).strip()
+
+
 def merge_vars(args: tuple[str, ...]) -> tuple[str, ...]:
     """``args`` with several ``--vars`` merged into one, in place of the first; unchanged with one
     or none, or when one of them is not a YAML mapping (dbt then says so, as it would)."""
@@ -48,10 +56,7 @@ def merge_vars(args: tuple[str, ...]) -> tuple[str, ...]:
         if not isinstance(value, dict):
             return args
         merged.update(value)
-    # YAML again, not JSON: dates and times load back as the same values dbt would have read
-    text = yaml.safe_dump(
-        merged, default_flow_style=True, sort_keys=False, width=2**31, allow_unicode=True
-    ).strip()
+    text = _dumped(merged)
     first = found[0][0]
     skip = {i + n for i, count, _ in found for n in range(count)}
     rest = [arg for i, arg in enumerate(args) if i not in skip]
@@ -84,7 +89,4 @@ def take_export_dir(args: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]
     rest = args[:index] + args[index + count :]
     if not value:
         return folder, rest
-    text = yaml.safe_dump(
-        value, default_flow_style=True, sort_keys=False, width=2**31, allow_unicode=True
-    ).strip()
-    return folder, (*rest[:index], _OPTION, text, *rest[index:])
+    return folder, (*rest[:index], _OPTION, _dumped(value), *rest[index:])

@@ -32,6 +32,7 @@ from sender.scheduled_run import (
     built_elsewhere,
     current_user,
     lock_path,
+    run_config,
 )
 
 
@@ -672,6 +673,22 @@ def test_several_vars_after_the_double_dash_are_merged(args, expected):
 )
 def test_the_export_var_is_taken_out_of_the_vars_for_the_run_to_pass_on(args, expected):
     assert take_export_dir(args) == expected
+
+
+def test_a_relative_export_var_is_the_project_folders_as_dbt_reads_it(tmp_path, monkeypatch):
+    # dbt runs in the project folder (its PWD) and read a relative var from there, not from the
+    # folder the run started in
+    monkeypatch.chdir(tmp_path)
+    config = run_config(
+        database=tmp_path / "line_capi.duckdb",
+        export_dir=str(tmp_path / "elsewhere"),
+        project_dir=ROOT,
+        log_file=None,
+        dbt_args=("--vars", "{karte_export_dir: sample/karte_export, lookback_hours: 2}"),
+        env={},
+    )
+    assert config.export_dir == (ROOT / "sample" / "karte_export").resolve()
+    assert config.dbt_args == ("--vars", "{lookback_hours: 2}")
 
 
 def test_two_sites_in_one_folder_keep_their_own_run_logs(tmp_path):
