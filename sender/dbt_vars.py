@@ -10,9 +10,13 @@ replaced whole, as dbt replaces a var of ``dbt_project.yml``).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 
 _OPTION = "--vars"
+_PROJECT_NAME = "line_capi"
+_EXPORT_VAR = "karte_export_dir"
 
 
 def _vars_values(args: tuple[str, ...]) -> list[tuple[int, int, str]]:
@@ -82,11 +86,36 @@ def take_export_dir(args: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]
         return None, args
     if not isinstance(value, dict):
         return None, args
-    folder = value.get("karte_export_dir")
+    folder = value.get(_EXPORT_VAR)
     if not isinstance(folder, str) or not folder.strip():
         return None, args
-    del value["karte_export_dir"]
+    del value[_EXPORT_VAR]
     rest = args[:index] + args[index + count :]
     if not value:
         return folder, rest
     return folder, (*rest[:index], _OPTION, _dumped(value), *rest[index:])
+
+
+def project_export_dir(project_file: Path) -> str | None:
+    """The var ``karte_export_dir`` as ``dbt_project.yml`` sets it, the project's own block
+    (``vars: {line_capi: {…}}``) before the global one, as dbt reads them; None when unset, not a
+    plain text, a Jinja expression only dbt can render, or the file cannot be read (dbt says why).
+
+    A site may name its export there, as it does its other vars. dbt then reads that folder
+    whatever env KARTE_EXPORT_DIR says, so ``sender run`` checks that folder too.
+    """
+    try:
+        loaded = yaml.safe_load(project_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    declared = loaded.get("vars") if isinstance(loaded, dict) else None
+    if not isinstance(declared, dict):
+        return None
+    own = declared.get(_PROJECT_NAME)
+    if isinstance(own, dict) and _EXPORT_VAR in own:
+        folder = own[_EXPORT_VAR]
+    else:
+        folder = declared.get(_EXPORT_VAR)
+    if not isinstance(folder, str) or not folder.strip() or "{{" in folder:
+        return None
+    return folder

@@ -39,7 +39,7 @@ from sender import build_memory, fault_points
 from sender.alerts import RUN_ONLY_ENV
 from sender.build_info import read_build_info
 from sender.database import is_lock_error, locked
-from sender.dbt_vars import merge_vars, take_export_dir
+from sender.dbt_vars import merge_vars, project_export_dir, take_export_dir
 from sender.exit_codes import ExitCode
 from sender.file_modes import private_file, private_umask
 from sender.run_history import default_run_log, rotate_if_large
@@ -132,6 +132,8 @@ class RunConfig:
     dbt: str
     dbt_args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    # said at the start: the folder a var names where an option or env named another
+    export_note: str | None = None
 
 
 def find_dbt(env: dict[str, str]) -> str | None:
@@ -191,13 +193,25 @@ def run_config(
     database = database.resolve()
     dbt_args = merge_vars(dbt_args)
     named_by_var, dbt_args = take_export_dir(dbt_args)
+    where = "--vars"
+    if named_by_var is None:
+        named_by_var, where = project_export_dir(project / PROJECT_FILE), PROJECT_FILE
+    folder = Path(export_dir.strip()).resolve() if (export_dir or "").strip() else None
+    export_note = None
     if named_by_var is not None:  # the var wins over --export-dir and env, as it does in dbt
         # relative to the project folder, where dbt runs (its PWD) and read it from
-        export_dir = str(project / os.path.expanduser(named_by_var.strip()))
+        by_var = (project / os.path.expanduser(named_by_var.strip())).resolve()
+        if folder is not None and folder != by_var:
+            export_note = (
+                f"note: reading the export in {by_var}, which var karte_export_dir names in"
+                f" {where}, not {folder} (--export-dir or KARTE_EXPORT_DIR): the var wins in dbt"
+            )
+        folder = by_var
     return RunConfig(
         project_dir=project,
         database=database,
-        export_dir=Path(export_dir.strip()).resolve() if (export_dir or "").strip() else None,
+        export_dir=folder,
+        export_note=export_note,
         # absolute, links kept: /dev/stdout is not resolved to the pipe behind it
         log_file=Path(os.path.abspath(log_file or default_run_log(database))),
         dbt=dbt,
@@ -938,6 +952,8 @@ class ScheduledRun:
                     f"start: project {self.config.project_dir}, database {self.config.database},"
                     f" export {self.config.export_dir or '(from the dbt vars)'}"
                 )
+                if self.config.export_note:
+                    self.say(self.config.export_note)
                 if not self.config.database.exists():
                     # a job started in another folder than its own (cron's home) with the
                     # relative default: a second database whose empty ledger sends it all again

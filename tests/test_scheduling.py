@@ -17,6 +17,7 @@ from pathlib import Path
 import dbt_forkserver
 import duckdb
 import pytest
+import yaml
 from pipeline_fixtures import HOURLY_BUILD, ROOT, SAMPLE_DIR, rewrite_export, run_dbt
 from schedule_fixtures import TAG_ID, clock_export, dbt_args, sender_run
 from sender_fixtures import TOKEN, database_held, mock_server, run_cli
@@ -878,7 +879,75 @@ def test_the_export_var_wins_over_the_export_option_for_every_check_of_the_run(t
         assert srv.stats()["accepted_events"] == 1, r.stderr
     assert r.returncode == 0, r.stderr
     log = (tmp_path / "line_capi_run.log").read_text()
-    assert f"export {export}" in log and "old-export" not in log
+    assert f"export {export}" in log
+    # the option's folder only in the note that says it is not read
+    (noted,) = [line for line in log.splitlines() if "old-export" in line]
+    assert f"note: reading the export in {export}, which var karte_export_dir names in" in noted
+
+
+def project_with_vars(tmp: Path, declared: dict) -> Path:
+    """A copy of the project's dbt_project.yml with these vars, in a folder of its own."""
+    project = tmp / "project"
+    project.mkdir()
+    loaded = yaml.safe_load((ROOT / "dbt_project.yml").read_text())
+    loaded["vars"].update(declared)
+    (project / "dbt_project.yml").write_text(yaml.safe_dump(loaded))
+    return project
+
+
+@pytest.mark.parametrize(
+    ("declared", "option", "expected", "noted"),
+    [
+        # the site's export named in dbt_project.yml, relative to the project as dbt reads it
+        ({"karte_export_dir": "karte/current"}, None, "project/karte/current", False),
+        # the project's own block before the global var, as in dbt
+        (
+            {"karte_export_dir": "/global", "line_capi": {"karte_export_dir": "/own"}},
+            None,
+            "/own",
+            False,
+        ),
+        # dbt reads the var over env KARTE_EXPORT_DIR: the run checks that folder, and says so
+        ({"karte_export_dir": "/srv/karte"}, "/srv/other", "/srv/karte", True),
+        ({"karte_export_dir": "/srv/karte"}, "/srv/karte", "/srv/karte", False),
+        # unset, or an expression only dbt renders: the option's folder
+        ({"karte_export_dir": None}, "/srv/other", "/srv/other", False),
+        ({"karte_export_dir": "{{ env_var('EXPORT') }}"}, "/srv/other", "/srv/other", False),
+    ],
+)
+def test_the_export_var_of_dbt_project_yml_is_the_folder_the_run_checks(
+    tmp_path, declared, option, expected, noted
+):
+    project = project_with_vars(tmp_path, declared)
+    config = run_config(
+        database=tmp_path / "line_capi.duckdb",
+        export_dir=option,
+        project_dir=project,
+        log_file=None,
+        dbt_args=(),
+        env={},
+    )
+    assert config.export_dir == (tmp_path / expected).resolve()
+    assert (config.export_note is not None) == noted
+    if noted:
+        assert config.export_note.startswith(
+            "note: reading the export in /srv/karte, which var karte_export_dir names in"
+            " dbt_project.yml, not /srv/other (--export-dir or KARTE_EXPORT_DIR)"
+        )
+
+
+def test_a_missing_export_named_in_dbt_project_yml_is_one_line_before_dbt_starts(tmp_path):
+    # the run checked no folder, and dbt said "file missing" for each table
+    project = project_with_vars(tmp_path, {"karte_export_dir": "karte/current"})
+    env = {"LINE_CAPI_PROJECT_DIR": str(project)}
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=tmp_path / "ignored", env=env)
+    assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
+    assert (
+        f"error: KARTE export folder {project / 'karte' / 'current'} does not exist"
+        in one_error_line(r.stderr)
+    )
+    assert f"note: reading the export in {project / 'karte' / 'current'}" in r.stderr
 
 
 def test_a_run_that_names_no_export_is_a_configuration_error(tmp_path):
