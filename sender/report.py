@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -549,11 +548,7 @@ def write_report(
     con: duckdb.DuckDBPyConnection, output: Path, *, builds: int = DEFAULT_BUILDS
 ) -> int:
     """Render the page into ``output`` (replaced, readable by its owner only); its size in bytes.
-    A file that cannot be written is a ConfigError (a bad --output); ``-`` is stdout."""
-    if str(output) == "-":
-        page = render(con, builds=builds)
-        sys.stdout.write(page)
-        return len(page.encode())
+    A file that cannot be written is a ConfigError (a bad --output)."""
     if str(output) == ".":  # -o "" (an unset $OUT in a script) is Path(".")
         raise ConfigError("--output is empty or '.': name the HTML file to write")
     if output.name == ".." or output.is_dir():

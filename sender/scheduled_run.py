@@ -337,6 +337,9 @@ class RunLog:
         self._failed = False  # the disk refused a line: the rest goes to the console only
         # closed while a child's last lines still come in (Ctrl-C): they go to the console only
         self._closed = False
+        # consoles whose reader has gone (`sender run | head`, a log shipper that died): the
+        # run goes on, its lines go to the log only
+        self._gone: set[int] = set()
 
     def write(self, source: str, text: str, echo: IO[str] | None = None) -> None:
         """Log ``text``; echo it too (the run's own lines with a timestamp off a terminal)."""
@@ -358,11 +361,14 @@ class RunLog:
                         f" ({exc.strerror or type(exc).__name__}): the rest of this run's lines"
                         " go to the console only\n"
                     )
-            if echo is not None:
+            if echo is not None and id(echo) not in self._gone:
                 if source == "run" and not echo.isatty():
                     text = f"{stamp} sender run: {text}"
-                echo.write(text + "\n")
-                echo.flush()
+                try:
+                    echo.write(text + "\n")
+                    echo.flush()
+                except (BrokenPipeError, ValueError):  # its reader gone; closed (a test harness)
+                    self._gone.add(id(echo))
 
     def close(self) -> None:
         with self._lock:

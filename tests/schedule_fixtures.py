@@ -105,8 +105,10 @@ def sender_run(
     vars_: str | list[str] = "",
     env: dict | None = None,
     timeout: float = 300,
+    reader_gone: bool = False,
 ):
-    """`sender run` on the project in ROOT, as a scheduler starts it."""
+    """`sender run` on the project in ROOT, as a scheduler starts it (``reader_gone``: see
+    run_cli)."""
     full_env = {
         "LINE_CAPI_DUCKDB": str(tmp / "line_capi.duckdb"),
         "LINE_TAG_ID": TAG_ID,
@@ -122,4 +124,9 @@ def sender_run(
         if text
         for arg in ("--vars", text)
     ]
-    return run_cli(["run", *args, "--", *dbt_args(tmp), *extra], full_env, timeout=timeout)
+    return run_cli(
+        ["run", *args, "--", *dbt_args(tmp), *extra],
+        full_env,
+        timeout=timeout,
+        reader_gone=reader_gone,
+    )

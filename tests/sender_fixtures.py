@@ -272,22 +272,42 @@ FAST = ["--backoff-base", "0.01", "--max-backoff", "0.05", "--timeout", "5"]
 
 
 def run_cli(
-    args: list[str], env: dict[str, str], *, timeout: float = 60, cwd: Path | None = None
+    args: list[str],
+    env: dict[str, str],
+    *,
+    timeout: float = 60,
+    cwd: Path | None = None,
+    reader_gone: bool = False,
 ) -> subprocess.CompletedProcess:
     """Run ``python -m sender`` in a subprocess (real process, real exit code, real stderr), in
-    the checkout unless ``cwd`` says where."""
+    the checkout unless ``cwd`` says where. With ``reader_gone``, the reader of its stdout has
+    closed it before the command writes (``sender preview | head`` once head has its lines):
+    stdout is then empty."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("LINE_")}
     full_env.update(dbt_forkserver.sender_env())  # `sender run` starts dbt from the fork server
     full_env.update(env)
     full_env.setdefault("PYTHONPATH", str(REPO))
-    return subprocess.run(
-        [sys.executable, "-m", "sender", *args],
+    command = [sys.executable, "-m", "sender", *args]
+    if not reader_gone:
+        return subprocess.run(
+            command,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=str(cwd or REPO),
+        )
+    with subprocess.Popen(
+        command,
         env=full_env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
         cwd=str(cwd or REPO),
-    )
+    ) as proc:
+        proc.stdout.close()  # before the interpreter has started: its first write fails
+        _, stderr = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(command, proc.returncode, "", stderr)
 
 
 def push_now(db: Path, url: str, *, channel_id: str | None = None, **options):

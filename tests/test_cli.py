@@ -599,6 +599,27 @@ def test_help_under_a_locale_that_is_not_utf8_prints_instead_of_crashing(db):
         assert "Usage: sender " + command in r.stdout and "Traceback" not in r.stderr
 
 
+def test_a_reader_that_closes_stdout_early_leaves_each_command_its_own_exit_code(db, tmp_path):
+    """`sender preview | head` exited 1, the code of events left pending; so did a push whose
+    summary found its reader gone, after sending everything."""
+    env = sender_env(db)
+    pending = json.loads(run_cli(["status", "--json"], env).stdout)["pending"]
+    for args in (["preview", "--json", "-n", "100"], ["preview"], ["status"], ["status", "--json"]):
+        r = run_cli(args, env, reader_gone=True)
+        assert r.returncode == 0, (args, r.stderr)
+        assert "Traceback" not in r.stderr and "Error" not in r.stderr, r.stderr
+    # the page was not all read: the command does not say it wrote it
+    r = run_cli(["report", "-o", "-"], env, reader_gone=True)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    with mock_server() as srv:
+        r = run_cli(["push", *FAST, "--json"], sender_env(db, srv.url), reader_gone=True)
+        assert r.returncode == 0, r.stderr
+        assert srv.stats()["accepted_events"] == pending > 0
+        r = run_cli(["push", *FAST], sender_env(db, srv.url), reader_gone=True)
+        assert r.returncode == 0, r.stderr  # nothing left: its "nothing pending" line unread
+    assert run_cli(["report", "-o", "-"], env).stderr.startswith("wrote - (")
+
+
 def test_status_and_preview_json_print_one_object_when_they_stop_early(db, tmp_path):
     """A scheduler reading `status --json` got nothing on stdout for a locked or missing database;
     `push --json` printed its error object."""

@@ -885,6 +885,19 @@ def test_the_export_var_wins_over_the_export_option_for_every_check_of_the_run(t
     assert f"note: reading the export in {export}, which var karte_export_dir names in" in noted
 
 
+def test_a_run_whose_console_reader_has_gone_sends_and_logs_all_the_same(tmp_path):
+    # `sender run | head`, a log shipper that died: the push's summary lines found stdout gone,
+    # the thread echoing them died with a traceback, and the run's exit code followed click's 1
+    export = clock_export(tmp_path / "export", {"ORD-1": 1, "ORD-2": 2}, newest_hours=0.2)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export, reader_gone=True)
+        assert srv.stats()["accepted_events"] == 2, r.stderr
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and "Exception" not in r.stderr, r.stderr
+    log = (tmp_path / "line_capi_run.log").read_text()
+    assert "accepted 2, rejected 0" in log and log.endswith("run: done: exit 0\n"), log
+
+
 def project_with_vars(tmp: Path, declared: dict) -> Path:
     """A copy of the project's dbt_project.yml with these vars, in a folder of its own."""
     project = tmp / "project"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import signal
 import sys
 import traceback
@@ -72,6 +73,8 @@ class _Flags:
     debug = False
     # set once a --json command has printed its one object (summary or error)
     json_printed = False
+    # set once the reader of stdout has closed it (out)
+    stdout_closed = False
 
 
 flags = _Flags()
@@ -139,11 +142,25 @@ def errors_as_json(command):
             command(**kwargs)
         except Failure as exc:
             if kwargs.get("json_") and not flags.json_printed:
-                typer.echo(error_json(exc.exit_code, exc.message))
+                out(error_json(exc.exit_code, exc.message))
                 flags.json_printed = True
             raise
 
     return run
+
+
+def out(text: str) -> None:
+    """One line of the command's output on stdout. A reader that closed it early (``sender
+    preview | head``) had what it wanted: the rest of the output goes nowhere and the command
+    ends with its own exit code, where click's would be 1, the code of events left pending."""
+    if flags.stdout_closed:
+        return
+    try:
+        typer.echo(text)
+    except BrokenPipeError:
+        flags.stdout_closed = True
+        # the interpreter's last flush of what is buffered must not fail again at exit
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (open until exit)
 
 
 def warn(message: str) -> None:

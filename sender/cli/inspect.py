@@ -21,11 +21,12 @@ from sender.cli.common import (
     exits_on_error,
     flags,
     open_database,
+    out,
 )
 from sender.exit_codes import ExitCode
 from sender.preview import first_pending, table_lines
 from sender.push_summary import error_json
-from sender.report import DEFAULT_BUILDS, write_report
+from sender.report import DEFAULT_BUILDS, render, write_report
 from sender.run_history import last_run, run_log_path
 from sender.settings import DEFAULT_DATABASE, DEFAULT_ENDPOINT, database_path
 from sender.status import read_status_report
@@ -62,10 +63,10 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
     finally:
         con.close()
     if json_:
-        typer.echo(json.dumps(report_.as_dict(), default=str))
+        out(json.dumps(report_.as_dict(), default=str))
         return
     for line in report_.lines():
-        typer.echo(line)
+        out(line)
 
 
 def _show_last_job_while_locked(database: str, exc: Failure, *, json_: bool) -> None:
@@ -77,12 +78,12 @@ def _show_last_job_while_locked(database: str, exc: Failure, *, json_: bool) -> 
     if json_:
         got = json.loads(error_json(exc.exit_code, exc.message))
         got |= {"database": str(path), "last_job": job.as_dict() if job else None}
-        typer.echo(json.dumps(got, separators=(",", ":")))
+        out(json.dumps(got, separators=(",", ":")))
         flags.json_printed = True
         return
-    typer.echo(f"database  {path} (held by another process)")
+    out(f"database  {path} (held by another process)")
     if job is not None:
-        typer.echo(f"last job  sender run {job.describe()}")
+        out(f"last job  sender run {job.describe()}")
 
 
 @app.command()
@@ -118,11 +119,18 @@ def report(
     con = open_database(database, read_only=True, need_payload=False)
     try:
         with exits_on_error(database):
-            size = write_report(con, output, builds=builds)
+            if str(output) == "-":
+                page = render(con, builds=builds)
+            else:
+                size = write_report(con, output, builds=builds)
     finally:
         con.close()
-    # with -o - the page is stdout: the line goes to stderr
-    typer.echo(f"wrote {output} ({size:,} bytes)", err=str(output) == "-")
+    if str(output) == "-":  # the page is stdout: the line goes to stderr, when it was all read
+        out(page.removesuffix("\n"))
+        if not flags.stdout_closed:
+            typer.echo(f"wrote - ({len(page.encode()):,} bytes)", err=True)
+        return
+    typer.echo(f"wrote {output} ({size:,} bytes)")
 
 
 @app.command()
@@ -161,4 +169,6 @@ def preview(
         typer.echo(f"build {build.describe()}", err=True)
     lines = [row.payload for row in rows] if json_ else table_lines(rows, width=width)
     for line in lines:
-        typer.echo(line)
+        out(line)
+        if flags.stdout_closed:
+            break

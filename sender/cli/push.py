@@ -23,6 +23,7 @@ from sender.cli.common import (
     exits_on_error,
     flags,
     open_database,
+    out,
     say,
     secret_option,
     sigterm_as_interrupt,
@@ -307,11 +308,11 @@ def push_command(
 
 def _print_summary(summary: Summary, as_json: bool) -> None:
     if as_json:
-        typer.echo(scrub(summary.as_json()))
+        out(scrub(summary.as_json()))
         flags.json_printed = True
         return
     for line in summary.lines():
-        typer.echo(line)
+        out(line)
     note = summary.exit_note()
     if note:
         typer.echo(note, err=True)

@@ -21,6 +21,7 @@ from sender.cli.common import (
     die,
     exits_on_error,
     flags,
+    out,
     report_crash,
     sigterm_as_interrupt,
     warn,
@@ -212,4 +213,4 @@ def compact_command(database: DatabaseOpt = DEFAULT_DATABASE) -> None:
             done = compact(path)
         except RunError as exc:
             raise die(str(exc), exc.code) from None
-    typer.echo(done.describe(path))
+    out(done.describe(path))
