@@ -441,6 +441,32 @@ def test_a_column_named_twice_builds_from_the_one_karte_column_map_names(tmp_pat
     assert result.rows("select user_id from stg_karte__conversions") == [(user_id,)]
 
 
+@pytest.mark.parametrize(
+    ("table", "column", "nested", "stored"),
+    [
+        ("conversions", "user_id", "[user_id]", "VARCHAR[]"),
+        ("user_master", "email", "[email, email]", "VARCHAR[]"),
+        ("page_views", "lt_cid", "{'id': lt_cid}", "STRUCT(id VARCHAR)"),
+    ],
+)
+def test_a_column_of_several_values_a_cell_is_one_line_naming_it(
+    tmp_path, text_export, table, column, nested, stored
+):
+    # a warehouse's ARRAY of a user's emails: every conversion rejected as no_user_identifier
+    # (a list of ids), or the list's JSON text hashed as one address
+    export = rewrite_export(text_export, tmp_path / "export", "parquet", {table: {column: nested}})
+    assert column_types(export / f"{table}.parquet")[column] == stored
+    result = run_dbt(tmp_path, "build", export_dir=export, vars={"as_of": AS_OF})
+    assert result.returncode != 0
+    (line,) = [x for x in result.output.splitlines() if "several values in one cell" in x]
+    assert line.strip().endswith(
+        f"KARTE export table {table} has the column {column} as {stored}, several values in one"
+        f" cell: {column} holds one value a row; export one (text or a number: e.g. {column}[1]"
+        " in SQL), or map the column that holds it with var karte_column_map"
+    )
+    assert "Traceback" not in result.output and nothing_was_built(result)
+
+
 def rewrite_part(path, select: str, header: bool = True):
     """Write a part again as `select ... from part` (the part is `part`), in its own format."""
     reader = "read_parquet" if path.suffix == ".parquet" else "read_csv"

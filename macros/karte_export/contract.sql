@@ -83,6 +83,16 @@
                     ~ ": " ~ column[0] ~ "}} or " ~ second[0] ~ ")"
                 ) }}
             {%- endif -%}
+            {#- a warehouse's ARRAY of a user's emails: as JSON text it would be hashed as one
+                address, or as an id match no one; one value a row is the contract -#}
+            {%- if checked and name != 'items' and karte_export_is_nested(column[1]) -%}
+                {{ exceptions.raise_compiler_error(
+                    "KARTE export table " ~ table_name ~ " has the column " ~ column[0] ~ " as "
+                    ~ column[1] ~ ", several values in one cell: " ~ name ~ " holds one value a row;"
+                    ~ " export one (text or a number: e.g. " ~ column[0] ~ "[1] in SQL), or map the"
+                    ~ " column that holds it with var karte_column_map"
+                ) }}
+            {%- endif -%}
             {%- set value = karte_export_value_as_text(adapter.quote(column[0]), column[1]) -%}
             {%- if name == 'phone' and karte_export_is_number(column[1]) -%}
                 {%- set value = karte_export_phone_from_number(value) -%}

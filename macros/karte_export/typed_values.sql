@@ -72,6 +72,16 @@
 {%- endmacro %}
 
 {#-
+    Whether `data_type` (the engine's name, any case; none when unknown) holds several values in
+    one cell: a list, struct, map or union (DuckDB `VARCHAR[]`, `STRUCT(...)`; Spark
+    `array<string>`, `struct<...>`). Only `items` may.
+-#}
+{% macro karte_export_is_nested(data_type) %}
+    {%- set type = (data_type or '') | upper -%}
+    {{ return(type.endswith(']') or type.startswith(('STRUCT', 'MAP', 'UNION', 'ARRAY'))) }}
+{% endmacro %}
+
+{#-
     Whether `data_type` (the engine's name, any case; none when unknown) holds numbers.
 -#}
 {% macro karte_export_is_number(data_type) %}
