@@ -115,7 +115,8 @@ def is_loopback_host(host: str) -> bool:
 def validate_endpoint(endpoint: str | None) -> str:
     """``https://`` anywhere; ``http://`` only to a loopback host (personal data in clear text
     never leaves the machine)."""
-    value = (endpoint or DEFAULT_ENDPOINT).strip().rstrip("/")
+    given = (endpoint or DEFAULT_ENDPOINT).strip()
+    value = given.rstrip("/")
     if any(ch.isspace() or not ch.isprintable() for ch in value):  # a line break: a forged log line
         raise ConfigError(
             f"LINE_CAPI_ENDPOINT {value!r} contains spaces or control characters: give a base URL"
@@ -126,7 +127,8 @@ def validate_endpoint(endpoint: str | None) -> str:
     except ValueError as exc:  # an unclosed [IPv6 bracket, a port out of range
         raise ConfigError(f"LINE_CAPI_ENDPOINT {value!r} is not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"LINE_CAPI_ENDPOINT {value!r} is not an http(s) URL")
+        # as given: `http://` without its host is not echoed as 'http:'
+        raise ConfigError(f"LINE_CAPI_ENDPOINT {given!r} is not an http(s) URL")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError(f"LINE_CAPI_ENDPOINT {value!r} must be a base URL (scheme://host[:port])")
     segments = parts.path.lower().split("/")

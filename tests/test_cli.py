@@ -139,6 +139,8 @@ def test_python_dash_m_sender_works():
         ({"LINE_CHANNEL_ID": "12ab"}, "digits only"),
         ({"LINE_CAPI_ENDPOINT": "http://conversion-api.example.com"}, "only https"),
         ({"LINE_CAPI_ENDPOINT": "ftp://127.0.0.1"}, "not an http(s) URL"),
+        # as the user wrote it, not cut to 'http:'
+        ({"LINE_CAPI_ENDPOINT": "http://"}, "LINE_CAPI_ENDPOINT 'http://' is not an http(s) URL"),
         (
             {"LINE_CAPI_ENDPOINT": f"https://conversion-api.tr.line.me/v1/{TAG_ID}/events"},
             "holds the API's path: give the base URL (https://conversion-api.tr.line.me);",
