@@ -202,6 +202,39 @@ def test_folder_of_parquet_parts_builds_the_same_rows(tmp_path, text_export, tex
     assert rejected_rows(result) == rejected_rows(text_build)
 
 
+@pytest.mark.parametrize(
+    ("folder", "decoy", "fmt", "layout"),
+    [
+        ("export[1]", "export1", "parquet", "folder"),
+        ("site*", "site-b", "csv.gz", "parts"),
+        ("site?", "siteb", "csv", "file"),
+    ],
+)
+def test_an_export_folder_named_with_glob_characters_reads_only_itself(
+    tmp_path, text_export, text_build, folder, decoy, fmt, layout
+):
+    # DuckDB globs every path it reads: `export[1]` read `export1`, another site's export, and
+    # the build sent its conversions without a word
+    parts = 1 if layout == "file" else 2
+    # the other site's conversions have other keys, which the build must not read
+    clone = {"conversions": {"transaction_id": "'OTHER-' || transaction_id"}}
+    if fmt == "csv":  # plain CSV, as written (its file checks read it whole)
+        export = shutil.copytree(text_export, tmp_path / folder)
+        shutil.copytree(text_export, tmp_path / decoy)
+        with duckdb.connect() as con:
+            con.sql(
+                f"copy (select * replace ('OTHER-' || transaction_id as transaction_id)"
+                f" from read_csv('{text_export}/conversions.csv', all_varchar = true))"
+                f" to '{tmp_path / decoy}/conversions.csv' (format csv, header)"
+            )
+    else:
+        export = rewrite_export(text_export, tmp_path / folder, fmt, parts=parts, layout=layout)
+        rewrite_export(text_export, tmp_path / decoy, fmt, clone, parts=parts, layout=layout)
+    result = build(tmp_path, export)
+    assert result.payloads() == text_build.payloads()
+    assert rejected_rows(result) == rejected_rows(text_build)
+
+
 def test_user_ids_pandas_wrote_as_floats_to_csv_build_the_same_rows(
     tmp_path, text_export, text_build
 ):

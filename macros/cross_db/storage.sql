@@ -9,7 +9,7 @@
 
 {% macro duckdb__folder_has_file(directory, name) %}
     {%- if not execute -%}{{ return(false) }}{%- endif -%}
-    {%- set path = (directory.rstrip('/') ~ '/' ~ name) | replace("'", "''") -%}
+    {%- set path = duckdb_glob_literal(directory.rstrip('/') ~ '/' ~ name) | replace("'", "''") -%}
     {{ return(run_query("select count(*) from glob('" ~ path ~ "')").columns[0].values()[0] > 0) }}
 {% endmacro %}
 

@@ -21,7 +21,7 @@
             ~ "case when position(chr(9) in " ~ header ~ ") > 0 then 'tab' "
             ~ "when position(';' in " ~ header ~ ") > 0 then 'semicolon' "
             ~ "when position('|' in " ~ header ~ ") > 0 then 'pipe' end end"
-            ~ " from read_blob('" ~ path | replace("'", "''") ~ "')").rows[0] -%}
+            ~ " from read_blob('" ~ duckdb_glob_literal(path) | replace("'", "''") ~ "')").rows[0] -%}
         {%- set is_utf8 = checked[0] -%}
         {%- if checked[2] -%}
             {{ exceptions.raise_compiler_error(

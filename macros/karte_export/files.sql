@@ -142,7 +142,7 @@
     without a required column (check_karte_export_part_columns).
 -#}
 {% macro duckdb_karte_export_reader(directory, table_name, encoding) %}
-    {%- set pattern = directory | replace("'", "''") ~ '/' ~ table_name -%}
+    {%- set pattern = duckdb_glob_literal(directory) | replace("'", "''") ~ '/' ~ table_name -%}
     {%- set found = [] -%}
     {%- for row in run_query(
         "select 'file', file from glob('" ~ pattern ~ ".*')"
@@ -244,9 +244,20 @@
         ~ duckdb_karte_export_table_function(read.format, read.paths, encoding, 'karte__part') ~ ')') }}
 {% endmacro %}
 
-{#- DuckDB: a list literal of file paths, for the table functions that read several files. -#}
+{#-
+    DuckDB: `path` as a glob pattern that matches only itself. DuckDB's file functions glob every
+    path they are given: an export in `/srv/karte/site[1]` would read `/srv/karte/site1`, another
+    folder, without a word. Each of `[`, `*`, `?` becomes a class of that one character.
+-#}
+{% macro duckdb_glob_literal(path) %}
+    {{- return(modules.re.sub('([\\[*?])', '[\\1]', path | string)) -}}
+{% endmacro %}
+
+{#- DuckDB: a list literal of file paths (each matching only itself), for the table functions. -#}
 {% macro duckdb_path_list(paths) %}
-    {{- return("['" ~ (paths | map('replace', "'", "''") | join("', '")) ~ "']") -}}
+    {%- set literal = [] -%}
+    {%- for path in paths -%}{%- do literal.append(duckdb_glob_literal(path) | replace("'", "''")) -%}{%- endfor -%}
+    {{- return("['" ~ (literal | join("', '")) ~ "']") -}}
 {% endmacro %}
 
 {#-
