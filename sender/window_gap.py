@@ -1,10 +1,13 @@
 """An outage longer than the build's window: the conversions no run ever had a chance to send.
 
-Each build holds the conversions of ``lookback_hours`` before its ``as_of``. Once every run has
-sent its payload whole, a window that starts no later than the last such run leaves nothing out.
-After an outage longer than the window (LINE unreachable over a weekend, a revoked token, a
-stopped scheduler) the first build back starts its window after the last push that left nothing
-pending at the destination: what happened between the two was in no payload that was sent whole,
+Each build holds the conversions of ``lookback_hours`` before its ``as_of`` that its export holds.
+A conversion reaches the export some time after it happened: KARTE adds the row minutes to about
+an hour after the event, and the export is written hourly. So the last push that sent its payload
+whole covered the conversions up to ``EXPORT_DELAY_HOURS`` before it started, and a window that
+starts no later than that leaves nothing out. After an outage (LINE unreachable over a weekend, a
+revoked token, a stopped scheduler) that outran the window less that delay, or with a
+``lookback_hours`` shorter than the delay plus the schedule, the first build back starts its
+window after that point: what happened between the two was in no payload that was sent whole,
 and nothing else would ever say so. The push warns, and the alert names the catch-up to run
 (docs/operations.md, "Catch-up after an outage").
 """
@@ -22,6 +25,10 @@ import duckdb
 from sender.database import BUILD_INFO_TABLE, RUNS_TABLE, fetch_one, table_exists
 from sender.line_rules import DAY_SECONDS, MAX_AGE_SECONDS
 
+# How long after it happened a conversion may first be in the export a build reads: about an hour
+# for KARTE to add the row, up to an hour for the next hourly export, and an hour's margin.
+EXPORT_DELAY_HOURS = 3
+
 
 @dataclass(frozen=True)
 class WindowGap:
@@ -30,9 +37,14 @@ class WindowGap:
     as_of: dt.datetime
 
     @property
+    def covered_until(self) -> dt.datetime:
+        """UTC: the conversions up to here were in an export before the last complete push."""
+        return self.last_complete - dt.timedelta(hours=EXPORT_DELAY_HOURS)
+
+    @property
     def needed_hours(self) -> int:
         """A lookback that reaches back over the gap (an hour's margin)."""
-        return math.ceil((self.as_of - self.last_complete).total_seconds() / 3600) + 1
+        return math.ceil((self.as_of - self.covered_until).total_seconds() / 3600) + 1
 
     @property
     def catch_up_hours(self) -> int:
@@ -48,9 +60,12 @@ class WindowGap:
             else ""
         )
         return (
-            f"conversions from {self.last_complete:{stamp}} to {self.window_start:{stamp}} may"
-            " never have been sent: the last push that left nothing pending started before this"
-            f" build's window; catch up with `sender run -- --vars '{{lookback_hours:"
+            f"conversions from {self.covered_until:{stamp}} to {self.window_start:{stamp}} may"
+            " never have been sent: the last push that left nothing pending started at"
+            f" {self.last_complete:{stamp}}, its export may have held the conversions only up to"
+            f" {EXPORT_DELAY_HOURS} hours before it, and this build's window starts later (an"
+            f" outage, or a lookback_hours shorter than the time between runs plus"
+            f" {EXPORT_DELAY_HOURS} hours); catch up with `sender run -- --vars '{{lookback_hours:"
             f" {self.catch_up_hours}}}'`{lost}, after the --vars the job passes, if any (raise"
             " the Datahub queries' WINDOW first when that is over 24; docs/operations.md,"
             " Catch-up after an outage)"
@@ -81,6 +96,8 @@ def find_window_gap(
         [int(destination_id), *([before] if before is not None else [])],
     )
     last_complete = row[0] if row else None
-    if last_complete is None or last_complete >= window_start:
+    if last_complete is None:
+        return None
+    if last_complete - dt.timedelta(hours=EXPORT_DELAY_HOURS) >= window_start:
         return None
     return WindowGap(last_complete=last_complete, window_start=window_start, as_of=as_of)

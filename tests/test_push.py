@@ -772,36 +772,61 @@ def test_the_catch_up_after_a_very_long_outage_reaches_back_no_further_than_line
     assert "`sender run -- --vars '{lookback_hours: 2160}'` (LINE takes no event older than 90" in (
         long_.describe()
     )
+    # the last complete push covered what its export held: up to 3 hours before it started
     short = WindowGap(as_of - dt.timedelta(hours=31), as_of - dt.timedelta(hours=24), as_of)
-    assert short.catch_up_hours == 32 and "older than" not in short.describe()
+    assert short.catch_up_hours == 35 and "older than" not in short.describe()
 
 
-def test_an_outage_longer_than_the_window_is_said_and_alerted_once(tmp_path):
+@pytest.mark.parametrize(
+    ("hours_ago", "lookback_hours", "catch_up"),
+    [
+        (30, 24, 35),  # an outage longer than the window
+        # a day's outage: the conversions KARTE added, or the export wrote, after the last push
+        # had read it, at most 3 hours before it, were in no later window (they were silent)
+        (22, 24, 27),
+        # hourly runs with a window of an hour: each run misses what came late
+        (1, 1, 6),
+        (20, 24, None),  # covered: 20 hours plus the export's 3 are within the window
+    ],
+)
+def test_an_outage_longer_than_the_window_is_said_and_alerted_once(
+    tmp_path, hours_ago, lookback_hours, catch_up
+):
     """LINE out of reach for 30 hours with a 24-hour window: the conversions of the first six
     hours were in no payload that was sent whole, and no count would ever show it. The first
     push back warns with the catch-up to run; its alert says it once, not at the next run."""
     from sender.alerts import window_gap_finding
+    from sender.window_gap import EXPORT_DELAY_HOURS
 
     db = tmp_path / "gap.duckdb"
     write_payload(db, [make_event(i) for i in range(5)])
     with mock_server() as srv:
         assert push_now(db, srv.url).exit_code == ExitCode.OK
-        con = duckdb.connect(str(db))  # that push was 30 hours ago, and none left nothing since
-        con.execute("update line_capi_send_runs set started_at = started_at - interval 30 hour")
+        con = duckdb.connect(str(db))  # that push was hours ago, and none left nothing since
+        con.execute(
+            f"update line_capi_send_runs set started_at = started_at - interval {hours_ago} hour"
+        )
         con.close()
         write_payload(db, [make_event(i) for i in range(5, 10)])
-        _set_build_window(db, lookback_hours=24)
+        _set_build_window(db, lookback_hours=lookback_hours)
         r = invoke(["push", *FAST], sender_env(db, srv.url))
         assert r.exit_code == 0, r.stderr
-        (warning,) = [line for line in r.stderr.splitlines() if "may never have been sent" in line]
-        assert "catch up with `sender run -- --vars '{lookback_hours: 32}'`" in warning
+        warnings = [line for line in r.stderr.splitlines() if "may never have been sent" in line]
         con = duckdb.connect(str(db), read_only=True)
         found = window_gap_finding(con, endpoint=srv.url, tag_id=TAG_ID)
         con.close()
-        assert found is not None and "lookback_hours: 32" in found
-        # the next hour: the push before it sent everything, so nothing is said
+        if catch_up is None:
+            assert warnings == [] and found is None
+            return
+        (warning,) = warnings
+        assert f"catch up with `sender run -- --vars '{{lookback_hours: {catch_up}}}'`" in warning
+        assert found is not None and f"lookback_hours: {catch_up}" in found
+        # the next hour: the push before it sent everything, so nothing is said, unless the
+        # window is shorter than the export's delay: then every run misses what came late
         r = invoke(["push", *FAST], sender_env(db, srv.url))
-        assert "may never have been sent" not in r.stderr
         con = duckdb.connect(str(db), read_only=True)
-        assert window_gap_finding(con, endpoint=srv.url, tag_id=TAG_ID) is None
+        again = window_gap_finding(con, endpoint=srv.url, tag_id=TAG_ID)
         con.close()
+        every_run = lookback_hours <= EXPORT_DELAY_HOURS
+        assert ("may never have been sent" in r.stderr) == every_run
+        assert (again is not None) == every_run
