@@ -122,6 +122,22 @@ def test_an_export_hours_in_the_future_stops_the_run_before_anything_is_sent(tmp
     assert r.returncode == ExitCode.OK, r.stderr
 
 
+def test_one_conversion_stamped_years_ahead_is_a_warning_not_a_stopped_job(tmp_path):
+    # one typo (2096, with its offset) stopped every run until then, its line blaming offsets
+    typo = {"ORD-1": 1, "ORD-TYPO": -70 * 365 * 24}
+    export = clock_export(tmp_path / "export", typo, newest_hours=1)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.accepted == {("Conversion", "ORD-1"): 1}, r.stderr
+    assert r.returncode == ExitCode.OK, r.stderr
+    (warning,) = [line for line in r.stderr.splitlines() if "15 h after the clock" in line]
+    assert "warning: KARTE export table conversions has 1 sync_dates more than 15 h after the" in (
+        warning
+    )
+    assert "(the first: 209" in warning and "in the future" not in r.stderr
+    # 9 hours ahead is still the offset mistake it looks like: the run stops (above)
+
+
 def test_japan_time_without_its_offset_is_sent_at_its_instant_with_var_karte_export_utc_offset(
     tmp_path,
 ):
