@@ -120,6 +120,9 @@ class _Stop:
         self.event.set()
 
 
+INTERRUPTED_MESSAGE = "interrupted: what was not acknowledged stays pending"
+
+
 def new_run_id() -> str:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{uuid.uuid4().hex[:8]}"
@@ -287,7 +290,7 @@ class Pusher:
             self._send_all(rows)
             self._settle_run()
         except KeyboardInterrupt:
-            self.stop.set("interrupted", "interrupted: what was not acknowledged stays pending")
+            self.stop.set("interrupted", INTERRUPTED_MESSAGE)
         except BaseException as exc:  # recorded in the runs table, then re-raised
             self.stop.set("error", f"stopped by an error: {type(exc).__name__}")
             error = exc
@@ -362,7 +365,11 @@ class Pusher:
                 while in_flight:
                     done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                     _reap(done)
-            except BaseException:
+            except BaseException as exc:
+                if isinstance(exc, KeyboardInterrupt):
+                    # before the pool waits for its workers: one in a retry's backoff would
+                    # otherwise record the run as `unavailable` (exit 1) on its way out
+                    self.stop.set("interrupted", INTERRUPTED_MESSAGE)
                 self.stop.event.set()  # the caller records why
                 for fut in in_flight:
                     fut.cancel()

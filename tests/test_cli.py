@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import duckdb
 import pytest
 import requests
 import typer.main
@@ -29,6 +30,7 @@ from sender_fixtures import (
 
 from sender.cli import app
 from sender.exit_codes import ExitCode
+from sender.mock_server import Fault
 from sender.scheduled_run import RunLog
 
 COMMANDS = ["push", "status", "report", "preview", "mock-server", "run", "compact"]
@@ -502,14 +504,28 @@ def push_under_way(db, srv, *, concurrency: int) -> subprocess.Popen:
     return proc
 
 
-def test_sigterm_stops_push_cleanly(db):
-    with mock_server(delay=0.5) as srv:
+@pytest.mark.parametrize(
+    "server",
+    [
+        {"delay": 0.5},  # stopped while a request waits for its answer
+        # stopped in a retry's backoff: the worker recorded the run `unavailable`, exit 1
+        {"fault_policy": lambda: Fault("503", retry_after=20)},
+    ],
+    ids=["answer", "backoff"],
+)
+def test_sigterm_stops_push_cleanly(db, server):
+    with mock_server(**server) as srv:
         proc = push_under_way(db, srv, concurrency=1)
+        time.sleep(0.3)  # its answer in: the 503's backoff has begun
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == ExitCode.INTERRUPTED, err
     assert "interrupted" in err and "Traceback" not in err
     assert "left pending" in out
+    con = duckdb.connect(str(db), read_only=True)
+    (outcome,) = con.execute("select outcome from line_capi_send_runs").fetchone()
+    con.close()
+    assert outcome == "interrupted"
 
 
 def test_a_token_pasted_into_another_setting_is_never_echoed(db, tmp_path):
