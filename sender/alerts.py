@@ -438,8 +438,13 @@ def notify(settings: AlertSettings, where: Where, findings: list[str], say: Say)
     failure = post(settings.webhook, scrub(compose(where, findings)))
     if failure:
         say(f"warning: alert not delivered: the alert webhook {failure}")
+        # said here instead, once as it would have been posted: a streak's alert is not
+        # posted again, and the `alert:` lines reach the run log and a cron job's mail
+        for finding in findings:
+            say(f"alert: {scrub(finding)}")
     else:
-        say(f"alert sent to the alert webhook ({len(findings)} finding(s))")
+        said = "; ".join(scrub(finding) for finding in findings)
+        say(f"alert sent to the alert webhook ({len(findings)} finding(s)): {said}")
 
 
 def _guarded(check: Callable[[], None], say: Say) -> None:

@@ -87,11 +87,13 @@ def test_a_failing_webhook_logs_one_line_and_leaves_the_exit_code(db, receiver):
     assert r.returncode == ExitCode.AUTHENTICATION, r.stderr
     assert posted == (1 if receiver == "answers 500" else 0)  # one try, no retry storm
     lines = [line for line in r.stderr.splitlines() if "alert" in line]
-    assert len(lines) == 1, r.stderr
     expected = (
         "answered HTTP 500" if receiver == "answers 500" else "cannot be reached (ConnectionError)"
     )
     assert lines[0] == f"warning: alert not delivered: the alert webhook {expected}"
+    # what it would have said is said here, once: a streak's alert is never posted again
+    (said,) = lines[1:]
+    assert said.startswith("alert: `sender push` exited 3 AUTHENTICATION: LINE answered 401"), said
     assert "Traceback" not in r.stderr
     assert_nothing_secret(r.stdout, r.stderr)
 
@@ -290,7 +292,9 @@ def test_a_stale_export_posts_one_message_from_sender_run(tmp_path):
     assert "is stale: its newest sync_date is 30.0 h old (the limit is 6 h)" in texts[0]
     assert_nothing_secret(texts[0], r.stdout, r.stderr)
     log = (tmp_path / "line_capi_run.log").read_text()
-    assert "alert sent to the alert webhook" in log
+    # what it said, for `sender status` and whoever reads the log after the chat has scrolled
+    (sent,) = [line for line in log.splitlines() if "alert sent to the alert webhook" in line]
+    assert "(1 finding(s)): `sender run` exited 11 STALE_EXPORT: KARTE export table " in sent
     assert_nothing_secret(log)
 
 
