@@ -661,6 +661,24 @@ def test_status_and_preview_json_print_one_object_when_they_stop_early(db, tmp_p
     assert r.returncode == ExitCode.USAGE and r.stdout == ""
 
 
+def test_status_before_a_first_build_shows_why_the_first_run_stopped(tmp_path):
+    """A first run that stopped on its settings built no database: `status` said only that the
+    database does not exist, while its run log said why."""
+    env = {"LINE_CAPI_DUCKDB": str(tmp_path / "first.duckdb"), "LINE_TAG_ID": TAG_ID}
+    r = run_cli(["run", "--export-dir", str(tmp_path)], {**env, "LINE_ACCESS_TOKEN": ""})
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    text, as_json = run_cli(["status"], env), run_cli(["status", "--json"], env)
+    for got in (text, as_json):
+        assert got.returncode == ExitCode.NO_PAYLOAD, got.stderr
+    job = json.loads(as_json.stdout)["last_job"]
+    assert job["exit_code"] == ExitCode.USAGE and "LINE_ACCESS_TOKEN" in job["message"]
+    assert text.stdout.splitlines()[0] == f"database  {tmp_path / 'first.duckdb'} (does not exist)"
+    assert "last job  sender run " in text.stdout and "LINE_ACCESS_TOKEN" in text.stdout
+    # no run either: the error line alone
+    other = {"LINE_CAPI_DUCKDB": str(tmp_path / "none.duckdb")}
+    assert run_cli(["status"], other).stdout == ""
+
+
 def test_status_while_the_database_is_held_still_shows_the_running_job(db, tmp_path):
     """Every hour the job holds the database for a while: `sender status` then said only "locked",
     not whether the job was running or since when, which its run log knows."""

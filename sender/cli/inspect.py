@@ -52,8 +52,8 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
     try:
         con = open_database(database, read_only=True, need_payload=False)
     except Failure as exc:
-        if exc.exit_code == ExitCode.DATABASE_LOCKED:
-            _show_last_job_while_locked(database, exc, json_=json_)
+        if exc.exit_code in (ExitCode.DATABASE_LOCKED, ExitCode.NO_PAYLOAD):
+            _show_last_job_without_database(database, exc, json_=json_)
         raise
     try:
         with exits_on_error(database):
@@ -69,19 +69,23 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
         out(line)
 
 
-def _show_last_job_while_locked(database: str, exc: Failure, *, json_: bool) -> None:
-    """While a run holds the database (every hour, for a while), what the run log still tells:
-    whether the last job is running and since when. The build, coverage and ledger wait for the
-    database; the exit code stays DATABASE_LOCKED, for a script that needs them."""
+def _show_last_job_without_database(database: str, exc: Failure, *, json_: bool) -> None:
+    """What the run log still tells when the database cannot be read: while a run holds it
+    (every hour, for a while), whether the last job is running and since when; before a first
+    run built it, why that run stopped (a token not set, a missing export). The build, coverage
+    and ledger wait for the database; the exit code stays, for a script that needs them."""
     path = database_path(database)
     job = last_run(run_log_path(path, dict(os.environ)))
+    locked = exc.exit_code == ExitCode.DATABASE_LOCKED
     if json_:
         got = json.loads(error_json(exc.exit_code, exc.message))
         got |= {"database": str(path), "last_job": job.as_dict() if job else None}
         out(json.dumps(got, separators=(",", ":")))
         flags.json_printed = True
         return
-    out(f"database  {path} (held by another process)")
+    if not locked and job is None:  # no database and no run: the error line says it all
+        return
+    out(f"database  {path} ({'held by another process' if locked else 'does not exist'})")
     if job is not None:
         out(f"last job  sender run {job.describe()}")
 
