@@ -23,6 +23,8 @@ _TAIL_BYTES = 256 * 1024
 # A full run logs about 14 KB: 10 MB is a month of hourly runs.
 ROTATE_BYTES = 10 * 1024 * 1024
 _LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) run: (.*)$")
+# The push's own error line (a 401, LINE out of reach): the run's error when it has none of its own.
+_PUSH_ERROR = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ sender: error: (.*)$")
 _DONE = re.compile(r"^done: exit (\d+)")
 _LOG_SUFFIX = re.compile(r"; log: .*$")
 # The first line of a run stopped by its settings before it takes the lock (sender.cli.run).
@@ -150,6 +152,9 @@ def last_run(path: Path) -> LastRun | None:
     for line in lines:
         match = _LINE.match(line)
         if not match:
+            pushed = _PUSH_ERROR.match(line)
+            if pushed and open_runs and open_runs[-1].error is None:
+                open_runs[-1] = LastRun(open_runs[-1].started_at, None, None, pushed.group(1))
             continue
         stamp, text = match.groups()
         if text.startswith("start:"):
