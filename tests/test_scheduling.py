@@ -341,13 +341,13 @@ def test_the_last_job_is_read_from_the_end_of_the_run_log(tmp_path):
     with log.open("a") as file:
         file.write(
             "2026-12-01T14:40:00Z run: start: project /p, database /d, export /e\n"
-            "2026-12-01T14:40:09Z sender: error: LINE answered 401 for LINE Tag t: check the token\n"
+            "2026-12-01T14:40:09Z sender: error: LINE answered 401 for LINE Tag t: check it\n"
             "2026-12-01T14:40:09Z sender: error: later line\n"
             "2026-12-01T14:40:09Z run: done: exit 3\n"
         )
     assert last_run(log).describe() == (
         "started 2026-12-01T14:40:00Z, exit 3 AUTHENTICATION: LINE answered 401 for LINE Tag t:"
-        " check the token"
+        " check it"
     )
 
 
