@@ -57,7 +57,7 @@ def check_push_options_from_env() -> None:
 @app.command(
     "run",
     epilog=EXIT_CODES_EPILOG,
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    context_settings={"allow_extra_args": True},
 )
 def run_command(
     ctx: typer.Context,
