@@ -2,8 +2,9 @@
 
 A run gathers its findings and posts at most one message (``{"text": ...}``): a push or run that
 failed (its exit code; a failing ``sender run`` once, then once a day), events left pending by
-several runs in a row, a configured conversion type with no conversion for several builds in a
-row, and an identifier whose share of sendable conversions fell well below its trailing average.
+several runs in a row (then once a day while it lasts), a configured conversion type with no
+conversion for several builds in a row, and an identifier whose share of sendable conversions fell
+well below its trailing average; and, once, the end of a failure or pending streak alerted on.
 Messages hold counts, event names, the tag id, the endpoint's host, exit code names and the
 sender's own words for a stale export (a table, an age, a folder): never the token, the webhook
 URL, a deduplication key or a hash. A webhook that fails is one line on stderr; it never changes the
@@ -29,7 +30,7 @@ from sender.coverage import CoverageHistory, percent, read_coverage
 from sender.database import RUNS_TABLE, DatabaseError, connect, fetch_one, table_exists
 from sender.destinations import destination_id
 from sender.exit_codes import MEANINGS, ExitCode
-from sender.run_history import exit_codes
+from sender.run_history import exit_codes, streak_before_last
 from sender.secret_env import FILE_SUFFIX, read_secret, scrub
 from sender.settings import (
     DEFAULT_ENDPOINT,
@@ -53,6 +54,8 @@ MIN_BASELINE_BUILDS = 3
 QUIET_EXIT_CODES = frozenset(
     {ExitCode.OK, ExitCode.PENDING_LEFT, ExitCode.ALREADY_RUNNING, ExitCode.INTERRUPTED}
 )
+# A finding that says a problem alerted on has ended starts so; it is not counted as a problem.
+RESOLVED = "resolved: "
 # sender run's own stops: nothing was built or pushed, so only the exit code says anything.
 RUN_STOPS_BEFORE_PUSH = frozenset(
     {ExitCode.USAGE, ExitCode.STALE_EXPORT, ExitCode.BUILD_FAILED, ExitCode.ALREADY_RUNNING}
@@ -204,38 +207,82 @@ def run_exit_finding(
     return finding
 
 
-def pending_streak(con: duckdb.DuckDBPyConnection, destination: int, longest: int) -> list[int]:
-    """Rows left pending by the latest runs at ``destination`` (newest first, at most ``longest``
-    runs), up to the first run that left none. A run killed before it finished counts as one
-    that left rows pending."""
-    rows = con.execute(
+def run_recovery_finding(before: tuple[int, int] | None, *, stuck_runs: int = 3) -> str | None:
+    """What a ``sender run`` that exited 0 says of the failures before it (``before``: their exit
+    code and how many runs in a row ended with it), when those were alerted on."""
+    if before is None:
+        return None
+    code, streak = before
+    if code in QUIET_UNLESS_REPEATED:
+        if streak < stuck_runs:
+            return None
+    elif exit_finding("run", code) is None:
+        return None
+    try:
+        code_name = f"{code} {ExitCode(code).name}"
+    except ValueError:
+        code_name = str(code)
+    runs = "1 run" if streak == 1 else f"{streak:,} runs in a row"
+    return f"{RESOLVED}`sender run` exited 0 OK, after {runs} that exited {code_name}"
+
+
+def _pending_runs_newest_first(con: duckdb.DuckDBPyConnection, destination: int):
+    """(rows left pending, whether the run left none) of the runs at ``destination``, newest
+    first, read a few at a time. A run killed before it finished counts as one that left rows
+    pending."""
+    cursor = con.cursor()
+    cursor.execute(
         f"select left_pending, finished_at from {RUNS_TABLE} where destination_id = ?"
-        " and not is_test order by started_at desc limit ?",
-        [destination, longest],
-    ).fetchall()
-    streak = []
-    for left, finished in rows:
-        if finished is not None and not left:
-            break
-        streak.append(int(left or 0))
-    return streak
+        " and not is_test order by started_at desc",
+        [destination],
+    )
+    while rows := cursor.fetchmany(64):
+        for left, finished in rows:
+            yield int(left or 0), finished is not None and not left
 
 
 def pending_finding(
-    con: duckdb.DuckDBPyConnection, settings: AlertSettings, *, endpoint: str, tag_id: str
+    con: duckdb.DuckDBPyConnection,
+    settings: AlertSettings,
+    *,
+    endpoint: str,
+    tag_id: str,
+    remind: bool = True,
 ) -> str | None:
-    """Once per streak: when the run that just ended is the N-th in a row to leave rows pending."""
+    """When the run that just ended is the N-th in a row to leave rows pending; again every
+    ``repeat_runs`` runs while the streak lasts (``remind``; a failed exit code reminds on its
+    own); and once when a run leaves nothing pending after such a streak."""
     if not table_exists(con, RUNS_TABLE):
         return None
     destination = destination_id(con, endpoint, tag_id, create=False)
     if destination is None:
         return None
-    streak = pending_streak(con, destination, settings.pending_runs + 1)
-    if len(streak) != settings.pending_runs:
+    runs = _pending_runs_newest_first(con, destination)
+    newest = next(runs, None)
+    if newest is None:
+        return None
+    left, clean = newest
+    streak = 0
+    for _, earlier_clean in runs:
+        if earlier_clean:
+            break
+        streak += 1
+    limit = settings.pending_runs
+    if clean:
+        if streak < limit:  # never alerted
+            return None
+        return (
+            f"{RESOLVED}nothing left pending by the last run, after {streak:,} runs in a row that"
+            " left events pending"
+        )
+    streak += 1  # the run that just ended
+    if streak != limit and not (
+        remind and streak > limit and (streak - limit) % settings.repeat_runs == 0
+    ):
         return None
     return (
-        f"events left pending by {len(streak)} runs in a row"
-        f" ({streak[0]:,} after the last run): LINE unreachable or throttling, or runs cut short"
+        f"events left pending by {streak:,} runs in a row ({left:,} after the last run): LINE"
+        " unreachable or throttling, or runs cut short"
     )
 
 
@@ -343,9 +390,15 @@ def _first_push_since(con: duckdb.DuckDBPyConnection, history: CoverageHistory) 
 
 
 def database_findings(
-    database: Path, settings: AlertSettings, *, endpoint: str | None, tag_id: str | None
+    database: Path,
+    settings: AlertSettings,
+    *,
+    endpoint: str | None,
+    tag_id: str | None,
+    exit_code: int,
 ) -> list[str]:
-    """What the ledger and the coverage say after a push; nothing when the file cannot be read."""
+    """What the ledger and the coverage say after a push that exited ``exit_code``; nothing when
+    the file cannot be read."""
     try:
         con = connect(database, read_only=True)
     except DatabaseError:
@@ -353,7 +406,9 @@ def database_findings(
     try:
         findings = []
         if endpoint and tag_id:
-            found = pending_finding(con, settings, endpoint=endpoint, tag_id=tag_id)
+            # a failed exit code has its own reminder: a pending streak reminds only for exit 1
+            remind = exit_code == ExitCode.PENDING_LEFT
+            found = pending_finding(con, settings, endpoint=endpoint, tag_id=tag_id, remind=remind)
             if found:
                 findings.append(found)
             found = window_gap_finding(con, endpoint=endpoint, tag_id=tag_id)
@@ -401,9 +456,9 @@ class Where:
 
 
 def compose(where: Where, findings: list[str]) -> str:
-    head = f"line-capi ({where.describe()}): " + (
-        "1 problem" if len(findings) == 1 else f"{len(findings)} problems"
-    )
+    problems = sum(not f.startswith(RESOLVED) for f in findings)
+    count = "1 problem" if problems == 1 else f"{problems} problems"
+    head = f"line-capi ({where.describe()}): " + (count if problems else "resolved")
     return "\n".join([_mrkdwn(head), *(f"• {_mrkdwn(f)}" for f in findings)])
 
 
@@ -472,7 +527,7 @@ def after_push(
         where = Where.from_values(tag_id=tag_id, endpoint=endpoint)
         findings = [f for f in [exit_finding("push", exit_code)] if f]
         findings += database_findings(
-            database, settings, endpoint=where.endpoint, tag_id=where.tag_id
+            database, settings, endpoint=where.endpoint, tag_id=where.tag_id, exit_code=exit_code
         )
         notify(settings, where, findings, say)
 
@@ -513,14 +568,23 @@ def after_run(
             repeat_runs=settings.repeat_runs,
             stuck_runs=settings.pending_runs,
         )
+        if exit_code == ExitCode.OK and run_log is not None:
+            found = run_recovery_finding(
+                streak_before_last(run_log), stuck_runs=settings.pending_runs
+            )
         findings = [found] if found else []
         if exit_code not in RUN_STOPS_BEFORE_PUSH:
             findings += database_findings(
-                database, settings, endpoint=where.endpoint, tag_id=where.tag_id
+                database,
+                settings,
+                endpoint=where.endpoint,
+                tag_id=where.tag_id,
+                exit_code=exit_code,
             )
         if settings.webhook is None:
             # the run's own error line already says why it failed: not said twice
-            said = [] if found is None or exit_code in QUIET_UNLESS_REPEATED else [found]
+            own_line = exit_code not in QUIET_EXIT_CODES
+            said = [found] if found is not None and own_line else []
             for finding in findings:
                 if finding not in said:
                     say(f"alert: {scrub(finding)}")

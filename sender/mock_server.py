@@ -361,6 +361,11 @@ class MockLineServer:
             for _ in range(times):
                 self._faults.append(Fault(kind, **kwargs))
 
+    def clear_faults(self) -> None:
+        """Drop the faults still queued: LINE is back."""
+        with self._lock:
+            self._faults.clear()
+
     def inject_spec(self, spec: str, *, retry_after: float | None = 1) -> None:
         """Queue faults from ``KIND[:COUNT]`` (the ``--fault`` option); ConfigError when bad."""
         kind, _, count = spec.partition(":")

@@ -120,20 +120,44 @@ def _done_codes_backwards(path: Path) -> Iterator[int]:
             end = start
 
 
+def _codes_backwards(path: Path) -> Iterator[int]:
+    """The exit codes of the finished runs of the log at ``path`` and of its rotated part before
+    it, newest first (a streak may have begun before the log was rotated)."""
+    for part in (path, rotated(path)):
+        try:
+            yield from _done_codes_backwards(part)
+        except OSError:
+            pass
+
+
 def exit_codes(path: Path) -> list[int]:
     """The exit codes of the finished runs at the end of the log at ``path``, oldest first: the
     last run's, every run before it that ended with the same code, and the one before those
     (a streak is counted whole, however many runs it spans)."""
     codes: list[int] = []
-    for part in (path, rotated(path)):  # the streak may have begun before the log was rotated
-        try:
-            for code in _done_codes_backwards(part):
-                codes.append(code)
-                if code != codes[0]:
-                    return codes[::-1]
-        except OSError:
-            pass
+    for code in _codes_backwards(path):
+        codes.append(code)
+        if code != codes[0]:
+            break
     return codes[::-1]
+
+
+def streak_before_last(path: Path) -> tuple[int, int] | None:
+    """The exit code of the run before the last one in the log at ``path``, and how many runs in
+    a row ended with it; None when there is no such run. Read back only as far as that streak,
+    so a long healthy log costs one block."""
+    codes = _codes_backwards(path)
+    if next(codes, None) is None:
+        return None
+    before = next(codes, None)
+    if before is None:
+        return None
+    streak = 1
+    for code in codes:
+        if code != before:
+            break
+        streak += 1
+    return before, streak
 
 
 def last_run(path: Path) -> LastRun | None:

@@ -28,6 +28,7 @@ from sender.alerts import (
     AlertSettings,
     empty_event_findings,
     run_exit_finding,
+    run_recovery_finding,
     share_drop_findings,
 )
 from sender.coverage import read_coverage
@@ -119,6 +120,73 @@ def test_the_pending_streak_length_is_configurable(db):
         env = {"LINE_CAPI_ALERT_PENDING_RUNS": "1"}
         assert push(db, srv.url, hook.url, "--max-retries", "0", **env).returncode == 1
         assert len(hook.posts) == 1
+
+
+def test_a_pending_streak_is_reminded_while_it_lasts_and_its_end_is_said_once(db):
+    """A LINE outage leaves events pending hour after hour with exit 1, the code a failing run
+    is not alerted on: the streak's message comes again every LINE_CAPI_ALERT_REPEAT_RUNS runs,
+    and the first push that leaves nothing pending says that it is over."""
+    env = {"LINE_CAPI_ALERT_PENDING_RUNS": "2", "LINE_CAPI_ALERT_REPEAT_RUNS": "2"}
+    with webhook_receiver() as hook, mock_server() as srv:
+        srv.inject("503", 100)
+        counts = []
+        for _ in range(5):
+            r = push(db, srv.url, hook.url, "--max-retries", "0", **env)
+            assert r.returncode == ExitCode.PENDING_LEFT, r.stderr
+            counts.append(len(hook.posts))
+        srv.clear_faults()
+        for _ in range(2):
+            assert push(db, srv.url, hook.url, **env).returncode == ExitCode.OK
+            counts.append(len(hook.posts))
+        texts = hook.texts()
+    assert counts == [0, 1, 1, 2, 2, 3, 3], counts
+    assert "events left pending by 2 runs in a row" in texts[0]
+    assert "events left pending by 4 runs in a row (12 after the last run)" in texts[1]
+    assert texts[2] == (
+        f"line-capi (LINE Tag {TAG_ID} at {srv.url.removeprefix('http://')}): resolved\n"
+        "• resolved: nothing left pending by the last run, after 5 runs in a row that left"
+        " events pending"
+    )
+
+
+def test_the_end_of_a_failing_run_streak_is_said_once(tmp_path):
+    """A run that exits 0 after runs that failed (and were alerted on) says so: by the webhook,
+    or without one as an `alert:` line, which the cron recipe mails."""
+    stale = clock_export(tmp_path / "stale", {"ORD-1": 31}, newest_hours=30)
+    fresh = clock_export(tmp_path / "fresh", {"ORD-1": 1}, newest_hours=0.1)
+    with webhook_receiver() as hook, mock_server() as srv:
+        env = {"LINE_CAPI_ALERT_WEBHOOK": hook.url}
+        codes = [sender_run(tmp_path, srv.url, export=e, env=env).returncode for e in (stale,) * 2]
+        healthy = [sender_run(tmp_path, srv.url, export=fresh, env=env) for _ in range(2)]
+        texts = hook.texts()
+        assert codes == [ExitCode.STALE_EXPORT] * 2
+        assert [r.returncode for r in healthy] == [ExitCode.OK] * 2, healthy[0].stderr
+        assert len(texts) == 2, texts  # the failure, then its end; the second healthy run: none
+        assert texts[1].endswith(
+            "resolved\n• resolved: `sender run` exited 0 OK, after 2 runs in a row that exited"
+            " 11 STALE_EXPORT"
+        ), texts[1]
+        # without a webhook: an `alert:` line
+        assert sender_run(tmp_path, srv.url, export=stale).returncode == ExitCode.STALE_EXPORT
+        r = sender_run(tmp_path, srv.url, export=fresh)
+    (line,) = [line for line in r.stderr.splitlines() if "alert: " in line]
+    assert line.endswith(
+        "sender run: alert: resolved: `sender run` exited 0 OK, after 1 run that exited 11"
+        " STALE_EXPORT"
+    ), line
+
+
+def test_only_the_end_of_a_streak_alerted_on_is_said():
+    assert run_recovery_finding(None) is None
+    assert run_recovery_finding((ExitCode.PENDING_LEFT, 5)) is None  # the pending streak's own
+    assert run_recovery_finding((ExitCode.OK, 5)) is None
+    assert run_recovery_finding((ExitCode.ALREADY_RUNNING, 2), stuck_runs=3) is None
+    assert run_recovery_finding((ExitCode.INTERRUPTED, 3), stuck_runs=3) == (
+        "resolved: `sender run` exited 0 OK, after 3 runs in a row that exited 130 INTERRUPTED"
+    )
+    assert run_recovery_finding((ExitCode.BUILD_FAILED, 1)).endswith(
+        "after 1 run that exited 12 BUILD_FAILED"
+    )
 
 
 def test_a_coverage_drop_posts_one_message_once_per_build(db):

@@ -24,7 +24,7 @@ from sender_fixtures import TOKEN, database_held, mock_server, run_cli
 
 from sender.dbt_vars import merge_vars, take_export_dir
 from sender.exit_codes import ExitCode
-from sender.run_history import ROTATE_BYTES, exit_codes, last_run
+from sender.run_history import ROTATE_BYTES, exit_codes, last_run, streak_before_last
 from sender.scheduled_run import (
     TARGET_LOCK_NAME,
     RunConfig,
@@ -464,6 +464,13 @@ def test_a_failure_streak_is_read_whole_however_long_the_log(tmp_path):
         file.write("2026-12-01T00:40:00Z run: start: killed\n" + noise[:5000])
     assert exit_codes(log) == [12, *[3] * 40]
     assert exit_codes(tmp_path / "none.log") == []
+    # the run that ends the streak: what it follows, counted whole (its "resolved" alert)
+    with log.open("a") as file:
+        file.write(
+            "2026-12-01T00:40:00Z run: start: back\n2026-12-01T00:40:09Z run: done: exit 0\n"
+        )
+    assert streak_before_last(log) == (3, 40)
+    assert streak_before_last(tmp_path / "none.log") is None
 
 
 def test_the_run_log_keeps_itself_small_and_a_streak_is_read_across_its_parts(tmp_path):
