@@ -407,6 +407,11 @@ def test_a_run_its_settings_stop_is_logged_alerted_and_shown_by_status(tmp_path)
     status = run_cli(["status"], {"LINE_CAPI_DUCKDB": str(tmp_path / "line_capi.duckdb")})
     assert "exit 2 USAGE: LINE_ACCESS_TOKEN_FILE" in status.stdout, status.stdout + status.stderr
     assert_nothing_secret(log, r.stderr, status.stdout, *texts)
+    # a malformed alert setting is such a stop too: logged and shown, though it cannot alert
+    r = sender_run(tmp_path, "http://127.0.0.1:9", env={"LINE_CAPI_ALERT_PENDING_RUNS": "0"})
+    assert r.returncode == ExitCode.USAGE and r.stderr.count("\n") == 1, r.stderr
+    status = run_cli(["status"], {"LINE_CAPI_DUCKDB": str(tmp_path / "line_capi.duckdb")})
+    assert "exit 2 USAGE: LINE_CAPI_ALERT_PENDING_RUNS='0' must be" in status.stdout, status.stdout
 
 
 def test_a_run_that_keeps_failing_alerts_once_then_at_each_reminder(tmp_path):

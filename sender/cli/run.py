@@ -105,8 +105,12 @@ def run_command(
 
         sender run --export-dir /srv/karte/current -- --vars '{lookback_hours: 168}'
     """
-    with exits_on_error():
-        alert_settings = alerts.load_settings(os.environ)
+    try:
+        with exits_on_error():
+            alert_settings = alerts.load_settings(os.environ)
+    except Failure as failure:  # logged for sender status; not alerted: the alert is what is wrong
+        stopped_by_settings(failure, alerts.AlertSettings(), database=database, log_file=log_file)
+        raise
     try:
         with exits_on_error():
             # the push's settings, checked as the push checks them: a mistake stops the run
