@@ -712,6 +712,15 @@ def test_status_while_the_database_is_held_still_shows_the_running_job(db, tmp_p
         "outcome": None,
         "message": None,
     }
+    # a job run with `--log-file` (not the env var): status takes the same option
+    env = sender_env(db)
+    assert "last job" not in run_cli(["status"], env).stdout  # the default log has no run
+    r = run_cli(["status", "--log-file", str(log)], env)
+    assert r.returncode == ExitCode.OK, r.stderr
+    assert f"last job  sender run started {started}, never finished" in r.stdout, r.stdout
+    with database_held(db):
+        r = run_cli(["status", "--json", "--log-file", str(log)], env)
+    assert json.loads(r.stdout)["last_job"]["started_at"] == started
 
 
 def test_help_examples_fit_an_80_column_terminal():

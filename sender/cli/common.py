@@ -51,6 +51,16 @@ DatabaseOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (for schedulers).")]
+RunLogOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--log-file",
+        envvar="LINE_CAPI_RUN_LOG",
+        help="sender run's log, where every line of dbt and the sender goes, with a timestamp "
+        "(appended). Default: next to the database, named after it (line_capi_run.log for "
+        "line_capi.duckdb).",
+    ),
+]
 TagIdOpt = Annotated[
     str | None,
     typer.Option("--tag-id", envvar="LINE_TAG_ID", help="LINE Tag id (a UUID)."),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +14,7 @@ from sender.cli.common import (
     EndpointOpt,
     Failure,
     JsonOpt,
+    RunLogOpt,
     TagIdOpt,
     app,
     errors_as_json,
@@ -27,14 +27,16 @@ from sender.exit_codes import ExitCode
 from sender.preview import first_pending, table_lines
 from sender.push_summary import error_json
 from sender.report import DEFAULT_BUILDS, render, write_report
-from sender.run_history import last_run, run_log_path
+from sender.run_history import default_run_log, last_run
 from sender.settings import DEFAULT_DATABASE, DEFAULT_ENDPOINT, database_path
 from sender.status import read_status_report
 
 
 @app.command()
 @errors_as_json
-def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> None:
+def status(
+    database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False, log_file: RunLogOpt = None
+) -> None:
     """Show the last build, its coverage, the last run and the ledger per destination.
 
     Per destination: the ledger's counts and what is pending.
@@ -45,6 +47,9 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
     "pending" without a destination is what the view line_capi_pending lists: the rows pending
     at the destination of the last push.
 
+    The last job comes from sender run's log: give --log-file (or LINE_CAPI_RUN_LOG) as the job
+    gives it, when it logs elsewhere than next to the database.
+
     Example:
 
         sender status --json
@@ -53,12 +58,12 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
         con = open_database(database, read_only=True, need_payload=False)
     except Failure as exc:
         if exc.exit_code in (ExitCode.DATABASE_LOCKED, ExitCode.NO_PAYLOAD):
-            _show_last_job_without_database(database, exc, json_=json_)
+            _show_last_job_without_database(database, exc, json_=json_, log_file=log_file)
         raise
     try:
         with exits_on_error(database):
             path = database_path(database)
-            run_log = run_log_path(path, dict(os.environ))
+            run_log = log_file or default_run_log(path)
             report_ = read_status_report(con, database=str(path), path=path, run_log=run_log)
     finally:
         con.close()
@@ -69,13 +74,15 @@ def status(database: DatabaseOpt = DEFAULT_DATABASE, json_: JsonOpt = False) -> 
         out(line)
 
 
-def _show_last_job_without_database(database: str, exc: Failure, *, json_: bool) -> None:
+def _show_last_job_without_database(
+    database: str, exc: Failure, *, json_: bool, log_file: Path | None
+) -> None:
     """What the run log still tells when the database cannot be read: while a run holds it
     (every hour, for a while), whether the last job is running and since when; before a first
     run built it, why that run stopped (a token not set, a missing export). The build, coverage
     and ledger wait for the database; the exit code stays, for a script that needs them."""
     path = database_path(database)
-    job = last_run(run_log_path(path, dict(os.environ)))
+    job = last_run(log_file or default_run_log(path))
     locked = exc.exit_code == ExitCode.DATABASE_LOCKED
     if json_:
         got = json.loads(error_json(exc.exit_code, exc.message))

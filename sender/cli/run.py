@@ -17,6 +17,7 @@ from sender.cli.common import (
     EXIT_CODES_EPILOG,
     DatabaseOpt,
     Failure,
+    RunLogOpt,
     app,
     die,
     exits_on_error,
@@ -79,16 +80,7 @@ def run_command(
             "the checkout this sender is installed from.",
         ),
     ] = None,
-    log_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--log-file",
-            envvar="LINE_CAPI_RUN_LOG",
-            help="Where every line of dbt and the sender goes, with a timestamp (appended). "
-            "Default: next to the database, named after it (line_capi_run.log for "
-            "line_capi.duckdb).",
-        ),
-    ] = None,
+    log_file: RunLogOpt = None,
 ) -> None:
     """The hourly job: lock, dbt source freshness, dbt build, sender push.
 
