@@ -3,6 +3,7 @@ and never a changed exit code when the webhook itself fails."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import duckdb
@@ -347,6 +348,11 @@ def test_a_malformed_alert_setting_is_one_line_and_exit_2(db, name, value, messa
     assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"error: {name}")
     assert message in r.stderr
     assert_nothing_secret(r.stderr)
+    # --json: the same line as the object's message, not the option parser's generic one
+    r = run_cli(["push", "--json"], sender_env(db, "http://127.0.0.1:9", **{name: value}))
+    got = json.loads(r.stdout)
+    assert got["exit_code"] == ExitCode.USAGE and got["message"].startswith(name), got
+    assert message in got["message"]
 
 
 def test_a_stale_export_posts_one_message_from_sender_run(tmp_path):

@@ -126,8 +126,8 @@ def checked_memory_limit(value: str) -> str:
 
 
 @app.command("push", epilog=EXIT_CODES_EPILOG)
+@errors_as_json  # outermost: a malformed alert setting, refused before the push, is JSON too
 @_alert_after_push
-@errors_as_json
 def push_command(
     ctx: typer.Context,
     database: DatabaseOpt = DEFAULT_DATABASE,
