@@ -150,7 +150,7 @@ def test_a_pending_streak_is_reminded_while_it_lasts_and_its_end_is_said_once(db
     )
 
 
-def test_the_end_of_a_failing_run_streak_is_said_once(tmp_path):
+def test_the_end_of_a_failing_run_streak_is_said(tmp_path):
     """A run that exits 0 after runs that failed (and were alerted on) says so: by the webhook,
     or without one as an `alert:` line, which the cron recipe mails."""
     stale = clock_export(tmp_path / "stale", {"ORD-1": 31}, newest_hours=30)
@@ -158,11 +158,11 @@ def test_the_end_of_a_failing_run_streak_is_said_once(tmp_path):
     with webhook_receiver() as hook, mock_server() as srv:
         env = {"LINE_CAPI_ALERT_WEBHOOK": hook.url}
         codes = [sender_run(tmp_path, srv.url, export=e, env=env).returncode for e in (stale,) * 2]
-        healthy = [sender_run(tmp_path, srv.url, export=fresh, env=env) for _ in range(2)]
+        healthy = sender_run(tmp_path, srv.url, export=fresh, env=env)
         texts = hook.texts()
         assert codes == [ExitCode.STALE_EXPORT] * 2
-        assert [r.returncode for r in healthy] == [ExitCode.OK] * 2, healthy[0].stderr
-        assert len(texts) == 2, texts  # the failure, then its end; the second healthy run: none
+        assert healthy.returncode == ExitCode.OK, healthy.stderr
+        assert len(texts) == 2, texts  # the failure, then its end
         assert texts[1].endswith(
             "resolved\n• resolved: `sender run` exited 0 OK, after 2 runs in a row that exited"
             " 11 STALE_EXPORT"
@@ -177,10 +177,10 @@ def test_the_end_of_a_failing_run_streak_is_said_once(tmp_path):
     ), line
 
 
-def test_only_the_end_of_a_streak_alerted_on_is_said():
+def test_only_the_end_of_a_streak_alerted_on_is_said_and_only_once():
     assert run_recovery_finding(None) is None
     assert run_recovery_finding((ExitCode.PENDING_LEFT, 5)) is None  # the pending streak's own
-    assert run_recovery_finding((ExitCode.OK, 5)) is None
+    assert run_recovery_finding((ExitCode.OK, 5)) is None  # the run after the one that said it
     assert run_recovery_finding((ExitCode.ALREADY_RUNNING, 2), stuck_runs=3) is None
     assert run_recovery_finding((ExitCode.INTERRUPTED, 3), stuck_runs=3) == (
         "resolved: `sender run` exited 0 OK, after 3 runs in a row that exited 130 INTERRUPTED"
