@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sender.exit_codes import ExitCode
@@ -37,6 +37,8 @@ class LastRun:
     finished_at: str | None  # None: killed, crashed or still running
     exit_code: int | None
     error: str | None  # the run's one error line, without the log's path
+    last_ok_at: str | None = None  # when the last run that exited 0 finished (None: none logged)
+    runs_since_ok: int = 0  # finished runs after it
 
     @property
     def outcome(self) -> str | None:
@@ -54,7 +56,18 @@ class LastRun:
             "exit_code": self.exit_code,
             "outcome": self.outcome,
             "message": self.error,
+            "last_ok_at": self.last_ok_at,
+            "runs_since_ok": self.runs_since_ok,
         }
+
+    def describe_last_ok(self) -> str | None:
+        """When the job last succeeded, for a last run that did not (or has not yet)."""
+        if self.exit_code == ExitCode.OK:
+            return None
+        if self.last_ok_at is None:
+            return "none in the run log"
+        since = "1 run" if self.runs_since_ok == 1 else f"{self.runs_since_ok:,} runs"
+        return f"sender run finished {self.last_ok_at} ({since} since)"
 
     def describe(self) -> str:
         if self.exit_code is None:
@@ -101,8 +114,8 @@ def _tail(path: Path) -> list[str]:
     return lines[1:] if size > _TAIL_BYTES else lines  # the first may be cut
 
 
-def _done_codes_backwards(path: Path) -> Iterator[int]:
-    """The exit codes of the finished runs in the log at ``path``, newest first, read from the
+def _done_lines_backwards(path: Path) -> Iterator[tuple[str, int]]:
+    """(when, exit code) of the finished runs in the log at ``path``, newest first, read from the
     end a block at a time (a full run logs about 14 KB)."""
     with path.open("rb") as file:
         end = file.seek(0, os.SEEK_END)
@@ -116,18 +129,33 @@ def _done_codes_backwards(path: Path) -> Iterator[int]:
                 match = _LINE.match(raw.decode("utf-8", errors="replace"))
                 done = _DONE.match(match.group(2)) if match else None
                 if done:
-                    yield int(done.group(1))
+                    yield match.group(1), int(done.group(1))
             end = start
 
 
-def _codes_backwards(path: Path) -> Iterator[int]:
-    """The exit codes of the finished runs of the log at ``path`` and of its rotated part before
-    it, newest first (a streak may have begun before the log was rotated)."""
+def _done_backwards(path: Path) -> Iterator[tuple[str, int]]:
+    """(when, exit code) of the finished runs of the log at ``path`` and of its rotated part
+    before it, newest first (a streak may have begun before the log was rotated)."""
     for part in (path, rotated(path)):
         try:
-            yield from _done_codes_backwards(part)
+            yield from _done_lines_backwards(part)
         except OSError:
             pass
+
+
+def _codes_backwards(path: Path) -> Iterator[int]:
+    return (code for _, code in _done_backwards(path))
+
+
+def last_success(path: Path) -> tuple[str | None, int]:
+    """When the last run that exited 0 finished (None: no such run in the log or its previous
+    part), and how many runs finished after it."""
+    after = 0
+    for stamp, code in _done_backwards(path):
+        if code == ExitCode.OK:
+            return stamp, after
+        after += 1
+    return None, after
 
 
 def exit_codes(path: Path) -> list[int]:
@@ -193,4 +221,10 @@ def last_run(path: Path) -> LastRun | None:
             if not lockless and finished.exit_code != ExitCode.ALREADY_RUNNING:
                 open_runs.clear()
                 nested.clear()
-    return open_runs[-1] if open_runs else finished
+    job = open_runs[-1] if open_runs else finished
+    if job is None:
+        return None
+    if job.exit_code == ExitCode.OK:
+        return replace(job, last_ok_at=job.finished_at)
+    ok_at, since = last_success(path)  # read back only while runs fail: an outage's length
+    return replace(job, last_ok_at=ok_at, runs_since_ok=since)

@@ -17,6 +17,14 @@ from sender.run_history import LastRun, last_run
 _INDENT = " " * 10
 
 
+def job_lines(job: LastRun | None) -> list[str]:
+    """``sender status``'s lines for the last job: the job, and when one last succeeded."""
+    if job is None:
+        return []
+    ok = job.describe_last_ok()
+    return [f"last job  sender run {job.describe()}", *([f"last ok   {ok}"] if ok else [])]
+
+
 @dataclass(frozen=True)
 class StatusReport:
     database: str
@@ -69,7 +77,7 @@ class StatusReport:
 
     def _job_lines(self) -> list[str]:
         # only where `sender run` runs the job: a push started by hand has no run log
-        return [f"last job  sender run {self.job.describe()}"] if self.job else []
+        return job_lines(self.job)
 
     def _run_lines(self) -> list[str]:
         run = self.ledger.last_run

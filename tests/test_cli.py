@@ -682,6 +682,39 @@ def test_status_before_a_first_build_shows_why_the_first_run_stopped(tmp_path):
     assert run_cli(["status"], other).stdout == ""
 
 
+def test_status_says_when_the_job_last_succeeded_while_it_fails(db, tmp_path):
+    """During an outage the last job says why it fails, not since when: the run log knows the
+    last run that exited 0, however many failed runs (and a rotation) came after it."""
+    log = tmp_path / "run.log"
+    lines = [
+        "2026-12-04T10:40:09Z run: done: exit 0",
+        *[f"2026-12-04T1{h}:40:09Z run: done: exit 11" for h in range(1, 4)],
+        "2026-12-04T14:40:00Z run: start: sender run",
+        "2026-12-04T14:40:05Z run: error: LINE answered 401",
+        "2026-12-04T14:40:09Z run: done: exit 3",
+    ]
+    log.with_name("run.log.1").write_text("\n".join(lines[:2]) + "\n")  # rotated in between
+    log.write_text("\n".join(lines[2:]) + "\n")
+    env = sender_env(db)
+    text = run_cli(["status", "--log-file", str(log)], env).stdout.splitlines()
+    job = json.loads(run_cli(["status", "--json", "--log-file", str(log)], env).stdout)["last_job"]
+    i = next(i for i, line in enumerate(text) if line.startswith("last job"))
+    assert text[i : i + 2] == [
+        "last job  sender run started 2026-12-04T14:40:00Z, exit 3 AUTHENTICATION: LINE answered"
+        " 401",
+        "last ok   sender run finished 2026-12-04T10:40:09Z (4 runs since)",
+    ]
+    assert (job["last_ok_at"], job["runs_since_ok"]) == ("2026-12-04T10:40:09Z", 4)
+    # once a run succeeds, the last job says it all
+    with log.open("a") as file:
+        file.write("2026-12-04T15:40:00Z run: start: sender run\n")
+        file.write("2026-12-04T15:40:09Z run: done: exit 0\n")
+    text = run_cli(["status", "--log-file", str(log)], env).stdout
+    assert "last ok" not in text and "exit 0 OK" in text
+    job = json.loads(run_cli(["status", "--json", "--log-file", str(log)], env).stdout)["last_job"]
+    assert (job["last_ok_at"], job["runs_since_ok"]) == ("2026-12-04T15:40:09Z", 0)
+
+
 def test_status_while_the_database_is_held_still_shows_the_running_job(db, tmp_path):
     """Every hour the job holds the database for a while: `sender status` then said only "locked",
     not whether the job was running or since when, which its run log knows."""
@@ -700,6 +733,7 @@ def test_status_while_the_database_is_held_still_shows_the_running_job(db, tmp_p
         f"database  {db} (held by another process)",
         f"last job  sender run started {started}, never finished (killed, crashed or still"
         " running)",
+        "last ok   none in the run log",
     ]
     (line,) = as_json.stdout.splitlines()
     got = json.loads(line)
@@ -711,6 +745,8 @@ def test_status_while_the_database_is_held_still_shows_the_running_job(db, tmp_p
         "exit_code": None,
         "outcome": None,
         "message": None,
+        "last_ok_at": None,
+        "runs_since_ok": 0,
     }
     # a job run with `--log-file` (not the env var): status takes the same option
     env = sender_env(db)

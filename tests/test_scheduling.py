@@ -294,6 +294,8 @@ def test_the_last_job_is_read_from_the_end_of_the_run_log(tmp_path):
         "exit_code": 12,
         "outcome": "BUILD_FAILED",
         "message": "dbt build failed: boom",
+        "last_ok_at": "2026-12-01T09:40:12Z",
+        "runs_since_ok": 1,
     }
     with log.open("a") as file:  # killed: a start and nothing after it
         file.write("2026-12-01T11:40:00Z run: start: project /p, database /d, export /e\n")
@@ -336,6 +338,8 @@ def test_the_last_job_is_read_from_the_end_of_the_run_log(tmp_path):
         "exit_code": 0,
         "outcome": "OK",
         "message": None,
+        "last_ok_at": "2026-12-01T13:40:20Z",
+        "runs_since_ok": 0,
     }
     # a push that failed: its own error line is the run's (status showed no message for 1, 3, 4)
     with log.open("a") as file:

@@ -29,7 +29,7 @@ from sender.push_summary import error_json
 from sender.report import DEFAULT_BUILDS, render, write_report
 from sender.run_history import default_run_log, last_run
 from sender.settings import DEFAULT_DATABASE, DEFAULT_ENDPOINT, database_path
-from sender.status import read_status_report
+from sender.status import job_lines, read_status_report
 
 
 @app.command()
@@ -93,8 +93,8 @@ def _show_last_job_without_database(
     if not locked and job is None:  # no database and no run: the error line says it all
         return
     out(f"database  {path} ({'held by another process' if locked else 'does not exist'})")
-    if job is not None:
-        out(f"last job  sender run {job.describe()}")
+    for line in job_lines(job):
+        out(line)
 
 
 @app.command()
