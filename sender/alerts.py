@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -226,7 +226,9 @@ def run_recovery_finding(before: tuple[int, int] | None, *, stuck_runs: int = 3)
     return f"{RESOLVED}`sender run` exited 0 OK, after {runs} that exited {code_name}"
 
 
-def _pending_runs_newest_first(con: duckdb.DuckDBPyConnection, destination: int):
+def _pending_runs_newest_first(
+    con: duckdb.DuckDBPyConnection, destination: int
+) -> Iterator[tuple[int, bool]]:
     """(rows left pending, whether the run left none) of the runs at ``destination``, newest
     first, read a few at a time. A run killed before it finished counts as one that left rows
     pending."""

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from sender.exit_codes import ExitCode
 
-RUN_LOG_ENV = "LINE_CAPI_RUN_LOG"
 # The end of the log that is read: far more than the lines of one run.
 _TAIL_BYTES = 256 * 1024
 # A full run logs about 14 KB: 10 MB is a month of hourly runs.
@@ -81,12 +80,6 @@ def default_run_log(database: Path) -> Path:
     """Next to the database, named after it (``line_capi.duckdb``: ``line_capi_run.log``), so
     that the databases of two sites in one folder keep their runs apart."""
     return database.with_name(f"{database.stem}_run.log")
-
-
-def run_log_path(database: Path, env: dict[str, str]) -> Path:
-    """Where ``sender run`` logs for this database: env LINE_CAPI_RUN_LOG, else next to it."""
-    named = env.get(RUN_LOG_ENV, "").strip()
-    return Path(named) if named else default_run_log(database)
 
 
 def rotated(path: Path) -> Path:
