@@ -35,12 +35,14 @@ data/.gitkeep:
 ## demo: the hourly job (sender run) on the bundled sample, sent to a local LINE-compatible server
 DEMO_PORT ?= 8787
 # The demo's own files and settings, whatever the shell exports: a LINE_CAPI_DUCKDB, run log,
-# alert webhook or token file of a real job set there must never receive the sample's run.
+# alert webhook, heartbeat URL or token file of a real job set there must never receive the
+# sample's run.
 DEMO_FILES := LINE_CAPI_DUCKDB=data/line_capi.duckdb LINE_CAPI_RUN_LOG=data/line_capi_run.log
 DEMO_ENV  := $(DEMO_FILES) LINE_CAPI_ENDPOINT=http://127.0.0.1:$(DEMO_PORT) \
              LINE_TAG_ID=00000000-0000-4000-8000-000000000000 LINE_ACCESS_TOKEN=mock-token \
              LINE_ACCESS_TOKEN_FILE= LINE_CHANNEL_ID=1234567890 \
-             LINE_CAPI_ALERT_WEBHOOK= LINE_CAPI_ALERT_WEBHOOK_FILE=
+             LINE_CAPI_ALERT_WEBHOOK= LINE_CAPI_ALERT_WEBHOOK_FILE= \
+             LINE_CAPI_HEARTBEAT_URL= LINE_CAPI_HEARTBEAT_URL_FILE=
 demo: setup
 	@set -e; \
 	$(BIN)/python -c 'import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", $(DEMO_PORT)))' 2>/dev/null \

@@ -23,30 +23,30 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import duckdb
-import requests
 
-from sender import __version__
 from sender.coverage import CoverageHistory, percent, read_coverage
 from sender.database import RUNS_TABLE, DatabaseError, connect, fetch_one, table_exists
 from sender.destinations import destination_id
 from sender.exit_codes import MEANINGS, ExitCode
+from sender.heartbeat import HEARTBEAT_ENV, heartbeat_from_env
+from sender.outbound import request_once
 from sender.run_history import exit_codes, streak_before_last
 from sender.secret_env import FILE_SUFFIX, read_secret, scrub
 from sender.settings import (
     DEFAULT_ENDPOINT,
     ConfigError,
     Secret,
-    is_loopback_host,
     validate_endpoint,
+    validate_secret_url,
     validate_tag_id,
 )
 from sender.window_gap import find_window_gap
 
 WEBHOOK_ENV = "LINE_CAPI_ALERT_WEBHOOK"
-# What sender run keeps from the commands it starts: it alone alerts, once for the whole job.
-RUN_ONLY_ENV = (WEBHOOK_ENV, WEBHOOK_ENV + FILE_SUFFIX)
-# A short wait, one attempt: an alert must never hold up or fail the job it reports on.
-WEBHOOK_TIMEOUT = (3.0, 5.0)
+# What sender run keeps from the commands it starts: it alone alerts and pings, once for the job.
+RUN_ONLY_ENV = tuple(
+    name + suffix for name in (WEBHOOK_ENV, HEARTBEAT_ENV) for suffix in ("", FILE_SUFFIX)
+)
 # Earlier builds a trailing average needs before a fall below it means something.
 MIN_BASELINE_BUILDS = 3
 # Not alerted on: success; pending rows (the streak rule covers them); a run that found another
@@ -73,6 +73,7 @@ def webhook_from_env(env: Mapping[str, str]) -> Secret | None:
 @dataclass(frozen=True)
 class AlertSettings:
     webhook: Secret | None = None
+    heartbeat: Secret | None = None  # pinged after a job that exited 0 (sender/heartbeat.py)
     pending_runs: int = 3
     share_drop: float = 0.5
     share_builds: int = 24
@@ -117,20 +118,7 @@ def _threshold(name: str, text: str, kind: str) -> int | float:
 
 def validate_webhook(webhook: Secret) -> Secret:
     """https, or http to a loopback host. Errors never repeat the URL: it is a secret."""
-    value = webhook.reveal().strip()
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-    except ValueError:
-        parts, host = None, None
-    if parts is None or parts.scheme not in ("http", "https") or not host:
-        raise ConfigError(f"{WEBHOOK_ENV} is not an https URL (the alert webhook)")
-    if parts.scheme == "http" and not is_loopback_host(host):
-        raise ConfigError(
-            f"{WEBHOOK_ENV} is plain http: the alert webhook must be https"
-            " (http only to a loopback host)"
-        )
-    return Secret(value)
+    return validate_secret_url(webhook, WEBHOOK_ENV, "the alert webhook")
 
 
 def load_settings(env: Mapping[str, str]) -> AlertSettings:
@@ -139,6 +127,7 @@ def load_settings(env: Mapping[str, str]) -> AlertSettings:
     webhook = webhook_from_env(env)
     if webhook is not None and webhook.reveal().strip():
         values["webhook"] = validate_webhook(webhook)
+    values["heartbeat"] = heartbeat_from_env(env)
     for name, field, kind in THRESHOLDS:
         text = env.get(name, "")
         if text.strip():
@@ -466,24 +455,7 @@ def compose(where: Where, findings: list[str]) -> str:
 
 def post(webhook: Secret, text: str) -> str | None:
     """POST ``{"text": text}`` once; None when delivered, else why not (never the URL)."""
-    loopback = is_loopback_host(urlsplit(webhook.reveal()).hostname or "")
-    with requests.Session() as session:
-        session.trust_env = not loopback  # as for LINE: no proxy for a loopback receiver
-        try:
-            resp = session.post(
-                webhook.reveal(),
-                json={"text": text},
-                headers={"User-Agent": f"line-capi-sender/{__version__}"},
-                timeout=WEBHOOK_TIMEOUT,
-                allow_redirects=False,
-            )
-        except requests.Timeout:
-            return "no answer in time"
-        except requests.RequestException as exc:
-            return f"cannot be reached ({type(exc).__name__})"
-        if not 200 <= resp.status_code < 300:
-            return f"answered HTTP {resp.status_code}"
-    return None
+    return request_once("POST", webhook, json={"text": text})
 
 
 def notify(settings: AlertSettings, where: Where, findings: list[str], say: Say) -> None:

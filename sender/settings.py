@@ -146,6 +146,24 @@ def validate_endpoint(endpoint: str | None) -> str:
     return value
 
 
+def validate_secret_url(url: Secret, name: str, what: str) -> Secret:
+    """A URL that is a secret (the alert webhook, the heartbeat URL), set in env ``name``:
+    https, or http to a loopback host. ``what`` names it in errors, which never repeat it."""
+    value = url.reveal().strip()
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"{name} is not an https URL ({what})")
+    if parts.scheme == "http" and not is_loopback_host(host):
+        raise ConfigError(
+            f"{name} is plain http: {what} must be https (http only to a loopback host)"
+        )
+    return Secret(value)
+
+
 @dataclass(frozen=True)
 class LineTarget:
     """Where and how to send. ``repr`` shows the tag id and the endpoint, never the token."""

@@ -114,6 +114,8 @@ def write_coverage(db: Path, builds: list[Build]) -> None:
 # -- the webhook receiver ------------------------------------------------------------------------
 # A recognisable path: the webhook URL is a secret, and tests grep every output for it.
 WEBHOOK_PATH = "/services/T000/B000/wEbHoOkSeCrEt-do-not-print"
+# a heartbeat monitor's ping URL, as healthchecks.io's: a secret as well
+HEARTBEAT_PATH = "/ping/5e1fb0d2-hEaRtBeAtSeCrEt-do-not-print"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -128,16 +130,31 @@ class _Handler(BaseHTTPRequestHandler):
             receiver.posts.append(
                 {"path": self.path, "type": self.headers.get("Content-Type"), "body": body}
             )
-        self.send_response(receiver.status)
+        self._answer(receiver.status)
+
+    def do_GET(self):  # noqa: N802 - a heartbeat monitor's ping
+        receiver: WebhookReceiver = self.server.receiver  # type: ignore[attr-defined]
+        with receiver.lock:
+            receiver.gets.append(self.path)
+        self._answer(receiver.status)
+
+    def _answer(self, status: int) -> None:
+        self.send_response(status)
+        if 300 <= status < 400:  # somewhere a client that follows redirects would go
+            self.send_header("Location", "/moved")
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"ok")
 
 
 class WebhookReceiver:
+    """A Slack-compatible webhook (POSTs, kept in ``posts``) that is also a heartbeat monitor
+    (GETs, their paths kept in ``gets``), answering every request with ``status``."""
+
     def __init__(self, status: int = 200) -> None:
         self.status = status
         self.posts: list[dict] = []
+        self.gets: list[str] = []
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.receiver = self  # type: ignore[attr-defined]
@@ -146,6 +163,10 @@ class WebhookReceiver:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}{WEBHOOK_PATH}"
+
+    @property
+    def heartbeat_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{HEARTBEAT_PATH}"
 
     def texts(self) -> list[str]:
         """The ``text`` of every message received (each must be a JSON object with one)."""

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from sender import alerts
+from sender import alerts, heartbeat
 from sender.cli.common import (
     EXIT_CODES_EPILOG,
     JSON_COMMANDS,
@@ -56,8 +56,8 @@ from sender.settings import (
 
 
 def _alert_after_push(command):
-    """Once the push has ended, however it ended, at most one alert (sender/alerts.py); a dry
-    run stays off the network."""
+    """Once the push has ended, however it ended, at most one alert (sender/alerts.py), and the
+    heartbeat after a push that exited 0 (sender/heartbeat.py); a dry run stays off the network."""
 
     @functools.wraps(command)
     def run(**kwargs) -> None:
@@ -84,6 +84,8 @@ def _alert_after_push(command):
                 exit_code=code,
                 say=say,
             )
+            if not kwargs.get("test"):  # a connection check is not the job
+                heartbeat.beat(settings.heartbeat, code, say)
 
     return run
 

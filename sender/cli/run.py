@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from sender import alerts
+from sender import alerts, heartbeat
 from sender.build_info import SAMPLE_MARKER, check_sample_destination
 from sender.cli.common import (
     COMPACT_EXIT_CODES_EPILOG,
@@ -88,8 +88,8 @@ def run_command(
     several --vars are merged into one, each var keeping its last value. The
     push reads LINE_TAG_ID, LINE_ACCESS_TOKEN (or LINE_ACCESS_TOKEN_FILE), LINE_CHANNEL_ID and
     LINE_CAPI_ENDPOINT. Relative paths are relative to the current folder. With
-    LINE_CAPI_ALERT_WEBHOOK set, a run that needs a person posts one message there
-    (docs/monitoring.md).
+    LINE_CAPI_ALERT_WEBHOOK set, a run that needs a person posts one message there; with
+    LINE_CAPI_HEARTBEAT_URL set, a run that exits 0 pings that monitor (docs/monitoring.md).
 
     Examples:
 
@@ -153,6 +153,7 @@ def run_command(
         run_log=config.log_file,
         error=job.error,
     )
+    heartbeat.beat(alert_settings.heartbeat, code, say)
     raise typer.Exit(code)
 
 
