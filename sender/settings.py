@@ -150,6 +150,9 @@ def validate_secret_url(url: Secret, name: str, what: str) -> Secret:
     """A URL that is a secret (the alert webhook, the heartbeat URL), set in env ``name``:
     https, or http to a loopback host. ``what`` names it in errors, which never repeat it."""
     value = url.reveal().strip()
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        # sent percent-encoded, to a page that does not exist: said now, not at each run
+        raise ConfigError(f"{name} contains spaces or control characters ({what})")
     try:
         parts = urlsplit(value)
         host = parts.hostname

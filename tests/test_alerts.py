@@ -338,6 +338,10 @@ def test_the_webhook_url_can_come_from_a_file(db, tmp_path):
         ("LINE_CAPI_ALERT_PENDING_RUNS", "9" * 20, "must be a whole number from 1 to 1,000,000"),
         ("LINE_CAPI_ALERT_WEBHOOK", "http://hooks.example.com" + WEBHOOK_PATH, "must be https"),
         ("LINE_CAPI_ALERT_WEBHOOK", "hooks.example.com" + WEBHOOK_PATH, "not an https URL"),
+        # a space pasted inside: posted percent-encoded to a page that does not exist
+        ("LINE_CAPI_ALERT_WEBHOOK", "https://hooks.example.com/a " + WEBHOOK_PATH, "spaces or"),
+        # the heartbeat's URL, read with the alert settings
+        ("LINE_CAPI_HEARTBEAT_URL", "http://hc.example/ping", "must be https"),
     ],
 )
 def test_a_malformed_alert_setting_is_one_line_and_exit_2(db, name, value, message):
