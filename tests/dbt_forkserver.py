@@ -12,7 +12,16 @@ streams, its own exit), only with that start-up done.
     run(["build", ...], cwd=..., env=..., stdout=f, stderr=f, timeout=600) -> returncode
 
 `run` returns what `subprocess.run(...).returncode` would: the exit code, or minus the signal
-that killed dbt. With env LINE_CAPI_TEST_DBT=subprocess every command is a plain subprocess of
+that killed dbt.
+
+Each test builds in its own target folder, where dbt finds no saved parse and parses the whole
+project again (about two seconds). So the server also lends each command that starts in a target
+folder without one the last saved parse of a command with the same profile text, vars and target
+(see _lend_parse): dbt still checks that parse and parses again what differs. dbt would refuse
+it for the database path alone, which its profile check counts although nothing in a parse of
+this project reads it: in the server, that check leaves the path out (see
+_parse_check_without_the_path); the database's name, all else in the profile, the vars and the
+files still count. With env LINE_CAPI_TEST_DBT=subprocess every command is a plain subprocess of
 the `dbt` script instead (`make test` passes either way; the server only saves time).
 
 The protocol is one Unix socket connection per command: the client sends its argv, working
@@ -25,10 +34,12 @@ from __future__ import annotations
 
 import atexit
 import gc
+import hashlib
 import json
 import os
 import pkgutil
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,6 +54,7 @@ SERVER_ENV = "LINE_CAPI_TEST_DBT_SERVER"  # the socket, for _as_dbt
 SERVE = "--serve-dbt-forks"
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)  # to dbt, by _as_dbt
 _server: tuple[subprocess.Popen, str] | None = None
+_parse_folder = ""  # in the server: where it keeps the parses it lends (its socket's folder)
 
 
 def run(args: list[str], *, cwd: Path, env: dict[str, str], stdout, stderr, timeout: float) -> int:
@@ -205,9 +217,39 @@ def _warm_up() -> None:
     gc.collect()
 
 
+def _parse_check_without_the_path() -> None:
+    """dbt parses the whole project again when anything in the profile's connection differs,
+    the database path included; each test has its own database file, named line_capi.duckdb
+    in a folder of its own. Left out of the check, the path no longer stops a test from
+    starting from an earlier test's parse. The database's name (the file's name without
+    .duckdb) still counts, and so does the rest of the profile."""
+    import dataclasses
+    import pprint
+
+    from dbt.contracts.files import FileHash
+    from dbt.parser.manifest import ManifestLoader
+
+    checked = ManifestLoader.build_manifest_state_check
+
+    def build_manifest_state_check(self):
+        state = checked(self)
+        connection = sorted(
+            (key, value)
+            for key, value in self.root_project.credentials.connection_info()
+            if key != "path"
+        )
+        profile_hash = FileHash.from_contents(pprint.pformat(connection))
+        return dataclasses.replace(state, profile_hash=profile_hash)
+
+    ManifestLoader.build_manifest_state_check = build_manifest_state_check
+
+
 def _serve(address: str) -> None:
     sys.path[0] = str(Path(DBT).parent)  # as for the dbt script, not this file's folder
     _import_dbt()
+    global _parse_folder
+    _parse_check_without_the_path()
+    _parse_folder = os.path.dirname(address)
     _warm_up()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # handlers are reaped by the kernel
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # _stop: exit as Python exits
@@ -240,16 +282,19 @@ def _handle(conn: socket.socket) -> None:
         if not more:  # the caller went away before it finished asking
             os._exit(1)
         message += more
+    request = json.loads(message)
+    lent = _lend_parse(request)
     pid = os.fork()
     if pid == 0:
         conn.close()
-        _become_dbt(json.loads(message), fds)  # exits as dbt exits
+        _become_dbt(request, fds)  # exits as dbt exits
     try:
         for fd in fds:
             os.close(fd)
         conn.sendall(f"pid {pid}\n".encode())
         _wait_unless_abandoned(pid, conn)
         status = os.waitpid(pid, 0)[1]
+        _keep_parse(lent)
         conn.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
     finally:
         os._exit(0)
@@ -270,6 +315,68 @@ def _wait_unless_abandoned(pid: int, conn: socket.socket) -> None:
         if gone:
             os.kill(pid, signal.SIGKILL)
             return
+
+
+PARSE_FILE = "partial_parse.msgpack"  # dbt's saved parse, in its target folder
+
+
+def _lend_parse(request: dict) -> tuple[Path, Path] | None:
+    """Copy the saved parse of an earlier command like this one into its target folder when
+    that folder has none (a private file, as dbt's own is in this project). Returns where dbt
+    saves its parse and where the server keeps the parse of commands like this one, or None
+    when dbt is not to parse partially."""
+    args = request["args"]
+    if "--no-partial-parse" in args or request["env"].get("DBT_PARTIAL_PARSE") == "false":
+        return None
+    cwd = Path(request["cwd"])
+    project = cwd / _option(args, request["env"], "--project-dir", "DBT_PROJECT_DIR", ".")
+    target = project / _option(args, request["env"], "--target-path", "DBT_TARGET_PATH", "target")
+    profiles = cwd / _option(args, request["env"], "--profiles-dir", "DBT_PROFILES_DIR", ".")
+    try:
+        profile = (profiles / "profiles.yml").read_text()
+    except OSError:
+        profile = ""  # ~/.dbt, or none: a key like any other
+    same = [
+        str(project.resolve()),
+        profile,
+        Path(request["env"].get("LINE_CAPI_DUCKDB", "")).name,
+        [a for i, a in enumerate(args) if i and args[i - 1] in ("--vars", "--target", "-t")],
+    ]
+    key = hashlib.sha256(json.dumps(same).encode()).hexdigest()[:16]
+    saved = Path(_parse_folder, f"parse-{key}.msgpack")
+    if saved.exists() and not (target / PARSE_FILE).exists():
+        try:
+            target.mkdir(mode=0o700, exist_ok=True)
+            with open(saved, "rb") as kept:
+                fd = os.open(target / PARSE_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with open(fd, "wb") as lent:
+                    shutil.copyfileobj(kept, lent)
+        except OSError:  # no parent folder, or another command's copy: dbt parses in full
+            pass
+    return target / PARSE_FILE, saved
+
+
+def _keep_parse(lent: tuple[Path, Path] | None) -> None:
+    """After the command: keep the parse it saved for the next command like it."""
+    if lent is None:
+        return
+    parsed, saved = lent
+    partial = saved.with_name(f"{saved.name}.{os.getpid()}")
+    try:
+        shutil.copyfile(parsed, partial)
+        os.replace(partial, saved)
+    except OSError:  # dbt saved none (it stopped before): keep what was kept
+        Path(partial).unlink(missing_ok=True)
+
+
+def _option(args: list[str], env: dict, flag: str, variable: str, default: str) -> str:
+    """A path option of dbt's: ``--flag value`` or ``--flag=value``, else the environment's."""
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return env.get(variable) or default
 
 
 def _become_dbt(request: dict, fds: list[int]) -> None:

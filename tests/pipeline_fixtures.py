@@ -7,12 +7,9 @@ Parquet from lists of dicts, filling the columns a test leaves out.
 
 from __future__ import annotations
 
-import atexit
 import csv
-import hashlib
 import json
 import os
-import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -150,8 +147,9 @@ def run_dbt(
 
     The export folder goes in env KARTE_EXPORT_DIR, as `sender run` passes it, and dbt starts in
     tmp_path with LINE_CAPI_DUCKDB the database's bare file name: so the profile and the vars
-    dbt hashes are the same from one test to the next, and a test's dbt starts from the parse of
-    an earlier one (see _reuse_parse) instead of parsing the whole project again.
+    dbt compares are the same from one test to the next, and the fork server can start a test's
+    dbt from the parse of an earlier one (tests/dbt_forkserver.py) instead of parsing the whole
+    project again.
     """
     profiles = tmp_path / "profiles"
     profiles.mkdir(parents=True, exist_ok=True)
@@ -190,57 +188,15 @@ def run_dbt(
         "KARTE_EXPORT_DIR": str(export_dir) if export_dir is not None else "",
         **overrides,
     }
-    key = _parse_key(profile_text, vars, args, overrides)
-    _reuse_parse(key, target)
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
         returncode = dbt_forkserver.run(
             command, cwd=here, env=full_env, stdout=stdout, stderr=stderr, timeout=600
         )
         output = b"".join(f.seek(0) or f.read() for f in (stdout, stderr))
-    _keep_parse(key, target)
     return DbtResult(returncode, output.decode(errors="replace"), database)
 
 
 PROFILE_EXAMPLE = (ROOT / "profiles.example.yml").read_text()
-PARSE_FILE = "partial_parse.msgpack"
-# dbt's saved parse of the project, one per profile and vars, shared by the tests of this
-# process (a pytest-xdist worker runs one test at a time)
-_PARSE_CACHE: Path | None = None
-
-
-def _parse_key(profile: str, vars: dict | None, args: tuple[str, ...], env: dict) -> str:
-    """What dbt compares before it reuses a saved parse: the profile, the vars and the target.
-
-    KARTE_EXPORT_DIR is left out: dbt notes which files read it and parses those again when it
-    changes. dbt checks all of this itself and parses everything when it differs, so the key
-    only decides how often the saved parse is of use, never whether a build is right.
-    """
-    targets = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--target", "-t")]
-    text = json.dumps([profile, vars or {}, targets, env], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _reuse_parse(key: str, target: Path) -> None:
-    """Start a target folder that has no saved parse from an earlier test's."""
-    if _PARSE_CACHE is None or (target / PARSE_FILE).exists():
-        return
-    saved = _PARSE_CACHE / f"{key}.msgpack"
-    if saved.exists():
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(saved, target / PARSE_FILE)
-
-
-def _keep_parse(key: str, target: Path) -> None:
-    global _PARSE_CACHE
-    parsed = target / PARSE_FILE
-    if not parsed.exists():
-        return
-    if _PARSE_CACHE is None:
-        _PARSE_CACHE = Path(tempfile.mkdtemp(prefix="line-capi-dbt-parse-"))
-        atexit.register(shutil.rmtree, _PARSE_CACHE, ignore_errors=True)
-    saved = _PARSE_CACHE / f"{key}.msgpack"
-    if not saved.exists():
-        shutil.copyfile(parsed, saved)
 
 
 def rewrite_export(

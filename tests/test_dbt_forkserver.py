@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -82,7 +83,8 @@ def test_a_failing_command_exits_and_prints_as_the_dbt_script_does(project, tmp_
     asked for by run() or by this file acting as the `dbt` script (for `sender run`)."""
     env = base_env(tmp_path)
     args = ["run-operation", "no_such_macro", "--project-dir", str(project)]
-    args += ["--profiles-dir", str(project), "--target-path"]
+    # each parses in full: the server lends no parse (it would spare dbt's line saying so)
+    args += ["--no-partial-parse", "--profiles-dir", str(project), "--target-path"]
     forked = dbt([*args, str(tmp_path / "forked")], tmp_path, env)
     script = subprocess.run(
         [SHIM, *args, str(tmp_path / "script")],
@@ -138,3 +140,40 @@ def test_as_the_dbt_script_it_passes_signals_on_and_ends_as_dbt_ended(project, t
             proc.wait()
             proc.stdout.close()
     assert ends["script"] == ends["dbt"] != 0, ends
+
+
+def test_a_new_target_folder_starts_from_the_parse_of_an_earlier_command_like_it(project, tmp_path):
+    """Each test builds in a target folder of its own, with a database of its own: dbt would
+    parse the whole project each time. The server lends the new folder the last parse of a
+    command with the same profile, vars and database name, and dbt checks all but the
+    database's path before it uses it."""
+    (project / "profiles.yml").write_text(
+        "probe:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
+        "      path: \"{{ env_var('LINE_CAPI_DUCKDB') }}\"\n"
+    )
+
+    def parse(name: str, database: str, *more: str, parsed: Path | None = None) -> str:
+        folder = tmp_path / name
+        if parsed is not None:  # a parse of another command's, put there by hand
+            (folder / "target").mkdir(parents=True)
+            shutil.copyfile(parsed, folder / "target" / "partial_parse.msgpack")
+        folder.mkdir(exist_ok=True)
+        env = {**base_env(tmp_path), "LINE_CAPI_DUCKDB": str(folder / database)}
+        args = ["parse", "--project-dir", str(project), "--profiles-dir", str(project)]
+        args += ["--target-path", str(folder / "target"), "--log-path", str(folder / "logs")]
+        code, output = dbt([*args, *more], folder, env)
+        assert code == 0, output
+        return (folder / "logs" / "dbt.log").read_text()
+
+    full, partial = "saved manifest not found. Starting full parse.", "Partial parsing enabled"
+    refused = "Unable to do partial parsing because profile has changed"
+    assert full in parse("first", "line_capi.duckdb")
+    assert partial in parse("second", "line_capi.duckdb")  # another folder, the same name
+    lent = tmp_path / "second" / "target" / "partial_parse.msgpack"
+    assert stat.S_IMODE(lent.stat().st_mode) == 0o600  # as private as dbt's own in this project
+    assert stat.S_IMODE(lent.parent.stat().st_mode) == 0o700
+    # another database name or other vars: nothing lent
+    assert full in parse("shop", "shop.duckdb")
+    assert full in parse("vars", "line_capi.duckdb", "--vars", "{probe: 1}")
+    # and dbt's own check still counts the database's name, though not its path
+    assert refused in parse("named", "shop.duckdb", parsed=lent)
