@@ -16,13 +16,15 @@ that killed dbt.
 
 Each test builds in its own target folder, where dbt finds no saved parse and parses the whole
 project again (about two seconds). So the server also lends each command that starts in a target
-folder without one the last saved parse of a command with the same profile text, vars and target
-(see _lend_parse): dbt still checks that parse and parses again what differs. dbt would refuse
-it for the database path alone, which its profile check counts although nothing in a parse of
-this project reads it: in the server, that check leaves the path out (see
-_parse_check_without_the_path); the database's name, all else in the profile, the vars and the
-files still count. With env LINE_CAPI_TEST_DBT=subprocess every command is a plain subprocess of
-the `dbt` script instead (`make test` passes either way; the server only saves time).
+folder without one the last saved parse of a command with the same project, profile text, vars,
+target and database file name (see _lend_parse): dbt still checks that parse and parses again
+what differs. dbt would refuse it for the database path alone, which its profile check counts
+although nothing in a parse of this project reads it: in the server, that check leaves the path
+out (see _parse_check_without_the_path); the database's name, all else in the profile, the vars
+and the files still count.
+
+With env LINE_CAPI_TEST_DBT=subprocess every command is a plain subprocess of the `dbt` script
+instead (`make test` passes either way; the server only saves time).
 
 The protocol is one Unix socket connection per command: the client sends its argv, working
 folder, environment and umask as one JSON line with its stdin, stdout and stderr as file
@@ -246,8 +248,8 @@ def _parse_check_without_the_path() -> None:
 
 def _serve(address: str) -> None:
     sys.path[0] = str(Path(DBT).parent)  # as for the dbt script, not this file's folder
-    _import_dbt()
     global _parse_folder
+    _import_dbt()
     _parse_check_without_the_path()
     _parse_folder = os.path.dirname(address)
     _warm_up()
@@ -318,6 +320,7 @@ def _wait_unless_abandoned(pid: int, conn: socket.socket) -> None:
 
 
 PARSE_FILE = "partial_parse.msgpack"  # dbt's saved parse, in its target folder
+NO = {"0", "false", "f", "no", "n", "off"}  # what dbt reads as false in DBT_PARTIAL_PARSE
 
 
 def _lend_parse(request: dict) -> tuple[Path, Path] | None:
@@ -326,7 +329,8 @@ def _lend_parse(request: dict) -> tuple[Path, Path] | None:
     saves its parse and where the server keeps the parse of commands like this one, or None
     when dbt is not to parse partially."""
     args = request["args"]
-    if "--no-partial-parse" in args or request["env"].get("DBT_PARTIAL_PARSE") == "false":
+    off = request["env"].get("DBT_PARTIAL_PARSE", "").strip().lower() in NO
+    if "--no-partial-parse" in args or off:
         return None
     cwd = Path(request["cwd"])
     project = cwd / _option(args, request["env"], "--project-dir", "DBT_PROJECT_DIR", ".")
@@ -334,7 +338,7 @@ def _lend_parse(request: dict) -> tuple[Path, Path] | None:
     profiles = cwd / _option(args, request["env"], "--profiles-dir", "DBT_PROFILES_DIR", ".")
     try:
         profile = (profiles / "profiles.yml").read_text()
-    except OSError:
+    except (OSError, ValueError):  # ValueError: not UTF-8, which dbt then says
         profile = ""  # ~/.dbt, or none: a key like any other
     same = [
         str(project.resolve()),

@@ -152,13 +152,13 @@ def test_a_new_target_folder_starts_from_the_parse_of_an_earlier_command_like_it
         "      path: \"{{ env_var('LINE_CAPI_DUCKDB') }}\"\n"
     )
 
-    def parse(name: str, database: str, *more: str, parsed: Path | None = None) -> str:
+    def parse(name: str, database: str, *more: str, parsed: Path | None = None, **env) -> str:
         folder = tmp_path / name
         if parsed is not None:  # a parse of another command's, put there by hand
             (folder / "target").mkdir(parents=True)
             shutil.copyfile(parsed, folder / "target" / "partial_parse.msgpack")
         folder.mkdir(exist_ok=True)
-        env = {**base_env(tmp_path), "LINE_CAPI_DUCKDB": str(folder / database)}
+        env = {**base_env(tmp_path), "LINE_CAPI_DUCKDB": str(folder / database), **env}
         args = ["parse", "--project-dir", str(project), "--profiles-dir", str(project)]
         args += ["--target-path", str(folder / "target"), "--log-path", str(folder / "logs")]
         code, output = dbt([*args, *more], folder, env)
@@ -177,3 +177,12 @@ def test_a_new_target_folder_starts_from_the_parse_of_an_earlier_command_like_it
     assert full in parse("vars", "line_capi.duckdb", "--vars", "{probe: 1}")
     # and dbt's own check still counts the database's name, though not its path
     assert refused in parse("named", "shop.duckdb", parsed=lent)
+    # partial parsing off, in any spelling dbt reads: nothing lent (a lent file would be 0600;
+    # the one dbt writes itself in this project of no plugin follows the umask)
+    before = os.umask(0o022)
+    try:
+        parse("off", "line_capi.duckdb", DBT_PARTIAL_PARSE="False")
+    finally:
+        os.umask(before)
+    written = tmp_path / "off" / "target" / "partial_parse.msgpack"
+    assert stat.S_IMODE(written.stat().st_mode) == 0o644
