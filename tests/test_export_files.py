@@ -1,6 +1,10 @@
 """Exports as a warehouse writes them: typed Parquet columns, split and gzipped CSV parts, a folder
-of Parquet parts. Each builds (unit tests included) to the same payload and rejected rows as the
-same data exported as text CSV, whatever the machine's time zone."""
+of Parquet parts. Each builds to the same payload and rejected rows as the same data exported as
+text CSV, whatever the machine's time zone.
+
+The builds are the hourly job's (models and data tests). The unit tests read their own rows, cast
+to the column types of the export views, which are text whatever the files store: the typed
+Parquet build runs them too, and checks that the views are text."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import shutil
 
 import duckdb
 import pytest
-from pipeline_fixtures import rewrite_export, run_dbt, write_export
+from pipeline_fixtures import HOURLY_BUILD, rewrite_export, run_dbt, write_export
 from test_pipeline import AS_OF, export_tables
 
 USERS = {"u1": "1001", "u2": "1002", "u3": "1003"}
@@ -82,9 +86,10 @@ JAPAN_TIME_TEXT = {
 }
 
 
-def build(tmp, export, env=None, vars=None):
+def build(tmp, export, env=None, vars=None, unit_tests=False):
     all_vars = {"as_of": AS_OF, **(vars or {})}
-    result = run_dbt(tmp, "build", export_dir=export, vars=all_vars, env=env)
+    command = ("build",) if unit_tests else HOURLY_BUILD
+    result = run_dbt(tmp, *command, export_dir=export, vars=all_vars, env=env)
     assert result.returncode == 0, result.output
     return result
 
@@ -136,7 +141,20 @@ def test_typed_parquet_builds_the_same_rows(tmp_path, text_export, text_build):
     assert column_types(export / "page_views.parquet")["sync_date"] == "TIMESTAMP"
     assert column_types(export / "line_users.parquet")["sync_date"] == "DATE"
     # DuckDB renders a TIMESTAMPTZ as text in the session time zone: the machine's must not matter
-    result = build(tmp_path, export, env={"TZ": "Asia/Tokyo"})
+    result = build(tmp_path, export, env={"TZ": "Asia/Tokyo"}, unit_tests=True)
+    assert "START unit_test" in result.output, result.output  # and passed: build() checks
+    # what keeps the unit tests apart from the export's types: the views they cast to are text
+    view_types = result.rows(
+        "select distinct table_name, data_type from information_schema.columns"
+        " where table_schema = 'karte_export'"
+    )
+    assert {table for table, _ in view_types} == {
+        "conversions",
+        "page_views",
+        "line_users",
+        "user_master",
+    }
+    assert {data_type for _, data_type in view_types} == {"VARCHAR"}
     assert result.payloads() == text_build.payloads()
     assert rejected_rows(result) == rejected_rows(text_build)
     # a typed instant is kept as ISO 8601 text in UTC (ORD-3 was at T - 4 h)
