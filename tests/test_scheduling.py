@@ -1109,11 +1109,12 @@ def test_a_push_setting_the_push_would_refuse_stops_the_run_before_dbt(tmp_path,
 
 def test_the_run_starts_the_dbt_that_line_capi_dbt_names(tmp_path):
     """A dbt installed apart from the sender: here a wrapper that notes each command, then runs
-    the real dbt next to this Python."""
+    dbt as the other tests' runs do (through the fork server; with LINE_CAPI_TEST_DBT=subprocess,
+    the real dbt next to this Python)."""
     calls, tokens = tmp_path / "dbt-calls.txt", tmp_path / "dbt-tokens.txt"
     wrapper = tmp_path / "bin" / "dbt"
     wrapper.parent.mkdir()
-    real = Path(sys.executable).parent / "dbt"
+    real = dbt_forkserver.sender_env().get("LINE_CAPI_DBT") or Path(sys.executable).parent / "dbt"
     wrapper.write_text(
         f'#!/bin/sh\necho "$1 $2" >> {calls}\n'
         f"printenv LINE_ACCESS_TOKEN LINE_ACCESS_TOKEN_FILE >> {tokens}\n"
