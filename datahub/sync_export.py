@@ -9,12 +9,15 @@ all four tables and has not changed for --settle-minutes (a table exported in pa
 getting its last ones) is copied to DEST/<folder>, then DEST/current is swapped to it in one
 rename: a build reading DEST/current sees the previous export or the new one, never a
 half-copied one.
-Older folders beyond --keep are deleted. Cloud Storage is read with the Google Cloud CLI
-(`gcloud storage`), with the machine's own credentials. Everything written under DEST is its
-owner's only (files 0600, folders 0700, whatever the umask): the export holds personal data.
+Older copies beyond --keep are deleted; nothing else in DEST is: only folders holding all four
+tables count as copies, and a DEST that already holds files the sync did not write is refused.
+Cloud Storage is read with the Google Cloud CLI (`gcloud storage`), with the machine's own
+credentials. Everything written under DEST is its owner's only (files 0600, folders 0700,
+whatever the umask): the export holds personal data.
 
 Exit codes: 0 synced (or already current); 1 nothing complete to copy, the copy failed or another
-sync is running (DEST/current is left as it was); 2 bad arguments. See docs/karte-datahub.md.
+sync is running (DEST/current is left as it was); 2 bad arguments: an empty SOURCE or DEST, or a
+DEST that is not the sync's own. See docs/karte-datahub.md.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pathlib import Path
 
 TABLES = ("conversions", "page_views", "line_users", "user_master")
 CURRENT = "current"
+LOCK = ".sync.lock"
 # Minutes a run folder must go unchanged before it is taken: the parts of one table arrive within
 # seconds of each other, the four tables within minutes.
 SETTLE_MINUTES = 10
@@ -54,6 +58,10 @@ file_modes = _load_file_modes()
 
 class SyncError(Exception):
     """A reason to stop, said in one line."""
+
+
+class NotOwnFolder(SyncError):
+    """DEST holds files the sync did not write: a bad argument, not a failed sync."""
 
 
 def missing_tables(entries: dict[str, bool]) -> list[str]:
@@ -205,9 +213,24 @@ def newest_complete_run(source, settle_seconds: float = SETTLE_MINUTES * 60) -> 
     raise SyncError(f"no complete export in {source}: " + "; ".join(skipped[:3]))
 
 
+def check_own_folder(dest: Path) -> None:
+    """Refuse a DEST that already holds files the sync did not write (say the project folder, or
+    /srv): the sync deletes old copies in it. Its own DEST holds the lock file from the first sync
+    on; a new mount point's `lost+found` is not in the way."""
+    if not dest.is_dir() or (dest / LOCK).exists():
+        return
+    others = sorted(p.name for p in dest.iterdir() if p.name != "lost+found")
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise NotOwnFolder(
+            f"{dest} already holds files the sync did not write ({shown}):"
+            " give it a new or empty folder of its own, such as /srv/karte"
+        )
+
+
 @contextmanager
 def exclusive(dest: Path) -> Iterator[None]:
-    with file_modes.private_file(dest / ".sync.lock", "w") as lock:
+    with file_modes.private_file(dest / LOCK, "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -224,10 +247,21 @@ def point_current(dest: Path, run: str) -> None:
 
 
 def run_folders(dest: Path) -> list[str]:
-    """The names of the run folders copied into `dest`, oldest first."""
+    """The names of the run folders copied into `dest`, oldest first: the folders that hold all
+    four tables, as every copy does before it is moved into place. Anything else a person put in
+    DEST is neither pruned nor changed."""
     return sorted(
-        p.name for p in dest.iterdir() if p.is_dir() and not p.is_symlink() and not hidden(p.name)
+        p.name
+        for p in dest.iterdir()
+        if p.is_dir() and not p.is_symlink() and not hidden(p.name) and holds_every_table(p)
     )
+
+
+def holds_every_table(folder: Path) -> bool:
+    try:
+        return not missing_tables(folder_entries(folder))
+    except OSError:  # a folder we may not read is not one we copied
+        return False
 
 
 def prune(dest: Path, keep: int, current: str) -> None:
@@ -262,10 +296,11 @@ def sync(
     """Copy the newest complete run of `source` to `dest` and point `dest/current` at it; every
     file and folder written is its owner's only. `notice` gets a line when older copies were
     tightened."""
-    file_modes.make_private_dir(dest)
     current = dest / CURRENT
     if current.exists() and not current.is_symlink():
         raise SyncError(f"{current} is not a symbolic link: move it away, the sync manages it")
+    check_own_folder(dest)
+    file_modes.make_private_dir(dest)
     with exclusive(dest):
         message = tighten_runs(dest)
         if message:
@@ -301,6 +336,18 @@ def warn(line: str) -> None:
     print(f"warning: {line}", file=sys.stderr)
 
 
+def given(variable: str):
+    """An argparse type for a path that must not be blank: an unset variable in the cron line or
+    the systemd unit passes "", which would otherwise mean the current folder."""
+
+    def check(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"is empty (is {variable} set in .env?)")
+        return text
+
+    return check
+
+
 def positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -320,8 +367,16 @@ def main(argv: list[str] | None = None) -> int:
         description="Copy the newest complete KARTE Datahub export and point DEST/current at it.",
         epilog="example: python3 datahub/sync_export.py gs://my-bucket/line-capi /srv/karte",
     )
-    parser.add_argument("source", help="gs://bucket/prefix or a folder: one sub-folder per run")
-    parser.add_argument("dest", type=Path, help="local folder; the build reads DEST/current")
+    parser.add_argument(
+        "source",
+        type=given("KARTE_EXPORT_SOURCE"),
+        help="gs://bucket/prefix or a folder: one sub-folder per run",
+    )
+    parser.add_argument(
+        "dest",
+        type=given("KARTE_SYNC_DIR"),
+        help="a local folder of the sync's own; the build reads DEST/current",
+    )
     parser.add_argument(
         "--keep", type=positive, default=3, help="run folders to keep in DEST (default 3)"
     )
@@ -336,9 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         is_gcs = args.source.startswith("gs://")
         source = CloudStorageSource(args.source) if is_gcs else LocalSource(args.source)
-        print(
-            sync(source, args.dest, args.keep, notice=warn, settle_seconds=args.settle_minutes * 60)
-        )
+        dest = Path(args.dest)
+        print(sync(source, dest, args.keep, notice=warn, settle_seconds=args.settle_minutes * 60))
+    except NotOwnFolder as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except (SyncError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -279,3 +279,83 @@ def test_a_copy_left_readable_by_an_earlier_version_is_tightened_with_one_line(t
     assert done.stderr.startswith("warning: 2 files and folders of the exports in ")
     assert len(done.stderr.splitlines()) == 1
     assert modes(old) == {".": 0o700, **{f"{t}.csv": 0o600 for t in TABLES}}
+
+
+def test_an_empty_source_or_dest_is_refused_and_the_current_folder_left_alone(tmp_path):
+    """The cron line and the systemd unit pass "$KARTE_SYNC_DIR": unset in .env it is "", which
+    must not become the current folder (the project's, with the ledger in data/)."""
+    project = tmp_path / "project"
+    for folder in ("data", "models", "20261130-10"):
+        (project / folder).mkdir(parents=True)
+        (project / folder / "kept.txt").write_text("kept")
+    source = tmp_path / "source"
+    write_run(source, "20261130-11")
+    before = modes(project)
+
+    for args, variable in (
+        ([str(source), ""], "KARTE_SYNC_DIR"),
+        (["", " "], "KARTE_EXPORT_SOURCE"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-I", "-S", str(SCRIPT), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=project,
+        )
+        assert done.returncode == 2, done.stderr
+        assert f"is empty (is {variable} set in .env?)" in done.stderr.splitlines()[-1]
+    assert modes(project) == before
+    assert sorted(p.name for p in project.iterdir()) == ["20261130-10", "data", "models"]
+
+
+def test_a_dest_holding_files_the_sync_did_not_write_is_refused(tmp_path):
+    source, dest = tmp_path / "source", tmp_path / "project"
+    write_run(source, "20261130-10")
+    for folder in ("data", "models", "seeds", "sender"):
+        (dest / folder).mkdir(parents=True)
+    (dest / "data" / "line_capi.duckdb").write_text("ledger")
+    before = modes(dest)
+
+    done = sync(source, dest)
+
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"error: {dest} already holds files the sync did not write (data, models, seeds, ...):"
+        " give it a new or empty folder of its own, such as /srv/karte\n"
+    )
+    assert modes(dest) == before
+    assert (dest / "data" / "line_capi.duckdb").read_text() == "ledger"
+
+
+def test_only_copies_are_pruned_and_tightened_not_what_else_is_in_dest(tmp_path):
+    """A new mount point's lost+found is no obstacle; a folder a person adds later to the sync's
+    own DEST is neither counted against --keep, deleted nor changed."""
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    (dest / "lost+found").mkdir(parents=True)
+    write_run(source, "20261130-09")
+    assert sync(source, dest, "--keep", "1").returncode == 0
+    notes = dest / "00-notes"  # sorts before every run
+    notes.mkdir()
+    (notes / "readme.txt").write_text("kept")
+    notes.chmod(0o755)
+    half = dest / "20261130-08"  # a folder named like a run without the four tables
+    half.mkdir()
+    (half / "conversions.csv").write_text("kept")
+
+    for hour in ("10", "11"):
+        write_run(source, f"20261130-{hour}")
+        done = sync(source, dest, "--keep", "1")
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""
+
+    assert sorted(p.name for p in dest.iterdir() if not p.name.startswith(".")) == [
+        "00-notes",
+        "20261130-08",
+        "20261130-11",
+        "current",
+        "lost+found",
+    ]
+    assert (notes / "readme.txt").read_text() == "kept"
+    assert stat.S_IMODE(notes.stat().st_mode) == 0o755
+    assert (half / "conversions.csv").read_text() == "kept"
