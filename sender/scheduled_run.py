@@ -69,6 +69,17 @@ _DBT_USAGE = re.compile(r"^Usage: dbt ")
 # ... or an option without its value (`sender run -- --vars`): the parser's error line alone
 _DBT_MISSING_VALUE = re.compile(r"^Error: Option '[^']+' requires an? argument")
 _DBT_ERROR_HEADER = re.compile(r"(Compilation|Runtime|Database|Parsing|Dependency|Internal) Error")
+# dbt's words for naming the export (macros/run_parameters.sql, macros/karte_export/files.sql),
+# which a run names with --export-dir or KARTE_EXPORT_DIR instead: `sender run --vars` is refused
+_NO_EXPORT_NAMED = re.compile(r"^no KARTE export named: .*")
+NO_EXPORT_NAMED = (
+    "no KARTE export named: set KARTE_EXPORT_DIR or pass --export-dir /path/to/export (the sync's"
+    " /srv/karte/current; a var goes after --: sender run -- --vars '{karte_export_dir: ...}')"
+)
+_SET_THE_VAR = "set var karte_export_dir to"
+# the export's four tables, as files, parts or folders of parts start their names
+EXPORT_TABLES = ("conversions", "page_views", "line_users", "user_master")
+SET_THE_FOLDER = "set KARTE_EXPORT_DIR or --export-dir (or var karte_export_dir) to"
 # DuckDB's first line says which file, not what is wrong with it: what it means, said once
 _MALFORMED_CSV = re.compile(r"Error when sniffing file|CSV Error on Line")
 _CSV_FILE_OPTION = re.compile(r"^\s*file = (.+)$")
@@ -774,7 +785,8 @@ class ScheduledRun:
         short_of = build_memory.out_of_memory(lines)
         if short_of is not None:
             return RunError(f"{step} failed: {short_of}", ExitCode.BUILD_FAILED)
-        why = dbt_error_line(lines)
+        why = _NO_EXPORT_NAMED.sub(NO_EXPORT_NAMED, dbt_error_line(lines))
+        why = why.replace(_SET_THE_VAR, SET_THE_FOLDER)
         if _NO_PROFILE.search(why):
             return RunError(
                 f"{step} failed: dbt found no profile ({why.removeprefix('Error: ')}): copy"
@@ -829,6 +841,15 @@ class ScheduledRun:
             raise RunError(
                 f"KARTE export folder {folder} cannot be read by this user"
                 f" ({current_user()}): give the job's user read access",
+                ExitCode.USAGE,
+            )
+        if (folder / "current").is_dir() and not any(
+            entry.name.startswith(EXPORT_TABLES) for entry in folder.iterdir()
+        ):
+            raise RunError(
+                f"KARTE export folder {folder} holds no export table but a current folder: it is"
+                f" the export sync's DEST; name {folder / 'current'} (KARTE_EXPORT_DIR or"
+                " --export-dir)",
                 ExitCode.USAGE,
             )
 

@@ -346,6 +346,20 @@ def test_missing_export_file_is_a_clear_error(tmp_path):
     assert "found" not in line
 
 
+def test_the_syncs_folder_named_instead_of_its_current_link_is_named_in_the_error(tmp_path):
+    """karte_export_dir: /srv/karte, where datahub/sync_export.py keeps its copies."""
+    dest = tmp_path / "karte"
+    run = write_export(dest / "20261205-10", export_tables(), "csv")
+    (dest / "current").symlink_to(run.name)
+    result = run_dbt(tmp_path, "run", export_dir=dest, vars={"as_of": AS_OF})
+    assert result.returncode != 0
+    (line,) = [line for line in result.output.splitlines() if "KARTE export file missing: " in line]
+    assert line.strip() == (
+        f"KARTE export file missing: {dest}/conversions.csv, but {dest}/current holds it:"
+        f" {dest} is the export sync's folder; set var karte_export_dir to {dest}/current"
+    )
+
+
 def test_an_export_file_named_another_way_is_named_in_the_missing_file_error(tmp_path):
     """A warehouse job writing dated names (line_users_20261201.csv): the error names the file."""
     export = write_export(tmp_path / "export", export_tables(), "csv")

@@ -1007,7 +1007,39 @@ def test_a_run_that_names_no_export_is_a_configuration_error(tmp_path):
         r = sender_run(tmp_path, srv.url)  # KARTE_EXPORT_DIR empty, no var
         assert srv.stats()["requests"] == 0
     assert r.returncode == ExitCode.USAGE, r.stderr
-    assert "no KARTE export named: set env KARTE_EXPORT_DIR" in one_error_line(r.stderr)
+    # in the run's terms: `sender run --vars` is refused, the var goes after --
+    assert (
+        "no KARTE export named: set KARTE_EXPORT_DIR or pass --export-dir /path/to/export"
+        in one_error_line(r.stderr)
+    )
+    assert "sender run -- --vars '{karte_export_dir: ...}'" in r.stderr
+
+
+def test_a_run_that_names_the_syncs_folder_is_told_to_name_its_current_link(tmp_path):
+    """KARTE_EXPORT_DIR=/srv/karte, where the sync keeps its copies, instead of its current."""
+    dest = tmp_path / "karte"
+    run = clock_export(dest / "20261205-10", {"ORD-1": 1}, newest_hours=1)
+    (dest / "current").symlink_to(run.name)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=dest)
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    assert (
+        f"error: KARTE export folder {dest} holds no export table but a current folder: it is"
+        f" the export sync's DEST; name {dest / 'current'} (KARTE_EXPORT_DIR or --export-dir);"
+    ) in one_error_line(r.stderr)
+
+
+def test_a_missing_table_under_a_run_says_to_name_the_folder_as_the_run_does(tmp_path):
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=1)
+    (export / "line_users.csv").unlink()
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
+    line = one_error_line(r.stderr)
+    assert f"KARTE export file missing: {export}/line_users.csv" in line
+    assert "set KARTE_EXPORT_DIR or --export-dir (or var karte_export_dir) to the folder" in line
 
 
 @pytest.mark.parametrize("profiles", ["a folder without profiles.yml", "a missing folder"])

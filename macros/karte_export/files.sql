@@ -139,7 +139,9 @@
     CSV as text with a header row, Parquet as stored; parts are matched by column name. Zero-byte
     parts (and gzips of nothing) are skipped; a table whose files are all empty stops the run, and so do a CSV file that
     is not UTF-8 or is gzip-compressed under a .csv name (check_csv_export_file) and a part
-    without a required column (check_karte_export_part_columns).
+    without a required column (check_karte_export_part_columns). A folder without the table
+    whose current/ holds it is the export sync's DEST, named instead of DEST/current: the error
+    says so.
 -#}
 {% macro duckdb_karte_export_reader(directory, table_name, encoding) %}
     {%- set pattern = duckdb_glob_literal(directory) | replace("'", "''") ~ '/' ~ table_name -%}
@@ -152,6 +154,17 @@
         ~ " where substr(parse_filename(file), " ~ (table_name | length + 1) ~ ", 1) not in ('.', '-')") -%}
         {%- do found.append((row[0], row[1])) -%}
     {%- endfor -%}
+    {%- if found | rejectattr(0, 'equalto', 'near') | list | length == 0 -%}
+        {#- the export sync's DEST named instead of its current link: say which folder to name -#}
+        {%- set below = run_query("select count(*) from glob('"
+            ~ duckdb_glob_literal(directory ~ '/current') | replace("'", "''") ~ '/' ~ table_name ~ "*')") -%}
+        {%- if below.rows[0][0] > 0 -%}
+            {{ exceptions.raise_compiler_error(
+                "KARTE export file missing: " ~ directory ~ "/" ~ table_name ~ ".csv, but " ~ directory
+                ~ "/current holds it: " ~ directory ~ " is the export sync's folder; set var karte_export_dir to "
+                ~ directory ~ "/current") }}
+        {%- endif -%}
+    {%- endif -%}
     {%- set layout = karte_export_layout(directory, table_name, found) -%}
     {%- set listed = duckdb_path_list(layout.paths) -%}
     {%- set sizes = {} -%}
