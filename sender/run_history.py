@@ -82,6 +82,15 @@ def default_run_log(database: Path) -> Path:
     return database.with_name(f"{database.stem}_run.log")
 
 
+def run_log_path(database: Path, named: str | None) -> Path:
+    """sender run's log: the one named (--log-file, env LINE_CAPI_RUN_LOG), else the default
+    next to the database; absolute, links kept (/dev/stdout is not resolved to the pipe behind
+    it). Surrounding whitespace is dropped and a blank name is no name, as for every other
+    setting: a .env saved with Windows line endings would name `line_capi_run.log\r`, and an
+    empty `LINE_CAPI_RUN_LOG=` the current folder."""
+    return Path(os.path.abspath((named or "").strip() or default_run_log(database)))
+
+
 def rotated(path: Path) -> Path:
     """Where the log's previous part goes."""
     return path.with_name(path.name + ".1")

@@ -38,13 +38,13 @@ import duckdb
 from sender import build_memory, fault_points
 from sender.alerts import RUN_ONLY_ENV
 from sender.build_info import read_build_info
-from sender.database import is_lock_error, locked
+from sender.database import DatabaseError, is_lock_error, locked
 from sender.dbt_vars import merge_vars, project_export_dir, take_export_dir
 from sender.exit_codes import ExitCode
 from sender.file_modes import private_file, private_umask
-from sender.run_history import default_run_log, rotate_if_large
+from sender.run_history import rotate_if_large, run_log_path
 from sender.secret_env import scrub
-from sender.settings import ConfigError
+from sender.settings import ConfigError, optional_path
 
 PROJECT_FILE = "dbt_project.yml"
 DBT_ENV_VAR = "LINE_CAPI_DBT"
@@ -179,14 +179,14 @@ def run_config(
     *,
     database: Path,
     export_dir: str | None,
-    project_dir: Path | None,
-    log_file: Path | None,
+    project_dir: str | Path | None,
+    log_file: str | None,
     dbt_args: tuple[str, ...],
     env: dict[str, str],
 ) -> RunConfig:
     """The run's configuration from the command's options (relative paths from the current
     folder); ConfigError when the dbt project or dbt itself cannot be found."""
-    project = (project_dir or default_project_dir()).resolve()
+    project = (optional_path(str(project_dir or "")) or default_project_dir()).resolve()
     if not (project / PROJECT_FILE).is_file():
         raise ConfigError(
             f"{project} has no {PROJECT_FILE}: pass --project-dir or set LINE_CAPI_PROJECT_DIR"
@@ -223,8 +223,7 @@ def run_config(
         database=database,
         export_dir=folder,
         export_note=export_note,
-        # absolute, links kept: /dev/stdout is not resolved to the pipe behind it
-        log_file=Path(os.path.abspath(log_file or default_run_log(database))),
+        log_file=run_log_path(database, log_file),
         dbt=dbt,
         dbt_args=dbt_args,
         env=env,
@@ -331,6 +330,16 @@ def target_lock(target: Path, database: Path, say: Callable[[str], None]) -> Ite
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+class RunLogError(ConfigError):
+    """The run log cannot be opened; ``reason`` is the system's word for why."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(
+            f"run log {path} cannot be written: {reason} (--log-file, env LINE_CAPI_RUN_LOG)"
+        )
+        self.reason = reason
+
+
 class RunLog:
     """Timestamped lines to the log file (appended) and, when asked, to a console stream."""
 
@@ -340,10 +349,7 @@ class RunLog:
             rotate_if_large(path)
             self._file = private_file(path, "a")
         except OSError as exc:  # a folder, a read-only place: the user's path, not a bug
-            raise ConfigError(
-                f"run log {path} cannot be written: {exc.strerror or type(exc).__name__}"
-                " (--log-file, env LINE_CAPI_RUN_LOG)"
-            ) from None
+            raise RunLogError(path, exc.strerror or type(exc).__name__) from None
         self._lock = threading.Lock()
         self._failed = False  # the disk refused a line: the rest goes to the console only
         # closed while a child's last lines still come in (Ctrl-C): they go to the console only
@@ -744,7 +750,18 @@ class ScheduledRun:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.error: str | None = None  # the one error line of a run that stopped
-        self.log = RunLog(config.log_file)
+        try:
+            self.log = RunLog(config.log_file)
+        except RunLogError as exc:
+            if config.log_file != run_log_path(config.database, None):
+                raise  # a log named elsewhere: that setting is what is wrong
+            # the default log goes next to the database, in the folder the run writes the
+            # database's lock file, its WAL and the database itself: say that folder
+            raise DatabaseError(
+                f"cannot create the run log {config.log_file}: {exc.reason}; this run's user"
+                f" ({current_user()}) must be able to write the database's folder"
+                f" {config.database.parent}"
+            ) from None
 
     def say(self, message: str) -> None:
         self.log.write("run", message, self.err)

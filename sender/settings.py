@@ -237,6 +237,13 @@ def target_from_env(env: Mapping[str, str], token: Secret | None) -> LineTarget:
     )
 
 
+def optional_path(value: str | None) -> Path | None:
+    """A folder or file setting that may be left unset: surrounding whitespace dropped (a .env's
+    CR), blank is unset."""
+    text = (value or "").strip()
+    return Path(text) if text else None
+
+
 def database_path(value: str | None) -> Path:
     """The database file; surrounding whitespace dropped, as for every other setting: a .env
     saved with Windows line endings would otherwise name a new, empty database (whose empty

@@ -759,6 +759,26 @@ def test_status_while_the_database_is_held_still_shows_the_running_job(db, tmp_p
     assert json.loads(r.stdout)["last_job"]["started_at"] == started
 
 
+def test_status_says_when_the_run_log_it_was_told_to_read_does_not_exist(db, tmp_path):
+    """A mistyped --log-file (or the job logs elsewhere) is a warning, not a last job silently
+    left out; a run log named with a .env's CR is the same file."""
+    log = tmp_path / "run.log"
+    RunLog(log).write("run", "start: sender run (pid 4242)")
+    env = sender_env(db)
+    missing = tmp_path / "rn.log"
+    for args in (["status"], ["status", "--json"]):
+        r = run_cli([*args, "--log-file", str(missing)], env)
+        assert r.returncode == ExitCode.OK, r.stderr
+        assert r.stderr == (
+            f"warning: run log {missing} does not exist (--log-file, env LINE_CAPI_RUN_LOG):"
+            " no last job\n"
+        )
+    r = run_cli(["status"], sender_env(db, LINE_CAPI_RUN_LOG=f"{log}\r"))
+    assert (r.returncode, r.stderr) == (ExitCode.OK, "")
+    assert "last job  sender run started " in r.stdout
+    assert run_cli(["status"], sender_env(db, LINE_CAPI_RUN_LOG="")).stderr == ""  # the default
+
+
 def test_help_examples_fit_an_80_column_terminal():
     """Rich folds a longer example line, and a folded shell command loses its meaning: the
     mock-server example's `\\` moved to the next line, and pasted, the push went to LINE itself."""

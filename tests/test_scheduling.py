@@ -230,19 +230,45 @@ def test_a_line_that_arrives_after_the_run_log_closed_goes_to_the_console_only(t
     assert (tmp_path / "run.log").read_text().count("\n") == 1
 
 
-def test_a_database_folder_this_user_cannot_write_is_one_line(tmp_path):
+@pytest.mark.parametrize("log", ["named elsewhere", "the default, next to the database"])
+def test_a_database_folder_this_user_cannot_write_is_one_line(tmp_path, log):
     # /sys refuses new files to every user, root included (Permission denied, or read-only)
     export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
     env = {"LINE_CAPI_DUCKDB": "/sys/line_capi.duckdb"}
+    options = ["--log-file", str(tmp_path / "run.log")] if log == "named elsewhere" else []
     with mock_server() as srv:
-        r = sender_run(
-            tmp_path, srv.url, "--log-file", str(tmp_path / "run.log"), export=export, env=env
-        )
+        r = sender_run(tmp_path, srv.url, *options, export=export, env=env)
+        assert srv.stats()["requests"] == 0
+    # the default log goes into the same folder: not "run log ... cannot be written" (exit 2)
     assert r.returncode == ExitCode.DATABASE_ERROR, r.stderr
     line = one_error_line(r.stderr)
-    assert "cannot create the lock file /sys/line_capi.duckdb.lock: " in line
+    made = "lock file /sys/line_capi.duckdb.lock" if options else "run log /sys/line_capi_run.log"
+    assert f"cannot create the {made}: " in line
     assert "must be able to write the database's folder" in line
     assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+
+
+def test_settings_with_a_windows_line_ending_or_left_empty_name_what_they_would_unset(tmp_path):
+    """`. ./.env` of a file saved with CRLF leaves "\r" at the end of each value, and
+    `LINE_CAPI_RUN_LOG=` is set but empty: neither names another file or folder."""
+    log = tmp_path / "run.log"
+    env = {"LINE_CAPI_RUN_LOG": f"{log}\r", "LINE_CAPI_PROJECT_DIR": f"{ROOT}\r"}
+    with mock_server() as srv:  # a missing export stops the run before dbt: quick
+        r = sender_run(tmp_path, srv.url, export=tmp_path / "nowhere", env=env)
+    assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
+    assert f"start: project {ROOT}, database" in r.stderr
+    assert "does not exist (has the export sync run?)" in log.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir() if "\r" in p.name) == []
+
+    for empty in (
+        {"LINE_CAPI_RUN_LOG": ""},
+        {"LINE_CAPI_RUN_LOG": " ", "LINE_CAPI_PROJECT_DIR": ""},
+    ):
+        with mock_server() as srv:
+            r = sender_run(tmp_path, srv.url, export=tmp_path / "nowhere", env=empty)
+        assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
+        assert "Is a directory" not in r.stderr
+        assert "does not exist" in (tmp_path / "line_capi_run.log").read_text().splitlines()[-2]
 
 
 def test_a_file_the_run_may_not_use_is_one_line_not_a_crash(tmp_path):

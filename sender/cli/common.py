@@ -52,7 +52,7 @@ DatabaseOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (for schedulers).")]
 RunLogOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--log-file",
         envvar="LINE_CAPI_RUN_LOG",

@@ -22,12 +22,13 @@ from sender.cli.common import (
     flags,
     open_database,
     out,
+    warn,
 )
 from sender.exit_codes import ExitCode
 from sender.preview import first_pending, table_lines
 from sender.push_summary import error_json
 from sender.report import DEFAULT_BUILDS, render, write_report
-from sender.run_history import default_run_log, last_run
+from sender.run_history import last_run, run_log_path
 from sender.settings import DEFAULT_DATABASE, DEFAULT_ENDPOINT, database_path
 from sender.status import job_lines, read_status_report
 
@@ -63,7 +64,7 @@ def status(
     try:
         with exits_on_error(database):
             path = database_path(database)
-            run_log = log_file or default_run_log(path)
+            run_log = named_run_log(path, log_file)
             report_ = read_status_report(con, database=str(path), path=path, run_log=run_log)
     finally:
         con.close()
@@ -74,15 +75,24 @@ def status(
         out(line)
 
 
+def named_run_log(database: Path, log_file: str | None) -> Path:
+    """The run log to read the last job from; a log named that does not exist (a typo, or the
+    job logs elsewhere) is a warning, not a silently missing last job."""
+    path = run_log_path(database, log_file)
+    if (log_file or "").strip() and not path.exists():
+        warn(f"run log {path} does not exist (--log-file, env LINE_CAPI_RUN_LOG): no last job")
+    return path
+
+
 def _show_last_job_without_database(
-    database: str, exc: Failure, *, json_: bool, log_file: Path | None
+    database: str, exc: Failure, *, json_: bool, log_file: str | None
 ) -> None:
     """What the run log still tells when the database cannot be read: while a run holds it
     (every hour, for a while), whether the last job is running and since when; before a first
     run built it, why that run stopped (a token not set, a missing export). The build, coverage
     and ledger wait for the database; the exit code stays, for a script that needs them."""
     path = database_path(database)
-    job = last_run(log_file or default_run_log(path))
+    job = last_run(named_run_log(path, log_file))
     locked = exc.exit_code == ExitCode.DATABASE_LOCKED
     if json_:
         got = json.loads(error_json(exc.exit_code, exc.message))

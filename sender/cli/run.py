@@ -30,7 +30,7 @@ from sender.cli.common import (
 from sender.compaction import compact
 from sender.database import check_is_duckdb_file
 from sender.exit_codes import ExitCode
-from sender.run_history import SETTINGS_STOP_START, default_run_log
+from sender.run_history import SETTINGS_STOP_START, run_log_path
 from sender.scheduled_run import RunError, RunLog, ScheduledRun, run_config
 from sender.secret_env import read_secret
 from sender.settings import DEFAULT_DATABASE, ConfigError, database_path, target_from_env
@@ -72,7 +72,7 @@ def run_command(
     ] = None,
     database: DatabaseOpt = DEFAULT_DATABASE,
     project_dir: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--project-dir",
             envvar="LINE_CAPI_PROJECT_DIR",
@@ -158,14 +158,14 @@ def run_command(
 
 
 def stopped_by_settings(
-    failure: Failure, settings: alerts.AlertSettings, *, database: str, log_file: Path | None
+    failure: Failure, settings: alerts.AlertSettings, *, database: str, log_file: str | None
 ) -> None:
     """A run its settings stop before it starts (a token file it cannot read, no LINE_TAG_ID)
     is a run all the same: under cron or systemd nobody reads its stderr, so it leaves its lines
     in the run log, where ``sender status`` reads the last run, and it alerts."""
     try:
         path = database_path(database)
-        log_path = Path(os.path.abspath(log_file or default_run_log(path)))
+        log_path = run_log_path(path, log_file)
         log = RunLog(log_path)
     except ConfigError:  # the log itself is what is wrong (or the database path): stderr only
         path, log_path, log = None, None, None
