@@ -45,8 +45,9 @@ DEMO_ENV  := $(DEMO_FILES) LINE_CAPI_ENDPOINT=http://127.0.0.1:$(DEMO_PORT) \
              LINE_CAPI_HEARTBEAT_URL= LINE_CAPI_HEARTBEAT_URL_FILE=
 demo: setup
 	@set -e; \
-	$(BIN)/python -c 'import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", $(DEMO_PORT)))' 2>/dev/null \
-		|| { echo "make demo: port $(DEMO_PORT) is in use (an earlier demo's server?); run make demo DEMO_PORT=<a free port>" >&2; exit 1; }; \
+	free=0; $(BIN)/python -c 'import socket, sys; p = sys.argv[1]; p.isdigit() and 0 < int(p) < 65536 or sys.exit(2); s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(p)))' '$(DEMO_PORT)' 2>/dev/null || free=$$?; \
+	[ $$free != 2 ] || { echo "make demo: DEMO_PORT must be a port number, 1 to 65535, not '$(DEMO_PORT)'" >&2; exit 2; }; \
+	[ $$free = 0 ] || { echo "make demo: port $(DEMO_PORT) is in use (an earlier demo's server?); run make demo DEMO_PORT=<a free port>" >&2; exit 1; }; \
 	$(DEMO_ENV) $(BIN)/sender mock-server --port $(DEMO_PORT) --quiet & server=$$!; \
 	trap 'kill $$server 2>/dev/null' EXIT; \
 	for _ in $$(seq 100); do $(BIN)/python -c 'import socket; socket.create_connection(("127.0.0.1", $(DEMO_PORT)), 1).close()' 2>/dev/null && break; sleep 0.1; done; \

@@ -267,6 +267,23 @@ def test_make_demo_stops_in_one_line_when_its_port_is_taken():
     assert "sender run" not in r.stdout + r.stderr and "pending" not in r.stdout
 
 
+@pytest.mark.parametrize("port", ["abc", "70000", ""])
+def test_make_demo_says_a_port_that_is_no_port_number_is_not_one(port):
+    """Not "port abc is in use", which sends the user looking for a program that is not there."""
+    r = subprocess.run(
+        ["make", "-s", "demo", f"DEMO_PORT={port}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode != 0
+    assert r.stderr.splitlines()[0] == (
+        f"make demo: DEMO_PORT must be a port number, 1 to 65535, not '{port}'"
+    )
+    assert "sender run" not in r.stdout + r.stderr
+
+
 def test_make_demo_names_its_own_files_whatever_the_shell_exports():
     """A shell that exports a real job's settings (its database, run log, token file, alert
     webhook) must not have the sample's run written into them: each `sender` command of the
