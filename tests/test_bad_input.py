@@ -217,6 +217,10 @@ def test_hostile_values_are_sent_cleaned_or_rejected_with_a_reason(tmp_path):
         conversion("TS-SPACED-OFFSET", "2026-03-01 11:00:00.000 +0900"),  # Snowflake's default
         conversion("TS-SPACED-WEST", "2026-02-28 21:00:00 -05:00"),
         conversion("TS-GARBAGE", "31/02/2026 25:99"),
+        # epochs as pandas writes an integer column with gaps: floats, the fraction truncated
+        conversion("TS-EPOCH-FLOAT", f"{T - HOUR}.0"),
+        conversion("TS-EPOCH-MS-FLOAT", f"{(T - HOUR) * 1000 + 999}.5"),
+        conversion("TS-EPOCH-DOTS", f"{T - HOUR}.0.0"),
         # a spreadsheet's dates: their zone and day order cannot be known, so they are not read
         conversion("TS-SLASHES", "2026/03/01 11:00"),
         conversion("TS-US-ORDER", "03/01/2026 11:00"),
@@ -253,6 +257,9 @@ def test_hostile_values_are_sent_cleaned_or_rejected_with_a_reason(tmp_path):
     assert payloads["TS-SPACED-WEST"]["event"]["event_timestamp"] == T - HOUR
     assert "custom" not in payloads["TS-Z"]  # revenue text and items not JSON: no custom
     assert "custom" not in payloads["REVENUE-HUGE"]
+    assert payloads["TS-EPOCH-FLOAT"]["event"]["event_timestamp"] == T - HOUR
+    assert payloads["TS-EPOCH-MS-FLOAT"]["event"]["event_timestamp"] == T - HOUR
+    assert rejected["TS-EPOCH-DOTS"] == "invalid_sync_date"
     assert rejected["TS-GARBAGE"] == "invalid_sync_date"
     assert rejected["TS-EMPTY"] == "invalid_sync_date"
     assert rejected["TS-SLASHES"] == rejected["TS-US-ORDER"] == "invalid_sync_date"

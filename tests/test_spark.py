@@ -239,8 +239,14 @@ def test_fixture_export_same_rows_and_json_on_spark_and_duckdb(fixture_builds):
         "EDGE-FRAC",
         "EDGE-EPOCH",
         "EDGE-MS",
+        "EDGE-EPOCH-FLOAT",
+        "EDGE-MS-FLOAT",
         "EDGE-LOWER-Z",
     } <= set(payloads)
+    assert (
+        payloads["EDGE-EPOCH-FLOAT"]["event"]["event_timestamp"]
+        == payloads["EDGE-EPOCH"]["event"]["event_timestamp"]
+    )
     assert payloads["EDGE-Z"]["user"]["click_id"] == "Abc-1"  # not Newer_1 + line break
     assert payloads["EDGE-HHMM"]["user"]["click_id"] == "Old_2"  # `a+b` is not a click id
     assert "email" in payloads["EDGE-HHMM"]["user"]  # a\vb@example.com is an address for RE2

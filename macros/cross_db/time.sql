@@ -5,7 +5,7 @@
     A text with an offset (`Z`, `+09:00`, `+0900`, also after a space) honours it; one without is at
     `utc_offset_seconds` from UTC (0: UTC; 32400: Japan time), and so is a date alone (its
     midnight). RFC 3339's lower-case `t` and `z` read as `T` and `Z`. Plain digits are epoch seconds (9-10 digits), milliseconds (12-13 digits) or
-    microseconds (16 digits, BigQuery's UNIX_MICROS), as some exports write them.
+    microseconds (16 digits, BigQuery's UNIX_MICROS), as some exports write them; a fraction after them is truncated.
 -#}
 {% macro iso8601_to_unix_seconds(expr, utc_offset_seconds) %}
     {{ return(adapter.dispatch('iso8601_to_unix_seconds', 'line_capi')(expr, utc_offset_seconds | int)) }}
@@ -34,9 +34,10 @@
                 then epoch_us(try_cast(regexp_replace(upper({{ expr }}), '\s+([+-][0-9])', '\1') as timestamptz)) // 1000000
                 else epoch_us(try_cast(upper({{ expr }}) as timestamp)) // 1000000
                     {%- if utc_offset_seconds %} - ({{ utc_offset_seconds }}){% endif %} end
-        when regexp_full_match({{ expr }}, '[0-9]{9,10}') then try_cast({{ expr }} as bigint)
-        when regexp_full_match({{ expr }}, '[0-9]{12,13}') then try_cast({{ expr }} as bigint) // 1000
-        when regexp_full_match({{ expr }}, '[0-9]{16}') then try_cast({{ expr }} as bigint) // 1000000
+        {# a fraction truncated: pandas writes an integer column with gaps as floats (1764554400.0) #}
+        when regexp_full_match({{ expr }}, '[0-9]{9,10}(?:[.][0-9]*)?') then try_cast(split_part({{ expr }}, '.', 1) as bigint)
+        when regexp_full_match({{ expr }}, '[0-9]{12,13}(?:[.][0-9]*)?') then try_cast(split_part({{ expr }}, '.', 1) as bigint) // 1000
+        when regexp_full_match({{ expr }}, '[0-9]{16}(?:[.][0-9]*)?') then try_cast(split_part({{ expr }}, '.', 1) as bigint) // 1000000
         {# not ISO 8601 (2025/12/31 16:41, 01/01/2026): null, not a guess at its zone or day order #}
     end)
 {%- endmacro %}
@@ -46,7 +47,7 @@
     `yyyy-m-d`, then optionally `[T ]h:m`, `:s`, `.fraction` (any length, truncated to
     microseconds), then optionally (after a space or not) `Z`, `+hh`, `+hhmm` or `+hh:mm`. Without
     an offset the text gets `utc_offset_seconds` as one (`Z` for 0), whatever
-    spark.sql.session.timeZone is. Lower-case `t` and `z` are read as upper-case. Anything else is null, as are impossible dates. Plain digits are epoch seconds (9-10), milliseconds (12-13) or microseconds (16).
+    spark.sql.session.timeZone is. Lower-case `t` and `z` are read as upper-case. Anything else is null, as are impossible dates. Plain digits are epoch seconds (9-10), milliseconds (12-13) or microseconds (16), a fraction after them truncated.
     Known differences from DuckDB (texts KARTE does not write): DuckDB also reads `24:00:00`
     (next day), 5-digit years, and ignores a trailing zone name such as ` Asia/Tokyo`.
 -#}
@@ -64,9 +65,9 @@
     {%- set normalized = "replace(regexp_replace(" ~ defaults ~ ", '[|]$', '|" ~ default_offset ~ "'), '|', '')" -%}
     {{ spark_let('upper(' ~ expr ~ ')', 'iso_text', "
         case
-            when " ~ spark__regex_full_match('iso_text', '^[0-9]{9,10}$') ~ " then try_cast(iso_text as bigint)
-            when " ~ spark__regex_full_match('iso_text', '^[0-9]{12,13}$') ~ " then try_cast(iso_text as bigint) div 1000
-            when " ~ spark__regex_full_match('iso_text', '^[0-9]{16}$') ~ " then try_cast(iso_text as bigint) div 1000000
+            when " ~ spark__regex_full_match('iso_text', '^[0-9]{9,10}(?:[.][0-9]*)?$') ~ " then try_cast(substring_index(iso_text, '.', 1) as bigint)
+            when " ~ spark__regex_full_match('iso_text', '^[0-9]{12,13}(?:[.][0-9]*)?$') ~ " then try_cast(substring_index(iso_text, '.', 1) as bigint) div 1000
+            when " ~ spark__regex_full_match('iso_text', '^[0-9]{16}(?:[.][0-9]*)?$') ~ " then try_cast(substring_index(iso_text, '.', 1) as bigint) div 1000000
             when " ~ spark__regex_full_match('iso_text', iso) ~ "
                 then unix_micros(try_cast(" ~ normalized ~ " as timestamp)) div 1000000
         end") }}
