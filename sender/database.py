@@ -203,10 +203,16 @@ def _fix_mmap_threshold() -> None:
 
 
 def check_is_duckdb_file(path: Path) -> None:
-    """DatabaseError (one line) when ``path`` is a folder, or a file with content that is not a
-    DuckDB database (a CSV named by mistake); an empty file is left to DuckDB."""
+    """DatabaseError (one line) when ``path`` is a folder, a device or a pipe (/dev/null), or a
+    file with content that is not a DuckDB database (a CSV named by mistake); an empty file is
+    left to DuckDB."""
     if path.is_dir():
         raise DatabaseError(f"database {path} is a folder: name the DuckDB file dbt builds")
+    if path.exists() and not path.is_file():
+        raise DatabaseError(
+            f"database {path} is not a regular file (a device or a pipe): name the DuckDB file"
+            " dbt builds"
+        )
     if not looks_like_duckdb(path):
         raise DatabaseError(
             f"{path} is not a DuckDB database file: name the file dbt builds"

@@ -262,6 +262,15 @@ def test_a_file_that_is_not_a_duckdb_database_is_named_and_left_as_it_is(tmp_pat
         r.stderr.strip()
         == f"error: database {tmp_path} is a folder: name the DuckDB file dbt builds"
     )
+    # /dev/null: not DuckDB's "Could not fsync" after the build started, nor a log in /dev
+    for args in (["status"], ["push"], ["run", "--export-dir", str(tmp_path)]):
+        r = invoke(args, sender_env("/dev/null"))
+        assert r.exit_code == ExitCode.DATABASE_ERROR, (args, r.stderr)
+        assert r.stderr.strip().endswith(
+            "database /dev/null is not a regular file (a device or a pipe): name the DuckDB"
+            " file dbt builds"
+        ), r.stderr
+    assert not os.path.exists("/dev/null_run.log")
 
 
 def test_a_database_path_with_a_windows_line_ending_names_the_same_file(db):

@@ -166,6 +166,9 @@ def stopped_by_settings(
     try:
         path = database_path(database)
         log_path = run_log_path(path, log_file)
+        if log_path == run_log_path(path, None) and path.exists() and not path.is_file():
+            # the default log goes beside the database: not into /dev for -d /dev/null
+            raise ConfigError(f"database {path} is not a file")
         log = RunLog(log_path)
     except ConfigError:  # the log itself is what is wrong (or the database path): stderr only
         path, log_path, log = None, None, None
