@@ -4,7 +4,8 @@
     python3 datahub/sync_export.py /mnt/exports/line-capi /srv/karte    # a local or mounted folder
 
 SOURCE holds one folder per run of the Datahub job flow (its export path, e.g.
-line-capi/{{YYYYMMDD}}-{{HH}}/), named so that names sort by time. The newest folder that holds
+line-capi/{{YYYYMMDD}}-{{HH}}/), named so that names sort by time: a run's name starts with a
+digit, and other folders (a `latest` link, `backfill/`) are not runs. The newest folder that holds
 all four tables and has not changed for --settle-minutes (a table exported in parts may still be
 getting its last ones) is copied to DEST/<folder>, then DEST/current is swapped to it in one
 rename: a build reading DEST/current sees the previous export or the new one, never a
@@ -17,7 +18,8 @@ whatever the umask): the export holds personal data.
 
 Exit codes: 0 synced (or already current); 1 nothing complete to copy, the copy failed or another
 sync is running (DEST/current is left as it was); 2 bad arguments: an empty SOURCE or DEST, or a
-DEST that is not the sync's own. See docs/karte-datahub.md.
+DEST that is not the sync's own; 130 interrupted (the half-done copy is deleted). See
+docs/karte-datahub.md.
 """
 
 from __future__ import annotations
@@ -64,6 +66,13 @@ class NotOwnFolder(SyncError):
     """DEST holds files the sync did not write: a bad argument, not a failed sync."""
 
 
+def run_names(entries: dict[str, bool]) -> list[str]:
+    """The run folders among `entries` (name -> is a folder, links left out), oldest first: their
+    names start with the run's date, so a `latest` or `backfill` folder, whose name sorts after
+    every date, is never taken for the newest run."""
+    return sorted(name for name, is_folder in entries.items() if is_folder and name[:1].isdigit())
+
+
 def missing_tables(entries: dict[str, bool]) -> list[str]:
     """The tables that none of `entries` (name -> is a folder) holds in a layout the build reads.
 
@@ -96,8 +105,9 @@ class LocalSource:
     def __str__(self) -> str:
         return str(self.root)
 
-    def runs(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not hidden(p.name))
+    def top_entries(self) -> dict[str, bool]:
+        """The source's own entries (name -> is a folder); a link is no run folder."""
+        return {p.name: p.is_dir() and not p.is_symlink() for p in self.root.iterdir()}
 
     def entries(self, run: str) -> dict[str, bool]:
         return folder_entries(self.root / run)
@@ -123,13 +133,8 @@ class CloudStorageSource:
     def __str__(self) -> str:
         return self.url
 
-    def runs(self) -> list[str]:
-        lines = self.gcloud("ls", f"{self.url}/")
-        return sorted(
-            name
-            for name, is_folder in listed(lines, f"{self.url}/")
-            if is_folder and not hidden(name)
-        )
+    def top_entries(self) -> dict[str, bool]:
+        return dict(listed(self.gcloud("ls", f"{self.url}/"), f"{self.url}/"))
 
     def entries(self, run: str) -> dict[str, bool]:
         return dict(listed(self.gcloud("ls", f"{self.url}/{run}/"), f"{self.url}/{run}/"))
@@ -195,9 +200,20 @@ def first_error(error: Exception) -> str:
 
 def newest_complete_run(source, settle_seconds: float = SETTLE_MINUTES * 60) -> str:
     """The newest run that holds every table and has been still for `settle_seconds`."""
-    runs = source.runs()
+    top = source.top_entries()
+    if not missing_tables(top):
+        raise SyncError(
+            f"export source {source} holds the four tables itself: give the folder above it,"
+            " whose sub-folders are the export's runs"
+        )
+    runs = run_names(top)
     if not runs:
-        raise SyncError(f"export source {source} holds no run folder")
+        others = sorted(name for name, is_folder in top.items() if is_folder)
+        shown = f" (only {', '.join(others[:3])}{', ...' if len(others) > 3 else ''})"
+        raise SyncError(
+            f"export source {source} holds no run folder, named by its date such as"
+            f" 20261130-10{shown if others else ''}"
+        )
     skipped = []
     for run in reversed(runs):
         missing = missing_tables(source.entries(run))
@@ -396,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     except NotOwnFolder as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the half-done copy was deleted on the way out
+        print("error: interrupted", file=sys.stderr)
+        return 130
     except (SyncError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

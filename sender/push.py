@@ -662,9 +662,15 @@ class Pusher:
                 if resp.html
                 else ":"
             )
+            # a rehearsal's mock server started with another token is not LINE: say which
+            who = (
+                "LINE"
+                if self.target.endpoint == DEFAULT_ENDPOINT
+                else f"{self.target.endpoint} (not LINE's endpoint)"
+            )
             return (
                 "auth",
-                f"LINE answered HTTP {resp.http_status} for LINE Tag {self.target.tag_id}{page}"
+                f"{who} answered HTTP {resp.http_status} for LINE Tag {self.target.tag_id}{page}"
                 " the access token is wrong, belongs to another tag, or is not a LINE Tag"
                 " access token; nothing more was sent",
             )

@@ -359,3 +359,73 @@ def test_only_copies_are_pruned_and_tightened_not_what_else_is_in_dest(tmp_path)
     assert (notes / "readme.txt").read_text() == "kept"
     assert stat.S_IMODE(notes.stat().st_mode) == 0o755
     assert (half / "conversions.csv").read_text() == "kept"
+
+
+def test_only_dated_folders_are_runs_so_a_latest_link_never_pins_the_sync(tmp_path):
+    """A `latest` link or a `backfill/` folder sorts after every date: taken for the newest run,
+    it held current on one copy while the export went on (stale hours later, exit 11)."""
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    write_run(source, "20261130-10")
+    write_run(source, "backfill")
+    (source / "latest").symlink_to("20261130-10")
+    assert sync(source, dest).returncode == 0
+    assert current_run(dest) == "20261130-10"
+    write_run(source, "20261130-11")
+    (source / "latest").unlink()
+    (source / "latest").symlink_to("20261130-11")
+
+    done = sync(source, dest)
+
+    assert done.returncode == 0, done.stderr
+    assert current_run(dest) == "20261130-11"
+    assert not (dest / "latest").exists() and not (dest / "backfill").exists()
+
+
+def test_a_source_without_runs_says_what_it_holds_instead(tmp_path):
+    run = write_run(tmp_path / "source", "20261130-10")
+    done = sync(run, tmp_path / "dest")  # the run folder itself, not the folder of runs
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"error: export source {run} holds the four tables itself: give the folder above it,"
+        " whose sub-folders are the export's runs\n",
+    )
+    only = tmp_path / "undated"
+    write_run(only, "backfill")
+    (only / "notes").mkdir()
+    done = sync(only, tmp_path / "dest")
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"error: export source {only} holds no run folder, named by its date such as"
+        " 20261130-10 (only backfill, notes)\n",
+    )
+    assert not (tmp_path / "dest" / "current").exists()
+
+
+def test_an_interrupted_copy_is_one_line_and_leaves_nothing_half_done(
+    tmp_path, monkeypatch, capsys, request
+):
+    """Ctrl-C during a long copy: the half-done copy is deleted, current stays, no traceback."""
+    umask = os.umask(0o022)  # main() sets the owner-only umask: give this worker its own back
+    os.umask(umask)
+    request.addfinalizer(lambda: os.umask(umask))
+    spec = importlib.util.spec_from_file_location("sync_export", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    write_run(source, "20261130-10")
+    assert module.main([str(source), str(dest)]) == 0
+    write_run(source, "20261130-11")
+    copy = module.LocalSource.copy
+
+    def interrupted(self, run, target):
+        copy(self, run, target)  # the files are there, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module.LocalSource, "copy", interrupted)
+    capsys.readouterr()
+
+    assert module.main([str(source), str(dest)]) == 130
+
+    assert capsys.readouterr().err == "error: interrupted\n"
+    assert current_run(dest) == "20261130-10"
+    assert sorted(p.name for p in dest.iterdir()) == [".sync.lock", "20261130-10", "current"]

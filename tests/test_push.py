@@ -231,6 +231,8 @@ def test_403_is_authentication_too(db):
         # the first request goes alone: one 403, nothing more
         assert s.exit_code == ExitCode.AUTHENTICATION and srv.stats()["by_status"] == {"403": 1}
     assert "the access token is wrong" in s.message and "web page" not in s.message
+    # the mock server of a rehearsal started with another token than the job's: not "LINE"
+    assert s.message.startswith(f"{srv.url} (not LINE's endpoint) answered HTTP 403 for LINE Tag")
     # a proxy or firewall that refuses the request answers with a web page: said first
     page = Answer(403, headers={"Content-Type": "text/html; charset=utf-8"})
     with mock_server(on_request=lambda request: page) as srv:

@@ -132,6 +132,7 @@ def install(tmp_path):
     for name in ("dbt_project.yml", "models", "macros", "seeds", "tests", "sample", "datahub"):
         (home / name).symlink_to(ROOT / name)
     (home / "profiles.yml").symlink_to(ROOT / "profiles.example.yml")
+    (home / "data").mkdir()  # a checkout has data/ (data/.gitkeep), where the database goes
     (home / ".venv").symlink_to(Path(sys.executable).parent.parent)
     # the Datahub job flow's output: one run folder, written half an hour ago
     export = clock_export(

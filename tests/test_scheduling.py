@@ -248,6 +248,32 @@ def test_a_database_folder_this_user_cannot_write_is_one_line(tmp_path, log):
     assert "Traceback" not in r.stderr and "internal error" not in r.stderr
 
 
+def test_a_database_in_a_folder_that_does_not_exist_is_refused_not_made(tmp_path):
+    """LINE_CAPI_DUCKDB=date/line_capi.duckdb (a typo), or ~/lc/x.duckdb from a systemd
+    EnvironmentFile, which expands no ~: the run made the folder for its log and lock, and built a
+    second, empty ledger that re-sent the window, with exit 0 and nothing a cron mail shows."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    for name in ("date/line_capi.duckdb", "~/lc/x.duckdb"):
+        database = tmp_path / name
+        with mock_server() as srv:
+            r = sender_run(
+                tmp_path, srv.url, export=export, env={"LINE_CAPI_DUCKDB": str(database)}
+            )
+            assert srv.stats()["requests"] == 0
+        assert r.returncode == ExitCode.USAGE, r.stderr
+        assert r.stderr == (
+            f"error: the folder of the database {database} does not exist: create it, or fix"
+            " LINE_CAPI_DUCKDB (or --database)\n"
+        )
+        assert not database.parent.exists()
+    # stopped by another setting first, it leaves no log there either
+    with mock_server() as srv:
+        env = {"LINE_CAPI_DUCKDB": str(tmp_path / "date" / "x.duckdb"), "LINE_TAG_ID": ""}
+        r = sender_run(tmp_path, srv.url, export=export, env=env)
+    assert r.returncode == ExitCode.USAGE and "LINE_TAG_ID" in r.stderr
+    assert not (tmp_path / "date").exists()
+
+
 def test_settings_with_a_windows_line_ending_or_left_empty_name_what_they_would_unset(tmp_path):
     """`. ./.env` of a file saved with CRLF leaves "\r" at the end of each value, and
     `LINE_CAPI_RUN_LOG=` is set but empty: neither names another file or folder."""

@@ -120,6 +120,13 @@ def run_command(
             )
             if config.database.exists():  # dbt would fail on it after the freshness check
                 check_is_duckdb_file(config.database)
+            elif not config.database.parent.is_dir():
+                # a typo (date/ for data/) or a ~ no shell expanded: the run would create the
+                # folder for its log and lock, and build a second, empty ledger there
+                raise ConfigError(
+                    f"the folder of the database {config.database} does not exist: create it,"
+                    " or fix LINE_CAPI_DUCKDB (or --database)"
+                )
             if config.export_dir is not None and holds_sample_marker(config.export_dir):
                 # the push would refuse it after the build; say so before the build
                 where = (
@@ -166,9 +173,11 @@ def stopped_by_settings(
     try:
         path = database_path(database)
         log_path = run_log_path(path, log_file)
-        if log_path == run_log_path(path, None) and path.exists() and not path.is_file():
-            # the default log goes beside the database: not into /dev for -d /dev/null
-            raise ConfigError(f"database {path} is not a file")
+        beside = log_path == run_log_path(path, None)
+        if beside and (not path.parent.is_dir() or (path.exists() and not path.is_file())):
+            # the default log goes beside the database: not into /dev for -d /dev/null, nor
+            # into a folder of a mistyped path that it would create
+            raise ConfigError(f"no log beside database {path}")
         log = RunLog(log_path)
     except ConfigError:  # the log itself is what is wrong (or the database path): stderr only
         path, log_path, log = None, None, None
