@@ -340,14 +340,31 @@ class RunLogError(ConfigError):
         self.reason = reason
 
 
+# The process's own output named as a log (`--log-file /dev/stdout` in a container): written
+# through the descriptor it already has. Opened again, it would get an offset of its own, and
+# under a shell's `> file` its lines and the console's would write over each other.
+_OWN_STREAMS = {
+    "/dev/stdout": 1,
+    "/dev/fd/1": 1,
+    "/proc/self/fd/1": 1,
+    "/dev/stderr": 2,
+    "/dev/fd/2": 2,
+    "/proc/self/fd/2": 2,
+}
+
+
 class RunLog:
     """Timestamped lines to the log file (appended) and, when asked, to a console stream."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            rotate_if_large(path)
-            self._file = private_file(path, "a")
+            own = _OWN_STREAMS.get(str(path))
+            if own is not None:
+                self._file = os.fdopen(os.dup(own), "a", encoding="utf-8")
+            else:
+                rotate_if_large(path)
+                self._file = private_file(path, "a")
         except OSError as exc:  # a folder, a read-only place: the user's path, not a bug
             raise RunLogError(path, exc.strerror or type(exc).__name__) from None
         self._lock = threading.Lock()

@@ -248,6 +248,38 @@ def test_a_database_folder_this_user_cannot_write_is_one_line(tmp_path, log):
     assert "Traceback" not in r.stderr and "internal error" not in r.stderr
 
 
+def test_a_log_to_dev_stdout_under_a_shells_redirect_loses_no_line(tmp_path):
+    """`sender run --log-file /dev/stdout > out.txt`: opened again, /dev/stdout had an offset of
+    its own, and the log's lines and the push's summary wrote over each other."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1, "ORD-2": 2}, newest_hours=0.2)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINE_")}
+    env |= dbt_forkserver.sender_env() | {"PYTHONPATH": str(ROOT)}
+    out = tmp_path / "out.txt"
+    with mock_server() as srv, out.open("w") as stdout:
+        env |= {
+            "LINE_CAPI_DUCKDB": str(tmp_path / "line_capi.duckdb"),
+            "LINE_TAG_ID": TAG_ID,
+            "LINE_ACCESS_TOKEN": TOKEN,
+            "LINE_CAPI_ENDPOINT": srv.url,
+            "KARTE_EXPORT_DIR": str(export),
+        }
+        command = [sys.executable, "-m", "sender", "run", "--log-file", "/dev/stdout"]
+        done = subprocess.run(
+            [*command, "--", *dbt_args(tmp_path)],
+            env=env,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
+    assert done.returncode == ExitCode.OK, done.stderr
+    lines = out.read_text().splitlines()
+    assert re.fullmatch(r"\S+Z run: start: project .*", lines[0]), lines[:2]
+    assert re.fullmatch(r"\S+Z run: done: exit 0", lines[-1]), lines[-3:]
+    assert any("accepted 2" in line for line in lines), lines
+    assert not (tmp_path / "line_capi_run.log").exists()
+
+
 def test_a_database_in_a_folder_that_does_not_exist_is_refused_not_made(tmp_path):
     """LINE_CAPI_DUCKDB=date/line_capi.duckdb (a typo), or ~/lc/x.duckdb from a systemd
     EnvironmentFile, which expands no ~: the run made the folder for its log and lock, and built a
