@@ -51,6 +51,8 @@ DBT_ENV_VAR = "LINE_CAPI_DBT"
 # the access token and its file: the push needs them, dbt does not
 TOKEN_ENV = ("LINE_ACCESS_TOKEN", "LINE_ACCESS_TOKEN_FILE")
 BUILD_ARGS = ("build", "--exclude-resource-type", "unit_test")
+# dbt's node selection, after `sender run --`: a build that leaves out line_capi_build_info
+SELECTION_OPTIONS = ("--select", "-s", "--models", "-m", "--exclude", "--selector")
 
 # dbt's console lines: colour codes and an HH:MM:SS prefix
 _DBT_PREFIX = re.compile(r"^(?:\x1b\[[0-9;]*m)*(?:\d\d:\d\d:\d\d\s+)?")
@@ -518,6 +520,15 @@ def dbt_error_line(lines: list[str]) -> str:
     return done[-1] if done else (next((t for t in reversed(clean) if t), "no output"))
 
 
+def selection_option(dbt_args: tuple[str, ...]) -> str | None:
+    """The first node-selection option among the dbt arguments (`--select x`, `-s=x`), if any."""
+    for arg in dbt_args:
+        name = arg.split("=", 1)[0]
+        if name in SELECTION_OPTIONS:
+            return name
+    return None
+
+
 def target_path(config: RunConfig) -> Path:
     """Where dbt writes sources.json: --target-path among the dbt arguments, env
     DBT_TARGET_PATH, or target/ in the project."""
@@ -965,6 +976,15 @@ class ScheduledRun:
             raise self.dbt_failed("dbt build", code, lines)
         built = built_invocation(target_path(self.config) / "run_results.json", started)
         if built is not None and built_elsewhere(self.config.database, built):
+            selection = selection_option(self.config.dbt_args)
+            if selection is not None:
+                raise RunError(
+                    f"dbt build with {selection} (after `sender run --`) left out"
+                    " line_capi_build_info, so the push would send an older build: sender run"
+                    f" builds the whole project; run a partial build with `dbt build {selection}"
+                    " …` by hand; nothing was sent",
+                    ExitCode.USAGE,
+                )
             # a profile with a path of its own: the push would send an old build, hour after hour
             raise RunError(
                 f"dbt build wrote another database than {self.config.database}: its"
@@ -1015,16 +1035,16 @@ class ScheduledRun:
                 )
                 if self.config.export_note:
                     self.say(self.config.export_note)
-                if not self.config.database.exists():
-                    # a job started in another folder than its own (cron's home) with the
-                    # relative default: a second database whose empty ledger sends it all again
-                    self.say(
-                        f"note: database {self.config.database} is new: its ledger is empty, so"
-                        " this run sends every conversion of the window (expected on a job's"
-                        " first run; else the job's database is elsewhere: run in its folder or"
-                        " give LINE_CAPI_DUCKDB an absolute path)"
-                    )
                 with run_lock(self.config.database):
+                    if not self.config.database.exists():  # said once the run goes ahead
+                        # a job started in another folder than its own (cron's home) with the
+                        # relative default: a second database whose empty ledger sends it all
+                        self.say(
+                            f"note: database {self.config.database} is new: its ledger is"
+                            " empty, so this run sends every conversion of the window (expected"
+                            " on a job's first run; else the job's database is elsewhere: run"
+                            " in its folder or give LINE_CAPI_DUCKDB an absolute path)"
+                        )
                     # dbt's target folder only while dbt writes it and its results are read:
                     # another site's build need not wait for this site's push
                     with target_lock(target_path(self.config), self.config.database, self.say):

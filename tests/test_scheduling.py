@@ -519,6 +519,32 @@ def test_a_profile_that_builds_another_database_stops_the_run(tmp_path):
     ) in one_error_line(r.stderr)
 
 
+def test_a_selection_after_the_double_dash_is_named_as_the_cause(tmp_path):
+    """`sender run -- --select line_capi_payload` leaves line_capi_build_info as the last full
+    build wrote it: the error says the selection, not a profile that builds elsewhere."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    with mock_server() as srv:
+        assert sender_run(tmp_path, srv.url, export=export).returncode == ExitCode.OK
+        r = run_cli(
+            ["run", "--", *dbt_args(tmp_path), "--select", "line_capi_payload"],
+            {
+                "LINE_CAPI_DUCKDB": str(tmp_path / "line_capi.duckdb"),
+                "LINE_TAG_ID": TAG_ID,
+                "LINE_ACCESS_TOKEN": TOKEN,
+                "LINE_CAPI_ENDPOINT": srv.url,
+                "KARTE_EXPORT_DIR": str(export),
+            },
+            timeout=300,
+        )
+        assert srv.stats()["requests"] == 1  # the first run's
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    assert (
+        "error: dbt build with --select (after `sender run --`) left out line_capi_build_info,"
+        " so the push would send an older build: sender run builds the whole project; run a"
+        " partial build with `dbt build --select …` by hand; nothing was sent"
+    ) in one_error_line(r.stderr)
+
+
 def test_a_database_built_elsewhere_is_told_from_one_that_cannot_be_read_now(tmp_path):
     db = tmp_path / "line_capi.duckdb"
     assert built_elsewhere(db, "run-1")  # no file: dbt wrote another
@@ -915,6 +941,7 @@ def test_a_second_concurrent_run_is_refused_at_once(tmp_path):
     assert r.returncode == ExitCode.ALREADY_RUNNING, r.stderr
     assert "another sender run (pid 4242) holds" in one_error_line(r.stderr)
     assert not (tmp_path / "line_capi.duckdb").exists()  # nothing was built
+    assert "is new: its ledger is empty" not in r.stderr  # nor would it send anything
 
 
 @pytest.mark.parametrize(
