@@ -248,6 +248,16 @@ def test_the_cron_and_systemd_recipes_run_the_hourly_job(install, tmp_path):
     assert TOKEN not in log + cron.stderr + cron.stdout + systemd.stderr + systemd.stdout
 
 
+def make_demo(port: int | str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "-s", "demo", f"DEMO_PORT={port}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_make_demo_stops_in_one_line_when_its_port_is_taken():
     """Not a push to whatever listens there (another program, an earlier demo's server)."""
     import socket
@@ -256,13 +266,7 @@ def test_make_demo_stops_in_one_line_when_its_port_is_taken():
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        r = subprocess.run(
-            ["make", "-s", "demo", f"DEMO_PORT={port}"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        r = make_demo(port)
     assert r.returncode != 0
     assert f"make demo: port {port} is in use" in r.stderr
     assert "sender run" not in r.stdout + r.stderr and "pending" not in r.stdout
@@ -271,13 +275,7 @@ def test_make_demo_stops_in_one_line_when_its_port_is_taken():
 @pytest.mark.parametrize("port", ["abc", "70000", ""])
 def test_make_demo_says_a_port_that_is_no_port_number_is_not_one(port):
     """Not "port abc is in use", which sends the user looking for a program that is not there."""
-    r = subprocess.run(
-        ["make", "-s", "demo", f"DEMO_PORT={port}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = make_demo(port)
     assert r.returncode != 0
     assert r.stderr.splitlines()[0] == (
         f"make demo: DEMO_PORT must be a port number, 1 to 65535, not '{port}'"
