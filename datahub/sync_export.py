@@ -354,12 +354,14 @@ def warn(line: str) -> None:
 
 def given(variable: str):
     """An argparse type for a path that must not be blank: an unset variable in the cron line or
-    the systemd unit passes "", which would otherwise mean the current folder."""
+    the systemd unit passes "", which would otherwise mean the current folder. Spaces and line
+    breaks around it are dropped: a .env saved with Windows line endings ends each value in a
+    carriage return, which would name another folder."""
 
     def check(text: str) -> str:
         if not text.strip():
             raise argparse.ArgumentTypeError(f"is empty (is {variable} set in .env?)")
-        return text
+        return text.strip()
 
     return check
 

@@ -79,9 +79,9 @@ NO_EXPORT_NAMED = (
     " /srv/karte/current; a var goes after --: sender run -- --vars '{karte_export_dir: ...}')"
 )
 _SET_THE_VAR = "set var karte_export_dir to"
+SET_THE_FOLDER = "set KARTE_EXPORT_DIR or --export-dir (or var karte_export_dir) to"
 # the export's four tables, as files, parts or folders of parts start their names
 EXPORT_TABLES = ("conversions", "page_views", "line_users", "user_master")
-SET_THE_FOLDER = "set KARTE_EXPORT_DIR or --export-dir (or var karte_export_dir) to"
 # DuckDB's first line says which file, not what is wrong with it: what it means, said once
 _MALFORMED_CSV = re.compile(r"Error when sniffing file|CSV Error on Line")
 _CSV_FILE_OPTION = re.compile(r"^\s*file = (.+)$")

@@ -309,6 +309,20 @@ def test_an_empty_source_or_dest_is_refused_and_the_current_folder_left_alone(tm
     assert sorted(p.name for p in project.iterdir()) == ["20261130-10", "data", "models"]
 
 
+def test_a_windows_line_ending_after_source_and_dest_names_the_same_folders(tmp_path):
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    write_run(source, "20261130-10")
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", str(SCRIPT), f"{source}\r", f"{dest}\r"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert current_run(dest) == "20261130-10"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dest", "source"]
+
+
 def test_a_dest_holding_files_the_sync_did_not_write_is_refused(tmp_path):
     source, dest = tmp_path / "source", tmp_path / "project"
     write_run(source, "20261130-10")
