@@ -216,7 +216,10 @@ def edge_tables() -> dict[str, list[dict]]:
         # already hashed (upper case): lowercased, not hashed again
         {"user_id": "e3", "email": "A" * 64, "phone": "+1 (415) 555-0100"},
         {"user_id": "e4", "email": "bad address", "phone": "0312345"},
+        # a "no value" word (Snowflake's \N) is no user: never joined to its conversion
+        {"user_id": "\\N", "email": "stranger@example.com"},
     ]
+    tables["conversions"].append(_conversion("EDGE-NOID", "\\N", "2026-03-01T01:00:00Z", "pv-e13"))
     return tables
 
 

@@ -326,3 +326,48 @@ def test_absurd_windows_are_refused(tmp_path, var, value):
     )
     assert result.returncode != 0
     assert f"invalid dbt var {var}={value}: expected a whole number" in result.output
+
+
+@pytest.mark.parametrize("missing", ["\\N", "NULL", "nan", "None", "undefined"])
+def test_a_no_value_word_is_no_id_so_strangers_are_never_joined(tmp_path, missing):
+    """Snowflake's unload writes a missing value as \\N, pandas as nan or None: read as an id,
+    every such user was one person, and a stranger's click id, email and page view (its IP and
+    user agent) went out in another's event."""
+    tables = export_tables()
+    tables["conversions"] += [
+        conversion("NOID-1", iso(T - HOUR), user=missing, pv="pv-stranger"),
+        conversion("NOID-2", iso(T - HOUR), user=missing, pv=missing),
+    ]
+    tables["page_views"] += [
+        {
+            "user_id": missing,
+            "sync_date": iso(T - 2 * HOUR),
+            "pv_id": missing,
+            "url": "https://shop.example.jp/lp?ldtag_cl=SomeoneElsesClick",
+            "referrer": missing,
+            "title": missing,
+            "ip_address": "198.51.100.7",
+            "user_agent": missing,
+        },
+        {
+            "user_id": "u-stranger",
+            "sync_date": iso(T - HOUR),
+            "pv_id": "pv-stranger",
+            "url": "https://shop.example.jp/thanks",
+            "referrer": missing,
+            "title": missing,
+            "user_agent": missing,
+        },
+    ]
+    tables["user_master"].append({"user_id": missing, "email": "stranger@example.com"})
+    export, result = build(tmp_path, tables)
+    assert result.returncode == 0, result.output
+    rejected = result.rejected()
+    # no identifier of their own: rejected, never sent with a stranger's
+    assert rejected["NOID-1"] == rejected["NOID-2"] == "no_user_identifier"
+    (web,) = result.rows(
+        "select referrer, title, user_agent from stg_karte__page_views where pv_id = 'pv-stranger'"
+    )
+    assert web == (None, None, None)  # not sent as "\\N" or "nan"
+    for (text,) in result.rows("select payload from line_capi_payload"):
+        assert "SomeoneElsesClick" not in text and "198.51.100.7" not in text

@@ -255,6 +255,7 @@ def test_fixture_export_same_rows_and_json_on_spark_and_duckdb(fixture_builds):
     assert len(payloads["EDGE-HHMM"]["custom"]["item_ids"]) == 100
     reasons = dict(duck.rows("select transaction_id, reason from line_capi_rejected"))
     assert reasons["EDGE-BAD"] == "invalid_sync_date"
+    assert reasons["EDGE-NOID"] == "no_user_identifier"  # \N is no user, on both engines
     assert reasons["EDGE\nKEY"] == "invalid_deduplication_key"
 
 

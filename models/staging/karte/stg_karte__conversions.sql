@@ -23,10 +23,10 @@ filtered as (
 final as (
 
     select
-        nullif({{ trim_ascii('user_id') }}, '') as user_id,
+        {{ karte_missing_as_null(trim_ascii('user_id')) }} as user_id,
         transaction_id,
-        nullif({{ trim_ascii('pv_id') }}, '') as pv_id,
-        nullif({{ trim_ascii('session_id') }}, '') as session_id,
+        {{ karte_missing_as_null(trim_ascii('pv_id')) }} as pv_id,
+        {{ karte_missing_as_null(trim_ascii('session_id')) }} as session_id,
         {{ trim_ascii('event_name') }} as event_name,
         items,
         revenue,

@@ -12,7 +12,7 @@ source as (
 final as (
 
     select
-        nullif({{ trim_ascii('user_id') }}, '') as user_id,
+        {{ karte_missing_as_null(trim_ascii('user_id')) }} as user_id,
         {{ trim_ascii('line_user_id') }} as line_user_id,
         {{ karte_sync_date_to_unix('sync_date') }} as synced_at_unix
     from source

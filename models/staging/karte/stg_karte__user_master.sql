@@ -22,7 +22,7 @@ filtered as (
 final as (
 
     select
-        nullif({{ trim_ascii('user_id') }}, '') as user_id,
+        {{ karte_missing_as_null(trim_ascii('user_id')) }} as user_id,
         email,
         phone
     from filtered
