@@ -51,6 +51,8 @@ def reference_phone(value: str | None) -> str | None:
     if HEX64.fullmatch(trimmed.lower()):
         return trimmed.lower()
     halfwidth = trimmed.translate(HALFWIDTH).strip(ASCII_WHITESPACE)
+    if re.fullmatch(r"\+?[0-9]+\.0+", halfwidth):  # a number written as a float: not its .0
+        halfwidth = halfwidth[: halfwidth.index(".")]
     digits = re.sub(r"[^0-9]", "", halfwidth)
     # an international call prefix is the + (00 in most countries, 010 from Japan)
     international = next((digits[len(p) :] for p in ("010", "00") if digits.startswith(p)), None)
@@ -168,6 +170,7 @@ def test_a_64_hex_value_is_never_hashed_again(hash_users, hexes):
 @given(st.lists(st.tuples(EMAILISH_TEXT, JAPANESE_PHONE_TEXT), min_size=1, max_size=30))
 # international call prefixes, always tried (a random draw seldom starts with one)
 @example([("", "000000000"), ("", "0081-90-1234-5678"), ("", "010 81 (0)90 1234 5678")])
+@example([("", "819012345678.0"), ("", "+819012345678.000"), ("", "9012345678.05")])
 def test_sql_agrees_with_the_rules_as_written(hash_users, pairs):
     assert hash_users(pairs) == [(reference_email(e), reference_phone(p)) for e, p in pairs]
 
@@ -186,6 +189,10 @@ def test_sql_agrees_with_the_rules_as_written(hash_users, pairs):
         ("", "0081-90-1234-5678", None, "+819012345678"),
         ("", "010-81-90-1234-5678", None, "+819012345678"),
         ("", "00-44-20-7946-0958", None, "+442079460958"),
+        # pandas writes an integer column with empty cells as floats
+        ("", "819012345678.0", None, "+819012345678"),
+        ("", "０９０１２３４５６７８.00", None, "+819012345678"),
+        ("", "090.1234.5678", None, "+819012345678"),
         (
             "\u00a0\x0btaro@example.com\u2009\ufeff",
             "090-1234-5678",

@@ -9,6 +9,7 @@ payload: docs/spark.md, "The sender and a Spark-built table".
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -255,7 +256,9 @@ def test_fixture_export_same_rows_and_json_on_spark_and_duckdb(fixture_builds):
     assert len(payloads["EDGE-HHMM"]["custom"]["item_ids"]) == 100
     reasons = dict(duck.rows("select transaction_id, reason from line_capi_rejected"))
     assert reasons["EDGE-BAD"] == "invalid_sync_date"
-    assert reasons["EDGE-NOID"] == "no_user_identifier"  # \N is no user, on both engines
+    assert reasons["EDGE-NOID"] == "no_user_identifier"
+    phone = hashlib.sha256(b"+819012345678").hexdigest()  # not +8190123456780
+    assert payloads["EDGE-PHONE-FLOAT"]["user"]["phone"] == phone  # \N is no user, on both engines
     assert reasons["EDGE\nKEY"] == "invalid_deduplication_key"
 
 

@@ -3,7 +3,8 @@
 --   7. email: trim, full-width ASCII to half-width, trimmed again of every space JavaScript's
 --      trim() removes (no-break space, byte order mark, ...: LINE's tag trims so), lowercase;
 --      must look like an address; then SHA-256 lowercase hex.
---   8. phone: full-width to half-width, digits and a leading +; an international call prefix
+--   8. phone: full-width to half-width; a number written as a float (819012345678.0, as pandas
+--      writes an integer column with empty cells) loses its .0; digits and a leading +; an international call prefix
 --      (00, 010) is the +; 0... and 81... become +81..., a 0 right after +81 is dropped
 --      (+81 (0)90...); must be + and 10-15 digits; SHA-256 of it.
 --   9. A value that already is 64 hex characters is a hash: lowercased, never hashed again.
@@ -57,7 +58,10 @@ phone_parts as (
     select
         *,
         phone_halfwidth like '+%' as has_plus,
-        {{ regex_remove('phone_halfwidth', '[^0-9]') }} as phone_digits
+        {{ regex_remove(
+            "case when " ~ regex_full_match('phone_halfwidth', '[+]?[0-9]+[.]0+')
+            ~ " then " ~ regex_remove('phone_halfwidth', '[.]0+$') ~ " else phone_halfwidth end",
+            '[^0-9]') }} as phone_digits
     from normalized
 
 ),
