@@ -14,7 +14,8 @@
 {% macro line_uid_pattern() %}^U[0-9a-f]{32}$ {%- endmacro %}
 {% macro uuid_pattern() %}^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$ {%- endmacro %}
 {% macro sha256_hex_pattern() %}^[0-9a-f]{64}$ {%- endmacro %}
-{% macro yen_amount_pattern() %}^\s*[¥￥]?\s*[1-9][0-9]{0,2}(,[0-9]{3})+(\.[0-9]+)?\s*円?\s*$|^\s*[¥￥]\s*[0-9]+(\.[0-9]+)?\s*$|^\s*[0-9]+(\.[0-9]+)?\s*円\s*$ {%- endmacro %}
+{#- The yen sign: ¥, ￥, or the backslash that a Shift_JIS (CP932) file's yen sign becomes in UTF-8. -#}
+{% macro yen_amount_pattern() %}^\s*[¥￥\\]?\s*[1-9][0-9]{0,2}(,[0-9]{3})+(\.[0-9]+)?\s*円?\s*$|^\s*[¥￥\\]\s*[0-9]+(\.[0-9]+)?\s*$|^\s*[0-9]+(\.[0-9]+)?\s*円\s*$ {%- endmacro %}
 {% macro email_pattern() %}^[^@\s]+@[^@\s]+\.[^@\s]+$ {%- endmacro %}
 {% macro e164_pattern() %}^\+[0-9]{10,15}$ {%- endmacro %}
 {% macro web_url_pattern() %}^https?://.+ {%- endmacro %}

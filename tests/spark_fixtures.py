@@ -101,7 +101,8 @@ def edge_tables() -> dict[str, list[dict]]:
         _conversion("EDGE-EPOCH", "e1", str(T - HOUR), "pv-e6", revenue="NaN"),
         _conversion("EDGE-MS", "e2", str((T - HOUR) * 1000 + 999), "pv-e7", revenue="2147483648"),
         # as pandas writes an integer column with gaps: floats, the fraction truncated
-        _conversion("EDGE-EPOCH-FLOAT", "e3", f"{T - HOUR}.0", "pv-e11"),
+        # ... and a Shift_JIS yen sign read as UTF-8: a backslash
+        _conversion("EDGE-EPOCH-FLOAT", "e3", f"{T - HOUR}.0", "pv-e11", revenue="\\1,980"),
         _conversion("EDGE-MS-FLOAT", "e4", f"{(T - HOUR) * 1000}.25", "pv-e12"),
         # an unreadable time, and RFC 3339's lower-case t and z (read as T and Z)
         _conversion("EDGE-BAD", "e1", "not a date", "pv-e8"),

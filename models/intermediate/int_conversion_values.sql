@@ -2,7 +2,8 @@
 --   value: revenue when it is a number from 0 to 2147483647, sent with currency (var currency);
 --          out of range or not a number, both are left out. A revenue of 0 is sent. A price
 --          written with thousands separators and a yen sign (¥1,980, 1,980円) is that number, in
---          full-width digits too (１，９８０円).
+--          full-width digits too (１，９８０円), and with the backslash a Shift_JIS file's yen
+--          sign becomes in UTF-8 (\1,980).
 --   item_ids: the distinct item_id of items, in order, at most 100.
 --   quantity: the sum of all items' quantities (an absent one counts 1); absent without items,
 --             and left out unless a whole number from 0 to 2147483647.
