@@ -16,7 +16,10 @@
 {% macro sha256_hex_pattern() %}^[0-9a-f]{64}$ {%- endmacro %}
 {#- The yen sign: ¥, ￥, or the backslash that a Shift_JIS (CP932) file's yen sign becomes in UTF-8. -#}
 {% macro yen_amount_pattern() %}^\s*[¥￥\\]?\s*[1-9][0-9]{0,2}(,[0-9]{3})+(\.[0-9]+)?\s*円?\s*$|^\s*[¥￥\\]\s*[0-9]+(\.[0-9]+)?\s*$|^\s*[0-9]+(\.[0-9]+)?\s*円\s*$ {%- endmacro %}
-{% macro email_pattern() %}^[^@\s]+@[^@\s]+\.[^@\s]+$ {%- endmacro %}
+{#- An address: no space, and none of what an address holds only inside quotes or around it
+    (<>()[]\,;:" and the zero-width spaces: <taro@example.com>, mailto:, a list's comma), nor a
+    quote in its domain; as \x{..} escapes, which the SQL literals of both engines keep as they are. -#}
+{% macro email_pattern() %}^[^@\s<>()\x{5B}\x{5D}\x{5C},;:\x{22}\x{200B}-\x{200D}\x{2060}]+@[^@\s<>()\x{5B}\x{5D}\x{5C},;:\x{22}\x{27}\x{200B}-\x{200D}\x{2060}]+\.[^@\s<>()\x{5B}\x{5D}\x{5C},;:\x{22}\x{27}\x{200B}-\x{200D}\x{2060}]+$ {%- endmacro %}
 {% macro e164_pattern() %}^\+[0-9]{10,15}$ {%- endmacro %}
 {% macro web_url_pattern() %}^https?://.+ {%- endmacro %}
 {% macro currency_code_pattern() %}^[A-Z]{3}$ {%- endmacro %}

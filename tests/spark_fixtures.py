@@ -219,8 +219,9 @@ def edge_tables() -> dict[str, list[dict]]:
         {"user_id": "e4", "email": "bad address", "phone": "0312345"},
         # a "no value" word (Snowflake's \N) is no user: never joined to its conversion
         {"user_id": "\\N", "email": "stranger@example.com"},
-        # a phone written as a float, as pandas writes an integer column with empty cells
-        {"user_id": "e6", "phone": "819012345678.0"},
+        # a phone written as a float, as pandas writes an integer column with empty cells, and
+        # an address in angle brackets (left out: its hash would match no one)
+        {"user_id": "e6", "email": "<taro@example.com>", "phone": "819012345678.0"},
     ]
     tables["conversions"].append(
         _conversion("EDGE-PHONE-FLOAT", "e6", "2026-03-01T01:00:00Z", "pv-e14")

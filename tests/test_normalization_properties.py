@@ -25,8 +25,10 @@ JS_WHITESPACE = (
     + ("\u2028\u2029\u202f\u205f\u3000\ufeff")
 )
 HEX64 = re.compile(r"[0-9a-f]{64}")
-# RE2's \s (DuckDB) is [\t\n\f\r ]; spell it out so Python matches it exactly.
-EMAIL = re.compile(r"[^@\t\n\f\r ]+@[^@\t\n\f\r ]+\.[^@\t\n\f\r ]+")
+# No space (RE2's \s, DuckDB's, is [\t\n\f\r ]: spelt out so Python matches it exactly), nothing
+# an address holds only inside quotes or around it, no quote in the domain.
+NEVER_IN_ADDRESS = '@\t\n\f\r <>()\\[\\]\\\\,;:"\u200b-\u200d\u2060'
+EMAIL = re.compile(f"[^{NEVER_IN_ADDRESS}]+@[^{NEVER_IN_ADDRESS}']+\\.[^{NEVER_IN_ADDRESS}']+")
 HALFWIDTH = {0x3000: " ", **{code: chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)}}
 
 
@@ -189,6 +191,14 @@ def test_sql_agrees_with_the_rules_as_written(hash_users, pairs):
         ("", "0081-90-1234-5678", None, "+819012345678"),
         ("", "010-81-90-1234-5678", None, "+819012345678"),
         ("", "00-44-20-7946-0958", None, "+442079460958"),
+        # what holds an address without being one: left out (a hash of it matches no one)
+        ("<taro@example.com>", "", None, None),
+        ("mailto:taro@example.com", "", None, None),
+        ("taro@example.com,", "", None, None),
+        ("taro@example.com\u200b", "", None, None),
+        ("'taro@example.com'", "", None, None),
+        ("o'brien@example.com", "", "o'brien@example.com", None),
+        ("taro+shop@example.co.jp", "", "taro+shop@example.co.jp", None),
         # pandas writes an integer column with empty cells as floats
         ("", "819012345678.0", None, "+819012345678"),
         ("", "０９０１２３４５６７８.00", None, "+819012345678"),
