@@ -46,6 +46,7 @@ from sender.database import (
     KEYS_TABLE,
     PAYLOAD_TABLE,
     PENDING_VIEW,
+    REJECTED_BY_API,
     RUNS_TABLE,
     fetch_one,
 )
@@ -97,13 +98,20 @@ def window_start_sql(now_sql: str) -> str:
     )
 
 
-def recent_keys_sql(destination_sql: str, now_sql: str) -> str:
+def recent_keys_sql(destination_sql: str, now_sql: str, *, but_refused: bool = False) -> str:
     """The keys that count at a destination: with an event time since the window's start, or
     recorded since then (outcome ids are nanoseconds). Each bound is a join with the one-row
     window, so that DuckDB skips the older row groups of the keys table (appended in time
-    order) while it scans; a plain ``or`` of two subquery comparisons would read them all."""
+    order) while it scans; a plain ``or`` of two subquery comparisons would read them all.
+    ``but_refused``: the keys of the events LINE refused (``rejected_by_api``) do not count
+    (``push --retry-rejected``); a key refused once and accepted since still does."""
     window = f"(select {window_start_sql(now_sql)} as start) as ledger_window"
     where = f"sent.destination_id = {destination_sql} and not sent.is_test"
+    if but_refused:
+        where += (
+            f" and sent.outcome_id not in (select outcome_id from {BATCHES_TABLE}"
+            f" where status = '{REJECTED_BY_API}')"
+        )
     key = ", ".join(f"sent.{c}" for c in DEDUPLICATION_COLUMNS)
     keys = f"select {key} from {KEYS_TABLE} as sent"
     return (
@@ -187,10 +195,15 @@ class PendingRows:
 
 
 def find_pending(
-    con: duckdb.DuckDBPyConnection, *, destination_id: int | None, now: float | None = None
+    con: duckdb.DuckDBPyConnection,
+    *,
+    destination_id: int | None,
+    now: float | None = None,
+    retry_rejected: bool = False,
 ) -> PendingRows:
     """Count the payload and find its acknowledged rows at ``destination_id`` (None: every row is
-    pending). Two queries; the join reads only the payload's keys and the recent ledger keys."""
+    pending). Two queries; the join reads only the payload's keys and the recent ledger keys.
+    ``retry_rejected``: the rows LINE refused at the destination are pending again."""
     row = fetch_one(
         con,
         f"select max(rowid), count(*), count(*) filter (where has_line_uid) from {PAYLOAD_TABLE}",
@@ -206,7 +219,7 @@ def find_pending(
             # materialized first, so that the join knows its size and builds on the smaller side
             cursor.execute(
                 f"create temp table {_RECENT_KEYS_TEMP} as "
-                + recent_keys_sql(str(int(destination_id)), now_sql)
+                + recent_keys_sql(str(int(destination_id)), now_sql, but_refused=retry_rejected)
             )
             acknowledged = cursor.sql(
                 matching_payload_sql(

@@ -102,6 +102,8 @@ class PushOptions:
     limit: int | None = None
     test: bool = False
     resend: bool = False
+    # the rows LINE refused (rejected_by_api) here are pending again: the model was fixed
+    retry_rejected: bool = False
 
 
 class _Stop:
@@ -244,7 +246,11 @@ class Pusher:
         else:
             # nothing recorded at this destination yet: no need to look the rows up in the ledger
             used = ledger_has_keys(self.con, self.destination_id)
-            rows = find_pending(self.con, destination_id=self.destination_id if used else None)
+            rows = find_pending(
+                self.con,
+                destination_id=self.destination_id if used else None,
+                retry_rejected=opts.retry_rejected,
+            )
         self._hold_line_uid = holds_line_uid_rows(rows, self.target.channel_id)
         pending = rows.pending
         if opts.limit is not None:
@@ -257,7 +263,8 @@ class Pusher:
             endpoint=self.target.endpoint,
             destination_id=self.destination_id,
             is_test=opts.test,
-            is_resend=opts.resend,
+            # a key sent again has two outcomes: `status` counts it once, under its latest
+            is_resend=opts.resend or opts.retry_rejected,
         )
         self.progress.log(
             f"run {self.summary.run_id}: {pending:,} pending events for LINE Tag "
@@ -752,7 +759,7 @@ def dry_run(
         rows = rows_to_resend(con, destination, test=options.test)
         summary.not_resent = len(rows.acknowledged)
     else:
-        rows = find_pending(con, destination_id=destination)
+        rows = find_pending(con, destination_id=destination, retry_rejected=options.retry_rejected)
     hold_line_uid = holds_line_uid_rows(rows, channel_id)
     for chunk in iter_pending(con, pending=rows, limit=options.limit):
         summary.pending += chunk.num_rows

@@ -28,7 +28,8 @@ STOP_REASONS = {
 _NOTES = {
     ExitCode.PENDING_LEFT: "some events are still pending; the next run sends them",
     ExitCode.REJECTED_BY_API: "LINE rejected some events: see line_capi_send_log "
-    "where status = 'rejected_by_api'",
+    "where status = 'rejected_by_api'; once the model is fixed and rebuilt, "
+    "sender push --retry-rejected sends them again",
 }
 
 

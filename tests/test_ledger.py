@@ -9,11 +9,13 @@ import duckdb
 import pyarrow as pa
 import pytest
 from sender_fixtures import (
+    invoke,
     ledger_rows,
     make_event,
     mock_server,
     pending_keys,
     push_now,
+    sender_env,
     write_bulk_payload,
     write_payload,
 )
@@ -135,6 +137,42 @@ def test_status_counts_a_resent_key_once_under_its_latest_outcome(db):
     con.close()
     assert outcomes == 70  # the ten resent keys have two outcomes each
     assert info.latest.counts == {"accepted": 60, "rejected_by_api": 0, "expired": 0}
+
+
+def test_a_refused_event_stays_refused_until_retry_rejected_sends_it_again(db):
+    """LINE's refusal is final at the destination: the next runs leave the event out, even once
+    the cause is gone; --retry-rejected sends it again (and only it, with what is pending), and
+    status then counts the key once, as accepted."""
+    with mock_server() as srv:
+        srv.poison("order-0000003")
+        first = push_now(db, srv.url, batch_size=1000)
+        assert (first.accepted, first.rejected) == (59, 1)
+        assert "sender push --retry-rejected sends them again" in first.exit_note()
+        srv.poisoned.clear()  # the model is fixed and rebuilt
+        assert push_now(db, srv.url, batch_size=1000).pending == 0
+        write_payload(db, [make_event(i) for i in range(62)])  # two new conversions meanwhile
+        srv.accepted.clear()
+        retried = push_now(db, srv.url, batch_size=1000, retry_rejected=True)
+        assert (retried.pending, retried.accepted, retried.rejected) == (3, 3, 0)
+        assert {key for _, key in srv.accepted} == {
+            "order-0000003",
+            "order-0000060",
+            "order-0000061",
+        }
+        assert push_now(db, srv.url, batch_size=1000, retry_rejected=True).pending == 0
+    con = connect(db, read_only=True)
+    info = read_status(con, has_ledger=True, has_payload=True)
+    con.close()
+    assert info.latest.counts == {"accepted": 62, "rejected_by_api": 0, "expired": 0}
+
+
+def test_retry_rejected_with_resend_is_refused(db):
+    r = invoke(["push", "--retry-rejected", "--resend"], sender_env(db, "http://127.0.0.1:9"))
+    assert r.exit_code == 2
+    assert r.stderr.strip().splitlines() == [
+        "error: --retry-rejected sends the refused events with the pending ones; --resend"
+        " already sends every row: give one of them"
+    ]
 
 
 def test_iter_pending_streams_in_table_order_across_chunks(tmp_path):

@@ -231,6 +231,14 @@ def push_command(
             " a row first accepted here more than 29 days ago is left out)."
         ),
     ] = False,
+    retry_rejected: Annotated[
+        bool,
+        typer.Option(
+            "--retry-rejected",
+            help="Send the events LINE refused here (rejected_by_api) again with the pending"
+            " ones: once the model that made them invalid is fixed and rebuilt.",
+        ),
+    ] = False,
     json_: JsonOpt = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only warnings and the summary.")
@@ -259,6 +267,8 @@ def push_command(
 
         sender push --test --resend --limit 5
 
+        sender push --retry-rejected
+
         LINE_CAPI_ENDPOINT=http://127.0.0.1:8787 sender push --json
     """
     options = PushOptions(
@@ -271,7 +281,14 @@ def push_command(
         limit=limit,
         test=test,
         resend=resend,
+        retry_rejected=retry_rejected,
     )
+    if resend and retry_rejected:
+        raise die(
+            "--retry-rejected sends the refused events with the pending ones; --resend already"
+            " sends every row: give one of them",
+            ExitCode.USAGE,
+        )
     if dry_run_:
         # what push would refuse before sending, except the token: a dry run sends nothing
         with exits_on_error():
