@@ -137,15 +137,18 @@ def holds_line_uid_rows(pending: PendingRows, channel_id: str | None) -> bool:
     return bool(pending.pending_with_line_uid) and not channel_id
 
 
-def held_message(held: int, tag_id: str | None, *, dry_run: bool = False) -> str:
+def held_message(
+    held: int, tag_id: str | None, *, dry_run: bool = False, others_sent: bool = True
+) -> str:
     """The one line that names the missing setting for ``held`` rows kept back."""
+    others = "the other events were sent" if others_sent else "no other event was pending"
     return (
         f"{held:,} events carry user.line_uid and"
         + (" a push would hold them back" if dry_run else " were not sent")
         + ": set LINE_CHANNEL_ID (the LINE Login channel that issued them)"
         + (f" for LINE Tag {tag_id}" if tag_id else "")
         + ", or pass --channel-id"
-        + ("" if dry_run else "; they stay pending, the other events were sent")
+        + ("" if dry_run else f"; they stay pending, {others}")
     )
 
 
@@ -718,7 +721,7 @@ class Pusher:
         s.exit_code, s.outcome = decide_exit(s, self.stop.reason)
         s.message = self.stop.message
         if s.message is None and s.held:
-            s.message = held_message(s.held, self.target.tag_id)
+            s.message = held_message(s.held, self.target.tag_id, others_sent=s.sent > 0)
         finish_run(self.con, s.run_id, s.as_dict(), exit_code=int(s.exit_code), outcome=s.outcome)
 
 

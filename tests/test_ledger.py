@@ -8,6 +8,7 @@ import os
 import duckdb
 import pyarrow as pa
 import pytest
+from pipeline_fixtures import ROOT
 from sender_fixtures import (
     invoke,
     ledger_rows,
@@ -173,6 +174,70 @@ def test_retry_rejected_with_resend_is_refused(db):
         "error: --retry-rejected sends the refused events with the pending ones; --resend"
         " already sends every row: give one of them"
     ]
+
+
+def _ledger_queries_of_the_docs() -> dict[str, str]:
+    """docs/sender.md's ledger queries, each under its comment's first line (``#2``, ``#3`` for
+    the further statements under one comment)."""
+    text = (ROOT / "docs" / "sender.md").read_text()
+    block = text.split("```sql\n", 1)[1].split("```", 1)[0]
+    queries: dict[str, str] = {}
+    question, n = "", 0
+    for statement in block.split(";\n"):
+        lines = statement.strip().splitlines()
+        if lines and lines[0].startswith("--"):
+            question, n = lines[0].removeprefix("-- "), 1
+        elif lines:
+            n += 1
+        if lines:
+            queries[question if n == 1 else f"{question} #{n}"] = "\n".join(lines)
+    return queries
+
+
+def test_the_ledger_queries_of_the_docs_run_and_answer(db):
+    """Every query of docs/sender.md's ledger section runs on a real ledger, and the ones that
+    answer a question answer it: the key still refused (not one accepted since, not a test
+    refusal), a key's trail, the resent keys, the keys only sent as tests."""
+    with mock_server() as srv:
+        srv.poison("order-0000003", "order-0000004")
+        push_now(db, srv.url, batch_size=1000)
+        srv.poisoned.discard("order-0000004")  # its row fixed; order-0000003's not
+        push_now(db, srv.url, batch_size=1000, retry_rejected=True)
+        push_now(db, srv.url, batch_size=1000, resend=True, limit=2)
+        write_payload(db, [make_event(i) for i in range(62)])
+        srv.poison("test-order-0000061")
+        push_now(db, srv.url, batch_size=1000, test=True)
+    con = connect(db, read_only=True)
+    try:
+        answers = {
+            question: con.execute(sql.replace("ORD-1001", "order-0000004")).fetchall()
+            for question, sql in _ledger_queries_of_the_docs().items()
+        }
+    finally:
+        con.close()
+
+    def answer(question: str) -> list[tuple]:
+        return next(rows for q, rows in answers.items() if q.startswith(question))
+
+    assert len(answers) == 10  # every statement ran
+    assert answer("what the next push will send") == [(2,)]
+    # ... at the destination of the last push, which the third statement names: a test push
+    assert [
+        row[2]
+        for row in answer(
+            "what the next push will send (to the destination of the last push: which one?) #3"
+        )
+    ] == [True]
+    assert [row[4] for row in answer("the events LINE refused")] == ["order-0000003"]
+    trail = answer("where one conversion went")
+    assert [(row[4], row[7]) for row in trail] == [("rejected_by_api", False), ("accepted", False)]
+    assert sorted(row[3] for row in answer("keys accepted more than once")) == [
+        "order-0000000",
+        "order-0000001",
+    ]
+    assert [row[2] for row in answer("keys only ever sent as tests")] == [2]
+    # 58, then order-0000004, then the two resent again
+    assert sum(row[3] for row in answer("events accepted per Japan day")) == 61
 
 
 def test_iter_pending_streams_in_table_order_across_chunks(tmp_path):

@@ -435,6 +435,7 @@ def test_without_a_channel_id_line_uid_rows_are_held_and_the_others_sent(tmp_pat
         error = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
         assert len(error) == 1 and "3 events carry user.line_uid" in error[0], r.stderr
         assert "LINE_CHANNEL_ID" in error[0]
+        assert error[0].endswith("they stay pending, the other events were sent")
         summary = json.loads(r.stdout)
         assert (summary["accepted"], summary["held"], summary["left_pending"]) == (5, 3, 3)
         assert summary["outcome"] == "channel_id_missing"
@@ -445,6 +446,15 @@ def test_without_a_channel_id_line_uid_rows_are_held_and_the_others_sent(tmp_pat
         assert (s.pending, s.accepted, s.held, s.exit_code) == (3, 3, 0, ExitCode.OK)
         assert srv.requests[-1].channel_id == CHANNEL_ID
         assert srv.stats()["duplicates"] == 0
+
+
+def test_held_line_uid_rows_alone_do_not_claim_other_events_were_sent(tmp_path):
+    db = tmp_path / "uid-only.duckdb"
+    write_payload(db, [make_event(i, line_uid=True) for i in range(2)])
+    with mock_server() as srv:
+        s = push_now(db, srv.url)
+    assert (s.sent, s.held, s.exit_code) == (0, 2, ExitCode.USAGE)
+    assert s.message.endswith("they stay pending, no other event was pending")
 
 
 def test_a_test_send_is_flagged_under_keys_of_its_own_and_does_not_count_as_sent(db):
