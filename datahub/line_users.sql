@@ -9,7 +9,8 @@
 -- link table "Personal Data (line identify)", which SQL cannot read: copy it into a data table
 -- first and use Setup B.
 --
--- WINDOW (Setup A): LINE logins of the last 33 days, as page_views.sql.
+-- WINDOW (Setup A): LINE logins of the last 33 days, as page_views.sql: a user last seen
+-- earlier has none (docs/karte-datahub.md, "People seen in the last 33 days only").
 --
 -- What KARTE's documentation does not confirm, to check in your own Datahub before the first
 -- run (docs/karte-datahub.md, "What to check"). [code]: seen in public code only; [inferred]:
