@@ -21,6 +21,9 @@
     quote in its domain; as \x{..} escapes, which the SQL literals of both engines keep as they are. -#}
 {% macro email_pattern() %}^[^@\s<>()\x{5B}\x{5D}\x{5C},;:\x{22}\x{200B}-\x{200D}\x{2060}]+@[^@\s<>()\x{5B}\x{5D}\x{5C},;:\x{22}\x{27}\x{200B}-\x{200D}\x{2060}]+\.[^@\s<>()\x{5B}\x{5D}\x{5C},;:\x{22}\x{27}\x{200B}-\x{200D}\x{2060}]+$ {%- endmacro %}
 {% macro e164_pattern() %}^\+[0-9]{10,15}$ {%- endmacro %}
+{#- A Japanese number in E.164: 9 digits after +81 (landlines, 0120, 0570) or 10 (mobiles, 050,
+    0800). Longer is a number with an extension's digits (03-1234-5678 内線12) or a typo. -#}
+{% macro japan_e164_pattern() %}^\+81[0-9]{9,10}$ {%- endmacro %}
 {% macro web_url_pattern() %}^https?://.+ {%- endmacro %}
 {% macro currency_code_pattern() %}^[A-Z]{3}$ {%- endmacro %}
 

@@ -70,6 +70,8 @@ def reference_phone(value: str | None) -> str | None:
         e164 = "+81" + digits[1:]
     else:
         return None
+    if e164.startswith("+81") and not re.fullmatch(r"\+81[0-9]{9,10}", e164):
+        return None  # a Japanese number has 9 or 10 digits after +81
     return sha(e164) if re.fullmatch(r"\+[0-9]{10,15}", e164) else None
 
 
@@ -203,6 +205,11 @@ def test_sql_agrees_with_the_rules_as_written(hash_users, pairs):
         ("", "819012345678.0", None, "+819012345678"),
         ("", "０９０１２３４５６７８.00", None, "+819012345678"),
         ("", "090.1234.5678", None, "+819012345678"),
+        # a Japanese number has 9 or 10 digits after +81: an extension's are not part of it
+        ("", "03-1234-5678", None, "+81312345678"),
+        ("", "0120-123-456", None, "+81120123456"),
+        ("", "03-1234-5678 内線123", None, None),
+        ("", "090-1234-56789", None, None),
         (
             "\u00a0\x0btaro@example.com\u2009\ufeff",
             "090-1234-5678",

@@ -117,6 +117,10 @@ hashed as (
                 phone_prehashed,
                 case
                     when {{ regex_full_match('phone_candidate', e164_pattern()) }}
+                        and (
+                            phone_candidate not like '+81%'
+                            or {{ regex_full_match('phone_candidate', japan_e164_pattern()) }}
+                        )
                         then {{ sha256_hex('phone_candidate') }}
                 end
             ) as phone_sha256
