@@ -95,6 +95,25 @@
 {%- endmacro %}
 
 {#-
+    The address in an `ip_address` as servers and proxies write it (rule 6), to be checked with
+    is_ip_address_sql: the first of a list (`203.0.113.5, 10.0.0.1`, as X-Forwarded-For holds
+    them: the client's comes first), without the brackets and port of `[2001:db8::1]:443` or the
+    port of `203.0.113.5:51234`. A plain address (only digits and dots, or hex digits and colons)
+    is taken as it is, without the extractions.
+-#}
+{% macro ip_address_candidate_sql(expr) -%}
+    {%- set first = trim_ascii(regex_remove(expr, ',.*')) -%}
+    case
+        when {{ regex_full_match(expr, '^([0-9.]+|[0-9A-Fa-f:]+)$') }} then {{ expr }}
+        else coalesce(
+            {{ regex_extract(first, '^\\x{5B}([0-9A-Fa-f:.]+)\\x{5D}(:[0-9]{1,5})?$') }},
+            {{ regex_extract(first, '^(' ~ ipv4_pattern() ~ '):[0-9]{1,5}$') }},
+            {{ first }}
+        )
+    end
+{%- endmacro %}
+
+{#-
     The body of a generic data test: the non-null values of `column_name` in `model` for which
     `condition` (a SQL condition over the column) is not true.
 -#}

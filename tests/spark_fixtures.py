@@ -227,6 +227,19 @@ def edge_tables() -> dict[str, list[dict]]:
         _conversion("EDGE-PHONE-FLOAT", "e6", "2026-03-01T01:00:00Z", "pv-e14")
     )
     tables["conversions"].append(_conversion("EDGE-NOID", "\\N", "2026-03-01T01:00:00Z", "pv-e13"))
+    # addresses as a proxy or a server log writes them, and a phone with its extension
+    tables["user_master"].append(
+        {"user_id": "e7", "email": "e7@example.com", "phone": "03-1234-5678 内線123"}
+    )
+    for key, pv, ip in [
+        ("EDGE-IP-LIST", "pv-e15", "203.0.113.5, 10.0.0.1"),
+        ("EDGE-IP-PORT", "pv-e16", "[2001:db8::2]:443"),
+        ("EDGE-IP-V4-PORT", "pv-e17", "203.0.113.7:51234"),
+    ]:
+        tables["conversions"].append(_conversion(key, "e7", "2026-03-01T01:00:00Z", pv))
+        tables["page_views"].append(
+            {"user_id": "e7", "sync_date": "2026-03-01T01:00:00Z", "pv_id": pv, "ip_address": ip}
+        )
     return tables
 
 

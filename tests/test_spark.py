@@ -262,6 +262,13 @@ def test_fixture_export_same_rows_and_json_on_spark_and_duckdb(fixture_builds):
     assert payloads["EDGE-PHONE-FLOAT"]["user"]["phone"] == phone
     assert "email" not in payloads["EDGE-PHONE-FLOAT"]["user"]  # \N is no user, on both engines
     assert reasons["EDGE\nKEY"] == "invalid_deduplication_key"
+    ips = {key: payloads[key]["web"]["ip_address"] for key in payloads if key.startswith("EDGE-IP")}
+    assert ips == {
+        "EDGE-IP-LIST": "203.0.113.5",
+        "EDGE-IP-PORT": "2001:db8::2",
+        "EDGE-IP-V4-PORT": "203.0.113.7",
+    }
+    assert "phone" not in payloads["EDGE-IP-LIST"]["user"]  # an extension's digits: no number
 
 
 def test_typed_times_same_rows_and_json_on_spark_and_duckdb(typed_builds):

@@ -3,7 +3,8 @@
 -- referrer: at most 2048 characters; title: cut to 1024 characters. Characters are counted as
 -- UTF-16 units, as Java and JavaScript count them (an emoji is two): the limits hold however
 -- LINE counts;
--- ip_address: only valid IPv4 or IPv6 (IPv4-mapped IPv6 included); user_agent as is.
+-- ip_address: the first of a list, without brackets or a port, then only valid IPv4 or IPv6
+-- (IPv4-mapped IPv6 included); user_agent as is.
 with
 
 conversions as (
@@ -32,7 +33,7 @@ conversion_page_views as (
         page_views.url,
         page_views.referrer,
         page_views.title,
-        page_views.ip_address,
+        {{ ip_address_candidate_sql('page_views.ip_address') }} as ip_address,
         page_views.user_agent,
         -- A pv_id exported twice: the latest sync_date wins. It is parsed here, after the join,
         -- so that only the matched page views are parsed, not all of them.
