@@ -27,7 +27,15 @@ from sender.coverage import (
     read_coverage,
     utc_text,
 )
-from sender.database import DESTINATIONS_TABLE, RUNS_TABLE, table_exists
+from sender.database import (
+    ACCEPTED,
+    BATCHES_TABLE,
+    DESTINATIONS_TABLE,
+    EXPIRED,
+    REJECTED_BY_API,
+    RUNS_TABLE,
+    table_exists,
+)
 from sender.file_modes import write_private_text
 from sender.settings import ConfigError
 
@@ -81,27 +89,43 @@ class RunSends:
 
 def read_runs(con: duckdb.DuckDBPyConnection, per_destination: int) -> dict[tuple[str, str], list]:
     """The last runs (not --test) of each destination (endpoint, tag id), oldest first, the
-    destinations in the order they were first used."""
+    destinations in the order they were first used. A run that never finished (killed) has no
+    counts of its own: what it recorded in the ledger stands for them."""
     if not (table_exists(con, RUNS_TABLE) and table_exists(con, DESTINATIONS_TABLE)):
         return {}
     rows = con.execute(
         f"""
-        select destination.endpoint, destination.tag_id, run.started_at, run.outcome,
-            run.exit_code, coalesce(run.accepted, 0), coalesce(run.rejected, 0),
-            coalesce(run.expired, 0), coalesce(run.left_pending, 0)
-        from (
+        with run as (
             select *, row_number() over (
                 partition by destination_id order by started_at desc
             ) as newest
             from {RUNS_TABLE}
             where not is_test
-        ) as run
+        ),
+
+        recorded as (
+            select
+                run_id,
+                sum(events) filter (where status = '{ACCEPTED}') as accepted,
+                sum(events) filter (where status = '{REJECTED_BY_API}') as rejected,
+                sum(events) filter (where status = '{EXPIRED}') as expired
+            from {BATCHES_TABLE}
+            where run_id in (select run_id from run where newest <= ? and finished_at is null)
+            group by run_id
+        )
+
+        select destination.endpoint, destination.tag_id, run.started_at, run.outcome,
+            run.exit_code, coalesce(run.accepted, recorded.accepted, 0),
+            coalesce(run.rejected, recorded.rejected, 0),
+            coalesce(run.expired, recorded.expired, 0), coalesce(run.left_pending, 0)
+        from run
         inner join {DESTINATIONS_TABLE} as destination
             on run.destination_id = destination.destination_id
+        left join recorded on run.run_id = recorded.run_id
         where run.newest <= ?
         order by destination.destination_id, run.started_at
         """,
-        [per_destination],
+        [per_destination, per_destination],
     ).fetchall()
     runs: dict[tuple[str, str], list[RunSends]] = {}
     for endpoint, tag_id, *rest in rows:

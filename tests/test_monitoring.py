@@ -131,6 +131,21 @@ def test_the_report_is_one_private_self_contained_page_with_charts(sent_db, tmp_
     assert len(text.encode()) < 300_000
 
 
+def test_the_report_counts_a_killed_run_from_what_it_recorded(sent_db):
+    """A killed run never writes its counts (start_run's row is all it leaves); its sends are in
+    the ledger, and the report's "Sends per run" shows them rather than zeros."""
+    from sender.report import read_runs
+
+    con = duckdb.connect(str(sent_db))
+    con.execute(
+        "update line_capi_send_runs set finished_at = null, accepted = null, rejected = null,"
+        " expired = null, left_pending = null, outcome = null, exit_code = null"
+    )
+    [[run]] = read_runs(con, 10).values()
+    con.close()
+    assert (run.outcome, run.exit_code, run.parts()) == (None, None, (12, 0, 0, 0))
+
+
 def test_report_builds_and_a_bad_output_path(sent_db, tmp_path):
     write_coverage(sent_db, hourly_builds(5))
     page = tmp_path / "few.html"
