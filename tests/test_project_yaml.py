@@ -73,3 +73,17 @@ def test_the_check_finds_anchors_flow_columns_and_long_lines():
         "line 9: alias not_null",
         "line 4: flow-style map under columns",
     ]
+
+
+def test_unit_tests_that_name_an_export_folder_leave_catalog_mode_off():
+    """A unit test that names its own export folder must also pin var karte_catalog_tables off:
+    with the run's `karte_catalog_tables: true` (Spark reading catalog tables) the pair is refused,
+    and every build in that mode stopped at the unit tests."""
+    named_folder = {}
+    for path in project_yaml():
+        for test in (yaml.safe_load(path.read_text()) or {}).get("unit_tests") or []:
+            pinned = (test.get("overrides") or {}).get("vars") or {}
+            if "karte_export_dir" in pinned:
+                named_folder[test["name"]] = pinned.get("karte_catalog_tables", "not pinned")
+    assert named_folder  # the rule is about these
+    assert {name: v for name, v in named_folder.items() if v is not False} == {}

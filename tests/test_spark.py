@@ -98,12 +98,28 @@ def spark_diagnostics(spark_dir: Path, output: str) -> str:
 
 
 def run_spark_build(
-    tmp: Path, export: Path, spark_args: tuple[str, ...], vars: dict | None = None
+    tmp: Path,
+    export: Path,
+    spark_args: tuple[str, ...],
+    vars: dict | None = None,
+    before: tuple[str, ...] = (),
 ) -> SparkBuild:
-    """`dbt build --target spark`; once more, in fresh folders, if the JVM went away."""
+    """`dbt build --target spark` (after the dbt command ``before``, in the same Spark folder);
+    once more, in fresh folders, if the JVM went away."""
     for attempt in (1, 2):
         spark_dir, run_dir = tmp / f"spark-{attempt}", tmp / f"spark-run-{attempt}"
         run_dir.mkdir(parents=True, exist_ok=True)
+        if before:
+            first = run_dbt(
+                run_dir,
+                *before,
+                "--target",
+                "spark",
+                export_dir=export,
+                vars={"as_of": AS_OF},
+                env={"LINE_CAPI_SPARK_DIR": str(spark_dir)},
+            )
+            assert first.returncode == 0, spark_diagnostics(spark_dir, first.output)
         spark = run_dbt(
             run_dir,
             "build",
@@ -130,12 +146,19 @@ def run_spark_build(
 
 
 def build_both(
-    tmp: Path, export: Path, spark_args: tuple[str, ...], vars: dict | None = None
+    tmp: Path,
+    export: Path,
+    spark_args: tuple[str, ...],
+    vars: dict | None = None,
+    spark_vars: dict | None = None,
+    before: tuple[str, ...] = (),
 ) -> tuple:
     all_vars = {"as_of": AS_OF, **(vars or {})}
     duck = run_dbt(tmp / "duckdb", *HOURLY_BUILD, export_dir=export, vars=all_vars)
     assert duck.returncode == 0, duck.output
-    return duck, run_spark_build(tmp, export, spark_args, vars)
+    return duck, run_spark_build(
+        tmp, export, spark_args, {**(vars or {}), **(spark_vars or {})}, before
+    )
 
 
 def _mkdirs(tmp: Path) -> Path:
@@ -146,10 +169,13 @@ def _mkdirs(tmp: Path) -> Path:
 @pytest.fixture(scope="module")
 def fixture_builds(tmp_path_factory):
     """The pipeline's fixture export plus edge rows, Parquet and CSV tables; the Spark build runs
-    the unit tests and data tests too."""
+    the unit tests and data tests too. On Spark the tables are read as a warehouse's own (var
+    karte_catalog_tables): a seed run's hook registers the files as tables of karte_export, and
+    the build reads that schema, with the unit tests, which name an export folder of their own."""
     tmp = _mkdirs(tmp_path_factory.mktemp("spark-fixtures"))
     export = write_mixed_export(tmp / "export", edge_tables())
-    return build_both(tmp, export, ())
+    catalog = {"karte_catalog_tables": True, "karte_source_schema": "karte_export"}
+    return build_both(tmp, export, (), spark_vars=catalog, before=("seed",))
 
 
 @pytest.fixture(scope="module")
@@ -228,6 +254,9 @@ def assert_same_outputs(duck: DbtResult, spark: SparkBuild) -> None:
 def test_fixture_export_same_rows_and_json_on_spark_and_duckdb(fixture_builds):
     duck, spark = fixture_builds
     assert_same_outputs(duck, spark)
+    # on Spark read as catalog tables, unit tests included
+    assert spark.rows("line_capi_build_info", "export_location") == [("catalog:karte_export",)]
+    assert "PASS stg_karte__conversions::rule_03_sync_date_to_unix_seconds" in spark.output
     payloads = payload_objects(
         duck.rows("select deduplication_key, payload from line_capi_payload")
     )
