@@ -257,3 +257,12 @@ def write_mixed_export(directory: Path, tables: dict[str, list[dict]]) -> Path:
     for table in ("line_users", "user_master"):
         shutil.copy(csv_dir / f"{table}.csv", directory / f"{table}.csv")
     return directory
+
+
+def shift_jis_copy(export: Path, directory: Path) -> Path:
+    """The export with its CSV files in Shift_JIS (windows-31j), as a Japanese spreadsheet saves
+    them: Spark reads them with var karte_export_encoding (DuckDB needs UTF-8)."""
+    shutil.copytree(export, directory)
+    for path in directory.glob("*.csv"):
+        path.write_bytes(path.read_text(encoding="utf-8").encode("cp932"))
+    return directory

@@ -16,6 +16,7 @@ import os
 import shutil
 import warnings
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -27,7 +28,16 @@ from pipeline_fixtures import (
     run_dbt,
     write_export,
 )
-from spark_fixtures import AS_OF, HOUR, TYPED_TIMES, T, edge_tables, write_mixed_export
+from sender_fixtures import invoke, sender_env
+from spark_fixtures import (
+    AS_OF,
+    HOUR,
+    TYPED_TIMES,
+    T,
+    edge_tables,
+    shift_jis_copy,
+    write_mixed_export,
+)
 from test_pipeline import export_tables
 
 from sender.build_info import check_build
@@ -51,11 +61,11 @@ def load_payload_sql(parquet_dir: Path) -> str:
     )
 
 
-def load_build_info_sql(parquet_dir: Path) -> str:
-    """The statement of docs/spark.md that loads what the Spark build was made from."""
+def load_table_sql(table: str, parquet_dir: Path) -> str:
+    """The statement of docs/spark.md that loads what the Spark build was made from
+    (line_capi_build_info) and its coverage (line_capi_coverage)."""
     return (
-        "create or replace table line_capi_build_info as "
-        f"select * from read_parquet('{parquet_dir}/*.parquet')"
+        f"create or replace table {table} as select * from read_parquet('{parquet_dir}/*.parquet')"
     )
 
 
@@ -103,9 +113,10 @@ def run_spark_build(
     spark_args: tuple[str, ...],
     vars: dict | None = None,
     before: tuple[str, ...] = (),
+    before_vars: dict | None = None,
 ) -> SparkBuild:
-    """`dbt build --target spark` (after the dbt command ``before``, in the same Spark folder);
-    once more, in fresh folders, if the JVM went away."""
+    """`dbt build --target spark` (after the dbt command ``before``, with ``before_vars``, in the
+    same Spark folder); once more, in fresh folders, if the JVM went away."""
     for attempt in (1, 2):
         spark_dir, run_dir = tmp / f"spark-{attempt}", tmp / f"spark-run-{attempt}"
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +127,7 @@ def run_spark_build(
                 "--target",
                 "spark",
                 export_dir=export,
-                vars={"as_of": AS_OF},
+                vars={"as_of": AS_OF, **(before_vars or {})},
                 env={"LINE_CAPI_SPARK_DIR": str(spark_dir)},
             )
             assert first.returncode == 0, spark_diagnostics(spark_dir, first.output)
@@ -150,15 +161,16 @@ def build_both(
     export: Path,
     spark_args: tuple[str, ...],
     vars: dict | None = None,
-    spark_vars: dict | None = None,
-    before: tuple[str, ...] = (),
+    **spark: Any,
 ) -> tuple:
+    """The DuckDB build of ``export``, and the Spark build (run_spark_build's ``before`` and
+    ``before_vars``; ``spark_export`` and ``spark_vars`` in place of or beside the DuckDB ones)."""
     all_vars = {"as_of": AS_OF, **(vars or {})}
     duck = run_dbt(tmp / "duckdb", *HOURLY_BUILD, export_dir=export, vars=all_vars)
     assert duck.returncode == 0, duck.output
-    return duck, run_spark_build(
-        tmp, export, spark_args, {**(vars or {}), **(spark_vars or {})}, before
-    )
+    spark_vars = {**(vars or {}), **spark.pop("spark_vars", {})}
+    spark_export = spark.pop("spark_export", export)
+    return duck, run_spark_build(tmp, spark_export, spark_args, spark_vars, **spark)
 
 
 def _mkdirs(tmp: Path) -> Path:
@@ -174,8 +186,19 @@ def fixture_builds(tmp_path_factory):
     the build reads that schema, with the unit tests, which name an export folder of their own."""
     tmp = _mkdirs(tmp_path_factory.mktemp("spark-fixtures"))
     export = write_mixed_export(tmp / "export", edge_tables())
+    # its CSV files in Shift_JIS, which Spark reads as they are (DuckDB needs UTF-8)
+    shift_jis = shift_jis_copy(export, tmp / "export-shift-jis")
+    encoding = {"karte_export_encoding": "windows-31j"}
     catalog = {"karte_catalog_tables": True, "karte_source_schema": "karte_export"}
-    return build_both(tmp, export, (), spark_vars=catalog, before=("seed",))
+    return build_both(
+        tmp,
+        export,
+        (),
+        spark_export=shift_jis,
+        spark_vars=catalog,
+        before=("seed",),
+        before_vars=encoding,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -328,7 +351,8 @@ def test_sender_reads_a_spark_built_payload_loaded_into_duckdb(fixture_builds, t
     database = tmp_path / "sender.duckdb"
     with duckdb.connect(str(database)) as con:
         con.execute(load_payload_sql(spark.table_dir("line_capi_payload")))
-        con.execute(load_build_info_sql(spark.table_dir("line_capi_build_info")))
+        for table in ("line_capi_build_info", "line_capi_coverage"):
+            con.execute(load_table_sql(table, spark.table_dir(table)))
         loaded_types = con.sql("describe line_capi_payload").fetchall()
         loaded = con.sql(f"select {PAYLOAD_COLUMNS} from line_capi_payload").fetchall()
         # the sender accepts the loaded pair as one finished build of a real export
@@ -340,6 +364,10 @@ def test_sender_reads_a_spark_built_payload_loaded_into_duckdb(fixture_builds, t
     assert [(c[0], c[1]) for c in loaded_types] == [(c[0], c[1]) for c in built_types]
     assert [r[1] for r in loaded] == [r[1] for r in built]  # event_timestamp, key order
     assert flat_rows(loaded) == flat_rows(built)
+    # status reads the loaded coverage, as after a DuckDB build
+    status = invoke(["status"], sender_env(database))
+    assert status.exit_code == 0, status.stderr
+    assert "no coverage yet" not in status.stdout and "sendable" in status.stdout
 
 
 def test_coverage_history_on_spark_appends_and_prunes(fixture_builds, tmp_path):

@@ -75,8 +75,9 @@
     an external (unmanaged) table in schema var karte_source_schema. Dropping such a table never
     deletes the file.
     - CSV is read as text with a header row, RFC 4180 quotes ("" inside quotes), quoted line breaks,
-      var karte_export_encoding (any Java charset, e.g. Shift_JIS), and a short row padded with
-      nulls. An empty cell, quoted or not, is null, as DuckDB reads it.
+      var karte_export_encoding (any Java charset, e.g. Shift_JIS or windows-31j: Spark 4 takes
+      names beyond its standard few with spark.sql.legacy.javaCharsets, which the hook sets in
+      both ways), and a short row padded with nulls. An empty cell, quoted or not, is null, as DuckDB reads it.
     - With var karte_catalog_tables nothing is registered: the sources read the tables
       conversions, page_views, line_users and user_master already in schema karte_source_schema
       (a Spark/Hive catalog database, or a Unity catalog schema).
@@ -84,11 +85,14 @@
 -#}
 {% macro spark__create_karte_export_views() %}
     {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {#- Spark 4 reads a CSV in a charset beyond its standard few (Shift_JIS, windows-31j) only with
+        this set, in the session that reads it: catalog tables registered so included -#}
+    {%- do run_query('set spark.sql.legacy.javaCharsets = true') -%}
     {%- set directory = karte_export_dir() -%}
     {%- if directory == '' -%}{{ return('') }}{%- endif -%}
     {%- set directory = directory.rstrip('/') -%}
     {%- set schema = karte_source_schema() -%}
-    {%- set encoding = var('karte_export_encoding') | string -%}
+    {%- set encoding = spark_charset(var('karte_export_encoding')) -%}
     {%- set marker = 'line_capi.karte_export_file' -%}
     {%- do run_query('create schema if not exists ' ~ schema) -%}
     {%- set files = run_query("select path from binaryFile.`" ~ directory ~ "`").columns[0].values() -%}
@@ -132,6 +136,15 @@
     {%- endfor -%}
     {{ return('') }}
 {% endmacro %}
+
+{#- The Java charset name of var karte_export_encoding: utf8, UTF_8, latin-1 as Spark knows them. -#}
+{% macro spark_charset(name) -%}
+    {%- set lowered = (name | string | trim | lower).replace('_', '-') -%}
+    {%- set known = {'utf8': 'utf-8', 'utf16': 'utf-16', 'latin1': 'iso-8859-1', 'latin-1': 'iso-8859-1'} -%}
+    {%- set standard = ('utf-8', 'utf-16', 'utf-16be', 'utf-16le', 'utf-32', 'iso-8859-1', 'us-ascii') -%}
+    {%- if lowered in known or lowered in standard -%}{{ return(known.get(lowered, lowered)) }}{%- endif -%}
+    {{ return(name | string | trim) }}
+{%- endmacro %}
 
 {#-
     DuckDB: {sql, format, paths}: the table function reading every non-empty file of `table_name`
