@@ -17,9 +17,10 @@ credentials. Everything written under DEST is its owner's only (files 0600, fold
 whatever the umask): the export holds personal data.
 
 Exit codes: 0 synced (or already current); 1 nothing complete to copy, the copy failed or another
-sync is running (DEST/current is left as it was); 2 bad arguments: an empty SOURCE or DEST, or a
-DEST that is not the sync's own; 130 interrupted (the half-done copy is deleted). See
-docs/karte-datahub.md.
+sync is running (DEST/current is left as it was); 2 bad arguments: an empty SOURCE or DEST, a
+DEST that is not the sync's own, or one that holds the copies of another SOURCE (two sites given
+one DEST: DEST/.sync.source names the SOURCE of its first copy); 130 interrupted (the half-done
+copy is deleted). See docs/karte-datahub.md.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ from pathlib import Path
 TABLES = ("conversions", "page_views", "line_users", "user_master")
 CURRENT = "current"
 LOCK = ".sync.lock"
+# The SOURCE a DEST is the copy of, written at its first sync: a second site's sync into the same
+# DEST would swap `current` to its own export, and its job would send one shop's orders to the
+# other's LINE Tag.
+SOURCE_RECORD = ".sync.source"
 # Minutes a run folder must go unchanged before it is taken: the parts of one table arrive within
 # seconds of each other, the four tables within minutes.
 SETTLE_MINUTES = 10
@@ -105,6 +110,11 @@ class LocalSource:
     def __str__(self) -> str:
         return str(self.root)
 
+    @property
+    def identity(self) -> str:
+        """The folder however it was named (relative, through a link)."""
+        return str(self.root.resolve())
+
     def top_entries(self) -> dict[str, bool]:
         """The source's own entries (name -> is a folder); a link is no run folder."""
         return {p.name: p.is_dir() and not p.is_symlink() for p in self.root.iterdir()}
@@ -131,6 +141,10 @@ class CloudStorageSource:
         self.url = url.rstrip("/")
 
     def __str__(self) -> str:
+        return self.url
+
+    @property
+    def identity(self) -> str:
         return self.url
 
     def top_entries(self) -> dict[str, bool]:
@@ -244,6 +258,31 @@ def check_own_folder(dest: Path) -> None:
         )
 
 
+def check_same_source(dest: Path, source) -> None:
+    """Refuse a DEST that holds the copies of another SOURCE (two sites given one KARTE_SYNC_DIR).
+    The first sync that copies a run records its SOURCE (record_source)."""
+    record = dest / SOURCE_RECORD
+    try:
+        recorded = record.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return
+    if recorded != source.identity:
+        raise NotOwnFolder(
+            f"{dest} holds the copies of {recorded}, not of {source.identity}: give each"
+            " export source a folder of its own (KARTE_SYNC_DIR, and KARTE_EXPORT_DIR=<it>/current,"
+            f" in each site's .env); to switch this one to the new source, delete {record}"
+        )
+
+
+def record_source(dest: Path, source) -> None:
+    """Write the SOURCE of DEST's copies, once a run was copied (a mistyped SOURCE that copied
+    nothing is not remembered), and in a DEST an earlier version synced."""
+    record = dest / SOURCE_RECORD
+    if not record.exists():
+        with file_modes.private_file(record, "w") as out:
+            out.write(source.identity + "\n")
+
+
 @contextmanager
 def exclusive(dest: Path) -> Iterator[None]:
     with file_modes.private_file(dest / LOCK, "w") as lock:
@@ -318,12 +357,14 @@ def sync(
     check_own_folder(dest)
     file_modes.make_private_dir(dest)
     with exclusive(dest):
+        check_same_source(dest, source)
         message = tighten_runs(dest)
         if message:
             notice(message)
         run = newest_complete_run(source, settle_seconds)
         target = dest / run
         if current.is_symlink() and os.readlink(current) == run and target.is_dir():
+            record_source(dest, source)
             return f"{current} is already {run}"
         if not target.is_dir():
             partial = dest / f".{run}.partial"
@@ -344,6 +385,7 @@ def sync(
             finally:
                 shutil.rmtree(partial, ignore_errors=True)
         point_current(dest, run)
+        record_source(dest, source)
         prune(dest, keep, run)
     return f"synced {source}/{run} to {target}; {current} -> {run}"
 

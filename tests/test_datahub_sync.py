@@ -80,7 +80,12 @@ def test_copies_the_newest_complete_run_and_points_current_at_it(tmp_path):
     for table in TABLES:
         copied = (dest / "current" / f"{table}.csv").read_text(encoding="utf-8")
         assert copied.startswith("20261130-10\n")
-    assert sorted(p.name for p in dest.iterdir()) == [".sync.lock", "20261130-10", "current"]
+    assert sorted(p.name for p in dest.iterdir()) == [
+        ".sync.lock",
+        ".sync.source",
+        "20261130-10",
+        "current",
+    ]
 
 
 def test_a_newer_run_swaps_current_and_old_runs_are_pruned(tmp_path):
@@ -113,7 +118,12 @@ def test_a_failed_copy_leaves_current_untouched(tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1
     assert current_run(dest) == "20261130-09"
     assert (dest / "current" / "user_master.csv").read_text().startswith("20261130-09")
-    assert sorted(p.name for p in dest.iterdir()) == [".sync.lock", "20261130-09", "current"]
+    assert sorted(p.name for p in dest.iterdir()) == [
+        ".sync.lock",
+        ".sync.source",
+        "20261130-09",
+        "current",
+    ]
 
 
 def test_no_complete_run_is_an_error_that_names_what_is_missing(tmp_path):
@@ -257,7 +267,8 @@ def test_the_copy_is_its_owners_only_whatever_the_umask(tmp_path):
 
     assert done.returncode == 0, done.stderr
     found = modes(dest)
-    assert len(found) == 8, found  # dest, .sync.lock, the run, its 3 files, a folder and a part
+    # dest, .sync.lock and .sync.source, the run, its 3 files, a folder and a part
+    assert len(found) == 9, found
     for name, mode in found.items():
         wanted = 0o700 if (dest / name).is_dir() else 0o600
         assert mode == wanted, (name, oct(mode))
@@ -442,4 +453,42 @@ def test_an_interrupted_copy_is_one_line_and_leaves_nothing_half_done(
 
     assert capsys.readouterr().err == "error: interrupted\n"
     assert current_run(dest) == "20261130-10"
-    assert sorted(p.name for p in dest.iterdir()) == [".sync.lock", "20261130-10", "current"]
+    assert sorted(p.name for p in dest.iterdir()) == [
+        ".sync.lock",
+        ".sync.source",
+        "20261130-10",
+        "current",
+    ]
+
+
+def test_a_second_source_into_the_same_dest_is_refused(tmp_path):
+    """Two sites given one KARTE_SYNC_DIR: the second sync would swap `current` to its own
+    export (same run name, another shop), and the first site's job would send the other shop's
+    orders to its tag. The DEST remembers its SOURCE; the same SOURCE named another way is fine."""
+    shop_a, shop_b, dest = tmp_path / "shop-a", tmp_path / "shop-b", tmp_path / "karte"
+    write_run(shop_a, "20261205-10", text="ua1\n")
+    write_run(shop_b, "20261205-10", text="ub1\n")
+    assert sync(shop_a, dest).returncode == 0
+    assert (dest / ".sync.source").read_text() == f"{shop_a.resolve()}\n"
+    assert stat.S_IMODE((dest / ".sync.source").stat().st_mode) == 0o600
+
+    refused = sync(shop_b, dest)
+
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"error: {dest} holds the copies of {shop_a.resolve()}, not of {shop_b.resolve()}: give"
+        " each export source a folder of its own (KARTE_SYNC_DIR, and"
+        " KARTE_EXPORT_DIR=<it>/current, in each site's .env); to switch this one to the new"
+        f" source, delete {dest / '.sync.source'}\n"
+    )
+    assert "ua1" in (dest / "current" / "conversions.csv").read_text()
+    # the first source, named through a relative path and a link, is the same source
+    (tmp_path / "link-a").symlink_to(shop_a)
+    again = subprocess.run(
+        [sys.executable, "-I", "-S", str(SCRIPT), "link-a", str(dest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert again.returncode == 0, again.stderr
