@@ -28,6 +28,8 @@ _DONE = re.compile(r"^done: exit (\d+)")
 _LOG_SUFFIX = re.compile(r"; log: .*$")
 # The first line of a run stopped by its settings before it takes the lock (sender.cli.run).
 SETTINGS_STOP_START = "start: stopped by its settings"
+# The first line of a run that goes ahead (sender.scheduled_run): it names the run's database.
+_START_DATABASE = re.compile(r"^start: project .*, database (.*), export ")
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,33 @@ def streak_before_last(path: Path) -> tuple[int, int] | None:
             break
         streak += 1
     return before, streak
+
+
+def log_database(path: Path) -> str | None:
+    """The database of the last run the log at ``path`` started (None: no log, no such line).
+    A log is one database's: two sites' jobs writing one would read each other's runs."""
+    try:
+        lines = _tail(path)
+    except OSError:
+        return None
+    for line in reversed(lines):
+        match = _LINE.match(line)
+        started = _START_DATABASE.match(match.group(2)) if match else None
+        if started:
+            return started.group(1)
+    return None
+
+
+def other_database_message(path: Path, database: Path) -> str | None:
+    """Why the log at ``path`` is not ``database``'s, or None: it holds another database's runs."""
+    owner = log_database(path)
+    if owner is None or owner == str(database):
+        return None
+    return (
+        f"run log {path} holds the runs of database {owner}, not of {database}: give each site's"
+        " job a run log of its own (LINE_CAPI_RUN_LOG, --log-file), or leave it unset: the"
+        " default is beside each database (a database moved from there: move its log aside)"
+    )
 
 
 def last_run(path: Path) -> LastRun | None:

@@ -248,6 +248,42 @@ def test_a_database_folder_this_user_cannot_write_is_one_line(tmp_path, log):
     assert "Traceback" not in r.stderr and "internal error" not in r.stderr
 
 
+def test_a_run_log_of_another_sites_database_is_refused_and_not_read(tmp_path):
+    """Two sites' jobs given one LINE_CAPI_RUN_LOG: each would read the other's runs as its own
+    (a failure taken for the other site's streak, so never alerted; `status` showing the other's
+    job). The second site's run stops before it starts, without a line in that log, and its
+    status does not read it."""
+    shared = tmp_path / "shared_run.log"
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    site_a, site_b = tmp_path / "a", tmp_path / "b"
+    site_a.mkdir(), site_b.mkdir()
+    with mock_server() as srv:
+        first = sender_run(site_a, srv.url, "--log-file", str(shared), export=export)
+        assert first.returncode == ExitCode.OK, first.stderr
+        logged = shared.read_text()
+        second = sender_run(site_b, srv.url, "--log-file", str(shared), export=export)
+        assert srv.stats()["accepted_events"] == 1  # site a's, once
+    assert second.returncode == ExitCode.USAGE, second.stderr
+    assert one_error_line(second.stderr) == (
+        f"error: run log {shared} holds the runs of database {site_a / 'line_capi.duckdb'}, not"
+        f" of {site_b / 'line_capi.duckdb'}: give each site's job a run log of its own"
+        " (LINE_CAPI_RUN_LOG, --log-file), or leave it unset: the default is beside each"
+        " database (a database moved from there: move its log aside)"
+    )
+    assert shared.read_text() == logged
+    status = run_cli(
+        ["status", "--log-file", str(shared)],
+        {"LINE_CAPI_DUCKDB": str(site_a / "line_capi.duckdb")},
+    )
+    assert "last job  sender run started" in status.stdout and status.stderr == ""
+    other = run_cli(
+        ["status", "--json", "--log-file", str(shared)],
+        {"LINE_CAPI_DUCKDB": str(site_b / "line_capi.duckdb")},
+    )
+    assert f"run log {shared} holds the runs of database" in other.stderr
+    assert json.loads(other.stdout)["last_job"] is None
+
+
 def test_a_log_to_dev_stdout_under_a_shells_redirect_loses_no_line(tmp_path):
     """`sender run --log-file /dev/stdout > out.txt`: opened again, /dev/stdout had an offset of
     its own, and the log's lines and the push's summary wrote over each other."""

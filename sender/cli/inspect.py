@@ -28,7 +28,7 @@ from sender.exit_codes import ExitCode
 from sender.preview import first_pending, table_lines
 from sender.push_summary import error_json
 from sender.report import DEFAULT_BUILDS, render, write_report
-from sender.run_history import last_run, run_log_path
+from sender.run_history import last_run, other_database_message, run_log_path
 from sender.settings import DEFAULT_DATABASE, DEFAULT_ENDPOINT, database_path
 from sender.status import job_lines, read_status_report
 
@@ -75,12 +75,17 @@ def status(
         out(line)
 
 
-def named_run_log(database: Path, log_file: str | None) -> Path:
+def named_run_log(database: Path, log_file: str | None) -> Path | None:
     """The run log to read the last job from; a log named that does not exist (a typo, or the
-    job logs elsewhere) is a warning, not a silently missing last job."""
+    job logs elsewhere) is a warning, not a silently missing last job, and one that holds
+    another database's runs is not read (its last job would pass for this one's)."""
     path = run_log_path(database, log_file)
     if (log_file or "").strip() and not path.exists():
         warn(f"run log {path} does not exist (--log-file, env LINE_CAPI_RUN_LOG): no last job")
+    shared = other_database_message(path, database)
+    if shared is not None:
+        warn(f"{shared}; no last job")
+        return None
     return path
 
 
@@ -92,7 +97,8 @@ def _show_last_job_without_database(
     run built it, why that run stopped (a token not set, a missing export). The build, coverage
     and ledger wait for the database; the exit code stays, for a script that needs them."""
     path = database_path(database)
-    job = last_run(named_run_log(path, log_file))
+    run_log = named_run_log(path, log_file)
+    job = last_run(run_log) if run_log is not None else None
     locked = exc.exit_code == ExitCode.DATABASE_LOCKED
     if json_:
         got = json.loads(error_json(exc.exit_code, exc.message))

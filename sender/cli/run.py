@@ -30,7 +30,7 @@ from sender.cli.common import (
 from sender.compaction import compact
 from sender.database import check_is_duckdb_file
 from sender.exit_codes import ExitCode
-from sender.run_history import SETTINGS_STOP_START, run_log_path
+from sender.run_history import SETTINGS_STOP_START, other_database_message, run_log_path
 from sender.scheduled_run import RunError, RunLog, ScheduledRun, run_config
 from sender.secret_env import read_secret
 from sender.settings import DEFAULT_DATABASE, ConfigError, database_path, target_from_env
@@ -133,6 +133,9 @@ def run_command(
                     f"export {config.export_dir} is the bundled sample (it holds {SAMPLE_MARKER})"
                 )
                 check_sample_destination(where, target.endpoint)
+            shared = other_database_message(config.log_file, config.database)
+            if shared is not None:  # its alerts and `status` would count the other's runs
+                raise ConfigError(shared)
             job = ScheduledRun(config)  # opens the run log: one that cannot be written is exit 2
     except Failure as failure:
         stopped_by_settings(failure, alert_settings, database=database, log_file=log_file)
@@ -178,6 +181,8 @@ def stopped_by_settings(
             # the default log goes beside the database: not into /dev for -d /dev/null, nor
             # into a folder of a mistyped path that it would create
             raise ConfigError(f"no log beside database {path}")
+        if other_database_message(log_path, path) is not None:  # another site's log: left alone
+            raise ConfigError(f"run log {log_path} is another database's")
         log = RunLog(log_path)
     except ConfigError:  # the log itself is what is wrong (or the database path): stderr only
         path, log_path, log = None, None, None
