@@ -109,6 +109,8 @@ def rotate_if_large(path: Path) -> None:
 
 
 def _tail(path: Path) -> list[str]:
+    if not path.is_file():  # /dev/stdout, /dev/full: nothing to read back (and no end to read)
+        raise OSError(f"{path} is not a file")
     with path.open("rb") as file:
         file.seek(0, os.SEEK_END)
         size = file.tell()

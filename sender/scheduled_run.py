@@ -520,6 +520,25 @@ def dbt_error_line(lines: list[str]) -> str:
     return done[-1] if done else (next((t for t in reversed(clean) if t), "no output"))
 
 
+_ADAPTER = re.compile(r"Registered adapter: (\w+)=")
+
+
+def check_duckdb_adapter(lines: list[str]) -> None:
+    """Stop before the build when dbt runs on another engine than DuckDB (`-- --target spark`):
+    the push reads the payload from the DuckDB file, and a Spark build would be checked and
+    refused only after it (a minute of work, then exit 12)."""
+    for line in lines:
+        found = _ADAPTER.search(_ANSI.sub("", line))
+        if found and found.group(1) != "duckdb":
+            raise RunError(
+                f"sender run builds on DuckDB only, and the dbt target is {found.group(1)}: on"
+                " Spark, build with dbt, load the payload into the DuckDB file and run sender"
+                ' push (docs/spark.md, "The sender and a Spark-built table"); nothing was'
+                " built or sent",
+                ExitCode.USAGE,
+            )
+
+
 def selection_option(dbt_args: tuple[str, ...]) -> str | None:
     """The first node-selection option among the dbt arguments (`--select x`, `-s=x`), if any."""
     for arg in dbt_args:
@@ -901,6 +920,7 @@ class ScheduledRun:
     def check_freshness(self) -> None:
         started = time.time()
         code, lines = self.dbt("source", "freshness")
+        check_duckdb_adapter(lines)
         results = read_freshness(target_path(self.config) / "sources.json", started)
         quiet = quiet_window(results)
         if quiet:
