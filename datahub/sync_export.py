@@ -263,7 +263,7 @@ def check_same_source(dest: Path, source) -> None:
     The first sync that copies a run records its SOURCE (record_source)."""
     record = dest / SOURCE_RECORD
     try:
-        recorded = record.read_text(encoding="utf-8").strip()
+        recorded = record.read_text(encoding="utf-8", errors="replace").strip()
     except FileNotFoundError:
         return
     if recorded != source.identity:

@@ -141,7 +141,7 @@ def held_message(
     held: int, tag_id: str | None, *, dry_run: bool = False, others_sent: bool = True
 ) -> str:
     """The one line that names the missing setting for ``held`` rows kept back."""
-    others = "the other events were sent" if others_sent else "no other event was pending"
+    others = "the other events were sent" if others_sent else "no other event was sent"
     return (
         f"{held:,} events carry user.line_uid and"
         + (" a push would hold them back" if dry_run else " were not sent")
@@ -541,11 +541,17 @@ class Pusher:
     def _stop_refused(
         self, what: str, *, verdict: str = "it refuses the requests, not the events"
     ) -> None:
+        retried = (
+            " With --retry-rejected, the events LINE refused before may simply be refused again:"
+            " is their model fixed and the payload rebuilt?"
+            if self.options.retry_rejected
+            else ""
+        )
         self.stop.set(
             "refused",
             f"LINE answered 400 to {what}, and accepted none in this run: {verdict}"
             " (LINE_CHANNEL_ID for events with a LINE user id, an event name not set up in LINE"
-            " Ads Manager); nothing more was sent, the events stay pending",
+            " Ads Manager); nothing more was sent, the events stay pending" + retried,
         )
 
     def _record_refusal(self, answer: _Answer) -> None:

@@ -210,9 +210,14 @@ def log_database(path: Path) -> str | None:
 
 
 def other_database_message(path: Path, database: Path) -> str | None:
-    """Why the log at ``path`` is not ``database``'s, or None: it holds another database's runs."""
+    """Why the log at ``path`` is not ``database``'s, or None. Only a log named (--log-file,
+    LINE_CAPI_RUN_LOG) can hold another database's runs: the default one is named after its
+    database, beside it, and a site moved to another folder takes it along. Paths are compared
+    resolved (a relative LINE_CAPI_DUCKDB, a link), as the run's start line names its database."""
+    if path == run_log_path(database, None):
+        return None
     owner = log_database(path)
-    if owner is None or owner == str(database):
+    if owner is None or Path(owner).resolve() == database.resolve():
         return None
     return (
         f"run log {path} holds the runs of database {owner}, not of {database}: give each site's"

@@ -482,6 +482,10 @@ def test_a_second_source_into_the_same_dest_is_refused(tmp_path):
         f" source, delete {dest / '.sync.source'}\n"
     )
     assert "ua1" in (dest / "current" / "conversions.csv").read_text()
+    (dest / ".sync.source").write_bytes(b"\xff\xfe")  # damaged: still one line, not a traceback
+    damaged = sync(shop_a, dest)
+    assert damaged.returncode == 2 and damaged.stderr.count("\n") == 1, damaged.stderr
+    (dest / ".sync.source").write_text(f"{shop_a.resolve()}\n")
     # the first source, named through a relative path and a link, is the same source
     (tmp_path / "link-a").symlink_to(shop_a)
     again = subprocess.run(

@@ -149,6 +149,9 @@ def test_a_refused_event_stays_refused_until_retry_rejected_sends_it_again(db):
         first = push_now(db, srv.url, batch_size=1000)
         assert (first.accepted, first.rejected) == (59, 1)
         assert "sender push --retry-rejected sends them again" in first.exit_note()
+        too_soon = push_now(db, srv.url, batch_size=1000, retry_rejected=True)  # not yet fixed
+        assert (too_soon.accepted, too_soon.rejected) == (0, 0)
+        assert "is their model fixed and the payload rebuilt?" in too_soon.message
         srv.poisoned.clear()  # the model is fixed and rebuilt
         assert push_now(db, srv.url, batch_size=1000).pending == 0
         write_payload(db, [make_event(i) for i in range(62)])  # two new conversions meanwhile

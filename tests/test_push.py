@@ -454,7 +454,7 @@ def test_held_line_uid_rows_alone_do_not_claim_other_events_were_sent(tmp_path):
     with mock_server() as srv:
         s = push_now(db, srv.url)
     assert (s.sent, s.held, s.exit_code) == (0, 2, ExitCode.USAGE)
-    assert s.message.endswith("they stay pending, no other event was pending")
+    assert s.message.endswith("they stay pending, no other event was sent")
 
 
 def test_a_test_send_is_flagged_under_keys_of_its_own_and_does_not_count_as_sent(db):

@@ -284,6 +284,30 @@ def test_a_run_log_of_another_sites_database_is_refused_and_not_read(tmp_path):
     assert json.loads(other.stdout)["last_job"] is None
 
 
+def test_a_log_is_its_own_databases_however_the_database_is_named(tmp_path, monkeypatch):
+    """The start line names the database resolved; a relative or linked name of the same file is
+    the same database, and the default log (beside its database, named after it) is never taken
+    for another's, even after the site's folder moved."""
+    from sender.run_history import other_database_message
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "link").symlink_to(data)
+    log = tmp_path / "named.log"
+    log.write_text(
+        f"2026-12-05T10:00:00Z run: start: project /p, database {data / 'site.duckdb'}, export /e\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    for same in (Path("data/site.duckdb"), tmp_path / "link" / "site.duckdb"):
+        assert other_database_message(log, same) is None
+    assert other_database_message(log, data / "other.duckdb") is not None
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    beside = moved / "site_run.log"
+    beside.write_text(log.read_text())  # the default log, copied with its database
+    assert other_database_message(beside, moved / "site.duckdb") is None
+
+
 def test_a_log_to_dev_stdout_under_a_shells_redirect_loses_no_line(tmp_path):
     """`sender run --log-file /dev/stdout > out.txt`: opened again, /dev/stdout had an offset of
     its own, and the log's lines and the push's summary wrote over each other."""

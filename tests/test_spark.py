@@ -191,7 +191,7 @@ def fixture_builds(tmp_path_factory):
     # its CSV files in Shift_JIS, which Spark reads as they are (DuckDB needs UTF-8)
     shift_jis = shift_jis_copy(export, tmp / "export-shift-jis")
     encoding = {"karte_export_encoding": "windows-31j"}
-    catalog = {"karte_catalog_tables": True, "karte_source_schema": "karte_export"}
+    catalog = {"karte_catalog_tables": True, "karte_source_schema": "karte_export", **encoding}
     return build_both(
         tmp,
         export,

@@ -76,8 +76,8 @@
     deletes the file.
     - CSV is read as text with a header row, RFC 4180 quotes ("" inside quotes), quoted line breaks,
       var karte_export_encoding (any Java charset, e.g. Shift_JIS or windows-31j: Spark 4 takes
-      names beyond its standard few with spark.sql.legacy.javaCharsets, which the hook sets in
-      both ways), and a short row padded with nulls. An empty cell, quoted or not, is null, as DuckDB reads it.
+      names beyond its standard few with spark.sql.legacy.javaCharsets, which the hook sets for
+      such a var, catalog tables included), and a short row padded with nulls. An empty cell, quoted or not, is null, as DuckDB reads it.
     - With var karte_catalog_tables nothing is registered: the sources read the tables
       conversions, page_views, line_users and user_master already in schema karte_source_schema
       (a Spark/Hive catalog database, or a Unity catalog schema).
@@ -86,8 +86,11 @@
 {% macro spark__create_karte_export_views() %}
     {%- if not execute -%}{{ return('') }}{%- endif -%}
     {#- Spark 4 reads a CSV in a charset beyond its standard few (Shift_JIS, windows-31j) only with
-        this set, in the session that reads it: catalog tables registered so included -#}
-    {%- do run_query('set spark.sql.legacy.javaCharsets = true') -%}
+        this set, in the session that reads it (catalog tables registered so included). Set only
+        then: a Databricks SQL warehouse refuses a SET of a setting it does not list. -#}
+    {%- if spark_charset(var('karte_export_encoding')) not in spark_standard_charsets() -%}
+        {%- do run_query('set spark.sql.legacy.javaCharsets = true') -%}
+    {%- endif -%}
     {%- set directory = karte_export_dir() -%}
     {%- if directory == '' -%}{{ return('') }}{%- endif -%}
     {%- set directory = directory.rstrip('/') -%}
@@ -141,9 +144,15 @@
 {% macro spark_charset(name) -%}
     {%- set lowered = (name | string | trim | lower).replace('_', '-') -%}
     {%- set known = {'utf8': 'utf-8', 'utf16': 'utf-16', 'latin1': 'iso-8859-1', 'latin-1': 'iso-8859-1'} -%}
-    {%- set standard = ('utf-8', 'utf-16', 'utf-16be', 'utf-16le', 'utf-32', 'iso-8859-1', 'us-ascii') -%}
-    {%- if lowered in known or lowered in standard -%}{{ return(known.get(lowered, lowered)) }}{%- endif -%}
+    {%- if lowered in known or lowered in spark_standard_charsets() -%}
+        {{ return(known.get(lowered, lowered)) }}
+    {%- endif -%}
     {{ return(name | string | trim) }}
+{%- endmacro %}
+
+{#- The charsets Spark 4's CSV reader takes without spark.sql.legacy.javaCharsets. -#}
+{% macro spark_standard_charsets() -%}
+    {{ return(['utf-8', 'utf-16', 'utf-16be', 'utf-16le', 'utf-32', 'iso-8859-1', 'us-ascii']) }}
 {%- endmacro %}
 
 {#-

@@ -7,7 +7,8 @@
 --   8. phone: full-width to half-width; a number written as a float (819012345678.0, as pandas
 --      writes an integer column with empty cells) loses its .0; digits and a leading +; an
 --      international call prefix (00, 010) is the +; 0... and 81... become +81..., a 0 right
---      after +81 is dropped (+81 (0)90...); must be + and 10-15 digits; SHA-256 of it.
+--      after +81 is dropped (+81 (0)90...); must be + and 10-15 digits, 9 or 10 after +81 (an
+--      extension's digits make no number); SHA-256 of it.
 --   9. A value that already is 64 hex characters is a hash: lowercased, never hashed again.
 --      With var pii_prehashed, only such values are kept.
 -- A user with several master rows gets the largest hash of each field (deterministic).
