@@ -28,8 +28,7 @@ from pipeline_fixtures import (
     run_dbt,
     write_export,
 )
-from schedule_fixtures import TAG_ID, dbt_args
-from sender_fixtures import TOKEN, invoke, mock_server, run_cli, sender_env
+from sender_fixtures import invoke, sender_env
 from spark_fixtures import (
     AS_OF,
     HOUR,
@@ -42,7 +41,7 @@ from spark_fixtures import (
 from test_pipeline import export_tables
 
 from sender.build_info import check_build
-from sender.exit_codes import ExitCode
+from sender.scheduled_run import RunError, check_duckdb_adapter
 
 HAS_PYSPARK = importlib.util.find_spec("pyspark") is not None
 pytestmark = pytest.mark.skipif(
@@ -281,6 +280,13 @@ def test_fixture_export_same_rows_and_json_on_spark_and_duckdb(fixture_builds):
     assert_same_outputs(duck, spark)
     # on Spark read as catalog tables, unit tests included
     assert spark.rows("line_capi_build_info", "export_location") == [("catalog:karte_export",)]
+    # `sender run -- --target spark` stops as soon as dbt names its adapter, before the build
+    # (the push sends from the DuckDB file); a DuckDB build's lines go through
+    with pytest.raises(
+        RunError, match="sender run builds on DuckDB only, and the dbt target is spark"
+    ):
+        check_duckdb_adapter(spark.output.splitlines())
+    check_duckdb_adapter(duck.output.splitlines())
     assert "PASS stg_karte__conversions::rule_03_sync_date_to_unix_seconds" in spark.output
     payloads = payload_objects(
         duck.rows("select deduplication_key, payload from line_capi_payload")
@@ -404,27 +410,3 @@ def test_coverage_history_on_spark_appends_and_prunes(fixture_builds, tmp_path):
     kept = spark.rows("line_capi_coverage", "invocation_id, event_name")
     assert len(kept) == 2 and first in {invocation for invocation, _ in kept}
     assert "expired" not in {invocation for invocation, _ in kept}
-
-
-def test_sender_run_on_a_spark_target_stops_before_the_build(tmp_path):
-    """`sender run -- --target spark`: the job sends from the DuckDB file, so it builds there. It
-    says so once dbt has started on Spark (its freshness check), not after a minute of build."""
-    env = {
-        "LINE_CAPI_DUCKDB": str(tmp_path / "line_capi.duckdb"),
-        "LINE_TAG_ID": TAG_ID,
-        "LINE_ACCESS_TOKEN": TOKEN,
-        "KARTE_EXPORT_DIR": str(SAMPLE_DIR),
-        "LINE_CAPI_SPARK_DIR": str(tmp_path / "spark"),
-    }
-    with mock_server() as srv:
-        env["LINE_CAPI_ENDPOINT"] = srv.url
-        r = run_cli(["run", "--", *dbt_args(tmp_path), "--target", "spark"], env, timeout=300)
-        assert srv.stats()["requests"] == 0
-    assert r.returncode == ExitCode.USAGE, r.stderr
-    errors = [line for line in r.stderr.splitlines() if "error: " in line]
-    assert len(errors) == 1 and (
-        "error: sender run builds on DuckDB only, and the dbt target is spark: on Spark, build"
-        " with dbt, load the payload into the DuckDB file and run sender push (docs/spark.md,"
-        ' "The sender and a Spark-built table"); nothing was built or sent; log: ' in errors[0]
-    ), r.stderr
-    assert not (tmp_path / "spark" / "warehouse" / f"{SCHEMA}.db" / "line_capi_payload").exists()
