@@ -77,7 +77,8 @@
     - CSV is read as text with a header row, RFC 4180 quotes ("" inside quotes), quoted line breaks,
       var karte_export_encoding (any Java charset, e.g. Shift_JIS or windows-31j: Spark 4 takes
       names beyond its standard few with spark.sql.legacy.javaCharsets, which the hook sets for
-      such a var, catalog tables included), and a short row padded with nulls. An empty cell, quoted or not, is null, as DuckDB reads it.
+      such a var, catalog tables included), and a short row padded with nulls. An empty cell,
+      quoted or not, is null, as DuckDB reads it.
     - With var karte_catalog_tables nothing is registered: the sources read the tables
       conversions, page_views, line_users and user_master already in schema karte_source_schema
       (a Spark/Hive catalog database, or a Unity catalog schema).
