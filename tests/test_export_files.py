@@ -546,7 +546,8 @@ def nothing_was_built(result) -> bool:
             "conversions-000000000001.csv.gz",
             "select * from part",
             False,
-            "has no columns event_name, user_id, transaction_id, sync_date, pv_id; it has: ",
+            "has no columns event_name, user_id, transaction_id, sync_date, pv_id; its first row"
+            " looks like data, not a header (8 fields, not shown here",
             "A part may lack its header row: export every part with its header",
         ),
         (
@@ -605,10 +606,13 @@ def test_a_csv_not_separated_by_commas_says_so(tmp_path, text_export, delimiter,
         con.sql(f"copy part to '{written}' (format csv, header, delimiter '{delimiter}'{options})")
     result = run_dbt(tmp_path, "build", export_dir=export, vars={"as_of": AS_OF})
     assert result.returncode != 0
-    if gzipped:  # DuckDB took the first row for the header: its tabbed values are a name
-        (line,) = [line for line in result.output.splitlines() if "has a column, named" in line]
-        assert line.strip().startswith("KARTE export table page_views has a column, named 1001\t")
-        assert line.endswith(f"...: the file is {name}-separated; export it with commas")
+    if gzipped:  # DuckDB took the first row for the header: its values are never shown
+        (line,) = [line for line in result.output.splitlines() if "-separated" in line]
+        assert line.strip() == (
+            f"KARTE export table page_views is {name}-separated (its first row looks like data and"
+            " is not shown here); export it with commas"
+        )
+        assert "KHTML" not in result.output
     else:
         (line,) = [line for line in result.output.splitlines() if "-separated" in line]
         assert line.strip() == (

@@ -310,30 +310,49 @@ def _last_row_one_field_too_many(lines: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("damage", "told"),
+    ("table", "damage", "missing", "told", "row"),
     [
         # BigQuery's EXPORT DATA writes no header by default: the first row's values become names
         (
+            "conversions",
             _without_header,
-            "Its first row looks like data, not a header: export the file with its header row",
+            "has no columns event_name, user_id,",
+            "; its first row looks like data, not a header (8 fields, not shown here: they may be a"
+            " customer's email, phone or address): export the file with its header row",
+            "ORD-1",
         ),
         # DuckDB's sniffer skips the lines above a longer last row and takes that row for the
         # header: the message says so, not only "export it with its header" to a file that has one
         (
+            "conversions",
             _last_row_one_field_too_many,
+            "has no columns event_name, user_id,",
             "a row with more fields than the header made DuckDB skip the lines above that row",
+            "EXTRA",
+        ),
+        # a customer's record read as the header: the message counts its fields, never shows them
+        (
+            "user_master",
+            _without_header,
+            "has no column user_id;",
+            "; its first row looks like data, not a header (12 fields, not shown here",
+            "Taro@Example.COM",
         ),
     ],
 )
-def test_a_header_the_sniffer_did_not_find_is_told_so(tmp_path, damage, told):
+def test_a_header_the_sniffer_did_not_find_is_told_so(tmp_path, table, damage, missing, told, row):
     export = write_export(tmp_path / "export", export_tables(), "csv")
-    path = export / "conversions.csv"
+    path = export / f"{table}.csv"
     path.write_text("".join(damage(path.read_text().splitlines(keepends=True))))
     result = run_dbt(tmp_path, "run", export_dir=export, vars={"as_of": AS_OF})
     assert result.returncode != 0
-    assert "KARTE export table conversions has no columns event_name, user_id," in result.output
+    assert f"KARTE export table {table} {missing}" in result.output
     assert told in result.output
     assert "karte_column_map" not in result.output
+    # what the row holds stays out of the message (and of dbt's log, which the run log copies)
+    assert row not in result.output
+    if table == "user_master":
+        assert "090-1234-5678" not in result.output and "山田" not in result.output
 
 
 def test_missing_export_file_is_a_clear_error(tmp_path):

@@ -35,6 +35,28 @@
 {%- endmacro %}
 
 {#-
+    Whether a file's column names are the values of a row: a file without its header row, or a
+    row with more fields than the header, which DuckDB's sniffer then takes for it. A name that
+    starts with a digit, a plus or a bracket (a date, an amount, a phone), holds an at sign, a colon
+    or a slash (an email, a time, a URL), or is DuckDB's column0, column1, ... for a file it found
+    no header in. Such names are never shown in a message: the row may be a customer's email,
+    phone and address, and a message reaches the console, the run log, a cron mail and a CI log.
+-#}
+{% macro karte_export_names_look_like_data(names) %}
+    {%- set values = namespace(seen=false) -%}
+    {%- for each in names if modules.re.match('^(column[0-9]+$|[0-9０-９+＋(（]|.*[:/@＠])', each | string) -%}
+        {%- set values.seen = true -%}
+    {%- endfor -%}
+    {{ return(values.seen) }}
+{% endmacro %}
+
+{#- What a message says of such names: how many, never what they hold. -#}
+{% macro karte_export_first_row_as_data(names) %}
+    {{ return("; its first row looks like data, not a header (" ~ names | length ~ " fields, not shown here:"
+        ~ " they may be a customer's email, phone or address)") }}
+{% endmacro %}
+
+{#-
     The select list of a staging model: each contract column of `table_name` as text, under its
     contract name. Where the on-run-start hook made the source relation (DuckDB), it already has
     the contract names and one type, checked by the hook, so nothing is looked up (`dbt compile`
@@ -124,19 +146,19 @@
                     {%- set found.name = each -%}
                 {%- endfor -%}
             {%- endfor -%}
-            {%- if found.separator -%}
-                {{ exceptions.raise_compiler_error(
-                    "KARTE export table " ~ table_name ~ (" has one column" if names | length == 1 else " has a column")
-                    ~ ", named " ~ found.name[:60]
-                    ~ "...: the file is " ~ found.separator ~ "-separated; export it with commas"
-                ) }}
-            {%- endif -%}
             {#- a file without its header row (BigQuery's EXPORT DATA writes none by default): its
                 first row's values are taken for names, or DuckDB names the columns column0, ... -#}
-            {%- set values = namespace(seen=false) -%}
-            {%- for each in names if modules.re.match('^(column[0-9]+$|[0-9]|.*[:/@])', each | string) -%}
-                {%- set values.seen = true -%}
-            {%- endfor -%}
+            {%- set looks_like_data = karte_export_names_look_like_data(names) -%}
+            {%- if found.separator -%}
+                {{ exceptions.raise_compiler_error(
+                    "KARTE export table " ~ table_name
+                    ~ (" is " ~ found.separator ~ "-separated (its first row looks like data and is not shown here)"
+                        ~ "; export it with commas"
+                        if looks_like_data else
+                        (" has one column" if names | length == 1 else " has a column") ~ ", named "
+                        ~ found.name[:60] ~ "...: the file is " ~ found.separator ~ "-separated; export it with commas")
+                ) }}
+            {%- endif -%}
             {#- every required column missing, named at once: a new site maps them in one go -#}
             {%- set missing = [] -%}
             {%- for other, other_required in karte_export_contract()[table_name] if other_required -%}
@@ -149,12 +171,13 @@
             {{ exceptions.raise_compiler_error(
                 "KARTE export table " ~ table_name ~ " has no column" ~ ("s " if several else " ")
                 ~ (missing | join(', '))
-                ~ "; it has: " ~ (names | join(', '))
-                ~ (". Its first row looks like data, not a header: export the file with its header row"
+                ~ (karte_export_first_row_as_data(names)
+                    ~ ": export the file with its header row"
                     ~ " (if it has one, a row with more fields than the header made DuckDB skip the lines"
                     ~ " above that row: fix or drop that row)"
-                    if values.seen else
-                    (". Rename them in the export or map them" if several else ". Rename it in the export or map it")
+                    if looks_like_data else
+                    "; it has: " ~ (names | join(', '))
+                    ~ (". Rename them in the export or map them" if several else ". Rename it in the export or map it")
                     ~ " with var karte_column_map")
             ) }}
         {%- else -%}

@@ -110,9 +110,12 @@
             {%- set advice = "A part may lack its header row: export every part with its header"
                 if format == 'csv' and not known
                 else "Every part needs the table's required columns: export them in every part, or map them with var karte_column_map" -%}
+            {%- set found = names.get(path, []) -%}
             {{ exceptions.raise_compiler_error(
                 "KARTE export table " ~ table_name ~ ": part " ~ path ~ " has no column"
-                ~ ("s " if missing | length > 1 else " ") ~ (missing | join(', ')) ~ "; it has: " ~ (names.get(path, []) | join(', ')) ~ ". " ~ advice) }}
+                ~ ("s " if missing | length > 1 else " ") ~ (missing | join(', '))
+                ~ (karte_export_first_row_as_data(found) if karte_export_names_look_like_data(found)
+                    else "; it has: " ~ (found | join(', '))) ~ ". " ~ advice) }}
         {%- endif -%}
     {%- endfor -%}
 {% endmacro %}
