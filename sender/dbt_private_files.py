@@ -6,8 +6,9 @@ keeps to the build's memory limit (sender/build_memory.py).
 opens the database, dbt's process gets a umask that masks group and others (the database, its
 WAL, DuckDB's spill folder and everything dbt writes from then on are 0600/0700), an existing
 database file others can read is set to 0600 with one warning, and dbt's ``target/`` and ``logs/``
-folders (written before any connection is made) are set to 0700. Each connection gets the
-memory limit of ``LINE_CAPI_BUILD_MEMORY_LIMIT`` (default 60% of the memory DuckDB sees).
+folders (written before any connection is made) are set to 0700 and dbt's log file to 0600.
+Each connection gets the memory limit of ``LINE_CAPI_BUILD_MEMORY_LIMIT`` (default 60% of the
+memory DuckDB sees).
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ class Plugin(BasePlugin):
         file_modes.use_private_umask()
         for folder in dbt_folders():
             file_modes.tighten(folder, folder=True)
+            # dbt opened its log before this umask, and a shared sticky folder (/tmp) keeps its
+            # mode: the log itself (and its rotated parts) holds a failed model's message, which
+            # can quote an export row (DuckDB's "Original Line:" of a malformed CSV)
+            for log in sorted(folder.glob("dbt.log*")):
+                file_modes.tighten(log)
 
     def update_connection_config(self, creds, config: dict[str, Any]) -> None:
         # Runs right before duckdb.connect: an existing file is tightened before it is opened.

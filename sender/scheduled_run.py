@@ -88,8 +88,25 @@ _CSV_FILE_OPTION = re.compile(r"^\s*file = (.+)$")
 MALFORMED_CSV_HINT = (
     " (a malformed CSV: not separated by commas, a row with more or fewer fields than the"
     " header, an unclosed quote, or quotes escaped as \\\" (Spark's default: write with escape"
-    " '\"'); fix or export the file again; the run log has DuckDB's whole message)"
+    " '\"'); fix or export the file again; the run log has DuckDB's message, without the row)"
 )
+# DuckDB's CSV errors quote the malformed row whole: in user_master, a customer's email, phone
+# and address. dbt's lines reach the run log (and through it a container's log): the row is
+# left out there, its line number (DuckDB's line before it) says where to look in the file.
+_QUOTED_ROW = re.compile(r"(Original Line: )(.+)$")
+
+
+def without_quoted_row(text: str) -> str:
+    """``text`` without the export row a DuckDB error quotes, which may be a customer's data."""
+    return _QUOTED_ROW.sub(
+        lambda m: (
+            f"{m[1]}(not shown: {len(m[2])} characters of the export, which may be a"
+            " customer's data; the line number above says which row of the file)"
+        ),
+        text,
+    )
+
+
 # rows ending in CRLF and in LF in one file (a row added with `echo >>` to a copy of the sample,
 # which is saved with CRLF): DuckDB's sniffer finds no dialect and its message does not say why
 _SNIFFED_FILE = re.compile(r'Error when sniffing file "([^"]+)"')
@@ -435,6 +452,7 @@ def run_logged(
 
     def sink(echo: IO[str] | None) -> Callable[[str], None]:
         def on_line(text: str) -> None:
+            text = without_quoted_row(text)
             lines.append(text)
             # the traceback of a crash goes to the log only; the console gets its one line
             if text.startswith("Traceback (most recent call last):"):

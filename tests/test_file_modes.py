@@ -72,6 +72,24 @@ def test_dbt_build_by_hand_writes_a_private_database_and_tightens_an_open_one(tm
     assert f"database file {db} was readable by other users (mode 0644): set to 0600" in line
 
 
+def test_dbt_by_hand_makes_its_log_private_in_a_shared_folder(tmp_path):
+    """dbt opens its log before the plugin sets the umask, and a sticky folder such as /tmp keeps
+    its mode: the log, which holds a failed model's message (DuckDB quotes a malformed CSV row
+    whole), is set to 0600 itself, and so is a rotated part."""
+    shared = tmp_path / "logs"  # the log folder run_dbt names
+    shared.mkdir()
+    shared.chmod(0o1777)
+    (shared / "dbt.log.1").write_text("an older part\n")
+    (shared / "dbt.log.1").chmod(0o644)
+    with umask(0o022):
+        result = run_dbt(
+            tmp_path, "run", "--select", "stg_karte__line_users", export_dir=SAMPLE_DIR
+        )
+    assert result.returncode == 0, result.output
+    assert [mode(shared / name) for name in ("dbt.log", "dbt.log.1")] == [0o600, 0o600]
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777  # a shared folder is left as it is
+
+
 def test_push_tightens_an_open_database_and_its_wal_is_private(tmp_path):
     db = tmp_path / "line_capi.duckdb"
     write_payload(db, [make_event(i) for i in range(40)])

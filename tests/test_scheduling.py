@@ -748,12 +748,19 @@ def test_a_malformed_csv_is_one_line_that_says_what_is_wrong(tmp_path):
         file.writelines(
             f"u{i},2026-01-01T00:00:00+09:00,,pv-x{i},https://x.jp/,,,,,\n" for i in range(21000)
         )
-        file.write('u9,2026-01-01T00:00:00+09:00,,pv-9,https://x.jp/,,,,,,extra,"unclosed\n')
+        row = 'u9,2026-01-01T00:00:00+09:00,,pv-9,https://x.jp/?m=taro@example.jp,,,,,,x,"u'
+        file.write(row + "\n")
     with mock_server() as srv:
         r = sender_run(tmp_path / "long", srv.url, export=export)
     assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
     line = one_error_line(r.stderr)
     assert f"CSV Error on Line: 21004 of {export / 'page_views.csv'} (a malformed CSV" in line
+    # DuckDB quotes the row whole; the run log (a container's log, with /dev/stdout) keeps the
+    # rest of its message, never the row, which may be a customer's
+    log = (tmp_path / "long" / "line_capi_run.log").read_text()
+    assert f"Original Line: (not shown: {len(row)} characters of the export" in log
+    assert "taro@example.jp" not in log and "taro@example.jp" not in r.stderr + r.stdout
+    assert "Expected Number of Columns" in log
     # a gzipped CSV saved as Shift_JIS: DuckDB finds it only as it reads; the line says so
     export = clock_export(tmp_path / "sjis", {"ORD-1": 1}, newest_hours=0.2)
     users = export / "user_master.csv"
