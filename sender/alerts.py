@@ -64,10 +64,10 @@ RUN_STOPS_BEFORE_PUSH = frozenset(
 Say = Callable[[str], None]
 
 
-def webhook_from_env(env: Mapping[str, str]) -> Secret | None:
+def webhook_from_env(env: Mapping[str, str], notice: Say | None = None) -> Secret | None:
     """The webhook URL, a secret: ``LINE_CAPI_ALERT_WEBHOOK``, or the file that
-    ``LINE_CAPI_ALERT_WEBHOOK_FILE`` names."""
-    return read_secret(WEBHOOK_ENV, environ=env)
+    ``LINE_CAPI_ALERT_WEBHOOK_FILE`` names (``notice`` hears of a file others can read)."""
+    return read_secret(WEBHOOK_ENV, environ=env, notice=notice)
 
 
 @dataclass(frozen=True)
@@ -121,13 +121,15 @@ def validate_webhook(webhook: Secret) -> Secret:
     return validate_secret_url(webhook, WEBHOOK_ENV, "the alert webhook")
 
 
-def load_settings(env: Mapping[str, str]) -> AlertSettings:
-    """The alert settings from the environment; ConfigError (one line) when one is malformed."""
+def load_settings(env: Mapping[str, str], notice: Say | None = None) -> AlertSettings:
+    """The alert settings from the environment; ConfigError (one line) when one is malformed.
+    ``notice`` gets a warning about a webhook or heartbeat URL file other users can read: a
+    Slack webhook's URL is all it takes to post to its channel."""
     values: dict = {}
-    webhook = webhook_from_env(env)
+    webhook = webhook_from_env(env, notice)
     if webhook is not None and webhook.reveal().strip():
         values["webhook"] = validate_webhook(webhook)
-    values["heartbeat"] = heartbeat_from_env(env)
+    values["heartbeat"] = heartbeat_from_env(env, notice)
     for name, field, kind in THRESHOLDS:
         text = env.get(name, "")
         if text.strip():

@@ -26,10 +26,13 @@ from sender.settings import Secret, validate_secret_url
 HEARTBEAT_ENV = "LINE_CAPI_HEARTBEAT_URL"
 
 
-def heartbeat_from_env(env: Mapping[str, str]) -> Secret | None:
+def heartbeat_from_env(
+    env: Mapping[str, str], notice: Callable[[str], None] | None = None
+) -> Secret | None:
     """The heartbeat URL, checked; None when it is not set. ConfigError (one line, without the
-    URL) when it is malformed or its file cannot be read."""
-    url = read_secret(HEARTBEAT_ENV, environ=env)
+    URL) when it is malformed or its file cannot be read; ``notice`` hears of a file others can
+    read."""
+    url = read_secret(HEARTBEAT_ENV, environ=env, notice=notice)
     if url is None or not url.reveal().strip():
         return None
     return validate_secret_url(url, HEARTBEAT_ENV, "the heartbeat URL")

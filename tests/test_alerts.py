@@ -314,9 +314,14 @@ def test_the_webhook_url_can_come_from_a_file(db, tmp_path):
     with webhook_receiver() as hook, mock_server(token="another-token") as srv:  # noqa: S106
         secret = tmp_path / "alert-webhook"
         secret.write_text(hook.url + "\n")
+        secret.chmod(0o644)  # as the usual umask leaves it: anyone could post to the channel
         env = {"LINE_CAPI_ALERT_WEBHOOK_FILE": str(secret)}
         r = push(db, srv.url, None, **env)
         assert r.returncode == ExitCode.AUTHENTICATION and len(hook.posts) == 1
+        assert (
+            f"warning: LINE_CAPI_ALERT_WEBHOOK_FILE {secret} is readable by other users"
+            f" (mode 0644): chmod 600 {secret}"
+        ) in r.stderr.splitlines()
         both = push(db, srv.url, hook.url, **env)
         assert len(hook.posts) == 1
     assert both.returncode == ExitCode.USAGE

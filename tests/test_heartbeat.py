@@ -90,7 +90,16 @@ def test_the_url_may_come_from_a_file(db, tmp_path):
         r = run_cli(["push", *FAST], env)
         assert r.returncode == ExitCode.OK, r.stderr
         assert monitor.gets == [HEARTBEAT_PATH]
-    assert_url_not_shown(r.stdout, r.stderr)
+        assert "warning" not in r.stderr
+        url_file.chmod(0o644)  # anyone on the machine could ping it: one warning, the ping goes
+        loose = run_cli(["push", *FAST], env)
+        assert loose.returncode == ExitCode.OK, loose.stderr
+        assert monitor.gets == [HEARTBEAT_PATH] * 2
+    assert [line for line in loose.stderr.splitlines() if "warning" in line] == [
+        f"warning: LINE_CAPI_HEARTBEAT_URL_FILE {url_file} is readable by other users (mode 0644):"
+        f" chmod 600 {url_file}"
+    ]
+    assert_url_not_shown(r.stdout, r.stderr, loose.stdout, loose.stderr)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from fault_fixtures import sender_process_env
@@ -293,3 +294,14 @@ def test_read_secret_is_generic_over_the_variable_name(tmp_path):
     assert str(err.value) == (
         f"{name}_FILE {tmp_path / 'gone'} cannot be read: No such file or directory"
     )
+
+
+def test_the_secret_files_kept_in_the_checkout_are_never_committed():
+    """deploy/env.example keeps the token, the alert webhook and the heartbeat URL in files of
+    the checkout's folder (/srv/line-capi): a `git add -A` there must not commit one."""
+    root = Path(__file__).resolve().parent.parent
+    named = set(re.findall(r"/srv/line-capi/([\w.-]+)", (root / "deploy/env.example").read_text()))
+    assert named == {".env", "access-token", "alert-webhook", "heartbeat-url"}
+    for name in sorted(named):
+        ignored = subprocess.run(["git", "check-ignore", "-q", name], cwd=root, check=False)
+        assert ignored.returncode == 0, f"{name} is not in .gitignore"

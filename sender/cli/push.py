@@ -64,7 +64,7 @@ def _alert_after_push(command):
         if kwargs.get("dry_run_"):
             return command(**kwargs)
         with exits_on_error():
-            settings = alerts.load_settings(os.environ)
+            settings = alerts.load_settings(os.environ, notice=warn)
         code = ExitCode.INTERNAL_ERROR
         try:
             command(**kwargs)

@@ -99,7 +99,7 @@ def run_command(
     """
     try:
         with exits_on_error():
-            alert_settings = alerts.load_settings(os.environ)
+            alert_settings = alerts.load_settings(os.environ, notice=warn)
     except Failure as failure:  # logged for sender status; not alerted: the alert is what is wrong
         stopped_by_settings(failure, alerts.AlertSettings(), database=database, log_file=log_file)
         raise
