@@ -120,7 +120,9 @@ create table if not exists {RUNS_TABLE} (
     outcome varchar,
     started_at timestamp not null,
     finished_at timestamp,
-    destination_id integer
+    -- not null: the push of 0.1.0, which knows no destinations, starts its run with an insert
+    -- without one, and so stops before its first request on a ledger it would corrupt
+    destination_id integer not null
 )
 """
 

@@ -45,24 +45,60 @@ def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool
     return bool(row and row[0])
 
 
-def needs_migration(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the file holds a ledger whose key rows have no destination."""
+def _keys_lack_destinations(con: duckdb.DuckDBPyConnection) -> bool:
     return table_exists(con, KEYS_TABLE) and not _has_column(con, KEYS_TABLE, "destination_id")
+
+
+def _runs_accept_no_destination(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether a run may be recorded without a destination: then the push of 0.1.0, run on this
+    file after a rollback, would send every event it finds pending and fail to record any (its
+    key rows have one column fewer), sending them again every hour. Its first write, the run's
+    row, names no destination: refused, it stops before its first request."""
+    row = fetch_one(
+        con,
+        "select count(*) from duckdb_columns() where schema_name = 'main' and table_name = ?"
+        " and column_name = 'destination_id' and is_nullable"
+        " and database_name = current_database()",
+        [RUNS_TABLE],
+    )
+    if not (row and row[0]):
+        return False
+    # a run this version recorded always has one; a row without (none known) keeps it as it is
+    unattributed = fetch_one(con, f"select count(*) from {RUNS_TABLE} where destination_id is null")
+    return unattributed == (0,)
+
+
+def needs_migration(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the file holds a ledger of an earlier version: key rows without a destination, or
+    a runs table that takes a run without one."""
+    return _keys_lack_destinations(con) or _runs_accept_no_destination(con)
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> bool:
     """Migrate in place when needed; returns whether it did."""
     if not needs_migration(con):
         return False
-    con.execute("begin transaction")
-    try:
-        _migrate(con)
-        con.execute("commit")
-    except BaseException:
-        with contextlib.suppress(duckdb.Error):
-            con.execute("rollback")
-        raise
+    # two steps: DuckDB sets a column not null only in a transaction without updates; stopped
+    # between them, the next command takes the second
+    for needed, step in (
+        (_keys_lack_destinations, _migrate),
+        (_runs_accept_no_destination, _refuse_runs_without_destination),
+    ):
+        if not needed(con):
+            continue
+        con.execute("begin transaction")
+        try:
+            step(con)
+            con.execute("commit")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("rollback")
+            raise
     return True
+
+
+def _refuse_runs_without_destination(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"alter table {RUNS_TABLE} alter column destination_id set not null")
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:

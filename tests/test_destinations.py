@@ -7,6 +7,7 @@ import datetime as dt
 import json
 
 import duckdb
+import pytest
 from sender_fixtures import TAG_ID, TOKEN, invoke, make_event, mock_server, write_payload
 
 from sender.database import connect
@@ -184,3 +185,39 @@ def test_a_ledger_of_the_previous_version_migrates_in_place_with_nothing_lost(tm
         )
         con.close()
         assert send(db, srv.url).accepted == 7
+
+
+# What the push of 0.1.0 writes before its first request (sender/ledger.py at da53ba2): a run
+# without a destination. It then sends, and its key rows (one column fewer) fail to record.
+RUN_OF_0_1_0 = (
+    "insert into line_capi_send_runs (run_id, tag_id, endpoint, is_test, is_resend, started_at)"
+    " values ('r-old', ?, 'https://conversion-api.tr.line.me', false, false, now())"
+)
+
+
+def test_a_rolled_back_0_1_0_push_stops_before_it_sends(tmp_path):
+    """After a rollback to 0.1.0, its push sent every pending event, failed to record it (exit
+    5) and sent it again every hour. Its first write, the run's row, is now refused on a ledger
+    this version migrated, created, or (from a build before this rule) opened."""
+    migrated = tmp_path / "migrated.duckdb"
+    write_payload(migrated, [make_event(i) for i in range(3)])
+    write_v1_ledger(migrated, runs=[("r1", "http://127.0.0.1:8787", TAG_ID, 0)], outcomes=[])
+    created = tmp_path / "created.duckdb"
+    write_payload(created, [make_event(i) for i in range(3)])
+    earlier = tmp_path / "earlier.duckdb"
+    write_payload(earlier, [make_event(i) for i in range(3)])
+    with mock_server() as srv:
+        assert send(created, srv.url).accepted == 3
+        assert send(earlier, srv.url).accepted == 3
+    with duckdb.connect(str(earlier)) as con:  # as this version's builds before the rule left it
+        con.execute("alter table line_capi_send_runs alter column destination_id drop not null")
+    for db in (migrated, earlier):
+        assert invoke(["status"], {"LINE_CAPI_DUCKDB": str(db)}).exit_code == 0
+    for db in (migrated, created, earlier):
+        with duckdb.connect(str(db)) as con:
+            with pytest.raises(duckdb.ConstraintException, match="destination_id"):
+                con.execute(RUN_OF_0_1_0, [TAG_ID])
+            # this version's own runs name theirs
+            assert con.sql(
+                "select count(*) from line_capi_send_runs where destination_id is null"
+            ).fetchall() == [(0,)]
