@@ -5,7 +5,8 @@ Earlier ledgers recorded outcomes without their destination. Each outcome row na
 (``line_capi_send_runs``), so every key row is attributed to the destination of the run that
 recorded it. A key row whose run cannot be found (deleted by hand) goes to the destination
 ``unknown``/``unknown``: kept, but pending at every real destination. All in one transaction;
-the number of key rows is checked before it commits.
+the number of key rows is checked before it commits. A second step makes the runs table's
+destination required, which stops the push of 0.1.0 before it sends on a migrated file.
 """
 
 # ruff: noqa: S608 - SQL is built from this package's constant table names; values are bound.
