@@ -384,7 +384,8 @@ def _seconds(value: dt.datetime) -> str:
 
 
 def _short(value: dt.datetime | None) -> str:
-    return value.strftime("%m-%d %H:%M") if value else "?"
+    # with the year: the coverage history spans 400 days, so 12-31 and 01-01 recur
+    return value.strftime("%Y-%m-%d %H:%M") if value else "?"
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -115,6 +115,8 @@ def test_the_report_is_one_private_self_contained_page_with_charts(sent_db, tmp_
     assert f"{other.url}, LINE Tag {TAG_ID}" in text
     assert "<td>unavailable</td><td>1</td><td>0</td><td>0</td><td>0</td><td>12</td>" in text
     assert "<polyline" in text and "<text" in text  # lines, axes and labels
+    # the time axis dated with its year: 400 days of history hold two of each day and month
+    assert re.search(r'text-anchor="(?:start|middle|end)">20\d\d-\d\d-\d\d \d\d:\d\d</text>', text)
     for identifier in IDENTIFIERS:  # labelled, not told apart by colour alone
         assert f">{identifier} " in text
     assert "<script" not in text.lower()
