@@ -3,7 +3,8 @@
 The sender owns the ledger's tables and views in that file; dbt never touches them, and they
 never block ``dbt build`` (which replaces ``line_capi_payload`` by drop + rename: DuckDB views bind
 by name when queried, so ``line_capi_pending`` simply follows the new table). A ledger written by
-an earlier version is migrated in place when the file is first opened (sender.ledger_migration).
+an earlier version is migrated in place when the file is first opened, and one of a later version
+refused (sender.ledger_migration).
 """
 
 # ruff: noqa: S608 - SQL is built from this package's constant table names; values are bound.
@@ -25,6 +26,7 @@ KEYS_TABLE = "line_capi_send_keys"  # the events of each outcome (narrow: cheap 
 BATCHES_TABLE = "line_capi_send_batches"  # one row per outcome: a request, or expired rows
 RUNS_TABLE = "line_capi_send_runs"
 DESTINATIONS_TABLE = "line_capi_send_destinations"  # one row per (endpoint, tag id)
+VERSION_TABLE = "line_capi_ledger_version"  # one row: the ledger's layout (sender.ledger_migration)
 PENDING_VIEW = "line_capi_pending"
 BUILD_INFO_TABLE = "line_capi_build_info"  # written by dbt: what the payload was built from
 
@@ -123,6 +125,16 @@ create table if not exists {RUNS_TABLE} (
     -- not null: the push of 0.1.0, which knows no destinations, starts its run with an insert
     -- without one, and so stops before its first request on a ledger it would corrupt
     destination_id integer not null
+)
+"""
+
+# The layout the ledger's tables have, as a number (LEDGER_VERSION in sender.ledger_migration), and
+# the sender that last wrote it: a sender refuses a ledger of a later layout than it knows.
+VERSION_DDL = f"""
+create table if not exists {VERSION_TABLE} (
+    version integer not null,
+    written_by varchar not null,
+    updated_at timestamp not null
 )
 """
 
@@ -265,14 +277,17 @@ def connect(
     except duckdb.Error as exc:
         con.close()
         raise DatabaseError(f"memory limit {memory_limit!r}: {first_line(exc)}") from None
-    from sender.ledger_migration import needs_migration
+    from sender.ledger_migration import needs_migration, needs_new_layout, refuse_newer
 
     try:
-        if needs_migration(con):
-            if read_only:  # migrated once, read-write, then opened as asked
-                con.close()
-                connect(path, read_only=False, memory_limit=memory_limit).close()
-                return connect(path, read_only=True, memory_limit=memory_limit)
+        refuse_newer(con, path)
+        # a read-only command reads a ledger that lacks only its layout number as it is: the
+        # next command that writes records it
+        if read_only and needs_new_layout(con):  # migrated once, read-write, then opened as asked
+            con.close()
+            connect(path, read_only=False, memory_limit=memory_limit).close()
+            return connect(path, read_only=True, memory_limit=memory_limit)
+        if not read_only and needs_migration(con):
             ensure_ledger(con)
     except BaseException:
         con.close()
@@ -334,7 +349,7 @@ def require_payload(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ledger tables and views, the runs table and the pending view (idempotent);
     migrate a ledger of an earlier version first."""
-    from sender.ledger_migration import migrate
+    from sender.ledger_migration import migrate, record_version
     from sender.pending_rows import pending_view_ddl
 
     migrate(con)
@@ -344,6 +359,7 @@ def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RUNS_DDL)
     con.execute(LEDGER_VIEW_DDL)
     con.execute(pending_view_ddl())
+    record_version(con)
 
 
 def has_ledger(con: duckdb.DuckDBPyConnection) -> bool:

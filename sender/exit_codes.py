@@ -49,7 +49,7 @@ MEANINGS = {
     ExitCode.TLS_CERTIFICATE: "the endpoint's TLS certificate does not verify (or the CA bundle"
     " set cannot be read): nothing more was sent, no retry; set REQUESTS_CA_BUNDLE",
     ExitCode.DATABASE_ERROR: "the database cannot be read or written (not a lock): a ledger write"
-    " failed, disk full",
+    " failed, disk full, a ledger that a later version wrote",
     ExitCode.STALE_EXPORT: "sender run: the export folder is missing, or its newest sync_date is"
     " older than the freshness limit or hours in the future (a time without its offset); nothing"
     " was built or sent",

@@ -7,6 +7,12 @@ recorded it. A key row whose run cannot be found (deleted by hand) goes to the d
 ``unknown``/``unknown``: kept, but pending at every real destination. All in one transaction;
 the number of key rows is checked before it commits. A second step makes the runs table's
 destination required, which stops the push of 0.1.0 before it sends on a migrated file.
+
+The ledger's layout is numbered (LEDGER_VERSION) and the number kept in the file
+(``line_capi_ledger_version``): a sender refuses, with one line and before it reads or writes
+anything else, a ledger whose number is higher than its own, which a later version wrote and this
+one cannot read or record in correctly (a rollback without restoring the copy taken before the
+upgrade). Files from before the number was kept are recognised by their columns, as above.
 """
 
 # ruff: noqa: S608 - SQL is built from this package's constant table names; values are bound.
@@ -14,10 +20,13 @@ destination required, which stops the push of 0.1.0 before it sends on a migrate
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from sender import __version__
 from sender.database import (
     BATCHES_DDL,
     BATCHES_TABLE,
@@ -26,14 +35,65 @@ from sender.database import (
     KEYS_TABLE,
     RUNS_DDL,
     RUNS_TABLE,
+    VERSION_DDL,
+    VERSION_TABLE,
     DatabaseError,
     fetch_one,
+    has_ledger,
     table_exists,
 )
 from sender.destinations import destination_id
 
 UNKNOWN = "unknown"
 _NEW_KEYS = f"{KEYS_TABLE}__migrated"
+
+# The ledger's layouts, numbered; a later version that changes a table adds one (and a step below):
+#   1  0.1.0: key rows without a destination
+#   2  key rows and runs with their destination (line_capi_send_destinations)
+#   3  a run requires its destination; the number kept in line_capi_ledger_version
+LEDGER_VERSION = 3
+
+
+class NewerLedger(DatabaseError):
+    """The ledger was written by a later version, in a layout this one does not know."""
+
+
+def recorded_version(con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
+    """The layout number the file records and the sender that wrote it; None before numbers were
+    kept (or before the first push)."""
+    if not table_exists(con, VERSION_TABLE):
+        return None
+    row = fetch_one(con, f"select max(version), arg_max(written_by, version) from {VERSION_TABLE}")
+    return (int(row[0]), str(row[1])) if row and row[0] is not None else None
+
+
+def refuse_newer(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """NewerLedger when the file's ledger has a higher layout number than this sender's."""
+    found = recorded_version(con)
+    if found is not None and found[0] > LEDGER_VERSION:
+        version, written_by = found
+        raise NewerLedger(
+            f"the ledger in {path} has layout {version}, written by sender {written_by}; this"
+            f" sender ({__version__}) knows layout {LEDGER_VERSION} at most and would miscount"
+            " what was sent: run that version again, or restore the copy of the database taken"
+            ' before the upgrade (docs/operations.md, "Going back")'
+        )
+
+
+def _version_behind(con: duckdb.DuckDBPyConnection) -> bool:
+    found = recorded_version(con)
+    return has_ledger(con) and (found is None or found[0] < LEDGER_VERSION)
+
+
+def record_version(con: duckdb.DuckDBPyConnection) -> None:
+    """Keep LEDGER_VERSION in the file (when it is not what the file records)."""
+    found = recorded_version(con)
+    if found is not None and found[0] == LEDGER_VERSION:
+        return
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    con.execute(VERSION_DDL)
+    con.execute(f"delete from {VERSION_TABLE}")
+    con.execute(f"insert into {VERSION_TABLE} values (?, ?, ?)", [LEDGER_VERSION, __version__, now])
 
 
 def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
@@ -69,10 +129,15 @@ def _runs_accept_no_destination(con: duckdb.DuckDBPyConnection) -> bool:
     return unattributed == (0,)
 
 
-def needs_migration(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the file holds a ledger of an earlier version: key rows without a destination, or
-    a runs table that takes a run without one."""
+def needs_new_layout(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the file holds a ledger laid out by an earlier version: key rows without a
+    destination, or a runs table that takes a run without one."""
     return _keys_lack_destinations(con) or _runs_accept_no_destination(con)
+
+
+def needs_migration(con: duckdb.DuckDBPyConnection) -> bool:
+    """needs_new_layout, or a ledger without its layout number (or with a lower one)."""
+    return needs_new_layout(con) or _version_behind(con)
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> bool:
@@ -84,6 +149,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> bool:
     for needed, step in (
         (_keys_lack_destinations, _migrate),
         (_runs_accept_no_destination, _refuse_runs_without_destination),
+        (_version_behind, record_version),
     ):
         if not needed(con):
             continue

@@ -42,6 +42,7 @@ from sender.database import DatabaseError, is_lock_error, locked
 from sender.dbt_vars import merge_vars, project_export_dir, take_export_dir
 from sender.exit_codes import ExitCode
 from sender.file_modes import private_file, private_umask
+from sender.ledger_migration import NewerLedger, refuse_newer
 from sender.run_history import rotate_if_large, run_log_path
 from sender.secret_env import scrub
 from sender.settings import ConfigError, optional_path
@@ -902,6 +903,20 @@ class ScheduledRun:
         code = ExitCode.USAGE if _CONFIGURATION_ERROR.match(why) else ExitCode.BUILD_FAILED
         return RunError(f"{step} failed: {why}", code)
 
+    def check_ledger_version(self) -> None:
+        """A ledger that a later version wrote stops the run before it builds: its push would
+        refuse it, hour after hour, after each build."""
+        database = self.config.database
+        if not database.is_file():
+            return
+        try:
+            with duckdb.connect(str(database), read_only=True) as con:
+                refuse_newer(con, database)
+        except NewerLedger as exc:
+            raise RunError(f"{exc}; nothing was built or sent", ExitCode.DATABASE_ERROR) from None
+        except duckdb.Error:  # not readable now (a lock, not a DuckDB file): the push says why
+            return
+
     def check_export_folder(self) -> None:
         """A named export folder that is missing or unreadable is one line, not dbt's "file
         missing" for each table (the sync has not made it yet, or it belongs to another user)."""
@@ -1083,6 +1098,7 @@ class ScheduledRun:
                             " on a job's first run; else the job's database is elsewhere: run"
                             " in its folder or give LINE_CAPI_DUCKDB an absolute path)"
                         )
+                    self.check_ledger_version()
                     # dbt's target folder only while dbt writes it and its results are read:
                     # another site's build need not wait for this site's push
                     with target_lock(target_path(self.config), self.config.database, self.say):

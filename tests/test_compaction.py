@@ -38,7 +38,7 @@ def test_compacting_gives_space_back_and_keeps_every_row(tmp_path):
     # the tables of a catch-up over a long window, then replaced by an hour's: DuckDB reuses the
     # free blocks they leave in the middle of the file, and never gives them back
     with duckdb.connect(str(db)) as con:
-        con.execute("create table catch_up as select md5(range::varchar) as t from range(300000)")
+        con.execute("create table catch_up as select md5(range::varchar) as t from range(400000)")
         con.execute("checkpoint")
     with mock_server() as srv:
         assert push_now(db, srv.url).accepted == 2_000

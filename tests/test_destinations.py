@@ -8,9 +8,13 @@ import json
 
 import duckdb
 import pytest
-from sender_fixtures import TAG_ID, TOKEN, invoke, make_event, mock_server, write_payload
+from schedule_fixtures import clock_export, sender_run
+from sender_fixtures import TAG_ID, TOKEN, invoke, make_event, mock_server, run_cli, write_payload
 
+from sender import __version__
 from sender.database import connect
+from sender.exit_codes import ExitCode
+from sender.ledger_migration import LEDGER_VERSION
 from sender.progress import Progress
 from sender.push import PushOptions, push
 from sender.settings import LineTarget
@@ -211,6 +215,7 @@ def test_a_rolled_back_0_1_0_push_stops_before_it_sends(tmp_path):
         assert send(earlier, srv.url).accepted == 3
     with duckdb.connect(str(earlier)) as con:  # as this version's builds before the rule left it
         con.execute("alter table line_capi_send_runs alter column destination_id drop not null")
+        con.execute("drop table line_capi_ledger_version")
     for db in (migrated, earlier):
         assert invoke(["status"], {"LINE_CAPI_DUCKDB": str(db)}).exit_code == 0
     for db in (migrated, created, earlier):
@@ -221,3 +226,79 @@ def test_a_rolled_back_0_1_0_push_stops_before_it_sends(tmp_path):
             assert con.sql(
                 "select count(*) from line_capi_send_runs where destination_id is null"
             ).fetchall() == [(0,)]
+
+
+def test_each_ledger_keeps_its_layout_and_a_later_one_stops_every_command(tmp_path):
+    """A rollback of the code alone leaves a sender on a ledger that a later version laid out
+    otherwise: it would miscount what was sent. Each ledger keeps its layout's number, and a
+    higher one than the sender knows is refused by name, before anything is read, built or
+    sent."""
+    created, migrated, earlier = (tmp_path / f"{n}.duckdb" for n in ("new", "v1", "earlier"))
+    for db in (created, migrated, earlier):
+        write_payload(db, [make_event(i) for i in range(3)])
+    write_v1_ledger(
+        migrated,
+        runs=[("r1", "http://127.0.0.1:8787", TAG_ID, 0)],
+        outcomes=[(1, "r1", "accepted", False, ["order-0000000"])],
+    )
+    with mock_server() as srv:
+        assert send(created, srv.url).accepted == 3
+        assert send(earlier, srv.url).accepted == 3
+        with duckdb.connect(str(earlier)) as con:  # as this version's builds before the number
+            con.execute("drop table line_capi_ledger_version")
+        for db in (migrated, earlier):
+            assert invoke(["status"], {"LINE_CAPI_DUCKDB": str(db)}).exit_code == 0
+        # a read-only command migrates an earlier layout, but reads one that lacks only its
+        # number as it is; the next command that writes numbers it
+        with duckdb.connect(str(earlier), read_only=True) as con:
+            assert con.sql(
+                "select count(*) from duckdb_tables() where table_name = 'line_capi_ledger_version'"
+            ).fetchall() == [(0,)]
+        assert send(earlier, srv.url).pending == 0
+    for db in (created, migrated, earlier):
+        with duckdb.connect(str(db), read_only=True) as con:
+            assert con.sql(
+                "select version, written_by from line_capi_ledger_version"
+            ).fetchall() == [(LEDGER_VERSION, __version__)]
+
+    # a later version opened the file: its layout is one higher, and two events are pending
+    write_payload(created, [make_event(i) for i in range(5)])
+    with duckdb.connect(str(created)) as con:
+        con.execute(
+            "update line_capi_ledger_version set version = version + 1, written_by = '9.1.0'"
+        )
+        ledger = con.sql("select * from line_capi_send_log order by all").fetchall()
+    refusal = (
+        f"error: the ledger in {created} has layout {LEDGER_VERSION + 1}, written by sender"
+        f" 9.1.0; this sender ({__version__}) knows layout {LEDGER_VERSION} at most and would"
+        " miscount what was sent: run that version again, or restore the copy of the database"
+        ' taken before the upgrade (docs/operations.md, "Going back")'
+    )
+    env = {"LINE_CAPI_DUCKDB": str(created), "LINE_TAG_ID": TAG_ID, "LINE_ACCESS_TOKEN": TOKEN}
+    with mock_server() as srv:
+        env["LINE_CAPI_ENDPOINT"] = srv.url
+        for command in (
+            ["status"],
+            ["push"],
+            ["push", "--resend"],
+            ["report", "-o", str(tmp_path / "r.html")],
+        ):
+            r = run_cli(command, env)
+            assert r.returncode == ExitCode.DATABASE_ERROR, (command, r.stderr)
+            assert r.stderr.strip() == refusal, command
+        # the hourly job stops before dbt starts
+        run = tmp_path / "run"
+        run.mkdir()
+        (run / "line_capi.duckdb").write_bytes(created.read_bytes())
+        export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+        r = sender_run(run, srv.url, export=export)
+        assert r.returncode == ExitCode.DATABASE_ERROR, r.stderr
+        assert (
+            refusal.replace(str(created), str(run / "line_capi.duckdb"))
+            + ("; nothing was built or sent; log: ")
+            in r.stderr
+        )
+        assert not (run / "target").exists()  # dbt never ran
+        assert srv.stats()["requests"] == 0
+    with duckdb.connect(str(created), read_only=True) as con:
+        assert con.sql("select * from line_capi_send_log order by all").fetchall() == ledger
