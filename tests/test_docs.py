@@ -129,6 +129,58 @@ def test_nothing_points_outside_the_repository():
     assert not offenders, offenders
 
 
+# `docs/<page>.md, "Section"`, `[<page>.md](<page>.md), "Section"`, and a page's own `see "Section"`,
+# `below, "Section"`: the start of a heading of that page, or of a bold label (**Section.**)
+SECTION_REF = re.compile(r'(?:docs/)?([A-Za-z0-9_-]+\.md)(?:\]\([^)]*\))?,? \\?"([^"\\]+)\\?"')
+OWN_SECTION_REF = re.compile(r'\b(?:see|below,|above,) "([^"]+)"')
+
+
+def names_a_section(page: Path, section: str) -> bool:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL)
+    headings = re.findall(r"^#{1,6}\s+(.*?)\s*#*\s*$", text, flags=re.MULTILINE)
+    return any(h.startswith(section) for h in headings) or f"**{section}" in text
+
+
+def section_problems(path: Path) -> list[str]:
+    text = path.read_text(errors="replace")
+    problems = []
+    for name, section in SECTION_REF.findall(text):
+        page = next(
+            (p for p in (ROOT / "docs" / name, ROOT / name, path.parent / name) if p.exists()), None
+        )
+        if page is not None and not names_a_section(page, section):
+            problems.append(f'{name}, "{section}": no such heading or label')
+    if path.suffix == ".md":
+        for section in OWN_SECTION_REF.findall(without_code_blocks(text)):
+            if not names_a_section(path, section):
+                problems.append(f'"{section}": no such heading or label on this page')
+    return problems
+
+
+def test_every_section_a_page_or_the_code_names_exists():
+    """A reference by section name (`docs/operations.md, "Upgrading"`) leads to a heading or a
+    bold label of that page."""
+    problems = [
+        f"{path.relative_to(ROOT)}: {problem}"
+        for path in code_files() + markdown_files()
+        if path != Path(__file__)
+        for problem in section_problems(path)
+    ]
+    assert not problems, problems
+
+
+def test_the_section_check_would_catch_a_missing_section(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        '# Title\n\n**Label.** Text; see "Title", see "Nowhere", below, "Label".\n'
+        'Also page.md, "Title: more" and [page.md](page.md), "Label".\n'
+    )
+    assert section_problems(page) == [
+        'page.md, "Title: more": no such heading or label',
+        '"Nowhere": no such heading or label on this page',
+    ]
+
+
 def test_the_checks_would_catch_a_broken_link(tmp_path):
     """The link check itself: a missing file, a missing anchor and an outside path are found."""
     page = tmp_path / "page.md"
