@@ -129,8 +129,9 @@ def test_nothing_points_outside_the_repository():
     assert not offenders, offenders
 
 
-# `docs/<page>.md, "Section"`, `[<page>.md](<page>.md), "Section"`, and a page's own `see "Section"`,
-# `below, "Section"`: the start of a heading of that page, or of a bold label (**Section.**)
+# `docs/<page>.md, "Section"`, `[<page>.md](<page>.md), "Section"`, and a page's own
+# `see "Section"`, `below, "Section"`: the start of a heading of that page, or of a bold label
+# (**Section.**)
 SECTION_REF = re.compile(r'(?:docs/)?([A-Za-z0-9_-]+\.md)(?:\]\([^)]*\))?,? \\?"([^"\\]+)\\?"')
 OWN_SECTION_REF = re.compile(r'\b(?:see|below,|above,) "([^"]+)"')
 
