@@ -410,3 +410,29 @@ def test_coverage_history_on_spark_appends_and_prunes(fixture_builds, tmp_path):
     kept = spark.rows("line_capi_coverage", "invocation_id, event_name")
     assert len(kept) == 2 and first in {invocation for invocation, _ in kept}
     assert "expired" not in {invocation for invocation, _ in kept}
+
+
+def test_a_csv_row_with_a_field_too_many_stops_the_spark_build(tmp_path):
+    """An unquoted comma in a value gives its row one field more than the header. DuckDB stops
+    the build there; Spark's default read kept the header's number of fields and dropped the
+    rest, so the row's values went on, shifted, without a word."""
+    export = write_export(tmp_path / "export", export_tables(), "csv")
+    conversions = export / "conversions.csv"
+    lines = conversions.read_text().splitlines()
+    lines.insert(2, lines[1] + ",Tokyo, Japan")
+    conversions.write_text("\n".join(lines) + "\n")
+    spark_dir = tmp_path / "spark"
+    result = run_dbt(
+        tmp_path / "run",
+        "run",
+        "--target",
+        "spark",
+        "--select",
+        "+int_conversions_windowed",  # a table: the file is read
+        export_dir=export,
+        vars={"as_of": AS_OF},
+        env={"LINE_CAPI_SPARK_DIR": str(spark_dir)},
+    )
+    assert result.returncode == 1, spark_diagnostics(spark_dir, result.output)
+    assert "[MALFORMED_CSV_RECORD] Malformed CSV record" in result.output
+    assert "conversions.csv" in result.output

@@ -77,8 +77,11 @@
     - CSV is read as text with a header row, RFC 4180 quotes ("" inside quotes), quoted line breaks,
       var karte_export_encoding (any Java charset, e.g. Shift_JIS or windows-31j: Spark 4 takes
       names beyond its standard few with spark.sql.legacy.javaCharsets, which the hook sets for
-      such a var, catalog tables included), and a short row padded with nulls. An empty cell,
-      quoted or not, is null, as DuckDB reads it.
+      such a var, catalog tables included). An empty cell, quoted or not, is null, as DuckDB reads
+      it. A row with more or fewer fields than the header (an unquoted comma in a value) stops the
+      build that reads it (mode FAILFAST: `[MALFORMED_CSV_RECORD]`), as it stops DuckDB's: Spark's
+      default keeps the header's number of fields, dropping the rest or padding with nulls,
+      which shifts the values of such a row into other columns without a word.
     - With var karte_catalog_tables nothing is registered: the sources read the tables
       conversions, page_views, line_users and user_master already in schema karte_source_schema
       (a Spark/Hive catalog database, or a Unity catalog schema).
@@ -132,7 +135,7 @@
             {%- set using = "parquet options (path " ~ spark_text_literal(path) ~ ")" -%}
         {%- else -%}
             {%- set using = "csv options (path " ~ spark_text_literal(path) ~ ", header 'true', multiLine 'true', "
-                ~ "quote '\"', escape '\"', encoding " ~ spark_text_literal(encoding) ~ ", mode 'PERMISSIVE', "
+                ~ "quote '\"', escape '\"', encoding " ~ spark_text_literal(encoding) ~ ", mode 'FAILFAST', "
                 ~ "inferSchema 'false', nullValue '')" -%}
         {%- endif -%}
         {%- do run_query('create table ' ~ relation ~ ' using ' ~ using
