@@ -129,7 +129,7 @@ create table if not exists {RUNS_TABLE} (
 """
 
 # The layout the ledger's tables have, as a number (LEDGER_VERSION in sender.ledger_migration), and
-# the sender that last wrote it: a sender refuses a ledger of a later layout than it knows. Never
+# the sender that gave it: a sender refuses a ledger of a later layout than it knows. Never
 # change this table: every earlier sender reads its version and written_by.
 VERSION_DDL = f"""
 create table if not exists {VERSION_TABLE} (

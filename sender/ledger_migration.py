@@ -82,13 +82,17 @@ def refuse_newer(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 def _version_behind(con: duckdb.DuckDBPyConnection) -> bool:
     found = recorded_version(con)
-    return has_ledger(con) and (found is None or found[0] < LEDGER_VERSION)
+    behind = found is None or found[0] < LEDGER_VERSION
+    return has_ledger(con) and behind and not _runs_destination_optional(con)
 
 
 def record_version(con: duckdb.DuckDBPyConnection) -> None:
-    """Keep LEDGER_VERSION in the file (when it is not what the file records)."""
+    """Keep LEDGER_VERSION in the file (when it is not what the file records). A file whose runs
+    table still takes a run without a destination (it holds such a run, none known) is not laid
+    out as LEDGER_VERSION says: it stays unnumbered, and a later version reads it by its
+    columns."""
     found = recorded_version(con)
-    if found is not None and found[0] == LEDGER_VERSION:
+    if (found is not None and found[0] == LEDGER_VERSION) or _runs_destination_optional(con):
         return
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     con.execute(VERSION_DDL)
@@ -115,6 +119,14 @@ def _runs_accept_no_destination(con: duckdb.DuckDBPyConnection) -> bool:
     file after a rollback, would send every event it finds pending and fail to record any (its
     key rows have one column fewer), sending them again every hour. Its first write, the run's
     row, names no destination: refused, it stops before its first request."""
+    if not _runs_destination_optional(con):
+        return False
+    # a run this version recorded always has one; a row without (none known) keeps it as it is
+    unattributed = fetch_one(con, f"select count(*) from {RUNS_TABLE} where destination_id is null")
+    return unattributed == (0,)
+
+
+def _runs_destination_optional(con: duckdb.DuckDBPyConnection) -> bool:
     row = fetch_one(
         con,
         "select count(*) from duckdb_columns() where schema_name = 'main' and table_name = ?"
@@ -122,11 +134,7 @@ def _runs_accept_no_destination(con: duckdb.DuckDBPyConnection) -> bool:
         " and database_name = current_database()",
         [RUNS_TABLE],
     )
-    if not (row and row[0]):
-        return False
-    # a run this version recorded always has one; a row without (none known) keeps it as it is
-    unattributed = fetch_one(con, f"select count(*) from {RUNS_TABLE} where destination_id is null")
-    return unattributed == (0,)
+    return bool(row and row[0])
 
 
 def needs_new_layout(con: duckdb.DuckDBPyConnection) -> bool:

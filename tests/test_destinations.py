@@ -261,6 +261,21 @@ def test_each_ledger_keeps_its_layout_and_a_later_one_stops_every_command(tmp_pa
                 "select version, written_by from line_capi_ledger_version"
             ).fetchall() == [(LEDGER_VERSION, __version__)]
 
+    # a run without a destination (none known) keeps the runs table as it is: not layout 3, so
+    # the file stays unnumbered, and a later version reads it by its columns
+    odd = tmp_path / "odd.duckdb"
+    odd.write_bytes(earlier.read_bytes())
+    with duckdb.connect(str(odd)) as con:
+        con.execute("drop table line_capi_ledger_version")
+        con.execute("alter table line_capi_send_runs alter column destination_id drop not null")
+        con.execute(RUN_OF_0_1_0, [TAG_ID])
+    with mock_server() as srv:
+        assert send(odd, srv.url).pending == 3  # a new destination: nothing lost, nothing hidden
+    with duckdb.connect(str(odd), read_only=True) as con:
+        assert con.sql(
+            "select count(*) from duckdb_tables() where table_name = 'line_capi_ledger_version'"
+        ).fetchall() == [(0,)]
+
     # a later version opened the file: its layout is one higher, and two events are pending
     write_payload(created, [make_event(i) for i in range(5)])
     with duckdb.connect(str(created)) as con:

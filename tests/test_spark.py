@@ -418,8 +418,11 @@ def test_a_csv_row_with_a_field_too_many_stops_the_spark_build(tmp_path):
     rest, so the row's values went on, shifted, without a word."""
     export = write_export(tmp_path / "export", export_tables(), "csv")
     conversions = export / "conversions.csv"
-    lines = conversions.read_text().splitlines()
-    lines.insert(2, lines[1] + ",Tokyo, Japan")
+    # a column the build does not read (Spark's parser skips unread columns), and a comma in the
+    # middle of a row: the row's count of fields, not its read ones, is what is wrong
+    header, *rows = conversions.read_text().splitlines()
+    lines = [header + ",visitor_id", *(f"{row},v-{i}" for i, row in enumerate(rows))]
+    lines.insert(2, "Tokyo, " + lines[1])
     conversions.write_text("\n".join(lines) + "\n")
     spark_dir = tmp_path / "spark"
     result = run_dbt(
