@@ -59,7 +59,7 @@ class NewerLedger(DatabaseError):
 
 
 def recorded_version(con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
-    """The layout number the file records and the sender that wrote it; None before numbers were
+    """The layout number the file records and the sender that gave it; None before numbers were
     kept (or before the first push)."""
     if not table_exists(con, VERSION_TABLE):
         return None
