@@ -12,6 +12,7 @@ from sender.build_info import BuildInfo, read_build_info
 from sender.coverage import NO_COVERAGE, BuildCoverage, describe_event, read_coverage
 from sender.database import NoPayload, has_ledger, require_payload
 from sender.ledger import LedgerStatus, read_status
+from sender.ledger_migration import recorded_version
 from sender.run_history import LastRun, last_run
 
 _INDENT = " " * 10
@@ -32,6 +33,7 @@ class StatusReport:
     build: BuildInfo | None
     coverage: BuildCoverage | None
     job: LastRun | None = None  # the last `sender run`, from its log
+    layout: tuple[int, str] | None = None  # the ledger's layout number, and the sender that gave it
 
     def as_dict(self) -> dict:
         latest = self.ledger.latest
@@ -41,6 +43,9 @@ class StatusReport:
             "counts": latest.counts if latest else {},
             "test_events": latest.test_events if latest else 0,
             "destinations": [d.as_dict() for d in self.ledger.destinations],
+            "ledger_layout": (
+                {"version": self.layout[0], "written_by": self.layout[1]} if self.layout else None
+            ),
             "build": self.build.as_dict() if self.build else None,
             "last_run": self.ledger.last_run,
             "last_job": self.job.as_dict() if self.job else None,
@@ -97,6 +102,8 @@ class StatusReport:
     def _ledger_lines(self) -> list[str]:
         info = self.ledger
         lines = []
+        if self.layout:  # docs/sender.md, "Layout numbers"
+            lines.append(f"ledger    layout {self.layout[0]}, numbered by sender {self.layout[1]}")
         for d in info.destinations:
             mark = " (last push)" if d.destination_id == info.latest_destination_id else ""
             counts = ", ".join(f"{k} {v:,}" for k, v in d.counts.items())
@@ -129,4 +136,5 @@ def read_status_report(
         build=read_build_info(con),
         coverage=history.latest if history else None,
         job=last_run(run_log) if run_log is not None else None,
+        layout=recorded_version(con),
     )

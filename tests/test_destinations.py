@@ -255,6 +255,13 @@ def test_each_ledger_keeps_its_layout_and_a_later_one_stops_every_command(tmp_pa
                 "select count(*) from duckdb_tables() where table_name = 'line_capi_ledger_version'"
             ).fetchall() == [(0,)]
         assert send(earlier, srv.url).pending == 0
+    status = invoke(["status", "--json"], {"LINE_CAPI_DUCKDB": str(created)})
+    assert json.loads(status.stdout)["ledger_layout"] == {
+        "version": LEDGER_VERSION,
+        "written_by": __version__,
+    }
+    shown = invoke(["status"], {"LINE_CAPI_DUCKDB": str(created)}).stdout
+    assert f"ledger    layout {LEDGER_VERSION}, numbered by sender {__version__}\n" in shown
     for db in (created, migrated, earlier):
         with duckdb.connect(str(db), read_only=True) as con:
             assert con.sql(
