@@ -134,27 +134,42 @@ def test_every_column_of_personal_data_is_marked(docs):
 
 
 def test_descriptions_are_comments_in_duckdb(sample_build, docs):
+    """Every model and seed the build made carries its YAML description, and each described
+    column its own (the on-run-end hook persist_descriptions)."""
     manifest, _ = docs
-    coverage = manifest["nodes"]["model.line_capi.line_capi_coverage"]
-    view = manifest["nodes"]["model.line_capi.stg_karte__page_views"]
     with sample_build.connect() as con:
-        ((table_comment,),) = con.sql(
-            "select comment from duckdb_tables() where table_name = 'line_capi_coverage'"
-        ).fetchall()
-        ((view_comment,),) = con.sql(
-            "select comment from duckdb_views() where view_name = 'stg_karte__page_views'"
-        ).fetchall()
-        column_comments = dict(
+        relations = dict(
             con.sql(
-                "select table_name || '.' || column_name, comment from duckdb_columns() "
-                "where comment is not null and comment <> ''"
+                "select table_name, comment from duckdb_tables() union all "
+                "select view_name, comment from duckdb_views() where not internal"
             ).fetchall()
         )
-    assert table_comment == coverage["description"]
-    assert view_comment == view["description"]
-    for node, column in ((coverage, "with_click_id"), (view, "lt_cid")):
-        comment = column_comments[f"{node['name']}.{column}"]
-        assert comment == node["columns"][column]["description"]
+        columns = {
+            (table, column): comment
+            for table, column, comment in con.sql(
+                "select table_name, column_name, comment from duckdb_columns() where not internal"
+            ).fetchall()
+        }
+    nodes = [
+        node
+        for node in manifest["nodes"].values()
+        if node["resource_type"] in ("model", "seed") and node["name"] in relations
+    ]
+    assert {node["name"] for node in nodes} >= {
+        "line_capi_coverage",
+        "stg_karte__page_views",
+        "line_capi_reject_reasons",
+    }
+    described = 0
+    for node in nodes:
+        assert relations[node["name"]] == (node["description"] or None), node["name"]
+        for column, documented in node["columns"].items():
+            if documented["description"] and (node["name"], column) in columns:
+                assert columns[node["name"], column] == documented["description"]
+                described += 1
+    assert described > 100
+    # a column the YAML does not describe carries no comment
+    assert columns["line_capi_reject_reasons", "reason"] is None
 
 
 @pytest.mark.parametrize("export_named", [False, True], ids=["no-export", "sample-named"])
