@@ -21,26 +21,38 @@
         {%- do built.append(result.node) -%}
     {%- endfor -%}
     {%- if not execute or not built -%}{{ return('') }}{%- endif -%}
-    {%- set names = [] -%}
-    {%- for node in built -%}{%- do names.append(description_literal(node.alias)) -%}{%- endfor -%}
-    {%- set found = run_query(
-        "select table_name, column_name from duckdb_columns()"
-        ~ " where database_name = " ~ description_literal(built[0].database)
-        ~ " and schema_name = " ~ description_literal(built[0].schema)
-        ~ " and table_name in (" ~ names | join(', ') ~ ")") -%}
-    {%- set columns = {} -%}
-    {%- for row in found.rows -%}{%- do columns.setdefault(row[0], []).append(row[1]) -%}{%- endfor -%}
-    {%- set statements = [] -%}
+    {#- what each built relation is in the database (a table or a view) and its columns, found
+        wherever a model's config put it, in one query -#}
+    {%- set where = [] -%}
     {%- for node in built -%}
-        {%- set kind = 'view' if node.config.materialized == 'view' else 'table' -%}
+        {%- do where.append('(relation.database_name, relation.schema_name, relation.name) = ('
+            ~ description_literal(node.database) ~ ', ' ~ description_literal(node.schema)
+            ~ ', ' ~ description_literal(node.alias) ~ ')') -%}
+    {%- endfor -%}
+    {%- set found = run_query(
+        "select relation.database_name || '.' || relation.schema_name || '.' || relation.name,"
+        ~ " relation.kind, col.column_name"
+        ~ " from (select database_name, schema_name, table_name as name, 'table' as kind"
+        ~ " from duckdb_tables() union all select database_name, schema_name, view_name, 'view'"
+        ~ " from duckdb_views() where not internal) as relation"
+        ~ " left join duckdb_columns() as col on col.database_name = relation.database_name"
+        ~ " and col.schema_name = relation.schema_name and col.table_name = relation.name"
+        ~ " where " ~ where | join(' or ')) -%}
+    {%- set kinds, columns = {}, {} -%}
+    {%- for key, kind, column in found.rows -%}
+        {%- do kinds.update({key: kind}) -%}
+        {%- do columns.setdefault(key, []).append(column) -%}
+    {%- endfor -%}
+    {%- set statements = [] -%}
+    {%- for node in built if (node.database ~ '.' ~ node.schema ~ '.' ~ node.alias) in kinds -%}
+        {%- set key = node.database ~ '.' ~ node.schema ~ '.' ~ node.alias -%}
         {%- set relation = api.Relation.create(
-            database=node.database, schema=node.schema, identifier=node.alias, type=kind) -%}
+            database=node.database, schema=node.schema, identifier=node.alias, type=kinds[key]) -%}
         {%- if node.description -%}
-            {%- do statements.append(
-                'comment on ' ~ kind ~ ' ' ~ relation ~ ' is ' ~ description_literal(node.description)) -%}
+            {%- do statements.append('comment on ' ~ kinds[key] ~ ' ' ~ relation ~ ' is '
+                ~ description_literal(node.description)) -%}
         {%- endif -%}
-        {%- for name, column in node.columns.items()
-            if column.description and name in columns.get(node.alias, []) -%}
+        {%- for name, column in node.columns.items() if column.description and name in columns[key] -%}
             {%- do statements.append('comment on column ' ~ relation ~ '.' ~ adapter.quote(name)
                 ~ ' is ' ~ description_literal(column.description)) -%}
         {%- endfor -%}
