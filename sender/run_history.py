@@ -26,6 +26,8 @@ _LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) run: (.*)$")
 _PUSH_ERROR = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ sender: error: (.*)$")
 _DONE = re.compile(r"^done: exit (\d+)")
 _LOG_SUFFIX = re.compile(r"; log: .*$")
+# What sender.heartbeat said after a run that exited 0: the ping delivered, or why not.
+_HEARTBEAT = re.compile(r"^(?:warning: )?heartbeat (sent|not delivered: .*)$")
 # The first line of a run stopped by its settings before it takes the lock (sender.cli.run).
 SETTINGS_STOP_START = "start: stopped by its settings"
 # The first line of a run that goes ahead (sender.scheduled_run): it names the run's database.
@@ -40,6 +42,8 @@ class LastRun:
     error: str | None  # the run's one error line, without the log's path
     last_ok_at: str | None = None  # when the last run that exited 0 finished (None: none logged)
     runs_since_ok: int = 0  # finished runs after it
+    # after a run that exited 0: "sent", or "not delivered: <why>" (None: no heartbeat URL set)
+    heartbeat: str | None = None
 
     @property
     def outcome(self) -> str | None:
@@ -59,6 +63,7 @@ class LastRun:
             "message": self.error,
             "last_ok_at": self.last_ok_at,
             "runs_since_ok": self.runs_since_ok,
+            "heartbeat": self.heartbeat,
         }
 
     def describe_last_ok(self) -> str | None:
@@ -259,6 +264,8 @@ def last_run(path: Path) -> LastRun | None:
             if not lockless and finished.exit_code != ExitCode.ALREADY_RUNNING:
                 open_runs.clear()
                 nested.clear()
+        elif (beat := _HEARTBEAT.match(text)) and finished and finished.exit_code == ExitCode.OK:
+            finished = replace(finished, heartbeat=beat.group(1))  # its line follows `done`
     job = open_runs[-1] if open_runs else finished
     if job is None:
         return None

@@ -19,11 +19,13 @@ _INDENT = " " * 10
 
 
 def job_lines(job: LastRun | None) -> list[str]:
-    """``sender status``'s lines for the last job: the job, and when one last succeeded."""
+    """``sender status``'s lines for the last job: the job, its heartbeat (when it pinged or
+    failed to), and when one last succeeded."""
     if job is None:
         return []
     ok = job.describe_last_ok()
-    return [f"last job  sender run {job.describe()}", *([f"last ok   {ok}"] if ok else [])]
+    beat = [f"{_INDENT}heartbeat {job.heartbeat}"] if job.heartbeat else []
+    return [f"last job  sender run {job.describe()}", *beat, *([f"last ok   {ok}"] if ok else [])]
 
 
 @dataclass(frozen=True)

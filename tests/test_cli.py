@@ -719,9 +719,25 @@ def test_status_says_when_the_job_last_succeeded_while_it_fails(db, tmp_path):
         file.write("2026-12-04T15:40:00Z run: start: sender run\n")
         file.write("2026-12-04T15:40:09Z run: done: exit 0\n")
     text = run_cli(["status", "--log-file", str(log)], env).stdout
-    assert "last ok" not in text and "exit 0 OK" in text
+    assert "last ok" not in text and "exit 0 OK" in text and "heartbeat" not in text
     job = json.loads(run_cli(["status", "--json", "--log-file", str(log)], env).stdout)["last_job"]
     assert (job["last_ok_at"], job["runs_since_ok"]) == ("2026-12-04T15:40:09Z", 0)
+    # its ping, when a heartbeat URL is set: the monitor reports the job down although it exited 0
+    with log.open("a") as file:
+        file.write("2026-12-04T16:40:00Z run: start: sender run\n")
+        file.write("2026-12-04T16:40:09Z run: done: exit 0\n")
+        file.write(
+            "2026-12-04T16:40:10Z run: warning: heartbeat not delivered: the heartbeat URL"
+            " cannot be reached (ConnectionError)\n"
+        )
+    text = run_cli(["status", "--log-file", str(log)], env).stdout.splitlines()
+    i = next(i for i, line in enumerate(text) if line.startswith("last job"))
+    assert text[i : i + 2] == [
+        "last job  sender run started 2026-12-04T16:40:00Z, exit 0 OK",
+        "          heartbeat not delivered: the heartbeat URL cannot be reached (ConnectionError)",
+    ]
+    job = json.loads(run_cli(["status", "--json", "--log-file", str(log)], env).stdout)["last_job"]
+    assert job["heartbeat"].startswith("not delivered: the heartbeat URL cannot be reached")
 
 
 def test_status_while_the_database_is_held_still_shows_the_running_job(db, tmp_path):
@@ -756,6 +772,7 @@ def test_status_while_the_database_is_held_still_shows_the_running_job(db, tmp_p
         "message": None,
         "last_ok_at": None,
         "runs_since_ok": 0,
+        "heartbeat": None,
     }
     # a job run with `--log-file` (not the env var): status takes the same option
     env = sender_env(db)

@@ -41,6 +41,11 @@ def test_a_run_pings_once_when_it_exits_0_and_not_when_it_fails(tmp_path):
     assert "sender run: heartbeat sent" in ok.stderr
     log = (tmp_path / "line_capi_run.log").read_text()
     assert log.count("heartbeat sent") == 1
+    # `sender status` tells the job's ping with the job
+    status = run_cli(["status"], {"LINE_CAPI_DUCKDB": str(tmp_path / "line_capi.duckdb")})
+    lines = status.stdout.splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith("last job"))
+    assert lines[i].endswith("exit 0 OK") and lines[i + 1] == "          heartbeat sent"
     assert_url_not_shown(failed.stdout, failed.stderr, ok.stdout, ok.stderr, log)
 
 

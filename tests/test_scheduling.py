@@ -442,6 +442,7 @@ def test_the_last_job_is_read_from_the_end_of_the_run_log(tmp_path):
         "message": "dbt build failed: boom",
         "last_ok_at": "2026-12-01T09:40:12Z",
         "runs_since_ok": 1,
+        "heartbeat": None,
     }
     with log.open("a") as file:  # killed: a start and nothing after it
         file.write("2026-12-01T11:40:00Z run: start: project /p, database /d, export /e\n")
@@ -476,8 +477,10 @@ def test_the_last_job_is_read_from_the_end_of_the_run_log(tmp_path):
             "2026-12-01T13:40:05Z run: done: exit 2\n"
         )
     assert last_run(log).exit_code is None  # the run that holds the lock is still going
-    with log.open("a") as file:
+    with log.open("a") as file:  # its heartbeat's line follows its end, after its alerts'
         file.write("2026-12-01T13:40:20Z run: done: exit 0\n")
+        file.write("2026-12-01T13:40:20Z run: alert: the problem above has ended\n")
+        file.write("2026-12-01T13:40:21Z run: heartbeat sent\n")
     assert last_run(log).as_dict() == {
         "started_at": "2026-12-01T13:40:00Z",
         "finished_at": "2026-12-01T13:40:20Z",
@@ -486,6 +489,7 @@ def test_the_last_job_is_read_from_the_end_of_the_run_log(tmp_path):
         "message": None,
         "last_ok_at": "2026-12-01T13:40:20Z",
         "runs_since_ok": 0,
+        "heartbeat": "sent",
     }
     # a push that failed: its own error line is the run's (status showed no message for 1, 3, 4)
     with log.open("a") as file:
