@@ -4,7 +4,7 @@
     `select table_name, column_name, comment from duckdb_columns()`.
 
     dbt's persist_docs config does this one relation at a time, each with a query for its columns
-    and a batch of its own: about a sixth of the build of a small export (CHANGELOG.md). Here it
+    and a batch of its own: about an eighth of the build of a small export (CHANGELOG.md). Here it
     is one query for the columns of every relation built, and one batch of statements.
     A column is commented only where the relation has it and its YAML describes it.
 -#}
