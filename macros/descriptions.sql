@@ -44,15 +44,17 @@
         {%- do columns.setdefault(key, []).append(column) -%}
     {%- endfor -%}
     {%- set statements = [] -%}
-    {%- for node in built if (node.database ~ '.' ~ node.schema ~ '.' ~ node.alias) in kinds -%}
+    {%- for node in built -%}
         {%- set key = node.database ~ '.' ~ node.schema ~ '.' ~ node.alias -%}
+        {%- set kind = kinds.get(key) -%}
         {%- set relation = api.Relation.create(
-            database=node.database, schema=node.schema, identifier=node.alias, type=kinds[key]) -%}
-        {%- if node.description -%}
-            {%- do statements.append('comment on ' ~ kinds[key] ~ ' ' ~ relation ~ ' is '
+            database=node.database, schema=node.schema, identifier=node.alias, type=kind) -%}
+        {%- if kind and node.description -%}
+            {%- do statements.append('comment on ' ~ kind ~ ' ' ~ relation ~ ' is '
                 ~ description_literal(node.description)) -%}
         {%- endif -%}
-        {%- for name, column in node.columns.items() if column.description and name in columns[key] -%}
+        {%- for name, column in node.columns.items()
+            if kind and column.description and name in columns[key] -%}
             {%- do statements.append('comment on column ' ~ relation ~ '.' ~ adapter.quote(name)
                 ~ ' is ' ~ description_literal(column.description)) -%}
         {%- endfor -%}

@@ -5,11 +5,14 @@ personal data (docs/security.md); the descriptions are DuckDB comments after a b
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 
 import duckdb
 import pytest
-from pipeline_fixtures import HOURLY_BUILD, SAMPLE_DIR, run_dbt
+from dbt_forkserver import DBT
+from pipeline_fixtures import HOURLY_BUILD, ROOT, SAMPLE_DIR, run_dbt
 
 # Every column of these names, in any model or source, is marked `personal_data` so.
 PERSONAL_DATA = {
@@ -193,3 +196,45 @@ def test_docs_generate_works_without_a_database(tmp_path, export_named):
         views = {name for (name,) in con.sql("select view_name from duckdb_views()").fetchall()}
     # only a named export is read (the hook makes its views)
     assert ("conversions" in views) is export_named
+
+
+def test_descriptions_reach_models_built_in_a_schema_of_their_own(tmp_path):
+    """A site's own +schema for some models: each relation is found where its config put it."""
+    project = tmp_path / "project"
+    for part in ("models", "macros", "seeds", "tests", "analyses"):
+        if (ROOT / part).exists():
+            shutil.copytree(ROOT / part, project / part)
+    settings = (ROOT / "dbt_project.yml").read_text()
+    marts = "    marts:\n      +materialized: table\n"
+    assert marts in settings
+    (project / "dbt_project.yml").write_text(
+        settings.replace(marts, marts + "      +schema: shop\n")
+    )
+    database = tmp_path / "line_capi.duckdb"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "KARTE_", "DBT_"))}
+    shutil.copy(ROOT / "profiles.example.yml", tmp_path / "profiles.yml")
+    result = subprocess.run(
+        [DBT, "run", "--project-dir", str(project), "--profiles-dir", str(tmp_path)],
+        cwd=tmp_path,
+        env={
+            **env,
+            "DO_NOT_TRACK": "1",
+            "LINE_CAPI_DUCKDB": str(database),
+            "KARTE_EXPORT_DIR": str(SAMPLE_DIR),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    with duckdb.connect(str(database), read_only=True) as con:
+        commented = dict(
+            con.sql(
+                "select schema_name || '.' || table_name, count(comment) from duckdb_columns()"
+                " where table_name in ('line_capi_payload', 'stg_karte__page_views')"
+                " group by all"
+            ).fetchall()
+        )
+    assert set(commented) == {"main_shop.line_capi_payload", "main.stg_karte__page_views"}
+    assert all(count > 3 for count in commented.values()), commented
