@@ -27,9 +27,9 @@ With env LINE_CAPI_TEST_DBT=subprocess every command is a plain subprocess of th
 instead (`make test` passes either way; the server only saves time).
 
 The protocol is one Unix socket connection per command: the client sends its argv, working
-folder, environment and umask as one JSON line with its stdin, stdout and stderr as file
-descriptors (SCM_RIGHTS); the server forks a handler that forks dbt, answers ``pid N`` when dbt
-started and ``exit N`` (minus the signal, if a signal ended it) when it ended.
+folder, environment, umask and the signals it ignores as one JSON line with its stdin, stdout
+and stderr as file descriptors (SCM_RIGHTS); the server forks a handler that forks dbt, answers
+``pid N`` when dbt started and ``exit N`` (minus the signal, if a signal ended it) when it ended.
 """
 
 from __future__ import annotations
@@ -103,7 +103,10 @@ def _start(conn: socket.socket, args: list[str], cwd, env: dict, fds: list[int])
     reader of the server's answers."""
     umask = os.umask(0o22)
     os.umask(umask)
-    request = {"args": args, "cwd": str(cwd), "env": env, "umask": umask}
+    # a process started from a script's `cmd &` ignores SIGINT and SIGQUIT, and so does every
+    # program it starts: an exec keeps the signals a process ignores
+    ignored = [int(s) for s in FORWARDED if signal.getsignal(s) == signal.SIG_IGN]
+    request = {"args": args, "cwd": str(cwd), "env": env, "umask": umask, "ignored": ignored}
     socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], fds)
     answers = conn.makefile("r")
     return int(answers.readline().split()[1]), answers
@@ -393,6 +396,12 @@ def _become_dbt(request: dict, fds: list[int]) -> None:
         os.dup2(fd, target)
         os.close(fd)
     os.umask(request["umask"])
+    # the signals its caller ignores, the others as a new Python process has them: dbt started
+    # by a test run in the background (SIGINT ignored) ignores Ctrl-C, as the dbt script would
+    for number in FORWARDED:
+        default = signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL
+        ignored = number in request["ignored"]
+        signal.signal(number, signal.SIG_IGN if ignored else default)
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])

@@ -105,6 +105,11 @@ def test_a_failing_command_exits_and_prints_as_the_dbt_script_does(project, tmp_
     assert any("no_such_macro" in line for line in lines(forked[1]))
 
 
+def _signals_as_in_a_terminal() -> None:
+    for number in dbt_forkserver.FORWARDED:
+        signal.signal(number, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
 def test_as_the_dbt_script_it_passes_signals_on_and_ends_as_dbt_ended(project, tmp_path, number):
     """`sender run` stops its dbt with SIGTERM (a timeout, Ctrl-C): the forked dbt gets it, and
@@ -127,6 +132,9 @@ def test_as_the_dbt_script_it_passes_signals_on_and_ends_as_dbt_ended(project, t
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            # as a terminal starts a command: a suite started by a script's `make test &`
+            # ignores SIGINT, and so would both dbts, which then never end
+            preexec_fn=_signals_as_in_a_terminal,
         )
         try:
             for line in proc.stdout:
