@@ -63,7 +63,7 @@ test-dbt: setup
 		--vars '{karte_export_dir: sample/karte_export}'
 
 test-python: setup-spark
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations 15
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations 15
 
 ## test-spark: only the DuckDB-vs-Spark comparison (needs Java 17)
 test-spark: setup-spark
