@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from subprocess import Popen
 
 import dbt_forkserver
 import pytest
@@ -110,44 +111,79 @@ def _signals_as_in_a_terminal() -> None:
         signal.signal(number, signal.SIG_DFL)
 
 
-@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
-def test_as_the_dbt_script_it_passes_signals_on_and_ends_as_dbt_ended(project, tmp_path, number):
-    """`sender run` stops its dbt with SIGTERM (a timeout, Ctrl-C): the forked dbt gets it, and
-    the script ends as dbt ended: by the signal, or with the code dbt chose for it."""
+def _signals_as_in_a_scripts_background() -> None:
+    _signals_as_in_a_terminal()
+    for number in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(number, signal.SIG_IGN)
+
+
+def start_busy(project: Path, tmp_path: Path, command: list[str], env: dict, started) -> Popen:
+    """`command run-operation busy`, started with the signals ``started`` sets, once dbt is
+    inside a loop of Python work that a signal gets into."""
     (project / "macros" / "busy.sql").write_text(
-        "{% macro busy() %}{% do log('busy', info=true) %}"  # Python work: a signal gets in
+        "{% macro busy() %}{% do log('busy', info=true) %}"
         "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
         "{% endmacro %}"
     )
     args = ["run-operation", "busy", "--project-dir", str(project), "--profiles-dir", str(project)]
+    proc = subprocess.Popen(
+        [*command, *args],
+        cwd=tmp_path,
+        env={**base_env(tmp_path), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=started,
+    )
+    for line in proc.stdout:
+        if "busy" in line:
+            break
+    time.sleep(0.5)  # inside the loop
+    return proc
+
+
+def stop(proc: Popen) -> None:
+    proc.kill()  # (a script killed takes its dbt along)
+    proc.wait()
+    proc.stdout.close()
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+def test_as_the_dbt_script_it_passes_signals_on_and_ends_as_dbt_ended(project, tmp_path, number):
+    """`sender run` stops its dbt with SIGTERM (a timeout, Ctrl-C): the forked dbt gets it, and
+    the script ends as dbt ended: by the signal, or with the code dbt chose for it. Both started
+    as a terminal starts a command: from a script's `make test &`, the suite ignores SIGINT."""
     ends = {}
     for how, command, env in [
         ("script", [SHIM], dbt_forkserver.sender_env()),
         ("dbt", [dbt_forkserver.DBT], {}),
     ]:
-        proc = subprocess.Popen(
-            [*command, *args],
-            cwd=tmp_path,
-            env={**base_env(tmp_path), **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            # as a terminal starts a command: a suite started by a script's `make test &`
-            # ignores SIGINT, and so would both dbts, which then never end
-            preexec_fn=_signals_as_in_a_terminal,
-        )
+        proc = start_busy(project, tmp_path, command, env, _signals_as_in_a_terminal)
         try:
-            for line in proc.stdout:
-                if "busy" in line:
-                    break
-            time.sleep(0.5)  # inside the loop
             proc.send_signal(number)
             ends[how] = proc.wait(60)
         finally:
-            proc.kill()  # (a script killed takes its dbt along)
-            proc.wait()
-            proc.stdout.close()
+            stop(proc)
     assert ends["script"] == ends["dbt"] != 0, ends
+
+
+def test_as_the_dbt_script_its_dbt_ignores_the_signals_the_script_was_started_ignoring(
+    project, tmp_path
+):
+    """A command started by a script's `cmd &` ignores SIGINT and SIGQUIT, and so does every
+    program it starts (an exec keeps the signals a process ignores): the forked dbt too, not the
+    fork server's own. SIGTERM still stops it."""
+    proc = start_busy(
+        project, tmp_path, [SHIM], dbt_forkserver.sender_env(), _signals_as_in_a_scripts_background
+    )
+    try:
+        proc.send_signal(signal.SIGINT)  # the script passes it on; its dbt ignores it
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == -signal.SIGTERM
+    finally:
+        stop(proc)
 
 
 def test_a_new_target_folder_starts_from_the_parse_of_an_earlier_command_like_it(project, tmp_path):
