@@ -218,9 +218,9 @@ def _warm_up() -> None:
             "--log-path",
             folder,
         ]
-        # unit tests out: dbt parses their fixtures with its Rust parser, whatever the flag says
-        # A command that fails (a change that breaks the sample's build) leaves less warmed up,
-        # and the tests that run it say why.
+        # The unit tests stay out: dbt parses their fixtures with its Rust parser, whatever the
+        # flag says. A command that fails (a change that breaks the sample's build) leaves less
+        # warmed up, and the tests that run it say why.
         for command in (["build", "--exclude-resource-type", "unit_test"], ["source", "freshness"]):
             dbtRunner().invoke([*command, *common])
         reset_adapters()  # and with them their locks (POSIX semaphores)
