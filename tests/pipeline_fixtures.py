@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,9 +142,11 @@ def run_dbt(
     env: dict | None = None,
     database: Path | None = None,
     profile: str | None = None,
+    runner: Callable[..., int] = dbt_forkserver.run,
 ) -> DbtResult:
     """Run `dbt <args>` on the project with its own database and target folder under tmp_path,
-    and the profile ``profile`` (the text of a profiles.yml; default profiles.example.yml).
+    and the profile ``profile`` (the text of a profiles.yml; default profiles.example.yml);
+    ``runner``: what starts dbt (tests/spark_dbt.py's server runs the Spark commands).
 
     The export folder goes in env KARTE_EXPORT_DIR, as `sender run` passes it, and dbt starts in
     tmp_path with LINE_CAPI_DUCKDB the database's bare file name: so the profile and the vars
@@ -189,7 +192,7 @@ def run_dbt(
         **overrides,
     }
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
-        returncode = dbt_forkserver.run(
+        returncode = runner(
             command, cwd=here, env=full_env, stdout=stdout, stderr=stderr, timeout=600
         )
         output = b"".join(f.seek(0) or f.read() for f in (stdout, stderr))

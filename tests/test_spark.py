@@ -5,6 +5,9 @@ Skipped only when pyspark is not importable and LINE_CAPI_REQUIRE_SPARK is unset
 a missing pyspark or Java fails there instead of skipping. Spark's tables are read from the Parquet
 files of its warehouse folder (no second JVM), which is also how the sender gets a Spark-built
 payload: docs/spark.md, "The sender and a Spark-built table".
+
+Every Spark command of this module runs in one Spark session (tests/spark_dbt.py), each build's
+tables in a schema of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import duckdb
 import pytest
 from pipeline_fixtures import (
     HOURLY_BUILD,
+    PROFILE_EXAMPLE,
     SAMPLE_DIR,
     DbtResult,
     rewrite_export,
@@ -29,6 +33,7 @@ from pipeline_fixtures import (
     write_export,
 )
 from sender_fixtures import invoke, sender_env
+from spark_dbt import SparkDbt, profile_with_schema
 from spark_fixtures import (
     AS_OF,
     HOUR,
@@ -50,8 +55,6 @@ pytestmark = pytest.mark.skipif(
     "set LINE_CAPI_REQUIRE_SPARK=1 to make this a failure",
 )
 
-SCHEMA = "line_capi"  # the spark target's schema in profiles.example.yml
-
 
 def load_payload_sql(parquet_dir: Path) -> str:
     """The statement of docs/spark.md that gives the sender a Spark-built payload."""
@@ -71,9 +74,10 @@ def load_table_sql(table: str, parquet_dir: Path) -> str:
 
 
 class SparkBuild:
-    def __init__(self, result: DbtResult, spark_dir: Path):
+    def __init__(self, result: DbtResult, spark_dir: Path, schema: str):
         self.returncode, self.output = result.returncode, result.output
-        self.warehouse = spark_dir / "warehouse" / f"{SCHEMA}.db"
+        self.spark_dir, self.schema = spark_dir, schema
+        self.warehouse = spark_dir / "warehouse" / f"{schema}.db"
 
     def table_dir(self, table: str) -> Path:
         return self.warehouse / table
@@ -87,8 +91,14 @@ class SparkBuild:
 
 
 # What dbt prints when the JVM under it went away: a crash, or a kill from outside (the OOM
-# killer). Not a SQL or dbt failure: such a build is run once more, and the test says so.
-JVM_GONE = ("Py4JNetworkError", "Answer from Java side is empty", "Connection reset by peer")
+# killer), during the command or (connection refused) before it. Not a SQL or dbt failure: such a
+# build is run once more in a new session, and the test says so.
+JVM_GONE = (
+    "Py4JNetworkError",
+    "Answer from Java side is empty",
+    "Connection reset by peer",
+    "[Errno 111] Connection refused",
+)
 
 
 def spark_diagnostics(spark_dir: Path, output: str) -> str:
@@ -108,70 +118,76 @@ def spark_diagnostics(spark_dir: Path, output: str) -> str:
     return "\n".join(lines)
 
 
+def run_spark(
+    server: SparkDbt, tmp: Path, *args: str, schema: str, export: Path, vars: dict | None = None
+) -> DbtResult:
+    """`dbt <args> --target spark` in the server's session, the tables in ``schema``."""
+    return run_dbt(
+        tmp,
+        *args,
+        "--target",
+        "spark",
+        export_dir=export,
+        vars={"as_of": AS_OF, **(vars or {})},
+        profile=profile_with_schema(PROFILE_EXAMPLE, schema),
+        runner=server.run,
+    )
+
+
 def run_spark_build(
+    server: SparkDbt,
     tmp: Path,
     export: Path,
     spark_args: tuple[str, ...],
+    schema: str,
     vars: dict | None = None,
     before: tuple[str, ...] = (),
     before_vars: dict | None = None,
 ) -> SparkBuild:
-    """`dbt build --target spark` (after the dbt command ``before``, with ``before_vars``, in the
-    same Spark folder); once more, in fresh folders, if the JVM went away."""
+    """`dbt build --target spark` (after the dbt command ``before``, with ``before_vars``) in
+    ``schema``; once more, in a new session, if the JVM went away."""
+    commands = [(before, before_vars)] if before else []
+    commands.append((("build", *spark_args), vars))
     for attempt in (1, 2):
-        spark_dir, run_dir = tmp / f"spark-{attempt}", tmp / f"spark-run-{attempt}"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if before:
-            first = run_dbt(
-                run_dir,
-                *before,
-                "--target",
-                "spark",
-                export_dir=export,
-                vars={"as_of": AS_OF, **(before_vars or {})},
-                env={"LINE_CAPI_SPARK_DIR": str(spark_dir)},
-            )
-            assert first.returncode == 0, spark_diagnostics(spark_dir, first.output)
-        spark = run_dbt(
-            run_dir,
-            "build",
-            "--target",
-            "spark",
-            *spark_args,
-            export_dir=export,
-            vars={"as_of": AS_OF, **(vars or {})},
-            env={"LINE_CAPI_SPARK_DIR": str(spark_dir)},
-        )
-        if spark.returncode == 0:
-            return SparkBuild(spark, spark_dir)
+        run_dir = tmp / f"spark-run-{attempt}"
+        for args, args_vars in commands:
+            spark = run_spark(server, run_dir, *args, schema=schema, export=export, vars=args_vars)
+            if spark.returncode != 0:
+                break
+        else:
+            return SparkBuild(spark, server.spark_dir, schema)
         if attempt == 1 and any(sign in spark.output for sign in JVM_GONE):
             warnings.warn(
-                "the JVM under the Spark build went away; building again\n"
-                + spark_diagnostics(spark_dir, spark.output)[-3000:],
+                "the JVM under the Spark build went away; building again in a new session\n"
+                + spark_diagnostics(server.spark_dir, spark.output)[-3000:],
                 stacklevel=2,
             )
+            server.restart()
             continue
         break
     raise AssertionError(
-        f"dbt build --target spark failed\n{spark_diagnostics(spark_dir, spark.output)}"
+        f"dbt {args[0]} --target spark failed\n" + spark_diagnostics(server.spark_dir, spark.output)
     )
 
 
 def build_both(
+    server: SparkDbt,
     tmp: Path,
     export: Path,
     spark_args: tuple[str, ...],
+    schema: str,
     vars: dict | None = None,
     **spark: Any,
 ) -> tuple:
-    """The DuckDB build of ``export``, and the Spark build (run_spark_build's ``before`` and
-    ``before_vars``; ``spark_export`` and ``spark_vars`` in place of or beside the DuckDB ones)."""
+    """The DuckDB build of ``export``, and the Spark build in ``schema`` (run_spark_build's
+    ``before`` and ``before_vars``; ``spark_export`` and ``spark_vars`` in place of or beside the
+    DuckDB ones)."""
     all_vars = {"as_of": AS_OF, **(vars or {})}
     duck = run_dbt(tmp / "duckdb", *HOURLY_BUILD, export_dir=export, vars=all_vars)
     assert duck.returncode == 0, duck.output
     spark_vars = {**(vars or {}), **spark.pop("spark_vars", {})}
     spark_export = spark.pop("spark_export", export)
-    return duck, run_spark_build(tmp, spark_export, spark_args, spark_vars, **spark)
+    return duck, run_spark_build(server, tmp, spark_export, spark_args, schema, spark_vars, **spark)
 
 
 def _mkdirs(tmp: Path) -> Path:
@@ -180,7 +196,15 @@ def _mkdirs(tmp: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fixture_builds(tmp_path_factory):
+def spark_server(tmp_path_factory):
+    """The Spark session every command of this module runs in."""
+    server = SparkDbt(tmp_path_factory.mktemp("spark-session"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def fixture_builds(spark_server, tmp_path_factory):
     """The pipeline's fixture export plus edge rows, Parquet and CSV tables; the Spark build runs
     the unit tests and data tests too. On Spark the tables are read as a warehouse's own (var
     karte_catalog_tables): a seed run's hook registers the files as tables of karte_export, and
@@ -192,9 +216,11 @@ def fixture_builds(tmp_path_factory):
     encoding = {"karte_export_encoding": "windows-31j"}
     catalog = {"karte_catalog_tables": True, "karte_source_schema": "karte_export", **encoding}
     return build_both(
+        spark_server,
         tmp,
         export,
         (),
+        "line_capi_fixtures",
         spark_export=shift_jis,
         spark_vars=catalog,
         before=("seed",),
@@ -203,14 +229,16 @@ def fixture_builds(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def sample_builds(tmp_path_factory):
+def sample_builds(spark_server, tmp_path_factory):
     """The bundled sample (CSV) at a fixed as_of; data tests, no unit tests (they ran above)."""
     tmp = _mkdirs(tmp_path_factory.mktemp("spark-sample"))
-    return build_both(tmp, SAMPLE_DIR, ("--exclude-resource-type", "unit_test"))
+    return build_both(
+        spark_server, tmp, SAMPLE_DIR, ("--exclude-resource-type", "unit_test"), "line_capi_sample"
+    )
 
 
 @pytest.fixture(scope="module")
-def typed_builds(tmp_path_factory):
+def typed_builds(spark_server, tmp_path_factory):
     """The pipeline's fixture export as Parquet with typed times: conversions a `timestamp_ntz`
     of Japan time (a BigQuery DATETIME, with var karte_export_utc_offset '+09:00'), page views a
     `timestamp` (an instant), LINE logins a `date`, phones an integer that lost its leading 0.
@@ -222,9 +250,11 @@ def typed_builds(tmp_path_factory):
     )
     vars = {"karte_export_utc_offset": "+09:00"}
     return build_both(
+        spark_server,
         tmp,
         export,
         ("--exclude-resource-type", "unit_test", "--exclude-resource-type", "test"),
+        "line_capi_typed",
         vars,
     )
 
@@ -378,10 +408,10 @@ def test_sender_reads_a_spark_built_payload_loaded_into_duckdb(fixture_builds, t
     assert "no coverage yet" not in status.stdout and "sendable" in status.stdout
 
 
-def test_coverage_history_on_spark_appends_and_prunes(fixture_builds, tmp_path):
+def test_coverage_history_on_spark_appends_and_prunes(spark_server, fixture_builds, tmp_path):
     """line_capi_coverage on Parquet: a second run appends its rows, and the retention rewrites
     the table without the rows of a build more than coverage_retention_days old."""
-    _, spark = fixture_builds
+    duck, spark = fixture_builds
     table = spark.table_dir("line_capi_coverage")
     (first,) = {row[0] for row in spark.rows("line_capi_coverage", "invocation_id")}
     with duckdb.connect() as con:
@@ -394,25 +424,23 @@ def test_coverage_history_on_spark_appends_and_prunes(fixture_builds, tmp_path):
         first,
         "expired",
     }
-    spark_dir = spark.warehouse.parent.parent
-    result = run_dbt(
+    assert spark.spark_dir == spark_server.spark_dir, "the fixture build's session is gone"
+    result = run_spark(
+        spark_server,
         tmp_path,
         "run",
-        "--target",
-        "spark",
         "--select",
         "line_capi_coverage",
-        export_dir=spark_dir.parent / "export",
-        vars={"as_of": AS_OF},
-        env={"LINE_CAPI_SPARK_DIR": str(spark_dir)},
+        schema=spark.schema,
+        export=duck.database.parent.parent / "export",  # the fixture's export, in UTF-8
     )
-    assert result.returncode == 0, spark_diagnostics(spark_dir, result.output)
+    assert result.returncode == 0, spark_diagnostics(spark.spark_dir, result.output)
     kept = spark.rows("line_capi_coverage", "invocation_id, event_name")
     assert len(kept) == 2 and first in {invocation for invocation, _ in kept}
     assert "expired" not in {invocation for invocation, _ in kept}
 
 
-def test_a_csv_row_with_a_field_too_many_stops_the_spark_build(tmp_path):
+def test_a_csv_row_with_a_field_too_many_stops_the_spark_build(spark_server, tmp_path):
     """An unquoted comma in a value gives its row one field more than the header. DuckDB stops
     the build there; Spark's default read kept the header's number of fields and dropped the
     rest, so the row's values went on, shifted, without a word."""
@@ -424,18 +452,15 @@ def test_a_csv_row_with_a_field_too_many_stops_the_spark_build(tmp_path):
     lines = [header + ",visitor_id", *(f"{row},v-{i}" for i, row in enumerate(rows))]
     lines.insert(2, "Tokyo, " + lines[1])
     conversions.write_text("\n".join(lines) + "\n")
-    spark_dir = tmp_path / "spark"
-    result = run_dbt(
+    result = run_spark(
+        spark_server,
         tmp_path / "run",
         "run",
-        "--target",
-        "spark",
         "--select",
         "+int_conversions_windowed",  # a table: the file is read
-        export_dir=export,
-        vars={"as_of": AS_OF},
-        env={"LINE_CAPI_SPARK_DIR": str(spark_dir)},
+        schema="line_capi_malformed",
+        export=export,
     )
-    assert result.returncode == 1, spark_diagnostics(spark_dir, result.output)
+    assert result.returncode == 1, spark_diagnostics(spark_server.spark_dir, result.output)
     assert "[MALFORMED_CSV_RECORD] Malformed CSV record" in result.output
     assert "conversions.csv" in result.output
