@@ -184,6 +184,17 @@ def _import_dbt() -> None:
     import dbt.adapters.duckdb.plugins  # noqa: F401
 
 
+def _cache_jinja_by_text() -> None:
+    """Turn on dbt's test caching, as dbt's own test fixtures do (dbt.tests.fixtures.project):
+    each macro's and file's jinja is parsed once by its text, and dbt's plugins are looked for
+    once, for the life of the process. The warm-up fills the caches and every child starts with
+    them: a full parse of the project (a command whose vars differ from its folder's last
+    parse) takes about 1 s instead of 2. A test that changes a macro's text gets it parsed."""
+    from dbt_common.tests import enable_test_caching
+
+    enable_test_caching()
+
+
 def _warm_up() -> None:
     """A `dbt build` and a `dbt source freshness` of the bundled sample in a throwaway folder.
     dbt builds some things on first use and keeps them for the life of the process: the JSON
@@ -273,6 +284,7 @@ def _serve(address: str) -> None:
     _import_dbt()
     _parse_check_without_the_path()
     _parse_folder = os.path.dirname(address)
+    _cache_jinja_by_text()
     _warm_up()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # handlers are reaped by the kernel
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # _stop: exit as Python exits
