@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """One JVM for all of tests/test_spark.py's dbt commands on Spark.
 
 A dbt command on Spark (dbt-spark's session method) starts a JVM, Spark and a Hive metastore of
