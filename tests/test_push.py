@@ -151,6 +151,50 @@ def test_a_small_batch_refused_whole_is_rejected_once_the_run_accepts_others(tmp
     assert ledger_counts(db) == {"accepted": 6, "rejected_by_api": 3}
 
 
+def test_a_bad_event_left_alone_by_a_retry_is_judged_with_the_next_hours_events(tmp_path):
+    """A 429 to the bad event's own request leaves it the only one pending. The next run has it
+    alone, refused, nothing accepted: too few to tell it from a refused request, so it stays
+    pending (exit 7). The run after, with the next hour's event accepted, records it as
+    rejected_by_api: a quiet hour delays the verdict, it never loses the event."""
+    db = tmp_path / "left-alone.duckdb"
+    write_bulk_payload(db, 3)
+    bad = "bulk-00000001"
+    busy = [True]
+
+    def busy_for_it_alone(request):
+        keys = [event["event"]["deduplication_key"] for event in json.loads(request.body)]
+        return Answer(429) if busy[0] and keys == [bad] else None
+
+    with mock_server(on_request=busy_for_it_alone) as srv:
+        srv.poison(bad)
+        s = push_now(db, srv.url, max_retries=1)
+        assert (s.exit_code, s.accepted, s.rejected, s.left_pending) == (
+            ExitCode.PENDING_LEFT,
+            2,
+            0,
+            1,
+        )
+        busy[0] = False
+        s = push_now(db, srv.url)
+        assert (s.exit_code, s.outcome, s.left_pending) == (
+            ExitCode.UNEXPECTED_RESPONSE,
+            "refused_every_event",
+            1,
+        )
+        assert s.message.startswith("LINE answered 400 to the one event of the run")
+        assert ledger_counts(db) == {"accepted": 2}
+        write_bulk_payload(db, 4)  # the next hour's build: one more event
+        s = push_now(db, srv.url)
+        assert srv.accepted_keys() == {"bulk-00000000", "bulk-00000002", "bulk-00000003"}
+    assert (s.exit_code, s.accepted, s.rejected, s.left_pending) == (
+        ExitCode.REJECTED_BY_API,
+        1,
+        1,
+        0,
+    )
+    assert ledger_counts(db) == {"accepted": 3, "rejected_by_api": 1}
+
+
 def test_a_refused_batch_cut_short_leaves_its_refusals_pending(tmp_path):
     """A bisection stopped half-way (here by a long Retry-After) has not shown whether the
     events or the request are refused: its refusals wait for the next run, not recorded."""
