@@ -3,7 +3,8 @@ the local LINE-compatible server answering a seeded random mix of 429 (with Retr
 after keeping part of the request, 503, dropped connections and answers slower than the
 client's timeout, with one poisoned event. Runs are repeated until nothing is pending. When
 the faults leave the poisoned event the only one pending, the run that follows cannot judge it
-alone (exit 7, it stays pending); one more event is then added, as the next hour's conversion.
+alone (exit 7, it stays pending); the payload is then built again with one more event, as the
+next hour's build would.
 
 Guarantees checked after every run and at the end:
 - every key the ledger records as accepted was received by the server (nothing is lost);
@@ -33,14 +34,7 @@ from fault_fixtures import (
     assert_ledger_consistent,
     run_sender,
 )
-from sender_fixtures import (
-    TAG_ID,
-    TOKEN,
-    pending_keys,
-    sender_env,
-    write_build_info,
-    write_bulk_payload,
-)
+from sender_fixtures import TAG_ID, TOKEN, pending_keys, sender_env, write_bulk_payload
 
 from sender.exit_codes import ExitCode
 from sender.mock_server import Fault, MockLineServer
@@ -84,35 +78,6 @@ class SoakFaults:
             return Fault(kind, retry_after=rng.choice((0.05, 0.1, None if kind == "503" else 0.1)))
 
 
-def add_next_hours_event(db, i: int) -> str:
-    """One more valid event, ``bulk-<i>``, timed now: the next hour's conversion, written as a
-    build does (the payload and its build info)."""
-    key = f"bulk-{i:08d}"
-    con = duckdb.connect(str(db))
-    try:
-        con.execute(
-            """
-            insert into line_capi_payload
-            select
-                ? as deduplication_key, event_name, epoch(now())::bigint as event_timestamp,
-                has_line_uid,
-                replace(
-                    replace(payload, deduplication_key, ?),
-                    '"event_timestamp":' || event_timestamp::varchar,
-                    '"event_timestamp":' || epoch(now())::bigint::varchar
-                ) as payload,
-                user_id, email_sha256
-            from line_capi_payload
-            where deduplication_key = 'bulk-00000000'
-            """,
-            [key, key],
-        )
-        write_build_info(con)
-    finally:
-        con.close()
-    return key
-
-
 @contextlib.contextmanager
 def soak_server(seed: int):
     faults = SoakFaults(seed=seed, rate=FAULT_RATE)
@@ -127,7 +92,8 @@ def soak_server(seed: int):
 @pytest.mark.parametrize("seed", [20240501, 7])
 def test_fault_soak_loses_nothing(tmp_path, capsys, seed):
     db = tmp_path / "soak.duckdb"
-    write_bulk_payload(db, EVENTS)
+    start = int(time.time()) - 7200  # the events' times, the same in every build below
+    write_bulk_payload(db, EVENTS, start=start)
     deliverable = {f"bulk-{i:08d}" for i in range(EVENTS)} - {POISONED}
     args = [
         "push",
@@ -167,8 +133,9 @@ def test_fault_soak_loses_nothing(tmp_path, capsys, seed):
                 # (docs/sender.md, "400"). The next hour's conversion tells them apart, as on a
                 # real site.
                 assert summary["outcome"] == "refused_every_event", summary
-                deliverable.add(add_next_hours_event(db, EVENTS + quiet_hours))
                 quiet_hours += 1
+                write_bulk_payload(db, EVENTS + quiet_hours, start=start)  # the next build
+                deliverable.add(f"bulk-{EVENTS + quiet_hours - 1:08d}")
             else:
                 assert r.returncode in (
                     ExitCode.OK,
