@@ -464,3 +464,15 @@ def test_a_csv_row_with_a_field_too_many_stops_the_spark_build(spark_server, tmp
     assert result.returncode == 1, spark_diagnostics(spark_server.spark_dir, result.output)
     assert "[MALFORMED_CSV_RECORD] Malformed CSV record" in result.output
     assert "conversions.csv" in result.output
+
+
+def test_spark_prints_its_errors_not_its_warnings(sample_builds):
+    """profiles.example.yml's `spark.log.level: ERROR`: a build printed about 90 warnings (a
+    session reused, Hive's notes on types), and a missing export folder a Java stack trace above
+    dbt's error. The JVM's own output is the session's server.log."""
+    _, spark = sample_builds
+    log = (spark.spark_dir / "server.log").read_text(errors="replace")
+    _, set_here, after = log.partition('Setting Spark log level to "ERROR".')
+    assert set_here, log[-3000:]
+    warnings = [line for line in after.splitlines() if " WARN " in line]
+    assert warnings == [], warnings[:5]
