@@ -107,6 +107,9 @@ def edge_tables() -> dict[str, list[dict]]:
         # an unreadable time, and RFC 3339's lower-case t and z (read as T and Z)
         _conversion("EDGE-BAD", "e1", "not a date", "pv-e8"),
         _conversion("EDGE-LOWER-Z", "e1", "2026-03-01t01:00:00z", "pv-e9"),
+        # BigQuery's CSV form of a TIMESTAMP, and GMT
+        _conversion("EDGE-BQ-UTC", "e2", "2026-03-01 01:00:00.123456 UTC", "pv-e13"),
+        _conversion("EDGE-GMT", "e3", "2026-03-01T01:00 gmt", "pv-e14"),
         # a key with a line break inside
         _conversion("EDGE\nKEY", "e1", "2026-03-01T01:00:00Z", "pv-e10"),
     ]

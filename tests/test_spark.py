@@ -333,7 +333,11 @@ def test_fixture_export_same_rows_and_json_on_spark_and_duckdb(fixture_builds):
         "EDGE-EPOCH-FLOAT",
         "EDGE-MS-FLOAT",
         "EDGE-LOWER-Z",
+        "EDGE-BQ-UTC",
+        "EDGE-GMT",
     } <= set(payloads)
+    times = {key: payloads[key]["event"]["event_timestamp"] for key in payloads}
+    assert times["EDGE-BQ-UTC"] == times["EDGE-GMT"] == times["EDGE-Z"]  # UTC and GMT are Z
     assert (
         payloads["EDGE-EPOCH-FLOAT"]["event"]["event_timestamp"]
         == payloads["EDGE-EPOCH"]["event"]["event_timestamp"]

@@ -47,18 +47,21 @@
     `yyyy-m-d`, then optionally `[T ]h:m`, `:s`, `.fraction` (any length, truncated to
     microseconds), then optionally (after a space or not) `Z`, `+hh`, `+hhmm` or `+hh:mm`. Without
     an offset the text gets `utc_offset_seconds` as one (`Z` for 0), whatever
-    spark.sql.session.timeZone is. Lower-case `t` and `z` are read as upper-case. Anything else is null, as are impossible dates. Plain digits are epoch seconds (9-10), milliseconds (12-13) or microseconds (16), a fraction after them truncated.
+    spark.sql.session.timeZone is. The zone names `UTC` and `GMT` after a space are `Z`. Lower-case
+    `t` and `z` are read as upper-case. Anything else is null, as are impossible dates. Plain digits are epoch seconds (9-10), milliseconds (12-13) or microseconds (16), a fraction after them truncated.
     Known differences from DuckDB (texts KARTE does not write): DuckDB also reads `24:00:00`
-    (next day), 5-digit years, and ignores a trailing zone name such as ` Asia/Tokyo`.
+    (next day), 5-digit years, and other zone names (` JST`, ` Asia/Tokyo`), which it honours.
 -#}
 {% macro spark__iso8601_to_unix_seconds(expr, utc_offset_seconds) -%}
     {%- set date = '([0-9]{4}-[0-9]{1,2}-[0-9]{1,2})' -%}
     {%- set time = '(?:[T ]([0-9]{1,2}:[0-9]{1,2})(?::([0-9]{1,2})(\\.[0-9]*)?)?)?' -%}
-    {%- set offset = ' ?(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?' -%}
+    {#- an offset, or after a space the zone UTC or GMT (BigQuery writes a TIMESTAMP to CSV as `… UTC`) -#}
+    {%- set offset = '(?: ?(Z|[+-][0-9]{2}(?::?[0-9]{2})?)| (UTC|GMT))?' -%}
     {%- set iso = '^' ~ date ~ time ~ offset ~ '$' -%}
-    {#- date T hh:mm : ss .fraction | offset; then the missing parts get their defaults -#}
-    {%- set parts = "regexp_replace(iso_text, " ~ spark_java_regex(iso) ~ ", '$1T$2:$3$4|$5')" -%}
-    {%- set defaults = "replace(replace(" ~ parts ~ ", 'T:|', 'T00:00:00|'), ':|', ':00|')" -%}
+    {#- date T hh:mm : ss .fraction | offset or zone; then the missing parts get their defaults -#}
+    {%- set parts = "regexp_replace(iso_text, " ~ spark_java_regex(iso) ~ ", '$1T$2:$3$4|$5$6')" -%}
+    {%- set zones = "replace(replace(" ~ parts ~ ", '|UTC', '|Z'), '|GMT', '|Z')" -%}
+    {%- set defaults = "replace(replace(" ~ zones ~ ", 'T:|', 'T00:00:00|'), ':|', ':00|')" -%}
     {%- set minutes = (utc_offset_seconds | abs) // 60 -%}
     {%- set sign = '+' if utc_offset_seconds >= 0 else '-' -%}
     {%- set default_offset = sign ~ '%02d:%02d' | format(minutes // 60, minutes % 60) if utc_offset_seconds else 'Z' -%}
