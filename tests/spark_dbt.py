@@ -51,6 +51,11 @@ class SparkDbt:
         self._start()
 
     @property
+    def pid(self) -> int:
+        """The server's process id; the JVM is its child."""
+        return self._proc.pid
+
+    @property
     def spark_dir(self) -> Path:
         """LINE_CAPI_SPARK_DIR of the current session: its warehouse, metastore and log."""
         return self._base / f"session-{self._starts}"

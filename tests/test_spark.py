@@ -12,8 +12,10 @@ tables in a schema of its own.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import ipaddress
 import json
 import os
 import shutil
@@ -480,3 +482,51 @@ def test_spark_prints_its_errors_not_its_warnings(sample_builds):
     assert set_here, log[-3000:]
     warnings = [line for line in after.splitlines() if " WARN " in line]
     assert warnings == [], warnings[:5]
+
+
+def _process_tree(root: int) -> set[int]:
+    """``root`` and every process under it, from /proc."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    tree = {root}
+    while more := {pid for pid, parent in parents.items() if parent in tree} - tree:
+        tree |= more
+    return tree
+
+
+def listening_addresses(root: int) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses of the TCP sockets that ``root``'s process tree listens on (Linux /proc)."""
+    inodes = set()
+    for pid in _process_tree(root):
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    link = os.readlink(fd)
+                    if link.startswith("socket:["):
+                        inodes.add(link[len("socket:[") : -1])
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:  # 0A: LISTEN
+                continue
+            hex_address = fields[1].split(":")[0]  # 32-bit words, each little-endian
+            raw = b"".join(
+                bytes.fromhex(hex_address[i : i + 8])[::-1] for i in range(0, len(hex_address), 8)
+            )
+            address = ipaddress.ip_address(raw)
+            found.add(getattr(address, "ipv4_mapped", None) or address)
+    return found
+
+
+def test_the_spark_session_listens_on_loopback_only(spark_server, sample_builds):
+    """The profile's spark.driver.host and bindAddress: by default the local session's RPC and
+    block manager ports listened on the machine's network address, without authentication,
+    while the JVM held the export's rows."""
+    _, spark = sample_builds
+    assert spark.spark_dir == spark_server.spark_dir, "the sample build's session is gone"
+    addresses = listening_addresses(spark_server.pid)
+    assert addresses, "the session's JVM listens on nothing: is it running?"
+    assert all(address.is_loopback for address in addresses), addresses
