@@ -530,3 +530,16 @@ def test_the_spark_session_listens_on_loopback_only(spark_server, sample_builds)
     addresses = listening_addresses(spark_server.pid)
     assert addresses, "the session's JVM listens on nothing: is it running?"
     assert all(address.is_loopback for address in addresses), addresses
+
+
+def test_the_spark_tables_files_are_readable_by_their_owner_only(sample_builds):
+    """The profile's fs.permissions.umask-mode: under the usual umask 022 the Parquet files of
+    line_capi_payload and the other tables were 0644 in 0755 folders, readable by every account
+    on the machine, with hashed emails and phones, IPs and click ids in them."""
+    _, spark = sample_builds
+    files = [path for path in spark.warehouse.rglob("*") if path.is_file()]
+    assert spark.table_dir("line_capi_payload") in {path.parent for path in files}
+    modes = {str(path.relative_to(spark.warehouse)): path.stat().st_mode & 0o777 for path in files}
+    assert set(modes.values()) == {0o600}, modes
+    folders = [spark.table_dir(table) for table in ("line_capi_payload", "int_conversions_joined")]
+    assert [folder.stat().st_mode & 0o777 for folder in folders] == [0o700, 0o700]
