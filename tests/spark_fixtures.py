@@ -110,6 +110,8 @@ def edge_tables() -> dict[str, list[dict]]:
         # BigQuery's CSV form of a TIMESTAMP, and GMT
         _conversion("EDGE-BQ-UTC", "e2", "2026-03-01 01:00:00.123456 UTC", "pv-e13"),
         _conversion("EDGE-GMT", "e3", "2026-03-01T01:00 gmt", "pv-e14"),
+        # ... but not without its space: DuckDB reads no `01:00:00UTC`, and neither does Spark
+        _conversion("EDGE-UTC-NOSPACE", "e3", "2026-03-01 01:00:00UTC", "pv-e15"),
         # a key with a line break inside
         _conversion("EDGE\nKEY", "e1", "2026-03-01T01:00:00Z", "pv-e10"),
     ]

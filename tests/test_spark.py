@@ -351,7 +351,7 @@ def test_fixture_export_same_rows_and_json_on_spark_and_duckdb(fixture_builds):
     assert "value" not in payloads["EDGE-NOSEC"].get("custom", {})  # 12d is not a number
     assert len(payloads["EDGE-HHMM"]["custom"]["item_ids"]) == 100
     reasons = dict(duck.rows("select transaction_id, reason from line_capi_rejected"))
-    assert reasons["EDGE-BAD"] == "invalid_sync_date"
+    assert reasons["EDGE-BAD"] == reasons["EDGE-UTC-NOSPACE"] == "invalid_sync_date"
     assert reasons["EDGE-NOID"] == "no_user_identifier"
     assert payloads["EDGE-EPOCH-FLOAT"]["custom"]["value"] == 1980
     phone = hashlib.sha256(b"+819012345678").hexdigest()  # not +8190123456780
