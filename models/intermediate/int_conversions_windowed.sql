@@ -4,8 +4,9 @@
 --      as_of - lookback_hours < sync_date <= as_of, each with the LINE event name of its type;
 --      within one LINE event name, the rows of one valid deduplication key are one conversion:
 --      the earliest (ties: smallest pv_id). The data filter applied before, in staging.
---   2. The key is the trimmed transaction_id; a missing or invalid key is never grouped: each such
---      row is a conversion of its own, rejected downstream.
+--   2. The key is the trimmed transaction_id; a missing or invalid key (a "no value" word such as
+--      None or nan among them) is never grouped: each such row is a conversion of its own,
+--      rejected downstream.
 --   3. The event time in integer Unix seconds, and whether LINE still accepts it (-90 days..+24 h).
 -- Rows of a conversion event whose sync_date cannot be read are rejected (invalid_sync_date)
 -- unless their LINE event name and key already are a conversion of this window; the rows of one
@@ -47,7 +48,10 @@ classified as (
         *,
         case
             when trimmed_key is null or trimmed_key = '' then 'missing_deduplication_key'
-            when not {{ is_line_deduplication_key_sql('trimmed_key') }} then 'invalid_deduplication_key'
+            -- a "no value" word (None, nan, \N...: the export's, not the site's) is no key: read as
+            -- one, every conversion without an order number would be the first one's duplicate
+            when not {{ is_line_deduplication_key_sql('trimmed_key') }}
+                or {{ karte_missing_as_null('trimmed_key') }} is null then 'invalid_deduplication_key'
         end as key_problem
     from keyed
 
