@@ -114,6 +114,9 @@ def edge_tables() -> dict[str, list[dict]]:
         _conversion("EDGE-UTC-NOSPACE", "e3", "2026-03-01 01:00:00UTC", "pv-e15"),
         # a key with a line break inside
         _conversion("EDGE\nKEY", "e1", "2026-03-01T01:00:00Z", "pv-e10"),
+        # pandas' words for "no value" as keys: rejected, never one another's duplicates
+        _conversion("None", "e1", "2026-03-01T01:00:00Z", "pv-e18"),
+        _conversion("NaN", "e2", "2026-03-01T01:00:00Z", "pv-e19"),
     ]
     tables["page_views"] += [
         # the conversions' own page views: titles, IPs, URLs, user agents
@@ -235,6 +238,11 @@ def edge_tables() -> dict[str, list[dict]]:
     # addresses as a proxy or a server log writes them, and a phone with its extension
     tables["user_master"].append(
         {"user_id": "e7", "email": "e7@example.com", "phone": "03-1234-5678 内線123"}
+    )
+    # a trunk 0 in brackets after another country's code: not part of the number
+    tables["user_master"].append({"user_id": "e8", "phone": "+44 (0)20 7946 0958"})
+    tables["conversions"].append(
+        _conversion("EDGE-UK-PHONE", "e8", "2026-03-01T01:00:00Z", "pv-e20")
     )
     for key, pv, ip in [
         ("EDGE-IP-LIST", "pv-e15", "203.0.113.5, 10.0.0.1"),

@@ -7,8 +7,9 @@
 --   8. phone: full-width to half-width; a number written as a float (819012345678.0, as pandas
 --      writes an integer column with empty cells) loses its .0; digits and a leading +; an
 --      international call prefix (00, 010) is the +; 0... and 81... become +81..., a 0 right
---      after +81 is dropped (+81 (0)90...); must be + and 10-15 digits, 9 or 10 after +81 (an
---      extension's digits make no number); SHA-256 of it.
+--      after +81 is dropped (+81 (0)90...), and so is a (0) after any other country code
+--      (+44 (0)20...); must be + and 10-15 digits, 9 or 10 after +81 (an extension's digits make
+--      no number); SHA-256 of it.
 --   9. A value that already is 64 hex characters is a hash: lowercased, never hashed again.
 --      With var pii_prehashed, only such values are kept.
 -- A user with several master rows gets the largest hash of each field (deterministic).
@@ -62,16 +63,31 @@ normalized as (
 
 ),
 
+-- a trunk 0 in brackets after a country code (+44 (0)20 7946 0958) is not dialled from abroad:
+-- no part of the number
+phone_written as (
+
+    select
+        *,
+        case
+            when phone_halfwidth like '+%' or phone_halfwidth like '00%'
+                then replace(phone_halfwidth, '(0)', '')
+            else phone_halfwidth
+        end as phone_without_trunk
+    from normalized
+
+),
+
 phone_parts as (
 
     select
         *,
         phone_halfwidth like '+%' as has_plus,
         {{ regex_remove(
-            "case when " ~ regex_full_match('phone_halfwidth', '[+]?[0-9]+[.]0+')
-            ~ " then " ~ regex_remove('phone_halfwidth', '[.]0+$') ~ " else phone_halfwidth end",
+            "case when " ~ regex_full_match('phone_without_trunk', '[+]?[0-9]+[.]0+')
+            ~ " then " ~ regex_remove('phone_without_trunk', '[.]0+$') ~ " else phone_without_trunk end",
             '[^0-9]') }} as phone_digits
-    from normalized
+    from phone_written
 
 ),
 
