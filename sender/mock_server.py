@@ -499,9 +499,13 @@ class _Handler(BaseHTTPRequestHandler):
             mock.record(RequestRecord(404, 0, channel, 0, f"no such path {self.path}"))
             return self._answer(404, reason="no such path")
         tag = match.group("tag")
-        if not _is_uuid(tag) or (mock.tag_id is not None and tag.lower() != mock.tag_id.lower()):
-            mock.record(RequestRecord(404, 0, channel, 0, "unknown tag id"))
-            return self._answer(404, reason="unknown tag id")
+        if not _is_uuid(tag):
+            mock.record(RequestRecord(404, 0, channel, 0, "malformed tag id"))
+            return self._answer(404, reason="malformed tag id")
+        if mock.tag_id is not None and tag.lower() != mock.tag_id.lower():
+            # LINE: a token belongs to one tag, so another tag's id is a 401, as a wrong token is
+            mock.record(RequestRecord(401, 0, channel, 0, "token of another tag"))
+            return self._answer(401, reason="the token belongs to another LINE Tag")
         if (fault is not None and fault.kind == "401") or self.headers.get(
             "X-Line-TagAccessToken"
         ) != mock.token:

@@ -289,10 +289,18 @@ def test_403_is_authentication_too(db):
     assert "proxy or a firewall sends when it refuses a request" in s.message
 
 
-def test_404_wrong_tag_or_endpoint_stops(db):
+def test_404_wrong_endpoint_stops(db):
+    with mock_server() as srv:
+        s = push_now(db, srv.url + "/capi", concurrency=1)
+        assert s.exit_code == ExitCode.UNEXPECTED_RESPONSE and s.requests == 1
+
+
+def test_another_tags_id_stops_as_a_bad_token(db):
+    """LINE answers 401 when the token is another tag's, and so does the mock."""
     with mock_server(tag_id="11111111-2222-4333-8444-555555555555") as srv:
         s = push_now(db, srv.url, concurrency=1)
-        assert s.exit_code == ExitCode.UNEXPECTED_RESPONSE and s.requests == 1
+        assert s.exit_code == ExitCode.AUTHENTICATION and s.requests == 1
+        assert "belongs to another tag" in s.message
 
 
 def test_429_retry_after_is_honoured(db):
