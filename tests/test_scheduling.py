@@ -18,8 +18,8 @@ import dbt_forkserver
 import duckdb
 import pytest
 import yaml
-from pipeline_fixtures import HOURLY_BUILD, ROOT, SAMPLE_DIR, rewrite_export, run_dbt
-from schedule_fixtures import TAG_ID, clock_export, dbt_args, sender_run
+from pipeline_fixtures import HOURLY_BUILD, ROOT, SAMPLE_DIR, rewrite_export, run_dbt, write_export
+from schedule_fixtures import HOUR, TAG_ID, clock_export, dbt_args, iso, sender_run
 from sender_fixtures import TOKEN, database_held, mock_server, run_cli
 
 from sender.dbt_vars import merge_vars, take_export_dir
@@ -177,6 +177,79 @@ def test_a_plain_dbt_build_stops_on_conversions_hours_ahead_of_the_clock(tmp_pat
     assert "PASS assert_no_conversion_times_hours_ahead" in fixed.output
     (event_timestamp,) = fixed.rows("select event_timestamp from line_capi_payload")[0]
     assert abs(event_timestamp - (time.time() - 2 * 3600)) < 120
+
+
+def test_conversions_hours_off_their_own_page_views_stop_the_run(tmp_path):
+    """Conversions in Japan time without their offset beside page views with it: conversions 9.5
+    hours old or more read as past times, so no check of the clock sees them, but each is 9 hours
+    after the page view it fired on. Sent as read, each would go out 9 hours late."""
+    now = time.time()
+    ages = {"ORD-1": 9.5, "ORD-2": 10, "ORD-3": 12}
+    conversions, views, users = [], [], []
+    for i, (key, age) in enumerate(ages.items()):
+        at = now - age * HOUR
+        conversions.append(
+            {
+                "event_name": "buy",
+                "user_id": f"u{i}",
+                "transaction_id": key,
+                "sync_date": iso(at, with_offset=False),
+                "pv_id": f"pv-{i}",
+            }
+        )
+        views.append(
+            {"user_id": f"u{i}", "sync_date": iso(at), "pv_id": f"pv-{i}", "url": "https://a.jp/"}
+        )
+        users.append({"user_id": f"u{i}", "email": f"buyer{i}@example.jp"})
+    views.append({"user_id": "u-last", "sync_date": iso(now - 360), "pv_id": "pv-last", "url": ""})
+    export = write_export(
+        tmp_path / "export", {"conversions": conversions, "page_views": views, "user_master": users}
+    )
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
+    line = one_error_line(r.stderr)
+    assert "3 of 3 conversions are stamped 9 h after the page view they fired on (pv_id)" in line
+    assert "dbt var karte_export_utc_offset" in line
+    sent: list[dict] = []
+    with mock_server(on_record=lambda _rec, events: sent.extend(events)) as srv:
+        r = sender_run(
+            tmp_path, srv.url, export=export, vars_="{karte_export_utc_offset: '+09:00'}"
+        )
+    assert r.returncode == ExitCode.OK, r.stderr
+    times = sorted(event["event"]["event_timestamp"] for event in sent)
+    assert [round((now - t) / HOUR, 1) for t in times] == [12.0, 10.0, 9.5]
+
+
+def test_conversions_hours_after_their_page_views_at_no_common_offset_are_sent(tmp_path):
+    """A tab left open, an order confirmed later: hours between a page view and its conversion,
+    but no one offset shared by most of them, is no time zone mistake."""
+    now = time.time()
+    lags = {"ORD-1": 1.5, "ORD-2": 3.2, "ORD-3": 7, "ORD-4": 0.01, "ORD-5": 9}
+    conversions, views, users = [], [], []
+    for i, (key, lag) in enumerate(lags.items()):
+        at = now - 2 * HOUR
+        conversions.append(
+            {
+                "event_name": "buy",
+                "user_id": f"u{i}",
+                "transaction_id": key,
+                "sync_date": iso(at),
+                "pv_id": f"pv-{i}",
+            }
+        )
+        views.append(
+            {"user_id": f"u{i}", "sync_date": iso(at - lag * HOUR), "pv_id": f"pv-{i}", "url": ""}
+        )
+        users.append({"user_id": f"u{i}", "email": f"buyer{i}@example.jp"})
+    export = write_export(
+        tmp_path / "export", {"conversions": conversions, "page_views": views, "user_master": users}
+    )
+    result = run_dbt(tmp_path, *HOURLY_BUILD, export_dir=export)
+    assert result.returncode == 0, result.output
+    assert "PASS assert_conversion_times_match_their_page_views" in result.output
+    assert result.rows("select count(*) from line_capi_payload") == [(5,)]
 
 
 def test_a_missing_export_folder_is_one_line_not_a_failed_build(tmp_path):
