@@ -406,6 +406,19 @@ def test_only_dated_folders_are_runs_so_a_latest_link_never_pins_the_sync(tmp_pa
     assert not (dest / "latest").exists() and not (dest / "backfill").exists()
 
 
+def test_runs_in_nested_date_folders_are_refused_naming_the_layout_to_use(tmp_path):
+    source = tmp_path / "source"
+    write_run(source, "2026/11/30/10")
+    done = sync(source, tmp_path / "dest")
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"error: no complete export in {source}: 2026 holds dated folders, not the tables: a run"
+        " is one folder named by its date and hour, such as 20261130-10 (the export path"
+        " line-capi/{{YYYYMMDD}}-{{HH}}/, docs/karte-datahub.md), not nested ones\n"
+    )
+    assert not (tmp_path / "dest" / "current").exists()
+
+
 def test_a_source_without_runs_says_what_it_holds_instead(tmp_path):
     run = write_run(tmp_path / "source", "20261130-10")
     done = sync(run, tmp_path / "dest")  # the run folder itself, not the folder of runs
