@@ -3,8 +3,9 @@
 A run gathers its findings and posts at most one message (``{"text": ...}``): a push or run that
 failed (its exit code; a failing ``sender run`` once, then once a day), events left pending by
 several runs in a row (then once a day while it lasts), a configured conversion type with no
-conversion for several builds in a row, and an identifier whose share of sendable conversions fell
-well below its trailing average; and, once, the end of a failure or pending streak alerted on.
+conversion, or with every conversion rejected, for several builds in a row, and an identifier
+whose share of sendable conversions fell well below its trailing average; and, once, the end of a
+failure or pending streak alerted on.
 Messages hold counts, event names, the tag id, the endpoint's host, exit code names and the
 sender's own words for a stale export (a table, an age, a folder): never the token, the webhook
 URL, a deduplication key or a hash. A webhook that fails is one line on stderr; it never changes the
@@ -24,7 +25,7 @@ from urllib.parse import urlsplit
 
 import duckdb
 
-from sender.coverage import CoverageHistory, percent, read_coverage
+from sender.coverage import CoverageHistory, EventCoverage, percent, read_coverage
 from sender.database import RUNS_TABLE, DatabaseError, connect, fetch_one, table_exists
 from sender.destinations import destination_id
 from sender.exit_codes import MEANINGS, ExitCode
@@ -346,30 +347,66 @@ def share_drop_findings(history: CoverageHistory, settings: AlertSettings) -> li
     return findings
 
 
+def _streak(
+    history: CoverageHistory, name: str, ends: Callable[[EventCoverage], int]
+) -> list[EventCoverage]:
+    """``name`` in the latest builds, newest first, back to the first build that ``ends`` the
+    streak (a true count), is not configured for it or differs from the latest in ``is_sample``."""
+    latest = history.builds[-1].events[name]
+    streak = []
+    for build in reversed(history.builds):
+        earlier = build.events.get(name)
+        if earlier is None or earlier.is_sample != latest.is_sample or ends(earlier):
+            break
+        streak.append(earlier)
+    return streak
+
+
 def empty_event_findings(history: CoverageHistory, settings: AlertSettings) -> list[str]:
     """LINE event names the latest build is configured for whose window held no conversion (sent
     or rejected) in each of the last ``empty_builds`` builds: once per streak, at the build that
     makes it that long. A streak starts when the name is first configured, so a misspelt KARTE
     event name is reported after that many builds."""
-    latest = history.builds[-1]
     findings = []
-    for name, event in latest.events.items():
-        streak = 0
-        for build in reversed(history.builds):
-            earlier = build.events.get(name)
-            if (
-                earlier is None
-                or earlier.is_sample != event.is_sample
-                or earlier.conversions_in_window
-            ):
-                break
-            streak += 1
+    for name in history.builds[-1].events:
+        streak = len(_streak(history, name, lambda e: e.conversions_in_window))
         if streak == settings.empty_builds:
             findings.append(
                 f"no conversions of {name} in {streak} builds in a row: is its KARTE event name"
                 " (var karte_conversion_event or karte_conversion_events) spelt as in the export,"
                 " and does the site still record it?"
             )
+    return findings
+
+
+def rejected_event_findings(history: CoverageHistory, settings: AlertSettings) -> list[str]:
+    """LINE event names the latest build is configured for that had no sendable conversion in
+    any of the last ``empty_builds`` builds, the first of them holding conversions, every one
+    rejected: once per streak, at the build that makes it that long, with the reasons of the
+    latest window that held any. Empty windows before the first rejected conversion are
+    empty_event_findings' streak, empty ones after it continue this one: the two never report a
+    name at one build, and conversions all rejected once a misspelt name is corrected are still
+    reported."""
+    findings = []
+    for name in history.builds[-1].events:
+        streak = _streak(history, name, lambda e: e.sendable)
+        held = [at for at, event in enumerate(streak) if event.conversions_in_window]
+        # newest first: the streak runs from its oldest build that held conversions
+        if not held or held[-1] + 1 != settings.empty_builds:
+            continue
+        last = streak[held[0]]
+        window = "the window" if held[0] == 0 else "the last window that held any"
+        reasons = [(reason, n) for reason, n in last.rejected_by_reason.items() if n]
+        reasons.sort(key=lambda item: item[1], reverse=True)  # a tie in the table's order
+        top = [f"{reason} {n:,}" for reason, n in reasons[:3]]
+        if others := sum(n for _, n in reasons[3:]):
+            top.append(f"others {others:,}")
+        findings.append(
+            f"no sendable conversions of {name} in {settings.empty_builds} builds in a row: all"
+            f" {last.conversions_in_window:,} in {window} were rejected"
+            + (f" ({', '.join(top)})" if top else "")
+            + ": see line_capi_rejected (docs/troubleshooting.md)"
+        )
     return findings
 
 
@@ -411,6 +448,7 @@ def database_findings(
         history = read_coverage(con, builds=builds)
         if history and history.builds and _first_push_since(con, history):
             findings.extend(empty_event_findings(history, settings))
+            findings.extend(rejected_event_findings(history, settings))
             findings.extend(share_drop_findings(history, settings))
         return findings
     finally:

@@ -28,6 +28,7 @@ from sender_fixtures import (
 from sender.alerts import (
     AlertSettings,
     empty_event_findings,
+    rejected_event_findings,
     run_exit_finding,
     run_recovery_finding,
     share_drop_findings,
@@ -308,6 +309,103 @@ def test_an_empty_conversion_type_posts_one_message(db):
     assert len(texts) == 1
     assert "no conversions of Purchase in 3 builds in a row" in texts[0]
     assert_nothing_secret(*texts)
+
+
+def streak_findings(tmp_path, builds, **values) -> list[str]:
+    """What the two streak rules, no conversions and none sendable, find at the last build."""
+    history = history_of(tmp_path, builds)
+    found = empty_event_findings(history, settings(**values))
+    return found + rejected_event_findings(history, settings(**values))
+
+
+def all_rejected(build):
+    return build.add(
+        "Purchase", sendable=0, rejected={"no_user_identifier": 2, "invalid_deduplication_key": 10}
+    )
+
+
+ALL_REJECTED = (
+    "no sendable conversions of Purchase in 3 builds in a row: all 12 in the window were rejected"
+    " (invalid_deduplication_key 10, no_user_identifier 2): see line_capi_rejected"
+    " (docs/troubleshooting.md)"
+)
+
+
+def test_runs_whose_every_conversion_is_rejected_alert(tmp_path):
+    """The gap a user hit: an export whose every conversion is rejected (here every
+    transaction_id is a "no value" word) ran hour after hour with exit 0 and nothing pending,
+    and no alert said so."""
+    keys = {"None": 1, "nan": 2, "\\N": 3}
+    export = clock_export(tmp_path / "export", keys, newest_hours=0.1)
+    env = {"LINE_CAPI_ALERT_EMPTY_BUILDS": "2"}
+    sent = []
+    with webhook_receiver() as hook, mock_server() as srv:
+        env["LINE_CAPI_ALERT_WEBHOOK"] = hook.url
+        for _ in range(2):
+            r = sender_run(tmp_path, srv.url, export=export, env=env)
+            assert r.returncode == ExitCode.OK, r.stderr
+            sent.append(len(hook.posts))
+        texts = hook.texts()
+        assert srv.stats()["accepted_events"] == 0
+    assert sent == [0, 1], texts  # the second build in a row
+    assert texts[0].endswith(
+        "1 problem\n• no sendable conversions of Conversion in 2 builds in a row: all 3 in the"
+        " window were rejected (invalid_deduplication_key 3): see line_capi_rejected"
+        " (docs/troubleshooting.md)"
+    ), texts[0]
+    assert_nothing_secret(*texts)
+
+
+def test_a_conversion_type_whose_every_conversion_is_rejected_is_reported_once_per_streak(
+    tmp_path,
+):
+    builds = hourly_builds(10)
+    for build in builds[-2:]:
+        all_rejected(build)
+    assert streak_findings(tmp_path / "two", builds) == []  # 2 builds: not yet
+    all_rejected(builds[-3])
+    assert streak_findings(tmp_path / "three", builds) == [ALL_REJECTED]
+    all_rejected(builds[-4])
+    assert streak_findings(tmp_path / "four", builds) == []  # reported at the third already
+    four = streak_findings(tmp_path / "four-of-4", builds, empty_builds=4)
+    assert four == [ALL_REJECTED.replace("in 3 builds", "in 4 builds")]
+    # the sample's builds do not count towards a real export's streak
+    for build in builds[-3:-1]:
+        build.is_sample = True
+    assert streak_findings(tmp_path / "sample", builds) == []
+
+
+def test_one_sendable_conversion_breaks_a_streak_of_rejected_builds(tmp_path):
+    builds = [all_rejected(build) for build in hourly_builds(3)]  # the first 3 builds ever
+    builds[1].add("Purchase", sendable=1, rejected={"no_user_identifier": 40})
+    assert streak_findings(tmp_path / "one sendable", builds) == []
+    all_rejected(builds[1])
+    assert streak_findings(tmp_path / "none sendable", builds) == [ALL_REJECTED]
+
+
+def test_empty_and_all_rejected_builds_make_one_finding_at_a_time(tmp_path):
+    """Builds each empty (E) or with every conversion rejected (R), after healthy ones (S): the
+    empty builds before the first rejected one are the empty finding's streak, the builds from it
+    on the rejected finding's, an empty window among them included; one finding at most per
+    build."""
+    builds = hourly_builds(13)
+    for build, kind in zip(builds, "SEEERERSRREEE", strict=True):
+        if kind == "E":
+            empty(build)
+        elif kind == "R":
+            all_rejected(build)
+    said = []
+    for at in range(len(builds)):
+        found = streak_findings(tmp_path / str(at), builds[: at + 1])
+        said.append(" & ".join(f.split(" of Purchase")[0] for f in found) or "-")
+    assert said == [
+        *("-", "-", "-", "no conversions"),  # S E E E
+        *("-", "-", "no sendable conversions"),  # R E R: 3 builds from the first R
+        *("-", "-", "-", "no sendable conversions"),  # S R R E
+        *("-", "no conversions"),  # E E: 3 empty builds, the rejected streak 5 long
+    ]
+    window = streak_findings(tmp_path / "RRE", builds[:11])[0]
+    assert "all 12 in the last window that held any were rejected" in window
 
 
 def test_the_webhook_url_can_come_from_a_file(db, tmp_path):
