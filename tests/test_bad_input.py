@@ -66,6 +66,29 @@ def test_shift_jis_csv_is_refused_with_a_message_that_says_so(tmp_path):
     assert "latin-1" not in result.output  # it would read Japanese text as garbage, silently
 
 
+def test_utf16_csv_is_named_as_such_and_read_with_the_encoding_var(tmp_path):
+    """Excel's "Unicode text" and Windows tools write UTF-16 with a byte order mark: the CP932
+    advice would turn it into garbage."""
+    export = write_export(tmp_path / "export", export_tables())
+    text = (export / "page_views.csv").read_text(encoding="utf-8")
+    (export / "page_views.csv").write_bytes(text.encode("utf-16"))  # with its byte order mark
+    result = run_dbt(tmp_path, "run", export_dir=export, vars={"as_of": AS_OF})
+    assert result.returncode != 0
+    assert (
+        "page_views.csv is UTF-16 (it begins with UTF-16's byte order mark): convert it to"
+        " UTF-8, e.g. iconv -f UTF-16 -t UTF-8 (or, when every CSV file of the export is UTF-16,"
+        " set var karte_export_encoding: utf-16)"
+    ) in result.output
+    assert "CP932" not in result.output
+    for path in export.glob("*.csv"):  # the var is the whole export's
+        if path.name != "page_views.csv":
+            path.write_bytes(path.read_text(encoding="utf-8").encode("utf-16"))
+    fixed = run_dbt(
+        tmp_path, "run", export_dir=export, vars={"as_of": AS_OF, "karte_export_encoding": "utf-16"}
+    )
+    assert fixed.returncode == 0, fixed.output
+
+
 def test_unsupported_encoding_var_says_how_to_convert(tmp_path):
     _, result = build(tmp_path, vars={"karte_export_encoding": "shift_jis"})
     assert result.returncode != 0

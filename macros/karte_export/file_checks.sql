@@ -20,7 +20,8 @@
             ~ "case when position(',' in " ~ header ~ ") = 0 then "
             ~ "case when position(chr(9) in " ~ header ~ ") > 0 then 'tab' "
             ~ "when position(';' in " ~ header ~ ") > 0 then 'semicolon' "
-            ~ "when position('|' in " ~ header ~ ") > 0 then 'pipe' end end"
+            ~ "when position('|' in " ~ header ~ ") > 0 then 'pipe' end end, "
+            ~ "content[1:2] in ('\\xFF\\xFE'::blob, '\\xFE\\xFF'::blob)"
             ~ " from read_blob('" ~ duckdb_glob_literal(path) | replace("'", "''") ~ "')").rows[0] -%}
         {%- set is_utf8 = checked[0] -%}
         {%- if checked[2] -%}
@@ -31,6 +32,13 @@
         {%- if checked[1] -%}
             {{ exceptions.raise_compiler_error(
                 "KARTE export file " ~ path ~ " is gzip-compressed but named .csv: rename it to " ~ path ~ ".gz") }}
+        {%- endif -%}
+        {%- if not is_utf8 and checked[3] -%}
+            {#- UTF-16's byte order mark, as Excel's "Unicode text" begins -#}
+            {{ exceptions.raise_compiler_error(
+                "KARTE export file " ~ path ~ " is UTF-16 (it begins with UTF-16's byte order mark):"
+                ~ " convert it to UTF-8, e.g. iconv -f UTF-16 -t UTF-8 (or, when every CSV file of the"
+                ~ " export is UTF-16, set var karte_export_encoding: utf-16)") }}
         {%- endif -%}
         {%- if not is_utf8 -%}
             {{ exceptions.raise_compiler_error(
