@@ -38,16 +38,26 @@ conversion_page_views as (
         page_views.title,
         {{ ip_address_candidate_sql('page_views.ip_address') }} as ip_address,
         page_views.user_agent,
-        conversions.event_timestamp - page_views.synced_at_unix as seconds_after_page_view,
-        -- A pv_id exported twice: the latest sync_date wins. It is parsed here, after the join,
-        -- so that only the matched page views are parsed, not all of them.
-        row_number() over (
-            partition by conversions.event_name, conversions.deduplication_key
-            order by {{ karte_sync_date_to_unix('page_views.sync_date') }} desc nulls last
-        ) as duplicate_rank
+        conversions.event_timestamp,
+        -- parsed here, after the join, so that only the matched page views are parsed, not all
+        {{ karte_sync_date_to_unix('page_views.sync_date') }} as page_view_synced_at_unix
     from conversions
     inner join page_views
         on page_views.pv_id = conversions.pv_id
+
+),
+
+ranked as (
+
+    select
+        *,
+        event_timestamp - page_view_synced_at_unix as seconds_after_page_view,
+        -- A pv_id exported twice: the latest sync_date wins.
+        row_number() over (
+            partition by event_name, deduplication_key
+            order by page_view_synced_at_unix desc nulls last
+        ) as duplicate_rank
+    from conversion_page_views
 
 ),
 
@@ -70,7 +80,7 @@ final as (
         end as web_ip_address,
         nullif(user_agent, '') as web_user_agent,
         seconds_after_page_view
-    from conversion_page_views
+    from ranked
     where duplicate_rank = 1
 
 )
