@@ -3,7 +3,7 @@
 A run gathers its findings and posts at most one message (``{"text": ...}``): a push or run that
 failed (its exit code; a failing ``sender run`` once, then once a day), events left pending by
 several runs in a row (then once a day while it lasts), a configured conversion type with no
-conversion, or with every conversion rejected, for several builds in a row, and an identifier
+conversion, or with most of its conversions rejected, for several builds in a row, and an identifier
 whose share of sendable conversions fell well below its trailing average; and, once, the end of a
 failure or pending streak alerted on.
 Messages hold counts, event names, the tag id, the endpoint's host, exit code names and the
@@ -81,6 +81,7 @@ class AlertSettings:
     min_sendable: int = 50
     min_share: float = 0.1
     empty_builds: int = 3
+    rejected_share: float = 0.9
     repeat_runs: int = 24
 
 
@@ -93,6 +94,7 @@ THRESHOLDS = (
     ("LINE_CAPI_ALERT_MIN_SENDABLE", "min_sendable", "count"),
     ("LINE_CAPI_ALERT_MIN_SHARE", "min_share", "fraction"),
     ("LINE_CAPI_ALERT_EMPTY_BUILDS", "empty_builds", "count"),
+    ("LINE_CAPI_ALERT_REJECTED_SHARE", "rejected_share", "fraction"),
     ("LINE_CAPI_ALERT_REPEAT_RUNS", "repeat_runs", "count"),
 )
 
@@ -379,17 +381,32 @@ def empty_event_findings(history: CoverageHistory, settings: AlertSettings) -> l
     return findings
 
 
+# The fewest rejected conversions in a window that can make a rejected streak: one anonymous
+# order of a quiet conversion type, rejected hour after hour while it stays in the window, is not
+# an export that broke.
+MIN_REJECTED = 5
+
+
+def _mostly_rejected(event: EventCoverage, settings: AlertSettings) -> bool:
+    return (
+        event.rejected >= MIN_REJECTED
+        and event.rejected >= settings.rejected_share * event.conversions_in_window
+    )
+
+
 def rejected_event_findings(history: CoverageHistory, settings: AlertSettings) -> list[str]:
-    """LINE event names the latest build is configured for that had no sendable conversion in
-    any of the last ``empty_builds`` builds, the first of them holding conversions, every one
-    rejected: once per streak, at the build that makes it that long, with the reasons of the
-    latest window that held any. Empty windows before the first rejected conversion are
-    empty_event_findings' streak, empty ones after it continue this one: the two never report a
-    name at one build, and conversions all rejected once a misspelt name is corrected are still
-    reported."""
+    """LINE event names the latest build is configured for whose window held at least
+    MIN_REJECTED rejected conversions, at least ``rejected_share`` of them all, in each of the last
+    ``empty_builds`` builds from the first that held conversions: once per streak, at the build
+    that makes it that long, with the reasons of the latest window that held any. Empty windows
+    before the first such build are empty_event_findings' streak, empty ones after it continue
+    this one: the two never report a name at one build, and conversions rejected once a misspelt
+    name is corrected are still reported."""
     findings = []
     for name in history.builds[-1].events:
-        streak = _streak(history, name, lambda e: e.sendable)
+        streak = _streak(
+            history, name, lambda e: e.conversions_in_window and not _mostly_rejected(e, settings)
+        )
         held = [at for at, event in enumerate(streak) if event.conversions_in_window]
         # newest first: the streak runs from its oldest build that held conversions
         if not held or held[-1] + 1 != settings.empty_builds:
@@ -401,9 +418,18 @@ def rejected_event_findings(history: CoverageHistory, settings: AlertSettings) -
         top = [f"{reason} {n:,}" for reason, n in reasons[:3]]
         if others := sum(n for _, n in reasons[3:]):
             top.append(f"others {others:,}")
+        if last.sendable:
+            said = (
+                f"most conversions of {name} rejected in {settings.empty_builds} builds in a row:"
+                f" {last.rejected:,} of {last.conversions_in_window:,} in {window}"
+            )
+        else:
+            said = (
+                f"no sendable conversions of {name} in {settings.empty_builds} builds in a row: all"
+                f" {last.conversions_in_window:,} in {window} were rejected"
+            )
         findings.append(
-            f"no sendable conversions of {name} in {settings.empty_builds} builds in a row: all"
-            f" {last.conversions_in_window:,} in {window} were rejected"
+            said
             + (f" ({', '.join(top)})" if top else "")
             + ": see line_capi_rejected (docs/troubleshooting.md)"
         )

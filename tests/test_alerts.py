@@ -335,7 +335,7 @@ def test_runs_whose_every_conversion_is_rejected_alert(tmp_path):
     """The gap a user hit: an export whose every conversion is rejected (here every
     transaction_id is a "no value" word) ran hour after hour with exit 0 and nothing pending,
     and no alert said so."""
-    keys = {"None": 1, "nan": 2, "\\N": 3}
+    keys = {"None": 1, "nan": 2, "\\N": 3, "NULL": 4, "undefined": 5}
     export = clock_export(tmp_path / "export", keys, newest_hours=0.1)
     env = {"LINE_CAPI_ALERT_EMPTY_BUILDS": "2"}
     sent = []
@@ -349,8 +349,8 @@ def test_runs_whose_every_conversion_is_rejected_alert(tmp_path):
         assert srv.stats()["accepted_events"] == 0
     assert sent == [0, 1], texts  # the second build in a row
     assert texts[0].endswith(
-        "1 problem\n• no sendable conversions of Conversion in 2 builds in a row: all 3 in the"
-        " window were rejected (invalid_deduplication_key 3): see line_capi_rejected"
+        "1 problem\n• no sendable conversions of Conversion in 2 builds in a row: all 5 in the"
+        " window were rejected (invalid_deduplication_key 5): see line_capi_rejected"
         " (docs/troubleshooting.md)"
     ), texts[0]
     assert_nothing_secret(*texts)
@@ -375,12 +375,38 @@ def test_a_conversion_type_whose_every_conversion_is_rejected_is_reported_once_p
     assert streak_findings(tmp_path / "sample", builds) == []
 
 
-def test_one_sendable_conversion_breaks_a_streak_of_rejected_builds(tmp_path):
+def test_a_build_with_fewer_rejected_than_the_share_breaks_a_streak_of_rejected_builds(tmp_path):
     builds = [all_rejected(build) for build in hourly_builds(3)]  # the first 3 builds ever
-    builds[1].add("Purchase", sendable=1, rejected={"no_user_identifier": 40})
-    assert streak_findings(tmp_path / "one sendable", builds) == []
+    builds[1].add("Purchase", sendable=10, rejected={"no_user_identifier": 40})  # 80%
+    assert streak_findings(tmp_path / "80%", builds) == []
+    assert streak_findings(tmp_path / "80% watched", builds, rejected_share=0.75) == [ALL_REJECTED]
     all_rejected(builds[1])
     assert streak_findings(tmp_path / "none sendable", builds) == [ALL_REJECTED]
+
+
+def test_nearly_every_conversion_rejected_is_reported_too(tmp_path):
+    """One guest checkout path sends its orders without a number: the share alert needs 50
+    sendable conversions, so 999 rejected beside 1 sent went unheard."""
+    builds = hourly_builds(3)
+    for build in builds:
+        build.add("Purchase", sendable=1, rejected={"invalid_deduplication_key": 999})
+    assert streak_findings(tmp_path, builds) == [
+        "most conversions of Purchase rejected in 3 builds in a row: 999 of 1,000 in the window"
+        " (invalid_deduplication_key 999): see line_capi_rejected (docs/troubleshooting.md)"
+    ]
+
+
+def test_a_few_rejected_conversions_of_a_quiet_type_are_no_streak(tmp_path):
+    """One anonymous order stays in the window for a day, rejected in every build: no alert."""
+    builds = hourly_builds(6)
+    for build in builds:
+        build.add("Purchase", sendable=0, rejected={"no_user_identifier": 4})
+    for at in range(1, len(builds) + 1):
+        assert streak_findings(tmp_path / str(at), builds[:at]) == []
+    builds[-3].add("Purchase", sendable=0, rejected={"no_user_identifier": 5})
+    for build in builds[-2:]:
+        build.add("Purchase", sendable=0, rejected={"no_user_identifier": 5})
+    assert streak_findings(tmp_path / "five", builds) != []  # five is enough
 
 
 def test_empty_and_all_rejected_builds_make_one_finding_at_a_time(tmp_path):
