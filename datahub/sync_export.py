@@ -229,18 +229,14 @@ def newest_complete_run(source, settle_seconds: float = SETTLE_MINUTES * 60) -> 
             f" 20261130-10{shown if others else ''}"
         )
     skipped = []
+    nested = None  # 2026/11/30/10/: a path template of one folder per date part
     for run in reversed(runs):
         entries = source.entries(run)
         missing = missing_tables(entries)
         if missing:
             skipped.append(f"{run} (no {', '.join(missing)})")
             if entries and run_names(entries) == sorted(entries):
-                # 2026/11/30/10/: a path template of one folder per date part
-                raise SyncError(
-                    f"no complete export in {source}: {run} holds dated folders, not the tables: a"
-                    " run is one folder named by its date and hour, such as 20261130-10 (the export"
-                    " path line-capi/{{YYYYMMDD}}-{{HH}}/, docs/karte-datahub.md), not nested ones"
-                )
+                nested = nested or run
             continue
         changed = source.newest_change(run)
         age = time.time() - changed if changed is not None else None
@@ -248,6 +244,12 @@ def newest_complete_run(source, settle_seconds: float = SETTLE_MINUTES * 60) -> 
             skipped.append(f"{run} (still being written: a file changed {age / 60:.0f} min ago)")
             continue
         return run
+    if nested:
+        raise SyncError(
+            f"no complete export in {source}: {nested} holds dated folders, not the tables: a"
+            " run is one folder named by its date and hour, such as 20261130-10 (the export"
+            " path line-capi/{{YYYYMMDD}}-{{HH}}/, docs/karte-datahub.md), not nested ones"
+        )
     raise SyncError(f"no complete export in {source}: " + "; ".join(skipped[:3]))
 
 

@@ -417,6 +417,12 @@ def test_runs_in_nested_date_folders_are_refused_naming_the_layout_to_use(tmp_pa
         " line-capi/{{YYYYMMDD}}-{{HH}}/, docs/karte-datahub.md), not nested ones\n"
     )
     assert not (tmp_path / "dest" / "current").exists()
+    # a folder of dated folders that sorts after a complete run is passed over, not taken for
+    # the layout: the run before it is synced
+    write_run(source, "20251130-10")
+    done = sync(source, tmp_path / "dest")
+    assert done.returncode == 0, done.stderr
+    assert current_run(tmp_path / "dest") == "20251130-10"
 
 
 def test_a_source_without_runs_says_what_it_holds_instead(tmp_path):

@@ -182,9 +182,11 @@ def test_a_plain_dbt_build_stops_on_conversions_hours_ahead_of_the_clock(tmp_pat
 def test_conversions_hours_off_their_own_page_views_stop_the_run(tmp_path):
     """Conversions in Japan time without their offset beside page views with it: conversions 9.5
     hours old or more read as past times, so no check of the clock sees them, but each is 9 hours
-    after the page view it fired on. Sent as read, each would go out 9 hours late."""
+    (and the minutes a checkout takes) after the page view it fired on. Sent as read, each would
+    go out 9 hours late."""
     now = time.time()
     ages = {"ORD-1": 9.5, "ORD-2": 10, "ORD-3": 12}
+    checkout_minutes = [2, 12, 50]
     conversions, views, users = [], [], []
     for i, (key, age) in enumerate(ages.items()):
         at = now - age * HOUR
@@ -197,8 +199,14 @@ def test_conversions_hours_off_their_own_page_views_stop_the_run(tmp_path):
                 "pv_id": f"pv-{i}",
             }
         )
+        viewed = at - checkout_minutes[i] * 60
         views.append(
-            {"user_id": f"u{i}", "sync_date": iso(at), "pv_id": f"pv-{i}", "url": "https://a.jp/"}
+            {
+                "user_id": f"u{i}",
+                "sync_date": iso(viewed),
+                "pv_id": f"pv-{i}",
+                "url": "https://a.jp/",
+            }
         )
         users.append({"user_id": f"u{i}", "email": f"buyer{i}@example.jp"})
     views.append({"user_id": "u-last", "sync_date": iso(now - 360), "pv_id": "pv-last", "url": ""})
@@ -223,10 +231,10 @@ def test_conversions_hours_off_their_own_page_views_stop_the_run(tmp_path):
 
 
 def test_conversions_hours_after_their_page_views_at_no_common_offset_are_sent(tmp_path):
-    """A tab left open, an order confirmed later: hours between a page view and its conversion,
-    but no one offset shared by most of them, is no time zone mistake."""
+    """A slow checkout, a tab left open: most conversions nearly an hour after their page views,
+    some hours after at no common offset, is no time zone mistake."""
     now = time.time()
-    lags = {"ORD-1": 1.5, "ORD-2": 3.2, "ORD-3": 7, "ORD-4": 0.01, "ORD-5": 9}
+    lags = {"ORD-1": 55 / 60, "ORD-2": 58 / 60, "ORD-3": 59.5 / 60, "ORD-4": 3.2, "ORD-5": 9}
     conversions, views, users = [], [], []
     for i, (key, lag) in enumerate(lags.items()):
         at = now - 2 * HOUR

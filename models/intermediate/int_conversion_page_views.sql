@@ -6,7 +6,8 @@
 -- ip_address: the first of a list, without brackets or a port, then only valid IPv4 or IPv6
 -- (IPv4-mapped IPv6 included); user_agent as is.
 -- seconds_after_page_view: the conversion's time less its page view's, which the data test
--- assert_conversion_times_match_their_page_views reads (an offset missing in one table only).
+-- assert_conversion_times_match_their_page_views reads from int_conversions_joined (a table:
+-- this model is a view) to find an offset missing in one table only.
 with
 
 conversions as (

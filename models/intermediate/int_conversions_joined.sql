@@ -75,6 +75,7 @@ joined as (
         web.web_title,
         web.web_ip_address,
         web.web_user_agent,
+        web.seconds_after_page_view,
         custom.custom_currency,
         custom.custom_item_ids_json,
         custom.custom_value,

@@ -63,14 +63,14 @@ normalized as (
 
 ),
 
--- a trunk 0 in brackets after a country code (+44 (0)20 7946 0958) is not dialled from abroad:
--- no part of the number
+-- a trunk 0 in brackets after a country code (+44 (0)20 7946 0958, 010-44-(0)20...) is not
+-- dialled from abroad: no part of the number (Italy's 0 is, and is written without brackets)
 phone_written as (
 
     select
         *,
         case
-            when phone_halfwidth like '+%' or phone_halfwidth like '00%'
+            when phone_halfwidth like '+%' or phone_halfwidth like '00%' or phone_halfwidth like '010%'
                 then replace(phone_halfwidth, '(0)', '')
             else phone_halfwidth
         end as phone_without_trunk
