@@ -260,6 +260,39 @@ def test_conversions_hours_after_their_page_views_at_no_common_offset_are_sent(t
     assert result.rows("select count(*) from line_capi_payload") == [(5,)]
 
 
+def test_page_views_without_their_offset_stop_a_plain_build_naming_the_direction(tmp_path):
+    """The other way round: page views in Japan time without the offset (read 9 hours late)
+    beside conversions with it. No check of the clock looks at page views; the build stops on
+    each conversion being 9 hours before the page view it fired on."""
+    now = time.time()
+    conversions, views, users = [], [], []
+    for i, minutes in enumerate([1, 4, 20]):
+        at = now - 2 * HOUR
+        conversions.append(
+            {
+                "event_name": "buy",
+                "user_id": f"u{i}",
+                "transaction_id": f"ORD-{i}",
+                "sync_date": iso(at),
+                "pv_id": f"pv-{i}",
+            }
+        )
+        viewed = iso(at - minutes * 60, with_offset=False)
+        views.append({"user_id": f"u{i}", "sync_date": viewed, "pv_id": f"pv-{i}", "url": ""})
+        users.append({"user_id": f"u{i}", "email": f"buyer{i}@example.jp"})
+    export = write_export(
+        tmp_path / "export", {"conversions": conversions, "page_views": views, "user_master": users}
+    )
+    result = run_dbt(tmp_path, *HOURLY_BUILD, export_dir=export)
+    assert result.returncode != 0
+    assert (
+        "3 of 3 conversions are stamped 9 h before the page view they fired on (pv_id)"
+        in result.output
+    ), result.output
+    tables = {name for (name,) in result.rows("select table_name from duckdb_tables()")}
+    assert "line_capi_payload" not in tables
+
+
 def test_a_missing_export_folder_is_one_line_not_a_failed_build(tmp_path):
     with mock_server() as srv:
         r = sender_run(tmp_path, srv.url, export=tmp_path / "not-synced-yet")
