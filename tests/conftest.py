@@ -20,6 +20,7 @@ SLOWEST_FILES_FIRST = (
     "test_bad_input.py",
     "test_cli.py",
     "test_conversion_types.py",
+    "test_year_boundary.py",
 )
 
 

@@ -27,12 +27,14 @@ def clock_export(
     newest_hours: float,
     with_offset: bool = True,
     written_hours: float | None = None,
+    now: float | None = None,
 ) -> Path:
     """An export whose newest event is ``newest_hours`` old, its files written ``written_hours``
     ago (default: right after that event, as an export that stopped then); ``conversions`` maps
     an order id to its age in hours. Every buyer has an email, so every conversion is sendable.
-    Times are Japan time, with their offset or (``with_offset=False``) without it."""
-    now = time.time()
+    Times are Japan time, with their offset or (``with_offset=False``) without it. Ages count
+    from ``now`` (Unix seconds; default: the clock)."""
+    now = time.time() if now is None else now
     rows, views, users = [], [], []
     for i, (key, age) in enumerate(conversions.items()):
         at = iso(now - age * HOUR, with_offset)
