@@ -52,6 +52,8 @@ DBT_ENV_VAR = "LINE_CAPI_DBT"
 # the access token and its file: the push needs them, dbt does not
 TOKEN_ENV = ("LINE_ACCESS_TOKEN", "LINE_ACCESS_TOKEN_FILE")
 BUILD_ARGS = ("build", "--exclude-resource-type", "unit_test")
+# dbt's generated_at is taken after the command starts; a second of slack for its rounding
+ARTIFACT_CLOCK_SLACK_SECONDS = 1.0
 # dbt's node selection, after `sender run --`: a build that leaves out line_capi_build_info
 SELECTION_OPTIONS = ("--select", "-s", "--models", "-m", "--exclude", "--selector")
 
@@ -637,15 +639,27 @@ class Freshness:
         )
 
 
-def read_results(path: Path, since: float) -> list[dict]:
-    """The ``results`` of a dbt artifact (sources.json, run_results.json) written after
-    ``since``; none when it is older, missing or unreadable."""
-    if not path.is_file() or path.stat().st_mtime < since:
-        return []
+def read_artifact(path: Path, since: float) -> dict | None:
+    """A dbt artifact (sources.json, run_results.json) that dbt wrote at or after ``since``
+    (Unix seconds), by the time in its metadata (``generated_at``), which dbt takes from this
+    machine's clock as ``since`` is; None when it is older, missing or unreadable. Not by the
+    file's mtime: a network share stamps it with its own clock, which may lag."""
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("results", [])
-    except (OSError, ValueError):
-        return []
+        artifact = json.loads(path.read_text(encoding="utf-8"))
+        written = dt.datetime.fromisoformat(artifact["metadata"]["generated_at"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if not isinstance(artifact, dict):
+        return None
+    written = written if written.tzinfo else written.replace(tzinfo=dt.UTC)
+    return artifact if written.timestamp() >= since - ARTIFACT_CLOCK_SLACK_SECONDS else None
+
+
+def read_results(path: Path, since: float) -> list[dict]:
+    """The ``results`` of a dbt artifact written after ``since`` (see read_artifact); none when
+    it is older, missing or unreadable."""
+    results = (read_artifact(path, since) or {}).get("results")
+    return results if isinstance(results, list) else []
 
 
 def quiet_window(results: list[Freshness]) -> list[Freshness]:
@@ -687,14 +701,10 @@ def written_hours_ago(export_dir: Path, table: str, now: float | None = None) ->
 
 def built_invocation(path: Path, since: float) -> str | None:
     """The invocation id of the dbt command that wrote ``path`` (run_results.json) after
-    ``since``; None when it is older, missing or unreadable."""
-    if not path.is_file() or path.stat().st_mtime < since:
-        return None
-    try:
-        metadata = json.loads(path.read_text(encoding="utf-8")).get("metadata") or {}
-    except (OSError, ValueError):
-        return None
-    return metadata.get("invocation_id")
+    ``since`` (see read_artifact); None when it is older, missing or unreadable."""
+    metadata = (read_artifact(path, since) or {}).get("metadata") or {}
+    invocation = metadata.get("invocation_id")
+    return invocation if isinstance(invocation, str) else None
 
 
 def built_elsewhere(database: Path, invocation_id: str) -> bool:

@@ -3,6 +3,7 @@ an outage, and the recipes of docs/operations.md, run as a scheduler would run t
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import io
 import json
@@ -33,6 +34,7 @@ from sender.scheduled_run import (
     built_elsewhere,
     current_user,
     lock_path,
+    read_freshness,
     run_config,
 )
 
@@ -41,6 +43,34 @@ def one_error_line(stderr: str) -> str:
     errors = [line for line in stderr.splitlines() if "error:" in line]
     assert len(errors) == 1, stderr
     return errors[0]
+
+
+def test_dbt_results_are_this_runs_by_dbts_own_time_not_the_files_mtime(tmp_path):
+    """A target folder on a share whose clock lags stamps dbt's results older than the run's
+    start: read by mtime, this run's freshness results were taken for an earlier run's and
+    ignored (a quiet night stopped as exit 12; a year-boundary test with its clock moved ahead
+    ran without the freshness check). dbt's own generated_at says which run wrote them."""
+    started = time.time()
+    sources = tmp_path / "sources.json"
+
+    def write(generated: float) -> None:
+        stamp = dt.datetime.fromtimestamp(generated, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        result = {
+            "unique_id": "source.line_capi.karte.page_views",
+            "status": "pass",
+            "max_loaded_at_time_ago_in_s": 5400.0,
+            "criteria": {"warn_after": {"count": 3}, "error_after": {"count": 6}},
+        }
+        sources.write_text(json.dumps({"metadata": {"generated_at": stamp}, "results": [result]}))
+        os.utime(sources, (started - 600, started - 600))  # the share's clock: ten minutes behind
+
+    write(started + 4)
+    (fresh,) = read_freshness(sources, started)
+    assert (fresh.table, fresh.status, fresh.age_hours) == ("page_views", "pass", 1.5)
+    write(started - 120)  # an earlier run's results, left in the folder
+    assert read_freshness(sources, started) == []
+    sources.write_text("{")  # cut off
+    assert read_freshness(sources, started) == []
 
 
 def test_a_stale_export_stops_the_run_with_one_line_naming_the_table_and_age(tmp_path):

@@ -99,6 +99,9 @@ def test_the_hourly_job_sends_each_conversion_once_across_the_turn_of_the_year(t
             export = clock_export(tmp_path / f"export-{i}", placed, newest_hours=0.05, now=now)
             r = sender_run(tmp_path, srv.url, export=export, env=clock.env())
             assert r.returncode == ExitCode.OK, (at, r.stdout, r.stderr)
+            # the freshness check ran on the moved clock: the export's newest page view is
+            # 0.05 h (3 minutes) old by it, and dbt's results were taken for this run's
+            assert "export fresh (" in r.stderr and "page_views 0.1 h old" in r.stderr, r.stderr
             expected.update({("Conversion", key): 1 for key in sent})
             assert srv.accepted == expected, at
         status = run_cli(
