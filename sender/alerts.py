@@ -41,7 +41,7 @@ from sender.settings import (
     validate_secret_url,
     validate_tag_id,
 )
-from sender.window_gap import find_window_gap
+from sender.window_gap import COMPLETE_RUN, find_window_gap
 
 WEBHOOK_ENV = "LINE_CAPI_ALERT_WEBHOOK"
 # What sender run keeps from the commands it starts: it alone alerts and pings, once for the job.
@@ -283,20 +283,23 @@ def pending_finding(
 
 
 def window_gap_finding(con: duckdb.DuckDBPyConnection, *, endpoint: str, tag_id: str) -> str | None:
-    """After the run that just ended: whether its build's window started after the last push
-    before it that left nothing pending (sender.window_gap). Once: the next run has this one."""
+    """After the run that just ended, when it left nothing pending (the first push back after
+    an outage): whether its build's window started after the last push before it that did
+    (sender.window_gap). Once: the next run has this one. Not at the runs of the outage itself,
+    which would say it every hour, before a catch-up can send anything."""
     if not table_exists(con, RUNS_TABLE):
         return None
     destination = destination_id(con, endpoint, tag_id, create=False)
     if destination is None:
         return None
     row = con.execute(
-        f"select max(started_at) from {RUNS_TABLE} where destination_id = ? and not is_test",
+        f"select started_at, {COMPLETE_RUN} from {RUNS_TABLE}"
+        " where destination_id = ? and not is_test order by started_at desc limit 1",
         [destination],
     ).fetchall()
-    latest = row[0][0] if row else None
-    if latest is None:
+    if not row or not row[0][1]:
         return None
+    latest = row[0][0]
     gap = find_window_gap(con, destination, before=latest)
     return gap.describe() if gap is not None else None
 

@@ -29,6 +29,10 @@ from sender.line_rules import DAY_SECONDS, MAX_AGE_SECONDS
 # for KARTE to add the row, up to an hour for the next hourly export, and an hour's margin.
 EXPORT_DELAY_HOURS = 3
 
+# A push that sent its payload whole: it finished, and left nothing pending (exit 0, or 4: every
+# event had an outcome, some refused by LINE).
+COMPLETE_RUN = "finished_at is not null and left_pending = 0 and exit_code in (0, 4)"
+
 
 @dataclass(frozen=True)
 class WindowGap:
@@ -92,7 +96,7 @@ def find_window_gap(
     row = fetch_one(
         con,
         f"select max(started_at) from {RUNS_TABLE} where destination_id = ? and not is_test"
-        " and finished_at is not null and left_pending = 0 and exit_code in (0, 4)" + bound,
+        f" and {COMPLETE_RUN}" + bound,
         [int(destination_id), *([before] if before is not None else [])],
     )
     last_complete = row[0] if row else None
