@@ -29,8 +29,9 @@ def utc(text: str) -> float:
 
 
 class MovedClock:
-    """The clock of this process moved to ``at`` (a UTC time), and the environment that moves
-    a child process's clock with it; both go on ticking."""
+    """A clock moved to ``at`` (a UTC time): ``now()`` for this process's own use (the export's
+    times, the mock server's clock) and ``env()``, which moves a child process's clock with it;
+    both go on ticking."""
 
     def __init__(self) -> None:
         self.shift = 0.0
