@@ -647,9 +647,7 @@ def read_artifact(path: Path, since: float) -> dict | None:
     try:
         artifact = json.loads(path.read_text(encoding="utf-8"))
         written = dt.datetime.fromisoformat(artifact["metadata"]["generated_at"])
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-    if not isinstance(artifact, dict):
+    except (OSError, ValueError, TypeError, KeyError):  # TypeError: JSON that is no object
         return None
     written = written if written.tzinfo else written.replace(tzinfo=dt.UTC)
     return artifact if written.timestamp() >= since - ARTIFACT_CLOCK_SLACK_SECONDS else None
