@@ -105,12 +105,13 @@ def sender_run(
     *args: str,
     export: Path | None = None,
     vars_: str | list[str] = "",
+    dbt: tuple[str, ...] = (),
     env: dict | None = None,
     timeout: float = 300,
     reader_gone: bool = False,
 ):
-    """`sender run` on the project in ROOT, as a scheduler starts it (``reader_gone``: see
-    run_cli)."""
+    """`sender run` on the project in ROOT, as a scheduler starts it, ``dbt`` added to the dbt
+    options after `--` (``reader_gone``: see run_cli)."""
     full_env = {
         "LINE_CAPI_DUCKDB": str(tmp / "line_capi.duckdb"),
         "LINE_TAG_ID": TAG_ID,
@@ -127,7 +128,7 @@ def sender_run(
         for arg in ("--vars", text)
     ]
     return run_cli(
-        ["run", *args, "--", *dbt_args(tmp), *extra],
+        ["run", *args, "--", *dbt_args(tmp), *dbt, *extra],
         full_env,
         timeout=timeout,
         reader_gone=reader_gone,
