@@ -15,12 +15,12 @@ SLOWEST_FILES_FIRST = (
     "test_scheduling.py",
     "test_spark.py",
     "test_alerts.py",
-    "test_year_boundary.py",  # its dbt runs as a plain subprocess (its docstring says why)
     "test_export_files.py",
     "test_pipeline.py",
     "test_bad_input.py",
     "test_cli.py",
     "test_conversion_types.py",
+    "test_year_boundary.py",  # its dbt runs as a plain subprocess (its docstring says why)
 )
 
 
