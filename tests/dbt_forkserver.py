@@ -5,9 +5,9 @@ Importing dbt costs about two CPU seconds (mashumaro compiles its dataclasses' c
 its first parse in a process about one more (the JSON schemas it validates the project and the
 profile with are built on first use), and the suite starts dbt over a hundred times. This module
 runs one server process per pytest worker that imports dbt and builds the sample once, then
-forks a child per command; the child becomes `dbt <args>` as the `dbt` script runs it (the same
-`dbt.cli.main:cli`, the caller's working folder, environment, umask, time zone, argv and standard
-streams, its own exit), only with that start-up done.
+forks a child per command (tests/forkserver.py); the child becomes `dbt <args>` as the `dbt`
+script runs it (the same `dbt.cli.main:cli`, the caller's working folder, environment, umask,
+time zone, argv and standard streams, its own exit), only with that start-up done.
 
     run(["build", ...], cwd=..., env=..., stdout=f, stderr=f, timeout=600) -> returncode
 
@@ -26,36 +26,32 @@ and the files still count.
 With env LINE_CAPI_TEST_DBT=subprocess every command is a plain subprocess of the `dbt` script
 instead (`make test` passes either way; the server only saves time).
 
-The protocol is one Unix socket connection per command: the client sends its argv, working
-folder, environment, umask and the signals it ignores as one JSON line with its stdin, stdout
-and stderr as file descriptors (SCM_RIGHTS); the server forks a handler that forks dbt, answers
-``pid N`` when dbt started and ``exit N`` (minus the signal, if a signal ended it) when it ended.
+The protocol and the child's set-up are tests/forkserver.py's, which the sender's fork server
+(tests/sender_forkserver.py) shares.
 """
 
 from __future__ import annotations
 
-import atexit
 import gc
 import hashlib
 import json
 import os
 import pkgutil
-import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+import forkserver
 
 DBT = str(Path(sys.executable).parent / "dbt")
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_ENV = "LINE_CAPI_TEST_DBT_SERVER"  # the socket, for _as_dbt
-SERVE = "--serve-dbt-forks"
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)  # to dbt, by _as_dbt
-_server: tuple[subprocess.Popen, str] | None = None
+FORWARDED = forkserver.FORWARDED  # to dbt, by _as_dbt
+_server = forkserver.Client(str(Path(__file__).resolve()), "dbt")
 _parse_folder = ""  # in the server: where it keeps the parses it lends (its socket's folder)
 
 
@@ -72,17 +68,9 @@ def run(args: list[str], *, cwd: Path, env: dict[str, str], stdout, stderr, time
             timeout=timeout,
             check=False,
         ).returncode
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn, open(os.devnull) as stdin:
-        conn.connect(_address())
-        conn.settimeout(timeout)
-        pid, answers = _start(
-            conn, args, cwd, env, [stdin.fileno(), stdout.fileno(), stderr.fileno()]
-        )
-        try:
-            return _exit_code(pid, answers)
-        except TimeoutError:
-            os.kill(pid, signal.SIGKILL)
-            raise subprocess.TimeoutExpired([DBT, *args], timeout) from None
+    with open(os.devnull) as stdin:
+        fds = [stdin.fileno(), stdout.fileno(), stderr.fileno()]
+        return _server.run(args, cwd=cwd, env=env, fds=fds, timeout=timeout)
 
 
 def forking() -> bool:
@@ -95,28 +83,7 @@ def sender_env() -> dict[str, str]:
     (see _as_dbt). Empty with LINE_CAPI_TEST_DBT=subprocess: the sender's own dbt."""
     if not forking():
         return {}
-    return {"LINE_CAPI_DBT": str(Path(__file__).resolve()), SERVER_ENV: _address()}
-
-
-def _start(conn: socket.socket, args: list[str], cwd, env: dict, fds: list[int]):
-    """Ask the server for `dbt <args>` on the three standard streams ``fds``: its pid, and the
-    reader of the server's answers."""
-    umask = os.umask(0o22)
-    os.umask(umask)
-    # a process started from a script's `cmd &` ignores SIGINT and SIGQUIT, and so does every
-    # program it starts: an exec keeps the signals a process ignores
-    ignored = [int(s) for s in FORWARDED if signal.getsignal(s) == signal.SIG_IGN]
-    request = {"args": args, "cwd": str(cwd), "env": env, "umask": umask, "ignored": ignored}
-    socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], fds)
-    answers = conn.makefile("r")
-    return int(answers.readline().split()[1]), answers
-
-
-def _exit_code(pid: int, answers) -> int:
-    answer = answers.readline()
-    if not answer.startswith("exit "):
-        raise RuntimeError(f"the dbt fork server stopped while dbt ran (pid {pid})")
-    return int(answer.split()[1])
+    return {"LINE_CAPI_DBT": str(Path(__file__).resolve()), SERVER_ENV: _server.address()}
 
 
 def _as_dbt(args: list[str]) -> None:
@@ -125,47 +92,15 @@ def _as_dbt(args: list[str]) -> None:
     process ends as it ended, with its exit code or by its signal."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.connect(os.environ[SERVER_ENV])
-        pid, answers = _start(conn, args, os.getcwd(), dict(os.environ), [0, 1, 2])
+        pid, answers = forkserver.start(conn, args, os.getcwd(), dict(os.environ), [0, 1, 2])
         for forwarded in FORWARDED:
             signal.signal(forwarded, lambda number, _: os.kill(pid, number))
-        code = _exit_code(pid, answers)
+        code = forkserver.exit_code(pid, answers, "dbt")
     if code < 0:
         if -code in FORWARDED:
             signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     sys.exit(code)
-
-
-def _address() -> str:
-    """The socket of this process's server, started on first use and stopped at exit."""
-    global _server
-    if _server is None or _server[0].poll() is not None:
-        folder = tempfile.mkdtemp(prefix="line-capi-dbt-fork-")
-        address = os.path.join(folder, "socket")
-        server = subprocess.Popen(
-            [sys.executable, __file__, SERVE, address], stdin=subprocess.DEVNULL
-        )
-        atexit.register(_stop, server, folder)
-        while not os.path.exists(address):  # the server binds once dbt is imported
-            try:
-                server.wait(0.02)
-            except subprocess.TimeoutExpired:
-                continue
-            raise RuntimeError("the dbt fork server could not start (see its output above)")
-        _server = (server, address)
-    return _server[1]
-
-
-def _stop(server: subprocess.Popen, folder: str) -> None:
-    server.terminate()
-    try:
-        server.wait(10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-    for name in os.listdir(folder):
-        os.unlink(os.path.join(folder, name))
-    os.rmdir(folder)
 
 
 # ---------------------------------------------------------------------------------- server side
@@ -203,8 +138,6 @@ def _warm_up() -> None:
     its new text compiled). With a parse alone, each build compiled some 250 macros again: 0.4 s
     of a 2.6 s build of the sample, 0.2 s of a 0.8 s `source freshness`. Running commands one
     after another in one process is what dbt's own dbtRunner does."""
-    import threading
-
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     from dbt.adapters.factory import reset_adapters
     from dbt.cli.main import dbtRunner
@@ -242,13 +175,7 @@ def _warm_up() -> None:
         DuckDBConnectionManager.close_all_connections()
         gc.collect()
     # nothing may run at a fork: no thread of Python's, DuckDB's or dbt's Rust parser
-    if threading.active_count() != 1 or len(os.listdir("/proc/self/task")) != 1:
-        raise RuntimeError("the dbt fork server's warm-up left threads running")
-    # Every object the server holds so far (dbt's modules, the warm-up's state) out of the
-    # collector's reach: otherwise each dbt child's full collections walk them all again and
-    # write to their pages, which the fork shares until written (a build took about 16% less).
-    gc.collect()
-    gc.freeze()
+    forkserver.freeze("dbt")
 
 
 def _parse_check_without_the_path() -> None:
@@ -286,70 +213,7 @@ def _serve(address: str) -> None:
     _parse_folder = os.path.dirname(address)
     _cache_jinja_by_text()
     _warm_up()
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # handlers are reaped by the kernel
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # _stop: exit as Python exits
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(address + ".binding")
-    listener.listen()
-    os.rename(address + ".binding", address)  # the client waits for this name
-    parent = os.getppid()
-    listener.settimeout(2)
-    while True:
-        try:
-            conn, _ = listener.accept()
-        except TimeoutError:
-            if os.getppid() != parent:  # the pytest worker died without stopping the server
-                sys.exit(0)
-            continue
-        if os.fork() == 0:
-            listener.close()
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            _handle(conn)  # never returns: its process exits
-        conn.close()
-
-
-def _handle(conn: socket.socket) -> None:
-    """In the handler: fork dbt, say its pid, wait for it, say how it ended."""
-    message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
-    while not message.endswith(b"\n"):
-        more = conn.recv(1 << 20)
-        if not more:  # the caller went away before it finished asking
-            os._exit(1)
-        message += more
-    request = json.loads(message)
-    lent = _lend_parse(request)
-    pid = os.fork()
-    if pid == 0:
-        conn.close()
-        _become_dbt(request, fds)  # exits as dbt exits
-    try:
-        for fd in fds:
-            os.close(fd)
-        conn.sendall(f"pid {pid}\n".encode())
-        _wait_unless_abandoned(pid, conn)
-        status = os.waitpid(pid, 0)[1]
-        _keep_parse(lent)
-        conn.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
-    finally:
-        os._exit(0)
-
-
-def _wait_unless_abandoned(pid: int, conn: socket.socket) -> None:
-    """Wait until dbt ends; kill it if its caller goes first (a `dbt` killed by SIGKILL, a test
-    that timed out), as nothing would be left to read what it writes."""
-    ended = os.pidfd_open(pid)
-    while True:
-        ready = select.select([ended, conn], [], [])[0]
-        if ended in ready:
-            return
-        try:
-            gone = not conn.recv(1)
-        except OSError:
-            gone = True
-        if gone:
-            os.kill(pid, signal.SIGKILL)
-            return
+    forkserver.serve(address, _become_dbt, before=_lend_parse, after=_keep_parse)
 
 
 PARSE_FILE = "partial_parse.msgpack"  # dbt's saved parse, in its target folder
@@ -416,22 +280,8 @@ def _option(args: list[str], env: dict, flag: str, variable: str, default: str) 
     return env.get(variable) or default
 
 
-def _become_dbt(request: dict, fds: list[int]) -> None:
-    """What the `dbt` script does, in a process that already imported dbt."""
-    for target, fd in enumerate(fds):
-        os.dup2(fd, target)
-        os.close(fd)
-    os.umask(request["umask"])
-    # the signals its caller ignores, the others as a new Python process has them: dbt started
-    # by a test run in the background (SIGINT ignored) ignores Ctrl-C, as the dbt script would
-    for number in FORWARDED:
-        default = signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL
-        ignored = number in request["ignored"]
-        signal.signal(number, signal.SIG_IGN if ignored else default)
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
-    time.tzset()  # a new process reads TZ as it starts
+def _become_dbt(request: dict) -> None:
+    """What the `dbt` script does, in a process that already imported dbt and is its caller's."""
     sys.argv = [DBT, *request["args"]]
     from dbt.cli.main import cli
 
@@ -439,7 +289,7 @@ def _become_dbt(request: dict, fds: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == [SERVE]:
+    if sys.argv[1:2] == [forkserver.SERVE]:
         _serve(sys.argv[2])
     else:
         _as_dbt(sys.argv[1:])

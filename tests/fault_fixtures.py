@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import dbt_forkserver
 import duckdb
+import sender_forkserver
 from sender_fixtures import REPO
 
 
@@ -26,14 +26,8 @@ def sender_process_env(env: dict[str, str], **extra: str) -> dict[str, str]:
 def run_sender(
     args: list[str], env: dict[str, str], *, cwd: Path | None = None, timeout: float = 120, **extra
 ) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "sender", *args],
-        env=sender_process_env(env, **extra),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=str(cwd or REPO),
-    )
+    env = sender_process_env(env, **extra)
+    return sender_forkserver.run(args, env=env, cwd=cwd or REPO, timeout=timeout)
 
 
 def accepted_keys(db: Path) -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import dbt_forkserver
 import duckdb
 import pyarrow as pa
+import sender_forkserver
 
 from sender.mock_server import MockLineServer
 
@@ -279,35 +280,17 @@ def run_cli(
     cwd: Path | None = None,
     reader_gone: bool = False,
 ) -> subprocess.CompletedProcess:
-    """Run ``python -m sender`` in a subprocess (real process, real exit code, real stderr), in
-    the checkout unless ``cwd`` says where. With ``reader_gone``, the reader of its stdout has
-    closed it before the command writes (``sender preview | head`` once head has its lines):
-    stdout is then empty."""
+    """Run ``python -m sender`` (a real process, forked from the sender's fork server where it
+    can be: tests/sender_forkserver.py), in the checkout unless ``cwd`` says where. With
+    ``reader_gone``, the reader of its stdout has closed it before the command writes
+    (``sender preview | head`` once head has its lines): stdout is then empty."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("LINE_")}
     full_env.update(dbt_forkserver.sender_env())  # `sender run` starts dbt from the fork server
     full_env.update(env)
     full_env.setdefault("PYTHONPATH", str(REPO))
-    command = [sys.executable, "-m", "sender", *args]
-    if not reader_gone:
-        return subprocess.run(
-            command,
-            env=full_env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=str(cwd or REPO),
-        )
-    with subprocess.Popen(
-        command,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=str(cwd or REPO),
-    ) as proc:
-        proc.stdout.close()  # before the interpreter has started: its first write fails
-        _, stderr = proc.communicate(timeout=timeout)
-    return subprocess.CompletedProcess(command, proc.returncode, "", stderr)
+    return sender_forkserver.run(
+        args, env=full_env, cwd=cwd or REPO, timeout=timeout, reader_gone=reader_gone
+    )
 
 
 def push_now(db: Path, url: str, *, channel_id: str | None = None, **options):

@@ -1,0 +1,111 @@
+"""The tests' sender fork server (tests/sender_forkserver.py) runs `python -m sender` as the
+interpreter does: the same exit code and output, in its caller's folder and environment; and a
+command whose environment would start the interpreter differently is a plain process."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import sender_forkserver
+from sender_fixtures import FAST, REPO, mock_server, run_cli, sender_env
+
+from sender.exit_codes import ExitCode
+
+
+def forked(monkeypatch, args, env, **options):
+    """The command run by the server, the plain path refused: a fallback cannot pass for a
+    fork."""
+
+    def refused(*_, **__):
+        raise AssertionError("ran as a plain process, not forked")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sender_forkserver, "_plain", refused)
+        return run_cli(args, env, **options)
+
+
+def plain(monkeypatch, args, env, **options):
+    with monkeypatch.context() as patch:
+        patch.setenv("LINE_CAPI_TEST_SENDER", "subprocess")
+        return run_cli(args, env, **options)
+
+
+def forked_and_plain(monkeypatch, args, env, **options):
+    return forked(monkeypatch, args, env, **options), plain(monkeypatch, args, env, **options)
+
+
+@pytest.mark.parametrize(
+    ("args", "reader_gone"),
+    [
+        (["--version"], False),
+        (["status"], False),
+        (["status", "--json"], False),
+        (["preview", "-n", "3"], False),
+        (["preview", "--json", "-n", "100"], True),  # `| head`: its reader gone
+        (["push", "--no-such-option"], False),
+        (["push", "--help"], False),
+    ],
+)
+def test_a_forked_command_prints_and_exits_as_a_plain_process(db, monkeypatch, args, reader_gone):
+    forked, plain = forked_and_plain(monkeypatch, args, sender_env(db), reader_gone=reader_gone)
+    assert (forked.returncode, forked.stdout, forked.stderr) == (
+        plain.returncode,
+        plain.stdout,
+        plain.stderr,
+    )
+    assert forked.stdout or forked.stderr or reader_gone
+
+
+def test_a_forked_push_sends_and_records_as_a_plain_one(db, tmp_path, monkeypatch):
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(db, copy)
+    args = ["push", *FAST, "--json"]
+    with mock_server() as srv:
+        results = [
+            forked(monkeypatch, args, sender_env(db, srv.url)),
+            plain(monkeypatch, args, sender_env(copy, srv.url)),
+        ]
+    assert [r.returncode for r in results] == [ExitCode.OK] * 2, results[0].stderr
+    assert [json.loads(r.stdout)["accepted"] for r in results] == [250, 250]
+    # the same lines, but for each line's time and each run's id
+    lines = [re.sub(r"^\S+ |run \S+", "", r.stderr, flags=re.M) for r in results]
+    assert lines[0] == lines[1] and "pending events" in lines[0], lines
+
+
+def test_each_command_runs_in_its_callers_folder_and_environment(tmp_path, monkeypatch):
+    """A relative database path is read in the caller's folder, from the caller's environment;
+    the server's own folder (the checkout) and environment have neither."""
+    for name in ("first", "second"):
+        env = {"LINE_CAPI_DUCKDB": f"{name}.duckdb"}
+        forked, plain = forked_and_plain(monkeypatch, ["status"], env, cwd=tmp_path)
+        assert forked.returncode == plain.returncode == ExitCode.NO_PAYLOAD, forked.stderr
+        assert f"database {name}.duckdb does not exist in {tmp_path}" in forked.stderr
+        assert forked.stderr == plain.stderr
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"PYTHONIOENCODING": "iso-8859-1"},  # its streams' encoding
+        {"LC_ALL": "C"},  # the locale's
+        {"PYTHONPATH": "/somewhere/else"},  # another module path
+        {"LD_PRELOAD": "/usr/lib/libfaketime.so.1"},  # a library loaded before Python
+    ],
+)
+def test_an_environment_that_starts_python_differently_runs_a_plain_process(setting):
+    usual = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO))}
+    assert sender_forkserver.forks(usual, REPO)
+    assert not sender_forkserver.forks({**usual, **setting}, REPO)
+
+
+def test_a_folder_with_a_sender_of_its_own_runs_a_plain_process(tmp_path):
+    """`python -m sender` finds a `sender` in its working folder first."""
+    usual = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO))}
+    assert sender_forkserver.forks(usual, tmp_path)
+    Path(tmp_path, "sender").mkdir()
+    assert not sender_forkserver.forks(usual, tmp_path)
