@@ -19,13 +19,14 @@ from sender.exit_codes import ExitCode
 
 def forked(monkeypatch, args, env, **options):
     """The command run by the server, the plain path refused: a fallback cannot pass for a
-    fork."""
+    fork (and the server is tested whatever LINE_CAPI_TEST_SENDER says)."""
 
     def refused(*_, **__):
         raise AssertionError("ran as a plain process, not forked")
 
     with monkeypatch.context() as patch:
         patch.setattr(sender_forkserver, "_plain", refused)
+        patch.delenv("LINE_CAPI_TEST_SENDER", raising=False)
         return run_cli(args, env, **options)
 
 
@@ -97,14 +98,16 @@ def test_each_command_runs_in_its_callers_folder_and_environment(tmp_path, monke
         {"LD_PRELOAD": "/usr/lib/libfaketime.so.1"},  # a library loaded before Python
     ],
 )
-def test_an_environment_that_starts_python_differently_runs_a_plain_process(setting):
+def test_an_environment_that_starts_python_differently_runs_a_plain_process(setting, monkeypatch):
+    monkeypatch.delenv("LINE_CAPI_TEST_SENDER", raising=False)
     usual = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO))}
     assert sender_forkserver.forks(usual, REPO)
     assert not sender_forkserver.forks({**usual, **setting}, REPO)
 
 
-def test_a_folder_with_a_sender_of_its_own_runs_a_plain_process(tmp_path):
+def test_a_folder_with_a_sender_of_its_own_runs_a_plain_process(tmp_path, monkeypatch):
     """`python -m sender` finds a `sender` in its working folder first."""
+    monkeypatch.delenv("LINE_CAPI_TEST_SENDER", raising=False)
     usual = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO))}
     assert sender_forkserver.forks(usual, tmp_path)
     Path(tmp_path, "sender").mkdir()
