@@ -16,11 +16,11 @@ SLOWEST_FILES_FIRST = (
     "test_spark.py",
     "test_alerts.py",
     "test_export_files.py",
-    "test_pipeline.py",
     "test_bad_input.py",
-    "test_cli.py",
-    "test_conversion_types.py",
+    "test_pipeline.py",
     "test_year_boundary.py",  # its dbt runs as a plain subprocess (its docstring says why)
+    "test_recipes.py",  # and so do the recipes' dbt and sender, as cron and systemd start them
+    "test_conversion_types.py",
 )
 
 

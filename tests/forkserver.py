@@ -15,6 +15,7 @@ it) when it ended. The handler kills the command when its caller goes away first
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import io
 import json
@@ -42,16 +43,18 @@ class Client:
     def __init__(self, script: str, name: str, env: Callable[[], dict[str, str]] | None = None):
         self.script, self.name, self.env = script, name, env
         self._server: tuple[subprocess.Popen, str] | None = None
+        self.started_env: dict[str, str] | None = None  # the running server's environment
 
     def address(self) -> str:
         """The server's socket."""
         if self._server is None or self._server[0].poll() is not None:
             folder = tempfile.mkdtemp(prefix=f"line-capi-{self.name}-fork-")
             address = os.path.join(folder, "socket")
+            self.started_env = self.env() if self.env else dict(os.environ)
             server = subprocess.Popen(
                 [sys.executable, self.script, SERVE, address],
                 stdin=subprocess.DEVNULL,
-                env=self.env() if self.env else None,
+                env=self.started_env,
             )
             atexit.register(_stop, server, folder)
             while not os.path.exists(address):  # the server binds once it is ready
@@ -63,17 +66,34 @@ class Client:
             self._server = (server, address)
         return self._server[1]
 
-    def run(self, args: list[str], *, cwd, env: dict[str, str], fds: list[int], timeout: float):
+    def run(
+        self,
+        args: list[str],
+        *,
+        cwd,
+        env: dict[str, str],
+        fds: list[int],
+        timeout: float,
+        while_running: Callable[[float], None] = lambda deadline: None,
+    ) -> int:
         """Run the command with ``fds`` as its stdin, stdout and stderr: what
-        ``subprocess.run(...).returncode`` would return, or TimeoutExpired."""
+        ``subprocess.run(...).returncode`` would return, or TimeoutExpired. Once it started,
+        ``while_running(deadline)`` (a time.monotonic() reading; TimeoutError past it): reading
+        its pipes, for one."""
+        deadline = time.monotonic() + timeout
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.connect(self.address())
             conn.settimeout(timeout)
-            pid, answers = start(conn, args, cwd, env, fds)
+            pid = None
             try:
+                pid, answers = start(conn, args, cwd, env, fds)
+                while_running(deadline)
+                conn.settimeout(max(deadline - time.monotonic(), 0.001))
                 return exit_code(pid, answers, self.name)
             except TimeoutError:
-                os.kill(pid, signal.SIGKILL)
+                if pid is not None:
+                    with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                        os.kill(pid, signal.SIGKILL)
                 raise subprocess.TimeoutExpired([self.name, *args], timeout) from None
 
 
@@ -92,8 +112,7 @@ def _stop(server: subprocess.Popen, folder: str) -> None:
 def start(conn: socket.socket, args: list[str], cwd, env: dict, fds: list[int]):
     """Ask the server for the command on the three standard streams ``fds``: its pid, and the
     reader of the server's answers."""
-    umask = os.umask(0o22)
-    os.umask(umask)
+    umask = _umask()
     # a process started from a script's `cmd &` ignores SIGINT and SIGQUIT, and so does every
     # program it starts: an exec keeps the signals a process ignores
     ignored = [int(s) for s in FORWARDED if signal.getsignal(s) == signal.SIG_IGN]
@@ -101,6 +120,14 @@ def start(conn: socket.socket, args: list[str], cwd, env: dict, fds: list[int]):
     socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], fds)
     answers = conn.makefile("r")
     return int(answers.readline().split()[1]), answers
+
+
+def _umask() -> int:
+    """This process's umask, read without setting it (which would race its other threads)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    raise RuntimeError("no Umask in /proc/self/status")
 
 
 def exit_code(pid: int, answers, name: str) -> int:

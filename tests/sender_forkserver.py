@@ -6,15 +6,17 @@ before it reads its command line, and the suite starts over four hundred of them
 runs one server process per pytest worker that imports the sender once, then forks a child per
 command (tests/forkserver.py); the child runs `sender/__main__.py` as `python -m sender <args>`
 runs it (runpy, the working folder first on the module path), in the caller's working folder,
-environment, umask, time zone, signals and standard streams, with its own exit.
+environment, umask, time zone and signals, with its standard streams made again for pipes, as
+subprocess.run gives them, and its own exit.
 
     run(["status"], env=..., cwd=..., timeout=60) -> subprocess.CompletedProcess
 
-What a fork cannot give a command is what an interpreter reads as it starts: its flags and
-module path (PYTHON*), its streams' encoding (PYTHONIOENCODING, the locale), a library loaded
-before it (LD_PRELOAD: the year test's libfaketime). A command whose environment differs from
-the server's in any of these, or whose working folder holds another `sender`, is a plain
-process, as is every command with env LINE_CAPI_TEST_SENDER=subprocess (`make test` passes
+What a fork cannot give a command is what is read as a process starts: the interpreter's flags
+and module path (PYTHON*), its streams' encoding (PYTHONIOENCODING, the locale), a library loaded
+before it (LD_PRELOAD: the year test's libfaketime), the C library's malloc settings, and what
+Typer and pyarrow read as the server imports them (TYPER_*, ARROW_*). A command whose
+environment differs from the server's in any of these, whose working folder holds another
+`sender`, or with env LINE_CAPI_TEST_SENDER=subprocess is a plain process (`make test` passes
 either way; the server only saves time).
 """
 
@@ -22,17 +24,32 @@ from __future__ import annotations
 
 import locale
 import os
-import pkgutil
 import runpy
+import selectors
 import subprocess
 import sys
-import tempfile
+import time
 from pathlib import Path
 
 import forkserver
 
 REPO = Path(__file__).resolve().parent.parent
-STARTUP = ("PYTHON", "LC_", "LANG", "LD_", "FAKETIME")  # read as an interpreter starts
+# what an interpreter, or a library as the server imports it, reads as it starts
+STARTUP = (
+    "PYTHON",
+    "_PYTHON",
+    "LC_",
+    "LANG",  # and LANGUAGE
+    "LOCPATH",
+    "GCONV_PATH",
+    "LD_",
+    "FAKETIME",
+    "MALLOC_",
+    "GLIBC_TUNABLES",
+    "TYPER_",
+    "ARROW_",
+    "JE_ARROW_",
+)
 _server = forkserver.Client(str(Path(__file__).resolve()), "sender", env=lambda: _server_env())
 
 
@@ -44,32 +61,50 @@ def run(
     timeout: float,
     reader_gone: bool = False,
 ) -> subprocess.CompletedProcess:
-    """`python -m sender <args>` with exactly ``env``, its output captured as text. With
-    ``reader_gone``, the reader of its stdout has closed it before the command writes
-    (``sender preview | head`` once head has its lines): stdout is then empty."""
+    """`python -m sender <args>` with exactly ``env``, its output captured as text from pipes, as
+    subprocess.run captures it. With ``reader_gone``, the reader of its stdout has closed it
+    before the command writes (``sender preview | head`` once head has its lines): stdout is
+    then empty."""
     command = [sys.executable, "-m", "sender", *args]
     if not forks(env, cwd):
         return _plain(command, env=env, cwd=cwd, timeout=timeout, reader_gone=reader_gone)
-    with (
-        open(os.devnull) as stdin,
-        tempfile.TemporaryFile() as stdout,
-        tempfile.TemporaryFile() as stderr,
-    ):
-        if reader_gone:
-            read, write = os.pipe()
-            os.close(read)
-            out = write
-        else:
-            out = stdout.fileno()
-        try:
+    (out_read, out_write), (err_read, err_write) = os.pipe(), os.pipe()
+    if reader_gone:
+        os.close(out_read)
+    readers = [err_read] if reader_gone else [out_read, err_read]
+    writers = [out_write, err_write]
+    read: dict[int, list[bytes]] = {fd: [] for fd in readers}
+
+    def drain(deadline: float) -> None:
+        """Until both pipes end, as subprocess.run reads them: a process the command left
+        behind holding them keeps the caller waiting too."""
+        while writers:
+            os.close(writers.pop())  # the command holds its own copies
+        with selectors.DefaultSelector() as selector:
+            for fd in readers:
+                selector.register(fd, selectors.EVENT_READ)
+            while selector.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                for key, _ in selector.select(left):
+                    data = os.read(key.fd, 1 << 16)
+                    if data:
+                        read[key.fd].append(data)
+                    else:
+                        selector.unregister(key.fd)
+
+    try:
+        with open(os.devnull) as stdin:
+            fds = [stdin.fileno(), out_write, err_write]
             code = _server.run(
-                args, cwd=cwd, env=env, fds=[stdin.fileno(), out, stderr.fileno()], timeout=timeout
+                args, cwd=cwd, env=env, fds=fds, timeout=timeout, while_running=drain
             )
-        finally:
-            if reader_gone:
-                os.close(write)
-        texts = [_text(f) for f in (stdout, stderr)]
-    return subprocess.CompletedProcess(command, code, *texts)
+    finally:
+        for fd in readers + writers:
+            os.close(fd)
+    stdout = "" if reader_gone else _text(b"".join(read[out_read]))
+    return subprocess.CompletedProcess(command, code, stdout, _text(b"".join(read[err_read])))
 
 
 def forks(env: dict[str, str], cwd: Path) -> bool:
@@ -77,9 +112,13 @@ def forks(env: dict[str, str], cwd: Path) -> bool:
     the server's interpreter started, with the same `sender`."""
     if os.environ.get("LINE_CAPI_TEST_SENDER") == "subprocess":
         return False
-    if _startup(env) != _startup(_server_env()):
+    if _startup(env) != _startup(_server.started_env or _server_env()):
         return False
+    if not all(os.path.isabs(entry) for entry in env.get("PYTHONPATH", "").split(os.pathsep)):
+        return False  # Python makes a relative entry absolute in its own folder
     folder = Path(cwd).resolve()
+    if not folder.is_dir():
+        return False  # subprocess.run refuses it: the plain process says how
     return folder == REPO or not any((folder / name).exists() for name in ("sender", "sender.py"))
 
 
@@ -106,22 +145,19 @@ def _plain(command, *, env, cwd, timeout, reader_gone) -> subprocess.CompletedPr
     return subprocess.CompletedProcess(command, proc.returncode, "", stderr)
 
 
-def _text(file) -> str:
+def _text(data: bytes) -> str:
     """What ``subprocess.run(..., text=True)`` makes of a stream's bytes."""
-    file.seek(0)
-    data = file.read().decode(locale.getpreferredencoding(False))
-    return data.replace("\r\n", "\n").replace("\r", "\n")
+    text = data.decode(locale.getpreferredencoding(False))
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 # ---------------------------------------------------------------------------------- server side
 
 
 def _serve(address: str) -> None:
-    import sender
+    sys.path[0] = str(REPO)  # as for `python -m sender` in the checkout, not this file's folder
+    import sender.cli  # noqa: F401  (and with it every module of the sender but dbt's plugin)
 
-    for module in pkgutil.walk_packages(sender.__path__, "sender."):
-        if module.name != "sender.__main__":  # runpy runs it as __main__, in the child
-            __import__(module.name)
     _import_on_first_use()
     forkserver.freeze("sender")
     forkserver.serve(address, _become_sender)
@@ -137,7 +173,7 @@ def _import_on_first_use() -> None:
 def _become_sender(request: dict) -> None:
     """What `python -m sender` does, in a process that already imported the sender and is its
     caller's."""
-    sys.path[0] = request["cwd"]  # -m puts the working folder first
+    sys.path[0] = os.getcwd()  # -m puts the working folder first
     sys.argv = [sys.executable, *request["args"]]  # runpy sets argv[0] to __main__.py's path
     runpy.run_module("sender", run_name="__main__", alter_sys=True)
     sys.exit(0)

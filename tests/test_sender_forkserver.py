@@ -8,6 +8,9 @@ import json
 import os
 import re
 import shutil
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +39,11 @@ def plain(monkeypatch, args, env, **options):
         return run_cli(args, env, **options)
 
 
+def untimed(result) -> tuple[str, str]:
+    """Its output, each time of day in it (the report's "Written …") left out."""
+    return tuple(re.sub(r"\d\d:\d\d:\d\dZ", "", text) for text in (result.stdout, result.stderr))
+
+
 def forked_and_plain(monkeypatch, args, env, **options):
     return forked(monkeypatch, args, env, **options), plain(monkeypatch, args, env, **options)
 
@@ -50,15 +58,12 @@ def forked_and_plain(monkeypatch, args, env, **options):
         (["preview", "--json", "-n", "100"], True),  # `| head`: its reader gone
         (["push", "--no-such-option"], False),
         (["push", "--help"], False),
+        (["report", "-o", "/dev/stdout"], False),  # a pipe, as subprocess.run gives it
     ],
 )
 def test_a_forked_command_prints_and_exits_as_a_plain_process(db, monkeypatch, args, reader_gone):
     forked, plain = forked_and_plain(monkeypatch, args, sender_env(db), reader_gone=reader_gone)
-    assert (forked.returncode, forked.stdout, forked.stderr) == (
-        plain.returncode,
-        plain.stdout,
-        plain.stderr,
-    )
+    assert (forked.returncode, *untimed(forked)) == (plain.returncode, *untimed(plain))
     assert forked.stdout or forked.stderr or reader_gone
 
 
@@ -96,6 +101,8 @@ def test_each_command_runs_in_its_callers_folder_and_environment(tmp_path, monke
         {"LC_ALL": "C"},  # the locale's
         {"PYTHONPATH": "/somewhere/else"},  # another module path
         {"LD_PRELOAD": "/usr/lib/libfaketime.so.1"},  # a library loaded before Python
+        {"PYTHONPATH": "."},  # a relative entry, made absolute in the server's own folder
+        {"TYPER_USE_RICH": "0"},  # read as Typer is imported
     ],
 )
 def test_an_environment_that_starts_python_differently_runs_a_plain_process(setting, monkeypatch):
@@ -112,3 +119,22 @@ def test_a_folder_with_a_sender_of_its_own_runs_a_plain_process(tmp_path, monkey
     assert sender_forkserver.forks(usual, tmp_path)
     Path(tmp_path, "sender").mkdir()
     assert not sender_forkserver.forks(usual, tmp_path)
+
+
+def test_a_command_past_its_timeout_is_killed_as_subprocess_run_kills_it(db, monkeypatch):
+    """A LINE endpoint that takes the connection and never answers: the test's timeout ends the
+    command, and the test hears of it as from subprocess.run."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(subprocess.TimeoutExpired):
+            forked(monkeypatch, ["push", "--timeout", "60"], sender_env(db, endpoint), timeout=3)
+        assert time.monotonic() - started < 30
+
+
+def test_a_working_folder_that_does_not_exist_is_refused_as_subprocess_run_refuses_it(
+    tmp_path, monkeypatch
+):
+    monkeypatch.delenv("LINE_CAPI_TEST_SENDER", raising=False)
+    with pytest.raises(FileNotFoundError):
+        run_cli(["--version"], {}, cwd=tmp_path / "gone")
