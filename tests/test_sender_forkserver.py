@@ -101,7 +101,6 @@ def test_each_command_runs_in_its_callers_folder_and_environment(tmp_path, monke
         {"LC_ALL": "C"},  # the locale's
         {"PYTHONPATH": "/somewhere/else"},  # another module path
         {"LD_PRELOAD": "/usr/lib/libfaketime.so.1"},  # a library loaded before Python
-        {"PYTHONPATH": "."},  # a relative entry, made absolute in the server's own folder
         {"TYPER_USE_RICH": "0"},  # read as Typer is imported
     ],
 )
@@ -110,6 +109,18 @@ def test_an_environment_that_starts_python_differently_runs_a_plain_process(sett
     usual = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO))}
     assert sender_forkserver.forks(usual, REPO)
     assert not sender_forkserver.forks({**usual, **setting}, REPO)
+
+
+def test_a_relative_module_path_runs_a_plain_process(monkeypatch):
+    """Python makes a relative PYTHONPATH entry absolute in the folder it starts in: the same
+    text as the server's names another folder in another working folder."""
+    monkeypatch.delenv("LINE_CAPI_TEST_SENDER", raising=False)
+    relative = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}."}
+    monkeypatch.setattr(sender_forkserver._server, "started_env", relative)
+    assert not sender_forkserver.forks(relative, REPO)
+    absolute = {**relative, "PYTHONPATH": str(REPO)}
+    monkeypatch.setattr(sender_forkserver._server, "started_env", absolute)
+    assert sender_forkserver.forks(absolute, REPO)
 
 
 def test_a_folder_with_a_sender_of_its_own_runs_a_plain_process(tmp_path, monkeypatch):
