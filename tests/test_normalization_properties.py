@@ -53,6 +53,8 @@ def reference_phone(value: str | None) -> str | None:
     if HEX64.fullmatch(trimmed.lower()):
         return trimmed.lower()
     halfwidth = trimmed.translate(HALFWIDTH).strip(ASCII_WHITESPACE)
+    if halfwidth.startswith(("+", "00", "010")):  # a trunk 0 in brackets after a country code
+        halfwidth = halfwidth.replace("(0)", "")
     if re.fullmatch(r"\+?[0-9]+\.0+", halfwidth):  # a number written as a float: not its .0
         halfwidth = halfwidth[: halfwidth.index(".")]
     digits = re.sub(r"[^0-9]", "", halfwidth)
@@ -175,6 +177,8 @@ def test_a_64_hex_value_is_never_hashed_again(hash_users, hexes):
 # international call prefixes, always tried (a random draw seldom starts with one)
 @example([("", "000000000"), ("", "0081-90-1234-5678"), ("", "010 81 (0)90 1234 5678")])
 @example([("", "819012345678.0"), ("", "+819012345678.000"), ("", "9012345678.05")])
+# a trunk 0 in brackets after any country code, and where it stays (no country code before it)
+@example([("", "+44 (0)20 7946 0958"), ("", "0044(0)2079460958"), ("", "(0)90-1234-5678")])
 def test_sql_agrees_with_the_rules_as_written(hash_users, pairs):
     assert hash_users(pairs) == [(reference_email(e), reference_phone(p)) for e, p in pairs]
 
