@@ -725,9 +725,9 @@ class Pusher:
         s.events_per_s = round(s.accepted / s.elapsed_s, 1) if s.elapsed_s > 0 else 0.0
         s.left_pending = max(0, s.pending - s.accepted - s.rejected - s.expired)
         s.exit_code, s.outcome = decide_exit(s, self.stop.reason)
-        s.message = self.stop.message
-        if s.message is None and s.held:
-            s.message = held_message(s.held, self.target.tag_id, others_sent=s.sent > 0)
+        held = held_message(s.held, self.target.tag_id, others_sent=s.sent > 0) if s.held else None
+        # both, when a push stopped early and held rows back: each needs its own remedy
+        s.message = "; also ".join(m for m in (self.stop.message, held) if m) or None
         finish_run(self.con, s.run_id, s.as_dict(), exit_code=int(s.exit_code), outcome=s.outcome)
 
 

@@ -109,7 +109,9 @@ def error_json(exit_code: int, message: str) -> str:
 def decide_exit(s: Summary, stop_reason: str | None) -> tuple[ExitCode, str]:
     """The exit code and outcome of a push (ExitCode's docstring gives the order)."""
     if stop_reason is not None:
-        return STOP_REASONS[stop_reason]
+        code, outcome = STOP_REASONS[stop_reason]
+        # an outage passes and the next run sends what it left; a missing setting does not
+        return (ExitCode.USAGE if code == ExitCode.PENDING_LEFT and s.held else code), outcome
     if s.held:  # a setting is missing: the next run cannot send them either
         return ExitCode.USAGE, "channel_id_missing"
     if s.left_pending:

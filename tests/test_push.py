@@ -500,6 +500,20 @@ def test_without_a_channel_id_line_uid_rows_are_held_and_the_others_sent(tmp_pat
         assert srv.stats()["duplicates"] == 0
 
 
+def test_held_line_uid_rows_name_their_setting_even_when_line_is_down(tmp_path):
+    """An outage passes and the next run sends what it left (exit 1); the missing setting does
+    not: exit 2, and the one line names both."""
+    db = tmp_path / "uid-down.duckdb"
+    write_payload(db, [make_event(i, line_uid=i in (0, 3)) for i in range(6)])
+    with mock_server() as srv:
+        srv.inject("503", times=100, retry_after=None)
+        s = push_now(db, srv.url, max_retries=1)
+    assert (s.exit_code, s.outcome, s.held, s.accepted) == (ExitCode.USAGE, "unavailable", 2, 0)
+    outage, held = s.message.split("; also ")
+    assert outage.startswith("LINE answered HTTP 503 to 2 attempts, and accepted nothing")
+    assert held.startswith("2 events carry user.line_uid and were not sent: set LINE_CHANNEL_ID")
+
+
 def test_held_line_uid_rows_alone_do_not_claim_other_events_were_sent(tmp_path):
     db = tmp_path / "uid-only.duckdb"
     write_payload(db, [make_event(i, line_uid=True) for i in range(2)])
