@@ -32,13 +32,6 @@ def use_private_umask() -> int:
     return os.umask(private_umask())
 
 
-def others_can_access(path: Path) -> bool:
-    try:
-        return bool(path.stat().st_mode & PRIVATE_UMASK_BITS)
-    except FileNotFoundError:
-        return False
-
-
 def tighten(path: Path, *, folder: bool = False) -> str | None:
     """Make ``path`` its owner's only: a regular file, or with ``folder`` a folder. Returns one line
     saying what was done when it was open to others, None when it already was private, does not

@@ -45,7 +45,8 @@ class Response:
     # the answer is a web page: a proxy or a firewall may have answered, not LINE
     html: bool = False
     # the request reached a server: it answered, or went out and its answer was late (not a
-    # name that does not resolve, a refused connection, a connect timeout, a proxy that fails)
+    # name that does not resolve, a refused connection, a connect timeout, a proxy that fails,
+    # nor a connection dropped, even after the request went out: retried, not counted as sent)
     reached: bool = True
 
 

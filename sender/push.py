@@ -1,6 +1,6 @@
 """The push loop: stream pending rows, batch them, post them concurrently, record outcomes.
 
-- 2xx: the batch's rows go to the ledger as ``accepted``, all or nothing (see sender.ledger).
+- 202: the batch's rows go to the ledger as ``accepted``, all or nothing (see sender.ledger).
 - 400: the request was discarded whole; split it in halves, recursively, until the invalid
   events are alone: those are ``rejected_by_api``, all the others are delivered. A whole batch
   refused event by event, with nothing accepted in the run, stops it (REFUSALS_BEFORE_STOP); so
@@ -10,7 +10,7 @@
 - A TLS certificate that does not verify: stop at once, no retry (a configuration problem).
 - The first request goes alone: when the token, the endpoint or the certificate is wrong, one
   request finds out, not one per worker.
-- 408/429/5xx, timeouts, connection errors: retry with backoff (same keys: LINE de-duplicates on
+- 408/425/429/5xx, timeouts, connection errors: retry with backoff (same keys: LINE de-duplicates on
   event name + key), within ``max_retries``; what is left stays pending for the next run. A
   ``Retry-After`` longer than ``max_backoff`` ends the run's sending: the rest waits for the next.
   So does a batch that used up its retries before anything was accepted in the run (LINE down,

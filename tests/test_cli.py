@@ -13,6 +13,7 @@ import time
 import duckdb
 import pytest
 import requests
+import typer
 import typer.main
 from sender_fixtures import (
     FAST,
@@ -40,8 +41,6 @@ pytestmark = pytest.mark.payload(events=30)  # the db fixture (conftest.py)
 
 
 def test_every_command_has_help_with_an_example():
-    import typer.main
-
     assert set(typer.main.get_command(app).commands) == set(COMMANDS)
     for name in COMMANDS:
         r = invoke([name, "--help"], sender_env_for_help())
@@ -105,6 +104,26 @@ def test_version_is_the_installed_one():
 def test_no_args_shows_help():
     r = invoke([], {})
     assert "push" in r.stdout and "mock-server" in r.stdout
+
+
+def test_a_ctrl_c_that_no_command_handles_exits_130_not_1(monkeypatch, capsys):
+    """A Ctrl-C outside a command's own handler (in its option callbacks, say): Typer 0.29 exits
+    130 itself; older Typers (pyproject.toml admits them) and click raise Abort, which exit 1
+    would read as "pending left, the next run sends it"."""
+    import sender.cli
+
+    interrupted = typer.Typer()
+
+    @interrupted.command()
+    def during_parsing(abort: bool = False) -> None:
+        raise typer.Abort() if abort else KeyboardInterrupt
+
+    monkeypatch.setattr(sender.cli, "app", interrupted)
+    monkeypatch.setattr(sys, "argv", ["sender", "--abort"])
+    assert sender.cli._run_app() == ExitCode.INTERRUPTED
+    assert capsys.readouterr().err.splitlines()[-1] == "error: interrupted"
+    monkeypatch.setattr(sys, "argv", ["sender"])
+    assert sender.cli._run_app() == ExitCode.INTERRUPTED
 
 
 def test_help_never_shows_the_token():

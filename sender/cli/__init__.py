@@ -52,9 +52,9 @@ def _run_app() -> int:
     argument by mistake, or into another setting's value)."""
     try:
         code = app(prog_name="sender", standalone_mode=False)
-    except typer.Abort:  # end of input at a prompt (none today); Ctrl-C exits 130 in the app
-        typer.echo("error: aborted", err=True)
-        return 1
+    except typer.Abort:  # a Ctrl-C that no command's own handler met (no command prompts)
+        typer.echo("error: interrupted", err=True)
+        return int(ExitCode.INTERRUPTED)
     except Exception as exc:
         # Typer's own copy of click (0.29) or click's: the parser's errors, by their shape
         exit_code = getattr(exc, "exit_code", None)

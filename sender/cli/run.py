@@ -136,7 +136,8 @@ def run_command(
             shared = other_database_message(config.log_file, config.database)
             if shared is not None:  # its alerts and `status` would count the other's runs
                 raise ConfigError(shared)
-            job = ScheduledRun(config)  # opens the run log: one that cannot be written is exit 2
+            job = ScheduledRun(config)  # opens the run log: exit 2 if it cannot be written (exit 10
+            # for the default one, next to the database: that folder is the database's)
     except Failure as failure:
         stopped_by_settings(failure, alert_settings, database=database, log_file=log_file)
         raise
