@@ -270,7 +270,9 @@
 {#-
     The folder of the export files, absolute: var karte_export_dir, else env KARTE_EXPORT_DIR. There
     is no default, so that a scheduled job never reads the bundled sample by mistake: a run that
-    names neither fails. '' when var karte_catalog_tables reads tables instead of files.
+    names neither fails, and so does one whose dbt_project.yml names another folder than its env
+    (a var given with --vars is this run's choice). '' when var karte_catalog_tables reads tables
+    instead of files.
 -#}
 {% macro karte_export_dir() %}
     {%- set named = (var('karte_export_dir', none) or '') | string | trim -%}
@@ -282,7 +284,20 @@
         {%- endif -%}
         {{ return('') }}
     {%- endif -%}
-    {%- set value = named if named != '' else env_var('KARTE_EXPORT_DIR', '') | trim -%}
+    {%- set from_env = env_var('KARTE_EXPORT_DIR', '') | trim -%}
+    {#- a unit test's overrides, or a var given with --vars: this run's choice -#}
+    {%- set given_for_run = 'karte_export_dir' in (invocation_args_dict.get('vars') or {})
+        or (model is defined and model is mapping and model.get('resource_type') == 'unit_test') -%}
+    {%- if named != '' and from_env != '' and not given_for_run
+            and _absolute_path(named) != _absolute_path(from_env) -%}
+        {#- dbt_project.yml's var, read by every site of the checkout, over a site's env -#}
+        {{ _var_error('karte_export_dir', named,
+            "dbt_project.yml names this export and env KARTE_EXPORT_DIR names another, "
+            ~ _absolute_path(from_env) ~ ", and dbt would read the var's: take the var out of"
+            ~ " dbt_project.yml and name each site's export in its KARTE_EXPORT_DIR, or pass"
+            ~ " the var with --vars to read it in this run") }}
+    {%- endif -%}
+    {%- set value = named if named != '' else from_env -%}
     {%- if value == '' -%}
         {#- `dbt docs generate` reads no export: it documents what the last build wrote -#}
         {%- if not execute or flags.WHICH == 'generate' -%}{{ return('') }}{%- endif -%}

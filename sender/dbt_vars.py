@@ -96,13 +96,26 @@ def take_export_dir(args: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]
     return folder, (*rest[:index], _OPTION, _dumped(value), *rest[index:])
 
 
+def with_export_dir(args: tuple[str, ...], folder: str) -> tuple[str, ...]:
+    """``args`` (after take_export_dir) with the var ``karte_export_dir`` set to ``folder``, in
+    their one ``--vars`` or a new one at the end."""
+    found = _vars_values(args)
+    if not found:
+        return (*args, _OPTION, _dumped({_EXPORT_VAR: folder}))
+    index, count, text = found[0]
+    value = yaml.safe_load(text) or {}
+    rest = args[:index] + args[index + count :]
+    return (*rest[:index], _OPTION, _dumped({**value, _EXPORT_VAR: folder}), *rest[index:])
+
+
 def project_export_dir(project_file: Path) -> str | None:
     """The var ``karte_export_dir`` as ``dbt_project.yml`` sets it, the project's own block
     (``vars: {line_capi: {…}}``) before the global one, as dbt reads them; None when unset, not a
     plain text, a Jinja expression only dbt can render, or the file cannot be read (dbt says why).
 
     A site may name its export there, as it does its other vars. dbt then reads that folder
-    whatever env KARTE_EXPORT_DIR says, so ``sender run`` checks that folder too.
+    over env KARTE_EXPORT_DIR, so ``sender run`` checks that folder, and refuses a run whose
+    option or environment names another (two sites of one checkout).
     """
     try:
         loaded = yaml.safe_load(project_file.read_text(encoding="utf-8"))

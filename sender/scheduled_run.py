@@ -39,7 +39,7 @@ from sender import build_memory, fault_points
 from sender.alerts import RUN_ONLY_ENV
 from sender.build_info import read_build_info
 from sender.database import DatabaseError, is_lock_error, locked
-from sender.dbt_vars import merge_vars, project_export_dir, take_export_dir
+from sender.dbt_vars import merge_vars, project_export_dir, take_export_dir, with_export_dir
 from sender.exit_codes import ExitCode
 from sender.file_modes import private_file, private_umask
 from sender.ledger_migration import NewerLedger, refuse_newer
@@ -167,6 +167,8 @@ class RunConfig:
     env: dict[str, str] = field(default_factory=dict)
     # said at the start: the folder a var names where an option or env named another
     export_note: str | None = None
+    # the export is dbt_project.yml's var: dbt reads it there, and KARTE_EXPORT_DIR is not passed
+    export_in_project: bool = False
 
 
 def find_dbt(env: dict[str, str]) -> str | None:
@@ -226,29 +228,49 @@ def run_config(
     database = database.resolve()
     dbt_args = merge_vars(dbt_args)
     named_by_var, dbt_args = take_export_dir(dbt_args)
+    in_project = project_export_dir(project / PROJECT_FILE)
     where = "--vars"
     if named_by_var is None:
-        named_by_var, where = project_export_dir(project / PROJECT_FILE), PROJECT_FILE
+        named_by_var, where = in_project, PROJECT_FILE
     folder = Path(export_dir.strip()).resolve() if (export_dir or "").strip() else None
     export_note = None
-    if named_by_var is not None:  # the var wins over --export-dir and env, as it does in dbt
+    if named_by_var is not None:
         # relative to the project folder, where dbt runs (its PWD) and read it from
         by_var = (project / os.path.expanduser(named_by_var.strip())).resolve()
         if folder is not None and folder != by_var:
+            if where == PROJECT_FILE:  # one checkout, two sites: which export is this site's?
+                raise ConfigError(two_exports_message(named_by_var, by_var, folder))
+            # a var given for this run wins over --export-dir and env, as it does in dbt
             export_note = (
                 f"note: reading the export in {by_var}, which var karte_export_dir names in"
                 f" {where}, not {folder} (--export-dir or KARTE_EXPORT_DIR): the var wins in dbt"
             )
         folder = by_var
+        if where == "--vars" and in_project is not None:
+            # given back, as the folder checked: dbt would read dbt_project.yml's over the env
+            dbt_args = with_export_dir(dbt_args, str(folder))
     return RunConfig(
         project_dir=project,
         database=database,
         export_dir=folder,
         export_note=export_note,
+        export_in_project=where == PROJECT_FILE and named_by_var is not None,
         log_file=run_log_path(database, log_file),
         dbt=dbt,
         dbt_args=dbt_args,
         env=env,
+    )
+
+
+def two_exports_message(named: str, by_var: Path, folder: Path) -> str:
+    """dbt_project.yml's var and the run's option or environment name different exports."""
+    return (
+        f"two KARTE exports named: var karte_export_dir in {PROJECT_FILE} names {named}"
+        + ("" if str(by_var) == named else f" ({by_var})")
+        + f", and --export-dir or KARTE_EXPORT_DIR names {folder}; dbt would read the var's,"
+        f" for every site of this checkout: take the var out of {PROJECT_FILE} and name each"
+        " site's export in its KARTE_EXPORT_DIR (docs/operations.md, \"Several sites in one"
+        ' checkout")'
     )
 
 
@@ -852,7 +874,10 @@ class ScheduledRun:
                 "DBT_USE_COLORS": "false",
             }
         )
-        if self.config.export_dir is not None:
+        if self.config.export_in_project:
+            # dbt reads dbt_project.yml's var, which names the folder checked (a link unresolved)
+            env.pop("KARTE_EXPORT_DIR", None)
+        elif self.config.export_dir is not None:
             env["KARTE_EXPORT_DIR"] = str(self.config.export_dir)
         for name in RUN_ONLY_ENV:  # the run alerts once for the whole job (sender/alerts.py)
             env.pop(name, None)

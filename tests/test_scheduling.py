@@ -19,7 +19,15 @@ import dbt_forkserver
 import duckdb
 import pytest
 import yaml
-from pipeline_fixtures import HOURLY_BUILD, ROOT, SAMPLE_DIR, rewrite_export, run_dbt, write_export
+from pipeline_fixtures import (
+    DBT,
+    HOURLY_BUILD,
+    ROOT,
+    SAMPLE_DIR,
+    rewrite_export,
+    run_dbt,
+    write_export,
+)
 from schedule_fixtures import HOUR, TAG_ID, clock_export, dbt_args, iso, sender_run
 from sender_fixtures import TOKEN, database_held, mock_server, run_cli
 
@@ -37,6 +45,7 @@ from sender.scheduled_run import (
     read_freshness,
     run_config,
 )
+from sender.settings import ConfigError
 
 
 def one_error_line(stderr: str) -> str:
@@ -1287,8 +1296,7 @@ def project_with_vars(tmp: Path, declared: dict) -> Path:
             "/own",
             False,
         ),
-        # dbt reads the var over env KARTE_EXPORT_DIR: the run checks that folder, and says so
-        ({"karte_export_dir": "/srv/karte"}, "/srv/other", "/srv/karte", True),
+        # the same folder named in both places
         ({"karte_export_dir": "/srv/karte"}, "/srv/karte", "/srv/karte", False),
         # unset, or an expression only dbt renders: the option's folder
         ({"karte_export_dir": None}, "/srv/other", "/srv/other", False),
@@ -1309,11 +1317,29 @@ def test_the_export_var_of_dbt_project_yml_is_the_folder_the_run_checks(
     )
     assert config.export_dir == (tmp_path / expected).resolve()
     assert (config.export_note is not None) == noted
-    if noted:
-        assert config.export_note.startswith(
-            "note: reading the export in /srv/karte, which var karte_export_dir names in"
-            " dbt_project.yml, not /srv/other (--export-dir or KARTE_EXPORT_DIR)"
+    # dbt reads dbt_project.yml's var itself: KARTE_EXPORT_DIR is not handed on
+    named_there = isinstance(declared.get("line_capi", declared).get("karte_export_dir"), str)
+    assert config.export_in_project == (named_there and "{{" not in str(declared))
+
+
+def test_an_export_in_dbt_project_yml_and_another_in_the_run_is_refused_before_dbt(tmp_path):
+    """One checkout, two sites: dbt_project.yml's var is read by every site's dbt, so a site whose
+    KARTE_EXPORT_DIR names its own export sent the other site's orders to its LINE Tag, exit 0."""
+    project = project_with_vars(tmp_path, {"karte_export_dir": "/srv/shop/current"})
+    with pytest.raises(ConfigError) as refused:
+        run_config(
+            database=tmp_path / "outlet.duckdb",
+            export_dir="/srv/outlet/current",
+            project_dir=project,
+            log_file=None,
+            dbt_args=(),
+            env={},
         )
+    assert str(refused.value).startswith(
+        "two KARTE exports named: var karte_export_dir in dbt_project.yml names /srv/shop/current,"
+        " and --export-dir or KARTE_EXPORT_DIR names /srv/outlet/current; dbt would read the"
+        " var's, for every site of this checkout: take the var out of dbt_project.yml"
+    )
 
 
 def test_a_missing_export_named_in_dbt_project_yml_is_one_line_before_dbt_starts(tmp_path):
@@ -1321,13 +1347,66 @@ def test_a_missing_export_named_in_dbt_project_yml_is_one_line_before_dbt_starts
     project = project_with_vars(tmp_path, {"karte_export_dir": "karte/current"})
     env = {"LINE_CAPI_PROJECT_DIR": str(project)}
     with mock_server() as srv:
-        r = sender_run(tmp_path, srv.url, export=tmp_path / "ignored", env=env)
+        r = sender_run(tmp_path, srv.url, env=env)
     assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
     assert (
         f"error: KARTE export folder {project / 'karte' / 'current'} does not exist"
         in one_error_line(r.stderr)
     )
-    assert f"note: reading the export in {project / 'karte' / 'current'}" in r.stderr
+
+
+def test_a_site_reads_the_export_its_own_run_names_when_dbt_project_yml_names_one(tmp_path):
+    """dbt reads dbt_project.yml's var over env KARTE_EXPORT_DIR: a run that names another
+    export stops (exit 2) before dbt; one that names none reads the var's; a var given after
+    `--` (a catch-up of another folder) is the one dbt builds, not dbt_project.yml's."""
+    shop = tmp_path / "shop-current"  # a link, as the export sync's current is
+    shop.symlink_to(clock_export(tmp_path / "shop", {"SHOP-1": 1}, newest_hours=0.2))
+    outlet = clock_export(tmp_path / "outlet", {"OUTLET-1": 1, "OUTLET-2": 2}, newest_hours=0.2)
+    project = tmp_path / "project"
+    project.mkdir()
+    for part in ("models", "macros", "seeds", "tests"):
+        (project / part).symlink_to(ROOT / part)
+    settings = (ROOT / "dbt_project.yml").read_text()
+    assert "  karte_export_dir: null\n" in settings
+    (project / "dbt_project.yml").write_text(
+        settings.replace("  karte_export_dir: null\n", f"  karte_export_dir: {shop}\n")
+    )
+    env = {"LINE_CAPI_PROJECT_DIR": str(project)}
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=outlet, env=env)
+        assert r.returncode == ExitCode.USAGE, r.stderr
+        assert "error: two KARTE exports named: var karte_export_dir in dbt_project.yml names" in (
+            one_error_line(r.stderr)
+        )
+        assert srv.stats()["requests"] == 0 and not (tmp_path / "target").exists()
+        # a plain dbt build says the same, and builds nothing
+        build = subprocess.run(
+            [DBT, "build", "--project-dir", str(project), *dbt_args(tmp_path)],
+            cwd=tmp_path,
+            env={
+                **os.environ,
+                "DO_NOT_TRACK": "1",
+                "KARTE_EXPORT_DIR": str(outlet),
+                "LINE_CAPI_DUCKDB": str(tmp_path / "plain.duckdb"),
+            },
+            capture_output=True,
+            text=True,
+        )
+        assert build.returncode != 0
+        assert (
+            f"dbt_project.yml names this export and env KARTE_EXPORT_DIR names another, {outlet}"
+            in build.stdout
+        )
+        # nothing named in the run: the var's export
+        r = sender_run(tmp_path, srv.url, env=env)
+        assert r.returncode == 0, r.stderr
+        assert srv.accepted_keys() == {"SHOP-1"}
+        # a var after --: this run's choice, which dbt builds too
+        r = sender_run(
+            tmp_path, srv.url, vars_=json.dumps({"karte_export_dir": str(outlet)}), env=env
+        )
+        assert r.returncode == 0, r.stderr
+        assert srv.accepted_keys() == {"SHOP-1", "OUTLET-1", "OUTLET-2"}
 
 
 def test_a_run_that_names_no_export_is_a_configuration_error(tmp_path):

@@ -27,6 +27,8 @@ execute = False
 invocation_id = "00000000-0000-4000-8000-000000000000"
 project_name = "line_capi"
 run_started_at = _datetime.datetime(2026, 1, 1, 3, 0, tzinfo=_datetime.UTC)
+# `make test-dbt` names the sample with --vars
+invocation_args_dict = {"vars": {"karte_export_dir": _VARS["karte_export_dir"]}}
 
 
 class _Target:
