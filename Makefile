@@ -37,7 +37,10 @@ DEMO_PORT ?= 8787
 # The demo's own files and settings, whatever the shell exports: a LINE_CAPI_DUCKDB, run log,
 # alert webhook, heartbeat URL or token file of a real job set there must never receive the
 # sample's run.
-DEMO_FILES := LINE_CAPI_DUCKDB=data/line_capi.duckdb LINE_CAPI_RUN_LOG=data/line_capi_run.log
+# DEMO_DUCKDB: another file when data/line_capi.duckdb is a real job's (sender run refuses to
+# build the sample into a database whose ledger has sent to LINE).
+DEMO_DUCKDB ?= data/line_capi.duckdb
+DEMO_FILES := LINE_CAPI_DUCKDB=$(DEMO_DUCKDB) LINE_CAPI_RUN_LOG=$(basename $(DEMO_DUCKDB))_run.log
 DEMO_ENV  := $(DEMO_FILES) LINE_CAPI_ENDPOINT=http://127.0.0.1:$(DEMO_PORT) \
              LINE_TAG_ID=00000000-0000-4000-8000-000000000000 LINE_ACCESS_TOKEN=mock-token \
              LINE_ACCESS_TOKEN_FILE= LINE_CHANNEL_ID=1234567890 \

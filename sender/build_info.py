@@ -12,11 +12,20 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import duckdb
 
-from sender.database import BUILD_INFO_TABLE, PAYLOAD_TABLE, NoPayload, fetch_one, table_exists
+from sender.database import (
+    BUILD_INFO_TABLE,
+    DESTINATIONS_TABLE,
+    PAYLOAD_TABLE,
+    RUNS_TABLE,
+    NoPayload,
+    fetch_one,
+    table_exists,
+)
 from sender.settings import is_loopback_host
 
 _COLUMNS = (
@@ -46,6 +55,48 @@ def check_sample_destination(sample: str, endpoint: str) -> None:
             f"{sample}, which is never sent to {host}: build a real export (env"
             " KARTE_EXPORT_DIR or var karte_export_dir), or rehearse against sender mock-server"
             " on 127.0.0.1"
+        )
+
+
+def real_endpoint_sent_to(database: Path) -> str | None:
+    """An endpoint that is not loopback which the ledger in ``database`` has sent to (a real
+    job's database), else None; None too when it cannot be read now (a lock: the run says so)."""
+    try:
+        con = duckdb.connect(str(database), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        if table_exists(con, DESTINATIONS_TABLE):
+            query = f"select distinct endpoint from {DESTINATIONS_TABLE}"
+        elif fetch_one(  # 0.1.0's ledger, before its migration: each run named its endpoint
+            con,
+            "select 1 from duckdb_columns() where table_name = ? and column_name = 'endpoint'",
+            [RUNS_TABLE],
+        ):
+            query = f"select distinct endpoint from {RUNS_TABLE}"
+        else:
+            return None
+        endpoints = [endpoint for (endpoint,) in con.sql(query).fetchall()]
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    real = sorted(e for e in endpoints if not is_loopback_host(urlsplit(e).hostname or ""))
+    return real[0] if real else None
+
+
+def check_sample_database(sample: str, database: Path) -> None:
+    """Raise SampleRefused when ``database`` is a real job's: the sample built there would
+    replace that job's payload, and its run log, coverage history and alerts would count the
+    sample's run (``make demo`` in a checkout whose job kept the default database)."""
+    if not database.is_file():
+        return
+    endpoint = real_endpoint_sent_to(database)
+    if endpoint is not None:
+        raise SampleRefused(
+            f"{sample}, and database {database} is a real job's (its ledger has sent to"
+            f" {urlsplit(endpoint).hostname}): build the sample into a database of its own"
+            " (LINE_CAPI_DUCKDB=data/demo.duckdb; make demo DEMO_DUCKDB=data/demo.duckdb)"
         )
 
 

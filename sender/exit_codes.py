@@ -46,7 +46,8 @@ MEANINGS = {
     " else answered; 400 for every event of a batch sent alone: the request itself is refused; 413"
     " for one event alone: a proxy's size limit)",
     ExitCode.SAMPLE_DATA_REFUSED: "the payload was built from the bundled sample and the endpoint"
-    " is not loopback; nothing was sent",
+    " is not loopback, or (sender run) the sample was to be built into a real job's database;"
+    " nothing was sent",
     ExitCode.TLS_CERTIFICATE: "the endpoint's TLS certificate does not verify (or the CA bundle"
     " set cannot be read): nothing more was sent, no retry; set REQUESTS_CA_BUNDLE",
     ExitCode.DATABASE_ERROR: "the database cannot be read or written (not a lock): a ledger write"

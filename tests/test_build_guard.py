@@ -10,7 +10,7 @@ import socket
 import duckdb
 import pytest
 from pipeline_fixtures import SAMPLE_DIR, run_dbt
-from schedule_fixtures import sender_run
+from schedule_fixtures import TAG_ID, sender_run
 from sender_fixtures import (
     FAST,
     REPO,
@@ -149,6 +149,62 @@ def test_sender_run_refuses_the_sample_for_a_real_endpoint_before_the_build(tmp_
     assert not (tmp_path / "line_capi.duckdb").exists()  # dbt never ran
     log = (tmp_path / "line_capi_run.log").read_text()
     assert "before the lock and the build" in log and log.rstrip().endswith("done: exit 8")
+
+
+@pytest.mark.parametrize("layout", ["current", "0.1.0's, not migrated"])
+def test_sender_run_never_builds_the_sample_into_a_real_jobs_database(tmp_path, layout):
+    """`make demo` in a checkout whose job kept the default database (0.1.0's README put it
+    there): the sample's build replaced the job's payload, and its run went into the job's run
+    log and coverage history. A database whose ledger has sent to a real endpoint is refused
+    for the sample, before the build; a loopback rehearsal's is not."""
+    from test_destinations import write_v1_ledger
+
+    from sender.database import ensure_ledger
+    from sender.destinations import destination_id
+
+    db = tmp_path / "line_capi.duckdb"
+    write_payload(db, [make_event(1)])  # the job's last build
+    real = "https://conversion-api.tr.line.me"
+    if layout == "current":
+        with duckdb.connect(str(db)) as con:
+            ensure_ledger(con)
+            destination_id(con, real, TAG_ID, create=True)
+    else:
+        write_v1_ledger(db, runs=[("r1", real, TAG_ID, 0)], outcomes=[])
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=SAMPLE_DIR)
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.SAMPLE_DATA_REFUSED, r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert line == (
+        f"error: export {SAMPLE_DIR} is the bundled sample (it holds LINE_CAPI_SAMPLE), and"
+        f" database {db} is a real job's (its ledger has sent to conversion-api.tr.line.me):"
+        " build the sample into a database of its own (LINE_CAPI_DUCKDB=data/demo.duckdb;"
+        " make demo DEMO_DUCKDB=data/demo.duckdb)"
+    )
+    assert not (tmp_path / "target").exists()  # dbt never ran: the job's payload is as it was
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.sql("select deduplication_key from line_capi_payload").fetchall() == [
+            (make_event(1)["event"]["deduplication_key"],)
+        ]
+
+
+def test_a_rehearsals_database_is_no_real_jobs(tmp_path):
+    """The demo's own ledger (loopback only) takes the sample again; any other endpoint is real."""
+    from sender.build_info import real_endpoint_sent_to
+    from sender.database import ensure_ledger
+    from sender.destinations import destination_id
+
+    db = tmp_path / "line_capi.duckdb"
+    write_payload(db, [make_event(1)])
+    with duckdb.connect(str(db)) as con:
+        ensure_ledger(con)
+        destination_id(con, "http://127.0.0.1:8787", TAG_ID, create=True)
+        destination_id(con, "http://[::1]:8787", TAG_ID, create=True)
+    assert real_endpoint_sent_to(db) is None
+    with duckdb.connect(str(db)) as con:
+        destination_id(con, "https://line-proxy.example:8443", TAG_ID, create=True)
+    assert real_endpoint_sent_to(db) == "https://line-proxy.example:8443"
 
 
 def test_a_marker_that_cannot_be_looked_up_leaves_the_folder_to_the_runs_own_checks(tmp_path):

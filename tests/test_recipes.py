@@ -283,12 +283,20 @@ def test_make_demo_says_a_port_that_is_no_port_number_is_not_one(port):
     assert "sender run" not in r.stdout + r.stderr
 
 
-def test_make_demo_names_its_own_files_whatever_the_shell_exports():
+@pytest.mark.parametrize(
+    ("given", "database", "log"),
+    [
+        ((), "data/line_capi.duckdb", "data/line_capi_run.log"),
+        # a checkout whose job kept the default database: the demo on a file of its own
+        (("DEMO_DUCKDB=data/demo.duckdb",), "data/demo.duckdb", "data/demo_run.log"),
+    ],
+)
+def test_make_demo_names_its_own_files_whatever_the_shell_exports(given, database, log):
     """A shell that exports a real job's settings (its database, run log, token file, alert
     webhook) must not have the sample's run written into them: each `sender` command of the
     demo sets its own. Read from the recipe as make expands it (`make -n`), command by command."""
     recipe = subprocess.run(
-        ["make", "-n", "-s", "demo", "DEMO_PORT=1"],
+        ["make", "-n", "-s", "demo", "DEMO_PORT=1", *given],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -307,8 +315,8 @@ def test_make_demo_names_its_own_files_whatever_the_shell_exports():
     ]
     for words in commands:
         settings = dict(w.split("=", 1) for w in words if "=" in w and w.split("=")[0].isupper())
-        assert settings["LINE_CAPI_DUCKDB"] == "data/line_capi.duckdb", words
-        assert settings["LINE_CAPI_RUN_LOG"] == "data/line_capi_run.log", words
+        assert settings["LINE_CAPI_DUCKDB"] == database, words
+        assert settings["LINE_CAPI_RUN_LOG"] == log, words
         if "run" in words:
             # the token file, and every setting that reaches outside: the alert webhook, the
             # heartbeat (a real job's monitor must not hear the sample's run succeed)

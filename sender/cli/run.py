@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from sender import alerts, heartbeat
-from sender.build_info import SAMPLE_MARKER, check_sample_destination
+from sender.build_info import SAMPLE_MARKER, check_sample_database, check_sample_destination
 from sender.cli.common import (
     COMPACT_EXIT_CODES_EPILOG,
     EXIT_CODES_EPILOG,
@@ -133,6 +133,7 @@ def run_command(
                     f"export {config.export_dir} is the bundled sample (it holds {SAMPLE_MARKER})"
                 )
                 check_sample_destination(where, target.endpoint)
+                check_sample_database(where, config.database)
             shared = other_database_message(config.log_file, config.database)
             if shared is not None:  # its alerts and `status` would count the other's runs
                 raise ConfigError(shared)
