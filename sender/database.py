@@ -278,7 +278,13 @@ def connect(
     except duckdb.Error as exc:
         con.close()
         raise DatabaseError(f"memory limit {memory_limit!r}: {first_line(exc)}") from None
-    from sender.ledger_migration import needs_migration, needs_new_layout, refuse_newer
+    from sender.ledger_migration import (
+        layout_now,
+        migration_note,
+        needs_migration,
+        needs_new_layout,
+        refuse_newer,
+    )
 
     try:
         refuse_newer(con, path)
@@ -286,10 +292,13 @@ def connect(
         # next command that writes records it
         if read_only and needs_new_layout(con):  # migrated once, read-write, then opened as asked
             con.close()
-            connect(path, read_only=False, memory_limit=memory_limit).close()
+            connect(path, read_only=False, memory_limit=memory_limit, notice=notice).close()
             return connect(path, read_only=True, memory_limit=memory_limit)
         if not read_only and needs_migration(con):
+            before = layout_now(con)
             ensure_ledger(con)
+            if notice is not None:
+                notice(migration_note(con, path, before))
     except BaseException:
         con.close()
         raise

@@ -31,6 +31,7 @@ from sender.database import (
     BATCHES_DDL,
     BATCHES_TABLE,
     DESTINATIONS_DDL,
+    DESTINATIONS_TABLE,
     KEYS_DDL,
     KEYS_TABLE,
     RUNS_DDL,
@@ -135,6 +136,32 @@ def _runs_destination_optional(con: duckdb.DuckDBPyConnection) -> bool:
         [RUNS_TABLE],
     )
     return bool(row and row[0])
+
+
+def layout_now(con: duckdb.DuckDBPyConnection) -> int:
+    """The layout of the file's ledger as it is: its number, or the one its columns show."""
+    if _keys_lack_destinations(con):
+        return 1
+    found = recorded_version(con)
+    return found[0] if found is not None else 2
+
+
+def migration_note(con: duckdb.DuckDBPyConnection, path: Path, before: int) -> str:
+    """One line for the person who upgraded: what the migration did, and the copy to keep."""
+    keys, known, unknown = fetch_one(
+        con,
+        f"select count(*), count(distinct destination_id) filter (where endpoint <> '{UNKNOWN}'),"
+        f" count(*) filter (where endpoint = '{UNKNOWN}')"
+        f" from {KEYS_TABLE} left join {DESTINATIONS_TABLE} using (destination_id)",
+    ) or (0, 0, 0)
+    return (
+        f"the ledger in {path} was migrated in place from layout {before} to"
+        f" {LEDGER_VERSION} (sender {__version__}): {keys:,} key rows kept, each at the"
+        f" destination of the run that recorded it ({known} destination(s)"
+        + (f"; {unknown:,} whose run is gone, at destination unknown" if unknown else "")
+        + "); nothing is sent again. The migration is one way: keep the copy of the database"
+        ' taken before the upgrade (docs/operations.md, "Going back")'
+    )
 
 
 def needs_new_layout(con: duckdb.DuckDBPyConnection) -> bool:

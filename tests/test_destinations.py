@@ -154,9 +154,20 @@ def test_a_ledger_of_the_previous_version_migrates_in_place_with_nothing_lost(tm
     )
     with duckdb.connect(str(db), read_only=True) as con:
         before = con.sql("select * from line_capi_send_log order by all").fetchall()
-    # first use: a read-only command
+    # first use: a read-only command, which says what the migration did, once
     r = invoke(["status", "--json"], {"LINE_CAPI_DUCKDB": str(db)})
     assert r.exit_code == 0, r.stderr
+    assert (
+        f"warning: the ledger in {db} was migrated in place from layout 1 to 3 (sender" in r.stderr
+    )
+    assert (
+        "): 15 key rows kept, each at the destination of the run that recorded it (2"
+        " destination(s); 1 whose run is gone, at destination unknown); nothing is sent"
+        " again. The migration is one way: keep the copy of the database taken before the"
+        ' upgrade (docs/operations.md, "Going back")' in r.stderr
+    )
+    again = invoke(["status", "--json"], {"LINE_CAPI_DUCKDB": str(db)})
+    assert again.exit_code == 0 and "migrated" not in again.stderr, again.stderr
     status = json.loads(r.stdout)
     with duckdb.connect(str(db), read_only=True) as con:
         after = con.sql(
