@@ -204,6 +204,9 @@ class LedgerWriter:
                 except Exception as exc:  # reported by close(); the rows stay pending
                     self.error = LedgerWriteError(
                         f"cannot record outcomes in the ledger: {first_line(exc)}"
+                        + ("; free space on that disk" if "No space left" in str(exc) else "")
+                        + "; what was not recorded stays pending and the next run sends it"
+                        " again (LINE de-duplicates what it had accepted)"
                     )
                     self.error.__cause__ = exc
                     if self._on_error is not None:

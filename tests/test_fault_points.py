@@ -211,7 +211,9 @@ def test_disk_full_in_a_ledger_transaction_is_one_line_and_exit_5(tmp_path):
         )
         assert r.stderr.strip().splitlines()[-1] == (
             f"error: database {db}: cannot record outcomes in the ledger:"
-            " [Errno 28] No space left on device"
+            " [Errno 28] No space left on device; free space on that disk; what was not recorded"
+            " stays pending and the next run sends it again (LINE de-duplicates what it had"
+            " accepted)"
         )
         _assert_disk_full_then_rerun(db, srv, r, all_keys)
 
