@@ -766,12 +766,19 @@ WARNING_MEANINGS = {
         "a configured conversion type had no conversion in this build's window: is its KARTE"
         " event name spelt as in the export?"
     ),
+    "assert_each_configured_event_is_mostly_sendable": (
+        "nearly every conversion of a configured type was rejected in this build's window, so"
+        " nothing of it goes to LINE: see line_capi_rejected and docs/troubleshooting.md"
+    ),
 }
 
 
 # The warning tests whose rows the line names (at most WARNING_ROWS_SHOWN), each row as text.
 WARNING_ROWS = {
     "assert_each_configured_event_has_conversions": lambda row: f"{row[0]} sent as {row[1]}",
+    "assert_each_configured_event_is_mostly_sendable": (
+        lambda row: f"{row[0]}: {row[1]:,} of {row[2]:,} rejected, most as {row[3]}"
+    ),
 }
 WARNING_ROWS_SHOWN = 5
 

@@ -868,6 +868,29 @@ def test_a_fresh_export_without_conversions_in_the_window_is_normal(tmp_path):
     )
 
 
+def test_a_first_run_whose_conversions_are_nearly_all_rejected_says_so_at_once(tmp_path):
+    """Order ids written as floats (pandas): every conversion rejected, nothing sent, exit 0.
+    The alert comes after three builds; the first run's warning says it now, with the reason."""
+    keys = {f"20260000{i}.0": 1 + i / 10 for i in range(9)} | {"ORD-OK": 1}
+    export = clock_export(tmp_path / "export", keys, newest_hours=0.2)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.accepted_keys() == {"ORD-OK"}
+    assert r.returncode == ExitCode.OK, r.stderr
+    assert (
+        "warning: dbt test assert_each_configured_event_is_mostly_sendable warned (Conversion: 9"
+        " of 10 rejected, most as invalid_deduplication_key): nearly every conversion of a"
+        " configured type was rejected in this build's window" in r.stderr
+    ), r.stderr
+    # eight of ten rejected is not "nearly every": no warning
+    keys = {f"20260000{i}.0": 1 + i / 10 for i in range(8)} | {"ORD-A": 1, "ORD-B": 1}
+    export = clock_export(tmp_path / "export2", keys, newest_hours=0.2)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+    assert r.returncode == ExitCode.OK, r.stderr
+    assert "mostly_sendable" not in r.stderr
+
+
 def test_a_csv_that_mixes_line_endings_is_one_line_that_says_so(tmp_path):
     # a row added with `echo >>` to a copy of the sample, whose files end their rows in CRLF:
     # DuckDB's sniffer finds no dialect, and the general hint named none of the real cause
