@@ -976,7 +976,8 @@ def test_an_optional_column_under_another_name_is_a_warning_that_says_what_is_lo
     assert warned[0].endswith(
         "warning: KARTE export table page_views has no column lt_cid: every event goes without"
         " user.browser_id (not read from the export: line_tag_cookie; if one of these holds it,"
-        " map it with var karte_column_map)"
+        " map it with var karte_column_map); an event LINE has accepted is not sent again once"
+        " it is there"
     )
 
 

@@ -194,7 +194,8 @@
                 {%- do log("warning: KARTE export table " ~ table_name ~ " has no column " ~ export_name
                     ~ ": every event goes without " ~ purpose
                     ~ (" (not read from the export: " ~ (unread[:8] | join(', ')) ~ (', ...' if unread | length > 8 else '')
-                        ~ "; if one of these holds it, map it with var karte_column_map)" if unread else ''), info=true) -%}
+                        ~ "; if one of these holds it, map it with var karte_column_map)" if unread else '')
+                    ~ "; an event LINE has accepted is not sent again once it is there", info=true) -%}
             {%- endif -%}
             {%- do selects.append('cast(null as ' ~ dbt.type_string() ~ ') as ' ~ name) -%}
         {%- endif -%}
