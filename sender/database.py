@@ -161,7 +161,11 @@ def is_lock_error(text: str) -> bool:
     return bool(_LOCK.search(text))
 
 
-_LOCK_HOLDER = re.compile(r"lock is held in (?P<program>\S+) \(PID (?P<pid>\d+)\)")
+# DuckDB's words for the holder, or those of locked() itself (dbt's plugin says them)
+_LOCK_HOLDER = re.compile(
+    r"lock is held in (?P<program>\S+) \(PID (?P<pid>\d+)\)"
+    r"|another process \(pid (?P<pid2>\d+), (?P<program2>[^:\s]+):"
+)
 
 
 def locked(path: Path, detail: str = "") -> DatabaseLocked:
@@ -169,7 +173,8 @@ def locked(path: Path, detail: str = "") -> DatabaseLocked:
     may name that process (a push, a dbt build, a DuckDB shell left open)."""
     holder = _LOCK_HOLDER.search(detail)
     who = (
-        f"(pid {holder['pid']}, {Path(holder['program']).name}: a sender push or run, a dbt"
+        f"(pid {holder['pid'] or holder['pid2']},"
+        f" {Path(holder['program'] or holder['program2']).name}: a sender push or run, a dbt"
         " build, or a DuckDB shell left open)"
         if holder
         else "(is dbt build still running?)"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from dbt.adapters.events.logging import AdapterLogger
 from dbt_common.exceptions import DbtRuntimeError
 
 from sender import build_memory, fault_points, file_modes
+from sender.database import locked
 
 _logger = AdapterLogger("DuckDB")
 
@@ -43,21 +45,34 @@ def dbt_folders() -> list[Path]:
     return folders
 
 
-def held_by_another_process(path: Path) -> bool:
-    """Whether another process holds the file open in DuckDB (its fcntl lock: a writer's, or a
-    reader's, either of which refuses dbt). Called before this process opens the file (closing a
-    file drops the process's own fcntl locks on it); dbt-duckdb closes its connection before it
-    connects again."""
+# struct flock as fcntl(F_GETLK) reads and writes it: type, whence, start, len, pid
+_FLOCK = "hhqqi"
+
+
+def held_by_another_process(path: Path) -> int | None:
+    """The pid of another process that holds the file open in DuckDB (its fcntl lock: a
+    writer's, or a reader's, either of which refuses dbt; 0 when the system does not say whose),
+    else None. Called before this process opens the file (closing a file drops the process's own
+    fcntl locks on it); dbt-duckdb closes its connection before it connects again."""
     try:
         with path.open("rb+") as file:
+            wanted = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
             try:
-                fcntl.lockf(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                found = fcntl.fcntl(file, fcntl.F_GETLK, wanted)
             except OSError:
-                return True
-            fcntl.lockf(file, fcntl.LOCK_UN)
+                return None
+            kind, _, _, _, pid = struct.unpack(_FLOCK, found)
+            return None if kind == fcntl.F_UNLCK else pid
     except OSError:  # not ours to open: DuckDB says why
-        return False
-    return False
+        return None
+
+
+def program_of(pid: int) -> str:
+    """The name of process ``pid``'s program (as DuckDB names the holder of a lock)."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return "?"
 
 
 def _is_local_file(path: str) -> bool:
@@ -107,10 +122,11 @@ class Plugin(BasePlugin):
                     f"database {path} is a folder: LINE_CAPI_DUCKDB (or the profile's path) must"
                     f" name the DuckDB file dbt builds, such as {path / 'line_capi.duckdb'}"
                 )
-            if path.is_file() and held_by_another_process(path):
+            holder = held_by_another_process(path) if path.is_file() else None
+            if holder is not None:
+                detail = f"lock is held in {program_of(holder)} (PID {holder})" if holder else ""
                 raise DbtRuntimeError(
-                    f"database {path} is locked by another process (a sender push, or another"
-                    " dbt?): build once it has finished, or use sender run"
+                    f"{locked(path, detail)}: build once it has finished, or use sender run"
                 )
             if path.is_file() and not file_modes.looks_like_duckdb(path):
                 # DuckDB would build in memory, write nothing, and report success

@@ -237,8 +237,9 @@ def mock_server(**kwargs) -> Iterator[MockLineServer]:
 
 
 @contextmanager
-def database_held(db: Path) -> Iterator[None]:
-    """Another process holding ``db`` read-write (a dbt build, a duckdb shell) while inside."""
+def database_held(db: Path) -> Iterator[int]:
+    """Another process holding ``db`` read-write (a dbt build, a duckdb shell) while inside;
+    gives its pid."""
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -251,7 +252,7 @@ def database_held(db: Path) -> Iterator[None]:
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        yield
+        yield holder.pid
     finally:
         holder.kill()
         holder.wait()

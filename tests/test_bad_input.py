@@ -165,10 +165,14 @@ def test_a_database_another_process_holds_stops_dbt_with_one_line(tmp_path):
     # a sender push still running: DuckDB's own error came as three tracebacks
     db = tmp_path / "held.duckdb"
     duckdb.connect(str(db)).close()
-    with database_held(db):
+    with database_held(db) as holder:
         _, result = build(tmp_path, database=db)
     assert result.returncode != 0
-    assert f"database {db} is locked by another process (a sender push" in result.output
+    assert f"database {db} is locked by another process (pid {holder}, " in result.output
+    assert (
+        ": a sender push or run, a dbt build, or a DuckDB shell left open): build once it has"
+        " finished, or use sender run" in result.output
+    )
     assert "Traceback" not in result.output and "Conflicting lock" not in result.output
 
 

@@ -1635,11 +1635,15 @@ def test_a_run_log_on_a_full_disk_leaves_the_run_to_finish(tmp_path):
 
 def test_a_database_held_by_another_process_is_exit_5_not_a_failed_build(tmp_path):
     db = tmp_path / "line_capi.duckdb"
-    with database_held(db), mock_server() as srv:
+    with database_held(db) as holder, mock_server() as srv:
         r = sender_run(tmp_path, srv.url, export=SAMPLE_DIR)
         assert srv.stats()["requests"] == 0
     assert r.returncode == ExitCode.DATABASE_LOCKED, r.stderr
     line = one_error_line(r.stderr)
-    # dbt's plugin finds the lock before DuckDB would name its holder: no pid to give
-    assert f"database {db} is locked by another process (is dbt build still running?)" in line
+    # dbt's plugin finds the lock before DuckDB would: it names the holder as DuckDB would have
+    program = Path(os.readlink(f"/proc/{os.getpid()}/exe")).name  # the holder's Python is ours
+    assert (
+        f"database {db} is locked by another process (pid {holder}, {program}: a sender push or"
+        " run, a dbt build, or a DuckDB shell left open)" in line
+    ), line
     assert "Conflicting lock" not in r.stderr and "Traceback" not in r.stderr
