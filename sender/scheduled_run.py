@@ -511,12 +511,17 @@ def run_logged(
         return proc.wait(), lines
     except KeyboardInterrupt:
         proc.terminate()
+        # the child's last lines, logged before the run ends: a push's summary (stdout) says
+        # what it sent before it stopped
+        out_thread = threading.Thread(target=_pump, args=(proc.stdout, sink(echo_out)), daemon=True)
+        out_thread.start()
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        err_thread.join(timeout=5)  # the child's last lines of stderr, logged before the run ends
+        out_thread.join(timeout=5)
+        err_thread.join(timeout=5)
         raise
 
 
@@ -853,6 +858,7 @@ class ScheduledRun:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.error: str | None = None  # the one error line of a run that stopped
+        self.pushing = False  # whether the push has started: an interrupt before it sent nothing
         try:
             self.log = RunLog(config.log_file)
         except RunLogError as exc:
@@ -1094,6 +1100,7 @@ class ScheduledRun:
             self.say(f"warning: {warning}")
 
     def push(self) -> int:
+        self.pushing = True
         command = [sys.executable, "-m", "sender", "--debug", "push"]
         code, _ = run_logged(
             command,
@@ -1151,7 +1158,12 @@ class ScheduledRun:
                 code, echo_done = int(exc.code), False
                 self.error = str(exc)
             except KeyboardInterrupt:
-                self.say("error: interrupted: what was not acknowledged stays pending")
+                self.say(
+                    "error: interrupted during the push (its summary above says what it sent):"
+                    " what LINE had not acknowledged stays pending, and the next run sends it"
+                    if self.pushing
+                    else "error: interrupted before the push: nothing was sent"
+                )
                 code, echo_done = int(ExitCode.INTERRUPTED), False
             except PermissionError as exc:  # the job runs as a user the project's files refuse
                 self.log.write("run", f"error: {permission_message(exc)}", self.err)

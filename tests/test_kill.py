@@ -213,3 +213,83 @@ def test_the_dbt_build_of_a_killed_sender_run_stops_with_it(tmp_path):
             run.kill()
         if build is not None and not _gone(build):
             os.kill(build, signal.SIGKILL)  # a failing test leaves no sleeper behind
+
+
+def _run_env(tmp_path: Path, url: str, **extra: str) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("LINE_")},
+        **sender_env(tmp_path / "line_capi.duckdb", url),
+        "KARTE_EXPORT_DIR": str(SAMPLE_DIR),
+        "PYTHONPATH": str(REPO),
+        **extra,
+    }
+
+
+def test_ctrl_c_during_the_push_of_a_sender_run_says_what_the_push_sent(tmp_path):
+    """The run stopped pumping its push's output at the interrupt, so the push's summary (what
+    it sent before it stopped) reached neither the console nor the run log, and the run said
+    only 'interrupted', as it did when it was interrupted before sending anything."""
+    with mock_server(delay=0.3) as srv:  # the sample's events one by one: about 10 s
+        run = subprocess.Popen(
+            [sys.executable, "-m", "sender", "run", "--", *dbt_args(tmp_path)],
+            cwd=REPO,
+            env=_run_env(tmp_path, srv.url, LINE_CAPI_BATCH_SIZE="1", LINE_CAPI_CONCURRENCY="1"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.time() + 120
+        while srv.stats()["accepted_unique"] < 3 and time.time() < deadline and run.poll() is None:
+            time.sleep(0.05)
+        run.send_signal(signal.SIGINT)  # the run alone: it stops its push itself
+        out, err = run.communicate(timeout=60)
+        accepted = srv.stats()["accepted_unique"]
+    assert run.returncode == ExitCode.INTERRUPTED, err
+    assert 3 <= accepted < 30, "the interrupt must land mid-push"
+    assert f"accepted {accepted}, rejected 0" in out, out
+    said = err.strip().splitlines()[-1]
+    assert said.endswith(
+        "error: interrupted during the push (its summary above says what it sent): what LINE"
+        " had not acknowledged stays pending, and the next run sends it"
+    ), err
+    log = (tmp_path / "line_capi_run.log").read_text()
+    assert f"accepted {accepted}, rejected 0" in log
+
+
+def test_ctrl_c_during_the_build_of_a_sender_run_says_nothing_was_sent(tmp_path):
+    pids = tmp_path / "dbt-pids.txt"
+    wrapper = tmp_path / "bin" / "dbt"
+    wrapper.parent.mkdir()
+    real = Path(sys.executable).parent / "dbt"
+    wrapper.write_text(
+        f'#!/bin/sh\necho "$$ $1" >> {pids}\n[ "$1" = build ] && exec sleep 600\nexec {real} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    with mock_server() as srv:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "sender", "run", "--", *dbt_args(tmp_path)],
+            cwd=REPO,
+            env=_run_env(tmp_path, srv.url, LINE_CAPI_DBT=str(wrapper)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.time() + 120
+            while time.time() < deadline and run.poll() is None:
+                lines = pids.read_text().splitlines() if pids.exists() else []
+                if any(x.endswith(" build") for x in lines):
+                    break
+                time.sleep(0.05)
+            run.send_signal(signal.SIGINT)
+            _, err = run.communicate(timeout=60)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        assert srv.stats()["requests"] == 0
+    assert run.returncode == ExitCode.INTERRUPTED, err
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .endswith("error: interrupted before the push: nothing was sent")
+    ), err
