@@ -365,6 +365,22 @@ def test_missing_export_file_is_a_clear_error(tmp_path):
     assert "found" not in line
 
 
+@pytest.mark.parametrize("folder", ["a typo", "empty"])
+def test_a_folder_that_is_missing_or_empty_is_named_as_such(tmp_path, folder):
+    """A plain dbt build with KARTE_EXPORT_DIR mistyped said 'file missing: …/conversions.csv;
+    set var karte_export_dir', naming neither the folder's absence nor the variable set."""
+    export = tmp_path / ("exprot" if folder == "a typo" else "export")
+    if folder == "empty":
+        export.mkdir()
+    result = run_dbt(tmp_path, "run", env={"KARTE_EXPORT_DIR": str(export)})
+    assert result.returncode != 0
+    assert (
+        f"KARTE export folder {export} does not exist or is empty: set env KARTE_EXPORT_DIR"
+        " (or var karte_export_dir) to the folder holding conversions, page_views, line_users"
+        " and user_master" in result.output
+    ), result.output
+
+
 def test_the_syncs_folder_named_instead_of_its_current_link_is_named_in_the_error(tmp_path):
     """karte_export_dir: /srv/karte, where datahub/sync_export.py keeps its copies."""
     dest = tmp_path / "karte"

@@ -190,6 +190,14 @@
                 ~ "/current holds it: " ~ directory ~ " is the export sync's folder; set var karte_export_dir to "
                 ~ directory ~ "/current") }}
         {%- endif -%}
+        {#- a mistyped folder: DuckDB's glob cannot tell a missing folder from an empty one -#}
+        {%- set anything = run_query("select count(*) from glob('"
+            ~ duckdb_glob_literal(directory) | replace("'", "''") ~ "/*')") -%}
+        {%- if anything.rows[0][0] == 0 -%}
+            {{ exceptions.raise_compiler_error(
+                "KARTE export folder " ~ directory ~ " does not exist or is empty: set env KARTE_EXPORT_DIR"
+                ~ " (or var karte_export_dir) to the folder holding conversions, page_views, line_users and user_master") }}
+        {%- endif -%}
     {%- endif -%}
     {%- set layout = karte_export_layout(directory, table_name, found) -%}
     {%- set listed = duckdb_path_list(layout.paths) -%}
@@ -368,8 +376,8 @@
             ~ ", which is not one of these names: rename it, or export to " ~ table_name ~ "-*.csv" if near else '' -%}
         {{ exceptions.raise_compiler_error(
             "KARTE export file missing: " ~ directory ~ "/" ~ table_name ~ ".csv (or .csv.gz, .parquet, parts "
-            ~ table_name ~ "-*.csv, or a folder " ~ table_name ~ "/ of parts)" ~ hint ~ "; set var karte_export_dir"
-            ~ " to the folder holding conversions, page_views, line_users and user_master") }}
+            ~ table_name ~ "-*.csv, or a folder " ~ table_name ~ "/ of parts)" ~ hint ~ "; set env KARTE_EXPORT_DIR"
+            ~ " (or var karte_export_dir) to the folder holding conversions, page_views, line_users and user_master") }}
     {%- endif -%}
     {%- set listed = [] -%}
     {%- for layout in used -%}{%- do listed.extend(by_layout[layout] | map(attribute=0)) -%}{%- endfor -%}
