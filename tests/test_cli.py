@@ -600,8 +600,10 @@ def test_the_option_parser_refuses_in_one_line_that_names_the_help(db):
     cases = {
         ("push", "--bogus"): "error: No such option: --bogus (see sender push --help)",
         # dbt's options go after `--`; one before it is a typo, refused before the lock and dbt
-        ("run", "--bogus"): "error: No such option: --bogus (see sender run --help)",
-        ("run", "--vars", "{a: 1}"): "error: No such option: --vars (see sender run --help)",
+        ("run", "--bogus"): "error: No such option: --bogus (dbt's options go after --:"
+        " sender run -- --vars '{…}'; see sender run --help)",
+        ("run", "--vars", "{a: 1}"): "error: No such option: --vars (dbt's options go after"
+        " --: sender run -- --vars '{…}'; see sender run --help)",
         ("pushh",): "error: No such command 'pushh'. Did you mean 'push'? (see sender --help)",
         ("report",): "error: Missing option '--output' / '-o'. (see sender report --help)",
     }

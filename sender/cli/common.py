@@ -185,8 +185,11 @@ def usage_error(exc: Exception) -> None:
     """The option parser's refusal (an unknown option, a bad value) as one line on stderr."""
     message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
     ctx = getattr(exc, "ctx", None)
-    where = f"{ctx.command_path} --help" if ctx is not None else "sender --help"
-    typer.echo(scrub(f"error: {message} (see {where})"), err=True)
+    where = f"see {ctx.command_path} --help" if ctx is not None else "see sender --help"
+    if ctx is not None and ctx.command_path == "sender run" and "No such option" in message:
+        # most often one of dbt's (--vars, --select), which go after `--`
+        where = f"dbt's options go after --: sender run -- --vars '{{…}}'; {where}"
+    typer.echo(scrub(f"error: {message} ({where})"), err=True)
 
 
 @contextlib.contextmanager
