@@ -52,6 +52,16 @@ class Secret:
         raise TypeError("Secret cannot be pickled")
 
 
+def _quoted(value: str) -> str:
+    """What a refused value wrapped in quotes needs said: the quotes are in the value."""
+    if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
+        return (
+            "; the quotes are part of the value (Docker's --env-file and Compose's env_file keep"
+            " them): write it without quotes"
+        )
+    return ""
+
+
 def validate_tag_id(tag_id: str | None, *, option: str | None = None) -> str:
     """The tag id, checked; ``option`` is the command's option that sets it too (``sender run``
     has none, so its message names only the variable)."""
@@ -62,7 +72,7 @@ def validate_tag_id(tag_id: str | None, *, option: str | None = None) -> str:
     try:
         parsed = uuid.UUID(value)
     except ValueError:
-        raise ConfigError(f"LINE_TAG_ID {value!r} is not a UUID") from None
+        raise ConfigError(f"LINE_TAG_ID {value!r} is not a UUID{_quoted(value)}") from None
     if str(parsed) != value.lower():
         raise ConfigError(f"LINE_TAG_ID {value!r} is not a UUID in 8-4-4-4-12 form")
     return value
@@ -99,7 +109,10 @@ def validate_channel_id(channel_id: str | None) -> str | None:
     if not value:
         return None
     if not CHANNEL_ID.match(value):
-        raise ConfigError(f"LINE_CHANNEL_ID {value!r} must be digits only (the LINE Login channel)")
+        raise ConfigError(
+            f"LINE_CHANNEL_ID {value!r} must be digits only (the LINE Login channel)"
+            + _quoted(value)
+        )
     return value
 
 
@@ -128,7 +141,7 @@ def validate_endpoint(endpoint: str | None) -> str:
         raise ConfigError(f"LINE_CAPI_ENDPOINT {value!r} is not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         # as given: `http://` without its host is not echoed as 'http:'
-        raise ConfigError(f"LINE_CAPI_ENDPOINT {given!r} is not an http(s) URL")
+        raise ConfigError(f"LINE_CAPI_ENDPOINT {given!r} is not an http(s) URL{_quoted(given)}")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError(f"LINE_CAPI_ENDPOINT {value!r} must be a base URL (scheme://host[:port])")
     segments = parts.path.lower().split("/")

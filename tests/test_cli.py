@@ -156,6 +156,14 @@ def test_python_dash_m_sender_works():
             "give the token alone, the sender sends it in the X-Line-TagAccessToken header",
         ),
         ({"LINE_TAG_ID": "not-a-uuid"}, "is not a UUID"),
+        # Docker's --env-file keeps quotes around a value: said, not left to be guessed
+        (
+            {"LINE_TAG_ID": f'"{TAG_ID}"'},
+            "is not a UUID; the quotes are part of the value (Docker's --env-file and Compose's"
+            " env_file keep them): write it without quotes",
+        ),
+        ({"LINE_CHANNEL_ID": "'1234567890'"}, "(the LINE Login channel); the quotes are part"),
+        ({"LINE_CAPI_ENDPOINT": '"http://127.0.0.1:8787"'}, "URL; the quotes are part of the"),
         ({"LINE_TAG_ID": ""}, "LINE_TAG_ID is not set (the LINE Tag id, a UUID; or pass --tag-id)"),
         ({"LINE_CHANNEL_ID": "12ab"}, "digits only"),
         ({"LINE_CAPI_ENDPOINT": "http://conversion-api.example.com"}, "only https"),
