@@ -81,7 +81,11 @@ NO_EXPORT_NAMED = (
     "no KARTE export named: set KARTE_EXPORT_DIR or pass --export-dir /path/to/export (the sync's"
     " /srv/karte/current; a var goes after --: sender run -- --vars '{karte_export_dir: ...}')"
 )
-_SET_THE_VAR = "set var karte_export_dir to"
+# how dbt's messages say to name the export, in the run's terms
+_SET_THE_VAR = (
+    "set env KARTE_EXPORT_DIR (or var karte_export_dir) to",
+    "set var karte_export_dir to",
+)
 SET_THE_FOLDER = "set KARTE_EXPORT_DIR or --export-dir (or var karte_export_dir) to"
 # the export's four tables, as files, parts or folders of parts start their names
 EXPORT_TABLES = ("conversions", "page_views", "line_users", "user_master")
@@ -915,7 +919,8 @@ class ScheduledRun:
         if short_of is not None:
             return RunError(f"{step} failed: {short_of}", ExitCode.BUILD_FAILED)
         why = _NO_EXPORT_NAMED.sub(NO_EXPORT_NAMED, dbt_error_line(lines))
-        why = why.replace(_SET_THE_VAR, SET_THE_FOLDER)
+        for said in _SET_THE_VAR:
+            why = why.replace(said, SET_THE_FOLDER)
         if _NO_PROFILE.search(why):
             return RunError(
                 f"{step} failed: dbt found no profile ({why.removeprefix('Error: ')}): copy"
