@@ -44,6 +44,16 @@
     {{ return(names) }}
 {% endmacro %}
 
+{#-
+    The rows of line_capi_coverage of the last finished build (the invocation
+    line_capi_build_info names), as a select: the data tests read those, not older builds'.
+-#}
+{% macro coverage_of_the_last_build() %}
+    {{- return('select coverage.*\n    from ' ~ ref('line_capi_coverage') ~ ' as coverage'
+        ~ '\n    inner join ' ~ ref('line_capi_build_info') ~ ' as build'
+        ~ '\n        on build.invocation_id = coverage.invocation_id') -}}
+{% endmacro %}
+
 {#- `select '<name>' as event_name union all ...`: one row per configured LINE event name. -#}
 {% macro coverage_event_names_select() %}
     {%- set selects = [] -%}

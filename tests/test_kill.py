@@ -170,20 +170,26 @@ def test_the_push_of_a_killed_sender_run_stops_with_it(tmp_path):
         assert accepted <= srv.accepted_keys()
 
 
-def test_the_dbt_build_of_a_killed_sender_run_stops_with_it(tmp_path):
-    """Killed by SIGKILL during its build (a hung build is why one reaches for kill -9), the run
-    left its dbt build going on under init, holding the database: every run after it exited 5
-    until someone found that dbt and killed it by hand. The build here hangs as `sleep`."""
+def dbt_whose_build_hangs(tmp_path: Path) -> tuple[Path, Path]:
+    """A dbt for LINE_CAPI_DBT that notes its pid and command in the second path, then becomes
+    the real dbt (the same pid), but for `build`, which hangs as `sleep`, silent: a dbt that
+    writes gets SIGPIPE once its run is gone, a hung one never does."""
     pids = tmp_path / "dbt-pids.txt"
     wrapper = tmp_path / "bin" / "dbt"
     wrapper.parent.mkdir()
     real = Path(sys.executable).parent / "dbt"
-    # notes its pid and command, then becomes the real dbt (the same pid); its build hangs,
-    # silent: a dbt that writes gets SIGPIPE once the run is gone, a hung one never does
     wrapper.write_text(
         f'#!/bin/sh\necho "$$ $1" >> {pids}\n[ "$1" = build ] && exec sleep 600\nexec {real} "$@"\n'
     )
     wrapper.chmod(0o755)
+    return wrapper, pids
+
+
+def test_the_dbt_build_of_a_killed_sender_run_stops_with_it(tmp_path):
+    """Killed by SIGKILL during its build (a hung build is why one reaches for kill -9), the run
+    left its dbt build going on under init, holding the database: every run after it exited 5
+    until someone found that dbt and killed it by hand. The build here hangs as `sleep`."""
+    wrapper, pids = dbt_whose_build_hangs(tmp_path)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("LINE_")},
         **sender_env(tmp_path / "line_capi.duckdb"),
@@ -257,14 +263,7 @@ def test_ctrl_c_during_the_push_of_a_sender_run_says_what_the_push_sent(tmp_path
 
 
 def test_ctrl_c_during_the_build_of_a_sender_run_says_nothing_was_sent(tmp_path):
-    pids = tmp_path / "dbt-pids.txt"
-    wrapper = tmp_path / "bin" / "dbt"
-    wrapper.parent.mkdir()
-    real = Path(sys.executable).parent / "dbt"
-    wrapper.write_text(
-        f'#!/bin/sh\necho "$$ $1" >> {pids}\n[ "$1" = build ] && exec sleep 600\nexec {real} "$@"\n'
-    )
-    wrapper.chmod(0o755)
+    wrapper, pids = dbt_whose_build_hangs(tmp_path)
     with mock_server() as srv:
         run = subprocess.Popen(
             [sys.executable, "-m", "sender", "run", "--", *dbt_args(tmp_path)],

@@ -9,18 +9,9 @@
 {%- set reasons = line_capi_reject_reasons() %}
 with
 
-build as (
-
-    select invocation_id from {{ ref('line_capi_build_info') }}
-
-),
-
 coverage as (
 
-    select coverage.*
-    from {{ ref('line_capi_coverage') }} as coverage
-    inner join build
-        on build.invocation_id = coverage.invocation_id
+    {{ coverage_of_the_last_build() }}
 
 ),
 
