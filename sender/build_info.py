@@ -26,6 +26,7 @@ from sender.database import (
     fetch_one,
     table_exists,
 )
+from sender.ledger_migration import UNKNOWN
 from sender.settings import is_loopback_host
 
 _COLUMNS = (
@@ -81,7 +82,10 @@ def real_endpoint_sent_to(database: Path) -> str | None:
         return None
     finally:
         con.close()
-    real = sorted(e for e in endpoints if not is_loopback_host(urlsplit(e).hostname or ""))
+    # a migrated key row whose run was gone has the endpoint 'unknown' (sender.ledger_migration)
+    real = sorted(
+        e for e in endpoints if e != UNKNOWN and not is_loopback_host(urlsplit(e).hostname or "")
+    )
     return real[0] if real else None
 
 

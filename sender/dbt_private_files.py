@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,8 @@ def held_by_another_process(path: Path) -> int | None:
     writer's, or a reader's, either of which refuses dbt; 0 when the system does not say whose),
     else None. Called before this process opens the file (closing a file drops the process's own
     fcntl locks on it); dbt-duckdb closes its connection before it connects again."""
+    if not sys.platform.startswith("linux"):  # struct flock is laid out otherwise: whose is unknown
+        return _held_whose_unknown(path)
     try:
         with path.open("rb+") as file:
             wanted = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
@@ -67,10 +70,25 @@ def held_by_another_process(path: Path) -> int | None:
         return None
 
 
+def _held_whose_unknown(path: Path) -> int | None:
+    """0 when another process holds the file's fcntl lock, else None."""
+    try:
+        with path.open("rb+") as file:
+            try:
+                fcntl.lockf(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return 0
+            fcntl.lockf(file, fcntl.LOCK_UN)
+    except OSError:  # not ours to open: DuckDB says why
+        return None
+    return None
+
+
 def program_of(pid: int) -> str:
     """The name of process ``pid``'s program (as DuckDB names the holder of a lock)."""
     try:
-        return os.readlink(f"/proc/{pid}/exe")
+        # a program replaced on disk since it started (a package upgrade) reads "… (deleted)"
+        return Path(os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")).name or "?"
     except OSError:
         return "?"
 

@@ -73,8 +73,8 @@ def take_export_dir(args: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]
 
     The var wins over env KARTE_EXPORT_DIR in dbt. ``sender run`` checks the export's folder,
     the age of its files and the sample marker before dbt starts, and names the export in its
-    log: it takes the var out and passes the folder on as KARTE_EXPORT_DIR, so that all of this
-    and dbt read the one folder (a ``current`` link followed once).
+    log: it takes the var out and gives dbt the folder it checked (with_export_dir), so that all
+    of this and dbt read the one folder (a ``current`` link followed once).
     """
     found = _vars_values(args)
     if len(found) != 1:

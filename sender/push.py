@@ -138,17 +138,18 @@ def holds_line_uid_rows(pending: PendingRows, channel_id: str | None) -> bool:
 
 
 def held_message(
-    held: int, tag_id: str | None, *, dry_run: bool = False, others_sent: bool = True
+    held: int, tag_id: str | None, *, dry_run: bool = False, others_sent: bool | None = True
 ) -> str:
-    """The one line that names the missing setting for ``held`` rows kept back."""
-    others = "the other events were sent" if others_sent else "no other event was sent"
+    """The one line that names the missing setting for ``held`` rows kept back; ``others_sent``
+    None: a push that stopped early, whose own line says what became of the others."""
+    others = {True: ", the other events were sent", False: ", no other event was sent", None: ""}
     return (
         f"{held:,} events carry user.line_uid and"
         + (" a push would hold them back" if dry_run else " were not sent")
         + ": set LINE_CHANNEL_ID (the LINE Login channel that issued them)"
         + (f" for LINE Tag {tag_id}" if tag_id else "")
         + ", or pass --channel-id"
-        + ("" if dry_run else f"; they stay pending, {others}")
+        + ("" if dry_run else f"; they stay pending{others[others_sent]}")
     )
 
 
@@ -725,7 +726,8 @@ class Pusher:
         s.events_per_s = round(s.accepted / s.elapsed_s, 1) if s.elapsed_s > 0 else 0.0
         s.left_pending = max(0, s.pending - s.accepted - s.rejected - s.expired)
         s.exit_code, s.outcome = decide_exit(s, self.stop.reason)
-        held = held_message(s.held, self.target.tag_id, others_sent=s.sent > 0) if s.held else None
+        others_sent = None if self.stop.message else s.sent > 0
+        held = held_message(s.held, self.target.tag_id, others_sent=others_sent) if s.held else None
         # both, when a push stopped early and held rows back: each needs its own remedy
         s.message = "; also ".join(m for m in (self.stop.message, held) if m) or None
         finish_run(self.con, s.run_id, s.as_dict(), exit_code=int(s.exit_code), outcome=s.outcome)

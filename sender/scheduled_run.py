@@ -171,8 +171,6 @@ class RunConfig:
     env: dict[str, str] = field(default_factory=dict)
     # said at the start: the folder a var names where an option or env named another
     export_note: str | None = None
-    # the export is dbt_project.yml's var: dbt reads it there, and KARTE_EXPORT_DIR is not passed
-    export_in_project: bool = False
 
 
 def find_dbt(env: dict[str, str]) -> str | None:
@@ -232,10 +230,9 @@ def run_config(
     database = database.resolve()
     dbt_args = merge_vars(dbt_args)
     named_by_var, dbt_args = take_export_dir(dbt_args)
-    in_project = project_export_dir(project / PROJECT_FILE)
     where = "--vars"
     if named_by_var is None:
-        named_by_var, where = in_project, PROJECT_FILE
+        named_by_var, where = project_export_dir(project / PROJECT_FILE), PROJECT_FILE
     folder = Path(export_dir.strip()).resolve() if (export_dir or "").strip() else None
     export_note = None
     if named_by_var is not None:
@@ -250,15 +247,14 @@ def run_config(
                 f" {where}, not {folder} (--export-dir or KARTE_EXPORT_DIR): the var wins in dbt"
             )
         folder = by_var
-        if where == "--vars" and in_project is not None:
-            # given back, as the folder checked: dbt would read dbt_project.yml's over the env
-            dbt_args = with_export_dir(dbt_args, str(folder))
+        # given back to dbt as the folder checked: a link resolved once (a sync may switch it
+        # mid-run), a ~ expanded, and over dbt_project.yml's var
+        dbt_args = with_export_dir(dbt_args, str(folder))
     return RunConfig(
         project_dir=project,
         database=database,
         export_dir=folder,
         export_note=export_note,
-        export_in_project=where == PROJECT_FILE and named_by_var is not None,
         log_file=run_log_path(database, log_file),
         dbt=dbt,
         dbt_args=dbt_args,
@@ -891,10 +887,7 @@ class ScheduledRun:
                 "DBT_USE_COLORS": "false",
             }
         )
-        if self.config.export_in_project:
-            # dbt reads dbt_project.yml's var, which names the folder checked (a link unresolved)
-            env.pop("KARTE_EXPORT_DIR", None)
-        elif self.config.export_dir is not None:
+        if self.config.export_dir is not None:
             env["KARTE_EXPORT_DIR"] = str(self.config.export_dir)
         for name in RUN_ONLY_ENV:  # the run alerts once for the whole job (sender/alerts.py)
             env.pop(name, None)

@@ -201,6 +201,8 @@ def test_a_rehearsals_database_is_no_real_jobs(tmp_path):
         ensure_ledger(con)
         destination_id(con, "http://127.0.0.1:8787", TAG_ID, create=True)
         destination_id(con, "http://[::1]:8787", TAG_ID, create=True)
+        # a migrated 0.1.0 key row whose run was gone (sender.ledger_migration)
+        destination_id(con, "unknown", "unknown", create=True)
     assert real_endpoint_sent_to(db) is None
     with duckdb.connect(str(db)) as con:
         destination_id(con, "https://line-proxy.example:8443", TAG_ID, create=True)

@@ -365,6 +365,17 @@ def test_missing_export_file_is_a_clear_error(tmp_path):
     assert "found" not in line
 
 
+def test_a_folder_of_part_folders_without_one_table_names_the_table(tmp_path):
+    """Folders of parts hold no file at the top: the folder is not 'empty'."""
+    export = tmp_path / "export"
+    (export / "page_views").mkdir(parents=True)
+    (export / "page_views" / "part-0.csv").write_text("user_id,sync_date,pv_id,url\n")
+    result = run_dbt(tmp_path, "run", env={"KARTE_EXPORT_DIR": str(export)})
+    assert result.returncode != 0
+    assert f"KARTE export file missing: {export}/conversions.csv" in result.output
+    assert "does not exist or is empty" not in result.output
+
+
 @pytest.mark.parametrize("folder", ["a typo", "empty"])
 def test_a_folder_that_is_missing_or_empty_is_named_as_such(tmp_path, folder):
     """A plain dbt build with KARTE_EXPORT_DIR mistyped said 'file missing: …/conversions.csv;

@@ -512,6 +512,7 @@ def test_held_line_uid_rows_name_their_setting_even_when_line_is_down(tmp_path):
     outage, held = s.message.split("; also ")
     assert outage.startswith("LINE answered HTTP 503 to 2 attempts, and accepted nothing")
     assert held.startswith("2 events carry user.line_uid and were not sent: set LINE_CHANNEL_ID")
+    assert held.endswith("; they stay pending")  # what became of the others, the outage says
 
 
 def test_held_line_uid_rows_alone_do_not_claim_other_events_were_sent(tmp_path):

@@ -1088,7 +1088,11 @@ def test_a_relative_export_var_is_the_project_folders_as_dbt_reads_it(tmp_path, 
         env={},
     )
     assert config.export_dir == (ROOT / "sample" / "karte_export").resolve()
-    assert config.dbt_args == ("--vars", "{lookback_hours: 2}")
+    # and dbt is given that folder, absolute
+    assert config.dbt_args == (
+        "--vars",
+        f"{{lookback_hours: 2, karte_export_dir: {config.export_dir}}}",
+    )
 
 
 def test_two_sites_in_one_folder_keep_their_own_run_logs(tmp_path):
@@ -1341,9 +1345,12 @@ def test_the_export_var_of_dbt_project_yml_is_the_folder_the_run_checks(
     )
     assert config.export_dir == (tmp_path / expected).resolve()
     assert (config.export_note is not None) == noted
-    # dbt reads dbt_project.yml's var itself: KARTE_EXPORT_DIR is not handed on
+    # a var's folder goes to dbt as the folder checked (a link resolved once, a ~ expanded)
     named_there = isinstance(declared.get("line_capi", declared).get("karte_export_dir"), str)
-    assert config.export_in_project == (named_there and "{{" not in str(declared))
+    if named_there and "{{" not in str(declared):
+        assert config.dbt_args == ("--vars", f"{{karte_export_dir: {config.export_dir}}}")
+    else:
+        assert config.dbt_args == ()
 
 
 def test_an_export_in_dbt_project_yml_and_another_in_the_run_is_refused_before_dbt(tmp_path):

@@ -192,7 +192,7 @@
         {%- endif -%}
         {#- a mistyped folder: DuckDB's glob cannot tell a missing folder from an empty one -#}
         {%- set anything = run_query("select count(*) from glob('"
-            ~ duckdb_glob_literal(directory) | replace("'", "''") ~ "/*')") -%}
+            ~ duckdb_glob_literal(directory) | replace("'", "''") ~ "/**')") -%}
         {%- if anything.rows[0][0] == 0 -%}
             {{ exceptions.raise_compiler_error(
                 "KARTE export folder " ~ directory ~ " does not exist or is empty: set env KARTE_EXPORT_DIR"
