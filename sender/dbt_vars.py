@@ -98,12 +98,18 @@ def take_export_dir(args: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]
 
 def with_export_dir(args: tuple[str, ...], folder: str) -> tuple[str, ...]:
     """``args`` (after take_export_dir) with the var ``karte_export_dir`` set to ``folder``, in
-    their one ``--vars`` or a new one at the end."""
+    their one ``--vars`` or a new one at the end; unchanged when a ``--vars`` is not a YAML
+    mapping (dbt then says so, as it would)."""
     found = _vars_values(args)
     if not found:
         return (*args, _OPTION, _dumped({_EXPORT_VAR: folder}))
     index, count, text = found[0]
-    value = yaml.safe_load(text) or {}
+    try:
+        value = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        return args
+    if len(found) > 1 or not isinstance(value, dict):
+        return args
     rest = args[:index] + args[index + count :]
     return (*rest[:index], _OPTION, _dumped({**value, _EXPORT_VAR: folder}), *rest[index:])
 

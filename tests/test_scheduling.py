@@ -1075,6 +1075,23 @@ def test_the_export_var_is_taken_out_of_the_vars_for_the_run_to_pass_on(args, ex
     assert take_export_dir(args) == expected
 
 
+@pytest.mark.parametrize("given", ["{lookback_hours: 48", "[1, 2]"])
+def test_vars_that_are_no_mapping_beside_a_project_export_var_are_left_to_dbt(tmp_path, given):
+    """The run gives dbt the export's folder in the --vars: one that is not a YAML mapping (a
+    brace missing) is dbt's to refuse in one line, not the run's to crash on."""
+    project = project_with_vars(tmp_path, {"karte_export_dir": "/srv/karte"})
+    config = run_config(
+        database=tmp_path / "line_capi.duckdb",
+        export_dir=None,
+        project_dir=project,
+        log_file=None,
+        dbt_args=("--vars", given),
+        env={},
+    )
+    assert config.dbt_args == ("--vars", given)
+    assert config.export_dir == Path("/srv/karte")
+
+
 def test_a_relative_export_var_is_the_project_folders_as_dbt_reads_it(tmp_path, monkeypatch):
     # dbt runs in the project folder (its PWD) and read a relative var from there, not from the
     # folder the run started in
