@@ -26,7 +26,7 @@ from sender.database import (
     fetch_one,
     table_exists,
 )
-from sender.ledger_migration import UNKNOWN
+from sender.ledger_migration import UNKNOWN, has_column
 from sender.settings import is_loopback_host
 
 _COLUMNS = (
@@ -69,11 +69,7 @@ def real_endpoint_sent_to(database: Path) -> str | None:
     try:
         if table_exists(con, DESTINATIONS_TABLE):
             query = f"select distinct endpoint from {DESTINATIONS_TABLE}"
-        elif fetch_one(  # 0.1.0's ledger, before its migration: each run named its endpoint
-            con,
-            "select 1 from duckdb_columns() where table_name = ? and column_name = 'endpoint'",
-            [RUNS_TABLE],
-        ):
+        elif has_column(con, RUNS_TABLE, "endpoint"):  # 0.1.0's, not migrated: each run's
             query = f"select distinct endpoint from {RUNS_TABLE}"
         else:
             return None

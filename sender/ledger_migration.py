@@ -101,7 +101,7 @@ def record_version(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"insert into {VERSION_TABLE} values (?, ?, ?)", [LEDGER_VERSION, __version__, now])
 
 
-def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+def has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
     row = fetch_one(
         con,
         "select count(*) from duckdb_columns() where schema_name = 'main' and table_name = ?"
@@ -112,7 +112,7 @@ def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool
 
 
 def _keys_lack_destinations(con: duckdb.DuckDBPyConnection) -> bool:
-    return table_exists(con, KEYS_TABLE) and not _has_column(con, KEYS_TABLE, "destination_id")
+    return table_exists(con, KEYS_TABLE) and not has_column(con, KEYS_TABLE, "destination_id")
 
 
 def _runs_accept_no_destination(con: duckdb.DuckDBPyConnection) -> bool:
@@ -207,7 +207,7 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DESTINATIONS_DDL)
     con.execute(BATCHES_DDL)
     con.execute(RUNS_DDL)
-    if not _has_column(con, RUNS_TABLE, "destination_id"):
+    if not has_column(con, RUNS_TABLE, "destination_id"):
         con.execute(f"alter table {RUNS_TABLE} add column destination_id integer")
     # each spelling of (endpoint, tag id) in the runs -> its destination, in order of first use
     spellings = con.execute(
