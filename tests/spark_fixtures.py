@@ -114,9 +114,11 @@ def edge_tables() -> dict[str, list[dict]]:
         _conversion("EDGE-UTC-NOSPACE", "e3", "2026-03-01 01:00:00UTC", "pv-e15"),
         # a key with a line break inside
         _conversion("EDGE\nKEY", "e1", "2026-03-01T01:00:00Z", "pv-e10"),
-        # pandas' words for "no value" as keys: rejected, never one another's duplicates
+        # pandas' words for "no value", and a report's -, as keys: rejected, never one another's
+        # duplicates
         _conversion("None", "e1", "2026-03-01T01:00:00Z", "pv-e18"),
         _conversion("NaN", "e2", "2026-03-01T01:00:00Z", "pv-e19"),
+        _conversion("-", "e3", "2026-03-01T01:00:00Z", "pv-e20"),
     ]
     tables["page_views"] += [
         # the conversions' own page views: titles, IPs, URLs, user agents

@@ -355,7 +355,7 @@ def test_absurd_windows_are_refused(tmp_path, var, value):
     assert f"invalid dbt var {var}={value}: expected a whole number" in result.output
 
 
-@pytest.mark.parametrize("missing", ["\\N", "NULL", "nan", "None", "undefined"])
+@pytest.mark.parametrize("missing", ["\\N", "NULL", "nan", "None", "undefined", "-"])
 def test_a_no_value_word_is_no_id_so_strangers_are_never_joined(tmp_path, missing):
     """Snowflake's unload writes a missing value as \\N, pandas as nan or None: read as an id,
     every such user was one person, and a stranger's click id, email and page view (its IP and

@@ -358,7 +358,7 @@ def test_fixture_export_same_rows_and_json_on_spark_and_duckdb(fixture_builds):
     assert payloads["EDGE-PHONE-FLOAT"]["user"]["phone"] == phone
     assert "email" not in payloads["EDGE-PHONE-FLOAT"]["user"]  # \N is no user, on both engines
     assert reasons["EDGE\nKEY"] == "invalid_deduplication_key"
-    assert reasons["None"] == reasons["NaN"] == "invalid_deduplication_key"
+    assert reasons["None"] == reasons["NaN"] == reasons["-"] == "invalid_deduplication_key"
     uk_phone = hashlib.sha256(b"+442079460958").hexdigest()  # not +4402079460958
     assert payloads["EDGE-UK-PHONE"]["user"]["phone"] == uk_phone
     ips = {key: payloads[key]["web"]["ip_address"] for key in payloads if key.startswith("EDGE-IP")}

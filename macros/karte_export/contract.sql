@@ -24,13 +24,15 @@
 {#-
     `expr` (text), or null when it is empty or a word that a warehouse or a script writes for "no
     value", in any case: \N (Snowflake's and MySQL's unloads), NULL, None and nan (pandas),
-    undefined (JavaScript). For the ids the joins match on and the texts sent as they are: read as
-    an id, every such user would be one person, and strangers' click ids, emails and page views
-    would go out in each other's events. A backslash is chr(92): Spark's literals escape it.
+    undefined (JavaScript), or a lone - (the blank of web server logs and many reports). For the
+    ids the joins match on and the texts sent as they are: read as an id, every such user would
+    be one person, and strangers' click ids, emails and page views would go out in each other's
+    events; a key `-` would make every order without a number one conversion. A backslash is
+    chr(92): Spark's literals escape it.
 -#}
 {% macro karte_missing_as_null(expr) -%}
     (case when length({{ expr }}) <= 9
-            and (upper({{ expr }}) in ('', 'NULL', 'NONE', 'NAN', 'UNDEFINED') or {{ expr }} = chr(92) || 'N')
+            and (upper({{ expr }}) in ('', '-', 'NULL', 'NONE', 'NAN', 'UNDEFINED') or {{ expr }} = chr(92) || 'N')
         then null else {{ expr }} end)
 {%- endmacro %}
 

@@ -5,7 +5,7 @@
 --      within one LINE event name, the rows of one valid deduplication key are one conversion:
 --      the earliest (ties: smallest pv_id). The data filter applied before, in staging.
 --   2. The key is the trimmed transaction_id; a missing or invalid key (a "no value" word such as
---      None or nan among them) is never grouped: each such row is a conversion of its own,
+--      None, nan or a lone - among them) is never grouped: each such row is a conversion of its own,
 --      rejected downstream.
 --   3. The event time in integer Unix seconds, and whether LINE still accepts it (-90 days..+24 h).
 -- Rows of a conversion event whose sync_date cannot be read are rejected (invalid_sync_date)
@@ -48,7 +48,7 @@ classified as (
         *,
         case
             when trimmed_key is null or trimmed_key = '' then 'missing_deduplication_key'
-            -- a "no value" word (None, nan, \N...: the export's, not the site's) is no key: read as
+            -- a "no value" word (None, nan, \N, -...: the export's, not the site's) is no key: read as
             -- one, every conversion without an order number would be the first one's duplicate
             when not {{ is_line_deduplication_key_sql('trimmed_key') }}
                 or {{ karte_missing_as_null('trimmed_key') }} is null then 'invalid_deduplication_key'
