@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sender.database import DatabaseError, connect, require_database
-from sender.scheduled_run import run_lock
+from sender.run_locks import run_lock
 
 _COPY = "compacted"
 

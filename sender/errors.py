@@ -13,6 +13,15 @@ from sender.ledger import LedgerWriteError
 from sender.request_body import PayloadFormatError
 from sender.settings import ConfigError
 
+
+class RunError(Exception):
+    """A step of ``sender run`` stops the run; the message is one line, the exit code its own."""
+
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 # The first match wins: subclasses before their bases.
 EXIT_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
     (ConfigError, ExitCode.USAGE),

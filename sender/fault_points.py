@@ -22,7 +22,7 @@ Points (one line each in the code, marked ``# test hook``):
   were inserted and before their keys: the middle of a group commit.
 - ``dbt_connect`` (sender/dbt_private_files.py): a dbt process is about to open the database
   (a ``kill`` there is what the out-of-memory killer does to a build).
-- ``lock_write`` (sender/scheduled_run.py): ``sender run`` writes its pid into a lock file (an
+- ``lock_write`` (sender/run_locks.py): ``sender run`` writes its pid into a lock file (an
   ``enospc`` there is a disk so full that not even these few bytes fit).
 
 Several specifications may be given, separated by commas. When the variable is unset or empty

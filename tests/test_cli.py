@@ -32,7 +32,7 @@ from sender_fixtures import (
 from sender.cli import app
 from sender.exit_codes import ExitCode
 from sender.mock_server import Fault
-from sender.scheduled_run import RunLog
+from sender.run_log import RunLog
 
 COMMANDS = ["push", "status", "report", "preview", "mock-server", "run", "compact"]
 

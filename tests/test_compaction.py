@@ -17,7 +17,7 @@ from sender_fixtures import (
 )
 
 from sender.exit_codes import ExitCode
-from sender.scheduled_run import lock_path
+from sender.run_locks import lock_path
 
 
 def table_rows(db) -> dict[str, int]:

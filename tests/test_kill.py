@@ -118,7 +118,7 @@ def test_locked_database_is_one_line_and_exit_5(tmp_path):
 # A stand-in for `sender run`: its push started as run_logged starts every child
 PARENT = """
 import subprocess, sys
-from sender.scheduled_run import stop_with_this_process
+from sender.run_log import stop_with_this_process
 child = subprocess.Popen(
     [sys.executable, "-m", "sender", "--debug", "push", "--batch-size", "50", "--concurrency", "1"],
     stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=stop_with_this_process(),
@@ -147,7 +147,7 @@ def _kill_leaves_no_orphan(run: subprocess.Popen, child: int, wait: float = 30) 
 
 
 def test_the_push_of_a_killed_sender_run_stops_with_it(tmp_path):
-    """`sender run` starts its push with stop_with_this_process (sender.scheduled_run). Killed by
+    """`sender run` starts its push with stop_with_this_process (sender.run_log). Killed by
     SIGKILL mid-push, the run used to leave the push going on as an orphan: writing into pipes
     nobody read and holding the database, so that the next hours exited 5. It stops with the run
     (SIGTERM: what was not acknowledged stays pending) and the database is free again."""

@@ -31,20 +31,14 @@ from pipeline_fixtures import (
 from schedule_fixtures import HOUR, TAG_ID, clock_export, dbt_args, iso, sender_run
 from sender_fixtures import TOKEN, database_held, mock_server, run_cli
 
+from sender.dbt_artifacts import built_elsewhere
 from sender.dbt_vars import merge_vars, take_export_dir
 from sender.exit_codes import ExitCode
+from sender.freshness import read_freshness
 from sender.run_history import ROTATE_BYTES, exit_codes, last_run, streak_before_last
-from sender.scheduled_run import (
-    TARGET_LOCK_NAME,
-    RunConfig,
-    RunLog,
-    ScheduledRun,
-    built_elsewhere,
-    current_user,
-    lock_path,
-    read_freshness,
-    run_config,
-)
+from sender.run_locks import TARGET_LOCK_NAME, current_user, lock_path
+from sender.run_log import RunLog
+from sender.scheduled_run import RunConfig, ScheduledRun, run_config
 from sender.settings import ConfigError
 
 

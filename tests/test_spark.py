@@ -48,7 +48,8 @@ from spark_fixtures import (
 from test_pipeline import export_tables
 
 from sender.build_info import check_build
-from sender.scheduled_run import RunError, check_duckdb_adapter
+from sender.dbt_output import check_duckdb_adapter
+from sender.errors import RunError
 
 HAS_PYSPARK = importlib.util.find_spec("pyspark") is not None
 pytestmark = pytest.mark.skipif(

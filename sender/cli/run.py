@@ -29,9 +29,11 @@ from sender.cli.common import (
 )
 from sender.compaction import compact
 from sender.database import check_is_duckdb_file
+from sender.errors import RunError
 from sender.exit_codes import ExitCode
 from sender.run_history import SETTINGS_STOP_START, other_database_message, run_log_path
-from sender.scheduled_run import RunError, RunLog, ScheduledRun, run_config
+from sender.run_log import RunLog
+from sender.scheduled_run import ScheduledRun, run_config
 from sender.secret_env import read_secret
 from sender.settings import DEFAULT_DATABASE, ConfigError, database_path, target_from_env
 

@@ -1,0 +1,152 @@
+"""Whether the KARTE export is fresh enough to build from: ``dbt source freshness``'s results
+(sources.json) read per table, and the cases that are not a stopped export.
+
+- A quiet window: no conversion in the export at all, its page views fresh (or none either).
+- A quiet spell: a table's newest row is older than its limit, but its files were written
+  within it: the export runs and the site had nothing new (up to ``QUIET_SPELL_MAX_HOURS``).
+- Times ahead: the newest ``sync_date`` more than ``FUTURE_TOLERANCE_HOURS`` in the future,
+  Japan time written without its offset.
+
+What ``sender run`` says and which exit code it gives for each: ``ScheduledRun.check_freshness``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sender.dbt_artifacts import read_results
+
+# The longest quiet spell (no new row in an export whose files are still written): beyond it the
+# export's query or the site's tag has stopped, not the shop.
+QUIET_SPELL_MAX_HOURS = 72
+
+# How far in the future an export's newest sync_date may be (clocks differ by minutes): beyond
+# it, times were written without their offset, such as Japan time read as UTC, 9 h ahead.
+FUTURE_TOLERANCE_HOURS = 1.0
+
+
+@dataclass(frozen=True)
+class Freshness:
+    table: str
+    status: str  # pass, warn, error, runtime error
+    age_hours: float | None
+    limit_hours: float | None
+
+    @property
+    def has_no_time(self) -> bool:
+        """No row at all (the freshness query's null: dbt reports an age beyond a century)."""
+        return self.age_hours is None or self.age_hours > 24 * 365 * 100
+
+    @property
+    def has_unreadable_times(self) -> bool:
+        """Rows, but none whose sync_date parses: the query gives the Unix epoch."""
+        if self.age_hours is None or self.has_no_time:
+            return False
+        return abs(self.age_hours * 3600 - time.time()) < 2 * 86400
+
+    def describe(self) -> str:
+        if self.has_unreadable_times:
+            return (
+                f"KARTE export table {self.table} has rows but no readable sync_date: its format"
+                " changed? (ISO 8601 with an offset, or epoch digits: docs/input-contract.md)"
+            )
+        if self.has_no_time:
+            return f"KARTE export table {self.table} has no row with a readable sync_date"
+        limit = f" (the limit is {self.limit_hours:g} h)" if self.limit_hours else ""
+        return (
+            f"KARTE export table {self.table} is stale: its newest sync_date is"
+            f" {self.age_hours:.1f} h old{limit}"
+        )
+
+    @property
+    def is_ahead(self) -> bool:
+        return self.age_hours is not None and self.age_hours < -FUTURE_TOLERANCE_HOURS
+
+    def describe_ahead(self) -> str:
+        return (
+            f"KARTE export table {self.table} has sync_dates up to {-(self.age_hours or 0):.1f} h"
+            " in the future: a time without an offset is read as UTC, so Japan time (a BigQuery"
+            " DATETIME) shows 9 h ahead; set dbt var karte_export_utc_offset: '+09:00', or export"
+            " sync_date as a TIMESTAMP or with its offset (+09:00); with the var set already, some"
+            " Parquet parts store sync_date with a time zone and others without: write them alike"
+        )
+
+
+def quiet_window(results: list[Freshness]) -> list[Freshness]:
+    """The results to excuse when conversions has no row with a time and page views are fresh
+    or have none either (the bundled Datahub queries export the page views of converters only):
+    a site without a conversion in the export's window, not a stopped export. A stopped export
+    keeps its last rows, which age; a configured conversion type without rows is alerted on."""
+    by_table = {r.table: r for r in results}
+    conversions, page_views = by_table.get("conversions"), by_table.get("page_views")
+    if conversions is None or page_views is None:
+        return []
+    if not (conversions.status == "error" and conversions.has_no_time):
+        return []
+    if page_views.status == "pass":
+        return [conversions]
+    if page_views.status == "error" and page_views.has_no_time:
+        return [conversions, page_views]
+    return []
+
+
+def written_hours_ago(export_dir: Path, table: str, now: float | None = None) -> float | None:
+    """Hours since the newest file of ``table`` in the export folder was written (its mtime:
+    one file, its parts, or a folder of them); None when there is none to read."""
+    newest: float | None = None
+    try:
+        for entry in export_dir.iterdir():
+            if not entry.name.startswith(table):
+                continue
+            files = [entry] if entry.is_file() else [p for p in entry.rglob("*") if p.is_file()]
+            for file in files:
+                written = file.stat().st_mtime
+                newest = written if newest is None else max(newest, written)
+    except OSError:
+        return None
+    if newest is None:
+        return None
+    return ((time.time() if now is None else now) - newest) / 3600
+
+
+def read_freshness(path: Path, since: float) -> list[Freshness]:
+    """The per-table results of the `dbt source freshness` that wrote ``path`` after ``since``."""
+    found = []
+    for result in read_results(path, since):
+        criteria = result.get("criteria") or {}
+        key = "error_after" if result.get("status") == "error" else "warn_after"
+        limit = (criteria.get(key) or {}).get("count")
+        age = result.get("max_loaded_at_time_ago_in_s")
+        found.append(
+            Freshness(
+                table=str(result.get("unique_id", "?")).rsplit(".", 1)[-1],
+                status=str(result.get("status")),
+                age_hours=age / 3600 if isinstance(age, int | float) else None,
+                limit_hours=float(limit) if isinstance(limit, int | float) else None,
+            )
+        )
+    return found
+
+
+def find_quiet_spell(
+    results: list[Freshness], export_dir: Path | None
+) -> list[tuple[Freshness, float]]:
+    """The stale results of tables whose files were written within their limit: the export
+    runs, the site had nothing new to put in it (a small shop's night; the bundled Datahub
+    queries export the page views of converters only). An export that stopped stops
+    writing its files too. Each with the hours since its files were written. Without the
+    export folder (the dbt vars name it), none."""
+    if export_dir is None:
+        return []
+    excused = []
+    for result in results:
+        if result.status != "error" or result.has_no_time or result.has_unreadable_times:
+            continue
+        if result.age_hours is None or result.is_ahead or not result.limit_hours:
+            continue
+        written = written_hours_ago(export_dir, result.table)
+        if written is not None and written <= result.limit_hours:
+            excused.append((result, written))
+    return excused
