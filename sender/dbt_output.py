@@ -61,6 +61,14 @@ MALFORMED_CSV_HINT = (
 # and address. dbt's lines reach the run log (and through it a container's log): the row is
 # left out there, its line number (DuckDB's line before it) says where to look in the file.
 _QUOTED_ROW = re.compile(r"(Original Line: )(.+)$")
+# A quote left open runs the row on over the lines that follow (dozens of other customers'
+# rows) up to the error's description: its known wordings, shown; a blank line, DuckDB's
+# "Possible fixes:" or its list of options ends the quoted row too.
+_CSV_PROBLEM = re.compile(
+    r"^\s*(Value with unterminated quote found|Expected Number of Columns: \d+ Found: \d+"
+    r"|Invalid unicode|Maximum line size of \d+ bytes exceeded)"
+)
+_AFTER_QUOTED_ROW = re.compile(r"^\s*($|Possible fixes:|file = )")
 
 
 def without_quoted_row(text: str) -> str:
@@ -72,6 +80,39 @@ def without_quoted_row(text: str) -> str:
         ),
         text,
     )
+
+
+class QuotedRowFilter:
+    """One process's output lines, without the export rows a DuckDB error quotes: the row on
+    the ``Original Line:`` line, and every line after it up to the error's description (a
+    value whose quote is left open runs the row on over the file's next rows)."""
+
+    def __init__(self) -> None:
+        self._in_row = False
+        self._hidden_lines = 0
+        self._hidden_characters = 0
+
+    def __call__(self, text: str) -> list[str]:
+        """The lines to keep for ``text``: itself, made safe; none while it is part of a
+        quoted row; or a line saying what was left out, then ``text``, at the row's end."""
+        if _QUOTED_ROW.search(text) or text.rstrip().endswith("Original Line:"):
+            self._in_row, self._hidden_lines, self._hidden_characters = True, 0, 0
+            return [without_quoted_row(text)]
+        if not self._in_row:
+            return [text]
+        if not (_CSV_PROBLEM.match(text) or _AFTER_QUOTED_ROW.match(text)):
+            self._hidden_lines += 1
+            self._hidden_characters += len(text)
+            return []
+        self._in_row = False
+        if not self._hidden_lines:
+            return [text]
+        return [
+            f"(not shown: {self._hidden_lines} more line{'s' * (self._hidden_lines != 1)} of"
+            f" the export, {self._hidden_characters} characters: a quoted value left open runs"
+            " on over the rows after it)",
+            text,
+        ]
 
 
 # rows ending in CRLF and in LF in one file (a row added with `echo >>` to a copy of the sample,

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from sender.dbt_output import ANSI, without_quoted_row
+from sender.dbt_output import ANSI, QuotedRowFilter
 from sender.file_modes import private_file, private_umask
 from sender.run_history import rotate_if_large
 from sender.secret_env import scrub
@@ -134,15 +134,18 @@ def run_logged(
     in_traceback = [False]
 
     def sink(echo: IO[str] | None) -> Callable[[str], None]:
-        def on_line(text: str) -> None:
-            text = without_quoted_row(text)
-            lines.append(text)
-            # the traceback of a crash goes to the log only; the console gets its one line
-            if text.startswith("Traceback (most recent call last):"):
-                in_traceback[0] = True
-            elif in_traceback[0] and text.startswith("error: "):
-                in_traceback[0] = False
-            log.write(source, text, None if in_traceback[0] else echo)
+        # per stream: a quoted row never reaches the log, the console or the lines returned
+        quoted_rows = QuotedRowFilter()
+
+        def on_line(line: str) -> None:
+            for text in quoted_rows(line):
+                lines.append(text)
+                # the traceback of a crash goes to the log only; the console gets its one line
+                if text.startswith("Traceback (most recent call last):"):
+                    in_traceback[0] = True
+                elif in_traceback[0] and text.startswith("error: "):
+                    in_traceback[0] = False
+                log.write(source, text, None if in_traceback[0] else echo)
 
         return on_line
 

@@ -954,6 +954,36 @@ def test_a_malformed_csv_is_one_line_that_says_what_is_wrong(tmp_path):
     assert "a malformed CSV" not in line
 
 
+def test_a_quote_left_open_keeps_the_rows_it_runs_over_out_of_the_run_log(tmp_path):
+    """A value whose quote is never closed, past the rows DuckDB samples: DuckDB's error quotes
+    the row and every row after it up to its limit, other customers' emails among them, over
+    many lines; the run log (a container's log with /dev/stdout) kept all but the first."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    with (export / "page_views.csv").open("a") as file:
+        file.writelines(
+            f"u{i},2026-01-01T00:00:00+09:00,,pv-x{i},https://x.jp/,,,,,\n" for i in range(21000)
+        )
+        file.write('u9,2026-01-01T00:00:00+09:00,,pv-9,https://x.jp/,"Opened-here,,,,\n')
+        file.writelines(
+            f"u{i},2026-01-01T00:00:00+09:00,,pv-y{i},https://x.jp/?m=customer{i}@mail.example,,,,,\n"
+            for i in range(40)
+        )
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
+    assert f"CSV Error on Line: 21004 of {export / 'page_views.csv'} (a malformed CSV" in (
+        one_error_line(r.stderr)
+    )
+    log = (tmp_path / "line_capi_run.log").read_text()
+    for text in (log, r.stdout, r.stderr):
+        assert "@mail.example" not in text and "Opened-here" not in text
+    # what was left out, counted; DuckDB's words for the problem and its options kept
+    assert re.search(r"\(not shown: \d+ more lines of the export, \d+ characters: a quoted", log)
+    assert "Value with unterminated quote found." in log
+    assert f"file = {export / 'page_views.csv'}" in log
+
+
 def test_an_optional_column_under_another_name_is_a_warning_that_says_what_is_lost(tmp_path):
     export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
     views = export / "page_views.csv"
