@@ -125,35 +125,53 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+# What a URL may hold that is a secret: a user and password, a query (an API key), a fragment
+_URL_USERINFO = re.compile(r"(?<=//)[^/?#]*@")
+_URL_QUERY = re.compile(r"[?#].*$", re.DOTALL)
+
+
+def _shown_url(value: str) -> str:
+    """``value`` quoted for a message, without what may be a secret in it: the credentials of
+    `https://user:password@host` and a query or fragment (`?key=…`), each shown as `…`. Refused
+    endpoints reach the run log, `sender status` and the alert webhook."""
+    return repr(_URL_QUERY.sub("?…", _URL_USERINFO.sub("…@", value)))
+
+
 def validate_endpoint(endpoint: str | None) -> str:
     """``https://`` anywhere; ``http://`` only to a loopback host (personal data in clear text
     never leaves the machine)."""
     given = (endpoint or DEFAULT_ENDPOINT).strip()
     value = given.rstrip("/")
+    shown = _shown_url(value)
     if any(ch.isspace() or not ch.isprintable() for ch in value):  # a line break: a forged log line
         raise ConfigError(
-            f"LINE_CAPI_ENDPOINT {value!r} contains spaces or control characters: give a base URL"
+            f"LINE_CAPI_ENDPOINT {shown} contains spaces or control characters: give a base URL"
         )
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - a port out of range raises only when read
     except ValueError as exc:  # an unclosed [IPv6 bracket, a port out of range
-        raise ConfigError(f"LINE_CAPI_ENDPOINT {value!r} is not a valid URL: {exc}") from None
+        raise ConfigError(f"LINE_CAPI_ENDPOINT {shown} is not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         # as given: `http://` without its host is not echoed as 'http:'
-        raise ConfigError(f"LINE_CAPI_ENDPOINT {given!r} is not an http(s) URL{_quoted(given)}")
+        raise ConfigError(
+            f"LINE_CAPI_ENDPOINT {_shown_url(given)} is not an http(s) URL{_quoted(given)}"
+        )
     if parts.username or parts.password or parts.query or parts.fragment:
-        raise ConfigError(f"LINE_CAPI_ENDPOINT {value!r} must be a base URL (scheme://host[:port])")
+        raise ConfigError(
+            f"LINE_CAPI_ENDPOINT {shown} must be a base URL (scheme://host[:port]),"
+            " without a user, password, query or fragment"
+        )
     segments = parts.path.lower().split("/")
     if "v1" in segments or segments[-1] == "events":  # the whole URL, copied from LINE's docs
         base = f"{parts.scheme}://{parts.netloc}"
         raise ConfigError(
-            f"LINE_CAPI_ENDPOINT {value!r} holds the API's path: give the base URL ({base});"
+            f"LINE_CAPI_ENDPOINT {shown} holds the API's path: give the base URL ({base});"
             " the sender adds /v1/<tag id>/events"
         )
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ConfigError(
-            f"LINE_CAPI_ENDPOINT {value!r} is plain http: only https is allowed, "
+            f"LINE_CAPI_ENDPOINT {shown} is plain http: only https is allowed, "
             "except to a loopback host (127.0.0.1, ::1, localhost) such as `sender mock-server`"
         )
     return value

@@ -187,6 +187,27 @@ def test_config_errors_are_one_line_exit_2(db, env, message):
     assert TOKEN not in r.stdout + r.stderr
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "shown"),
+    [
+        ("https://user:SeCrEtPass@capi.example.com", "'https://…@capi.example.com' must be a base"),
+        ("https://capi.example.com/?key=SeCrEtPass", "'https://capi.example.com/?…' must be a"),
+        ("https://capi.example.com#SeCrEtPass", "'https://capi.example.com?…' must be a base"),
+        ("ftp://user:SeCrEtPass@127.0.0.1", "'ftp://…@127.0.0.1' is not an http(s) URL"),
+        ("http://u:SeCrEtPass@capi.example.com", "'http://…@capi.example.com' must be a base"),
+        ("https://u:SeCrEtPass@[::1", "'https://…@[::1' is not a valid URL"),
+        ("https://u:SeCrEt Pass@capi.example.com", "contains spaces or control characters"),
+    ],
+)
+def test_a_refused_endpoint_is_never_quoted_with_its_credentials_or_query(db, endpoint, shown):
+    """A refused LINE_CAPI_ENDPOINT is quoted in its error, which reaches the run log, `sender
+    status` and the alert webhook: a password or an API key in it was quoted with it."""
+    r = invoke(["push"], sender_env(db, LINE_CAPI_ENDPOINT=endpoint))
+    assert r.exit_code == ExitCode.USAGE
+    assert shown in r.stderr, r.stderr
+    assert "SeCrEt" not in r.stdout + r.stderr
+
+
 @pytest.mark.parametrize("env_token", ["", "the-variable's-token"])
 def test_a_token_typed_as_an_option_is_the_one_sent(db, env_token):
     """--access-token on the command line wins over the environment (and works without it)."""
