@@ -33,6 +33,8 @@ data/.gitkeep:
 	mkdir -p data && touch $@
 
 ## demo: the hourly job (sender run) on the bundled sample, sent to a local LINE-compatible server
+# DEMO_PORT: the local server's port, one port for every demo (the ledger keeps each endpoint
+# apart). The run goes to the server the demo started, by the port it says it listens on.
 DEMO_PORT ?= 8787
 # The demo's own files and settings, whatever the shell exports: a LINE_CAPI_DUCKDB, run log,
 # alert webhook, heartbeat URL or token file of a real job set there must never receive the
@@ -41,7 +43,7 @@ DEMO_PORT ?= 8787
 # build the sample into a database whose ledger has sent to LINE).
 DEMO_DUCKDB ?= data/line_capi.duckdb
 DEMO_FILES := LINE_CAPI_DUCKDB=$(DEMO_DUCKDB) LINE_CAPI_RUN_LOG=$(basename $(DEMO_DUCKDB))_run.log
-DEMO_ENV  := $(DEMO_FILES) LINE_CAPI_ENDPOINT=http://127.0.0.1:$(DEMO_PORT) \
+DEMO_ENV  := $(DEMO_FILES) \
              LINE_TAG_ID=00000000-0000-4000-8000-000000000000 LINE_ACCESS_TOKEN=mock-token \
              LINE_ACCESS_TOKEN_FILE= LINE_CHANNEL_ID=1234567890 \
              LINE_CAPI_ALERT_WEBHOOK= LINE_CAPI_ALERT_WEBHOOK_FILE= \
@@ -51,11 +53,16 @@ demo: setup
 	free=0; $(BIN)/python -c 'import socket, sys; p = sys.argv[1]; p.isdigit() and 0 < int(p) < 65536 or sys.exit(2); s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(p)))' '$(DEMO_PORT)' 2>/dev/null || free=$$?; \
 	[ $$free != 2 ] || { echo "make demo: DEMO_PORT must be a port number, 1 to 65535, not '$(DEMO_PORT)'" >&2; exit 2; }; \
 	[ $$free = 0 ] || { echo "make demo: port $(DEMO_PORT) is in use (an earlier demo's server?); run make demo DEMO_PORT=<a free port>" >&2; exit 1; }; \
-	$(DEMO_ENV) $(BIN)/sender mock-server --port $(DEMO_PORT) --quiet & server=$$!; \
-	trap 'kill $$server 2>/dev/null' EXIT; \
-	for _ in $$(seq 100); do $(BIN)/python -c 'import socket; socket.create_connection(("127.0.0.1", $(DEMO_PORT)), 1).close()' 2>/dev/null && break; sleep 0.1; done; \
-	kill -0 $$server 2>/dev/null || { echo "make demo: the local LINE server did not start" >&2; exit 1; }; \
-	$(DEMO_ENV) $(BIN)/sender run --export-dir sample/karte_export; \
+	said=$$(mktemp); \
+	$(DEMO_ENV) $(BIN)/sender mock-server --port $(DEMO_PORT) --quiet 2>$$said & server=$$!; \
+	trap 'kill $$server 2>/dev/null || true; wait $$server 2>/dev/null || true; sed -n "/mock-server: stopped/p" $$said >&2; rm -f $$said' EXIT; \
+	url=; for _ in $$(seq 100); do \
+		url=$$(sed -n 's|.* mock-server: listening on \(http://127\.0\.0\.1:[0-9]*\) .*|\1|p' $$said); \
+		[ -z "$$url" ] && kill -0 $$server 2>/dev/null || break; sleep 0.1; \
+	done; \
+	[ -n "$$url" ] || { cat $$said >&2; echo "make demo: the local LINE server did not start" >&2; exit 1; }; \
+	sed -n "/mock-server: listening/p" $$said >&2; \
+	$(DEMO_ENV) LINE_CAPI_ENDPOINT=$$url $(BIN)/sender run --export-dir sample/karte_export; \
 	$(DEMO_FILES) $(BIN)/sender status
 
 ## test: every test: dbt unit and data tests on the sample, then pytest

@@ -322,6 +322,10 @@ def test_make_demo_names_its_own_files_whatever_the_shell_exports(given, databas
             # heartbeat (a real job's monitor must not hear the sample's run succeed)
             for name in ("LINE_ACCESS_TOKEN_FILE", *RUN_ONLY_ENV):
                 assert settings[name] == "", (name, words)
+            # the server the demo started, by the port it says it listens on: a program that
+            # took the port first got the sample's run and the demo's token
+            assert settings["LINE_CAPI_ENDPOINT"] == "$url", words
+    assert "mock-server: listening on" in recipe.stdout
 
 
 def test_the_docker_recipes_plain_install_carries_the_console_entry(tmp_path):
