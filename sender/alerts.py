@@ -16,6 +16,7 @@ exit code. The thresholds are documented in docs/monitoring.md.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -153,10 +154,20 @@ def exit_finding(command: str, code: int) -> str | None:
 
 
 # sender run's stops whose one error line is the run's own words (a table, an age, a folder; the
-# database and who holds it; a setting, a dbt var or a run log that cannot be written): the
-# message carries it, the cause rather than the code's label. dbt's reason (12) may quote the
-# export's values, so it stays in the log.
-OWN_WORDS_EXIT_CODES = frozenset({ExitCode.STALE_EXPORT, ExitCode.DATABASE_LOCKED, ExitCode.USAGE})
+# database and who holds it; a setting, a dbt var or a run log that cannot be written; a ledger
+# a later version wrote; a build that ran out of memory or disk, or was killed): the message
+# carries it, the cause rather than the code's label. dbt's own reason for a failed build may
+# quote the export's values: the run does not pass it (sender.errors.RunError), it stays in the
+# log.
+OWN_WORDS_EXIT_CODES = frozenset(
+    {
+        ExitCode.STALE_EXPORT,
+        ExitCode.DATABASE_LOCKED,
+        ExitCode.USAGE,
+        ExitCode.DATABASE_ERROR,
+        ExitCode.BUILD_FAILED,
+    }
+)
 
 
 # Quiet once, not hour after hour: runs that keep finding the lock held, or keep being stopped
@@ -439,6 +450,22 @@ def rejected_event_findings(history: CoverageHistory, settings: AlertSettings) -
     return findings
 
 
+def pushed_since(
+    con: duckdb.DuckDBPyConnection, since: dt.datetime, destination: int | None = None
+) -> bool:
+    """Whether a push (not a connection test) recorded a run, at ``destination`` or at any, at or
+    after ``since`` (naive UTC, as the ledger keeps it): the command that started then pushed."""
+    if not table_exists(con, RUNS_TABLE):
+        return False
+    at = "" if destination is None else " and destination_id = ?"
+    row = fetch_one(
+        con,
+        f"select count(*) from {RUNS_TABLE} where started_at >= ? and not is_test{at}",
+        [since] if destination is None else [since, destination],
+    )
+    return bool(row and int(row[0]))
+
+
 def _first_push_since(con: duckdb.DuckDBPyConnection, history: CoverageHistory) -> bool:
     """True unless an earlier push already followed the latest build (it checked it then)."""
     built_at = history.builds[-1].built_at
@@ -455,16 +482,28 @@ def database_findings(
     endpoint: str | None,
     tag_id: str | None,
     exit_code: int,
+    since: dt.datetime,
+    built: bool | None = None,
 ) -> list[str]:
-    """What the ledger and the coverage say after a push that exited ``exit_code``; nothing when
-    the file cannot be read."""
+    """What the ledger and the coverage say after a push (or a run) that started at ``since``
+    (naive UTC) and exited ``exit_code``; nothing when the file cannot be read. The ledger's
+    findings only when it recorded a push at the destination; the coverage's for a push (``built``
+    None) when no earlier push followed the latest build, for a run when it built (``built``): a
+    command stopped before
+    either (another process held the database) would repeat the last push's findings, such as
+    a "resolved" or a catch-up to run, when its own cause is what matters."""
     try:
         con = connect(database, read_only=True)
     except DatabaseError:
         return []
     try:
         findings = []
-        if endpoint and tag_id:
+        destination = (
+            destination_id(con, endpoint, tag_id, create=False)
+            if endpoint and tag_id and table_exists(con, RUNS_TABLE)
+            else None
+        )
+        if destination is not None and pushed_since(con, since, destination):
             # a failed exit code has its own reminder: a pending streak reminds only for exit 1
             remind = exit_code == ExitCode.PENDING_LEFT
             found = pending_finding(con, settings, endpoint=endpoint, tag_id=tag_id, remind=remind)
@@ -475,7 +514,15 @@ def database_findings(
                 findings.append(found)
         builds = max(settings.share_builds, settings.empty_builds) + 2
         history = read_coverage(con, builds=builds)
-        if history and history.builds and _first_push_since(con, history):
+        if (
+            history
+            and history.builds
+            and (
+                built
+                if built is not None
+                else pushed_since(con, since) and _first_push_since(con, history)
+            )
+        ):
             findings.extend(empty_event_findings(history, settings))
             findings.extend(rejected_event_findings(history, settings))
             findings.extend(share_drop_findings(history, settings))
@@ -561,8 +608,10 @@ def after_push(
     tag_id: str | None,
     exit_code: int,
     say: Say,
+    since: dt.datetime,
 ) -> None:
-    """The alert of a ``sender push`` started on its own (not by ``sender run``)."""
+    """The alert of a ``sender push`` started on its own (not by ``sender run``) at ``since``
+    (naive UTC)."""
     if settings.webhook is None:
         return
 
@@ -570,7 +619,12 @@ def after_push(
         where = Where.from_values(tag_id=tag_id, endpoint=endpoint)
         findings = [f for f in [exit_finding("push", exit_code)] if f]
         findings += database_findings(
-            database, settings, endpoint=where.endpoint, tag_id=where.tag_id, exit_code=exit_code
+            database,
+            settings,
+            endpoint=where.endpoint,
+            tag_id=where.tag_id,
+            exit_code=exit_code,
+            since=since,
         )
         notify(settings, where, findings, say)
 
@@ -584,16 +638,19 @@ def after_run(
     env: Mapping[str, str],
     exit_code: int,
     say: Say,
+    since: dt.datetime,
+    built: bool = False,
     run_log: Path | None = None,
     error: str | None = None,
 ) -> None:
-    """The alert of a ``sender run``: its own stops, or its push's outcome (the push it starts
-    never alerts itself: it gets no webhook). ``run_log`` holds the exit codes of the earlier
-    runs (this one's last), ``error`` this run's one error line. Without a webhook, each finding
-    that the run's error line and exit code do not already say (a pending streak, a share drop,
-    a window gap, a run that keeps finding the lock held) is one ``alert: ...`` line of the
-    run's output instead: a job whose only channel is its scheduler's mail (cron) mails a failed
-    exit code or such a line, and so hears of an outage once, not every hour of it."""
+    """The alert of a ``sender run`` started at ``since`` (naive UTC): its own stops, or its
+    push's outcome (the push it starts never alerts itself: it gets no webhook); ``built``:
+    whether it built. ``run_log`` holds the exit codes of the earlier runs (this one's last),
+    ``error`` this run's one error line, when it is the sender's own words. Without a webhook,
+    each finding that the run's error line and exit code do not already say (a pending streak, a
+    share drop, a window gap, a run that keeps finding the lock held) is one ``alert: ...`` line
+    of the run's output instead: a job whose only channel is its scheduler's mail (cron) mails a
+    failed exit code or such a line, and so hears of an outage once, not every hour of it."""
 
     def check() -> None:
         where = Where.from_values(
@@ -623,6 +680,8 @@ def after_run(
                 endpoint=where.endpoint,
                 tag_id=where.tag_id,
                 exit_code=exit_code,
+                since=since,
+                built=built,
             )
         if settings.webhook is None:
             # the run's own error line already says why it failed: not said twice

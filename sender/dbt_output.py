@@ -261,5 +261,7 @@ def dbt_failure(
         else:
             hint = MALFORMED_CSV_HINT
         why = why.rstrip(".") + hint
-    code = ExitCode.USAGE if _CONFIGURATION_ERROR.match(why) else ExitCode.BUILD_FAILED
-    return RunError(f"{step} failed: {why}", code)
+    # the project's own refusals of a setting are its words; any other is dbt's or DuckDB's
+    if _CONFIGURATION_ERROR.match(why):
+        return RunError(f"{step} failed: {why}", ExitCode.USAGE)
+    return RunError(f"{step} failed: {why}", ExitCode.BUILD_FAILED, own_words=False)

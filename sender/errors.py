@@ -15,11 +15,14 @@ from sender.settings import ConfigError
 
 
 class RunError(Exception):
-    """A step of ``sender run`` stops the run; the message is one line, the exit code its own."""
+    """A step of ``sender run`` stops the run; the message is one line, the exit code its own.
+    ``own_words``: the message is the sender's, not dbt's or DuckDB's, which may quote the
+    export's values: only such a message goes into an alert."""
 
-    def __init__(self, message: str, code: ExitCode) -> None:
+    def __init__(self, message: str, code: ExitCode, *, own_words: bool = True) -> None:
         super().__init__(message)
         self.code = code
+        self.own_words = own_words
 
 
 # The first match wins: subclasses before their bases.

@@ -216,6 +216,8 @@ class ScheduledRun:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.error: str | None = None  # the one error line of a run that stopped
+        self.error_in_own_words = False  # the sender's words, not dbt's (sender.errors.RunError)
+        self.built = False  # whether this run built: its alert checks the build's coverage
         self.pushing = False  # whether the push has started: an interrupt before it sent nothing
         try:
             self.log = RunLog(config.log_file)
@@ -446,11 +448,12 @@ class ScheduledRun:
                         self.check_export_folder()
                         self.check_freshness()
                         self.build()
+                        self.built = True
                     code = self.push()
             except RunError as exc:
                 self.log.write("run", f"error: {exc}; log: {self.config.log_file}", self.err)
                 code, echo_done = int(exc.code), False
-                self.error = str(exc)
+                self.error, self.error_in_own_words = str(exc), exc.own_words
             except KeyboardInterrupt:
                 self.say(
                     "error: interrupted during the push (its summary above says what it sent):"
@@ -460,7 +463,8 @@ class ScheduledRun:
                 )
                 code, echo_done = int(ExitCode.INTERRUPTED), False
             except PermissionError as exc:  # the job runs as a user the project's files refuse
-                self.log.write("run", f"error: {permission_message(exc)}", self.err)
+                self.error, self.error_in_own_words = permission_message(exc), True
+                self.log.write("run", f"error: {self.error}", self.err)
                 code, echo_done = int(ExitCode.USAGE), False
             self.log.write("run", f"done: exit {code}", self.err if echo_done else None)
             return code

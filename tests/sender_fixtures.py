@@ -237,14 +237,14 @@ def mock_server(**kwargs) -> Iterator[MockLineServer]:
 
 
 @contextmanager
-def database_held(db: Path) -> Iterator[int]:
-    """Another process holding ``db`` read-write (a dbt build, a duckdb shell) while inside;
-    gives its pid."""
+def database_held(db: Path, *, read_only: bool = False) -> Iterator[int]:
+    """Another process holding ``db`` read-write (a dbt build, a duckdb shell) while inside, or
+    read-only (`duckdb -readonly`: others may read it too); gives its pid."""
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            f"import duckdb, time\ncon = duckdb.connect({str(db)!r})\n"
+            f"import duckdb, time\ncon = duckdb.connect({str(db)!r}, read_only={read_only})\n"
             "print('held', flush=True); time.sleep(120)",
         ],
         stdout=subprocess.PIPE,

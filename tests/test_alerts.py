@@ -20,6 +20,7 @@ from sender_fixtures import (
     FAST,
     TAG_ID,
     TOKEN,
+    database_held,
     mock_server,
     run_cli,
     sender_env,
@@ -149,6 +150,34 @@ def test_a_pending_streak_is_reminded_while_it_lasts_and_its_end_is_said_once(db
         "• resolved: nothing left pending by the last run, after 5 runs in a row that left"
         " events pending"
     )
+
+
+def test_a_run_stopped_by_a_held_database_says_so_not_the_last_pushs_findings(tmp_path):
+    """An on-call drill: after an outage's pending streak had ended ("resolved"), a process
+    that held the database read-only (`duckdb -readonly`) stopped each run with exit 5, and the
+    webhook posted "resolved" again at every run, the lock only at the first: the alert read
+    the last push's rows as if the run had pushed. Only what this run did is said now."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1, "ORD-2": 2}, newest_hours=0.1)
+    env = {"LINE_CAPI_MAX_RETRIES": "0", "LINE_CAPI_ALERT_PENDING_RUNS": "1"}
+    db = tmp_path / "line_capi.duckdb"
+    with webhook_receiver() as hook, mock_server() as srv:
+        env["LINE_CAPI_ALERT_WEBHOOK"] = hook.url
+        srv.inject("503", 100)
+        assert sender_run(tmp_path, srv.url, export=export, env=env).returncode == 1
+        srv.clear_faults()
+        assert sender_run(tmp_path, srv.url, export=export, env=env).returncode == 0
+        assert len(hook.posts) == 2 and "resolved: nothing left pending" in hook.texts()[1]
+        with database_held(db, read_only=True) as holder:  # the alert can read it
+            held = [sender_run(tmp_path, srv.url, export=export, env=env) for _ in range(2)]
+            pushed = push(db, srv.url, hook.url)
+        texts = hook.texts()[2:]
+    assert [r.returncode for r in held] == [ExitCode.DATABASE_LOCKED] * 2, held[0].stderr
+    assert pushed.returncode == ExitCode.DATABASE_LOCKED, pushed.stderr
+    # the first held run: its cause, in its own words; the second: nothing new to say
+    assert len(texts) == 2, texts
+    assert "`sender run` exited 5 DATABASE_LOCKED: " in texts[0] and f"pid {holder}" in texts[0]
+    assert "`sender push` exited 5 DATABASE_LOCKED" in texts[1]
+    assert not any("resolved" in text or "pending" in text for text in texts), texts
 
 
 def test_the_end_of_a_failing_run_streak_is_said(tmp_path):
@@ -522,8 +551,8 @@ def test_a_disk_too_full_for_the_lock_file_is_one_line_and_an_alert(tmp_path):
     errors = [x for x in r.stderr.splitlines() if "error" in x]
     assert len(errors) == 1 and f"sender run: error: {line}; log: " in errors[0], r.stderr
     assert "Traceback" not in r.stderr + (tmp_path / "line_capi_run.log").read_text()
-    assert len(texts) == 1 and "`sender run` exited 10 DATABASE_ERROR" in texts[0], texts
-    assert "disk full" in texts[0]
+    # the run's own line, the cause, rather than the label of every exit 10
+    assert texts[0].endswith(f"• `sender run` exited 10 DATABASE_ERROR: {line}"), texts
     assert srv.stats()["accepted_events"] == 0
 
 
@@ -573,7 +602,12 @@ def test_a_failing_run_after_another_failure_alerts_anew():
         return run_exit_finding(code, error="why", earlier_codes=earlier, repeat_runs=repeat)
 
     assert finding(12, [0, 12]) is None  # the same failure as the hour before
-    assert finding(12, [11, 11]).startswith("`sender run` exited 12 BUILD_FAILED: sender run:")
+    # a build that failed in dbt's words (which may quote the export): the code's label
+    no_words = run_exit_finding(12, error=None, earlier_codes=[11, 11], repeat_runs=24)
+    assert no_words.startswith("`sender run` exited 12 BUILD_FAILED: sender run:")
+    # ... in the run's own (a full disk, memory, a kill): those words
+    assert finding(12, [11, 11]) == "`sender run` exited 12 BUILD_FAILED: why"
+    assert finding(10, [0]) == "`sender run` exited 10 DATABASE_ERROR: why"
     assert finding(11, [12]) == "`sender run` exited 11 STALE_EXPORT: why"
     # the run's own diagnosis, not the code's label ("a token, a tag id...": the run log)
     assert finding(2, [0]) == "`sender run` exited 2 USAGE: why"

@@ -31,6 +31,7 @@ from sender.cli.common import (
 )
 from sender.database import DEFAULT_MEMORY_LIMIT, memory_limit_problem
 from sender.exit_codes import ExitCode
+from sender.ledger import utc_now
 from sender.line_rules import MAX_EVENTS_PER_REQUEST
 from sender.progress import Progress
 from sender.push import (
@@ -66,6 +67,7 @@ def _alert_after_push(command):
         with exits_on_error():
             settings = alerts.load_settings(os.environ, notice=warn)
         code = ExitCode.INTERNAL_ERROR
+        started = utc_now()  # the alert reads only what this push recorded
         try:
             command(**kwargs)
             code = ExitCode.OK
@@ -83,6 +85,7 @@ def _alert_after_push(command):
                 tag_id=kwargs.get("tag_id"),
                 exit_code=code,
                 say=say,
+                since=started,
             )
             if not kwargs.get("test"):  # a connection check is not the job
                 heartbeat.beat(settings.heartbeat, code, say)

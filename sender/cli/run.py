@@ -31,6 +31,7 @@ from sender.compaction import compact
 from sender.database import check_is_duckdb_file
 from sender.errors import RunError
 from sender.exit_codes import ExitCode
+from sender.ledger import utc_now
 from sender.run_history import SETTINGS_STOP_START, other_database_message, run_log_path
 from sender.run_log import RunLog
 from sender.scheduled_run import ScheduledRun, run_config
@@ -144,6 +145,7 @@ def run_command(
     except Failure as failure:
         stopped_by_settings(failure, alert_settings, database=database, log_file=log_file)
         raise
+    started = utc_now()  # the alert reads only what this job's push and build recorded
     try:
         with sigterm_as_interrupt():
             code = job.run()
@@ -164,8 +166,10 @@ def run_command(
         env=config.env,
         exit_code=code,
         say=say,
+        since=started,
+        built=job.built,
         run_log=config.log_file,
-        error=job.error,
+        error=job.error if job.error_in_own_words else None,
     )
     heartbeat.beat(alert_settings.heartbeat, code, say)
     raise typer.Exit(code)
@@ -207,6 +211,7 @@ def stopped_by_settings(
         env=dict(os.environ),
         exit_code=int(failure.exit_code),
         say=say,
+        since=utc_now(),  # stopped before the push and the build: nothing of the ledger's
         run_log=log_path,
         error=failure.message,
     )
