@@ -56,7 +56,7 @@ MEANINGS = {
     " older than the freshness limit or hours in the future (a time without its offset); nothing"
     " was built or sent",
     ExitCode.BUILD_FAILED: "sender run: dbt source freshness or dbt build failed, ran out of"
-    " memory or was killed; nothing was sent",
+    " memory or disk, or was killed; nothing was sent",
     ExitCode.ALREADY_RUNNING: "sender run: another run holds the lock file next to the database",
     ExitCode.INTERNAL_ERROR: "an unexpected error (a bug): one line on stderr, the traceback with"
     " --debug or in the run log",
