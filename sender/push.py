@@ -91,6 +91,11 @@ STOPS_THE_RUN = (HttpOutcome.AUTH, HttpOutcome.TLS, HttpOutcome.FATAL)
 REFUSALS_BEFORE_STOP = 10
 
 
+def _attempts(count: int) -> str:
+    """``count`` attempts, in words: `1 attempt` (--max-retries 0), `5 attempts`."""
+    return f"{count:,} attempt{'' if count == 1 else 's'}"
+
+
 @dataclass(frozen=True)
 class PushOptions:
     batch_size: int = DEFAULT_BATCH_SIZE
@@ -582,8 +587,8 @@ class Pusher:
         accepted in the run, the run stops sending: LINE is down or out of reach."""
         resp = answer.response
         self.progress.log(
-            f"warning: {answer.rows.num_rows:,} events left pending after {answer.attempts}"
-            f" attempts ({resp.error})"
+            f"warning: {answer.rows.num_rows:,} events left pending after"
+            f" {_attempts(answer.attempts)} ({resp.error})"
         )
         if self._accepted_any.is_set():
             return
@@ -591,7 +596,7 @@ class Pusher:
         if not resp.reached:
             self.stop.set(
                 "unreachable",
-                f"LINE could not be reached in {answer.attempts} attempts ({resp.error}), and"
+                f"LINE could not be reached in {_attempts(answer.attempts)} ({resp.error}), and"
                 " nothing was accepted in this run: check the network, DNS, a proxy"
                 f" (HTTPS_PROXY) or a firewall between this machine and"
                 f" {self.target.endpoint}; {pending}",
@@ -604,7 +609,7 @@ class Pusher:
             )
             self.stop.set(
                 "unavailable",
-                f"LINE {answered} {answer.attempts} attempts, and accepted nothing in this run:"
+                f"LINE {answered} {_attempts(answer.attempts)}, and accepted nothing in this run:"
                 f" it is unavailable; {pending}",
             )
 

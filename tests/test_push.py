@@ -381,6 +381,9 @@ def test_connection_refused_leaves_everything_pending(db):
     assert "Connection refused" in s.message and "a proxy (HTTPS_PROXY) or a firewall" in s.message
     assert s.sent == 0  # nothing left the machine
     assert ledger_counts(db) == {}
+    # --max-retries 0: one attempt, said as one
+    s = push_now(db, "http://127.0.0.1:9", max_retries=0, batch_size=10, concurrency=1)
+    assert "LINE could not be reached in 1 attempt (connection error" in s.message
 
 
 def test_a_proxy_url_with_a_password_is_never_shown(db, monkeypatch):
