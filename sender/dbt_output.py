@@ -1,9 +1,9 @@
 """What dbt's console lines mean to ``sender run``: the one line that says why a dbt command
 failed (``dbt_failure``, with its exit code), the export's warnings, the engine dbt runs on.
 
-DuckDB's CSV errors name a file, not what is wrong with it: the hints here say it, once. A row
-that such an error quotes may be a customer's data: ``without_quoted_row`` leaves it out of the
-log.
+DuckDB's CSV errors name a file, not what is wrong with it: the hints here say it, once. The
+rows that such an error quotes may be customers' data: ``QuotedRowFilter`` leaves them out of
+the run log and the console.
 """
 
 from __future__ import annotations
@@ -62,13 +62,13 @@ MALFORMED_CSV_HINT = (
 # left out there, its line number (DuckDB's line before it) says where to look in the file.
 _QUOTED_ROW = re.compile(r"(Original Line: )(.+)$")
 # A quote left open runs the row on over the lines that follow (dozens of other customers'
-# rows) up to the error's description: its known wordings, shown; a blank line, DuckDB's
-# "Possible fixes:" or its list of options ends the quoted row too.
+# rows) up to the error's description: its known wordings, shown; DuckDB's "Possible fixes:" or
+# its list of options ends the quoted rows too. Not a blank line: a quoted value may hold one.
 _CSV_PROBLEM = re.compile(
     r"^\s*(Value with unterminated quote found|Expected Number of Columns: \d+ Found: \d+"
     r"|Invalid unicode|Maximum line size of \d+ bytes exceeded)"
 )
-_AFTER_QUOTED_ROW = re.compile(r"^\s*($|Possible fixes:|file = )")
+_AFTER_QUOTED_ROW = re.compile(r"^\s*(Possible fixes:|file = )")
 
 
 def without_quoted_row(text: str) -> str:
@@ -104,14 +104,18 @@ class QuotedRowFilter:
             self._hidden_lines += 1
             self._hidden_characters += len(text)
             return []
-        self._in_row = False
-        if not self._hidden_lines:
-            return [text]
+        return [*self.finish(), text]
+
+    def finish(self) -> list[str]:
+        """At the end of the quoted rows, or of the output: the line saying what was left out."""
+        hidden, self._in_row = self._hidden_lines, False
+        self._hidden_lines = 0
+        if not hidden:
+            return []
         return [
-            f"(not shown: {self._hidden_lines} more line{'s' * (self._hidden_lines != 1)} of"
-            f" the export, {self._hidden_characters} characters: a quoted value left open runs"
-            " on over the rows after it)",
-            text,
+            f"(not shown: {hidden} more line{'s' * (hidden != 1)} of the export,"
+            f" {self._hidden_characters} characters: a quoted value left open runs on over the"
+            " rows after it)"
         ]
 
 

@@ -1,7 +1,7 @@
 """``sender run``'s two locks, both ``fcntl.flock`` on a small file that names its holder.
 
 - The database's (``<database>.lock``), held for the whole run: a second run for the same
-  database exits at once (exit 7), naming the first one's pid.
+  database exits at once (exit 13), naming the first one's pid.
 - dbt's target folder's (``target/.sender-run.lock``), held while dbt writes that folder and the
   run reads its results: a run for another database of the same checkout (another site) waits.
 

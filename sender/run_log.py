@@ -113,9 +113,36 @@ class RunLog:
                 self._file.close()
 
 
-def _pump(stream: IO[str], on_line: Callable[[str], None]) -> None:
-    for line in stream:
-        on_line(line.rstrip("\n"))
+class _LoggedStream:
+    """One stream of a child's output, line by line into the run log (and a console): never the
+    export rows a DuckDB error quotes; a crash's traceback to the log only, the console gets its
+    one line. ``lines`` and ``in_traceback`` are the child's, shared by its two streams."""
+
+    def __init__(
+        self,
+        log: RunLog,
+        source: str,
+        echo: IO[str] | None,
+        lines: list[str],
+        in_traceback: list[bool],
+    ) -> None:
+        self.log, self.source, self.echo = log, source, echo
+        self.lines, self.in_traceback = lines, in_traceback
+        self.quoted_rows = QuotedRowFilter()  # one per stream, for its whole life
+
+    def pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._keep(self.quoted_rows(line.rstrip("\n")))
+        self._keep(self.quoted_rows.finish())  # the output ended inside quoted rows
+
+    def _keep(self, texts: list[str]) -> None:
+        for text in texts:
+            self.lines.append(text)
+            if text.startswith("Traceback (most recent call last):"):
+                self.in_traceback[0] = True
+            elif self.in_traceback[0] and text.startswith("error: "):
+                self.in_traceback[0] = False
+            self.log.write(self.source, text, None if self.in_traceback[0] else self.echo)
 
 
 def run_logged(
@@ -132,23 +159,8 @@ def run_logged(
     lines (stdout and stderr, in arrival order). Ctrl-C/SIGTERM stop the child too."""
     lines: list[str] = []
     in_traceback = [False]
-
-    def sink(echo: IO[str] | None) -> Callable[[str], None]:
-        # per stream: a quoted row never reaches the log, the console or the lines returned
-        quoted_rows = QuotedRowFilter()
-
-        def on_line(line: str) -> None:
-            for text in quoted_rows(line):
-                lines.append(text)
-                # the traceback of a crash goes to the log only; the console gets its one line
-                if text.startswith("Traceback (most recent call last):"):
-                    in_traceback[0] = True
-                elif in_traceback[0] and text.startswith("error: "):
-                    in_traceback[0] = False
-                log.write(source, text, None if in_traceback[0] else echo)
-
-        return on_line
-
+    out = _LoggedStream(log, source, echo_out, lines, in_traceback)
+    err = _LoggedStream(log, source, echo_err, lines, in_traceback)
     proc = subprocess.Popen(
         command,
         cwd=cwd,
@@ -164,17 +176,17 @@ def run_logged(
         encoding="utf-8",
         errors="replace",
     )
-    err_thread = threading.Thread(target=_pump, args=(proc.stderr, sink(echo_err)), daemon=True)
+    err_thread = threading.Thread(target=err.pump, args=(proc.stderr,), daemon=True)
     err_thread.start()
     try:
-        _pump(proc.stdout, sink(echo_out))
+        out.pump(proc.stdout)
         err_thread.join()
         return proc.wait(), lines
     except KeyboardInterrupt:
         proc.terminate()
         # the child's last lines, logged before the run ends: a push's summary (stdout) says
         # what it sent before it stopped
-        out_thread = threading.Thread(target=_pump, args=(proc.stdout, sink(echo_out)), daemon=True)
+        out_thread = threading.Thread(target=out.pump, args=(proc.stdout,), daemon=True)
         out_thread.start()
         try:
             proc.wait(timeout=60)

@@ -32,6 +32,7 @@ from schedule_fixtures import HOUR, TAG_ID, clock_export, dbt_args, iso, sender_
 from sender_fixtures import TOKEN, database_held, mock_server, run_cli
 
 from sender.dbt_artifacts import built_elsewhere
+from sender.dbt_output import QuotedRowFilter
 from sender.dbt_vars import merge_vars, take_export_dir
 from sender.exit_codes import ExitCode
 from sender.freshness import read_freshness
@@ -964,10 +965,12 @@ def test_a_quote_left_open_keeps_the_rows_it_runs_over_out_of_the_run_log(tmp_pa
             f"u{i},2026-01-01T00:00:00+09:00,,pv-x{i},https://x.jp/,,,,,\n" for i in range(21000)
         )
         file.write('u9,2026-01-01T00:00:00+09:00,,pv-9,https://x.jp/,"Opened-here,,,,\n')
-        file.writelines(
+        rows = [
             f"u{i},2026-01-01T00:00:00+09:00,,pv-y{i},https://x.jp/?m=customer{i}@mail.example,,,,,\n"
             for i in range(40)
-        )
+        ]
+        # a blank line among them (a quoted value may hold one) does not end the quoted rows
+        file.writelines([*rows[:20], "\n", *rows[20:]])
     with mock_server() as srv:
         r = sender_run(tmp_path, srv.url, export=export)
         assert srv.stats()["requests"] == 0
@@ -982,6 +985,27 @@ def test_a_quote_left_open_keeps_the_rows_it_runs_over_out_of_the_run_log(tmp_pa
     assert re.search(r"\(not shown: \d+ more lines of the export, \d+ characters: a quoted", log)
     assert "Value with unterminated quote found." in log
     assert f"file = {export / 'page_views.csv'}" in log
+
+
+def test_quoted_rows_that_run_to_the_end_of_the_output_are_left_out_and_counted():
+    """No description and no option list after the rows (the output cut short, a message
+    DuckDB words otherwise): nothing of the rows is kept, and the end says what was left out."""
+    rows = QuotedRowFilter()
+    kept = [
+        *rows("  Invalid Input Error: CSV Error on Line: 7"),
+        *rows("  Original Line: "),
+        *rows("a@mail.example,+819012345678,Tokyo"),
+        *rows(""),
+        *rows("b@mail.example,+819012345679,Osaka"),
+        *rows.finish(),
+    ]
+    assert kept == [
+        "  Invalid Input Error: CSV Error on Line: 7",
+        "  Original Line: ",
+        "(not shown: 3 more lines of the export, 68 characters: a quoted value left open runs on"
+        " over the rows after it)",
+    ]
+    assert rows("after the end") == ["after the end"] and rows.finish() == []
 
 
 def test_an_optional_column_under_another_name_is_a_warning_that_says_what_is_lost(tmp_path):
