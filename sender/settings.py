@@ -125,8 +125,9 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-# What a URL may hold that is a secret: a user and password, a query (an API key), a fragment
-_URL_USERINFO = re.compile(r"(?<=//)[^/?#]*@")
+# What a URL may hold that is a secret: a user and password (anything before its last @, which
+# may hold a / ? or #), a query (an API key), a fragment
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/+")
 _URL_QUERY = re.compile(r"[?#].*$", re.DOTALL)
 
 
@@ -134,7 +135,10 @@ def _shown_url(value: str) -> str:
     """``value`` quoted for a message, without what may be a secret in it: the credentials of
     `https://user:password@host` and a query or fragment (`?key=…`), each shown as `…`. Refused
     endpoints reach the run log, `sender status` and the alert webhook."""
-    return repr(_URL_QUERY.sub("?…", _URL_USERINFO.sub("…@", value)))
+    if "@" in value:
+        scheme = _URL_SCHEME.match(value)
+        value = (scheme.group(0) if scheme else "") + "…@" + value.rsplit("@", 1)[1]
+    return repr(_URL_QUERY.sub("?…", value))
 
 
 def validate_endpoint(endpoint: str | None) -> str:
@@ -151,13 +155,16 @@ def validate_endpoint(endpoint: str | None) -> str:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - a port out of range raises only when read
     except ValueError as exc:  # an unclosed [IPv6 bracket, a port out of range
-        raise ConfigError(f"LINE_CAPI_ENDPOINT {shown} is not a valid URL: {exc}") from None
+        # its words quote the port, which is a password's part in `user:pass@host`
+        why = "" if "@" in value else f": {exc}"
+        raise ConfigError(f"LINE_CAPI_ENDPOINT {shown} is not a valid URL{why}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         # as given: `http://` without its host is not echoed as 'http:'
         raise ConfigError(
             f"LINE_CAPI_ENDPOINT {_shown_url(given)} is not an http(s) URL{_quoted(given)}"
         )
-    if parts.username or parts.password or parts.query or parts.fragment:
+    # an @ anywhere: `https://user:12/x@host` parses as the host `user`, port 12
+    if parts.username or parts.password or parts.query or parts.fragment or "@" in value:
         raise ConfigError(
             f"LINE_CAPI_ENDPOINT {shown} must be a base URL (scheme://host[:port]),"
             " without a user, password, query or fragment"

@@ -197,6 +197,12 @@ def test_config_errors_are_one_line_exit_2(db, env, message):
         ("http://u:SeCrEtPass@capi.example.com", "'http://…@capi.example.com' must be a base"),
         ("https://u:SeCrEtPass@[::1", "'https://…@[::1' is not a valid URL"),
         ("https://u:SeCrEt Pass@capi.example.com", "contains spaces or control characters"),
+        # a password holding / ? or #: all before the last @ is the user's part
+        ("https://user:pa/SeCrEt@capi.example.com", "'https://…@capi.example.com' is not a valid"),
+        ("https://user:p#SeCrEt@capi.example.com", "'https://…@capi.example.com' is not a valid"),
+        ("https://user:12/SeCrEt@capi.example.com", "'https://…@capi.example.com' must be a base"),
+        ("user:SeCrEtPass@capi.example.com", "'…@capi.example.com' is not an http(s) URL"),
+        ("https:/user:SeCrEtPass@capi.example.com", "'https:/…@capi.example.com' is not an http"),
     ],
 )
 def test_a_refused_endpoint_is_never_quoted_with_its_credentials_or_query(db, endpoint, shown):
