@@ -496,8 +496,8 @@ def database_findings(
         con = connect(database, read_only=True)
     except DatabaseError:
         return []
+    findings: list[str] = []
     try:
-        findings = []
         destination = (
             destination_id(con, endpoint, tag_id, create=False)
             if endpoint and tag_id and table_exists(con, RUNS_TABLE)
@@ -526,6 +526,8 @@ def database_findings(
             findings.extend(empty_event_findings(history, settings))
             findings.extend(rejected_event_findings(history, settings))
             findings.extend(share_drop_findings(history, settings))
+        return findings
+    except duckdb.Error:  # a ledger or coverage of another layout: what was found, and the exit's
         return findings
     finally:
         con.close()
@@ -639,13 +641,15 @@ def after_run(
     exit_code: int,
     say: Say,
     since: dt.datetime,
+    pushed: bool = False,
     built: bool = False,
     run_log: Path | None = None,
     error: str | None = None,
 ) -> None:
     """The alert of a ``sender run`` started at ``since`` (naive UTC): its own stops, or its
-    push's outcome (the push it starts never alerts itself: it gets no webhook); ``built``:
-    whether it built. ``run_log`` holds the exit codes of the earlier runs (this one's last),
+    push's outcome (the push it starts never alerts itself: it gets no webhook); ``pushed``,
+    ``built``: whether it started its push, whether it built (neither: the database is not
+    read). ``run_log`` holds the exit codes of the earlier runs (this one's last),
     ``error`` this run's one error line, when it is the sender's own words. Without a webhook,
     each finding that the run's error line and exit code do not already say (a pending streak, a
     share drop, a window gap, a run that keeps finding the lock held) is one ``alert: ...`` line
@@ -673,7 +677,7 @@ def after_run(
                 streak_before_last(run_log), stuck_runs=settings.pending_runs
             )
         findings = [found] if found else []
-        if exit_code not in RUN_STOPS_BEFORE_PUSH:
+        if exit_code not in RUN_STOPS_BEFORE_PUSH and (pushed or built):
             findings += database_findings(
                 database,
                 settings,

@@ -3,6 +3,7 @@ and never a changed exit code when the webhook itself fails."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
@@ -28,6 +29,7 @@ from sender_fixtures import (
 
 from sender.alerts import (
     AlertSettings,
+    after_push,
     empty_event_findings,
     rejected_event_findings,
     run_exit_finding,
@@ -37,6 +39,7 @@ from sender.alerts import (
 from sender.coverage import read_coverage
 from sender.database import connect
 from sender.exit_codes import ExitCode
+from sender.settings import Secret
 
 KEY_OR_HASH = re.compile(r"order-\d|ORD-\d|\b[0-9a-f]{64}\b")
 
@@ -178,6 +181,30 @@ def test_a_run_stopped_by_a_held_database_says_so_not_the_last_pushs_findings(tm
     assert "`sender run` exited 5 DATABASE_LOCKED: " in texts[0] and f"pid {holder}" in texts[0]
     assert "`sender push` exited 5 DATABASE_LOCKED" in texts[1]
     assert not any("resolved" in text or "pending" in text for text in texts), texts
+
+
+def test_a_ledger_of_another_layout_leaves_the_exit_codes_finding(tmp_path):
+    """A ledger whose tables the alert cannot query (a later version's) made the whole alert
+    fail, the exit code's own finding with it: `warning: alert check failed`, nothing posted."""
+    db = tmp_path / "line_capi.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("create table line_capi_send_destinations (endpoint varchar, tag_id varchar)")
+    con.execute("create table line_capi_send_runs (started_at timestamp)")
+    con.close()
+    lines = []
+    with webhook_receiver() as hook:
+        after_push(
+            AlertSettings(webhook=Secret(hook.url)),
+            database=db,
+            endpoint="https://conversion-api.tr.line.me",
+            tag_id=TAG_ID,
+            exit_code=ExitCode.DATABASE_ERROR,
+            say=lines.append,
+            since=dt.datetime(2026, 1, 1),
+        )
+        texts = hook.texts()
+    assert not any("alert check failed" in line for line in lines), lines
+    assert len(texts) == 1 and "`sender push` exited 10 DATABASE_ERROR" in texts[0], texts
 
 
 def test_the_end_of_a_failing_run_streak_is_said(tmp_path):

@@ -145,7 +145,9 @@ def run_command(
     except Failure as failure:
         stopped_by_settings(failure, alert_settings, database=database, log_file=log_file)
         raise
-    started = utc_now()  # the alert reads only what this job's push and build recorded
+    # the alert reads only what this job's push and build recorded (by the ledger's clock, which
+    # is this machine's: a clock stepped back by more than the build takes would hide the push)
+    started = utc_now()
     try:
         with sigterm_as_interrupt():
             code = job.run()
@@ -167,6 +169,7 @@ def run_command(
         exit_code=code,
         say=say,
         since=started,
+        pushed=job.pushing,
         built=job.built,
         run_log=config.log_file,
         error=job.error if job.error_in_own_words else None,
