@@ -56,11 +56,11 @@ demo: setup
 	said=$$(mktemp); \
 	$(DEMO_ENV) $(BIN)/sender mock-server --port $(DEMO_PORT) --quiet 2>$$said & server=$$!; \
 	trap 'kill $$server 2>/dev/null || true; wait $$server 2>/dev/null || true; sed -n "/mock-server: stopped/p" $$said >&2; rm -f $$said' EXIT; \
-	url=; for _ in $$(seq 100); do \
+	url=; for _ in $$(seq 600); do \
 		url=$$(sed -n 's|.* mock-server: listening on \(http://127\.0\.0\.1:[0-9]*\) .*|\1|p' $$said); \
 		[ -z "$$url" ] && kill -0 $$server 2>/dev/null || break; sleep 0.1; \
 	done; \
-	[ -n "$$url" ] || { cat $$said >&2; echo "make demo: the local LINE server did not start" >&2; exit 1; }; \
+	[ -n "$$url" ] || { cat $$said >&2; echo "make demo: the local LINE server did not start (or did not say it listens within a minute)" >&2; exit 1; }; \
 	sed -n "/mock-server: listening/p" $$said >&2; \
 	$(DEMO_ENV) LINE_CAPI_ENDPOINT=$$url $(BIN)/sender run --export-dir sample/karte_export; \
 	$(DEMO_FILES) $(BIN)/sender status
