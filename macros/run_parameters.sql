@@ -206,6 +206,27 @@
 {% endmacro %}
 
 {#-
+    Rule 1 over a KARTE `event_name` column, written once for int_conversions_windowed and the
+    coverage of late rows: whether the row is of a configured conversion event (a SQL
+    condition), and the LINE event name it is sent under (a SQL expression).
+-#}
+{% macro is_conversion_event_sql(column) -%}
+    {%- set names = [] -%}
+    {%- for karte_event, _ in conversion_events() -%}
+        {%- do names.append(dbt.string_literal(dbt.escape_single_quotes(karte_event))) -%}
+    {%- endfor -%}
+    {{ column }} in ({{ names | join(', ') }})
+{%- endmacro %}
+
+{% macro line_event_name_sql(column) -%}
+    case {{ column }}
+        {%- for karte_event, line_event in conversion_events() %}
+        when {{ dbt.string_literal(dbt.escape_single_quotes(karte_event)) }} then {{ dbt.string_literal(line_event) }}
+        {%- endfor %}
+    end
+{%- endmacro %}
+
+{#-
     The conversion types of the run, as a list of (KARTE event name, LINE event name): var
     karte_conversion_events ({buy: Purchase, member_register: CompleteRegistration}) when set,
     else the one pair karte_conversion_event / line_event_name. Setting both is an error.

@@ -42,7 +42,7 @@ from sender.settings import (
     validate_secret_url,
     validate_tag_id,
 )
-from sender.window_gap import COMPLETE_RUN, find_window_gap
+from sender.window_gap import COMPLETE_RUN, catch_up_advice, find_window_gap, hours_back
 
 WEBHOOK_ENV = "LINE_CAPI_ALERT_WEBHOOK"
 # What sender run keeps from the commands it starts: it alone alerts and pings, once for the job.
@@ -450,6 +450,26 @@ def rejected_event_findings(history: CoverageHistory, settings: AlertSettings) -
     return findings
 
 
+def late_conversion_findings(history: CoverageHistory) -> list[str]:
+    """The latest build's conversions that no build could send: they reached the export after
+    every window that would have held them (line_capi_coverage.late_conversions), with the
+    catch-up that sends them. Once: the next build's export has read them."""
+    latest = history.builds[-1]
+    findings = []
+    for name, event in latest.events.items():
+        if not event.late_conversions or event.late_oldest_at is None or latest.as_of is None:
+            continue
+        findings.append(
+            f"{event.late_conversions:,} conversions of {name} reached the export only after the"
+            " window of every build had passed their time (the oldest at"
+            f" {event.late_oldest_at:%Y-%m-%d %H:%M UTC}): no build sent them; the export had"
+            " added no row for longer than lookback_hours (its query, its schedule or the"
+            " site's tag stopped, then caught up); "
+            + catch_up_advice(hours_back(latest.as_of, event.late_oldest_at))
+        )
+    return findings
+
+
 def pushed_since(
     con: duckdb.DuckDBPyConnection, since: dt.datetime, destination: int | None = None
 ) -> bool:
@@ -526,6 +546,7 @@ def database_findings(
             findings.extend(empty_event_findings(history, settings))
             findings.extend(rejected_event_findings(history, settings))
             findings.extend(share_drop_findings(history, settings))
+            findings.extend(late_conversion_findings(history))
         return findings
     except duckdb.Error:  # a ledger or coverage of another layout: what was found, and the exit's
         return findings

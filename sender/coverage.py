@@ -33,6 +33,8 @@ _REQUIRED = (
     "built_at",
     "as_of",
 )
+# Late conversions (a build since 0.2.0): read when the table has them, else none
+_LATE = ("late_conversions", "late_oldest_at")
 _REASON_PREFIX = "rejected_"
 _IDENTIFIER_PREFIX = "with_"
 _COLUMN_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -57,6 +59,9 @@ class EventCoverage:
     rejected: int
     rejected_by_reason: dict[str, int]  # reason -> count, in the table's column order
     identifiers: dict[str, int]  # identifier -> sendable events that carry it
+    # conversions no build could send (line_capi_coverage.late_conversions) and the oldest's time
+    late_conversions: int = 0
+    late_oldest_at: dt.datetime | None = None
 
     def share(self, identifier: str) -> float | None:
         return share(self.identifiers.get(identifier, 0), self.sendable)
@@ -68,6 +73,8 @@ class EventCoverage:
             "sendable": self.sendable,
             "rejected": self.rejected,
             "rejected_by_reason": self.rejected_by_reason,
+            "late_conversions": self.late_conversions,
+            "late_oldest_at": utc_text(self.late_oldest_at),
             "identifiers": {
                 name: {"count": n, "share": _rounded(self.share(name))}
                 for name, n in self.identifiers.items()
@@ -139,6 +146,11 @@ def read_coverage(con: duckdb.DuckDBPyConnection, *, builds: int = 1) -> Coverag
     identifiers = [c for c in columns if c.startswith(_IDENTIFIER_PREFIX) and _COLUMN_NAME.match(c)]
     counts = [*reasons, *identifiers]
     picked = ", ".join(f"coalesce({c}, 0)::bigint" for c in counts)
+    late = (
+        "coalesce(c.late_conversions, 0)::bigint, c.late_oldest_at"
+        if all(c in columns for c in _LATE)
+        else "0::bigint, null::timestamp"
+    )
     try:
         rows = con.execute(
             f"""
@@ -152,7 +164,8 @@ def read_coverage(con: duckdb.DuckDBPyConnection, *, builds: int = 1) -> Coverag
             select
                 builds.invocation_id, builds.built_at, builds.as_of, c.event_name,
                 coalesce(c.is_sample, false), coalesce(c.conversions_in_window, 0)::bigint,
-                coalesce(c.sendable, 0)::bigint, coalesce(c.rejected, 0)::bigint
+                coalesce(c.sendable, 0)::bigint, coalesce(c.rejected, 0)::bigint,
+                {late}
                 {", " + picked if picked else ""}
             from builds
             inner join {COVERAGE_TABLE} as c on c.invocation_id = builds.invocation_id
@@ -166,7 +179,8 @@ def read_coverage(con: duckdb.DuckDBPyConnection, *, builds: int = 1) -> Coverag
     found: dict[str, BuildCoverage] = {}
     for row in rows:
         invocation_id, built_at, as_of, name, is_sample, window, sendable, rejected = row[:8]
-        values = [int(v) for v in row[8:]]
+        late_conversions, late_oldest_at = row[8:10]
+        values = [int(v) for v in row[10:]]
         build = found.setdefault(
             str(invocation_id), BuildCoverage(str(invocation_id), built_at, as_of, {})
         )
@@ -184,6 +198,8 @@ def read_coverage(con: duckdb.DuckDBPyConnection, *, builds: int = 1) -> Coverag
                 c.removeprefix(_IDENTIFIER_PREFIX): v
                 for c, v in zip(identifiers, values[len(reasons) :], strict=True)
             },
+            late_conversions=int(late_conversions),
+            late_oldest_at=late_oldest_at,
         )
     return CoverageHistory(
         builds=list(found.values()),

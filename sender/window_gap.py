@@ -48,32 +48,39 @@ class WindowGap:
     @property
     def needed_hours(self) -> int:
         """A lookback that reaches back over the gap (an hour's margin)."""
-        return math.ceil((self.as_of - self.covered_until).total_seconds() / 3600) + 1
-
-    @property
-    def catch_up_hours(self) -> int:
-        """The lookback to run: over the gap, but no further back than LINE accepts."""
-        return min(self.needed_hours, MAX_AGE_SECONDS // 3600)
+        return hours_back(self.as_of, self.covered_until)
 
     def describe(self) -> str:
         stamp = "%Y-%m-%d %H:%M UTC"
-        lost = (
-            f" (LINE takes no event older than {MAX_AGE_SECONDS // DAY_SECONDS} days: those"
-            " before cannot be sent any more)"
-            if self.needed_hours > self.catch_up_hours
-            else ""
-        )
         return (
             f"conversions from {self.covered_until:{stamp}} to {self.window_start:{stamp}} may"
             " never have been sent: the last push that left nothing pending started at"
             f" {self.last_complete:{stamp}}, its export may have held the conversions only up to"
             f" {EXPORT_DELAY_HOURS} hours before it, and this build's window starts later (an"
             f" outage, or a lookback_hours shorter than the time between runs plus"
-            f" {EXPORT_DELAY_HOURS} hours); catch up with `sender run -- --vars '{{lookback_hours:"
-            f" {self.catch_up_hours}}}'`{lost}, after the --vars the job passes, if any (raise"
-            " the Datahub queries' WINDOW first when that is over 24; docs/operations.md,"
-            " Catch-up after an outage)"
+            f" {EXPORT_DELAY_HOURS} hours); {catch_up_advice(self.needed_hours)}"
         )
+
+
+def hours_back(as_of: dt.datetime, since: dt.datetime) -> int:
+    """A lookback from ``as_of`` that reaches back over ``since`` (an hour's margin)."""
+    return math.ceil((as_of - since).total_seconds() / 3600) + 1
+
+
+def catch_up_advice(needed_hours: int) -> str:
+    """The catch-up to run for a lookback of ``needed_hours``, no further back than LINE takes."""
+    hours = min(needed_hours, MAX_AGE_SECONDS // 3600)
+    lost = (
+        f" (LINE takes no event older than {MAX_AGE_SECONDS // DAY_SECONDS} days: those"
+        " before cannot be sent any more)"
+        if needed_hours > hours
+        else ""
+    )
+    return (
+        f"catch up with `sender run -- --vars '{{lookback_hours: {hours}}}'`{lost}, after the"
+        " --vars the job passes, if any (raise the Datahub queries' WINDOW first when that is"
+        " over 24; docs/operations.md, Catch-up after an outage)"
+    )
 
 
 def find_window_gap(

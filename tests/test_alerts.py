@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import time
 
 import duckdb
 import pytest
@@ -205,6 +206,37 @@ def test_a_ledger_of_another_layout_leaves_the_exit_codes_finding(tmp_path):
         texts = hook.texts()
     assert not any("alert check failed" in line for line in lines), lines
     assert len(texts) == 1 and "`sender push` exited 10 DATABASE_ERROR" in texts[0], texts
+
+
+def test_conversions_that_reach_the_export_after_every_window_are_alerted_with_the_catch_up(
+    tmp_path,
+):
+    """An on-call drill: an export whose query added no conversion for over a day (its files
+    still written, so each run went on) then added its backlog at once. The rows older than the
+    window were in no build's window, never sent, and nothing said so."""
+    env, now = {}, time.time()  # the same order keeps the same time in both exports
+    with webhook_receiver() as hook, mock_server() as srv:
+        env["LINE_CAPI_ALERT_WEBHOOK"] = hook.url
+        export = clock_export(tmp_path / "export", {"ORD-OLD": 30}, newest_hours=0.2, now=now)
+        assert sender_run(tmp_path, srv.url, export=export, env=env).returncode == 0
+        # the backlog: one order before this build's 24 h window, one in it
+        backlog = {"ORD-OLD": 30, "ORD-LATE": 26, "ORD-NEW": 1}
+        export = clock_export(tmp_path / "export", backlog, newest_hours=0.2, now=now)
+        r = sender_run(tmp_path, srv.url, export=export, env=env)
+        assert r.returncode == 0, r.stderr
+        assert set(srv.accepted) == {("Conversion", "ORD-NEW")}
+        texts = hook.texts()
+        assert len(texts) == 1, texts
+        found = re.search(r"lookback_hours: (\d+)\}", texts[0])
+        assert "1 conversions of Conversion reached the export only after the window" in texts[0]
+        assert found and 27 <= int(found[1]) <= 28, texts[0]
+        # the catch-up it names sends it; the next build has read it: said once
+        r = sender_run(
+            tmp_path, srv.url, export=export, env=env, vars_=f"{{lookback_hours: {found[1]}}}"
+        )
+        assert r.returncode == 0, r.stderr
+        assert ("Conversion", "ORD-LATE") in srv.accepted
+        assert len(hook.texts()) == 1, hook.texts()
 
 
 def test_the_end_of_a_failing_run_streak_is_said(tmp_path):

@@ -40,6 +40,9 @@ CONTRACT = [
     *[(f"with_{name}", "BIGINT") for name in IDENTIFIERS],
     ("built_at", "TIMESTAMP"),
     ("as_of", "TIMESTAMP"),
+    ("export_newest_at", "TIMESTAMP"),
+    ("late_conversions", "BIGINT"),
+    ("late_oldest_at", "TIMESTAMP"),
 ]
 
 

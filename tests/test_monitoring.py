@@ -60,6 +60,8 @@ def test_status_shows_the_latest_builds_coverage_next_to_the_ledger(sent_db):
     assert purchase["rejected_by_reason"]["no_user_identifier"] == 7
     assert purchase["rejected_by_reason"]["invalid_sync_date"] == 0
     assert purchase["identifiers"]["click_id"] == {"count": 30, "share": 0.25}
+    # a table of an earlier version, without the late conversions' columns: none
+    assert (purchase["late_conversions"], purchase["late_oldest_at"]) == (0, None)
     assert set(purchase["identifiers"]) == set(IDENTIFIERS)
     empty = coverage["events"]["CompleteRegistration"]
     assert empty["sendable"] == 0 and empty["identifiers"]["email"] == {"count": 0, "share": None}

@@ -13,11 +13,6 @@
 -- valid key are rejected once (the first by pv_id), a row without a valid key on its own.
 {%- set as_of = as_of_unix() %}
 {%- set window_start = as_of - lookback_hours() * 3600 %}
-{%- set events = conversion_events() %}
-{%- set karte_events = [] %}
-{%- for karte_event, _ in events %}
-    {%- do karte_events.append(dbt.string_literal(dbt.escape_single_quotes(karte_event))) %}
-{%- endfor %}
 
 with
 
@@ -31,14 +26,10 @@ keyed as (
 
     select
         *,
-        case event_name
-            {%- for karte_event, line_event in events %}
-                when {{ dbt.string_literal(dbt.escape_single_quotes(karte_event)) }} then '{{ line_event }}'
-            {%- endfor %}
-        end as line_event_name,
+        {{ line_event_name_sql('event_name') }} as line_event_name,
         {{ trim_ascii('transaction_id') }} as trimmed_key
     from conversions
-    where event_name in ({{ karte_events | join(', ') }})
+    where {{ is_conversion_event_sql('event_name') }}
 
 ),
 
