@@ -226,6 +226,12 @@ def describe_event(event: EventCoverage) -> list[str]:
     reasons = {r: n for r, n in event.rejected_by_reason.items() if n}
     if reasons:
         lines.append("  rejected: " + ", ".join(f"{r} {n:,}" for r, n in reasons.items()))
+    if event.late_conversions:
+        lines.append(
+            f"  late: {event.late_conversions:,} reached the export after every window (the"
+            f" oldest at {utc_text(event.late_oldest_at)}), never sent: catch up"
+            " (docs/operations.md, Catch-up after an outage)"
+        )
     return lines
 
 
