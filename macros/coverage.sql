@@ -77,3 +77,14 @@
     {%- do delete_rows_where(this, condition ~ ' and invocation_id <> ' ~ dbt.string_literal(invocation_id)) -%}
     {{ return('') }}
 {% endmacro %}
+
+{#-
+    Whether the table `relation` has the column `column_name` (any case): a table an earlier
+    version built lacks the columns added since, until this build appends them, after its query
+    ran (on_schema_change). False while dbt parses.
+-#}
+{% macro relation_has_column(relation, column_name) %}
+    {%- if not execute -%}{{ return(false) }}{%- endif -%}
+    {%- set names = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
+    {{ return(column_name | lower in names) }}
+{% endmacro %}

@@ -459,9 +459,10 @@ def late_conversion_findings(history: CoverageHistory) -> list[str]:
     for name, event in latest.events.items():
         if not event.late_conversions or event.late_oldest_at is None or latest.as_of is None:
             continue
+        count = event.late_conversions
         findings.append(
-            f"{event.late_conversions:,} conversions of {name} reached the export only after the"
-            " window of every build had passed their time (the oldest at"
+            f"{count:,} conversion{'' if count == 1 else 's'} of {name} reached the export only"
+            " after the window of every build had passed their time (the oldest at"
             f" {event.late_oldest_at:%Y-%m-%d %H:%M UTC}): no build sent them; the export had"
             " added no row for longer than lookback_hours (its query, its schedule or the"
             " site's tag stopped, then caught up); "
@@ -507,11 +508,11 @@ def database_findings(
 ) -> list[str]:
     """What the ledger and the coverage say after a push (or a run) that started at ``since``
     (naive UTC) and exited ``exit_code``; nothing when the file cannot be read. The ledger's
-    findings only when it recorded a push at the destination; the coverage's for a push (``built``
-    None) when no earlier push followed the latest build, for a run when it built (``built``): a
-    command stopped before
-    either (another process held the database) would repeat the last push's findings, such as
-    a "resolved" or a catch-up to run, when its own cause is what matters."""
+    findings only when it recorded a push at the destination; the coverage's for a push
+    (``built`` None) when no earlier push followed the latest build, for a run when it built
+    (``built``). A command stopped before either (another process held the database) would
+    repeat the last push's findings, such as a "resolved" or a catch-up to run, when its own
+    cause is what matters."""
     try:
         con = connect(database, read_only=True)
     except DatabaseError:

@@ -228,7 +228,7 @@ def test_conversions_that_reach_the_export_after_every_window_are_alerted_with_t
         texts = hook.texts()
         assert len(texts) == 1, texts
         found = re.search(r"lookback_hours: (\d+)\}", texts[0])
-        assert "1 conversions of Conversion reached the export only after the window" in texts[0]
+        assert "1 conversion of Conversion reached the export only after the window" in texts[0]
         assert found and 27 <= int(found[1]) <= 28, texts[0]
         status = run_cli(["status"], sender_env(tmp_path / "line_capi.duckdb"))
         assert "  late: 1 reached the export after every window (the oldest at " in status.stdout

@@ -201,6 +201,29 @@ def test_a_second_build_appends_and_keeps_the_first_as_history(history):
     }
 
 
+def test_a_table_an_earlier_version_built_gets_the_late_columns_on_the_next_build(
+    history, tmp_path
+):
+    """The upgrade: a history of real builds made before late_conversions existed. The build's
+    query read the new column from the old table before dbt appends it, and failed on both
+    engines (a helper's Spark check); it records export_newest_at first, and counts from the
+    build after."""
+    _, export, _, second, _ = history
+    database = copy_database(history, tmp_path)
+    with duckdb.connect(str(database)) as con:
+        for column in ("export_newest_at", "late_conversions", "late_oldest_at"):
+            con.execute(f"alter table line_capi_coverage drop column {column}")
+    for _ in range(2):
+        result = run_dbt(tmp_path, *HOURLY_BUILD, export_dir=export, vars=VARS, database=database)
+        assert result.returncode == 0, result.output
+    rows = read_rows(database, "select * from line_capi_coverage order by built_at, event_name")
+    earlier = [row for row in rows if row["invocation_id"] == second.invocation_id]
+    assert earlier and all(row["export_newest_at"] is None for row in earlier)
+    latest = rows[-len(EVENTS) :]
+    assert all(row["late_conversions"] == 0 for row in latest), latest
+    assert {row["event_name"] for row in latest if row["export_newest_at"]} >= {"Purchase"}
+
+
 def test_full_refresh_keeps_the_history(history, tmp_path):
     _, export, _, second, _ = history
     database = copy_database(history, tmp_path)

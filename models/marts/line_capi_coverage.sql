@@ -21,7 +21,9 @@
 -- depends_on: {{ ref('line_capi_build_info') }}
 {%- set as_of = as_of_unix() %}
 {%- set window_start = as_of - lookback_hours() * 3600 %}
-{%- set counts_late = is_incremental() and not is_bundled_sample() %}
+{#- a table an earlier version built has no export_newest_at yet: this build records the first -#}
+{%- set counts_late = is_incremental() and not is_bundled_sample()
+    and relation_has_column(this, 'export_newest_at') %}
 {%- do coverage_retention_days() %}
 
 with
@@ -64,7 +66,8 @@ newest as (
 read_before as (
 
     -- the newest conversion time of each event name that an earlier build of a real export
-    -- read (none on a first build, or for a build of the sample, which counts nothing late)
+    -- read (none on a first build, the first since the upgrade that added the column, or for a
+    -- build of the sample, which counts nothing late)
     {%- if counts_late %}
         select
             event_name,
