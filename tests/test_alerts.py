@@ -595,6 +595,29 @@ def test_a_stale_export_posts_one_message_from_sender_run(tmp_path):
     assert_nothing_secret(log)
 
 
+def test_a_build_that_failed_in_dbts_words_alerts_the_codes_meaning_not_the_export(tmp_path):
+    """Since a build that ran out of memory or disk alerts with the run's own line, the line of
+    any other failed build must still stay out: dbt's and DuckDB's words may quote the export
+    (here a malformed row past the rows DuckDB samples, with a customer's email in it)."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    with (export / "page_views.csv").open("a") as file:
+        file.writelines(
+            f"u{i},2026-01-01T00:00:00+09:00,,pv-x{i},https://x.jp/,,,,,\n" for i in range(21000)
+        )
+        file.write("u9,2026-01-01T00:00:00+09:00,,pv-9,https://x.jp/?m=taro@mail.example,,,,,,x\n")
+    with webhook_receiver() as hook, mock_server() as srv:
+        env = {"LINE_CAPI_ALERT_WEBHOOK": hook.url}
+        r = sender_run(tmp_path, srv.url, export=export, env=env)
+        texts = hook.texts()
+    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
+    assert "failed: Invalid Input Error" in r.stderr  # the run's own console says why
+    assert len(texts) == 1 and texts[0].endswith(
+        "• `sender run` exited 12 BUILD_FAILED: sender run: dbt source freshness or dbt build"
+        " failed, ran out of memory or disk, or was killed; nothing was sent"
+    ), texts
+    assert "mail.example" not in texts[0] and "CSV" not in texts[0]
+
+
 def test_a_disk_too_full_for_the_lock_file_is_one_line_and_an_alert(tmp_path):
     """A disk so full that the run's pid did not fit in its lock file: exit 70 (a bug, by its
     code), a traceback that did not fit either, and no alert."""
