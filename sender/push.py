@@ -8,8 +8,9 @@
 - 413: split the same way until the requests fit; for one event alone, stop (a proxy's limit).
 - 401/403: stop at once, no retry. Another unexpected status (404, ...): stop too.
 - A TLS certificate that does not verify: stop at once, no retry (a configuration problem).
-- The first request goes alone: when the token, the endpoint or the certificate is wrong, one
-  request finds out, not one per worker.
+- The first batch goes alone, until it is answered or its retries are over: when the token,
+  the endpoint or the certificate is wrong, one request finds out, and when LINE is down or out
+  of reach, one batch's retries, not one series per worker.
 - 408/425/429/5xx, timeouts, connection errors: retry with backoff (same keys: LINE de-duplicates on
   event name + key), within ``max_retries``; what is left stays pending for the next run. A
   ``Retry-After`` longer than ``max_backoff`` ends the run's sending: the rest waits for the next.
@@ -212,9 +213,11 @@ class Pusher:
         self._expired_groups = 0
         self._hold_line_uid = False  # set by run(): see holds_line_uid_rows
         self.destination_id = 0
-        self._first_answer = threading.Event()
+        # until the run's first batch has an answer (see _post), only its worker sends
+        self._gate = threading.Event()
+        self._pioneer: int | None = None  # that worker's thread
+        self._pioneer_lock = threading.Lock()
         self._accepted_any = threading.Event()
-        self._first_lock = threading.Lock()
         # events of small batches refused whole before anything was accepted (_settle_refusals)
         self._refused_alone: list[_Answer] = []
         # per worker thread: the commit of its last accepted batch (see _accepted)
@@ -413,7 +416,12 @@ class Pusher:
         self._worker.refused = []
         self._worker.accepted = 0
         self._worker.probed = False
-        self._deliver(batch, batch_id)
+        try:
+            self._deliver(batch, batch_id)
+        finally:
+            if self._pioneer == threading.get_ident():
+                # its retries are over (and a stop, if they failed, set): the others may send
+                self._gate.set()
         self._settle_refusals(batch.num_rows)
 
     def _settle_refusals(self, events: int) -> None:
@@ -660,19 +668,31 @@ class Pusher:
                 return resp, attempts
 
     def _post(self, body: Body, has_line_uid: bool) -> Response | None:
-        """One POST; until a first answer came back, one at a time (None: stopped meanwhile)."""
-        if self._first_answer.is_set():
-            self._add(requests=1)
-            return self.client.post(body, has_line_uid=has_line_uid)
-        with self._first_lock:
+        """One POST (None: stopped meanwhile). Until the run's first batch has an answer, only
+        its worker sends: a wrong token or endpoint costs one request, and LINE down or out of
+        reach one batch's retries, not every worker's. The gate opens at an answer that is not
+        a retryable failure, or once that batch's retries are over (a failure sets the stop)."""
+        if not self._gate.is_set() and not self._is_pioneer():
+            while not self._gate.wait(0.05):
+                if self.stop.event.is_set():
+                    return None
             if self.stop.event.is_set():
                 return None
-            self._add(requests=1)
-            resp = self.client.post(body, has_line_uid=has_line_uid)
+        self._add(requests=1)
+        resp = self.client.post(body, has_line_uid=has_line_uid)
+        if not self._gate.is_set():
             if resp.outcome in STOPS_THE_RUN:  # before any other worker may send
                 self.stop.set(*self._why_stop(resp))
-            self._first_answer.set()
-            return resp
+            if resp.outcome is not HttpOutcome.RETRYABLE:
+                self._gate.set()
+        return resp
+
+    def _is_pioneer(self) -> bool:
+        """Whether this worker sends the run's first batch (the first to ask is)."""
+        with self._pioneer_lock:
+            if self._pioneer is None:
+                self._pioneer = threading.get_ident()
+            return self._pioneer == threading.get_ident()
 
     def _why_stop(self, resp: Response) -> tuple[str, str]:
         """The stop reason and its one-line message for an answer in STOPS_THE_RUN."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -386,6 +387,41 @@ def test_connection_refused_leaves_everything_pending(db):
     assert "LINE could not be reached in 1 attempt (connection error" in s.message
 
 
+@contextlib.contextmanager
+def dropping_every_connection() -> Iterator[tuple[str, list[int]]]:
+    """A listener on 127.0.0.1 that closes each connection as soon as it comes (a firewall that
+    resets, a server going down): its URL, and the count of connections it took."""
+    server = socket.create_server(("127.0.0.1", 0))
+    taken = [0]
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:  # closed: the test is over
+                return
+            taken[0] += 1
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # a reset, before any answer
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", taken
+    finally:
+        server.close()
+
+
+def test_line_out_of_reach_costs_one_batchs_retries_whatever_the_workers(db):
+    """Four workers, 25 batches, every connection dropped: the first batch's three attempts,
+    while the other workers wait for them, then the run stops (the drill saw 21 connections)."""
+    with dropping_every_connection() as (url, taken):
+        s = push_now(db, url, max_retries=2, batch_size=10, concurrency=4)
+    assert (s.exit_code, s.outcome, s.left_pending) == (ExitCode.PENDING_LEFT, "unreachable", 250)
+    assert taken[0] == s.requests == 3
+    assert s.message.startswith("LINE could not be reached in 3 attempts (connection error")
+    assert ledger_counts(db) == {}
+
+
 def test_a_proxy_url_with_a_password_is_never_shown(db, monkeypatch):
     # a port out of range: requests' message quotes the whole proxy URL
     proxy = "http://alice:Pr0xyPassw0rd@proxy.example:99999"
@@ -407,10 +443,12 @@ def test_answers_later_than_the_timeout_are_told_from_an_unreachable_line(db):
     assert s.sent == 10  # the request went out
 
 
-def test_line_down_for_a_whole_batch_stops_the_run_before_the_other_batches(db):
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_line_down_for_a_whole_batch_stops_the_run_before_the_other_batches(db, concurrency):
+    # with four workers too: the others wait for the first batch's retries, not retry alongside
     with mock_server() as srv:
         srv.inject("503", times=100, retry_after=None)
-        s = push_now(db, srv.url, batch_size=10, concurrency=1, max_retries=2)
+        s = push_now(db, srv.url, batch_size=10, concurrency=concurrency, max_retries=2)
         assert srv.stats()["requests"] == 3
     assert (s.exit_code, s.outcome, s.left_pending) == (ExitCode.PENDING_LEFT, "unavailable", 250)
     assert s.message.startswith("LINE answered HTTP 503 to 3 attempts, and accepted nothing")
