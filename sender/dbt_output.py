@@ -126,6 +126,19 @@ MIXED_LINE_ENDINGS_HINT = (
     " (the file mixes line endings: some rows end in CRLF, others in LF, as when a row is added"
     " by hand to a file saved on Windows; save it with one kind, e.g. sed -i 's/\\r$//' FILE)"
 )
+# a .gz file DuckDB cannot decompress: its line names the file, not how it came to be so
+GZIP_HINTS = (
+    (
+        re.compile(r"Unexpected end of GZIP stream"),
+        " (the gzip file is cut short: its export or copy did not finish, or the disk filled;"
+        " export or copy it again, and let the sync finish before the build)",
+    ),
+    (
+        re.compile(r"Input is not a GZIP stream"),
+        " (the file is named .gz but is not gzip-compressed: rename it without .gz, or compress"
+        " it with gzip)",
+    ),
+)
 # a gzipped CSV is checked by DuckDB as it reads it, not by the build's own UTF-8 check
 _NOT_UTF8 = "not utf-8 encoded"
 NOT_UTF8_HINT = (
@@ -265,6 +278,9 @@ def dbt_failure(
         else:
             hint = MALFORMED_CSV_HINT
         why = why.rstrip(".") + hint
+    for gzip_error, hint in GZIP_HINTS:
+        if gzip_error.search(why):
+            why = why.rstrip(".") + hint
     # the project's own refusals of a setting are its words; any other is dbt's or DuckDB's
     if _CONFIGURATION_ERROR.match(why):
         return RunError(f"{step} failed: {why}", ExitCode.USAGE)

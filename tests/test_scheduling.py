@@ -955,6 +955,31 @@ def test_a_malformed_csv_is_one_line_that_says_what_is_wrong(tmp_path):
     assert "a malformed CSV" not in line
 
 
+@pytest.mark.parametrize("damage", ["cut short", "not gzip"])
+def test_a_gz_file_duckdb_cannot_decompress_says_how_it_came_to_be(tmp_path, damage):
+    """A sync that stopped half-way through a copy, or a file named .gz that is plain text: the
+    line names the file and what to do about it, not only DuckDB's IO error."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    plain = export / "page_views.csv"
+    packed = gzip.compress(plain.read_bytes())
+    (export / "page_views.csv.gz").write_bytes(
+        packed[: len(packed) // 2] if damage == "cut short" else plain.read_bytes()
+    )
+    plain.unlink()
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
+    line = one_error_line(r.stderr)
+    assert str(export / "page_views.csv.gz") in line
+    if damage == "cut short":
+        assert "Unexpected end of GZIP stream" in line
+        assert "(the gzip file is cut short: its export or copy did not finish" in line
+    else:
+        assert "Input is not a GZIP stream" in line
+        assert "(the file is named .gz but is not gzip-compressed: rename it without .gz" in line
+
+
 def test_a_quote_left_open_keeps_the_rows_it_runs_over_out_of_the_run_log(tmp_path):
     """A value whose quote is never closed, past the rows DuckDB samples: DuckDB's error quotes
     the row and every row after it up to its limit, other customers' emails among them, over
