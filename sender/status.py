@@ -28,6 +28,9 @@ def job_lines(job: LastRun | None) -> list[str]:
     return [f"last job  sender run {job.describe()}", *beat, *([f"last ok   {ok}"] if ok else [])]
 
 
+UNFINISHED_RUN = "never (it stopped before recording its end: killed, a crash, or a full disk)"
+
+
 @dataclass(frozen=True)
 class StatusReport:
     database: str
@@ -90,7 +93,8 @@ class StatusReport:
         run = self.ledger.last_run
         if run is None:
             return ["last run  none"]
-        finished = run["finished_at"] or "never (killed, or still running)"
+        # not "still running": a running push holds the database, so this read could not open it
+        finished = run["finished_at"] or UNFINISHED_RUN
         lines = [f"last run  {run['run_id']}  started {run['started_at']}  finished {finished}"]
         if run["outcome"] is not None:
             lines.append(
