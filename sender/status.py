@@ -28,6 +28,10 @@ def job_lines(job: LastRun | None) -> list[str]:
     return [f"last job  sender run {job.describe()}", *beat, *([f"last ok   {ok}"] if ok else [])]
 
 
+NOTHING_RECORDED = (
+    "nothing recorded: no push there got an answer to record (a mistyped tag id, or a wrong"
+    " token or endpoint, corrected since?); pending not counted"
+)
 UNFINISHED_RUN = "never (it stopped before recording its end: killed, a crash, or a full disk)"
 
 
@@ -115,6 +119,11 @@ class StatusReport:
             counts = ", ".join(f"{k} {v:,}" for k, v in d.counts.items())
             pending = f"{d.pending:,}" if d.pending is not None else "?"
             lines.append(f"ledger    {d.endpoint} tag {d.tag_id}{mark}")
+            if not mark and not d.test_events and not any(d.counts.values()):
+                # a push that stopped at its first answer (a mistyped tag id, a wrong token):
+                # "everything pending" there would read as events waiting to be sent
+                lines.append(f"{_INDENT}{NOTHING_RECORDED}")
+                continue
             lines.append(f"{_INDENT}{counts}, pending {pending} (test events {d.test_events:,})")
         if not info.destinations:
             lines.append("ledger    nothing sent yet")

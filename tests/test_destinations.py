@@ -66,6 +66,26 @@ def send(db, url, tag_id=TAG_ID):
         con.close()
 
 
+def test_a_destination_where_nothing_was_recorded_is_not_shown_as_all_pending(tmp_path):
+    """A mistyped tag id answered 401 once, then corrected: status does not list every event as
+    pending there, as though it were waiting to be sent, for as long as the ledger lasts."""
+    db = tmp_path / "line_capi.duckdb"
+    write_payload(db, [make_event(i) for i in range(30)])
+    with mock_server() as srv:
+        assert send(db, srv.url, OTHER_TAG).exit_code == ExitCode.AUTHENTICATION
+        assert send(db, srv.url).accepted == 30
+    write_payload(db, [make_event(i) for i in range(32)])  # the next build: 2 new events
+    shown = invoke(["status"], {"LINE_CAPI_DUCKDB": str(db)}).stdout.splitlines()
+    wrong = shown.index(f"ledger    {srv.url} tag {OTHER_TAG}")
+    assert shown[wrong + 1].strip().startswith("nothing recorded: no push there got an answer")
+    assert shown[wrong + 2] == f"ledger    {srv.url} tag {TAG_ID} (last push)"
+    assert "accepted 30, rejected_by_api 0, expired 0, pending 2" in shown[wrong + 3]
+    assert shown[-1] == "pending   2"
+    # --json keeps the figures, for a script that reads them
+    status = json.loads(invoke(["status", "--json"], {"LINE_CAPI_DUCKDB": str(db)}).stdout)
+    assert [d["pending"] for d in status["destinations"]] == [32, 2]
+
+
 def test_each_destination_has_its_own_pending_set(tmp_path):
     db = tmp_path / "line_capi.duckdb"
     write_payload(db, [make_event(i) for i in range(191)])
