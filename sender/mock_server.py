@@ -1,9 +1,10 @@
 """A LINE-compatible Conversion API server, for tests and for rehearsing a scheduled run.
 
-It checks what LINE checks (see docs/line-capi.md): the path ``/v1/{tag_id}/events`` with a
-UUID tag id, the ``X-Line-TagAccessToken`` header (401 otherwise), ``X-Line-ChannelID`` (digits)
-when an event has ``user.line_uid``, a ``Content-Length`` and no chunked encoding, a bare JSON
-array of at most 100,000 events, and each event's fields and patterns. The first bad event makes
+It checks what LINE checks (see docs/line-capi.md): the path ``/v1/{tag_id}/events`` exactly (no
+trailing slash, no query) with a UUID tag id in lower case, the ``X-Line-TagAccessToken`` header
+(401 otherwise), ``X-Line-ChannelID`` (digits) when an event has ``user.line_uid``, the media type
+``application/json``, a ``Content-Length`` and no chunked encoding, a bare JSON array in UTF-8 of
+at most 100,000 events, and each event's fields and patterns. The first bad event makes
 the whole request a 400 (nothing of it is kept); otherwise 202 with an empty body.
 
 Accepted events are counted per ``(event_name, deduplication_key)`` so tests can assert
@@ -52,7 +53,7 @@ _EXTERNAL_ID = re.compile(r"^[0-9a-zA-Z_-]{1,512}\Z")
 _CURRENCY = re.compile(r"^[A-Z]{3}\Z")
 _URL = re.compile(r"^https?://.+", re.DOTALL)
 _DIGITS = re.compile(r"^[0-9]+\Z")
-_PATH = re.compile(r"^/v1/(?P<tag>[^/]+)/events/?$")
+_PATH = re.compile(r"^/v1/(?P<tag>[^/]+)/events\Z")
 
 FAULT_KINDS = ("429", "500", "503", "slow", "drop", "401")
 
@@ -64,8 +65,8 @@ class Invalid(ValueError):
 def _is_uuid(value: object) -> bool:
     if not isinstance(value, str):
         return False
-    try:
-        return str(uuid.UUID(value)) == value.lower()
+    try:  # in lower case, as LINE shows it (the sender writes it so)
+        return str(uuid.UUID(value)) == value
     except ValueError:
         return False
 
@@ -316,7 +317,7 @@ class MockLineServer:
         self.on_request = on_request
         self.fault_policy = fault_policy
         self.on_record = on_record
-        self.tag_id = tag_id  # None: any UUID
+        self.tag_id = tag_id.lower() if tag_id else None  # None: any UUID
         self.delay = delay  # seconds added to every request
         self.chaos = chaos  # probability of a random retryable fault per request
         self.clock = clock
@@ -494,7 +495,7 @@ class _Handler(BaseHTTPRequestHandler):
             mock.record(RequestRecord(int(fault.kind), 0, channel, 0, "injected"))
             return self._answer(int(fault.kind), reason="injected", headers=headers)
 
-        match = _PATH.match(self.path.split("?", 1)[0])
+        match = _PATH.match(self.path)  # as the spec writes it: no trailing slash, no query
         if not match:
             mock.record(RequestRecord(404, 0, channel, 0, f"no such path {self.path}"))
             return self._answer(404, reason="no such path")
@@ -502,7 +503,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not _is_uuid(tag):
             mock.record(RequestRecord(404, 0, channel, 0, "malformed tag id"))
             return self._answer(404, reason="malformed tag id")
-        if mock.tag_id is not None and tag.lower() != mock.tag_id.lower():
+        if mock.tag_id is not None and tag != mock.tag_id:
             # LINE: a token belongs to one tag, so another tag's id is a 401, as a wrong token is
             mock.record(RequestRecord(401, 0, channel, 0, "token of another tag"))
             return self._answer(401, reason="the token belongs to another LINE Tag")
@@ -511,7 +512,8 @@ class _Handler(BaseHTTPRequestHandler):
         ) != mock.token:
             mock.record(RequestRecord(401, 0, channel, 0, "bad token"))
             return self._answer(401, reason="bad X-Line-TagAccessToken")
-        if not self.headers.get("Content-Type", "").lower().startswith("application/json"):
+        media_type = self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
             mock.record(RequestRecord(400, 0, channel, 0, "Content-Type"))
             return self._answer(400, reason="Content-Type is not application/json")
 
@@ -531,9 +533,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _validate(self, body: bytes, channel: str | None) -> list[dict]:
         mock = self.mock
         try:
-            events = json.loads(body)
+            # UTF-8 only (RFC 8259): json.loads would take UTF-16 bytes, and a byte order mark
+            events = json.loads(body.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
-            raise Invalid("body is not JSON") from None
+            raise Invalid("body is not JSON in UTF-8") from None
         if not isinstance(events, list):
             raise Invalid("body is not a bare JSON array")
         if not events or len(events) > MAX_EVENTS:

@@ -75,7 +75,7 @@ def validate_tag_id(tag_id: str | None, *, option: str | None = None) -> str:
         raise ConfigError(f"LINE_TAG_ID {value!r} is not a UUID{_quoted(value)}") from None
     if str(parsed) != value.lower():
         raise ConfigError(f"LINE_TAG_ID {value!r} is not a UUID in 8-4-4-4-12 form")
-    return value
+    return str(parsed)  # in lower case, as LINE shows it: a tag id pasted in capitals is the same
 
 
 def validate_token(token: str | Secret | None, tag_id: str) -> Secret:

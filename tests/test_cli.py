@@ -531,6 +531,19 @@ def test_mock_server_stays_on_loopback():
     assert r.exit_code == ExitCode.USAGE and "loopback" in r.stderr
 
 
+def test_a_tag_id_pasted_in_capitals_is_sent_as_line_writes_it(tmp_path):
+    """LINE shows a tag id in lower case; the mock, as strict, refuses a path in capitals (404)."""
+    db = tmp_path / "line_capi.duckdb"
+    write_payload(db, [make_event(i) for i in range(3)])
+    with mock_server() as srv:
+        r = invoke(["push", *FAST], sender_env(db, srv.url, LINE_TAG_ID=TAG_ID.upper()))
+        assert r.exit_code == ExitCode.OK, r.stderr
+        assert len(srv.accepted) == 3
+    assert f"for LINE Tag {TAG_ID} at" in r.stderr
+    runs = duckdb.connect(str(db), read_only=True).sql("select tag_id from line_capi_send_runs")
+    assert runs.fetchall() == [(TAG_ID,)]
+
+
 def test_mock_server_refuses_a_tag_id_that_is_not_a_uuid():
     r = invoke(["mock-server", "--port", "0", "--tag-id", "nope"], {})
     assert r.exit_code == ExitCode.USAGE and "LINE_TAG_ID 'nope' is not a UUID" in r.stderr

@@ -48,6 +48,29 @@ def test_malformed_tag_id_is_404(server):
     assert post(server, [make_event(1)], tag="not-a-uuid").status_code == 404
 
 
+def test_the_request_must_be_as_the_spec_writes_it(server):
+    """Stricter than a lenient parser: what LINE's spec gives, and nothing the sender never sends
+    passes here unnoticed (a path with a slash or a query, a tag id in capitals, another media
+    type, a body in UTF-16 or with a byte order mark)."""
+    event = [make_event(5, key="mock-strict")]
+    headers = {"Content-Type": "application/json", "X-Line-TagAccessToken": TOKEN}
+    url = f"{server.url}/v1/{TAG_ID}/events"
+    for path in (f"{url}/", f"{url}?x=1", url.replace(TAG_ID, TAG_ID.upper())):
+        assert requests.post(path, json=event, headers=headers, timeout=5).status_code == 404
+    for media_type in ("application/jsonx", "text/plain"):
+        typed = {**headers, "Content-Type": media_type}
+        assert requests.post(url, json=event, headers=typed, timeout=5).status_code == 400
+    text = json.dumps(event)
+    for body in (text.encode("utf-16"), b"\xef\xbb\xbf" + text.encode()):
+        answer = requests.post(url, data=body, headers=headers, timeout=5)
+        assert answer.status_code == 400
+        assert answer.headers["X-Mock-Reason"] == "body is not JSON in UTF-8"
+    assert "mock-strict" not in server.accepted_keys()
+    # a charset parameter is allowed, and the same request as written is accepted
+    typed = {**headers, "Content-Type": "application/json; charset=utf-8"}
+    assert requests.post(url, data=text.encode(), headers=typed, timeout=5).status_code == 202
+
+
 def test_another_tags_id_is_401_as_at_line(server):
     """LINE answers 401 when the token belongs to another tag: a token is issued per tag."""
     other = "11111111-2222-4333-8444-555555555555"
