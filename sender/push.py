@@ -283,6 +283,12 @@ class Pusher:
             f"{self.target.tag_id} at {self.target.endpoint}"
             + (" (test events)" if opts.test else "")
         )
+        if opts.test and not opts.resend and not pending:
+            # a connection check after the first real push: nothing left to test with
+            self.progress.log(
+                "note: nothing is pending at this destination, so --test sends nothing; add"
+                " --resend to send events already sent as tests (LINE does not count them)"
+            )
         if self.summary.not_resent:
             self.progress.log(f"warning: {not_resent_message(self.summary.not_resent)}")
         if self._hold_line_uid:

@@ -580,6 +580,16 @@ def test_a_test_send_is_flagged_under_keys_of_its_own_and_does_not_count_as_sent
         assert srv.requests[-1].test_flags == 0
         assert srv.stats()["duplicates"] == 0
         assert srv.accepted_keys() >= first_five
+        # once every event was sent, a connection check sends nothing, and says what does
+        r = invoke(["push", *FAST, "--test", "--limit", "5"], sender_env(db, srv.url))
+        assert r.exit_code == ExitCode.OK and r.stdout.startswith("pending 0, sent 0")
+        assert "nothing is pending at this destination, so --test sends nothing; add --resend" in (
+            r.stderr
+        )
+        r = invoke(["push", *FAST, "--test", "--resend", "--limit", "5"], sender_env(db, srv.url))
+        assert r.stdout.startswith("pending 5, sent 5, accepted 5") and "add --resend" not in (
+            r.stderr
+        )
 
 
 def test_a_test_key_keeps_to_lines_256_characters_and_only_the_events_key_changes():
