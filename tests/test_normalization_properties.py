@@ -40,9 +40,9 @@ def reference_email(value: str | None) -> str | None:
     if value is None:
         return None
     trimmed = value.strip(ASCII_WHITESPACE)
-    if HEX64.fullmatch(trimmed.lower()):
-        return trimmed.lower()
     normalized = trimmed.translate(HALFWIDTH).strip(JS_WHITESPACE).lower()
+    if HEX64.fullmatch(normalized):  # a hash already, once trimmed as LINE's tag trims
+        return normalized
     return sha(normalized) if EMAIL.fullmatch(normalized) else None
 
 
@@ -50,9 +50,9 @@ def reference_phone(value: str | None) -> str | None:
     if value is None:
         return None
     trimmed = value.strip(ASCII_WHITESPACE)
-    if HEX64.fullmatch(trimmed.lower()):
-        return trimmed.lower()
-    halfwidth = trimmed.translate(HALFWIDTH).strip(ASCII_WHITESPACE)
+    halfwidth = trimmed.translate(HALFWIDTH).strip(JS_WHITESPACE)
+    if HEX64.fullmatch(halfwidth.lower()):
+        return halfwidth.lower()
     if halfwidth.startswith(("+", "00", "010")):  # a trunk 0 in brackets after a country code
         halfwidth = halfwidth.replace("(0)", "")
     if re.fullmatch(r"\+?[0-9]+\.0+", halfwidth):  # a number written as a float: not its .0
@@ -161,7 +161,7 @@ def test_normalizing_twice_equals_normalizing_once(hash_users, pairs):
     st.lists(
         st.tuples(
             st.text(alphabet="0123456789abcdefABCDEF", min_size=64, max_size=64),
-            st.sampled_from(["", " ", "\t", "\n"]),
+            st.sampled_from(["", " ", "\t", "\n", "\u3000", "\u00a0", "\ufeff"]),
         ),
         min_size=1,
         max_size=20,

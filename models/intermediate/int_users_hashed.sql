@@ -10,7 +10,8 @@
 --      after +81 is dropped (+81 (0)90...), and so is a (0) after any other country code
 --      (+44 (0)20...); must be + and 10-15 digits, 9 or 10 after +81 (an extension's digits make
 --      no number); SHA-256 of it.
---   9. A value that already is 64 hex characters is a hash: lowercased, never hashed again.
+--   9. A value that already is 64 hex characters, once trimmed as rule 7 trims (a no-break or
+--      ideographic space too, as LINE's tag does), is a hash: lowercased, never hashed again.
 --      With var pii_prehashed, only such values are kept.
 -- A user with several master rows gets the largest hash of each field (deterministic).
 -- Only the users with a conversion in the window are read: no one else's data is hashed.
@@ -51,15 +52,24 @@ normalized as (
 
     select
         user_id,
+        lower({{ trim_unicode_space(halfwidth_ascii('email_trimmed')) }}) as email_normalized,
+        {{ trim_unicode_space(halfwidth_ascii('phone_trimmed')) }} as phone_halfwidth
+    from trimmed
+
+),
+
+-- rule 9, on the values as trimmed above: "\u3000<64 hex>" is a hash, as LINE's tag reads it
+prehashed as (
+
+    select
+        *,
         case
-            when {{ regex_full_match('lower(email_trimmed)', sha256_hex_pattern()) }} then lower(email_trimmed)
+            when {{ regex_full_match('email_normalized', sha256_hex_pattern()) }} then email_normalized
         end as email_prehashed,
         case
-            when {{ regex_full_match('lower(phone_trimmed)', sha256_hex_pattern()) }} then lower(phone_trimmed)
-        end as phone_prehashed,
-        lower({{ trim_unicode_space(halfwidth_ascii('email_trimmed')) }}) as email_normalized,
-        {{ trim_ascii(halfwidth_ascii('phone_trimmed')) }} as phone_halfwidth
-    from trimmed
+            when {{ regex_full_match('lower(phone_halfwidth)', sha256_hex_pattern()) }} then lower(phone_halfwidth)
+        end as phone_prehashed
+    from normalized
 
 ),
 
@@ -74,7 +84,7 @@ phone_written as (
                 then replace(phone_halfwidth, '(0)', '')
             else phone_halfwidth
         end as phone_without_trunk
-    from normalized
+    from prehashed
 
 ),
 
