@@ -42,6 +42,7 @@ from sender.build_info import check_build
 from sender.database import (
     ACCEPTED,
     EXPIRED,
+    PAYLOAD_TABLE,
     REJECTED_BY_API,
     ensure_ledger,
     first_line,
@@ -175,6 +176,21 @@ def not_resent_message(events: int) -> str:
     )
 
 
+def first_push_note(con: duckdb.DuckDBPyConnection) -> str:
+    """The event names a first push to a destination sends, with what LINE counts once: a site
+    moving from a connector, or beside its LINE Tag, counts every order twice when they differ."""
+    names = con.execute(
+        f"select event_name, count(*) from {PAYLOAD_TABLE} group by event_name"  # noqa: S608
+        " order by count(*) desc, event_name"
+    ).fetchall()
+    listed = ", ".join(f"{name} ({count:,})" for name, count in names)
+    return (
+        f"the first push to this destination sends the event name{'s' * (len(names) != 1)}"
+        f" {listed}: LINE counts a conversion once only when the LINE Tag (or a connector that"
+        " sent before this job) gave it the same event name and deduplication key"
+    )
+
+
 def without_line_uid(batch: pa.Table) -> tuple[pa.Table, int]:
     """The batch without its rows that carry user.line_uid, and how many those were."""
     has_line_uid = pc.fill_null(batch.column("has_line_uid"), False)
@@ -252,12 +268,14 @@ class Pusher:
         gap = None if opts.test else find_window_gap(self.con, self.destination_id)
         if gap is not None:
             self.progress.log(f"warning: {gap.describe()}")
+        first_push = False
         if opts.resend:
             rows = rows_to_resend(self.con, self.destination_id, test=opts.test)
             self.summary.not_resent = len(rows.acknowledged)
         else:
             # nothing recorded at this destination yet: no need to look the rows up in the ledger
             used = ledger_has_keys(self.con, self.destination_id)
+            first_push = not used
             rows = find_pending(
                 self.con,
                 destination_id=self.destination_id if used else None,
@@ -283,6 +301,8 @@ class Pusher:
             f"{self.target.tag_id} at {self.target.endpoint}"
             + (" (test events)" if opts.test else "")
         )
+        if first_push and pending and not opts.test:
+            self.progress.log(f"note: {first_push_note(self.con)}")
         if opts.test and not opts.resend and not pending:
             # a connection check after the first real push: nothing left to test with
             self.progress.log(

@@ -544,6 +544,28 @@ def test_a_tag_id_pasted_in_capitals_is_sent_as_line_writes_it(tmp_path):
     assert runs.fetchall() == [(TAG_ID,)]
 
 
+def test_a_first_push_to_a_destination_names_the_event_names_it_sends(tmp_path):
+    """A site moving from a connector counts every order twice when the names differ: the first
+    push to a destination says which names it sends (not a test send, nor the pushes after)."""
+    db = tmp_path / "line_capi.duckdb"
+    events = [make_event(i) for i in range(3)]
+    events += [make_event(i, event_name="CompleteRegistration") for i in range(3, 5)]
+    write_payload(db, events)
+    note = (
+        "note: the first push to this destination sends the event names Purchase (3),"
+        " CompleteRegistration (2): LINE counts a conversion once only when the LINE Tag (or a"
+        " connector that sent before this job) gave it the same event name and deduplication key"
+    )
+    with mock_server() as srv:
+        test = invoke(["push", *FAST, "--test", "--limit", "1"], sender_env(db, srv.url))
+        assert test.exit_code == ExitCode.OK and "first push" not in test.stderr
+        first = invoke(["push", *FAST], sender_env(db, srv.url))
+        assert first.exit_code == ExitCode.OK and note in first.stderr
+        write_payload(db, [*events, make_event(5)])  # the next build: one new event
+        again = invoke(["push", *FAST], sender_env(db, srv.url))
+        assert again.stdout.startswith("pending 1, sent 1") and "first push" not in again.stderr
+
+
 def test_mock_server_refuses_a_tag_id_that_is_not_a_uuid():
     r = invoke(["mock-server", "--port", "0", "--tag-id", "nope"], {})
     assert r.exit_code == ExitCode.USAGE and "LINE_TAG_ID 'nope' is not a UUID" in r.stderr
