@@ -1,22 +1,26 @@
-"""``sender compact``: write the database afresh, giving back the space of what it no longer holds.
+"""``sender compact`` and ``sender backup``: the database copied into a new file, table by table.
 
 DuckDB reuses the blocks that dbt's replaced tables and the ledger's retention free, but never
 gives them back: the file keeps its largest size, such as that of a catch-up over a long window.
 Compacting copies every table and view into a new file beside it (private, as every file the
-sender writes), compares each table's rows, and moves the new file over the old one. It holds
-the run lock (a ``sender run`` starting meanwhile exits 13) and the database's own lock (a push
-or a dbt build that holds the file makes it exit 5).
+sender writes), compares each table's rows, and moves the new file over the old one. A backup
+makes the same copy elsewhere and leaves the database as it is. Both hold the run lock (a
+``sender run`` starting meanwhile exits 13) and the database's own lock (a push or a dbt build
+that holds the file makes them exit 5), so the copy is of the database between two runs.
 """
 
 # ruff: noqa: S608 - SQL is built from quoted catalog and table names read from the database.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from sender.database import DatabaseError, connect, require_database
+from sender.errors import RunError
+from sender.exit_codes import ExitCode
 from sender.run_locks import run_lock
 
 _COPY = "compacted"
@@ -40,6 +44,41 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _copy_into(con, database: Path, new: Path) -> int:
+    """Copy every table and view of the open ``database`` into the new file ``new``, compare each
+    table's rows, and close the copy (checkpointed: no WAL beside it); the number of tables
+    (DatabaseError when a table's rows differ)."""
+    (old,) = con.execute("select current_database()").fetchone()
+    tables = [
+        row[0]
+        for row in con.execute(
+            "select table_name from information_schema.tables"
+            " where table_catalog = ? and table_schema = 'main'"
+            " and table_type = 'BASE TABLE' order by 1",
+            [old],
+        ).fetchall()
+    ]
+    con.execute(f"attach '{str(new).replace(chr(39), chr(39) * 2)}' as {_COPY}")
+    con.execute(f"copy from database {_quoted(old)} to {_COPY}")
+    for table in tables:
+        counts = con.execute(
+            f"select (select count(*) from {_quoted(old)}.main.{_quoted(table)}),"
+            f" (select count(*) from {_COPY}.main.{_quoted(table)})"
+        ).fetchone()
+        if counts[0] != counts[1]:
+            raise DatabaseError(
+                f"copying {database}: table {table} has {counts[0]:,} rows, its copy"
+                f" {counts[1]:,}; nothing was changed"
+            )
+    con.execute(f"detach {_COPY}")  # checkpoints the copy: no WAL is left beside it
+    return len(tables)
+
+
+def _remove_copy(new: Path) -> None:
+    for path in (new, new.with_name(new.name + ".wal")):  # of a copy killed midway, or failed
+        path.unlink(missing_ok=True)
+
+
 def compact(database: Path) -> Compacted:
     """Copy ``database`` into a new file and move it over the old one (DatabaseError when a
     table's rows differ; the old file is then left as it was)."""
@@ -48,46 +87,75 @@ def compact(database: Path) -> Compacted:
     target = database.resolve() if database.is_symlink() else database
     new = target.with_name(f".{target.name}.compact")
     require_database(database)  # before the lock file: a mistyped path leaves nothing behind
-    with run_lock(database):
-        for leftover in (new, new.with_name(new.name + ".wal")):  # of a compaction killed midway
-            leftover.unlink(missing_ok=True)
+    with run_lock(database, holder="sender compact"):
+        _remove_copy(new)
         con = connect(database, read_only=False, memory_limit=None)
         try:
             con.execute("checkpoint")  # the old file whole, without a WAL to replay
             before = os.path.getsize(database)
-            (old,) = con.execute("select current_database()").fetchone()
-            tables = [
-                row[0]
-                for row in con.execute(
-                    "select table_name from information_schema.tables"
-                    " where table_catalog = ? and table_schema = 'main'"
-                    " and table_type = 'BASE TABLE' order by 1",
-                    [old],
-                ).fetchall()
-            ]
-            con.execute(f"attach '{str(new).replace(chr(39), chr(39) * 2)}' as {_COPY}")
-            con.execute(f"copy from database {_quoted(old)} to {_COPY}")
-            for table in tables:
-                counts = con.execute(
-                    f"select (select count(*) from {_quoted(old)}.main.{_quoted(table)}),"
-                    f" (select count(*) from {_COPY}.main.{_quoted(table)})"
-                ).fetchone()
-                if counts[0] != counts[1]:
-                    raise DatabaseError(
-                        f"compacting {database}: table {table} has {counts[0]:,} rows, its copy"
-                        f" {counts[1]:,}; nothing was changed"
-                    )
-            con.execute(f"detach {_COPY}")  # checkpoints the copy: no WAL is left beside it
+            tables = _copy_into(con, database, new)
         except BaseException:
             con.close()
-            new.unlink(missing_ok=True)
+            _remove_copy(new)
             raise
         con.close()
         wal = database.with_name(database.name + ".wal")
         if wal.exists():  # it would be replayed on the copy: leave the old file as it is
-            new.unlink(missing_ok=True)
+            _remove_copy(new)
             raise DatabaseError(
                 f"compacting {database}: its WAL was not written back; nothing was changed"
             )
         os.replace(new, target)
-    return Compacted(len(tables), before, os.path.getsize(database))
+    return Compacted(tables, before, os.path.getsize(database))
+
+
+@dataclass(frozen=True)
+class BackedUp:
+    copy: Path
+    tables: int
+    bytes: int
+
+    def describe(self, database: Path) -> str:
+        return (
+            f"backed up {database} to {self.copy}: {self.tables} tables,"
+            f" {self.bytes / (1024 * 1024):,.1f} MiB"
+        )
+
+
+def backup_path(database: Path, dest: Path, now: dt.datetime) -> Path:
+    """The backup's file: ``dest`` itself, or in a folder ``dest`` a new name per backup
+    (``line_capi-20261207T031500Z.duckdb``), so that a daily job keeps each day's."""
+    if dest.is_dir():
+        return dest / f"{database.stem}-{now:%Y%m%dT%H%M%SZ}{database.suffix or '.duckdb'}"
+    return dest
+
+
+def backup(database: Path, dest: Path) -> BackedUp:
+    """Copy ``database`` (ledger, coverage history, last build) to a new file at ``dest``,
+    leaving the database as it is (RunError, exit 2, for a destination that cannot be one)."""
+    require_database(database)
+    copy = backup_path(database, dest, dt.datetime.now(dt.UTC))
+    if not copy.parent.is_dir():
+        raise RunError(f"the backup's folder {copy.parent} does not exist", ExitCode.USAGE)
+    if copy.exists() or copy.is_symlink():
+        same = copy.exists() and copy.resolve() == database.resolve()
+        raise RunError(
+            f"{copy} is the database itself"
+            if same
+            else f"{copy} exists: name a new file, or a"
+            " folder (each backup then gets a name of its own)",
+            ExitCode.USAGE,
+        )
+    new = copy.with_name(f".{copy.name}.partial")
+    with run_lock(database, holder="sender backup"):
+        _remove_copy(new)
+        con = connect(database, read_only=False, memory_limit=None)
+        try:
+            tables = _copy_into(con, database, new)
+        except BaseException:
+            con.close()
+            _remove_copy(new)
+            raise
+        con.close()
+        os.replace(new, copy)
+    return BackedUp(copy, tables, os.path.getsize(copy))

@@ -78,6 +78,17 @@ COMPACT_MEANINGS = {
     ExitCode.INTERNAL_ERROR: "an unexpected error (a bug): the traceback with --debug",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM): the old file is left as it was",
 }
+BACKUP_MEANINGS = {
+    ExitCode.OK: "the copy was written",
+    ExitCode.USAGE: "bad option: the backup's folder does not exist, or its file does",
+    ExitCode.DATABASE_LOCKED: COMPACT_MEANINGS[ExitCode.DATABASE_LOCKED],
+    ExitCode.NO_PAYLOAD: COMPACT_MEANINGS[ExitCode.NO_PAYLOAD],
+    ExitCode.DATABASE_ERROR: "not a DuckDB file, or the copy failed (disk full, rows that differ):"
+    " no copy is left",
+    ExitCode.ALREADY_RUNNING: "a sender run (or compact) holds the run lock: try again after it",
+    ExitCode.INTERNAL_ERROR: COMPACT_MEANINGS[ExitCode.INTERNAL_ERROR],
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM): no copy is left",
+}
 
 
 def exit_code_table(meanings: dict[ExitCode, str] = MEANINGS) -> str:

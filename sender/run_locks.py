@@ -66,22 +66,32 @@ def _write_holder(f: IO[str], holder: str, path: Path, code: ExitCode) -> None:
         ) from None
 
 
+def _named_holder(noted: str) -> str:
+    """Who holds the run lock, from what its holder wrote: ``123`` (a sender run), or ``123
+    sender backup`` (another command that copies the database between runs)."""
+    pid, _, command = noted.strip().partition(" ")
+    if not command or command == "sender run":
+        return f"another sender run (pid {pid or '?'})"
+    return f"a {command} (pid {pid})"
+
+
 @contextlib.contextmanager
-def run_lock(database: Path) -> Iterator[Path]:
+def run_lock(database: Path, *, holder: str = "sender run") -> Iterator[Path]:
     """Hold the lock file next to the database for the whole run (released by the kernel if the
-    process dies, so a killed run never leaves a stale lock)."""
+    process dies, so a killed run never leaves a stale lock); ``holder``: the command that holds
+    it, as the message of another one that finds it held names it."""
     path = lock_path(database)
     with _open_lock_file(path, "the database's folder", ExitCode.DATABASE_ERROR) as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
-            holder = f.read().strip() or "?"
             raise RunError(
-                f"another sender run (pid {holder}) holds {path}; this one did nothing",
+                f"{_named_holder(f.read())} holds {path}; this one did nothing",
                 ExitCode.ALREADY_RUNNING,
             ) from None
-        _write_holder(f, str(os.getpid()), path, ExitCode.DATABASE_ERROR)
+        noted = str(os.getpid()) + ("" if holder == "sender run" else f" {holder}")
+        _write_holder(f, noted, path, ExitCode.DATABASE_ERROR)
         try:
             yield path
         finally:

@@ -34,7 +34,7 @@ from sender.exit_codes import ExitCode
 from sender.mock_server import Fault
 from sender.run_log import RunLog
 
-COMMANDS = ["push", "status", "report", "preview", "mock-server", "run", "compact"]
+COMMANDS = ["push", "status", "report", "preview", "mock-server", "run", "compact", "backup"]
 
 
 pytestmark = pytest.mark.payload(events=30)  # the db fixture (conftest.py)
@@ -74,17 +74,16 @@ def test_help_text_is_rewrapped_not_broken_where_the_source_breaks_its_lines():
     ), r.stdout
 
 
-def test_help_of_compact_lists_its_own_exit_codes_not_the_pushs():
-    r = invoke(["compact", "--help"], sender_env_for_help())
+@pytest.mark.parametrize("command", ["compact", "backup"])
+def test_help_of_compact_and_backup_lists_their_own_exit_codes_not_the_pushs(command):
+    r = invoke([command, "--help"], sender_env_for_help())
     assert r.exit_code == 0
     lines = help_line_starts(r.stdout)
     assert any(
         line.startswith("5 DATABASE_LOCKED: a push, a dbt build or a DuckDB shell")
         for line in lines
     )
-    assert any(
-        line.startswith("13 ALREADY_RUNNING: a sender run holds the run lock") for line in lines
-    )
+    assert any(line.startswith("13 ALREADY_RUNNING: a sender run") for line in lines)
     for code in (ExitCode.AUTHENTICATION, ExitCode.REJECTED_BY_API, ExitCode.STALE_EXPORT):
         assert f"{int(code)} {code.name}: " not in r.stdout, code
 

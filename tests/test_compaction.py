@@ -1,8 +1,10 @@
 """`sender compact`: the database written afresh gives back the space of what it no longer holds,
-keeps every row of every table (the ledger first), and refuses a file another process holds."""
+keeps every row of every table (the ledger first), and refuses a file another process holds;
+`sender backup`: the same copy elsewhere, the database left as it is."""
 
 from __future__ import annotations
 
+import os
 import stat
 
 import duckdb
@@ -17,7 +19,7 @@ from sender_fixtures import (
 )
 
 from sender.exit_codes import ExitCode
-from sender.run_locks import lock_path
+from sender.run_locks import lock_path, run_lock
 
 
 def table_rows(db) -> dict[str, int]:
@@ -101,3 +103,61 @@ def test_a_mistyped_database_path_is_one_line_and_leaves_nothing_behind(tmp_path
     assert r.returncode == ExitCode.NO_PAYLOAD, r.stderr
     assert f"error: database {missing} does not exist: run `dbt build` first" in r.stderr
     assert not (tmp_path / "typo").exists()
+
+
+def test_a_backup_keeps_every_row_and_restored_sends_only_what_came_after(tmp_path):
+    """`sender backup` copies the database between runs, privately, into a folder with a name per
+    backup; restored in place of the database, it sends again only what was sent after it (LINE
+    de-duplicates those), never the rest."""
+    db = tmp_path / "line_capi.duckdb"
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    write_bulk_payload(db, 300)
+    with mock_server() as srv:
+        assert push_now(db, srv.url).accepted == 300
+        rows = table_rows(db)
+        r = run_cli(["backup", str(backups)], sender_env(db))
+        assert r.returncode == ExitCode.OK, r.stderr
+        (copy,) = backups.iterdir()
+        assert copy.name.startswith("line_capi-") and copy.suffix == ".duckdb"
+        assert r.stdout == f"backed up {db} to {copy}: {len(rows)} tables, " + (
+            f"{copy.stat().st_size / 1024 / 1024:,.1f} MiB\n"
+        )
+        assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+        assert table_rows(copy) == rows == table_rows(db)  # the database is left as it was
+        # the next hour: 20 more events sent; then the disk is lost, and the backup restored
+        write_bulk_payload(db, 320)
+        assert push_now(db, srv.url).accepted == 20
+        db.unlink()
+        copy.rename(db)
+        write_bulk_payload(db, 320)  # the next run's build
+        again = push_now(db, srv.url)
+        assert (again.pending, again.accepted) == (20, 20)
+        assert len(srv.accepted) == 320 and sum(srv.accepted.values()) == 340
+
+
+def test_a_backup_never_overwrites_and_waits_for_its_turn(tmp_path):
+    db = tmp_path / "line_capi.duckdb"
+    write_bulk_payload(db, 10)
+    taken = tmp_path / "taken.duckdb"
+    taken.write_bytes(b"an earlier backup")
+    for dest, said in (
+        (taken, f"error: {taken} exists: name a new file, or a folder"),
+        (tmp_path / "none" / "b.duckdb", f"error: the backup's folder {tmp_path / 'none'} does"),
+        (db, f"error: {db} is the database itself"),
+    ):
+        r = run_cli(["backup", str(dest)], sender_env(db))
+        assert (r.returncode, r.stderr.startswith(said)) == (ExitCode.USAGE, True), r.stderr
+    assert taken.read_bytes() == b"an earlier backup"
+    # a compaction (or a run) holds the run lock: the backup says which, and copies nothing
+    with run_lock(db, holder="sender compact"):
+        r = run_cli(["backup", str(tmp_path / "b.duckdb")], sender_env(db))
+    assert r.returncode == ExitCode.ALREADY_RUNNING, r.stderr
+    assert r.stderr.startswith(f"error: a sender compact (pid {os.getpid()}) holds ")
+    # a push or a dbt build holds the database: nothing copied, nothing left half-written
+    with database_held(db):
+        r = run_cli(["backup", str(tmp_path / "b.duckdb")], sender_env(db))
+    assert r.returncode == ExitCode.DATABASE_LOCKED, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [db.name, lock_path(db).name, taken.name]
+    )

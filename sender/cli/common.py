@@ -18,7 +18,7 @@ import typer
 
 from sender.database import DEFAULT_MEMORY_LIMIT, connect, first_line, require_payload
 from sender.errors import known_error
-from sender.exit_codes import COMPACT_MEANINGS, ExitCode, exit_code_table
+from sender.exit_codes import BACKUP_MEANINGS, COMPACT_MEANINGS, ExitCode, exit_code_table
 from sender.file_modes import private_file
 from sender.push_summary import error_json
 from sender.secret_env import read_secret, scrub
@@ -77,6 +77,7 @@ EndpointOpt = Annotated[
 # The exit codes under every command's help that a scheduler runs (one table: sender/exit_codes).
 EXIT_CODES_EPILOG = "Exit codes:\n\n" + exit_code_table()
 COMPACT_EXIT_CODES_EPILOG = "Exit codes:\n\n" + exit_code_table(COMPACT_MEANINGS)
+BACKUP_EXIT_CODES_EPILOG = "Exit codes:\n\n" + exit_code_table(BACKUP_MEANINGS)
 
 
 class _Flags:

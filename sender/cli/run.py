@@ -1,5 +1,6 @@
 """``sender run``: the hourly job (sender.scheduled_run), its options and its alert; and
-``sender compact``, the database's upkeep between two runs (sender.compaction)."""
+``sender compact`` and ``sender backup``, the database's upkeep between two runs
+(sender.compaction)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import typer
 from sender import alerts, heartbeat
 from sender.build_info import SAMPLE_MARKER, check_sample_database, check_sample_destination
 from sender.cli.common import (
+    BACKUP_EXIT_CODES_EPILOG,
     COMPACT_EXIT_CODES_EPILOG,
     EXIT_CODES_EPILOG,
     DatabaseOpt,
@@ -27,7 +29,7 @@ from sender.cli.common import (
     sigterm_as_interrupt,
     warn,
 )
-from sender.compaction import compact
+from sender.compaction import backup, compact
 from sender.database import check_is_duckdb_file
 from sender.errors import RunError
 from sender.exit_codes import ExitCode
@@ -237,6 +239,38 @@ def compact_command(database: DatabaseOpt = DEFAULT_DATABASE) -> None:
     with exits_on_error(path):
         try:
             done = compact(path)
+        except RunError as exc:
+            raise die(str(exc), exc.code) from None
+    out(done.describe(path))
+
+
+@app.command("backup", epilog=BACKUP_EXIT_CODES_EPILOG)
+def backup_command(
+    dest: Annotated[
+        Path,
+        typer.Argument(
+            help="A new file, or a folder: each backup then gets a name of its own"
+            " (line_capi-20261207T031500Z.duckdb).",
+            show_default=False,
+        ),
+    ],
+    database: DatabaseOpt = DEFAULT_DATABASE,
+) -> None:
+    """Copy the database (the send ledger, the coverage history, the last build) to a new file.
+
+    Run it between two scheduled runs, for instance daily at :10: it holds the run lock (a sender
+    run starting meanwhile exits 13), and a push or dbt build holding the file makes it exit 5.
+    Every table and view is copied and each table's rows compared; the copy is private (0600).
+    Restoring is copying it back in place of the database between runs (docs/operations.md).
+
+    Example:
+
+        sender backup -d data/line_capi.duckdb /srv/backup/line-capi/
+    """
+    path = database_path(database)
+    with exits_on_error(path):
+        try:
+            done = backup(path, dest)
         except RunError as exc:
             raise die(str(exc), exc.code) from None
     out(done.describe(path))
