@@ -557,11 +557,19 @@ def test_time_zone_of_the_machine_does_not_matter(tmp_path, csv_build):
     tables = export_tables()
     # a sync_date without an offset is UTC
     tables["conversions"][0]["sync_date"] = "2026-03-01T01:00:00"
-    # a date alone is midnight UTC; a zone name or an offset with seconds is honoured
+    # a date alone is midnight UTC; a zone name or an offset with seconds is honoured; so are
+    # UTC, GMT and JST, but not an abbreviation that names several zones (BST read as Bangladesh,
+    # IST as India) nor an offset no place has: those are not read, never read as elsewhere
     extra = {
         "DATE-ONLY": "2026-03-01",
         "ZONE-NAME": "2026-03-01T10:00:00 Asia/Tokyo",
         "OFFSET-SECONDS": "2026-03-01T10:00:00+09:00:00",
+        "ZONE-JST": "2026-03-01T10:00:00 JST",
+        "ZONE-AREA": "2026-03-01T01:00:00 Europe/London",
+        "ZONE-Z-LOWER": "2026-03-01t01:00:00z",
+        "ZONE-BST": "2026-03-01T02:00:00 BST",
+        "ZONE-IST": "2026-03-01T06:30:00 IST",
+        "OFFSET-BEYOND": "2026-03-01T10:00:00+99:00",
     }
     for key, sync_date in extra.items():
         tables["conversions"].append(
@@ -577,6 +585,17 @@ def test_time_zone_of_the_machine_does_not_matter(tmp_path, csv_build):
     assert payloads["DATE-ONLY"]["event"]["event_timestamp"] == T - 3 * HOUR
     assert payloads["ZONE-NAME"]["event"]["event_timestamp"] == T - 2 * HOUR
     assert payloads["OFFSET-SECONDS"]["event"]["event_timestamp"] == T - 2 * HOUR
+    for key in ("ZONE-JST", "ZONE-AREA", "ZONE-Z-LOWER"):
+        assert payloads[key]["event"]["event_timestamp"] == T - 2 * HOUR, key
+    unread = result.rows(
+        "select transaction_id, reason from line_capi_rejected where transaction_id in"
+        " ('ZONE-BST', 'ZONE-IST', 'OFFSET-BEYOND') order by 1"
+    )
+    assert unread == [
+        ("OFFSET-BEYOND", "invalid_sync_date"),
+        ("ZONE-BST", "invalid_sync_date"),
+        ("ZONE-IST", "invalid_sync_date"),
+    ]
 
 
 def test_sample_builds_with_payload_and_rejected_rows_on_any_date(tmp_path):

@@ -16,22 +16,33 @@
 {%- endmacro %}
 
 {#-
-    Shaped for speed (docs/bench.md): the suffix test for KARTE's `+09:00` right after a digit
-    comes before the zone regex; it only adds a true the regex gives too, so the result is the
-    same (after a space, `23:59:59 +09:00`, the regex's branch takes the space out first).
+    Shaped for speed (docs/bench.md): the suffix tests for KARTE's `+09:00` and the Datahub
+    queries' `Z` right after a digit come before the zone regexes; they only add a true the
+    regexes give too, so the result is the same (after a space, `23:59:59 +09:00`, the regex's
+    branch takes the space out first).
+    A zone DuckDB would read, but as another place than the export meant, is not read: an offset
+    beyond ±14:00 (`+99:00`), or an abbreviation other than UTC, GMT and JST, each of which names
+    several zones (DuckDB reads BST as Bangladesh's, not British summer time, and IST as India's).
+    A zone name with its area (`Asia/Tokyo`, `Europe/London`) is read.
 -#}
 {% macro duckdb__iso8601_to_unix_seconds(expr, utc_offset_seconds) -%}
     {#- A zone after the time: Z, +hh[[:]mm[[:]ss]] or a name (UTC, Asia/Tokyo); a date alone has none. -#}
     {%- set time = '[0-9]:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]*)?)?' -%}
     {%- set zone = '(?:[Zz]|[+-][0-9]{2}|[A-Za-z]{2,})' -%}
     {%- set has_zone = "regexp_matches(" ~ expr ~ ", '" ~ time ~ "\\s*" ~ zone ~ "')" -%}
+    {#- the zones read, at the end of the text in upper case -#}
+    {%- set known_offset = '[+-](?:0[0-9]|1[0-4])(?::?[0-5][0-9](?::?[0-5][0-9])?)?' -%}
+    {%- set known_zone = '(?:Z|' ~ known_offset ~ '|UTC|GMT|JST|[A-Z][A-Z_]*/[A-Z0-9_/+-]+)' -%}
+    {%- set zone_known = "regexp_matches(upper(" ~ expr ~ "), '" ~ time ~ "\\s*" ~ known_zone ~ "$')" -%}
     (case
         when {{ expr }} like '____-%' then
-            case when {{ expr }} like '%+09:00' and ascii(right({{ expr }}, 7)) between 48 and 57
+            case when ({{ expr }} like '%+09:00' and ascii(right({{ expr }}, 7)) between 48 and 57)
+                    or ({{ expr }} like '%:%Z' and ascii(right({{ expr }}, 2)) between 48 and 57)
                 then epoch_us(try_cast({{ expr }} as timestamptz)) // 1000000
             when {{ has_zone }}
                 {#- DuckDB reads no space before a numeric offset (`12:00:00.000 +0900`, Snowflake's) #}
-                then epoch_us(try_cast(regexp_replace(upper({{ expr }}), '\s+([+-][0-9])', '\1') as timestamptz)) // 1000000
+                then case when {{ zone_known }}
+                    then epoch_us(try_cast(regexp_replace(upper({{ expr }}), '\s+([+-][0-9])', '\1') as timestamptz)) // 1000000 end
                 else epoch_us(try_cast(upper({{ expr }}) as timestamp)) // 1000000
                     {%- if utc_offset_seconds %} - ({{ utc_offset_seconds }}){% endif %} end
         {# a fraction truncated: pandas writes an integer column with gaps as floats (1764554400.0) #}
@@ -50,7 +61,7 @@
     spark.sql.session.timeZone is. The zone names `UTC` and `GMT` after a space are `Z`. Lower-case
     `t` and `z` are read as upper-case. Anything else is null, as are impossible dates. Plain digits are epoch seconds (9-10), milliseconds (12-13) or microseconds (16), a fraction after them truncated.
     Known differences from DuckDB (texts KARTE does not write): DuckDB also reads `24:00:00`
-    (next day), 5-digit years, and other zone names (` JST`, ` Asia/Tokyo`), which it honours.
+    (next day), 5-digit years, and the zone names ` JST` and ` Asia/Tokyo` (area/place), which it honours.
 -#}
 {% macro spark__iso8601_to_unix_seconds(expr, utc_offset_seconds) -%}
     {%- set date = '([0-9]{4}-[0-9]{1,2}-[0-9]{1,2})' -%}
