@@ -126,7 +126,14 @@ MIXED_LINE_ENDINGS_HINT = (
     " (the file mixes line endings: some rows end in CRLF, others in LF, as when a row is added"
     " by hand to a file saved on Windows; save it with one kind, e.g. sed -i 's/\\r$//' FILE)"
 )
-# a .gz file DuckDB cannot decompress: its line names the file, not how it came to be so
+# a row longer than DuckDB reads: a well-formed file, not a malformed one (said further down)
+_LINE_TOO_LONG = re.compile(r"Maximum line size of ([0-9]+) bytes exceeded")
+LINE_TOO_LONG_HINT = (
+    " (a row over {size} bytes, the most DuckDB reads in a line: an order with tens of thousands"
+    " of items in its items JSON? cut the items in the export's query, at most 100 are read, or"
+    " export the table as Parquet, which has no line limit)"
+)
+# a .gz or .parquet file DuckDB cannot read whole: its line names the file, not how it came to be
 GZIP_HINTS = (
     (
         re.compile(r"Unexpected end of GZIP stream"),
@@ -137,6 +144,11 @@ GZIP_HINTS = (
         re.compile(r"Input is not a GZIP stream"),
         " (the file is named .gz but is not gzip-compressed: rename it without .gz, or compress"
         " it with gzip)",
+    ),
+    (
+        re.compile(r"No magic bytes found at (the )?end of file"),
+        " (not a whole Parquet file: its export or copy did not finish, or the file is another"
+        " format named .parquet; export or copy it again)",
     ),
 )
 # a gzipped CSV is checked by DuckDB as it reads it, not by the build's own UTF-8 check
@@ -271,7 +283,10 @@ def dbt_failure(
             why = f"{why.rstrip('.')} of {named[0]}"
         not_utf8 = any(_NOT_UTF8 in line for line in lines)
         sniffed = _SNIFFED_FILE.search(why)
-        if not_utf8:
+        too_long = next(filter(None, map(_LINE_TOO_LONG.search, lines)), None)
+        if too_long:
+            hint = LINE_TOO_LONG_HINT.format(size=f"{int(too_long.group(1)):,}")
+        elif not_utf8:
             hint = NOT_UTF8_HINT
         elif sniffed and mixes_line_endings(Path(sniffed.group(1))):
             hint = MIXED_LINE_ENDINGS_HINT

@@ -445,6 +445,11 @@ def write_layout(directory, files: dict[str, bytes | str | None]):
             {"conversions.json": b"", "conversions/_SUCCESS": None},
             "KARTE export table conversions is in a format that is not read: ",
         ),
+        (
+            # a Windows tool's name: the format is read, its extension only in lower case
+            {"conversions.CSV": b"event_name,user_id\n"},
+            "conversions.CSV has its extension in capitals: rename it to ",
+        ),
     ],
     ids=[
         "two-formats",
@@ -455,6 +460,7 @@ def write_layout(directory, files: dict[str, bytes | str | None]):
         "column-twice",
         "no-part",
         "json",
+        "capitals",
     ],
 )
 def test_bad_layouts_are_one_line_errors_naming_the_table(tmp_path, files, message):

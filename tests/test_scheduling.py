@@ -980,6 +980,36 @@ def test_a_gz_file_duckdb_cannot_decompress_says_how_it_came_to_be(tmp_path, dam
         assert "(the file is named .gz but is not gzip-compressed: rename it without .gz" in line
 
 
+@pytest.mark.parametrize("damage", ["parquet cut short", "row over 2 MB"])
+def test_a_file_duckdb_cannot_read_says_why_not(tmp_path, damage):
+    """A Parquet file whose copy stopped half-way, and a well-formed CSV with one row longer than
+    DuckDB reads (it said "a malformed CSV"): the line says what is wrong and what to do."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    if damage == "parquet cut short":
+        plain = export / "conversions.csv"
+        packed = export / "conversions.parquet"
+        with duckdb.connect() as con:
+            con.execute(
+                f"copy (select * from read_csv('{plain}', all_varchar = true)) to '{packed}'"
+            )
+        plain.unlink()
+        packed.write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
+    else:
+        with (export / "page_views.csv").open("a") as file:
+            file.write(f"u9,2026-01-01T00:00:00Z,,pv-9,https://x.jp/,,,,{'M' * 2_100_000},\n")
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
+    line = one_error_line(r.stderr)
+    if damage == "parquet cut short":
+        assert f"No magic bytes found at end of file '{export / 'conversions.parquet'}'" in line
+        assert "(not a whole Parquet file: its export or copy did not finish" in line
+    else:
+        assert "page_views.csv (a row over 2,000,000 bytes, the most DuckDB reads in a line" in line
+        assert "a malformed CSV" not in line
+
+
 def test_a_quote_left_open_keeps_the_rows_it_runs_over_out_of_the_run_log(tmp_path):
     """A value whose quote is never closed, past the rows DuckDB samples: DuckDB's error quotes
     the row and every row after it up to its limit, other customers' emails among them, over

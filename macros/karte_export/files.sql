@@ -358,6 +358,14 @@
         {%- if by_layout[layout] -%}{%- do used.append(layout) -%}{%- endif -%}
     {%- endfor -%}
     {%- if not used and unread -%}
+        {#- an extension in capitals (a Windows tool's conversions.CSV): read in lower case only -#}
+        {%- for path in unread if (path | lower).endswith(('.csv', '.csv.gz', '.parquet')) -%}
+            {%- set lowered = path | lower -%}
+            {%- set suffix = '.csv.gz' if lowered.endswith('.csv.gz') else '.' ~ lowered.split('.')[-1] -%}
+            {{ exceptions.raise_compiler_error(
+                "KARTE export file " ~ path ~ " has its extension in capitals: rename it to "
+                ~ path[:(path | length) - (suffix | length)] ~ suffix ~ " (extensions are read in lower case)") }}
+        {%- endfor -%}
         {#- an export in JSON, Avro or another format: say so, not "missing" -#}
         {{ exceptions.raise_compiler_error(
             "KARTE export table " ~ table_name ~ " is in a format that is not read: " ~ (unread[:3] | join(', '))
