@@ -303,6 +303,35 @@ def test_parquet_partitioned_into_folders_by_a_column_builds_the_same_rows(
     assert rejected_rows(result) == rejected_rows(text_build)
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_folder_naming_a_column_its_files_hold_is_one_line(tmp_path, text_export, fmt):
+    """conversions/sync_date=2026-03-01/ over files that hold sync_date: DuckDB gave every row the
+    folder's value (each conversion dated that midnight, and sent so), with exit 0."""
+    export = tmp_path / "export"
+    shutil.copytree(text_export, export)
+    conversions = export / "conversions.csv"
+    part = export / "conversions" / "sync_date=2026-03-01" / f"part-0.{fmt}"
+    part.parent.mkdir(parents=True)
+    if fmt == "csv":
+        conversions.rename(part)
+    else:
+        with duckdb.connect() as con:
+            con.sql(
+                f"copy (select * from read_csv('{conversions}', all_varchar = true)) to '{part}'"
+            )
+        conversions.unlink()
+    result = run_dbt(tmp_path, *HOURLY_BUILD, export_dir=export, vars={"as_of": AS_OF})
+    assert result.returncode != 0
+    (line,) = [line for line in result.output.splitlines() if "names the column" in line]
+    assert line.strip() == (
+        f"KARTE export table conversions: the folder sync_date=2026-03-01 of {part} names the"
+        " column sync_date, which the file holds too, and DuckDB would give every row the"
+        " folder's value instead of its own: rename the folder (export_sync_date=2026-03-01)"
+        " or leave the column out of the files"
+    )
+    assert nothing_was_built(result)
+
+
 def test_parts_storing_numbers_and_parts_storing_text_build_the_same_rows(
     tmp_path, text_export, text_build
 ):

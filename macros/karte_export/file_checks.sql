@@ -127,3 +127,39 @@
         {%- endif -%}
     {%- endfor -%}
 {% endmacro %}
+
+{#-
+    DuckDB: a folder named key=value gives each row of the files under it the column key (hive
+    partitioning, detected). When a file holds that column itself, the folder's value replaces
+    the file's in every row, without a word: `conversions/sync_date=2026-12-07/` would date each
+    conversion at that day's midnight, `event_name=purchase/` make every row a purchase. Refused,
+    naming the folder and the column. Only the parts under such a folder are read again (their
+    own columns, without the folder's), so an export without one costs nothing here.
+-#}
+{% macro check_karte_export_folder_keys(table_name, format, paths, encoding) %}
+    {%- set keyed = [] -%}
+    {%- for path in paths -%}
+        {%- set keys = modules.re.findall('/([^/=]+)=[^/]*(?=/)', path) -%}
+        {%- if keys -%}{%- do keyed.append((path, keys)) -%}{%- endif -%}
+    {%- endfor -%}
+    {%- if not keyed -%}{{ return('') }}{%- endif -%}
+    {%- set reads = [] -%}
+    {%- for path, _ in keyed -%}
+        {%- set read = duckdb_karte_export_table_function(format, [path], encoding, none) -%}
+        {%- do reads.append('select ' ~ loop.index0 ~ ', to_json(list(lower(column_name)))'
+            ~ ' from (describe select * from ' ~ read[:-1] ~ ', hive_partitioning = false))') -%}
+    {%- endfor -%}
+    {%- for row in run_query(reads | join(' union all ')) -%}
+        {%- set path, keys = keyed[row[0]] -%}
+        {%- set own = fromjson(row[1]) -%}
+        {%- for key in keys if key | lower in own -%}
+            {%- set folder = modules.re.search('/(' ~ modules.re.escape(key) ~ '=[^/]*)/', path).group(1) -%}
+            {%- set renamed = folder | replace(key ~ '=', 'export_' ~ key ~ '=', 1) -%}
+            {{ exceptions.raise_compiler_error(
+                "KARTE export table " ~ table_name ~ ": the folder " ~ folder ~ " of " ~ path ~ " names the column "
+                ~ key ~ ", which the file holds too, and DuckDB would give every row the folder's value instead of"
+                ~ " its own: rename the folder (" ~ renamed ~ ") or leave the column out of the files") }}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return('') }}
+{% endmacro %}

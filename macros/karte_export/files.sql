@@ -236,6 +236,7 @@
             {{ check_csv_export_file(path, sizes.get(path, 0), encoding) }}
         {%- endfor -%}
     {%- endif -%}
+    {{ check_karte_export_folder_keys(table_name, layout.format, paths, encoding) }}
     {%- if paths | length > 1 -%}
         {{ check_karte_export_part_columns(table_name, layout.format, paths, encoding) }}
     {%- endif -%}
