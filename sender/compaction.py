@@ -18,7 +18,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sender.database import DatabaseError, connect, require_database
+import duckdb
+
+from sender import fault_points
+from sender.database import (
+    DatabaseError,
+    check_is_duckdb_file,
+    connect,
+    is_lock_error,
+    locked,
+    require_database,
+)
 from sender.errors import RunError
 from sender.exit_codes import ExitCode
 from sender.run_locks import run_lock
@@ -59,6 +69,7 @@ def _copy_into(con, database: Path, new: Path) -> int:
         ).fetchall()
     ]
     con.execute(f"attach '{str(new).replace(chr(39), chr(39) * 2)}' as {_COPY}")
+    fault_points.hit("database_copy")  # test hook: sender/fault_points.py
     con.execute(f"copy from database {_quoted(old)} to {_COPY}")
     for table in tables:
         counts = con.execute(
@@ -79,6 +90,15 @@ def _remove_copy(new: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _stopped(exc: BaseException) -> BaseException:
+    """What to raise for an error during the copy: DuckDB stops a query on Ctrl-C (or SIGTERM,
+    which sigterm_as_interrupt raises as Ctrl-C) with a RuntimeError of its own, which is an
+    interrupt (exit 130), not a bug."""
+    if isinstance(exc, RuntimeError) and "Query interrupted" in str(exc):
+        return KeyboardInterrupt()
+    return exc
+
+
 def compact(database: Path) -> Compacted:
     """Copy ``database`` into a new file and move it over the old one (DatabaseError when a
     table's rows differ; the old file is then left as it was)."""
@@ -94,10 +114,13 @@ def compact(database: Path) -> Compacted:
             con.execute("checkpoint")  # the old file whole, without a WAL to replay
             before = os.path.getsize(database)
             tables = _copy_into(con, database, new)
-        except BaseException:
+        except BaseException as exc:
             con.close()
             _remove_copy(new)
-            raise
+            stopped = _stopped(exc)
+            if stopped is exc:
+                raise
+            raise stopped from None
         con.close()
         wal = database.with_name(database.name + ".wal")
         if wal.exists():  # it would be replayed on the copy: leave the old file as it is
@@ -146,16 +169,47 @@ def backup(database: Path, dest: Path) -> BackedUp:
             " folder (each backup then gets a name of its own)",
             ExitCode.USAGE,
         )
-    new = copy.with_name(f".{copy.name}.partial")
+    # one name per database in a folder: a copy killed midway is removed by the next backup
+    new = copy.with_name(f".{database.name}.backup-partial")
     with run_lock(database, holder="sender backup"):
         _remove_copy(new)
+        _refuse_earlier_layout(database)
         con = connect(database, read_only=False, memory_limit=None)
         try:
             tables = _copy_into(con, database, new)
-        except BaseException:
+        except BaseException as exc:
             con.close()
             _remove_copy(new)
-            raise
+            stopped = _stopped(exc)
+            if stopped is exc:
+                raise
+            raise stopped from None
         con.close()
         os.replace(new, copy)
     return BackedUp(copy, tables, os.path.getsize(copy))
+
+
+def _refuse_earlier_layout(database: Path) -> None:
+    """A backup leaves the database as it is: a ledger of an earlier layout (after an upgrade,
+    before its first run) would be migrated by the read-write open the copy needs, and the
+    backup would hold the new layout instead of the one it was asked for."""
+    from sender.ledger_migration import needs_migration
+
+    check_is_duckdb_file(database)
+    try:
+        probe = duckdb.connect(str(database), read_only=True)
+    except duckdb.IOException as exc:
+        if is_lock_error(str(exc)):
+            raise locked(database, str(exc)) from None
+        raise DatabaseError(f"cannot open database {database}: {exc}") from None
+    try:
+        behind = needs_migration(probe)
+    finally:
+        probe.close()
+    if behind:
+        raise RunError(
+            f"the ledger in {database} has an earlier version's layout, which the next run (or any"
+            " command that writes) migrates: back it up as it is with cp while no run is going"
+            ' (docs/operations.md, "Upgrading"), or with sender backup after that run',
+            ExitCode.USAGE,
+        )

@@ -80,7 +80,8 @@ COMPACT_MEANINGS = {
 }
 BACKUP_MEANINGS = {
     ExitCode.OK: "the copy was written",
-    ExitCode.USAGE: "bad option: the backup's folder does not exist, or its file does",
+    ExitCode.USAGE: "bad option: the backup's folder does not exist, or its file does; or the"
+    " ledger has an earlier version's layout, which the next run migrates",
     ExitCode.DATABASE_LOCKED: COMPACT_MEANINGS[ExitCode.DATABASE_LOCKED],
     ExitCode.NO_PAYLOAD: COMPACT_MEANINGS[ExitCode.NO_PAYLOAD],
     ExitCode.DATABASE_ERROR: "not a DuckDB file, or the copy failed (disk full, rows that differ):"

@@ -12,6 +12,7 @@ the code passes ``<point>``, ``<action>`` happens:
 - ``kill`` (the default): the process sends itself SIGKILL, as the OOM killer or ``kill -9``
   would: no ``finally``, no flush, no ledger commit.
 - ``enospc``: ``OSError(ENOSPC, "No space left on device")`` is raised there, as a full disk would.
+- ``term``: the process sends itself SIGTERM, as a scheduler's timeout or systemd would.
 
 Points (one line each in the code, marked ``# test hook``):
 
@@ -24,6 +25,8 @@ Points (one line each in the code, marked ``# test hook``):
   (a ``kill`` there is what the out-of-memory killer does to a build).
 - ``lock_write`` (sender/run_locks.py): ``sender run`` writes its pid into a lock file (an
   ``enospc`` there is a disk so full that not even these few bytes fit).
+- ``database_copy`` (sender/compaction.py): ``sender backup`` or ``compact`` has made its new
+  file and is about to copy the database into it.
 
 Several specifications may be given, separated by commas. When the variable is unset or empty
 ``hit`` returns at once and does nothing. No command-line option reaches this hook: only the
@@ -39,8 +42,15 @@ import threading
 from collections import Counter
 
 ENV_VAR = "LINE_CAPI_FAULT_POINT"
-POINTS = ("before_request", "after_response", "ledger_write", "dbt_connect", "lock_write")
-ACTIONS = ("kill", "enospc", "crash")
+POINTS = (
+    "before_request",
+    "after_response",
+    "ledger_write",
+    "dbt_connect",
+    "lock_write",
+    "database_copy",
+)
+ACTIONS = ("kill", "enospc", "crash", "term")
 
 _lock = threading.Lock()
 _counts: Counter[str] = Counter()
@@ -80,6 +90,9 @@ def hit(point: str) -> None:
             return
     if spec[1] == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if spec[1] == "term":
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     if spec[1] == "crash":  # stands for a bug: an exception nobody expects
         raise RuntimeError(f"fault point {point}: a simulated bug")
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

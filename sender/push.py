@@ -45,6 +45,7 @@ from sender.database import (
     PAYLOAD_TABLE,
     REJECTED_BY_API,
     ensure_ledger,
+    fetch_one,
     first_line,
     has_ledger,
 )
@@ -176,6 +177,10 @@ def not_resent_message(events: int) -> str:
     )
 
 
+def payload_holds_rows(con: duckdb.DuckDBPyConnection) -> bool:
+    return fetch_one(con, f"select count(*) > 0 from {PAYLOAD_TABLE}")[0]  # noqa: S608
+
+
 def first_push_note(con: duckdb.DuckDBPyConnection) -> str:
     """The event names a first push to a destination sends, with what LINE counts once: a site
     moving from a connector, or beside its LINE Tag, counts every order twice when they differ."""
@@ -185,9 +190,10 @@ def first_push_note(con: duckdb.DuckDBPyConnection) -> str:
     ).fetchall()
     listed = ", ".join(f"{name} ({count:,})" for name, count in names)
     return (
-        f"the first push to this destination sends the event name{'s' * (len(names) != 1)}"
-        f" {listed}: LINE counts a conversion once only when the LINE Tag (or a connector that"
-        " sent before this job) gave it the same event name and deduplication key"
+        f"a first push to this destination: the payload's event name{'s' * (len(names) != 1)}"
+        f" {'are' if len(names) != 1 else 'is'} {listed}; LINE counts a conversion once only when"
+        " the LINE Tag (or a connector that sent before this job) gave it the same event name and"
+        " deduplication key"
     )
 
 
@@ -303,7 +309,7 @@ class Pusher:
         )
         if first_push and pending and not opts.test:
             self.progress.log(f"note: {first_push_note(self.con)}")
-        if opts.test and not opts.resend and not pending:
+        if opts.test and not opts.resend and not pending and payload_holds_rows(self.con):
             # a connection check after the first real push: nothing left to test with
             self.progress.log(
                 "note: nothing is pending at this destination, so --test sends nothing; add"

@@ -551,8 +551,8 @@ def test_a_first_push_to_a_destination_names_the_event_names_it_sends(tmp_path):
     events += [make_event(i, event_name="CompleteRegistration") for i in range(3, 5)]
     write_payload(db, events)
     note = (
-        "note: the first push to this destination sends the event names Purchase (3),"
-        " CompleteRegistration (2): LINE counts a conversion once only when the LINE Tag (or a"
+        "note: a first push to this destination: the payload's event names are Purchase (3),"
+        " CompleteRegistration (2); LINE counts a conversion once only when the LINE Tag (or a"
         " connector that sent before this job) gave it the same event name and deduplication key"
     )
     with mock_server() as srv:
@@ -563,6 +563,12 @@ def test_a_first_push_to_a_destination_names_the_event_names_it_sends(tmp_path):
         write_payload(db, [*events, make_event(5)])  # the next build: one new event
         again = invoke(["push", *FAST], sender_env(db, srv.url))
         assert again.stdout.startswith("pending 1, sent 1") and "first push" not in again.stderr
+    # an empty payload: nothing pending, and --resend would send nothing either: no such advice
+    empty = tmp_path / "empty.duckdb"
+    write_payload(empty, [])
+    with mock_server() as srv:
+        r = invoke(["push", *FAST, "--test"], sender_env(empty, srv.url))
+    assert r.exit_code == ExitCode.OK and "--resend" not in r.stderr
 
 
 def test_mock_server_refuses_a_tag_id_that_is_not_a_uuid():

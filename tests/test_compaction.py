@@ -5,17 +5,22 @@ keeps every row of every table (the ledger first), and refuses a file another pr
 from __future__ import annotations
 
 import os
+import signal
 import stat
 
 import duckdb
+import pytest
 from sender_fixtures import (
+    TAG_ID,
     database_held,
     ledger_counts,
+    make_event,
     mock_server,
     push_now,
     run_cli,
     sender_env,
     write_bulk_payload,
+    write_payload,
 )
 
 from sender.exit_codes import ExitCode
@@ -161,3 +166,45 @@ def test_a_backup_never_overwrites_and_waits_for_its_turn(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [db.name, lock_path(db).name, taken.name]
     )
+
+
+@pytest.mark.parametrize("stop", ["term", "kill"])
+def test_a_backup_stopped_midway_leaves_no_copy_for_long(tmp_path, stop):
+    """SIGTERM (a scheduler's timeout): exit 130 and nothing left. SIGKILL: the half-written copy
+    stays, hidden, under one name per database, and the next backup removes it (in a folder
+    each backup has a name of its own: a copy per killed backup would pile up, personal data)."""
+    db = tmp_path / "line_capi.duckdb"
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    write_bulk_payload(db, 50)
+    stopped = sender_env(db, LINE_CAPI_FAULT_POINT=f"database_copy:1:{stop}")
+    r = run_cli(["backup", str(backups)], stopped)
+    if stop == "term":
+        assert r.returncode == ExitCode.INTERRUPTED, r.stderr
+        assert list(backups.iterdir()) == []
+    else:
+        assert r.returncode == -signal.SIGKILL
+        assert [p.name for p in backups.iterdir()] == [f".{db.name}.backup-partial"]
+    r = run_cli(["backup", str(backups)], sender_env(db))
+    assert r.returncode == ExitCode.OK, r.stderr
+    (copy,) = backups.iterdir()
+    assert copy.name.startswith("line_capi-") and table_rows(copy) == table_rows(db)
+
+
+def test_a_backup_leaves_a_ledger_of_an_earlier_layout_as_it_is(tmp_path):
+    """After `git pull`, before the first run: the read-write open the copy needs would migrate
+    the ledger, and the backup would hold the new layout, the database changed under it."""
+    from test_destinations import write_v1_ledger
+
+    db = tmp_path / "line_capi.duckdb"
+    write_payload(db, [make_event(i) for i in range(10)])
+    write_v1_ledger(
+        db,
+        runs=[("r-real", "https://conversion-api.tr.line.me", TAG_ID, 0)],
+        outcomes=[(1, "r-real", "accepted", False, ["order-0000000"])],
+    )
+    before = db.read_bytes()
+    r = run_cli(["backup", str(tmp_path / "b.duckdb")], sender_env(db))
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    assert r.stderr.startswith(f"error: the ledger in {db} has an earlier version's layout")
+    assert db.read_bytes() == before and not (tmp_path / "b.duckdb").exists()

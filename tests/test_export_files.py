@@ -304,7 +304,9 @@ def test_parquet_partitioned_into_folders_by_a_column_builds_the_same_rows(
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_a_folder_naming_a_column_its_files_hold_is_one_line(tmp_path, text_export, fmt):
+def test_a_folder_naming_a_column_its_files_hold_is_one_line(
+    tmp_path, text_export, text_build, fmt
+):
     """conversions/sync_date=2026-03-01/ over files that hold sync_date: DuckDB gave every row the
     folder's value (each conversion dated that midnight, and sent so), with exit 0."""
     export = tmp_path / "export"
@@ -330,6 +332,14 @@ def test_a_folder_naming_a_column_its_files_hold_is_one_line(tmp_path, text_expo
         " or leave the column out of the files"
     )
     assert nothing_was_built(result)
+    # a part beside it under no such folder: DuckDB then reads no folder as a column, and each
+    # row keeps its own sync_date (nothing refused that DuckDB reads right)
+    other = export / "conversions" / "more" / f"part-1.{fmt}"
+    other.parent.mkdir()
+    with duckdb.connect() as con:
+        con.sql(f"copy (select * from '{part}' limit 0) to '{other}'")
+    result = build(tmp_path / "mixed", export)
+    assert result.payloads() == text_build.payloads()
 
 
 def test_parts_storing_numbers_and_parts_storing_text_build_the_same_rows(
@@ -705,7 +715,7 @@ def test_files_joined_with_cat_stop_the_build_and_as_parts_build_the_same_rows(
 ):
     """Two files joined with `cat`, the second in another column order: its header is a row, and
     every row after it was read under the wrong names (event_name holding a user id: no
-    conversion at all, lost without a word). The build stops before any model; the same two
+    conversion at all, lost without a word). The build stops before the payload; the same two
     files as parts build what the one file does."""
     with (text_export / "conversions.csv").open(newline="") as file:
         header, *rows = list(csv.reader(file))

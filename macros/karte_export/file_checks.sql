@@ -130,19 +130,23 @@
 
 {#-
     DuckDB: a folder named key=value gives each row of the files under it the column key (hive
-    partitioning, detected). When a file holds that column itself, the folder's value replaces
-    the file's in every row, without a word: `conversions/sync_date=2026-12-07/` would date each
-    conversion at that day's midnight, `event_name=purchase/` make every row a purchase. Refused,
-    naming the folder and the column. Only the parts under such a folder are read again (their
-    own columns, without the folder's), so an export without one costs nothing here.
+    partitioning, detected, when every file lies under the same keys). When a file holds that
+    column itself, the folder's value replaces the file's in every row, without a word:
+    `conversions/sync_date=2026-12-07/` would date each conversion at that day's midnight,
+    `event_name=purchase/` make every row a purchase. Refused, naming the folder and the column.
+    Only the parts under such a folder are read again (their own columns, without the folder's),
+    so an export without one costs nothing here.
 -#}
 {% macro check_karte_export_folder_keys(table_name, format, paths, encoding) %}
     {%- set keyed = [] -%}
+    {%- set key_sets = [] -%}
     {%- for path in paths -%}
         {%- set keys = modules.re.findall('/([^/=]+)=[^/]*(?=/)', path) -%}
         {%- if keys -%}{%- do keyed.append((path, keys)) -%}{%- endif -%}
+        {%- do key_sets.append(keys | map('lower') | sort | join('/')) -%}
     {%- endfor -%}
-    {%- if not keyed -%}{{ return('') }}{%- endif -%}
+    {#- DuckDB takes the folders' keys as columns only when every file lies under the same keys -#}
+    {%- if not keyed or key_sets | unique | list | length > 1 -%}{{ return('') }}{%- endif -%}
     {%- set reads = [] -%}
     {%- for path, _ in keyed -%}
         {%- set read = duckdb_karte_export_table_function(format, [path], encoding, none) -%}

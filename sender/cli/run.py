@@ -236,7 +236,7 @@ def compact_command(database: DatabaseOpt = DEFAULT_DATABASE) -> None:
         sender compact -d data/line_capi.duckdb
     """
     path = database_path(database)
-    with exits_on_error(path):
+    with exits_on_error(path), sigterm_as_interrupt():
         try:
             done = compact(path)
         except RunError as exc:
@@ -268,7 +268,7 @@ def backup_command(
         sender backup -d data/line_capi.duckdb /srv/backup/line-capi/
     """
     path = database_path(database)
-    with exits_on_error(path):
+    with exits_on_error(path), sigterm_as_interrupt():
         try:
             done = backup(path, dest)
         except RunError as exc:
