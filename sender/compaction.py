@@ -13,8 +13,10 @@ that holds the file makes them exit 5), so the copy is of the database between t
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +27,7 @@ from sender.database import (
     DatabaseError,
     check_is_duckdb_file,
     connect,
-    is_lock_error,
-    locked,
+    open_duckdb,
     require_database,
 )
 from sender.errors import RunError
@@ -90,13 +91,26 @@ def _remove_copy(new: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _stopped(exc: BaseException) -> BaseException:
-    """What to raise for an error during the copy: DuckDB stops a query on Ctrl-C (or SIGTERM,
-    which sigterm_as_interrupt raises as Ctrl-C) with a RuntimeError of its own, which is an
-    interrupt (exit 130), not a bug."""
-    if isinstance(exc, RuntimeError) and "Query interrupted" in str(exc):
-        return KeyboardInterrupt()
-    return exc
+@contextlib.contextmanager
+def _opened_for_copy(database: Path, new: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The database, opened read-write for a copy into ``new`` and closed after it; on any error
+    the copy is removed. DuckDB stops a query on Ctrl-C (or SIGTERM, which sigterm_as_interrupt
+    raises as Ctrl-C) with a RuntimeError of its own: an interrupt (exit 130), not a bug."""
+    _remove_copy(new)  # of a copy killed midway
+    con = connect(database, read_only=False, memory_limit=None)
+    try:
+        yield con
+    except RuntimeError as exc:
+        con.close()
+        _remove_copy(new)
+        if "Query interrupted" in str(exc):
+            raise KeyboardInterrupt from None
+        raise
+    except BaseException:
+        con.close()
+        _remove_copy(new)
+        raise
+    con.close()
 
 
 def compact(database: Path) -> Compacted:
@@ -108,20 +122,10 @@ def compact(database: Path) -> Compacted:
     new = target.with_name(f".{target.name}.compact")
     require_database(database)  # before the lock file: a mistyped path leaves nothing behind
     with run_lock(database, holder="sender compact"):
-        _remove_copy(new)
-        con = connect(database, read_only=False, memory_limit=None)
-        try:
+        with _opened_for_copy(database, new) as con:
             con.execute("checkpoint")  # the old file whole, without a WAL to replay
             before = os.path.getsize(database)
             tables = _copy_into(con, database, new)
-        except BaseException as exc:
-            con.close()
-            _remove_copy(new)
-            stopped = _stopped(exc)
-            if stopped is exc:
-                raise
-            raise stopped from None
-        con.close()
         wal = database.with_name(database.name + ".wal")
         if wal.exists():  # it would be replayed on the copy: leave the old file as it is
             _remove_copy(new)
@@ -172,19 +176,9 @@ def backup(database: Path, dest: Path) -> BackedUp:
     # one name per database in a folder: a copy killed midway is removed by the next backup
     new = copy.with_name(f".{database.name}.backup-partial")
     with run_lock(database, holder="sender backup"):
-        _remove_copy(new)
         _refuse_earlier_layout(database)
-        con = connect(database, read_only=False, memory_limit=None)
-        try:
+        with _opened_for_copy(database, new) as con:
             tables = _copy_into(con, database, new)
-        except BaseException as exc:
-            con.close()
-            _remove_copy(new)
-            stopped = _stopped(exc)
-            if stopped is exc:
-                raise
-            raise stopped from None
-        con.close()
         os.replace(new, copy)
     return BackedUp(copy, tables, os.path.getsize(copy))
 
@@ -196,12 +190,7 @@ def _refuse_earlier_layout(database: Path) -> None:
     from sender.ledger_migration import needs_migration
 
     check_is_duckdb_file(database)
-    try:
-        probe = duckdb.connect(str(database), read_only=True)
-    except duckdb.IOException as exc:
-        if is_lock_error(str(exc)):
-            raise locked(database, str(exc)) from None
-        raise DatabaseError(f"cannot open database {database}: {exc}") from None
+    probe = open_duckdb(database, read_only=True)  # without connect()'s migration
     try:
         behind = needs_migration(probe)
     finally:

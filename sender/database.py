@@ -252,6 +252,19 @@ def require_database(path: Path) -> None:
         )
 
 
+def open_duckdb(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """DuckDB's own open of ``path``, its errors in this package's words (a lock held by another
+    process is DatabaseLocked); connect() adds the checks and the ledger's migration."""
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if is_lock_error(str(exc)):
+            raise locked(path, str(exc)) from None
+        raise DatabaseError(f"cannot open database {path}: {first_line(exc)}") from None
+    except duckdb.Error as exc:
+        raise DatabaseError(f"cannot open database {path}: {first_line(exc)}") from None
+
+
 def connect(
     path: Path,
     *,
@@ -268,14 +281,7 @@ def connect(
         if notice is not None:
             notice(message)
     _fix_mmap_threshold()
-    try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
-        if is_lock_error(str(exc)):
-            raise locked(path, str(exc)) from None
-        raise DatabaseError(f"cannot open database {path}: {first_line(exc)}") from None
-    except duckdb.Error as exc:
-        raise DatabaseError(f"cannot open database {path}: {first_line(exc)}") from None
+    con = open_duckdb(path, read_only=read_only)
     try:
         con.execute("set enable_progress_bar = false")  # our own progress goes to stderr
         if memory_limit:

@@ -8,7 +8,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import duckdb
 import pytest
@@ -388,11 +388,9 @@ def test_connection_refused_leaves_everything_pending(db):
 
 
 @contextlib.contextmanager
-def dropping_every_connection() -> Iterator[tuple[str, list[int]]]:
-    """A listener on 127.0.0.1 that closes each connection as soon as it comes (a firewall that
-    resets, a server going down): its URL, and the count of connections it took."""
+def listener(answer: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that hands each connection to ``answer``: its URL."""
     server = socket.create_server(("127.0.0.1", 0))
-    taken = [0]
 
     def serve():
         while True:
@@ -400,15 +398,28 @@ def dropping_every_connection() -> Iterator[tuple[str, list[int]]]:
                 conn, _ = server.accept()
             except OSError:  # closed: the test is over
                 return
-            taken[0] += 1
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()  # a reset, before any answer
+            with conn:
+                answer(conn)
 
     threading.Thread(target=serve, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}", taken
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
     finally:
         server.close()
+
+
+@contextlib.contextmanager
+def dropping_every_connection() -> Iterator[tuple[str, list[int]]]:
+    """A listener that resets each connection as soon as it comes (a firewall that resets, a
+    server going down): its URL, and the count of connections it took."""
+    taken = [0]
+
+    def reset(conn: socket.socket) -> None:
+        taken[0] += 1
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    with listener(reset) as url:
+        yield url, taken
 
 
 def test_line_out_of_reach_costs_one_batchs_retries_whatever_the_workers(db):
@@ -757,29 +768,19 @@ def test_a_proxy_in_the_environment_is_never_used_for_a_loopback_endpoint(db, mo
 
 
 @contextlib.contextmanager
-def proxy_wanting_credentials() -> Iterator[str]:
+def proxy_wanting_credentials() -> Iterator[tuple[str, list[bytes]]]:
     """An HTTP proxy on 127.0.0.1 that answers every CONNECT with 407."""
-    server = socket.create_server(("127.0.0.1", 0))
     connects = []
 
-    def serve():
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:  # closed: the test is over
-                return
-            with conn:
-                connects.append(conn.recv(65536).split(b"\r\n", 1)[0])
-                conn.sendall(
-                    b"HTTP/1.1 407 Proxy Authentication Required\r\n"
-                    b'Proxy-Authenticate: Basic realm="office"\r\nContent-Length: 0\r\n\r\n'
-                )
+    def refuse(conn: socket.socket) -> None:
+        connects.append(conn.recv(65536).split(b"\r\n", 1)[0])
+        conn.sendall(
+            b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+            b'Proxy-Authenticate: Basic realm="office"\r\nContent-Length: 0\r\n\r\n'
+        )
 
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}", connects
-    finally:
-        server.close()
+    with listener(refuse) as url:
+        yield url, connects
 
 
 def test_a_proxy_that_wants_credentials_stops_the_run_at_once(db, monkeypatch):
