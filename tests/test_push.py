@@ -422,6 +422,24 @@ def dropping_every_connection() -> Iterator[tuple[str, list[int]]]:
         yield url, taken
 
 
+def test_the_other_workers_wait_out_the_first_batchs_retries_then_all_send(db):
+    """LINE asks for a pause twice, then takes the first batch: the other three workers sent
+    nothing meanwhile (the first three requests are one batch, its retries), then every batch
+    went, each once."""
+    bodies = []
+
+    def pause_twice(request):
+        bodies.append(request.body)
+        return Answer(429, headers={"Retry-After": "0.05"}) if len(bodies) <= 2 else None
+
+    with mock_server(on_request=pause_twice) as srv:
+        s = push_now(db, srv.url, batch_size=10, concurrency=4, max_retries=5)
+        assert len(srv.accepted) == 250
+    assert bodies[0] == bodies[1] == bodies[2] and len(set(bodies)) == 25
+    assert (s.exit_code, s.accepted, s.retried, s.requests) == (ExitCode.OK, 250, 2, 27)
+    assert ledger_counts(db) == {"accepted": 250}
+
+
 def test_line_out_of_reach_costs_one_batchs_retries_whatever_the_workers(db):
     """Four workers, 25 batches, every connection dropped: the first batch's three attempts,
     while the other workers wait for them, then the run stops (the drill saw 21 connections)."""
