@@ -68,8 +68,11 @@ demo: setup
 ## test: every test: dbt unit and data tests on the sample, then pytest
 test: setup-spark test-dbt test-python
 
+# A new database each time: line_capi_coverage is incremental, and would keep an earlier build's
+# columns and rows.
 test-dbt: setup
-	mkdir -p target/test && KARTE_EXPORT_DIR= LINE_CAPI_DUCKDB=target/test/line_capi.duckdb $(DBT) build --target-path target/test \
+	mkdir -p target/test && rm -f target/test/line_capi.duckdb target/test/line_capi.duckdb.wal
+	KARTE_EXPORT_DIR= LINE_CAPI_DUCKDB=target/test/line_capi.duckdb $(DBT) build --target-path target/test \
 		--vars '{karte_export_dir: sample/karte_export}'
 
 test-python: setup-spark

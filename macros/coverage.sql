@@ -4,22 +4,6 @@
 -#}
 
 {#-
-    Every reason a conversion can be rejected for, in the order int_conversions_joined applies
-    them. The seed line_capi_reject_reasons describes the same reasons; the data test
-    assert_reject_reasons_match_the_seed fails when the two disagree.
--#}
-{% macro line_capi_reject_reasons() %}
-    {{ return([
-        'missing_deduplication_key',
-        'invalid_deduplication_key',
-        'invalid_sync_date',
-        'timestamp_out_of_range',
-        'no_user_identifier',
-        'missing_purchase_value',
-    ]) }}
-{% endmacro %}
-
-{#-
     The identifiers counted among the sendable events, as (name, condition over a row of
     int_conversions_joined, whose columns line_capi_payload_fields shows): each becomes the
     column with_<name>.

@@ -31,7 +31,7 @@ from sender.database import RUNS_TABLE, DatabaseError, connect, fetch_one, table
 from sender.destinations import destination_id
 from sender.exit_codes import MEANINGS, ExitCode
 from sender.heartbeat import HEARTBEAT_ENV, heartbeat_from_env
-from sender.outbound import request_once
+from sender.monitoring_request import request_once
 from sender.run_history import exit_codes, streak_before_last
 from sender.secret_env import FILE_SUFFIX, read_secret, scrub
 from sender.settings import (

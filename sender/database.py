@@ -30,8 +30,9 @@ VERSION_TABLE = "line_capi_ledger_version"  # one row: the ledger's layout (send
 PENDING_VIEW = "line_capi_pending"
 BUILD_INFO_TABLE = "line_capi_build_info"  # written by dbt: what the payload was built from
 
-# A ledger entry's status: each event sent gets exactly one of these at a destination.
-ACCEPTED = "accepted"  # LINE answered 2xx for its request
+# A ledger entry's status: each event sent gets exactly one of these at a destination. An event
+# with none is pending (sender.pending_rows): a 429, a 5xx or no answer writes nothing here.
+ACCEPTED = "accepted"  # LINE answered 202 for its request (sender.line_client.classify)
 REJECTED_BY_API = "rejected_by_api"  # LINE answered 400 for it alone
 EXPIRED = "expired"  # not sent: older than 90 days or more than 24 h ahead
 STATUSES = (ACCEPTED, REJECTED_BY_API, EXPIRED)

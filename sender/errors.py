@@ -1,4 +1,6 @@
-"""Which exit code each error means: one table for every command (codes: sender.exit_codes)."""
+"""Which exit code each error means: one table, from exception to exit code, for every command
+(codes: sender.exit_codes). Why a push stopped early has its own table, from stop reason to exit
+code: sender.push_summary.STOP_REASONS."""
 
 from __future__ import annotations
 

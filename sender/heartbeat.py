@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from sender.exit_codes import ExitCode
-from sender.outbound import request_once
+from sender.monitoring_request import request_once
 from sender.secret_env import read_secret
 from sender.settings import Secret, validate_secret_url
 

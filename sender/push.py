@@ -47,10 +47,8 @@ from sender.database import (
     ensure_ledger,
     fetch_one,
     first_line,
-    has_ledger,
 )
 from sender.destinations import destination_id as find_destination
-from sender.destinations import pending_destination
 from sender.ledger import LedgerEntry, LedgerWriter, finish_run, start_run
 from sender.ledger_retention import RETENTION_SECONDS, prune, prune_is_due
 from sender.line_client import (
@@ -60,9 +58,8 @@ from sender.line_client import (
     Response,
     backoff_delay,
 )
-from sender.line_rules import MAX_DEDUPLICATION_KEY_LENGTH, TEST_KEY_PREFIX
+from sender.line_rules import MAX_DEDUPLICATION_KEY_LENGTH, MAX_REQUEST_BYTES, TEST_KEY_PREFIX
 from sender.pending_rows import (
-    RESEND_HORIZON_SECONDS,
     PendingRows,
     find_pending,
     find_resendable,
@@ -70,8 +67,15 @@ from sender.pending_rows import (
     ledger_has_keys,
 )
 from sender.progress import Progress
-from sender.push_summary import COUNTER_OF_STATUS, Summary, decide_exit
-from sender.request_body import PAYLOAD_COLUMN, Body, build_body, payload_texts
+from sender.push_summary import (
+    COUNTER_OF_STATUS,
+    Summary,
+    decide_exit,
+    first_push_note,
+    held_message,
+    not_resent_message,
+)
+from sender.request_body import PAYLOAD_COLUMN, Body, build_body
 from sender.settings import DEFAULT_ENDPOINT, LineTarget
 from sender.window_gap import find_window_gap
 
@@ -145,22 +149,6 @@ def holds_line_uid_rows(pending: PendingRows, channel_id: str | None) -> bool:
     return bool(pending.pending_with_line_uid) and not channel_id
 
 
-def held_message(
-    held: int, tag_id: str | None, *, dry_run: bool = False, others_sent: bool | None = True
-) -> str:
-    """The one line that names the missing setting for ``held`` rows kept back; ``others_sent``
-    None: a push that stopped early, whose own line says what became of the others."""
-    others = {True: ", the other events were sent", False: ", no other event was sent", None: ""}
-    return (
-        f"{held:,} events carry user.line_uid and"
-        + (" a push would hold them back" if dry_run else " were not sent")
-        + ": set LINE_CHANNEL_ID (the LINE Login channel that issued them)"
-        + (f" for LINE Tag {tag_id}" if tag_id else "")
-        + ", or pass --channel-id"
-        + ("" if dry_run else f"; they stay pending{others[others_sent]}")
-    )
-
-
 def rows_to_resend(
     con: duckdb.DuckDBPyConnection, destination_id: int | None, *, test: bool
 ) -> PendingRows:
@@ -169,32 +157,8 @@ def rows_to_resend(
     return find_resendable(con, destination_id=None if test else destination_id)
 
 
-def not_resent_message(events: int) -> str:
-    return (
-        f"{events:,} events were first accepted here more than {RESEND_HORIZON_SECONDS // 86_400}"
-        " days ago and are not sent again: LINE de-duplicates within 30 days only, and would"
-        " count them twice"
-    )
-
-
 def payload_holds_rows(con: duckdb.DuckDBPyConnection) -> bool:
     return fetch_one(con, f"select count(*) > 0 from {PAYLOAD_TABLE}")[0]  # noqa: S608
-
-
-def first_push_note(con: duckdb.DuckDBPyConnection) -> str:
-    """The event names a first push to a destination sends, with what LINE counts once: a site
-    moving from a connector, or beside its LINE Tag, counts every order twice when they differ."""
-    names = con.execute(
-        f"select event_name, count(*) from {PAYLOAD_TABLE} group by event_name"  # noqa: S608
-        " order by count(*) desc, event_name"
-    ).fetchall()
-    listed = ", ".join(f"{name} ({count:,})" for name, count in names)
-    return (
-        f"a first push to this destination: the payload's event name{'s' * (len(names) != 1)}"
-        f" {'are' if len(names) != 1 else 'is'} {listed}; LINE counts a conversion once only when"
-        " the LINE Tag (or a connector that sent before this job) gave it the same event name and"
-        " deduplication key"
-    )
 
 
 def without_line_uid(batch: pa.Table) -> tuple[pa.Table, int]:
@@ -551,9 +515,9 @@ class Pusher:
             self.stop.set(
                 "fatal",
                 f"{self.target.events_url} answered HTTP 413 (too large) to a request of one"
-                f" event, {size:,} bytes, where LINE takes up to 300 MB: a limit on the way"
-                " refuses it (a proxy's or a firewall's request size; check HTTPS_PROXY); nothing"
-                " more was sent, the events stay pending",
+                f" event, {size:,} bytes, where LINE takes up to {MAX_REQUEST_BYTES // 10**6} MB:"
+                " a limit on the way refuses it (a proxy's or a firewall's request size; check"
+                " HTTPS_PROXY); nothing more was sent, the events stay pending",
             )
 
     def _worth_probing(self, answer: _Answer) -> bool:
@@ -801,52 +765,3 @@ def push(
     con: duckdb.DuckDBPyConnection, target: LineTarget, options: PushOptions, progress: Progress
 ) -> Summary:
     return Pusher(con, target, options, progress).run()
-
-
-def dry_run(
-    con: duckdb.DuckDBPyConnection,
-    options: PushOptions,
-    *,
-    show: int = 0,
-    endpoint: str = DEFAULT_ENDPOINT,
-    tag_id: str | None = None,
-    channel_id: str | None = None,
-) -> Summary:
-    """What ``push`` would do, without network or ledger writes (``con`` may be read-only): the
-    rows pending at the destination ``endpoint``/``tag_id`` (default: that of the last push).
-    It refuses what ``push`` would refuse before sending (an unfinished or sample build for
-    that endpoint) and holds back what it would (line_uid rows without a channel id); the
-    settings come validated."""
-    started = time.monotonic()
-    check_build(con, endpoint)
-    summary = Summary(run_id="dry-run", dry_run=True, test=options.test)
-    destination = None
-    if has_ledger(con):
-        destination = pending_destination(con, endpoint=endpoint, tag_id=tag_id)
-    if options.resend:
-        rows = rows_to_resend(con, destination, test=options.test)
-        summary.not_resent = len(rows.acknowledged)
-    else:
-        rows = find_pending(con, destination_id=destination, retry_rejected=options.retry_rejected)
-    hold_line_uid = holds_line_uid_rows(rows, channel_id)
-    for chunk in iter_pending(con, pending=rows, limit=options.limit):
-        summary.pending += chunk.num_rows
-        prepared = prepare_chunk(chunk, batch_size=options.batch_size, test=options.test)
-        summary.expired += prepared.expired_rows
-        for batch in prepared.batches:
-            if hold_line_uid:
-                batch, held = without_line_uid(batch)
-                summary.held += held
-                if not batch.num_rows:
-                    continue
-            summary.batches += 1
-            summary.sent += batch.num_rows
-            if len(summary.shown) < show:
-                wanted = show - len(summary.shown)
-                summary.shown.extend(payload_texts(batch.column(PAYLOAD_COLUMN), wanted))
-    summary.left_pending = summary.pending - summary.expired
-    summary.elapsed_s = round(time.monotonic() - started, 3)
-    summary.outcome = "dry_run"
-    if summary.held:
-        summary.message = held_message(summary.held, tag_id, dry_run=True)
-    return summary

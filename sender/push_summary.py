@@ -1,12 +1,16 @@
-"""What a push (or its dry run) did: the counts, the exit code they mean, and their text."""
+"""What a push (or its dry run) did: the counts, the exit code they mean, and their text; and the
+notes a push prints on the way (rows held back, rows not resent, a first push's event names)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
 
-from sender.database import ACCEPTED, EXPIRED, REJECTED_BY_API
+import duckdb
+
+from sender.database import ACCEPTED, EXPIRED, PAYLOAD_TABLE, REJECTED_BY_API
 from sender.exit_codes import ExitCode
+from sender.pending_rows import RESEND_HORIZON_SECONDS
 
 # The summary's counter for each ledger status.
 COUNTER_OF_STATUS = {ACCEPTED: "accepted", REJECTED_BY_API: "rejected", EXPIRED: "expired"}
@@ -119,3 +123,43 @@ def decide_exit(s: Summary, stop_reason: str | None) -> tuple[ExitCode, str]:
     if s.rejected:
         return ExitCode.REJECTED_BY_API, "rejected_by_api"
     return ExitCode.OK, "ok"
+
+
+def held_message(
+    held: int, tag_id: str | None, *, dry_run: bool = False, others_sent: bool | None = True
+) -> str:
+    """The one line that names the missing setting for ``held`` rows kept back; ``others_sent``
+    None: a push that stopped early, whose own line says what became of the others."""
+    others = {True: ", the other events were sent", False: ", no other event was sent", None: ""}
+    return (
+        f"{held:,} events carry user.line_uid and"
+        + (" a push would hold them back" if dry_run else " were not sent")
+        + ": set LINE_CHANNEL_ID (the LINE Login channel that issued them)"
+        + (f" for LINE Tag {tag_id}" if tag_id else "")
+        + ", or pass --channel-id"
+        + ("" if dry_run else f"; they stay pending{others[others_sent]}")
+    )
+
+
+def not_resent_message(events: int) -> str:
+    return (
+        f"{events:,} events were first accepted here more than {RESEND_HORIZON_SECONDS // 86_400}"
+        " days ago and are not sent again: LINE de-duplicates within 30 days only, and would"
+        " count them twice"
+    )
+
+
+def first_push_note(con: duckdb.DuckDBPyConnection) -> str:
+    """The event names a first push to a destination sends, with what LINE counts once: a site
+    moving from a connector, or beside its LINE Tag, counts every order twice when they differ."""
+    names = con.execute(
+        f"select event_name, count(*) from {PAYLOAD_TABLE} group by event_name"  # noqa: S608
+        " order by count(*) desc, event_name"
+    ).fetchall()
+    listed = ", ".join(f"{name} ({count:,})" for name, count in names)
+    return (
+        f"a first push to this destination: the payload's event name{'s' * (len(names) != 1)}"
+        f" {'are' if len(names) != 1 else 'is'} {listed}; LINE counts a conversion once only when"
+        " the LINE Tag (or a connector that sent before this job) gave it the same event name and"
+        " deduplication key"
+    )

@@ -11,8 +11,8 @@ import duckdb
 from sender.build_info import BuildInfo, read_build_info
 from sender.coverage import NO_COVERAGE, BuildCoverage, describe_event, read_coverage
 from sender.database import NoPayload, has_ledger, require_payload
-from sender.ledger import LedgerStatus, read_status
 from sender.ledger_migration import recorded_version
+from sender.ledger_status import LedgerStatus, read_status
 from sender.run_history import LastRun, last_run
 
 _INDENT = " " * 10

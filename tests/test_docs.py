@@ -229,3 +229,24 @@ def test_every_rejection_reason_is_in_the_output_docs():
     columns = re.search(r"^\| ((?:`rejected_[a-z_]+`(?:, )?)+) \|", outputs, flags=re.M)
     assert columns, "the coverage columns of the reasons"
     assert set(re.findall(r"`rejected_([a-z_]+)`", columns.group(1))) == reasons
+
+
+def test_the_layout_names_every_module_of_the_code():
+    """docs/development.md's layout names every module of sender/ and every macro file, so that a
+    newcomer finds each one from there (a file added or renamed without its row fails)."""
+    layout = (ROOT / "docs/development.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`((?:sender|macros)/[A-Za-z0-9_/]+\.(?:py|sql))`", layout))
+    folders = set(re.findall(r"`((?:sender|macros)/[A-Za-z0-9_/]+/)`", layout))
+    entry_points = {"__init__.py", "__main__.py"}
+    files = [
+        *(p for p in (ROOT / "sender").glob("*.py") if p.name not in entry_points),
+        *(ROOT / "macros").glob("*.sql"),
+    ]
+    missing = sorted(
+        rel
+        for rel in (p.relative_to(ROOT).as_posix() for p in files)
+        if rel not in named and not any(rel.startswith(folder) for folder in folders)
+    )
+    assert missing == []
+    gone = sorted(name for name in named if not (ROOT / name).exists())
+    assert gone == []

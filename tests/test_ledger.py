@@ -22,7 +22,8 @@ from sender_fixtures import (
 )
 
 from sender.database import connect, ensure_ledger
-from sender.ledger import LedgerWriteError, LedgerWriter, read_status, start_run
+from sender.ledger import LedgerWriteError, LedgerWriter, start_run
+from sender.ledger_status import read_status
 from sender.pending_rows import count_pending, iter_pending
 from sender.progress import Progress
 

@@ -105,7 +105,7 @@ counted as (
 
     select
         event_name,
-        {%- for reason in line_capi_reject_reasons() %}
+        {%- for reason in reject_reasons() %}
             count(case when reason = {{ dbt.string_literal(reason) }} then 1 end) as rejected_{{ reason }},
         {%- endfor %}
         {%- for identifier, condition in coverage_identifiers() %}
@@ -127,7 +127,7 @@ final as (
         cast(coalesce(counted.sendable, 0) + coalesce(counted.rejected, 0) as bigint) as conversions_in_window,
         cast(coalesce(counted.sendable, 0) as bigint) as sendable,
         cast(coalesce(counted.rejected, 0) as bigint) as rejected,
-        {%- for reason in line_capi_reject_reasons() %}
+        {%- for reason in reject_reasons() %}
             cast(coalesce(counted.rejected_{{ reason }}, 0) as bigint) as rejected_{{ reason }},
         {%- endfor %}
         {%- for identifier, condition in coverage_identifiers() %}

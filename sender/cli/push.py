@@ -30,6 +30,7 @@ from sender.cli.common import (
     warn,
 )
 from sender.database import DEFAULT_MEMORY_LIMIT, memory_limit_problem
+from sender.dry_run import dry_run
 from sender.exit_codes import ExitCode
 from sender.ledger import utc_now
 from sender.line_rules import MAX_EVENTS_PER_REQUEST
@@ -42,7 +43,6 @@ from sender.push import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     PushOptions,
-    dry_run,
     push,
 )
 from sender.push_summary import Summary, error_json

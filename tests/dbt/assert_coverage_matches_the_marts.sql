@@ -5,7 +5,7 @@
 -- single pass; returns each (event name, measure) whose counts differ, or whose row is missing
 -- or repeated (measure `rows`).
 {%- set columns = ['conversions_in_window', 'sendable', 'rejected'] %}
-{%- for reason in line_capi_reject_reasons() %}{% do columns.append('rejected_' ~ reason) %}{% endfor %}
+{%- for reason in reject_reasons() %}{% do columns.append('rejected_' ~ reason) %}{% endfor %}
 {%- for identifier, condition in coverage_identifiers() %}{% do columns.append('with_' ~ identifier) %}{% endfor %}
 with
 
@@ -84,7 +84,7 @@ expected as (
         select event_name from rejected
     ) as conversions
     group by event_name
-    {%- for reason in line_capi_reject_reasons() %}
+    {%- for reason in reject_reasons() %}
         union all
         select
             event_name,

@@ -6,7 +6,7 @@
 -- docs/monitoring.md). Returns the LINE event name, how many were rejected of how many, and the
 -- most frequent reason.
 {{ config(severity='warn') }}
-{%- set reasons = line_capi_reject_reasons() %}
+{%- set reasons = reject_reasons() %}
 with
 
 coverage as (

@@ -1,6 +1,7 @@
--- The rejection reasons are listed twice: the seed line_capi_reject_reasons says what each means,
--- the macro line_capi_reject_reasons() gives line_capi_coverage a column per reason. Returns each
--- reason that only one of them has.
+-- The rejection reasons are listed in the seed line_capi_reject_reasons (what each means) and in
+-- the macro reject_reasons() (their order, and line_capi_coverage's column per reason). Returns
+-- each reason that only one of them has. (The models set them, the docs describe them:
+-- docs/development.md, "Making a change", lists every place.)
 with
 
 seed as (
@@ -11,7 +12,7 @@ seed as (
 
 macro as (
 
-    {%- for reason in line_capi_reject_reasons() %}
+    {%- for reason in reject_reasons() %}
         {{ 'union all' if not loop.first }}
         select {{ dbt.string_literal(reason) }} as reason
     {%- endfor %}

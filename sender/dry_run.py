@@ -1,0 +1,67 @@
+"""``sender push --dry-run``: what a push would send, counted and shown, without network or ledger
+writes; it refuses and holds back what the push would (sender.push)."""
+
+from __future__ import annotations
+
+import time
+
+import duckdb
+
+from sender.batches import prepare_chunk
+from sender.build_info import check_build
+from sender.database import has_ledger
+from sender.destinations import pending_destination
+from sender.pending_rows import find_pending, iter_pending
+from sender.push import PushOptions, holds_line_uid_rows, rows_to_resend, without_line_uid
+from sender.push_summary import Summary, held_message
+from sender.request_body import PAYLOAD_COLUMN, payload_texts
+from sender.settings import DEFAULT_ENDPOINT
+
+
+def dry_run(
+    con: duckdb.DuckDBPyConnection,
+    options: PushOptions,
+    *,
+    show: int = 0,
+    endpoint: str = DEFAULT_ENDPOINT,
+    tag_id: str | None = None,
+    channel_id: str | None = None,
+) -> Summary:
+    """What ``push`` would do, without network or ledger writes (``con`` may be read-only): the
+    rows pending at the destination ``endpoint``/``tag_id`` (default: that of the last push).
+    It refuses what ``push`` would refuse before sending (an unfinished or sample build for
+    that endpoint) and holds back what it would (line_uid rows without a channel id); the
+    settings come validated."""
+    started = time.monotonic()
+    check_build(con, endpoint)
+    summary = Summary(run_id="dry-run", dry_run=True, test=options.test)
+    destination = None
+    if has_ledger(con):
+        destination = pending_destination(con, endpoint=endpoint, tag_id=tag_id)
+    if options.resend:
+        rows = rows_to_resend(con, destination, test=options.test)
+        summary.not_resent = len(rows.acknowledged)
+    else:
+        rows = find_pending(con, destination_id=destination, retry_rejected=options.retry_rejected)
+    hold_line_uid = holds_line_uid_rows(rows, channel_id)
+    for chunk in iter_pending(con, pending=rows, limit=options.limit):
+        summary.pending += chunk.num_rows
+        prepared = prepare_chunk(chunk, batch_size=options.batch_size, test=options.test)
+        summary.expired += prepared.expired_rows
+        for batch in prepared.batches:
+            if hold_line_uid:
+                batch, held = without_line_uid(batch)
+                summary.held += held
+                if not batch.num_rows:
+                    continue
+            summary.batches += 1
+            summary.sent += batch.num_rows
+            if len(summary.shown) < show:
+                wanted = show - len(summary.shown)
+                summary.shown.extend(payload_texts(batch.column(PAYLOAD_COLUMN), wanted))
+    summary.left_pending = summary.pending - summary.expired
+    summary.elapsed_s = round(time.monotonic() - started, 3)
+    summary.outcome = "dry_run"
+    if summary.held:
+        summary.message = held_message(summary.held, tag_id, dry_run=True)
+    return summary
