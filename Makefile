@@ -12,6 +12,16 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
 setup: $(VENV)/.installed profiles.yml data/.gitkeep
 
+# A .venv made in another folder (a checkout copied or moved with it) starts that folder's
+# Python from its scripts, and its editable install reads that folder's code: made again here.
+VENV_PYTHON = $(shell head -n 1 $(BIN)/sender | cut -c 3-)
+ifneq ($(wildcard $(BIN)/sender),)
+ifneq ($(VENV_PYTHON),$(CURDIR)/$(BIN)/python)
+$(info make: $(VENV) was made in $(patsubst %/$(BIN)/python,%,$(VENV_PYTHON)), not here: making it again)
+$(shell rm -rf $(VENV))
+endif
+endif
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +52,10 @@ DEMO_PORT ?= 8787
 # DEMO_DUCKDB: another file when data/line_capi.duckdb is a real job's (sender run refuses to
 # build the sample into a database whose ledger has sent to LINE).
 DEMO_DUCKDB ?= data/line_capi.duckdb
-DEMO_FILES := LINE_CAPI_DUCKDB=$(DEMO_DUCKDB) LINE_CAPI_RUN_LOG=$(basename $(DEMO_DUCKDB))_run.log
+# dbt's profile too: a DBT_PROFILES_DIR (or DBT_PROFILE, DBT_TARGET) of a real job whose profile
+# names its own path would have dbt build the sample into that job's database.
+DEMO_FILES := LINE_CAPI_DUCKDB=$(DEMO_DUCKDB) LINE_CAPI_RUN_LOG=$(basename $(DEMO_DUCKDB))_run.log \
+              DBT_PROFILES_DIR=$(CURDIR) DBT_PROFILE= DBT_TARGET= DBT_TARGET_PATH= DBT_LOG_PATH=
 DEMO_ENV  := $(DEMO_FILES) \
              LINE_TAG_ID=00000000-0000-4000-8000-000000000000 LINE_ACCESS_TOKEN=mock-token \
              LINE_ACCESS_TOKEN_FILE= LINE_CHANNEL_ID=1234567890 \
@@ -95,5 +108,7 @@ lint: setup
 	$(BIN)/ruff format --check sender tests bench datahub lint
 	$(BIN)/sqlfluff lint models macros tests/dbt
 
+# Not data/: a job's database there holds its send ledger, which no build makes again (the demo's
+# database can go with `rm data/line_capi.duckdb*`).
 clean:
-	rm -rf target logs data/*.duckdb data/*.duckdb.wal
+	rm -rf target logs

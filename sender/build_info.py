@@ -2,8 +2,10 @@
 
 ``push`` refuses a payload whose build did not finish (the build info is missing, or describes
 another table than the one in the file) and a payload built from the bundled sample for any
-endpoint that is not loopback: the sample's times are shifted to look current, and LINE would
-count its invented conversions. Both refusals happen before any connection is made.
+endpoint but ``sender mock-server``: the sample's times are shifted to look current, and LINE
+would count its invented conversions. Neither refusal sends anything: the sample's is made before
+any connection to a remote endpoint, and a loopback one is only asked whether it is the mock (a
+tunnel or a proxy on this machine may forward to LINE).
 """
 
 # ruff: noqa: S608 - SQL is built from this package's constant table names; values are bound.
@@ -11,11 +13,13 @@ count its invented conversions. Both refusals happen before any connection is ma
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import duckdb
+import requests
 
 from sender.database import (
     BUILD_INFO_TABLE,
@@ -43,19 +47,69 @@ _COLUMNS = (
 SAMPLE_MARKER = "LINE_CAPI_SAMPLE"
 
 
+def holds_sample_marker(folder: Path) -> bool:
+    """The folder holds the sample's marker file; a folder this user may not search is not the
+    sample here (the run's export check says it cannot be read)."""
+    try:
+        return (folder / SAMPLE_MARKER).is_file()
+    except OSError:
+        return False
+
+
 class SampleRefused(Exception):
-    """The payload comes from the bundled sample and the endpoint is not loopback."""
+    """The payload comes from the bundled sample and the endpoint is not sender mock-server."""
+
+
+# What sender mock-server answers (sender.mock_server): its counters, under its own name.
+MOCK_STATS_PATH = "/_mock/stats"
+MOCK_SERVER_NAME = "MockLineCAPI/"
+
+
+def answers_as_mock(endpoint: str) -> bool | None:
+    """Whether the loopback ``endpoint`` is sender mock-server: True, False (something else
+    answered: a tunnel, a proxy, another program), or None (nothing answered: nothing can be
+    sent there either). One GET without the token, no proxy, no redirect; the certificate is not
+    checked (a rehearsal's is self-signed), as nothing is sent."""
+    with requests.Session() as session, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # urllib3's InsecureRequestWarning
+        session.trust_env = False
+        try:
+            resp = session.get(
+                endpoint.rstrip("/") + MOCK_STATS_PATH,
+                timeout=(2.0, 5.0),
+                allow_redirects=False,
+                verify=False,  # noqa: S501 - only asks who answers; sends nothing
+            )
+        except requests.RequestException:
+            return None
+    try:
+        stats = resp.json()
+    except ValueError:
+        return False
+    return (
+        resp.status_code == 200
+        and resp.headers.get("Server", "").startswith(MOCK_SERVER_NAME)
+        and isinstance(stats, dict)
+        and "accepted_events" in stats
+    )
 
 
 def check_sample_destination(sample: str, endpoint: str) -> None:
-    """Raise SampleRefused when ``endpoint`` is not loopback; ``sample`` says what is the
-    sample, such as "the payload was built from the bundled sample (/srv/sample)"."""
+    """Raise SampleRefused when ``endpoint`` is not loopback, or is a loopback server that is
+    not sender mock-server; ``sample`` says what is the sample, such as "the payload was built
+    from the bundled sample (/srv/sample)"."""
     host = urlsplit(endpoint).hostname or ""
     if not is_loopback_host(host):
         raise SampleRefused(
             f"{sample}, which is never sent to {host}: build a real export (env"
             " KARTE_EXPORT_DIR or var karte_export_dir), or rehearse against sender mock-server"
             " on 127.0.0.1"
+        )
+    if answers_as_mock(endpoint) is False:
+        raise SampleRefused(
+            f"{sample}, which is sent only to sender mock-server, and what answers at {endpoint}"
+            f" is not it (a tunnel or a proxy there may forward to LINE): rehearse against"
+            " sender mock-server (make demo starts one), or build a real export"
         )
 
 

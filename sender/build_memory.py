@@ -22,6 +22,10 @@ from sender.database import memory_limit_problem
 
 ENV_VAR = "LINE_CAPI_BUILD_MEMORY_LIMIT"
 DEFAULT = "60%"
+# A file the plugin touches when it is loaded (sender run names one): a profile copied before the
+# plugin existed (an upgrade that kept its profiles.yml) applies neither this limit nor the
+# private modes, and the run says so.
+PLUGIN_SEEN_ENV = "LINE_CAPI_PLUGIN_SEEN"
 DOCS = "docs/operations.md, 'Memory and disk'"
 
 # DuckDB's words when a query needs more memory than its limit and cannot spill; past

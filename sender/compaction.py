@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,9 +70,12 @@ def _copy_into(con, database: Path, new: Path) -> int:
             [old],
         ).fetchall()
     ]
-    con.execute(f"attach '{str(new).replace(chr(39), chr(39) * 2)}' as {_COPY}")
-    fault_points.hit("database_copy")  # test hook: sender/fault_points.py
-    con.execute(f"copy from database {_quoted(old)} to {_COPY}")
+    try:
+        con.execute(f"attach '{str(new).replace(chr(39), chr(39) * 2)}' as {_COPY}")
+        fault_points.hit("database_copy")  # test hook: sender/fault_points.py
+        con.execute(f"copy from database {_quoted(old)} to {_COPY}")
+    except (duckdb.IOException, OSError) as exc:
+        raise _copy_failed(exc, database, new) from None
     for table in tables:
         counts = con.execute(
             f"select (select count(*) from {_quoted(old)}.main.{_quoted(table)}),"
@@ -82,13 +86,40 @@ def _copy_into(con, database: Path, new: Path) -> int:
                 f"copying {database}: table {table} has {counts[0]:,} rows, its copy"
                 f" {counts[1]:,}; nothing was changed"
             )
-    con.execute(f"detach {_COPY}")  # checkpoints the copy: no WAL is left beside it
+    try:
+        con.execute(f"detach {_COPY}")  # checkpoints the copy: no WAL is left beside it
+    except (duckdb.IOException, OSError) as exc:
+        raise _copy_failed(exc, database, new) from None
     return len(tables)
+
+
+def _copy_failed(exc: BaseException, database: Path, new: Path) -> DatabaseError:
+    """Why the copy ``new`` could not be written, said of the copy's disk, not of the database
+    (DuckDB names the database it copies, and puts the cause on a later line)."""
+    text = str(exc)
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code == errno.ENOSPC or "No space left on device" in text:
+        size = database.stat().st_size / 2**20
+        reason = f"its disk is full (a copy needs about {size:,.1f} MiB, the database's size)"
+    elif code == errno.EROFS or "Read-only file system" in text:
+        reason = "its disk is read-only"
+    elif code == errno.EACCES or "Permission denied" in text:
+        reason = "this user may not write there"
+    else:
+        reason = text.splitlines()[-1].strip() or text
+    return DatabaseError(
+        f"cannot write the copy in {new.parent}: {reason}; {database} is left as it was"
+    )
 
 
 def _remove_copy(new: Path) -> None:
     for path in (new, new.with_name(new.name + ".wal")):  # of a copy killed midway, or failed
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            try:
+                path.unlink()
+            except OSError as exc:  # a read-only disk: nothing can have been written there
+                if exc.errno != errno.EROFS:
+                    raise
 
 
 @contextlib.contextmanager

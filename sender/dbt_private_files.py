@@ -13,6 +13,7 @@ memory DuckDB sees).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import struct
@@ -100,6 +101,9 @@ def _is_local_file(path: str) -> bool:
 class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         file_modes.use_private_umask()
+        if seen := os.environ.get(build_memory.PLUGIN_SEEN_ENV):  # sender run asks: loaded?
+            with contextlib.suppress(OSError):
+                Path(seen).touch()
         for folder in dbt_folders():
             file_modes.tighten(folder, folder=True)
             # dbt opened its log before this umask, and a shared sticky folder (/tmp) keeps its

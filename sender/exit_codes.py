@@ -46,12 +46,13 @@ MEANINGS = {
     " else answered; 400 for every event of a batch sent alone: the request itself is refused; 413"
     " for one event alone: a proxy's size limit)",
     ExitCode.SAMPLE_DATA_REFUSED: "the payload was built from the bundled sample and the endpoint"
-    " is not loopback, or (sender run) the sample was to be built into a real job's database;"
-    " nothing was sent",
+    " is not sender mock-server on loopback, or (sender run) the sample was to be built into a"
+    " real job's database; nothing was sent",
     ExitCode.TLS_CERTIFICATE: "the endpoint's TLS certificate does not verify (or the CA bundle"
     " set cannot be read): nothing more was sent, no retry; set REQUESTS_CA_BUNDLE",
     ExitCode.DATABASE_ERROR: "the database cannot be read or written (not a lock): a ledger write"
-    " failed, disk full, a ledger that a later version wrote",
+    " failed, disk full, a ledger that a later version wrote; (sender run) the database is gone"
+    " while its run log holds its builds",
     ExitCode.STALE_EXPORT: "sender run: the export folder is missing, or its newest sync_date is"
     " older than the freshness limit or hours in the future (a time without its offset); nothing"
     " was built or sent",
@@ -84,8 +85,8 @@ BACKUP_MEANINGS = {
     " ledger has an earlier version's layout, which the next run migrates",
     ExitCode.DATABASE_LOCKED: COMPACT_MEANINGS[ExitCode.DATABASE_LOCKED],
     ExitCode.NO_PAYLOAD: COMPACT_MEANINGS[ExitCode.NO_PAYLOAD],
-    ExitCode.DATABASE_ERROR: "not a DuckDB file, or the copy failed (disk full, rows that differ):"
-    " no copy is left",
+    ExitCode.DATABASE_ERROR: "not a DuckDB file, or the copy failed (its disk full or read-only,"
+    " rows that differ): no copy is left",
     ExitCode.ALREADY_RUNNING: "a sender run (or compact) holds the run lock: try again after it",
     ExitCode.INTERNAL_ERROR: COMPACT_MEANINGS[ExitCode.INTERNAL_ERROR],
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM): no copy is left",

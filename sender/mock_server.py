@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from sender.build_info import MOCK_SERVER_NAME, MOCK_STATS_PATH
 from sender.settings import ConfigError
 
 MAX_EVENTS = 100_000
@@ -426,7 +427,7 @@ class MockLineServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server_version = "MockLineCAPI/1.0"
+    server_version = MOCK_SERVER_NAME + "1.0"  # how the sender tells it from other servers
     mock: MockLineServer
 
     def log_message(self, format, *args):  # noqa: A002 - silence the default stderr log
@@ -446,7 +447,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def do_GET(self):  # noqa: N802
-        if self.path == "/_mock/stats":
+        if self.path == MOCK_STATS_PATH:
             body = json.dumps(self.mock.stats()).encode()
             self._answer(200, headers={"Content-Type": "application/json"}, body=body)
         else:

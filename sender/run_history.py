@@ -32,6 +32,8 @@ _HEARTBEAT = re.compile(r"^(?:warning: )?heartbeat (sent|not delivered: .*)$")
 SETTINGS_STOP_START = "start: stopped by its settings"
 # The first line of a run that goes ahead (sender.scheduled_run): it names the run's database.
 _START_DATABASE = re.compile(r"^start: project .*, database (.*), export ")
+# What a run logs once its build succeeded (sender.scheduled_run): the database exists from then.
+BUILD_OK = "dbt build ok: "
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,27 @@ def log_database(path: Path) -> str | None:
         if started:
             return started.group(1)
     return None
+
+
+def last_build_of(path: Path, database: Path) -> str | None:
+    """When a run in the log at ``path`` last built ``database`` (the time of its ``dbt build ok``
+    line), or None: no log, or no build of that database in its tail."""
+    try:
+        lines = _tail(path)
+    except OSError:
+        return None
+    current, built = None, None
+    for line in lines:
+        match = _LINE.match(line)
+        if not match:
+            continue
+        stamp, text = match.groups()
+        if started := _START_DATABASE.match(text):
+            current = started.group(1)
+        elif text.startswith(BUILD_OK) and current is not None:
+            if Path(current).resolve() == database.resolve():
+                built = stamp
+    return built
 
 
 def other_database_message(path: Path, database: Path) -> str | None:

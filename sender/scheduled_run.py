@@ -28,6 +28,7 @@ import duckdb
 
 from sender import build_memory
 from sender.alerts import RUN_ONLY_ENV
+from sender.build_info import holds_sample_marker
 from sender.database import DatabaseError
 from sender.dbt_artifacts import built_elsewhere, built_invocation, read_test_warnings
 from sender.dbt_output import check_duckdb_adapter, dbt_error_line, dbt_failure, export_warnings
@@ -41,12 +42,14 @@ from sender.freshness import (
     read_freshness,
 )
 from sender.ledger_migration import NewerLedger, refuse_newer
-from sender.run_history import run_log_path
+from sender.run_history import BUILD_OK, last_build_of, run_log_path
 from sender.run_locks import current_user, run_lock, target_lock
 from sender.run_log import RunLog, RunLogError, run_logged
 from sender.settings import ConfigError, optional_path
 
 PROJECT_FILE = "dbt_project.yml"
+# touched by the profile's plugin during the build (build_memory.PLUGIN_SEEN_ENV)
+PLUGIN_SEEN_FILE = ".line_capi_plugin_seen"
 DBT_ENV_VAR = "LINE_CAPI_DBT"
 # the access token and its file: the push needs them, dbt does not
 TOKEN_ENV = ("LINE_ACCESS_TOKEN", "LINE_ACCESS_TOKEN_FILE")
@@ -253,11 +256,12 @@ class ScheduledRun:
             env.pop(name, None)
         return env
 
-    def dbt(self, *args: str) -> tuple[int, list[str]]:
+    def dbt(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, list[str]]:
         command = [self.config.dbt, *args, *self.config.dbt_args]
         # dbt has no use for the access token: it is not handed to it
-        env = {k: v for k, v in self.child_env().items() if k not in TOKEN_ENV}
-        return run_logged(command, cwd=self.config.project_dir, env=env, log=self.log, source="dbt")
+        full = {k: v for k, v in self.child_env().items() if k not in TOKEN_ENV} | (env or {})
+        cwd = self.config.project_dir
+        return run_logged(command, cwd=cwd, env=full, log=self.log, source="dbt")
 
     def dbt_failed(self, step: str, code: int, lines: list[str]) -> RunError:
         return dbt_failure(
@@ -366,9 +370,13 @@ class ScheduledRun:
 
     def build(self) -> None:
         started = time.time()
-        code, lines = self.dbt(*BUILD_ARGS)
+        seen = target_path(self.config) / PLUGIN_SEEN_FILE
+        seen.unlink(missing_ok=True)
+        code, lines = self.dbt(*BUILD_ARGS, env={build_memory.PLUGIN_SEEN_ENV: str(seen)})
         if code != 0:
             raise self.dbt_failed("dbt build", code, lines)
+        plugin_loaded = seen.exists()
+        seen.unlink(missing_ok=True)
         built = built_invocation(target_path(self.config) / "run_results.json", started)
         if built is not None and built_elsewhere(self.config.database, built):
             selection = selection_option(self.config.dbt_args)
@@ -388,7 +396,14 @@ class ScheduledRun:
                 " leave out line_capi_build_info (--select, --exclude); nothing was sent",
                 ExitCode.BUILD_FAILED,
             )
-        self.say(f"dbt build ok: {dbt_error_line(lines)}")
+        self.say(f"{BUILD_OK}{dbt_error_line(lines)}")
+        if not plugin_loaded:
+            self.say(
+                "warning: dbt built without the profile's plugin sender.dbt_private_files (a"
+                " profiles.yml copied before it existed?): what dbt writes may be readable by"
+                " others, and the build's memory limit is not applied; copy the plugins: entry"
+                ' of profiles.example.yml into it (docs/operations.md, "Upgrading")'
+            )
         for warning in export_warnings(lines):
             self.say(warning)
         results = target_path(self.config) / "run_results.json"
@@ -418,12 +433,33 @@ class ScheduledRun:
             )
         return code
 
+    def check_database_kept(self, built_before: str | None) -> None:
+        """A database that is gone while its run log holds its builds (deleted, or a restore
+        forgotten) stops the run: a new one would send the window again and start the ledger and
+        the coverage history afresh, with exit 0 and nothing for anyone to notice."""
+        database = self.config.database
+        if database.exists() or built_before is None:
+            return
+        if self.config.export_dir is not None and holds_sample_marker(self.config.export_dir):
+            return  # the demo's database: nothing of a real job to lose
+        log = self.config.log_file
+        raise RunError(
+            f"database {database} is missing, but its run log {log} holds its builds until"
+            f" {built_before}: it was deleted or moved. Put the last backup in its place"
+            ' (docs/operations.md, "Backups, and a lost database"), or, to start a new ledger'
+            " (this run would send every conversion of its window again; LINE counts each"
+            f" once), move the run log aside: mv {log} {log}.old; nothing was built or sent",
+            ExitCode.DATABASE_ERROR,
+        )
+
     def run(self) -> int:
         """The whole job. Its last log line is always `done: exit N` (sender.run_history reads
         it for `sender status`); the console gets it only after a success, an error having said
         its one line."""
         try:
             echo_done = True
+            # read before this run's lines: whether an earlier run built this database
+            built_before = last_build_of(self.config.log_file, self.config.database)
             try:
                 self.say(
                     f"start: project {self.config.project_dir}, database {self.config.database},"
@@ -432,6 +468,7 @@ class ScheduledRun:
                 if self.config.export_note:
                     self.say(self.config.export_note)
                 with run_lock(self.config.database):
+                    self.check_database_kept(built_before)
                     if not self.config.database.exists():  # said once the run goes ahead
                         # a job started in another folder than its own (cron's home) with the
                         # relative default: a second database whose empty ledger sends it all

@@ -97,6 +97,50 @@ def test_the_sample_is_never_sent_to_a_real_endpoint_and_no_connection_is_made(s
         assert srv.stats()["accepted_unique"] > 0
 
 
+@pytest.mark.parametrize("answer", ["202 to everything", "404 to the stats path"])
+def test_the_sample_goes_to_no_loopback_server_but_the_mock(sample_build, answer):
+    """A tunnel or an egress proxy on 127.0.0.1 in front of LINE (ssh -L, stunnel, a sidecar):
+    the sample went through it with a real tag and token, exit 0. The push asks the server who it
+    is first (one GET, no token) and sends nothing to anything but sender mock-server."""
+    import http.server
+    import threading
+
+    seen: list[tuple[str, str, str]] = []
+
+    class Forwarder(http.server.BaseHTTPRequestHandler):
+        def _answer(self, status: int) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            seen.append((self.command, self.path, self.headers.get("Authorization") or ""))
+            self.send_response(status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def do_GET(self):  # noqa: N802
+            self._answer(202 if answer == "202 to everything" else 404)
+
+        def do_POST(self):  # noqa: N802
+            self._answer(202)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forwarder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        r = run_cli(["push", *FAST], sender_env(sample_build.database, url))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert r.returncode == ExitCode.SAMPLE_DATA_REFUSED, r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert line.startswith("error: the payload was built from the bundled sample")
+    assert f"what answers at {url} is not it (a tunnel or a proxy there may forward" in line
+    assert seen == [("GET", "/_mock/stats", "")]  # asked who it is, without the token; no POST
+
+
 def test_preview_names_the_build_its_rows_come_from(sample_build):
     """After a failed build of a real export, preview listed the last good build's rows (the
     sample's) as if they were the export's."""

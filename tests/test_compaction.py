@@ -208,3 +208,29 @@ def test_a_backup_leaves_a_ledger_of_an_earlier_layout_as_it_is(tmp_path):
     assert r.returncode == ExitCode.USAGE, r.stderr
     assert r.stderr.startswith(f"error: the ledger in {db} has an earlier version's layout")
     assert db.read_bytes() == before and not (tmp_path / "b.duckdb").exists()
+
+
+@pytest.mark.parametrize("command", ["backup", "compact"])
+def test_a_full_disk_is_blamed_on_the_copys_folder_and_leaves_the_database(tmp_path, command):
+    """The backup's disk full said `error: database …: IO Error: Detached database 'compacted',
+    but CHECKPOINT during DETACH failed` (the database blamed, the cause cut off), and a read-only
+    one was exit 70, a crash. Now one line names the copy's folder and the cause."""
+    db = tmp_path / "line_capi.duckdb"
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    write_bulk_payload(db, 50)
+    before = table_rows(db)
+    full = sender_env(db, LINE_CAPI_FAULT_POINT="database_copy:1:enospc")
+    r = run_cli([command, *([str(backups)] if command == "backup" else [])], full)
+    assert r.returncode == ExitCode.DATABASE_ERROR, r.stderr
+    folder = backups if command == "backup" else tmp_path
+    assert r.stderr.startswith(
+        f"error: cannot write the copy in {folder}: its disk is full (a copy needs about"
+    ), r.stderr
+    assert (
+        r.stderr.rstrip().endswith(f"; {db} is left as it was") and len(r.stderr.splitlines()) == 1
+    )
+    assert list(backups.iterdir()) == [] and table_rows(db) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [db.name, lock_path(db).name, "backups"]
+    )

@@ -7,6 +7,7 @@ import configparser
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -248,6 +249,27 @@ def test_the_cron_and_systemd_recipes_run_the_hourly_job(install, tmp_path):
     assert TOKEN not in log + cron.stderr + cron.stdout + systemd.stderr + systemd.stdout
 
 
+@pytest.mark.parametrize("made_here", [True, False])
+def test_make_setup_makes_again_a_venv_made_in_another_folder(tmp_path, made_here):
+    """A checkout copied to another machine or folder with its .venv: the scripts start the old
+    folder's Python (or none), the editable install reads the old folder's code, and `make setup`
+    said "Nothing to be done". The Makefile's check runs as make reads it, so `make -n` shows it."""
+    checkout = tmp_path / "checkout"
+    (checkout / ".venv" / "bin").mkdir(parents=True)
+    shutil.copy(ROOT / "Makefile", checkout / "Makefile")
+    (checkout / "pyproject.toml").write_text("")
+    where = checkout if made_here else tmp_path / "elsewhere"
+    (checkout / ".venv" / "bin" / "sender").write_text(f"#!{where}/.venv/bin/python\n")
+    (checkout / ".venv" / ".installed").write_text("")
+    r = subprocess.run(
+        ["make", "-n", "setup"], cwd=checkout, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, r.stderr
+    said = f"make: .venv was made in {where}, not here: making it again"
+    assert (said in r.stdout) is not made_here, r.stdout
+    assert (checkout / ".venv").exists() is made_here
+
+
 def make_demo(port: int | str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["make", "-s", "demo", f"DEMO_PORT={port}"],
@@ -317,6 +339,10 @@ def test_make_demo_names_its_own_files_whatever_the_shell_exports(given, databas
         settings = dict(w.split("=", 1) for w in words if "=" in w and w.split("=")[0].isupper())
         assert settings["LINE_CAPI_DUCKDB"] == database, words
         assert settings["LINE_CAPI_RUN_LOG"] == log, words
+        # dbt's profile: a real job's DBT_PROFILES_DIR names a profile with its own database path
+        assert settings["DBT_PROFILES_DIR"] == str(ROOT), words
+        for name in ("DBT_PROFILE", "DBT_TARGET", "DBT_TARGET_PATH", "DBT_LOG_PATH"):
+            assert settings[name] == "", (name, words)
         if "run" in words:
             # the token file, and every setting that reaches outside: the alert webhook, the
             # heartbeat (a real job's monitor must not hear the sample's run succeed)

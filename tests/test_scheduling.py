@@ -848,6 +848,64 @@ def test_a_run_that_creates_its_database_says_so_once(tmp_path):
     )
 
 
+def test_a_run_whose_database_is_gone_but_its_run_log_remains_stops(tmp_path):
+    """`make clean` removed data/*.duckdb: the next run built a new database, sent the window
+    again and started the ledger and coverage history afresh, with exit 0 and only a note. It
+    stops now and names both ways on; the demo's sample database may go."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    db = tmp_path / "line_capi.duckdb"
+    log = tmp_path / "line_capi_run.log"
+    with mock_server() as srv:
+        assert sender_run(tmp_path, srv.url, export=export).returncode == 0
+        db.unlink()
+        Path(f"{db}.wal").unlink(missing_ok=True)
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert r.returncode == ExitCode.DATABASE_ERROR, r.stderr
+        error = [x for x in r.stderr.splitlines() if " error: " in x]
+        assert (
+            len(error) == 1
+            and (f"database {db} is missing, but its run log {log} holds its builds until 20")
+            in error[0]
+        ), r.stderr
+        assert f"move the run log aside: mv {log} {log}.old; nothing was built or sent" in error[0]
+        assert srv.stats()["requests"] == 1 and not db.exists()
+        # the second way on: a new ledger, which sends the window again
+        log.rename(f"{log}.old")
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert r.returncode == 0, r.stderr
+        assert "is new: its ledger is empty" in r.stderr
+        assert srv.stats()["requests"] == 2
+    # the sample's database (make demo's) holds nothing of a real job: it may be removed
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    with mock_server() as srv:
+        env = {"LINE_CAPI_DUCKDB": str(demo / "demo.duckdb"), "LINE_CHANNEL_ID": "1234567890"}
+        for _ in range(2):
+            r = sender_run(demo, srv.url, export=SAMPLE_DIR, env=env)
+            assert r.returncode == 0, r.stderr
+            (demo / "demo.duckdb").unlink()
+
+
+def test_a_build_without_the_profiles_plugin_is_said(tmp_path):
+    """An upgrade that kept its profiles.yml (make setup never overwrites it) ran without the
+    plugin: dbt's files readable by others, no build memory limit, and not a word."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    old = tmp_path / "old_profile"
+    old.mkdir()
+    text = (ROOT / "profiles.example.yml").read_text()
+    without = re.sub(r"\n\s*plugins:\n\s*- module: sender\.dbt_private_files", "", text)
+    assert "dbt_private_files" not in without
+    (old / "profiles.yml").write_text(without)
+    said = "warning: dbt built without the profile's plugin sender.dbt_private_files"
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert r.returncode == 0 and said not in r.stderr, r.stderr
+        r = sender_run(tmp_path, srv.url, export=export, dbt=("--profiles-dir", str(old)))
+        assert r.returncode == 0, r.stderr
+    assert said in r.stderr and '(docs/operations.md, "Upgrading")' in r.stderr
+    assert not (tmp_path / "target" / ".line_capi_plugin_seen").exists()
+
+
 def test_a_fresh_export_without_conversions_in_the_window_is_normal(tmp_path):
     export = clock_export(tmp_path / "export", {"ORD-OLD": 40}, newest_hours=0.2)
     with mock_server() as srv:

@@ -12,7 +12,12 @@ from typing import Annotated
 import typer
 
 from sender import alerts, heartbeat
-from sender.build_info import SAMPLE_MARKER, check_sample_database, check_sample_destination
+from sender.build_info import (
+    SAMPLE_MARKER,
+    check_sample_database,
+    check_sample_destination,
+    holds_sample_marker,
+)
 from sender.cli.common import (
     BACKUP_EXIT_CODES_EPILOG,
     COMPACT_EXIT_CODES_EPILOG,
@@ -39,15 +44,6 @@ from sender.run_log import RunLog
 from sender.scheduled_run import ScheduledRun, run_config
 from sender.secret_env import read_secret
 from sender.settings import DEFAULT_DATABASE, ConfigError, database_path, target_from_env
-
-
-def holds_sample_marker(folder: Path) -> bool:
-    """The folder holds the sample's marker file; a folder this user may not search is not the
-    sample here (the run's export check says it cannot be read)."""
-    try:
-        return (folder / SAMPLE_MARKER).is_file()
-    except OSError:
-        return False
 
 
 def check_push_options_from_env() -> None:
