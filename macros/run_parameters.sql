@@ -112,18 +112,34 @@
 {% endmacro %}
 
 {#-
-    on-run-start: a var given with --vars whose name is a project var's with a slip (another case, a
-    letter missing, extra or wrong; two for names over 6 letters) stops the run: dbt would ignore it
-    and run with the default, so a catch-up or a conversion type would silently not happen. Other
-    names (a user's own, as_at beside as_of) pass.
+    on-run-start: a var whose name is a project var's with a slip (another case, a letter missing,
+    extra or wrong; two for names over 6 letters) stops the run: dbt would ignore it and run with
+    the default, so a catch-up or a conversion type would silently not happen. So does a name
+    holding a colon ({send_line_user_id:false}: YAML reads one name, without a value). Other names
+    (a user's own, as_at beside as_of) pass with a warning. The names are those of --vars, and
+    under sender run those under vars: in dbt_project.yml too (env LINE_CAPI_PROJECT_VARS, a JSON
+    list: a macro cannot list them).
 -#}
 {% macro check_var_names() %}
     {%- set given = invocation_args_dict.get('vars') or {} -%}
     {%- set known = project_var_names() -%}
-    {%- for name in (given if given is mapping else {}) if name not in known and (name | string | length) >= 4 -%}
+    {%- set named = [] -%}
+    {%- for name in (given if given is mapping else {}) -%}
+        {%- do named.append((name | string, 'in --vars')) -%}
+    {%- endfor -%}
+    {%- set declared = env_var('LINE_CAPI_PROJECT_VARS', '') -%}
+    {%- for name in (fromjson(declared) if declared else []) -%}
+        {%- do named.append((name | string, 'under vars: in dbt_project.yml')) -%}
+    {%- endfor -%}
+    {%- for name, place in named if name not in known -%}
+        {%- if ':' in name -%}
+            {{ exceptions.raise_compiler_error(
+                "unknown dbt var " ~ name ~ " " ~ place ~ ": write a space after the colon ({"
+                ~ name.split(':')[0] ~ ": " ~ name.split(':', 1)[1] ~ "}); without it YAML reads one name and no value") }}
+        {%- endif -%}
         {%- set closest = namespace(name=none, distance=3) -%}
-        {%- for candidate in known -%}
-            {%- set distance = _edit_distance(name | string | lower, candidate) -%}
+        {%- for candidate in known if (name | length) >= 4 -%}
+            {%- set distance = _edit_distance(name | lower, candidate) -%}
             {%- if distance < closest.distance and distance <= (2 if candidate | length > 6 else 1) -%}
                 {%- set closest.name, closest.distance = candidate, distance -%}
             {%- endif -%}
@@ -131,7 +147,7 @@
         {#- the same first word, of 5 letters or more, as one var alone (lookback_days,
             coverage_retention_hours): another unit or a guess at its name. karte_ begins
             several vars, line_ and as_ are too short: a name of one's own (as_at) passes -#}
-        {%- set first_word = (name | string | lower).split('_')[0] -%}
+        {%- set first_word = (name | lower).split('_')[0] -%}
         {%- set same_word = [] -%}
         {%- for candidate in known if candidate.startswith(first_word ~ '_') -%}
             {%- do same_word.append(candidate) -%}
@@ -141,8 +157,11 @@
         {%- endif -%}
         {%- if closest.name is not none -%}
             {{ exceptions.raise_compiler_error(
-                "unknown dbt var " ~ name ~ ": did you mean " ~ closest.name ~ "? (docs/configuration.md lists the vars)") }}
+                "unknown dbt var " ~ name ~ " " ~ place ~ ": did you mean " ~ closest.name
+                ~ "? (docs/configuration.md lists the vars)") }}
         {%- endif -%}
+        {%- do log("warning: dbt var " ~ name ~ " " ~ place ~ " is not one of this project's, and it reads"
+            ~ " none of that name (docs/configuration.md lists the vars)", info=True) -%}
     {%- endfor -%}
     {{ return('') }}
 {% endmacro %}
@@ -278,6 +297,12 @@
     {%- set value = var('currency') | string -%}
     {%- if not modules.re.fullmatch(currency_code_pattern(), value) -%}
         {{ _var_error('currency', value, "expected an ISO 4217 code of three capital letters such as JPY") }}
+    {%- endif -%}
+    {#- names in use that are not ISO 4217 codes: LINE takes any three capitals, and a wrong one is
+        never sent again once the events are recorded as accepted -#}
+    {%- set meant = {'YEN': 'JPY', 'RMB': 'CNY', 'NTD': 'TWD', 'WON': 'KRW', 'UKP': 'GBP', 'STG': 'GBP'} -%}
+    {%- if value in meant -%}
+        {{ _var_error('currency', value, "not an ISO 4217 code: " ~ meant[value] ~ " is") }}
     {%- endif -%}
     {{ return(value) }}
 {% endmacro %}

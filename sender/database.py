@@ -223,6 +223,32 @@ def _fix_mmap_threshold() -> None:
     mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
 
 
+# Names DuckDB gives its own catalogs: a database file named so (main.duckdb) is attached under
+# that name, and dbt's three-part names then point at DuckDB's own (a Catalog Error per model).
+RESERVED_NAMES = ("main", "system", "temp")
+
+
+def database_name_problem(path: Path) -> str | None:
+    """Why the database cannot be a file of this name, or None: one DuckDB keeps, or one in the
+    quotes of a .env that Docker's env file and Compose keep (a second, empty database)."""
+    for text in (str(path), path.name):
+        quoted = len(text) > 1 and text[0] == text[-1] and text[0] in "'\""
+        if quoted:
+            break
+    if quoted:
+        return (
+            f"database {path}: its name is in quotes, which are part of the value (Docker's"
+            " --env-file and Compose's env_file keep them): write LINE_CAPI_DUCKDB without quotes"
+        )
+    if path.stem.lower() in RESERVED_NAMES:
+        names = ", ".join(RESERVED_NAMES)
+        return (
+            f"database {path} has a name DuckDB keeps for its own catalogs ({names}): name the"
+            " file otherwise, such as site.duckdb (LINE_CAPI_DUCKDB, or the profile's path)"
+        )
+    return None
+
+
 def check_is_duckdb_file(path: Path) -> None:
     """DatabaseError (one line) when ``path`` is a folder, a device or a pipe (/dev/null), or a
     file with content that is not a DuckDB database (a CSV named by mistake); an empty file is

@@ -183,11 +183,12 @@ def mixes_line_endings(path: Path) -> bool:
 
 
 def export_warnings(lines: list[str]) -> list[str]:
-    """The export's warnings among dbt's console lines (an optional column missing), each once."""
+    """The project's own warnings among dbt's console lines (an optional column of the export
+    missing, a dbt var that nothing reads), each once."""
     found: list[str] = []
     for line in lines:
         text = _DBT_PREFIX.sub("", ANSI.sub("", line)).strip()
-        if text.startswith("warning: KARTE export") and text not in found:
+        if text.startswith(("warning: KARTE export", "warning: dbt var ")) and text not in found:
             found.append(text)
     return found
 

@@ -26,7 +26,7 @@ from dbt.adapters.events.logging import AdapterLogger
 from dbt_common.exceptions import DbtRuntimeError
 
 from sender import build_memory, fault_points, file_modes
-from sender.database import locked
+from sender.database import database_name_problem, locked
 
 _logger = AdapterLogger("DuckDB")
 
@@ -139,6 +139,8 @@ class Plugin(BasePlugin):
                     f"the folder of the database {path} does not exist: create it, or fix"
                     " LINE_CAPI_DUCKDB (or the profile's path)"
                 )
+            if (named := database_name_problem(path)) is not None:
+                raise DbtRuntimeError(named)
             if path.is_dir():
                 raise DbtRuntimeError(
                     f"database {path} is a folder: LINE_CAPI_DUCKDB (or the profile's path) must"

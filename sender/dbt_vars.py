@@ -14,7 +14,11 @@ from pathlib import Path
 
 import yaml
 
+from sender.settings import ConfigError
+
 _OPTION = "--vars"
+# The names under vars: in dbt_project.yml, as a JSON list, for the macro check_var_names.
+PROJECT_VARS_ENV = "LINE_CAPI_PROJECT_VARS"
 _PROJECT_NAME = "line_capi"
 _EXPORT_VAR = "karte_export_dir"
 
@@ -35,6 +39,21 @@ def _vars_values(args: tuple[str, ...]) -> list[tuple[int, int, str]]:
     return found
 
 
+def _loaded(text: str, where: str = "--vars") -> object:
+    """``text`` as YAML (yaml.YAMLError when it is not). An unquoted date that is no date
+    (``2026-13-01``, ``2026-02-30``) fails while YAML reads it, with a ValueError that dbt shows
+    as a traceback: one line instead, as for any bad var."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise
+    except ValueError as exc:  # PyYAML's date and time constructors
+        raise ConfigError(
+            f"{where} holds an impossible date or time ({exc}): fix it, or quote it to give it as"
+            " text ('2026-12-01T10:00:00+09:00')"
+        ) from None
+
+
 def _dumped(value: dict) -> str:
     """Vars as the text of one ``--vars``: YAML again, not JSON, so that dates and times load
     back as the same values dbt would have read."""
@@ -52,7 +71,7 @@ def merge_vars(args: tuple[str, ...]) -> tuple[str, ...]:
     merged: dict = {}
     for _, _, text in found:
         try:
-            value = yaml.safe_load(text)
+            value = _loaded(text)
         except yaml.YAMLError:
             return args
         if value is None:  # an empty --vars '' sets nothing
@@ -81,7 +100,7 @@ def take_export_dir(args: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]
         return None, args
     index, count, text = found[0]
     try:
-        value = yaml.safe_load(text)
+        value = _loaded(text)
     except yaml.YAMLError:
         return None, args
     if not isinstance(value, dict):
@@ -105,7 +124,7 @@ def with_export_dir(args: tuple[str, ...], folder: str) -> tuple[str, ...]:
         return (*args, _OPTION, _dumped({_EXPORT_VAR: folder}))
     index, count, text = found[0]
     try:
-        value = yaml.safe_load(text) or {}
+        value = _loaded(text) or {}
     except yaml.YAMLError:
         return args
     if len(found) > 1 or not isinstance(value, dict):
@@ -123,13 +142,7 @@ def project_export_dir(project_file: Path) -> str | None:
     over env KARTE_EXPORT_DIR, so ``sender run`` checks that folder, and refuses a run whose
     option or environment names another (two sites of one checkout).
     """
-    try:
-        loaded = yaml.safe_load(project_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-    declared = loaded.get("vars") if isinstance(loaded, dict) else None
-    if not isinstance(declared, dict):
-        return None
+    declared = _declared_vars(project_file)
     own = declared.get(_PROJECT_NAME)
     if isinstance(own, dict) and _EXPORT_VAR in own:
         folder = own[_EXPORT_VAR]
@@ -138,3 +151,26 @@ def project_export_dir(project_file: Path) -> str | None:
     if not isinstance(folder, str) or not folder.strip() or "{{" in folder:
         return None
     return folder
+
+
+def _declared_vars(project_file: Path) -> dict:
+    """The ``vars:`` block of ``dbt_project.yml``; empty when the file cannot be read (dbt says
+    why) or holds none."""
+    try:
+        loaded = _loaded(project_file.read_text(encoding="utf-8"), project_file.name)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    declared = loaded.get("vars") if isinstance(loaded, dict) else None
+    return declared if isinstance(declared, dict) else {}
+
+
+def declared_var_names(project_file: Path) -> list[str]:
+    """The names set under ``vars:`` in ``dbt_project.yml``, the project's own block
+    (``vars: {line_capi: {…}}``) included: ``sender run`` hands them to the build's name check
+    (macro check_var_names), which can list only the names of ``--vars`` itself."""
+    declared = _declared_vars(project_file)
+    own = declared.get(_PROJECT_NAME)
+    names = [str(name) for name in declared if name != _PROJECT_NAME]
+    if isinstance(own, dict):
+        names += [str(name) for name in own if str(name) not in names]
+    return names

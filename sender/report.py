@@ -543,7 +543,7 @@ def render(con: duckdb.DuckDBPyConnection, *, builds: int = DEFAULT_BUILDS) -> s
     runs = read_runs(con, builds)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     parts = [
-        "<!doctype html>",
+        _PAGE_START,
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         "<title>line-capi: coverage and sends</title>",
@@ -569,6 +569,31 @@ def render(con: duckdb.DuckDBPyConnection, *, builds: int = DEFAULT_BUILDS) -> s
     return "\n".join(parts)
 
 
+_PAGE_START = "<!doctype html>"
+
+
+def _refuse_to_replace(con: duckdb.DuckDBPyConnection, output: Path) -> None:
+    """A report replaces an earlier report only: ``-o`` naming the database (its ledger gone), the
+    run log or an export file would lose what no report gives back."""
+    (database,) = con.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchone()
+    if database and output.exists() and output.resolve() == Path(database).resolve():
+        raise ConfigError(f"--output {output} is the database: name the HTML file to write")
+    if not output.is_file():  # none yet, or a device (-o /dev/stdout) or a pipe: never read
+        return
+    try:
+        with output.open("rb") as existing:
+            start = existing.read(len(_PAGE_START))
+    except OSError:
+        return  # cannot be read: writing it says why
+    if start and start.decode("ascii", "replace").lower() != _PAGE_START:
+        raise ConfigError(
+            f"--output {output} exists and is not a report: name a new HTML file (a report"
+            " replaces only an earlier report)"
+        )
+
+
 def write_report(
     con: duckdb.DuckDBPyConnection, output: Path, *, builds: int = DEFAULT_BUILDS
 ) -> int:
@@ -578,6 +603,7 @@ def write_report(
         raise ConfigError("--output is empty or '.': name the HTML file to write")
     if output.name == ".." or output.is_dir():
         raise ConfigError(f"--output {output} is a folder: name the HTML file to write")
+    _refuse_to_replace(con, output)
     page = render(con, builds=builds)
     try:
         write_private_text(output, page)

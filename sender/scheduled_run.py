@@ -16,6 +16,7 @@ console gets the run's own lines and the push's output.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -32,7 +33,14 @@ from sender.build_info import holds_sample_marker
 from sender.database import DatabaseError
 from sender.dbt_artifacts import built_elsewhere, built_invocation, read_test_warnings
 from sender.dbt_output import check_duckdb_adapter, dbt_error_line, dbt_failure, export_warnings
-from sender.dbt_vars import merge_vars, project_export_dir, take_export_dir, with_export_dir
+from sender.dbt_vars import (
+    PROJECT_VARS_ENV,
+    declared_var_names,
+    merge_vars,
+    project_export_dir,
+    take_export_dir,
+    with_export_dir,
+)
 from sender.errors import RunError
 from sender.exit_codes import ExitCode
 from sender.freshness import (
@@ -252,6 +260,11 @@ class ScheduledRun:
         )
         if self.config.export_dir is not None:
             env["KARTE_EXPORT_DIR"] = str(self.config.export_dir)
+        # the names under vars: in dbt_project.yml, for dbt's check of var names (a slip there
+        # would run with the default), which sees only --vars itself
+        env[PROJECT_VARS_ENV] = json.dumps(
+            declared_var_names(self.config.project_dir / PROJECT_FILE)
+        )
         for name in RUN_ONLY_ENV:  # the run alerts once for the whole job (sender/alerts.py)
             env.pop(name, None)
         return env
@@ -295,9 +308,11 @@ class ScheduledRun:
                 ExitCode.USAGE,
             )
         if not folder.is_dir():
+            # a ~ that no shell expanded (systemd's EnvironmentFile, Docker's env file)
+            tilde = "; a ~ in it is not expanded: give the full path" if "~" in folder.parts else ""
             raise RunError(
-                f"KARTE export folder {folder} does not exist (has the export sync run?)",
-                ExitCode.STALE_EXPORT,
+                f"KARTE export folder {folder} does not exist (has the export sync run?){tilde}",
+                ExitCode.USAGE if tilde else ExitCode.STALE_EXPORT,
             )
         if not os.access(folder, os.R_OK | os.X_OK):
             raise RunError(

@@ -21,6 +21,8 @@ DEFAULT_DATABASE = "data/line_capi.duckdb"
 
 # A header value: visible ASCII only, so the token cannot smuggle in a header (CR/LF) or spaces.
 _TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")
+# A line of a .env pasted whole into the token's file or variable: LINE_ACCESS_TOKEN=...
+_ASSIGNMENT = re.compile(r"^(?:export\s+)?[A-Z][A-Z0-9_]*=")
 
 
 class ConfigError(ValueError):
@@ -91,6 +93,15 @@ def validate_token(token: str | Secret | None, tag_id: str) -> Secret:
         )
     if not value:
         raise ConfigError(f"{source} is blank: set it to the access token of LINE Tag {tag_id}")
+    if _quoted(value):  # the value is not shown: the quotes only are named
+        raise ConfigError(
+            f"{source} (the access token of LINE Tag {tag_id}) is wrapped in quotes{_quoted(value)}"
+        )
+    if _ASSIGNMENT.match(value):
+        raise ConfigError(
+            f"{source} (the access token of LINE Tag {tag_id}) starts with"
+            f" {_ASSIGNMENT.match(value).group(0)}: give the token alone"
+        )
     if value[:7].lower() == "bearer " and _TOKEN_CHARS.match(value[7:].strip()):
         raise ConfigError(
             f"{source} (the access token of LINE Tag {tag_id}) starts with 'Bearer ': give the"

@@ -104,7 +104,14 @@ def test_an_encoding_var_of_no_japanese_charset_is_not_told_about_shift_jis(tmp_
     assert "Shift_JIS" not in result.output
 
 
-@pytest.mark.parametrize("spelling", ["utf8", "UTF_8"])
+def test_an_empty_encoding_var_names_no_empty_command(tmp_path):
+    _, result = build(tmp_path, vars={"karte_export_encoding": ""})
+    assert result.returncode != 0
+    assert "invalid dbt var karte_export_encoding='': DuckDB reads utf-8" in result.output
+    assert "iconv -f <its encoding> -t UTF-8" in result.output
+
+
+@pytest.mark.parametrize("spelling", ["utf8", "UTF_8", "UTF-8 "])
 def test_other_spellings_of_utf8_read_the_export(tmp_path, spelling):
     _, result = build(tmp_path, vars={"karte_export_encoding": spelling})
     assert result.returncode == 0, result.output
@@ -150,6 +157,37 @@ def test_a_database_path_naming_a_folder_stops_dbt_with_one_line(tmp_path):
     assert f"database {folder} is a folder: LINE_CAPI_DUCKDB" in result.output
     assert "Traceback" not in result.output and "Is a directory" not in result.output
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["main.duckdb", "TEMP.duckdb"])
+def test_a_database_named_as_duckdbs_own_catalogs_stops_dbt_and_sender_run(tmp_path, name):
+    """DuckDB attaches main.duckdb as `main`, its own catalog's name: every model failed with a
+    Catalog Error about "main.karte_export.conversions"."""
+    from sender_fixtures import run_cli, sender_env
+
+    database = tmp_path / name
+    said = f"database {database} has a name DuckDB keeps for its own catalogs (main, system, temp)"
+    _, result = build(tmp_path, database=database)
+    assert result.returncode != 0 and said in result.output, result.output
+    assert "Catalog Error" not in result.output and not database.exists()
+    r = run_cli(["run"], sender_env(database, "http://127.0.0.1:9"))
+    assert r.returncode == 2 and r.stderr.startswith(f"error: {said}: name the file otherwise")
+
+
+def test_a_database_name_in_quotes_stops_sender_run_and_leaves_no_file(tmp_path):
+    """LINE_CAPI_DUCKDB="q.duckdb" kept in quotes (Docker's env file): the run made files named
+    "q.duckdb" and "q_run.log, then failed in dbt with a parser error (exit 12)."""
+    from sender_fixtures import run_cli, sender_env
+
+    env = sender_env(tmp_path / "unused.duckdb", "http://127.0.0.1:9")
+    env["LINE_CAPI_DUCKDB"] = '"q.duckdb"'
+    r = run_cli(["run"], env, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr == (
+        'error: database "q.duckdb": its name is in quotes, which are part of the value (Docker\'s'
+        " --env-file and Compose's env_file keep them): write LINE_CAPI_DUCKDB without quotes\n"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_empty_database_variable_builds_the_default_database_as_the_sender_reads_it(tmp_path):

@@ -899,6 +899,14 @@ def test_status_says_when_the_run_log_it_was_told_to_read_does_not_exist(db, tmp
     assert (r.returncode, r.stderr) == (ExitCode.OK, "")
     assert "last job  sender run started " in r.stdout
     assert run_cli(["status"], sender_env(db, LINE_CAPI_RUN_LOG="")).stderr == ""  # the default
+    # a folder, or another file (the database itself): no last job either, and said
+    for other in (tmp_path, db):
+        r = run_cli(["status", "--log-file", str(other)], env)
+        assert r.returncode == ExitCode.OK, r.stderr
+        assert r.stderr == (
+            f"warning: run log {other} holds no run of sender run (--log-file, env"
+            " LINE_CAPI_RUN_LOG): no last job\n"
+        )
 
 
 def test_help_examples_fit_an_80_column_terminal():

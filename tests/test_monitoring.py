@@ -103,7 +103,7 @@ def test_the_report_is_one_private_self_contained_page_with_charts(sent_db, tmp_
         other.inject("503", 5, retry_after=None)
         assert push_now(sent_db, other.url, max_retries=0).left_pending == 12
     page = tmp_path / "report.html"
-    page.write_text("an older report")
+    page.write_text("<!doctype html><p>an older report")
     page.chmod(0o644)  # replaced, and no longer readable by others
 
     r = run_cli(["report", "--output", str(page)], sender_env(sent_db))
@@ -173,11 +173,22 @@ def test_report_builds_and_a_bad_output_path(sent_db, tmp_path):
     # a link is followed, not replaced: the page lands on the disk it points to
     real = tmp_path / "elsewhere" / "report.html"
     real.parent.mkdir()
-    real.write_text("old")
+    real.write_text("<!DOCTYPE html><p>last week's report")
     link = tmp_path / "report-link.html"
     link.symlink_to(real)
     assert invoke(["report", "-o", str(link)], sender_env(sent_db)).exit_code == 0
     assert link.is_symlink() and real.read_text().startswith("<!doctype html>")
+    # it replaces an earlier report only: -o naming the database lost the ledger, exit 0
+    before = sent_db.read_bytes()
+    r = run_cli(["report", "-o", str(sent_db)], sender_env(sent_db))
+    assert r.returncode == ExitCode.USAGE and sent_db.read_bytes() == before
+    assert r.stderr == f"error: --output {sent_db} is the database: name the HTML file to write\n"
+    export = tmp_path / "conversions.csv"
+    export.write_text("transaction_id,sync_date\n")
+    r = run_cli(["report", "-o", str(export)], sender_env(sent_db))
+    assert r.returncode == ExitCode.USAGE and export.read_text() == "transaction_id,sync_date\n"
+    assert f"--output {export} exists and is not a report" in r.stderr
+    assert invoke(["report", "-o", str(page)], sender_env(sent_db)).exit_code == 0  # an earlier one
 
 
 def test_a_build_with_one_event_name_is_charted_without_a_line(tmp_path):

@@ -446,6 +446,8 @@ def test_an_export_file_named_another_way_is_named_in_the_missing_file_error(tmp
         ("lookback_hours", -1, "invalid dbt var lookback_hours=-1"),
         ("ad_contact_days", "thirty", "invalid dbt var ad_contact_days=thirty"),
         ("currency", "yen", "invalid dbt var currency=yen"),
+        # three capitals, as LINE checks, but no ISO 4217 code
+        ("currency", "YEN", "invalid dbt var currency=YEN: not an ISO 4217 code: JPY is"),
         ("pii_prehashed", "maybe", "invalid dbt var pii_prehashed=maybe"),
         ("compress_tables", "maybe", "invalid dbt var compress_tables=maybe"),
         ("as_of", "2026-02-30T10:00:00", "invalid dbt var as_of=2026-02-30T10:00:00"),
@@ -520,15 +522,51 @@ def test_bad_vars_fail_with_a_message_naming_the_var(tmp_path, var, value, messa
 def test_a_misspelt_var_stops_the_run_instead_of_being_ignored(tmp_path, name, meant):
     result = run_staging_with_var(tmp_path, name, 168)
     assert result.returncode != 0
-    assert f"unknown dbt var {name}: did you mean {meant}?" in result.output
+    assert f"unknown dbt var {name} in --vars: did you mean {meant}?" in result.output
 
 
 @pytest.mark.parametrize(
     "name", ["team_dashboard_schema", "as_at", "currency_code", "karte_team_note", "line_owner"]
 )
 def test_a_var_of_the_users_own_is_not_taken_for_a_misspelt_one(tmp_path, name):
+    """It runs, and says that nothing reads it: a guess at a name (send_line_uid for
+    send_line_user_id) would otherwise run with the default without a word."""
     result = run_staging_with_var(tmp_path, name, "analytics")
     assert result.returncode == 0, result.output
+    assert (
+        f"warning: dbt var {name} in --vars is not one of this project's, and it reads none of"
+        " that name (docs/configuration.md lists the vars)"
+    ) in result.output
+
+
+def test_a_var_without_a_space_after_its_colon_stops_the_run(tmp_path):
+    """{send_line_user_id:false} is one YAML name without a value: the LINE user ids were sent
+    with exit 0; {line_event_name:Purchase} sent every order as Conversion."""
+    result = run_staging_with_var(tmp_path, "send_line_user_id:false", None)
+    assert result.returncode != 0
+    assert (
+        "unknown dbt var send_line_user_id:false in --vars: write a space after the colon"
+        " ({send_line_user_id: false}); without it YAML reads one name and no value"
+    ) in result.output
+
+
+def test_a_slip_under_vars_in_dbt_project_yml_stops_the_run_under_sender_run(tmp_path):
+    """dbt's macros cannot list the names under vars: in dbt_project.yml; sender run hands them
+    over (env LINE_CAPI_PROJECT_VARS, tests/test_scheduling.py checks it does)."""
+    declared = '["curency", "karte_export_dir"]'
+    result = run_dbt(
+        tmp_path,
+        "run",
+        "--select",
+        "stg_karte__conversions",
+        export_dir=SAMPLE_DIR,
+        vars={"as_of": AS_OF},
+        env={"LINE_CAPI_PROJECT_VARS": declared},
+    )
+    assert result.returncode != 0
+    assert (
+        "unknown dbt var curency under vars: in dbt_project.yml: did you mean currency?"
+    ) in result.output
 
 
 def run_staging_with_var(tmp_path, name, value):

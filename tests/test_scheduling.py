@@ -343,6 +343,13 @@ def test_a_missing_export_folder_is_one_line_not_a_failed_build(tmp_path):
     assert f"error: KARTE export folder {table} is a file: name the folder that holds" in (
         one_error_line(r.stderr)
     )
+    # a ~ no shell expanded (systemd's EnvironmentFile): the setting is wrong, not the sync late
+    r = sender_run(tmp_path, "http://127.0.0.1:9", export=tmp_path / "~" / "karte")
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    assert one_error_line(r.stderr).endswith(
+        "(has the export sync run?); a ~ in it is not expanded: give the full path; log:"
+        f" {tmp_path / 'line_capi_run.log'}"
+    )
 
 
 def test_a_token_in_a_path_the_run_names_stays_out_of_its_output_and_log(tmp_path):
@@ -1529,6 +1536,47 @@ def test_the_export_var_of_dbt_project_yml_is_the_folder_the_run_checks(
         assert config.dbt_args == ("--vars", f"{{karte_export_dir: {config.export_dir}}}")
     else:
         assert config.dbt_args == ()
+
+
+def test_the_names_under_vars_in_dbt_project_yml_reach_the_builds_name_check(tmp_path):
+    """A slip there (curency: USD) ran with the default without a word: dbt's macros see only
+    --vars, so sender run hands dbt the names (tests/test_pipeline.py has the check itself)."""
+    project = project_with_vars(tmp_path, {"curency": "USD", "line_capi": {"lookback_hour": 48}})
+    config = run_config(
+        database=tmp_path / "line_capi.duckdb",
+        export_dir="/srv/karte",
+        project_dir=project,
+        log_file=None,
+        dbt_args=(),
+        env={},
+    )
+    env = ScheduledRun(config).child_env()
+    names = json.loads(env["LINE_CAPI_PROJECT_VARS"])
+    assert {"curency", "lookback_hour", "currency", "lookback_hours"} <= set(names)
+    assert "line_capi" not in names
+
+
+@pytest.mark.parametrize("where", ["--vars", "dbt_project.yml"])
+def test_an_impossible_date_in_a_var_is_one_line_not_a_crash(tmp_path, where):
+    """{as_of: 2026-13-01}: YAML reads an unquoted date as a date, and fails on one that is none;
+    the run exited 70 (a bug, it says) with nothing in the run log."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    env = {}
+    if where == "dbt_project.yml":
+        project = project_with_vars(tmp_path, {})
+        text = (project / "dbt_project.yml").read_text().replace("as_of: null", "as_of: 2026-02-30")
+        assert "as_of: 2026-02-30" in text
+        (project / "dbt_project.yml").write_text(text)
+        env["LINE_CAPI_PROJECT_DIR"] = str(project)
+    vars_ = "{as_of: 2026-13-01}" if where == "--vars" else ""
+    r = sender_run(tmp_path, "http://127.0.0.1:9", export=export, vars_=vars_, env=env)
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    said = r.stderr.strip().splitlines()
+    assert len(said) == 1 and said[0].startswith(
+        f"error: {where} holds an impossible date or time ("
+    ), said
+    assert "quote it to give it as text" in said[0] and "Traceback" not in r.stderr
+    assert "run: done: exit 2" in (tmp_path / "line_capi_run.log").read_text()
 
 
 def test_an_export_in_dbt_project_yml_and_another_in_the_run_is_refused_before_dbt(tmp_path):

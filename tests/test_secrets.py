@@ -211,20 +211,35 @@ def test_token_file_errors_are_one_line_naming_the_variable_never_the_token(tmp_
     assert all(message in log for _, message in cases)
 
 
-def test_a_token_file_holding_more_than_the_token_is_named_in_the_error(tmp_path):
+@pytest.mark.parametrize(
+    ("held", "said"),
+    [
+        (f"Bearer {TOKEN}", "starts with 'Bearer ': give the token alone"),
+        # a line of a .env, or its quotes: each cost a request and a 401 that blamed the token
+        (f"LINE_ACCESS_TOKEN={TOKEN}", "starts with LINE_ACCESS_TOKEN=: give the token alone"),
+        (f'"{TOKEN}"', "is wrapped in quotes; the quotes are part of the value"),
+    ],
+)
+def test_a_token_file_holding_more_than_the_token_is_named_in_the_error(tmp_path, held, said):
     """'Bearer <token>' pasted into the file: the error names the file, where the fix is."""
     db = tmp_path / "line_capi.duckdb"
     write_payload(db, [make_event(1)])
-    bearer = tmp_path / "token"
-    bearer.write_text(f"Bearer {TOKEN}\n")
-    bearer.chmod(0o600)
-    for command in (["push"], ["run"]):
-        r = run_cli(command, token_file_env(db, None, bearer))
-        assert r.returncode == ExitCode.USAGE, (command, r.stderr)
-        [line] = r.stderr.strip().splitlines()
-        assert line.startswith(f"error: LINE_ACCESS_TOKEN_FILE {bearer} (the access token of")
-        assert "starts with 'Bearer ': give the token alone" in line
-        assert TOKEN not in r.stdout + r.stderr
+    holder = tmp_path / "token"
+    holder.write_text(f"{held}\n")
+    holder.chmod(0o600)
+    with mock_server() as srv:
+        for command in (["push"], ["run"]):
+            r = run_cli(command, token_file_env(db, srv.url, holder))
+            assert r.returncode == ExitCode.USAGE, (command, r.stderr)
+            [line] = r.stderr.strip().splitlines()
+            assert line.startswith(f"error: LINE_ACCESS_TOKEN_FILE {holder} (the access token of")
+            assert said in line
+            assert TOKEN not in r.stdout + r.stderr
+        # the variable itself, quoted as Docker's --env-file keeps it
+        env = {**sender_env(db, srv.url), "LINE_ACCESS_TOKEN": held}
+        r = run_cli(["push"], env)
+        assert r.returncode == ExitCode.USAGE and said in r.stderr and TOKEN not in r.stderr
+        assert srv.stats()["requests"] == 0
 
 
 def test_a_secret_read_from_a_file_is_scrubbed_from_a_crash_report(tmp_path, monkeypatch, capsys):

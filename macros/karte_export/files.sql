@@ -42,7 +42,7 @@
     {#- none named in `dbt docs generate`: the views of the last build stay -#}
     {%- if directory == '' -%}{{ return('') }}{%- endif -%}
     {%- set schema = karte_source_schema() -%}
-    {%- set encoding = (var('karte_export_encoding') | string | lower).replace('_', '-') -%}
+    {%- set encoding = (var('karte_export_encoding') | string | trim | lower).replace('_', '-') -%}
     {#- DuckDB's CSV reader knows utf-8, utf-16 and latin-1 by these names only -#}
     {%- set encoding = {'utf8': 'utf-8', 'utf16': 'utf-16', 'latin1': 'latin-1'}.get(encoding, encoding) -%}
     {%- if encoding not in ('utf-8', 'utf-16', 'latin-1') -%}
@@ -50,9 +50,9 @@
         {%- set japanese = modules.re.search('jis|932|euc-?jp|2022-?jp', encoding) -%}
         {%- set source = 'CP932' if japanese else encoding -%}
         {{ exceptions.raise_compiler_error(
-            "invalid dbt var karte_export_encoding=" ~ encoding ~ ": DuckDB reads utf-8, utf-16 and latin-1 offline;"
+            "invalid dbt var karte_export_encoding=" ~ (encoding or "''") ~ ": DuckDB reads utf-8, utf-16 and latin-1 offline;"
             ~ " convert " ~ ("a Shift_JIS/CP932 CSV" if japanese else "the CSV files") ~ " to UTF-8 first, e.g. iconv -f "
-            ~ source ~ " -t UTF-8 in.csv > out.csv") }}
+            ~ (source or "<its encoding>") ~ " -t UTF-8 in.csv > out.csv") }}
     {%- endif -%}
     {%- do run_query('create schema if not exists ' ~ schema) -%}
     {%- for table_name in karte_export_contract() -%}

@@ -80,8 +80,16 @@ def named_run_log(database: Path, log_file: str | None) -> Path | None:
     job logs elsewhere) is a warning, not a silently missing last job, and one that holds
     another database's runs is not read (its last job would pass for this one's)."""
     path = run_log_path(database, log_file)
-    if (log_file or "").strip() and not path.exists():
+    named = bool((log_file or "").strip())
+    if named and not path.exists():
         warn(f"run log {path} does not exist (--log-file, env LINE_CAPI_RUN_LOG): no last job")
+    elif named and (not path.is_file() or last_run(path) is None):
+        # a folder, the database, an export file: nothing of a job to read there
+        warn(
+            f"run log {path} holds no run of sender run (--log-file, env LINE_CAPI_RUN_LOG):"
+            " no last job"
+        )
+        return None
     shared = other_database_message(path, database)
     if shared is not None:
         warn(f"{shared}; no last job")

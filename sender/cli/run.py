@@ -35,7 +35,7 @@ from sender.cli.common import (
     warn,
 )
 from sender.compaction import backup, compact
-from sender.database import check_is_duckdb_file
+from sender.database import check_is_duckdb_file, database_name_problem
 from sender.errors import RunError
 from sender.exit_codes import ExitCode
 from sender.ledger import utc_now
@@ -119,6 +119,8 @@ def run_command(
                 dbt_args=tuple(ctx.args),
                 env=dict(os.environ),
             )
+            if (named := database_name_problem(database_path(database))) is not None:
+                raise ConfigError(named)
             if config.database.exists():  # dbt would fail on it after the freshness check
                 check_is_duckdb_file(config.database)
             elif not config.database.parent.is_dir():
@@ -186,9 +188,13 @@ def stopped_by_settings(
         path = database_path(database)
         log_path = run_log_path(path, log_file)
         beside = log_path == run_log_path(path, None)
-        if beside and (not path.parent.is_dir() or (path.exists() and not path.is_file())):
+        if beside and (
+            database_name_problem(path)
+            or not path.parent.is_dir()
+            or (path.exists() and not path.is_file())
+        ):
             # the default log goes beside the database: not into /dev for -d /dev/null, nor
-            # into a folder of a mistyped path that it would create
+            # into a folder of a mistyped path that it would create, nor beside a name in quotes
             raise ConfigError(f"no log beside database {path}")
         if other_database_message(log_path, path) is not None:  # another site's log: left alone
             raise ConfigError(f"run log {log_path} is another database's")
