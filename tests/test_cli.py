@@ -97,7 +97,12 @@ def test_version_is_the_installed_one():
 
     version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     r = invoke(["--version"], {})
-    assert r.exit_code == 0 and r.stdout.strip() == f"sender {version}"
+    # in a git checkout, its commit too: a development version names none
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    said = f"sender {version}" + (f" (commit {commit})" if (REPO / ".git").exists() else "")
+    assert r.exit_code == 0 and r.stdout.strip() == said
 
 
 def test_no_args_shows_help():

@@ -91,12 +91,34 @@ class _Flags:
 flags = _Flags()
 
 
+def _checkout_commit() -> str | None:
+    """The commit of the git checkout the sender runs from, or None (no git, not a checkout): a
+    development version (0.2.0.dev0) names no commit, and "Unreleased" items differ by commit."""
+    import subprocess
+
+    checkout = Path(__file__).resolve().parents[2]
+    if not (checkout / ".git").exists():
+        return None
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+
 def _print_version(wanted: bool) -> None:
     if wanted:
         from importlib.metadata import PackageNotFoundError, version
 
+        commit = _checkout_commit()
         try:
-            print(f"sender {version('line-capi-dbt')}")
+            print(f"sender {version('line-capi-dbt')}" + (f" (commit {commit})" if commit else ""))
         except PackageNotFoundError:  # a checkout that was never installed
             print("sender (not installed: run make setup)")
         raise typer.Exit()
