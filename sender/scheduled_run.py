@@ -208,7 +208,7 @@ def selection_option(dbt_args: tuple[str, ...]) -> str | None:
 def target_path(config: RunConfig) -> Path:
     """Where dbt writes sources.json: --target-path among the dbt arguments, env
     DBT_TARGET_PATH, or target/ in the project."""
-    value = config.env.get("DBT_TARGET_PATH") or "target"
+    value = (config.env.get("DBT_TARGET_PATH") or "").strip() or "target"
     args = list(config.dbt_args)
     for i, arg in enumerate(args):
         if arg == "--target-path" and i + 1 < len(args):
@@ -247,7 +247,9 @@ class ScheduledRun:
         self.log.write("run", message, self.err)
 
     def child_env(self) -> dict[str, str]:
-        env = dict(self.config.env)
+        # dbt's own settings without the spaces and carriage returns of a .env saved with Windows
+        # line endings, as the sender reads its own (DBT_TARGET_PATH made a folder "target\r")
+        env = {k: v.strip() if k.startswith("DBT_") else v for k, v in self.config.env.items()}
         env.update(
             {
                 "LINE_CAPI_DUCKDB": str(self.config.database),

@@ -39,7 +39,7 @@ from sender.freshness import read_freshness
 from sender.run_history import ROTATE_BYTES, exit_codes, last_run, streak_before_last
 from sender.run_locks import TARGET_LOCK_NAME, current_user, lock_path
 from sender.run_log import RunLog
-from sender.scheduled_run import RunConfig, ScheduledRun, run_config
+from sender.scheduled_run import RunConfig, ScheduledRun, run_config, target_path
 from sender.settings import ConfigError
 
 
@@ -1554,6 +1554,22 @@ def test_the_names_under_vars_in_dbt_project_yml_reach_the_builds_name_check(tmp
     names = json.loads(env["LINE_CAPI_PROJECT_VARS"])
     assert {"curency", "lookback_hour", "currency", "lookback_hours"} <= set(names)
     assert "line_capi" not in names
+
+
+def test_dbts_own_settings_reach_it_without_a_windows_line_ending(tmp_path):
+    """A .env saved with Windows line endings: the sender strips its own settings, and dbt made
+    a target folder named "target/outlet\r" beside the one the run's lock and results read."""
+    config = run_config(
+        database=tmp_path / "line_capi.duckdb",
+        export_dir="/srv/karte",
+        project_dir=ROOT,
+        log_file=None,
+        dbt_args=(),
+        env={"DBT_TARGET_PATH": "target/outlet\r", "DBT_LOG_PATH": " logs/outlet\r"},
+    )
+    env = ScheduledRun(config).child_env()
+    assert (env["DBT_TARGET_PATH"], env["DBT_LOG_PATH"]) == ("target/outlet", "logs/outlet")
+    assert target_path(config) == ROOT / "target" / "outlet"
 
 
 @pytest.mark.parametrize("where", ["--vars", "dbt_project.yml"])
