@@ -14,10 +14,11 @@ setup: $(VENV)/.installed profiles.yml data/.gitkeep
 
 # A .venv made in another folder (a checkout copied or moved with it) starts that folder's
 # Python from its scripts, and its editable install reads that folder's code: made again here.
-VENV_PYTHON = $(shell head -n 1 $(BIN)/sender | cut -c 3-)
+# pip writes the Python's path on the first line, or on a later one after #!/bin/sh when the path
+# is long or holds a space: the script names this folder's Python somewhere in its head.
 ifneq ($(wildcard $(BIN)/sender),)
-ifneq ($(VENV_PYTHON),$(CURDIR)/$(BIN)/python)
-$(info make: $(VENV) was made in $(patsubst %/$(BIN)/python,%,$(VENV_PYTHON)), not here: making it again)
+ifeq ($(shell head -n 3 $(BIN)/sender | grep -cF '$(CURDIR)/$(BIN)/python'),0)
+$(info make: $(VENV) was made in another folder ($(shell head -n 1 $(BIN)/sender)), not here: making it again)
 $(shell rm -rf $(VENV))
 endif
 endif

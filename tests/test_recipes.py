@@ -249,8 +249,8 @@ def test_the_cron_and_systemd_recipes_run_the_hourly_job(install, tmp_path):
     assert TOKEN not in log + cron.stderr + cron.stdout + systemd.stderr + systemd.stdout
 
 
-@pytest.mark.parametrize("made_here", [True, False])
-def test_make_setup_makes_again_a_venv_made_in_another_folder(tmp_path, made_here):
+@pytest.mark.parametrize(("made_here", "form"), [(True, "#!"), (True, "sh"), (False, "#!")])
+def test_make_setup_makes_again_a_venv_made_in_another_folder(tmp_path, made_here, form):
     """A checkout copied to another machine or folder with its .venv: the scripts start the old
     folder's Python (or none), the editable install reads the old folder's code, and `make setup`
     said "Nothing to be done". The Makefile's check runs as make reads it, so `make -n` shows it."""
@@ -259,13 +259,17 @@ def test_make_setup_makes_again_a_venv_made_in_another_folder(tmp_path, made_her
     shutil.copy(ROOT / "Makefile", checkout / "Makefile")
     (checkout / "pyproject.toml").write_text("")
     where = checkout if made_here else tmp_path / "elsewhere"
-    (checkout / ".venv" / "bin" / "sender").write_text(f"#!{where}/.venv/bin/python\n")
+    python = f"{where}/.venv/bin/python"
+    # pip's form for a long path or one with a space: the path on the second line
+    sh = "#!/bin/sh\n" + "'" * 3 + f'exec\' \'{python}\' "$0" "$@"\n' + "' " + "'" * 3 + "\n"
+    head = f"#!{python}\n" if form == "#!" else sh
+    (checkout / ".venv" / "bin" / "sender").write_text(head + "import sys\n")
     (checkout / ".venv" / ".installed").write_text("")
     r = subprocess.run(
         ["make", "-n", "setup"], cwd=checkout, capture_output=True, text=True, timeout=60
     )
     assert r.returncode == 0, r.stderr
-    said = f"make: .venv was made in {where}, not here: making it again"
+    said = f"make: .venv was made in another folder (#!{where}/.venv/bin/python), not here"
     assert (said in r.stdout) is not made_here, r.stdout
     assert (checkout / ".venv").exists() is made_here
 
