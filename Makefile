@@ -8,20 +8,19 @@ DBT    := $(BIN)/dbt
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: setup setup-spark demo test test-dbt test-python test-spark lint bench bench-quick clean
+.PHONY: setup venv-check setup-spark demo test test-dbt test-python test-spark lint bench bench-quick clean
 
-setup: $(VENV)/.installed profiles.yml data/.gitkeep
+setup: venv-check $(VENV)/.installed profiles.yml data/.gitkeep
 
 # A .venv made in another folder (a checkout copied or moved with it) starts that folder's
 # Python from its scripts, and its editable install reads that folder's code: made again here.
 # pip writes the Python's path on the first line, or on a later one after #!/bin/sh when the path
-# is long or holds a space: the script names this folder's Python somewhere in its head.
-ifneq ($(wildcard $(BIN)/sender),)
-ifeq ($(shell head -n 3 $(BIN)/sender | grep -cF '$(CURDIR)/$(BIN)/python'),0)
-$(info make: $(VENV) was made in another folder ($(shell head -n 1 $(BIN)/sender)), not here: making it again)
-$(shell rm -rf $(VENV))
-endif
-endif
+# is long or holds a space: the script names this folder's Python (python or python3) in its head.
+venv-check:
+	@if [ -e $(BIN)/sender ] && ! head -n 3 $(BIN)/sender | grep -qF '$(CURDIR)/$(BIN)/python'; then \
+		echo "make: $(VENV) was made in another folder ($$(head -n 1 $(BIN)/sender)), not here: making it again" >&2; \
+		rm -rf $(VENV); \
+	fi
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -56,7 +55,7 @@ DEMO_DUCKDB ?= data/line_capi.duckdb
 # dbt's profile too: a DBT_PROFILES_DIR (or DBT_PROFILE, DBT_TARGET) of a real job whose profile
 # names its own path would have dbt build the sample into that job's database.
 DEMO_FILES := LINE_CAPI_DUCKDB=$(DEMO_DUCKDB) LINE_CAPI_RUN_LOG=$(basename $(DEMO_DUCKDB))_run.log \
-              DBT_PROFILES_DIR=$(CURDIR) DBT_PROFILE= DBT_TARGET= DBT_TARGET_PATH= DBT_LOG_PATH=
+              DBT_PROFILES_DIR='$(CURDIR)' DBT_PROFILE= DBT_TARGET= DBT_TARGET_PATH= DBT_LOG_PATH=
 DEMO_ENV  := $(DEMO_FILES) \
              LINE_TAG_ID=00000000-0000-4000-8000-000000000000 LINE_ACCESS_TOKEN=mock-token \
              LINE_ACCESS_TOKEN_FILE= LINE_CHANNEL_ID=1234567890 \

@@ -6,6 +6,10 @@
 {#- The value is cut to 80 characters, and its line breaks shown as \n: the message is one line. -#}
 {% macro _var_error(name, value, expected) %}
     {%- set shown = (value | string)[:80] | replace('\n', '\\n') | replace('\r', '\\r') -%}
+    {#- a var dbt_project.yml no longer declares (its name edited by a slip) is None -#}
+    {%- if value is none or value == 'None' -%}
+        {%- set shown = shown ~ " (not set: is its name mistyped under vars: in dbt_project.yml?)" -%}
+    {%- endif -%}
     {{ exceptions.raise_compiler_error("invalid dbt var " ~ name ~ "=" ~ shown ~ ": " ~ expected) }}
 {% endmacro %}
 
@@ -115,24 +119,27 @@
     on-run-start: a var whose name is a project var's with a slip (another case, a letter missing,
     extra or wrong; two for names over 6 letters) stops the run: dbt would ignore it and run with
     the default, so a catch-up or a conversion type would silently not happen. So does a name
-    holding a colon ({send_line_user_id:false}: YAML reads one name, without a value). Other names
-    (a user's own, as_at beside as_of) pass with a warning. The names are those of --vars, and
-    under sender run those under vars: in dbt_project.yml too (env LINE_CAPI_PROJECT_VARS, a JSON
-    list: a macro cannot list them).
+    holding a colon and no value ({send_line_user_id:false}: YAML reads one name). Other names
+    (a user's own, as_at beside as_of) pass with a warning; a package's block of vars (a mapping
+    under vars:) passes without one. The names are those of --vars, and under sender run those
+    under vars: in dbt_project.yml too (env LINE_CAPI_PROJECT_VARS, a JSON object of each name and
+    whether its value is a mapping: a macro cannot list them).
 -#}
 {% macro check_var_names() %}
     {%- set given = invocation_args_dict.get('vars') or {} -%}
     {%- set known = project_var_names() -%}
     {%- set named = [] -%}
     {%- for name in (given if given is mapping else {}) -%}
-        {%- do named.append((name | string, 'in --vars')) -%}
+        {%- do named.append((name | string, 'in --vars', given[name] is none, false)) -%}
     {%- endfor -%}
-    {%- set declared = env_var('LINE_CAPI_PROJECT_VARS', '') -%}
-    {%- for name in (fromjson(declared) if declared else []) -%}
-        {%- do named.append((name | string, 'under vars: in dbt_project.yml')) -%}
+    {#- name: whether its value is a mapping, which may be a package's block of vars -#}
+    {%- set declared = fromjson(env_var('LINE_CAPI_PROJECT_VARS', '') or '{}') -%}
+    {%- for name, block in (declared.items() if declared is mapping else []) -%}
+        {%- do named.append((name | string, 'under vars: in dbt_project.yml', false, block)) -%}
     {%- endfor -%}
-    {%- for name, place in named if name not in known -%}
-        {%- if ':' in name -%}
+    {#- a colon in a name with a value is a package's var (dbt_date:time_zone): not a slip -#}
+    {%- for name, place, without_value, block in named if name not in known -%}
+        {%- if ':' in name and without_value -%}
             {{ exceptions.raise_compiler_error(
                 "unknown dbt var " ~ name ~ " " ~ place ~ ": write a space after the colon ({"
                 ~ name.split(':')[0] ~ ": " ~ name.split(':', 1)[1] ~ "}); without it YAML reads one name and no value") }}
@@ -160,8 +167,10 @@
                 "unknown dbt var " ~ name ~ " " ~ place ~ ": did you mean " ~ closest.name
                 ~ "? (docs/configuration.md lists the vars)") }}
         {%- endif -%}
-        {%- do log("warning: dbt var " ~ name ~ " " ~ place ~ " is not one of this project's, and it reads"
-            ~ " none of that name (docs/configuration.md lists the vars)", info=True) -%}
+        {%- if not block -%}
+            {%- do log("warning: dbt var " ~ name ~ " " ~ place ~ " is not one of this project's, and it reads"
+                ~ " none of that name (docs/configuration.md lists the vars)", info=True) -%}
+        {%- endif -%}
     {%- endfor -%}
     {{ return('') }}
 {% endmacro %}

@@ -13,6 +13,7 @@ tunnel or a proxy on this machine may forward to LINE).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,9 +68,10 @@ MOCK_SERVER_NAME = "MockLineCAPI/"
 
 def answers_as_mock(endpoint: str) -> bool | None:
     """Whether the loopback ``endpoint`` is sender mock-server: True, False (something else
-    answered: a tunnel, a proxy, another program), or None (nothing answered: nothing can be
-    sent there either). One GET without the token, no proxy, no redirect; the certificate is not
-    checked (a rehearsal's is self-signed), as nothing is sent."""
+    answered, or took a connection and did not answer in time: a tunnel, a proxy, another
+    program), or None (nothing listens: nothing can be sent there either). One GET without the
+    token, no proxy, no redirect, at most 64 KB read; the certificate is not checked (a
+    rehearsal's is self-signed), as nothing is sent."""
     with requests.Session() as session, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # urllib3's InsecureRequestWarning
         session.trust_env = False
@@ -79,11 +81,17 @@ def answers_as_mock(endpoint: str) -> bool | None:
                 timeout=(2.0, 5.0),
                 allow_redirects=False,
                 verify=False,  # noqa: S501 - only asks who answers; sends nothing
+                stream=True,
             )
-        except requests.RequestException:
-            return None
+            body = resp.raw.read(64 * 1024, decode_content=True)
+            resp.close()
+        except (requests.ConnectTimeout, requests.ConnectionError) as exc:
+            # refused: nothing listens; a connection taken, then dropped or silent: something does
+            return None if _refused(exc) else False
+        except (requests.RequestException, OSError):
+            return False
     try:
-        stats = resp.json()
+        stats = json.loads(body)
     except ValueError:
         return False
     return (
@@ -94,7 +102,23 @@ def answers_as_mock(endpoint: str) -> bool | None:
     )
 
 
-def check_sample_destination(sample: str, endpoint: str) -> None:
+def _refused(exc: BaseException) -> bool:
+    """Whether a connection error is a refused connection (or one not made in time), anywhere in
+    its chain of causes."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return True
+        nested = [getattr(current, "reason", None), current.__cause__, *current.args]
+        current = next((x for x in nested if isinstance(x, BaseException)), None)
+    return "Connection refused" in str(exc)
+
+
+def check_sample_destination(sample: str, endpoint: str, *, ask_server: bool = True) -> None:
     """Raise SampleRefused when ``endpoint`` is not loopback, or is a loopback server that is
     not sender mock-server; ``sample`` says what is the sample, such as "the payload was built
     from the bundled sample (/srv/sample)"."""
@@ -105,7 +129,7 @@ def check_sample_destination(sample: str, endpoint: str) -> None:
             " KARTE_EXPORT_DIR or var karte_export_dir), or rehearse against sender mock-server"
             " on 127.0.0.1"
         )
-    if answers_as_mock(endpoint) is False:
+    if ask_server and answers_as_mock(endpoint) is False:
         raise SampleRefused(
             f"{sample}, which is sent only to sender mock-server, and what answers at {endpoint}"
             f" is not it (a tunnel or a proxy there may forward to LINE): rehearse against"
@@ -200,9 +224,12 @@ def read_build_info(con: duckdb.DuckDBPyConnection) -> BuildInfo | None:
     )
 
 
-def check_build(con: duckdb.DuckDBPyConnection, endpoint: str) -> BuildInfo:
+def check_build(
+    con: duckdb.DuckDBPyConnection, endpoint: str, *, ask_server: bool = True
+) -> BuildInfo:
     """The build info, once it is known to describe the payload in the file and to be allowed
-    for ``endpoint``; raises NoPayload or SampleRefused otherwise."""
+    for ``endpoint``; raises NoPayload or SampleRefused otherwise. ``ask_server`` False (a dry
+    run, which makes no request): a sample payload is checked against a loopback address only."""
     row = fetch_one(
         con, "select path from duckdb_databases() where database_name = current_database()"
     )
@@ -223,5 +250,5 @@ def check_build(con: duckdb.DuckDBPyConnection, endpoint: str) -> BuildInfo:
         )
     if info.is_sample:
         where = f"the payload was built from the bundled sample ({info.export_location})"
-        check_sample_destination(where, endpoint)
+        check_sample_destination(where, endpoint, ask_server=ask_server)
     return info

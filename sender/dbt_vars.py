@@ -17,7 +17,8 @@ import yaml
 from sender.settings import ConfigError
 
 _OPTION = "--vars"
-# The names under vars: in dbt_project.yml, as a JSON list, for the macro check_var_names.
+# The names under vars: in dbt_project.yml, as a JSON object (name: whether its value is a
+# mapping), for the macro check_var_names.
 PROJECT_VARS_ENV = "LINE_CAPI_PROJECT_VARS"
 _PROJECT_NAME = "line_capi"
 _EXPORT_VAR = "karte_export_dir"
@@ -164,13 +165,16 @@ def _declared_vars(project_file: Path) -> dict:
     return declared if isinstance(declared, dict) else {}
 
 
-def declared_var_names(project_file: Path) -> list[str]:
+def declared_var_names(project_file: Path) -> dict[str, bool]:
     """The names set under ``vars:`` in ``dbt_project.yml``, the project's own block
-    (``vars: {line_capi: {…}}``) included: ``sender run`` hands them to the build's name check
-    (macro check_var_names), which can list only the names of ``--vars`` itself."""
+    (``vars: {line_capi: {…}}``) included, each with whether its value is a mapping (it may be a
+    package's block of vars, as dbt scopes them: vars: {dbt_date: {…}}): ``sender run`` hands
+    them to the build's name check (macro check_var_names), which can list only the names of
+    ``--vars`` itself."""
     declared = _declared_vars(project_file)
     own = declared.get(_PROJECT_NAME)
-    names = [str(name) for name in declared if name != _PROJECT_NAME]
+    names = {str(name): isinstance(value, dict) for name, value in declared.items()}
+    names.pop(_PROJECT_NAME, None)
     if isinstance(own, dict):
-        names += [str(name) for name in own if str(name) not in names]
+        names.update({str(name): False for name in own})  # no package's block in there
     return names

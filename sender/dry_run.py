@@ -33,7 +33,7 @@ def dry_run(
     that endpoint) and holds back what it would (line_uid rows without a channel id); the
     settings come validated."""
     started = time.monotonic()
-    check_build(con, endpoint)
+    check_build(con, endpoint, ask_server=False)  # no request: the push asks the server
     summary = Summary(run_id="dry-run", dry_run=True, test=options.test)
     destination = None
     if has_ledger(con):

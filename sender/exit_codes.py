@@ -52,7 +52,7 @@ MEANINGS = {
     " set cannot be read): nothing more was sent, no retry; set REQUESTS_CA_BUNDLE",
     ExitCode.DATABASE_ERROR: "the database cannot be read or written (not a lock): a ledger write"
     " failed, disk full, a ledger that a later version wrote; (sender run) the database is gone"
-    " while its run log holds its builds",
+    " while its run log records events sent from it",
     ExitCode.STALE_EXPORT: "sender run: the export folder is missing, or its newest sync_date is"
     " older than the freshness limit or hours in the future (a time without its offset); nothing"
     " was built or sent",

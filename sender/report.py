@@ -580,8 +580,8 @@ def _refuse_to_replace(con: duckdb.DuckDBPyConnection, output: Path) -> None:
     ).fetchone()
     if database and output.exists() and output.resolve() == Path(database).resolve():
         raise ConfigError(f"--output {output} is the database: name the HTML file to write")
-    if not output.is_file():  # none yet, or a device (-o /dev/stdout) or a pipe: never read
-        return
+    if not output.is_file() or output.parts[1:2] in (("dev",), ("proc",)):
+        return  # none yet, or a device, a pipe or a descriptor (-o /dev/stdout): never read
     try:
         with output.open("rb") as existing:
             start = existing.read(len(_PAGE_START))

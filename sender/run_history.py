@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,8 +32,12 @@ _HEARTBEAT = re.compile(r"^(?:warning: )?heartbeat (sent|not delivered: .*)$")
 SETTINGS_STOP_START = "start: stopped by its settings"
 # The first line of a run that goes ahead (sender.scheduled_run): it names the run's database.
 _START_DATABASE = re.compile(r"^start: project .*, database (.*), export ")
-# What a run logs once its build succeeded (sender.scheduled_run): the database exists from then.
-BUILD_OK = "dbt build ok: "
+# A run's start line: its database and its export (a folder, or "(from the dbt vars)").
+_START_RUN = re.compile(r"^start: project .*, database (.*), export (.*)$")
+# The push's summary line in the run log: its time and how many events LINE accepted.
+_PUSH_SUMMARY = re.compile(
+    r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) sender: pending \d+, sent \d+, accepted (\d+),"
+)
 
 
 @dataclass(frozen=True)
@@ -216,25 +220,24 @@ def log_database(path: Path) -> str | None:
     return None
 
 
-def last_build_of(path: Path, database: Path) -> str | None:
-    """When a run in the log at ``path`` last built ``database`` (the time of its ``dbt build ok``
-    line), or None: no log, or no build of that database in its tail."""
+def last_send_of(path: Path, database: Path, *, sample: Callable[[Path], bool]) -> str | None:
+    """When a run in the log at ``path`` last sent from ``database`` (the time of the push line
+    of a run of that database, from an export that is not the sample, that LINE accepted events
+    of), or None: no log, or no such run in its tail. Such a run left a ledger worth keeping."""
     try:
         lines = _tail(path)
     except OSError:
         return None
-    current, built = None, None
+    ours, sent = False, None
     for line in lines:
-        match = _LINE.match(line)
-        if not match:
-            continue
-        stamp, text = match.groups()
-        if started := _START_DATABASE.match(text):
-            current = started.group(1)
-        elif text.startswith(BUILD_OK) and current is not None:
-            if Path(current).resolve() == database.resolve():
-                built = stamp
-    return built
+        if match := _LINE.match(line):
+            if started := _START_RUN.match(match.group(2)):
+                same = Path(started.group(1)).resolve() == database.resolve()
+                export = started.group(2)
+                ours = same and not (export.startswith("/") and sample(Path(export)))
+        elif (pushed := _PUSH_SUMMARY.match(line)) and ours and int(pushed.group(2)) > 0:
+            sent = pushed.group(1)
+    return sent
 
 
 def other_database_message(path: Path, database: Path) -> str | None:

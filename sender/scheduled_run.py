@@ -50,7 +50,7 @@ from sender.freshness import (
     read_freshness,
 )
 from sender.ledger_migration import NewerLedger, refuse_newer
-from sender.run_history import BUILD_OK, last_build_of, run_log_path
+from sender.run_history import last_send_of, run_log_path
 from sender.run_locks import current_user, run_lock, target_lock
 from sender.run_log import RunLog, RunLogError, run_logged
 from sender.settings import ConfigError, optional_path
@@ -413,7 +413,7 @@ class ScheduledRun:
                 " leave out line_capi_build_info (--select, --exclude); nothing was sent",
                 ExitCode.BUILD_FAILED,
             )
-        self.say(f"{BUILD_OK}{dbt_error_line(lines)}")
+        self.say(f"dbt build ok: {dbt_error_line(lines)}")
         if not plugin_loaded:
             self.say(
                 "warning: dbt built without the profile's plugin sender.dbt_private_files (a"
@@ -450,19 +450,19 @@ class ScheduledRun:
             )
         return code
 
-    def check_database_kept(self, built_before: str | None) -> None:
-        """A database that is gone while its run log holds its builds (deleted, or a restore
-        forgotten) stops the run: a new one would send the window again and start the ledger and
-        the coverage history afresh, with exit 0 and nothing for anyone to notice."""
+    def check_database_kept(self, sent_before: str | None) -> None:
+        """A database that is gone while its run log holds runs that sent from it (deleted, or a
+        restore forgotten) stops the run: a new one would send the window again and start the
+        ledger and the coverage history afresh, with exit 0 and nothing for anyone to notice."""
         database = self.config.database
-        if database.exists() or built_before is None:
+        if database.exists() or sent_before is None:
             return
         if self.config.export_dir is not None and holds_sample_marker(self.config.export_dir):
             return  # the demo's database: nothing of a real job to lose
         log = self.config.log_file
         raise RunError(
-            f"database {database} is missing, but its run log {log} holds its builds until"
-            f" {built_before}: it was deleted or moved. Put the last backup in its place"
+            f"database {database} is missing, but its run log {log} records events sent from it"
+            f" until {sent_before}: it was deleted or moved. Put the last backup in its place"
             ' (docs/operations.md, "Backups, and a lost database"), or, to start a new ledger'
             " (this run would send every conversion of its window again; LINE counts each"
             f" once), move the run log aside: mv {log} {log}.old; nothing was built or sent",
@@ -475,8 +475,10 @@ class ScheduledRun:
         its one line."""
         try:
             echo_done = True
-            # read before this run's lines: whether an earlier run built this database
-            built_before = last_build_of(self.config.log_file, self.config.database)
+            # read before this run's lines: whether an earlier run sent from this database
+            sent_before = last_send_of(
+                self.config.log_file, self.config.database, sample=holds_sample_marker
+            )
             try:
                 self.say(
                     f"start: project {self.config.project_dir}, database {self.config.database},"
@@ -485,7 +487,7 @@ class ScheduledRun:
                 if self.config.export_note:
                     self.say(self.config.export_note)
                 with run_lock(self.config.database):
-                    self.check_database_kept(built_before)
+                    self.check_database_kept(sent_before)
                     if not self.config.database.exists():  # said once the run goes ahead
                         # a job started in another folder than its own (cron's home) with the
                         # relative default: a second database whose empty ledger sends it all

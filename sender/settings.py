@@ -21,8 +21,9 @@ DEFAULT_DATABASE = "data/line_capi.duckdb"
 
 # A header value: visible ASCII only, so the token cannot smuggle in a header (CR/LF) or spaces.
 _TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")
-# A line of a .env pasted whole into the token's file or variable: LINE_ACCESS_TOKEN=...
-_ASSIGNMENT = re.compile(r"^(?:export\s+)?[A-Z][A-Z0-9_]*=")
+# A line of a .env pasted whole into the token's file or variable: LINE_ACCESS_TOKEN=... (a name
+# with TOKEN in it, so that what the message quotes is never a part of a token)
+_ASSIGNMENT = re.compile(r"^(?:export\s+)?[A-Z0-9_]*TOKEN[A-Z0-9_]*=")
 
 
 class ConfigError(ValueError):

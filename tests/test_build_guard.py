@@ -97,7 +97,9 @@ def test_the_sample_is_never_sent_to_a_real_endpoint_and_no_connection_is_made(s
         assert srv.stats()["accepted_unique"] > 0
 
 
-@pytest.mark.parametrize("answer", ["202 to everything", "404 to the stats path"])
+@pytest.mark.parametrize(
+    "answer", ["202 to everything", "404 to the stats path", "no answer to the stats path"]
+)
 def test_the_sample_goes_to_no_loopback_server_but_the_mock(sample_build, answer):
     """A tunnel or an egress proxy on 127.0.0.1 in front of LINE (ssh -L, stunnel, a sidecar):
     the sample went through it with a real tag and token, exit 0. The push asks the server who it
@@ -118,6 +120,10 @@ def test_the_sample_goes_to_no_loopback_server_but_the_mock(sample_build, answer
             self.wfile.write(b"{}")
 
         def do_GET(self):  # noqa: N802
+            if answer == "no answer to the stats path":  # taken, then closed: a tunnel's peer gone
+                seen.append((self.command, self.path, self.headers.get("Authorization") or ""))
+                self.close_connection = True
+                return
             self._answer(202 if answer == "202 to everything" else 404)
 
         def do_POST(self):  # noqa: N802
@@ -130,6 +136,9 @@ def test_the_sample_goes_to_no_loopback_server_but_the_mock(sample_build, answer
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
+        # a dry run makes no request at all: it cannot ask, and says nothing of the server
+        dry = run_cli(["push", "--dry-run"], sender_env(sample_build.database, url))
+        assert dry.returncode == 0 and seen == [], (dry.stderr, seen)
         r = run_cli(["push", *FAST], sender_env(sample_build.database, url))
     finally:
         server.shutdown()

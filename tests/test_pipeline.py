@@ -448,6 +448,13 @@ def test_an_export_file_named_another_way_is_named_in_the_missing_file_error(tmp
         ("currency", "yen", "invalid dbt var currency=yen"),
         # three capitals, as LINE checks, but no ISO 4217 code
         ("currency", "YEN", "invalid dbt var currency=YEN: not an ISO 4217 code: JPY is"),
+        # what dbt_project.yml no longer declares (`curency: JPY`, the name edited by a slip)
+        (
+            "currency",
+            None,
+            "invalid dbt var currency=None (not set: is its name mistyped under vars: in"
+            " dbt_project.yml?): expected an ISO 4217 code",
+        ),
         ("pii_prehashed", "maybe", "invalid dbt var pii_prehashed=maybe"),
         ("compress_tables", "maybe", "invalid dbt var compress_tables=maybe"),
         ("as_of", "2026-02-30T10:00:00", "invalid dbt var as_of=2026-02-30T10:00:00"),
@@ -553,7 +560,7 @@ def test_a_var_without_a_space_after_its_colon_stops_the_run(tmp_path):
 def test_a_slip_under_vars_in_dbt_project_yml_stops_the_run_under_sender_run(tmp_path):
     """dbt's macros cannot list the names under vars: in dbt_project.yml; sender run hands them
     over (env LINE_CAPI_PROJECT_VARS, tests/test_scheduling.py checks it does)."""
-    declared = '["curency", "karte_export_dir"]'
+    declared = '{"curency": false, "karte_export_dir": false, "dbt_date": true}'
     result = run_dbt(
         tmp_path,
         "run",
@@ -567,6 +574,26 @@ def test_a_slip_under_vars_in_dbt_project_yml_stops_the_run_under_sender_run(tmp
     assert (
         "unknown dbt var curency under vars: in dbt_project.yml: did you mean currency?"
     ) in result.output
+
+
+def test_a_packages_vars_are_not_taken_for_slips(tmp_path):
+    """A package's block under vars: (dbt_date: {…}) and a package's var in --vars
+    (dbt_date:time_zone, with a value) pass without an error; only a name of one's own warns."""
+    result = run_dbt(
+        tmp_path,
+        "run",
+        "--select",
+        "stg_karte__conversions",
+        export_dir=SAMPLE_DIR,
+        vars={"as_of": AS_OF, "dbt_date:time_zone": "Asia/Tokyo"},
+        env={"LINE_CAPI_PROJECT_VARS": '{"dbt_date": true, "team_note": false}'},
+    )
+    assert result.returncode == 0, result.output
+    assert (
+        "warning: dbt var team_note under vars: in dbt_project.yml is not one of" in result.output
+    )
+    assert "warning: dbt var dbt_date:time_zone in --vars is not one of" in result.output
+    assert "warning: dbt var dbt_date under" not in result.output
 
 
 def run_staging_with_var(tmp_path, name, value):

@@ -249,11 +249,14 @@ def test_the_cron_and_systemd_recipes_run_the_hourly_job(install, tmp_path):
     assert TOKEN not in log + cron.stderr + cron.stdout + systemd.stderr + systemd.stdout
 
 
-@pytest.mark.parametrize(("made_here", "form"), [(True, "#!"), (True, "sh"), (False, "#!")])
+@pytest.mark.parametrize(
+    ("made_here", "form"), [(True, "#!"), (True, "sh"), (True, "python3"), (False, "#!")]
+)
 def test_make_setup_makes_again_a_venv_made_in_another_folder(tmp_path, made_here, form):
     """A checkout copied to another machine or folder with its .venv: the scripts start the old
     folder's Python (or none), the editable install reads the old folder's code, and `make setup`
-    said "Nothing to be done". The Makefile's check runs as make reads it, so `make -n` shows it."""
+    said "Nothing to be done". `make setup` runs the check first (`venv-check`), never `make -n`:
+    a .venv made here, by pip's long-path form or by hand (python3), is kept."""
     checkout = tmp_path / "checkout"
     (checkout / ".venv" / "bin").mkdir(parents=True)
     shutil.copy(ROOT / "Makefile", checkout / "Makefile")
@@ -262,15 +265,17 @@ def test_make_setup_makes_again_a_venv_made_in_another_folder(tmp_path, made_her
     python = f"{where}/.venv/bin/python"
     # pip's form for a long path or one with a space: the path on the second line
     sh = "#!/bin/sh\n" + "'" * 3 + f'exec\' \'{python}\' "$0" "$@"\n' + "' " + "'" * 3 + "\n"
-    head = f"#!{python}\n" if form == "#!" else sh
+    head = {"#!": f"#!{python}\n", "sh": sh, "python3": f"#!{python}3\n"}[form]
     (checkout / ".venv" / "bin" / "sender").write_text(head + "import sys\n")
     (checkout / ".venv" / ".installed").write_text("")
+    dry = subprocess.run(["make", "-n", "setup"], cwd=checkout, capture_output=True, timeout=60)
+    assert dry.returncode == 0 and (checkout / ".venv").exists()  # -n changes nothing
     r = subprocess.run(
-        ["make", "-n", "setup"], cwd=checkout, capture_output=True, text=True, timeout=60
+        ["make", "venv-check"], cwd=checkout, capture_output=True, text=True, timeout=60
     )
     assert r.returncode == 0, r.stderr
     said = f"make: .venv was made in another folder (#!{where}/.venv/bin/python), not here"
-    assert (said in r.stdout) is not made_here, r.stdout
+    assert (said in r.stderr) is not made_here, r.stderr
     assert (checkout / ".venv").exists() is made_here
 
 
@@ -329,10 +334,9 @@ def test_make_demo_names_its_own_files_whatever_the_shell_exports(given, databas
         timeout=60,
     )
     assert recipe.returncode == 0, recipe.stderr
+    demo = recipe.stdout[recipe.stdout.index("set -e") :]  # the demo's recipe, not setup's
     commands = [
-        shlex.split(part)
-        for part in recipe.stdout.replace("\\\n", " ").split(";")
-        if "bin/sender " in part
+        shlex.split(part) for part in demo.replace("\\\n", " ").split(";") if "bin/sender " in part
     ]
     assert [c[c.index(next(w for w in c if w.endswith("bin/sender"))) + 1] for c in commands] == [
         "mock-server",

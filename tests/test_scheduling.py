@@ -871,7 +871,10 @@ def test_a_run_whose_database_is_gone_but_its_run_log_remains_stops(tmp_path):
         error = [x for x in r.stderr.splitlines() if " error: " in x]
         assert (
             len(error) == 1
-            and (f"database {db} is missing, but its run log {log} holds its builds until 20")
+            and (
+                f"database {db} is missing, but its run log {log} records events sent from it"
+                " until 20"
+            )
             in error[0]
         ), r.stderr
         assert f"move the run log aside: mv {log} {log}.old; nothing was built or sent" in error[0]
@@ -891,6 +894,19 @@ def test_a_run_whose_database_is_gone_but_its_run_log_remains_stops(tmp_path):
             r = sender_run(demo, srv.url, export=SAMPLE_DIR, env=env)
             assert r.returncode == 0, r.stderr
             (demo / "demo.duckdb").unlink()
+        # a real export next, into the demo's database path, whose log holds the sample's runs
+        r = sender_run(demo, srv.url, export=export, env=env)
+        assert r.returncode == 0, r.stderr
+    # a run whose push LINE accepted nothing of (out of reach) left no ledger to lose either
+    down = tmp_path / "down"
+    down.mkdir()
+    env = {"LINE_CAPI_MAX_RETRIES": "0"}
+    r = sender_run(down, "http://127.0.0.1:9", export=export, env=env)
+    assert r.returncode == ExitCode.PENDING_LEFT, r.stderr
+    (down / "line_capi.duckdb").unlink()
+    with mock_server() as srv:
+        r = sender_run(down, srv.url, export=export, env=env)
+        assert r.returncode == 0, r.stderr
 
 
 def test_a_build_without_the_profiles_plugin_is_said(tmp_path):
@@ -1541,7 +1557,12 @@ def test_the_export_var_of_dbt_project_yml_is_the_folder_the_run_checks(
 def test_the_names_under_vars_in_dbt_project_yml_reach_the_builds_name_check(tmp_path):
     """A slip there (curency: USD) ran with the default without a word: dbt's macros see only
     --vars, so sender run hands dbt the names (tests/test_pipeline.py has the check itself)."""
-    project = project_with_vars(tmp_path, {"curency": "USD", "line_capi": {"lookback_hour": 48}})
+    declared = {
+        "curency": "USD",
+        "line_capi": {"lookback_hour": 48},
+        "dbt_date": {"time_zone": "x"},
+    }
+    project = project_with_vars(tmp_path, declared)
     config = run_config(
         database=tmp_path / "line_capi.duckdb",
         export_dir="/srv/karte",
@@ -1553,6 +1574,8 @@ def test_the_names_under_vars_in_dbt_project_yml_reach_the_builds_name_check(tmp
     env = ScheduledRun(config).child_env()
     names = json.loads(env["LINE_CAPI_PROJECT_VARS"])
     assert {"curency", "lookback_hour", "currency", "lookback_hours"} <= set(names)
+    # each with whether its value is a mapping: another's is a package's block of vars
+    assert names["dbt_date"] and names["karte_column_map"] and not names["curency"]
     assert "line_capi" not in names
 
 
