@@ -561,15 +561,7 @@ def test_a_slip_under_vars_in_dbt_project_yml_stops_the_run_under_sender_run(tmp
     """dbt's macros cannot list the names under vars: in dbt_project.yml; sender run hands them
     over (env LINE_CAPI_PROJECT_VARS, tests/test_scheduling.py checks it does)."""
     declared = '{"curency": false, "karte_export_dir": false, "dbt_date": true}'
-    result = run_dbt(
-        tmp_path,
-        "run",
-        "--select",
-        "stg_karte__conversions",
-        export_dir=SAMPLE_DIR,
-        vars={"as_of": AS_OF},
-        env={"LINE_CAPI_PROJECT_VARS": declared},
-    )
+    result = run_staging(tmp_path, env={"LINE_CAPI_PROJECT_VARS": declared})
     assert result.returncode != 0
     assert (
         "unknown dbt var curency under vars: in dbt_project.yml: did you mean currency?"
@@ -579,13 +571,9 @@ def test_a_slip_under_vars_in_dbt_project_yml_stops_the_run_under_sender_run(tmp
 def test_a_packages_vars_are_not_taken_for_slips(tmp_path):
     """A package's block under vars: (dbt_date: {…}) and a package's var in --vars
     (dbt_date:time_zone, with a value) pass without an error; only a name of one's own warns."""
-    result = run_dbt(
+    result = run_staging(
         tmp_path,
-        "run",
-        "--select",
-        "stg_karte__conversions",
-        export_dir=SAMPLE_DIR,
-        vars={"as_of": AS_OF, "dbt_date:time_zone": "Asia/Tokyo"},
+        {"dbt_date:time_zone": "Asia/Tokyo"},
         env={"LINE_CAPI_PROJECT_VARS": '{"dbt_date": true, "team_note": false}'},
     )
     assert result.returncode == 0, result.output
@@ -598,13 +586,19 @@ def test_a_packages_vars_are_not_taken_for_slips(tmp_path):
 
 def run_staging_with_var(tmp_path, name, value):
     """The quickest run that passes the on-run-start checks: one staging view, one extra var."""
+    return run_staging(tmp_path, {name: value})
+
+
+def run_staging(tmp_path, vars_: dict | None = None, env: dict | None = None):
+    """One staging view built on the sample, with ``vars_`` beside as_of and ``env``."""
     return run_dbt(
         tmp_path,
         "run",
         "--select",
         "stg_karte__conversions",
         export_dir=SAMPLE_DIR,
-        vars={"as_of": AS_OF, name: value},
+        vars={"as_of": AS_OF, **(vars_ or {})},
+        env=env,
     )
 
 

@@ -1554,6 +1554,20 @@ def test_the_export_var_of_dbt_project_yml_is_the_folder_the_run_checks(
         assert config.dbt_args == ()
 
 
+def dbt_env_of_a_run(tmp_path: Path, project: Path, env: dict) -> tuple[RunConfig, dict]:
+    """The configuration of a `sender run` of ``project`` with ``env``, and the environment it
+    gives dbt."""
+    config = run_config(
+        database=tmp_path / "line_capi.duckdb",
+        export_dir="/srv/karte",
+        project_dir=project,
+        log_file=None,
+        dbt_args=(),
+        env=env,
+    )
+    return config, ScheduledRun(config).child_env()
+
+
 def test_the_names_under_vars_in_dbt_project_yml_reach_the_builds_name_check(tmp_path):
     """A slip there (curency: USD) ran with the default without a word: dbt's macros see only
     --vars, so sender run hands dbt the names (tests/test_pipeline.py has the check itself)."""
@@ -1562,16 +1576,7 @@ def test_the_names_under_vars_in_dbt_project_yml_reach_the_builds_name_check(tmp
         "line_capi": {"lookback_hour": 48},
         "dbt_date": {"time_zone": "x"},
     }
-    project = project_with_vars(tmp_path, declared)
-    config = run_config(
-        database=tmp_path / "line_capi.duckdb",
-        export_dir="/srv/karte",
-        project_dir=project,
-        log_file=None,
-        dbt_args=(),
-        env={},
-    )
-    env = ScheduledRun(config).child_env()
+    _, env = dbt_env_of_a_run(tmp_path, project_with_vars(tmp_path, declared), {})
     names = json.loads(env["LINE_CAPI_PROJECT_VARS"])
     assert {"curency", "lookback_hour", "currency", "lookback_hours"} <= set(names)
     # each with whether its value is a mapping: another's is a package's block of vars
@@ -1581,16 +1586,10 @@ def test_the_names_under_vars_in_dbt_project_yml_reach_the_builds_name_check(tmp
 
 def test_dbts_own_settings_reach_it_without_a_windows_line_ending(tmp_path):
     """A .env saved with Windows line endings: the sender strips its own settings, and dbt made
-    a target folder named "target/outlet\r" beside the one the run's lock and results read."""
-    config = run_config(
-        database=tmp_path / "line_capi.duckdb",
-        export_dir="/srv/karte",
-        project_dir=ROOT,
-        log_file=None,
-        dbt_args=(),
-        env={"DBT_TARGET_PATH": "target/outlet\r", "DBT_LOG_PATH": " logs/outlet\r"},
-    )
-    env = ScheduledRun(config).child_env()
+    a target folder whose name ends in a carriage return beside the one the run's lock and
+    results read."""
+    given = {"DBT_TARGET_PATH": "target/outlet\r", "DBT_LOG_PATH": " logs/outlet\r"}
+    config, env = dbt_env_of_a_run(tmp_path, ROOT, given)
     assert (env["DBT_TARGET_PATH"], env["DBT_LOG_PATH"]) == ("target/outlet", "logs/outlet")
     assert target_path(config) == ROOT / "target" / "outlet"
 
