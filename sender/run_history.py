@@ -30,9 +30,8 @@ _LOG_SUFFIX = re.compile(r"; log: .*$")
 _HEARTBEAT = re.compile(r"^(?:warning: )?heartbeat (sent|not delivered: .*)$")
 # The first line of a run stopped by its settings before it takes the lock (sender.cli.run).
 SETTINGS_STOP_START = "start: stopped by its settings"
-# The first line of a run that goes ahead (sender.scheduled_run): it names the run's database.
-_START_DATABASE = re.compile(r"^start: project .*, database (.*), export ")
-# A run's start line: its database and its export (a folder, or "(from the dbt vars)").
+# The first line of a run that goes ahead (sender.scheduled_run): the run's database and its
+# export (a folder, or "(from the dbt vars)").
 _START_RUN = re.compile(r"^start: project .*, database (.*), export (.*)$")
 # The push's summary line in the run log: its time and how many events LINE accepted.
 _PUSH_SUMMARY = re.compile(
@@ -214,7 +213,7 @@ def log_database(path: Path) -> str | None:
         return None
     for line in reversed(lines):
         match = _LINE.match(line)
-        started = _START_DATABASE.match(match.group(2)) if match else None
+        started = _START_RUN.match(match.group(2)) if match else None
         if started:
             return started.group(1)
     return None
