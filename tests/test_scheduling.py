@@ -49,6 +49,16 @@ def one_error_line(stderr: str) -> str:
     return errors[0]
 
 
+def build_stops(tmp_path: Path, export: Path) -> tuple[subprocess.CompletedProcess, str]:
+    """A `sender run` on ``export`` whose build fails before anything is sent: the run, and its
+    one error line."""
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.stats()["requests"] == 0
+    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
+    return r, one_error_line(r.stderr)
+
+
 def test_dbt_results_are_this_runs_by_dbts_own_time_not_the_files_mtime(tmp_path):
     """A target folder on a share whose clock lags stamps dbt's results older than the run's
     start: read by mtime, this run's freshness results were taken for an earlier run's and
@@ -247,11 +257,7 @@ def test_conversions_hours_off_their_own_page_views_stop_the_run(tmp_path):
     export = write_export(
         tmp_path / "export", {"conversions": conversions, "page_views": views, "user_master": users}
     )
-    with mock_server() as srv:
-        r = sender_run(tmp_path, srv.url, export=export)
-        assert srv.stats()["requests"] == 0
-    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
-    line = one_error_line(r.stderr)
+    r, line = build_stops(tmp_path, export)
     assert "3 of 3 conversions are stamped 9 h after the page view they fired on (pv_id)" in line
     assert "dbt var karte_export_utc_offset" in line
     sent: list[dict] = []
@@ -975,11 +981,7 @@ def test_a_csv_that_mixes_line_endings_is_one_line_that_says_so(tmp_path):
     assert path.read_bytes().endswith(b"\r\n")  # written as Python's csv writes: CRLF
     with path.open("ab") as file:
         file.write(b"buy,u9,ORD-9,2026-01-01T00:00:00+09:00,,,s9,pv-9\n")
-    with mock_server() as srv:
-        r = sender_run(tmp_path, srv.url, export=export)
-        assert srv.stats()["requests"] == 0
-    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
-    line = one_error_line(r.stderr)
+    _, line = build_stops(tmp_path, export)
     assert 'Error when sniffing file "' in line and "conversions.csv" in line
     assert "the file mixes line endings: some rows end in CRLF, others in LF" in line
     assert "a malformed CSV" not in line
@@ -990,11 +992,7 @@ def test_a_malformed_csv_is_one_line_that_says_what_is_wrong(tmp_path):
     with (export / "conversions.csv").open("a") as file:
         # ended as the file's other rows are (CRLF): malformed, not a mix of line endings
         file.write('buy,u9,ORD-9,2026-01-01T00:00:00+09:00,,,s9,pv-9,extra,"unclosed\r\n')
-    with mock_server() as srv:
-        r = sender_run(tmp_path, srv.url, export=export)
-        assert srv.stats()["requests"] == 0
-    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
-    line = one_error_line(r.stderr)
+    r, line = build_stops(tmp_path, export)
     assert 'Error when sniffing file "' in line and "conversions.csv" in line
     assert "a malformed CSV: not separated by commas, a row with more or fewer fields" in line
     assert "Traceback" not in r.stderr
@@ -1047,11 +1045,7 @@ def test_a_gz_file_duckdb_cannot_decompress_says_how_it_came_to_be(tmp_path, dam
         packed[: len(packed) // 2] if damage == "cut short" else plain.read_bytes()
     )
     plain.unlink()
-    with mock_server() as srv:
-        r = sender_run(tmp_path, srv.url, export=export)
-        assert srv.stats()["requests"] == 0
-    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
-    line = one_error_line(r.stderr)
+    _, line = build_stops(tmp_path, export)
     assert str(export / "page_views.csv.gz") in line
     if damage == "cut short":
         assert "Unexpected end of GZIP stream" in line
@@ -1078,11 +1072,7 @@ def test_a_file_duckdb_cannot_read_says_why_not(tmp_path, damage):
     else:
         with (export / "page_views.csv").open("a") as file:
             file.write(f"u9,2026-01-01T00:00:00Z,,pv-9,https://x.jp/,,,,{'M' * 2_100_000},\n")
-    with mock_server() as srv:
-        r = sender_run(tmp_path, srv.url, export=export)
-        assert srv.stats()["requests"] == 0
-    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
-    line = one_error_line(r.stderr)
+    _, line = build_stops(tmp_path, export)
     if damage == "parquet cut short":
         assert f"No magic bytes found at end of file '{export / 'conversions.parquet'}'" in line
         assert "(not a whole Parquet file: its export or copy did not finish" in line
@@ -1107,10 +1097,7 @@ def test_a_quote_left_open_keeps_the_rows_it_runs_over_out_of_the_run_log(tmp_pa
         ]
         # a blank line among them (a quoted value may hold one) does not end the quoted rows
         file.writelines([*rows[:20], "\n", *rows[20:]])
-    with mock_server() as srv:
-        r = sender_run(tmp_path, srv.url, export=export)
-        assert srv.stats()["requests"] == 0
-    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
+    r, _ = build_stops(tmp_path, export)
     assert f"CSV Error on Line: 21004 of {export / 'page_views.csv'} (a malformed CSV" in (
         one_error_line(r.stderr)
     )
@@ -1735,11 +1722,7 @@ def test_a_run_that_names_the_syncs_folder_is_told_to_name_its_current_link(tmp_
 def test_a_missing_table_under_a_run_says_to_name_the_folder_as_the_run_does(tmp_path):
     export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=1)
     (export / "line_users.csv").unlink()
-    with mock_server() as srv:
-        r = sender_run(tmp_path, srv.url, export=export)
-        assert srv.stats()["requests"] == 0
-    assert r.returncode == ExitCode.BUILD_FAILED, r.stderr
-    line = one_error_line(r.stderr)
+    _, line = build_stops(tmp_path, export)
     assert f"KARTE export file missing: {export}/line_users.csv" in line
     assert "set KARTE_EXPORT_DIR or --export-dir (or var karte_export_dir) to the folder" in line
 
