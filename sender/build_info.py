@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import duckdb
 import requests
+import urllib3
 
 from sender.database import (
     BUILD_INFO_TABLE,
@@ -88,8 +89,8 @@ def answers_as_mock(endpoint: str) -> bool | None:
         except (requests.ConnectTimeout, requests.ConnectionError) as exc:
             # refused: nothing listens; a connection taken, then dropped or silent: something does
             return None if _refused(exc) else False
-        except (requests.RequestException, OSError):
-            return False
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+            return False  # an answer cut short or stalled (read as a stream: urllib3's errors)
     try:
         stats = json.loads(body)
     except ValueError:

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from sender.file_modes import looks_like_duckdb, tighten_database
+from sender.settings import is_quoted
 
 PAYLOAD_TABLE = "line_capi_payload"
 LEDGER_TABLE = "line_capi_send_log"  # a view: one row per event and outcome
@@ -231,11 +232,7 @@ RESERVED_NAMES = ("main", "system", "temp")
 def database_name_problem(path: Path) -> str | None:
     """Why the database cannot be a file of this name, or None: one DuckDB keeps, or one in the
     quotes of a .env that Docker's env file and Compose keep (a second, empty database)."""
-    for text in (str(path), path.name):
-        quoted = len(text) > 1 and text[0] == text[-1] and text[0] in "'\""
-        if quoted:
-            break
-    if quoted:
+    if is_quoted(str(path)) or is_quoted(path.name):
         return (
             f"database {path}: its name is in quotes, which are part of the value (Docker's"
             " --env-file and Compose's env_file keep them): write LINE_CAPI_DUCKDB without quotes"

@@ -46,9 +46,7 @@ def _loaded(text: str, where: str = "--vars") -> object:
     as a traceback: one line instead, as for any bad var."""
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise
-    except ValueError as exc:  # PyYAML's date and time constructors
+    except ValueError as exc:  # PyYAML's date and time constructors (YAMLError is no ValueError)
         raise ConfigError(
             f"{where} holds an impossible date or time ({exc}): fix it, or quote it to give it as"
             " text ('2026-12-01T10:00:00+09:00')"

@@ -55,9 +55,14 @@ class Secret:
         raise TypeError("Secret cannot be pickled")
 
 
+def is_quoted(value: str) -> bool:
+    """The value is wrapped in quotes, which Docker's --env-file and Compose's env_file keep."""
+    return len(value) > 1 and value[0] == value[-1] and value[0] in "'\""
+
+
 def _quoted(value: str) -> str:
     """What a refused value wrapped in quotes needs said: the quotes are in the value."""
-    if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
+    if is_quoted(value):
         return (
             "; the quotes are part of the value (Docker's --env-file and Compose's env_file keep"
             " them): write it without quotes"

@@ -98,7 +98,13 @@ def test_the_sample_is_never_sent_to_a_real_endpoint_and_no_connection_is_made(s
 
 
 @pytest.mark.parametrize(
-    "answer", ["202 to everything", "404 to the stats path", "no answer to the stats path"]
+    "answer",
+    [
+        "202 to everything",
+        "404 to the stats path",
+        "no answer to the stats path",
+        "an answer cut short",  # urllib3's own error while the body streams: was a traceback
+    ],
 )
 def test_the_sample_goes_to_no_loopback_server_but_the_mock(sample_build, answer):
     """A tunnel or an egress proxy on 127.0.0.1 in front of LINE (ssh -L, stunnel, a sidecar):
@@ -122,6 +128,15 @@ def test_the_sample_goes_to_no_loopback_server_but_the_mock(sample_build, answer
         def do_GET(self):  # noqa: N802
             if answer == "no answer to the stats path":  # taken, then closed: a tunnel's peer gone
                 seen.append((self.command, self.path, self.headers.get("Authorization") or ""))
+                self.close_connection = True
+                return
+            if answer == "an answer cut short":  # the mock's headers, then half a body
+                seen.append((self.command, self.path, self.headers.get("Authorization") or ""))
+                self.send_response(200)
+                self.send_header("Server", "MockLineCAPI/1.0")
+                self.send_header("Content-Length", "100")
+                self.end_headers()
+                self.wfile.write(b'{"accepted_events"')
                 self.close_connection = True
                 return
             self._answer(202 if answer == "202 to everything" else 404)
