@@ -1,5 +1,6 @@
 -- Conversions as exported: contract columns renamed (var karte_column_map), rows kept by the data
--- filter (var karte_conversion_filter), text trimmed, sync_date parsed to Unix seconds (shifted by
+-- filter (var karte_conversion_filter), text trimmed (the event name of Unicode spaces too: a name
+-- typed with a no-break space is still the site's event), sync_date parsed to Unix seconds (shifted by
 -- export_time_shift_seconds() for replayed exports).
 with
 
@@ -27,7 +28,7 @@ final as (
         transaction_id,
         {{ karte_missing_as_null(trim_ascii('pv_id')) }} as pv_id,
         {{ karte_missing_as_null(trim_ascii('session_id')) }} as session_id,
-        {{ trim_ascii('event_name') }} as event_name,
+        {{ trim_unicode_space('event_name') }} as event_name,
         items,
         revenue,
         sync_date,
