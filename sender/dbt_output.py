@@ -3,7 +3,8 @@ failed (``dbt_failure``, with its exit code), the export's warnings, the engine 
 
 DuckDB's CSV errors name a file, not what is wrong with it: the hints here say it, once. The
 rows that such an error quotes may be customers' data: ``QuotedRowFilter`` leaves them out of
-the run log and the console.
+the run log and the console, and ``hide_quoted_rows`` out of the error itself, before dbt prints
+or stores it (the profile's plugin, sender/dbt_private_files.py).
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ MALFORMED_CSV_HINT = (
 # DuckDB's CSV errors quote the malformed row whole: in user_master, a customer's email, phone
 # and address. dbt's lines reach the run log (and through it a container's log): the row is
 # left out there, its line number (DuckDB's line before it) says where to look in the file.
-_QUOTED_ROW = re.compile(r"(Original Line: )(.+)$")
+# left out already (by the profile's plugin, in dbt's process): kept as it is
+_QUOTED_ROW = re.compile(r"(Original Line: )(?!\(not shown: )(.+)$")
 # A quote left open runs the row on over the lines that follow (dozens of other customers'
 # rows) up to the error's description: its known wordings, shown; DuckDB's "Possible fixes:" or
 # its list of options ends the quoted rows too. Not a blank line: a quoted value may hold one.
@@ -117,6 +119,13 @@ class QuotedRowFilter:
             f" {self._hidden_characters} characters: a quoted value left open runs on over the"
             " rows after it)"
         ]
+
+
+def hide_quoted_rows(text: str) -> str:
+    """A whole message (lines) without the export rows a DuckDB error quotes in it."""
+    rows = QuotedRowFilter()
+    kept = [line for part in text.split("\n") for line in rows(part)]
+    return "\n".join([*kept, *rows.finish()])
 
 
 # rows ending in CRLF and in LF in one file (a row added with `echo >>` to a copy of the sample,

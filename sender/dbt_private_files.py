@@ -8,7 +8,9 @@ WAL, DuckDB's spill folder and everything dbt writes from then on are 0600/0700)
 database file others can read is set to 0600 with one warning, and dbt's ``target/`` and ``logs/``
 folders (written before any connection is made) are set to 0700 and dbt's log file to 0600.
 Each connection gets the memory limit of ``LINE_CAPI_BUILD_MEMORY_LIMIT`` (default 60% of the
-memory DuckDB sees).
+memory DuckDB sees). A DuckDB error that quotes an export row (a malformed CSV's ``Original
+Line:``, a customer's email and address) loses the row before dbt sees the error, so neither dbt's
+console, ``logs/dbt.log`` nor ``target/run_results.json`` keeps it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dbt_common.exceptions import DbtRuntimeError
 
 from sender import build_memory, fault_points, file_modes
 from sender.database import database_name_problem, locked
+from sender.dbt_output import hide_quoted_rows
 
 _logger = AdapterLogger("DuckDB")
 
@@ -98,9 +101,57 @@ def _is_local_file(path: str) -> bool:
     return bool(path) and path != ":memory:" and "://" not in path and not path.startswith("md:")
 
 
+def _without_quoted_rows(error: Exception) -> Exception | None:
+    """``error`` again, of its kind, without the export rows its message quotes; None when it
+    quotes none."""
+    message = str(error)
+    hidden = hide_quoted_rows(message)
+    if hidden == message:
+        return None
+    try:
+        return type(error)(hidden)
+    except Exception:  # a kind built otherwise: dbt reports any error of a query as this one
+        return DbtRuntimeError(hidden)
+
+
+def _hiding_quoted_rows(method):
+    def call(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except Exception as error:
+            hidden = _without_quoted_rows(error)
+            if hidden is None:
+                raise
+            raise hidden from None
+
+    call.hides_quoted_rows = True
+    return call
+
+
+def hide_quoted_rows_from_dbt() -> None:
+    """Every query dbt-duckdb runs goes through its cursor wrapper: the errors of its ``execute``
+    and of the fetches after it (DuckDB reads a CSV as a query's rows are fetched) leave out the
+    rows they quote. dbt prints such an error, logs it to ``logs/dbt.log`` (four times) and
+    stores it in ``target/run_results.json``, where it stayed for days."""
+    try:
+        from dbt.adapters.duckdb.environments.local import DuckDBCursorWrapper
+    except ImportError:  # dbt-duckdb moved it: tests/test_secrets_paths.py says so
+        return
+    if getattr(DuckDBCursorWrapper.execute, "hides_quoted_rows", False):  # patched once
+        return
+    DuckDBCursorWrapper.execute = _hiding_quoted_rows(DuckDBCursorWrapper.execute)
+    for name in ("fetchall", "fetchmany", "fetchone"):  # else forwarded by its __getattr__
+
+        def fetch(self, *args, _name=name, **kwargs):
+            return getattr(self._cursor, _name)(*args, **kwargs)
+
+        setattr(DuckDBCursorWrapper, name, _hiding_quoted_rows(fetch))
+
+
 class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         file_modes.use_private_umask()
+        hide_quoted_rows_from_dbt()
         if seen := os.environ.get(build_memory.PLUGIN_SEEN_ENV):  # sender run asks: loaded?
             with contextlib.suppress(OSError):
                 Path(seen).touch()

@@ -96,6 +96,9 @@ STOPS_THE_RUN = (HttpOutcome.AUTH, HttpOutcome.TLS, HttpOutcome.FATAL)
 # The run stops with them pending, instead of bisecting every batch at two requests an event
 # and recording each event as rejected.
 REFUSALS_BEFORE_STOP = 10
+# Rejected events whose order id a push prints: the console goes to cron mail, the journal or a
+# CI job's log, which others may read and keep; the ledger has every one.
+REJECTIONS_NAMED = 20
 
 
 def _attempts(count: int) -> str:
@@ -206,6 +209,7 @@ class Pusher:
         self._accepted_any = threading.Event()
         # events of small batches refused whole before anything was accepted (_settle_refusals)
         self._refused_alone: list[_Answer] = []
+        self._rejections_named = 0  # rejected events whose key was printed (REJECTIONS_NAMED)
         # per worker thread: the commit of its last accepted batch (see _accepted)
         self._worker = threading.local()
         # what each answer does, once its retries are over
@@ -574,6 +578,17 @@ class Pusher:
             attempts=answer.attempts,
             error=f"HTTP {resp.http_status}: invalid event",
         )
+        with self._lock:
+            named, self._rejections_named = self._rejections_named, self._rejections_named + 1
+        if named > REJECTIONS_NAMED:
+            return
+        if named == REJECTIONS_NAMED:
+            self.progress.log(
+                f"warning: LINE rejected more events; the keys of the first {REJECTIONS_NAMED}"
+                " are above, of all of them in line_capi_send_log where status ="
+                " 'rejected_by_api'"
+            )
+            return
         key = rows.column("deduplication_key")[0].as_py()
         name = rows.column("event_name")[0].as_py()
         test_key = (TEST_KEY_PREFIX + key)[:MAX_DEDUPLICATION_KEY_LENGTH]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 import stat
 
@@ -147,3 +148,31 @@ def test_a_mode_a_read_only_file_system_refuses_is_a_warning_not_a_crash(tmp_pat
         f"{loose} is readable by other users (mode 0644) and stays so: Read-only file system"
     )
     assert mode(loose) == 0o644
+
+
+def test_dbt_by_hand_keeps_the_rows_a_malformed_csv_quotes_out_of_its_output_log_and_results(
+    tmp_path,
+):
+    """A quote left open in the user master, past the rows DuckDB samples: DuckDB's error quotes
+    that customer's row and dozens after it. The first `dbt build` on a real export (README) is
+    run by hand, where no sender filters dbt's lines: the profile's plugin takes the rows out of
+    the error itself, so dbt's console, logs/dbt.log and target/run_results.json never hold them."""
+    export = tmp_path / "export"
+    shutil.copytree(SAMPLE_DIR, export)
+    with (export / "user_master.csv").open("a", encoding="utf-8") as file:
+        for i in range(21_000):
+            file.write(f"x{i},filler{i}@example.jp,,,,,,,,,,\n")
+        file.write('x-open,opened@customer.example,090-7777-0001,,,,,,,,JP,"Shibuya 1-2-3\n')
+        file.writelines(f"y{i},customer{i}@customer.example,,,,,,,,,,\n" for i in range(30))
+    result = run_dbt(tmp_path, *HOURLY_BUILD, export_dir=export)
+    assert result.returncode == 1
+    assert "CSV Error on Line: 21" in result.output
+    assert "Original Line: (not shown: " in result.output
+    assert "Value with unterminated quote found" in result.output
+    kept = [
+        result.output,
+        *(path.read_text() for path in (tmp_path / "logs").glob("dbt.log*")),
+        (tmp_path / "target" / "run_results.json").read_text(),
+    ]
+    for text in kept:
+        assert "@customer.example" not in text and "Shibuya" not in text

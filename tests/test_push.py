@@ -989,3 +989,21 @@ def test_an_outage_longer_than_the_window_is_said_and_alerted_once(
         every_run = lookback_hours <= EXPORT_DELAY_HOURS
         assert ("may never have been sent" in r.stderr) == every_run
         assert (again is not None) == every_run
+
+
+def test_a_push_names_the_first_twenty_rejected_events_and_counts_the_rest(tmp_path, capsys):
+    """The console of a scheduled job goes to cron mail, the journal or a CI log: a model change
+    LINE refuses would print every order id there. The first 20 are named, the ledger has all."""
+    db = tmp_path / "many-rejected.duckdb"
+    write_bulk_payload(db, 200)
+    with mock_server() as srv:
+        # 40 in the later batches, among accepted ones (the first batch is accepted first)
+        srv.poison(*[f"bulk-{i:08d}" for i in range(100, 180, 2)])
+        s = push_now(db, srv.url, batch_size=50, concurrency=2)
+    assert (s.accepted, s.rejected) == (160, 40)
+    assert ledger_counts(db) == {"accepted": 160, "rejected_by_api": 40}
+    said = capsys.readouterr().err.splitlines()
+    named = [line for line in said if "sender: warning: LINE rejected event Purchase/" in line]
+    assert len(named) == 20
+    [more] = [line for line in said if "sender: warning: LINE rejected more events" in line]
+    assert "line_capi_send_log where status = 'rejected_by_api'" in more
