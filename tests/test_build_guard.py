@@ -300,7 +300,7 @@ def test_an_export_without_the_marker_is_not_the_sample(tmp_path):
 def test_build_info_rebuilt_alone_from_a_real_export_cannot_pass_the_sample_off(tmp_path):
     """`dbt run -s line_capi_build_info` after a sample build, with a real export named: the
     build info would say "not the sample" about the sample's payload, and the push would send
-    it. The model is built only with the payload: the sample stays refused."""
+    it. The model is built only with every model it is built from: the sample stays refused."""
     export = tmp_path / "karte-export"
     shutil.copytree(SAMPLE_DIR, export)
     (export / "LINE_CAPI_SAMPLE").unlink()
@@ -309,14 +309,24 @@ def test_build_info_rebuilt_alone_from_a_real_export_cannot_pass_the_sample_off(
     alone = run_dbt(tmp_path, "run", "-s", "line_capi_build_info", export_dir=export)
     assert alone.returncode != 0
     assert (
-        "line_capi_build_info describes the build of line_capi_payload and is built with it"
+        "line_capi_build_info describes the build of line_capi_payload and is built with every"
+        " model it is built from, and 14 of them are not selected (line_capi_payload, "
         in alone.output
     )
     assert alone.rows("select is_sample from line_capi_build_info") == [(True,)]
     r = run_cli(["push", *FAST], sender_env(alone.database, "https://line.invalid"))
     assert r.returncode == ExitCode.SAMPLE_DATA_REFUSED, r.stderr
-    # with the payload, from the real export: both describe the same build
-    together = run_dbt(tmp_path, "run", "-s", "line_capi_payload+", export_dir=export)
+    # with the payload but not what it is built from (the docs once said so): the payload would
+    # keep the sample's rows, from the tables the sample build left
+    stale = run_dbt(tmp_path, "run", "-s", "line_capi_payload+", export_dir=export)
+    assert stale.returncode != 0
+    assert "is built with every model it is built from, and 13 of them are not selected (" in (
+        stale.output
+    )
+    assert "run dbt build, or select +line_capi_build_info" in stale.output
+    assert stale.rows("select is_sample from line_capi_build_info") == [(True,)]
+    # with every model it is built from, from the real export: all describe the same build
+    together = run_dbt(tmp_path, "run", "-s", "+line_capi_build_info", export_dir=export)
     assert together.returncode == 0, together.output
     assert together.rows("select is_sample from line_capi_build_info") == [(False,)]
 

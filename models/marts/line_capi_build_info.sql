@@ -3,14 +3,28 @@
 -- refuses a payload whose build did not finish, or one made from the bundled sample for anything
 -- but a loopback endpoint. It refs both marts, so dbt builds it only once both (and their data
 -- tests) succeeded.
-{#- Built alone (`dbt run -s line_capi_build_info`), it would describe the export named now, not
-    the one the payload in the file was built from: a sample payload could then pass for a real
-    one. So it is built only together with line_capi_payload. -#}
-{%- set payload_node = 'model.' ~ project_name ~ '.line_capi_payload' %}
-{%- if execute and flags.WHICH in ('run', 'build') and payload_node not in selected_resources %}
-    {{ exceptions.raise_compiler_error(
-        "line_capi_build_info describes the build of line_capi_payload and is built with it:"
-        ~ " select both (dbt build, or --select line_capi_payload+)") }}
+{#- Built alone (`dbt run -s line_capi_build_info`), or with the payload from tables and views an
+    earlier build left (`--select line_capi_payload+` leaves int_conversions_joined as it was),
+    it would describe the export and vars named now, not those the payload in the file was built
+    from: a sample payload could then pass for a real one, and a changed var look applied. So it
+    is built only together with every model it is built from. -#}
+{%- if execute and flags.WHICH in ('run', 'build') %}
+    {%- set upstream = ['model.' ~ project_name ~ '.line_capi_build_info'] %}
+    {%- for node_id in upstream %}
+        {%- for parent in graph.nodes[node_id].depends_on.nodes
+            if parent.startswith('model.') and parent not in upstream %}
+            {%- do upstream.append(parent) %}
+        {%- endfor %}
+    {%- endfor %}
+    {%- set left_out = upstream | reject('in', selected_resources) | map('replace', 'model.' ~ project_name ~ '.', '') | list %}
+    {%- if left_out %}
+        {{ exceptions.raise_compiler_error(
+            "line_capi_build_info describes the build of line_capi_payload and is built with every"
+            ~ " model it is built from, and " ~ left_out | length ~ " of them are not selected ("
+            ~ (left_out[:3] | join(', ')) ~ (', ...' if left_out | length > 3 else '')
+            ~ "): the payload would keep an earlier build's rows; run dbt build,"
+            ~ " or select +line_capi_build_info") }}
+    {%- endif %}
 {%- endif %}
 {%- set as_of = as_of_unix() %}
 {%- set window_start = as_of - lookback_hours() * 3600 %}
