@@ -13,7 +13,7 @@ from sender.database import has_ledger
 from sender.destinations import pending_destination
 from sender.pending_rows import find_pending, iter_pending
 from sender.push import PushOptions, holds_line_uid_rows, rows_to_resend, without_line_uid
-from sender.push_summary import Summary, held_message
+from sender.push_summary import Summary, held_message, new_event_names_warning
 from sender.request_body import PAYLOAD_COLUMN, payload_texts
 from sender.settings import DEFAULT_ENDPOINT
 
@@ -43,6 +43,9 @@ def dry_run(
         summary.not_resent = len(rows.acknowledged)
     else:
         rows = find_pending(con, destination_id=destination, retry_rejected=options.retry_rejected)
+        if destination is not None and not options.test and rows.pending:
+            if warning := new_event_names_warning(con, destination):
+                summary.warnings.append(warning)
     hold_line_uid = holds_line_uid_rows(rows, channel_id)
     for chunk in iter_pending(con, pending=rows, limit=options.limit):
         summary.pending += chunk.num_rows

@@ -73,6 +73,7 @@ from sender.push_summary import (
     decide_exit,
     first_push_note,
     held_message,
+    new_event_names_warning,
     not_resent_message,
 )
 from sender.request_body import PAYLOAD_COLUMN, Body, build_body
@@ -277,6 +278,9 @@ class Pusher:
         )
         if first_push and pending and not opts.test:
             self.progress.log(f"note: {first_push_note(self.con)}")
+        elif pending and not opts.test and not opts.resend:
+            if warning := new_event_names_warning(self.con, self.destination_id):
+                self.progress.log(f"warning: {warning}")
         if opts.test and not opts.resend and not pending and payload_holds_rows(self.con):
             # a connection check after the first real push: nothing left to test with
             self.progress.log(

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 import duckdb
 
-from sender.database import ACCEPTED, EXPIRED, PAYLOAD_TABLE, REJECTED_BY_API
+from sender.database import ACCEPTED, EXPIRED, KEYS_TABLE, PAYLOAD_TABLE, REJECTED_BY_API
 from sender.exit_codes import ExitCode
 from sender.pending_rows import RESEND_HORIZON_SECONDS
 
@@ -59,11 +59,13 @@ class Summary:
     outcome: str = "ok"
     message: str | None = None
     shown: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # a dry run's, printed before its summary
 
     def as_dict(self) -> dict:
         data = asdict(self)
-        if not self.shown:
-            data.pop("shown")
+        for name in ("shown", "warnings"):
+            if not data[name]:
+                data.pop(name)
         return data
 
     def as_json(self) -> str:
@@ -162,4 +164,34 @@ def first_push_note(con: duckdb.DuckDBPyConnection) -> str:
         f" {'are' if len(names) != 1 else 'is'} {listed}; LINE counts a conversion once only when"
         " the LINE Tag (or a connector that sent before this job) gave it the same event name and"
         " deduplication key"
+    )
+
+
+def new_event_names_warning(con: duckdb.DuckDBPyConnection, destination_id: int) -> str | None:
+    """The payload's event names that no real event at the destination had, where others did:
+    the same orders under a second name count twice at LINE (a build by hand without a site's
+    vars, which sends its default event name). None when there are none. Each name is looked up
+    until its first key, so only a new name reads the whole ledger."""
+    names = con.execute(
+        f"select event_name, count(*) from {PAYLOAD_TABLE} group by event_name"  # noqa: S608
+        " order by count(*) desc, event_name"
+    ).fetchall()
+    at_destination = f"from {KEYS_TABLE} where not is_test and destination_id = ?"  # noqa: S608
+
+    def sent_before(name: str) -> bool:
+        query = f"select exists (select 1 {at_destination} and event_name = ?)"
+        return bool(con.execute(query, [destination_id, name]).fetchone()[0])
+
+    new = [(name, count) for name, count in names if not sent_before(name)]
+    if not new:
+        return None
+    query = f"select distinct event_name {at_destination} order by event_name"
+    known = [name for (name,) in con.execute(query, [destination_id]).fetchall()]
+    listed = ", ".join(f"{name} ({count:,})" for name, count in new)
+    return (
+        f"events named {listed} go to this destination for the first time; it has had"
+        f" {', '.join(known)} before. LINE counts an order once only under one event name: if"
+        " these are orders sent before under another name (a dbt build without the site's"
+        " vars: docs/operations.md, Several sites), they count twice. A conversion type added"
+        " on purpose is fine"
     )

@@ -576,6 +576,36 @@ def test_a_first_push_to_a_destination_names_the_event_names_it_sends(tmp_path):
     assert r.exit_code == ExitCode.OK and "--resend" not in r.stderr
 
 
+def test_events_under_a_name_new_to_a_destination_are_warned_about_before_and_as_they_go(
+    tmp_path,
+):
+    """A site whose vars live in its job (line_event_name: Purchase), built once by hand without
+    them: the same orders come out as Conversion, and LINE would count each twice. The dry run
+    says so before, and the push as it sends; a name the destination has had is not named."""
+    db = tmp_path / "line_capi.duckdb"
+    write_payload(db, [make_event(i, key=f"ORD-{i}") for i in range(3)])
+    warning = (
+        "warning: events named Conversion (3) go to this destination for the first time; it has"
+        " had Purchase before. LINE counts an order once only under one event name"
+    )
+    with mock_server() as srv:
+        first = invoke(["push", *FAST], sender_env(db, srv.url))
+        assert first.exit_code == ExitCode.OK and "for the first time" not in first.stderr
+        write_payload(
+            db, [make_event(i, key=f"ORD-{i}", event_name="Conversion") for i in range(3)]
+        )
+        dry = invoke(["push", "--dry-run"], sender_env(db, srv.url))
+        assert dry.exit_code == ExitCode.OK and warning in dry.stderr, dry.stderr
+        sent = invoke(["push", *FAST], sender_env(db, srv.url))
+        assert sent.exit_code == ExitCode.OK and warning in sent.stderr, sent.stderr
+        # once those are recorded, and beside a name the destination has had: no warning
+        both = [make_event(i, key=f"ORD-{i}", event_name="Conversion") for i in range(4)]
+        write_payload(db, [*both, make_event(9, key="ORD-9")])
+        again = invoke(["push", *FAST], sender_env(db, srv.url))
+        assert again.stdout.startswith("pending 2, sent 2"), again.stdout
+        assert "for the first time" not in again.stderr
+
+
 def test_mock_server_refuses_a_tag_id_that_is_not_a_uuid():
     r = invoke(["mock-server", "--port", "0", "--tag-id", "nope"], {})
     assert r.exit_code == ExitCode.USAGE and "LINE_TAG_ID 'nope' is not a UUID" in r.stderr

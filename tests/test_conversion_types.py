@@ -251,6 +251,13 @@ def test_filtered_rows_are_neither_sent_nor_rejected(two_types_build):
             "invalid dbt var karte_user_master_filter=not is_staff: Referenced column",
         ),
         (
+            {
+                "karte_conversion_filter": "coalesce(user_id, '') not in (select user_id from"
+                " karte_export.user_master where email like '%@example.com')"
+            },
+            "it reads another table (a subquery): a data filter reads only its own table's",
+        ),
+        (
             {"karte_conversion_events": PAIRS, "line_event_name": "Purchase"},
             "set either karte_conversion_events or the pair karte_conversion_event / "
             "line_event_name, not both",
@@ -273,6 +280,7 @@ def test_filtered_rows_are_neither_sent_nor_rejected(two_types_build):
         "filter-syntax",
         "filter-column",
         "user-master-filter-column",
+        "filter-subquery",
         "both-event-vars",
         "bad-line-name",
         "not-a-mapping",

@@ -62,6 +62,23 @@ def project_files() -> list[Path]:
     return found
 
 
+# the folders of the project's own models; a site adds its own in models/site/
+PROJECT_MODEL_FOLDERS = ("staging", "intermediate", "marts")
+
+
+def project_sql() -> list[Path]:
+    """The SQL of the project's macros and models, not of a site's own models."""
+    return [
+        p
+        for p in project_files()
+        if p.suffix == ".sql"
+        and (
+            p.is_relative_to(ROOT / "macros")
+            or any(p.is_relative_to(ROOT / "models" / f) for f in PROJECT_MODEL_FOLDERS)
+        )
+    ]
+
+
 def markdown_files() -> list[Path]:
     return [p for p in project_files() if p.suffix == ".md"]
 
@@ -195,7 +212,8 @@ def test_the_readmes_lineage_names_every_model_and_only_models():
     diagram = re.search(r"```mermaid\n(.*?)```", readme, re.S)
     assert diagram, "the README has no Mermaid lineage"
     named = set(re.findall(r"\b(?:stg_karte__|int_|line_capi_)[a-z_]+\b", diagram.group(1)))
-    models = {p.stem for p in (ROOT / "models").rglob("*.sql")}
+    # the project's models: a site's own (models/site/, docs/development.md) are not in it
+    models = {p.stem for p in project_sql() if p.parts[len(ROOT.parts)] == "models"}
     assert named == models, (sorted(models - named), sorted(named - models))
 
 
@@ -205,9 +223,7 @@ def test_every_dbt_var_is_declared_and_documented():
     import yaml
 
     declared = set(yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"])
-    sql = "\n".join(
-        path.read_text() for path in [*ROOT.glob("macros/**/*.sql"), *ROOT.glob("models/**/*.sql")]
-    )
+    sql = "\n".join(path.read_text() for path in project_sql())
     read = set(re.findall(r"\bvar\(\s*['\"]([a-z0-9_]+)['\"]", sql))
     assert sorted(read - declared) == []
     # macros/run_parameters.sql reads most of them by name, in lists it checks

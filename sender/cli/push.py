@@ -302,6 +302,8 @@ def push_command(
                 summary = dry_run(con, options, show=show, **where)
         finally:
             con.close()
+        for warning in summary.warnings:
+            warn(warning)
         if summary.message:
             warn(summary.message)
         _print_summary(summary, json_)
