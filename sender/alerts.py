@@ -3,9 +3,10 @@
 A run gathers its findings and posts at most one message (``{"text": ...}``): a push or run that
 failed (its exit code; a failing ``sender run`` once, then once a day), events left pending by
 several runs in a row (then once a day while it lasts), a configured conversion type with no
-conversion, or with most of its conversions rejected, for several builds in a row, and an identifier
-whose share of sendable conversions fell well below its trailing average; and, once, the end of a
-failure or pending streak alerted on.
+conversion, or with most of its conversions rejected, for several builds in a row, an identifier
+whose share of sendable conversions fell well below its trailing average or was never there, a
+share of conversions sendable that fell; and, once, the end of a failure or pending streak
+alerted on.
 Messages hold counts, event names, the tag id, the endpoint's host, exit code names and the
 sender's own words for a stale export (a table, an age, a folder): never the token, the webhook
 URL, a deduplication key or a hash. A webhook that fails is one line on stderr; it never changes the
@@ -384,9 +385,22 @@ def empty_event_findings(history: CoverageHistory, settings: AlertSettings) -> l
     makes it that long. A streak starts when the name is first configured, so a misspelt KARTE
     event name is reported after that many builds."""
     findings = []
-    for name in history.builds[-1].events:
+    latest = history.builds[-1]
+    stalled = None  # hours since the export's newest row of any event, when over a day
+    if latest.as_of is not None and latest.export_newest_at is not None:
+        hours = (latest.as_of - latest.export_newest_at).total_seconds() / 3600
+        stalled = hours if hours >= STALLED_EXPORT_HOURS else None
+    for name in latest.events:
         streak = len(_streak(history, name, lambda e: e.conversions_in_window))
-        if streak == settings.empty_builds:
+        if streak != settings.empty_builds:
+            continue
+        if stalled is not None:
+            findings.append(
+                f"no conversions of {name} in {streak} builds in a row, and no new row of any"
+                f" event in the export for {stalled:.0f} h, though its files are still written:"
+                " the export's query or the site's tag has stopped (docs/karte-datahub.md)"
+            )
+        else:
             findings.append(
                 f"no conversions of {name} in {streak} builds in a row: is its KARTE event name"
                 " (var karte_conversion_event or karte_conversion_events) spelt as in the export,"
@@ -394,6 +408,10 @@ def empty_event_findings(history: CoverageHistory, settings: AlertSettings) -> l
             )
     return findings
 
+
+# An export whose newest row of any event is this old, while its files are written (else the run
+# stops as stale), added nothing for a day: its query or the site's tag stopped, not the shop.
+STALLED_EXPORT_HOURS = 24
 
 # The fewest rejected conversions in a window that can make a rejected streak: one anonymous
 # order of a quiet conversion type, rejected hour after hour while it stays in the window, is not
@@ -445,6 +463,100 @@ def rejected_event_findings(history: CoverageHistory, settings: AlertSettings) -
         findings.append(
             said
             + (f" ({', '.join(top)})" if top else "")
+            + ": see line_capi_rejected (docs/troubleshooting.md)"
+        )
+    return findings
+
+
+# Identifiers a working export gives nearly every sendable event, so that none at all, from the
+# first build on, is a set-up left undone rather than a site's choice: every KARTE page view has
+# an IP address and user agent, the LINE Tag's cookie is there once the tag that sends it to KARTE
+# is live, and a shop's buyers leave an email. (Phone numbers, LINE user ids and click ids are a
+# site's or its campaigns' to have or not.) A share that falls is share_drop_findings'.
+WATCHED_FROM_THE_START = {
+    "ip_and_user_agent": "the page views' ip_address and user_agent are empty, or no conversion"
+    " finds its page view (pv_id): check the page_views export (docs/karte-datahub.md)",
+    "browser_id": "no page view carries the LINE Tag's cookie (lt_cid): is the tag that sends it"
+    " to KARTE live? (docs/karte-datahub.md, 1. What the site must capture)",
+    "email": "no buyer's user master row gives an email (or none joins on user_id): check the"
+    " user_master export (docs/karte-datahub.md)",
+}
+
+
+def absent_identifier_findings(history: CoverageHistory, settings: AlertSettings) -> list[str]:
+    """Watched identifiers that no sendable event of a LINE event name carried in any build of
+    the history, once ``empty_builds`` of its builds had at least ``min_sendable`` sendable
+    events: once, at the build that makes them that many (a share never there does not fall, so
+    share_drop_findings never sees it). Builds with fewer sendable events do not count."""
+    findings = []
+    latest = history.builds[-1] if history.builds else None
+    for name, event in latest.events.items() if latest else ():
+        if event.sendable < settings.min_sendable:
+            continue
+        same = [
+            b.events[name]
+            for b in history.builds
+            if name in b.events and b.events[name].is_sample == event.is_sample
+        ]
+        counted = [e for e in same if e.sendable >= settings.min_sendable]
+        if len(counted) != settings.empty_builds:
+            continue
+        for identifier, advice in WATCHED_FROM_THE_START.items():
+            if identifier not in history.identifiers or any(
+                e.identifiers.get(identifier, 0) for e in same
+            ):
+                continue
+            findings.append(
+                f"{identifier} in none of the {event.sendable:,} sendable {name} events, nor in"
+                f" any of the last {len(same)} builds: {advice}"
+            )
+    return findings
+
+
+def sendable_drop_findings(history: CoverageHistory, settings: AlertSettings) -> list[str]:
+    """LINE event names whose share of conversions that could be sent fell below (1 -
+    share_drop) x its trailing average (builds with at least min_sendable conversions in the
+    window), with the reasons of the latest window: an export that broke for part of its rows
+    (an order id written as 1234.0) loses orders without nearly all being rejected. Once per
+    fall, as share_drop_findings."""
+
+    def fell(at: int, name: str):
+        event = history.builds[at].events.get(name)
+        if event is None or event.conversions_in_window < settings.min_sendable:
+            return None
+        earlier = [
+            b.events[name]
+            for b in history.builds[max(0, at - settings.share_builds) : at]
+            if name in b.events
+            and b.events[name].conversions_in_window >= settings.min_sendable
+            and b.events[name].is_sample == event.is_sample
+        ]
+        if len(earlier) < MIN_BASELINE_BUILDS or event.rejected < MIN_REJECTED:
+            return None
+        mean = sum(e.sendable / e.conversions_in_window for e in earlier) / len(earlier)
+        value = event.sendable / event.conversions_in_window
+        if value >= (1 - settings.share_drop) * mean:
+            return None
+        return event, value, mean, len(earlier)
+
+    latest = len(history.builds) - 1
+    findings = []
+    for name in history.builds[-1].events if history.builds else ():
+        found = fell(latest, name)
+        if found is None or (latest > 0 and fell(latest - 1, name)):
+            continue
+        event, value, mean, builds = found
+        reasons = sorted(
+            ((reason, n) for reason, n in event.rejected_by_reason.items() if n),
+            key=lambda item: item[1],
+            reverse=True,
+        )
+        top = ", ".join(f"{reason} {n:,}" for reason, n in reasons[:3])
+        findings.append(
+            f"sendable share of {name} fell to {percent(value)} ({event.sendable:,} of"
+            f" {event.conversions_in_window:,} conversions in the window) from an average of"
+            f" {percent(mean)} over the previous {builds} builds; rejected"
+            + (f" as {top}" if top else f" {event.rejected:,}")
             + ": see line_capi_rejected (docs/troubleshooting.md)"
         )
     return findings
@@ -547,6 +659,8 @@ def database_findings(
             findings.extend(empty_event_findings(history, settings))
             findings.extend(rejected_event_findings(history, settings))
             findings.extend(share_drop_findings(history, settings))
+            findings.extend(absent_identifier_findings(history, settings))
+            findings.extend(sendable_drop_findings(history, settings))
             findings.extend(late_conversion_findings(history))
         return findings
     except duckdb.Error:  # a ledger or coverage of another layout: what was found, and the exit's
@@ -598,10 +712,11 @@ def post(webhook: Secret, text: str) -> str | None:
     return request_once("POST", webhook, json={"text": text})
 
 
-def notify(settings: AlertSettings, where: Where, findings: list[str], say: Say) -> None:
-    """One message for all findings, when a webhook is set and there is something to say."""
+def notify(settings: AlertSettings, where: Where, findings: list[str], say: Say) -> bool:
+    """One message for all findings, when a webhook is set and there is something to say;
+    whether it was not delivered."""
     if settings.webhook is None or not findings:
-        return
+        return False
     # a run's own error line may quote a setting, where a token pasted by mistake would show
     # and the header names the endpoint
     failure = post(settings.webhook, scrub(compose(where, findings)))
@@ -611,9 +726,10 @@ def notify(settings: AlertSettings, where: Where, findings: list[str], say: Say)
         # posted again, and the `alert:` lines reach the run log and a cron job's mail
         for finding in findings:
             say(f"alert: {scrub(finding)}")
-    else:
-        said = "; ".join(scrub(finding) for finding in findings)
-        say(f"alert sent to the alert webhook ({len(findings)} finding(s)): {said}")
+        return True
+    said = "; ".join(scrub(finding) for finding in findings)
+    say(f"alert sent to the alert webhook ({len(findings)} finding(s)): {said}")
+    return False
 
 
 def _guarded(check: Callable[[], None], say: Say) -> None:
@@ -667,7 +783,7 @@ def after_run(
     built: bool = False,
     run_log: Path | None = None,
     error: str | None = None,
-) -> None:
+) -> bool:
     """The alert of a ``sender run`` started at ``since`` (naive UTC): its own stops, or its
     push's outcome (the push it starts never alerts itself: it gets no webhook); ``pushed``,
     ``built``: whether it started its push, whether it built (neither: the database is not
@@ -676,9 +792,12 @@ def after_run(
     each finding that the run's error line and exit code do not already say (a pending streak, a
     share drop, a window gap, a run that keeps finding the lock held) is one ``alert: ...`` line
     of the run's output instead: a job whose only channel is its scheduler's mail (cron) mails a
-    failed exit code or such a line, and so hears of an outage once, not every hour of it."""
+    failed exit code or such a line, and so hears of an outage once, not every hour of it.
+    Whether an alert could not be delivered (the heartbeat is then held back: sender.heartbeat)."""
+    undelivered = False
 
     def check() -> None:
+        nonlocal undelivered
         where = Where.from_values(
             tag_id=env.get("LINE_TAG_ID"), endpoint=env.get("LINE_CAPI_ENDPOINT")
         )
@@ -717,6 +836,7 @@ def after_run(
                 if finding not in said:
                     say(f"alert: {scrub(finding)}")
             return
-        notify(settings, where, findings, say)
+        undelivered = notify(settings, where, findings, say)
 
     _guarded(check, say)
+    return undelivered

@@ -88,6 +88,8 @@ class BuildCoverage:
     built_at: dt.datetime | None
     as_of: dt.datetime | None
     events: dict[str, EventCoverage]  # by event name, sorted
+    # the newest row of the export this build read (line_capi_coverage.export_newest_at)
+    export_newest_at: dt.datetime | None = None
 
     @property
     def is_sample(self) -> bool:
@@ -151,18 +153,21 @@ def read_coverage(con: duckdb.DuckDBPyConnection, *, builds: int = 1) -> Coverag
         if all(c in columns for c in _LATE)
         else "0::bigint, null::timestamp"
     )
+    newest = "max(export_newest_at)" if "export_newest_at" in columns else "null::timestamp"
     try:
         rows = con.execute(
             f"""
             with builds as (
-                select invocation_id, max(built_at) as built_at, max(as_of) as as_of
+                select invocation_id, max(built_at) as built_at, max(as_of) as as_of,
+                    {newest} as export_newest_at
                 from {COVERAGE_TABLE}
                 group by invocation_id
                 order by built_at desc nulls last, as_of desc nulls last, invocation_id desc
                 limit ?
             )
             select
-                builds.invocation_id, builds.built_at, builds.as_of, c.event_name,
+                builds.invocation_id, builds.built_at, builds.as_of, builds.export_newest_at,
+                c.event_name,
                 coalesce(c.is_sample, false), coalesce(c.conversions_in_window, 0)::bigint,
                 coalesce(c.sendable, 0)::bigint, coalesce(c.rejected, 0)::bigint,
                 {late}
@@ -178,11 +183,11 @@ def read_coverage(con: duckdb.DuckDBPyConnection, *, builds: int = 1) -> Coverag
         return None
     found: dict[str, BuildCoverage] = {}
     for row in rows:
-        invocation_id, built_at, as_of, name, is_sample, window, sendable, rejected = row[:8]
-        late_conversions, late_oldest_at = row[8:10]
-        values = [int(v) for v in row[10:]]
+        invocation_id, built_at, as_of, newest_at, name, is_sample, window, sendable = row[:8]
+        rejected, late_conversions, late_oldest_at = row[8:11]
+        values = [int(v) for v in row[11:]]
         build = found.setdefault(
-            str(invocation_id), BuildCoverage(str(invocation_id), built_at, as_of, {})
+            str(invocation_id), BuildCoverage(str(invocation_id), built_at, as_of, {}, newest_at)
         )
         build.events[str(name)] = EventCoverage(
             event_name=str(name),

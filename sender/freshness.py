@@ -22,6 +22,10 @@ from sender.dbt_artifacts import read_results
 # export's query or the site's tag has stopped, not the shop.
 QUIET_SPELL_MAX_HOURS = 72
 
+# How far the newest page view may trail the newest conversion: each conversion fires on a page
+# view the same export holds, minutes apart at most.
+PAGE_VIEWS_BEHIND_HOURS = 1.0
+
 # How far in the future an export's newest sync_date may be (clocks differ by minutes): beyond
 # it, times were written without their offset, such as Japan time read as UTC, 9 h ahead.
 FUTURE_TOLERANCE_HOURS = 1.0
@@ -144,9 +148,30 @@ def find_quiet_spell(
     for result in results:
         if result.status != "error" or result.has_no_time or result.has_unreadable_times:
             continue
+        if page_views_behind(results, result) is not None:
+            continue  # not a quiet site: its conversions go on
         if result.age_hours is None or result.is_ahead or not result.limit_hours:
             continue
         written = written_hours_ago(export_dir, result.table)
         if written is not None and written <= result.limit_hours:
             excused.append((result, written))
     return excused
+
+
+def page_views_behind(results: list[Freshness], result: Freshness) -> str | None:
+    """Why ``result``, a stale page_views, is no quiet spell: the conversions, each on a page
+    view of the same export, are newer by more than PAGE_VIEWS_BEHIND_HOURS (the page views'
+    query or export stopped; new conversions would go without IP, user agent or click id). None
+    otherwise."""
+    if result.table != "page_views" or result.age_hours is None:
+        return None
+    conversions = next((r for r in results if r.table == "conversions"), None)
+    if conversions is None or conversions.age_hours is None or conversions.has_no_time:
+        return None
+    if result.age_hours - conversions.age_hours <= PAGE_VIEWS_BEHIND_HOURS:
+        return None
+    return (
+        f"; conversions are {conversions.age_hours:.1f} h old: the page views stopped while the"
+        " conversions went on (the page_views query or its export broke), and each conversion's"
+        " IP address, user agent and click id come from its page view"
+    )

@@ -38,10 +38,19 @@ def heartbeat_from_env(
     return validate_secret_url(url, HEARTBEAT_ENV, "the heartbeat URL")
 
 
-def beat(url: Secret | None, exit_code: int, say: Callable[[str], None]) -> None:
+def beat(
+    url: Secret | None, exit_code: int, say: Callable[[str], None], *, alert_lost: bool = False
+) -> None:
     """The ping of a job that ended with ``exit_code``: sent after exit 0 only, then one line
-    that says whether it was delivered."""
+    that says whether it was delivered. Not sent when the job's alert could not be delivered
+    (``alert_lost``): the outside monitor then reports the job, and someone looks."""
     if url is None or exit_code != ExitCode.OK:
+        return
+    if alert_lost:
+        say(
+            "warning: heartbeat not sent: the alert webhook did not take this run's alert (the"
+            " alert: lines above), so the outside monitor reports the job instead"
+        )
         return
     try:
         failure = request_once("GET", url)

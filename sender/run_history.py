@@ -27,7 +27,9 @@ _PUSH_ERROR = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ sender: error: (.*)$
 _DONE = re.compile(r"^done: exit (\d+)")
 _LOG_SUFFIX = re.compile(r"; log: .*$")
 # What sender.heartbeat said after a run that exited 0: the ping delivered, or why not.
-_HEARTBEAT = re.compile(r"^(?:warning: )?heartbeat (sent|not delivered: .*)$")
+_HEARTBEAT = re.compile(r"^(?:warning: )?heartbeat (sent|not delivered: .*|not sent: .*)$")
+# What sender.alerts said after a run: its alert posted, or why not.
+_ALERT = re.compile(r"^(?:warning: )?alert (not delivered: .*|sent to the alert webhook \(\d+)")
 # The first line of a run stopped by its settings before it takes the lock (sender.cli.run).
 SETTINGS_STOP_START = "start: stopped by its settings"
 # The first line of a run that goes ahead (sender.scheduled_run): the run's database and its
@@ -49,6 +51,9 @@ class LastRun:
     runs_since_ok: int = 0  # finished runs after it
     # after a run that exited 0: "sent", or "not delivered: <why>" (None: no heartbeat URL set)
     heartbeat: str | None = None
+    # after a run with something to alert on: "sent", or "not delivered: <why>" (None: nothing
+    # posted, or no webhook set)
+    alert: str | None = None
 
     @property
     def outcome(self) -> str | None:
@@ -69,6 +74,7 @@ class LastRun:
             "last_ok_at": self.last_ok_at,
             "runs_since_ok": self.runs_since_ok,
             "heartbeat": self.heartbeat,
+            "alert": self.alert,
         }
 
     def describe_last_ok(self) -> str | None:
@@ -291,6 +297,9 @@ def last_run(path: Path) -> LastRun | None:
                 nested.clear()
         elif (beat := _HEARTBEAT.match(text)) and finished and finished.exit_code == ExitCode.OK:
             finished = replace(finished, heartbeat=beat.group(1))  # its line follows `done`
+        elif (posted := _ALERT.match(text)) and finished:
+            said = posted.group(1)  # its line follows `done` too
+            finished = replace(finished, alert="sent" if said.startswith("sent") else said)
     job = open_runs[-1] if open_runs else finished
     if job is None:
         return None

@@ -46,6 +46,7 @@ from sender.exit_codes import ExitCode
 from sender.freshness import (
     QUIET_SPELL_MAX_HOURS,
     find_quiet_spell,
+    page_views_behind,
     quiet_window,
     read_freshness,
 )
@@ -371,7 +372,8 @@ class ScheduledRun:
         # an age says more than "no row with a time" (a table that is empty because it is stale)
         stale = sorted((r for r in results if r.status == "error"), key=lambda r: r.has_no_time)
         if stale:
-            raise RunError(stale[0].describe(), ExitCode.STALE_EXPORT)
+            behind = page_views_behind(results, stale[0]) or ""
+            raise RunError(stale[0].describe() + behind, ExitCode.STALE_EXPORT)
         ahead = [r for r in results if r.is_ahead]
         if ahead:  # every event would go out hours late
             raise RunError(ahead[0].describe_ahead(), ExitCode.STALE_EXPORT)

@@ -19,13 +19,19 @@ _INDENT = " " * 10
 
 
 def job_lines(job: LastRun | None) -> list[str]:
-    """``sender status``'s lines for the last job: the job, its heartbeat (when it pinged or
-    failed to), and when one last succeeded."""
+    """``sender status``'s lines for the last job: the job, its alert when it was not delivered,
+    its heartbeat (when it pinged or failed to), and when one last succeeded."""
     if job is None:
         return []
     ok = job.describe_last_ok()
     beat = [f"{_INDENT}heartbeat {job.heartbeat}"] if job.heartbeat else []
-    return [f"last job  sender run {job.describe()}", *beat, *([f"last ok   {ok}"] if ok else [])]
+    lost = [f"{_INDENT}alert {job.alert}"] if job.alert and job.alert != "sent" else []
+    return [
+        f"last job  sender run {job.describe()}",
+        *lost,
+        *beat,
+        *([f"last ok   {ok}"] if ok else []),
+    ]
 
 
 NOTHING_RECORDED = (

@@ -30,11 +30,13 @@ from sender_fixtures import (
 
 from sender.alerts import (
     AlertSettings,
+    absent_identifier_findings,
     after_push,
     empty_event_findings,
     rejected_event_findings,
     run_exit_finding,
     run_recovery_finding,
+    sendable_drop_findings,
     share_drop_findings,
 )
 from sender.coverage import read_coverage
@@ -350,6 +352,64 @@ def test_too_short_a_history_reports_nothing(tmp_path):
     assert findings(tmp_path, builds) == []  # 2 earlier builds: no baseline yet
 
 
+def test_a_watched_identifier_never_there_is_reported_once_at_its_third_build(tmp_path):
+    """A share that was never there does not fall: a site whose page views lack the LINE Tag's
+    cookie from the first build (the tag that sends it to KARTE not live) heard nothing."""
+
+    def absent(name, builds, **values):
+        return absent_identifier_findings(history_of(tmp_path / name, builds), settings(**values))
+
+    builds = hourly_builds(3)
+    for build in builds:
+        build.add("Purchase", shares={"browser_id": 0.0, "phone": 0.0, "line_uid": 0.0})
+    [found] = absent("three", builds)
+    assert found.startswith("browser_id in none of the 200 sendable Purchase events, nor in any")
+    assert "is the tag that sends it to KARTE live?" in found
+    # phone and LINE user ids are a site's to have or not: never reported so
+    assert absent("two", builds[:2]) == []  # not yet as many builds as LINE_CAPI_ALERT_EMPTY_BUILDS
+    four = hourly_builds(4)
+    for build in four:
+        build.add("Purchase", shares={"browser_id": 0.0})
+    assert absent("four", four) == []  # once, at the third, not at each build after it
+    # a build with too few sendable events to tell does not count, nor does it break the run
+    quiet = hourly_builds(4)
+    for build in quiet:
+        build.add("Purchase", shares={"browser_id": 0.0})
+    quiet[1].add("Purchase", sendable=20, shares={"browser_id": 0.0})
+    assert len(absent("quiet", quiet)) == 1
+    # it was there once in the history: a fall, share_drop_findings' to report
+    fell = hourly_builds(3)
+    for build in fell:
+        build.add("Purchase", shares={"browser_id": 0.0})
+    fell[0].add("Purchase", shares={"browser_id": 0.9})
+    assert absent("fell", fell) == []
+
+
+def test_a_fall_in_the_share_of_conversions_sendable_is_reported_once(tmp_path):
+    """60% of the orders written as 1234.0 (pandas): far from nearly all rejected, so no
+    rejected streak, yet most orders no longer reach LINE."""
+
+    def dropped(name, builds, **values):
+        return sendable_drop_findings(history_of(tmp_path / name, builds), settings(**values))
+
+    builds = hourly_builds(25)
+    builds[-1].add("Purchase", sendable=90, rejected={"invalid_deduplication_key": 150})
+    [found] = dropped("fell", builds)
+    assert found.startswith(
+        "sendable share of Purchase fell to 38% (90 of 240 conversions in the window) from an"
+        " average of 98% over the previous 24 builds; rejected as invalid_deduplication_key 150"
+    )
+    # the next build, still down: said once
+    builds.append(
+        hourly_builds(1)[0].add("Purchase", sendable=90, rejected={"no_user_identifier": 150})
+    )
+    assert dropped("again", builds) == []
+    # a third rejected is not below half the usual share
+    builds = hourly_builds(25)
+    builds[-1].add("Purchase", sendable=140, rejected={"invalid_deduplication_key": 70})
+    assert dropped("third", builds) == []
+
+
 def empty_findings(tmp_path, builds, **values) -> list[str]:
     return empty_event_findings(history_of(tmp_path, builds), settings(**values))
 
@@ -372,6 +432,34 @@ def test_a_conversion_type_without_conversions_is_reported_once_per_streak(tmp_p
     empty(builds[-4])
     assert empty_findings(tmp_path / "four", builds) == []  # reported at the third already
     assert len(empty_findings(tmp_path / "four-of-4", builds, empty_builds=4)) == 1
+
+
+def test_an_export_that_adds_no_row_for_a_day_is_named_as_stopped_not_misspelt(tmp_path):
+    """Files written every hour, no new row: the run goes on (a quiet spell) and the empty
+    streak's alert pointed at the event name's spelling, though the build knew the export's
+    newest row was a day and more old."""
+    builds = hourly_builds(10)
+    for build in builds[-3:]:
+        empty(build)
+    db = tmp_path / "coverage.duckdb"
+    write_coverage(db, builds)
+    with duckdb.connect(str(db)) as con:
+        con.execute("alter table line_capi_coverage add column export_newest_at timestamp")
+        con.execute("update line_capi_coverage set export_newest_at = as_of - interval 30 hour")
+    with connect(db, read_only=True) as con:
+        history = read_coverage(con, builds=26)
+    assert empty_event_findings(history, settings()) == [
+        "no conversions of Purchase in 3 builds in a row, and no new row of any event in the"
+        " export for 30 h, though its files are still written: the export's query or the site's"
+        " tag has stopped (docs/karte-datahub.md)"
+    ]
+    # rows of an hour ago: the site records events, but none of this name
+    with duckdb.connect(str(db)) as con:
+        con.execute("update line_capi_coverage set export_newest_at = as_of - interval 1 hour")
+    with connect(db, read_only=True) as con:
+        history = read_coverage(con, builds=26)
+    [found] = empty_event_findings(history, settings())
+    assert "is its KARTE event name" in found
 
 
 def test_a_misspelt_conversion_type_is_reported_after_its_first_builds(tmp_path):

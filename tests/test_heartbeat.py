@@ -49,6 +49,40 @@ def test_a_run_pings_once_when_it_exits_0_and_not_when_it_fails(tmp_path):
     assert_url_not_shown(failed.stdout, failed.stderr, ok.stdout, ok.stderr, log)
 
 
+def test_a_run_whose_alert_the_webhook_did_not_take_does_not_ping(tmp_path):
+    """An alert of a run that exits 0 (a conversion type without conversions) to a webhook that
+    is gone: it was one warning line nobody reads under systemd or Kubernetes, while the ping
+    told the outside monitor all was well. The ping is held back, so the monitor reports the
+    job, and `sender status` says the alert was lost."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.1)
+    with webhook_receiver() as monitor, mock_server() as srv:
+        env = {
+            "LINE_CAPI_HEARTBEAT_URL": monitor.heartbeat_url,
+            "LINE_CAPI_ALERT_WEBHOOK": closed_port_url(),
+            "LINE_CAPI_ALERT_EMPTY_BUILDS": "1",
+        }
+        r = sender_run(
+            tmp_path, srv.url, export=export, env=env, vars_="{karte_conversion_event: order}"
+        )
+        assert r.returncode == ExitCode.OK, r.stderr
+        assert monitor.gets == []
+    assert "warning: alert not delivered: the alert webhook cannot be reached" in r.stderr
+    assert "alert: no conversions of Conversion in 1 builds in a row" in r.stderr
+    assert "warning: heartbeat not sent: the alert webhook did not take this run's alert" in (
+        r.stderr
+    )
+    status = run_cli(["status"], {"LINE_CAPI_DUCKDB": str(tmp_path / "line_capi.duckdb")})
+    lines = status.stdout.splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith("last job"))
+    assert lines[i + 1].startswith("          alert not delivered: the alert webhook cannot be")
+    assert lines[i + 2].startswith("          heartbeat not sent: the alert webhook did not take")
+    # the next run has nothing to alert on: it pings again
+    with webhook_receiver() as monitor, mock_server() as srv:
+        env["LINE_CAPI_HEARTBEAT_URL"] = monitor.heartbeat_url
+        again = sender_run(tmp_path, srv.url, export=export, env=env)
+        assert again.returncode == ExitCode.OK and monitor.gets == [HEARTBEAT_PATH], again.stderr
+
+
 def test_a_push_pings_but_not_a_dry_run_a_test_send_or_a_failed_push(db):
     with webhook_receiver() as monitor, mock_server() as srv:
         hb = monitor.heartbeat_url

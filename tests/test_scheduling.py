@@ -124,6 +124,26 @@ def test_a_quiet_night_in_an_export_written_this_hour_is_a_warning_not_a_stale_e
     assert "export usable" in r.stderr
 
 
+def test_page_views_that_stopped_while_conversions_go_on_are_stale_not_a_quiet_spell(tmp_path):
+    """Each conversion fires on a page view the same export holds: page views 8 hours behind
+    conversions of minutes ago is a page_views query that broke, not a quiet site (the run went
+    on, and new conversions went without IP address, user agent or click id)."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 8}, newest_hours=8, written_hours=0.1)
+    written = (export / "conversions.csv").stat().st_mtime
+    with (export / "conversions.csv").open("a", newline="") as file:
+        file.write(f"buy,u9,ORD-9,{iso(time.time() - 0.1 * HOUR, True)},,,,pv-9\r\n")
+    os.utime(export / "conversions.csv", (written, written))
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.accepted == {}
+    assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
+    assert (
+        "error: KARTE export table page_views is stale: its newest sync_date is 8.0 h old (the"
+        " limit is 6 h); conversions are 0.1 h old: the page views stopped while the conversions"
+        " went on" in r.stderr
+    )
+
+
 def test_an_export_written_every_hour_without_a_new_row_for_days_is_stale(tmp_path):
     """A broken Datahub query (or a removed tag) while the export job still writes its files
     every hour: each run took 20 days without a new row for a quiet spell and exited 0."""

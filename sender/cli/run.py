@@ -162,7 +162,7 @@ def run_command(
         finally:
             log.close()
 
-    alerts.after_run(
+    alert_lost = alerts.after_run(
         alert_settings,
         database=config.database,
         env=config.env,
@@ -174,7 +174,7 @@ def run_command(
         run_log=config.log_file,
         error=job.error if job.error_in_own_words else None,
     )
-    heartbeat.beat(alert_settings.heartbeat, code, say)
+    heartbeat.beat(alert_settings.heartbeat, code, say, alert_lost=alert_lost)
     raise typer.Exit(code)
 
 
