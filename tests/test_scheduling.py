@@ -624,6 +624,7 @@ def test_the_last_job_is_read_from_the_end_of_the_run_log(tmp_path):
         "last_ok_at": "2026-12-01T09:40:12Z",
         "runs_since_ok": 1,
         "heartbeat": None,
+        "alert": None,
     }
     with log.open("a") as file:  # killed: a start and nothing after it
         file.write("2026-12-01T11:40:00Z run: start: project /p, database /d, export /e\n")
@@ -671,6 +672,7 @@ def test_the_last_job_is_read_from_the_end_of_the_run_log(tmp_path):
         "last_ok_at": "2026-12-01T13:40:20Z",
         "runs_since_ok": 0,
         "heartbeat": "sent",
+        "alert": None,
     }
     # a push that failed: its own error line is the run's (status showed no message for 1, 3, 4)
     with log.open("a") as file:
