@@ -316,21 +316,36 @@ def window_gap_finding(con: duckdb.DuckDBPyConnection, *, endpoint: str, tag_id:
     return gap.describe() if gap is not None else None
 
 
+def _comparable(
+    history: CoverageHistory,
+    at: int,
+    name: str,
+    s: AlertSettings,
+    size: Callable[[EventCoverage], int],
+) -> tuple[EventCoverage, list[EventCoverage]] | None:
+    """Event name ``name`` in build ``at`` and in the earlier builds of its trailing average, all
+    of at least ``min_sendable`` by ``size`` and of one ``is_sample``, when there are enough of
+    them to compare; else None."""
+    build = history.builds[at].events.get(name)
+    if build is None or size(build) < s.min_sendable:
+        return None
+    earlier = [
+        b.events[name]
+        for b in history.builds[max(0, at - s.share_builds) : at]
+        if name in b.events
+        and size(b.events[name]) >= s.min_sendable
+        and b.events[name].is_sample == build.is_sample
+    ]
+    return (build, earlier) if len(earlier) >= MIN_BASELINE_BUILDS else None
+
+
 def _baseline(history: CoverageHistory, at: int, event: str, identifier: str, s: AlertSettings):
     """(share, sendable, count, mean, builds) of build ``at`` against the trailing average of the
     earlier builds, when both are large enough to compare; else None."""
-    build = history.builds[at].events.get(event)
-    if build is None or build.sendable < s.min_sendable:
+    found = _comparable(history, at, event, s, lambda e: e.sendable)
+    if found is None:
         return None
-    earlier = [
-        b.events[event]
-        for b in history.builds[max(0, at - s.share_builds) : at]
-        if event in b.events
-        and b.events[event].sendable >= s.min_sendable
-        and b.events[event].is_sample == build.is_sample
-    ]
-    if len(earlier) < MIN_BASELINE_BUILDS:
-        return None
+    build, earlier = found
     mean = sum(e.share(identifier) or 0.0 for e in earlier) / len(earlier)
     if mean < s.min_share:
         return None
@@ -521,18 +536,10 @@ def sendable_drop_findings(history: CoverageHistory, settings: AlertSettings) ->
     fall, as share_drop_findings."""
 
     def fell(at: int, name: str):
-        event = history.builds[at].events.get(name)
-        if event is None or event.conversions_in_window < settings.min_sendable:
+        found = _comparable(history, at, name, settings, lambda e: e.conversions_in_window)
+        if found is None or found[0].rejected < MIN_REJECTED:
             return None
-        earlier = [
-            b.events[name]
-            for b in history.builds[max(0, at - settings.share_builds) : at]
-            if name in b.events
-            and b.events[name].conversions_in_window >= settings.min_sendable
-            and b.events[name].is_sample == event.is_sample
-        ]
-        if len(earlier) < MIN_BASELINE_BUILDS or event.rejected < MIN_REJECTED:
-            return None
+        event, earlier = found
         mean = sum(e.sendable / e.conversions_in_window for e in earlier) / len(earlier)
         value = event.sendable / event.conversions_in_window
         if value >= (1 - settings.share_drop) * mean:
