@@ -606,6 +606,28 @@ def pushed_since(
     return bool(row and int(row[0]))
 
 
+
+def rejected_count_finding(
+    con: duckdb.DuckDBPyConnection, since: dt.datetime, destination: int
+) -> list[str]:
+    """How many events LINE rejected in the pushes since ``since`` at ``destination`` (the exit
+    code's finding says only that some were): a steady trickle and a model change LINE refuses
+    whole read alike without it."""
+    row = fetch_one(
+        con,
+        f"select sum(rejected), sum(sent) from {RUNS_TABLE}"
+        " where started_at >= ? and not is_test and destination_id = ?",
+        [since, destination],
+    )
+    if not row or not row[0]:
+        return []
+    rejected, sent = int(row[0]), int(row[1] or 0)
+    return [
+        f"LINE rejected {rejected:,} of the {sent:,} events sent (HTTP 400: each event alone);"
+        " they are not sent again: see line_capi_send_log where status = 'rejected_by_api', fix"
+        " the model, then sender push --retry-rejected"
+    ]
+
 def _first_push_since(con: duckdb.DuckDBPyConnection, history: CoverageHistory) -> bool:
     """True unless an earlier push already followed the latest build (it checked it then)."""
     built_at = history.builds[-1].built_at
@@ -652,6 +674,8 @@ def database_findings(
             found = window_gap_finding(con, endpoint=endpoint, tag_id=tag_id)
             if found:
                 findings.append(found)
+            if exit_code == ExitCode.REJECTED_BY_API:
+                findings.extend(rejected_count_finding(con, since, destination))
         builds = max(settings.share_builds, settings.empty_builds) + 2
         history = read_coverage(con, builds=builds)
         if (

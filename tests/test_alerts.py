@@ -77,6 +77,20 @@ def test_a_failed_push_posts_one_message_without_secrets(db):
     assert_nothing_secret(text, r.stdout, r.stderr)
 
 
+def test_events_line_rejects_are_counted_in_the_alert(db):
+    """`exited 4 REJECTED_BY_API` alone read the same for one odd order and for a model change
+    LINE refuses whole: the alert counts them."""
+    with webhook_receiver() as hook, mock_server() as srv:
+        srv.poison("order-0000005", "order-0000009")
+        r = push(db, srv.url, hook.url)
+        texts = hook.texts()
+    assert r.returncode == ExitCode.REJECTED_BY_API, r.stderr
+    [text] = texts
+    assert "`sender push` exited 4 REJECTED_BY_API" in text
+    assert re.search(r"LINE rejected 2 of the \d+ events sent \(HTTP 400: each event alone\)", text)
+    assert_nothing_secret(text)
+
+
 def test_a_successful_push_and_a_push_without_webhook_post_nothing(db):
     with webhook_receiver() as hook, mock_server() as srv:
         assert push(db, srv.url, hook.url).returncode == ExitCode.OK
