@@ -606,7 +606,6 @@ def pushed_since(
     return bool(row and int(row[0]))
 
 
-
 def rejected_count_finding(
     con: duckdb.DuckDBPyConnection, since: dt.datetime, destination: int
 ) -> list[str]:
@@ -627,6 +626,7 @@ def rejected_count_finding(
         " they are not sent again: see line_capi_send_log where status = 'rejected_by_api', fix"
         " the model, then sender push --retry-rejected"
     ]
+
 
 def _first_push_since(con: duckdb.DuckDBPyConnection, history: CoverageHistory) -> bool:
     """True unless an earlier push already followed the latest build (it checked it then)."""
