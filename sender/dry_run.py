@@ -12,8 +12,15 @@ from sender.build_info import check_build
 from sender.database import has_ledger
 from sender.destinations import pending_destination
 from sender.pending_rows import find_pending, iter_pending
-from sender.push import PushOptions, holds_line_uid_rows, rows_to_resend, without_line_uid
-from sender.push_summary import Summary, held_message, new_event_names_warning
+from sender.push import (
+    PushOptions,
+    holds_line_uid_rows,
+    renamed_held,
+    rows_to_resend,
+    without_keys,
+    without_line_uid,
+)
+from sender.push_summary import Summary, held_message, new_event_names
 from sender.request_body import PAYLOAD_COLUMN, payload_texts
 from sender.settings import DEFAULT_ENDPOINT
 
@@ -43,9 +50,12 @@ def dry_run(
         summary.not_resent = len(rows.acknowledged)
     else:
         rows = find_pending(con, destination_id=destination, retry_rejected=options.retry_rejected)
-        if destination is not None and not options.test and rows.pending:
-            if warning := new_event_names_warning(con, destination):
-                summary.warnings.append(warning)
+    renamed = None
+    if destination is not None and not options.test and not options.resend and rows.pending:
+        names = new_event_names(con, destination)
+        if names is not None:
+            summary.warnings.append(names.warning())
+        renamed = renamed_held(names, options)
     hold_line_uid = holds_line_uid_rows(rows, channel_id)
     for chunk in iter_pending(con, pending=rows, limit=options.limit):
         summary.pending += chunk.num_rows
@@ -55,8 +65,11 @@ def dry_run(
             if hold_line_uid:
                 batch, held = without_line_uid(batch)
                 summary.held += held
-                if not batch.num_rows:
-                    continue
+            if renamed is not None:
+                batch, held = without_keys(batch, renamed[1])
+                summary.held_renamed += held
+            if not batch.num_rows:
+                continue
             summary.batches += 1
             summary.sent += batch.num_rows
             if len(summary.shown) < show:
@@ -65,6 +78,8 @@ def dry_run(
     summary.left_pending = summary.pending - summary.expired
     summary.elapsed_s = round(time.monotonic() - started, 3)
     summary.outcome = "dry_run"
-    if summary.held:
-        summary.message = held_message(summary.held, tag_id, dry_run=True)
+    held = [held_message(summary.held, tag_id, dry_run=True)] if summary.held else []
+    if summary.held_renamed and renamed is not None:
+        held.append(renamed[0].held_message(dry_run=True))
+    summary.message = "; also ".join(held) or None
     return summary

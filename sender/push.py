@@ -69,11 +69,12 @@ from sender.pending_rows import (
 from sender.progress import Progress
 from sender.push_summary import (
     COUNTER_OF_STATUS,
+    NewEventNames,
     Summary,
     decide_exit,
     first_push_note,
     held_message,
-    new_event_names_warning,
+    new_event_names,
     not_resent_message,
 )
 from sender.request_body import PAYLOAD_COLUMN, Body, build_body
@@ -120,6 +121,9 @@ class PushOptions:
     resend: bool = False
     # the rows LINE refused (rejected_by_api) here are pending again: the model was fixed
     retry_rejected: bool = False
+    # send the rows of an event name new to the destination whose order ids it has under
+    # another name (two conversion types of one order, on purpose): see new_event_names
+    allow_renamed: bool = False
 
 
 class _Stop:
@@ -165,6 +169,32 @@ def payload_holds_rows(con: duckdb.DuckDBPyConnection) -> bool:
     return fetch_one(con, f"select count(*) > 0 from {PAYLOAD_TABLE}")[0]  # noqa: S608
 
 
+def renamed_held(
+    names: NewEventNames | None, options: PushOptions
+) -> tuple[NewEventNames, pa.Array] | None:
+    """The rows a push holds back as renamed orders (new_event_names), as the array
+    without_keys takes; None when there are none, or the options send them."""
+    if names is None or not names.renamed or options.allow_renamed:
+        return None
+    keys = pa.array([f"{name}{KEY_SEPARATOR}{key}" for name, key in names.renamed], pa.string())
+    return names, keys
+
+
+# between an event name and a deduplication key in one text: neither holds a control character
+KEY_SEPARATOR = "\x1f"
+
+
+def without_keys(batch: pa.Table, keys: pa.Array) -> tuple[pa.Table, int]:
+    """The batch without its rows whose (event name, key) is in ``keys``, and how many those
+    were."""
+    joined = pc.binary_join_element_wise(
+        batch.column("event_name"), batch.column("deduplication_key"), KEY_SEPARATOR
+    )
+    held_rows = pc.fill_null(pc.is_in(joined, value_set=keys), False)
+    held = int(pc.sum(held_rows.cast(pa.int64())).as_py() or 0)
+    return (batch.filter(pc.invert(held_rows)), held) if held else (batch, 0)
+
+
 def without_line_uid(batch: pa.Table) -> tuple[pa.Table, int]:
     """The batch without its rows that carry user.line_uid, and how many those were."""
     has_line_uid = pc.fill_null(batch.column("has_line_uid"), False)
@@ -202,6 +232,7 @@ class Pusher:
         self.writer: LedgerWriter | None = None
         self._expired_groups = 0
         self._hold_line_uid = False  # set by run(): see holds_line_uid_rows
+        self._renamed: tuple[NewEventNames, pa.Array] | None = None  # set by run(): renamed_held
         self.destination_id = 0
         # until the run's first batch has an answer (see _post), only its worker sends
         self._gate = threading.Event()
@@ -279,8 +310,10 @@ class Pusher:
         if first_push and pending and not opts.test:
             self.progress.log(f"note: {first_push_note(self.con)}")
         elif pending and not opts.test and not opts.resend:
-            if warning := new_event_names_warning(self.con, self.destination_id):
-                self.progress.log(f"warning: {warning}")
+            names = new_event_names(self.con, self.destination_id)
+            if names is not None:
+                self.progress.log(f"warning: {names.warning()}")
+            self._renamed = renamed_held(names, opts)
         if opts.test and not opts.resend and not pending and payload_holds_rows(self.con):
             # a connection check after the first real push: nothing left to test with
             self.progress.log(
@@ -375,8 +408,12 @@ class Pusher:
                             batch, held = without_line_uid(batch)
                             self.summary.held += held
                             self.progress.advance(held)
-                            if not batch.num_rows:
-                                continue
+                        if self._renamed is not None:
+                            batch, held = without_keys(batch, self._renamed[1])
+                            self.summary.held_renamed += held
+                            self.progress.advance(held)
+                        if not batch.num_rows:
+                            continue
                         while len(in_flight) >= max_in_flight:
                             done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                             _reap(done)
@@ -768,8 +805,9 @@ class Pusher:
         s.exit_code, s.outcome = decide_exit(s, self.stop.reason)
         others_sent = None if self.stop.message else s.sent > 0
         held = held_message(s.held, self.target.tag_id, others_sent=others_sent) if s.held else None
-        # both, when a push stopped early and held rows back: each needs its own remedy
-        s.message = "; also ".join(m for m in (self.stop.message, held) if m) or None
+        renamed = self._renamed[0].held_message() if s.held_renamed and self._renamed else None
+        # each, when a push stopped early or held rows back: each needs its own remedy
+        s.message = "; also ".join(m for m in (self.stop.message, held, renamed) if m) or None
         finish_run(self.con, s.run_id, s.as_dict(), exit_code=int(s.exit_code), outcome=s.outcome)
 
 

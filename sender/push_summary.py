@@ -49,6 +49,7 @@ class Summary:
     expired: int = 0
     left_pending: int = 0  # held rows included
     held: int = 0  # rows with user.line_uid kept back: no channel id (sender.push)
+    held_renamed: int = 0  # rows of an order the destination has under another event name
     not_resent: int = 0  # --resend: rows first accepted too long ago (pending_rows.find_resendable)
     retried: int = 0
     requests: int = 0
@@ -63,7 +64,7 @@ class Summary:
 
     def as_dict(self) -> dict:
         data = asdict(self)
-        for name in ("shown", "warnings"):
+        for name in ("shown", "warnings", "held_renamed"):
             if not data[name]:
                 data.pop(name)
         return data
@@ -79,6 +80,7 @@ class Summary:
                 f"dry run: {self.pending:,} pending events; would send {self.sent:,} in"
                 f" {self.batches:,} requests"
                 + (f", hold back {self.held:,} (user.line_uid)" if self.held else "")
+                + (f", hold back {self.held_renamed:,} (renamed)" if self.held_renamed else "")
                 + f" and record {self.expired:,} as expired"
                 + (
                     f"; {self.not_resent:,} not sent again (accepted over 29 days ago)"
@@ -93,6 +95,7 @@ class Summary:
             f"rejected {self.rejected:,}, expired {self.expired:,}, left pending"
             f" {self.left_pending:,}"
             + (f" (held back {self.held:,}: user.line_uid)" if self.held else "")
+            + (f" (held back {self.held_renamed:,}: renamed)" if self.held_renamed else "")
             + f", retried {self.retried:,}, {self.requests:,} requests in"
             f" {self.elapsed_s:.1f}s, {self.events_per_s:,.0f} events/s"
         ]
@@ -117,9 +120,12 @@ def decide_exit(s: Summary, stop_reason: str | None) -> tuple[ExitCode, str]:
     if stop_reason is not None:
         code, outcome = STOP_REASONS[stop_reason]
         # an outage passes and the next run sends what it left; a missing setting does not
-        return (ExitCode.USAGE if code == ExitCode.PENDING_LEFT and s.held else code), outcome
+        held = s.held or s.held_renamed
+        return (ExitCode.USAGE if code == ExitCode.PENDING_LEFT and held else code), outcome
     if s.held:  # a setting is missing: the next run cannot send them either
         return ExitCode.USAGE, "channel_id_missing"
+    if s.held_renamed:  # nor can it send these, until a person decides
+        return ExitCode.USAGE, "renamed_events_held"
     if s.left_pending:
         return ExitCode.PENDING_LEFT, "pending_left"
     if s.rejected:
@@ -167,11 +173,41 @@ def first_push_note(con: duckdb.DuckDBPyConnection) -> str:
     )
 
 
-def new_event_names_warning(con: duckdb.DuckDBPyConnection, destination_id: int) -> str | None:
-    """The payload's event names that no real event at the destination had, where others did:
-    the same orders under a second name count twice at LINE (a build by hand without a site's
-    vars, which sends its default event name). None when there are none. Each name is looked up
-    until its first key, so only a new name reads the whole ledger."""
+@dataclass(frozen=True)
+class NewEventNames:
+    """The payload's event names that no real event at a destination had, where others did,
+    and which of their rows carry an order id the destination has under another name."""
+
+    new: list[tuple[str, int]]  # (event name, rows), most rows first
+    known: list[str]  # the names the destination has had
+    renamed: list[tuple[str, str]]  # (event name, deduplication key) of rows of a new name whose
+    # key the destination has under another name: the same order, renamed
+
+    def warning(self) -> str:
+        listed = ", ".join(f"{name} ({count:,})" for name, count in self.new)
+        return (
+            f"events named {listed} go to this destination for the first time; it has had"
+            f" {', '.join(self.known)} before: a conversion type added on purpose reads so once"
+        )
+
+    def held_message(self, *, dry_run: bool = False) -> str:
+        return (
+            f"{len(self.renamed):,} events of the new name{'s' * (len(self.new) != 1)}"
+            f" {', '.join(name for name, _ in self.new)} carry order ids this destination has"
+            f" under {', '.join(self.known)}"
+            + (": a push would hold them back" if dry_run else ", and were not sent")
+            + ": LINE would count each order twice. A build without the site's vars"
+            " (docs/operations.md, Several sites)? Build again with them. Two conversion types"
+            " of one order on purpose: sender push --allow-renamed-events"
+            + ("" if dry_run else "; they stay pending")
+        )
+
+
+def new_event_names(con: duckdb.DuckDBPyConnection, destination_id: int) -> NewEventNames | None:
+    """The payload's event names new to the destination, where it had others (None when there
+    are none): a build by hand without a site's vars sends the default event name, and LINE
+    counts the same orders twice under a second one. Each name is looked up until its first
+    key, so only a new name reads the whole ledger."""
     names = con.execute(
         f"select event_name, count(*) from {PAYLOAD_TABLE} group by event_name"  # noqa: S608
         " order by count(*) desc, event_name"
@@ -183,15 +219,20 @@ def new_event_names_warning(con: duckdb.DuckDBPyConnection, destination_id: int)
         return bool(con.execute(query, [destination_id, name]).fetchone()[0])
 
     new = [(name, count) for name, count in names if not sent_before(name)]
-    if not new:
-        return None
     query = f"select distinct event_name {at_destination} order by event_name"
     known = [name for (name,) in con.execute(query, [destination_id]).fetchall()]
-    listed = ", ".join(f"{name} ({count:,})" for name, count in new)
-    return (
-        f"events named {listed} go to this destination for the first time; it has had"
-        f" {', '.join(known)} before. LINE counts an order once only under one event name: if"
-        " these are orders sent before under another name (a dbt build without the site's"
-        " vars: docs/operations.md, Several sites), they count twice. A conversion type added"
-        " on purpose is fine"
-    )
+    if not new or not known:
+        return None
+    renamed = con.execute(
+        f"""
+        select p.event_name, p.deduplication_key
+        from {PAYLOAD_TABLE} as p
+        where p.event_name in (select unnest(?))
+            and exists (
+                select 1 {at_destination}
+                    and deduplication_key = p.deduplication_key and event_name <> p.event_name
+            )
+        """,  # noqa: S608
+        [[name for name, _ in new], destination_id],
+    ).fetchall()
+    return NewEventNames(new, known, [(str(n), str(k)) for n, k in renamed])

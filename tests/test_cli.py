@@ -576,34 +576,47 @@ def test_a_first_push_to_a_destination_names_the_event_names_it_sends(tmp_path):
     assert r.exit_code == ExitCode.OK and "--resend" not in r.stderr
 
 
-def test_events_under_a_name_new_to_a_destination_are_warned_about_before_and_as_they_go(
-    tmp_path,
-):
+def test_orders_renamed_by_a_build_without_the_sites_vars_are_held_back_not_sent_twice(tmp_path):
     """A site whose vars live in its job (line_event_name: Purchase), built once by hand without
-    them: the same orders come out as Conversion, and LINE would count each twice. The dry run
-    says so before, and the push as it sends; a name the destination has had is not named."""
+    them: the same orders come out as Conversion, and LINE would count each twice. The push
+    holds those back (exit 2, sent by --allow-renamed-events), and the dry run says so before;
+    a new name whose orders are new (a conversion type added) only warns."""
     db = tmp_path / "line_capi.duckdb"
     write_payload(db, [make_event(i, key=f"ORD-{i}") for i in range(3)])
     warning = (
         "warning: events named Conversion (3) go to this destination for the first time; it has"
-        " had Purchase before. LINE counts an order once only under one event name"
+        " had Purchase before"
     )
+    held = "3 events of the new name Conversion carry order ids this destination has under Purchase"
     with mock_server() as srv:
+        test = invoke(["push", *FAST, "--test", "--limit", "1"], sender_env(db, srv.url))
+        assert test.exit_code == ExitCode.OK, test.stderr
+        # only a test send there yet: no name to compare with, nothing said
+        dry = invoke(["push", "--dry-run"], sender_env(db, srv.url))
+        assert "for the first time" not in dry.stderr, dry.stderr
         first = invoke(["push", *FAST], sender_env(db, srv.url))
         assert first.exit_code == ExitCode.OK and "for the first time" not in first.stderr
-        write_payload(
-            db, [make_event(i, key=f"ORD-{i}", event_name="Conversion") for i in range(3)]
-        )
+        renamed = [make_event(i, key=f"ORD-{i}", event_name="Conversion") for i in range(3)]
+        write_payload(db, renamed)
         dry = invoke(["push", "--dry-run"], sender_env(db, srv.url))
         assert dry.exit_code == ExitCode.OK and warning in dry.stderr, dry.stderr
-        sent = invoke(["push", *FAST], sender_env(db, srv.url))
-        assert sent.exit_code == ExitCode.OK and warning in sent.stderr, sent.stderr
-        # once those are recorded, and beside a name the destination has had: no warning
-        both = [make_event(i, key=f"ORD-{i}", event_name="Conversion") for i in range(4)]
-        write_payload(db, [*both, make_event(9, key="ORD-9")])
-        again = invoke(["push", *FAST], sender_env(db, srv.url))
-        assert again.stdout.startswith("pending 2, sent 2"), again.stdout
-        assert "for the first time" not in again.stderr
+        assert f"{held}: a push would hold them back" in dry.stderr
+        assert "would send 0 in 0 requests, hold back 3 (renamed)" in dry.stdout
+        stopped = invoke(["push", *FAST], sender_env(db, srv.url))
+        assert stopped.exit_code == ExitCode.USAGE, stopped.stderr
+        assert warning in stopped.stderr and f"error: {held}, and were not sent" in stopped.stderr
+        assert "sender push --allow-renamed-events; they stay pending" in stopped.stderr
+        assert ("Conversion", "ORD-0") not in srv.accepted
+        sent = invoke(["push", *FAST, "--allow-renamed-events"], sender_env(db, srv.url))
+        assert sent.exit_code == ExitCode.OK, sent.stderr
+        assert sent.stdout.startswith("pending 3, sent 3")
+        # a name new here whose orders are new too: a conversion type added; said, and sent
+        write_payload(db, [*renamed, make_event(9, key="REG-9", event_name="CompleteRegistration")])
+        added = invoke(["push", *FAST], sender_env(db, srv.url))
+        assert added.exit_code == ExitCode.OK and added.stdout.startswith("pending 1, sent 1")
+        assert "events named CompleteRegistration (1) go to this destination for the first" in (
+            added.stderr
+        )
 
 
 def test_mock_server_refuses_a_tag_id_that_is_not_a_uuid():

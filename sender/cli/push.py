@@ -242,6 +242,15 @@ def push_command(
             " ones: once the model that made them invalid is fixed and rebuilt.",
         ),
     ] = False,
+    allow_renamed: Annotated[
+        bool,
+        typer.Option(
+            "--allow-renamed-events",
+            help="Send the events of an event name new to this destination whose order ids it"
+            " has under another name (held back otherwise: LINE would count the order twice):"
+            " two conversion types of one order, on purpose.",
+        ),
+    ] = False,
     json_: JsonOpt = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only warnings and the summary.")
@@ -285,6 +294,7 @@ def push_command(
         test=test,
         resend=resend,
         retry_rejected=retry_rejected,
+        allow_renamed=allow_renamed,
     )
     if resend and retry_rejected:
         raise die(
