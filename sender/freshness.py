@@ -148,8 +148,6 @@ def find_quiet_spell(
     for result in results:
         if result.status != "error" or result.has_no_time or result.has_unreadable_times:
             continue
-        if page_views_behind(results, result) is not None:
-            continue  # not a quiet site: its conversions go on
         if result.age_hours is None or result.is_ahead or not result.limit_hours:
             continue
         written = written_hours_ago(export_dir, result.table)
@@ -159,10 +157,11 @@ def find_quiet_spell(
 
 
 def page_views_behind(results: list[Freshness], result: Freshness) -> str | None:
-    """Why ``result``, a stale page_views, is no quiet spell: the conversions, each on a page
-    view of the same export, are newer by more than PAGE_VIEWS_BEHIND_HOURS (the page views'
-    query or export stopped; new conversions would go without IP, user agent or click id). None
-    otherwise."""
+    """Why ``result``, a stale page_views, may be no quiet spell: the conversions table, each
+    conversion on a page view of the same export, is newer by more than PAGE_VIEWS_BEHIND_HOURS
+    (the page views' query or export stopped; new conversions go without IP, user agent or click
+    id). Said, not a stop: the table may hold other events (add-to-cart rows) beside page views
+    of converters only, as a quiet night of a healthy site. None otherwise."""
     if result.table != "page_views" or result.age_hours is None:
         return None
     conversions = next((r for r in results if r.table == "conversions"), None)
@@ -171,7 +170,8 @@ def page_views_behind(results: list[Freshness], result: Freshness) -> str | None
     if result.age_hours - conversions.age_hours <= PAGE_VIEWS_BEHIND_HOURS:
         return None
     return (
-        f"; conversions are {conversions.age_hours:.1f} h old: the page views stopped while the"
-        " conversions went on (the page_views query or its export broke), and each conversion's"
-        " IP address, user agent and click id come from its page view"
+        f"; conversions are {conversions.age_hours:.1f} h old: if those rows are conversions (not"
+        " other events the table holds), the page views stopped while they went on (the"
+        " page_views query or its export broke), and each conversion's IP address, user agent"
+        " and click id come from its page view"
     )

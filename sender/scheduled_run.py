@@ -359,6 +359,9 @@ class ScheduledRun:
                 ExitCode.STALE_EXPORT,
             )
         for result, written in quiet_spell:
+            if behind := page_views_behind(results, result):
+                self.say(f"warning: {result.describe()}{behind}; the run goes on")
+                continue
             self.say(
                 f"warning: {result.describe()}, but its files were written {written:.1f} h ago:"
                 " no new row since (a quiet spell on the site); the run goes on"
@@ -372,8 +375,7 @@ class ScheduledRun:
         # an age says more than "no row with a time" (a table that is empty because it is stale)
         stale = sorted((r for r in results if r.status == "error"), key=lambda r: r.has_no_time)
         if stale:
-            behind = page_views_behind(results, stale[0]) or ""
-            raise RunError(stale[0].describe() + behind, ExitCode.STALE_EXPORT)
+            raise RunError(stale[0].describe(), ExitCode.STALE_EXPORT)
         ahead = [r for r in results if r.is_ahead]
         if ahead:  # every event would go out hours late
             raise RunError(ahead[0].describe_ahead(), ExitCode.STALE_EXPORT)

@@ -124,10 +124,12 @@ def test_a_quiet_night_in_an_export_written_this_hour_is_a_warning_not_a_stale_e
     assert "export usable" in r.stderr
 
 
-def test_page_views_that_stopped_while_conversions_go_on_are_stale_not_a_quiet_spell(tmp_path):
+def test_page_views_that_stopped_while_conversions_go_on_are_not_called_a_quiet_spell(tmp_path):
     """Each conversion fires on a page view the same export holds: page views 8 hours behind
-    conversions of minutes ago is a page_views query that broke, not a quiet site (the run went
-    on, and new conversions went without IP address, user agent or click id)."""
+    conversions of minutes ago is most often a page_views query that broke, and new conversions
+    go without IP address, user agent or click id. The warning said "no new row since (a quiet
+    spell on the site)", untrue. The run goes on: the table may hold other events (add-to-cart)
+    beside page views of converters only, a healthy site's quiet night."""
     export = clock_export(tmp_path / "export", {"ORD-1": 8}, newest_hours=8, written_hours=0.1)
     written = (export / "conversions.csv").stat().st_mtime
     with (export / "conversions.csv").open("a", newline="") as file:
@@ -135,12 +137,14 @@ def test_page_views_that_stopped_while_conversions_go_on_are_stale_not_a_quiet_s
     os.utime(export / "conversions.csv", (written, written))
     with mock_server() as srv:
         r = sender_run(tmp_path, srv.url, export=export)
-        assert srv.accepted == {}
-    assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
+    assert r.returncode == ExitCode.OK, r.stderr
     assert (
-        "error: KARTE export table page_views is stale: its newest sync_date is 8.0 h old (the"
-        " limit is 6 h); conversions are 0.1 h old: the page views stopped while the conversions"
-        " went on" in r.stderr
+        "warning: KARTE export table page_views is stale: its newest sync_date is 8.0 h old (the"
+        " limit is 6 h); conversions are 0.1 h old: if those rows are conversions (not other"
+        " events the table holds), the page views stopped while they went on" in r.stderr
+    )
+    assert "page_views is stale: its newest sync_date is 8.0 h old (the limit is 6 h), but" not in (
+        r.stderr
     )
 
 
