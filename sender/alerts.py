@@ -401,19 +401,19 @@ def empty_event_findings(history: CoverageHistory, settings: AlertSettings) -> l
     event name is reported after that many builds."""
     findings = []
     latest = history.builds[-1]
-    stalled = None  # hours since the export's newest row of any event, when over a day
-    if latest.as_of is not None and latest.export_newest_at is not None:
-        hours = (latest.as_of - latest.export_newest_at).total_seconds() / 3600
-        stalled = hours if hours >= STALLED_EXPORT_HOURS else None
-    for name in latest.events:
+    for name, event in latest.events.items():
         streak = len(_streak(history, name, lambda e: e.conversions_in_window))
         if streak != settings.empty_builds:
             continue
-        if stalled is not None:
+        newest = None  # hours since the export's newest conversion of the name, if it has one
+        if latest.as_of is not None and event.export_newest_at is not None:
+            newest = (latest.as_of - event.export_newest_at).total_seconds() / 3600
+        if newest is not None and newest >= STALLED_EXPORT_HOURS:
             findings.append(
-                f"no conversions of {name} in {streak} builds in a row, and no new row of any"
-                f" event in the export for {stalled:.0f} h, though its files are still written:"
-                " the export's query or the site's tag has stopped (docs/karte-datahub.md)"
+                f"no conversions of {name} in {streak} builds in a row; the export's newest is"
+                f" {newest:.0f} h old: has the site stopped recording it, or the export adding"
+                " rows (its query, or the site's tag)? Its files are still written, or the run"
+                " would have stopped as stale (docs/karte-datahub.md)"
             )
         else:
             findings.append(
@@ -424,8 +424,9 @@ def empty_event_findings(history: CoverageHistory, settings: AlertSettings) -> l
     return findings
 
 
-# An export whose newest row of any event is this old, while its files are written (else the run
-# stops as stale), added nothing for a day: its query or the site's tag stopped, not the shop.
+# A conversion type whose newest conversion in the export is this old, while the export's files
+# are written (else the run stops as stale): the export holds the name, so it is not misspelt; the
+# site stopped recording it, or the export stopped adding rows.
 STALLED_EXPORT_HOURS = 24
 
 # The fewest rejected conversions in a window that can make a rejected streak: one anonymous

@@ -62,6 +62,8 @@ class EventCoverage:
     # conversions no build could send (line_capi_coverage.late_conversions) and the oldest's time
     late_conversions: int = 0
     late_oldest_at: dt.datetime | None = None
+    # the newest conversion of the name in the export this build read (None: none there)
+    export_newest_at: dt.datetime | None = None
 
     def share(self, identifier: str) -> float | None:
         return share(self.identifiers.get(identifier, 0), self.sendable)
@@ -88,8 +90,6 @@ class BuildCoverage:
     built_at: dt.datetime | None
     as_of: dt.datetime | None
     events: dict[str, EventCoverage]  # by event name, sorted
-    # the newest row of the export this build read (line_capi_coverage.export_newest_at)
-    export_newest_at: dt.datetime | None = None
 
     @property
     def is_sample(self) -> bool:
@@ -153,21 +153,19 @@ def read_coverage(con: duckdb.DuckDBPyConnection, *, builds: int = 1) -> Coverag
         if all(c in columns for c in _LATE)
         else "0::bigint, null::timestamp"
     )
-    newest = "max(export_newest_at)" if "export_newest_at" in columns else "null::timestamp"
+    newest = "c.export_newest_at" if "export_newest_at" in columns else "null::timestamp"
     try:
         rows = con.execute(
             f"""
             with builds as (
-                select invocation_id, max(built_at) as built_at, max(as_of) as as_of,
-                    {newest} as export_newest_at
+                select invocation_id, max(built_at) as built_at, max(as_of) as as_of
                 from {COVERAGE_TABLE}
                 group by invocation_id
                 order by built_at desc nulls last, as_of desc nulls last, invocation_id desc
                 limit ?
             )
             select
-                builds.invocation_id, builds.built_at, builds.as_of, builds.export_newest_at,
-                c.event_name,
+                builds.invocation_id, builds.built_at, builds.as_of, {newest}, c.event_name,
                 coalesce(c.is_sample, false), coalesce(c.conversions_in_window, 0)::bigint,
                 coalesce(c.sendable, 0)::bigint, coalesce(c.rejected, 0)::bigint,
                 {late}
@@ -187,7 +185,7 @@ def read_coverage(con: duckdb.DuckDBPyConnection, *, builds: int = 1) -> Coverag
         rejected, late_conversions, late_oldest_at = row[8:11]
         values = [int(v) for v in row[11:]]
         build = found.setdefault(
-            str(invocation_id), BuildCoverage(str(invocation_id), built_at, as_of, {}, newest_at)
+            str(invocation_id), BuildCoverage(str(invocation_id), built_at, as_of, {})
         )
         build.events[str(name)] = EventCoverage(
             event_name=str(name),
@@ -205,6 +203,7 @@ def read_coverage(con: duckdb.DuckDBPyConnection, *, builds: int = 1) -> Coverag
             },
             late_conversions=int(late_conversions),
             late_oldest_at=late_oldest_at,
+            export_newest_at=newest_at,
         )
     return CoverageHistory(
         builds=list(found.values()),
