@@ -503,9 +503,11 @@ def absent_identifier_findings(history: CoverageHistory, settings: AlertSettings
     """Watched identifiers that no sendable event of a LINE event name carried in any build of
     the history, once ``empty_builds`` of its builds had at least ``min_sendable`` sendable
     events: once, at the build that makes them that many (a share never there does not fall, so
-    share_drop_findings never sees it). Builds with fewer sendable events do not count."""
+    share_drop_findings never sees it). Builds with fewer sendable events do not count. Only
+    while the history holds every build of the database: the first builds of a site, not a site
+    busy again after a quiet spell longer than the history read."""
     findings = []
-    latest = history.builds[-1] if history.builds else None
+    latest = history.builds[-1] if history.builds and history.complete else None
     for name, event in latest.events.items() if latest else ():
         if event.sendable < settings.min_sendable:
             continue

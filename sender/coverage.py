@@ -111,6 +111,7 @@ class CoverageHistory:
     builds: list[BuildCoverage]
     reasons: tuple[str, ...]
     identifiers: tuple[str, ...]
+    complete: bool = False  # every build the table holds (fewer than were asked for)
 
     @property
     def latest(self) -> BuildCoverage | None:
@@ -209,6 +210,7 @@ def read_coverage(con: duckdb.DuckDBPyConnection, *, builds: int = 1) -> Coverag
         builds=list(found.values()),
         reasons=tuple(c.removeprefix(_REASON_PREFIX) for c in reasons),
         identifiers=tuple(c.removeprefix(_IDENTIFIER_PREFIX) for c in identifiers),
+        complete=len(found) < int(builds),
     )
 
 

@@ -391,6 +391,11 @@ def test_a_watched_identifier_never_there_is_reported_once_at_its_third_build(tm
         build.add("Purchase", shares={"browser_id": 0.0})
     quiet[1].add("Purchase", sendable=20, shares={"browser_id": 0.0})
     assert len(absent("quiet", quiet)) == 1
+    # busy, then a long quiet spell, then busy again: not a site's first builds, not said again
+    again = hourly_builds(58)
+    for at, build in enumerate(again):
+        build.add("Purchase", sendable=30 if 30 <= at < 55 else 200, shares={"browser_id": 0.0})
+    assert absent("again", again) == []
     # it was there once in the history: a fall, share_drop_findings' to report
     fell = hourly_builds(3)
     for build in fell:
