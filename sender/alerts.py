@@ -783,13 +783,15 @@ def after_push(
     exit_code: int,
     say: Say,
     since: dt.datetime,
-) -> None:
+) -> bool:
     """The alert of a ``sender push`` started on its own (not by ``sender run``) at ``since``
-    (naive UTC)."""
+    (naive UTC); whether it could not be delivered (the heartbeat is then held back)."""
     if settings.webhook is None:
-        return
+        return False
+    undelivered = False
 
     def check() -> None:
+        nonlocal undelivered
         where = Where.from_values(tag_id=tag_id, endpoint=endpoint)
         findings = [f for f in [exit_finding("push", exit_code)] if f]
         findings += database_findings(
@@ -800,9 +802,10 @@ def after_push(
             exit_code=exit_code,
             since=since,
         )
-        notify(settings, where, findings, say)
+        undelivered = notify(settings, where, findings, say)
 
     _guarded(check, say)
+    return undelivered
 
 
 def after_run(

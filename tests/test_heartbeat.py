@@ -4,7 +4,14 @@ that stops running at all is heard of; never the URL in any output, never a chan
 from __future__ import annotations
 
 import pytest
-from monitoring_fixtures import HEARTBEAT_PATH, WEBHOOK_PATH, closed_port_url, webhook_receiver
+from monitoring_fixtures import (
+    HEARTBEAT_PATH,
+    WEBHOOK_PATH,
+    closed_port_url,
+    hourly_builds,
+    webhook_receiver,
+    write_coverage,
+)
 from schedule_fixtures import clock_export, sender_run
 from sender_fixtures import FAST, TOKEN, mock_server, run_cli, sender_env
 
@@ -101,6 +108,27 @@ def test_a_push_pings_but_not_a_dry_run_a_test_send_or_a_failed_push(db):
         assert monitor.gets == []
     assert "heartbeat sent" in r.stderr
     assert_url_not_shown(r.stdout, r.stderr, refused.stderr)
+
+
+def test_a_push_whose_alert_the_webhook_did_not_take_does_not_ping(db):
+    """`dbt build && sender push` as the job: the same as for `sender run`."""
+    builds = hourly_builds(3)
+    empty = builds[-1].add("Purchase", sendable=0)
+    assert empty.events["Purchase"]["sendable"] == 0
+    write_coverage(db, builds)
+    with webhook_receiver() as monitor, mock_server() as srv:
+        env = sender_env(
+            db,
+            srv.url,
+            LINE_CAPI_HEARTBEAT_URL=monitor.heartbeat_url,
+            LINE_CAPI_ALERT_WEBHOOK=closed_port_url(),
+            LINE_CAPI_ALERT_EMPTY_BUILDS="1",
+        )
+        r = run_cli(["push", *FAST], env)
+        assert r.returncode == ExitCode.OK, r.stderr
+        assert monitor.gets == []
+    assert "alert: no conversions of Purchase in 1 builds in a row" in r.stderr
+    assert "warning: heartbeat not sent: the alert webhook did not take" in r.stderr
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,7 @@ def _alert_after_push(command):
             code = ExitCode.INTERRUPTED
             raise
         finally:
-            alerts.after_push(
+            alert_lost = alerts.after_push(
                 settings,
                 database=database_path(kwargs.get("database")),
                 endpoint=kwargs.get("endpoint"),
@@ -88,7 +88,7 @@ def _alert_after_push(command):
                 since=started,
             )
             if not kwargs.get("test"):  # a connection check is not the job
-                heartbeat.beat(settings.heartbeat, code, say)
+                heartbeat.beat(settings.heartbeat, code, say, alert_lost=alert_lost)
 
     return run
 
