@@ -16,14 +16,19 @@
             {%- do upstream.append(parent) %}
         {%- endfor %}
     {%- endfor %}
-    {%- set left_out = upstream | reject('in', selected_resources) | map('replace', 'model.' ~ project_name ~ '.', '') | list %}
-    {%- if left_out %}
+    {%- set left_out = upstream[1:] | reject('in', selected_resources) | map('replace', 'model.' ~ project_name ~ '.', '') | list %}
+    {%- if not selected_resources %}
+        {#- dbt retry selects from the last run's results, which this context does not see -#}
+        {{ exceptions.raise_compiler_error(
+            "line_capi_build_info describes the build of line_capi_payload and is built with every"
+            ~ " model it is built from, which this command does not select (dbt retry?): run dbt build") }}
+    {%- elif left_out %}
         {{ exceptions.raise_compiler_error(
             "line_capi_build_info describes the build of line_capi_payload and is built with every"
             ~ " model it is built from, and " ~ left_out | length ~ " of them are not selected ("
             ~ (left_out[:3] | join(', ')) ~ (', ...' if left_out | length > 3 else '')
             ~ "): the payload would keep an earlier build's rows; run dbt build,"
-            ~ " or select +line_capi_build_info") }}
+            ~ " select +line_capi_build_info, or leave it out (--exclude line_capi_build_info)") }}
     {%- endif %}
 {%- endif %}
 {%- set as_of = as_of_unix() %}
