@@ -70,7 +70,8 @@ _CSV_PROBLEM = re.compile(
     r"^\s*(Value with unterminated quote found|Expected Number of Columns: \d+ Found: \d+"
     r"|Invalid unicode|Maximum line size of \d+ bytes exceeded)"
 )
-_AFTER_QUOTED_ROW = re.compile(r"^\s*(Possible fixes:|file = )")
+# ... and so does the line that says what the profile's plugin left out (dbt_private_files)
+_AFTER_QUOTED_ROW = re.compile(r"^\s*(Possible fixes:|file = |\(not shown: )")
 
 
 def without_quoted_row(text: str) -> str:

@@ -1136,6 +1136,21 @@ def test_a_quote_left_open_keeps_the_rows_it_runs_over_out_of_the_run_log(tmp_pa
     assert f"file = {export / 'page_views.csv'}" in log
 
 
+def test_rows_the_profiles_plugin_left_out_already_are_counted_once():
+    """With CRLF rows, DuckDB's `Original Line:` ends its line, and the plugin in dbt's process
+    has put its count of the rows it left out on the next: the run log kept that count, not
+    a count of 1 for the plugin's own line."""
+    rows = QuotedRowFilter()
+    said = "  (not shown: 32 more lines of the export, 2411 characters: a quoted value left open"
+    kept = [
+        *rows("  Original Line: "),
+        *rows(said),
+        *rows("  Value with unterminated quote found."),
+        *rows.finish(),
+    ]
+    assert kept == ["  Original Line: ", said, "  Value with unterminated quote found."]
+
+
 def test_quoted_rows_that_run_to_the_end_of_the_output_are_left_out_and_counted():
     """No description and no option list after the rows (the output cut short, a message
     DuckDB words otherwise): nothing of the rows is kept, and the end says what was left out."""
