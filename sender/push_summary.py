@@ -219,9 +219,11 @@ def new_event_names(con: duckdb.DuckDBPyConnection, destination_id: int) -> NewE
         return bool(con.execute(query, [destination_id, name]).fetchone()[0])
 
     new = [(name, count) for name, count in names if not sent_before(name)]
+    if not new:  # the usual push: no scan of the ledger
+        return None
     query = f"select distinct event_name {at_destination} order by event_name"
     known = [name for (name,) in con.execute(query, [destination_id]).fetchall()]
-    if not new or not known:
+    if not known:
         return None
     renamed = con.execute(
         f"""
