@@ -4,9 +4,9 @@ A run gathers its findings and posts at most one message (``{"text": ...}``): a 
 failed (its exit code; a failing ``sender run`` once, then once a day), events left pending by
 several runs in a row (then once a day while it lasts), a configured conversion type with no
 conversion, or with most of its conversions rejected, for several builds in a row, an identifier
-whose share of sendable conversions fell well below its trailing average or was never there, a
-share of conversions sendable that fell; and, once, the end of a failure or pending streak
-alerted on.
+whose share of sendable conversions fell well below its trailing average or its level a week
+before, or was never there, a share of conversions sendable that fell; and, once, the end of a
+failure or pending streak alerted on.
 Messages hold counts, event names, the tag id, the endpoint's host, exit code names and the
 sender's own words for a stale export (a table, an age, a folder): never the token, the webhook
 URL, a deduplication key or a hash. A webhook that fails is one line on stderr; it never changes the
@@ -353,15 +353,21 @@ def _baseline(history: CoverageHistory, at: int, event: str, identifier: str, s:
     return count / build.sendable, build.sendable, count, mean, len(earlier)
 
 
+def _fell(history: CoverageHistory, s: AlertSettings, at: int, event: str, identifier: str):
+    """_baseline's figures when build ``at``'s share is below (1 - share_drop) x the trailing
+    average; else None."""
+    found = _baseline(history, at, event, identifier, s)
+    if found is None or found[0] >= (1 - s.share_drop) * found[3]:
+        return None
+    return found
+
+
 def share_drop_findings(history: CoverageHistory, settings: AlertSettings) -> list[str]:
     """Identifiers whose share in the latest build fell below (1 - share_drop) x their trailing
     average, and had not in the build before (one message per fall, not one per build)."""
 
     def fell(at: int, event: str, identifier: str):
-        found = _baseline(history, at, event, identifier, settings)
-        if found is None or found[0] >= (1 - settings.share_drop) * found[3]:
-            return None
-        return found
+        return _fell(history, settings, at, event, identifier)
 
     latest = len(history.builds) - 1
     findings = []
@@ -375,6 +381,61 @@ def share_drop_findings(history: CoverageHistory, settings: AlertSettings) -> li
                 f"{identifier} share of {event} fell to {percent(value)} ({count:,} of"
                 f" {sendable:,} sendable) from an average of {percent(mean)} over the previous"
                 f" {builds} builds"
+            )
+    return findings
+
+
+# A slow fade (a frozen user master: new buyers without an email) slides the trailing average
+# down with it, so share_drop_findings never sees it: the latest build is also compared with a
+# day of builds a week before it. Builds are hourly in the recipes: the history read holds them.
+FADE_WINDOW = (dt.timedelta(days=8), dt.timedelta(days=6))
+FADE_HISTORY_BUILDS = 8 * 24 + 2
+
+
+def fade_findings(history: CoverageHistory, settings: AlertSettings) -> list[str]:
+    """Identifiers whose share in the latest build is below (1 - share_drop) x their average
+    over the builds 6 to 8 days before it (at least MIN_BASELINE_BUILDS of them with
+    min_sendable sendable events, of the latest's is_sample, averaging at least min_share), and
+    was not in the build before: once per fall. A fall the trailing average sees is
+    share_drop_findings' (not said twice)."""
+
+    def faded(at: int, name: str, identifier: str):
+        build = history.builds[at]
+        event = build.events.get(name)
+        if build.as_of is None or event is None or event.sendable < settings.min_sendable:
+            return None
+        oldest, newest = (build.as_of - ago for ago in FADE_WINDOW)
+        before = [
+            b.events[name]
+            for b in history.builds[:at]
+            if b.as_of is not None
+            and oldest <= b.as_of <= newest
+            and name in b.events
+            and b.events[name].sendable >= settings.min_sendable
+            and b.events[name].is_sample == event.is_sample
+        ]
+        if len(before) < MIN_BASELINE_BUILDS:
+            return None
+        mean = sum(e.share(identifier) or 0.0 for e in before) / len(before)
+        value = event.share(identifier) or 0.0
+        if mean < settings.min_share or value >= (1 - settings.share_drop) * mean:
+            return None
+        return value, mean
+
+    latest = len(history.builds) - 1
+    findings = []
+    for name in history.builds[-1].events if history.builds else ():
+        for identifier in history.identifiers:
+            found = faded(latest, name, identifier)
+            if found is None or _fell(history, settings, latest, name, identifier):
+                continue
+            if latest > 0 and faded(latest - 1, name, identifier):
+                continue
+            value, mean = found
+            findings.append(
+                f"{identifier} share of {name} is {percent(value)}, down from {percent(mean)} a"
+                " week ago: a slow fall the last day's average slid down with (a user master or"
+                " LINE login export that stopped updating, a tag removed from some pages?)"
             )
     return findings
 
@@ -679,7 +740,7 @@ def database_findings(
                 findings.append(found)
             if exit_code == ExitCode.REJECTED_BY_API:
                 findings.extend(rejected_count_finding(con, since, destination))
-        builds = max(settings.share_builds, settings.empty_builds) + 2
+        builds = max(settings.share_builds, settings.empty_builds, FADE_HISTORY_BUILDS) + 2
         history = read_coverage(con, builds=builds)
         if (
             history
@@ -693,6 +754,7 @@ def database_findings(
             findings.extend(empty_event_findings(history, settings))
             findings.extend(rejected_event_findings(history, settings))
             findings.extend(share_drop_findings(history, settings))
+            findings.extend(fade_findings(history, settings))
             findings.extend(absent_identifier_findings(history, settings))
             findings.extend(sendable_drop_findings(history, settings))
             findings.extend(late_conversion_findings(history))

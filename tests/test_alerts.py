@@ -29,10 +29,12 @@ from sender_fixtures import (
 )
 
 from sender.alerts import (
+    FADE_HISTORY_BUILDS,
     AlertSettings,
     absent_identifier_findings,
     after_push,
     empty_event_findings,
+    fade_findings,
     rejected_event_findings,
     run_exit_finding,
     run_recovery_finding,
@@ -320,14 +322,15 @@ def settings(**values) -> AlertSettings:
     return AlertSettings(**values)
 
 
-def history_of(tmp_path, builds):
-    """The coverage history of ``builds``, as the alerts read it from a database."""
+def history_of(tmp_path, builds, read: int = 26):
+    """The coverage history of ``builds``, as the alerts read it from a database (its last
+    ``read`` builds)."""
     tmp_path.mkdir(exist_ok=True)
     db = tmp_path / "coverage.duckdb"
     write_coverage(db, builds)
     con = connect(db, read_only=True)
     try:
-        return read_coverage(con, builds=26)
+        return read_coverage(con, builds=read)
     finally:
         con.close()
 
@@ -402,6 +405,40 @@ def test_a_watched_identifier_never_there_is_reported_once_at_its_third_build(tm
         build.add("Purchase", shares={"browser_id": 0.0})
     fell[0].add("Purchase", shares={"browser_id": 0.9})
     assert absent("fell", fell) == []
+
+
+def test_a_share_that_fades_over_days_is_reported_once_against_a_week_ago(tmp_path):
+    """A user master that stopped updating: new buyers come without an email, and the share
+    falls over four days. The trailing day's average slides down with it, so the share drop
+    was never said; against the same builds a week earlier it is, once, as it crosses half."""
+
+    def faded(name, builds, **values):
+        history = history_of(tmp_path / name, builds, read=FADE_HISTORY_BUILDS)
+        return fade_findings(history, settings(**values)), share_drop_findings(
+            history, settings(**values)
+        )
+
+    def fading(last: float) -> list:
+        builds = hourly_builds(200)
+        for at, build in enumerate(builds):
+            share = 0.8 if at < 104 else 0.8 - (0.8 - 0.41) * (at - 104) / (198 - 104)
+            build.add("Purchase", shares={"email": share})
+        builds[-1].add("Purchase", shares={"email": last})
+        return builds
+
+    [found], dropped = faded("crossing", fading(0.38))
+    assert dropped == []  # the trailing average slid down with it
+    assert found.startswith("email share of Purchase is 38%, down from 80% a week ago")
+    assert faded("above", fading(0.41)) == ([], [])  # not yet half
+    builds = fading(0.38)
+    builds.append(hourly_builds(1)[0].add("Purchase", shares={"email": 0.37}))
+    builds[-1].built_at = builds[-2].built_at + dt.timedelta(hours=1)
+    assert faded("after", builds)[0] == []  # said at the crossing, not at each build after
+    # a sudden fall is the trailing average's to say: not said twice
+    sudden = hourly_builds(200)
+    sudden[-1].add("Purchase", shares={"email": 0.1})
+    fade, dropped = faded("sudden", sudden)
+    assert fade == [] and [d.split(" share")[0] for d in dropped] == ["email"]
 
 
 def test_a_fall_in_the_share_of_conversions_sendable_is_reported_once(tmp_path):
