@@ -80,6 +80,6 @@ def dry_run(
     summary.outcome = "dry_run"
     held = [held_message(summary.held, tag_id, dry_run=True)] if summary.held else []
     if summary.held_renamed and renamed is not None:
-        held.append(renamed[0].held_message(dry_run=True))
+        held.append(renamed[0].held_message(summary.held_renamed, dry_run=True))
     summary.message = "; also ".join(held) or None
     return summary

@@ -169,6 +169,10 @@ def payload_holds_rows(con: duckdb.DuckDBPyConnection) -> bool:
     return fetch_one(con, f"select count(*) > 0 from {PAYLOAD_TABLE}")[0]  # noqa: S608
 
 
+# between an event name and a deduplication key in one text: neither holds a control character
+KEY_SEPARATOR = "\x1f"
+
+
 def renamed_held(
     names: NewEventNames | None, options: PushOptions
 ) -> tuple[NewEventNames, pa.Array] | None:
@@ -178,10 +182,6 @@ def renamed_held(
         return None
     keys = pa.array([f"{name}{KEY_SEPARATOR}{key}" for name, key in names.renamed], pa.string())
     return names, keys
-
-
-# between an event name and a deduplication key in one text: neither holds a control character
-KEY_SEPARATOR = "\x1f"
 
 
 def without_keys(batch: pa.Table, keys: pa.Array) -> tuple[pa.Table, int]:
@@ -805,7 +805,11 @@ class Pusher:
         s.exit_code, s.outcome = decide_exit(s, self.stop.reason)
         others_sent = None if self.stop.message else s.sent > 0
         held = held_message(s.held, self.target.tag_id, others_sent=others_sent) if s.held else None
-        renamed = self._renamed[0].held_message() if s.held_renamed and self._renamed else None
+        renamed = (
+            self._renamed[0].held_message(s.held_renamed)
+            if s.held_renamed and self._renamed
+            else None
+        )
         # each, when a push stopped early or held rows back: each needs its own remedy
         s.message = "; also ".join(m for m in (self.stop.message, held, renamed) if m) or None
         finish_run(self.con, s.run_id, s.as_dict(), exit_code=int(s.exit_code), outcome=s.outcome)

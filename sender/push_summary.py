@@ -190,9 +190,10 @@ class NewEventNames:
             f" {', '.join(self.known)} before: a conversion type added on purpose reads so once"
         )
 
-    def held_message(self, *, dry_run: bool = False) -> str:
+    def held_message(self, held: int, *, dry_run: bool = False) -> str:
+        """The line for ``held`` of the renamed rows, kept back (fewer than all under --limit)."""
         return (
-            f"{len(self.renamed):,} events of the new name{'s' * (len(self.new) != 1)}"
+            f"{held:,} events of the new name{'s' * (len(self.new) != 1)}"
             f" {', '.join(name for name, _ in self.new)} carry order ids this destination has"
             f" under {', '.join(self.known)}"
             + (": a push would hold them back" if dry_run else ", and were not sent")

@@ -602,6 +602,11 @@ def test_orders_renamed_by_a_build_without_the_sites_vars_are_held_back_not_sent
         assert dry.exit_code == ExitCode.OK and warning in dry.stderr, dry.stderr
         assert f"{held}: a push would hold them back" in dry.stderr
         assert "would send 0 in 0 requests, hold back 3 (renamed)" in dry.stdout
+        # what --limit takes of them is what is counted
+        limited = invoke(["push", "--dry-run", "--limit", "2"], sender_env(db, srv.url))
+        assert "error" not in limited.stderr and "2 events of the new name Conversion" in (
+            limited.stderr
+        ), limited.stderr
         stopped = invoke(["push", *FAST], sender_env(db, srv.url))
         assert stopped.exit_code == ExitCode.USAGE, stopped.stderr
         assert warning in stopped.stderr and f"error: {held}, and were not sent" in stopped.stderr
