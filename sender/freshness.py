@@ -3,7 +3,8 @@
 
 - A quiet window: no conversion in the export at all, its page views fresh (or none either).
 - A quiet spell: a table's newest row is older than its limit, but its files were written
-  within it: the export runs and the site had nothing new (up to ``QUIET_SPELL_MAX_HOURS``).
+  within it: the export runs and the site had nothing new (up to ``QUIET_SPELL_MAX_HOURS``),
+  unless newer rows came since the last run that were already too old then (``arrived_late``).
 - Times ahead: the newest ``sync_date`` more than ``FUTURE_TOLERANCE_HOURS`` in the future,
   Japan time written without its offset.
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sender.dbt_artifacts import read_results
+from sender.run_history import ExportCheck
 
 # The longest quiet spell (no new row in an export whose files are still written): beyond it the
 # export's query or the site's tag has stopped, not the shop.
@@ -174,4 +176,40 @@ def page_views_behind(results: list[Freshness], result: Freshness) -> str | None
         " other events the table holds), the page views stopped while they went on (the"
         " page_views query or its export broke), and each conversion's IP address, user agent"
         " and click id come from its page view"
+    )
+
+
+# Rows newer than the last check's newest by at least this much (the run log keeps ages to a
+# tenth of an hour) are new rows, not the same row read again.
+NEW_ROWS_HOURS = 0.25
+
+
+def arrived_late(
+    result: Freshness, previous: ExportCheck | None, export: str, now: float
+) -> str | None:
+    """Why ``result``, a stale table whose files were written within its limit (a quiet spell,
+    at first sight), is no quiet spell: rows newer than the last check's newest came since, yet
+    they were older than the table's limit at that check, which did not have them. An export
+    that delivers its rows hours late, or writes its times with a wrong offset (UTC written as
+    +09:00 reads 9 h early, every hour): either way the events would go out as hours old. None
+    when there is no earlier check of the same export, or nothing new came, or what came could
+    have come in time (runs hours apart)."""
+    if previous is None or previous.export != export or not result.limit_hours:
+        return None
+    before = previous.ages.get(result.table)
+    if before is None or result.age_hours is None or result.has_no_time:
+        return None
+    newest = now - result.age_hours * 3600
+    newest_before = previous.at - before * 3600
+    late_by = (previous.at - newest) / 3600  # how old that row was when the check missed it
+    if newest - newest_before < NEW_ROWS_HOURS * 3600 or late_by <= result.limit_hours:
+        return None
+    return (
+        f"{result.describe()}, though newer rows came since the last run's check"
+        f" {(now - previous.at) / 3600:.1f} h ago, {late_by:.1f} h old already then: the export"
+        f" delivers its rows over {result.limit_hours:g} h late, or writes its times with a wrong"
+        " offset (UTC written as +09:00, or var karte_export_utc_offset set for times in UTC,"
+        " reads 9 h early); compare a row's sync_date with when it happened"
+        " (docs/troubleshooting.md); an export late by design:"
+        " raise karte_freshness_error_hours"
     )

@@ -9,6 +9,7 @@ a logrotate; a failure streak is read across both.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -307,3 +308,43 @@ def last_run(path: Path) -> LastRun | None:
         return replace(job, last_ok_at=job.finished_at)
     ok_at, since = last_success(path)  # read back only while runs fail: an outage's length
     return replace(job, last_ok_at=ok_at, runs_since_ok=since)
+
+
+# The line that ends a run's freshness check (sender.scheduled_run): each table's newest row, as
+# an age at that moment, "conversions 9.2 h old".
+_EXPORT_CHECKED = re.compile(r"^export (?:fresh|usable) \((.*)\)$")
+_TABLE_AGE = re.compile(r"([a-z_]+) (-?\d+(?:\.\d+)?) h old")
+
+
+@dataclass(frozen=True)
+class ExportCheck:
+    """An earlier run's freshness check, as its run log tells it: when (Unix seconds), the
+    export it read (a folder, or "(from the dbt vars)") and each table's newest row's age in
+    hours then."""
+
+    at: float
+    export: str
+    ages: dict[str, float]
+
+
+def last_export_check(path: Path) -> ExportCheck | None:
+    """The last freshness check the log at ``path`` records (None: no log, no such line in its
+    tail). Read before this run's own."""
+    try:
+        lines = _tail(path)
+    except OSError:
+        return None
+    checked: tuple[str, str] | None = None
+    for line in reversed(lines):
+        match = _LINE.match(line)
+        if not match:
+            continue
+        stamp, text = match.groups()
+        if checked is None:
+            if ages := _EXPORT_CHECKED.match(text):
+                checked = (stamp, ages.group(1))
+        elif started := _START_RUN.match(text):
+            at = dt.datetime.strptime(checked[0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+            ages = {name: float(hours) for name, hours in _TABLE_AGE.findall(checked[1])}
+            return ExportCheck(at.timestamp(), started.group(2), ages)
+    return None

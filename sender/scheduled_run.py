@@ -45,13 +45,14 @@ from sender.errors import RunError
 from sender.exit_codes import ExitCode
 from sender.freshness import (
     QUIET_SPELL_MAX_HOURS,
+    arrived_late,
     find_quiet_spell,
     page_views_behind,
     quiet_window,
     read_freshness,
 )
 from sender.ledger_migration import NewerLedger, refuse_newer
-from sender.run_history import last_send_of, run_log_path
+from sender.run_history import ExportCheck, last_export_check, last_send_of, run_log_path
 from sender.run_locks import current_user, run_lock, target_lock
 from sender.run_log import RunLog, RunLogError, run_logged
 from sender.settings import ConfigError, optional_path
@@ -231,6 +232,8 @@ class ScheduledRun:
         self.error_in_own_words = False  # the sender's words, not dbt's (sender.errors.RunError)
         self.built = False  # whether this run built: its alert checks the build's coverage
         self.pushing = False  # whether the push has started: an interrupt before it sent nothing
+        # the last run's freshness check, read before this run logs its own (arrived_late)
+        self.export_checked: ExportCheck | None = None
         try:
             self.log = RunLog(config.log_file)
         except RunLogError as exc:
@@ -243,6 +246,11 @@ class ScheduledRun:
                 f" ({current_user()}) must be able to write the database's folder"
                 f" {config.database.parent}"
             ) from None
+
+    @property
+    def export_named(self) -> str:
+        """The export as the run's start line names it."""
+        return str(self.config.export_dir or "(from the dbt vars)")
 
     def say(self, message: str) -> None:
         self.log.write("run", message, self.err)
@@ -338,6 +346,12 @@ class ScheduledRun:
         code, lines = self.dbt("source", "freshness")
         check_duckdb_adapter(lines)
         results = read_freshness(target_path(self.config) / "sources.json", started)
+        # each table's age, the stale ones too: the next run reads them back (arrived_late)
+        ages = ", ".join(
+            f"{r.table} {r.age_hours:.1f} h old"
+            for r in results
+            if r.age_hours is not None and not r.has_no_time
+        )
         quiet = quiet_window(results)
         if quiet:
             also = " (page_views has none either)" if len(quiet) > 1 else ""
@@ -348,6 +362,10 @@ class ScheduledRun:
             )
             results = [r for r in results if r not in quiet]
         quiet_spell = find_quiet_spell(results, self.config.export_dir)
+        for result, _ in quiet_spell:
+            late = arrived_late(result, self.export_checked, self.export_named, started)
+            if late is not None:  # new rows, hours old: no quiet spell
+                raise RunError(late, ExitCode.STALE_EXPORT)
         overlong = [(r, w) for r, w in quiet_spell if r.age_hours > QUIET_SPELL_MAX_HOURS]
         if overlong:  # the export job runs, but its query (or the site's tag) has stopped
             result, written = overlong[0]
@@ -382,9 +400,6 @@ class ScheduledRun:
         # dbt counts the quiet conversions as an error: any other failure still stops the run
         if code != 0 and (not quiet or any(r.status not in ("pass", "warn") for r in results)):
             raise self.dbt_failed("dbt source freshness", code, lines)
-        ages = ", ".join(
-            f"{r.table} {r.age_hours:.1f} h old" for r in results if r.age_hours is not None
-        )
         warned = bool(quiet) or any(r.status == "warn" for r in results)
         state = "export usable" if warned else "export fresh"  # a stale warning said why above
         self.say(f"{state} ({ages})" if ages else state)
@@ -483,10 +498,11 @@ class ScheduledRun:
             sent_before = last_send_of(
                 self.config.log_file, self.config.database, sample=holds_sample_marker
             )
+            self.export_checked = last_export_check(self.config.log_file)
             try:
                 self.say(
                     f"start: project {self.config.project_dir}, database {self.config.database},"
-                    f" export {self.config.export_dir or '(from the dbt vars)'}"
+                    f" export {self.export_named}"
                 )
                 if self.config.export_note:
                     self.say(self.config.export_note)

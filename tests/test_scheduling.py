@@ -35,8 +35,14 @@ from sender.dbt_artifacts import built_elsewhere
 from sender.dbt_output import QuotedRowFilter
 from sender.dbt_vars import merge_vars, take_export_dir
 from sender.exit_codes import ExitCode
-from sender.freshness import read_freshness
-from sender.run_history import ROTATE_BYTES, exit_codes, last_run, streak_before_last
+from sender.freshness import Freshness, arrived_late, read_freshness
+from sender.run_history import (
+    ROTATE_BYTES,
+    ExportCheck,
+    exit_codes,
+    last_run,
+    streak_before_last,
+)
 from sender.run_locks import TARGET_LOCK_NAME, current_user, lock_path
 from sender.run_log import RunLog
 from sender.scheduled_run import RunConfig, ScheduledRun, run_config, target_path
@@ -146,6 +152,62 @@ def test_page_views_that_stopped_while_conversions_go_on_are_not_called_a_quiet_
     assert "page_views is stale: its newest sync_date is 8.0 h old (the limit is 6 h), but" not in (
         r.stderr
     )
+
+
+def test_rows_that_arrive_hours_old_are_no_quiet_spell(tmp_path):
+    """Times written 9 hours early (UTC labelled +09:00, a wrong karte_export_utc_offset), or an
+    export that delivers its rows hours late: every run found the newest row 9 h old while the
+    files were written minutes ago, called it a quiet spell ("no new row since", untrue: rows
+    came every hour) and sent the events as 9 h old, for ever. New rows that were already past
+    the limit at the run before, which did not have them, are no quiet spell: the run stops."""
+    export = tmp_path / "export"
+    clock_export(export, {"ORD-1": 10}, newest_hours=10, written_hours=0.1)
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+        assert srv.accepted == {("Conversion", "ORD-1"): 1}
+    assert r.returncode == ExitCode.OK, r.stderr
+    assert "no new row since (a quiet spell on the site)" in r.stderr
+    assert "export usable (" in r.stderr and "conversions 10.0 h old" in r.stderr
+    # an hour's new conversion, 9 h old when it comes: the export's newest moves, still stale
+    clock_export(export, {"ORD-1": 10, "ORD-2": 9}, newest_hours=9, written_hours=0.1)
+    for _ in range(2):  # and again: nothing new since, but nothing on time either
+        with mock_server() as srv:
+            r = sender_run(tmp_path, srv.url, export=export)
+            assert srv.stats()["requests"] == 0
+        assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
+        line = one_error_line(r.stderr)
+        assert re.search(
+            r"error: KARTE export table (conversions|page_views) is stale: its newest sync_date is"
+            r" 9\.0 h old \(the limit is 6 h\), though newer rows came since the last run's check"
+            r" 0\.0 h ago, (8\.9|9\.0) h old already then: the export delivers its rows over 6 h"
+            r" late, or writes its times with a wrong offset \(UTC written as \+09:00",
+            line,
+        ), line
+        assert "dbt build ok" not in r.stderr
+    # a limit above the delay is the way out it names
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export, vars_="{karte_freshness_error_hours: 12}")
+        assert srv.accepted[("Conversion", "ORD-2")] == 1  # (a new server: a new destination)
+    assert r.returncode == ExitCode.OK, r.stderr
+
+
+def test_an_arrival_is_late_only_when_the_run_before_could_have_had_it():
+    now = 1_800_000_000.0
+    stale = Freshness("conversions", "error", age_hours=9.0, limit_hours=6)
+    hour_ago = ExportCheck(now - HOUR, "/e", {"conversions": 10.0})
+    assert arrived_late(stale, hour_ago, "/e", now) is not None
+    # the same newest row as the hour before: a quiet spell
+    assert (
+        arrived_late(stale, ExportCheck(now - HOUR, "/e", {"conversions": 8.0}), "/e", now) is None
+    )
+    # runs six hours apart: a row 9 h old now was 3 h old at the last check, which may have
+    # come minutes after it
+    six_ago = ExportCheck(now - 6 * HOUR, "/e", {"conversions": 20.0})
+    assert arrived_late(stale, six_ago, "/e", now) is None
+    # the last check read another export, or no such table, or there is none
+    assert arrived_late(stale, hour_ago, "/other", now) is None
+    assert arrived_late(stale, ExportCheck(now - HOUR, "/e", {}), "/e", now) is None
+    assert arrived_late(stale, None, "/e", now) is None
 
 
 def test_an_export_written_every_hour_without_a_new_row_for_days_is_stale(tmp_path):
