@@ -33,7 +33,7 @@ from sender.destinations import destination_id
 from sender.exit_codes import MEANINGS, ExitCode
 from sender.heartbeat import HEARTBEAT_ENV, heartbeat_from_env
 from sender.monitoring_request import request_once
-from sender.run_history import exit_codes, streak_before_last
+from sender.run_history import exit_codes, streak_before_last, undelivered_alert
 from sender.secret_env import FILE_SUFFIX, read_secret, scrub
 from sender.settings import (
     DEFAULT_ENDPOINT,
@@ -828,6 +828,29 @@ def notify(settings: AlertSettings, where: Where, findings: list[str], say: Say)
     return False
 
 
+# The findings of an alert the webhook did not take that the next run posts again, at most.
+MAX_CARRIED = 20
+CARRIED = "not delivered after the run that finished"
+
+
+def carried_findings(lost: tuple[str, list[str]] | None, findings: list[str]) -> list[str]:
+    """The findings of the last run's alert that the webhook did not take (``lost``: when that
+    run finished, and its findings; sender.run_history.undelivered_alert), to post with this
+    run's ``findings``: a streak alerts once, so a lost alert was not said again, and a failing
+    run pings no heartbeat that its absence could tell. Each names the run it was found by;
+    one this run found again is not repeated."""
+    if lost is None:
+        return []
+    finished, texts = lost
+    carried = []
+    for text in texts[:MAX_CARRIED]:
+        original = text.split(f" ({CARRIED} ", 1)[0]
+        if original in findings or any(c.startswith(original) for c in carried):
+            continue
+        carried.append(text if original != text else f"{text} ({CARRIED} {finished})")
+    return carried
+
+
 def _guarded(check: Callable[[], None], say: Say) -> None:
     try:
         check()
@@ -935,6 +958,8 @@ def after_run(
                 if finding not in said:
                     say(f"alert: {scrub(finding)}")
             return
+        if run_log is not None:
+            findings += carried_findings(undelivered_alert(run_log), findings)
         undelivered = notify(settings, where, findings, say)
 
     _guarded(check, say)

@@ -348,3 +348,35 @@ def last_export_check(path: Path) -> ExportCheck | None:
             ages = {name: float(hours) for name, hours in _TABLE_AGE.findall(checked[1])}
             return ExportCheck(at.timestamp(), started.group(2), ages)
     return None
+
+
+# What sender.alerts.notify says of an alert the webhook did not take, and then each of its
+# findings, after the run's `done` line.
+_NOT_DELIVERED = re.compile(r"^warning: alert not delivered: ")
+_SAID_INSTEAD = re.compile(r"^alert: (.*)$")
+
+
+def undelivered_alert(path: Path) -> tuple[str, list[str]] | None:
+    """The findings of the alert that the webhook did not take after the run before the last one
+    in the log at ``path`` (its lines follow that run's `done` line, before the last run's
+    start), and when that run finished; None when it was delivered, or there was none."""
+    try:
+        lines = _tail(path)
+    except OSError:
+        return None
+    after: list[str] = []  # the lines between a run's start and the `done` before it, newest first
+    started = False
+    for line in reversed(lines):
+        match = _LINE.match(line)
+        if not match:
+            continue
+        stamp, text = match.groups()
+        if text.startswith("start:"):
+            started, after = True, []
+        elif started and _DONE.match(text):
+            lost = any(_NOT_DELIVERED.match(t) for t in after)
+            findings = [m.group(1) for t in reversed(after) if (m := _SAID_INSTEAD.match(t))]
+            return (stamp, findings) if lost and findings else None
+        elif started:
+            after.append(text)
+    return None

@@ -30,9 +30,11 @@ from sender_fixtures import (
 
 from sender.alerts import (
     FADE_HISTORY_BUILDS,
+    MAX_CARRIED,
     AlertSettings,
     absent_identifier_findings,
     after_push,
+    carried_findings,
     empty_event_findings,
     fade_findings,
     rejected_event_findings,
@@ -928,3 +930,15 @@ def test_a_token_quoted_in_a_finding_is_not_posted(monkeypatch):
     assert " at ********.example" in texts[1]
     assert_nothing_secret(*texts, *said)
     assert TOKEN.lower() not in "".join(texts).lower()
+
+
+def test_a_lost_alert_is_carried_once_with_the_run_that_found_it():
+    lost = ("2026-12-07T10:40:05Z", ["a", "b (not delivered after the run that finished 09:40)"])
+    assert carried_findings(lost, ["c"]) == [
+        "a (not delivered after the run that finished 2026-12-07T10:40:05Z)",
+        "b (not delivered after the run that finished 09:40)",  # its first run's time kept
+    ]
+    assert carried_findings(lost, ["a", "b"]) == []  # found again by this run: said once
+    assert carried_findings(None, ["c"]) == []
+    many = ("t", [f"finding {i:02}" for i in range(30)])
+    assert len(carried_findings(many, [])) == MAX_CARRIED

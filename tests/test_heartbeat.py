@@ -3,6 +3,9 @@ that stops running at all is heard of; never the URL in any output, never a chan
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from monitoring_fixtures import (
     HEARTBEAT_PATH,
@@ -83,11 +86,29 @@ def test_a_run_whose_alert_the_webhook_did_not_take_does_not_ping(tmp_path):
     i = next(i for i, line in enumerate(lines) if line.startswith("last job"))
     assert lines[i + 1].startswith("          alert not delivered: the alert webhook cannot be")
     assert lines[i + 2].startswith("          heartbeat not sent: the alert webhook did not take")
-    # the next run has nothing to alert on: it pings again
+    # the next run has nothing of its own to alert on (the streak alerts once), and the webhook
+    # still refuses: the lost alert is posted again, lost again, and the ping held back again
     with webhook_receiver() as monitor, mock_server() as srv:
         env["LINE_CAPI_HEARTBEAT_URL"] = monitor.heartbeat_url
         again = sender_run(tmp_path, srv.url, export=export, env=env)
-        assert again.returncode == ExitCode.OK and monitor.gets == [HEARTBEAT_PATH], again.stderr
+        assert again.returncode == ExitCode.OK and monitor.gets == [], again.stderr
+    finished = re.findall(r"(\S+) run: done: exit 0", log_text(tmp_path))[0]
+    (carried,) = [x for x in again.stderr.splitlines() if " sender run: alert: " in x]
+    carried = carried.split(" sender run: alert: ", 1)[1]
+    assert carried.startswith("no conversions of Conversion in 1 builds in a row"), carried
+    assert carried.endswith(f" (not delivered after the run that finished {finished})")
+    # the webhook back: the next run posts it once, with when it was found, and pings
+    with webhook_receiver() as monitor, mock_server() as srv:
+        env["LINE_CAPI_HEARTBEAT_URL"] = monitor.heartbeat_url
+        env["LINE_CAPI_ALERT_WEBHOOK"] = monitor.url
+        back = sender_run(tmp_path, srv.url, export=export, env=env)
+        assert back.returncode == ExitCode.OK and monitor.gets == [HEARTBEAT_PATH], back.stderr
+        (text,) = monitor.texts()
+        assert carried in text
+        # delivered: not posted again
+        after = sender_run(tmp_path, srv.url, export=export, env=env)
+        assert after.returncode == ExitCode.OK, after.stderr
+        assert len(monitor.texts()) == 1 and len(monitor.gets) == 2
 
 
 def test_a_push_pings_but_not_a_dry_run_a_test_send_or_a_failed_push(db):
@@ -199,3 +220,7 @@ def test_a_malformed_url_stops_the_push_and_the_run_before_anything(db, tmp_path
         assert_url_not_shown(r.stdout, r.stderr)
     # left in the run log, where sender status shows the last job
     assert message.removeprefix("error: ") in (tmp_path / "line_capi_run.log").read_text()
+
+
+def log_text(tmp_path: Path) -> str:
+    return (tmp_path / "line_capi_run.log").read_text()
