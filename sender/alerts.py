@@ -229,7 +229,14 @@ def run_recovery_finding(before: tuple[int, int] | None, *, stuck_runs: int = 3)
     except ValueError:
         code_name = str(code)
     runs = "1 run" if streak == 1 else f"{streak:,} runs in a row"
-    return f"{RESOLVED}`sender run` exited 0 OK, after {runs} that exited {code_name}"
+    found = f"{RESOLVED}`sender run` exited 0 OK, after {runs} that exited {code_name}"
+    if code == ExitCode.REJECTED_BY_API:  # no new refusal: the refused events are not sent again
+        found += (
+            ": LINE refused no event since; those it refused stay rejected_by_api"
+            " (line_capi_send_log), sent again by `sender push --retry-rejected` once the cause"
+            " is fixed"
+        )
+    return found
 
 
 def _pending_runs_newest_first(

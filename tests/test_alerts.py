@@ -290,6 +290,12 @@ def test_the_end_of_a_failing_run_streak_is_said(tmp_path):
 
 def test_only_the_end_of_a_streak_alerted_on_is_said_and_only_once():
     assert run_recovery_finding(None) is None
+    # the events LINE refused are not sent again by a run that exits 0: not said to be resolved
+    assert run_recovery_finding((ExitCode.REJECTED_BY_API, 1)).endswith(
+        "after 1 run that exited 4 REJECTED_BY_API: LINE refused no event since; those it refused"
+        " stay rejected_by_api (line_capi_send_log), sent again by `sender push"
+        " --retry-rejected` once the cause is fixed"
+    )
     assert run_recovery_finding((ExitCode.PENDING_LEFT, 5)) is None  # the pending streak's own
     assert run_recovery_finding((ExitCode.OK, 5)) is None  # the run after the one that said it
     assert run_recovery_finding((ExitCode.ALREADY_RUNNING, 2), stuck_runs=3) is None
