@@ -31,9 +31,15 @@ from sender.coverage import CoverageHistory, EventCoverage, percent, read_covera
 from sender.database import RUNS_TABLE, DatabaseError, connect, fetch_one, table_exists
 from sender.destinations import destination_id
 from sender.exit_codes import MEANINGS, ExitCode
+from sender.freshness import PAGE_VIEWS_TRAIL
 from sender.heartbeat import HEARTBEAT_ENV, heartbeat_from_env
 from sender.monitoring_request import request_once
-from sender.run_history import exit_codes, streak_before_last, undelivered_alert
+from sender.run_history import (
+    exit_codes,
+    runs_in_a_row_saying,
+    streak_before_last,
+    undelivered_alert,
+)
 from sender.secret_env import FILE_SUFFIX, read_secret, scrub
 from sender.settings import (
     DEFAULT_ENDPOINT,
@@ -835,6 +841,27 @@ def notify(settings: AlertSettings, where: Where, findings: list[str], say: Say)
     return False
 
 
+# Runs in a row whose page views trailed their conversions before it is alerted on: an export of
+# page views that runs an hour or two late now and then is not one that stopped.
+PAGE_VIEWS_TRAIL_RUNS = 3
+
+
+def page_views_trail_finding(run_log: Path) -> list[str]:
+    """Once, at the PAGE_VIEWS_TRAIL_RUNS-th run in a row whose build's newest conversion was
+    newer than the export's newest page view (sender.freshness.page_views_trail, a warning at
+    every such run): the conversions each of them sent went without IP address, user agent and
+    click id. The run's exit code stays 0, and the identifiers' shares fall only slowly (a
+    build counts a day of conversions)."""
+    runs = runs_in_a_row_saying(run_log, PAGE_VIEWS_TRAIL)
+    if runs != PAGE_VIEWS_TRAIL_RUNS:
+        return []
+    return [
+        f"page views trailed the conversions at {runs} runs in a row: the conversions they sent"
+        " went without IP address, user agent and click id; the page_views export runs behind"
+        " the conversions' or has stopped (the run log's warning gives how far)"
+    ]
+
+
 # The findings of an alert the webhook did not take that the next run posts again, at most.
 MAX_CARRIED = 20
 CARRIED = "not delivered after the run that finished"
@@ -947,6 +974,8 @@ def after_run(
                 streak_before_last(run_log), stuck_runs=settings.pending_runs
             )
         findings = [found] if found else []
+        if built and run_log is not None:
+            findings += page_views_trail_finding(run_log)
         if exit_code not in RUN_STOPS_BEFORE_PUSH and (pushed or built):
             findings += database_findings(
                 database,

@@ -213,3 +213,30 @@ def arrived_late(
         " (docs/troubleshooting.md); an export late by design:"
         " raise karte_freshness_error_hours"
     )
+
+
+# The words of the warning below, which the alerts count runs in a row by (sender.alerts).
+PAGE_VIEWS_TRAIL = "newer than the newest page view"
+
+
+def page_views_trail(
+    conversion: tuple[str, float] | None, page_view: float | None, now: float
+) -> str | None:
+    """The warning when a build's newest conversion of a configured type (its LINE event name
+    and Unix time) is over PAGE_VIEWS_BEHIND_HOURS newer than the export's newest page view
+    (Unix time), else None. Each conversion fires on a page view the same export holds, and is
+    sent with what its page view carries when it is built: one sent before its page view came
+    goes without IP address, user agent and web fields, and without the click id of that
+    visit, for good."""
+    if conversion is None or page_view is None:
+        return None
+    name, at = conversion
+    gap = (at - page_view) / 3600
+    if gap <= PAGE_VIEWS_BEHIND_HOURS:
+        return None
+    return (
+        f"the newest conversion ({name}, {(now - at) / 3600:.1f} h old) is {gap:.1f} h"
+        f" {PAGE_VIEWS_TRAIL}: the page_views export runs behind the conversions' or has stopped,"
+        " and each conversion sent before its page view comes goes without IP address, user"
+        " agent and click id; export page_views as often as conversions, and no later"
+    )

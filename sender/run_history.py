@@ -380,3 +380,24 @@ def undelivered_alert(path: Path) -> tuple[str, list[str]] | None:
         elif started:
             after.append(text)
     return None
+
+
+def runs_in_a_row_saying(path: Path, text: str) -> int:
+    """How many of the last runs in the log at ``path``, the last one first, logged a line of
+    their own holding ``text``, in a row (as far back as the end of the log read)."""
+    try:
+        lines = _tail(path)
+    except OSError:
+        return 0
+    runs, said = 0, False
+    for line in reversed(lines):
+        match = _LINE.match(line)
+        if not match:
+            continue
+        if text in match.group(2):
+            said = True
+        elif match.group(2).startswith("start:"):
+            if not said:
+                break
+            runs, said = runs + 1, False
+    return runs

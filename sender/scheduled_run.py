@@ -16,6 +16,7 @@ console gets the run's own lines and the push's output.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -30,6 +31,7 @@ import duckdb
 from sender import build_memory
 from sender.alerts import RUN_ONLY_ENV
 from sender.build_info import holds_sample_marker
+from sender.coverage import read_coverage
 from sender.database import DatabaseError
 from sender.dbt_artifacts import built_elsewhere, built_invocation, read_test_warnings
 from sender.dbt_output import check_duckdb_adapter, dbt_error_line, dbt_failure, export_warnings
@@ -48,6 +50,7 @@ from sender.freshness import (
     arrived_late,
     find_quiet_spell,
     page_views_behind,
+    page_views_trail,
     quiet_window,
     read_freshness,
 )
@@ -234,6 +237,7 @@ class ScheduledRun:
         self.pushing = False  # whether the push has started: an interrupt before it sent nothing
         # the last run's freshness check, read before this run logs its own (arrived_late)
         self.export_checked: ExportCheck | None = None
+        self.page_view_newest: float | None = None  # Unix time, from the freshness check
         try:
             self.log = RunLog(config.log_file)
         except RunLogError as exc:
@@ -352,6 +356,10 @@ class ScheduledRun:
             for r in results
             if r.age_hours is not None and not r.has_no_time
         )
+        page_views = next((r for r in results if r.table == "page_views"), None)
+        if page_views is not None and page_views.age_hours is not None:
+            if not page_views.has_no_time and not page_views.has_unreadable_times:
+                self.page_view_newest = started - page_views.age_hours * 3600
         quiet = quiet_window(results)
         if quiet:
             also = " (page_views has none either)" if len(quiet) > 1 else ""
@@ -445,6 +453,28 @@ class ScheduledRun:
         results = target_path(self.config) / "run_results.json"
         for warning in read_test_warnings(results, started, self.config.database):
             self.say(f"warning: {warning}")
+        trail = page_views_trail(self.newest_conversion(), self.page_view_newest, time.time())
+        if trail is not None:
+            self.say(f"warning: {trail}")
+
+    def newest_conversion(self) -> tuple[str, float] | None:
+        """The LINE event name and Unix time of the newest conversion the build just counted
+        (line_capi_coverage), or None (none; a database that cannot be read now)."""
+        try:
+            with duckdb.connect(str(self.config.database), read_only=True) as con:
+                history = read_coverage(con)
+        except duckdb.Error:
+            return None
+        latest = history.latest if history is not None else None
+        times = [
+            (e.export_newest_at.replace(tzinfo=dt.UTC).timestamp(), name)
+            for name, e in (latest.events.items() if latest is not None else [])
+            if e.export_newest_at is not None
+        ]
+        if not times:
+            return None
+        at, name = max(times)
+        return name, at
 
     def push(self) -> int:
         self.pushing = True

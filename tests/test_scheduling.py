@@ -31,11 +31,12 @@ from pipeline_fixtures import (
 from schedule_fixtures import HOUR, TAG_ID, clock_export, dbt_args, iso, sender_run
 from sender_fixtures import TOKEN, database_held, mock_server, run_cli
 
+from sender.alerts import page_views_trail_finding
 from sender.dbt_artifacts import built_elsewhere
 from sender.dbt_output import QuotedRowFilter
 from sender.dbt_vars import merge_vars, take_export_dir
 from sender.exit_codes import ExitCode
-from sender.freshness import Freshness, arrived_late, read_freshness
+from sender.freshness import PAGE_VIEWS_TRAIL, Freshness, arrived_late, read_freshness
 from sender.run_history import (
     ROTATE_BYTES,
     ExportCheck,
@@ -152,6 +153,59 @@ def test_page_views_that_stopped_while_conversions_go_on_are_not_called_a_quiet_
     assert "page_views is stale: its newest sync_date is 8.0 h old (the limit is 6 h), but" not in (
         r.stderr
     )
+
+
+def test_conversions_newer_than_every_page_view_are_warned_then_alerted(tmp_path):
+    """Each conversion is sent with what its page view carries when it is built: a page_views
+    export that runs hours behind the conversions' (or stopped) sends every new conversion
+    without IP address, user agent and click id, for good, while each run exits 0 and the
+    identifiers' shares fall slowly (a build counts a day of conversions). Each run says how far
+    the page views trail; the third in a row alerts, once."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 2.5}, newest_hours=2.5)
+    with (export / "conversions.csv").open("a", newline="") as file:
+        file.write(f"buy,u9,ORD-9,{iso(time.time() - 0.1 * HOUR, True)},,,,pv-9\r\n")
+    said = []
+    for _ in range(3):
+        with mock_server() as srv:
+            r = sender_run(tmp_path, srv.url, export=export)
+        assert r.returncode == ExitCode.OK, r.stderr
+        assert re.search(
+            r"warning: the newest conversion \(Conversion, 0\.1 h old\) is 2\.4 h newer than the"
+            r" newest page view: the page_views export runs behind the conversions' or has"
+            r" stopped",
+            r.stderr,
+        ), r.stderr
+        said.append([x for x in r.stderr.splitlines() if "run: alert: page views" in x])
+    assert said[:2] == [[], []]
+    (alert,) = said[2]
+    assert alert.endswith(
+        "alert: page views trailed the conversions at 3 runs in a row: the conversions they sent"
+        " went without IP address, user agent and click id; the page_views export runs behind"
+        " the conversions' or has stopped (the run log's warning gives how far)"
+    )
+
+
+def test_the_page_views_trail_alert_comes_once_per_streak(tmp_path):
+    log = tmp_path / "run.log"
+
+    def runs(*trailing: bool) -> None:
+        with log.open("a") as file:
+            for trails in trailing:
+                file.write("2026-12-07T10:00:00Z run: start: project /p, database /d, export /e\n")
+                if trails:
+                    file.write(
+                        f"2026-12-07T10:00:09Z run: warning: x is 2.0 h {PAGE_VIEWS_TRAIL}\n"
+                    )
+                file.write("2026-12-07T10:00:10Z run: done: exit 0\n")
+
+    runs(True, True)
+    assert page_views_trail_finding(log) == []
+    runs(True)
+    assert len(page_views_trail_finding(log)) == 1
+    runs(True)
+    assert page_views_trail_finding(log) == []  # said at the third
+    runs(False, True, True, True)  # a run that kept up ends the streak: a new one alerts
+    assert len(page_views_trail_finding(log)) == 1
 
 
 def test_rows_that_arrive_hours_old_are_no_quiet_spell(tmp_path):
