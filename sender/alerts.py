@@ -577,18 +577,24 @@ def absent_identifier_findings(history: CoverageHistory, settings: AlertSettings
     """Watched identifiers that no sendable event of a LINE event name carried in any build of
     the history, once ``empty_builds`` of its builds had at least ``min_sendable`` sendable
     events: once, at the build that makes them that many (a share never there does not fall, so
-    share_drop_findings never sees it). Builds with fewer sendable events do not count. Only
-    while the history holds every build of the database: the first builds of a site, not a site
-    busy again after a quiet spell longer than the history read."""
+    share_drop_findings never sees it). Builds with fewer sendable events do not count, nor do
+    those of a version before this alert (0.1.0: a database upgraded is told at its third build
+    since). Only while the history holds every build of the database since that version: the
+    first builds of a site, not a site busy again after a quiet spell longer than the history
+    read."""
     findings = []
-    latest = history.builds[-1] if history.builds and history.complete else None
+    upgraded = any(e.before_late_counts for b in history.builds for e in b.events.values())
+    whole = history.complete or upgraded
+    latest = history.builds[-1] if history.builds and whole else None
     for name, event in latest.events.items() if latest else ():
         if event.sendable < settings.min_sendable:
             continue
         same = [
             b.events[name]
             for b in history.builds
-            if name in b.events and b.events[name].is_sample == event.is_sample
+            if name in b.events
+            and b.events[name].is_sample == event.is_sample
+            and not b.events[name].before_late_counts
         ]
         counted = [e for e in same if e.sendable >= settings.min_sendable]
         if len(counted) != settings.empty_builds:

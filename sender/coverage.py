@@ -64,6 +64,8 @@ class EventCoverage:
     late_oldest_at: dt.datetime | None = None
     # the newest conversion of the name in the export this build read (None: none there)
     export_newest_at: dt.datetime | None = None
+    # built by a version before late conversions were counted (0.1.0): its row has none
+    before_late_counts: bool = False
 
     def share(self, identifier: str) -> float | None:
         return share(self.identifiers.get(identifier, 0), self.sendable)
@@ -150,9 +152,9 @@ def read_coverage(con: duckdb.DuckDBPyConnection, *, builds: int = 1) -> Coverag
     counts = [*reasons, *identifiers]
     picked = ", ".join(f"coalesce({c}, 0)::bigint" for c in counts)
     late = (
-        "coalesce(c.late_conversions, 0)::bigint, c.late_oldest_at"
+        "coalesce(c.late_conversions, 0)::bigint, c.late_oldest_at, c.late_conversions is null"
         if all(c in columns for c in _LATE)
-        else "0::bigint, null::timestamp"
+        else "0::bigint, null::timestamp, false"
     )
     newest = "c.export_newest_at" if "export_newest_at" in columns else "null::timestamp"
     try:
@@ -183,8 +185,8 @@ def read_coverage(con: duckdb.DuckDBPyConnection, *, builds: int = 1) -> Coverag
     found: dict[str, BuildCoverage] = {}
     for row in rows:
         invocation_id, built_at, as_of, newest_at, name, is_sample, window, sendable = row[:8]
-        rejected, late_conversions, late_oldest_at = row[8:11]
-        values = [int(v) for v in row[11:]]
+        rejected, late_conversions, late_oldest_at, before_late_counts = row[8:12]
+        values = [int(v) for v in row[12:]]
         build = found.setdefault(
             str(invocation_id), BuildCoverage(str(invocation_id), built_at, as_of, {})
         )
@@ -205,6 +207,7 @@ def read_coverage(con: duckdb.DuckDBPyConnection, *, builds: int = 1) -> Coverag
             late_conversions=int(late_conversions),
             late_oldest_at=late_oldest_at,
             export_newest_at=newest_at,
+            before_late_counts=bool(before_late_counts),
         )
     return CoverageHistory(
         builds=list(found.values()),

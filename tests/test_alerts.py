@@ -948,3 +948,35 @@ def test_a_lost_alert_is_carried_once_with_the_run_that_found_it():
     assert carried_findings(None, ["c"]) == []
     many = ("t", [f"finding {i:02}" for i in range(30)])
     assert len(carried_findings(many, [])) == MAX_CARRIED
+
+
+def test_a_database_upgraded_from_0_1_0_is_told_of_an_identifier_never_there(tmp_path):
+    """0.1.0 kept coverage too: an upgraded database held five builds before this version's
+    first, so the count of builds was never three at this version's builds, and a site whose
+    page views never had the LINE Tag's cookie heard nothing. 0.1.0's rows have no late count."""
+
+    def absent(name: str, old: int, new: int) -> list[str]:
+        builds = hourly_builds(old + new)
+        for build in builds:
+            build.add("Purchase", shares={"browser_id": 0.0})
+        db = tmp_path / name / "coverage.duckdb"
+        db.parent.mkdir()
+        write_coverage(db, builds)
+        con = duckdb.connect(str(db))
+        con.execute("alter table line_capi_coverage add column late_conversions bigint")
+        con.execute("alter table line_capi_coverage add column late_oldest_at timestamp")
+        new_ids = [b.invocation_id for b in builds[old:]]
+        con.execute(
+            "update line_capi_coverage set late_conversions = 0 where invocation_id in"
+            f" ({', '.join('?' * len(new_ids))})",
+            new_ids,
+        )
+        history = read_coverage(con, builds=26)
+        con.close()
+        return absent_identifier_findings(history, settings())
+
+    assert absent("two", old=5, new=2) == []
+    [found] = absent("three", old=5, new=3)
+    assert found.startswith("browser_id in none of the 200 sendable Purchase events, nor in any")
+    assert absent("four", old=5, new=4) == []  # once
+    assert absent("long", old=40, new=3) != []  # more old builds than the history reads
