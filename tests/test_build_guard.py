@@ -255,6 +255,9 @@ def test_sender_run_never_builds_the_sample_into_a_real_jobs_database(tmp_path, 
         assert con.sql("select deduplication_key from line_capi_payload").fetchall() == [
             (make_event(1)["event"]["deduplication_key"],)
         ]
+    # nor did the job: its run log (sender status's last job, the next run's "resolved") is left
+    # as it was; a sample sent to a real endpoint (above) is the job's own mistake, and logged
+    assert not (tmp_path / "line_capi_run.log").exists()
 
 
 def test_a_rehearsals_database_is_no_real_jobs(tmp_path):

@@ -104,6 +104,7 @@ def run_command(
     except Failure as failure:  # logged for sender status; not alerted: the alert is what is wrong
         stopped_by_settings(failure, alerts.AlertSettings(), database=database, log_file=log_file)
         raise
+    rehearsal = False
     try:
         with exits_on_error():
             # the push's settings, checked as the push checks them: a mistake stops the run
@@ -136,14 +137,20 @@ def run_command(
                     f"export {config.export_dir} is the bundled sample (it holds {SAMPLE_MARKER})"
                 )
                 check_sample_destination(where, target.endpoint)
+                # a rehearsal sent to sender mock-server (make demo) that a real job's database
+                # refuses is no run of that job: neither its run log (`sender status`, the
+                # job's next "resolved") nor its alert hears of it, the console does
+                rehearsal = True
                 check_sample_database(where, config.database)
+                rehearsal = False
             shared = other_database_message(config.log_file, config.database)
             if shared is not None:  # its alerts and `status` would count the other's runs
                 raise ConfigError(shared)
             job = ScheduledRun(config)  # opens the run log: exit 2 if it cannot be written (exit 10
             # for the default one, next to the database: that folder is the database's)
     except Failure as failure:
-        stopped_by_settings(failure, alert_settings, database=database, log_file=log_file)
+        if not rehearsal:
+            stopped_by_settings(failure, alert_settings, database=database, log_file=log_file)
         raise
     # the alert reads only what this job's push and build recorded (by the ledger's clock, which
     # is this machine's: a clock stepped back by more than the build takes would hide the push)
