@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import duckdb
 
+from sender.build_memory import PLUGIN_MISSING
 from sender.coverage import CoverageHistory, EventCoverage, percent, read_coverage
 from sender.database import RUNS_TABLE, DatabaseError, connect, fetch_one, table_exists
 from sender.destinations import destination_id
@@ -847,24 +848,40 @@ def notify(settings: AlertSettings, where: Where, findings: list[str], say: Say)
     return False
 
 
-# Runs in a row whose page views trailed their conversions before it is alerted on: an export of
-# page views that runs an hour or two late now and then is not one that stopped.
-PAGE_VIEWS_TRAIL_RUNS = 3
+# Warnings of `sender run` that no exit code carries, alerted on when they keep coming: (words of
+# the warning, runs in a row, the finding). Once per streak: the warning itself is at every run.
+RUN_WARNINGS_ALERTED = (
+    # the page views an hour or two late now and then is not an export that fell behind
+    (
+        PAGE_VIEWS_TRAIL,
+        3,
+        "page views trailed the conversions at 3 runs in a row: the conversions they sent went"
+        " without IP address, user agent and click id; the page_views export runs behind the"
+        " conversions' or has stopped (the run log's warning gives how far)",
+    ),
+    # the profile of an older version (make setup never overwrites it): said at once
+    (
+        PLUGIN_MISSING,
+        1,
+        "dbt built without the profile's plugin sender.dbt_private_files: what dbt writes may be"
+        " readable by other users of the machine, and the build's memory limit is not applied;"
+        " copy the plugins: entry of profiles.example.yml into profiles.yml (docs/operations.md,"
+        ' "Upgrading")',
+    ),
+)
 
 
-def page_views_trail_finding(run_log: Path) -> list[str]:
-    """Once, at the PAGE_VIEWS_TRAIL_RUNS-th run in a row whose build's newest conversion was
-    newer than the export's newest page view (sender.freshness.page_views_trail, a warning at
-    every such run): the conversions each of them sent went without IP address, user agent and
-    click id. The run's exit code stays 0, and the identifiers' shares fall only slowly (a
-    build counts a day of conversions)."""
-    runs = runs_in_a_row_saying(run_log, PAGE_VIEWS_TRAIL)
-    if runs != PAGE_VIEWS_TRAIL_RUNS:
-        return []
+def run_warning_findings(run_log: Path) -> list[str]:
+    """The findings of RUN_WARNINGS_ALERTED that the run which just ended makes due: its
+    warning said at that many runs in a row, this one the last (the runs read back from the
+    run log). The exit code stays 0 for each, and neither changes what a build counts at once:
+    page views that trail the conversions (sender.freshness.page_views_trail) send them without
+    IP address, user agent and click id, and the identifiers' shares fall only as the day's
+    window fills; a profile without the plugin leaves dbt's files readable by others."""
     return [
-        f"page views trailed the conversions at {runs} runs in a row: the conversions they sent"
-        " went without IP address, user agent and click id; the page_views export runs behind"
-        " the conversions' or has stopped (the run log's warning gives how far)"
+        finding
+        for words, runs, finding in RUN_WARNINGS_ALERTED
+        if runs_in_a_row_saying(run_log, words) == runs
     ]
 
 
@@ -981,7 +998,7 @@ def after_run(
             )
         findings = [found] if found else []
         if built and run_log is not None:
-            findings += page_views_trail_finding(run_log)
+            findings += run_warning_findings(run_log)
         if exit_code not in RUN_STOPS_BEFORE_PUSH and (pushed or built):
             findings += database_findings(
                 database,

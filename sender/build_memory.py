@@ -26,6 +26,7 @@ DEFAULT = "60%"
 # plugin existed (an upgrade that kept its profiles.yml) applies neither this limit nor the
 # private modes, and the run says so.
 PLUGIN_SEEN_ENV = "LINE_CAPI_PLUGIN_SEEN"
+PLUGIN_MISSING = "dbt built without the profile's plugin sender.dbt_private_files"
 DOCS = "docs/operations.md, 'Memory and disk'"
 
 # DuckDB's words when a query needs more memory than its limit and cannot spill; past

@@ -31,6 +31,7 @@ import duckdb
 from sender import build_memory
 from sender.alerts import RUN_ONLY_ENV
 from sender.build_info import holds_sample_marker
+from sender.build_memory import PLUGIN_MISSING
 from sender.coverage import read_coverage
 from sender.database import DatabaseError
 from sender.dbt_artifacts import built_elsewhere, built_invocation, read_test_warnings
@@ -443,7 +444,7 @@ class ScheduledRun:
         self.say(f"dbt build ok: {dbt_error_line(lines)}")
         if not plugin_loaded:
             self.say(
-                "warning: dbt built without the profile's plugin sender.dbt_private_files (a"
+                f"warning: {PLUGIN_MISSING} (a"
                 " profiles.yml copied before it existed?): what dbt writes may be readable by"
                 " others, and the build's memory limit is not applied; copy the plugins: entry"
                 ' of profiles.example.yml into it (docs/operations.md, "Upgrading")'

@@ -31,7 +31,7 @@ from pipeline_fixtures import (
 from schedule_fixtures import HOUR, TAG_ID, clock_export, dbt_args, iso, sender_run
 from sender_fixtures import TOKEN, database_held, mock_server, run_cli
 
-from sender.alerts import page_views_trail_finding
+from sender.alerts import run_warning_findings
 from sender.dbt_artifacts import built_elsewhere
 from sender.dbt_output import QuotedRowFilter
 from sender.dbt_vars import merge_vars, take_export_dir
@@ -199,13 +199,13 @@ def test_the_page_views_trail_alert_comes_once_per_streak(tmp_path):
                 file.write("2026-12-07T10:00:10Z run: done: exit 0\n")
 
     runs(True, True)
-    assert page_views_trail_finding(log) == []
+    assert run_warning_findings(log) == []
     runs(True)
-    assert len(page_views_trail_finding(log)) == 1
+    assert len(run_warning_findings(log)) == 1
     runs(True)
-    assert page_views_trail_finding(log) == []  # said at the third
+    assert run_warning_findings(log) == []  # said at the third
     runs(False, True, True, True)  # a run that kept up ends the streak: a new one alerts
-    assert len(page_views_trail_finding(log)) == 1
+    assert len(run_warning_findings(log)) == 1
 
 
 def test_rows_that_arrive_hours_old_are_no_quiet_spell(tmp_path):
@@ -1073,8 +1073,14 @@ def test_a_build_without_the_profiles_plugin_is_said(tmp_path):
         assert r.returncode == 0 and said not in r.stderr, r.stderr
         r = sender_run(tmp_path, srv.url, export=export, dbt=("--profiles-dir", str(old)))
         assert r.returncode == 0, r.stderr
+        # at exit 0 a warning reaches no one (a systemd timer, a container): alerted, once
+        again = sender_run(tmp_path, srv.url, export=export, dbt=("--profiles-dir", str(old)))
+        assert again.returncode == 0 and said in again.stderr, again.stderr
     assert said in r.stderr and '(docs/operations.md, "Upgrading")' in r.stderr
     assert not (tmp_path / "target" / ".line_capi_plugin_seen").exists()
+    alert = "run: alert: dbt built without the profile's plugin sender.dbt_private_files: what"
+    assert alert in r.stderr
+    assert alert not in again.stderr
 
 
 def test_a_fresh_export_without_conversions_in_the_window_is_normal(tmp_path):
