@@ -98,6 +98,12 @@ STOPS_THE_RUN = (HttpOutcome.AUTH, HttpOutcome.TLS, HttpOutcome.FATAL)
 # The run stops with them pending, instead of bisecting every batch at two requests an event
 # and recording each event as rejected.
 REFUSALS_BEFORE_STOP = 10
+# Requests (batches, or the pieces of a refused batch) in a row whose retries ended without an
+# answer LINE took, after it accepted events in the run: LINE went down or out of reach midway.
+# One is a batch's bad luck, and the run goes on; at this many it stops, the rest pending for the
+# next run, rather than spend every other request's retries (thousands, for a refused batch cut
+# into single events) and hold the job past its hour.
+FAILED_IN_A_ROW_BEFORE_STOP = 2
 # Rejected events whose order id a push prints: the console goes to cron mail, the journal or a
 # CI job's log, which others may read and keep; the ledger has every one.
 REJECTIONS_NAMED = 20
@@ -239,6 +245,7 @@ class Pusher:
         self._pioneer: int | None = None  # that worker's thread
         self._pioneer_lock = threading.Lock()
         self._accepted_any = threading.Event()
+        self._failed_in_a_row = 0  # since the last accepted request: FAILED_IN_A_ROW_BEFORE_STOP
         # events of small batches refused whole before anything was accepted (_settle_refusals)
         self._refused_alone: list[_Answer] = []
         self._rejections_named = 0  # rejected events whose key was printed (REJECTIONS_NAMED)
@@ -528,6 +535,8 @@ class Pusher:
         # run leaves unrecorded at most two acknowledged batches per worker (re-sent by the
         # next run, de-duplicated by LINE).
         self._accepted_any.set()
+        with self._lock:
+            self._failed_in_a_row = 0
         self._worker.accepted = getattr(self._worker, "accepted", 0) + answer.rows.num_rows
         committed = self.writer.record(
             answer.rows,
@@ -650,9 +659,20 @@ class Pusher:
             f"warning: {answer.rows.num_rows:,} events left pending after"
             f" {_attempts(answer.attempts)} ({resp.error})"
         )
-        if self._accepted_any.is_set():
-            return
         pending = "nothing more was sent, the events stay pending for the next run"
+        if self._accepted_any.is_set():
+            with self._lock:
+                self._failed_in_a_row += 1
+                failed = self._failed_in_a_row
+            if failed < FAILED_IN_A_ROW_BEFORE_STOP:
+                return
+            self.stop.set(
+                "unreachable" if not resp.reached else "unavailable",
+                f"LINE accepted events in this run, then the retries of {failed} requests in a"
+                f" row ended without an answer it took (the last: {resp.error}): it went down or"
+                f" out of reach midway; {pending}",
+            )
+            return
         if not resp.reached:
             self.stop.set(
                 "unreachable",

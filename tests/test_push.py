@@ -440,6 +440,27 @@ def test_the_other_workers_wait_out_the_first_batchs_retries_then_all_send(db):
     assert ledger_counts(db) == {"accepted": 250}
 
 
+def test_line_down_midway_stops_the_run_at_the_second_request_in_a_row_it_fails(db):
+    """LINE accepted the first batches, then answered 503 to everything: every other batch
+    spent its retries (a refused batch cut into single events, thousands of them, held the job
+    for hours past its hour). One failed batch is bad luck (above); two in a row stop the run."""
+    answered = []
+
+    def down_after_two(request):
+        answered.append(request)
+        return Answer(503) if len(answered) > 2 else None
+
+    with mock_server(on_request=down_after_two) as srv:
+        s = push_now(db, srv.url, batch_size=50, concurrency=1, max_retries=2)
+        assert len(srv.accepted) == 100
+    assert (s.exit_code, s.outcome) == (ExitCode.PENDING_LEFT, "unavailable")
+    assert (s.accepted, s.left_pending, s.requests) == (100, 150, 2 + 3 + 3)
+    assert s.message.startswith(
+        "LINE accepted events in this run, then the retries of 2 requests in a row ended without"
+        " an answer it took (the last: HTTP 503"
+    ), s.message
+
+
 def test_line_out_of_reach_costs_one_batchs_retries_whatever_the_workers(db):
     """Four workers, 25 batches, every connection dropped: the first batch's three attempts,
     while the other workers wait for them, then the run stops (the drill saw 21 connections)."""
