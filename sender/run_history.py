@@ -31,6 +31,8 @@ _LOG_SUFFIX = re.compile(r"; log: .*$")
 _HEARTBEAT = re.compile(r"^(?:warning: )?heartbeat (sent|not delivered: .*|not sent: .*)$")
 # What sender.alerts said after a run: its alert posted, or why not.
 _ALERT = re.compile(r"^(?:warning: )?alert (not delivered: .*|sent to the alert webhook \(\d+)")
+# The warnings of a run that `sender status` keeps (the rest are in the run log).
+WARNINGS_KEPT = 10
 # The first line of a run stopped by its settings before it takes the lock (sender.cli.run).
 SETTINGS_STOP_START = "start: stopped by its settings"
 # The first line of a run that goes ahead (sender.scheduled_run): the run's database and its
@@ -55,6 +57,9 @@ class LastRun:
     # after a run with something to alert on: "sent", or "not delivered: <why>" (None: nothing
     # posted, or no webhook set)
     alert: str | None = None
+    # the run's own warnings (a stale table, page views behind, dbt's test warnings), which its
+    # exit code 0 does not carry: the first WARNINGS_KEPT
+    warnings: tuple[str, ...] = ()
 
     @property
     def outcome(self) -> str | None:
@@ -76,6 +81,7 @@ class LastRun:
             "runs_since_ok": self.runs_since_ok,
             "heartbeat": self.heartbeat,
             "alert": self.alert,
+            "warnings": list(self.warnings),
         }
 
     def describe_last_ok(self) -> str | None:
@@ -281,7 +287,7 @@ def last_run(path: Path) -> LastRun | None:
         if not match:
             pushed = _PUSH_ERROR.match(line)
             if pushed and open_runs and open_runs[-1].error is None:
-                open_runs[-1] = LastRun(open_runs[-1].started_at, None, None, pushed.group(1))
+                open_runs[-1] = replace(open_runs[-1], error=pushed.group(1))
             continue
         stamp, text = match.groups()
         if text.startswith("start:"):
@@ -289,10 +295,16 @@ def last_run(path: Path) -> LastRun | None:
             nested.append(text.startswith(SETTINGS_STOP_START))
         elif open_runs and text.startswith("error: "):
             error = _LOG_SUFFIX.sub("", text.removeprefix("error: "))
-            open_runs[-1] = LastRun(open_runs[-1].started_at, None, None, error)
+            open_runs[-1] = replace(open_runs[-1], error=error)
+        elif open_runs and text.startswith("warning: "):
+            run = open_runs[-1]
+            if len(run.warnings) < WARNINGS_KEPT:
+                open_runs[-1] = replace(
+                    run, warnings=(*run.warnings, text.removeprefix("warning: "))
+                )
         elif open_runs and (done := _DONE.match(text)):
             run, lockless = open_runs.pop(), nested.pop()
-            finished = LastRun(run.started_at, stamp, int(done.group(1)), run.error)
+            finished = replace(run, finished_at=stamp, exit_code=int(done.group(1)))
             if not lockless and finished.exit_code != ExitCode.ALREADY_RUNNING:
                 open_runs.clear()
                 nested.clear()

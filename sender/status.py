@@ -13,23 +13,31 @@ from sender.coverage import NO_COVERAGE, BuildCoverage, describe_event, read_cov
 from sender.database import NoPayload, has_ledger, require_payload
 from sender.ledger_migration import recorded_version
 from sender.ledger_status import LedgerStatus, read_status
-from sender.run_history import LastRun, last_run
+from sender.run_history import WARNINGS_KEPT, LastRun, last_run
 
 _INDENT = " " * 10
 
 
 def job_lines(job: LastRun | None) -> list[str]:
     """``sender status``'s lines for the last job: the job, its alert when it was not delivered,
-    its heartbeat (when it pinged or failed to), and when one last succeeded."""
+    its heartbeat (when it pinged or failed to), its first warning (an exit code 0 says none),
+    and when one last succeeded."""
     if job is None:
         return []
     ok = job.describe_last_ok()
     beat = [f"{_INDENT}heartbeat {job.heartbeat}"] if job.heartbeat else []
     lost = [f"{_INDENT}alert {job.alert}"] if job.alert and job.alert != "sent" else []
+    warned = []
+    if job.warnings:
+        more = len(job.warnings) - 1
+        count = f"{more}{' or more' if len(job.warnings) == WARNINGS_KEPT else ''}"
+        also = f" (and {count} more in the run log)" if more else ""
+        warned = [f"{_INDENT}warning: {job.warnings[0]}{also}"]
     return [
         f"last job  sender run {job.describe()}",
         *lost,
         *beat,
+        *warned,
         *([f"last ok   {ok}"] if ok else []),
     ]
 

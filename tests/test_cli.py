@@ -923,6 +923,7 @@ def test_status_while_the_database_is_held_still_shows_the_running_job(db, tmp_p
         "runs_since_ok": 0,
         "heartbeat": None,
         "alert": None,
+        "warnings": [],
     }
     # a job run with `--log-file` (not the env var): status takes the same option
     env = sender_env(db)

@@ -48,6 +48,7 @@ from sender.run_locks import TARGET_LOCK_NAME, current_user, lock_path
 from sender.run_log import RunLog
 from sender.scheduled_run import RunConfig, ScheduledRun, run_config, target_path
 from sender.settings import ConfigError
+from sender.status import job_lines
 
 
 def one_error_line(stderr: str) -> str:
@@ -745,6 +746,7 @@ def test_the_last_job_is_read_from_the_end_of_the_run_log(tmp_path):
         "runs_since_ok": 1,
         "heartbeat": None,
         "alert": None,
+        "warnings": [],
     }
     with log.open("a") as file:  # killed: a start and nothing after it
         file.write("2026-12-01T11:40:00Z run: start: project /p, database /d, export /e\n")
@@ -793,6 +795,7 @@ def test_the_last_job_is_read_from_the_end_of_the_run_log(tmp_path):
         "runs_since_ok": 0,
         "heartbeat": "sent",
         "alert": None,
+        "warnings": [],
     }
     # a push that failed: its own error line is the run's (status showed no message for 1, 3, 4)
     with log.open("a") as file:
@@ -806,6 +809,23 @@ def test_the_last_job_is_read_from_the_end_of_the_run_log(tmp_path):
         "started 2026-12-01T14:40:00Z, exit 3 AUTHENTICATION: LINE answered 401 for LINE Tag t:"
         " check it"
     )
+    # a run that exited 0 with warnings: its exit code says none of them, `sender status` does
+    with log.open("a") as file:
+        file.write(
+            "2026-12-01T15:40:00Z run: start: project /p, database /d, export /e\n"
+            "2026-12-01T15:40:04Z run: warning: page views trail\n"
+            "2026-12-01T15:40:05Z sender: warning: 3 events left pending after 6 attempts\n"
+            "2026-12-01T15:40:09Z run: warning: dbt built without the plugin\n"
+            "2026-12-01T15:40:09Z run: done: exit 0\n"
+            "2026-12-01T15:40:10Z run: warning: heartbeat not delivered: HTTP 500\n"
+        )
+    job = last_run(log)
+    assert job.warnings == ("page views trail", "dbt built without the plugin")
+    assert job_lines(job) == [
+        "last job  sender run started 2026-12-01T15:40:00Z, exit 0 OK",
+        "          heartbeat not delivered: HTTP 500",
+        "          warning: page views trail (and 1 more in the run log)",
+    ]
 
 
 def test_a_quiet_window_without_conversions_is_not_a_stale_export(tmp_path):
