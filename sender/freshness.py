@@ -184,17 +184,15 @@ def page_views_behind(results: list[Freshness], result: Freshness) -> str | None
 NEW_ROWS_HOURS = 0.25
 
 
-def arrived_late(
-    result: Freshness, previous: ExportCheck | None, export: str, now: float
-) -> str | None:
+def arrived_late(result: Freshness, previous: ExportCheck | None, now: float) -> str | None:
     """Why ``result``, a stale table whose files were written within its limit (a quiet spell,
     at first sight), is no quiet spell: rows newer than the last check's newest came since, yet
     they were older than the table's limit at that check, which did not have them. An export
     that delivers its rows hours late, or writes its times with a wrong offset (UTC written as
     +09:00 reads 9 h early, every hour): either way the events would go out as hours old. None
-    when there is no earlier check of the same export, or nothing new came, or what came could
+    when there is no earlier check, or nothing new came, or what came could
     have come in time (runs hours apart)."""
-    if previous is None or previous.export != export or not result.limit_hours:
+    if previous is None or not result.limit_hours:
         return None
     before = previous.ages.get(result.table)
     if before is None or result.age_hours is None or result.has_no_time:
@@ -219,24 +217,32 @@ def arrived_late(
 PAGE_VIEWS_TRAIL = "newer than the newest page view"
 
 
-def page_views_trail(
-    conversion: tuple[str, float] | None, page_view: float | None, now: float
-) -> str | None:
-    """The warning when a build's newest conversion of a configured type (its LINE event name
-    and Unix time) is over PAGE_VIEWS_BEHIND_HOURS newer than the export's newest page view
-    (Unix time), else None. Each conversion fires on a page view the same export holds, and is
-    sent with what its page view carries when it is built: one sent before its page view came
-    goes without IP address, user agent and web fields, and without the click id of that
-    visit, for good."""
-    if conversion is None or page_view is None:
+@dataclass(frozen=True)
+class WithoutPageView:
+    """The conversions of a build, sent or rejected, that carry no page view and are over
+    PAGE_VIEWS_BEHIND_HOURS newer than the export's newest page view: how many, and the newest's
+    LINE event name and Unix time."""
+
+    count: int
+    newest_name: str
+    newest_at: float
+
+
+def page_views_trail(found: WithoutPageView | None, page_view: float, now: float) -> str | None:
+    """The warning for ``found`` (None: none), against the export's newest page view (Unix
+    time). Each conversion fires on a page view the same export holds, and is sent with what its
+    page view carries when it is built: one built before its page view came goes without IP
+    address, user agent, web fields and the click id of that visit, for good. A conversion whose
+    page view is there, however much older (a single-page app's purchase), is not counted."""
+    if found is None or not found.count:
         return None
-    name, at = conversion
-    gap = (at - page_view) / 3600
-    if gap <= PAGE_VIEWS_BEHIND_HOURS:
-        return None
+    gap = (found.newest_at - page_view) / 3600
+    many = f"{found.count:,} conversions carry" if found.count > 1 else "1 conversion carries"
+    age = (now - found.newest_at) / 3600
     return (
-        f"the newest conversion ({name}, {(now - at) / 3600:.1f} h old) is {gap:.1f} h"
-        f" {PAGE_VIEWS_TRAIL}: the page_views export runs behind the conversions' or has stopped,"
-        " and each conversion sent before its page view comes goes without IP address, user"
-        " agent and click id; export page_views as often as conversions, and no later"
+        f"{many} no page view, the newest ({found.newest_name}, {age:.1f} h old)"
+        f" {gap:.1f} h {PAGE_VIEWS_TRAIL}: the page_views export runs behind the"
+        " conversions' or has stopped, and a conversion sent before its page view comes goes"
+        " without IP address, user agent and click id; export page_views as often as"
+        " conversions, and no later"
     )

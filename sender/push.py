@@ -245,7 +245,7 @@ class Pusher:
         self._pioneer: int | None = None  # that worker's thread
         self._pioneer_lock = threading.Lock()
         self._accepted_any = threading.Event()
-        self._failed_in_a_row = 0  # since the last accepted request: FAILED_IN_A_ROW_BEFORE_STOP
+        self._failed_in_a_row = 0  # since LINE last answered: FAILED_IN_A_ROW_BEFORE_STOP
         # events of small batches refused whole before anything was accepted (_settle_refusals)
         self._refused_alone: list[_Answer] = []
         self._rejections_named = 0  # rejected events whose key was printed (REJECTIONS_NAMED)
@@ -535,8 +535,6 @@ class Pusher:
         # run leaves unrecorded at most two acknowledged batches per worker (re-sent by the
         # next run, de-duplicated by LINE).
         self._accepted_any.set()
-        with self._lock:
-            self._failed_in_a_row = 0
         self._worker.accepted = getattr(self._worker, "accepted", 0) + answer.rows.num_rows
         committed = self.writer.record(
             answer.rows,
@@ -712,6 +710,8 @@ class Pusher:
             if resp.outcome is HttpOutcome.ACCEPTED:
                 self._accepted_any.set()  # at once: a batch failing meanwhile must not stop the run
             if resp.outcome is not HttpOutcome.RETRYABLE:
+                with self._lock:  # LINE answers (a 400 too): not down
+                    self._failed_in_a_row = 0
                 return resp, attempts
             if resp.retry_after is not None and resp.retry_after > opts.max_backoff:
                 # honoured, not cut short: no request before LINE's time, so none in this run

@@ -20,7 +20,7 @@ from sender.exit_codes import ExitCode
 
 # The end of the log that is read: far more than the lines of one run.
 _TAIL_BYTES = 256 * 1024
-# A full run logs about 14 KB: 10 MB is a month of hourly runs.
+# A full run logs about 17 KB: 10 MB is about 25 days of hourly runs.
 ROTATE_BYTES = 10 * 1024 * 1024
 _LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) run: (.*)$")
 # The push's own error line (a 401, LINE out of reach): the run's error when it has none of its own.
@@ -145,7 +145,7 @@ def _tail(path: Path) -> list[str]:
 
 def _done_lines_backwards(path: Path) -> Iterator[tuple[str, int]]:
     """(when, exit code) of the finished runs in the log at ``path``, newest first, read from the
-    end a block at a time (a full run logs about 14 KB)."""
+    end a block at a time (a full run logs about 17 KB)."""
     with path.open("rb") as file:
         end = file.seek(0, os.SEEK_END)
         partial = b""  # the start of the line cut by the last block read
@@ -322,43 +322,46 @@ def last_run(path: Path) -> LastRun | None:
     return replace(job, last_ok_at=ok_at, runs_since_ok=since)
 
 
-# The line that ends a run's freshness check (sender.scheduled_run): each table's newest row, as
-# an age at that moment, "conversions 9.2 h old".
-_EXPORT_CHECKED = re.compile(r"^export (?:fresh|usable) \((.*)\)$")
+# The line that ends a run's freshness check (sender.scheduled_run): whether the export is
+# fresh, usable (with a warning) or stale (the run stops; in the log only), and each table's
+# newest row as an age at that moment, "conversions 9.2 h old".
+EXPORT_STATES = ("fresh", "usable", "stale")
+_EXPORT_CHECKED = re.compile(r"^export (?:fresh|usable|stale) \((.*)\)$")
 _TABLE_AGE = re.compile(r"([a-z_]+) (-?\d+(?:\.\d+)?) h old")
+
+
+def export_checked_line(state: str, ages: dict[str, float]) -> str:
+    """The line that ends a freshness check, which last_export_check reads back."""
+    assert state in EXPORT_STATES
+    said = ", ".join(f"{table} {age:.1f} h old" for table, age in ages.items())
+    return f"export {state} ({said})" if said else f"export {state}"
 
 
 @dataclass(frozen=True)
 class ExportCheck:
-    """An earlier run's freshness check, as its run log tells it: when (Unix seconds), the
-    export it read (a folder, or "(from the dbt vars)") and each table's newest row's age in
-    hours then."""
+    """An earlier run's freshness check, as its run log tells it: when (Unix seconds), and each
+    table's newest row's age in hours then."""
 
     at: float
-    export: str
     ages: dict[str, float]
 
 
 def last_export_check(path: Path) -> ExportCheck | None:
-    """The last freshness check the log at ``path`` records (None: no log, no such line in its
-    tail). Read before this run's own."""
+    """The last freshness check the log at ``path`` records, a run that stopped on it included
+    (None: no log, no such line in its tail). Read before this run logs its own. A log is one
+    database's, whose runs read one export (its folder's name, behind a `current` link, changes
+    with each sync)."""
     try:
         lines = _tail(path)
     except OSError:
         return None
-    checked: tuple[str, str] | None = None
     for line in reversed(lines):
         match = _LINE.match(line)
-        if not match:
-            continue
-        stamp, text = match.groups()
-        if checked is None:
-            if ages := _EXPORT_CHECKED.match(text):
-                checked = (stamp, ages.group(1))
-        elif started := _START_RUN.match(text):
-            at = dt.datetime.strptime(checked[0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-            ages = {name: float(hours) for name, hours in _TABLE_AGE.findall(checked[1])}
-            return ExportCheck(at.timestamp(), started.group(2), ages)
+        checked = _EXPORT_CHECKED.match(match.group(2)) if match else None
+        if checked:
+            at = dt.datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+            ages = {name: float(hours) for name, hours in _TABLE_AGE.findall(checked.group(1))}
+            return ExportCheck(at.timestamp(), ages)
     return None
 
 
@@ -394,9 +397,15 @@ def undelivered_alert(path: Path) -> tuple[str, list[str]] | None:
     return None
 
 
+# The line of a run whose build succeeded (sender.scheduled_run): its warnings follow it.
+BUILD_OK = "dbt build ok: "
+
+
 def runs_in_a_row_saying(path: Path, text: str) -> int:
-    """How many of the last runs in the log at ``path``, the last one first, logged a line of
-    their own holding ``text``, in a row (as far back as the end of the log read)."""
+    """How many of the last runs in the log at ``path`` that built, the last one first, logged
+    a line of their own holding ``text`` after their build, in a row (as far back as the end of
+    the log read). A run that did not build (refused by the lock, stopped by a stale export or
+    its settings) neither breaks the streak nor adds to it."""
     try:
         lines = _tail(path)
     except OSError:
@@ -408,7 +417,7 @@ def runs_in_a_row_saying(path: Path, text: str) -> int:
             continue
         if text in match.group(2):
             said = True
-        elif match.group(2).startswith("start:"):
+        elif match.group(2).startswith(BUILD_OK):
             if not said:
                 break
             runs, said = runs + 1, False

@@ -16,7 +16,6 @@ console gets the run's own lines and the push's output.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import shutil
@@ -32,7 +31,6 @@ from sender import build_memory
 from sender.alerts import RUN_ONLY_ENV
 from sender.build_info import holds_sample_marker
 from sender.build_memory import PLUGIN_MISSING
-from sender.coverage import read_coverage
 from sender.database import DatabaseError
 from sender.dbt_artifacts import built_elsewhere, built_invocation, read_test_warnings
 from sender.dbt_output import check_duckdb_adapter, dbt_error_line, dbt_failure, export_warnings
@@ -47,7 +45,9 @@ from sender.dbt_vars import (
 from sender.errors import RunError
 from sender.exit_codes import ExitCode
 from sender.freshness import (
+    PAGE_VIEWS_BEHIND_HOURS,
     QUIET_SPELL_MAX_HOURS,
+    WithoutPageView,
     arrived_late,
     find_quiet_spell,
     page_views_behind,
@@ -56,7 +56,14 @@ from sender.freshness import (
     read_freshness,
 )
 from sender.ledger_migration import NewerLedger, refuse_newer
-from sender.run_history import ExportCheck, last_export_check, last_send_of, run_log_path
+from sender.run_history import (
+    BUILD_OK,
+    ExportCheck,
+    export_checked_line,
+    last_export_check,
+    last_send_of,
+    run_log_path,
+)
 from sender.run_locks import current_user, run_lock, target_lock
 from sender.run_log import RunLog, RunLogError, run_logged
 from sender.settings import ConfigError, optional_path
@@ -252,11 +259,6 @@ class ScheduledRun:
                 f" {config.database.parent}"
             ) from None
 
-    @property
-    def export_named(self) -> str:
-        """The export as the run's start line names it."""
-        return str(self.config.export_dir or "(from the dbt vars)")
-
     def say(self, message: str) -> None:
         self.log.write("run", message, self.err)
 
@@ -352,11 +354,9 @@ class ScheduledRun:
         check_duckdb_adapter(lines)
         results = read_freshness(target_path(self.config) / "sources.json", started)
         # each table's age, the stale ones too: the next run reads them back (arrived_late)
-        ages = ", ".join(
-            f"{r.table} {r.age_hours:.1f} h old"
-            for r in results
-            if r.age_hours is not None and not r.has_no_time
-        )
+        ages = {
+            r.table: r.age_hours for r in results if r.age_hours is not None and not r.has_no_time
+        }
         page_views = next((r for r in results if r.table == "page_views"), None)
         if page_views is not None and page_views.age_hours is not None:
             if not page_views.has_no_time and not page_views.has_unreadable_times:
@@ -372,8 +372,10 @@ class ScheduledRun:
             results = [r for r in results if r not in quiet]
         quiet_spell = find_quiet_spell(results, self.config.export_dir)
         for result, _ in quiet_spell:
-            late = arrived_late(result, self.export_checked, self.export_named, started)
+            late = arrived_late(result, self.export_checked, started)
             if late is not None:  # new rows, hours old: no quiet spell
+                # this check, for the next run's: only rows newer than these stop it again
+                self.log.write("run", export_checked_line("stale", ages))
                 raise RunError(late, ExitCode.STALE_EXPORT)
         overlong = [(r, w) for r, w in quiet_spell if r.age_hours > QUIET_SPELL_MAX_HOURS]
         if overlong:  # the export job runs, but its query (or the site's tag) has stopped
@@ -410,8 +412,8 @@ class ScheduledRun:
         if code != 0 and (not quiet or any(r.status not in ("pass", "warn") for r in results)):
             raise self.dbt_failed("dbt source freshness", code, lines)
         warned = bool(quiet) or any(r.status == "warn" for r in results)
-        state = "export usable" if warned else "export fresh"  # a stale warning said why above
-        self.say(f"{state} ({ages})" if ages else state)
+        # a stale warning said why above
+        self.say(export_checked_line("usable" if warned else "fresh", ages))
 
     def build(self) -> None:
         started = time.time()
@@ -441,7 +443,7 @@ class ScheduledRun:
                 " leave out line_capi_build_info (--select, --exclude); nothing was sent",
                 ExitCode.BUILD_FAILED,
             )
-        self.say(f"dbt build ok: {dbt_error_line(lines)}")
+        self.say(f"{BUILD_OK}{dbt_error_line(lines)}")
         if not plugin_loaded:
             self.say(
                 f"warning: {PLUGIN_MISSING} (a"
@@ -454,28 +456,32 @@ class ScheduledRun:
         results = target_path(self.config) / "run_results.json"
         for warning in read_test_warnings(results, started, self.config.database):
             self.say(f"warning: {warning}")
-        trail = page_views_trail(self.newest_conversion(), self.page_view_newest, time.time())
+        trail = page_views_trail(self.without_page_view(), self.page_view_newest or 0, time.time())
         if trail is not None:
             self.say(f"warning: {trail}")
 
-    def newest_conversion(self) -> tuple[str, float] | None:
-        """The LINE event name and Unix time of the newest conversion the build just counted
-        (line_capi_coverage), or None (none; a database that cannot be read now)."""
+    def without_page_view(self) -> WithoutPageView | None:
+        """The conversions the build just made (sent or rejected: one without its page view
+        may have no other identifier) that carry no page view and are over
+        PAGE_VIEWS_BEHIND_HOURS newer than the export's newest page view (freshness check),
+        or None (no page view time; a database that cannot be read now). Read from
+        int_conversions_joined, the table both marts are made from."""
+        if self.page_view_newest is None:
+            return None
+        after = int(self.page_view_newest + PAGE_VIEWS_BEHIND_HOURS * 3600)
         try:
             with duckdb.connect(str(self.config.database), read_only=True) as con:
-                history = read_coverage(con)
+                row = con.execute(
+                    "select count(*), arg_max(event_name, event_timestamp), max(event_timestamp)"
+                    " from int_conversions_joined where event_timestamp > ?"
+                    " and web_url is null and web_ip_address is null and web_user_agent is null",
+                    [after],
+                ).fetchone()
         except duckdb.Error:
             return None
-        latest = history.latest if history is not None else None
-        times = [
-            (e.export_newest_at.replace(tzinfo=dt.UTC).timestamp(), name)
-            for name, e in (latest.events.items() if latest is not None else [])
-            if e.export_newest_at is not None
-        ]
-        if not times:
+        if not row or not row[0]:
             return None
-        at, name = max(times)
-        return name, at
+        return WithoutPageView(int(row[0]), str(row[1]), float(row[2]))
 
     def push(self) -> int:
         self.pushing = True
@@ -533,7 +539,7 @@ class ScheduledRun:
             try:
                 self.say(
                     f"start: project {self.config.project_dir}, database {self.config.database},"
-                    f" export {self.export_named}"
+                    f" export {self.config.export_dir or '(from the dbt vars)'}"
                 )
                 if self.config.export_note:
                     self.say(self.config.export_note)

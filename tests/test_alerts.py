@@ -820,6 +820,29 @@ def test_a_run_its_settings_stop_is_logged_alerted_and_shown_by_status(tmp_path)
     assert "exit 2 USAGE: LINE_CAPI_ALERT_PENDING_RUNS='0' must be" in status.stdout, status.stdout
 
 
+def test_a_settings_stops_lost_alert_is_posted_by_the_next_run(tmp_path):
+    """A run stopped by its settings said its lost alert on stderr only: the next run had nothing
+    to read back, and the streak alerts once. Its lines go to the run log too, and are carried."""
+    missing = tmp_path / "secrets" / "access-token"
+    env = {"LINE_ACCESS_TOKEN": "", "LINE_ACCESS_TOKEN_FILE": str(missing)}
+    duckdb.connect(str(tmp_path / "line_capi.duckdb")).close()
+    lost = {**env, "LINE_CAPI_ALERT_WEBHOOK": closed_port_url()}
+    r = sender_run(tmp_path, "http://127.0.0.1:9", env=lost)
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    assert "warning: alert not delivered: the alert webhook cannot be reached" in r.stderr
+    log = (tmp_path / "line_capi_run.log").read_text()
+    assert "run: alert: `sender run` exited 2 USAGE: LINE_ACCESS_TOKEN_FILE" in log, log
+    with webhook_receiver() as hook:
+        r = sender_run(
+            tmp_path, "http://127.0.0.1:9", env={**env, "LINE_CAPI_ALERT_WEBHOOK": hook.url}
+        )
+        texts = hook.texts()
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    assert len(texts) == 1, texts
+    assert "`sender run` exited 2 USAGE: LINE_ACCESS_TOKEN_FILE" in texts[0]
+    assert "(not delivered after the run that finished 20" in texts[0], texts[0]
+
+
 def test_a_run_that_keeps_failing_alerts_once_then_at_each_reminder(tmp_path):
     export = clock_export(tmp_path / "export", {"ORD-1": 31}, newest_hours=30)
     env = {"LINE_CAPI_ALERT_REPEAT_RUNS": "2"}

@@ -47,7 +47,7 @@ CONCURRENCY = 4
 FAULT_RATE = 0.4  # share of requests that get a fault
 CLIENT_TIMEOUT = 0.75  # seconds
 SLOW_ANSWER = 1.2  # seconds: beyond the client's timeout; the server then keeps the request
-MAX_RUNS = 10
+MAX_RUNS = 20  # a run stops at its second request in a row that uses up its retries
 POISONED = "bulk-00004321"
 KINDS = ("429", "500", "503", "drop", "slow")
 

@@ -38,6 +38,7 @@ from sender.dbt_vars import merge_vars, take_export_dir
 from sender.exit_codes import ExitCode
 from sender.freshness import PAGE_VIEWS_TRAIL, Freshness, arrived_late, read_freshness
 from sender.run_history import (
+    BUILD_OK,
     ROTATE_BYTES,
     ExportCheck,
     exit_codes,
@@ -163,6 +164,14 @@ def test_conversions_newer_than_every_page_view_are_warned_then_alerted(tmp_path
     identifiers' shares fall slowly (a build counts a day of conversions). Each run says how far
     the page views trail; the third in a row alerts, once."""
     export = clock_export(tmp_path / "export", {"ORD-1": 2.5}, newest_hours=2.5)
+    # a single-page app's purchase: its page view, though 2.4 h older, is there
+    with (export / "conversions.csv").open("a", newline="") as file:
+        file.write(f"buy,u0,ORD-0,{iso(time.time() - 0.1 * HOUR, True)},,,,pv-0\r\n")
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export)
+    assert r.returncode == ExitCode.OK, r.stderr
+    assert PAGE_VIEWS_TRAIL not in r.stderr
+    # one whose page view is not there
     with (export / "conversions.csv").open("a", newline="") as file:
         file.write(f"buy,u9,ORD-9,{iso(time.time() - 0.1 * HOUR, True)},,,,pv-9\r\n")
     said = []
@@ -171,9 +180,9 @@ def test_conversions_newer_than_every_page_view_are_warned_then_alerted(tmp_path
             r = sender_run(tmp_path, srv.url, export=export)
         assert r.returncode == ExitCode.OK, r.stderr
         assert re.search(
-            r"warning: the newest conversion \(Conversion, 0\.1 h old\) is 2\.4 h newer than the"
-            r" newest page view: the page_views export runs behind the conversions' or has"
-            r" stopped",
+            r"warning: 1 conversion carries no page view, the newest \(Conversion, 0\.1 h old\)"
+            r" 2\.4 h newer than the newest page view: the page_views export runs behind the"
+            r" conversions' or has stopped",
             r.stderr,
         ), r.stderr
         said.append([x for x in r.stderr.splitlines() if "run: alert: page views" in x])
@@ -189,10 +198,20 @@ def test_conversions_newer_than_every_page_view_are_warned_then_alerted(tmp_path
 def test_the_page_views_trail_alert_comes_once_per_streak(tmp_path):
     log = tmp_path / "run.log"
 
-    def runs(*trailing: bool) -> None:
+    def runs(*trailing: bool | None) -> None:
+        """A run that built, its page views trailing (True) or not; None: a run that did not
+        build (a stale export), with a run the lock refused inside it."""
         with log.open("a") as file:
             for trails in trailing:
                 file.write("2026-12-07T10:00:00Z run: start: project /p, database /d, export /e\n")
+                if trails is None:
+                    file.write(
+                        "2026-12-07T10:00:01Z run: start: project /p, database /d, export /e\n"
+                    )
+                    file.write("2026-12-07T10:00:01Z run: done: exit 13\n")
+                    file.write("2026-12-07T10:00:02Z run: done: exit 11\n")
+                    continue
+                file.write(f"2026-12-07T10:00:08Z run: {BUILD_OK}PASS=80\n")
                 if trails:
                     file.write(
                         f"2026-12-07T10:00:09Z run: warning: x is 2.0 h {PAGE_VIEWS_TRAIL}\n"
@@ -207,6 +226,11 @@ def test_the_page_views_trail_alert_comes_once_per_streak(tmp_path):
     assert run_warning_findings(log) == []  # said at the third
     runs(False, True, True, True)  # a run that kept up ends the streak: a new one alerts
     assert len(run_warning_findings(log)) == 1
+    # runs that did not build neither end the streak nor add to it
+    runs(False, True, None, True, None)
+    assert run_warning_findings(log) == []
+    runs(True)
+    assert len(run_warning_findings(log)) == 1
 
 
 def test_rows_that_arrive_hours_old_are_no_quiet_spell(tmp_path):
@@ -214,55 +238,69 @@ def test_rows_that_arrive_hours_old_are_no_quiet_spell(tmp_path):
     export that delivers its rows hours late: every run found the newest row 9 h old while the
     files were written minutes ago, called it a quiet spell ("no new row since", untrue: rows
     came every hour) and sent the events as 9 h old, for ever. New rows that were already past
-    the limit at the run before, which did not have them, are no quiet spell: the run stops."""
-    export = tmp_path / "export"
-    clock_export(export, {"ORD-1": 10}, newest_hours=10, written_hours=0.1)
-    with mock_server() as srv:
-        r = sender_run(tmp_path, srv.url, export=export)
-        assert srv.accepted == {("Conversion", "ORD-1"): 1}
+    the limit at the run before, which did not have them, are no quiet spell: the run stops.
+    Each sync writes a new folder behind the `current` link the job names, as the docs'
+    Datahub sync does."""
+    current = tmp_path / "current"
+
+    def sync(n: int, conversions: dict[str, float], newest: float) -> None:
+        clock_export(tmp_path / f"sync-{n}", conversions, newest_hours=newest, written_hours=0.1)
+        current.unlink(missing_ok=True)
+        current.symlink_to(tmp_path / f"sync-{n}")
+
+    def run(**values) -> subprocess.CompletedProcess:
+        with mock_server() as srv:
+            r = sender_run(tmp_path, srv.url, export=current, **values)
+            run.accepted = dict(srv.accepted)
+        return r
+
+    late = (
+        r"error: KARTE export table (conversions|page_views) is stale: its newest sync_date is"
+        r" {age} h old \(the limit is 6 h\), though newer rows came since the last run's check"
+        r" 0\.0 h ago, \d\.\d h old already then: the export delivers its rows over 6 h late, or"
+        r" writes its times with a wrong offset \(UTC written as \+09:00"
+    )
+    sync(1, {"ORD-1": 10}, newest=10)
+    r = run()
     assert r.returncode == ExitCode.OK, r.stderr
+    assert run.accepted == {("Conversion", "ORD-1"): 1}
     assert "no new row since (a quiet spell on the site)" in r.stderr
     assert "export usable (" in r.stderr and "conversions 10.0 h old" in r.stderr
-    # an hour's new conversion, 9 h old when it comes: the export's newest moves, still stale
-    clock_export(export, {"ORD-1": 10, "ORD-2": 9}, newest_hours=9, written_hours=0.1)
-    for _ in range(2):  # and again: nothing new since, but nothing on time either
-        with mock_server() as srv:
-            r = sender_run(tmp_path, srv.url, export=export)
-            assert srv.stats()["requests"] == 0
-        assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
-        line = one_error_line(r.stderr)
-        assert re.search(
-            r"error: KARTE export table (conversions|page_views) is stale: its newest sync_date is"
-            r" 9\.0 h old \(the limit is 6 h\), though newer rows came since the last run's check"
-            r" 0\.0 h ago, (8\.9|9\.0) h old already then: the export delivers its rows over 6 h"
-            r" late, or writes its times with a wrong offset \(UTC written as \+09:00",
-            line,
-        ), line
-        assert "dbt build ok" not in r.stderr
-    # a limit above the delay is the way out it names
-    with mock_server() as srv:
-        r = sender_run(tmp_path, srv.url, export=export, vars_="{karte_freshness_error_hours: 12}")
-        assert srv.accepted[("Conversion", "ORD-2")] == 1  # (a new server: a new destination)
+    # the next hour's conversion, 9 h old when it comes: the export's newest moves, still stale
+    sync(2, {"ORD-1": 10, "ORD-2": 9}, newest=9)
+    r = run()
+    assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
+    assert run.accepted == {} and "dbt build ok" not in r.stderr
+    assert re.search(late.format(age=r"9\.0"), one_error_line(r.stderr)), r.stderr
+    # nothing new since the run that stopped: a quiet spell again (the rows go out, said once)
+    r = run()
     assert r.returncode == ExitCode.OK, r.stderr
+    assert "no new row since (a quiet spell on the site)" in r.stderr
+    # each hour that brings rows hours old stops again
+    sync(3, {"ORD-1": 10, "ORD-2": 9, "ORD-3": 8.5}, newest=8.5)
+    r = run()
+    assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
+    assert re.search(late.format(age=r"8\.5"), one_error_line(r.stderr)), r.stderr
+    # a limit above the delay is the way out it names
+    r = run(vars_="{karte_freshness_error_hours: 12}")
+    assert r.returncode == ExitCode.OK, r.stderr
+    assert run.accepted[("Conversion", "ORD-3")] == 1  # (a new server: a new destination)
 
 
 def test_an_arrival_is_late_only_when_the_run_before_could_have_had_it():
     now = 1_800_000_000.0
     stale = Freshness("conversions", "error", age_hours=9.0, limit_hours=6)
-    hour_ago = ExportCheck(now - HOUR, "/e", {"conversions": 10.0})
-    assert arrived_late(stale, hour_ago, "/e", now) is not None
+    hour_ago = ExportCheck(now - HOUR, {"conversions": 10.0})
+    assert arrived_late(stale, hour_ago, now) is not None
     # the same newest row as the hour before: a quiet spell
-    assert (
-        arrived_late(stale, ExportCheck(now - HOUR, "/e", {"conversions": 8.0}), "/e", now) is None
-    )
+    assert arrived_late(stale, ExportCheck(now - HOUR, {"conversions": 8.0}), now) is None
     # runs six hours apart: a row 9 h old now was 3 h old at the last check, which may have
     # come minutes after it
-    six_ago = ExportCheck(now - 6 * HOUR, "/e", {"conversions": 20.0})
-    assert arrived_late(stale, six_ago, "/e", now) is None
-    # the last check read another export, or no such table, or there is none
-    assert arrived_late(stale, hour_ago, "/other", now) is None
-    assert arrived_late(stale, ExportCheck(now - HOUR, "/e", {}), "/e", now) is None
-    assert arrived_late(stale, None, "/e", now) is None
+    six_ago = ExportCheck(now - 6 * HOUR, {"conversions": 20.0})
+    assert arrived_late(stale, six_ago, now) is None
+    # the last check had no such table, or there is none
+    assert arrived_late(stale, ExportCheck(now - HOUR, {}), now) is None
+    assert arrived_late(stale, None, now) is None
 
 
 def test_an_export_written_every_hour_without_a_new_row_for_days_is_stale(tmp_path):

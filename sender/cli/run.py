@@ -217,7 +217,16 @@ def stopped_by_settings(
             log.close()
 
     def say(message: str) -> None:
-        typer.echo(message, err=True)
+        if log_path is None:
+            typer.echo(message, err=True)
+            return
+        # into the run log too, after the run's end: a lost alert's findings are read back from
+        # there and posted by the next run (sender.alerts.carried_findings)
+        said = RunLog(log_path)
+        try:
+            said.write("run", message, sys.stderr)
+        finally:
+            said.close()
 
     alerts.after_run(
         settings,
