@@ -217,19 +217,26 @@ def streak_before_last(path: Path) -> tuple[int, int] | None:
     return before, streak
 
 
-def log_database(path: Path) -> str | None:
-    """The database of the last run the log at ``path`` started (None: no log, no such line).
-    A log is one database's: two sites' jobs writing one would read each other's runs."""
+def _newest_run_line(path: Path, pattern: re.Pattern[str]) -> tuple[str, re.Match[str]] | None:
+    """The time and match of the newest of the run's own lines in the tail of the log at
+    ``path`` that ``pattern`` matches (None: no log, no such line)."""
     try:
         lines = _tail(path)
     except OSError:
         return None
     for line in reversed(lines):
         match = _LINE.match(line)
-        started = _START_RUN.match(match.group(2)) if match else None
-        if started:
-            return started.group(1)
+        found = pattern.match(match.group(2)) if match else None
+        if found:
+            return match.group(1), found
     return None
+
+
+def log_database(path: Path) -> str | None:
+    """The database of the last run the log at ``path`` started (None: no log, no such line).
+    A log is one database's: two sites' jobs writing one would read each other's runs."""
+    started = _newest_run_line(path, _START_RUN)
+    return started[1].group(1) if started else None
 
 
 def last_send_of(path: Path, database: Path, *, sample: Callable[[Path], bool]) -> str | None:
@@ -351,18 +358,13 @@ def last_export_check(path: Path) -> ExportCheck | None:
     (None: no log, no such line in its tail). Read before this run logs its own. A log is one
     database's, whose runs read one export (its folder's name, behind a `current` link, changes
     with each sync)."""
-    try:
-        lines = _tail(path)
-    except OSError:
+    found = _newest_run_line(path, _EXPORT_CHECKED)
+    if found is None:
         return None
-    for line in reversed(lines):
-        match = _LINE.match(line)
-        checked = _EXPORT_CHECKED.match(match.group(2)) if match else None
-        if checked:
-            at = dt.datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-            ages = {name: float(hours) for name, hours in _TABLE_AGE.findall(checked.group(1))}
-            return ExportCheck(at.timestamp(), ages)
-    return None
+    stamp, checked = found
+    at = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    ages = {name: float(hours) for name, hours in _TABLE_AGE.findall(checked.group(1))}
+    return ExportCheck(at.timestamp(), ages)
 
 
 # What sender.alerts.notify says of an alert the webhook did not take, and then each of its
