@@ -1017,9 +1017,7 @@ def after_run(
                 if finding not in said:
                     say(f"alert: {scrub(finding)}")
             return
-        # not by a run the lock refused: it may run inside the run whose alert was lost, which
-        # carries it once it ends
-        if run_log is not None and exit_code != ExitCode.ALREADY_RUNNING:
+        if run_log is not None:
             findings += carried_findings(undelivered_alert(run_log), findings)
         undelivered = notify(settings, where, findings, say)
 

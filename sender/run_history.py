@@ -143,6 +143,18 @@ def _tail(path: Path) -> list[str]:
     return lines[1:] if size > _TAIL_BYTES else lines  # the first may be cut
 
 
+def _tail_across(path: Path) -> list[str]:
+    """The end of the log at ``path``, with the end of its rotated part before it when the log
+    itself is shorter than what is read: a run just after the rotation reads the runs before."""
+    lines = _tail(path)
+    if path.stat().st_size >= _TAIL_BYTES:
+        return lines
+    try:
+        return _tail(rotated(path)) + lines
+    except OSError:
+        return lines
+
+
 def _done_lines_backwards(path: Path) -> Iterator[tuple[str, int]]:
     """(when, exit code) of the finished runs in the log at ``path``, newest first, read from the
     end a block at a time (a full run logs about 17 KB)."""
@@ -221,7 +233,7 @@ def _newest_run_line(path: Path, pattern: re.Pattern[str]) -> tuple[str, re.Matc
     """The time and match of the newest of the run's own lines in the tail of the log at
     ``path`` that ``pattern`` matches (None: no log, no such line)."""
     try:
-        lines = _tail(path)
+        lines = _tail_across(path)
     except OSError:
         return None
     for line in reversed(lines):
@@ -333,7 +345,7 @@ def last_run(path: Path) -> LastRun | None:
 # fresh, usable (with a warning) or stale (the run stops; in the log only), and each table's
 # newest row as an age at that moment, "conversions 9.2 h old".
 EXPORT_STATES = ("fresh", "usable", "stale")
-_EXPORT_CHECKED = re.compile(r"^export (?:fresh|usable|stale) \((.*)\)$")
+_EXPORT_CHECKED = re.compile(r"^export (fresh|usable|stale) \((.*)\)$")
 _TABLE_AGE = re.compile(r"([a-z_]+) (-?\d+(?:\.\d+)?) h old")
 
 
@@ -346,11 +358,13 @@ def export_checked_line(state: str, ages: dict[str, float]) -> str:
 
 @dataclass(frozen=True)
 class ExportCheck:
-    """An earlier run's freshness check, as its run log tells it: when (Unix seconds), and each
-    table's newest row's age in hours then."""
+    """An earlier run's freshness check, as its run log tells it: when (Unix seconds), each
+    table's newest row's age in hours then, and whether that run stopped on rows that came late
+    (EXPORT_STATES: "stale")."""
 
     at: float
     ages: dict[str, float]
+    state: str = "usable"
 
 
 def last_export_check(path: Path) -> ExportCheck | None:
@@ -363,39 +377,41 @@ def last_export_check(path: Path) -> ExportCheck | None:
         return None
     stamp, checked = found
     at = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-    ages = {name: float(hours) for name, hours in _TABLE_AGE.findall(checked.group(1))}
-    return ExportCheck(at.timestamp(), ages)
+    ages = {name: float(hours) for name, hours in _TABLE_AGE.findall(checked.group(2))}
+    return ExportCheck(at.timestamp(), ages, checked.group(1))
 
 
 # What sender.alerts.notify says of an alert the webhook did not take, and then each of its
 # findings, after the run's `done` line.
 _NOT_DELIVERED = re.compile(r"^warning: alert not delivered: ")
+_DELIVERED = re.compile(r"^alert sent to the alert webhook ")
 _SAID_INSTEAD = re.compile(r"^alert: (.*)$")
 
 
 def undelivered_alert(path: Path) -> tuple[str, list[str]] | None:
-    """The findings of the alert that the webhook did not take after the run before the last one
-    in the log at ``path`` (its lines follow that run's `done` line, before the last run's
-    start), and when that run finished; None when it was delivered, or there was none."""
+    """The findings of the last alert in the log at ``path`` that the webhook did not take, and
+    when it was said, unless an alert was delivered since (the run that posted it carried them);
+    None when there is none. A run the lock refused, a run stopped by its settings, nested in
+    another or not, carry it alike."""
     try:
-        lines = _tail(path)
+        lines = _tail_across(path)
     except OSError:
         return None
-    after: list[str] = []  # the lines between a run's start and the `done` before it, newest first
-    started = False
+    said: list[str] = []  # the `alert:` lines after the newest match, newest first
     for line in reversed(lines):
         match = _LINE.match(line)
         if not match:
             continue
         stamp, text = match.groups()
-        if text.startswith("start:"):
-            started, after = True, []
-        elif started and _DONE.match(text):
-            lost = any(_NOT_DELIVERED.match(t) for t in after)
-            findings = [m.group(1) for t in reversed(after) if (m := _SAID_INSTEAD.match(t))]
-            return (stamp, findings) if lost and findings else None
-        elif started:
-            after.append(text)
+        if _DELIVERED.match(text):
+            return None
+        if _NOT_DELIVERED.match(text):
+            findings = [m.group(1) for t in reversed(said) if (m := _SAID_INSTEAD.match(t))]
+            return (stamp, findings) if findings else None
+        if _SAID_INSTEAD.match(text):
+            said.append(text)
+        elif said:  # the alert lines of a run without a webhook: not a lost alert
+            said = []
     return None
 
 
@@ -409,7 +425,7 @@ def runs_in_a_row_saying(path: Path, text: str) -> int:
     the log read). A run that did not build (refused by the lock, stopped by a stale export or
     its settings) neither breaks the streak nor adds to it."""
     try:
-        lines = _tail(path)
+        lines = _tail_across(path)
     except OSError:
         return 0
     runs, said = 0, False

@@ -58,14 +58,17 @@ _OWN_STREAMS = {
 class RunLog:
     """Timestamped lines to the log file (appended) and, when asked, to a console stream."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, rotate: bool = True) -> None:
+        """``rotate``: move a log past ROTATE_BYTES aside first; not for the lines said after a
+        run's end (its alert, its heartbeat), which belong with that run."""
         self.path = path
         try:
             own = _OWN_STREAMS.get(str(path))
             if own is not None:
                 self._file = os.fdopen(os.dup(own), "a", encoding="utf-8")
             else:
-                rotate_if_large(path)
+                if rotate:
+                    rotate_if_large(path)
                 self._file = private_file(path, "a")
         except OSError as exc:  # a folder, a read-only place: the user's path, not a bug
             raise RunLogError(path, exc.strerror or type(exc).__name__) from None

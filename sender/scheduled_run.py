@@ -391,6 +391,14 @@ class ScheduledRun:
             if behind := page_views_behind(results, result):
                 self.say(f"warning: {result.describe()}{behind}; the run goes on")
                 continue
+            if self.export_checked is not None and self.export_checked.state == "stale":
+                self.say(
+                    f"warning: {result.describe()}: no new row since the last run, which stopped"
+                    " on rows that came hours late; they go out in this run, as old as their"
+                    " times say (times early by a wrong offset go out wrong: fix the export,"
+                    " docs/troubleshooting.md); the run goes on"
+                )
+                continue
             self.say(
                 f"warning: {result.describe()}, but its files were written {written:.1f} h ago:"
                 " no new row since (a quiet spell on the site); the run goes on"
@@ -462,7 +470,7 @@ class ScheduledRun:
 
     def without_page_view(self) -> WithoutPageView | None:
         """The conversions the build just made (sent or rejected: one without its page view
-        may have no other identifier) that carry no page view and are over
+        may have no other identifier) whose pv_id names no page view of the export, over
         PAGE_VIEWS_BEHIND_HOURS newer than the export's newest page view (freshness check),
         or None (no page view time; a database that cannot be read now). Read from
         int_conversions_joined, the table both marts are made from."""
@@ -474,7 +482,8 @@ class ScheduledRun:
                 row = con.execute(
                     "select count(*), arg_max(event_name, event_timestamp), max(event_timestamp)"
                     " from int_conversions_joined where event_timestamp > ?"
-                    " and web_url is null and web_ip_address is null and web_user_agent is null",
+                    # a pv_id, and no page view of it (one matched has its time difference)
+                    " and pv_id is not null and seconds_after_page_view is null",
                     [after],
                 ).fetchone()
         except duckdb.Error:

@@ -44,6 +44,7 @@ from sender.run_history import (
     exit_codes,
     last_run,
     streak_before_last,
+    undelivered_alert,
 )
 from sender.run_locks import TARGET_LOCK_NAME, current_user, lock_path
 from sender.run_log import RunLog
@@ -164,9 +165,11 @@ def test_conversions_newer_than_every_page_view_are_warned_then_alerted(tmp_path
     identifiers' shares fall slowly (a build counts a day of conversions). Each run says how far
     the page views trail; the third in a row alerts, once."""
     export = clock_export(tmp_path / "export", {"ORD-1": 2.5}, newest_hours=2.5)
-    # a single-page app's purchase: its page view, though 2.4 h older, is there
+    # a single-page app's purchase: its page view, though 2.4 h older, is there; an order
+    # entered in the back office has no page view at all (no pv_id)
     with (export / "conversions.csv").open("a", newline="") as file:
         file.write(f"buy,u0,ORD-0,{iso(time.time() - 0.1 * HOUR, True)},,,,pv-0\r\n")
+        file.write(f"buy,u0,ORD-B,{iso(time.time() - 0.1 * HOUR, True)},,,,\r\n")
     with mock_server() as srv:
         r = sender_run(tmp_path, srv.url, export=export)
     assert r.returncode == ExitCode.OK, r.stderr
@@ -272,10 +275,14 @@ def test_rows_that_arrive_hours_old_are_no_quiet_spell(tmp_path):
     assert r.returncode == ExitCode.STALE_EXPORT, r.stderr
     assert run.accepted == {} and "dbt build ok" not in r.stderr
     assert re.search(late.format(age=r"9\.0"), one_error_line(r.stderr)), r.stderr
-    # nothing new since the run that stopped: a quiet spell again (the rows go out, said once)
+    # nothing new since the run that stopped: the rows go out, said for what they are
     r = run()
     assert r.returncode == ExitCode.OK, r.stderr
-    assert "no new row since (a quiet spell on the site)" in r.stderr
+    assert "no new row since (a quiet spell on the site)" not in r.stderr
+    assert (
+        ": no new row since the last run, which stopped on rows that came hours late; they go"
+        " out in this run, as old as their times say" in r.stderr
+    )
     # each hour that brings rows hours old stops again
     sync(3, {"ORD-1": 10, "ORD-2": 9, "ORD-3": 8.5}, newest=8.5)
     r = run()
@@ -2122,3 +2129,54 @@ def test_a_database_held_by_another_process_is_exit_5_not_a_failed_build(tmp_pat
         " run, a dbt build, or a DuckDB shell left open)" in line
     ), line
     assert "Conflicting lock" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_lost_alert_is_found_past_runs_that_posted_nothing_and_across_the_rotation(tmp_path):
+    log = tmp_path / "run.log"
+    lost = (
+        "2026-12-07T10:00:00Z run: start: project /p, database /d, export /e\n"
+        "2026-12-07T10:00:09Z run: done: exit 11\n"
+        "2026-12-07T10:00:10Z run: warning: alert not delivered: the alert webhook answered 500\n"
+        "2026-12-07T10:00:10Z run: alert: `sender run` exited 11 STALE_EXPORT: why\n"
+    )
+    refused = (  # `sender backup` held the lock: nothing to alert on, nothing posted
+        "2026-12-07T11:00:00Z run: start: project /p, database /d, export /e\n"
+        "2026-12-07T11:00:00Z run: error: another sender run holds the lock\n"
+        "2026-12-07T11:00:00Z run: done: exit 13\n"
+    )
+    log.write_text(lost + refused)
+    assert undelivered_alert(log) == (
+        "2026-12-07T10:00:10Z",
+        ["`sender run` exited 11 STALE_EXPORT: why"],
+    )
+    # a run without a webhook says its findings as alert lines: not a lost alert
+    log.write_text(refused + "2026-12-07T11:00:01Z run: alert: `sender run` exited 13\n")
+    assert undelivered_alert(log) is None
+    # posted since: the run that posted it carried it
+    log.write_text(lost + refused + "2026-12-07T12:00:11Z run: alert sent to the alert webhook (1")
+    assert undelivered_alert(log) is None
+    # the log rotated after the run that lost it: read in its rotated part
+    rotated_part = tmp_path / "run.log.1"
+    rotated_part.write_text(lost)
+    log.write_text(refused)
+    assert undelivered_alert(log) is not None
+    # and a streak of warnings is counted across the rotation too
+    built = "2026-12-07T10:00:08Z run: dbt build ok: PASS=80\n"
+    warned = f"2026-12-07T10:00:09Z run: warning: x {PAGE_VIEWS_TRAIL}\n"
+    rotated_part.write_text((built + warned) * 2)
+    log.write_text(built + warned)
+    assert len(run_warning_findings(log)) == 1
+
+
+def test_the_lines_said_after_a_run_stay_in_its_log_however_large(tmp_path):
+    """The alert and heartbeat lines follow the run's `done` line: a log rotated between them
+    lost them to `sender status` and to the next run's carry of a lost alert."""
+    log = tmp_path / "run.log"
+    log.write_bytes(b"x" * (ROTATE_BYTES + 1))
+    after = RunLog(log, rotate=False)
+    after.write("run", "heartbeat sent")
+    after.close()
+    assert not (tmp_path / "run.log.1").exists()
+    assert log.read_text().endswith("run: heartbeat sent\n")
+    RunLog(log).close()  # a run's start moves it aside
+    assert (tmp_path / "run.log.1").exists()

@@ -163,7 +163,7 @@ def run_command(
         code = int(ExitCode.INTERNAL_ERROR)
 
     def say(message: str) -> None:
-        log = RunLog(config.log_file)
+        log = RunLog(config.log_file, rotate=False)
         try:
             log.write("run", message, sys.stderr)
         finally:
@@ -222,7 +222,7 @@ def stopped_by_settings(
             return
         # into the run log too, after the run's end: a lost alert's findings are read back from
         # there and posted by the next run (sender.alerts.carried_findings)
-        said = RunLog(log_path)
+        said = RunLog(log_path, rotate=False)
         try:
             said.write("run", message, sys.stderr)
         finally:
