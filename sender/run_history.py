@@ -421,7 +421,7 @@ BUILD_OK = "dbt build ok: "
 
 def runs_in_a_row_saying(path: Path, text: str) -> int:
     """How many of the last runs in the log at ``path`` that built, the last one first, logged
-    a line of their own holding ``text`` after their build, in a row (as far back as the end of
+    a warning of their own holding ``text`` after their build, in a row (as far back as the end of
     the log read). A run that did not build (refused by the lock, stopped by a stale export or
     its settings) neither breaks the streak nor adds to it."""
     try:
@@ -433,8 +433,8 @@ def runs_in_a_row_saying(path: Path, text: str) -> int:
         match = _LINE.match(line)
         if not match:
             continue
-        if text in match.group(2):
-            said = True
+        if match.group(2).startswith("warning: ") and text in match.group(2):
+            said = True  # its warning, not an alert line that quotes it after the run
         elif match.group(2).startswith(BUILD_OK):
             if not said:
                 break

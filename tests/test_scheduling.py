@@ -234,6 +234,13 @@ def test_the_page_views_trail_alert_comes_once_per_streak(tmp_path):
     assert run_warning_findings(log) == []
     runs(True)
     assert len(run_warning_findings(log)) == 1
+    # a run that kept up, whose alert (a lost one, carried) quotes the warning after it: an
+    # alert line is no warning of that run's
+    runs(False, False)
+    with log.open("a") as file:
+        file.write(f"2026-12-07T10:00:11Z run: alert: x {PAGE_VIEWS_TRAIL} (not delivered after)\n")
+    runs(True, True)
+    assert run_warning_findings(log) == []  # two runs in a row, not three
 
 
 def test_rows_that_arrive_hours_old_are_no_quiet_spell(tmp_path):
