@@ -221,22 +221,23 @@ PAGE_VIEWS_TRAIL = "newer than the newest page view"
 class WithoutPageView:
     """The conversions of a build, sent or rejected, that carry no page view and are over
     PAGE_VIEWS_BEHIND_HOURS newer than the export's newest page view: how many, and the newest's
-    LINE event name and Unix time."""
+    LINE event name and Unix time, and the newest page view's."""
 
     count: int
     newest_name: str
     newest_at: float
+    page_view_at: float
 
 
-def page_views_trail(found: WithoutPageView | None, page_view: float, now: float) -> str | None:
-    """The warning for ``found`` (None: none), against the export's newest page view (Unix
-    time). Each conversion fires on a page view the same export holds, and is sent with what its
-    page view carries when it is built: one built before its page view came goes without IP
-    address, user agent, web fields and the click id of that visit, for good. A conversion whose
-    page view is there, however much older (a single-page app's purchase), is not counted."""
+def page_views_trail(found: WithoutPageView | None, now: float) -> str | None:
+    """The warning for ``found`` (None: none). Each conversion fires on a page view the same
+    export holds, and is sent with what its page view carries when it is built: one built
+    before its page view came goes without IP address, user agent, web fields and the click id
+    of that visit, for good. A conversion whose page view is there, however much older (a
+    single-page app's purchase), is not counted."""
     if found is None or not found.count:
         return None
-    gap = (found.newest_at - page_view) / 3600
+    gap = (found.newest_at - found.page_view_at) / 3600
     many = f"{found.count:,} conversions carry" if found.count > 1 else "1 conversion carries"
     age = (now - found.newest_at) / 3600
     return (

@@ -464,7 +464,7 @@ class ScheduledRun:
         results = target_path(self.config) / "run_results.json"
         for warning in read_test_warnings(results, started, self.config.database):
             self.say(f"warning: {warning}")
-        trail = page_views_trail(self.without_page_view(), self.page_view_newest or 0, time.time())
+        trail = page_views_trail(self.without_page_view(), time.time())
         if trail is not None:
             self.say(f"warning: {trail}")
 
@@ -474,9 +474,10 @@ class ScheduledRun:
         PAGE_VIEWS_BEHIND_HOURS newer than the export's newest page view (freshness check),
         or None (no page view time; a database that cannot be read now). Read from
         int_conversions_joined, the table both marts are made from."""
-        if self.page_view_newest is None:
+        page_view = self.page_view_newest
+        if page_view is None:
             return None
-        after = int(self.page_view_newest + PAGE_VIEWS_BEHIND_HOURS * 3600)
+        after = int(page_view + PAGE_VIEWS_BEHIND_HOURS * 3600)
         try:
             with duckdb.connect(str(self.config.database), read_only=True) as con:
                 row = con.execute(
@@ -490,7 +491,7 @@ class ScheduledRun:
             return None
         if not row or not row[0]:
             return None
-        return WithoutPageView(int(row[0]), str(row[1]), float(row[2]))
+        return WithoutPageView(int(row[0]), str(row[1]), float(row[2]), page_view)
 
     def push(self) -> int:
         self.pushing = True

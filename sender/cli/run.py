@@ -222,7 +222,11 @@ def stopped_by_settings(
             return
         # into the run log too, after the run's end: a lost alert's findings are read back from
         # there and posted by the next run (sender.alerts.carried_findings)
-        said = RunLog(log_path, rotate=False)
+        try:
+            said = RunLog(log_path, rotate=False)
+        except ConfigError:  # written a moment ago, refused now: the console still gets it
+            typer.echo(message, err=True)
+            return
         try:
             said.write("run", message, sys.stderr)
         finally:
