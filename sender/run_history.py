@@ -350,9 +350,10 @@ _TABLE_AGE = re.compile(r"([a-z_]+) (-?\d+(?:\.\d+)?) h old")
 
 
 def export_checked_line(state: str, ages: dict[str, float]) -> str:
-    """The line that ends a freshness check, which last_export_check reads back."""
+    """The line that ends a freshness check, which last_export_check reads back: the tables by
+    name (dbt lists them as its threads finish)."""
     assert state in EXPORT_STATES
-    said = ", ".join(f"{table} {age:.1f} h old" for table, age in ages.items())
+    said = ", ".join(f"{table} {ages[table]:.1f} h old" for table in sorted(ages))
     return f"export {state} ({said})" if said else f"export {state}"
 
 

@@ -38,8 +38,6 @@ import json
 import os
 import pkgutil
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -87,20 +85,9 @@ def sender_env() -> dict[str, str]:
 
 
 def _as_dbt(args: list[str]) -> None:
-    """This file run as `dbt <args>` (by `sender run`, through LINE_CAPI_DBT): the server's child
-    writes to this process's standard streams, gets the signals this process gets, and this
-    process ends as it ended, with its exit code or by its signal."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.connect(os.environ[SERVER_ENV])
-        pid, answers = forkserver.start(conn, args, os.getcwd(), dict(os.environ), [0, 1, 2])
-        for forwarded in FORWARDED:
-            signal.signal(forwarded, lambda number, _: os.kill(pid, number))
-        code = forkserver.exit_code(pid, answers, "dbt")
-    if code < 0:
-        if -code in FORWARDED:
-            signal.signal(-code, signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
-    sys.exit(code)
+    """This file run as `dbt <args>` (by `sender run`, through LINE_CAPI_DBT): see
+    forkserver.act_as."""
+    forkserver.act_as(os.environ[SERVER_ENV], args, "dbt")
 
 
 # ---------------------------------------------------------------------------------- server side

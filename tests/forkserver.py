@@ -33,6 +33,7 @@ from pathlib import Path
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)  # see become_caller
 SERVE = "--serve-forks"  # a server script's first argument, then its socket's path
+FORKED = "forked"  # beside the socket: each forked command's arguments, one JSON line each
 
 
 class Client:
@@ -65,6 +66,13 @@ class Client:
                 raise RuntimeError(f"the {self.name} fork server could not start (see above)")
             self._server = (server, address)
         return self._server[1]
+
+    def forked(self) -> list[list[str]]:
+        """The arguments of every command the server forked so far, in order."""
+        if self._server is None:
+            return []
+        record = Path(self._server[1]).with_name(FORKED)
+        return [json.loads(line) for line in record.read_text().splitlines()]
 
     def run(
         self,
@@ -137,6 +145,24 @@ def exit_code(pid: int, answers, name: str) -> int:
     return int(answer.split()[1])
 
 
+def act_as(address: str, args: list[str], name: str) -> None:
+    """This process run as the program (the server's command with ``args``, started by a
+    program under test as it starts the real one): the server's child writes to this process's
+    standard streams, gets the signals this process gets, and this process ends as it ended,
+    with its exit code or by its signal."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(address)
+        pid, answers = start(conn, args, os.getcwd(), dict(os.environ), [0, 1, 2])
+        for forwarded in FORWARDED:
+            signal.signal(forwarded, lambda number, _: os.kill(pid, number))
+        code = exit_code(pid, answers, name)
+    if code < 0:
+        if -code in FORWARDED:
+            signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    sys.exit(code)
+
+
 # ---------------------------------------------------------------------------------- server side
 
 
@@ -166,6 +192,8 @@ def serve(
     it exits as the command exits), then ``after(what before returned)`` once it ended."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # handlers are reaped by the kernel
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # _stop: exit as Python exits
+    record = os.path.join(os.path.dirname(address), FORKED)
+    Path(record).touch()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(address + ".binding")
     listener.listen()
@@ -183,11 +211,11 @@ def serve(
             listener.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            _handle(conn, become, before, after)  # never returns: its process exits
+            _handle(conn, record, become, before, after)  # never returns: its process exits
         conn.close()
 
 
-def _handle(conn: socket.socket, become, before, after) -> None:
+def _handle(conn: socket.socket, record: str, become, before, after) -> None:
     """In the handler: fork the command, say its pid, wait for it, say how it ended."""
     message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
     while not message.endswith(b"\n"):
@@ -196,6 +224,8 @@ def _handle(conn: socket.socket, become, before, after) -> None:
             os._exit(1)
         message += more
     request = json.loads(message)
+    with open(record, "a") as forked:  # one write of one line: the handlers' lines stay whole
+        forked.write(json.dumps(request["args"]) + "\n")
     prepared = before(request)
     pid = os.fork()
     if pid == 0:

@@ -18,10 +18,17 @@ Typer and pyarrow read as the server imports them (TYPER_*, ARROW_*). A command 
 environment differs from the server's in any of these, whose working folder holds another
 `sender`, or with env LINE_CAPI_TEST_SENDER=subprocess is a plain process (`make test` passes
 either way; the server only saves time).
+
+A `sender run` forked here starts its push (`python -m sender --debug push`, as
+sys.executable) from the same server: its sys.executable is a script in the server's folder
+that acts as that Python (as_python), beside a `dbt` that is the real one (the run looks for
+dbt next to its Python). It forwards `-m sender ...` to the server when it would fork, and else
+becomes the real Python.
 """
 
 from __future__ import annotations
 
+import json
 import locale
 import os
 import runpy
@@ -51,6 +58,10 @@ STARTUP = (
     "JE_ARROW_",
 )
 _server = forkserver.Client(str(Path(__file__).resolve()), "sender", env=lambda: _server_env())
+# what a forked command's Python (as_python) reads: the server's socket, and what the server's
+# interpreter started with (see forks)
+SERVER_ENV = "LINE_CAPI_TEST_SENDER_SERVER"
+STARTUP_ENV = "LINE_CAPI_TEST_SENDER_STARTUP"
 
 
 def run(
@@ -107,12 +118,27 @@ def run(
     return subprocess.CompletedProcess(command, code, stdout, _text(b"".join(read[err_read])))
 
 
-def forks(env: dict[str, str], cwd: Path) -> bool:
-    """Whether a command with ``env`` in ``cwd`` is forked from the server: it would start as
-    the server's interpreter started, with the same `sender`."""
+def forked() -> list[list[str]]:
+    """The arguments of every command this process's server forked so far."""
+    return _server.forked()
+
+
+def python_env() -> dict[str, str]:
+    """What a forked command's Python (as_python) reads in its environment, for this process's
+    server (started if it was not)."""
+    address = _server.address()
+    return {SERVER_ENV: address, STARTUP_ENV: json.dumps(_startup(_server.started_env))}
+
+
+def forks(env: dict[str, str], cwd: Path, started: dict[str, str] | None = None) -> bool:
+    """Whether a command with ``env`` in ``cwd`` is forked from the server, whose interpreter
+    started with ``started`` (by default this process's server): it would start as the
+    server's interpreter started, with the same `sender`."""
     if os.environ.get("LINE_CAPI_TEST_SENDER") == "subprocess":
         return False
-    if _startup(env) != _startup(_server.started_env or _server_env()):
+    if started is None:
+        started = _server.started_env or _server_env()
+    if _startup(env) != _startup(started):
         return False
     if not all(os.path.isabs(entry) for entry in env.get("PYTHONPATH", "").split(os.pathsep)):
         return False  # Python makes a relative entry absolute in its own folder
@@ -154,13 +180,49 @@ def _text(data: bytes) -> str:
 # ---------------------------------------------------------------------------------- server side
 
 
+def as_python(args: list[str]) -> None:
+    """The Python of a forked command (its sys.executable), run with ``args``: `-m sender ...`
+    from the server when it would fork there, else the real Python, which runs this script."""
+    started = json.loads(os.environ.get(STARTUP_ENV, "null"))
+    if args[:2] == ["-m", "sender"] and started is not None:
+        if forks(dict(os.environ), Path.cwd(), started):
+            forkserver.act_as(os.environ[SERVER_ENV], args[2:], "sender")
+    os.execv(sys.executable, [sys.executable, *args])  # noqa: S606  (as the real Python)
+
+
+# ---------------------------------------------------------------------------------- server side
+
+# in the server: the script forked commands have as their Python (as_python), and what it reads
+_python, _python_env = "", {}
+
+
 def _serve(address: str) -> None:
+    global _python, _python_env
     sys.path[0] = str(REPO)  # as for `python -m sender` in the checkout, not this file's folder
     import sender.cli  # noqa: F401  (and with it every module of the sender but dbt's plugin)
 
     _import_on_first_use()
+    _python = _python_beside_dbt(Path(address).parent)
+    _python_env = {SERVER_ENV: address, STARTUP_ENV: json.dumps(_startup(dict(os.environ)))}
     forkserver.freeze("sender")
     forkserver.serve(address, _become_sender)
+
+
+def _python_beside_dbt(folder: Path) -> str:
+    """A script in ``folder`` that runs as_python, and beside it the `dbt` next to the real
+    Python, which a run looks for there. It runs on the real Python without site-packages (-S):
+    it needs only this file and tests/forkserver.py."""
+    python = folder / "python"
+    python.write_text(
+        f"#!{sys.executable} -S\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
+        "import sender_forkserver\n"
+        "sender_forkserver.as_python(sys.argv[1:])\n"
+    )
+    python.chmod(0o755)
+    (folder / "dbt").symlink_to(Path(sys.executable).parent / "dbt")
+    return str(python)
 
 
 def _import_on_first_use() -> None:
@@ -175,6 +237,10 @@ def _become_sender(request: dict) -> None:
     caller's."""
     sys.path[0] = os.getcwd()  # -m puts the working folder first
     sys.argv = [sys.executable, *request["args"]]  # runpy sets argv[0] to __main__.py's path
+    # the push of a `sender run` starts from the server too, and so does a command that one of
+    # its commands starts (their environments hold what as_python reads)
+    sys.executable = _python
+    os.environ.update(_python_env)
     runpy.run_module("sender", run_name="__main__", alter_sys=True)
     sys.exit(0)
 

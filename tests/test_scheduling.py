@@ -42,6 +42,7 @@ from sender.run_history import (
     ROTATE_BYTES,
     ExportCheck,
     exit_codes,
+    export_checked_line,
     last_run,
     streak_before_last,
     undelivered_alert,
@@ -309,6 +310,16 @@ def test_an_arrival_is_late_only_when_the_run_before_could_have_had_it():
     # the last check had no such table, or there is none
     assert arrived_late(stale, ExportCheck(now - HOUR, {}), now) is None
     assert arrived_late(stale, None, now) is None
+
+
+def test_the_freshness_line_names_the_tables_by_name_whatever_order_dbt_found_them_in():
+    """dbt lists the tables as its threads finish: one run's line would differ from the next's."""
+    for ages in (
+        {"page_views": 0.2, "conversions": 9.25},
+        {"conversions": 9.25, "page_views": 0.2},
+    ):
+        line = export_checked_line("fresh", ages)
+        assert line == "export fresh (conversions 9.2 h old, page_views 0.2 h old)"
 
 
 def test_an_export_written_every_hour_without_a_new_row_for_days_is_stale(tmp_path):

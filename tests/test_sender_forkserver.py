@@ -10,25 +10,27 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import sender_forkserver
+from schedule_fixtures import clock_export, sender_run
 from sender_fixtures import FAST, REPO, mock_server, run_cli, sender_env
 
 from sender.exit_codes import ExitCode
 
 
+def refuse_plain(*_, **__):
+    raise AssertionError("ran as a plain process, not forked")
+
+
 def forked(monkeypatch, args, env, **options):
     """The command run by the server, the plain path refused: a fallback cannot pass for a
     fork (and the server is tested whatever LINE_CAPI_TEST_SENDER says)."""
-
-    def refused(*_, **__):
-        raise AssertionError("ran as a plain process, not forked")
-
     with monkeypatch.context() as patch:
-        patch.setattr(sender_forkserver, "_plain", refused)
+        patch.setattr(sender_forkserver, "_plain", refuse_plain)
         patch.delenv("LINE_CAPI_TEST_SENDER", raising=False)
         return run_cli(args, env, **options)
 
@@ -149,3 +151,69 @@ def test_a_working_folder_that_does_not_exist_is_refused_as_subprocess_run_refus
     monkeypatch.delenv("LINE_CAPI_TEST_SENDER", raising=False)
     with pytest.raises(FileNotFoundError):
         run_cli(["--version"], {}, cwd=tmp_path / "gone")
+
+
+def test_the_push_of_a_forked_run_is_forked_too_and_sends_as_a_plain_runs(tmp_path, monkeypatch):
+    """A forked `sender run` starts its push as `python -m sender --debug push` with its
+    sys.executable, which forwards it to the server; a plain run's push is a plain process."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1, "ORD-2": 2}, newest_hours=0.2)
+    results, requests = {}, {}
+    with mock_server() as srv:
+        for how in ("forked", "plain"):
+            folder = tmp_path / how
+            folder.mkdir()
+            with monkeypatch.context() as patch:
+                if how == "forked":
+                    patch.setattr(sender_forkserver, "_plain", refuse_plain)
+                    patch.delenv("LINE_CAPI_TEST_SENDER", raising=False)
+                else:
+                    patch.setenv("LINE_CAPI_TEST_SENDER", "subprocess")
+                before = len(sender_forkserver.forked())
+                results[how] = sender_run(folder, srv.url, export=export)
+                requests[how] = sender_forkserver.forked()[before:]
+        assert srv.stats()["requests"] == 2
+    assert [r.returncode for r in results.values()] == [ExitCode.OK] * 2, results
+    assert [args[0] for args in requests["forked"]] == ["run", "--debug"]
+    assert requests["forked"][1] == ["--debug", "push"] and requests["plain"] == []
+    # the same lines, but for each line's time, each run's id and each run's folder
+    lines = [
+        re.sub(r"^\S+ |run \S+", "", r.stderr.replace(str(tmp_path / how), "F"), flags=re.M)
+        for how, r in results.items()
+    ]
+    assert lines[0] == lines[1] and "2 pending events" in lines[0], lines
+
+
+def test_the_python_of_a_forked_command_forks_only_the_sender_it_would_fork(tmp_path):
+    """That Python (tests/sender_forkserver.py, as_python) forwards `-m sender ...` to the server
+    when the command would fork, and runs anything else as the real Python; the dbt beside it is
+    the real one, which a run looks for next to its Python."""
+    env = {**sender_forkserver._server_env(), **sender_forkserver.python_env()}
+    python = Path(env[sender_forkserver.SERVER_ENV]).with_name("python")
+    assert python.with_name("dbt").resolve() == (Path(sys.executable).parent / "dbt").resolve()
+
+    def run(args, **changes):
+        before = len(sender_forkserver.forked())
+        result = subprocess.run(
+            [str(python), *args], env={**env, **changes}, capture_output=True, text=True, cwd=REPO
+        )
+        return result, sender_forkserver.forked()[before:]
+
+    real = subprocess.run(
+        [sys.executable, "-m", "sender", "push", "--no-such-option"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    for args in (["--version"], ["push", "--no-such-option"]):
+        result, requests = run(["-m", "sender", *args])
+        assert requests == [args]
+        if args == ["--version"]:
+            assert result.returncode == 0 and result.stdout.startswith("sender "), result
+        else:
+            assert (result.returncode, result.stderr) == (real.returncode, real.stderr)
+    # the real Python: another program, or an environment that starts Python differently
+    result, requests = run(["-c", "import sys; print(sys.flags.no_site, sys.executable)"])
+    assert result.stdout.split() == ["0", sys.executable] and requests == []
+    result, requests = run(["-m", "sender", "push", "--no-such-option"], LC_ALL="C")
+    assert (result.returncode, result.stderr, requests) == (real.returncode, real.stderr, [])
