@@ -150,17 +150,28 @@ def act_as(address: str, args: list[str], name: str) -> None:
     program under test as it starts the real one): the server's child writes to this process's
     standard streams, gets the signals this process gets, and this process ends as it ended,
     with its exit code or by its signal."""
+    # a signal before the command's pid is known would end this process and leave the command
+    # running (its program would have died at start): held until it can be passed on
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.connect(address)
         pid, answers = start(conn, args, os.getcwd(), dict(os.environ), [0, 1, 2])
         for forwarded in FORWARDED:
-            signal.signal(forwarded, lambda number, _: os.kill(pid, number))
+            signal.signal(forwarded, lambda number, _: pass_on(pid, number))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
         code = exit_code(pid, answers, name)
     if code < 0:
         if -code in FORWARDED:
             signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     sys.exit(code)
+
+
+def pass_on(pid: int, number: int) -> None:
+    """A signal to the command: one that came after it ended is ignored, as the program itself,
+    gone, would not have had it (its exit code stands)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, number)
 
 
 # ---------------------------------------------------------------------------------- server side
@@ -235,7 +246,8 @@ def _handle(conn: socket.socket, record: str, become, before, after) -> None:
     try:
         for fd in fds:
             os.close(fd)
-        conn.sendall(f"pid {pid}\n".encode())
+        with contextlib.suppress(OSError):  # its caller went first: killed just below
+            conn.sendall(f"pid {pid}\n".encode())
         _wait_unless_abandoned(pid, conn)
         status = os.waitpid(pid, 0)[1]
         after(prepared)

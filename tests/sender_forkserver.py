@@ -33,6 +33,7 @@ import locale
 import os
 import runpy
 import selectors
+import shlex
 import subprocess
 import sys
 import time
@@ -62,6 +63,7 @@ _server = forkserver.Client(str(Path(__file__).resolve()), "sender", env=lambda:
 # interpreter started with (see forks)
 SERVER_ENV = "LINE_CAPI_TEST_SENDER_SERVER"
 STARTUP_ENV = "LINE_CAPI_TEST_SENDER_STARTUP"
+AS_PYTHON = "--as-python"  # this file's first argument when it runs as that Python
 
 
 def run(
@@ -208,20 +210,18 @@ def _serve(address: str) -> None:
     forkserver.serve(address, _become_sender)
 
 
-def _python_beside_dbt(folder: Path) -> str:
-    """A script in ``folder`` that runs as_python, and beside it the `dbt` next to the real
-    Python, which a run looks for there. It runs on the real Python without site-packages (-S):
-    it needs only this file and tests/forkserver.py."""
+def _python_beside_dbt(folder: Path, real: str = sys.executable) -> str:
+    """A script in ``folder`` that runs as_python on the ``real`` Python, and beside it the
+    `dbt` next to that Python, which a run looks for there. A shell script: a `#!` line cannot
+    name a path with a space. The Python starts without site-packages (-S): as_python needs only
+    this file and tests/forkserver.py."""
     python = folder / "python"
+    here = str(Path(__file__).resolve())
     python.write_text(
-        f"#!{sys.executable} -S\n"
-        "import sys\n"
-        f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
-        "import sender_forkserver\n"
-        "sender_forkserver.as_python(sys.argv[1:])\n"
+        f'#!/bin/sh\nexec {shlex.quote(real)} -S {shlex.quote(here)} {AS_PYTHON} "$@"\n'
     )
     python.chmod(0o755)
-    (folder / "dbt").symlink_to(Path(sys.executable).parent / "dbt")
+    (folder / "dbt").symlink_to(Path(real).parent / "dbt")
     return str(python)
 
 
@@ -248,3 +248,5 @@ def _become_sender(request: dict) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == [forkserver.SERVE]:
         _serve(sys.argv[2])
+    elif sys.argv[1:2] == [AS_PYTHON]:
+        as_python(sys.argv[2:])

@@ -7,13 +7,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import forkserver
 import pytest
 import sender_forkserver
 from schedule_fixtures import clock_export, sender_run
@@ -183,10 +186,11 @@ def test_the_push_of_a_forked_run_is_forked_too_and_sends_as_a_plain_runs(tmp_pa
     assert lines[0] == lines[1] and "2 pending events" in lines[0], lines
 
 
-def test_the_python_of_a_forked_command_forks_only_the_sender_it_would_fork(tmp_path):
+def test_the_python_of_a_forked_command_forks_only_the_sender_it_would_fork(monkeypatch):
     """That Python (tests/sender_forkserver.py, as_python) forwards `-m sender ...` to the server
     when the command would fork, and runs anything else as the real Python; the dbt beside it is
     the real one, which a run looks for next to its Python."""
+    monkeypatch.delenv("LINE_CAPI_TEST_SENDER", raising=False)  # the server is tested either way
     env = {**sender_forkserver._server_env(), **sender_forkserver.python_env()}
     python = Path(env[sender_forkserver.SERVER_ENV]).with_name("python")
     assert python.with_name("dbt").resolve() == (Path(sys.executable).parent / "dbt").resolve()
@@ -217,3 +221,52 @@ def test_the_python_of_a_forked_command_forks_only_the_sender_it_would_fork(tmp_
     assert result.stdout.split() == ["0", sys.executable] and requests == []
     result, requests = run(["-m", "sender", "push", "--no-such-option"], LC_ALL="C")
     assert (result.returncode, result.stderr, requests) == (real.returncode, real.stderr, [])
+
+
+def test_that_python_runs_from_a_path_with_a_space(tmp_path):
+    """A checkout in a folder whose name has a space: a `#!` line cannot name that Python."""
+    real = tmp_path / "a venv" / "bin"
+    real.mkdir(parents=True)
+    (real / "python").symlink_to(sys.executable)
+    (real / "dbt").symlink_to(Path(sys.executable).parent / "dbt")
+    shim_folder = tmp_path / "the server's folder"
+    shim_folder.mkdir()
+    python = sender_forkserver._python_beside_dbt(shim_folder, str(real / "python"))
+    assert (shim_folder / "dbt").resolve() == (Path(sys.executable).parent / "dbt").resolve()
+    result = subprocess.run(
+        [python, "-c", "import sys; print(sys.argv[1:])", "one two", "$HOME"],
+        capture_output=True,
+        text=True,
+    )
+    assert (result.returncode, result.stdout) == (0, "['one two', '$HOME']\n"), result.stderr
+
+
+def test_a_command_whose_caller_went_away_before_its_pid_came_is_stopped():
+    """A caller that a signal ended as it asked (a run's Ctrl-C as its push starts): the
+    command it asked for must not run on, holding the run's database and pipes."""
+    address = sender_forkserver._server.address()
+    read, write = os.pipe()
+    request = {"args": ["mock-server", "--port", "0"], "cwd": str(REPO), "env": dict(os.environ)}
+    request.update(umask=0o077, ignored=[])
+    with open(os.devnull) as stdin, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(address)
+        socket.send_fds(
+            conn, [json.dumps(request).encode() + b"\n"], [stdin.fileno(), write, write]
+        )
+    os.close(write)  # the command holds the only other copies: its end is this pipe's end
+    deadline = time.monotonic() + 30
+    with os.fdopen(read, "rb", buffering=0) as said:
+        while time.monotonic() < deadline:
+            left = deadline - time.monotonic()
+            if select.select([said], [], [], left)[0] and not said.read(1 << 16):
+                break
+        else:
+            pytest.fail("the command still runs 30 s after its caller went away")
+
+
+def test_a_signal_for_a_command_that_has_ended_is_ignored():
+    """A late SIGTERM to the program's stand-in (act_as), once its command ended and was
+    reaped: the command's own exit code stands, not a traceback's."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    forkserver.pass_on(gone.pid, signal.SIGTERM)  # no ProcessLookupError
