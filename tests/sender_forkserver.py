@@ -179,9 +179,6 @@ def _text(data: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-# ---------------------------------------------------------------------------------- server side
-
-
 def as_python(args: list[str]) -> None:
     """The Python of a forked command (its sys.executable), run with ``args``: `-m sender ...`
     from the server when it would fork there, else the real Python, which runs this script."""
