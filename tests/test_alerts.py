@@ -43,9 +43,12 @@ from sender.alerts import (
     sendable_drop_findings,
     share_drop_findings,
 )
+from sender.cli import run as cli_run
+from sender.cli.common import Failure
 from sender.coverage import read_coverage
 from sender.database import connect
 from sender.exit_codes import ExitCode
+from sender.run_log import RunLog, RunLogError
 from sender.settings import Secret
 
 KEY_OR_HASH = re.compile(r"order-\d|ORD-\d|\b[0-9a-f]{64}\b")
@@ -818,6 +821,34 @@ def test_a_run_its_settings_stop_is_logged_alerted_and_shown_by_status(tmp_path)
     assert r.returncode == ExitCode.USAGE and r.stderr.count("\n") == 1, r.stderr
     status = run_cli(["status"], {"LINE_CAPI_DUCKDB": str(tmp_path / "line_capi.duckdb")})
     assert "exit 2 USAGE: LINE_CAPI_ALERT_PENDING_RUNS='0' must be" in status.stdout, status.stdout
+
+
+def test_a_settings_stop_whose_run_log_refuses_its_later_lines_prints_them(
+    tmp_path, monkeypatch, capsys
+):
+    """The lines a settings stop says after its run (a lost alert) go to its run log, which it
+    opens again for them: a log refused then (replaced by a folder, its folder's rights
+    changed) leaves them on the console, not a traceback."""
+    db = tmp_path / "line_capi.duckdb"
+    duckdb.connect(str(db)).close()  # earlier hours built it: the stop alerts
+    opened = []
+
+    def refused_after_the_run(path, *, rotate=True):
+        opened.append(rotate)
+        if not rotate:
+            raise RunLogError(path, "refused for this test")
+        return RunLog(path, rotate=rotate)
+
+    monkeypatch.setattr(cli_run, "RunLog", refused_after_the_run)
+    settings = AlertSettings(webhook=Secret(closed_port_url()))
+    failure = Failure("error: LINE_TAG_ID is not set", ExitCode.USAGE)
+    cli_run.stopped_by_settings(failure, settings, database=str(db), log_file=None)
+    assert False in opened, opened
+    err = capsys.readouterr().err
+    assert "alert: `sender run` exited 2 USAGE" in err, err
+    assert "warning: alert not delivered: the alert webhook cannot be reached" in err, err
+    log = (tmp_path / "line_capi_run.log").read_text()
+    assert "run: done: exit 2" in log and "alert not delivered" not in log, log
 
 
 def test_a_settings_stops_lost_alert_is_posted_by_the_next_run(tmp_path):
