@@ -8,9 +8,9 @@ class ExitCode(IntEnum):
 
     A push that stops early (INTERRUPTED, AUTHENTICATION, TLS_CERTIFICATE, UNEXPECTED_RESPONSE,
     DATABASE_ERROR, INTERNAL_ERROR) exits with the code of the first reason it met; otherwise
-    USAGE when rows with user.line_uid were held back for want of LINE_CHANNEL_ID (also when
-    LINE's being down or out of reach stopped it), else PENDING_LEFT when rows are left pending,
-    else REJECTED_BY_API when LINE rejected some.
+    USAGE when rows were held back (rows with user.line_uid for want of LINE_CHANNEL_ID, or
+    renamed events; also when LINE's being down or out of reach stopped it), else PENDING_LEFT
+    when rows are left pending, else REJECTED_BY_API when LINE rejected some.
     """
 
     OK = 0

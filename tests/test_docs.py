@@ -266,3 +266,48 @@ def test_the_layout_names_every_module_of_the_code():
     assert missing == []
     gone = sorted(name for name in named if not (ROOT / name).exists())
     assert gone == []
+
+
+def test_every_outcome_a_push_records_is_in_the_outcomes_table_with_its_exit_code():
+    """docs/sender.md's table of a run's outcomes lists each outcome `decide_exit` can give, with
+    the exit code it comes with (an outage's outcome with a row held back is exit 2, its table
+    cell says so), and no outcome the code never gives."""
+    from sender.exit_codes import ExitCode
+    from sender.push_summary import STOP_REASONS, Summary, decide_exit
+
+    given: dict[str, set[int]] = {}
+    summaries = [
+        Summary("r"),
+        Summary("r", rejected=1),
+        Summary("r", left_pending=1),
+        Summary("r", left_pending=1, held=1),
+        Summary("r", left_pending=1, held_renamed=1),
+    ]
+    for s in summaries:
+        for stop in (None, *STOP_REASONS):
+            code, outcome = decide_exit(s, stop)
+            given.setdefault(outcome, set()).add(int(code))
+    text = (ROOT / "docs/sender.md").read_text()
+    table = text[text.index("**Outcomes of a run**") :]
+    table = table[: table.index("\n\n", table.index("| outcome |"))]
+    documented: dict[str, set[int]] = {}
+    for cells in re.findall(r"^\| (`[^|]+) \| ([^|]*) \|", table, flags=re.M):
+        codes = {int(n) for n in re.findall(r"\b\d+\b", cells[1])}
+        for outcome in re.findall(r"`([a-z_]+)`", cells[0]):
+            documented[outcome] = codes
+    documented.pop("dry_run")  # push --json's only, never decide_exit's
+    assert given == documented
+    assert given["unavailable"] == {ExitCode.PENDING_LEFT, ExitCode.USAGE}
+
+
+def test_every_key_of_push_json_is_named_in_its_paragraph():
+    """docs/sender.md names each key `push --json` can print (the fields of the summary)."""
+    from dataclasses import fields
+
+    from sender.push_summary import Summary
+
+    text = (ROOT / "docs/sender.md").read_text()
+    start = text.index("`--json` prints the same as one object")
+    paragraph = text[start : text.index("\n\n", start)]
+    named = set(re.findall(r"`([a-z_]+)`", paragraph))
+    assert sorted({f.name for f in fields(Summary)} - named) == []
