@@ -30,6 +30,7 @@ import duckdb
 from sender.build_memory import PLUGIN_MISSING
 from sender.coverage import CoverageHistory, EventCoverage, percent, read_coverage
 from sender.database import RUNS_TABLE, DatabaseError, connect, fetch_one, table_exists
+from sender.dbt_artifacts import CONVERSION_TYPE_LEFT_OUT
 from sender.destinations import destination_id
 from sender.exit_codes import MEANINGS, ExitCode
 from sender.freshness import PAGE_VIEWS_TRAIL
@@ -858,6 +859,16 @@ RUN_WARNINGS_ALERTED = (
         "page views trailed the conversions at 3 runs in a row: the conversions they sent went"
         " without IP address, user agent and click id; the page_views export runs behind the"
         " conversions' or has stopped (the run log's warning gives how far)",
+    ),
+    # a conversion type the build before made and this one does not: said at once (the next
+    # build compares with this one and is silent), as the orders go neither out nor to rejected
+    (
+        f"dbt test {CONVERSION_TYPE_LEFT_OUT} warned",
+        1,
+        "a LINE event name the previous build made is not in this build (see the run's warning):"
+        " its conversions are neither sent nor rejected; var karte_conversion_events replaces"
+        " the default buy sent as Conversion (list buy in it too), or the build ran without the"
+        " site's vars",
     ),
     # the profile of an older version (make setup never overwrites it): said at once
     (

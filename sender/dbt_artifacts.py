@@ -60,6 +60,9 @@ def built_elsewhere(database: Path, invocation_id: str) -> bool:
     return info is None or info.invocation_id != invocation_id
 
 
+# The data test that names the LINE event names a build left out that the one before it made
+CONVERSION_TYPE_LEFT_OUT = "assert_no_conversion_type_left_out"
+
 # What a data test that only warns means, for the line sender run prints (docs/troubleshooting.md)
 WARNING_MEANINGS = {
     "assert_each_configured_event_has_conversions": (
@@ -70,6 +73,12 @@ WARNING_MEANINGS = {
         "nearly every conversion of a configured type was rejected in this build's window, so"
         " nothing of it goes to LINE: see line_capi_rejected and docs/troubleshooting.md"
     ),
+    CONVERSION_TYPE_LEFT_OUT: (
+        "the previous build made these LINE event names and this one is not configured for"
+        " them, so their conversions are neither sent nor rejected: var karte_conversion_events"
+        " replaces the default buy sent as Conversion (list buy in it too), or this build ran"
+        " without the site's vars (docs/troubleshooting.md)"
+    ),
 }
 
 
@@ -79,6 +88,7 @@ WARNING_ROWS = {
     "assert_each_configured_event_is_mostly_sendable": (
         lambda row: f"{row[0]}: {row[1]:,} of {row[2]:,} rejected, most as {row[3]}"
     ),
+    CONVERSION_TYPE_LEFT_OUT: lambda row: f"{row[0]} left out",
 }
 WARNING_ROWS_SHOWN = 5
 

@@ -1034,3 +1034,31 @@ def test_a_database_upgraded_from_0_1_0_is_told_of_an_identifier_never_there(tmp
     assert found.startswith("browser_id in none of the 200 sendable Purchase events, nor in any")
     assert absent("four", old=5, new=4) == []  # once
     assert absent("long", old=40, new=3) != []  # more old builds than the history reads
+
+
+def test_a_conversion_type_the_last_build_made_and_this_one_leaves_out_is_alerted_at_once(
+    tmp_path,
+):
+    """A site that adds a second conversion type with karte_conversion_events: {signup: ...}
+    alone replaces the default buy sent as Conversion: every order then went neither to LINE
+    nor to line_capi_rejected, with exit 0 and not a word. The run says so, and alerts, once."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    only_signup = "{karte_conversion_events: {signup: CompleteRegistration}}"
+    warned = (
+        "warning: dbt test assert_no_conversion_type_left_out warned (Conversion left out): the"
+        " previous build made these LINE event names and this one is not configured for them"
+    )
+    alert = "run: alert: a LINE event name the previous build made is not in this build"
+    with mock_server() as srv:
+        first = sender_run(tmp_path, srv.url, export=export)
+        assert first.returncode == 0 and srv.stats()["accepted_events"] == 1, first.stderr
+        assert warned not in first.stderr and alert not in first.stderr
+        r = sender_run(tmp_path, srv.url, export=export, vars_=only_signup)
+        assert r.returncode == 0, r.stderr
+        assert warned in r.stderr and alert in r.stderr, r.stderr
+        assert "list buy in it too" in r.stderr
+        # said once: the next build is compared with this one
+        again = sender_run(tmp_path, srv.url, export=export, vars_=only_signup)
+        assert again.returncode == 0, again.stderr
+        assert "assert_no_conversion_type_left_out" not in again.stderr
+        assert alert not in again.stderr
