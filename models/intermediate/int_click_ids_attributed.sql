@@ -2,6 +2,8 @@
 -- the user's latest page view with conversion time - ad_contact_days <= sync_date <= conversion
 -- time. Only values matching LINE's click id pattern count, so an older valid click beats a newer
 -- invalid one. Ties go to the largest pv_id. Only the users who converted are scanned.
+{#- The parameter's name, in its one place: the cheap pre-filter of landings reads it too. -#}
+{%- set click_parameter = 'ldtag_cl' %}
 with
 
 conversions as (
@@ -29,9 +31,9 @@ landings as (
         user_id,
         coalesce(pv_id, '') as pv_id,  -- a null pv_id loses a tie
         synced_at_unix,
-        {{ url_decode(url_query_parameter('url', 'ldtag_cl')) }} as click_id
+        {{ url_decode(url_query_parameter('url', click_parameter)) }} as click_id
     from page_views
-    where url like '%ldtag_cl=%'
+    where url like {{ dbt.string_literal('%' ~ click_parameter ~ '=%') }}
         and user_id in (select conversions.user_id from conversions)
 
 ),
