@@ -182,6 +182,7 @@ class NewEventNames:
     known: list[str]  # the names the destination has had
     renamed: list[tuple[str, str]]  # (event name, deduplication key) of rows of a new name whose
     # key the destination has under another name: the same order, renamed
+    renamed_from: list[str] = field(default_factory=list)  # the names it has those keys under
 
     def warning(self) -> str:
         listed = ", ".join(f"{name} ({count:,})" for name, count in self.new)
@@ -195,7 +196,7 @@ class NewEventNames:
         return (
             f"{held:,} events of the new name{'s' * (len(self.new) != 1)}"
             f" {', '.join(name for name, _ in self.new)} carry order ids this destination has"
-            f" under {', '.join(self.known)}"
+            f" under {', '.join(self.renamed_from or self.known)}"
             + (": a push would hold them back" if dry_run else ", and were not sent")
             + ": LINE would count each order twice. A build without the site's vars"
             " (docs/operations.md, Several sites)? Build again with them. Two conversion types"
@@ -238,4 +239,13 @@ def new_event_names(con: duckdb.DuckDBPyConnection, destination_id: int) -> NewE
         """,  # noqa: S608
         [[name for name, _ in new], destination_id],
     ).fetchall()
-    return NewEventNames(new, known, [(str(n), str(k)) for n, k in renamed])
+    renamed_from = []
+    if renamed:  # the names those orders went under (not every name the destination has had)
+        query = (
+            f"select distinct event_name {at_destination} and deduplication_key in"
+            " (select unnest(?)) and event_name not in (select unnest(?)) order by event_name"
+        )
+        keys = sorted({str(k) for _, k in renamed})
+        found = con.execute(query, [destination_id, keys, [name for name, _ in new]]).fetchall()
+        renamed_from = [str(name) for (name,) in found]
+    return NewEventNames(new, known, [(str(n), str(k)) for n, k in renamed], renamed_from)

@@ -622,6 +622,13 @@ def test_orders_renamed_by_a_build_without_the_sites_vars_are_held_back_not_sent
         assert "events named CompleteRegistration (1) go to this destination for the first" in (
             added.stderr
         )
+        # the held line names the names those orders went under, not every name the destination had
+        write_payload(db, [make_event(i, key=f"ORD-{i}", event_name="Order") for i in range(3)])
+        dry = invoke(["push", "--dry-run"], sender_env(db, srv.url))
+        assert (
+            "3 events of the new name Order carry order ids this destination has under"
+            " Conversion, Purchase: a push would hold them back"
+        ) in dry.stderr, dry.stderr
 
 
 def test_mock_server_refuses_a_tag_id_that_is_not_a_uuid():
