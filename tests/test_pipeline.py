@@ -301,6 +301,26 @@ def test_every_missing_required_column_is_named_at_once(tmp_path):
     assert "Rename them in the export or map them with var karte_column_map" in result.output
 
 
+def test_an_optional_column_mapped_to_a_name_the_export_lacks_stops_the_build(tmp_path):
+    """A value mapped from a column the export does not have (a typo, or a column renamed in the
+    export) built with a warning and exit 0, and every event went without its value for good."""
+    export = write_export(tmp_path / "export", export_tables(), "csv")
+    mapped = {"karte_column_map": {"conversions": {"revenue": "revenue_ex_tax"}}, "as_of": AS_OF}
+    result = run_dbt(tmp_path, "run", export_dir=export, vars=mapped)
+    assert result.returncode != 0, result.output
+    assert (
+        "KARTE export table conversions has no column revenue_ex_tax (mapped to revenue by var"
+        " karte_column_map); it has: event_name, user_id, transaction_id, sync_date, revenue,"
+    ) in result.output, result.output
+    assert "Fix the name in karte_column_map, or remove the mapping" in result.output
+    # the same column unmapped and missing stays a warning: a site may have no such data
+    columns = {**COLUMNS, "conversions": [c for c in COLUMNS["conversions"] if c != "revenue"]}
+    without = write_export(tmp_path / "without", export_tables(), "csv", columns=columns)
+    result = run_dbt(tmp_path, "run", export_dir=without, vars={"as_of": AS_OF})
+    assert result.returncode == 0, result.output
+    assert "warning: KARTE export table conversions has no column revenue:" in result.output
+
+
 def _without_header(lines: list[str]) -> list[str]:
     return lines[1:]
 

@@ -99,7 +99,8 @@
     `columns` (lower-case export name -> (export name, data type or none)) under the export name
     `mapping` gives it. When `checked`, a missing required column fails the run, naming the table
     and every required column it misses, and a missing optional column is null, with one warning line saying what the
-    events lose; unchecked (unit tests), every column is taken as present.
+    events lose (one that `mapping` names fails the run: the site said the export has it);
+    unchecked (unit tests), every column is taken as present.
 -#}
 {% macro karte_contract_select_list(table_name, mapping, columns, checked) %}
     {%- set selects = [] -%}
@@ -181,6 +182,15 @@
                     "; it has: " ~ (names | join(', '))
                     ~ (". Rename them in the export or map them" if several else ". Rename it in the export or map it")
                     ~ " with var karte_column_map")
+            ) }}
+        {%- elif mapping.get(name) -%}
+            {#- an optional column the site mapped is one it said the export holds: a name
+                mistyped, or renamed in the export, would send every event without it, at exit 0 -#}
+            {{ exceptions.raise_compiler_error(
+                "KARTE export table " ~ table_name ~ " has no column " ~ export_name
+                ~ " (mapped to " ~ name ~ " by var karte_column_map); it has: "
+                ~ (columns.values() | map(attribute=0) | join(', '))
+                ~ ". Fix the name in karte_column_map, or remove the mapping if the export has no such column"
             ) }}
         {%- else -%}
             {%- set purpose = karte_optional_column_purposes()[table_name].get(name) -%}
