@@ -30,7 +30,7 @@ import duckdb
 from sender.build_memory import PLUGIN_MISSING
 from sender.coverage import CoverageHistory, EventCoverage, percent, read_coverage
 from sender.database import RUNS_TABLE, DatabaseError, connect, fetch_one, table_exists
-from sender.dbt_artifacts import CONVERSION_TYPE_LEFT_OUT
+from sender.dbt_artifacts import CONVERSION_TYPE_LEFT_OUT, CONVERSION_TYPE_LEFT_OUT_CAUSE
 from sender.destinations import destination_id
 from sender.exit_codes import MEANINGS, ExitCode
 from sender.freshness import PAGE_VIEWS_TRAIL
@@ -866,9 +866,7 @@ RUN_WARNINGS_ALERTED = (
         f"dbt test {CONVERSION_TYPE_LEFT_OUT} warned",
         1,
         "a LINE event name the previous build made is not in this build (see the run's warning):"
-        " its conversions are neither sent nor rejected; var karte_conversion_events replaces"
-        " the default buy sent as Conversion (list buy in it too), or the build ran without the"
-        " site's vars",
+        f" its conversions are neither sent nor rejected; {CONVERSION_TYPE_LEFT_OUT_CAUSE}",
     ),
     # the profile of an older version (make setup never overwrites it): said at once
     (

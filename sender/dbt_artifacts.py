@@ -60,8 +60,13 @@ def built_elsewhere(database: Path, invocation_id: str) -> bool:
     return info is None or info.invocation_id != invocation_id
 
 
-# The data test that names the LINE event names a build left out that the one before it made
+# The data test that names the LINE event names a build left out that the one before it made,
+# and what most often causes it (said by its warning and by the alert of sender.alerts)
 CONVERSION_TYPE_LEFT_OUT = "assert_no_conversion_type_left_out"
+CONVERSION_TYPE_LEFT_OUT_CAUSE = (
+    "var karte_conversion_events replaces the default buy sent as Conversion (list buy in it"
+    " too), or the build ran without the site's vars"
+)
 
 # What a data test that only warns means, for the line sender run prints (docs/troubleshooting.md)
 WARNING_MEANINGS = {
@@ -75,9 +80,8 @@ WARNING_MEANINGS = {
     ),
     CONVERSION_TYPE_LEFT_OUT: (
         "the previous build made these LINE event names and this one is not configured for"
-        " them, so their conversions are neither sent nor rejected: var karte_conversion_events"
-        " replaces the default buy sent as Conversion (list buy in it too), or this build ran"
-        " without the site's vars (docs/troubleshooting.md)"
+        " them, so their conversions are neither sent nor rejected: "
+        f"{CONVERSION_TYPE_LEFT_OUT_CAUSE} (docs/troubleshooting.md)"
     ),
 }
 
