@@ -399,8 +399,8 @@ def undelivered_alert(path: Path) -> tuple[str, list[str]] | None:
     except OSError:
         return None
     said: list[str] = []  # the `alert:` lines after the newest match, newest first
-    for line in reversed(lines):
-        match = _LINE.match(line)
+    for i in range(len(lines) - 1, -1, -1):
+        match = _LINE.match(lines[i])
         if not match:
             continue
         stamp, text = match.groups()
@@ -408,11 +408,23 @@ def undelivered_alert(path: Path) -> tuple[str, list[str]] | None:
             return None
         if _NOT_DELIVERED.match(text):
             findings = [m.group(1) for t in reversed(said) if (m := _SAID_INSTEAD.match(t))]
-            return (stamp, findings) if findings else None
+            return (_finished_before(lines, i) or stamp, findings) if findings else None
         if _SAID_INSTEAD.match(text):
             said.append(text)
         elif said:  # the alert lines of a run without a webhook: not a lost alert
             said = []
+    return None
+
+
+def _finished_before(lines: list[str], i: int) -> str | None:
+    """When the run whose alert lines end before ``lines[i]`` finished: the stamp of its `done`
+    line, which `sender status` shows too (its alert is posted after it, often a second later)."""
+    for line in reversed(lines[:i]):
+        match = _LINE.match(line)
+        if match and _DONE.match(match.group(2)):
+            return match.group(1)
+        if match and match.group(2).startswith("start:"):
+            return None
     return None
 
 

@@ -2158,7 +2158,7 @@ def test_a_lost_alert_is_found_past_runs_that_posted_nothing_and_across_the_rota
     )
     log.write_text(lost + refused)
     assert undelivered_alert(log) == (
-        "2026-12-07T10:00:10Z",
+        "2026-12-07T10:00:09Z",  # when the run finished, as its `done` line and status say
         ["`sender run` exited 11 STALE_EXPORT: why"],
     )
     # a run without a webhook says its findings as alert lines: not a lost alert
