@@ -13,6 +13,7 @@ What ``sender run`` says and which exit code it gives for each: ``ScheduledRun.c
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,9 @@ class Freshness:
     status: str  # pass, warn, error, runtime error
     age_hours: float | None
     limit_hours: float | None
+    # when dbt measured the age (Unix time): what the run's other ages of the export are taken
+    # from, so that one conversion is not 0.1 h old in one line and 0.2 h in the next
+    checked_at: float | None = None
 
     @property
     def has_no_time(self) -> bool:
@@ -131,9 +135,21 @@ def read_freshness(path: Path, since: float) -> list[Freshness]:
                 status=str(result.get("status")),
                 age_hours=age / 3600 if isinstance(age, int | float) else None,
                 limit_hours=float(limit) if isinstance(limit, int | float) else None,
+                checked_at=_unix_time(result.get("snapshotted_at")),
             )
         )
     return found
+
+
+def _unix_time(text: object) -> float | None:
+    """An ISO 8601 time of sources.json (with its offset) as Unix time; None if it is not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        at = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at.timestamp() if at.tzinfo is not None else None
 
 
 def find_quiet_spell(

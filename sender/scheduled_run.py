@@ -246,6 +246,7 @@ class ScheduledRun:
         # the last run's freshness check, read before this run logs its own (arrived_late)
         self.export_checked: ExportCheck | None = None
         self.page_view_newest: float | None = None  # Unix time, from the freshness check
+        self.freshness_checked_at: float | None = None  # when it measured the export's ages
         try:
             self.log = RunLog(config.log_file)
         except RunLogError as exc:
@@ -357,10 +358,12 @@ class ScheduledRun:
         ages = {
             r.table: r.age_hours for r in results if r.age_hours is not None and not r.has_no_time
         }
+        self.freshness_checked_at = next((r.checked_at for r in results if r.checked_at), None)
         page_views = next((r for r in results if r.table == "page_views"), None)
         if page_views is not None and page_views.age_hours is not None:
             if not page_views.has_no_time and not page_views.has_unreadable_times:
-                self.page_view_newest = started - page_views.age_hours * 3600
+                measured = page_views.checked_at or started
+                self.page_view_newest = measured - page_views.age_hours * 3600
         quiet = quiet_window(results)
         if quiet:
             also = " (page_views has none either)" if len(quiet) > 1 else ""
@@ -464,7 +467,8 @@ class ScheduledRun:
         results = target_path(self.config) / "run_results.json"
         for warning in read_test_warnings(results, started, self.config.database):
             self.say(f"warning: {warning}")
-        trail = page_views_trail(self.without_page_view(), time.time())
+        # its ages as of the freshness check, as the run's `export fresh (…)` line says them
+        trail = page_views_trail(self.without_page_view(), self.freshness_checked_at or started)
         if trail is not None:
             self.say(f"warning: {trail}")
 

@@ -98,6 +98,32 @@ def test_dbt_results_are_this_runs_by_dbts_own_time_not_the_files_mtime(tmp_path
     assert read_freshness(sources, started) == []
 
 
+def test_the_export_ages_of_a_run_are_taken_at_the_moment_dbt_measured_them(tmp_path):
+    """dbt's snapshotted_at is when it measured each table's age: the run's other ages (the
+    page views' trail, the newest page view's time) are taken from it, not from a clock read
+    after a build that may take minutes, so one conversion is not 0.1 h old in one line of a
+    run and 0.2 h in the next."""
+    sources = tmp_path / "sources.json"
+    generated = dt.datetime.now(dt.UTC)
+
+    def results(*snapshots: object) -> list[Freshness]:
+        rows = [
+            {"unique_id": f"source.line_capi.karte.t{i}", "status": "pass", "snapshotted_at": at}
+            for i, at in enumerate(snapshots)
+        ]
+        stamp = generated.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        sources.write_text(json.dumps({"metadata": {"generated_at": stamp}, "results": rows}))
+        return read_freshness(sources, generated.timestamp() - 1)
+
+    measured = results("2026-12-08T00:29:45.342415+00:00", "2026-12-08T09:29:45Z")
+    assert [r.checked_at for r in measured] == [
+        dt.datetime(2026, 12, 8, 0, 29, 45, 342415, dt.UTC).timestamp(),
+        dt.datetime(2026, 12, 8, 9, 29, 45, tzinfo=dt.UTC).timestamp(),
+    ]
+    # none, not a time, or a time without its offset: not read (the run's own clock instead)
+    assert [r.checked_at for r in results(None, "soon", "2026-12-08T00:29:45", 3)] == [None] * 4
+
+
 def test_a_stale_export_stops_the_run_with_one_line_naming_the_table_and_age(tmp_path):
     export = clock_export(tmp_path / "export", {"ORD-1": 31}, newest_hours=30)
     with mock_server() as srv:
@@ -177,8 +203,11 @@ def test_conversions_newer_than_every_page_view_are_warned_then_alerted(tmp_path
         with mock_server() as srv:
             r = sender_run(tmp_path, srv.url, export=export)
         assert r.returncode == ExitCode.OK, r.stderr
+        # its age as the run's freshness line says it (one clock read), however slow the run
+        age = re.search(r"run: export \w+ \(conversions (\d+\.\d) h old", r.stderr).group(1)
+        assert age in ("0.1", "0.2"), r.stderr
         assert re.search(
-            r"warning: 1 conversion carries no page view, the newest \(Conversion, 0\.1 h old\)"
+            rf"warning: 1 conversion carries no page view, the newest \(Conversion, {age} h old\)"
             r" 2\.4 h newer than the newest page view: the page_views export runs behind the"
             r" conversions' or has stopped",
             r.stderr,
