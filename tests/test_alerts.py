@@ -12,6 +12,7 @@ import duckdb
 import pytest
 from monitoring_fixtures import (
     WEBHOOK_PATH,
+    Build,
     closed_port_url,
     hourly_builds,
     webhook_receiver,
@@ -468,7 +469,9 @@ def test_a_fall_in_the_share_of_conversions_sendable_is_reported_once(tmp_path):
     )
     # the next build, still down: said once
     builds.append(
-        hourly_builds(1)[0].add("Purchase", sendable=90, rejected={"no_user_identifier": 150})
+        Build("build-next", builds[-1].built_at + dt.timedelta(hours=1)).add(
+            "Purchase", sendable=90, rejected={"no_user_identifier": 150}
+        )
     )
     assert dropped("again", builds) == []
     # a third rejected is not below half the usual share

@@ -661,9 +661,11 @@ def push_under_way(db, srv, *, concurrency: int) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.time() + 10
+    deadline = time.time() + 60  # a loaded machine starts Python slowly
     while srv.stats()["requests"] < concurrency and time.time() < deadline:
         time.sleep(0.05)
+    # else the signal would reach it before its handlers are set: a misleading failure
+    assert srv.stats()["requests"] >= concurrency, "the push sent nothing within 60 s"
     return proc
 
 
