@@ -665,7 +665,9 @@ def push_under_way(db, srv, *, concurrency: int) -> subprocess.Popen:
     while srv.stats()["requests"] < concurrency and time.time() < deadline:
         time.sleep(0.05)
     # else the signal would reach it before its handlers are set: a misleading failure
-    assert srv.stats()["requests"] >= concurrency, "the push sent nothing within 60 s"
+    if srv.stats()["requests"] < concurrency:
+        proc.kill()
+        raise AssertionError(f"the push sent nothing within 60 s: {proc.communicate()[1]}")
     return proc
 
 
