@@ -2,11 +2,10 @@
 
 A run gathers its findings and posts at most one message (``{"text": ...}``): a push or run that
 failed (its exit code; a failing ``sender run`` once, then once a day), events left pending by
-several runs in a row (then once a day while it lasts), a configured conversion type with no
-conversion, or with most of its conversions rejected, for several builds in a row, an identifier
-whose share of sendable conversions fell well below its trailing average or its level a week
-before, or was never there, a share of conversions sendable that fell; and, once, the end of a
-failure or pending streak alerted on.
+several runs in a row (then once a day while it lasts), a gap in the windows sent, events LINE
+rejected, the run's warnings no one would read otherwise, what the identifier coverage says about
+the latest build (sender/coverage_alerts.py); and, once, the end of a failure or pending streak
+alerted on. The settings and thresholds are sender/alert_settings.py's.
 Messages hold counts, event names, the tag id, the endpoint's host, exit code names and the
 sender's own words for a stale export (a table, an age, a folder): never the token, the webhook
 URL, a deduplication key or a hash. A webhook that fails is one line on stderr; it never changes the
@@ -18,8 +17,6 @@ exit code. The thresholds are documented in docs/monitoring.md.
 from __future__ import annotations
 
 import datetime as dt
-import math
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +24,15 @@ from urllib.parse import urlsplit
 
 import duckdb
 
+from sender.alert_settings import AlertSettings, Say
 from sender.build_memory import PLUGIN_MISSING
-from sender.coverage import CoverageHistory, EventCoverage, percent, read_coverage
+from sender.coverage import CoverageHistory, read_coverage
+from sender.coverage_alerts import builds_to_read, coverage_findings
 from sender.database import RUNS_TABLE, DatabaseError, connect, fetch_one, table_exists
 from sender.dbt_artifacts import CONVERSION_TYPE_LEFT_OUT, CONVERSION_TYPE_LEFT_OUT_CAUSE
 from sender.destinations import destination_id
 from sender.exit_codes import MEANINGS, ExitCode
 from sender.freshness import PAGE_VIEWS_TRAIL
-from sender.heartbeat import HEARTBEAT_ENV, heartbeat_from_env
 from sender.monitoring_request import request_once
 from sender.run_history import (
     exit_codes,
@@ -42,24 +40,16 @@ from sender.run_history import (
     streak_before_last,
     undelivered_alert,
 )
-from sender.secret_env import FILE_SUFFIX, read_secret, scrub
+from sender.secret_env import scrub
 from sender.settings import (
     DEFAULT_ENDPOINT,
     ConfigError,
     Secret,
     validate_endpoint,
-    validate_secret_url,
     validate_tag_id,
 )
-from sender.window_gap import COMPLETE_RUN, catch_up_advice, find_window_gap, hours_back
+from sender.window_gap import COMPLETE_RUN, find_window_gap
 
-WEBHOOK_ENV = "LINE_CAPI_ALERT_WEBHOOK"
-# What sender run keeps from the commands it starts: it alone alerts and pings, once for the job.
-RUN_ONLY_ENV = tuple(
-    name + suffix for name in (WEBHOOK_ENV, HEARTBEAT_ENV) for suffix in ("", FILE_SUFFIX)
-)
-# Earlier builds a trailing average needs before a fall below it means something.
-MIN_BASELINE_BUILDS = 3
 # Not alerted on: success; pending rows (the streak rule covers them); a run that found another
 # one running; an interruption (a person or the scheduler's timeout stopped it on purpose).
 QUIET_EXIT_CODES = frozenset(
@@ -71,83 +61,6 @@ RESOLVED = "resolved: "
 RUN_STOPS_BEFORE_PUSH = frozenset(
     {ExitCode.USAGE, ExitCode.STALE_EXPORT, ExitCode.BUILD_FAILED, ExitCode.ALREADY_RUNNING}
 )
-
-Say = Callable[[str], None]
-
-
-def webhook_from_env(env: Mapping[str, str], notice: Say | None = None) -> Secret | None:
-    """The webhook URL, a secret: ``LINE_CAPI_ALERT_WEBHOOK``, or the file that
-    ``LINE_CAPI_ALERT_WEBHOOK_FILE`` names (``notice`` hears of a file others can read)."""
-    return read_secret(WEBHOOK_ENV, environ=env, notice=notice)
-
-
-@dataclass(frozen=True)
-class AlertSettings:
-    webhook: Secret | None = None
-    heartbeat: Secret | None = None  # pinged after a job that exited 0 (sender/heartbeat.py)
-    pending_runs: int = 3
-    share_drop: float = 0.5
-    share_builds: int = 24
-    min_sendable: int = 50
-    min_share: float = 0.1
-    empty_builds: int = 3
-    rejected_share: float = 0.9
-    repeat_runs: int = 24
-
-
-# (environment variable, AlertSettings field, kind): a "count" from 1 to MAX_COUNT, a "fraction"
-# in (0, 1)
-THRESHOLDS = (
-    ("LINE_CAPI_ALERT_PENDING_RUNS", "pending_runs", "count"),
-    ("LINE_CAPI_ALERT_SHARE_DROP", "share_drop", "fraction"),
-    ("LINE_CAPI_ALERT_SHARE_BUILDS", "share_builds", "count"),
-    ("LINE_CAPI_ALERT_MIN_SENDABLE", "min_sendable", "count"),
-    ("LINE_CAPI_ALERT_MIN_SHARE", "min_share", "fraction"),
-    ("LINE_CAPI_ALERT_EMPTY_BUILDS", "empty_builds", "count"),
-    ("LINE_CAPI_ALERT_REJECTED_SHARE", "rejected_share", "fraction"),
-    ("LINE_CAPI_ALERT_REPEAT_RUNS", "repeat_runs", "count"),
-)
-
-
-# Runs or builds: a million is over a century of hourly runs. The counts go into SQL as
-# integers, and a larger one (beyond 64 bits) made every alert check fail.
-MAX_COUNT = 1_000_000
-
-
-def _threshold(name: str, text: str, kind: str) -> int | float:
-    value = text.strip()
-    if kind == "count":
-        if not re.fullmatch(r"[0-9]{1,7}", value) or not 1 <= int(value) <= MAX_COUNT:
-            raise ConfigError(f"{name}={value!r} must be a whole number from 1 to {MAX_COUNT:,}")
-        return int(value)
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not 0 < number < 1:
-        raise ConfigError(f"{name}={value!r} must be a number between 0 and 1 (such as 0.5)")
-    return number
-
-
-def validate_webhook(webhook: Secret) -> Secret:
-    """https, or http to a loopback host. Errors never repeat the URL: it is a secret."""
-    return validate_secret_url(webhook, WEBHOOK_ENV, "the alert webhook")
-
-
-def load_settings(env: Mapping[str, str], notice: Say | None = None) -> AlertSettings:
-    """The alert settings from the environment; ConfigError (one line) when one is malformed.
-    ``notice`` gets a warning about a webhook or heartbeat URL file other users can read: a
-    Slack webhook's URL is all it takes to post to its channel."""
-    values: dict = {}
-    webhook = webhook_from_env(env, notice)
-    if webhook is not None and webhook.reveal().strip():
-        values["webhook"] = validate_webhook(webhook)
-    values["heartbeat"] = heartbeat_from_env(env, notice)
-    for name, field, kind in THRESHOLDS:
-        text = env.get(name, "")
-        if text.strip():
-            values[field] = _threshold(name, text, kind)
-    return AlertSettings(**values)
 
 
 # -- findings ------------------------------------------------------------------------------------
@@ -331,350 +244,6 @@ def window_gap_finding(con: duckdb.DuckDBPyConnection, *, endpoint: str, tag_id:
     return gap.describe() if gap is not None else None
 
 
-def _comparable(
-    history: CoverageHistory,
-    at: int,
-    name: str,
-    s: AlertSettings,
-    size: Callable[[EventCoverage], int],
-) -> tuple[EventCoverage, list[EventCoverage]] | None:
-    """Event name ``name`` in build ``at`` and in the earlier builds of its trailing average, all
-    of at least ``min_sendable`` by ``size`` and of one ``is_sample``, when there are enough of
-    them to compare; else None."""
-    build = history.builds[at].events.get(name)
-    if build is None or size(build) < s.min_sendable:
-        return None
-    earlier = [
-        b.events[name]
-        for b in history.builds[max(0, at - s.share_builds) : at]
-        if name in b.events
-        and size(b.events[name]) >= s.min_sendable
-        and b.events[name].is_sample == build.is_sample
-    ]
-    return (build, earlier) if len(earlier) >= MIN_BASELINE_BUILDS else None
-
-
-def _baseline(history: CoverageHistory, at: int, event: str, identifier: str, s: AlertSettings):
-    """(share, sendable, count, mean, builds) of build ``at`` against the trailing average of the
-    earlier builds, when both are large enough to compare; else None."""
-    found = _comparable(history, at, event, s, lambda e: e.sendable)
-    if found is None:
-        return None
-    build, earlier = found
-    mean = sum(e.share(identifier) or 0.0 for e in earlier) / len(earlier)
-    if mean < s.min_share:
-        return None
-    count = build.identifiers.get(identifier, 0)
-    return count / build.sendable, build.sendable, count, mean, len(earlier)
-
-
-def _fell(history: CoverageHistory, s: AlertSettings, at: int, event: str, identifier: str):
-    """_baseline's figures when build ``at``'s share is below (1 - share_drop) x the trailing
-    average; else None."""
-    found = _baseline(history, at, event, identifier, s)
-    if found is None or found[0] >= (1 - s.share_drop) * found[3]:
-        return None
-    return found
-
-
-def share_drop_findings(history: CoverageHistory, settings: AlertSettings) -> list[str]:
-    """Identifiers whose share in the latest build fell below (1 - share_drop) x their trailing
-    average, and had not in the build before (one message per fall, not one per build)."""
-
-    def fell(at: int, event: str, identifier: str):
-        return _fell(history, settings, at, event, identifier)
-
-    latest = len(history.builds) - 1
-    findings = []
-    for event in history.builds[-1].events if history.builds else ():
-        for identifier in history.identifiers:
-            found = fell(latest, event, identifier)
-            if found is None or (latest > 0 and fell(latest - 1, event, identifier)):
-                continue
-            value, sendable, count, mean, builds = found
-            findings.append(
-                f"{identifier} share of {event} fell to {percent(value)} ({count:,} of"
-                f" {sendable:,} sendable) from an average of {percent(mean)} over the previous"
-                f" {builds} builds"
-            )
-    return findings
-
-
-# A slow fade (a frozen user master: new buyers without an email) slides the trailing average
-# down with it, so share_drop_findings never sees it: the latest build is also compared with a
-# day of builds a week before it. Builds are hourly in the recipes: the history read holds them.
-FADE_WINDOW = (dt.timedelta(days=8), dt.timedelta(days=6))
-FADE_HISTORY_BUILDS = 8 * 24 + 2
-
-
-def fade_findings(history: CoverageHistory, settings: AlertSettings) -> list[str]:
-    """Identifiers whose share in the latest build is below (1 - share_drop) x their average
-    over the builds 6 to 8 days before it (at least MIN_BASELINE_BUILDS of them with
-    min_sendable sendable events, of the latest's is_sample, averaging at least min_share), and
-    was not in the build before: once per fall. A fall the trailing average sees is
-    share_drop_findings' (not said twice)."""
-
-    def faded(at: int, name: str, identifier: str):
-        build = history.builds[at]
-        event = build.events.get(name)
-        if build.as_of is None or event is None or event.sendable < settings.min_sendable:
-            return None
-        oldest, newest = (build.as_of - ago for ago in FADE_WINDOW)
-        before = [
-            b.events[name]
-            for b in history.builds[:at]
-            if b.as_of is not None
-            and oldest <= b.as_of <= newest
-            and name in b.events
-            and b.events[name].sendable >= settings.min_sendable
-            and b.events[name].is_sample == event.is_sample
-        ]
-        if len(before) < MIN_BASELINE_BUILDS:
-            return None
-        mean = sum(e.share(identifier) or 0.0 for e in before) / len(before)
-        value = event.share(identifier) or 0.0
-        if mean < settings.min_share or value >= (1 - settings.share_drop) * mean:
-            return None
-        return value, mean
-
-    latest = len(history.builds) - 1
-    findings = []
-    for name in history.builds[-1].events if history.builds else ():
-        for identifier in history.identifiers:
-            found = faded(latest, name, identifier)
-            if found is None or _fell(history, settings, latest, name, identifier):
-                continue
-            if latest > 0 and faded(latest - 1, name, identifier):
-                continue
-            value, mean = found
-            findings.append(
-                f"{identifier} share of {name} is {percent(value)}, down from {percent(mean)} a"
-                " week ago: a slow fall the last day's average slid down with (a user master or"
-                " LINE login export that stopped updating, a tag removed from some pages?)"
-            )
-    return findings
-
-
-def _streak(
-    history: CoverageHistory, name: str, ends: Callable[[EventCoverage], int]
-) -> list[EventCoverage]:
-    """``name`` in the latest builds, newest first, back to the first build that ``ends`` the
-    streak (a true count), is not configured for it or differs from the latest in ``is_sample``."""
-    latest = history.builds[-1].events[name]
-    streak = []
-    for build in reversed(history.builds):
-        earlier = build.events.get(name)
-        if earlier is None or earlier.is_sample != latest.is_sample or ends(earlier):
-            break
-        streak.append(earlier)
-    return streak
-
-
-def empty_event_findings(history: CoverageHistory, settings: AlertSettings) -> list[str]:
-    """LINE event names the latest build is configured for whose window held no conversion (sent
-    or rejected) in each of the last ``empty_builds`` builds: once per streak, at the build that
-    makes it that long. A streak starts when the name is first configured, so a misspelt KARTE
-    event name is reported after that many builds."""
-    findings = []
-    latest = history.builds[-1]
-    for name, event in latest.events.items():
-        streak = len(_streak(history, name, lambda e: e.conversions_in_window))
-        if streak != settings.empty_builds:
-            continue
-        newest = None  # hours since the export's newest conversion of the name, if it has one
-        if latest.as_of is not None and event.export_newest_at is not None:
-            newest = (latest.as_of - event.export_newest_at).total_seconds() / 3600
-        if newest is not None and newest >= STALLED_EXPORT_HOURS:
-            findings.append(
-                f"no conversions of {name} in {streak} builds in a row; the export's newest is"
-                f" {newest:.0f} h old: has the site stopped recording it, or the export adding"
-                " rows (its query, or the site's tag)? Its files are still written, or the run"
-                " would have stopped as stale (docs/karte-datahub.md)"
-            )
-        else:
-            findings.append(
-                f"no conversions of {name} in {streak} builds in a row: is its KARTE event name"
-                " (var karte_conversion_event or karte_conversion_events) spelt as in the export,"
-                " and does the site still record it?"
-            )
-    return findings
-
-
-# A conversion type whose newest conversion in the export is this old, while the export's files
-# are written (else the run stops as stale): the export holds the name, so it is not misspelt; the
-# site stopped recording it, or the export stopped adding rows.
-STALLED_EXPORT_HOURS = 24
-
-# The fewest rejected conversions in a window that can make a rejected streak: one anonymous
-# order of a quiet conversion type, rejected hour after hour while it stays in the window, is not
-# an export that broke.
-MIN_REJECTED = 5
-
-
-def _mostly_rejected(event: EventCoverage, settings: AlertSettings) -> bool:
-    return (
-        event.rejected >= MIN_REJECTED
-        and event.rejected >= settings.rejected_share * event.conversions_in_window
-    )
-
-
-def rejected_event_findings(history: CoverageHistory, settings: AlertSettings) -> list[str]:
-    """LINE event names the latest build is configured for whose window held at least
-    MIN_REJECTED rejected conversions, at least ``rejected_share`` of them all, in each of the last
-    ``empty_builds`` builds from the first that held conversions: once per streak, at the build
-    that makes it that long, with the reasons of the latest window that held any. Empty windows
-    before the first such build are empty_event_findings' streak, empty ones after it continue
-    this one: the two never report a name at one build, and conversions rejected once a misspelt
-    name is corrected are still reported."""
-    findings = []
-    for name in history.builds[-1].events:
-        streak = _streak(
-            history, name, lambda e: e.conversions_in_window and not _mostly_rejected(e, settings)
-        )
-        held = [at for at, event in enumerate(streak) if event.conversions_in_window]
-        # newest first: the streak runs from its oldest build that held conversions
-        if not held or held[-1] + 1 != settings.empty_builds:
-            continue
-        last = streak[held[0]]
-        window = "the window" if held[0] == 0 else "the last window that held any"
-        reasons = [(reason, n) for reason, n in last.rejected_by_reason.items() if n]
-        reasons.sort(key=lambda item: item[1], reverse=True)  # a tie in the table's order
-        top = [f"{reason} {n:,}" for reason, n in reasons[:3]]
-        if others := sum(n for _, n in reasons[3:]):
-            top.append(f"others {others:,}")
-        if last.sendable:
-            said = (
-                f"most conversions of {name} rejected in {settings.empty_builds} builds in a row:"
-                f" {last.rejected:,} of {last.conversions_in_window:,} in {window}"
-            )
-        else:
-            said = (
-                f"no sendable conversions of {name} in {settings.empty_builds} builds in a row: all"
-                f" {last.conversions_in_window:,} in {window} were rejected"
-            )
-        findings.append(
-            said
-            + (f" ({', '.join(top)})" if top else "")
-            + ": see line_capi_rejected (docs/troubleshooting.md)"
-        )
-    return findings
-
-
-# Identifiers a working export gives nearly every sendable event, so that none at all, from the
-# first build on, is a set-up left undone rather than a site's choice: every KARTE page view has
-# an IP address and user agent, the LINE Tag's cookie is there once the tag that sends it to KARTE
-# is live, and a shop's buyers leave an email. (Phone numbers, LINE user ids and click ids are a
-# site's or its campaigns' to have or not.) A share that falls is share_drop_findings'.
-WATCHED_FROM_THE_START = {
-    "ip_and_user_agent": "the page views' ip_address and user_agent are empty, or no conversion"
-    " finds its page view (pv_id): check the page_views export (docs/karte-datahub.md)",
-    "browser_id": "no page view carries the LINE Tag's cookie (lt_cid): is the tag that sends it"
-    " to KARTE live? (docs/karte-datahub.md, 1. What the site must capture)",
-    "email": "no buyer's user master row gives an email (or none joins on user_id): check the"
-    " user_master export (docs/karte-datahub.md)",
-}
-
-
-def absent_identifier_findings(history: CoverageHistory, settings: AlertSettings) -> list[str]:
-    """Watched identifiers that no sendable event of a LINE event name carried in any build of
-    the history, once ``empty_builds`` of its builds had at least ``min_sendable`` sendable
-    events: once, at the build that makes them that many (a share never there does not fall, so
-    share_drop_findings never sees it). Builds with fewer sendable events do not count, nor do
-    those of a version before this alert (0.1.0: a database upgraded is told at its third build
-    since). Only while the history holds every build of the database since that version: the
-    first builds of a site, not a site busy again after a quiet spell longer than the history
-    read."""
-    findings = []
-    upgraded = any(e.before_late_counts for b in history.builds for e in b.events.values())
-    whole = history.complete or upgraded
-    latest = history.builds[-1] if history.builds and whole else None
-    for name, event in latest.events.items() if latest else ():
-        if event.sendable < settings.min_sendable:
-            continue
-        same = [
-            b.events[name]
-            for b in history.builds
-            if name in b.events
-            and b.events[name].is_sample == event.is_sample
-            and not b.events[name].before_late_counts
-        ]
-        counted = [e for e in same if e.sendable >= settings.min_sendable]
-        if len(counted) != settings.empty_builds:
-            continue
-        for identifier, advice in WATCHED_FROM_THE_START.items():
-            if identifier not in history.identifiers or any(
-                e.identifiers.get(identifier, 0) for e in same
-            ):
-                continue
-            findings.append(
-                f"{identifier} in none of the {event.sendable:,} sendable {name} events, nor in"
-                f" any of the last {len(same)} builds: {advice}"
-            )
-    return findings
-
-
-def sendable_drop_findings(history: CoverageHistory, settings: AlertSettings) -> list[str]:
-    """LINE event names whose share of conversions that could be sent fell below (1 -
-    share_drop) x its trailing average (builds with at least min_sendable conversions in the
-    window), with the reasons of the latest window: an export that broke for part of its rows
-    (an order id written as 1234.0) loses orders without nearly all being rejected. Once per
-    fall, as share_drop_findings."""
-
-    def fell(at: int, name: str):
-        found = _comparable(history, at, name, settings, lambda e: e.conversions_in_window)
-        if found is None or found[0].rejected < MIN_REJECTED:
-            return None
-        event, earlier = found
-        mean = sum(e.sendable / e.conversions_in_window for e in earlier) / len(earlier)
-        value = event.sendable / event.conversions_in_window
-        if value >= (1 - settings.share_drop) * mean:
-            return None
-        return event, value, mean, len(earlier)
-
-    latest = len(history.builds) - 1
-    findings = []
-    for name in history.builds[-1].events if history.builds else ():
-        found = fell(latest, name)
-        if found is None or (latest > 0 and fell(latest - 1, name)):
-            continue
-        event, value, mean, builds = found
-        reasons = sorted(
-            ((reason, n) for reason, n in event.rejected_by_reason.items() if n),
-            key=lambda item: item[1],
-            reverse=True,
-        )
-        top = ", ".join(f"{reason} {n:,}" for reason, n in reasons[:3])
-        findings.append(
-            f"sendable share of {name} fell to {percent(value)} ({event.sendable:,} of"
-            f" {event.conversions_in_window:,} conversions in the window) from an average of"
-            f" {percent(mean)} over the previous {builds} builds; rejected"
-            + (f" as {top}" if top else f" {event.rejected:,}")
-            + ": see line_capi_rejected (docs/troubleshooting.md)"
-        )
-    return findings
-
-
-def late_conversion_findings(history: CoverageHistory) -> list[str]:
-    """The latest build's conversions that no build could send: they reached the export after
-    every window that would have held them (line_capi_coverage.late_conversions), with the
-    catch-up that sends them. Once: the next build's export has read them."""
-    latest = history.builds[-1]
-    findings = []
-    for name, event in latest.events.items():
-        if not event.late_conversions or event.late_oldest_at is None or latest.as_of is None:
-            continue
-        count = event.late_conversions
-        findings.append(
-            f"{count:,} conversion{'' if count == 1 else 's'} of {name} reached the export only"
-            " after the window of every build had passed their time (the oldest at"
-            f" {event.late_oldest_at:%Y-%m-%d %H:%M UTC}): no build sent them; the export had"
-            " added no row for longer than lookback_hours (its query, its schedule or the"
-            " site's tag stopped, then caught up); "
-            + catch_up_advice(hours_back(latest.as_of, event.late_oldest_at))
-        )
-    return findings
-
-
 def pushed_since(
     con: duckdb.DuckDBPyConnection, since: dt.datetime, destination: int | None = None
 ) -> bool:
@@ -761,8 +330,7 @@ def database_findings(
                 findings.append(found)
             if exit_code == ExitCode.REJECTED_BY_API:
                 findings.extend(rejected_count_finding(con, since, destination))
-        builds = max(settings.share_builds, settings.empty_builds, FADE_HISTORY_BUILDS) + 2
-        history = read_coverage(con, builds=builds)
+        history = read_coverage(con, builds=builds_to_read(settings))
         if (
             history
             and history.builds
@@ -772,13 +340,7 @@ def database_findings(
                 else pushed_since(con, since) and _first_push_since(con, history)
             )
         ):
-            findings.extend(empty_event_findings(history, settings))
-            findings.extend(rejected_event_findings(history, settings))
-            findings.extend(share_drop_findings(history, settings))
-            findings.extend(fade_findings(history, settings))
-            findings.extend(absent_identifier_findings(history, settings))
-            findings.extend(sendable_drop_findings(history, settings))
-            findings.extend(late_conversion_findings(history))
+            findings.extend(coverage_findings(history, settings))
         return findings
     except duckdb.Error:  # a ledger or coverage of another layout: what was found, and the exit's
         return findings

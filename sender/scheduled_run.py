@@ -28,7 +28,7 @@ from typing import IO
 import duckdb
 
 from sender import build_memory
-from sender.alerts import RUN_ONLY_ENV
+from sender.alert_settings import RUN_ONLY_ENV
 from sender.build_info import holds_sample_marker
 from sender.build_memory import PLUGIN_MISSING
 from sender.database import DatabaseError

@@ -29,24 +29,26 @@ from sender_fixtures import (
     sender_env,
 )
 
+from sender.alert_settings import AlertSettings
 from sender.alerts import (
-    FADE_HISTORY_BUILDS,
     MAX_CARRIED,
-    AlertSettings,
-    absent_identifier_findings,
     after_push,
     carried_findings,
-    empty_event_findings,
-    fade_findings,
-    rejected_event_findings,
     run_exit_finding,
     run_recovery_finding,
-    sendable_drop_findings,
-    share_drop_findings,
 )
 from sender.cli import run as cli_run
 from sender.cli.common import Failure
 from sender.coverage import read_coverage
+from sender.coverage_alerts import (
+    FADE_HISTORY_BUILDS,
+    absent_identifier_findings,
+    empty_event_findings,
+    fade_findings,
+    rejected_event_findings,
+    sendable_drop_findings,
+    share_drop_findings,
+)
 from sender.database import connect
 from sender.exit_codes import ExitCode
 from sender.run_log import RunLog, RunLogError

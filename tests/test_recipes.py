@@ -19,7 +19,7 @@ from pipeline_fixtures import ROOT
 from schedule_fixtures import clock_export
 from sender_fixtures import TAG_ID, TOKEN, mock_server
 
-from sender.alerts import RUN_ONLY_ENV
+from sender.alert_settings import RUN_ONLY_ENV
 
 DEPLOY = ROOT / "deploy"
 RECIPES = sorted(p for p in DEPLOY.rglob("*") if p.is_file())

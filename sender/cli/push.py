@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from sender import alerts, heartbeat
+from sender.alert_settings import load_settings
 from sender.cli.common import (
     EXIT_CODES_EPILOG,
     JSON_COMMANDS,
@@ -65,7 +66,7 @@ def _alert_after_push(command):
         if kwargs.get("dry_run_"):
             return command(**kwargs)
         with exits_on_error():
-            settings = alerts.load_settings(os.environ, notice=warn)
+            settings = load_settings(os.environ, notice=warn)
         code = ExitCode.INTERNAL_ERROR
         started = utc_now()  # the alert reads only what this push recorded
         try:

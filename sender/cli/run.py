@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from sender import alerts, heartbeat
+from sender.alert_settings import AlertSettings, load_settings
 from sender.build_info import (
     SAMPLE_MARKER,
     check_sample_database,
@@ -100,9 +101,9 @@ def run_command(
     """
     try:
         with exits_on_error():
-            alert_settings = alerts.load_settings(os.environ, notice=warn)
+            alert_settings = load_settings(os.environ, notice=warn)
     except Failure as failure:  # logged for sender status; not alerted: the alert is what is wrong
-        stopped_by_settings(failure, alerts.AlertSettings(), database=database, log_file=log_file)
+        stopped_by_settings(failure, AlertSettings(), database=database, log_file=log_file)
         raise
     rehearsal = False
     try:
@@ -186,7 +187,7 @@ def run_command(
 
 
 def stopped_by_settings(
-    failure: Failure, settings: alerts.AlertSettings, *, database: str, log_file: str | None
+    failure: Failure, settings: AlertSettings, *, database: str, log_file: str | None
 ) -> None:
     """A run its settings stop before it starts (a token file it cannot read, no LINE_TAG_ID)
     is a run all the same: under cron or systemd nobody reads its stderr, so it leaves its lines
