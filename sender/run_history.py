@@ -38,9 +38,11 @@ SETTINGS_STOP_START = "start: stopped by its settings"
 # The first line of a run that goes ahead (sender.scheduled_run): the run's database and its
 # export (a folder, or "(from the dbt vars)").
 _START_RUN = re.compile(r"^start: project .*, database (.*), export (.*)$")
-# The push's summary line in the run log: its time and how many events LINE accepted.
+# The push's summary line in the run log: its time and how many events LINE accepted, with a
+# thousands separator from 1,000 on (sender.push_summary).
 _PUSH_SUMMARY = re.compile(
-    r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) sender: pending \d+, sent \d+, accepted (\d+),"
+    r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) sender: pending [\d,]+, sent [\d,]+,"
+    r" accepted ([\d,]+),"
 )
 
 
@@ -155,8 +157,8 @@ def _tail_across(path: Path) -> list[str]:
         return lines
 
 
-def _done_lines_backwards(path: Path) -> Iterator[tuple[str, int]]:
-    """(when, exit code) of the finished runs in the log at ``path``, newest first, read from the
+def _lines_backwards(path: Path, *marks: bytes) -> Iterator[str]:
+    """The lines of the log at ``path`` that hold one of ``marks``, newest first, read from the
     end a block at a time (a full run logs about 17 KB)."""
     with path.open("rb") as file:
         end = file.seek(0, os.SEEK_END)
@@ -167,11 +169,18 @@ def _done_lines_backwards(path: Path) -> Iterator[tuple[str, int]]:
             lines = (file.read(end - start) + partial).split(b"\n")
             partial = lines.pop(0) if start > 0 else b""
             for raw in reversed(lines):
-                match = _LINE.match(raw.decode("utf-8", errors="replace"))
-                done = _DONE.match(match.group(2)) if match else None
-                if done:
-                    yield match.group(1), int(done.group(1))
+                if any(mark in raw for mark in marks):
+                    yield raw.decode("utf-8", errors="replace")
             end = start
+
+
+def _done_lines_backwards(path: Path) -> Iterator[tuple[str, int]]:
+    """(when, exit code) of the finished runs in the log at ``path``, newest first."""
+    for line in _lines_backwards(path, b" run: done: "):
+        match = _LINE.match(line)
+        done = _DONE.match(match.group(2)) if match else None
+        if done:
+            yield match.group(1), int(done.group(1))
 
 
 def _done_backwards(path: Path) -> Iterator[tuple[str, int]]:
@@ -252,23 +261,32 @@ def log_database(path: Path) -> str | None:
 
 
 def last_send_of(path: Path, database: Path, *, sample: Callable[[Path], bool]) -> str | None:
-    """When a run in the log at ``path`` last sent from ``database`` (the time of the push line
-    of a run of that database, from an export that is not the sample, that LINE accepted events
-    of), or None: no log, or no such run in its tail. Such a run left a ledger worth keeping."""
-    try:
-        lines = _tail(path)
-    except OSError:
-        return None
-    ours, sent = False, None
-    for line in lines:
-        if match := _LINE.match(line):
-            if started := _START_RUN.match(match.group(2)):
-                same = Path(started.group(1)).resolve() == database.resolve()
-                export = started.group(2)
-                ours = same and not (export.startswith("/") and sample(Path(export)))
-        elif (pushed := _PUSH_SUMMARY.match(line)) and ours and int(pushed.group(2)) > 0:
-            sent = pushed.group(1)
-    return sent
+    """When a run in the log at ``path`` (or its rotated part) last sent from ``database`` (the
+    time of the push line of a run of that database, from an export that is not the sample, that
+    LINE accepted events of), or None: no log, or no such run in it. Such a run left a ledger
+    worth keeping. Read from the end back to that run, however many quiet runs (nothing
+    accepted: a night, an outage) came after it, across the rotation."""
+    sent = None  # the newest push with events accepted since the start line read last
+    for part in (path, rotated(path)):
+        if not part.is_file():  # /dev/stdout, or no rotated part yet
+            continue
+        try:
+            for line in _lines_backwards(part, b" sender: pending ", b" run: start: project "):
+                if pushed := _PUSH_SUMMARY.match(line):
+                    if sent is None and int(pushed.group(2).replace(",", "")) > 0:
+                        sent = pushed.group(1)
+                elif (match := _LINE.match(line)) and (started := _START_RUN.match(match.group(2))):
+                    # the run these pushes were part of: its start line is the last one before them
+                    export = started.group(2)
+                    ours = Path(started.group(1)).resolve() == database.resolve() and not (
+                        export.startswith("/") and sample(Path(export))
+                    )
+                    if sent is not None and ours:
+                        return sent
+                    sent = None
+        except OSError:
+            return None
+    return None
 
 
 def other_database_message(path: Path, database: Path) -> str | None:

@@ -44,6 +44,8 @@ from sender.run_history import (
     exit_codes,
     export_checked_line,
     last_run,
+    last_send_of,
+    rotated,
     streak_before_last,
     undelivered_alert,
 )
@@ -1167,6 +1169,42 @@ def test_a_run_whose_database_is_gone_but_its_run_log_remains_stops(tmp_path):
     with mock_server() as srv:
         r = sender_run(down, srv.url, export=export, env=env)
         assert r.returncode == 0, r.stderr
+
+
+def test_the_last_send_is_found_past_a_thousand_events_quiet_runs_and_the_rotation(tmp_path):
+    """The check above read `accepted 1391` where the summary says `accepted 1,391`, and only the
+    log's last 256 KB: a site sending 1,000 events a run, or one quiet for a night, lost its
+    ledger with exit 0 and sent its window again."""
+    db, export = tmp_path / "site.duckdb", tmp_path / "export"
+    log = tmp_path / "site_run.log"
+
+    def run(hour: int, accepted: str, *, database: Path = db) -> str:
+        at = f"2026-12-0{1 + hour // 24}T{hour % 24:02}:00:0"
+        return (
+            f"{at}0Z run: start: project {tmp_path}, database {database}, export {export}\n"
+            + f"{at}1Z dbt: {'x' * 200}\n" * 100  # dbt's lines: about 20 KB a run
+            + f"{at}2Z sender: pending {accepted}, sent {accepted}, accepted {accepted},"
+            " rejected 0, expired 0, left pending 0, retried 0, 2 requests in 0.4s\n"
+            f"{at}3Z run: done: exit 0\n"
+        )
+
+    def last_send() -> str | None:
+        return last_send_of(log, db, sample=lambda _: False)
+
+    log.write_text(run(0, "1,391"))
+    assert last_send() == "2026-12-01T00:00:02Z"
+    # a night of quiet runs after it, over 256 KB, then another site's runs in the same log
+    other = tmp_path / "other.duckdb"
+    quiet = "".join(run(h, "0") for h in range(1, 20)) + run(20, "5", database=other)
+    log.write_text(run(0, "1,391") + quiet)
+    assert log.stat().st_size > 256 * 1024 and last_send() == "2026-12-01T00:00:02Z"
+    # the run that sent is in the rotated part; the current one holds only quiet runs
+    rotated(log).write_text(run(0, "1,391"))
+    log.write_text(quiet)
+    assert last_send() == "2026-12-01T00:00:02Z"
+    # none of this database's runs accepted an event: nothing to keep
+    rotated(log).write_text(run(0, "0"))
+    assert last_send() is None
 
 
 def test_a_build_without_the_profiles_plugin_is_said(tmp_path):
