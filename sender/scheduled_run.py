@@ -67,6 +67,7 @@ from sender.run_history import (
 from sender.run_locks import current_user, run_lock, target_lock
 from sender.run_log import RunLog, RunLogError, run_logged
 from sender.settings import ConfigError, optional_path
+from sender.tls import CA_BUNDLE_VARIABLES
 
 PROJECT_FILE = "dbt_project.yml"
 # touched by the profile's plugin during the build (build_memory.PLUGIN_SEEN_ENV)
@@ -74,6 +75,8 @@ PLUGIN_SEEN_FILE = ".line_capi_plugin_seen"
 DBT_ENV_VAR = "LINE_CAPI_DBT"
 # the access token and its file: the push needs them, dbt does not
 TOKEN_ENV = ("LINE_ACCESS_TOKEN", "LINE_ACCESS_TOKEN_FILE")
+# Paths the push reads from its environment: a relative one is the run's current folder's.
+RELATIVE_TO_START = ("LINE_ACCESS_TOKEN_FILE", *CA_BUNDLE_VARIABLES, "SSL_CERT_DIR")
 BUILD_ARGS = ("build", "--exclude-resource-type", "unit_test")
 
 
@@ -279,6 +282,12 @@ class ScheduledRun:
         )
         if self.config.export_dir is not None:
             env["KARTE_EXPORT_DIR"] = str(self.config.export_dir)
+        # files the push reads, named from the folder the run started in: the push runs in the
+        # project folder (a token file that passed the run's check failed after the build)
+        for name in RELATIVE_TO_START:
+            value = env.get(name, "").strip()
+            if value and not value.startswith("~") and not os.path.isabs(value):
+                env[name] = os.path.abspath(value)
         # the names under vars: in dbt_project.yml, for dbt's check of var names (a slip there
         # would run with the default), which sees only --vars itself
         env[PROJECT_VARS_ENV] = json.dumps(

@@ -109,9 +109,10 @@ def sender_run(
     env: dict | None = None,
     timeout: float = 300,
     reader_gone: bool = False,
+    cwd: Path | None = None,
 ):
     """`sender run` on the project in ROOT, as a scheduler starts it, ``dbt`` added to the dbt
-    options after `--` (``reader_gone``: see run_cli)."""
+    options after `--` (``reader_gone``, ``cwd``: see run_cli)."""
     full_env = {
         "LINE_CAPI_DUCKDB": str(tmp / "line_capi.duckdb"),
         "LINE_TAG_ID": TAG_ID,
@@ -132,4 +133,5 @@ def sender_run(
         full_env,
         timeout=timeout,
         reader_gone=reader_gone,
+        cwd=cwd,
     )

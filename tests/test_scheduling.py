@@ -1117,6 +1117,23 @@ def test_a_run_that_creates_its_database_says_so_once(tmp_path):
     )
 
 
+def test_a_token_file_named_from_the_jobs_folder_is_read_by_its_push(tmp_path):
+    """A relative LINE_ACCESS_TOKEN_FILE passed the run's own check, in the folder the job
+    started in, and the push, which runs in the project folder, could not read it: exit 2 after
+    a whole build, every hour."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "access-token").write_text(TOKEN + "\n")
+    (home / "access-token").chmod(0o600)
+    env = {"LINE_ACCESS_TOKEN": "", "LINE_ACCESS_TOKEN_FILE": "access-token"}
+    with mock_server() as srv:
+        r = sender_run(tmp_path, srv.url, export=export, env=env, cwd=home)
+        assert r.returncode == 0, r.stderr
+        assert "pending 1, sent 1, accepted 1" in r.stdout
+        assert srv.stats()["accepted_events"] == 1
+
+
 def test_a_run_whose_database_is_gone_but_its_run_log_remains_stops(tmp_path):
     """`make clean` removed data/*.duckdb: the next run built a new database, sent the window
     again and started the ledger and coverage history afresh, with exit 0 and only a note. It
