@@ -211,6 +211,7 @@ def validate_secret_url(url: Secret, name: str, what: str) -> Secret:
     try:
         parts = urlsplit(value)
         host = parts.hostname
+        parts.port  # noqa: B018 - a port out of range raises only when read
     except ValueError:
         parts, host = None, None
     if parts is None or parts.scheme not in ("http", "https") or not host:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import socket
@@ -360,7 +361,12 @@ def test_a_crash_exits_70_with_one_line_and_the_traceback_only_with_debug(tmp_pa
         env = sender_env(db, srv.url, LINE_CAPI_FAULT_POINT="after_response:1:crash")
         r = run_cli(["push", *FAST], env)
         debug = run_cli(["--debug", "push", *FAST, "--resend"], env)
+        # a scheduler reading --json still gets its one object
+        as_json = run_cli(["push", *FAST, "--resend", "--json"], env)
     assert r.returncode == debug.returncode == ExitCode.INTERNAL_ERROR, r.stderr
+    assert as_json.returncode == ExitCode.INTERNAL_ERROR, as_json.stderr
+    [printed] = as_json.stdout.splitlines()
+    assert json.loads(printed)["exit_code"] == ExitCode.INTERNAL_ERROR
     [line] = [x for x in r.stderr.splitlines() if x.startswith("error:")]
     assert line.startswith("error: internal error (RuntimeError: fault point after_response")
     assert line.endswith("run with --debug for the traceback") and "Traceback" not in r.stderr
@@ -368,7 +374,7 @@ def test_a_crash_exits_70_with_one_line_and_the_traceback_only_with_debug(tmp_pa
     assert TOKEN not in r.stderr + debug.stderr + r.stdout + debug.stdout
     with duckdb.connect(str(db), read_only=True) as con:  # the runs table says so too
         outcomes = con.sql("select outcome, exit_code from line_capi_send_runs").fetchall()
-    assert outcomes == [("error", 70), ("error", 70)]
+    assert outcomes == [("error", 70)] * 3
 
 
 def _rehearsal_env(text: str) -> dict[str, str]:

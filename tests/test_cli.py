@@ -493,6 +493,15 @@ def test_status_and_preview(db):
     # at another destination (env's endpoint: port 9) nothing was sent yet
     r = invoke(["preview", "--json", "-n", "100"], env)
     assert len(r.stdout.strip().splitlines()) == 30
+    # a destination mistyped is refused as a push refuses it, not shown as all pending
+    for option, value, why in (
+        ("--tag-id", "nope", "LINE_TAG_ID 'nope' is not a UUID"),
+        ("--endpoint", "https://x:99999", "LINE_CAPI_ENDPOINT 'https://x:99999' is not a valid"),
+    ):
+        r = invoke(["preview", option, value], env)
+        assert r.exit_code == ExitCode.USAGE and r.stdout == "", r.stderr
+        [line] = r.stderr.splitlines()
+        assert line.startswith(f"error: {why}"), line
 
 
 def test_mock_server_command_rehearsal(db):

@@ -202,6 +202,10 @@ def test_the_url_may_come_from_a_file(db, tmp_path):
             "hc-ping.com/5e1fb0d2-hEaRtBeAt",
             "error: LINE_CAPI_HEARTBEAT_URL is not an https URL (the heartbeat URL)",
         ),
+        (  # a port out of range: "not delivered (InvalidURL)" after every good run
+            "https://hc-ping.com:99999/5e1fb0d2-hEaRtBeAt",
+            "error: LINE_CAPI_HEARTBEAT_URL is not an https URL (the heartbeat URL)",
+        ),
         (  # pasted with a line break in it: requests would send it percent-encoded
             "https://hc-ping.com/5e1fb0d2-\nhEaRtBeAt",
             "error: LINE_CAPI_HEARTBEAT_URL contains spaces or control characters"

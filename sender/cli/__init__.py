@@ -14,7 +14,7 @@ import sys
 import typer
 
 from sender.cli.common import app, flags, report_crash, usage_error
-from sender.cli.push import json_for_refused_command_line
+from sender.cli.push import json_owed
 from sender.exit_codes import ExitCode
 from sender.file_modes import use_private_umask
 
@@ -37,12 +37,16 @@ def main() -> None:
     try:
         sys.exit(_run_app())
     except SystemExit as exc:
-        owed = json_for_refused_command_line(sys.argv[1:], exc.code)
+        owed = json_owed(sys.argv[1:], exc.code)
         if owed:
             print(owed)
         raise
     except Exception as exc:  # a bug: the scheduler sees INTERNAL_ERROR, not a failed send
         report_crash(exc, debug=flags.debug)
+        owed = json_owed(sys.argv[1:], ExitCode.INTERNAL_ERROR)
+        if owed:
+            with contextlib.suppress(OSError, ValueError):  # stdout itself may be what failed
+                print(owed)
         sys.exit(int(ExitCode.INTERNAL_ERROR))
 
 

@@ -29,7 +29,7 @@ from sender.preview import first_pending, table_lines
 from sender.push_summary import error_json
 from sender.report import DEFAULT_BUILDS, render, write_report
 from sender.run_history import last_run, other_database_message, run_log_path
-from sender.settings import DEFAULT_DATABASE, DEFAULT_ENDPOINT, database_path
+from sender.settings import DEFAULT_DATABASE, DEFAULT_ENDPOINT, database_path, dry_run_settings
 from sender.status import job_lines, read_status_report
 
 
@@ -192,6 +192,9 @@ def preview(
 
         sender preview --json -n 100 | jq .user
     """
+    with exits_on_error():  # as a push or a dry run checks them: a typo is not "all pending"
+        where = dry_run_settings(endpoint=endpoint, tag_id=tag_id, channel_id=None)
+    endpoint, tag_id = where["endpoint"], where["tag_id"]
     con = open_database(database, read_only=True)
     try:
         with exits_on_error(database):

@@ -94,14 +94,18 @@ def _alert_after_push(command):
     return run
 
 
-def json_for_refused_command_line(argv: list[str], exit_code: object) -> str | None:
-    """The JSON object a `--json` command refused by the option parser still owes stdout."""
-    if exit_code != ExitCode.USAGE or flags.json_printed or "--json" not in argv:
+def json_owed(argv: list[str], exit_code: object) -> str | None:
+    """The JSON object a `--json` command still owes stdout when it printed none: refused by the
+    option parser, or stopped by a bug (its one line is on stderr)."""
+    owed = exit_code in (ExitCode.USAGE, ExitCode.INTERNAL_ERROR)
+    if not owed or flags.json_printed or "--json" not in argv:
         return None
     # the command is the first word that is not an option (`sender --debug status --json`)
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     if command not in JSON_COMMANDS:
         return None
+    if exit_code == ExitCode.INTERNAL_ERROR:
+        return error_json(ExitCode.INTERNAL_ERROR, "internal error: see stderr")
     return error_json(
         ExitCode.USAGE, f"an option or argument was refused: see stderr, or sender {command} --help"
     )
