@@ -25,10 +25,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import random
+import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -149,6 +150,26 @@ class _Stop:
 
 
 INTERRUPTED_MESSAGE = "interrupted: what was not acknowledged stays pending"
+
+
+@contextlib.contextmanager
+def stop_signals_noted(note: Callable[[], None]) -> Iterator[None]:
+    """SIGTERM and SIGINT only call ``note`` while the block runs, instead of raising
+    KeyboardInterrupt wherever the main thread is: once the sends are over, the push's last steps
+    (the scan's and the writer's close, the runs row) each touch the database, and one of them
+    stopped midway left the ledger's last commit unrecorded or the connection busy (exit 10). A
+    no-op outside the main thread, where no handler can be set."""
+    numbers = (signal.SIGTERM, signal.SIGINT)
+    try:
+        before = {number: signal.signal(number, lambda *_: note()) for number in numbers}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
 
 
 def new_run_id() -> str:
@@ -349,31 +370,38 @@ class Pusher:
             max_group=2 * opts.concurrency,
         )
         error: BaseException | None = None
-        try:
-            self._send_all(rows)
-            self._settle_run()
-        except KeyboardInterrupt:
-            self.stop.set("interrupted", INTERRUPTED_MESSAGE)
-        except BaseException as exc:  # recorded in the runs table, then re-raised
-            self.stop.set("error", f"stopped by an error: {type(exc).__name__}")
-            error = exc
-        finally:
-            self.client.close()
+        # the handlers in force until the end of the finally below (stop_signals_noted)
+        with contextlib.ExitStack() as self._last_steps:
             try:
-                self.writer.close()  # commits what is still queued
-            except BaseException as exc:
+                self._send_all(rows)
+                self._settle_run()
+            except KeyboardInterrupt:
+                self.stop.set("interrupted", INTERRUPTED_MESSAGE)
+            except BaseException as exc:  # recorded in the runs table, then re-raised
                 self.stop.set("error", f"stopped by an error: {type(exc).__name__}")
-                error = error or exc
-            self.progress.finish()
-            if error is None and self.stop.reason is None:
-                self._prune_ledger()
-            try:
-                self._finish(started)
-            except Exception as exc:  # the disk that refused the ledger refuses the runs table
-                error = error or exc
+                error = exc
+            finally:
+                self._last_steps.enter_context(stop_signals_noted(self._interrupted))
+                self.client.close()
+                try:
+                    self.writer.close()  # commits what is still queued
+                except BaseException as exc:
+                    self.stop.set("error", f"stopped by an error: {type(exc).__name__}")
+                    error = error or exc
+                self.progress.finish()
+                if error is None and self.stop.reason is None:
+                    self._prune_ledger()
+                try:
+                    self._finish(started)
+                except Exception as exc:  # the disk that refused the ledger refuses the runs table
+                    error = error or exc
         if error is not None:
             raise error
         return self.summary
+
+    def _interrupted(self) -> None:
+        """A SIGTERM or Ctrl-C during the push's last steps: noted, and they go to their end."""
+        self.stop.set("interrupted", INTERRUPTED_MESSAGE)
 
     def _prune_ledger(self) -> None:
         """Retention, once the sends are done: most runs only check, about one a day deletes."""
@@ -432,6 +460,8 @@ class Pusher:
                 while in_flight:
                     done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                     _reap(done)
+                # the sends are over: from here the scan closes, then the ledger's last commit
+                self._last_steps.enter_context(stop_signals_noted(self._interrupted))
             except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt):
                     # before the pool waits for its workers: one in a retry's backoff would

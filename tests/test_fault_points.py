@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import random
 import signal
@@ -22,6 +23,7 @@ import sys
 import threading
 import time
 
+import duckdb
 import pytest
 from fault_fixtures import (
     accepted_keys,
@@ -177,6 +179,34 @@ def test_sigkill_at_a_random_point_then_rerun_loses_nothing(tmp_path, point):
     assert len(duplicated) <= BATCH * MAX_UNRECORDED_BATCHES, (point, nth, len(duplicated))
     if point == "during_request":
         assert len(duplicated) >= BATCH  # the request the sender died in was kept by the server
+
+
+def test_a_sigterm_during_the_last_ledger_commit_stops_the_push_cleanly(tmp_path):
+    """A scheduler's timeout that lands while the push waits for its last ledger commit: the
+    push went on to write its runs row while the writer thread still committed on the same
+    connection, so it crashed (exit 70 or an abort), recorded `error` with 0 accepted, and at
+    times lost the commit of events LINE had accepted. Each try here records them all, and the
+    run as interrupted (exit 130)."""
+    for attempt in range(3):
+        db = tmp_path / f"term-{attempt}.duckdb"
+        write_bulk_payload(db, BATCH)
+        with mock_server() as srv:
+            r = run_sender(
+                ["push", "--batch-size", str(BATCH), "--concurrency", "1", "--json"],
+                sender_env(db, srv.url),
+                **{fault_points.ENV_VAR: "ledger_write:1:term"},
+            )
+            server = srv.accepted_keys()
+        assert r.returncode == ExitCode.INTERRUPTED, (attempt, r.returncode, r.stderr, r.stdout)
+        assert "Traceback" not in r.stderr and "FATAL" not in r.stderr, r.stderr
+        [printed] = r.stdout.splitlines()
+        summary = json.loads(printed)
+        assert (summary["outcome"], summary["accepted"]) == ("interrupted", BATCH), summary
+        assert_ledger_consistent(db)
+        assert set(accepted_keys(db)) == server and len(server) == BATCH
+        with duckdb.connect(str(db), read_only=True) as con:
+            row = con.sql("select outcome, exit_code, accepted from line_capi_send_runs").fetchall()
+        assert row == [("interrupted", ExitCode.INTERRUPTED, BATCH)], row
 
 
 # -- the disk full while writing the ledger ---------------------------------------------------
