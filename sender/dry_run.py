@@ -17,7 +17,7 @@ from sender.push import (
     holds_line_uid_rows,
     renamed_held,
     rows_to_resend,
-    without_keys,
+    without_event_names,
     without_line_uid,
 )
 from sender.push_summary import Summary, held_message, new_event_names
@@ -66,7 +66,7 @@ def dry_run(
                 batch, held = without_line_uid(batch)
                 summary.held += held
             if renamed is not None:
-                batch, held = without_keys(batch, renamed[1])
+                batch, held = without_event_names(batch, renamed[1])
                 summary.held_renamed += held
             if not batch.num_rows:
                 continue

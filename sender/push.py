@@ -196,28 +196,22 @@ def payload_holds_rows(con: duckdb.DuckDBPyConnection) -> bool:
     return fetch_one(con, f"select count(*) > 0 from {PAYLOAD_TABLE}")[0]  # noqa: S608
 
 
-# between an event name and a deduplication key in one text: neither holds a control character
-KEY_SEPARATOR = "\x1f"
-
-
 def renamed_held(
     names: NewEventNames | None, options: PushOptions
 ) -> tuple[NewEventNames, pa.Array] | None:
-    """The rows a push holds back as renamed orders (new_event_names), as the array
-    without_keys takes; None when there are none, or the options send them."""
+    """The event names a push holds back (new_event_names), as the array without_event_names
+    takes; None when there are none, or the options send them. Every event of a new name is held
+    once some of its orders went to the destination under another name: the build that renamed
+    those renamed its other orders too (a catch-up built without the site's vars), and sending
+    them now under that name would count them twice once they go out under the right one."""
     if names is None or not names.renamed or options.allow_renamed:
         return None
-    keys = pa.array([f"{name}{KEY_SEPARATOR}{key}" for name, key in names.renamed], pa.string())
-    return names, keys
+    return names, pa.array([name for name, _ in names.new], pa.string())
 
 
-def without_keys(batch: pa.Table, keys: pa.Array) -> tuple[pa.Table, int]:
-    """The batch without its rows whose (event name, key) is in ``keys``, and how many those
-    were."""
-    joined = pc.binary_join_element_wise(
-        batch.column("event_name"), batch.column("deduplication_key"), KEY_SEPARATOR
-    )
-    held_rows = pc.fill_null(pc.is_in(joined, value_set=keys), False)
+def without_event_names(batch: pa.Table, names: pa.Array) -> tuple[pa.Table, int]:
+    """The batch without its rows of an event name in ``names``, and how many those were."""
+    held_rows = pc.fill_null(pc.is_in(batch.column("event_name"), value_set=names), False)
     held = int(pc.sum(held_rows.cast(pa.int64())).as_py() or 0)
     return (batch.filter(pc.invert(held_rows)), held) if held else (batch, 0)
 
@@ -444,7 +438,7 @@ class Pusher:
                             self.summary.held += held
                             self.progress.advance(held)
                         if self._renamed is not None:
-                            batch, held = without_keys(batch, self._renamed[1])
+                            batch, held = without_event_names(batch, self._renamed[1])
                             self.summary.held_renamed += held
                             self.progress.advance(held)
                         if not batch.num_rows:

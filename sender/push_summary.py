@@ -192,16 +192,20 @@ class NewEventNames:
         )
 
     def held_message(self, held: int, *, dry_run: bool = False) -> str:
-        """The line for ``held`` of the renamed rows, kept back (fewer than all under --limit)."""
+        """The line for the ``held`` rows of the new names, kept back (fewer than all under
+        --limit)."""
+        renamed = len(self.renamed)
+        carry = "them carry order ids" if renamed != 1 else "them carries an order id"
+        before = ", ".join(self.renamed_from or self.known)
         return (
             f"{held:,} events of the new name{'s' * (len(self.new) != 1)}"
-            f" {', '.join(name for name, _ in self.new)} carry order ids this destination has"
-            f" under {', '.join(self.renamed_from or self.known)}"
-            + (": a push would hold them back" if dry_run else ", and were not sent")
-            + ": LINE would count each order twice. A build without the site's vars"
-            " (docs/operations.md, Several sites)? Build again with them. Two conversion types"
-            " of one order on purpose: sender push --allow-renamed-events"
-            + ("" if dry_run else "; they stay pending")
+            f" {', '.join(name for name, _ in self.new)}"
+            + (": a push would hold them back" if dry_run else " were not sent")
+            + f": {renamed:,} of {carry} this destination has under {before}, and"
+            " LINE would count each order twice; the build that renamed them named its other"
+            " orders so too. A build without the site's vars (docs/operations.md, Several"
+            " sites)? Build again with them. Two conversion types of one order on purpose:"
+            " sender push --allow-renamed-events" + ("" if dry_run else "; they stay pending")
         )
 
 
