@@ -3,9 +3,11 @@
 ``push`` refuses a payload whose build did not finish (the build info is missing, or describes
 another table than the one in the file) and a payload built from the bundled sample for any
 endpoint but ``sender mock-server``: the sample's times are shifted to look current, and LINE
-would count its invented conversions. Neither refusal sends anything: the sample's is made before
-any connection to a remote endpoint, and a loopback one is only asked whether it is the mock (a
-tunnel or a proxy on this machine may forward to LINE).
+would count its invented conversions. So is a real export replayed with its times shifted (var
+karte_export_time_anchor): LINE would record each conversion at a time it did not happen. Neither
+refusal sends anything: the sample's is made before any connection to a remote endpoint, and a
+loopback one is only asked whether it is the mock (a tunnel or a proxy on this machine may
+forward to LINE).
 """
 
 # ruff: noqa: S608 - SQL is built from this package's constant table names; values are bound.
@@ -119,22 +121,27 @@ def _refused(exc: BaseException) -> bool:
     return "Connection refused" in str(exc)
 
 
-def check_sample_destination(sample: str, endpoint: str, *, ask_server: bool = True) -> None:
+def check_sample_destination(
+    sample: str,
+    endpoint: str,
+    *,
+    ask_server: bool = True,
+    remedy: str = "build a real export (env KARTE_EXPORT_DIR or var karte_export_dir)",
+) -> None:
     """Raise SampleRefused when ``endpoint`` is not loopback, or is a loopback server that is
     not sender mock-server; ``sample`` says what is the sample, such as "the payload was built
-    from the bundled sample (/srv/sample)"."""
+    from the bundled sample (/srv/sample)", and ``remedy`` how to build what may go out."""
     host = urlsplit(endpoint).hostname or ""
     if not is_loopback_host(host):
         raise SampleRefused(
-            f"{sample}, which is never sent to {host}: build a real export (env"
-            " KARTE_EXPORT_DIR or var karte_export_dir), or rehearse against sender mock-server"
-            " on 127.0.0.1"
+            f"{sample}, which is never sent to {host}: {remedy}, or rehearse against sender"
+            " mock-server on 127.0.0.1"
         )
     if ask_server and answers_as_mock(endpoint) is False:
         raise SampleRefused(
             f"{sample}, which is sent only to sender mock-server, and what answers at {endpoint}"
             f" is not it (a tunnel or a proxy there may forward to LINE): rehearse against"
-            " sender mock-server (make demo starts one), or build a real export"
+            f" sender mock-server (make demo starts one), or {remedy}"
         )
 
 
@@ -187,6 +194,7 @@ class BuildInfo:
     built_at: dt.datetime | None
     payload_rows: int
     payload_event_timestamp_sum: int
+    time_shift_seconds: int = 0  # var karte_export_time_anchor (a replay), or the sample's
 
     def describe(self) -> str:
         """When and from what it was built, for people: `status` and `preview` show it."""
@@ -215,6 +223,10 @@ def read_build_info(con: duckdb.DuckDBPyConnection) -> BuildInfo | None:
     if len(rows) != 1:
         return None
     (invocation_id, location, is_sample, built_at, rows_, checksum) = rows[0]
+    # a build before the column: its times were shifted only if it was the sample
+    shifted = has_column(con, BUILD_INFO_TABLE, "time_shift_seconds") and fetch_one(
+        con, f"select time_shift_seconds from {BUILD_INFO_TABLE}"
+    )
     return BuildInfo(
         str(invocation_id),
         str(location),
@@ -222,6 +234,7 @@ def read_build_info(con: duckdb.DuckDBPyConnection) -> BuildInfo | None:
         built_at,
         int(rows_ or 0),
         int(checksum or 0),
+        int(shifted[0] or 0) if shifted else 0,
     )
 
 
@@ -252,4 +265,13 @@ def check_build(
     if info.is_sample:
         where = f"the payload was built from the bundled sample ({info.export_location})"
         check_sample_destination(where, endpoint, ask_server=ask_server)
+    elif info.time_shift_seconds:
+        # a replay: LINE would record each conversion at a time it did not happen
+        hours = info.time_shift_seconds / 3600
+        where = (
+            f"the payload's times were moved {hours:+,.1f} h by var karte_export_time_anchor"
+            f" (a replay of {info.export_location})"
+        )
+        remedy = "build without it to send the conversions at their own times"
+        check_sample_destination(where, endpoint, ask_server=ask_server, remedy=remedy)
     return info

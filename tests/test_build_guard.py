@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shutil
@@ -11,7 +12,7 @@ import socket
 import duckdb
 import pytest
 from pipeline_fixtures import SAMPLE_DIR, run_dbt
-from schedule_fixtures import TAG_ID, sender_run
+from schedule_fixtures import TAG_ID, clock_export, sender_run
 from sender_fixtures import (
     FAST,
     REPO,
@@ -164,6 +165,38 @@ def test_the_sample_goes_to_no_loopback_server_but_the_mock(sample_build, answer
     assert line.startswith("error: the payload was built from the bundled sample")
     assert f"what answers at {url} is not it (a tunnel or a proxy there may forward" in line
     assert seen == [("GET", "/_mock/stats", "")]  # asked who it is, without the token; no POST
+
+
+def test_a_real_export_replayed_with_its_times_moved_goes_to_the_mock_only(tmp_path):
+    """var karte_export_time_anchor (replay an export) moved a real export's orders to now, and
+    a push sent them to LINE at times they did not happen, with exit 0 and no word."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    export = clock_export(
+        tmp_path / "export", {"ORD-1": 30, "ORD-2": 31}, newest_hours=30, now=now.timestamp()
+    )
+    replay = {
+        "as_of": now.isoformat(),
+        "karte_export_time_anchor": (now - dt.timedelta(hours=29)).isoformat(),
+    }
+    result = run_dbt(tmp_path, "run", export_dir=export, vars=replay)
+    assert result.returncode == 0, result.output
+    assert result.rows("select time_shift_seconds, payload_rows from line_capi_build_info") == [
+        (29 * 3600, 2)
+    ]
+    r = run_cli(["push", *FAST], sender_env(result.database, "https://line.invalid"))
+    assert r.returncode == ExitCode.SAMPLE_DATA_REFUSED, r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert line.startswith("error: the payload's times were moved +29.0 h by var"), line
+    assert line.endswith(
+        "build without it to send the conversions at their own times, or rehearse against sender"
+        " mock-server on 127.0.0.1"
+    ), line
+    with mock_server() as srv:  # a rehearsal of the replay
+        r = run_cli(["push", *FAST], sender_env(result.database, srv.url))
+        assert r.returncode == ExitCode.OK and srv.stats()["accepted_events"] == 2, r.stderr
+    # the same export read as it is: nothing moved, nothing in a 24-hour window
+    plain = run_dbt(tmp_path / "plain", "run", export_dir=export, vars={"as_of": now.isoformat()})
+    assert plain.rows("select time_shift_seconds from line_capi_build_info") == [(0,)]
 
 
 def test_preview_names_the_build_its_rows_come_from(sample_build):

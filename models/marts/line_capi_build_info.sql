@@ -74,6 +74,7 @@ final as (
         cast(payload.payload_event_timestamp_sum as bigint) as payload_event_timestamp_sum,
         cast(rejected.rejected_rows as bigint) as rejected_rows,
         {{ 'true' if is_bundled_sample() else 'false' }} as is_sample,
+        cast({{ export_time_shift_seconds() }} as bigint) as time_shift_seconds,
         {{ unix_seconds_to_timestamp('cast(' ~ (run_started_at.timestamp() | int) ~ ' as bigint)') }} as built_at,
         {{ unix_seconds_to_timestamp('cast(' ~ as_of ~ ' as bigint)') }} as as_of,
         {{ unix_seconds_to_timestamp('cast(' ~ window_start ~ ' as bigint)') }} as window_start
