@@ -66,11 +66,17 @@
     {{ return(parsed.timestamp() | int) }}
 {% endmacro %}
 
-{#- The "now" of the run as Unix seconds: var as_of, or the time the run started. -#}
+{#- The "now" of the run as Unix seconds: var as_of, or the time the run started. Its offset is
+    required: a replay or catch-up written as a clock shows it (2026-11-28 14:00 in Japan) was
+    read as UTC, 9 hours off, and sent another window than the one meant, without a word. -#}
 {% macro as_of_unix() %}
     {%- set value = var('as_of', none) -%}
     {%- if value is none or (value | string | trim) == '' -%}
         {{ return(run_started_at.timestamp() | int) }}
+    {%- endif -%}
+    {%- if not modules.re.search('([Zz]|[+-][0-9]{2}:?[0-9]{2})$', value | string | trim) -%}
+        {{ _var_error('as_of', value, "give its offset from UTC, such as 2026-11-30T10:00:00+09:00"
+            ~ " (Japan time) or 2026-11-30T01:00:00Z (UTC): without one it is ambiguous") }}
     {%- endif -%}
     {{ return(_iso_to_unix('as_of', value)) }}
 {% endmacro %}

@@ -477,7 +477,14 @@ def test_an_export_file_named_another_way_is_named_in_the_missing_file_error(tmp
         ),
         ("pii_prehashed", "maybe", "invalid dbt var pii_prehashed=maybe"),
         ("compress_tables", "maybe", "invalid dbt var compress_tables=maybe"),
-        ("as_of", "2026-02-30T10:00:00", "invalid dbt var as_of=2026-02-30T10:00:00"),
+        ("as_of", "2026-02-30T10:00:00Z", "invalid dbt var as_of=2026-02-30T10:00:00Z"),
+        # a clock time without its offset: read as UTC, it was 9 hours off in Japan
+        (
+            "as_of",
+            "2026-11-28 14:00",
+            "invalid dbt var as_of=2026-11-28 14:00: give its offset from UTC, such as",
+        ),
+        ("as_of", "2026-11-28", "invalid dbt var as_of=2026-11-28: give its offset from UTC"),
         ("karte_column_map", "oops", "invalid dbt var karte_column_map=oops"),
         ("karte_sample_anchor", "soon", "invalid dbt var karte_sample_anchor=soon"),
         ("karte_export_time_anchor", "soon", "invalid dbt var karte_export_time_anchor=soon"),
