@@ -43,6 +43,43 @@ def test_header_only_files_build_and_send_nothing(tmp_path):
     assert result.rows("select count(*) from line_capi_rejected") == [(0,)]
 
 
+def test_a_user_master_that_came_up_empty_stops_the_build_until_it_has_its_rows(tmp_path):
+    """A header-only user_master (a copy that failed) after builds that read users sent every
+    conversion without its email and phone, exit 0: for good, once LINE had them. The build now
+    stops before the payload, hour after hour, until the users are back; a site that drops its
+    user master on purpose builds once without the check."""
+    tables = export_tables()
+    _, first = build(tmp_path, tables)
+    assert first.returncode == 0, first.output
+    [(users,)] = first.rows("select user_master_rows from line_capi_build_info")
+    payload = first.rows("select deduplication_key from line_capi_payload order by 1")
+    assert users > 0 and payload
+    emptied = {**tables, "user_master": []}
+    for _ in range(2):  # the next hour too: the last finished build still read users
+        export, stopped = build(tmp_path, emptied)
+        assert stopped.returncode != 0
+        assert (
+            f"KARTE export table user_master has no row, and the last build read {users}: an"
+            " export that came up empty"
+        ) in stopped.output, stopped.output
+        # the payload is still the last finished build's
+        assert stopped.rows("select deduplication_key from line_capi_payload order by 1") == payload
+    # on purpose: built once without the check, then the empty user master is the usual
+    chosen = run_dbt(
+        tmp_path,
+        "build",
+        "--exclude",
+        "test_type:unit",
+        "assert_user_master_not_emptied",
+        export_dir=export,
+        vars={"as_of": AS_OF},
+    )
+    assert chosen.returncode == 0, chosen.output
+    assert chosen.rows("select user_master_rows from line_capi_build_info") == [(0,)]
+    _, after = build(tmp_path, emptied)
+    assert after.returncode == 0, after.output
+
+
 def test_zero_byte_file_is_refused_with_a_message(tmp_path):
     export = write_export(tmp_path / "export", export_tables())
     (export / "user_master.csv").write_bytes(b"")
