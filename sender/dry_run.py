@@ -11,7 +11,7 @@ from sender.batches import prepare_chunk
 from sender.build_info import check_build
 from sender.database import has_ledger
 from sender.destinations import pending_destination
-from sender.pending_rows import find_pending, iter_pending
+from sender.pending_rows import chunk_rows_for, find_pending, iter_pending
 from sender.push import (
     PushOptions,
     holds_line_uid_rows,
@@ -57,7 +57,8 @@ def dry_run(
             summary.warnings.append(names.warning())
         renamed = renamed_held(names, options)
     hold_line_uid = holds_line_uid_rows(rows, channel_id)
-    for chunk in iter_pending(con, pending=rows, limit=options.limit):
+    chunk_rows = chunk_rows_for(options.batch_size)
+    for chunk in iter_pending(con, pending=rows, limit=options.limit, chunk_rows=chunk_rows):
         summary.pending += chunk.num_rows
         prepared = prepare_chunk(chunk, batch_size=options.batch_size, test=options.test)
         summary.expired += prepared.expired_rows

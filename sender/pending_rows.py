@@ -314,6 +314,13 @@ def _normalize(table: pa.Table) -> pa.Table:
     return table
 
 
+def chunk_rows_for(batch_size: int) -> int:
+    """Rows per scan chunk for requests of ``batch_size`` events: a whole number of batches, at
+    least SCAN_CHUNK_ROWS. A batch never spans two chunks, so a chunk of another size cut
+    --batch-size 6000 into 6,000 and 4,000, and capped a larger one at the chunk's 10,000."""
+    return batch_size * max(1, -(-SCAN_CHUNK_ROWS // batch_size))
+
+
 def iter_pending(
     con: duckdb.DuckDBPyConnection,
     *,

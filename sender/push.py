@@ -62,6 +62,7 @@ from sender.line_client import (
 from sender.line_rules import MAX_DEDUPLICATION_KEY_LENGTH, MAX_REQUEST_BYTES, TEST_KEY_PREFIX
 from sender.pending_rows import (
     PendingRows,
+    chunk_rows_for,
     find_pending,
     find_resendable,
     iter_pending,
@@ -420,7 +421,9 @@ class Pusher:
         opts = self.options
         in_flight: set[Future] = set()
         max_in_flight = opts.concurrency * 2
-        chunks = iter_pending(self.con, pending=rows, limit=opts.limit)
+        chunks = iter_pending(
+            self.con, pending=rows, limit=opts.limit, chunk_rows=chunk_rows_for(opts.batch_size)
+        )
         with (
             contextlib.closing(chunks),  # ends the scan at once when stopping early
             ThreadPoolExecutor(opts.concurrency, thread_name_prefix="sender") as pool,

@@ -742,6 +742,20 @@ def test_cli_plain_log_lines_off_a_terminal(db):
     assert "\r" not in r.stderr
 
 
+@pytest.mark.parametrize(("batch_size", "requests"), [(6000, 2), (20_000, 1), (5000, 3)])
+def test_each_request_takes_the_batch_size_whatever_the_scan_chunk(tmp_path, batch_size, requests):
+    """Batches were cut within the scan's chunks of 10,000 rows: --batch-size 6000 sent 6,000
+    then 4,000, three requests for 11,505 events, and a batch size above 10,000 sent 10,000."""
+    db = tmp_path / "line_capi.duckdb"
+    write_bulk_payload(db, 11_505)
+    dry = invoke(["push", "--dry-run", "--batch-size", str(batch_size), "--json"], sender_env(db))
+    assert json.loads(dry.stdout)["batches"] == requests, dry.stdout
+    with mock_server() as srv:
+        summary = push_now(db, srv.url, batch_size=batch_size, concurrency=2)
+        assert (summary.accepted, summary.requests) == (11_505, requests)
+        assert srv.stats()["requests"] == requests
+
+
 def test_body_size_cap_splits_batches():
     import pyarrow as pa
 
