@@ -32,7 +32,7 @@ from sender.database import RUNS_TABLE, DatabaseError, connect, fetch_one, table
 from sender.dbt_artifacts import CONVERSION_TYPE_LEFT_OUT, CONVERSION_TYPE_LEFT_OUT_CAUSE
 from sender.destinations import destination_id
 from sender.exit_codes import MEANINGS, ExitCode
-from sender.freshness import PAGE_VIEWS_TRAIL
+from sender.freshness import PAGE_VIEWS_TRAIL, PAGE_VIEWS_UNMATCHED
 from sender.monitoring_request import request_once
 from sender.run_history import (
     exit_codes,
@@ -421,6 +421,14 @@ RUN_WARNINGS_ALERTED = (
         "page views trailed the conversions at 3 runs in a row: the conversions they sent went"
         " without IP address, user agent and click id; the page_views export runs behind the"
         " conversions' or has stopped (the run log's warning gives how far)",
+    ),
+    # nearly every conversion without its page view: one query's pv_id changed
+    (
+        PAGE_VIEWS_UNMATCHED,
+        3,
+        "nearly every conversion named a page view (pv_id) the export did not hold, at 3 runs in"
+        " a row: they went without IP address, user agent and click id; the conversions and"
+        " page_views exports write pv_id differently (the run log's warning gives how many)",
     ),
     # a conversion type the build before made and this one does not: said at once (the next
     # build compares with this one and is silent), as the orders go neither out nor to rejected

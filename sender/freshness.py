@@ -263,3 +263,40 @@ def page_views_trail(found: WithoutPageView | None, now: float) -> str | None:
         " without IP address, user agent and click id; export page_views as often as"
         " conversions, and no later"
     )
+
+
+# The words of the warning below, which the alerts count runs in a row by (sender.alerts).
+PAGE_VIEWS_UNMATCHED = "name no page view of the export"
+# The fewest such conversions, and their least share, that say the two tables' pv_ids differ
+# (some conversions lack their page view when the page views reach less far back than the
+# window, as a long catch-up's does: not nearly all of them).
+MIN_UNMATCHED = 5
+UNMATCHED_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class UnmatchedPageViews:
+    """The conversions of a build with a pv_id, no newer than the export's newest page view
+    (page_views_trail counts the newer ones): how many, and how many name no page view."""
+
+    named: int
+    unmatched: int
+
+
+def pv_ids_differ(found: UnmatchedPageViews | None) -> str | None:
+    """The warning when nearly every conversion names a page view the export does not hold,
+    though its page views reach past them (None: not so). The two tables join on pv_id: one
+    query changed how it writes it (an id of another kind, another case), and every conversion
+    goes without IP address, user agent, web fields and the click id of its visit, for good,
+    with nothing else to say so at a site too small for the share alerts."""
+    if found is None or found.unmatched < MIN_UNMATCHED:
+        return None
+    if found.unmatched < UNMATCHED_SHARE * found.named:
+        return None
+    return (
+        f"{found.unmatched:,} of the build's {found.named:,} conversions with a pv_id"
+        f" {PAGE_VIEWS_UNMATCHED}, though the page views reach past them: the conversions and"
+        " page_views exports write pv_id differently (one query changed), and those conversions"
+        " go without IP address, user agent and click id; compare a conversion's pv_id with its"
+        " page view's in the two exports"
+    )

@@ -47,11 +47,13 @@ from sender.exit_codes import ExitCode
 from sender.freshness import (
     PAGE_VIEWS_BEHIND_HOURS,
     QUIET_SPELL_MAX_HOURS,
+    UnmatchedPageViews,
     WithoutPageView,
     arrived_late,
     find_quiet_spell,
     page_views_behind,
     page_views_trail,
+    pv_ids_differ,
     quiet_window,
     read_freshness,
 )
@@ -480,6 +482,9 @@ class ScheduledRun:
         trail = page_views_trail(self.without_page_view(), self.freshness_checked_at or started)
         if trail is not None:
             self.say(f"warning: {trail}")
+        differ = pv_ids_differ(self.unmatched_page_views())
+        if differ is not None:
+            self.say(f"warning: {differ}")
 
     def without_page_view(self) -> WithoutPageView | None:
         """The conversions the build just made (sent or rejected: one without its page view
@@ -505,6 +510,25 @@ class ScheduledRun:
         if not row or not row[0]:
             return None
         return WithoutPageView(int(row[0]), str(row[1]), float(row[2]), page_view)
+
+    def unmatched_page_views(self) -> UnmatchedPageViews | None:
+        """The build's conversions with a pv_id, no newer than the export's newest page view
+        (plus PAGE_VIEWS_BEHIND_HOURS), and how many of them name no page view; None when
+        there is no page view time or the database cannot be read now."""
+        page_view = self.page_view_newest
+        if page_view is None:
+            return None
+        until = int(page_view + PAGE_VIEWS_BEHIND_HOURS * 3600)
+        try:
+            with duckdb.connect(str(self.config.database), read_only=True) as con:
+                row = con.execute(
+                    "select count(*), count(*) filter (where seconds_after_page_view is null)"
+                    " from int_conversions_joined where event_timestamp <= ? and pv_id is not null",
+                    [until],
+                ).fetchone()
+        except duckdb.Error:
+            return None
+        return UnmatchedPageViews(int(row[0]), int(row[1])) if row else None
 
     def push(self) -> int:
         self.pushing = True

@@ -36,7 +36,13 @@ from sender.dbt_artifacts import built_elsewhere
 from sender.dbt_output import QuotedRowFilter
 from sender.dbt_vars import merge_vars, take_export_dir
 from sender.exit_codes import ExitCode
-from sender.freshness import PAGE_VIEWS_TRAIL, Freshness, arrived_late, read_freshness
+from sender.freshness import (
+    PAGE_VIEWS_TRAIL,
+    PAGE_VIEWS_UNMATCHED,
+    Freshness,
+    arrived_late,
+    read_freshness,
+)
 from sender.run_history import (
     BUILD_OK,
     ROTATE_BYTES,
@@ -222,6 +228,39 @@ def test_conversions_newer_than_every_page_view_are_warned_then_alerted(tmp_path
         " went without IP address, user agent and click id; the page_views export runs behind"
         " the conversions' or has stopped (the run log's warning gives how far)"
     )
+
+
+def test_conversions_whose_pv_ids_name_no_page_view_are_warned_of_and_alerted_at_the_third(
+    tmp_path,
+):
+    """One Datahub query changed how it writes pv_id: every conversion went without IP address,
+    user agent and click id, exit 0, with no word (the share alerts need 50 conversions a day)."""
+    export = clock_export(tmp_path / "export", {f"ORD-{i}": 1 + i for i in range(6)}, 0.2)
+    conversions = export / "conversions.csv"
+    (tmp_path / "kept").mkdir()
+    with mock_server() as srv:
+        kept = sender_run(tmp_path / "kept", srv.url, export=export)
+        assert kept.returncode == 0 and PAGE_VIEWS_UNMATCHED not in kept.stderr, kept.stderr
+        conversions.write_text(conversions.read_text().replace(",pv-", ",PV-"))
+        changed = sender_run(tmp_path, srv.url, export=export)
+    assert changed.returncode == 0, changed.stderr
+    assert (
+        "warning: 6 of the build's 6 conversions with a pv_id name no page view of the export,"
+        " though the page views reach past them: the conversions and page_views exports write"
+        " pv_id differently"
+    ) in changed.stderr, changed.stderr
+    # the alert at the third run in a row that says so, as for page views that trail
+    log = tmp_path / "line_capi_run.log"
+    warned = [x for x in log.read_text().splitlines() if PAGE_VIEWS_UNMATCHED in x]
+    assert len(warned) == 1 and run_warning_findings(log) == []
+    with log.open("a") as file:
+        for hour in (11, 12):
+            file.write(f"2026-12-07T{hour}:00:00Z run: start: project /p, database /d, export /e\n")
+            file.write(f"2026-12-07T{hour}:00:08Z run: {BUILD_OK}PASS=80\n")
+            file.write(f"2026-12-07T{hour}:00:09Z run: warning: 6 {PAGE_VIEWS_UNMATCHED}\n")
+            file.write(f"2026-12-07T{hour}:00:10Z run: done: exit 0\n")
+    [finding] = run_warning_findings(log)
+    assert finding.startswith("nearly every conversion named a page view (pv_id) the export")
 
 
 def test_the_page_views_trail_alert_comes_once_per_streak(tmp_path):
