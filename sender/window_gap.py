@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from sender.coverage import COVERAGE_TABLE
 from sender.database import BUILD_INFO_TABLE, RUNS_TABLE, fetch_one, table_exists
 from sender.line_rules import DAY_SECONDS, MAX_AGE_SECONDS
 
@@ -39,11 +40,16 @@ class WindowGap:
     last_complete: dt.datetime  # UTC: when the last push that left nothing pending started
     window_start: dt.datetime  # UTC: as_of - lookback_hours of the build in the file
     as_of: dt.datetime
+    # UTC: the as_of of the build that push sent, when it was over an hour older than the push
+    # (a replay of a past window, a build left from before an outage); None: as new as the push
+    sent_as_of: dt.datetime | None = None
 
     @property
     def covered_until(self) -> dt.datetime:
-        """UTC: the conversions up to here were in an export before the last complete push."""
-        return self.last_complete - dt.timedelta(hours=EXPORT_DELAY_HOURS)
+        """UTC: the conversions up to here were in an export before the last complete push,
+        and in the window of the build it sent."""
+        until = min(self.last_complete, self.sent_as_of or self.last_complete)
+        return until - dt.timedelta(hours=EXPORT_DELAY_HOURS)
 
     @property
     def needed_hours(self) -> int:
@@ -52,11 +58,18 @@ class WindowGap:
 
     def describe(self) -> str:
         stamp = "%Y-%m-%d %H:%M UTC"
+        sent = (
+            f" and sent a build whose window ended at {self.sent_as_of:{stamp}} (a replay of a"
+            " past window, or a build left from before), so its export may have held the"
+            f" conversions only up to {EXPORT_DELAY_HOURS} hours before that"
+            if self.sent_as_of is not None
+            else f", its export may have held the conversions only up to {EXPORT_DELAY_HOURS}"
+            " hours before it"
+        )
         return (
             f"conversions from {self.covered_until:{stamp}} to {self.window_start:{stamp}} may"
             " never have been sent: the last push that left nothing pending started at"
-            f" {self.last_complete:{stamp}}, its export may have held the conversions only up to"
-            f" {EXPORT_DELAY_HOURS} hours before it, and this build's window starts later (an"
+            f" {self.last_complete:{stamp}}{sent}, and this build's window starts later (an"
             f" outage, or a lookback_hours shorter than the time between runs plus"
             f" {EXPORT_DELAY_HOURS} hours); {catch_up_advice(self.needed_hours)}"
         )
@@ -109,6 +122,25 @@ def find_window_gap(
     last_complete = row[0] if row else None
     if last_complete is None:
         return None
-    if last_complete - dt.timedelta(hours=EXPORT_DELAY_HOURS) >= window_start:
+    sent_as_of = _as_of_sent_by(con, last_complete)
+    if sent_as_of is not None and sent_as_of >= last_complete - dt.timedelta(hours=1):
+        sent_as_of = None  # the usual build, made just before its push
+    gap = WindowGap(last_complete, window_start, as_of, sent_as_of)
+    return gap if gap.covered_until < window_start else None
+
+
+def _as_of_sent_by(con: duckdb.DuckDBPyConnection, started_at: dt.datetime) -> dt.datetime | None:
+    """The as_of of the build that a push started at ``started_at`` sent: the last build before
+    it (line_capi_coverage keeps each build's); None when the coverage has none."""
+    if not table_exists(con, COVERAGE_TABLE):
         return None
-    return WindowGap(last_complete=last_complete, window_start=window_start, as_of=as_of)
+    try:
+        row = fetch_one(
+            con,
+            f"select as_of from {COVERAGE_TABLE} where built_at <= ? and as_of is not null"
+            " order by built_at desc limit 1",
+            [started_at],
+        )
+    except duckdb.Error:  # a coverage of another version
+        return None
+    return row[0] if row else None

@@ -1026,6 +1026,37 @@ def test_an_outage_longer_than_the_window_is_said_and_alerted_once(
         assert (again is not None) == every_run
 
 
+def test_a_replay_of_a_past_window_first_after_an_outage_does_not_hide_the_gap(tmp_path):
+    """After an outage, the first push back sent a replay of a past window (an as_of days ago),
+    or the build left from before the outage: it left nothing pending, so the gap check took it
+    for a push that covered up to its own start, and the next run said nothing of the days in
+    between. What a push covered ends at the window of the build it sent."""
+    import datetime as dt
+
+    db = tmp_path / "replay.duckdb"
+    write_payload(db, [make_event(i) for i in range(5)])
+    with mock_server() as srv:
+        assert push_now(db, srv.url).exit_code == ExitCode.OK
+        con = duckdb.connect(str(db))
+        [(started,)] = con.execute("select started_at from line_capi_send_runs").fetchall()
+        # the build that push sent (line_capi_coverage keeps each build's as_of): two days old
+        con.execute("create table line_capi_coverage (built_at timestamp, as_of timestamp)")
+        sent_as_of = started - dt.timedelta(hours=40)
+        con.execute(
+            "insert into line_capi_coverage values (?, ?)",
+            [started - dt.timedelta(minutes=1), sent_as_of],
+        )
+        con.close()
+        write_payload(db, [make_event(i) for i in range(5, 10)])
+        _set_build_window(db, lookback_hours=24)
+        r = invoke(["push", *FAST], sender_env(db, srv.url))
+    assert r.exit_code == 0, r.stderr
+    [warning] = [line for line in r.stderr.splitlines() if "may never have been sent" in line]
+    ended = f"sent a build whose window ended at {sent_as_of:%Y-%m-%d %H:%M} UTC (a replay"
+    assert ended in warning, warning
+    assert "catch up with `sender run -- --vars '{lookback_hours: 4" in warning, warning
+
+
 def test_a_push_names_the_first_twenty_rejected_events_and_counts_the_rest(tmp_path, capsys):
     """The console of a scheduled job goes to cron mail, the journal or a CI log: a model change
     LINE refuses would print every order id there. The first 20 are named, the ledger has all."""
