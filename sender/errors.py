@@ -4,6 +4,7 @@ code: sender.push_summary.STOP_REASONS."""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import duckdb
@@ -57,3 +58,19 @@ def known_error(
     if code is ExitCode.DATABASE_ERROR and database is not None and not named:
         message = f"database {database}: {message}"
     return code, message
+
+
+def path_mistake(exc: BaseException) -> str | None:
+    """A path the system refuses, from a user's setting or option, as one line; None for any
+    other error. Raised wherever a command first touches the path (every command exited 70 for
+    a name over 255 bytes, or a LINE_CAPI_DUCKDB holding bytes that are not UTF-8)."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+        name = str(exc.filename or "")
+        shown = name if len(name) <= 80 else name[:40] + "…" + name[-20:]
+        return f"the path {shown} is too long for the file system: give a shorter one"
+    if isinstance(exc, UnicodeEncodeError) and "surrogates not allowed" in str(exc):
+        return (
+            "a path or setting holds bytes that are not UTF-8 (a file name in another"
+            " encoding?): give it in UTF-8"
+        )
+    return None

@@ -824,6 +824,25 @@ def test_a_reader_that_closes_stdout_early_leaves_each_command_its_own_exit_code
     assert run_cli(["report", "-o", "-"], env).stderr.startswith("wrote - (")
 
 
+def test_a_path_too_long_for_the_file_system_is_one_line_not_a_crash(tmp_path):
+    """A database name over 255 bytes made every command exit 70, an internal error."""
+    long_name = tmp_path / ("x" * 300 + ".duckdb")
+    for args in (["status"], ["push", "--dry-run"], ["status", "--json"]):
+        r = run_cli(args, sender_env(long_name))
+        assert r.returncode == ExitCode.USAGE, (args, r.stderr)
+        [line] = r.stderr.splitlines()
+        assert line.startswith("error: the path /") and line.endswith(
+            "xxx.duckdb is too long for the file system: give a shorter one"
+        ), line
+        assert len(line) < 200  # the name shortened
+        if "--json" in args:
+            assert json.loads(r.stdout) == {
+                "exit_code": 2,
+                "outcome": "error",
+                "message": line.removeprefix("error: "),
+            }
+
+
 def test_status_and_preview_json_print_one_object_when_they_stop_early(db, tmp_path):
     """A scheduler reading `status --json` got nothing on stdout for a locked or missing database;
     `push --json` printed its error object."""

@@ -15,6 +15,7 @@ import typer
 
 from sender.cli.common import app, flags, report_crash, usage_error
 from sender.cli.push import json_owed
+from sender.errors import path_mistake
 from sender.exit_codes import ExitCode
 from sender.file_modes import use_private_umask
 
@@ -42,12 +43,17 @@ def main() -> None:
             print(owed)
         raise
     except Exception as exc:  # a bug: the scheduler sees INTERNAL_ERROR, not a failed send
-        report_crash(exc, debug=flags.debug)
-        owed = json_owed(sys.argv[1:], ExitCode.INTERNAL_ERROR)
+        mistake = path_mistake(exc)  # or a path a user gave, which the system refuses
+        if mistake is None:
+            report_crash(exc, debug=flags.debug)
+        else:
+            typer.echo(f"error: {mistake}", err=True)
+        code = ExitCode.INTERNAL_ERROR if mistake is None else ExitCode.USAGE
+        owed = json_owed(sys.argv[1:], code, mistake)
         if owed:
             with contextlib.suppress(OSError, ValueError):  # stdout itself may be what failed
                 print(owed)
-        sys.exit(int(ExitCode.INTERNAL_ERROR))
+        sys.exit(int(code))
 
 
 def _run_app() -> int:

@@ -94,9 +94,10 @@ def _alert_after_push(command):
     return run
 
 
-def json_owed(argv: list[str], exit_code: object) -> str | None:
+def json_owed(argv: list[str], exit_code: object, message: str | None = None) -> str | None:
     """The JSON object a `--json` command still owes stdout when it printed none: refused by the
-    option parser, or stopped by a bug (its one line is on stderr)."""
+    option parser, or stopped by a bug or a path the system refuses (its one line, ``message``,
+    is on stderr)."""
     owed = exit_code in (ExitCode.USAGE, ExitCode.INTERNAL_ERROR)
     if not owed or flags.json_printed or "--json" not in argv:
         return None
@@ -104,6 +105,8 @@ def json_owed(argv: list[str], exit_code: object) -> str | None:
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     if command not in JSON_COMMANDS:
         return None
+    if message is not None:
+        return error_json(int(exit_code), message)
     if exit_code == ExitCode.INTERNAL_ERROR:
         return error_json(ExitCode.INTERNAL_ERROR, "internal error: see stderr")
     return error_json(
