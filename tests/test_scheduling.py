@@ -1139,6 +1139,23 @@ def test_the_run_log_keeps_itself_small_and_a_streak_is_read_across_its_parts(tm
     assert last_run(log).exit_code == 11
 
 
+def test_a_database_path_that_is_not_utf8_is_one_line_not_a_crash(tmp_path):
+    """A folder named in another encoding (Shift_JIS from a Windows share) made the run's first
+    log line fail: exit 70, an internal error, and no `done` line."""
+    folder = os.fsencode(tmp_path) + b"/\x83f\x81[\x83^"  # "データ" in Shift_JIS
+    os.mkdir(folder)
+    database = os.fsdecode(folder + b"/site.duckdb")
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.2)
+    env = {"LINE_CAPI_DUCKDB": database}
+    r = sender_run(tmp_path, "http://127.0.0.1:9", export=export, env=env)
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: a path or setting holds bytes that are not UTF-8 (a file name in another"
+        " encoding?): give it in UTF-8"
+    ), r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_a_run_that_creates_its_database_says_so_once(tmp_path):
     # a job started in another folder (cron's home) with the relative default built a second
     # database there, and its empty ledger sent the window again, without a word

@@ -37,7 +37,7 @@ from sender.cli.common import (
 )
 from sender.compaction import backup, compact
 from sender.database import check_is_duckdb_file, database_name_problem
-from sender.errors import RunError
+from sender.errors import RunError, path_mistake
 from sender.exit_codes import ExitCode
 from sender.ledger import utc_now
 from sender.run_history import SETTINGS_STOP_START, other_database_message, run_log_path
@@ -160,8 +160,13 @@ def run_command(
         with sigterm_as_interrupt():
             code = job.run()
     except Exception as exc:  # a bug in the run itself: its traceback goes to the log
-        report_crash(exc, debug=flags.debug, log=config.log_file)
-        code = int(ExitCode.INTERNAL_ERROR)
+        mistake = path_mistake(exc)  # or a path the system refuses: the user's to fix
+        if mistake is not None:
+            typer.echo(f"error: {mistake}", err=True)
+            code = int(ExitCode.USAGE)
+        else:
+            report_crash(exc, debug=flags.debug, log=config.log_file)
+            code = int(ExitCode.INTERNAL_ERROR)
 
     def say(message: str) -> None:
         log = RunLog(config.log_file, rotate=False)
