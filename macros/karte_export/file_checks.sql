@@ -100,6 +100,23 @@
     {%- for name, is_required in karte_export_contract()[table_name] -%}
         {%- do contract.append((name, (mapping.get(name) or name) | string, is_required)) -%}
     {%- endfor -%}
+    {#- an optional column some parts have and others lack: a query changed between parts (a column
+        renamed, or added later), and the rows of the parts without it go without what it carries -#}
+    {%- for name, export_name, is_required in contract if not is_required and paths | length > 1 -%}
+        {%- set lacking = [] -%}
+        {%- for path in paths if (export_name | lower) not in (names.get(path, []) | map('lower') | list) -%}
+            {%- do lacking.append(path) -%}
+        {%- endfor -%}
+        {%- if lacking and lacking | length < paths | length -%}
+            {%- set purpose = karte_optional_column_purposes()[table_name].get(name) -%}
+            {%- do log("warning: KARTE export table " ~ table_name ~ ": part " ~ lacking[0]
+                ~ (" and " ~ (lacking | length - 1) ~ " more" if lacking | length > 1 else "")
+                ~ " ha" ~ ("ve" if lacking | length > 1 else "s") ~ " no column " ~ export_name
+                ~ ", which the other " ~ (paths | length - lacking | length) ~ " of its parts have: "
+                ~ (("their rows go without " ~ purpose) if purpose else "their rows have it empty")
+                ~ "; export it in every part (was the query changed, a column renamed?)", info=true) -%}
+        {%- endif -%}
+    {%- endfor -%}
     {%- for path in paths -%}
         {%- set has = names.get(path, []) | map('lower') | list -%}
         {%- set missing = [] -%}
