@@ -217,9 +217,27 @@ def pending_finding(
     ):
         return None
     return (
-        f"events left pending by {streak:,} runs in a row ({left:,} after the last run): LINE"
-        " unreachable or throttling, or runs cut short"
+        f"events left pending by {streak:,} runs in a row ({left:,} after the last run): "
+        + _pending_cause(con, destination)
     )
+
+
+def _pending_cause(con: duckdb.DuckDBPyConnection, destination: int) -> str:
+    """Why the last run at ``destination`` left events pending, by its exit code: a refused
+    token read as "LINE unreachable or throttling" for the days of an outage of its own."""
+    row = fetch_one(
+        con,
+        f"select exit_code from {RUNS_TABLE} where destination_id = ? and not is_test"
+        " order by started_at desc limit 1",
+        [destination],
+    )
+    try:
+        code = ExitCode(int(row[0])) if row and row[0] is not None else None
+    except ValueError:
+        code = None
+    if code is None or code in (ExitCode.PENDING_LEFT, ExitCode.INTERRUPTED):
+        return "LINE unreachable or throttling, or runs cut short"
+    return f"the last run exited {int(code)} {code.name}: {MEANINGS[code]}"
 
 
 def window_gap_finding(con: duckdb.DuckDBPyConnection, *, endpoint: str, tag_id: str) -> str | None:

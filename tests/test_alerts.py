@@ -147,6 +147,19 @@ def test_events_left_pending_alert_once_when_the_streak_reaches_its_length(db):
     assert_nothing_secret(*texts)
 
 
+def test_a_pending_streak_of_refused_tokens_names_the_refusal_not_an_outage(db):
+    """A revoked token for three days: the streak's alert blamed LINE unreachable or throttling,
+    beside the exit code's own alert of the first hour."""
+    with webhook_receiver() as hook, mock_server(token="another-token") as srv:  # noqa: S106
+        for _ in range(3):
+            assert push(db, srv.url, hook.url).returncode == ExitCode.AUTHENTICATION
+        texts = hook.texts()
+    [streak] = [text for text in texts if "events left pending by 3 runs in a row" in text]
+    assert "the last run exited 3 AUTHENTICATION: " in streak, streak
+    assert "unreachable or throttling" not in streak
+    assert_nothing_secret(*texts)
+
+
 def test_the_pending_streak_length_is_configurable(db):
     with webhook_receiver() as hook, mock_server() as srv:
         srv.inject("503", 20)
