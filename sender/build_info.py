@@ -195,6 +195,21 @@ class BuildInfo:
     payload_rows: int
     payload_event_timestamp_sum: int
     time_shift_seconds: int = 0  # var karte_export_time_anchor (a replay), or the sample's
+    window: tuple[dt.datetime, dt.datetime] | None = None  # UTC: window_start, as_of
+
+    def window_line(self) -> str | None:
+        """The build's window, for the push's first lines: a replay or a catch-up says which
+        conversions it holds (None: a build before these columns)."""
+        if self.window is None:
+            return None
+        start, end = self.window
+        return (
+            f"the build of {self.built_at:%Y-%m-%d %H:%M}Z holds the conversions from"
+            f" {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+            f" ({(end - start).total_seconds() / 3600:,.0f} h up to its as_of)"
+            if self.built_at
+            else None
+        )
 
     def describe(self) -> str:
         """When and from what it was built, for people: `status` and `preview` show it."""
@@ -227,6 +242,9 @@ def read_build_info(con: duckdb.DuckDBPyConnection) -> BuildInfo | None:
     shifted = has_column(con, BUILD_INFO_TABLE, "time_shift_seconds") and fetch_one(
         con, f"select time_shift_seconds from {BUILD_INFO_TABLE}"
     )
+    window = has_column(con, BUILD_INFO_TABLE, "window_start") and fetch_one(
+        con, f"select window_start, as_of from {BUILD_INFO_TABLE}"
+    )
     return BuildInfo(
         str(invocation_id),
         str(location),
@@ -235,6 +253,7 @@ def read_build_info(con: duckdb.DuckDBPyConnection) -> BuildInfo | None:
         int(rows_ or 0),
         int(checksum or 0),
         int(shifted[0] or 0) if shifted else 0,
+        (window[0], window[1]) if window and window[0] and window[1] else None,
     )
 
 

@@ -289,7 +289,9 @@ class Pusher:
         opts = self.options
         started = time.monotonic()
         # before anything is written or sent: the payload is a finished build, and not the sample
-        check_build(self.con, self.target.endpoint)
+        built = check_build(self.con, self.target.endpoint)
+        if built.window_line() is not None and not opts.test:
+            self.progress.log(built.window_line())
         ensure_ledger(self.con)
         self.destination_id = find_destination(
             self.con, self.target.endpoint, self.target.tag_id, create=True

@@ -194,6 +194,12 @@ def test_a_real_export_replayed_with_its_times_moved_goes_to_the_mock_only(tmp_p
     with mock_server() as srv:  # a rehearsal of the replay
         r = run_cli(["push", *FAST], sender_env(result.database, srv.url))
         assert r.returncode == ExitCode.OK and srv.stats()["accepted_events"] == 2, r.stderr
+    # the push names the window of the build it sends
+    start = now - dt.timedelta(hours=24)
+    assert (
+        f" holds the conversions from {start:%Y-%m-%d %H:%M} to {now:%Y-%m-%d %H:%M} UTC (24 h"
+        " up to its as_of)"
+    ) in r.stderr, r.stderr
     # the same export read as it is: nothing moved, nothing in a 24-hour window
     plain = run_dbt(tmp_path / "plain", "run", export_dir=export, vars={"as_of": now.isoformat()})
     assert plain.rows("select time_shift_seconds from line_capi_build_info") == [(0,)]
