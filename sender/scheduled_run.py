@@ -479,56 +479,48 @@ class ScheduledRun:
         for warning in read_test_warnings(results, started, self.config.database):
             self.say(f"warning: {warning}")
         # its ages as of the freshness check, as the run's `export fresh (…)` line says them
-        trail = page_views_trail(self.without_page_view(), self.freshness_checked_at or started)
+        trailing, unmatched = self.page_views_of_conversions()
+        trail = page_views_trail(trailing, self.freshness_checked_at or started)
         if trail is not None:
             self.say(f"warning: {trail}")
-        differ = pv_ids_differ(self.unmatched_page_views())
+        differ = pv_ids_differ(unmatched)
         if differ is not None:
             self.say(f"warning: {differ}")
 
-    def without_page_view(self) -> WithoutPageView | None:
-        """The conversions the build just made (sent or rejected: one without its page view
-        may have no other identifier) whose pv_id names no page view of the export, over
-        PAGE_VIEWS_BEHIND_HOURS newer than the export's newest page view (freshness check),
-        or None (no page view time; a database that cannot be read now). Read from
-        int_conversions_joined, the table both marts are made from."""
+    def page_views_of_conversions(
+        self,
+    ) -> tuple[WithoutPageView | None, UnmatchedPageViews | None]:
+        """The build's conversions (sent or rejected: one without its page view may have no
+        other identifier) against the export's newest page view (freshness check): those whose
+        pv_id names no page view of the export and that are over PAGE_VIEWS_BEHIND_HOURS newer
+        than it (page views that trail), and, of the others with a pv_id, how many name none
+        (the two tables' pv_ids differ). (None, None) without a page view time, or when the
+        database cannot be read now. Read from int_conversions_joined, the table both marts are
+        made from, where a conversion matched to its page view has its time difference."""
         page_view = self.page_view_newest
         if page_view is None:
-            return None
+            return None, None
         after = int(page_view + PAGE_VIEWS_BEHIND_HOURS * 3600)
+        unmatched = "pv_id is not null and seconds_after_page_view is null"
+        trails = f"event_timestamp > {after} and {unmatched}"
         try:
             with duckdb.connect(str(self.config.database), read_only=True) as con:
                 row = con.execute(
-                    "select count(*), arg_max(event_name, event_timestamp), max(event_timestamp)"
-                    " from int_conversions_joined where event_timestamp > ?"
-                    # a pv_id, and no page view of it (one matched has its time difference)
-                    " and pv_id is not null and seconds_after_page_view is null",
-                    [after],
+                    f"select count(*) filter (where {trails}),"  # noqa: S608 - numbers only
+                    f" arg_max(event_name, event_timestamp) filter (where {trails}),"
+                    f" max(event_timestamp) filter (where {trails}),"
+                    f" count(*) filter (where event_timestamp <= {after} and pv_id is not null),"
+                    f" count(*) filter (where event_timestamp <= {after} and {unmatched})"
+                    " from int_conversions_joined"
                 ).fetchone()
         except duckdb.Error:
-            return None
-        if not row or not row[0]:
-            return None
-        return WithoutPageView(int(row[0]), str(row[1]), float(row[2]), page_view)
-
-    def unmatched_page_views(self) -> UnmatchedPageViews | None:
-        """The build's conversions with a pv_id, no newer than the export's newest page view
-        (plus PAGE_VIEWS_BEHIND_HOURS), and how many of them name no page view; None when
-        there is no page view time or the database cannot be read now."""
-        page_view = self.page_view_newest
-        if page_view is None:
-            return None
-        until = int(page_view + PAGE_VIEWS_BEHIND_HOURS * 3600)
-        try:
-            with duckdb.connect(str(self.config.database), read_only=True) as con:
-                row = con.execute(
-                    "select count(*), count(*) filter (where seconds_after_page_view is null)"
-                    " from int_conversions_joined where event_timestamp <= ? and pv_id is not null",
-                    [until],
-                ).fetchone()
-        except duckdb.Error:
-            return None
-        return UnmatchedPageViews(int(row[0]), int(row[1])) if row else None
+            return None, None
+        if not row:
+            return None, None
+        trailing = (
+            WithoutPageView(int(row[0]), str(row[1]), float(row[2]), page_view) if row[0] else None
+        )
+        return trailing, UnmatchedPageViews(int(row[3]), int(row[4]))
 
     def push(self) -> int:
         self.pushing = True
