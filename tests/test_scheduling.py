@@ -29,7 +29,7 @@ from pipeline_fixtures import (
     write_export,
 )
 from schedule_fixtures import HOUR, TAG_ID, clock_export, dbt_args, iso, sender_run
-from sender_fixtures import TOKEN, database_held, mock_server, run_cli
+from sender_fixtures import TOKEN, database_held, mock_server, run_cli, sender_env
 
 from sender.alerts import run_warning_findings
 from sender.dbt_artifacts import built_elsewhere
@@ -2144,6 +2144,21 @@ def test_a_crash_has_its_own_exit_code_and_its_traceback_goes_to_the_log(tmp_pat
     log = (tmp_path / "line_capi_run.log").read_text()
     assert "Traceback (most recent call last)" in log and "the traceback is in" in r.stderr
     assert TOKEN not in log + r.stderr + r.stdout
+
+
+def test_a_crash_of_the_run_itself_ends_its_log_as_every_run_does(tmp_path):
+    """A bug in sender run itself (not in its push) left no `done` line: `sender status` read
+    the run as killed or still running, and the alerts' streaks did not count it."""
+    export = clock_export(tmp_path / "export", {"ORD-1": 1}, newest_hours=0.1)
+    env = {"LINE_CAPI_FAULT_POINT": "lock_write:1:crash"}
+    r = sender_run(tmp_path, "http://127.0.0.1:9", export=export, env=env)
+    assert r.returncode == ExitCode.INTERNAL_ERROR, r.stderr
+    assert "error: internal error (RuntimeError: fault point lock_write" in r.stderr
+    log = tmp_path / "line_capi_run.log"
+    assert log.read_text().splitlines()[-1].endswith("run: done: exit 70")
+    assert last_run(log).exit_code == ExitCode.INTERNAL_ERROR
+    status = run_cli(["status"], sender_env(tmp_path / "line_capi.duckdb"))
+    assert "exit 70 INTERNAL_ERROR" in status.stdout, status.stdout
 
 
 def test_dbt_source_freshness_alone_sees_the_shifted_sample_as_fresh(tmp_path):

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -156,6 +157,14 @@ def run_command(
     # the alert reads only what this job's push and build recorded (by the ledger's clock, which
     # is this machine's: a clock stepped back by more than the build takes would hide the push)
     started = utc_now()
+
+    def say(message: str) -> None:
+        log = RunLog(config.log_file, rotate=False)
+        try:
+            log.write("run", message, sys.stderr)
+        finally:
+            log.close()
+
     try:
         with sigterm_as_interrupt():
             code = job.run()
@@ -167,13 +176,14 @@ def run_command(
         else:
             report_crash(exc, debug=flags.debug, log=config.log_file)
             code = int(ExitCode.INTERNAL_ERROR)
-
-    def say(message: str) -> None:
-        log = RunLog(config.log_file, rotate=False)
-        try:
-            log.write("run", message, sys.stderr)
-        finally:
-            log.close()
+        # the run's end, as every run's: `sender status` and the alerts' streaks read it (a log
+        # that refused the run's own lines refuses it too)
+        with contextlib.suppress(Exception):
+            log = RunLog(config.log_file, rotate=False)
+            try:
+                log.write("run", f"done: exit {code}", None)
+            finally:
+                log.close()
 
     alert_lost = alerts.after_run(
         alert_settings,
