@@ -204,10 +204,11 @@ def renamed_held(
     takes; None when there are none, or the options send them. Every event of a new name is held
     once some of its orders went to the destination under another name: the build that renamed
     those renamed its other orders too (a catch-up built without the site's vars), and sending
-    them now under that name would count them twice once they go out under the right one."""
+    them now under that name would count them twice once they go out under the right one. A new
+    name none of whose orders went out before (a conversion type added) goes."""
     if names is None or not names.renamed or options.allow_renamed:
         return None
-    return names, pa.array([name for name, _ in names.new], pa.string())
+    return names, pa.array(names.renamed_names(), pa.string())
 
 
 def without_event_names(batch: pa.Table, names: pa.Array) -> tuple[pa.Table, int]:

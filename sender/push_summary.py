@@ -184,6 +184,10 @@ class NewEventNames:
     # key the destination has under another name: the same order, renamed
     renamed_from: list[str] = field(default_factory=list)  # the names it has those keys under
 
+    def renamed_names(self) -> list[str]:
+        """The new names some of whose orders the destination has under another name."""
+        return sorted({name for name, _ in self.renamed})
+
     def warning(self) -> str:
         listed = ", ".join(f"{name} ({count:,})" for name, count in self.new)
         return (
@@ -197,9 +201,10 @@ class NewEventNames:
         renamed = len(self.renamed)
         carry = "them carry order ids" if renamed != 1 else "them carries an order id"
         before = ", ".join(self.renamed_from or self.known)
+        held_names = self.renamed_names()
         return (
-            f"{held:,} events of the new name{'s' * (len(self.new) != 1)}"
-            f" {', '.join(name for name, _ in self.new)}"
+            f"{held:,} events of the new name{'s' * (len(held_names) != 1)}"
+            f" {', '.join(held_names)}"
             + (": a push would hold them back" if dry_run else " were not sent")
             + f": {renamed:,} of {carry} this destination has under {before}, and"
             " LINE would count each order twice; the build that renamed them named its other"

@@ -643,6 +643,15 @@ def test_orders_renamed_by_a_build_without_the_sites_vars_are_held_back_not_sent
             "3 events of the new name Order: a push would hold them back: 3 of them carry order"
             " ids this destination has under Conversion, Purchase"
         ) in dry.stderr, dry.stderr
+        # beside it, a conversion type added (its orders all new) goes: only the renamed waits
+        signup = make_event(20, key="SIGN-1", event_name="Signup")
+        write_payload(
+            db, [make_event(i, key=f"ORD-{i}", event_name="Order") for i in range(3)] + [signup]
+        )
+        both = invoke(["push", *FAST], sender_env(db, srv.url))
+        assert both.exit_code == ExitCode.USAGE, both.stderr
+        assert "error: 3 events of the new name Order were not sent: 3 of them" in both.stderr
+        assert ("Signup", "SIGN-1") in srv.accepted and ("Order", "ORD-0") not in srv.accepted
 
 
 def test_mock_server_refuses_a_tag_id_that_is_not_a_uuid():
