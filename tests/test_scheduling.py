@@ -1941,6 +1941,22 @@ def dbt_env_of_a_run(tmp_path: Path, project: Path, env: dict) -> tuple[RunConfi
     return config, ScheduledRun(config).child_env()
 
 
+def test_the_files_a_push_reads_reach_it_as_full_paths_from_the_runs_folder(tmp_path, monkeypatch):
+    """The push runs in the project folder: a relative token file or CA bundle, named from the
+    folder the job started in, is handed over in full (an absolute one, or a ~, as given)."""
+    monkeypatch.chdir(tmp_path)
+    given = {
+        "LINE_ACCESS_TOKEN_FILE": "secrets/access-token",
+        "REQUESTS_CA_BUNDLE": "proxy-ca.pem",
+        "SSL_CERT_FILE": "/etc/ssl/cert.pem",
+        "CURL_CA_BUNDLE": "~/ca.pem",
+    }
+    _, env = dbt_env_of_a_run(tmp_path, ROOT, given)
+    assert env["LINE_ACCESS_TOKEN_FILE"] == str(tmp_path / "secrets" / "access-token")
+    assert env["REQUESTS_CA_BUNDLE"] == str(tmp_path / "proxy-ca.pem")
+    assert (env["SSL_CERT_FILE"], env["CURL_CA_BUNDLE"]) == ("/etc/ssl/cert.pem", "~/ca.pem")
+
+
 def test_the_names_under_vars_in_dbt_project_yml_reach_the_builds_name_check(tmp_path):
     """A slip there (curency: USD) ran with the default without a word: dbt's macros see only
     --vars, so sender run hands dbt the names (tests/test_pipeline.py has the check itself)."""
